@@ -1,0 +1,1 @@
+"""Tracking gateway: settings, app factory, auth, embedded MongoDB lifecycle and the CLI."""

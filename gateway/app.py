@@ -1,0 +1,61 @@
+"""The app factory: one FastAPI app serving /tracking (REST), /graphql and the health probes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway.auth import TokenRegistry, generated_token
+from gateway.backend import Backend
+from gateway.settings import Settings
+
+
+def resolve_tokens(settings: Settings) -> TokenRegistry:
+    """TRACKING_API_TOKENS, or else the token generated and kept in the data dir."""
+    if settings.api_tokens:
+        return TokenRegistry(settings.api_tokens)
+    token, _ = generated_token(settings.data_dir)
+    return TokenRegistry([token])
+
+
+def create_app(settings: Settings, backend: Backend | None = None, *, close_backend: bool = False) -> FastAPI:
+    """Build the app. Without `backend` the app opens its own at start-up and closes it at shutdown; with one,
+    it closes it at shutdown only when `close_backend` is set (the CLI opens it first to report start-up
+    errors in one line, and closes it here because uvicorn re-raises SIGTERM once it has served)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = backend if backend is not None else await Backend.open(settings)
+        app.state.store = current.store
+        try:
+            yield
+        finally:
+            if backend is None or close_backend:
+                await current.close()
+
+    app = FastAPI(
+        title="NFVD tracking API",
+        version="4.2.0",
+        description="REST resources related with the execution and management of task.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = resolve_tokens(settings)
+    if backend is not None:
+        app.state.store = backend.store
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        store = getattr(request.app.state, "store", None)
+        if store is not None and await store.is_ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable", "reason": "MongoDB does not answer"}, status_code=503)
+
+    return app

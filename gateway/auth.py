@@ -1,0 +1,48 @@
+"""API tokens: where they come from and how a presented one is checked."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+TOKEN_FILE_NAME = "api-token"  # noqa: S105 - a file name, not a secret
+
+
+class TokenRegistry:
+    """The accepted X-Auth-Token values, compared in constant time."""
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self._tokens = tuple(token.encode() for token in tokens)
+        if not self._tokens:
+            raise ValueError("at least one API token is required")
+
+    def accepts(self, presented: str | None) -> bool:
+        if not presented:
+            return False
+        candidate = presented.encode()
+        # Compare against every token, without stopping early, so timing says nothing about which matched.
+        matched = False
+        for token in self._tokens:
+            matched |= hmac.compare_digest(candidate, token)
+        return matched
+
+
+def generated_token(data_dir: Path) -> tuple[str, Path]:
+    """The token kept in `data_dir` (created on first use, readable by the owner only) and its path."""
+    path = data_dir / TOKEN_FILE_NAME
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        token = path.read_text().strip()
+        if token:
+            return token, path
+        descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token, path

@@ -1,0 +1,92 @@
+"""`tracking-gateway`: run the gateway (`serve`, the default) or show the generated API token."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+import uvicorn
+
+from gateway.app import create_app
+from gateway.auth import generated_token
+from gateway.backend import Backend
+from gateway.embedded import EmbeddedMongoError
+from gateway.settings import Settings, SettingsError, load_settings
+from models import StorageUnavailable, TransactionsUnsupported
+
+log = logging.getLogger("gateway")
+STARTUP_ERRORS = (EmbeddedMongoError, TransactionsUnsupported, StorageUnavailable)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        click.echo(f"tracking-gateway: {error}", err=True)
+        sys.exit(2)
+
+
+def _announce_generated_token(settings: Settings) -> None:
+    if settings.api_tokens:
+        return
+    token, path = generated_token(settings.data_dir)
+    click.echo(
+        f"No TRACKING_API_TOKENS set: use this X-Auth-Token (kept in {path}):\n  {token}",
+        err=True,
+    )
+
+
+async def _serve(settings: Settings) -> None:
+    try:
+        backend = await Backend.open(settings)
+    except STARTUP_ERRORS as error:
+        click.echo(f"tracking-gateway: cannot start: {error}", err=True)
+        sys.exit(1)
+    app = create_app(settings, backend, close_backend=True)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+        server_header=False,
+    )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await backend.close()  # a no-op after a normal shutdown; covers a failure to bind the port
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def main(context: click.Context) -> None:
+    """The tracking gateway. Configured by TRACKING_* environment variables (see README.md)."""
+    if context.invoked_subcommand is None:
+        context.invoke(serve)
+
+
+@main.command()
+def serve() -> None:
+    """Start the gateway (and the embedded MongoDB when TRACKING_MONGODB_URI is unset)."""
+    settings = _settings_or_exit()
+    _configure_logging(settings.log_level)
+    _announce_generated_token(settings)
+    asyncio.run(_serve(settings))
+
+
+@main.command("show-token")
+def show_token() -> None:
+    """Print the generated API token (used when TRACKING_API_TOKENS is unset)."""
+    settings = _settings_or_exit()
+    token, _ = generated_token(settings.data_dir)
+    click.echo(token)

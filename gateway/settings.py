@@ -1,0 +1,76 @@
+"""Configuration, read from TRACKING_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "TRACKING_"
+
+
+class SettingsError(Exception):
+    """A configuration value is invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    mongodb_uri: str | None = None
+    mongodb_db: str = Field(default="tracking", min_length=1, pattern=r"^[^/\\. \"$]+$")
+    data_dir: Path = Path("./var")
+    api_tokens: Annotated[tuple[str, ...], NoDecode] = ()
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")
+
+    # GraphQL bounds (CONTRACT §4): every one is answered with an error naming the bound.
+    graphql_max_depth: int = Field(default=12, ge=1)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_tokens: int = Field(default=5000, ge=1)
+    graphql_max_traversal: int = Field(default=20000, ge=1)
+
+    @field_validator("mongodb_uri", mode="before")
+    @classmethod
+    def _blank_uri_means_embedded(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _uri_has_mongodb_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(token.strip() for token in value.split(",") if token.strip())
+        return value
+
+    @property
+    def uses_embedded_mongodb(self) -> bool:
+        return self.mongodb_uri is None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each offending environment variable, e.g. 'TRACKING_PORT: Input should be ...'."""
+    parts = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        parts.append(f"{ENV_PREFIX}{field.upper()}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, raising SettingsError with a one-line message when a value is invalid."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None

@@ -1,0 +1,33 @@
+"""Beanie documents and the graph store: the only code that talks to MongoDB."""
+
+from models.connection import TransactionsUnsupported, initiate_single_node_replica_set
+from models.errors import GraphError, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
+from models.store import GraphStore, TaskDoc
+from models.task import (
+    BOOL_FIELDS,
+    DATE_FIELDS,
+    INT_FIELDS,
+    NAVIGABLE_TYPES,
+    RESPONSE_FIELD_ORDER,
+    TaskCreate,
+    TaskPatch,
+)
+
+__all__ = [
+    "BOOL_FIELDS",
+    "DATE_FIELDS",
+    "INT_FIELDS",
+    "NAVIGABLE_TYPES",
+    "RESPONSE_FIELD_ORDER",
+    "GraphError",
+    "GraphStore",
+    "InvalidOperation",
+    "StorageUnavailable",
+    "TaskAlreadyExists",
+    "TaskCreate",
+    "TaskDoc",
+    "TaskNotFound",
+    "TaskPatch",
+    "TransactionsUnsupported",
+    "initiate_single_node_replica_set",
+]

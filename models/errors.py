@@ -1,0 +1,36 @@
+"""Typed domain errors of the graph store; each front end maps them to its own status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class GraphError(Exception):
+    """Base of every error the graph store raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TaskNotFound(GraphError):
+    def __init__(self, ids: Iterable[int]) -> None:
+        self.ids = sorted(set(ids))
+        noun = "task" if len(self.ids) == 1 else "tasks"
+        super().__init__(f"{noun} {', '.join(map(str, self.ids))} not found")
+
+
+class TaskAlreadyExists(GraphError):
+    def __init__(self, ids: Iterable[int]) -> None:
+        self.ids = sorted(set(ids))
+        noun = "task" if len(self.ids) == 1 else "tasks"
+        verb = "exists" if len(self.ids) == 1 else "exist"
+        super().__init__(f"{noun} {', '.join(map(str, self.ids))} already {verb}")
+
+
+class InvalidOperation(GraphError):
+    """The request is well formed but the graph refuses it (self-link, cycle, duplicate id, bad field)."""
+
+
+class StorageUnavailable(GraphError):
+    """MongoDB could not be reached or did not answer in time."""

@@ -1,0 +1,183 @@
+"""The task schema: stored layout (CONTRACT §3) and the validated input shapes both front ends use.
+
+Field names are the hyphenated API names; Python attribute names are their snake_case twins.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from beanie import Document
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pymongo import ASCENDING, IndexModel
+
+INT64_MAX = 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+DEFAULT_TYPE = "task"
+NAVIGABLE_TYPES = frozenset({"navigable-execution-task", "navigable-execution-task-list"})
+
+
+def parse_datetime(value: Any) -> Any:
+    """Accept ISO 8601 (any offset; none means UTC) or integer epoch milliseconds; keep millisecond precision.
+
+    BSON dates hold milliseconds, so the value is truncated here rather than silently by the driver.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected an ISO 8601 date-time or epoch milliseconds")
+    if isinstance(value, int):
+        try:
+            parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("epoch milliseconds out of range") from None
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return parse_datetime(int(text))
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("expected an ISO 8601 date-time or epoch milliseconds") from None
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    elif isinstance(value, datetime):
+        parsed = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    else:
+        raise ValueError("expected an ISO 8601 date-time or epoch milliseconds")
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+DateTime = Annotated[datetime, BeforeValidator(parse_datetime)]
+TaskId = Annotated[int, Field(gt=0, le=INT64_MAX)]
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+
+
+def now_utc() -> datetime:
+    """The current time at BSON precision (milliseconds)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class TaskFields(BaseModel):
+    """Every client-settable field of a task, in the order responses list them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+    status: str | None = None
+    job_id: str | None = Field(default=None, alias="job-id")
+    root: bool | None = None
+    name: str | None = None
+    description: str | None = None
+    start_time: DateTime | None = Field(default=None, alias="start-time")
+    finish_time: DateTime | None = Field(default=None, alias="finish-time")
+    lock: str | None = None
+    workflow_id: str | None = Field(default=None, alias="workflow-id")
+    match_id: str | None = Field(default=None, alias="match-id")
+    rollback_status: str | None = Field(default=None, alias="rollback-status")
+    execution_code: str | None = Field(default=None, alias="execution-code")
+    execution_description: str | None = Field(default=None, alias="execution-description")
+    initial_artifact_status: str | None = Field(default=None, alias="initial-artifact-status")
+    type: str | None = None
+    # execution-task
+    main_artifact: str | None = Field(default=None, alias="main-artifact")
+    final_status: str | None = Field(default=None, alias="final-status")
+    condition: str | None = None
+    path: str | None = None
+    running_status: str | None = Field(default=None, alias="running-status")
+    workflow: str | None = None
+    behaviour_on_error: str | None = Field(default=None, alias="behaviour-on-error")
+    number_of_retries: Int32 | None = Field(default=None, alias="number-of-retries")
+    wait_between_retries: Int32 | None = Field(default=None, alias="wait-between-retries")
+    codes_to_do_rollback: str | None = Field(default=None, alias="codes-to-do-rollback")
+    rollback_workflow: str | None = Field(default=None, alias="rollback-workflow")
+    mapping_list: str | None = Field(default=None, alias="mapping-list")
+    output_mapping_list: str | None = Field(default=None, alias="output-mapping-list")
+    order_by: str | None = Field(default=None, alias="order-by")
+    # execution-task-list
+    definition_id: str | None = Field(default=None, alias="definition-id")
+
+
+class TaskCreate(TaskFields):
+    """A task in a create request; nested `nexts` are created too and linked after their parent.
+
+    Server-owned timestamps are accepted and ignored (CONTRACT §1).
+    """
+
+    id: TaskId | None = None
+    creation_timestamp: Any = Field(default=None, alias="creation-timestamp", exclude=True)
+    update_timestamp: Any = Field(default=None, alias="update-timestamp", exclude=True)
+    nexts: NestedTasks | None = None
+
+
+class NestedTasks(BaseModel):
+    """A navigable task's `nexts`: a `tasks` object, as in the legacy schema."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tasks: list[TaskCreate] = Field(default_factory=list)
+
+
+class TaskPatch(TaskFields):
+    """A merge update: fields present replace, null clears, absent stay. Links never change here."""
+
+    id: TaskId | None = None
+    creation_timestamp: Any = Field(default=None, alias="creation-timestamp", exclude=True)
+    update_timestamp: Any = Field(default=None, alias="update-timestamp", exclude=True)
+
+
+CLIENT_FIELDS: dict[str, str] = {name: info.alias or name for name, info in TaskFields.model_fields.items()}
+"""Python attribute name -> stored/API field name, for every client-settable field."""
+
+INT_FIELDS = frozenset({"number-of-retries", "wait-between-retries"})
+BOOL_FIELDS = frozenset({"root"})
+DATE_FIELDS = frozenset({"start-time", "finish-time", "creation-timestamp", "update-timestamp"})
+SERVER_FIELDS = ("creation-timestamp", "update-timestamp")
+RESPONSE_FIELD_ORDER: tuple[str, ...] = (
+    "id",
+    "status",
+    "creation-timestamp",
+    "update-timestamp",
+    *CLIENT_FIELDS.values(),
+)
+"""Every Task field in the order the API writes them (id and server timestamps first, as the legacy guide)."""
+
+
+class Task(Document):
+    """One stored task: `_id` is the int64 task id; links are the `nexts` and `previous` id arrays.
+
+    The graph store writes the BSON itself (see `models.store`) so ids are always int64 and field order is
+    stable; this class declares the collection, its indexes and the shape ops tooling can rely on.
+    """
+
+    id: int  # type: ignore[assignment]
+    status: str | None = None
+    creation_timestamp: datetime = Field(alias="creation-timestamp")
+    update_timestamp: datetime = Field(alias="update-timestamp")
+    job_id: str | None = Field(default=None, alias="job-id")
+    root: bool | None = None
+    type: str = DEFAULT_TYPE
+    nexts: list[int] = Field(default_factory=list)
+    previous: list[int] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    class Settings:
+        name = "tasks"
+        validate_on_save = True
+        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
+            IndexModel([("job-id", ASCENDING), ("_id", ASCENDING)], name="job-id_id"),
+            IndexModel([("job-id", ASCENDING), ("root", ASCENDING), ("_id", ASCENDING)], name="job-id_root_id"),
+            IndexModel([("job-id", ASCENDING), ("status", ASCENDING)], name="job-id_status"),
+            IndexModel([("status", ASCENDING)], name="status"),
+            IndexModel([("nexts", ASCENDING)], name="nexts"),
+            IndexModel([("previous", ASCENDING)], name="previous"),
+        ]
+
+
+class Counter(Document):
+    """A named sequence in the `counters` collection; `tasks` holds the highest task id handed out."""
+
+    id: str  # type: ignore[assignment]
+    seq: int = 0
+
+    class Settings:
+        name = "counters"

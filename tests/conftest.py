@@ -1,0 +1,49 @@
+"""One real mongod (the embedded one) for the whole test session, in a temp dir; a clean database per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from gateway.embedded import EmbeddedMongo
+from models import GraphStore
+
+TEST_DB = "tracking_test"
+
+
+@pytest.fixture(scope="session")
+async def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    mongo = EmbeddedMongo(tmp_path_factory.mktemp("mongo-data"), cache_size_gb=0.5)
+    uri = await mongo.start()
+    yield uri
+    await mongo.stop()
+
+
+@pytest.fixture(scope="session")
+async def session_store(mongo_uri: str) -> AsyncIterator[GraphStore]:
+    store = await GraphStore.open(mongo_uri, TEST_DB)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
+async def raw_db(mongo_uri: str) -> AsyncIterator:
+    """Direct access to what is stored, as ops tooling sees it (tests read and write it to check layout)."""
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True)
+    yield client[TEST_DB]
+    await client.close()
+
+
+@pytest.fixture
+async def store(session_store: GraphStore, raw_db) -> GraphStore:
+    await raw_db.tasks.delete_many({})
+    await raw_db.counters.delete_many({})
+    return session_store
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
