@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import rest
 from gateway.auth import TokenRegistry, generated_token
 from gateway.backend import Backend
+from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from gateway.settings import Settings
 
 
@@ -43,6 +45,9 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         lifespan=lifespan,
     )
     app.state.settings = settings
+    rest.install(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so even a 413 carries X-Request-ID
     app.state.tokens = resolve_tokens(settings)
     if backend is not None:
         app.state.store = backend.store

@@ -1,0 +1,87 @@
+"""ASGI middleware around the whole app: request ids with a last-resort error boundary, and the body limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rest import error_response
+
+log = logging.getLogger("gateway.requests")
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Every response carries X-Request-ID (the caller's when it is sane, else a new one). An unhandled error is
+    logged with that id and answered 500 with an Error body: no stack trace ever reaches the caller."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        given = headers.get("x-request-id", "")
+        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in %s %s (request id %s)", scope.get("method"), scope["path"], request_id)
+            if scope["type"] != "http" or started:
+                raise
+            response = error_response(500, f"internal server error (request id {request_id})", headers.get("accept"))
+            await response(scope, receive, send_with_id)
+
+
+class BodySizeLimitMiddleware:
+    """413 for bodies over the limit, without reading them whole: a declared Content-Length over the limit is
+    refused before the app runs; a chunked body is counted as it streams in and cut off at the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            status, message = (413, self._message) if declared.isdigit() else (400, "invalid Content-Length")
+            await error_response(status, message, headers.get("accept"))(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self._message)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    @property
+    def _message(self) -> str:
+        return f"request body larger than {self.max_bytes} bytes (TRACKING_MAX_BODY_BYTES)"

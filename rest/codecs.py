@@ -1,0 +1,258 @@
+"""JSON and XML on the wire: content negotiation, request body decoding, response encoding (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from xml.parsers import expat
+
+import orjson
+import xmltodict
+from pydantic import ValidationError
+
+from models import BOOL_FIELDS, INT_FIELDS, NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc
+
+JSON_TYPE = "application/json"
+XML_TYPE = "application/xml"
+XML_TYPES = frozenset({"application/xml", "text/xml"})
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_MAX_DESCRIBED_ERRORS = 5
+
+
+class Format(Enum):
+    JSON = JSON_TYPE
+    XML = XML_TYPE
+
+
+class BadRequest(Exception):
+    """The request cannot be understood; the message names the offending field, parameter or element."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAcceptable(Exception):
+    """No representation the caller accepts (406)."""
+
+
+class UnsupportedMediaType(Exception):
+    """The request body is neither JSON nor XML (415)."""
+
+
+# ---- negotiation ------------------------------------------------------------------------------------------------
+
+
+def _media_ranges(accept: str) -> list[tuple[float, int, str]]:
+    ranges = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media and quality > 0:
+            ranges.append((-quality, position, media.lower()))
+    return sorted(ranges)
+
+
+def response_format(accept: str | None) -> Format:
+    """CONTRACT §2: application/xml gives XML; application/json, */* or no Accept gives JSON; else 406."""
+    if not accept or not accept.strip():
+        return Format.JSON
+    for _, _, media in _media_ranges(accept):
+        if media in XML_TYPES:
+            return Format.XML
+        if media in (JSON_TYPE, "application/*", "*/*"):
+            return Format.JSON
+    raise NotAcceptable(f"cannot answer with {accept!r}: use Accept application/json or application/xml")
+
+
+def response_format_or_json(accept: str | None) -> Format:
+    """For error bodies: the negotiated format, or JSON when the caller accepts neither."""
+    try:
+        return response_format(accept)
+    except NotAcceptable:
+        return Format.JSON
+
+
+def request_format(content_type: str | None) -> Format:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == JSON_TYPE:
+        return Format.JSON
+    if media in XML_TYPES:
+        return Format.XML
+    shown = f"Content-Type {content_type!r}" if content_type else "a body without Content-Type"
+    raise UnsupportedMediaType(f"cannot read {shown}: send application/json or application/xml")
+
+
+# ---- responses --------------------------------------------------------------------------------------------------
+
+
+def format_datetime(value: datetime) -> str:
+    """`2026-11-22T18:00:00.000Z`: UTC, milliseconds, Z."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def task_to_api(doc: TaskDoc, linked: Mapping[int, TaskDoc] | None = None) -> dict[str, Any]:
+    """A stored task as the API shows it. A navigable task carries its next tasks one level deep, taken from
+    `linked` (their own nexts are not expanded)."""
+    out: dict[str, Any] = {"id": doc["_id"]}
+    for name in RESPONSE_FIELD_ORDER[1:]:
+        value = doc.get(name)
+        if value is None:
+            continue
+        out[name] = format_datetime(value) if isinstance(value, datetime) else value
+    if linked is not None and doc.get("type") in NAVIGABLE_TYPES:
+        nexts = sorted(i for i in doc.get("nexts") or () if i in linked)
+        out["nexts"] = {"tasks": [task_to_api(linked[i]) for i in nexts]}
+    return out
+
+
+def navigable_next_ids(docs: Iterable[TaskDoc]) -> set[int]:
+    """Ids a response must fetch to show the nexts of its navigable tasks."""
+    return {i for doc in docs if doc.get("type") in NAVIGABLE_TYPES for i in doc.get("nexts") or ()}
+
+
+def _xml_task(task: dict[str, Any]) -> dict[str, Any]:
+    if "nexts" not in task:
+        return task
+    return {**task, "nexts": {"task": [_xml_task(t) for t in task["nexts"]["tasks"]]}}
+
+
+def encode(payload: dict[str, Any], fmt: Format) -> bytes:
+    """Encode a Task (`{"task": …}`), a tasks object (`{"tasks": […]}`) or an error (`{"error": …}`)."""
+    if fmt is Format.JSON:
+        ((_, body),) = payload.items()
+        return orjson.dumps(body)
+    ((root, body),) = payload.items()
+    if root == "tasks":
+        body = {"task": [_xml_task(task) for task in body["tasks"]]}
+    elif root == "task":
+        body = _xml_task(body)
+    return xmltodict.unparse({root: body}, encoding="utf-8").encode()
+
+
+# ---- requests ---------------------------------------------------------------------------------------------------
+
+
+class _RefusingDoctypeExpat:
+    """expat for xmltodict, refusing a DOCTYPE (hence entity declarations and external references) as soon as
+    it starts, before anything in it is read, let alone expanded."""
+
+    ExpatError = expat.ExpatError
+
+    @staticmethod
+    def ParserCreate(*args: Any, **kwargs: Any) -> Any:
+        parser = expat.ParserCreate(*args, **kwargs)
+
+        def refuse(*_: Any) -> None:
+            raise ValueError("a DOCTYPE, entity declaration or external reference is not allowed")
+
+        parser.StartDoctypeDeclHandler = refuse
+        parser.EntityDeclHandler = refuse
+        parser.ExternalEntityRefHandler = refuse
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        return parser
+
+
+def _force_task_lists(path: list[Any], key: str, _value: Any) -> bool:
+    """Every <task> below the root is a list item, so a one-task list stays a list."""
+    return key == "task" and len(path) > 0
+
+
+def parse_xml(body: bytes, root: str) -> Any:
+    try:
+        document = xmltodict.parse(body, expat=_RefusingDoctypeExpat, force_list=_force_task_lists)
+    except expat.ExpatError as error:
+        raise BadRequest(f"malformed XML: {error}") from None
+    except ValueError as error:
+        raise BadRequest(f"refused XML: {error}") from None
+    if not isinstance(document, dict) or list(document) != [root]:
+        found = next(iter(document), "?") if isinstance(document, dict) else "?"
+        raise BadRequest(f"expected a <{root}> root element, found <{found}>")
+    return document[root]
+
+
+def _xml_scalar(name: str, value: Any, where: str) -> Any:
+    """An element's text as the JSON value it stands for (numbers and booleans by the field's type)."""
+    if isinstance(value, dict):
+        raise BadRequest(f"{where}: expected text, found child elements or attributes")
+    if name in INT_FIELDS or name == "id":
+        if value is None:
+            return None
+        if not _INTEGER.match(value.strip()):
+            raise BadRequest(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if name in BOOL_FIELDS:
+        if value is None:
+            return None
+        if value.strip() not in ("true", "false"):
+            raise BadRequest(f"{where}: expected true or false, got {value!r}")
+        return value.strip() == "true"
+    if value is None and name in ("start-time", "finish-time", "creation-timestamp", "update-timestamp"):
+        return None
+    return "" if value is None else value  # an empty element is an empty string
+
+
+def xml_task_fields(element: Any, where: str) -> dict[str, Any]:
+    """A <task> element as the same dict a JSON body gives, so both go through one validation."""
+    if element is None:
+        return {}
+    if not isinstance(element, dict):
+        raise BadRequest(f"{where}: expected child elements, found text")
+    fields: dict[str, Any] = {}
+    for name, value in element.items():
+        if name.startswith(("@", "#")):
+            raise BadRequest(f"{where}: unexpected XML attribute or text {name!r}")
+        if isinstance(value, list):
+            raise BadRequest(f"{where}.{name}: appears more than once")
+        if name == "nexts":
+            fields[name] = {"tasks": xml_task_list(value, f"{where}.nexts")}
+        else:
+            fields[name] = _xml_scalar(name, value, f"{where}.{name}")
+    return fields
+
+
+def xml_task_list(element: Any, where: str) -> list[dict[str, Any]]:
+    """The <task> children of a <tasks> or <nexts> element."""
+    if element is None:
+        return []
+    if not isinstance(element, dict) or set(element) - {"task"}:
+        raise BadRequest(f"{where}: expected only <task> elements")
+    return [xml_task_fields(item, f"{where}[{index}]") for index, item in enumerate(element.get("task", []))]
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise BadRequest("the request body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"malformed JSON: {error}") from None
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def describe_validation_error(error: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
+    """`tasks[0].number-of-retries: Input should be a valid integer; …`, naming each offending field."""
+    parts = []
+    for item in error.errors()[:_MAX_DESCRIBED_ERRORS]:
+        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"].removeprefix("Value error, ")
+        parts.append(f"{_location(prefix + tuple(item['loc']))}: {message}")
+    more = len(error.errors()) - _MAX_DESCRIBED_ERRORS
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)

@@ -1,0 +1,59 @@
+"""Every failure as an Error body (`{"code", "message"}`, or `<error>` in XML) with its status code."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from models import GraphError, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
+from rest.codecs import BadRequest, NotAcceptable, UnsupportedMediaType, encode, response_format_or_json
+from rest.routes import Forbidden
+
+STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
+    TaskNotFound: 404,
+    TaskAlreadyExists: 400,  # CONTRACT §2: an id that already exists is a 400
+    InvalidOperation: 400,
+    StorageUnavailable: 503,
+}
+_PARAMETER_HINTS = {"taskId": "must be a decimal int64 > 0", "root": "must be true or false"}
+
+
+def error_response(status: int, message: str, accept: str | None, headers: dict[str, str] | None = None) -> Response:
+    fmt = response_format_or_json(accept)
+    body = encode({"error": {"code": status, "message": message}}, fmt)
+    return Response(body, status_code=status, media_type=fmt.value, headers=headers)
+
+
+def _describe_parameter_errors(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        name = str(item["loc"][-1]) if item["loc"] else "request"
+        parts.append(f"{name}: {_PARAMETER_HINTS.get(name, item['msg'])}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    def answer(status: int):
+        async def handler(request: Request, error: Exception) -> Response:
+            return error_response(status, getattr(error, "message", None) or str(error), request.headers.get("accept"))
+
+        return handler
+
+    for error_type, status in STATUS_OF_GRAPH_ERROR.items():
+        app.add_exception_handler(error_type, answer(status))
+    app.add_exception_handler(BadRequest, answer(400))
+    app.add_exception_handler(Forbidden, answer(403))
+    app.add_exception_handler(NotAcceptable, answer(406))
+    app.add_exception_handler(UnsupportedMediaType, answer(415))
+
+    async def invalid_parameters(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        return error_response(400, _describe_parameter_errors(error), request.headers.get("accept"))
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return error_response(error.status_code, str(error.detail), request.headers.get("accept"), error.headers)
+
+    app.add_exception_handler(RequestValidationError, invalid_parameters)
+    app.add_exception_handler(HTTPException, http_error)

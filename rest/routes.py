@@ -1,0 +1,281 @@
+"""The eleven operations of the legacy Tracking API under /tracking (CONTRACT §2)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import BeforeValidator, ValidationError
+
+from models import GraphStore, TaskCreate, TaskDoc, TaskPatch
+from models.task import INT64_MAX, NestedTasks
+from rest.codecs import (
+    BadRequest,
+    Format,
+    describe_validation_error,
+    encode,
+    navigable_next_ids,
+    parse_json,
+    parse_xml,
+    request_format,
+    response_format,
+    task_to_api,
+    xml_task_fields,
+    xml_task_list,
+)
+from rest.schemas import Task, Tasks, answers, body_of
+
+
+class Forbidden(Exception):
+    """Missing or unknown X-Auth-Token (403)."""
+
+
+async def require_token(
+    request: Request,
+    token: Annotated[str | None, Header(alias="X-Auth-Token", description="Authentication token")] = None,
+) -> None:
+    if not request.app.state.tokens.accepts(token):
+        raise Forbidden("missing or unknown X-Auth-Token")
+
+
+def negotiated_format(request: Request) -> Format:
+    return response_format(request.headers.get("accept"))
+
+
+router = APIRouter(prefix="/tracking", tags=["Task"], dependencies=[Depends(require_token)])
+Negotiated = Annotated[Format, Depends(negotiated_format)]
+
+
+def _decimal_digits(value: Any) -> Any:
+    """Path ids are plain decimal digits: no sign, no exponent, no fraction, no spaces."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("not a decimal integer")
+    return value
+
+
+TaskIdPath = Annotated[
+    int,
+    BeforeValidator(_decimal_digits),
+    Path(description="Task id", gt=0, le=INT64_MAX, json_schema_extra={"format": "int64"}),
+]
+StatusQuery = Annotated[
+    list[str] | None, Query(description="status (repeat the parameter for several: status=aaa&status=bbb)")
+]
+TypeQuery = Annotated[str | None, Query(description="type")]
+NextIdsQuery = Annotated[list[str] | None, Query(description="Next taskId (nextTaskId=aaa&nextTaskId=bbb)")]
+PrevIdsQuery = Annotated[list[str] | None, Query(description="Previous taskId (prevTaskId=aaa&prevTaskId=bbb)")]
+
+
+def _store(request: Request) -> GraphStore:
+    return request.app.state.store
+
+
+def _respond(payload: dict[str, Any], fmt: Format) -> Response:
+    return Response(encode(payload, fmt), media_type=fmt.value)
+
+
+async def _tasks_response(store: GraphStore, docs: list[TaskDoc], fmt: Format) -> Response:
+    linked = await store.get_tasks(navigable_next_ids(docs))
+    return _respond({"tasks": {"tasks": [task_to_api(doc, linked) for doc in docs]}}, fmt)
+
+
+async def _task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
+    linked = await store.get_tasks(navigable_next_ids([doc]))
+    return _respond({"task": task_to_api(doc, linked)}, fmt)
+
+
+def _task_ids(parameter: str, values: list[str] | None) -> list[int]:
+    """Ids from a repeated query parameter: decimal int64 > 0, at least one."""
+    if not values:
+        raise BadRequest(f"{parameter}: at least one task id is required")
+    ids = []
+    for value in values:
+        if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= INT64_MAX:
+            raise BadRequest(f"{parameter}: {value!r} is not a task id (a decimal int64 > 0)")
+        ids.append(int(value))
+    return ids
+
+
+async def _body_fields(request: Request, root: str) -> Any:
+    """The request body as JSON-shaped data, whatever its Content-Type (JSON or XML)."""
+    fmt = request_format(request.headers.get("content-type"))
+    body = await request.body()
+    if fmt is Format.JSON:
+        return parse_json(body)
+    element = parse_xml(body, root)
+    return {"tasks": xml_task_list(element, "tasks")} if root == "tasks" else xml_task_fields(element, "task")
+
+
+async def _created_tasks(request: Request) -> list[TaskCreate]:
+    data = await _body_fields(request, "tasks")
+    if not isinstance(data, dict):
+        raise BadRequest('body: expected a tasks object, {"tasks": [...]}')
+    try:
+        return NestedTasks.model_validate(data).tasks
+    except ValidationError as error:
+        raise BadRequest(describe_validation_error(error)) from None
+
+
+async def _task_patch(request: Request) -> TaskPatch:
+    data = await _body_fields(request, "task")
+    if not isinstance(data, dict):
+        raise BadRequest("body: expected a Task object")
+    if "nexts" in data:
+        raise BadRequest("nexts: links change only through the /next and /previous operations")
+    try:
+        return TaskPatch.model_validate(data)
+    except ValidationError as error:
+        raise BadRequest(describe_validation_error(error)) from None
+
+
+@router.post(
+    "/task",
+    summary="Create Task that not exist",
+    responses=answers(200, "Success", Tasks, 400, 404, 413, 415),
+    openapi_extra=body_of("Tasks"),
+)
+async def create_tasks(request: Request, fmt: Negotiated) -> Response:
+    """All or nothing: nested `nexts` are created too and linked after their parent; an existing id is 400."""
+    tasks = await _created_tasks(request)
+    docs = await _store(request).create_tasks(tasks)
+    by_id = {doc["_id"]: doc for doc in docs}
+    return _respond({"tasks": {"tasks": [task_to_api(doc, by_id) for doc in docs]}}, fmt)
+
+
+@router.get("/task/{taskId}", summary="Get Task from id", responses=answers(200, "Task found", Task, 400, 404))
+async def get_task(request: Request, fmt: Negotiated, taskId: TaskIdPath) -> Response:
+    store = _store(request)
+    return await _task_response(store, await store.get_task(taskId), fmt)
+
+
+@router.get(
+    "/task/{taskId}/next",
+    summary="Get nexts Tasks from taskId",
+    responses=answers(200, "Next task found", Tasks, 400, 404),
+)
+async def get_nexts(
+    request: Request,
+    fmt: Negotiated,
+    taskId: TaskIdPath,
+    status: StatusQuery = None,
+    type: TypeQuery = None,
+) -> Response:
+    store = _store(request)
+    return await _tasks_response(store, await store.list_nexts(taskId, status, type), fmt)
+
+
+@router.get(
+    "/task/{taskId}/previous",
+    summary="Get previous Tasks from taskId",
+    responses=answers(200, "Previous task found", Tasks, 400, 404),
+)
+async def get_previous(
+    request: Request,
+    fmt: Negotiated,
+    taskId: TaskIdPath,
+    status: StatusQuery = None,
+    type: TypeQuery = None,
+) -> Response:
+    store = _store(request)
+    return await _tasks_response(store, await store.list_previous(taskId, status, type), fmt)
+
+
+@router.get(
+    "/{jobId}/task/roots",
+    summary="Return the tasks of the job (including roots or not)",
+    responses=answers(200, "Tasks readed", Tasks, 400),
+)
+async def get_job_tasks(
+    request: Request,
+    fmt: Negotiated,
+    jobId: Annotated[str, Path(description="Job id")],
+    root: Annotated[bool | None, Query(description="including roots or not")] = None,
+) -> Response:
+    store = _store(request)
+    return await _tasks_response(store, await store.list_job_tasks(jobId, root), fmt)
+
+
+@router.put(
+    "/task/{taskId}",
+    summary="Update existing task",
+    responses=answers(200, "Task successfully updated", Task, 400, 404, 413, 415),
+    openapi_extra=body_of("Task"),
+)
+async def update_task(request: Request, fmt: Negotiated, taskId: TaskIdPath) -> Response:
+    """Fields present replace stored values, `null` clears, absent fields stay; `nexts` is refused."""
+    patch = await _task_patch(request)
+    store = _store(request)
+    return await _task_response(store, await store.update_task(taskId, patch), fmt)
+
+
+@router.put(
+    "/task/{taskId}/next",
+    summary="Add next tasks to taskId",
+    responses=answers(200, "Next tasks successfully added", Tasks, 400, 404),
+)
+async def add_nexts(
+    request: Request,
+    fmt: Negotiated,
+    taskId: TaskIdPath,
+    nextTaskId: NextIdsQuery = None,
+) -> Response:
+    store = _store(request)
+    return await _tasks_response(store, await store.add_nexts(taskId, _task_ids("nextTaskId", nextTaskId)), fmt)
+
+
+@router.put(
+    "/task/{taskId}/previous",
+    summary="Add previous tasks to taskId",
+    responses=answers(200, "Previous tasks successfully added", Tasks, 400, 404),
+)
+async def add_previous(
+    request: Request,
+    fmt: Negotiated,
+    taskId: TaskIdPath,
+    prevTaskId: PrevIdsQuery = None,
+) -> Response:
+    store = _store(request)
+    return await _tasks_response(store, await store.add_previous(taskId, _task_ids("prevTaskId", prevTaskId)), fmt)
+
+
+@router.delete(
+    "/task/{taskId}",
+    summary="Delete existing task",
+    status_code=204,
+    responses=answers(204, "Task successfully deleted", None, 400, 404),
+)
+async def delete_task(request: Request, _fmt: Negotiated, taskId: TaskIdPath) -> Response:
+    await _store(request).delete_task(taskId)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/task/{taskId}/next",
+    summary="Delete next tasks in taskId",
+    status_code=204,
+    responses=answers(204, "Next tasks successfully deleted", None, 400, 404),
+)
+async def remove_nexts(
+    request: Request,
+    _fmt: Negotiated,
+    taskId: TaskIdPath,
+    nextTaskId: NextIdsQuery = None,
+) -> Response:
+    await _store(request).remove_nexts(taskId, _task_ids("nextTaskId", nextTaskId))
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/task/{taskId}/previous",
+    summary="Delete previous tasks in taskId",
+    status_code=204,
+    responses=answers(204, "Previous tasks successfully deleted", None, 400, 404),
+)
+async def remove_previous(
+    request: Request,
+    _fmt: Negotiated,
+    taskId: TaskIdPath,
+    prevTaskId: PrevIdsQuery = None,
+) -> Response:
+    await _store(request).remove_previous(taskId, _task_ids("prevTaskId", prevTaskId))
+    return Response(status_code=204)

@@ -1,0 +1,54 @@
+"""Pydantic shapes of the legacy schema, for the OpenAPI document only (bodies are encoded by rest.codecs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.task import TaskFields
+
+
+class Task(TaskFields):
+    """A task; execution-task, execution-task-list and navigable variant fields included."""
+
+    model_config = ConfigDict(strict=False)
+
+    id: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+    creation_timestamp: datetime | None = Field(default=None, alias="creation-timestamp")
+    update_timestamp: datetime | None = Field(default=None, alias="update-timestamp")
+    nexts: Tasks | None = Field(default=None, description="navigable variants: the direct next tasks")
+
+
+class Tasks(BaseModel):
+    tasks: list[Task] = Field(default_factory=list)
+
+
+class Error(BaseModel):
+    code: int
+    message: str
+
+
+def body_of(schema: str) -> dict:
+    """An OpenAPI requestBody of the named component in JSON and XML."""
+    ref = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+    return {"requestBody": {"required": True, "content": {"application/json": ref, "application/xml": ref}}}
+
+
+def answers(success: int, description: str, model: type[BaseModel] | None, *errors: int) -> dict:
+    """The documented responses of one operation, in both media types."""
+    error_text = {
+        400: "Bad request, check input parameters. Are they well formed?",
+        403: "Authentication error. Is token missing?",
+        404: "Bad request",
+        406: "Not acceptable: ask for application/json or application/xml",
+        413: "Request body too large",
+        415: "Unsupported media type: send application/json or application/xml",
+        500: "Internal server error",
+        503: "MongoDB unavailable",
+    }
+    both = {"application/json": {}, "application/xml": {}}
+    documented: dict = {success: {"description": description, **({"model": model, "content": both} if model else {})}}
+    for code in (*errors, 403, 406, 500, 503):
+        documented[code] = {"description": error_text[code], "model": Error, "content": both}
+    return documented

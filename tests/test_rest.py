@@ -1,0 +1,549 @@
+"""The legacy Tracking API through HTTP on the real MongoDB: every operation, both media types, every error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+import xmltodict
+
+from gateway.app import create_app
+from gateway.backend import Backend
+from gateway.settings import load_settings
+from tests.helpers import assert_link_invariant
+
+TOKEN = "test-token"
+XML = {"Content-Type": "application/xml", "Accept": "application/xml"}
+
+EVERY_FIELD = {
+    "status": "RUNNING",
+    "job-id": "job-1",
+    "root": True,
+    "name": "deploy",
+    "description": "deploy the VNF",
+    "start-time": "2026-11-22T18:00:00.000Z",
+    "finish-time": "2026-11-22T18:30:00.250Z",
+    "lock": "L",
+    "workflow-id": "wf",
+    "match-id": "m",
+    "rollback-status": "NONE",
+    "execution-code": "0",
+    "execution-description": "ok",
+    "initial-artifact-status": "NEW",
+    "type": "execution-task",
+    "main-artifact": "vnf",
+    "final-status": "DONE",
+    "condition": "c",
+    "path": "/p",
+    "running-status": "R",
+    "workflow": "w",
+    "behaviour-on-error": "STOP",
+    "number-of-retries": 3,
+    "wait-between-retries": 1000,
+    "codes-to-do-rollback": "1,2",
+    "rollback-workflow": "rw",
+    "mapping-list": "ml",
+    "output-mapping-list": "oml",
+    "order-by": "name",
+    "definition-id": "def",
+}
+
+
+def make_client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway", headers={"X-Auth-Token": TOKEN}
+    )
+
+
+@pytest.fixture
+async def client(store, tmp_path):
+    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
+    async with make_client(app) as http:
+        yield http
+
+
+async def create(client, *tasks: dict) -> list[dict]:
+    response = await client.post("/tracking/task", json={"tasks": list(tasks)})
+    assert response.status_code == 200, response.text
+    return response.json()["tasks"]
+
+
+def ids(response: httpx.Response) -> list[int]:
+    assert response.status_code == 200, response.text
+    return [t["id"] for t in response.json()["tasks"]]
+
+
+def assert_error(response: httpx.Response, status: int, *fragments: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == status
+    for fragment in fragments:
+        assert fragment in body["message"]
+    assert "Traceback" not in response.text
+
+
+# ---- POST /task ------------------------------------------------------------------------------------------------
+
+
+async def test_create_returns_tasks_in_request_order_with_nested_after_parent(client, raw_db):
+    tasks = await create(
+        client,
+        {"name": "a", "type": "navigable-execution-task", "nexts": {"tasks": [{"name": "a1"}, {"name": "a2"}]}},
+        {"name": "b", "id": 50},
+    )
+    # the client's id 50 raises the counter first, so server-assigned ids never collide with it
+    assert [(t["id"], t["name"]) for t in tasks] == [(51, "a"), (52, "a1"), (53, "a2"), (50, "b")]
+    assert tasks[0]["nexts"] == {"tasks": [tasks[1], tasks[2]]}
+    assert "nexts" not in tasks[1], "only navigable tasks show their nexts"
+    assert [t["root"] for t in tasks] == [True, False, False, True]
+    assert await assert_link_invariant(raw_db) == {(51, 52), (51, 53)}
+
+
+async def test_every_documented_field_round_trips_in_json(client):
+    (created,) = await create(client, {"id": 7, **EVERY_FIELD})
+    fetched = (await client.get("/tracking/task/7")).json()
+    assert fetched == created
+    assert {
+        k: v for k, v in fetched.items() if k not in ("id", "creation-timestamp", "update-timestamp")
+    } == EVERY_FIELD
+    assert fetched["creation-timestamp"].endswith("Z") and len(fetched["creation-timestamp"]) == 24
+
+
+async def test_every_documented_field_round_trips_in_xml(client):
+    body = xmltodict.unparse({"tasks": {"task": [{"id": 8, **EVERY_FIELD}]}})
+    response = await client.post("/tracking/task", content=body, headers=XML)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/xml"
+    fetched = (await client.get("/tracking/task/8")).json()
+    assert {
+        k: v for k, v in fetched.items() if k not in ("id", "creation-timestamp", "update-timestamp")
+    } == EVERY_FIELD
+    xml = xmltodict.parse((await client.get("/tracking/task/8", headers={"Accept": "application/xml"})).content)
+    assert xml["task"]["number-of-retries"] == "3"
+    assert xml["task"]["root"] == "true"
+    assert xml["task"]["start-time"] == "2026-11-22T18:00:00.000Z"
+
+
+async def test_xml_one_task_list_and_nested_nexts(client):
+    body = (
+        b"<tasks><task><name>p</name><type>navigable-execution-task</type>"
+        b"<nexts><task><name>c</name></task></nexts></task></tasks>"
+    )
+    response = await client.post("/tracking/task", content=body, headers=XML)
+    parsed = xmltodict.parse(response.content, force_list=("task",))
+    parent, child = parsed["tasks"]["task"]
+    assert (parent["name"], child["name"]) == ("p", "c")
+    assert [child["name"] for child in parent["nexts"]["task"]] == ["c"]
+    assert ids(await client.get("/tracking/task/1/next")) == [2]
+
+
+async def test_dates_accept_offsets_and_epoch_milliseconds(client):
+    (task,) = await create(client, {"start-time": "2026-11-22T19:00:00.5+01:00", "finish-time": 1763834400123})
+    assert task["start-time"] == "2026-11-22T18:00:00.500Z"
+    assert task["finish-time"] == "2025-11-22T18:00:00.123Z"
+
+
+async def test_server_timestamps_from_clients_are_ignored(client):
+    (task,) = await create(client, {"creation-timestamp": "2000-01-01T00:00:00Z", "update-timestamp": 0})
+    assert not task["creation-timestamp"].startswith("2000")
+
+
+async def test_creating_an_existing_id_is_400_and_creates_nothing(client, raw_db):
+    await create(client, {"id": 5})
+    response = await client.post("/tracking/task", json={"tasks": [{"id": 6}, {"id": 5}]})
+    assert_error(response, 400, "task 5 already exists")
+    assert await raw_db.tasks.count_documents({}) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"tasks": [{"colour": "red"}]}, "tasks[0].colour: unknown field"),
+        ({"tasks": [{"number-of-retries": "3"}]}, "tasks[0].number-of-retries"),
+        ({"tasks": [{"number-of-retries": 2**31}]}, "tasks[0].number-of-retries"),
+        ({"tasks": [{"id": 0}]}, "tasks[0].id"),
+        ({"tasks": [{"id": 2**63}]}, "tasks[0].id"),
+        ({"tasks": [{"root": "yes"}]}, "tasks[0].root"),
+        ({"tasks": [{"start-time": "yesterday"}]}, "tasks[0].start-time: expected an ISO 8601"),
+        ({"tasks": [{"nexts": {"tasks": [{"name": 5}]}}]}, "tasks[0].nexts.tasks[0].name"),
+        ({"task": []}, "task: unknown field"),
+        ([], "expected a tasks object"),
+        ({"tasks": [{"id": 3}, {"id": 3}]}, "task id 3 appears more than once"),
+    ],
+)
+async def test_invalid_create_bodies_name_the_field(client, raw_db, body, fragment):
+    assert_error(await client.post("/tracking/task", json=body), 400, fragment)
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"<tasks><task><name>x</task></tasks>", "malformed XML"),
+        (b"<task><name>x</name></task>", "expected a <tasks> root element"),
+        (b"<tasks><task><number-of-retries>three</number-of-retries></task></tasks>", "number-of-retries"),
+        (b"<tasks><task><root>yes</root></task></tasks>", "tasks[0].root: expected true or false"),
+        (b"<tasks><task><colour>red</colour></task></tasks>", "colour: unknown field"),
+        (b"<tasks><task><name>a</name><name>b</name></task></tasks>", "tasks[0].name: appears more than once"),
+        (b'<tasks><task id="1"></task></tasks>', "unexpected XML attribute"),
+        (b"<tasks><thing/></tasks>", "expected only <task> elements"),
+        (b"", "malformed XML"),
+    ],
+)
+async def test_invalid_xml_bodies_are_400(client, raw_db, body, fragment):
+    response = await client.post("/tracking/task", content=body, headers=XML)
+    assert response.status_code == 400, response.text
+    error = xmltodict.parse(response.content)["error"]
+    assert error["code"] == "400"
+    assert fragment in error["message"]
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<tasks><task><name>&lol9;</name></task></tasks>"""
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE tasks [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<tasks><task><name>&xxe;</name></task></tasks>"""
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE tasks SYSTEM "http://127.0.0.1:9/evil.dtd">
+<tasks><task><name>x</name></task></tasks>"""
+PARAMETER_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE tasks [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>
+<tasks/>"""
+
+
+@pytest.mark.parametrize("body", [BILLION_LAUGHS, XXE, EXTERNAL_DTD, PARAMETER_ENTITY])
+async def test_hostile_xml_is_refused(client, raw_db, body):
+    response = await client.post("/tracking/task", content=body, headers={"Content-Type": "application/xml"})
+    assert_error(response, 400, "DOCTYPE")
+    assert "root:" not in response.text
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("body", [b"{", b"", b'{"tasks": [}'])
+async def test_malformed_json_is_400(client, body):
+    response = await client.post("/tracking/task", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+# ---- GET -------------------------------------------------------------------------------------------------------
+
+
+async def test_get_task_found_unknown_and_malformed(client):
+    await create(client, {"name": "x"})
+    assert (await client.get("/tracking/task/1")).json()["name"] == "x"
+    assert_error(await client.get("/tracking/task/2"), 404, "task 2 not found")
+    for bad in ("0", "-1", "abc", "1.0", "+1", "1e3", "9223372036854775808"):
+        assert_error(await client.get(f"/tracking/task/{bad}"), 400, "taskId")
+
+
+async def test_get_next_and_previous_with_repeated_status_and_type(client):
+    await create(
+        client,
+        {"id": 1, "type": "navigable-execution-task"},
+        {"id": 2, "status": "DONE"},
+        {"id": 3, "status": "FAILED", "type": "execution-task"},
+        {"id": 4, "status": "RUNNING"},
+    )
+    assert ids(await client.put("/tracking/task/1/next?nextTaskId=4&nextTaskId=2&nextTaskId=3")) == [2, 3, 4]
+    assert ids(await client.get("/tracking/task/1/next")) == [2, 3, 4]
+    assert ids(await client.get("/tracking/task/1/next?status=DONE&status=FAILED")) == [2, 3]
+    assert ids(await client.get("/tracking/task/1/next?type=execution-task")) == [3]
+    assert ids(await client.get("/tracking/task/1/next?status=DONE&type=execution-task")) == []
+    previous = await client.get("/tracking/task/3/previous")
+    assert ids(previous) == [1]
+    assert [t["id"] for t in previous.json()["tasks"][0]["nexts"]["tasks"]] == [2, 3, 4]
+    assert ids(await client.get("/tracking/task/3/previous?status=X")) == []
+    assert_error(await client.get("/tracking/task/9/next"), 404)
+    assert_error(await client.get("/tracking/task/9/previous"), 404)
+
+
+async def test_job_tasks_with_and_without_roots(client):
+    await create(client, {"id": 3, "job-id": "J", "nexts": {"tasks": [{"id": 1}]}}, {"id": 2, "job-id": "K"})
+    assert ids(await client.get("/tracking/J/task/roots")) == [1, 3]
+    assert ids(await client.get("/tracking/J/task/roots?root=true")) == [1, 3]
+    assert ids(await client.get("/tracking/J/task/roots?root=false")) == [1]
+    assert ids(await client.get("/tracking/nobody/task/roots")) == []
+    assert_error(await client.get("/tracking/J/task/roots?root=maybe"), 400, "root")
+    empty = await client.get("/tracking/nobody/task/roots", headers={"Accept": "application/xml"})
+    assert xmltodict.parse(empty.content) == {"tasks": None}
+
+
+# ---- PUT /task/{id} --------------------------------------------------------------------------------------------
+
+
+async def test_update_merges_and_clears(client):
+    (before,) = await create(client, {"name": "n", "description": "d", "status": "READY"})
+    response = await client.put("/tracking/task/1", json={"id": 1, "status": "DONE", "description": None})
+    assert response.status_code == 200, response.text
+    after = response.json()
+    assert after["status"] == "DONE" and after["name"] == "n" and "description" not in after
+    assert after["creation-timestamp"] == before["creation-timestamp"]
+    assert (await client.get("/tracking/task/1")).json() == after
+
+
+async def test_update_in_xml(client):
+    await create(client, {"name": "n"})
+    response = await client.put(
+        "/tracking/task/1",
+        content=b"<task><status>DONE</status><number-of-retries>2</number-of-retries></task>",
+        headers=XML,
+    )
+    task = xmltodict.parse(response.content)["task"]
+    assert (task["status"], task["number-of-retries"], task["name"]) == ("DONE", "2", "n")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"id": 2}, 400, "body id 2 does not match path id 1"),
+        ({"nexts": {"tasks": []}}, 400, "nexts: links change only through"),
+        ({"previous": [2]}, 400, "previous: unknown field"),
+        ({"wait-between-retries": 1.5}, 400, "wait-between-retries"),
+    ],
+)
+async def test_invalid_updates_change_nothing(client, body, status, fragment):
+    (before,) = await create(client, {"name": "n"})
+    assert_error(await client.put("/tracking/task/1", json=body), status, fragment)
+    assert (await client.get("/tracking/task/1")).json() == before
+
+
+async def test_updating_an_unknown_task_is_404(client):
+    assert_error(await client.put("/tracking/task/4", json={"status": "X"}), 404, "task 4 not found")
+
+
+# ---- links -----------------------------------------------------------------------------------------------------
+
+
+async def test_add_and_remove_links_both_ways(client, raw_db):
+    await create(client, {"id": 1}, {"id": 2}, {"id": 3})
+    assert ids(await client.put("/tracking/task/1/next?nextTaskId=2")) == [2]
+    assert ids(await client.put("/tracking/task/1/next?nextTaskId=2&nextTaskId=3")) == [2, 3]
+    assert ids(await client.put("/tracking/task/3/previous?prevTaskId=2")) == [1, 2]
+    assert await assert_link_invariant(raw_db) == {(1, 2), (1, 3), (2, 3)}
+    assert (await client.delete("/tracking/task/1/next?nextTaskId=3&nextTaskId=2")).status_code == 204
+    assert (await client.delete("/tracking/task/1/next?nextTaskId=3")).status_code == 204  # no such link
+    assert (await client.delete("/tracking/task/3/previous?prevTaskId=2")).status_code == 204
+    assert await assert_link_invariant(raw_db) == set()
+
+
+async def test_link_errors_change_nothing(client, raw_db):
+    await create(client, {"id": 1}, {"id": 2})
+    await client.put("/tracking/task/1/next?nextTaskId=2")
+    assert_error(await client.put("/tracking/task/1/next?nextTaskId=9&nextTaskId=2"), 404, "task 9 not found")
+    assert_error(await client.put("/tracking/task/9/previous?prevTaskId=1"), 404, "task 9 not found")
+    assert_error(await client.put("/tracking/task/1/next?nextTaskId=1"), 400, "itself")
+    assert_error(await client.put("/tracking/task/2/next?nextTaskId=1"), 400, "cycle")
+    assert_error(await client.put("/tracking/task/1/previous?prevTaskId=2"), 400, "cycle")
+    assert_error(await client.put("/tracking/task/1/next"), 400, "nextTaskId: at least one")
+    assert_error(await client.put("/tracking/task/1/next?nextTaskId=x"), 400, "nextTaskId: 'x'")
+    assert_error(await client.put("/tracking/task/1/previous?prevTaskId=0"), 400, "prevTaskId")
+    assert_error(await client.delete("/tracking/task/1/next"), 400, "nextTaskId: at least one")
+    assert_error(await client.delete("/tracking/task/1/previous"), 400, "prevTaskId: at least one")
+    assert_error(await client.delete("/tracking/task/7/next?nextTaskId=1"), 404)
+    assert_error(await client.delete("/tracking/task/1/previous?prevTaskId=7"), 404)
+    assert await assert_link_invariant(raw_db) == {(1, 2)}
+
+
+async def test_delete_task_removes_its_links(client, raw_db):
+    await create(client, {"id": 1, "nexts": {"tasks": [{"id": 2, "nexts": {"tasks": [{"id": 3}]}}]}})
+    response = await client.delete("/tracking/task/2")
+    assert response.status_code == 204 and response.content == b""
+    assert_error(await client.get("/tracking/task/2"), 404)
+    assert await assert_link_invariant(raw_db) == set()
+    assert_error(await client.delete("/tracking/task/2"), 404)
+
+
+async def test_concurrent_link_requests_on_one_task_lose_nothing(client, raw_db):
+    await create(client, *({"id": i} for i in range(1, 33)))
+    responses = await asyncio.gather(
+        *(client.put(f"/tracking/task/1/next?nextTaskId={i}") for i in range(2, 18)),
+        *(client.put(f"/tracking/task/1/previous?prevTaskId={i}") for i in range(18, 33)),
+    )
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+    edges = await assert_link_invariant(raw_db)
+    assert edges == {(1, i) for i in range(2, 18)} | {(i, 1) for i in range(18, 33)}
+
+
+# ---- auth, negotiation, limits, request ids --------------------------------------------------------------------
+
+OPERATIONS = [
+    ("POST", "/tracking/task"),
+    ("GET", "/tracking/task/1"),
+    ("GET", "/tracking/task/1/next"),
+    ("GET", "/tracking/task/1/previous"),
+    ("GET", "/tracking/job/task/roots"),
+    ("PUT", "/tracking/task/1"),
+    ("PUT", "/tracking/task/1/next?nextTaskId=2"),
+    ("PUT", "/tracking/task/1/previous?prevTaskId=2"),
+    ("DELETE", "/tracking/task/1"),
+    ("DELETE", "/tracking/task/1/next?nextTaskId=2"),
+    ("DELETE", "/tracking/task/1/previous?prevTaskId=2"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+@pytest.mark.parametrize("token", [None, "wrong", ""])
+async def test_every_operation_needs_a_known_token(client, raw_db, method, path, token):
+    await create(client, {"id": 1}, {"id": 2})
+    headers = {"X-Auth-Token": token} if token is not None else {}
+    client.headers.pop("X-Auth-Token")
+    response = await client.request(method, path, headers=headers, json={"tasks": []} if method == "POST" else None)
+    assert_error(response, 403, "X-Auth-Token")
+    assert await raw_db.tasks.count_documents({}) == 2
+
+
+async def test_forbidden_in_xml_when_asked(client):
+    client.headers.pop("X-Auth-Token")
+    response = await client.get("/tracking/task/1", headers={"Accept": "application/xml"})
+    assert response.status_code == 403
+    assert xmltodict.parse(response.content)["error"]["code"] == "403"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, "application/json"),
+        ("*/*", "application/json"),
+        ("application/json", "application/json"),
+        ("application/xml", "application/xml"),
+        ("text/xml", "application/xml"),
+        ("application/xml;q=0.5, application/json", "application/json"),
+        ("text/html, application/xml;q=0.1", "application/xml"),
+    ],
+)
+async def test_accept_negotiation(client, accept, expected):
+    await create(client, {})
+    headers = {"Accept": accept} if accept else {}
+    response = await client.get("/tracking/task/1", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == expected
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/json;q=0", "image/png"])
+async def test_unacceptable_accept_is_406(client, raw_db, accept):
+    response = await client.post("/tracking/task", json={"tasks": [{}]}, headers={"Accept": accept})
+    assert_error(response, 406)
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_unsupported_content_type_is_415(client, raw_db, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await client.post("/tracking/task", content=b'{"tasks": [{}]}', headers=headers)
+    assert_error(response, 415)
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+async def test_text_xml_and_charset_parameters_are_accepted(client):
+    response = await client.post(
+        "/tracking/task", content=b"<tasks><task/></tasks>", headers={"Content-Type": "text/xml; charset=utf-8"}
+    )
+    assert ids(response) == [1]
+    response = await client.post(
+        "/tracking/task", content=b'{"tasks":[{}]}', headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert ids(response) == [2]
+
+
+@pytest.fixture
+async def small_limit_client(store, tmp_path):
+    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path, max_body_bytes=100), Backend(store=store))
+    async with make_client(app) as http:
+        yield http
+
+
+async def test_declared_oversized_body_is_413(small_limit_client, raw_db):
+    response = await small_limit_client.post("/tracking/task", json={"tasks": [{"name": "x" * 200}]})
+    assert_error(response, 413, "TRACKING_MAX_BODY_BYTES")
+    assert response.headers["x-request-id"]
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+async def test_streamed_oversized_body_is_cut_off_with_413(small_limit_client, raw_db):
+    chunks_sent = 0
+
+    async def body():
+        nonlocal chunks_sent
+        yield b'{"tasks": [{"name": "'
+        for _ in range(1000):
+            chunks_sent += 1
+            yield b"x" * 50
+        yield b'"}]}'
+
+    response = await small_limit_client.post(
+        "/tracking/task", content=body(), headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 413)
+    assert chunks_sent < 1000, "the body should be cut off, not read whole"
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+async def test_a_body_within_the_limit_passes(small_limit_client):
+    assert ids(await small_limit_client.post("/tracking/task", json={"tasks": [{}]})) == [1]
+
+
+async def test_request_ids_are_echoed_or_generated(client):
+    assert (await client.get("/tracking/task/1", headers={"X-Request-ID": "abc-123"})).headers["x-request-id"] == (
+        "abc-123"
+    )
+    generated = (await client.get("/tracking/task/1", headers={"X-Request-ID": "bad id\twith spaces"})).headers
+    assert generated["x-request-id"] != "bad id\twith spaces" and len(generated["x-request-id"]) == 32
+    assert (await client.get("/healthz")).headers["x-request-id"]
+
+
+async def test_an_unexpected_failure_is_a_logged_500_without_a_trace(client, store, monkeypatch, caplog):
+    async def broken(task_id):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(store, "get_task", broken)
+    with caplog.at_level(logging.ERROR, logger="gateway.requests"):
+        response = await client.get("/tracking/task/1", headers={"X-Request-ID": "req-500"})
+    assert_error(response, 500, "req-500")
+    assert "secret internals" not in response.text
+    assert response.headers["x-request-id"] == "req-500"
+    assert any("req-500" in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+async def test_mongodb_unavailable_is_503(client, store, monkeypatch):
+    from models import StorageUnavailable
+
+    async def unavailable(task_id):
+        raise StorageUnavailable("MongoDB unavailable: no servers")
+
+    monkeypatch.setattr(store, "get_task", unavailable)
+    assert_error(await client.get("/tracking/task/1"), 503, "MongoDB unavailable")
+
+
+async def test_unknown_paths_get_an_error_body(client):
+    assert_error(await client.get("/tracking/nothing/here"), 404)
+    assert_error(await client.patch("/tracking/task/1"), 405)
+
+
+async def test_openapi_documents_the_legacy_operations(client):
+    schema = (await client.get("/openapi.json")).json()
+    summaries = {
+        (method.upper(), path): operation["summary"]
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert summaries[("POST", "/tracking/task")] == "Create Task that not exist"
+    assert summaries[("GET", "/tracking/task/{taskId}/next")] == "Get nexts Tasks from taskId"
+    assert summaries[("GET", "/tracking/{jobId}/task/roots")] == "Return the tasks of the job (including roots or not)"
+    assert summaries[("DELETE", "/tracking/task/{taskId}/previous")] == "Delete previous tasks in taskId"
+    assert len([key for key in summaries if key[1].startswith("/tracking")]) == 11
+    put_next = schema["paths"]["/tracking/task/{taskId}/next"]["put"]
+    parameters = {p["name"]: p for p in put_next["parameters"]}
+    assert set(parameters) == {"taskId", "nextTaskId", "X-Auth-Token"}
+    assert parameters["taskId"]["schema"]["format"] == "int64"
+    assert "422" not in put_next["responses"]
+    assert {"Task", "Tasks", "Error"} <= set(schema["components"]["schemas"])
+    assert "number-of-retries" in schema["components"]["schemas"]["Task"]["properties"]
