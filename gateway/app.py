@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import graphql_schema
 import rest
 from gateway.auth import TokenRegistry, generated_token
 from gateway.backend import Backend
@@ -46,6 +47,12 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
     )
     app.state.settings = settings
     rest.install(app)
+    graphql_schema.install(
+        app,
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_tokens=settings.graphql_max_tokens,
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so even a 413 carries X-Request-ID
     app.state.tokens = resolve_tokens(settings)

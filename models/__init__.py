@@ -2,7 +2,7 @@
 
 from models.connection import TransactionsUnsupported, initiate_single_node_replica_set
 from models.errors import GraphError, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
-from models.store import GraphStore, TaskDoc
+from models.store import GraphStore, TaskDoc, TaskEvent, TaskEventKind
 from models.task import (
     BOOL_FIELDS,
     DATE_FIELDS,
@@ -11,6 +11,9 @@ from models.task import (
     RESPONSE_FIELD_ORDER,
     TaskCreate,
     TaskPatch,
+    describe_invalid_fields,
+    format_datetime,
+    parse_datetime,
 )
 
 __all__ = [
@@ -26,8 +29,13 @@ __all__ = [
     "TaskAlreadyExists",
     "TaskCreate",
     "TaskDoc",
+    "TaskEvent",
+    "TaskEventKind",
     "TaskNotFound",
     "TaskPatch",
     "TransactionsUnsupported",
+    "describe_invalid_fields",
+    "format_datetime",
     "initiate_single_node_replica_set",
+    "parse_datetime",
 ]

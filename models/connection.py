@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC
 
 from beanie import init_beanie
 from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient, ReadPreference
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
@@ -16,6 +18,7 @@ from pymongo.write_concern import WriteConcern
 from models.errors import StorageUnavailable
 from models.task import Counter, Task
 
+log = logging.getLogger(__name__)
 MAJORITY_WRITES = WriteConcern("majority")
 MAJORITY_READS = ReadConcern("majority")
 CODEC_OPTIONS: CodecOptions = CodecOptions(tz_aware=True, tzinfo=UTC)
@@ -63,6 +66,19 @@ async def init_database(client: AsyncMongoClient, db_name: str) -> None:
         read_preference=ReadPreference.PRIMARY,
     )
     await init_beanie(database=database, document_models=[Task, Counter])
+    await _keep_pre_images(database)
+
+
+async def _keep_pre_images(database: AsyncDatabase) -> None:
+    """Change streams then carry a deleted task's last state, so job subscribers learn of its deletion."""
+    try:
+        await database.command("collMod", Task.Settings.name, changeStreamPreAndPostImages={"enabled": True})
+    except OperationFailure as error:
+        log.warning(
+            "cannot enable change stream pre-images on %s (%s): subscriptions filtered by job will miss deletions",
+            Task.Settings.name,
+            error,
+        )
 
 
 async def ping(client: AsyncMongoClient) -> bool:

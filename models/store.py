@@ -7,8 +7,9 @@ stored layout is already the contract.
 
 from __future__ import annotations
 
+import enum
 import functools
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -38,6 +39,27 @@ from models.task import DEFAULT_TYPE, Counter, Task, TaskCreate, TaskPatch, now_
 
 TaskDoc = dict[str, Any]
 """A task as stored: `_id`, hyphenated fields, BSON dates as aware UTC datetimes, `nexts`/`previous`."""
+
+
+class TaskEventKind(enum.Enum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    kind: TaskEventKind
+    task_id: int
+    task: TaskDoc | None  # the task after the change; None once deleted
+
+
+_EVENT_KINDS = {
+    "insert": TaskEventKind.CREATED,
+    "update": TaskEventKind.UPDATED,
+    "replace": TaskEventKind.UPDATED,
+    "delete": TaskEventKind.DELETED,
+}
 
 TASK_COUNTER = "tasks"
 LINK_COUNTER = "task-links"
@@ -266,12 +288,37 @@ class GraphStore:
         return await self._find_sorted({"_id": {"$in": linked}, **task_filter(statuses, task_type)})
 
     @_translating_driver_errors
-    async def list_job_tasks(self, job_id: str, root: bool | None = None) -> list[TaskDoc]:
-        """A job's tasks by ascending id; `root=False` keeps only the non-root ones (CONTRACT §2)."""
-        query: dict[str, Any] = {"job-id": job_id}
-        if root is False:
-            query["root"] = False
+    async def list_job_tasks(
+        self,
+        job_id: str,
+        root: bool | None = None,
+        statuses: Collection[str] | None = None,
+        task_type: str | None = None,
+    ) -> list[TaskDoc]:
+        """A job's tasks by ascending id, those whose `root` equals `root` when it is given."""
+        query: dict[str, Any] = {"job-id": job_id, **task_filter(statuses, task_type)}
+        if root is not None:
+            query["root"] = root
         return await self._find_sorted(query)
+
+    async def watch_task_events(self, job_id: str | None = None) -> AsyncIterator[TaskEvent]:
+        """Every change to the tasks (of one job, if given), from a MongoDB change stream: whoever wrote it,
+        through whichever gateway instance. The stream is open when the first event is awaited."""
+        match: dict[str, Any] = {"operationType": {"$in": list(_EVENT_KINDS)}}
+        if job_id is not None:
+            # The pre-image lets a deletion (or a task moved to another job) reach the job's subscribers.
+            match["$or"] = [{"fullDocument.job-id": job_id}, {"fullDocumentBeforeChange.job-id": job_id}]
+        try:
+            stream = await self._tasks.watch(
+                [{"$match": match}], full_document="updateLookup", full_document_before_change="whenAvailable"
+            )
+        except (ServerSelectionTimeoutError, ConnectionFailure) as error:
+            raise StorageUnavailable(f"MongoDB unavailable: {error}") from error
+        async with stream:
+            async for change in stream:
+                kind = _EVENT_KINDS[change["operationType"]]
+                task = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
+                yield TaskEvent(kind, change["documentKey"]["_id"], task)
 
     # ---- update ---------------------------------------------------------------------------------------------
 

@@ -5,11 +5,12 @@ Field names are the hyphenated API names; Python attribute names are their snake
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from beanie import Document
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pymongo import ASCENDING, IndexModel
 
 INT64_MAX = 2**63 - 1
@@ -49,6 +50,31 @@ def parse_datetime(value: Any) -> Any:
 DateTime = Annotated[datetime, BeforeValidator(parse_datetime)]
 TaskId = Annotated[int, Field(gt=0, le=INT64_MAX)]
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+
+
+def format_datetime(value: datetime) -> str:
+    """`2026-11-22T18:00:00.000Z`: UTC, milliseconds, Z (CONTRACT §1)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def describe_invalid_fields(
+    error: ValidationError, prefix: tuple[Any, ...] = (), rename: Callable[[str], str] = str, limit: int = 5
+) -> str:
+    """`tasks[0].number-of-retries: Input should be a valid integer; …`, naming each offending field."""
+    parts = []
+    for item in error.errors()[:limit]:
+        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"].removeprefix("Value error, ")
+        parts.append(f"{_location(prefix + tuple(item['loc']), rename)}: {message}")
+    if len(error.errors()) > limit:
+        parts.append(f"and {len(error.errors()) - limit} more")
+    return "; ".join(parts)
+
+
+def _location(loc: tuple[Any, ...], rename: Callable[[str], str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{rename(part)}" if text else rename(str(part)))
+    return text or "body"
 
 
 def now_utc() -> datetime:

@@ -11,15 +11,13 @@ from xml.parsers import expat
 
 import orjson
 import xmltodict
-from pydantic import ValidationError
 
-from models import BOOL_FIELDS, INT_FIELDS, NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc
+from models import BOOL_FIELDS, INT_FIELDS, NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime
 
 JSON_TYPE = "application/json"
 XML_TYPE = "application/xml"
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
-_MAX_DESCRIBED_ERRORS = 5
 
 
 class Format(Enum):
@@ -94,11 +92,6 @@ def request_format(content_type: str | None) -> Format:
 
 
 # ---- responses --------------------------------------------------------------------------------------------------
-
-
-def format_datetime(value: datetime) -> str:
-    """`2026-11-22T18:00:00.000Z`: UTC, milliseconds, Z."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def task_to_api(doc: TaskDoc, linked: Mapping[int, TaskDoc] | None = None) -> dict[str, Any]:
@@ -237,22 +230,3 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"malformed JSON: {error}") from None
-
-
-def _location(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
-def describe_validation_error(error: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
-    """`tasks[0].number-of-retries: Input should be a valid integer; …`, naming each offending field."""
-    parts = []
-    for item in error.errors()[:_MAX_DESCRIBED_ERRORS]:
-        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"].removeprefix("Value error, ")
-        parts.append(f"{_location(prefix + tuple(item['loc']))}: {message}")
-    more = len(error.errors()) - _MAX_DESCRIBED_ERRORS
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BeforeValidator, ValidationError
 
-from models import GraphStore, TaskCreate, TaskDoc, TaskPatch
+from models import GraphStore, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
 from models.task import INT64_MAX, NestedTasks
 from rest.codecs import (
     BadRequest,
     Format,
-    describe_validation_error,
     encode,
     navigable_next_ids,
     parse_json,
@@ -113,7 +112,7 @@ async def _created_tasks(request: Request) -> list[TaskCreate]:
     try:
         return NestedTasks.model_validate(data).tasks
     except ValidationError as error:
-        raise BadRequest(describe_validation_error(error)) from None
+        raise BadRequest(describe_invalid_fields(error)) from None
 
 
 async def _task_patch(request: Request) -> TaskPatch:
@@ -125,7 +124,7 @@ async def _task_patch(request: Request) -> TaskPatch:
     try:
         return TaskPatch.model_validate(data)
     except ValidationError as error:
-        raise BadRequest(describe_validation_error(error)) from None
+        raise BadRequest(describe_invalid_fields(error)) from None
 
 
 @router.post(
@@ -192,7 +191,9 @@ async def get_job_tasks(
     root: Annotated[bool | None, Query(description="including roots or not")] = None,
 ) -> Response:
     store = _store(request)
-    return await _tasks_response(store, await store.list_job_tasks(jobId, root), fmt)
+    # CONTRACT §2: root absent or true lists every task of the job, roots included; false only non-roots.
+    only_non_roots = False if root is False else None
+    return await _tasks_response(store, await store.list_job_tasks(jobId, only_non_roots), fmt)
 
 
 @router.put(

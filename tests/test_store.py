@@ -146,8 +146,9 @@ async def test_list_job_tasks_with_root_filter(store):
         [task(id=9, job_id="J", nexts={"tasks": [{"id": 4}]}), task(id=2, job_id="J"), task(id=3, job_id="K")]
     )
     assert [d["_id"] for d in await store.list_job_tasks("J")] == [2, 4, 9]
-    assert [d["_id"] for d in await store.list_job_tasks("J", root=True)] == [2, 4, 9]
+    assert [d["_id"] for d in await store.list_job_tasks("J", root=True)] == [2, 9]
     assert [d["_id"] for d in await store.list_job_tasks("J", root=False)] == [4]
+    assert [d["_id"] for d in await store.list_job_tasks("J", statuses=["X"])] == []
     assert await store.list_job_tasks("unknown") == []
 
 

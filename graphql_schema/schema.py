@@ -1,0 +1,175 @@
+"""Query, Mutation and Subscription over the graph store, and the schema with its bounds."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncGenerator
+
+import strawberry
+from graphql import GraphQLError
+from pydantic import ValidationError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import Info
+
+from graphql_schema.context import Context
+from graphql_schema.errors import as_graphql_error, graph_errors
+from graphql_schema.types import (
+    DateTime,
+    Job,
+    Task,
+    TaskEvent,
+    TaskInput,
+    TaskPatch,
+    creation_fields,
+    patch_fields,
+    task_id,
+    task_ids,
+)
+from models import GraphError, TaskCreate
+from models import TaskPatch as StoredTaskPatch
+
+log = logging.getLogger("gateway.graphql")
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The task with this id, or null.")
+    @graph_errors
+    async def task(self, info: Info[Context, None], id: strawberry.ID) -> Task | None:
+        doc = await info.context.tasks.load(task_id(id))
+        return Task.from_doc(doc) if doc is not None else None
+
+    @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
+    @graph_errors
+    async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Task | None]:
+        docs = await info.context.tasks.load_many([task_id(i, "ids") for i in ids])
+        return [Task.from_doc(doc) if doc is not None else None for doc in docs]
+
+    @strawberry.field(description="A job's whole graph, or null when no task has this job-id.")
+    @graph_errors
+    async def job(self, info: Info[Context, None], id: str) -> Job | None:
+        docs = await info.context.store.list_job_tasks(id)
+        if not docs:
+            return None
+        if len(docs) > info.context.max_traversal:
+            raise GraphQLError(
+                f"traversal bound exceeded: job {id} has {len(docs)} tasks, more than "
+                f"{info.context.max_traversal} (TRACKING_GRAPHQL_MAX_TRAVERSAL)",
+                extensions={"code": "TRAVERSAL_TOO_LARGE"},
+            )
+        info.context.remember(docs)
+        return Job(id=id, docs=docs)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create tasks (and their nested nexts), all or nothing.")
+    @graph_errors
+    async def create_tasks(
+        self,
+        info: Info[Context, None],
+        tasks: list[TaskInput],  # type: ignore[valid-type]
+    ) -> list[Task]:
+        specs = [
+            TaskCreate.model_validate(creation_fields(task, f"tasks[{index}]")) for index, task in enumerate(tasks)
+        ]
+        docs = await info.context.store.create_tasks(specs)
+        info.context.remember(docs)
+        return [Task.from_doc(doc) for doc in docs]
+
+    @strawberry.mutation(description="Merge-update a task: given fields replace, null clears, absent stay.")
+    @graph_errors
+    async def update_task(
+        self,
+        info: Info[Context, None],
+        id: strawberry.ID,
+        patch: TaskPatch,  # type: ignore[valid-type]
+    ) -> Task:
+        doc = await info.context.store.update_task(task_id(id), StoredTaskPatch.model_validate(patch_fields(patch)))
+        info.context.remember([doc])
+        return Task.from_doc(doc)
+
+    @strawberry.mutation(description="Delete a task and every link to or from it.")
+    @graph_errors
+    async def delete_task(self, info: Info[Context, None], id: strawberry.ID) -> bool:
+        await info.context.store.delete_task(task_id(id))
+        return True
+
+    @strawberry.mutation(description="Link the task to each next task; returns all its next tasks.")
+    @graph_errors
+    async def add_nexts(
+        self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]
+    ) -> list[Task]:
+        docs = await info.context.store.add_nexts(task_id(id), task_ids(next_ids, "nextIds"))
+        return [Task.from_doc(doc) for doc in docs]
+
+    @strawberry.mutation(description="Unlink the task from each next task (a missing link is no error).")
+    @graph_errors
+    async def remove_nexts(self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]) -> bool:
+        await info.context.store.remove_nexts(task_id(id), task_ids(next_ids, "nextIds"))
+        return True
+
+    @strawberry.mutation(description="Link each previous task to the task; returns all its previous tasks.")
+    @graph_errors
+    async def add_previous(
+        self,
+        info: Info[Context, None],
+        id: strawberry.ID,
+        previous_ids: list[strawberry.ID],
+    ) -> list[Task]:
+        docs = await info.context.store.add_previous(task_id(id), task_ids(previous_ids, "previousIds"))
+        return [Task.from_doc(doc) for doc in docs]
+
+    @strawberry.mutation(description="Unlink each previous task from the task (a missing link is no error).")
+    @graph_errors
+    async def remove_previous(
+        self,
+        info: Info[Context, None],
+        id: strawberry.ID,
+        previous_ids: list[strawberry.ID],
+    ) -> bool:
+        await info.context.store.remove_previous(task_id(id), task_ids(previous_ids, "previousIds"))
+        return True
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Every task created, updated or deleted (in one job, if given).")
+    async def task_events(self, info: Info[Context, None], job_id: str | None = None) -> AsyncGenerator[TaskEvent]:
+        try:
+            async for event in info.context.store.watch_task_events(job_id):
+                task = Task.from_doc(event.task) if event.task is not None else None
+                yield TaskEvent(kind=event.kind, task_id=strawberry.ID(str(event.task_id)), task=task)
+        except GraphError as error:
+            raise as_graphql_error(error) from None
+
+
+def _is_internal(error: GraphQLError) -> bool:
+    """Mask what is not ours to show: anything without an extensions.code that is not a GraphQL-level error."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError | ValidationError | ValueError):
+        return False
+    log.error("unhandled error in GraphQL resolver at %s", error.path, exc_info=original)
+    return True
+
+
+class TrackingSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
+        """Errors the caller caused are answered, not logged; internal ones are logged where they are masked."""
+
+
+def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberry.Schema:
+    """The schema with its bounds; each extension is a factory, so every request gets fresh instances."""
+    return TrackingSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[DateTime],
+        extensions=[
+            functools.partial(QueryDepthLimiter, max_depth=max_depth),
+            functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+            functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
+            functools.partial(MaskErrors, should_mask_error=_is_internal, error_message="internal server error"),
+        ],
+    )

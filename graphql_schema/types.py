@@ -1,0 +1,298 @@
+"""The GraphQL types (CONTRACT §4): Task with its traversals, Job, Edge, StatusCount, TaskEvent, the inputs.
+
+Task field names are the contract's hyphenated names in camelCase; the classes holding them are generated from
+`models.task.CLIENT_FIELDS` so the REST and GraphQL shapes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any, NewType
+
+import strawberry
+from strawberry.types import Info
+
+from graphql_schema.context import Context
+from graphql_schema.errors import user_error
+from models import TaskDoc, TaskEventKind, format_datetime, parse_datetime
+from models.task import CLIENT_FIELDS, INT64_MAX, INT_FIELDS
+
+# ---- scalars and ids --------------------------------------------------------------------------------------------
+
+
+def _serialize_datetime(value: Any) -> str:
+    return format_datetime(value) if isinstance(value, datetime) else str(value)
+
+
+def _parse_datetime(value: Any) -> datetime:
+    try:
+        return parse_datetime(value)
+    except ValueError as error:
+        raise ValueError(f"DateTime: {error}") from None
+
+
+DateTime = strawberry.scalar(
+    NewType("DateTime", datetime),
+    name="DateTime",
+    description="ISO 8601 in UTC with milliseconds (2026-11-22T18:00:00.000Z); in: any offset or epoch ms",
+    serialize=_serialize_datetime,
+    parse_value=_parse_datetime,
+)
+
+
+def task_id(value: strawberry.ID | str, argument: str = "id") -> int:
+    """A GraphQL ID as a task id: decimal int64 > 0."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= INT64_MAX:
+        raise user_error(f"{argument}: {text!r} is not a task id (a decimal int64 > 0)")
+    return int(text)
+
+
+def task_ids(values: Iterable[strawberry.ID], argument: str) -> list[int]:
+    ids = [task_id(value, argument) for value in values]
+    if not ids:
+        raise user_error(f"{argument}: at least one task id is required")
+    return ids
+
+
+def _graphql_type(api_name: str) -> Any:
+    if api_name in INT_FIELDS:
+        return int | None
+    if api_name == "root":
+        return bool | None
+    if api_name in ("start-time", "finish-time"):
+        return DateTime | None
+    return str | None
+
+
+def _generated(name: str, fields: dict[str, Any], default: Any) -> type:
+    namespace: dict[str, Any] = {"__annotations__": dict(fields), "__module__": __name__}
+    namespace.update(dict.fromkeys(fields, default))
+    return type(name, (), namespace)
+
+
+_CLIENT_FIELD_TYPES = {python: _graphql_type(api) for python, api in CLIENT_FIELDS.items()}
+
+# ---- Task -------------------------------------------------------------------------------------------------------
+
+TaskFields = strawberry.type(
+    _generated(
+        "TaskFields",
+        {
+            "id": strawberry.ID,
+            "creation_timestamp": DateTime | None,
+            "update_timestamp": DateTime | None,
+            **_CLIENT_FIELD_TYPES,
+        },
+        None,
+    )
+)
+
+StatusFilter = Annotated[list[str] | None, strawberry.argument(description="any of these statuses")]
+TypeFilter = Annotated[str | None, strawberry.argument(name="type", description="exactly this type")]
+# `root` names the parent object in a Strawberry resolver, hence the Python name root_.
+RootFilter = Annotated[bool | None, strawberry.argument(name="root", description="true: roots only; false: others")]
+DepthBound = Annotated[int | None, strawberry.argument(description="levels to follow; unbounded when absent")]
+
+
+def _matches(doc: TaskDoc, status: list[str] | None, type_: str | None) -> bool:
+    if status is not None and doc.get("status") not in status:
+        return False
+    return type_ is None or doc.get("type", "task") == type_
+
+
+@strawberry.type(description="A workflow execution task; its links lead to other tasks.")
+class Task(TaskFields):
+    doc: strawberry.Private[TaskDoc]
+
+    @classmethod
+    def from_doc(cls, doc: TaskDoc) -> Task:
+        return cls(
+            doc=doc,
+            id=strawberry.ID(str(doc["_id"])),
+            creation_timestamp=doc.get("creation-timestamp"),
+            update_timestamp=doc.get("update-timestamp"),
+            **{python: doc.get(api) for python, api in CLIENT_FIELDS.items()},
+        )
+
+    @strawberry.field(description="Direct next tasks, by ascending id.")
+    async def nexts(
+        self, info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
+    ) -> list[Task]:
+        return await self._linked(info, "nexts", status, type_)
+
+    @strawberry.field(description="Direct previous tasks, by ascending id.")
+    async def previous(
+        self, info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
+    ) -> list[Task]:
+        return await self._linked(info, "previous", status, type_)
+
+    @strawberry.field(description="Every task downstream, breadth-first, each once, this task excluded.")
+    async def descendants(
+        self,
+        info: Info[Context, None],
+        max_depth: DepthBound = None,
+        status: StatusFilter = None,
+        type_: TypeFilter = None,
+    ) -> list[Task]:
+        return await self._walk(info, "nexts", max_depth, status, type_)
+
+    @strawberry.field(description="Every task upstream, breadth-first, each once, this task excluded.")
+    async def ancestors(
+        self,
+        info: Info[Context, None],
+        max_depth: DepthBound = None,
+        status: StatusFilter = None,
+        type_: TypeFilter = None,
+    ) -> list[Task]:
+        return await self._walk(info, "previous", max_depth, status, type_)
+
+    async def _linked(
+        self, info: Info[Context, None], direction: str, status: list[str] | None, type_: str | None
+    ) -> list[Task]:
+        ids = sorted(set(self.doc.get(direction) or ()))
+        docs = await info.context.tasks.load_many(ids)
+        return [Task.from_doc(doc) for doc in docs if doc is not None and _matches(doc, status, type_)]
+
+    async def _walk(
+        self,
+        info: Info[Context, None],
+        direction: str,
+        max_depth: int | None,
+        status: list[str] | None,
+        type_: str | None,
+    ) -> list[Task]:
+        """Breadth-first over links as stored, so it is safe on cycles that other tools wrote directly.
+        Each level is one DataLoader batch: one MongoDB round trip per level, never one per task."""
+        if max_depth is not None and max_depth < 0:
+            raise user_error("maxDepth: must be 0 or more")
+        bound = info.context.max_traversal
+        seen = {self.doc["_id"]}
+        frontier = _unseen(self.doc.get(direction) or (), seen)
+        found: list[TaskDoc] = []
+        depth = 0
+        while frontier and (max_depth is None or depth < max_depth):
+            depth += 1
+            level = [doc for doc in await info.context.tasks.load_many(frontier) if doc is not None]
+            found.extend(level)
+            if len(found) > bound:
+                raise user_error(
+                    f"traversal bound exceeded: more than {bound} tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)",
+                    "TRAVERSAL_TOO_LARGE",
+                )
+            frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
+        return [Task.from_doc(doc) for doc in found if _matches(doc, status, type_)]
+
+
+def _unseen(ids: Iterable[int], seen: set[int]) -> list[int]:
+    """The ids not met yet, in order, once each; marks them seen."""
+    fresh = [i for i in dict.fromkeys(ids) if i not in seen]
+    seen.update(fresh)
+    return fresh
+
+
+# ---- Job --------------------------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="A link of the graph: `to` is a next task of `from`.")
+class Edge:
+    from_: strawberry.ID = strawberry.field(name="from")
+    to: strawberry.ID
+
+
+@strawberry.type
+class StatusCount:
+    status: str | None
+    count: int
+
+
+@strawberry.type(description="The tasks sharing a job-id, with the links between them.")
+class Job:
+    id: str
+    docs: strawberry.Private[list[TaskDoc]]
+
+    @strawberry.field(description="The job's tasks by ascending id; root true/false keeps only (non-)root tasks.")
+    def tasks(self, root_: RootFilter = None, status: StatusFilter = None, type_: TypeFilter = None) -> list[Task]:
+        return [
+            Task.from_doc(doc)
+            for doc in self.docs
+            if (root_ is None or doc.get("root") is root_) and _matches(doc, status, type_)
+        ]
+
+    @strawberry.field(description="The job's root tasks.")
+    def roots(self) -> list[Task]:
+        return [Task.from_doc(doc) for doc in self.docs if doc.get("root") is True]
+
+    @strawberry.field(description="Every link between two tasks of the job.")
+    def edges(self) -> list[Edge]:
+        members = {doc["_id"] for doc in self.docs}
+        return [
+            Edge(from_=strawberry.ID(str(doc["_id"])), to=strawberry.ID(str(next_id)))
+            for doc in self.docs
+            for next_id in doc.get("nexts") or ()
+            if next_id in members
+        ]
+
+    @strawberry.field(description="How many of the job's tasks have each status (null: no status).")
+    def status_counts(self) -> list[StatusCount]:
+        counts = Counter(doc.get("status") for doc in self.docs)
+        ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
+        return [StatusCount(status=status, count=count) for status, count in ordered]
+
+
+# ---- events -----------------------------------------------------------------------------------------------------
+
+TaskEventKindEnum = strawberry.enum(TaskEventKind, name="TaskEventKind")
+
+
+@strawberry.type
+class TaskEvent:
+    kind: TaskEventKindEnum  # type: ignore[valid-type]
+    task_id: strawberry.ID
+    task: Task | None
+
+
+# ---- inputs -----------------------------------------------------------------------------------------------------
+
+TaskInput = strawberry.input(
+    _generated(
+        "TaskInput",
+        {"id": strawberry.ID | None, **_CLIENT_FIELD_TYPES, "nexts": "list[TaskInput] | None"},
+        None,
+    ),
+    description="A task to create; `nexts` are created too and linked after it.",
+)
+TaskPatch = strawberry.input(
+    _generated("TaskPatch", {"id": strawberry.ID | None, **_CLIENT_FIELD_TYPES}, strawberry.UNSET),
+    description="Fields given replace stored values, null clears, absent fields stay.",
+)
+
+
+def creation_fields(task: Any, path: str) -> dict[str, Any]:
+    """A TaskInput as the API-named dict the graph store validates (absent and null both mean 'not given')."""
+    fields: dict[str, Any] = {}
+    if task.id is not None:
+        fields["id"] = task_id(task.id, f"{path}.id")
+    for python, api in CLIENT_FIELDS.items():
+        value = getattr(task, python)
+        if value is not None:
+            fields[api] = value
+    if task.nexts is not None:
+        fields["nexts"] = {
+            "tasks": [creation_fields(child, f"{path}.nexts[{index}]") for index, child in enumerate(task.nexts)]
+        }
+    return fields
+
+
+def patch_fields(patch: Any) -> dict[str, Any]:
+    """A TaskPatch as the API-named dict of the fields it gives (null kept: it clears)."""
+    fields: dict[str, Any] = {}
+    if patch.id is not strawberry.UNSET and patch.id is not None:
+        fields["id"] = task_id(patch.id, "patch.id")
+    for python, api in CLIENT_FIELDS.items():
+        value = getattr(patch, python)
+        if value is not strawberry.UNSET:
+            fields[api] = value
+    return fields
