@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
@@ -10,10 +11,15 @@ from strawberry.fastapi import BaseContext
 from models import GraphStore, TaskDoc
 
 
+class TokenChecker(Protocol):
+    def accepts(self, presented: str | None) -> bool: ...
+
+
 class Context(BaseContext):
-    def __init__(self, store: GraphStore, max_traversal: int, authenticated: bool) -> None:
+    def __init__(self, store: GraphStore, max_traversal: int, authenticated: bool, tokens: TokenChecker) -> None:
         super().__init__()
         self.store = store
+        self.tokens = tokens
         self.max_traversal = max_traversal
         self.authenticated = authenticated
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)

@@ -23,9 +23,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
             return await super().on_ws_connect(context)
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         presented = params.get(TOKEN_HEADER) or params.get(TOKEN_HEADER.lower()) or params.get("token")
-        websocket = context.websocket
-        assert websocket is not None
-        if isinstance(presented, str) and websocket.app.state.tokens.accepts(presented):
+        if isinstance(presented, str) and context.tokens.accepts(presented):
             context.authenticated = True
             return await super().on_ws_connect(context)
         raise ConnectionRejectionError({"message": f"missing or unknown {TOKEN_HEADER}"})
@@ -46,7 +44,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     authenticated = state.tokens.accepts(connection.headers.get(TOKEN_HEADER))
     if request is not None and not authenticated and not _asks_for_graphiql(request):
         raise HTTPException(403, f"missing or unknown {TOKEN_HEADER}")
-    return Context(state.store, state.settings.graphql_max_traversal, authenticated)
+    return Context(state.store, state.settings.graphql_max_traversal, authenticated, state.tokens)
 
 
 def graphql_router(max_depth: int, max_aliases: int, max_tokens: int) -> GraphQLRouter:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncGenerator
+from datetime import datetime
 
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.errors import as_graphql_error, graph_errors
 from graphql_schema.types import (
-    DateTime,
+    DATETIME_SCALAR,
     Job,
     Task,
     TaskEvent,
@@ -165,7 +167,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[DateTime],
+        config=StrawberryConfig(scalar_map={datetime: DATETIME_SCALAR}),
         extensions=[
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),

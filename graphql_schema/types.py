@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, NewType
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -33,13 +33,13 @@ def _parse_datetime(value: Any) -> datetime:
         raise ValueError(f"DateTime: {error}") from None
 
 
-DateTime = strawberry.scalar(
-    NewType("DateTime", datetime),
+DATETIME_SCALAR = strawberry.scalar(
     name="DateTime",
     description="ISO 8601 in UTC with milliseconds (2026-11-22T18:00:00.000Z); in: any offset or epoch ms",
     serialize=_serialize_datetime,
     parse_value=_parse_datetime,
 )
+"""Maps Python datetimes to the contract's date format (Schema config scalar_map)."""
 
 
 def task_id(value: strawberry.ID | str, argument: str = "id") -> int:
@@ -63,7 +63,7 @@ def _graphql_type(api_name: str) -> Any:
     if api_name == "root":
         return bool | None
     if api_name in ("start-time", "finish-time"):
-        return DateTime | None
+        return datetime | None
     return str | None
 
 
@@ -82,8 +82,8 @@ TaskFields = strawberry.type(
         "TaskFields",
         {
             "id": strawberry.ID,
-            "creation_timestamp": DateTime | None,
-            "update_timestamp": DateTime | None,
+            "creation_timestamp": datetime | None,
+            "update_timestamp": datetime | None,
             **_CLIENT_FIELD_TYPES,
         },
         None,

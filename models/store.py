@@ -68,6 +68,7 @@ LINK_COUNTER = "task-links"
 would let both commit. The write conflict on this document serialises them and the loser re-checks."""
 
 _SERVER_ASSIGNED_ID_RETRIES = 3
+_LIST_BATCH_SIZE = 100_000  # lists come back in as few round trips as 16 MiB batches allow
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -174,7 +175,8 @@ class GraphStore:
             )
 
     async def _find_sorted(self, query: dict[str, Any], session: AsyncClientSession | None = None) -> list[TaskDoc]:
-        return await self._tasks.find(query, session=session).sort("_id", ASCENDING).to_list(None)
+        cursor = self._tasks.find(query, session=session, batch_size=_LIST_BATCH_SIZE)
+        return await cursor.sort("_id", ASCENDING).to_list(None)
 
     async def _require_ids(self, ids: Collection[int], session: AsyncClientSession | None = None) -> dict[int, TaskDoc]:
         """Link arrays of the given tasks, raising TaskNotFound naming every id that does not exist."""
@@ -262,7 +264,10 @@ class GraphStore:
         """The tasks that exist among `ids`, by id (unknown ids are simply absent)."""
         if not ids:
             return {}
-        return {doc["_id"]: doc async for doc in self._tasks.find({"_id": {"$in": list(ids)}})}
+        # The whole answer in the first batch, one more than can match so that the server closes the cursor:
+        # one round trip, where the default (101 documents, then getMore) costs two or more.
+        cursor = self._tasks.find({"_id": {"$in": list(ids)}}, batch_size=len(ids) + 1)
+        return {doc["_id"]: doc async for doc in cursor}
 
     @_translating_driver_errors
     async def list_nexts(
