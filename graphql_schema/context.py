@@ -29,6 +29,16 @@ class Context(BaseContext):
         found = await self.store.get_tasks(ids)
         return [found.get(task_id) for task_id in ids]
 
+    def cached_tasks(self, ids: Sequence[int]) -> list[TaskDoc | None] | None:
+        """The tasks this request has already fetched, or None if any of them still has to be loaded."""
+        docs = []
+        for task_id in ids:
+            future = self.tasks.cache_map.get(task_id)
+            if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+                return None
+            docs.append(future.result())
+        return docs
+
     def remember(self, docs: Sequence[TaskDoc]) -> None:
         """Tasks already fetched (a job's, a mutation's) need no second trip when a nested field asks again."""
         for doc in docs:

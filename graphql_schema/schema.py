@@ -23,8 +23,11 @@ from graphql_schema.types import (
     TaskEvent,
     TaskInput,
     TaskPatch,
+    as_task,
+    as_tasks,
     creation_fields,
     patch_fields,
+    read_field,
     task_id,
     task_ids,
 )
@@ -40,13 +43,13 @@ class Query:
     @graph_errors
     async def task(self, info: Info[Context, None], id: strawberry.ID) -> Task | None:
         doc = await info.context.tasks.load(task_id(id))
-        return Task.from_doc(doc) if doc is not None else None
+        return as_task(doc) if doc is not None else None
 
     @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
     @graph_errors
     async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Task | None]:
         docs = await info.context.tasks.load_many([task_id(i, "ids") for i in ids])
-        return [Task.from_doc(doc) if doc is not None else None for doc in docs]
+        return [as_task(doc) if doc is not None else None for doc in docs]
 
     @strawberry.field(description="A job's whole graph, or null when no task has this job-id.")
     @graph_errors
@@ -78,7 +81,7 @@ class Mutation:
         ]
         docs = await info.context.store.create_tasks(specs)
         info.context.remember(docs)
-        return [Task.from_doc(doc) for doc in docs]
+        return as_tasks(docs)
 
     @strawberry.mutation(description="Merge-update a task: given fields replace, null clears, absent stay.")
     @graph_errors
@@ -90,7 +93,7 @@ class Mutation:
     ) -> Task:
         doc = await info.context.store.update_task(task_id(id), StoredTaskPatch.model_validate(patch_fields(patch)))
         info.context.remember([doc])
-        return Task.from_doc(doc)
+        return as_task(doc)
 
     @strawberry.mutation(description="Delete a task and every link to or from it.")
     @graph_errors
@@ -104,7 +107,7 @@ class Mutation:
         self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]
     ) -> list[Task]:
         docs = await info.context.store.add_nexts(task_id(id), task_ids(next_ids, "nextIds"))
-        return [Task.from_doc(doc) for doc in docs]
+        return as_tasks(docs)
 
     @strawberry.mutation(description="Unlink the task from each next task (a missing link is no error).")
     @graph_errors
@@ -121,7 +124,7 @@ class Mutation:
         previous_ids: list[strawberry.ID],
     ) -> list[Task]:
         docs = await info.context.store.add_previous(task_id(id), task_ids(previous_ids, "previousIds"))
-        return [Task.from_doc(doc) for doc in docs]
+        return as_tasks(docs)
 
     @strawberry.mutation(description="Unlink each previous task from the task (a missing link is no error).")
     @graph_errors
@@ -141,7 +144,7 @@ class Subscription:
     async def task_events(self, info: Info[Context, None], job_id: str | None = None) -> AsyncGenerator[TaskEvent]:
         try:
             async for event in info.context.store.watch_task_events(job_id):
-                task = Task.from_doc(event.task) if event.task is not None else None
+                task = as_task(event.task) if event.task is not None else None
                 yield TaskEvent(kind=event.kind, task_id=strawberry.ID(str(event.task_id)), task=task)
         except GraphError as error:
             raise as_graphql_error(error) from None
@@ -167,7 +170,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(scalar_map={datetime: DATETIME_SCALAR}),
+        config=StrawberryConfig(scalar_map={datetime: DATETIME_SCALAR}, default_resolver=read_field),
         extensions=[
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),

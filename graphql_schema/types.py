@@ -7,7 +7,7 @@ Task field names are the contract's hyphenated names in camelCase; the classes h
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -67,9 +67,13 @@ def _graphql_type(api_name: str) -> Any:
     return str | None
 
 
+_REQUIRED = object()
+
+
 def _generated(name: str, fields: dict[str, Any], default: Any) -> type:
     namespace: dict[str, Any] = {"__annotations__": dict(fields), "__module__": __name__}
-    namespace.update(dict.fromkeys(fields, default))
+    if default is not _REQUIRED:
+        namespace.update(dict.fromkeys(fields, default))
     return type(name, (), namespace)
 
 
@@ -86,7 +90,7 @@ TaskFields = strawberry.type(
             "update_timestamp": datetime | None,
             **_CLIENT_FIELD_TYPES,
         },
-        None,
+        _REQUIRED,  # no class-level defaults: every value is read from the stored document
     )
 )
 
@@ -103,87 +107,128 @@ def _matches(doc: TaskDoc, status: list[str] | None, type_: str | None) -> bool:
     return type_ is None or doc.get("type", "task") == type_
 
 
+STORED_NAMES = {"creation_timestamp": "creation-timestamp", "update_timestamp": "update-timestamp", **CLIENT_FIELDS}
+
+
+def read_field(source: Any, name: str) -> Any:
+    """Strawberry's default resolver. A Task is served straight from its stored document (a dict): building a
+    wrapper object with thirty-odd attributes per task cost more than the rest of a 10k-task query."""
+    if type(source) is dict:
+        return str(source["_id"]) if name == "id" else source.get(STORED_NAMES[name])
+    return getattr(source, name)
+
+
+def _matches(doc: TaskDoc, status: list[str] | None, type_: str | None) -> bool:
+    if status is not None and doc.get("status") not in status:
+        return False
+    return type_ is None or doc.get("type", "task") == type_
+
+
+def _linked(
+    task: TaskDoc, info: Info[Context, None], direction: str, status: list[str] | None, type_: str | None
+) -> list[TaskDoc] | Awaitable[list[TaskDoc]]:
+    """The linked tasks, at once when this request already fetched them all (no coroutine per task)."""
+    ids = sorted(set(task.get(direction) or ()))
+    docs = info.context.cached_tasks(ids)
+    if docs is None:
+        return _load_linked(info, ids, status, type_)
+    return [doc for doc in docs if doc is not None and _matches(doc, status, type_)]
+
+
+async def _load_linked(
+    info: Info[Context, None], ids: list[int], status: list[str] | None, type_: str | None
+) -> list[TaskDoc]:
+    docs = await info.context.tasks.load_many(ids)
+    return [doc for doc in docs if doc is not None and _matches(doc, status, type_)]
+
+
+def _nexts(
+    task: strawberry.Parent[TaskDoc], info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
+) -> list[Task] | Awaitable[list[Task]]:
+    return _linked(task, info, "nexts", status, type_)  # type: ignore[return-value]
+
+
+def _previous(
+    task: strawberry.Parent[TaskDoc], info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
+) -> list[Task] | Awaitable[list[Task]]:
+    return _linked(task, info, "previous", status, type_)  # type: ignore[return-value]
+
+
+async def _descendants(
+    task: strawberry.Parent[TaskDoc],
+    info: Info[Context, None],
+    max_depth: DepthBound = None,
+    status: StatusFilter = None,
+    type_: TypeFilter = None,
+) -> list[Task]:
+    return await _walk(task, info, "nexts", max_depth, status, type_)  # type: ignore[return-value]
+
+
+async def _ancestors(
+    task: strawberry.Parent[TaskDoc],
+    info: Info[Context, None],
+    max_depth: DepthBound = None,
+    status: StatusFilter = None,
+    type_: TypeFilter = None,
+) -> list[Task]:
+    return await _walk(task, info, "previous", max_depth, status, type_)  # type: ignore[return-value]
+
+
+async def _walk(
+    task: TaskDoc,
+    info: Info[Context, None],
+    direction: str,
+    max_depth: int | None,
+    status: list[str] | None,
+    type_: str | None,
+) -> list[TaskDoc]:
+    """Breadth-first over links as stored, so it is safe on cycles that other tools wrote directly.
+    Each level is one DataLoader batch: one MongoDB round trip per level, never one per task."""
+    if max_depth is not None and max_depth < 0:
+        raise user_error("maxDepth: must be 0 or more")
+    bound = info.context.max_traversal
+    seen = {task["_id"]}
+    frontier = _unseen(task.get(direction) or (), seen)
+    found: list[TaskDoc] = []
+    depth = 0
+    while frontier and (max_depth is None or depth < max_depth):
+        depth += 1
+        level = [doc for doc in await info.context.tasks.load_many(frontier) if doc is not None]
+        found.extend(level)
+        if len(found) > bound:
+            raise user_error(
+                f"traversal bound exceeded: more than {bound} tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)",
+                "TRAVERSAL_TOO_LARGE",
+            )
+        frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
+    return [doc for doc in found if _matches(doc, status, type_)]
+
+
 @strawberry.type(description="A workflow execution task; its links lead to other tasks.")
 class Task(TaskFields):
-    doc: strawberry.Private[TaskDoc]
+    """Never instantiated: the value of a Task is its stored document, read through `read_field`."""
+
+    nexts: list[Task] = strawberry.field(resolver=_nexts, description="Direct next tasks, by ascending id.")
+    previous: list[Task] = strawberry.field(resolver=_previous, description="Direct previous tasks, by ascending id.")
+    descendants: list[Task] = strawberry.field(
+        resolver=_descendants, description="Every task downstream, breadth-first, each once, this task excluded."
+    )
+    ancestors: list[Task] = strawberry.field(
+        resolver=_ancestors, description="Every task upstream, breadth-first, each once, this task excluded."
+    )
 
     @classmethod
-    def from_doc(cls, doc: TaskDoc) -> Task:
-        return cls(
-            doc=doc,
-            id=strawberry.ID(str(doc["_id"])),
-            creation_timestamp=doc.get("creation-timestamp"),
-            update_timestamp=doc.get("update-timestamp"),
-            **{python: doc.get(api) for python, api in CLIENT_FIELDS.items()},
-        )
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        return isinstance(obj, dict)
 
-    @strawberry.field(description="Direct next tasks, by ascending id.")
-    async def nexts(
-        self, info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
-    ) -> list[Task]:
-        return await self._linked(info, "nexts", status, type_)
 
-    @strawberry.field(description="Direct previous tasks, by ascending id.")
-    async def previous(
-        self, info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
-    ) -> list[Task]:
-        return await self._linked(info, "previous", status, type_)
+def as_tasks(docs: list[TaskDoc]) -> list[Task]:
+    """Stored documents, typed as the GraphQL Task they are served as."""
+    return docs  # type: ignore[return-value]
 
-    @strawberry.field(description="Every task downstream, breadth-first, each once, this task excluded.")
-    async def descendants(
-        self,
-        info: Info[Context, None],
-        max_depth: DepthBound = None,
-        status: StatusFilter = None,
-        type_: TypeFilter = None,
-    ) -> list[Task]:
-        return await self._walk(info, "nexts", max_depth, status, type_)
 
-    @strawberry.field(description="Every task upstream, breadth-first, each once, this task excluded.")
-    async def ancestors(
-        self,
-        info: Info[Context, None],
-        max_depth: DepthBound = None,
-        status: StatusFilter = None,
-        type_: TypeFilter = None,
-    ) -> list[Task]:
-        return await self._walk(info, "previous", max_depth, status, type_)
-
-    async def _linked(
-        self, info: Info[Context, None], direction: str, status: list[str] | None, type_: str | None
-    ) -> list[Task]:
-        ids = sorted(set(self.doc.get(direction) or ()))
-        docs = await info.context.tasks.load_many(ids)
-        return [Task.from_doc(doc) for doc in docs if doc is not None and _matches(doc, status, type_)]
-
-    async def _walk(
-        self,
-        info: Info[Context, None],
-        direction: str,
-        max_depth: int | None,
-        status: list[str] | None,
-        type_: str | None,
-    ) -> list[Task]:
-        """Breadth-first over links as stored, so it is safe on cycles that other tools wrote directly.
-        Each level is one DataLoader batch: one MongoDB round trip per level, never one per task."""
-        if max_depth is not None and max_depth < 0:
-            raise user_error("maxDepth: must be 0 or more")
-        bound = info.context.max_traversal
-        seen = {self.doc["_id"]}
-        frontier = _unseen(self.doc.get(direction) or (), seen)
-        found: list[TaskDoc] = []
-        depth = 0
-        while frontier and (max_depth is None or depth < max_depth):
-            depth += 1
-            level = [doc for doc in await info.context.tasks.load_many(frontier) if doc is not None]
-            found.extend(level)
-            if len(found) > bound:
-                raise user_error(
-                    f"traversal bound exceeded: more than {bound} tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)",
-                    "TRAVERSAL_TOO_LARGE",
-                )
-            frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
-        return [Task.from_doc(doc) for doc in found if _matches(doc, status, type_)]
+def as_task(doc: TaskDoc) -> Task:
+    return doc  # type: ignore[return-value]
 
 
 def _unseen(ids: Iterable[int], seen: set[int]) -> list[int]:
@@ -215,15 +260,13 @@ class Job:
 
     @strawberry.field(description="The job's tasks by ascending id; root true/false keeps only (non-)root tasks.")
     def tasks(self, root_: RootFilter = None, status: StatusFilter = None, type_: TypeFilter = None) -> list[Task]:
-        return [
-            Task.from_doc(doc)
-            for doc in self.docs
-            if (root_ is None or doc.get("root") is root_) and _matches(doc, status, type_)
-        ]
+        return as_tasks(
+            [doc for doc in self.docs if (root_ is None or doc.get("root") is root_) and _matches(doc, status, type_)]
+        )
 
     @strawberry.field(description="The job's root tasks.")
     def roots(self) -> list[Task]:
-        return [Task.from_doc(doc) for doc in self.docs if doc.get("root") is True]
+        return as_tasks([doc for doc in self.docs if doc.get("root") is True])
 
     @strawberry.field(description="Every link between two tasks of the job.")
     def edges(self) -> list[Edge]:

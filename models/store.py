@@ -7,6 +7,7 @@ stored layout is already the contract.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
@@ -140,6 +141,9 @@ class GraphStore:
         self._client = client
         self._tasks = Task.get_pymongo_collection()
         self._counters = Counter.get_pymongo_collection()
+        # Link additions are serialised anyway (LINK_COUNTER); queueing them here first turns the write
+        # conflicts, aborts and back-off between this process's own requests into a plain wait.
+        self._link_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, uri: str, db_name: str) -> GraphStore:
@@ -374,7 +378,8 @@ class GraphStore:
             anchor_doc = await self._tasks.find_one({"_id": anchor}, {listing: 1}, session=session)
             return await self._find_sorted({"_id": {"$in": anchor_doc.get(listing) or []}}, session)
 
-        return await self._in_transaction(work)
+        async with self._link_lock:
+            return await self._in_transaction(work)
 
     async def _refuse_cycles(self, new_pairs: list[tuple[int, int]], session: AsyncClientSession) -> None:
         """Refuse links a->b where a is already reachable from b (the link would close a cycle).

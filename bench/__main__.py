@@ -1,0 +1,488 @@
+"""`make bench`: start a real MongoDB (the embedded one) and the gateway as a real server process, load data,
+and measure each workload against references taken in the same run. Prints one table and writes
+bench/results.json. Figures are medians over rounds, after a warm-up; ratios are what the targets speak of."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import orjson
+from bson.int64 import Int64
+from pymongo import AsyncMongoClient
+
+from gateway.embedded import EmbeddedMongo
+
+DB = "bench"
+TOKEN = "bench-token"
+CONCURRENCY = 32
+ROUNDS = 5
+BULK_TASKS = 100_000
+JOB_TASKS, JOB_LEVELS = 10_000, 20
+WALK_TASKS = 1_000
+HERE = Path(__file__).parent
+STATUSES = ("READY", "RUNNING", "DONE", "FAILED")
+
+
+@dataclass
+class Row:
+    workload: str
+    gateway: float
+    reference: float
+    unit: str
+    ratio: float
+    target: str
+    met: bool | None
+    note: str = ""
+
+
+# ---- data ----------------------------------------------------------------------------------------------------------
+
+
+def task_doc(task_id: int, job: str, now: datetime, **extra: object) -> dict:
+    return {
+        "_id": Int64(task_id),
+        "status": STATUSES[task_id % len(STATUSES)],
+        "creation-timestamp": now,
+        "update-timestamp": now,
+        "job-id": job,
+        "root": True,
+        "name": f"task {task_id}",
+        "description": "a benchmark task",
+        "type": "task",
+        "nexts": [],
+        "previous": [],
+        **extra,
+    }
+
+
+def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime) -> list[dict]:
+    """`levels` levels of equal width; each task links to two tasks of the next level."""
+    width = count // levels
+    docs = []
+    for level in range(levels):
+        for index in range(width):
+            task_id = first_id + level * width + index
+            nexts = (
+                []
+                if level == levels - 1
+                else sorted(
+                    {first_id + (level + 1) * width + index, first_id + (level + 1) * width + (index + 1) % width}
+                )
+            )
+            previous = (
+                []
+                if level == 0
+                else sorted(
+                    {first_id + (level - 1) * width + index, first_id + (level - 1) * width + (index - 1) % width}
+                )
+            )
+            docs.append(
+                task_doc(
+                    task_id,
+                    job,
+                    now,
+                    root=level == 0,
+                    nexts=[Int64(i) for i in nexts],
+                    previous=[Int64(i) for i in previous],
+                )
+            )
+    return docs
+
+
+def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[dict]:
+    docs = []
+    for index in range(count):
+        nexts = [first_id + child for child in (2 * index + 1, 2 * index + 2) if child < count]
+        previous = [first_id + (index - 1) // 2] if index else []
+        docs.append(
+            task_doc(
+                first_id + index,
+                job,
+                now,
+                root=index == 0,
+                nexts=[Int64(i) for i in nexts],
+                previous=[Int64(i) for i in previous],
+            )
+        )
+    return docs
+
+
+async def load(db) -> dict[str, int]:
+    await db.tasks.drop()
+    now = datetime.now(UTC).replace(microsecond=0)
+    for start in range(1, BULK_TASKS + 1, 10_000):
+        await db.tasks.insert_many([task_doc(i, f"bulk-{i // 1000}", now) for i in range(start, start + 10_000)])
+    job_first = BULK_TASKS + 1
+    await db.tasks.insert_many(layered_job(job_first, JOB_TASKS, JOB_LEVELS, "job-10k", now))
+    walk_first = job_first + JOB_TASKS
+    await db.tasks.insert_many(binary_tree(walk_first, WALK_TASKS, "walk-1k", now))
+    return {"walk_root": walk_first, "next_free": walk_first + WALK_TASKS}
+
+
+# ---- processes -----------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "TRACKING_MONGODB_URI": uri,
+        "TRACKING_MONGODB_DB": DB,
+        "TRACKING_PORT": str(port),
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(data_dir),
+        "TRACKING_LOG_LEVEL": "warning",
+        "TRACKING_GRAPHQL_MAX_TRAVERSAL": "20000",
+    }
+    return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=subprocess.DEVNULL)
+
+
+async def wait_until_up(url: str, process: subprocess.Popen) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise SystemExit(f"{url}: server exited with {process.returncode}")
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---- measuring -----------------------------------------------------------------------------------------------------
+
+
+async def rate(worker: Callable[[int], Awaitable[None]], total: int, concurrency: int = CONCURRENCY) -> float:
+    """Operations per second: `concurrency` coroutines share `total` operations (worker gets the op number)."""
+    counter = iter(range(total))
+
+    async def loop() -> None:
+        for number in counter:
+            await worker(number)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return total / (time.perf_counter() - started)
+
+
+async def median_of(measure: Callable[[], Awaitable[float]], rounds: int = ROUNDS, warmups: int = 1) -> float:
+    for _ in range(warmups):
+        await measure()
+    return statistics.median([await measure() for _ in range(rounds)])
+
+
+async def timed(action: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await action()
+    return time.perf_counter() - started
+
+
+def api_json(doc: dict) -> dict:
+    """What a hand-written endpoint returns for a stored task (the reference for encoding costs)."""
+    out = {"id": doc["_id"]}
+    for name, value in doc.items():
+        if name not in ("_id", "nexts", "previous"):
+            out[name] = value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if isinstance(value, datetime) else value
+    return out
+
+
+async def count_reads(db, action: Callable[[], Awaitable[object]]) -> int:
+    await db.command("profile", 0)
+    await db.system.profile.drop()
+    await db.command("profile", 2)
+    try:
+        await action()
+    finally:
+        await db.command("profile", 0)
+    return await db.system.profile.count_documents({"ns": f"{DB}.tasks", "op": {"$in": ["query", "getmore"]}})
+
+
+# ---- workloads -----------------------------------------------------------------------------------------------------
+
+
+async def get_task_rows(session, gateway: str, reference: str, db) -> list[Row]:
+    requests = 4000
+
+    def reader(base: str, prefix: str) -> Callable[[int], Awaitable[None]]:
+        async def read(_: int) -> None:
+            async with session.get(f"{base}{prefix}/task/{random.randint(1, BULK_TASKS)}") as response:
+                assert response.status == 200
+                await response.read()
+
+        return read
+
+    async def raw_read(_: int) -> None:
+        doc = await db.tasks.find_one({"_id": random.randint(1, BULK_TASKS)})
+        assert doc is not None
+
+    ours = await median_of(lambda: rate(reader(gateway, "/tracking"), requests))
+    hand = await median_of(lambda: rate(reader(reference, ""), requests))
+    raw = await median_of(lambda: rate(raw_read, requests))
+    return [
+        Row("GET /tracking/task/{id} vs raw driver", ours, raw, "req/s", ours / raw, ">= 0.5", ours / raw >= 0.5),
+        Row("GET /tracking/task/{id} vs hand-written", ours, hand, "req/s", ours / hand, ">= 0.9", ours / hand >= 0.9),
+    ]
+
+
+async def roots_row(session, gateway: str, db) -> Row:
+    async def ours() -> float:
+        async with session.get(f"{gateway}/tracking/job-10k/task/roots") as response:
+            body = await response.read()
+        assert len(orjson.loads(body)["tasks"]) == JOB_TASKS
+        return 0.0
+
+    async def raw() -> object:
+        docs = await db.tasks.find({"job-id": "job-10k"}).sort("_id").to_list(None)
+        return orjson.dumps({"tasks": [api_json(doc) for doc in docs]})
+
+    gateway_s = await median_of(lambda: timed(ours))
+    raw_s = await median_of(lambda: timed(raw))
+    ratio = gateway_s / raw_s
+    return Row(
+        "GET /{jobId}/task/roots, 10k tasks (time)", gateway_s * 1000, raw_s * 1000, "ms", ratio, "<= 2", ratio <= 2
+    )
+
+
+async def create_row(session, gateway: str, db, ids: dict[str, int]) -> Row:
+    body = orjson.dumps({"tasks": [{"job-id": "created", "status": "READY", "name": f"n{i}"} for i in range(10_000)]})
+    headers = {"Content-Type": "application/json"}
+
+    async def ours() -> float:
+        async with session.post(f"{gateway}/tracking/task", data=body, headers=headers) as response:
+            assert response.status == 200, await response.text()
+            await response.read()
+        return 0.0
+
+    async def raw() -> object:
+        first = ids["next_free"] + 10_000_000 + random.randint(0, 10**9) * 10_000
+        now = datetime.now(UTC)
+        docs = [task_doc(first + i, "raw-created", now) for i in range(10_000)]
+        return await db.tasks.insert_many(docs)
+
+    ours_rate = 10_000 / await median_of(lambda: timed(ours))
+    raw_rate = 10_000 / await median_of(lambda: timed(raw))
+    ratio = ours_rate / raw_rate
+    return Row("POST /tracking/task, 10k tasks per body", ours_rate, raw_rate, "tasks/s", ratio, ">= 0.5", ratio >= 0.5)
+
+
+async def link_row(session, gateway: str, db, client: AsyncMongoClient, ids: dict[str, int]) -> Row:
+    pairs_per_round = 800
+    next_free = [ids["next_free"] + 5_000_000]
+
+    async def fresh_pairs() -> list[tuple[int, int]]:
+        first = next_free[0]
+        next_free[0] += 2 * pairs_per_round
+        now = datetime.now(UTC)
+        await db.tasks.insert_many([task_doc(first + i, "links", now) for i in range(2 * pairs_per_round)])
+        return [(first + 2 * i, first + 2 * i + 1) for i in range(pairs_per_round)]
+
+    async def ours() -> float:
+        pairs = await fresh_pairs()
+
+        async def link(number: int) -> None:
+            a, b = pairs[number]
+            async with session.put(f"{gateway}/tracking/task/{a}/next?nextTaskId={b}") as response:
+                assert response.status == 200, await response.text()
+                await response.read()
+
+        return await rate(link, pairs_per_round)
+
+    async def raw() -> float:
+        pairs = await fresh_pairs()
+
+        async def link(number: int) -> None:
+            a, b = pairs[number]
+
+            async def both(session) -> None:
+                await db.tasks.update_one({"_id": a}, {"$addToSet": {"nexts": Int64(b)}}, session=session)
+                await db.tasks.update_one({"_id": b}, {"$addToSet": {"previous": Int64(a)}}, session=session)
+
+            async with client.start_session() as session:
+                await session.with_transaction(both)
+
+        return await rate(link, pairs_per_round)
+
+    ours_rate = await median_of(ours, rounds=3)
+    raw_rate = await median_of(raw, rounds=3)
+    return Row(
+        "PUT /tracking/task/{id}/next, 32 clients (report)",
+        ours_rate,
+        raw_rate,
+        "links/s",
+        ours_rate / raw_rate,
+        "report",
+        None,
+        "raw: two-update transaction",
+    )
+
+
+JOB_QUERY = '{ job(id: "job-10k") { tasks { id status } edges { from to } statusCounts { status count } } }'
+
+
+async def graphql_job_row(session, gateway: str, db) -> Row:
+    async def ours() -> object:
+        async with session.post(f"{gateway}/graphql", json={"query": JOB_QUERY}) as response:
+            body = orjson.loads(await response.read())
+        assert len(body["data"]["job"]["tasks"]) == JOB_TASKS, body.get("errors")
+        return body
+
+    async def raw() -> object:
+        docs = await db.tasks.find({"job-id": "job-10k"}).sort("_id").to_list(None)
+        members = {doc["_id"] for doc in docs}
+        counts = Counter(doc.get("status") for doc in docs)
+        return orjson.dumps(
+            {
+                "tasks": [{"id": str(doc["_id"]), "status": doc.get("status")} for doc in docs],
+                "edges": [
+                    {"from": str(doc["_id"]), "to": str(n)} for doc in docs for n in doc["nexts"] if n in members
+                ],
+                "statusCounts": [{"status": s, "count": c} for s, c in counts.items()],
+            }
+        )
+
+    gateway_s = await median_of(lambda: timed(ours))
+    raw_s = await median_of(lambda: timed(raw))
+    trips = await count_reads(db, ours)
+    ratio = gateway_s / raw_s
+    return Row(
+        "GraphQL 10k-task job, 20 levels, edges+counts (time)",
+        gateway_s * 1000,
+        raw_s * 1000,
+        "ms",
+        ratio,
+        "<= 6 and <= depth+3 trips",
+        ratio <= 6 and trips <= JOB_LEVELS + 3,
+        f"{trips} MongoDB reads",
+    )
+
+
+async def walk_row(session, gateway: str, ids: dict[str, int]) -> Row:
+    root = ids["walk_root"]
+    query = f'{{ task(id: "{root}") {{ id status descendants {{ id status nexts {{ id }} }} }} }}'
+
+    async def one_query() -> object:
+        async with session.post(f"{gateway}/graphql", json={"query": query}) as response:
+            body = orjson.loads(await response.read())
+        assert len(body["data"]["task"]["descendants"]) == WALK_TASKS - 1, body.get("errors")
+        return body
+
+    async def rest_walk() -> object:
+        seen, level = {root}, [root]
+        while level:
+
+            async def nexts(task_id: int) -> list[int]:
+                async with session.get(f"{gateway}/tracking/task/{task_id}/next") as response:
+                    return [t["id"] for t in orjson.loads(await response.read())["tasks"]]
+
+            found = await asyncio.gather(*(nexts(task_id) for task_id in level))
+            level = [i for ids_ in found for i in ids_ if i not in seen]
+            seen.update(level)
+        assert len(seen) == WALK_TASKS
+        return seen
+
+    graphql_s = await median_of(lambda: timed(one_query))
+    rest_s = await median_of(lambda: timed(rest_walk), rounds=3)
+    speedup = rest_s / graphql_s
+    return Row(
+        "Dashboard walk of 1k tasks: GraphQL vs REST (time)",
+        graphql_s * 1000,
+        rest_s * 1000,
+        "ms",
+        speedup,
+        ">= 20x faster",
+        speedup >= 20,
+        "ratio = REST time / GraphQL time",
+    )
+
+
+# ---- report --------------------------------------------------------------------------------------------------------
+
+
+def print_table(rows: list[Row]) -> None:
+    header = f"{'workload':58} {'gateway':>12} {'reference':>12} {'unit':>8} {'ratio':>7}  {'target':<26} met"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        met = "-" if row.met is None else ("yes" if row.met else "NO")
+        print(
+            f"{row.workload:58} {row.gateway:12.1f} {row.reference:12.1f} {row.unit:>8} {row.ratio:7.2f}  "
+            f"{row.target:<26} {met}  {row.note}"
+        )
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="tracking-bench-") as workdir:
+        mongo = EmbeddedMongo(Path(workdir), cache_size_gb=1.0)
+        uri = await mongo.start()
+        client: AsyncMongoClient = AsyncMongoClient(uri, w="majority", readConcernLevel="majority", tz_aware=True)
+        db = client[DB]
+        processes: list[subprocess.Popen] = []
+        try:
+            print(f"loading {BULK_TASKS + JOB_TASKS + WALK_TASKS} tasks ...", flush=True)
+            ids = await load(db)
+            gateway_port, reference_port = free_port(), free_port()
+            gateway = start("gateway", gateway_port, uri, Path(workdir) / "gw")
+            reference = start("bench.reference_app", reference_port, uri, Path(workdir) / "ref")
+            processes += [gateway, reference]
+            gateway_url, reference_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{reference_port}"
+            await wait_until_up(f"{gateway_url}/readyz", gateway)
+            await wait_until_up(f"{reference_url}/task/1", reference)
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+            async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
+                rows = await get_task_rows(session, gateway_url, reference_url, db)
+                print("measured GET task", flush=True)
+                rows.append(await roots_row(session, gateway_url, db))
+                rows.append(await create_row(session, gateway_url, db, ids))
+                rows.append(await link_row(session, gateway_url, db, client, ids))
+                rows.append(await graphql_job_row(session, gateway_url, db))
+                rows.append(await walk_row(session, gateway_url, ids))
+            rss = peak_rss_mb(gateway.pid)
+            rows.append(Row("gateway peak RSS", rss, 250, "MB", rss / 250, "<= 250 MB", rss <= 250))
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
+            await client.close()
+            await mongo.stop()
+    print()
+    print_table(rows)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    results = {"when": datetime.now(UTC).isoformat(), "machine": machine, "rows": [asdict(row) for row in rows]}
+    (HERE / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\n{machine}; written to bench/results.json")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
