@@ -7,7 +7,7 @@ Task field names are the contract's hyphenated names in camelCase; the classes h
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -142,36 +142,33 @@ async def _load_linked(
     return [doc for doc in docs if doc is not None and _matches(doc, status, type_)]
 
 
-def _nexts(
-    task: strawberry.Parent[TaskDoc], info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
-) -> list[Task] | Awaitable[list[Task]]:
-    return _linked(task, info, "nexts", status, type_)  # type: ignore[return-value]
+def _neighbours(direction: str) -> Callable[..., list[Task] | Awaitable[list[Task]]]:
+    """The resolver of `nexts` or `previous`."""
+
+    def resolve(
+        task: strawberry.Parent[TaskDoc],
+        info: Info[Context, None],
+        status: StatusFilter = None,
+        type_: TypeFilter = None,
+    ) -> list[Task] | Awaitable[list[Task]]:
+        return _linked(task, info, direction, status, type_)  # type: ignore[return-value]
+
+    return resolve
 
 
-def _previous(
-    task: strawberry.Parent[TaskDoc], info: Info[Context, None], status: StatusFilter = None, type_: TypeFilter = None
-) -> list[Task] | Awaitable[list[Task]]:
-    return _linked(task, info, "previous", status, type_)  # type: ignore[return-value]
+def _reachable(direction: str) -> Callable[..., Awaitable[list[Task]]]:
+    """The resolver of `descendants` (over nexts) or `ancestors` (over previous)."""
 
+    async def resolve(
+        task: strawberry.Parent[TaskDoc],
+        info: Info[Context, None],
+        max_depth: DepthBound = None,
+        status: StatusFilter = None,
+        type_: TypeFilter = None,
+    ) -> list[Task]:
+        return await _walk(task, info, direction, max_depth, status, type_)  # type: ignore[return-value]
 
-async def _descendants(
-    task: strawberry.Parent[TaskDoc],
-    info: Info[Context, None],
-    max_depth: DepthBound = None,
-    status: StatusFilter = None,
-    type_: TypeFilter = None,
-) -> list[Task]:
-    return await _walk(task, info, "nexts", max_depth, status, type_)  # type: ignore[return-value]
-
-
-async def _ancestors(
-    task: strawberry.Parent[TaskDoc],
-    info: Info[Context, None],
-    max_depth: DepthBound = None,
-    status: StatusFilter = None,
-    type_: TypeFilter = None,
-) -> list[Task]:
-    return await _walk(task, info, "previous", max_depth, status, type_)  # type: ignore[return-value]
+    return resolve
 
 
 async def _walk(
@@ -208,13 +205,16 @@ async def _walk(
 class Task(TaskFields):
     """Never instantiated: the value of a Task is its stored document, read through `read_field`."""
 
-    nexts: list[Task] = strawberry.field(resolver=_nexts, description="Direct next tasks, by ascending id.")
-    previous: list[Task] = strawberry.field(resolver=_previous, description="Direct previous tasks, by ascending id.")
+    nexts: list[Task] = strawberry.field(resolver=_neighbours("nexts"), description="Direct next tasks, by id.")
+    previous: list[Task] = strawberry.field(
+        resolver=_neighbours("previous"), description="Direct previous tasks, by ascending id."
+    )
     descendants: list[Task] = strawberry.field(
-        resolver=_descendants, description="Every task downstream, breadth-first, each once, this task excluded."
+        resolver=_reachable("nexts"), description="Every task downstream, breadth-first, each once, this task excluded."
     )
     ancestors: list[Task] = strawberry.field(
-        resolver=_ancestors, description="Every task upstream, breadth-first, each once, this task excluded."
+        resolver=_reachable("previous"),
+        description="Every task upstream, breadth-first, each once, this task excluded.",
     )
 
     @classmethod
