@@ -46,6 +46,8 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Middleware added later runs first: request id, then body limit, then /tracking's token and Accept guard.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     rest.install(app)
     graphql_schema.install(
         app,
@@ -53,8 +55,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         max_aliases=settings.graphql_max_aliases,
         max_tokens=settings.graphql_max_tokens,
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so even a 413 carries X-Request-ID
+    app.add_middleware(RequestIdMiddleware)  # outermost, so every answer, even a 413, carries X-Request-ID
     app.state.tokens = resolve_tokens(settings)
     if backend is not None:
         app.state.store = backend.store

@@ -7,8 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from models import GraphError, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
-from rest.codecs import BadRequest, NotAcceptable, UnsupportedMediaType, encode, response_format_or_json
-from rest.routes import Forbidden
+from rest.codecs import BadRequest, UnsupportedMediaType, encode, response_format_or_json
 
 STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     TaskNotFound: 404,
@@ -43,8 +42,6 @@ def install_error_handlers(app: FastAPI) -> None:
     for error_type, status in STATUS_OF_GRAPH_ERROR.items():
         app.add_exception_handler(error_type, answer(status))
     app.add_exception_handler(BadRequest, answer(400))
-    app.add_exception_handler(Forbidden, answer(403))
-    app.add_exception_handler(NotAcceptable, answer(406))
     app.add_exception_handler(UnsupportedMediaType, answer(415))
 
     async def invalid_parameters(request: Request, error: Exception) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BeforeValidator, ValidationError
 
 from models import GraphStore, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
@@ -17,7 +17,6 @@ from rest.codecs import (
     parse_json,
     parse_xml,
     request_format,
-    response_format,
     task_to_api,
     xml_task_fields,
     xml_task_list,
@@ -25,25 +24,12 @@ from rest.codecs import (
 from rest.schemas import Task, Tasks, answers, body_of
 
 
-class Forbidden(Exception):
-    """Missing or unknown X-Auth-Token (403)."""
+def _format(request: Request) -> Format:
+    """The response format TrackingGuard negotiated from Accept."""
+    return request.state.response_format
 
 
-async def require_token(
-    request: Request,
-    token: Annotated[str | None, Header(alias="X-Auth-Token", description="Authentication token")] = None,
-) -> None:
-    if not request.app.state.tokens.accepts(token):
-        raise Forbidden("missing or unknown X-Auth-Token")
-
-
-async def negotiated_format(request: Request) -> Format:
-    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop that halved GET throughput
-    return response_format(request.headers.get("accept"))
-
-
-router = APIRouter(prefix="/tracking", tags=["Task"], dependencies=[Depends(require_token)])
-Negotiated = Annotated[Format, Depends(negotiated_format)]
+router = APIRouter(prefix="/tracking", tags=["Task"])
 
 
 def _decimal_digits(value: Any) -> Any:
@@ -75,12 +61,14 @@ def _respond(payload: dict[str, Any], fmt: Format) -> Response:
 
 
 async def _tasks_response(store: GraphStore, docs: list[TaskDoc], fmt: Format) -> Response:
-    linked = await store.get_tasks(navigable_next_ids(docs))
+    wanted = navigable_next_ids(docs)
+    linked = await store.get_tasks(wanted) if wanted else {}
     return _respond({"tasks": {"tasks": [task_to_api(doc, linked) for doc in docs]}}, fmt)
 
 
 async def _task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
-    linked = await store.get_tasks(navigable_next_ids([doc]))
+    wanted = navigable_next_ids([doc])
+    linked = await store.get_tasks(wanted) if wanted else {}
     return _respond({"task": task_to_api(doc, linked)}, fmt)
 
 
@@ -134,18 +122,18 @@ async def _task_patch(request: Request) -> TaskPatch:
     responses=answers(200, "Success", Tasks, 400, 404, 413, 415),
     openapi_extra=body_of("Tasks"),
 )
-async def create_tasks(request: Request, fmt: Negotiated) -> Response:
+async def create_tasks(request: Request) -> Response:
     """All or nothing: nested `nexts` are created too and linked after their parent; an existing id is 400."""
     tasks = await _created_tasks(request)
     docs = await _store(request).create_tasks(tasks)
     by_id = {doc["_id"]: doc for doc in docs}
-    return _respond({"tasks": {"tasks": [task_to_api(doc, by_id) for doc in docs]}}, fmt)
+    return _respond({"tasks": {"tasks": [task_to_api(doc, by_id) for doc in docs]}}, _format(request))
 
 
 @router.get("/task/{taskId}", summary="Get Task from id", responses=answers(200, "Task found", Task, 400, 404))
-async def get_task(request: Request, fmt: Negotiated, taskId: TaskIdPath) -> Response:
+async def get_task(request: Request, taskId: TaskIdPath) -> Response:
     store = _store(request)
-    return await _task_response(store, await store.get_task(taskId), fmt)
+    return await _task_response(store, await store.get_task(taskId), _format(request))
 
 
 @router.get(
@@ -155,13 +143,12 @@ async def get_task(request: Request, fmt: Negotiated, taskId: TaskIdPath) -> Res
 )
 async def get_nexts(
     request: Request,
-    fmt: Negotiated,
     taskId: TaskIdPath,
     status: StatusQuery = None,
     type: TypeQuery = None,
 ) -> Response:
     store = _store(request)
-    return await _tasks_response(store, await store.list_nexts(taskId, status, type), fmt)
+    return await _tasks_response(store, await store.list_nexts(taskId, status, type), _format(request))
 
 
 @router.get(
@@ -171,13 +158,12 @@ async def get_nexts(
 )
 async def get_previous(
     request: Request,
-    fmt: Negotiated,
     taskId: TaskIdPath,
     status: StatusQuery = None,
     type: TypeQuery = None,
 ) -> Response:
     store = _store(request)
-    return await _tasks_response(store, await store.list_previous(taskId, status, type), fmt)
+    return await _tasks_response(store, await store.list_previous(taskId, status, type), _format(request))
 
 
 @router.get(
@@ -187,14 +173,13 @@ async def get_previous(
 )
 async def get_job_tasks(
     request: Request,
-    fmt: Negotiated,
     jobId: Annotated[str, Path(description="Job id")],
     root: Annotated[bool | None, Query(description="including roots or not")] = None,
 ) -> Response:
     store = _store(request)
     # CONTRACT §2: root absent or true lists every task of the job, roots included; false only non-roots.
     only_non_roots = False if root is False else None
-    return await _tasks_response(store, await store.list_job_tasks(jobId, only_non_roots), fmt)
+    return await _tasks_response(store, await store.list_job_tasks(jobId, only_non_roots), _format(request))
 
 
 @router.put(
@@ -203,11 +188,11 @@ async def get_job_tasks(
     responses=answers(200, "Task successfully updated", Task, 400, 404, 413, 415),
     openapi_extra=body_of("Task"),
 )
-async def update_task(request: Request, fmt: Negotiated, taskId: TaskIdPath) -> Response:
+async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     """Fields present replace stored values, `null` clears, absent fields stay; `nexts` is refused."""
     patch = await _task_patch(request)
     store = _store(request)
-    return await _task_response(store, await store.update_task(taskId, patch), fmt)
+    return await _task_response(store, await store.update_task(taskId, patch), _format(request))
 
 
 @router.put(
@@ -217,12 +202,13 @@ async def update_task(request: Request, fmt: Negotiated, taskId: TaskIdPath) -> 
 )
 async def add_nexts(
     request: Request,
-    fmt: Negotiated,
     taskId: TaskIdPath,
     nextTaskId: NextIdsQuery = None,
 ) -> Response:
     store = _store(request)
-    return await _tasks_response(store, await store.add_nexts(taskId, _task_ids("nextTaskId", nextTaskId)), fmt)
+    return await _tasks_response(
+        store, await store.add_nexts(taskId, _task_ids("nextTaskId", nextTaskId)), _format(request)
+    )
 
 
 @router.put(
@@ -232,12 +218,13 @@ async def add_nexts(
 )
 async def add_previous(
     request: Request,
-    fmt: Negotiated,
     taskId: TaskIdPath,
     prevTaskId: PrevIdsQuery = None,
 ) -> Response:
     store = _store(request)
-    return await _tasks_response(store, await store.add_previous(taskId, _task_ids("prevTaskId", prevTaskId)), fmt)
+    return await _tasks_response(
+        store, await store.add_previous(taskId, _task_ids("prevTaskId", prevTaskId)), _format(request)
+    )
 
 
 @router.delete(
@@ -246,7 +233,7 @@ async def add_previous(
     status_code=204,
     responses=answers(204, "Task successfully deleted", None, 400, 404),
 )
-async def delete_task(request: Request, _fmt: Negotiated, taskId: TaskIdPath) -> Response:
+async def delete_task(request: Request, taskId: TaskIdPath) -> Response:
     await _store(request).delete_task(taskId)
     return Response(status_code=204)
 
@@ -259,7 +246,6 @@ async def delete_task(request: Request, _fmt: Negotiated, taskId: TaskIdPath) ->
 )
 async def remove_nexts(
     request: Request,
-    _fmt: Negotiated,
     taskId: TaskIdPath,
     nextTaskId: NextIdsQuery = None,
 ) -> Response:
@@ -275,7 +261,6 @@ async def remove_nexts(
 )
 async def remove_previous(
     request: Request,
-    _fmt: Negotiated,
     taskId: TaskIdPath,
     prevTaskId: PrevIdsQuery = None,
 ) -> Response:

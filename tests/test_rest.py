@@ -547,3 +547,14 @@ async def test_openapi_documents_the_legacy_operations(client):
     assert "422" not in put_next["responses"]
     assert {"Task", "Tasks", "Error"} <= set(schema["components"]["schemas"])
     assert "number-of-retries" in schema["components"]["schemas"]["Task"]["properties"]
+
+
+async def test_checks_run_in_the_documented_order(small_limit_client):
+    oversized = {"tasks": [{"name": "x" * 200}]}
+    small_limit_client.headers.pop("X-Auth-Token")
+    assert_error(await small_limit_client.post("/tracking/task", json=oversized, headers={"Accept": "text/html"}), 403)
+    small_limit_client.headers["X-Auth-Token"] = TOKEN
+    assert_error(await small_limit_client.post("/tracking/task", json=oversized, headers={"Accept": "text/html"}), 406)
+    assert_error(await small_limit_client.post("/tracking/task", json=oversized), 413)
+    response = await small_limit_client.get("/tracking/task/abc", headers={"Accept": "image/png"})
+    assert_error(response, 406)
