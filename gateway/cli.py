@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 import click
 import uvicorn
+import uvloop
 
 from gateway.app import create_app
 from gateway.auth import generated_token
@@ -81,7 +81,9 @@ def serve() -> None:
     settings = _settings_or_exit()
     _configure_logging(settings.log_level)
     _announce_generated_token(settings)
-    asyncio.run(_serve(settings))
+    # uvloop, as `uvicorn.run` would pick: the gateway runs uvicorn's Server in a loop of its own making (to
+    # open MongoDB first and report start-up errors in one line), so it must choose the loop itself.
+    uvloop.run(_serve(settings))
 
 
 @main.command("show-token")

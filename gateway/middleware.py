@@ -6,7 +6,6 @@ import logging
 import re
 import uuid
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,6 +13,14 @@ from rest import error_response
 
 log = logging.getLogger("gateway.requests")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """One request header, read straight from the ASGI scope (cheaper than building a Headers object)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 class RequestIdMiddleware:
@@ -27,9 +34,8 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        given = headers.get("x-request-id", "")
-        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 
@@ -47,7 +53,8 @@ class RequestIdMiddleware:
             log.exception("unhandled error in %s %s (request id %s)", scope.get("method"), scope["path"], request_id)
             if scope["type"] != "http" or started:
                 raise
-            response = error_response(500, f"internal server error (request id {request_id})", headers.get("accept"))
+            message = f"internal server error (request id {request_id})"
+            response = error_response(500, message, _header(scope, b"accept"))
             await response(scope, receive, send_with_id)
 
 
@@ -66,11 +73,15 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        declared = headers.get("content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             status, message = (413, self._message) if declared.isdigit() else (400, "invalid Content-Length")
-            await error_response(status, message, headers.get("accept"))(scope, receive, send)
+            await error_response(status, message, _header(scope, b"accept"))(scope, receive, send)
+            return
+        if declared is not None or _header(scope, b"transfer-encoding") is None:
+            # A declared length within the limit, or no body at all: nothing to count (uvicorn never hands
+            # the app more than Content-Length bytes).
+            await self.app(scope, receive, send)
             return
         received = 0
 
