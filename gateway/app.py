@@ -46,7 +46,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         lifespan=lifespan,
     )
     app.state.settings = settings
-    # Middleware added later runs first: request id, then body limit, then /tracking's token and Accept guard.
+    # Middleware added later runs first: request id, then /tracking's token and Accept guard, then the body limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     rest.install(app)
     graphql_schema.install(
