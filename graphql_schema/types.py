@@ -17,7 +17,7 @@ from strawberry.types import Info
 from graphql_schema.context import Context
 from graphql_schema.errors import user_error
 from models import TaskDoc, TaskEventKind, format_datetime, parse_datetime
-from models.task import CLIENT_FIELDS, INT64_MAX, INT_FIELDS
+from models.task import CLIENT_FIELDS, DATE_FIELDS, INT64_MAX, INT_FIELDS
 
 # ---- scalars and ids --------------------------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ def _graphql_type(api_name: str) -> Any:
         return int | None
     if api_name == "root":
         return bool | None
-    if api_name in ("start-time", "finish-time"):
+    if api_name in DATE_FIELDS:
         return datetime | None
     return str | None
 

@@ -162,7 +162,6 @@ CLIENT_FIELDS: dict[str, str] = {name: info.alias or name for name, info in Task
 INT_FIELDS = frozenset({"number-of-retries", "wait-between-retries"})
 BOOL_FIELDS = frozenset({"root"})
 DATE_FIELDS = frozenset({"start-time", "finish-time", "creation-timestamp", "update-timestamp"})
-SERVER_FIELDS = ("creation-timestamp", "update-timestamp")
 RESPONSE_FIELD_ORDER: tuple[str, ...] = (
     "id",
     "status",

@@ -12,7 +12,7 @@ from xml.parsers import expat
 import orjson
 import xmltodict
 
-from models import BOOL_FIELDS, INT_FIELDS, NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime
+from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime
 
 _API_FIELDS = frozenset(RESPONSE_FIELD_ORDER) - {"id"}
 JSON_TYPE = "application/json"
@@ -192,7 +192,7 @@ def _xml_scalar(name: str, value: Any, where: str) -> Any:
         if value.strip() not in ("true", "false"):
             raise BadRequest(f"{where}: expected true or false, got {value!r}")
         return value.strip() == "true"
-    if value is None and name in ("start-time", "finish-time", "creation-timestamp", "update-timestamp"):
+    if value is None and name in DATE_FIELDS:
         return None
     return "" if value is None else value  # an empty element is an empty string
 
