@@ -33,6 +33,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = backend if backend is not None else await Backend.open(settings)
         app.state.store = current.store
+        app.state.backend = current
         try:
             yield
         finally:
@@ -54,20 +55,28 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_tokens=settings.graphql_max_tokens,
+        limits=settings.limits,
     )
     app.add_middleware(RequestIdMiddleware)  # outermost, so every answer, even a 413, carries X-Request-ID
     app.state.tokens = resolve_tokens(settings)
     if backend is not None:
         app.state.store = backend.store
+        app.state.backend = backend
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(request: Request) -> JSONResponse:
+        """Whether this process can serve, now or once MongoDB answers again: a gateway whose embedded mongod
+        could not be kept running says no, so that its supervisor replaces it."""
+        current: Backend | None = getattr(request.app.state, "backend", None)
+        if current is not None and current.failure is not None:
+            return JSONResponse({"status": "failed", "reason": current.failure}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
+        """Whether MongoDB answers a ping within a second: probes give up after a few."""
         store = getattr(request.app.state, "store", None)
-        if store is not None and await store.is_ready():
+        if store is not None and await store.is_ready(timeout_s=1.0):
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "unavailable", "reason": "MongoDB does not answer"}, status_code=503)
 

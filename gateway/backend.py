@@ -1,20 +1,29 @@
 """What the gateway needs from MongoDB, opened once per process: the embedded mongod when no URI is
-configured, then the graph store connected to it."""
+configured (supervised while the gateway runs), then the graph store connected to it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.embedded import EmbeddedMongo
 from gateway.settings import Settings
 from models import GraphStore
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Backend:
     store: GraphStore
     embedded: EmbeddedMongo | None = None
+    failure: str | None = None
+    """Why this backend can never serve again (the embedded mongod could not be kept running), else None."""
     _closed: bool = field(default=False, repr=False)
+    _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     async def open(cls, settings: Settings) -> Backend:
@@ -25,17 +34,39 @@ class Backend:
             embedded = EmbeddedMongo(settings.data_dir)
             uri = await embedded.start()
         try:
-            store = await GraphStore.open(uri, settings.mongodb_db)
+            store = await GraphStore.open(
+                uri,
+                settings.mongodb_db,
+                limits=settings.limits,
+                timeout_ms=settings.mongodb_timeout_ms,
+                validation_action=settings.validation_action,
+            )
         except BaseException:
             if embedded is not None:
                 await embedded.stop()
             raise
         return cls(store=store, embedded=embedded)
 
+    def supervise(self, max_restarts: int, on_failure: Callable[[str], None] = lambda _: None) -> None:
+        """Keep the embedded mongod running (see EmbeddedMongo.supervise); `on_failure` hears when it cannot."""
+        if self.embedded is None or self._supervisor is not None:
+            return
+
+        def give_up(reason: str) -> None:
+            self.failure = reason
+            log.critical("%s: the gateway cannot serve any more", reason)
+            on_failure(reason)
+
+        self._supervisor = asyncio.create_task(self.embedded.supervise(max_restarts, give_up))
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
         try:
             await self.store.close()
         finally:

@@ -13,6 +13,7 @@ from gateway.app import create_app
 from gateway.auth import generated_token
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongoError
+from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
 from models import StorageUnavailable, TransactionsUnsupported
 
@@ -46,25 +47,40 @@ def _announce_generated_token(settings: Settings) -> None:
     )
 
 
-async def _serve(settings: Settings) -> None:
+async def _open_backend(settings: Settings) -> Backend:
     try:
-        backend = await Backend.open(settings)
+        return await Backend.open(settings)
     except STARTUP_ERRORS as error:
         click.echo(f"tracking-gateway: cannot start: {error}", err=True)
         sys.exit(1)
+
+
+async def _serve(settings: Settings) -> int:
+    """Serve until stopped; the exit status is 1 when the embedded mongod could not be kept running."""
+    backend = await _open_backend(settings)
     app = create_app(settings, backend, close_backend=True)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        server_header=False,
-    )
+    server = uvicorn.Server(server_config(app, settings))
+
+    def stop_serving(_reason: str) -> None:
+        server.should_exit = True
+
+    backend.supervise(settings.embedded_restarts, stop_serving)
     try:
-        await uvicorn.Server(config).serve()
+        await server.serve()
     finally:
         await backend.close()  # a no-op after a normal shutdown; covers a failure to bind the port
+    return 1 if backend.failure is not None else 0
+
+
+async def _check(settings: Settings, repair: bool) -> int:
+    backend = await _open_backend(settings)
+    try:
+        report = await backend.store.check(repair=repair)
+    finally:
+        await backend.close()
+    for line in report.lines():
+        click.echo(line)
+    return 1 if report.problems_left else 0
 
 
 @click.group(invoke_without_command=True)
@@ -83,7 +99,16 @@ def serve() -> None:
     _announce_generated_token(settings)
     # uvloop, as `uvicorn.run` would pick: the gateway runs uvicorn's Server in a loop of its own making (to
     # open MongoDB first and report start-up errors in one line), so it must choose the loop itself.
-    uvloop.run(_serve(settings))
+    sys.exit(uvloop.run(_serve(settings)))
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Complete one-sided links and remove dangling ids, in transactions.")
+def check(repair: bool) -> None:
+    """Scan the tasks for broken links, cycles, wrong types and non-int64 ids; exit 1 if any is left."""
+    settings = _settings_or_exit()
+    _configure_logging(settings.log_level)
+    sys.exit(uvloop.run(_check(settings, repair)))
 
 
 @main.command("show-token")

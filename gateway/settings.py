@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models import Limits
+
 ENV_PREFIX = "TRACKING_"
 
 
@@ -25,6 +27,16 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     api_tokens: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # Bounded work per request: each limit is named (with its variable) in the error that refuses a request.
+    max_tasks_per_create: int = Field(default=10_000, ge=1)
+    max_ids_per_request: int = Field(default=1_000, ge=1)
+    max_nesting: int = Field(default=32, ge=1, le=100)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    header_timeout_ms: int = Field(default=10_000, ge=100)
+    # Bounded time per request when MongoDB is slow or gone.
+    mongodb_timeout_ms: int = Field(default=10_000, ge=100)
+    validation_action: str = Field(default="error", pattern=r"^(error|warn)$")
+    embedded_restarts: int = Field(default=3, ge=0)
     log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")
 
     # GraphQL bounds (CONTRACT §4): every one is answered with an error naming the bound.
@@ -57,6 +69,14 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_mongodb(self) -> bool:
         return self.mongodb_uri is None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_tasks_per_create=self.max_tasks_per_create,
+            max_ids_per_request=self.max_ids_per_request,
+            max_nesting=self.max_nesting,
+        )
 
 
 def describe_validation_error(error: ValidationError) -> str:

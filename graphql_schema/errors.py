@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from models import (
     GraphError,
+    IdAllocationFailed,
     InvalidOperation,
     StorageUnavailable,
     TaskAlreadyExists,
@@ -23,6 +24,7 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     TaskAlreadyExists: "CONFLICT",
     InvalidOperation: "BAD_USER_INPUT",
     StorageUnavailable: "UNAVAILABLE",
+    IdAllocationFailed: "CONFLICT",
 }
 
 _P = ParamSpec("_P")

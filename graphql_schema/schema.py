@@ -28,10 +28,8 @@ from graphql_schema.types import (
     creation_fields,
     patch_fields,
     read_field,
-    task_id,
-    task_ids,
 )
-from models import GraphError, TaskCreate
+from models import GraphError, TaskCreate, parse_task_id
 from models import TaskPatch as StoredTaskPatch
 
 log = logging.getLogger("gateway.graphql")
@@ -42,13 +40,14 @@ class Query:
     @strawberry.field(description="The task with this id, or null.")
     @graph_errors
     async def task(self, info: Info[Context, None], id: strawberry.ID) -> Task | None:
-        doc = await info.context.tasks.load(task_id(id))
+        doc = await info.context.tasks.load(parse_task_id(id, "id"))
         return as_task(doc) if doc is not None else None
 
     @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
     @graph_errors
     async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Task | None]:
-        docs = await info.context.tasks.load_many([task_id(i, "ids") for i in ids])
+        info.context.store.limits.refuse_long_list(ids, "ids")
+        docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
         return [as_task(doc) if doc is not None else None for doc in docs]
 
     @strawberry.field(description="A job's whole graph, or null when no task has this job-id.")
@@ -76,9 +75,9 @@ class Mutation:
         info: Info[Context, None],
         tasks: list[TaskInput],  # type: ignore[valid-type]
     ) -> list[Task]:
-        specs = [
-            TaskCreate.model_validate(creation_fields(task, f"tasks[{index}]")) for index, task in enumerate(tasks)
-        ]
+        raw = [creation_fields(task, f"tasks[{index}]") for index, task in enumerate(tasks)]
+        info.context.store.limits.refuse_oversized_creation(raw)
+        specs = [TaskCreate.model_validate(fields) for fields in raw]
         docs = await info.context.store.create_tasks(specs)
         info.context.remember(docs)
         return as_tasks(docs)
@@ -91,14 +90,16 @@ class Mutation:
         id: strawberry.ID,
         patch: TaskPatch,  # type: ignore[valid-type]
     ) -> Task:
-        doc = await info.context.store.update_task(task_id(id), StoredTaskPatch.model_validate(patch_fields(patch)))
+        doc = await info.context.store.update_task(
+            parse_task_id(id, "id"), StoredTaskPatch.model_validate(patch_fields(patch))
+        )
         info.context.remember([doc])
         return as_task(doc)
 
     @strawberry.mutation(description="Delete a task and every link to or from it.")
     @graph_errors
     async def delete_task(self, info: Info[Context, None], id: strawberry.ID) -> bool:
-        await info.context.store.delete_task(task_id(id))
+        await info.context.store.delete_task(parse_task_id(id, "id"))
         return True
 
     @strawberry.mutation(description="Link the task to each next task; returns all its next tasks.")
@@ -106,13 +107,17 @@ class Mutation:
     async def add_nexts(
         self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]
     ) -> list[Task]:
-        docs = await info.context.store.add_nexts(task_id(id), task_ids(next_ids, "nextIds"))
+        docs = await info.context.store.add_nexts(
+            parse_task_id(id, "id"), info.context.store.limits.task_ids(next_ids, "nextIds")
+        )
         return as_tasks(docs)
 
     @strawberry.mutation(description="Unlink the task from each next task (a missing link is no error).")
     @graph_errors
     async def remove_nexts(self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]) -> bool:
-        await info.context.store.remove_nexts(task_id(id), task_ids(next_ids, "nextIds"))
+        await info.context.store.remove_nexts(
+            parse_task_id(id, "id"), info.context.store.limits.task_ids(next_ids, "nextIds")
+        )
         return True
 
     @strawberry.mutation(description="Link each previous task to the task; returns all its previous tasks.")
@@ -123,7 +128,9 @@ class Mutation:
         id: strawberry.ID,
         previous_ids: list[strawberry.ID],
     ) -> list[Task]:
-        docs = await info.context.store.add_previous(task_id(id), task_ids(previous_ids, "previousIds"))
+        docs = await info.context.store.add_previous(
+            parse_task_id(id, "id"), info.context.store.limits.task_ids(previous_ids, "previousIds")
+        )
         return as_tasks(docs)
 
     @strawberry.mutation(description="Unlink each previous task from the task (a missing link is no error).")
@@ -134,7 +141,9 @@ class Mutation:
         id: strawberry.ID,
         previous_ids: list[strawberry.ID],
     ) -> bool:
-        await info.context.store.remove_previous(task_id(id), task_ids(previous_ids, "previousIds"))
+        await info.context.store.remove_previous(
+            parse_task_id(id, "id"), info.context.store.limits.task_ids(previous_ids, "previousIds")
+        )
         return True
 
 

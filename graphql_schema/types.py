@@ -16,8 +16,8 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.errors import user_error
-from models import TaskDoc, TaskEventKind, format_datetime, parse_datetime
-from models.task import CLIENT_FIELDS, DATE_FIELDS, INT64_MAX, INT_FIELDS
+from models import TaskDoc, TaskEventKind, format_datetime, parse_datetime, parse_task_id, task_matches
+from models.task import CLIENT_FIELDS, DATE_FIELDS, INT_FIELDS
 
 # ---- scalars and ids --------------------------------------------------------------------------------------------
 
@@ -40,21 +40,6 @@ DATETIME_SCALAR = strawberry.scalar(
     parse_value=_parse_datetime,
 )
 """Maps Python datetimes to the contract's date format (Schema config scalar_map)."""
-
-
-def task_id(value: strawberry.ID | str, argument: str = "id") -> int:
-    """A GraphQL ID as a task id: decimal int64 > 0."""
-    text = str(value)
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= INT64_MAX:
-        raise user_error(f"{argument}: {text!r} is not a task id (a decimal int64 > 0)")
-    return int(text)
-
-
-def task_ids(values: Iterable[strawberry.ID], argument: str) -> list[int]:
-    ids = [task_id(value, argument) for value in values]
-    if not ids:
-        raise user_error(f"{argument}: at least one task id is required")
-    return ids
 
 
 def _graphql_type(api_name: str) -> Any:
@@ -101,12 +86,6 @@ RootFilter = Annotated[bool | None, strawberry.argument(name="root", description
 DepthBound = Annotated[int | None, strawberry.argument(description="levels to follow; unbounded when absent")]
 
 
-def _matches(doc: TaskDoc, status: list[str] | None, type_: str | None) -> bool:
-    if status is not None and doc.get("status") not in status:
-        return False
-    return type_ is None or doc.get("type", "task") == type_
-
-
 STORED_NAMES = {"creation_timestamp": "creation-timestamp", "update_timestamp": "update-timestamp", **CLIENT_FIELDS}
 
 
@@ -118,12 +97,6 @@ def read_field(source: Any, name: str) -> Any:
     return getattr(source, name)
 
 
-def _matches(doc: TaskDoc, status: list[str] | None, type_: str | None) -> bool:
-    if status is not None and doc.get("status") not in status:
-        return False
-    return type_ is None or doc.get("type", "task") == type_
-
-
 def _linked(
     task: TaskDoc, info: Info[Context, None], direction: str, status: list[str] | None, type_: str | None
 ) -> list[TaskDoc] | Awaitable[list[TaskDoc]]:
@@ -132,14 +105,14 @@ def _linked(
     docs = info.context.cached_tasks(ids)
     if docs is None:
         return _load_linked(info, ids, status, type_)
-    return [doc for doc in docs if doc is not None and _matches(doc, status, type_)]
+    return [doc for doc in docs if doc is not None and task_matches(doc, status, type_)]
 
 
 async def _load_linked(
     info: Info[Context, None], ids: list[int], status: list[str] | None, type_: str | None
 ) -> list[TaskDoc]:
     docs = await info.context.tasks.load_many(ids)
-    return [doc for doc in docs if doc is not None and _matches(doc, status, type_)]
+    return [doc for doc in docs if doc is not None and task_matches(doc, status, type_)]
 
 
 def _neighbours(direction: str) -> Callable[..., list[Task] | Awaitable[list[Task]]]:
@@ -198,7 +171,7 @@ async def _walk(
                 "TRAVERSAL_TOO_LARGE",
             )
         frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
-    return [doc for doc in found if _matches(doc, status, type_)]
+    return [doc for doc in found if task_matches(doc, status, type_)]
 
 
 @strawberry.type(description="A workflow execution task; its links lead to other tasks.")
@@ -261,7 +234,11 @@ class Job:
     @strawberry.field(description="The job's tasks by ascending id; root true/false keeps only (non-)root tasks.")
     def tasks(self, root_: RootFilter = None, status: StatusFilter = None, type_: TypeFilter = None) -> list[Task]:
         return as_tasks(
-            [doc for doc in self.docs if (root_ is None or doc.get("root") is root_) and _matches(doc, status, type_)]
+            [
+                doc
+                for doc in self.docs
+                if (root_ is None or doc.get("root") is root_) and task_matches(doc, status, type_)
+            ]
         )
 
     @strawberry.field(description="The job's root tasks.")
@@ -317,7 +294,7 @@ def creation_fields(task: Any, path: str) -> dict[str, Any]:
     """A TaskInput as the API-named dict the graph store validates (absent and null both mean 'not given')."""
     fields: dict[str, Any] = {}
     if task.id is not None:
-        fields["id"] = task_id(task.id, f"{path}.id")
+        fields["id"] = parse_task_id(task.id, f"{path}.id")
     for python, api in CLIENT_FIELDS.items():
         value = getattr(task, python)
         if value is not None:
@@ -333,7 +310,7 @@ def patch_fields(patch: Any) -> dict[str, Any]:
     """A TaskPatch as the API-named dict of the fields it gives (null kept: it clears)."""
     fields: dict[str, Any] = {}
     if patch.id is not strawberry.UNSET and patch.id is not None:
-        fields["id"] = task_id(patch.id, "patch.id")
+        fields["id"] = parse_task_id(patch.id, "patch.id")
     for python, api in CLIENT_FIELDS.items():
         value = getattr(patch, python)
         if value is not strawberry.UNSET:

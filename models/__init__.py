@@ -1,11 +1,22 @@
 """Beanie documents and the graph store: the only code that talks to MongoDB."""
 
+from models.check import CheckReport
 from models.connection import TransactionsUnsupported, initiate_single_node_replica_set
-from models.errors import GraphError, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
-from models.store import GraphStore, TaskDoc, TaskEvent, TaskEventKind
+from models.errors import (
+    GraphError,
+    IdAllocationFailed,
+    InvalidOperation,
+    StorageUnavailable,
+    TaskAlreadyExists,
+    TaskNotFound,
+)
+from models.layout import TaskDoc
+from models.limits import Limits
+from models.store import GraphStore, TaskEvent, TaskEventKind, task_matches
 from models.task import (
     BOOL_FIELDS,
     DATE_FIELDS,
+    INT64_MAX,
     INT_FIELDS,
     NAVIGABLE_TYPES,
     RESPONSE_FIELD_ORDER,
@@ -14,17 +25,23 @@ from models.task import (
     describe_invalid_fields,
     format_datetime,
     parse_datetime,
+    parse_task_id,
+    xml_safe,
 )
 
 __all__ = [
     "BOOL_FIELDS",
     "DATE_FIELDS",
+    "INT64_MAX",
     "INT_FIELDS",
     "NAVIGABLE_TYPES",
     "RESPONSE_FIELD_ORDER",
+    "CheckReport",
     "GraphError",
     "GraphStore",
+    "IdAllocationFailed",
     "InvalidOperation",
+    "Limits",
     "StorageUnavailable",
     "TaskAlreadyExists",
     "TaskCreate",
@@ -38,4 +55,7 @@ __all__ = [
     "format_datetime",
     "initiate_single_node_replica_set",
     "parse_datetime",
+    "parse_task_id",
+    "task_matches",
+    "xml_safe",
 ]

@@ -1,4 +1,5 @@
-"""Connecting to MongoDB: client options, the transactions check, Beanie initialisation, admin helpers."""
+"""Connecting to MongoDB: client options, the transactions check, the collections' validators and indexes,
+admin helpers."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import asyncio
 import logging
 import time
 from datetime import UTC
+from typing import Any
 
-from beanie import init_beanie
+import pymongo
 from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient, ReadPreference
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from models.errors import StorageUnavailable
-from models.task import Counter, Task
+from models.layout import counter_validator, task_validator
+from models.task import TaskCounter, TaskRecord
 
 log = logging.getLogger(__name__)
 MAJORITY_WRITES = WriteConcern("majority")
@@ -28,15 +31,17 @@ class TransactionsUnsupported(Exception):
     """The server is a standalone mongod: multi-document transactions are impossible there."""
 
 
-def make_client(uri: str, *, server_selection_timeout_ms: int = 10_000) -> AsyncMongoClient:
-    """One client for the whole process, with majority reads and writes set explicitly."""
+def make_client(uri: str, *, timeout_ms: int = 10_000) -> AsyncMongoClient:
+    """One client for the whole process, with majority reads and writes set explicitly. No operation waits
+    longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole)."""
     return AsyncMongoClient(
         uri,
         w="majority",
         readConcernLevel="majority",
         tz_aware=True,
         tzinfo=UTC,
-        serverSelectionTimeoutMS=server_selection_timeout_ms,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=min(timeout_ms, 5_000),
         appname="tracking-gateway",
     )
 
@@ -56,8 +61,11 @@ async def require_transactions(client: AsyncMongoClient) -> None:
     )
 
 
-async def init_database(client: AsyncMongoClient, db_name: str) -> None:
-    """Bind the Beanie documents to the database and create the indexes every query needs."""
+async def prepare_database(client: AsyncMongoClient, db_name: str, validation_action: str = "error") -> AsyncDatabase:
+    """The database with majority reads and writes; its collections exist with their validators and indexes.
+
+    Several gateways may start at once: every step is idempotent and tolerates another one doing it too.
+    """
     database = client.get_database(
         db_name,
         codec_options=CODEC_OPTIONS,
@@ -65,26 +73,52 @@ async def init_database(client: AsyncMongoClient, db_name: str) -> None:
         write_concern=MAJORITY_WRITES,
         read_preference=ReadPreference.PRIMARY,
     )
-    await init_beanie(database=database, document_models=[Task, Counter])
+    await _install_validator(database, TaskRecord.Settings.name, task_validator(), validation_action)
+    await _install_validator(database, TaskCounter.Settings.name, counter_validator(), validation_action)
+    await database.get_collection(TaskRecord.Settings.name).create_indexes(TaskRecord.Settings.indexes)
     await _keep_pre_images(database)
+    return database
+
+
+async def _install_validator(
+    database: AsyncDatabase, name: str, validator: dict[str, Any], validation_action: str
+) -> None:
+    """`moderate`: documents that were already invalid stay readable and updatable; every new or valid
+    document must keep the layout. Without the right to run collMod, the gateway runs on, unvalidated."""
+    options = {"validator": validator, "validationLevel": "moderate", "validationAction": validation_action}
+    try:
+        await database.create_collection(name, **options)
+        return
+    except CollectionInvalid:
+        pass  # it exists (created by an earlier run, another gateway, or a tool): update its validator
+    except OperationFailure as error:
+        if error.code != 48:  # NamespaceExists
+            raise
+    try:
+        await database.command("collMod", name, **options)
+    except OperationFailure as error:
+        log.warning("cannot install the validator on %s (%s): writes by other tools are not checked", name, error)
 
 
 async def _keep_pre_images(database: AsyncDatabase) -> None:
     """Change streams then carry a deleted task's last state, so job subscribers learn of its deletion."""
     try:
-        await database.command("collMod", Task.Settings.name, changeStreamPreAndPostImages={"enabled": True})
+        await database.command("collMod", TaskRecord.Settings.name, changeStreamPreAndPostImages={"enabled": True})
     except OperationFailure as error:
         log.warning(
             "cannot enable change stream pre-images on %s (%s): subscriptions filtered by job will miss deletions",
-            Task.Settings.name,
+            TaskRecord.Settings.name,
             error,
         )
 
 
-async def ping(client: AsyncMongoClient) -> bool:
+async def ping(client: AsyncMongoClient, timeout_s: float) -> bool:
+    """Whether MongoDB answers a ping within `timeout_s`."""
     try:
-        await client.admin.command("ping")
-    except PyMongoError:
+        async with asyncio.timeout(timeout_s + 0.2):
+            with pymongo.timeout(timeout_s):
+                await client.admin.command("ping")
+    except (PyMongoError, TimeoutError):
         return False
     return True
 

@@ -34,3 +34,7 @@ class InvalidOperation(GraphError):
 
 class StorageUnavailable(GraphError):
     """MongoDB could not be reached or did not answer in time."""
+
+
+class IdAllocationFailed(GraphError):
+    """Free server-assigned ids could not be found: something keeps writing ids just past the counter."""

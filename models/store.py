@@ -10,36 +10,53 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import pymongo
 from bson.int64 import Int64
 from pymongo import ASCENDING, AsyncMongoClient, ReadPreference, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
+    DocumentTooLarge,
     DuplicateKeyError,
     ExecutionTimeout,
     OperationFailure,
+    PyMongoError,
     ServerSelectionTimeoutError,
     WTimeoutError,
 )
 
+from models.check import CheckReport, check_graph
 from models.connection import (
     MAJORITY_READS,
     MAJORITY_WRITES,
-    init_database,
     make_client,
     ping,
+    prepare_database,
     require_transactions,
 )
-from models.errors import InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
-from models.task import DEFAULT_TYPE, Counter, Task, TaskCreate, TaskPatch, now_utc
+from models.errors import IdAllocationFailed, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
+from models.layout import TaskDoc, as_task_id, readable_task, readable_tasks
+from models.limits import Limits
+from models.task import (
+    COUNTER_FOLLOWS_IDS_UP_TO,
+    DEFAULT_TYPE,
+    SERVER_ID_MAX,
+    TaskCounter,
+    TaskCreate,
+    TaskPatch,
+    TaskRecord,
+    now_utc,
+)
 
-TaskDoc = dict[str, Any]
-"""A task as stored: `_id`, hyphenated fields, BSON dates as aware UTC datetimes, `nexts`/`previous`."""
+log = logging.getLogger(__name__)
 
 
 class TaskEventKind(enum.Enum):
@@ -70,19 +87,52 @@ would let both commit. The write conflict on this document serialises them and t
 
 _SERVER_ASSIGNED_ID_RETRIES = 3
 _LIST_BATCH_SIZE = 100_000  # lists come back in as few round trips as 16 MiB batches allow
+_DEADLINE_GRACE_S = 0.5
+"""The driver's own deadline (pymongo.timeout) ends almost every late operation; asyncio's, a little later,
+ends what the driver does not watch (waiting for the link queue) and anything the driver overran."""
+_TOO_LARGE_CODES = frozenset({10334, 257, 334})  # BSONObjectTooLarge, TransactionTooLarge(ForCache)
+_REFUSED_UPDATE_CODES = frozenset({2, 14})  # BadValue, TypeMismatch: e.g. $addToSet on a stored non-array
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+_UNAVAILABLE_ERRORS = (ServerSelectionTimeoutError, ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
 
-def _translating_driver_errors(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
-    """Turn "MongoDB is unreachable" driver errors into StorageUnavailable so front ends need no driver."""
+def _is_unavailable(error: PyMongoError) -> bool:
+    return isinstance(error, _UNAVAILABLE_ERRORS) or error.timeout
+
+
+def _bounded(
+    method: Callable[Concatenate[GraphStore, _P], Awaitable[_T]],
+) -> Callable[Concatenate[GraphStore, _P], Awaitable[_T]]:
+    """Every store operation finishes within the store's deadline (TRACKING_MONGODB_TIMEOUT_MS), waits and
+    transaction retries included, and the driver's errors become the typed errors the front ends map. The
+    details of an outage (hosts, topology) go to the log, never to the caller."""
 
     @functools.wraps(method)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+    async def wrapper(self: GraphStore, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
-            return await method(*args, **kwargs)
-        except (ServerSelectionTimeoutError, ConnectionFailure, ExecutionTimeout, WTimeoutError) as error:
-            raise StorageUnavailable(f"MongoDB unavailable: {error}") from error
+            async with asyncio.timeout(self.timeout_s + _DEADLINE_GRACE_S):
+                with pymongo.timeout(self.timeout_s):
+                    return await method(self, *args, **kwargs)
+        except TimeoutError as error:
+            raise self.unavailable(f"no answer within {self.timeout_s:g}s", error) from None
+        except DocumentTooLarge as error:
+            raise InvalidOperation(f"a task is larger than MongoDB's 16 MiB document limit ({error})") from None
+        except OperationFailure as error:
+            if error.code in _TOO_LARGE_CODES:
+                raise InvalidOperation(
+                    "the change is too large for one MongoDB transaction: send it in smaller requests"
+                ) from None
+            if error.code in _REFUSED_UPDATE_CODES:
+                message = (error.details or {}).get("errmsg", "")
+                raise InvalidOperation(f"MongoDB refused the change: {message}") from None
+            if _is_unavailable(error):
+                raise self.unavailable("operation failed", error) from None
+            raise
+        except PyMongoError as error:
+            if _is_unavailable(error):
+                raise self.unavailable("operation failed", error) from None
+            raise
 
     return wrapper
 
@@ -103,6 +153,13 @@ def task_filter(statuses: Collection[str] | None = None, task_type: str | None =
     if task_type is not None:
         query["type"] = {"$in": [task_type, None]} if task_type == DEFAULT_TYPE else task_type
     return query
+
+
+def task_matches(doc: TaskDoc, statuses: Collection[str] | None = None, task_type: str | None = None) -> bool:
+    """`task_filter` for a task already in memory: the same rule, applied without a query."""
+    if statuses and doc.get("status") not in statuses:
+        return False
+    return task_type is None or doc.get("type", DEFAULT_TYPE) == task_type
 
 
 @dataclass
@@ -137,22 +194,36 @@ def _duplicate_ids(ids: Iterable[int]) -> list[int]:
 class GraphStore:
     """Tasks and their links in MongoDB. Multi-document changes run in one majority transaction."""
 
-    def __init__(self, client: AsyncMongoClient) -> None:
+    def __init__(
+        self, client: AsyncMongoClient, database: AsyncDatabase, *, limits: Limits | None = None, timeout_s: float = 10
+    ) -> None:
+        """A store over `database`, with collections of its own: several stores (tests standing in for several
+        gateway processes) can share a process without sharing any state."""
         self._client = client
-        self._tasks = Task.get_pymongo_collection()
-        self._counters = Counter.get_pymongo_collection()
+        self._tasks = database.get_collection(TaskRecord.Settings.name)
+        self._counters = database.get_collection(TaskCounter.Settings.name)
+        self.limits = limits or Limits()
+        self.timeout_s = timeout_s
         # Link additions are serialised anyway (LINK_COUNTER); queueing them here first turns the write
         # conflicts, aborts and back-off between this process's own requests into a plain wait.
         self._link_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, uri: str, db_name: str) -> GraphStore:
-        """Connect, refuse servers without transactions, bind Beanie and create the indexes."""
-        client = make_client(uri)
+    async def open(
+        cls,
+        uri: str,
+        db_name: str,
+        *,
+        limits: Limits | None = None,
+        timeout_ms: int = 10_000,
+        validation_action: str = "error",
+    ) -> GraphStore:
+        """Connect, refuse servers without transactions, install the validators and create the indexes."""
+        client = make_client(uri, timeout_ms=timeout_ms)
         try:
             await require_transactions(client)
-            await init_database(client, db_name)
-            store = cls(client)
+            database = await prepare_database(client, db_name, validation_action)
+            store = cls(client, database, limits=limits, timeout_s=timeout_ms / 1000)
             await store.sync_id_counter()
         except BaseException:
             await client.close()
@@ -162,9 +233,19 @@ class GraphStore:
     async def close(self) -> None:
         await self._client.close()
 
-    async def is_ready(self) -> bool:
-        """Whether MongoDB answers right now (for /readyz)."""
-        return await ping(self._client)
+    async def is_ready(self, timeout_s: float = 1.0) -> bool:
+        """Whether MongoDB answers within `timeout_s` (for /readyz, whose probes give up after a few seconds)."""
+        return await ping(self._client, timeout_s)
+
+    async def check(self, *, repair: bool = False) -> CheckReport:
+        """Scan the stored graph for what other tools broke and, with `repair`, fix what is safe (models.check).
+        A maintenance scan of the whole collection: not bounded by the per-request deadline."""
+        return await check_graph(self._tasks, self._in_transaction if repair else None)
+
+    def unavailable(self, what: str, error: BaseException) -> StorageUnavailable:
+        """The caller learns that MongoDB is unavailable; the log learns why (hosts, topology, driver error)."""
+        log.warning("MongoDB unavailable: %s: %s", what, error)
+        return StorageUnavailable("MongoDB unavailable: try again later")
 
     # ---- plumbing -------------------------------------------------------------------------------------------
 
@@ -180,14 +261,13 @@ class GraphStore:
 
     async def _find_sorted(self, query: dict[str, Any], session: AsyncClientSession | None = None) -> list[TaskDoc]:
         cursor = self._tasks.find(query, session=session, batch_size=_LIST_BATCH_SIZE)
-        return await cursor.sort("_id", ASCENDING).to_list(None)
+        return readable_tasks(await cursor.sort("_id", ASCENDING).to_list(None))
 
     async def _require_ids(self, ids: Collection[int], session: AsyncClientSession | None = None) -> dict[int, TaskDoc]:
         """Link arrays of the given tasks, raising TaskNotFound naming every id that does not exist."""
-        found = {
-            doc["_id"]: doc
-            async for doc in self._tasks.find({"_id": {"$in": list(ids)}}, {"nexts": 1, "previous": 1}, session=session)
-        }
+        projection = {"nexts": 1, "previous": 1}
+        cursor = self._tasks.find({"_id": {"$in": list(ids)}}, projection, session=session)
+        found = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
         missing = set(ids) - found.keys()
         if missing:
             raise TaskNotFound(missing)
@@ -195,13 +275,15 @@ class GraphStore:
 
     # ---- id allocation --------------------------------------------------------------------------------------
 
-    async def _raise_counter_to(self, task_id: int) -> None:
-        await self._counters.update_one({"_id": TASK_COUNTER}, {"$max": {"seq": Int64(task_id)}}, upsert=True)
+    async def _raise_counter_to(self, task_id: float) -> None:
+        """Move the counter past `task_id` when it lies where server ids are handed out (see
+        COUNTER_FOLLOWS_IDS_UP_TO); ids above sit at the top of the id space and leave it alone."""
+        if task_id <= COUNTER_FOLLOWS_IDS_UP_TO:
+            highest = Int64(math.ceil(task_id))
+            await self._counters.update_one({"_id": TASK_COUNTER}, {"$max": {"seq": highest}}, upsert=True)
 
     async def _allocate_ids(self, count: int) -> list[int]:
         """Reserve `count` fresh ascending ids. Outside any transaction: a rolled-back create leaves a gap."""
-        if count == 0:
-            return []
         counter = await self._counters.find_one_and_update(
             {"_id": TASK_COUNTER},
             {"$inc": {"seq": Int64(count)}},
@@ -209,13 +291,20 @@ class GraphStore:
             return_document=ReturnDocument.AFTER,
         )
         last = int(counter["seq"])
+        if last > SERVER_ID_MAX:
+            raise IdAllocationFailed(f"server-assigned task ids are used up (they stop at {SERVER_ID_MAX})")
         return list(range(last - count + 1, last + 1))
 
-    @_translating_driver_errors
+    @_bounded
     async def sync_id_counter(self) -> None:
-        """Move the id counter past every stored id, e.g. after ops tooling inserted tasks directly."""
-        highest = await self._tasks.find_one({}, {"_id": 1}, sort=[("_id", -1)])
-        if highest is not None and isinstance(highest["_id"], int):
+        """Move the id counter past every stored id in its range, e.g. after ops tooling inserted tasks directly.
+
+        A numeric range only matches numbers, so ids of other types (strings, ObjectIds) that other tools
+        stored cannot hide the highest number; a float id counts too, as the unique index compares numerically.
+        """
+        in_range = {"_id": {"$gte": 1, "$lte": Int64(COUNTER_FOLLOWS_IDS_UP_TO)}}
+        highest = await self._tasks.find_one(in_range, {"_id": 1}, sort=[("_id", -1)])
+        if highest is not None:
             await self._raise_counter_to(highest["_id"])
 
     async def _existing_ids(self, ids: Collection[int]) -> set[int]:
@@ -223,16 +312,19 @@ class GraphStore:
 
     # ---- create ---------------------------------------------------------------------------------------------
 
-    @_translating_driver_errors
+    @_bounded
     async def create_tasks(self, tasks: Sequence[TaskCreate]) -> list[TaskDoc]:
         """Create tasks and their nested `nexts` sub-graphs, all or nothing; returns them in request order."""
         plan = _plan_creation(tasks)
+        if not plan:
+            raise InvalidOperation("tasks: at least one task is required")
+        self.limits.refuse_task_count(len(plan))
         client_ids = [item.spec.id for item in plan if item.spec.id is not None]
         repeated = _duplicate_ids(client_ids)
         if repeated:
             raise InvalidOperation(f"task id {', '.join(map(str, repeated))} appears more than once in the request")
         if client_ids:
-            await self._raise_counter_to(max(client_ids))
+            await self._raise_counter_to(min(max(client_ids), COUNTER_FOLLOWS_IDS_UP_TO + 1))
             existing = await self._existing_ids(client_ids)
             if existing:
                 raise TaskAlreadyExists(existing)
@@ -252,18 +344,22 @@ class GraphStore:
                 if taken & set(client_ids):
                     raise TaskAlreadyExists(taken & set(client_ids)) from None
                 await self.sync_id_counter()  # a direct write took a server-assigned id: skip past it
-        raise StorageUnavailable("could not allocate free task ids; is something writing ids past the counter?")
+        raise IdAllocationFailed(
+            f"no free task ids after {_SERVER_ASSIGNED_ID_RETRIES} tries: something keeps writing ids just past "
+            "the id counter; try again, or give ids in the request"
+        )
 
     # ---- read -----------------------------------------------------------------------------------------------
 
-    @_translating_driver_errors
+    @_bounded
     async def get_task(self, task_id: int) -> TaskDoc:
         doc = await self._tasks.find_one({"_id": task_id})
-        if doc is None:
+        readable = readable_task(doc) if doc is not None else None
+        if readable is None:
             raise TaskNotFound([task_id])
-        return doc
+        return readable
 
-    @_translating_driver_errors
+    @_bounded
     async def get_tasks(self, ids: Collection[int]) -> dict[int, TaskDoc]:
         """The tasks that exist among `ids`, by id (unknown ids are simply absent)."""
         if not ids:
@@ -271,15 +367,15 @@ class GraphStore:
         # The whole answer in the first batch, one more than can match so that the server closes the cursor:
         # one round trip, where the default (101 documents, then getMore) costs two or more.
         cursor = self._tasks.find({"_id": {"$in": list(ids)}}, batch_size=len(ids) + 1)
-        return {doc["_id"]: doc async for doc in cursor}
+        return {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
 
-    @_translating_driver_errors
+    @_bounded
     async def list_nexts(
         self, task_id: int, statuses: Collection[str] | None = None, task_type: str | None = None
     ) -> list[TaskDoc]:
         return await self._list_linked(task_id, "nexts", statuses, task_type)
 
-    @_translating_driver_errors
+    @_bounded
     async def list_previous(
         self, task_id: int, statuses: Collection[str] | None = None, task_type: str | None = None
     ) -> list[TaskDoc]:
@@ -289,14 +385,15 @@ class GraphStore:
         self, task_id: int, direction: str, statuses: Collection[str] | None, task_type: str | None
     ) -> list[TaskDoc]:
         doc = await self._tasks.find_one({"_id": task_id}, {direction: 1})
-        if doc is None:
+        readable = readable_task(doc) if doc is not None else None
+        if readable is None:
             raise TaskNotFound([task_id])
-        linked = doc.get(direction) or []
+        linked = readable.get(direction) or []
         if not linked:
             return []
         return await self._find_sorted({"_id": {"$in": linked}, **task_filter(statuses, task_type)})
 
-    @_translating_driver_errors
+    @_bounded
     async def list_job_tasks(
         self,
         job_id: str,
@@ -326,12 +423,15 @@ class GraphStore:
         async with stream:
             async for change in stream:
                 kind = _EVENT_KINDS[change["operationType"]]
-                task = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
-                yield TaskEvent(kind, change["documentKey"]["_id"], task)
+                stored = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
+                task = readable_task(stored) if stored is not None else None
+                task_id = as_task_id(change["documentKey"]["_id"])
+                if task_id is not None:  # a document whose _id is no task id is no task's event
+                    yield TaskEvent(kind, task_id, task)
 
     # ---- update ---------------------------------------------------------------------------------------------
 
-    @_translating_driver_errors
+    @_bounded
     async def update_task(self, task_id: int, patch: TaskPatch) -> TaskDoc:
         """Merge `patch` into the task: present fields replace, null clears, absent fields stay."""
         if patch.id is not None and patch.id != task_id:
@@ -348,18 +448,19 @@ class GraphStore:
         if to_unset:
             update["$unset"] = to_unset
         doc = await self._tasks.find_one_and_update({"_id": task_id}, update, return_document=ReturnDocument.AFTER)
-        if doc is None:
+        readable = readable_task(doc) if doc is not None else None
+        if readable is None:
             raise TaskNotFound([task_id])
-        return doc
+        return readable
 
     # ---- links ----------------------------------------------------------------------------------------------
 
-    @_translating_driver_errors
+    @_bounded
     async def add_nexts(self, task_id: int, next_ids: Collection[int]) -> list[TaskDoc]:
         """Link task_id -> each next id; returns all next tasks of task_id after the change."""
         return await self._add_links(task_id, [(task_id, other) for other in next_ids], "nexts")
 
-    @_translating_driver_errors
+    @_bounded
     async def add_previous(self, task_id: int, previous_ids: Collection[int]) -> list[TaskDoc]:
         """Link each previous id -> task_id; returns all previous tasks of task_id after the change."""
         return await self._add_links(task_id, [(other, task_id) for other in previous_ids], "previous")
@@ -376,7 +477,8 @@ class GraphStore:
                 await self._refuse_cycles(new_pairs, session)
                 await self._tasks.bulk_write(_link_updates(new_pairs, "$addToSet"), ordered=True, session=session)
             anchor_doc = await self._tasks.find_one({"_id": anchor}, {listing: 1}, session=session)
-            return await self._find_sorted({"_id": {"$in": anchor_doc.get(listing) or []}}, session)
+            readable = readable_task(anchor_doc) if anchor_doc is not None else None
+            return await self._find_sorted({"_id": {"$in": (readable or {}).get(listing) or []}}, session)
 
         async with self._link_lock:
             return await self._in_transaction(work)
@@ -409,17 +511,18 @@ class GraphStore:
     async def _step(self, frontier: set[int], direction: str, seen: set[int], session: AsyncClientSession) -> set[int]:
         """One breadth-first level: the not-yet-seen neighbours of `frontier`; marks them seen."""
         following: set[int] = set()
-        async for doc in self._tasks.find({"_id": {"$in": list(frontier)}}, {direction: 1}, session=session):
+        cursor = self._tasks.find({"_id": {"$in": list(frontier)}}, {direction: 1}, session=session)
+        for doc in readable_tasks(await cursor.to_list(None)):
             following.update(doc.get(direction) or ())
         following -= seen
         seen |= following
         return following
 
-    @_translating_driver_errors
+    @_bounded
     async def remove_nexts(self, task_id: int, next_ids: Collection[int]) -> None:
         await self._remove_links([(task_id, other) for other in next_ids])
 
-    @_translating_driver_errors
+    @_bounded
     async def remove_previous(self, task_id: int, previous_ids: Collection[int]) -> None:
         await self._remove_links([(other, task_id) for other in previous_ids])
 
@@ -432,7 +535,7 @@ class GraphStore:
 
     # ---- delete ---------------------------------------------------------------------------------------------
 
-    @_translating_driver_errors
+    @_bounded
     async def delete_task(self, task_id: int) -> None:
         """Delete the task and every link to or from it, found through the indexes rather than its own arrays
         so that links written inconsistently by other tools are cleaned up too."""

@@ -6,15 +6,26 @@ Field names are the hyphenated API names; Python attribute names are their snake
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from beanie import Document
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pymongo import ASCENDING, IndexModel
 
+from models.errors import InvalidOperation
+
 INT64_MAX = 2**63 - 1
+SERVER_ID_MAX = 2**53 - 1
+"""Server-assigned ids stay at or below this (JavaScript's Number.MAX_SAFE_INTEGER), so dashboards hold them
+exactly."""
+COUNTER_FOLLOWS_IDS_UP_TO = 2**52
+"""Client-given ids up to here move the id counter past them (so server ids never collide with them). Larger
+client ids sit at the top of the id space and leave the counter where it is: no valid id a client may give can
+use up the 2**52 server ids above the counter, so no request can make later creates fail."""
+TASK_ID_RULE = "a decimal int64 > 0"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 DEFAULT_TYPE = "task"
 NAVIGABLE_TYPES = frozenset({"navigable-execution-task", "navigable-execution-task-list"})
@@ -32,6 +43,7 @@ def parse_datetime(value: Any) -> Any:
             parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise ValueError("epoch milliseconds out of range") from None
+        return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
     elif isinstance(value, str):
         text = value.strip()
         if text.lstrip("-").isdigit():
@@ -40,15 +52,45 @@ def parse_datetime(value: Any) -> Any:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError("expected an ISO 8601 date-time or epoch milliseconds") from None
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     elif isinstance(value, datetime):
-        parsed = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        parsed = value
     else:
         raise ValueError("expected an ISO 8601 date-time or epoch milliseconds")
+    try:
+        # Moving 0001-01-01T00:00+01:00 to UTC leaves the years datetime can hold.
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date-time out of range (years 1 to 9999 in UTC)") from None
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 cannot carry, even escaped (and lone surrogates, which no UTF-8 store can)."""
+
+
+def refuse_unstorable_text(value: str) -> str:
+    """Strings are served in XML too: one that XML 1.0 cannot carry is refused rather than stored."""
+    found = _XML_FORBIDDEN.search(value)
+    if found is not None:
+        raise ValueError(f"contains U+{ord(found.group()):04X}, a character XML 1.0 does not allow")
+    return value
+
+
+def xml_safe(value: str) -> str:
+    """`value` with every character XML 1.0 cannot carry replaced by U+FFFD (for text other tools stored)."""
+    return _XML_FORBIDDEN.sub("\ufffd", value)
+
+
+def parse_task_id(value: object, where: str) -> int:
+    """The one task-id rule of both front ends: decimal digits (no sign, exponent or space) of an int64 > 0."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= INT64_MAX:
+        raise InvalidOperation(f"{where}: {text!r} is not a task id ({TASK_ID_RULE})")
+    return int(text)
+
+
 DateTime = Annotated[datetime, BeforeValidator(parse_datetime)]
+Text = Annotated[str, AfterValidator(refuse_unstorable_text)]
 TaskId = Annotated[int, Field(gt=0, le=INT64_MAX)]
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 
@@ -94,38 +136,38 @@ class TaskFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
-    status: str | None = None
-    job_id: str | None = Field(default=None, alias="job-id")
+    status: Text | None = None
+    job_id: Text | None = Field(default=None, alias="job-id")
     root: bool | None = None
-    name: str | None = None
-    description: str | None = None
+    name: Text | None = None
+    description: Text | None = None
     start_time: DateTime | None = Field(default=None, alias="start-time")
     finish_time: DateTime | None = Field(default=None, alias="finish-time")
-    lock: str | None = None
-    workflow_id: str | None = Field(default=None, alias="workflow-id")
-    match_id: str | None = Field(default=None, alias="match-id")
-    rollback_status: str | None = Field(default=None, alias="rollback-status")
-    execution_code: str | None = Field(default=None, alias="execution-code")
-    execution_description: str | None = Field(default=None, alias="execution-description")
-    initial_artifact_status: str | None = Field(default=None, alias="initial-artifact-status")
-    type: str | None = None
+    lock: Text | None = None
+    workflow_id: Text | None = Field(default=None, alias="workflow-id")
+    match_id: Text | None = Field(default=None, alias="match-id")
+    rollback_status: Text | None = Field(default=None, alias="rollback-status")
+    execution_code: Text | None = Field(default=None, alias="execution-code")
+    execution_description: Text | None = Field(default=None, alias="execution-description")
+    initial_artifact_status: Text | None = Field(default=None, alias="initial-artifact-status")
+    type: Text | None = None
     # execution-task
-    main_artifact: str | None = Field(default=None, alias="main-artifact")
-    final_status: str | None = Field(default=None, alias="final-status")
-    condition: str | None = None
-    path: str | None = None
-    running_status: str | None = Field(default=None, alias="running-status")
-    workflow: str | None = None
-    behaviour_on_error: str | None = Field(default=None, alias="behaviour-on-error")
+    main_artifact: Text | None = Field(default=None, alias="main-artifact")
+    final_status: Text | None = Field(default=None, alias="final-status")
+    condition: Text | None = None
+    path: Text | None = None
+    running_status: Text | None = Field(default=None, alias="running-status")
+    workflow: Text | None = None
+    behaviour_on_error: Text | None = Field(default=None, alias="behaviour-on-error")
     number_of_retries: Int32 | None = Field(default=None, alias="number-of-retries")
     wait_between_retries: Int32 | None = Field(default=None, alias="wait-between-retries")
-    codes_to_do_rollback: str | None = Field(default=None, alias="codes-to-do-rollback")
-    rollback_workflow: str | None = Field(default=None, alias="rollback-workflow")
-    mapping_list: str | None = Field(default=None, alias="mapping-list")
-    output_mapping_list: str | None = Field(default=None, alias="output-mapping-list")
-    order_by: str | None = Field(default=None, alias="order-by")
+    codes_to_do_rollback: Text | None = Field(default=None, alias="codes-to-do-rollback")
+    rollback_workflow: Text | None = Field(default=None, alias="rollback-workflow")
+    mapping_list: Text | None = Field(default=None, alias="mapping-list")
+    output_mapping_list: Text | None = Field(default=None, alias="output-mapping-list")
+    order_by: Text | None = Field(default=None, alias="order-by")
     # execution-task-list
-    definition_id: str | None = Field(default=None, alias="definition-id")
+    definition_id: Text | None = Field(default=None, alias="definition-id")
 
 
 class TaskCreate(TaskFields):
@@ -172,7 +214,7 @@ RESPONSE_FIELD_ORDER: tuple[str, ...] = (
 """Every Task field in the order the API writes them (id and server timestamps first, as the legacy guide)."""
 
 
-class Task(Document):
+class TaskRecord(Document):
     """One stored task: `_id` is the int64 task id; links are the `nexts` and `previous` id arrays.
 
     The graph store writes the BSON itself (see `models.store`) so ids are always int64 and field order is
@@ -193,7 +235,6 @@ class Task(Document):
 
     class Settings:
         name = "tasks"
-        validate_on_save = True
         indexes = [  # noqa: RUF012 - Beanie reads this class attribute
             IndexModel([("job-id", ASCENDING), ("_id", ASCENDING)], name="job-id_id"),
             IndexModel([("job-id", ASCENDING), ("root", ASCENDING), ("_id", ASCENDING)], name="job-id_root_id"),
@@ -204,7 +245,7 @@ class Task(Document):
         ]
 
 
-class Counter(Document):
+class TaskCounter(Document):
     """A named sequence in the `counters` collection; `tasks` holds the highest task id handed out."""
 
     id: str  # type: ignore[assignment]

@@ -12,7 +12,18 @@ from xml.parsers import expat
 import orjson
 import xmltodict
 
-from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime
+from models import (
+    BOOL_FIELDS,
+    DATE_FIELDS,
+    INT_FIELDS,
+    NAVIGABLE_TYPES,
+    RESPONSE_FIELD_ORDER,
+    InvalidOperation,
+    Limits,
+    TaskDoc,
+    format_datetime,
+    xml_safe,
+)
 
 _API_FIELDS = frozenset(RESPONSE_FIELD_ORDER) - {"id"}
 JSON_TYPE = "application/json"
@@ -116,10 +127,17 @@ def navigable_next_ids(docs: Iterable[TaskDoc]) -> set[int]:
     return {i for doc in docs if doc.get("type") in NAVIGABLE_TYPES for i in doc.get("nexts") or ()}
 
 
+def _xml_value(value: Any) -> Any:
+    """Strings other tools stored may hold characters XML 1.0 cannot carry: they go out as U+FFFD, so every
+    XML answer parses (the gateway itself refuses such strings on input)."""
+    return xml_safe(value) if type(value) is str else value
+
+
 def _xml_task(task: dict[str, Any]) -> dict[str, Any]:
-    if "nexts" not in task:
-        return task
-    return {**task, "nexts": {"task": [_xml_task(t) for t in task["nexts"]["tasks"]]}}
+    out = {name: _xml_value(value) for name, value in task.items()}
+    if "nexts" in task:
+        out["nexts"] = {"task": [_xml_task(t) for t in task["nexts"]["tasks"]]}
+    return out
 
 
 def encode(payload: dict[str, Any], fmt: Format) -> bytes:
@@ -128,24 +146,69 @@ def encode(payload: dict[str, Any], fmt: Format) -> bytes:
         ((_, body),) = payload.items()
         return orjson.dumps(body)
     ((root, body),) = payload.items()
-    if root == "tasks":
-        body = {"task": [_xml_task(task) for task in body["tasks"]]}
-    elif root == "task":
-        body = _xml_task(body)
+    body = {"task": [_xml_task(task) for task in body["tasks"]]} if root == "tasks" else _xml_task(body)
     return xmltodict.unparse({root: body}, encoding="utf-8").encode()
 
 
 # ---- requests ---------------------------------------------------------------------------------------------------
 
 
-class _RefusingDoctypeExpat:
+_ELEMENTS_PER_TASK = 64
+"""A task has about forty fields: an XML create may hold this many elements per task it may create."""
+
+
+class _GuardedParser:
+    """An expat parser whose element handlers count depth and elements, so an XML body is refused as soon as it
+    nests deeper or holds more elements than a create may: xmltodict's work per element grows with depth,
+    and 200,000 nested elements would otherwise take minutes."""
+
+    def __init__(self, parser: Any, limits: Limits) -> None:
+        self.__dict__.update(_parser=parser, _limits=limits, _depth=0, _elements=0)
+        self.__dict__["_max_elements"] = (limits.max_tasks_per_create + 1) * _ELEMENTS_PER_TASK
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def __setattr__(self, name: str, handler: Any) -> None:
+        if name == "StartElementHandler":
+            handler = self._counting_start(handler)
+        elif name == "EndElementHandler":
+            handler = self._counting_end(handler)
+        setattr(self._parser, name, handler)
+
+    def _counting_start(self, handler: Any) -> Any:
+        def start(*args: Any) -> None:
+            self.__dict__["_depth"] += 1
+            self.__dict__["_elements"] += 1
+            if self._depth > self._limits.max_document_depth:
+                raise self._limits.depth_error("XML body")
+            if self._elements > self._max_elements:
+                raise InvalidOperation(
+                    f"XML body: more than {self._max_elements} elements ({_ELEMENTS_PER_TASK} per task a create "
+                    "may hold, TRACKING_MAX_TASKS_PER_CREATE)"
+                )
+            handler(*args)
+
+        return start
+
+    def _counting_end(self, handler: Any) -> Any:
+        def end(*args: Any) -> None:
+            self.__dict__["_depth"] -= 1
+            handler(*args)
+
+        return end
+
+
+class _GuardedExpat:
     """expat for xmltodict, refusing a DOCTYPE (hence entity declarations and external references) as soon as
-    it starts, before anything in it is read, let alone expanded."""
+    it starts, before anything in it is read, let alone expanded; and bounding depth and element count."""
 
     ExpatError = expat.ExpatError
 
-    @staticmethod
-    def ParserCreate(*args: Any, **kwargs: Any) -> Any:
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+
+    def ParserCreate(self, *args: Any, **kwargs: Any) -> Any:
         parser = expat.ParserCreate(*args, **kwargs)
 
         def refuse(*_: Any) -> None:
@@ -155,7 +218,7 @@ class _RefusingDoctypeExpat:
         parser.EntityDeclHandler = refuse
         parser.ExternalEntityRefHandler = refuse
         parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        return parser
+        return _GuardedParser(parser, self._limits)
 
 
 def _force_task_lists(path: list[Any], key: str, _value: Any) -> bool:
@@ -163,9 +226,9 @@ def _force_task_lists(path: list[Any], key: str, _value: Any) -> bool:
     return key == "task" and len(path) > 0
 
 
-def parse_xml(body: bytes, root: str) -> Any:
+def parse_xml(body: bytes, root: str, limits: Limits) -> Any:
     try:
-        document = xmltodict.parse(body, expat=_RefusingDoctypeExpat, force_list=_force_task_lists)
+        document = xmltodict.parse(body, expat=_GuardedExpat(limits), force_list=_force_task_lists)
     except expat.ExpatError as error:
         raise BadRequest(f"malformed XML: {error}") from None
     except ValueError as error:

@@ -5,8 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from models import GraphError, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
+from models import (
+    GraphError,
+    IdAllocationFailed,
+    InvalidOperation,
+    StorageUnavailable,
+    TaskAlreadyExists,
+    TaskNotFound,
+)
 from rest.codecs import BadRequest, UnsupportedMediaType, encode, response_format_or_json
 
 STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
@@ -14,6 +22,7 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     TaskAlreadyExists: 400,  # CONTRACT §2: an id that already exists is a 400
     InvalidOperation: 400,
     StorageUnavailable: 503,
+    IdAllocationFailed: 409,  # a conflict with concurrent direct writes: trying again works
 }
 _PARAMETER_HINTS = {"taskId": "must be a decimal int64 > 0", "root": "must be true or false"}
 
@@ -30,6 +39,17 @@ def _describe_parameter_errors(error: RequestValidationError) -> str:
         name = str(item["loc"][-1]) if item["loc"] else "request"
         parts.append(f"{name}: {_PARAMETER_HINTS.get(name, item['msg'])}")
     return "; ".join(dict.fromkeys(parts))
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette names only the first route whose path matched,
+    and /tracking/task/{taskId} has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -50,7 +70,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        return error_response(error.status_code, str(error.detail), request.headers.get("accept"), error.headers)
+        headers = error.headers
+        if error.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return error_response(error.status_code, str(error.detail), request.headers.get("accept"), headers)
 
     app.add_exception_handler(RequestValidationError, invalid_parameters)
     app.add_exception_handler(HTTPException, http_error)

@@ -72,16 +72,9 @@ async def _task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Respon
     return _respond({"task": task_to_api(doc, linked)}, fmt)
 
 
-def _task_ids(parameter: str, values: list[str] | None) -> list[int]:
-    """Ids from a repeated query parameter: decimal int64 > 0, at least one."""
-    if not values:
-        raise BadRequest(f"{parameter}: at least one task id is required")
-    ids = []
-    for value in values:
-        if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= INT64_MAX:
-            raise BadRequest(f"{parameter}: {value!r} is not a task id (a decimal int64 > 0)")
-        ids.append(int(value))
-    return ids
+def _task_ids(request: Request, parameter: str, values: list[str] | None) -> list[int]:
+    """Ids from a repeated query parameter: decimal int64 > 0, at least one, at most the configured number."""
+    return _store(request).limits.task_ids(values, parameter)
 
 
 async def _body_fields(request: Request, root: str) -> Any:
@@ -90,7 +83,7 @@ async def _body_fields(request: Request, root: str) -> Any:
     body = await request.body()
     if fmt is Format.JSON:
         return parse_json(body)
-    element = parse_xml(body, root)
+    element = parse_xml(body, root, _store(request).limits)
     return {"tasks": xml_task_list(element, "tasks")} if root == "tasks" else xml_task_fields(element, "task")
 
 
@@ -98,6 +91,7 @@ async def _created_tasks(request: Request) -> list[TaskCreate]:
     data = await _body_fields(request, "tasks")
     if not isinstance(data, dict):
         raise BadRequest('body: expected a tasks object, {"tasks": [...]}')
+    _store(request).limits.refuse_oversized_creation(data.get("tasks"))
     try:
         return NestedTasks.model_validate(data).tasks
     except ValidationError as error:
@@ -207,7 +201,7 @@ async def add_nexts(
 ) -> Response:
     store = _store(request)
     return await _tasks_response(
-        store, await store.add_nexts(taskId, _task_ids("nextTaskId", nextTaskId)), _format(request)
+        store, await store.add_nexts(taskId, _task_ids(request, "nextTaskId", nextTaskId)), _format(request)
     )
 
 
@@ -223,7 +217,7 @@ async def add_previous(
 ) -> Response:
     store = _store(request)
     return await _tasks_response(
-        store, await store.add_previous(taskId, _task_ids("prevTaskId", prevTaskId)), _format(request)
+        store, await store.add_previous(taskId, _task_ids(request, "prevTaskId", prevTaskId)), _format(request)
     )
 
 
@@ -249,7 +243,7 @@ async def remove_nexts(
     taskId: TaskIdPath,
     nextTaskId: NextIdsQuery = None,
 ) -> Response:
-    await _store(request).remove_nexts(taskId, _task_ids("nextTaskId", nextTaskId))
+    await _store(request).remove_nexts(taskId, _task_ids(request, "nextTaskId", nextTaskId))
     return Response(status_code=204)
 
 
@@ -264,5 +258,5 @@ async def remove_previous(
     taskId: TaskIdPath,
     prevTaskId: PrevIdsQuery = None,
 ) -> Response:
-    await _store(request).remove_previous(taskId, _task_ids("prevTaskId", prevTaskId))
+    await _store(request).remove_previous(taskId, _task_ids(request, "prevTaskId", prevTaskId))
     return Response(status_code=204)

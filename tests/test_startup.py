@@ -123,6 +123,7 @@ async def test_a_mongod_killed_hard_restarts_with_its_acknowledged_data(data_dir
     await store.close()
     os.kill(mongo._process.pid, signal.SIGKILL)  # leaves mongod.lock and an unclean journal
     mongo._process.wait()
+    mongo._release_data_dir()  # as the kernel does for a gateway process that died
     assert (data_dir / "mongo" / "mongod.lock").exists()
 
     again = EmbeddedMongo(data_dir, cache_size_gb=0.25)
@@ -138,6 +139,7 @@ async def test_a_mongod_left_running_by_a_dead_gateway_is_replaced(data_dir):
     orphan = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     await orphan.start()
     orphan_pid = orphan._process.pid
+    orphan._release_data_dir()  # its gateway died: the kernel dropped the lock, mongod lives on
     successor = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     store = await GraphStore.open(await successor.start(), "orphan")
     try:

@@ -1,0 +1,204 @@
+"""The stored layout of a task (CONTRACT §3) as data: the BSON kind of every field, derived from the declared
+task fields, and the three things made from it so they cannot disagree:
+
+- the `$jsonSchema` validator installed on `tasks`, so a tool writing a wrong type gets MongoDB's own error;
+- `readable_task`, which every read goes through, so a document another tool wrote with a wrong type never
+  fails a reader: the field is coerced when that is exact, else left out (and logged once);
+- `field_problems`, what `tracking-gateway check` reports as wrong types.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import types
+import typing
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from bson.int64 import Int64
+
+from models.task import DATE_FIELDS, INT32_MAX, INT32_MIN, INT64_MAX, TaskFields, parse_datetime
+
+log = logging.getLogger(__name__)
+
+TaskDoc = dict[str, Any]
+"""A task as stored: `_id`, hyphenated fields, BSON dates as aware UTC datetimes, `nexts`/`previous`."""
+
+STRING, INT32, BOOL, DATE = "string", "int", "bool", "date"
+_BSON_TYPE_OF_PYTHON = {str: STRING, int: INT32, bool: BOOL, datetime: DATE}
+LINK_FIELDS = ("nexts", "previous")
+
+
+def _kind(annotation: Any) -> str:
+    """The BSON type of a TaskFields annotation such as `Text | None` or `Int32 | None`."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        (inner,) = (arg for arg in typing.get_args(annotation) if arg is not type(None))
+        return _kind(inner)
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _kind(typing.get_args(annotation)[0])
+    return _BSON_TYPE_OF_PYTHON[annotation]
+
+
+FIELD_KINDS: dict[str, str] = {
+    **{(info.alias or name): _kind(info.annotation) for name, info in TaskFields.model_fields.items()},
+    **dict.fromkeys(DATE_FIELDS, DATE),
+}
+"""Every stored task field but `_id` and the links, with its BSON type."""
+
+
+def task_validator() -> dict[str, Any]:
+    """The `$jsonSchema` of a stored task. Fields are optional (null allowed, as absent), but typed; `_id` and
+    the link arrays are required int64s; other fields a tool adds are allowed and ignored by the gateway."""
+    properties: dict[str, Any] = {
+        "_id": {"bsonType": "long", "minimum": 1, "description": "the task id: an int64 > 0"},
+        **{name: {"bsonType": "array", "items": {"bsonType": "long"}, "uniqueItems": True} for name in LINK_FIELDS},
+    }
+    for name, kind in FIELD_KINDS.items():
+        properties[name] = {"bsonType": [kind, "null"]}
+    return {"$jsonSchema": {"bsonType": "object", "required": ["_id", *LINK_FIELDS], "properties": properties}}
+
+
+def counter_validator() -> dict[str, Any]:
+    return {
+        "$jsonSchema": {
+            "bsonType": "object",
+            "required": ["_id", "seq"],
+            "properties": {"_id": {"bsonType": "string"}, "seq": {"bsonType": ["long", "int"]}},
+        }
+    }
+
+
+# ---- reading what other tools wrote ----------------------------------------------------------------------------
+
+
+def as_task_id(value: Any) -> int | None:
+    """A stored id as a task id: an integer (or a float holding one exactly, as mongosh writes) in range."""
+    if type(value) is int or type(value) is Int64:
+        return int(value) if 0 < value <= INT64_MAX else None
+    if type(value) is float and value.is_integer() and 0 < value <= INT64_MAX:
+        return int(value)
+    return None
+
+
+def _coerced(kind: str, value: Any) -> Any:
+    """`value` as `kind` when that is exact, else None (the field is then left out)."""
+    if kind == STRING:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float) and not (isinstance(value, float) and not math.isfinite(value)):
+            return str(value)
+        return None
+    if kind == INT32:
+        exact = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not exact or not INT32_MIN <= value <= INT32_MAX:
+            return None
+        return int(value)
+    if kind == DATE and isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _has_kind(kind: str, value: Any) -> bool:
+    if kind == STRING:
+        return type(value) is str
+    if kind == INT32:
+        return type(value) is int and INT32_MIN <= value <= INT32_MAX
+    if kind == BOOL:
+        return type(value) is bool
+    return isinstance(value, datetime)
+
+
+def field_problems(doc: TaskDoc) -> list[str]:
+    """The names of the fields of `doc` whose stored type is not the layout's (links and `_id` included)."""
+    problems = []
+    if type(doc.get("_id")) is not Int64:
+        problems.append("_id")
+    for name in LINK_FIELDS:
+        value = doc.get(name)
+        if not isinstance(value, list) or any(type(item) is not Int64 for item in value):
+            problems.append(name)
+    for name, value in doc.items():
+        kind = FIELD_KINDS.get(name)
+        if kind is not None and value is not None and not _has_kind(kind, value):
+            problems.append(name)
+    return problems
+
+
+_warned: set[tuple[Any, str]] = set()
+_WARNINGS_KEPT = 10_000
+
+
+def _warn_once(task_id: Any, field: str, value: Any) -> None:
+    """One warning per task and field per process: a bad document read a thousand times logs once."""
+    if (task_id, field) in _warned or len(_warned) >= _WARNINGS_KEPT:
+        return
+    _warned.add((task_id, field))
+    log.warning(
+        "task %r: stored %s has type %s, which the layout does not allow; served without it "
+        "(run `tracking-gateway check`)",
+        task_id,
+        field,
+        type(value).__name__,
+    )
+
+
+def _links(task_id: Any, name: str, value: Any) -> list[int]:
+    if not isinstance(value, list):
+        _warn_once(task_id, name, value)
+        return []
+    ids = [as_task_id(item) for item in value]
+    if None in ids:
+        _warn_once(task_id, name, value)
+    return [i for i in ids if i is not None]
+
+
+def _is_clean(doc: TaskDoc) -> bool:
+    """The fast path: true for every document the gateway wrote itself."""
+    if type(doc.get("_id")) is not Int64:
+        return False
+    for name, value in doc.items():
+        kind = FIELD_KINDS.get(name)
+        if kind is not None and value is not None and not _has_kind(kind, value):
+            return False
+    return all(type(doc.get(name)) is list for name in LINK_FIELDS) and all(
+        type(i) is Int64 for name in LINK_FIELDS for i in doc[name]
+    )
+
+
+def readable_task(doc: TaskDoc) -> TaskDoc | None:
+    """`doc` as readers may rely on it: integer id and links, every known field of its declared type or absent.
+
+    Returns `doc` itself when it is already so, a repaired copy when not, and None for a document whose `_id`
+    is not a task id at all (a string or an ObjectId): such a document is not a task the API can name.
+    """
+    if _is_clean(doc):
+        return doc
+    task_id = as_task_id(doc.get("_id"))
+    if task_id is None:
+        _warn_once(doc.get("_id"), "_id", doc.get("_id"))
+        return None
+    repaired: TaskDoc = {"_id": task_id}
+    for name, value in doc.items():
+        kind = FIELD_KINDS.get(name)
+        if name == "_id" or name in LINK_FIELDS:
+            continue
+        if kind is None or value is None or _has_kind(kind, value):
+            repaired[name] = value
+            continue
+        coerced = _coerced(kind, value)
+        if coerced is None:
+            _warn_once(task_id, name, value)
+        else:
+            repaired[name] = coerced
+    for name in LINK_FIELDS:
+        repaired[name] = _links(task_id, name, doc.get(name, []))
+    return repaired
+
+
+def readable_tasks(docs: Iterable[TaskDoc]) -> list[TaskDoc]:
+    return [task for task in map(readable_task, docs) if task is not None]
