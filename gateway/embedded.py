@@ -60,7 +60,10 @@ def _die_with_parent() -> None:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether mongod could listen on `port`. It sets SO_REUSEADDR, so connections of a killed predecessor
+    lingering in TIME_WAIT do not count as taking the port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

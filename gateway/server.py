@@ -19,6 +19,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway.settings import Settings
 
 _REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_LINGER_S = 2.0
+"""After refusing a head, read and drop what the client still sends for this long before closing: closing a
+socket with unread data makes the kernel reset it, and the client would lose the answer."""
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
@@ -30,6 +33,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
         self._await_head()
 
     def _await_head(self) -> None:
@@ -43,6 +47,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._reading_head:
             self._head_bytes += len(data)
             if self._head_timer is None:
@@ -82,8 +88,12 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             b"content-length: %d" % len(body),
             b"connection: close",
         ]
+        self._refused = True
+        self._cancel_head_timer()
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_S, self.transport.close)
 
 
 def bounded_protocol(settings: Settings) -> type[BoundedHeadProtocol]:

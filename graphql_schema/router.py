@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import orjson
+from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import HTTPException, Request, WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
-from cross_web import HTTPException as StrawberryHTTPException
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage

@@ -90,8 +90,10 @@ _LIST_BATCH_SIZE = 100_000  # lists come back in as few round trips as 16 MiB ba
 _DEADLINE_GRACE_S = 0.5
 """The driver's own deadline (pymongo.timeout) ends almost every late operation; asyncio's, a little later,
 ends what the driver does not watch (waiting for the link queue) and anything the driver overran."""
-_TOO_LARGE_CODES = frozenset({10334, 257, 334})  # BSONObjectTooLarge, TransactionTooLarge(ForCache)
+_DOCUMENT_TOO_LARGE = 10334  # BSONObjectTooLarge
+_TRANSACTION_TOO_LARGE_CODES = frozenset({257, 334})  # TransactionTooLarge, TransactionTooLargeForCache
 _REFUSED_UPDATE_CODES = frozenset({2, 14})  # BadValue, TypeMismatch: e.g. $addToSet on a stored non-array
+_DOCUMENT_TOO_LARGE_MESSAGE = "a task is larger than MongoDB's 16 MiB document limit: store less in its fields"
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _UNAVAILABLE_ERRORS = (ServerSelectionTimeoutError, ConnectionFailure, ExecutionTimeout, WTimeoutError)
@@ -116,10 +118,12 @@ def _bounded(
                     return await method(self, *args, **kwargs)
         except TimeoutError as error:
             raise self.unavailable(f"no answer within {self.timeout_s:g}s", error) from None
-        except DocumentTooLarge as error:
-            raise InvalidOperation(f"a task is larger than MongoDB's 16 MiB document limit ({error})") from None
+        except DocumentTooLarge:
+            raise InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE) from None
         except OperationFailure as error:
-            if error.code in _TOO_LARGE_CODES:
+            if error.code == _DOCUMENT_TOO_LARGE:
+                raise InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE) from None
+            if error.code in _TRANSACTION_TOO_LARGE_CODES:
                 raise InvalidOperation(
                     "the change is too large for one MongoDB transaction: send it in smaller requests"
                 ) from None

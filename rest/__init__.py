@@ -3,6 +3,7 @@
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from rest.errors import error_response, install_error_handlers
 from rest.guard import TrackingGuard
@@ -11,7 +12,7 @@ from rest.routes import router
 
 def install(app: FastAPI) -> None:
     """Mount the /tracking operations, their token and Accept guard, and the Error-body handlers on `app`."""
-    install_error_handlers(app)
+    install_error_handlers(app, [route for route in router.routes if isinstance(route, APIRoute)])
     app.include_router(router)
     app.add_middleware(TrackingGuard)
     _document_openapi(app)

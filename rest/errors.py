@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from models import (
     GraphError,
@@ -41,18 +41,13 @@ def _describe_parameter_errors(error: RequestValidationError) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
-def _allowed_methods(request: Request) -> str:
+def _allowed_methods(routes: list[APIRoute], path: str) -> set[str]:
     """Every method some route serves at this path. Starlette names only the first route whose path matched,
     and /tracking/task/{taskId} has one route per method."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    return {method for route in routes if route.path_regex.match(path) for method in route.methods}
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routes: list[APIRoute]) -> None:
     def answer(status: int):
         async def handler(request: Request, error: Exception) -> Response:
             return error_response(status, getattr(error, "message", None) or str(error), request.headers.get("accept"))
@@ -71,8 +66,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         headers = error.headers
-        if error.status_code == 405:
-            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        allowed = _allowed_methods(routes, request.url.path) if error.status_code == 405 else set()
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
         return error_response(error.status_code, str(error.detail), request.headers.get("accept"), headers)
 
     app.add_exception_handler(RequestValidationError, invalid_parameters)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
+
+from gateway.server import server_config
+from gateway.settings import Settings
 from models import TaskCreate
 
 
@@ -31,3 +41,36 @@ async def assert_link_invariant(raw_db) -> set[tuple[int, int]]:
         assert len(nexts) == len(set(nexts)), f"task {a} repeats a next id"
         assert len(previous) == len(set(previous)), f"task {a} repeats a previous id"
     return edges
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def served(app: FastAPI, settings: Settings) -> AsyncIterator[int]:
+    """`app` behind the gateway's own uvicorn configuration on a free loopback port, in this event loop (the
+    store's client lives here); yields the port."""
+    port = free_port()
+    config = server_config(app, settings)
+    config.port, config.log_level = port, "warning"
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30, what: str = "condition") -> None:
+    """Wait for `check` to hold, polling; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"{what} did not hold within {timeout}s"
+        await asyncio.sleep(0.1)
