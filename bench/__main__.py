@@ -22,11 +22,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
 
 from gateway.embedded import EmbeddedMongo
 
@@ -39,6 +42,9 @@ JOB_TASKS, JOB_LEVELS = 10_000, 20
 WALK_TASKS = 1_000
 HERE = Path(__file__).parent
 STATUSES = ("READY", "RUNNING", "DONE", "FAILED")
+Doc = dict[str, Any]
+Database = AsyncDatabase[Doc]
+Client = AsyncMongoClient[Doc]
 
 
 @dataclass
@@ -56,7 +62,7 @@ class Row:
 # ---- data ----------------------------------------------------------------------------------------------------------
 
 
-def task_doc(task_id: int, job: str, now: datetime, **extra: object) -> dict:
+def task_doc(task_id: int, job: str, now: datetime, **extra: object) -> Doc:
     return {
         "_id": Int64(task_id),
         "status": STATUSES[task_id % len(STATUSES)],
@@ -73,7 +79,7 @@ def task_doc(task_id: int, job: str, now: datetime, **extra: object) -> dict:
     }
 
 
-def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime) -> list[dict]:
+def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime) -> list[Doc]:
     """`levels` levels of equal width; each task links to two tasks of the next level."""
     width = count // levels
     docs = []
@@ -107,7 +113,7 @@ def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime)
     return docs
 
 
-def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[dict]:
+def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[Doc]:
     docs = []
     for index in range(count):
         nexts = [first_id + child for child in (2 * index + 1, 2 * index + 2) if child < count]
@@ -125,7 +131,7 @@ def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[dict
     return docs
 
 
-async def load(db) -> dict[str, int]:
+async def load(db: Database) -> dict[str, int]:
     await db.tasks.drop()
     now = datetime.now(UTC).replace(microsecond=0)
     for start in range(1, BULK_TASKS + 1, 10_000):
@@ -143,10 +149,10 @@ async def load(db) -> dict[str, int]:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
-def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen:
+def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "TRACKING_MONGODB_URI": uri,
@@ -160,7 +166,7 @@ def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=subprocess.DEVNULL)
 
 
-async def wait_until_up(url: str, process: subprocess.Popen) -> None:
+async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     async with aiohttp.ClientSession() as session:
         for _ in range(600):
             if process.poll() is not None:
@@ -210,7 +216,7 @@ async def timed(action: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - started
 
 
-def api_json(doc: dict) -> dict:
+def api_json(doc: Doc) -> Doc:
     """What a hand-written endpoint returns for a stored task (the reference for encoding costs)."""
     out = {"id": doc["_id"]}
     for name, value in doc.items():
@@ -219,7 +225,7 @@ def api_json(doc: dict) -> dict:
     return out
 
 
-async def count_reads(db, action: Callable[[], Awaitable[object]]) -> int:
+async def count_reads(db: Database, action: Callable[[], Awaitable[object]]) -> int:
     await db.command("profile", 0)
     await db.system.profile.drop()
     await db.command("profile", 2)
@@ -233,7 +239,7 @@ async def count_reads(db, action: Callable[[], Awaitable[object]]) -> int:
 # ---- workloads -----------------------------------------------------------------------------------------------------
 
 
-async def get_task_rows(session, gateway: str, reference: str, db) -> list[Row]:
+async def get_task_rows(session: aiohttp.ClientSession, gateway: str, reference: str, db: Database) -> list[Row]:
     requests = 4000
 
     def reader(base: str, prefix: str) -> Callable[[int], Awaitable[None]]:
@@ -250,7 +256,7 @@ async def get_task_rows(session, gateway: str, reference: str, db) -> list[Row]:
 
     # Interleaved rounds: on a shared 2-core machine, drift between three back-to-back blocks of rounds
     # moved the ratios by more than the differences being measured.
-    measures = {
+    measures: dict[str, Callable[[], Awaitable[float]]] = {
         "ours": lambda: rate(reader(gateway, "/tracking"), requests),
         "hand": lambda: rate(reader(reference, ""), requests),
         "raw": lambda: rate(raw_read, requests),
@@ -268,7 +274,7 @@ async def get_task_rows(session, gateway: str, reference: str, db) -> list[Row]:
     ]
 
 
-async def roots_row(session, gateway: str, db) -> Row:
+async def roots_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
     async def ours() -> float:
         async with session.get(f"{gateway}/tracking/job-10k/task/roots") as response:
             body = await response.read()
@@ -287,7 +293,7 @@ async def roots_row(session, gateway: str, db) -> Row:
     )
 
 
-async def create_row(session, gateway: str, db, ids: dict[str, int]) -> Row:
+async def create_row(session: aiohttp.ClientSession, gateway: str, db: Database, ids: dict[str, int]) -> Row:
     body = orjson.dumps({"tasks": [{"job-id": "created", "status": "READY", "name": f"n{i}"} for i in range(10_000)]})
     headers = {"Content-Type": "application/json"}
 
@@ -309,7 +315,9 @@ async def create_row(session, gateway: str, db, ids: dict[str, int]) -> Row:
     return Row("POST /tracking/task, 10k tasks per body", ours_rate, raw_rate, "tasks/s", ratio, ">= 0.5", ratio >= 0.5)
 
 
-async def link_row(session, gateway: str, db, client: AsyncMongoClient, ids: dict[str, int]) -> Row:
+async def link_row(
+    session: aiohttp.ClientSession, gateway: str, db: Database, client: Client, ids: dict[str, int]
+) -> Row:
     pairs_per_round = 800
     next_free = [ids["next_free"] + 5_000_000]
 
@@ -337,7 +345,7 @@ async def link_row(session, gateway: str, db, client: AsyncMongoClient, ids: dic
         async def link(number: int) -> None:
             a, b = pairs[number]
 
-            async def both(session) -> None:
+            async def both(session: AsyncClientSession) -> None:
                 await db.tasks.update_one({"_id": a}, {"$addToSet": {"nexts": Int64(b)}}, session=session)
                 await db.tasks.update_one({"_id": b}, {"$addToSet": {"previous": Int64(a)}}, session=session)
 
@@ -363,7 +371,7 @@ async def link_row(session, gateway: str, db, client: AsyncMongoClient, ids: dic
 JOB_QUERY = '{ job(id: "job-10k") { tasks { id status } edges { from to } statusCounts { status count } } }'
 
 
-async def graphql_job_row(session, gateway: str, db) -> Row:
+async def graphql_job_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
     async def ours() -> object:
         async with session.post(f"{gateway}/graphql", json={"query": JOB_QUERY}) as response:
             body = orjson.loads(await response.read())
@@ -400,7 +408,7 @@ async def graphql_job_row(session, gateway: str, db) -> Row:
     )
 
 
-async def walk_row(session, gateway: str, ids: dict[str, int]) -> Row:
+async def walk_row(session: aiohttp.ClientSession, gateway: str, ids: dict[str, int]) -> Row:
     root = ids["walk_root"]
     query = f'{{ task(id: "{root}") {{ id status descendants {{ id status nexts {{ id }} }} }} }}'
 
@@ -458,9 +466,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tracking-bench-") as workdir:
         mongo = EmbeddedMongo(Path(workdir), cache_size_gb=1.0)
         uri = await mongo.start()
-        client: AsyncMongoClient = AsyncMongoClient(uri, w="majority", readConcernLevel="majority", tz_aware=True)
+        client: Client = AsyncMongoClient(uri, w="majority", readConcernLevel="majority", tz_aware=True)
         db = client[DB]
-        processes: list[subprocess.Popen] = []
+        processes: list[subprocess.Popen[bytes]] = []
         try:
             print(f"loading {BULK_TASKS + JOB_TASKS + WALK_TASKS} tasks ...", flush=True)
             ids = await load(db)
@@ -472,18 +480,17 @@ async def main() -> None:
             await wait_until_up(f"{gateway_url}/readyz", gateway)
             await wait_until_up(f"{reference_url}/task/1", reference)
             connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-            workloads = {
-                "get": lambda: get_task_rows(session, gateway_url, reference_url, db),
-                "roots": lambda: roots_row(session, gateway_url, db),
-                "create": lambda: create_row(session, gateway_url, db, ids),
-                "links": lambda: link_row(session, gateway_url, db, client, ids),
-                "graphql": lambda: graphql_job_row(session, gateway_url, db),
-                "walk": lambda: walk_row(session, gateway_url, ids),
-            }
-            chosen = sys.argv[1:] or list(workloads)
-            rows = []
+            rows: list[Row] = []
             async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
-                for name in chosen:
+                workloads: dict[str, Callable[[], Awaitable[Row | list[Row]]]] = {
+                    "get": lambda: get_task_rows(session, gateway_url, reference_url, db),
+                    "roots": lambda: roots_row(session, gateway_url, db),
+                    "create": lambda: create_row(session, gateway_url, db, ids),
+                    "links": lambda: link_row(session, gateway_url, db, client, ids),
+                    "graphql": lambda: graphql_job_row(session, gateway_url, db),
+                    "walk": lambda: walk_row(session, gateway_url, ids),
+                }
+                for name in sys.argv[1:] or list(workloads):
                     result = await workloads[name]()
                     rows.extend(result if isinstance(result, list) else [result])
                     print(f"measured {name}", flush=True)

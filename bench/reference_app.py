@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Response
 from pymongo import AsyncMongoClient
 
-client: AsyncMongoClient = AsyncMongoClient(
+client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
     os.environ["TRACKING_MONGODB_URI"], tz_aware=True, tzinfo=UTC, w="majority", readConcernLevel="majority"
 )
 tasks = client[os.environ.get("TRACKING_MONGODB_DB", "tracking")]["tasks"]
 app = FastAPI()
 
 
-def to_json(doc: dict) -> dict:
+def to_json(doc: dict[str, Any]) -> dict[str, Any]:
     out = {"id": doc.pop("_id")}
     doc.pop("nexts", None)
     doc.pop("previous", None)

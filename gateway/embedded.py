@@ -110,6 +110,13 @@ class EmbeddedMongo:
         return f"mongodb://127.0.0.1:{self.port}/?replicaSet={REPLICA_SET}"
 
     @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The running mongod (for supervision and for tests that kill it)."""
+        if self._process is None:
+            raise EmbeddedMongoError("embedded MongoDB is not running")
+        return self._process
+
+    @property
     def _pid_file(self) -> Path:
         return self.db_path / "mongod.pid"
 
@@ -129,26 +136,28 @@ class EmbeddedMongo:
         try:
             await asyncio.to_thread(self._stop_leftover_mongod)
             self.port = self._choose_port()
-            await self._run(binary)
+            process = await self._run(binary)
         except BaseException:
             await self.stop()
             raise
         self._port_file.write_text(str(self.port))
         log.info(
             "embedded MongoDB (pid %s) is primary at 127.0.0.1:%s, data in %s",
-            self._process.pid,
+            process.pid,
             self.port,
             self.db_path,
         )
         return self.uri
 
-    async def _run(self, binary: Path) -> None:
+    async def _run(self, binary: Path) -> subprocess.Popen[bytes]:
+        """Spawn mongod on `self.port` and wait until it is the primary of its replica set."""
         assert self.port is not None
-        self._process = self._spawn(binary, self.port)
+        self._process = process = self._spawn(binary, self.port)
         await self._wait_for_port()
         await initiate_single_node_replica_set(
             f"mongodb://127.0.0.1:{self.port}/", f"127.0.0.1:{self.port}", REPLICA_SET, _START_TIMEOUT
         )
+        return process
 
     def _take_data_dir(self) -> None:
         """Hold an exclusive lock on the data dir for as long as this gateway runs. A second gateway on the same
@@ -194,11 +203,11 @@ class EmbeddedMongo:
                 return
             self._restarts.append(now)
             try:
-                await self._run(find_mongod_binary())
+                restarted = await self._run(find_mongod_binary())
             except Exception as error:  # whatever stops a restart, the gateway must not go on without MongoDB
                 give_up(f"the embedded mongod could not be restarted: {error}")
                 return
-            log.warning("restarted the embedded mongod (pid %s) at 127.0.0.1:%s", self._process.pid, self.port)
+            log.warning("restarted the embedded mongod (pid %s) at 127.0.0.1:%s", restarted.pid, self.port)
 
     def _choose_port(self) -> int:
         """The port of the previous run when free (the replica set config names it), else a new free one."""

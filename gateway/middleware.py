@@ -19,7 +19,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     """One request header, read straight from the ASGI scope (cheaper than building a Headers object)."""
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")
+            return bytes(value).decode("latin-1")
     return None
 
 

@@ -104,7 +104,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     return Context(state.store, state.settings.graphql_max_traversal, authenticated, state.tokens)
 
 
-def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> GraphQLRouter:
+def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> TrackingGraphQLRouter:
     return TrackingGraphQLRouter(
         build_schema(max_depth, max_aliases, max_tokens),
         path="/graphql",

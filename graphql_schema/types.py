@@ -175,11 +175,14 @@ async def _walk(
 
 
 @strawberry.type(description="A workflow execution task; its links lead to other tasks.")
-class Task(TaskFields):
+class Task(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is generated from CLIENT_FIELDS
     """Never instantiated: the value of a Task is its stored document, read through `read_field`."""
 
-    nexts: list[Task] = strawberry.field(resolver=_neighbours("nexts"), description="Direct next tasks, by id.")
-    previous: list[Task] = strawberry.field(
+    # Strawberry's stubs type a field with a resolver as StrawberryField, not as the value it resolves to.
+    nexts: list[Task] = strawberry.field(  # type: ignore[assignment]
+        resolver=_neighbours("nexts"), description="Direct next tasks, by id."
+    )
+    previous: list[Task] = strawberry.field(  # type: ignore[assignment]
         resolver=_neighbours("previous"), description="Direct previous tasks, by ascending id."
     )
     descendants: list[Task] = strawberry.field(

@@ -18,9 +18,8 @@ from typing import Any
 from bson.int64 import Int64
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.collection import AsyncCollection
 
-from models.layout import LINK_FIELDS, field_problems, readable_task
+from models.layout import LINK_FIELDS, Collection, field_problems, readable_task
 
 EXAMPLES = 5
 _REPAIR_BATCH = 500
@@ -75,7 +74,7 @@ class _Graph:
     previous: dict[int, list[int]] = field(default_factory=dict)
 
 
-async def check_graph(tasks: AsyncCollection, transaction: Transaction | None) -> CheckReport:
+async def check_graph(tasks: Collection, transaction: Transaction | None) -> CheckReport:
     """Scan `tasks`; with `transaction` (the store's), also repair one-sided links and dangling ids."""
     report = CheckReport()
     graph = _Graph()
@@ -175,7 +174,7 @@ def _one_cycle(start: int, successors: dict[int, set[int]], remaining: set[int])
 
 
 async def _repair(
-    tasks: AsyncCollection,
+    tasks: Collection,
     transaction: Transaction,
     additions: list[Change],
     removals: list[Change],

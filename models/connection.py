@@ -12,26 +12,25 @@ from typing import Any
 import pymongo
 from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient, ReadPreference
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from models.errors import StorageUnavailable
-from models.layout import counter_validator, task_validator
+from models.layout import Database, MongoClient, TaskDoc, counter_validator, task_validator
 from models.task import TaskCounter, TaskRecord
 
 log = logging.getLogger(__name__)
 MAJORITY_WRITES = WriteConcern("majority")
 MAJORITY_READS = ReadConcern("majority")
-CODEC_OPTIONS: CodecOptions = CodecOptions(tz_aware=True, tzinfo=UTC)
+CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
 class TransactionsUnsupported(Exception):
     """The server is a standalone mongod: multi-document transactions are impossible there."""
 
 
-def make_client(uri: str, *, timeout_ms: int = 10_000) -> AsyncMongoClient:
+def make_client(uri: str, *, timeout_ms: int = 10_000) -> MongoClient:
     """One client for the whole process, with majority reads and writes set explicitly. No operation waits
     longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole)."""
     return AsyncMongoClient(
@@ -46,7 +45,7 @@ def make_client(uri: str, *, timeout_ms: int = 10_000) -> AsyncMongoClient:
     )
 
 
-async def require_transactions(client: AsyncMongoClient) -> None:
+async def require_transactions(client: MongoClient) -> None:
     """Refuse to run on a standalone server: every multi-document change needs a transaction."""
     try:
         hello = await client.admin.command("hello")
@@ -61,7 +60,7 @@ async def require_transactions(client: AsyncMongoClient) -> None:
     )
 
 
-async def prepare_database(client: AsyncMongoClient, db_name: str, validation_action: str = "error") -> AsyncDatabase:
+async def prepare_database(client: MongoClient, db_name: str, validation_action: str = "error") -> Database:
     """The database with majority reads and writes; its collections exist with their validators and indexes.
 
     Several gateways may start at once: every step is idempotent and tolerates another one doing it too.
@@ -80,12 +79,14 @@ async def prepare_database(client: AsyncMongoClient, db_name: str, validation_ac
     return database
 
 
-async def _install_validator(
-    database: AsyncDatabase, name: str, validator: dict[str, Any], validation_action: str
-) -> None:
+async def _install_validator(database: Database, name: str, validator: dict[str, Any], validation_action: str) -> None:
     """`moderate`: documents that were already invalid stay readable and updatable; every new or valid
     document must keep the layout. Without the right to run collMod, the gateway runs on, unvalidated."""
-    options = {"validator": validator, "validationLevel": "moderate", "validationAction": validation_action}
+    options: dict[str, Any] = {
+        "validator": validator,
+        "validationLevel": "moderate",
+        "validationAction": validation_action,
+    }
     try:
         await database.create_collection(name, **options)
         return
@@ -100,7 +101,7 @@ async def _install_validator(
         log.warning("cannot install the validator on %s (%s): writes by other tools are not checked", name, error)
 
 
-async def _keep_pre_images(database: AsyncDatabase) -> None:
+async def _keep_pre_images(database: Database) -> None:
     """Change streams then carry a deleted task's last state, so job subscribers learn of its deletion."""
     try:
         await database.command("collMod", TaskRecord.Settings.name, changeStreamPreAndPostImages={"enabled": True})
@@ -112,7 +113,7 @@ async def _keep_pre_images(database: AsyncDatabase) -> None:
         )
 
 
-async def ping(client: AsyncMongoClient, timeout_s: float) -> bool:
+async def ping(client: MongoClient, timeout_s: float) -> bool:
     """Whether MongoDB answers a ping within `timeout_s`."""
     try:
         async with asyncio.timeout(timeout_s + 0.2):
@@ -128,7 +129,7 @@ async def initiate_single_node_replica_set(uri: str, host: str, set_name: str, t
 
     A data directory from an earlier run may carry a config naming another port; it is forced to `host`.
     """
-    client: AsyncMongoClient = AsyncMongoClient(uri, directConnection=True, serverSelectionTimeoutMS=5_000)
+    client: MongoClient = AsyncMongoClient(uri, directConnection=True, serverSelectionTimeoutMS=5_000)
     try:
         await _initiate_or_repoint(client, host, set_name, timeout)
         await _wait_until_primary(client, timeout)
@@ -136,7 +137,7 @@ async def initiate_single_node_replica_set(uri: str, host: str, set_name: str, t
         await client.close()
 
 
-async def _initiate_or_repoint(client: AsyncMongoClient, host: str, set_name: str, timeout: float) -> None:
+async def _initiate_or_repoint(client: MongoClient, host: str, set_name: str, timeout: float) -> None:
     # The stored config tells a fresh data dir from a restarted one; replSetGetConfig cannot, as it answers
     # NotYetInitialized while mongod is still loading the stored config at start-up.
     if await client.local["system.replset"].find_one() is None:
@@ -150,18 +151,19 @@ async def _initiate_or_repoint(client: AsyncMongoClient, host: str, set_name: st
         await client.admin.command("replSetReconfig", config, force=True)
 
 
-async def _loaded_config(client: AsyncMongoClient, timeout: float) -> dict:
+async def _loaded_config(client: MongoClient, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return (await client.admin.command("replSetGetConfig"))["config"]
+            config: dict[str, Any] = (await client.admin.command("replSetGetConfig"))["config"]
+            return config
         except OperationFailure as error:
             if error.code != 94 or time.monotonic() > deadline:  # 94: NotYetInitialized
                 raise
         await asyncio.sleep(0.1)
 
 
-async def _wait_until_primary(client: AsyncMongoClient, timeout: float) -> None:
+async def _wait_until_primary(client: MongoClient, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         hello = await client.admin.command("hello")

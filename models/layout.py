@@ -18,6 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from bson.int64 import Int64
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from models.task import DATE_FIELDS, INT32_MAX, INT32_MIN, INT64_MAX, TaskFields, parse_datetime
 
@@ -25,6 +28,10 @@ log = logging.getLogger(__name__)
 
 TaskDoc = dict[str, Any]
 """A task as stored: `_id`, hyphenated fields, BSON dates as aware UTC datetimes, `nexts`/`previous`."""
+MongoClient = AsyncMongoClient[TaskDoc]
+Database = AsyncDatabase[TaskDoc]
+Collection = AsyncCollection[TaskDoc]
+"""The driver's types as the graph store uses them: documents are plain dicts."""
 
 STRING, INT32, BOOL, DATE = "string", "int", "bool", "date"
 _BSON_TYPE_OF_PYTHON = {str: STRING, int: INT32, bool: BOOL, datetime: DATE}

@@ -12,15 +12,14 @@ import enum
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pymongo
 from bson.int64 import Int64
-from pymongo import ASCENDING, AsyncMongoClient, ReadPreference, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReadPreference, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -43,7 +42,7 @@ from models.connection import (
     require_transactions,
 )
 from models.errors import IdAllocationFailed, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
-from models.layout import TaskDoc, as_task_id, readable_task, readable_tasks
+from models.layout import Database, MongoClient, TaskDoc, as_task_id, readable_task, readable_tasks
 from models.limits import Limits
 from models.task import (
     COUNTER_FOLLOWS_IDS_UP_TO,
@@ -104,14 +103,13 @@ def _is_unavailable(error: PyMongoError) -> bool:
 
 
 def _bounded(
-    method: Callable[Concatenate[GraphStore, _P], Awaitable[_T]],
-) -> Callable[Concatenate[GraphStore, _P], Awaitable[_T]]:
+    method: Callable[Concatenate[GraphStore, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[GraphStore, _P], Coroutine[Any, Any, _T]]:
     """Every store operation finishes within the store's deadline (TRACKING_MONGODB_TIMEOUT_MS), waits and
     transaction retries included, and the driver's errors become the typed errors the front ends map. The
     details of an outage (hosts, topology) go to the log, never to the caller."""
 
-    @functools.wraps(method)
-    async def wrapper(self: GraphStore, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    async def wrapper(self: GraphStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             async with asyncio.timeout(self.timeout_s + _DEADLINE_GRACE_S):
                 with pymongo.timeout(self.timeout_s):
@@ -138,6 +136,7 @@ def _bounded(
                 raise self.unavailable("operation failed", error) from None
             raise
 
+    functools.update_wrapper(wrapper, method)  # a statement: mypy keeps wrapper's own, precise signature
     return wrapper
 
 
@@ -199,7 +198,7 @@ class GraphStore:
     """Tasks and their links in MongoDB. Multi-document changes run in one majority transaction."""
 
     def __init__(
-        self, client: AsyncMongoClient, database: AsyncDatabase, *, limits: Limits | None = None, timeout_s: float = 10
+        self, client: MongoClient, database: Database, *, limits: Limits | None = None, timeout_s: float = 10
     ) -> None:
         """A store over `database`, with collections of its own: several stores (tests standing in for several
         gateway processes) can share a process without sharing any state."""
@@ -294,6 +293,7 @@ class GraphStore:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert counter is not None  # an upsert returning the document after the change always has one
         last = int(counter["seq"])
         if last > SERVER_ID_MAX:
             raise IdAllocationFailed(f"server-assigned task ids are used up (they stop at {SERVER_ID_MAX})")
@@ -336,10 +336,12 @@ class GraphStore:
             server_ids = iter(await self._allocate_ids(len(plan) - len(client_ids)))
             ids = [item.spec.id if item.spec.id is not None else next(server_ids) for item in plan]
             docs = _new_documents(plan, ids)
+
+            async def insert(session: AsyncClientSession, docs: list[TaskDoc] = docs) -> None:
+                await self._tasks.insert_many(docs, ordered=True, session=session)
+
             try:
-                await self._in_transaction(
-                    lambda session, docs=docs: self._tasks.insert_many(docs, ordered=True, session=session)
-                )
+                await self._in_transaction(insert)
                 return docs
             except OperationFailure as error:
                 if not _is_duplicate_key(error):

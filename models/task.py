@@ -31,7 +31,7 @@ DEFAULT_TYPE = "task"
 NAVIGABLE_TYPES = frozenset({"navigable-execution-task", "navigable-execution-task-list"})
 
 
-def parse_datetime(value: Any) -> Any:
+def parse_datetime(value: Any) -> datetime:
     """Accept ISO 8601 (any offset; none means UTC) or integer epoch milliseconds; keep millisecond precision.
 
     BSON dates hold milliseconds, so the value is truncated here rather than silently by the driver.

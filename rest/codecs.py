@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 from xml.parsers import expat
 
 import orjson
@@ -147,7 +147,8 @@ def encode(payload: dict[str, Any], fmt: Format) -> bytes:
         return orjson.dumps(body)
     ((root, body),) = payload.items()
     body = {"task": [_xml_task(task) for task in body["tasks"]]} if root == "tasks" else _xml_task(body)
-    return xmltodict.unparse({root: body}, encoding="utf-8").encode()
+    text: str = xmltodict.unparse({root: body}, encoding="utf-8")
+    return text.encode()
 
 
 # ---- requests ---------------------------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class _GuardedExpat:
     def ParserCreate(self, *args: Any, **kwargs: Any) -> Any:
         parser = expat.ParserCreate(*args, **kwargs)
 
-        def refuse(*_: Any) -> None:
+        def refuse(*_: Any) -> NoReturn:
             raise ValueError("a DOCTYPE, entity declaration or external reference is not allowed")
 
         parser.StartDoctypeDeclHandler = refuse

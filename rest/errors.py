@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -44,11 +46,11 @@ def _describe_parameter_errors(error: RequestValidationError) -> str:
 def _allowed_methods(routes: list[APIRoute], path: str) -> set[str]:
     """Every method some route serves at this path. Starlette names only the first route whose path matched,
     and /tracking/task/{taskId} has one route per method."""
-    return {method for route in routes if route.path_regex.match(path) for method in route.methods}
+    return {method for route in routes if route.path_regex.match(path) for method in route.methods or ()}
 
 
 def install_error_handlers(app: FastAPI, routes: list[APIRoute]) -> None:
-    def answer(status: int):
+    def answer(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
         async def handler(request: Request, error: Exception) -> Response:
             return error_response(status, getattr(error, "message", None) or str(error), request.headers.get("accept"))
 
@@ -65,7 +67,7 @@ def install_error_handlers(app: FastAPI, routes: list[APIRoute]) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        headers = error.headers
+        headers = dict(error.headers) if error.headers else None
         allowed = _allowed_methods(routes, request.url.path) if error.status_code == 405 else set()
         if allowed:
             headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}

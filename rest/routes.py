@@ -26,7 +26,8 @@ from rest.schemas import Task, Tasks, answers, body_of
 
 def _format(request: Request) -> Format:
     """The response format TrackingGuard negotiated from Accept."""
-    return request.state.response_format
+    fmt: Format = request.state.response_format
+    return fmt
 
 
 router = APIRouter(prefix="/tracking", tags=["Task"])
@@ -53,7 +54,8 @@ PrevIdsQuery = Annotated[list[str] | None, Query(description="Previous taskId (p
 
 
 def _store(request: Request) -> GraphStore:
-    return request.app.state.store
+    store: GraphStore = request.app.state.store
+    return store
 
 
 def _respond(payload: dict[str, Any], fmt: Format) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,13 +30,13 @@ class Error(BaseModel):
     message: str
 
 
-def body_of(schema: str) -> dict:
+def body_of(schema: str) -> dict[str, Any]:
     """An OpenAPI requestBody of the named component in JSON and XML."""
     ref = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
     return {"requestBody": {"required": True, "content": {"application/json": ref, "application/xml": ref}}}
 
 
-def answers(success: int, description: str, model: type[BaseModel] | None, *errors: int) -> dict:
+def answers(success: int, description: str, model: type[BaseModel] | None, *errors: int) -> dict[int | str, Any]:
     """The documented responses of one operation, in both media types."""
     error_text = {
         400: "Bad request, check input parameters. Are they well formed?",
@@ -47,8 +48,10 @@ def answers(success: int, description: str, model: type[BaseModel] | None, *erro
         500: "Internal server error",
         503: "MongoDB unavailable",
     }
-    both = {"application/json": {}, "application/xml": {}}
-    documented: dict = {success: {"description": description, **({"model": model, "content": both} if model else {})}}
+    both: dict[str, Any] = {"application/json": {}, "application/xml": {}}
+    documented: dict[int | str, Any] = {
+        success: {"description": description, **({"model": model, "content": both} if model else {})}
+    }
     for code in (*errors, 403, 406, 500, 503):
         documented[code] = {"description": error_text[code], "model": Error, "content": both}
     return documented

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import httpx
@@ -14,11 +13,12 @@ import uvicorn
 from bson.int64 import Int64
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
-from tests.helpers import assert_link_invariant
+from tests.helpers import assert_link_invariant, free_port
 
 TOKEN = "graphql-token"
 TASK_FIELDS = """
@@ -418,12 +418,6 @@ async def test_within_bounds_passes(bounded):
 # ---- subscriptions ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 async def live(store, tmp_path):
     """The app served by a real uvicorn on loopback, in this event loop (the store's client lives here)."""
@@ -443,7 +437,9 @@ SUBSCRIBE = 'subscription { taskEvents(jobId: "live") { kind taskId task { id st
 
 async def subscribe(port: int, query: str = SUBSCRIBE, init_payload: dict | None = None, headers: dict | None = None):
     ws = await connect(
-        f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"], additional_headers=headers or {}
+        f"ws://127.0.0.1:{port}/graphql",
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        additional_headers=headers or {},
     )
     await ws.send(json.dumps({"type": "connection_init", "payload": init_payload or {}}))
     ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
@@ -494,8 +490,9 @@ async def test_a_subscriber_sees_direct_writes_too(live, raw_db):
 
 @pytest.mark.parametrize("payload", [{}, {"X-Auth-Token": "wrong"}])
 async def test_a_subscription_without_a_valid_token_is_refused(live, payload):
-    async with connect(f"ws://127.0.0.1:{live}/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+    async with connect(f"ws://127.0.0.1:{live}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403

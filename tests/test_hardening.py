@@ -16,6 +16,7 @@ from bson.int64 import Int64
 from pymongo.errors import WriteError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.backend import Backend
@@ -204,9 +205,9 @@ async def test_a_million_tasks_in_one_create_are_refused_at_once(client, raw_db)
 
 async def test_the_task_limit_counts_nested_tasks(small_store, tmp_path, raw_db):
     async with gateway(small_store, tmp_path) as client:
-        five = {"tasks": [{}, {}, {"nexts": {"tasks": [{}, {}]}}]}
+        five: dict[str, list[dict]] = {"tasks": [{}, {}, {"nexts": {"tasks": [{}, {}]}}]}
         assert (await client.post("/tracking/task", json=five)).status_code == 200
-        six = {"tasks": [{}, {}, {"nexts": {"tasks": [{}, {"nexts": {"tasks": [{}]}}]}}]}
+        six: dict[str, list[dict]] = {"tasks": [{}, {}, {"nexts": {"tasks": [{}, {"nexts": {"tasks": [{}]}}]}}]}
         assert_error(await client.post("/tracking/task", json=six), 400, "more than 5 tasks")
         body = await gql(client, "mutation($t: [TaskInput!]!) { createTasks(tasks: $t) { id } }", {"t": [{}] * 6})
         assert "TRACKING_MAX_TASKS_PER_CREATE" in body["errors"][0]["message"]
@@ -406,7 +407,7 @@ async def test_a_subscriber_gets_events_for_malformed_documents(store, tmp_path,
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
     async with (
         served(create_app(settings, Backend(store=store)), settings) as port,
-        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"]) as ws,
+        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws,
     ):
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
@@ -461,12 +462,13 @@ async def test_legacy_graphql_ws_refuses_a_bad_token_with_4403(store, tmp_path, 
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
     async with (
         served(create_app(settings, Backend(store=store)), settings) as port,
-        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-ws"]) as ws,
+        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws,
     ):
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_error"
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
 
 
@@ -475,7 +477,7 @@ async def test_legacy_graphql_ws_accepts_a_good_token(store, tmp_path):
     app = create_app(settings, Backend(store=store))
     async with (
         served(app, settings) as port,
-        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-ws"]) as ws,
+        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws,
     ):
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"

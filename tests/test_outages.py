@@ -43,9 +43,8 @@ async def doomed(tmp_path) -> AsyncIterator[tuple[EmbeddedMongo, GraphStore]]:
 
 
 def kill(mongo: EmbeddedMongo) -> None:
-    assert mongo._process is not None
-    mongo._process.kill()
-    mongo._process.wait()
+    mongo.process.kill()
+    mongo.process.wait()
 
 
 async def timed(operation) -> float:
@@ -158,14 +157,14 @@ async def test_a_dead_embedded_mongod_is_restarted_then_given_up_on(tmp_path):
         ) as http:
             await http.post("/tracking/task", json={"tasks": [{"id": 1}]})
             assert backend.embedded is not None
-            first_pid = backend.embedded._process.pid
+            first_pid = backend.embedded.process.pid
             kill(backend.embedded)
 
             async def served_again() -> bool:
                 return (await http.get("/tracking/task/1")).status_code == 200
 
             await eventually(served_again, what="serving after mongod was restarted")
-            assert backend.embedded._process.pid != first_pid
+            assert backend.embedded.process.pid != first_pid
             assert (await http.get("/healthz")).status_code == 200
 
             kill(backend.embedded)  # a second death within ten minutes: past the bound of one restart

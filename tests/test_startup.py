@@ -19,15 +19,9 @@ from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, find_mongod_binary
 from gateway.settings import SettingsError, load_settings
 from models import GraphStore, TransactionsUnsupported
-from tests.helpers import task
+from tests.helpers import free_port, task
 
 GATEWAY = [sys.executable, "-m", "gateway"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gateway_env(**values: str) -> dict[str, str]:
@@ -121,8 +115,8 @@ async def test_a_mongod_killed_hard_restarts_with_its_acknowledged_data(data_dir
     store = await GraphStore.open(await mongo.start(), "crash")
     await store.create_tasks([task(name="acknowledged")])
     await store.close()
-    os.kill(mongo._process.pid, signal.SIGKILL)  # leaves mongod.lock and an unclean journal
-    mongo._process.wait()
+    os.kill(mongo.process.pid, signal.SIGKILL)  # leaves mongod.lock and an unclean journal
+    mongo.process.wait()
     mongo._release_data_dir()  # as the kernel does for a gateway process that died
     assert (data_dir / "mongo" / "mongod.lock").exists()
 
@@ -138,13 +132,13 @@ async def test_a_mongod_killed_hard_restarts_with_its_acknowledged_data(data_dir
 async def test_a_mongod_left_running_by_a_dead_gateway_is_replaced(data_dir):
     orphan = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     await orphan.start()
-    orphan_pid = orphan._process.pid
+    orphan_pid = orphan.process.pid
     orphan._release_data_dir()  # its gateway died: the kernel dropped the lock, mongod lives on
     successor = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     store = await GraphStore.open(await successor.start(), "orphan")
     try:
-        assert orphan._process.poll() is not None, "the leftover mongod should have been stopped"
-        assert successor._process.pid != orphan_pid
+        assert orphan.process.poll() is not None, "the leftover mongod should have been stopped"
+        assert successor.process.pid != orphan_pid
         await store.create_tasks([task()])
     finally:
         await store.close()
