@@ -278,15 +278,18 @@ class GraphStore:
 
     # ---- id allocation --------------------------------------------------------------------------------------
 
-    async def _raise_counter_to(self, task_id: float) -> None:
-        """Move the counter past `task_id` when it lies where server ids are handed out (see
+    async def _raise_counter_past(self, ids: Iterable[float]) -> None:
+        """Move the counter past those of `ids` that lie where server ids are handed out (see
         COUNTER_FOLLOWS_IDS_UP_TO); ids above sit at the top of the id space and leave it alone."""
-        if task_id <= COUNTER_FOLLOWS_IDS_UP_TO:
-            highest = Int64(math.ceil(task_id))
+        followed = [task_id for task_id in ids if task_id <= COUNTER_FOLLOWS_IDS_UP_TO]
+        if followed:
+            highest = Int64(math.ceil(max(followed)))
             await self._counters.update_one({"_id": TASK_COUNTER}, {"$max": {"seq": highest}}, upsert=True)
 
     async def _allocate_ids(self, count: int) -> list[int]:
         """Reserve `count` fresh ascending ids. Outside any transaction: a rolled-back create leaves a gap."""
+        if count == 0:
+            return []
         counter = await self._counters.find_one_and_update(
             {"_id": TASK_COUNTER},
             {"$inc": {"seq": Int64(count)}},
@@ -309,7 +312,7 @@ class GraphStore:
         in_range = {"_id": {"$gte": 1, "$lte": Int64(COUNTER_FOLLOWS_IDS_UP_TO)}}
         highest = await self._tasks.find_one(in_range, {"_id": 1}, sort=[("_id", -1)])
         if highest is not None:
-            await self._raise_counter_to(highest["_id"])
+            await self._raise_counter_past([highest["_id"]])
 
     async def _existing_ids(self, ids: Collection[int]) -> set[int]:
         return {doc["_id"] async for doc in self._tasks.find({"_id": {"$in": list(ids)}}, {"_id": 1})}
@@ -328,7 +331,7 @@ class GraphStore:
         if repeated:
             raise InvalidOperation(f"task id {', '.join(map(str, repeated))} appears more than once in the request")
         if client_ids:
-            await self._raise_counter_to(min(max(client_ids), COUNTER_FOLLOWS_IDS_UP_TO + 1))
+            await self._raise_counter_past(client_ids)
             existing = await self._existing_ids(client_ids)
             if existing:
                 raise TaskAlreadyExists(existing)

@@ -47,6 +47,18 @@ async def client(store, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def live(store, tmp_path) -> AsyncIterator[int]:
+    """The gateway behind its own uvicorn configuration (a one-second head timeout); yields the port."""
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, header_timeout_ms=1000)
+    async with served(create_app(settings, Backend(store=store)), settings) as port:
+        yield port
+
+
+def websocket(port: int, protocol: str = "graphql-transport-ws") -> connect:
+    return connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol(protocol)])
+
+
+@pytest.fixture
 async def small_store(mongo_uri, store) -> AsyncIterator[GraphStore]:
     """A second store on the test database with small limits (a gateway configured so)."""
     limited = await GraphStore.open(
@@ -96,6 +108,11 @@ async def test_server_ids_stay_within_javascripts_safe_integers(client, client_i
     created = (await client.post("/tracking/task", json={"tasks": [{}]})).json()["tasks"][0]["id"]
     assert created <= SERVER_ID_MAX
     assert created == (client_id + 1 if client_id <= COUNTER_FOLLOWS_IDS_UP_TO else 1)
+
+
+async def test_client_ids_below_the_ceiling_move_the_counter_whatever_else_the_create_holds(client):
+    await client.post("/tracking/task", json={"tasks": [{"id": 5}, {"id": INT64_MAX - 1}]})
+    assert (await client.post("/tracking/task", json={"tasks": [{}]})).json()["tasks"][0]["id"] == 6
 
 
 async def test_a_string_id_written_by_a_tool_does_not_stop_id_allocation(mongo_uri, store, raw_db):
@@ -327,26 +344,25 @@ def status_and_body(answer: bytes) -> tuple[int, dict]:
     return int(head.split()[1]), json.loads(body)
 
 
-async def test_oversized_heads_are_refused_without_reading_them_and_the_server_stays_responsive(store, tmp_path):
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, header_timeout_ms=1000)
-    async with served(create_app(settings, Backend(store=store)), settings) as port:
-        huge_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (32 * 1024 * 1024) + b"\r\n\r\n"
-        status, body = status_and_body(await raw_request(port, huge_header))
-        assert (status, body["code"]) == (431, 431)
-        assert "TRACKING_MAX_HEADER_BYTES" in body["message"]
+async def test_oversized_heads_are_refused_without_reading_them_and_the_server_stays_responsive(live):
+    port = live
+    huge_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (32 * 1024 * 1024) + b"\r\n\r\n"
+    status, body = status_and_body(await raw_request(port, huge_header))
+    assert (status, body["code"]) == (431, 431)
+    assert "TRACKING_MAX_HEADER_BYTES" in body["message"]
 
-        long_line = b"GET /healthz?" + b"a" * (300 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
-        status, body = status_and_body(await raw_request(port, long_line))
-        assert status == 414 and "request line" in body["message"]
+    long_line = b"GET /healthz?" + b"a" * (300 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, body = status_and_body(await raw_request(port, long_line))
+    assert status == 414 and "request line" in body["message"]
 
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more: a slow client
-        status, body = status_and_body(await asyncio.wait_for(reader.read(4096), 10))
-        assert status == 408 and "TRACKING_HEADER_TIMEOUT_MS" in body["message"]
-        writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more: a slow client
+    status, body = status_and_body(await asyncio.wait_for(reader.read(4096), 10))
+    assert status == 408 and "TRACKING_HEADER_TIMEOUT_MS" in body["message"]
+    writer.close()
 
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            assert (await http.get("/healthz", headers={"X-Fine": "a" * 30_000})).status_code == 200
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        assert (await http.get("/healthz", headers={"X-Fine": "a" * 30_000})).status_code == 200
 
 
 # ---- documents other tools wrote ------------------------------------------------------------------------------------
@@ -403,12 +419,8 @@ async def test_wrong_typed_fields_never_fail_a_reader(client, raw_db):
     assert (await client.get("/tracking/task/3")).json()["id"] == 3
 
 
-async def test_a_subscriber_gets_events_for_malformed_documents(store, tmp_path, raw_db):
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
-    async with (
-        served(create_app(settings, Backend(store=store)), settings) as port,
-        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws,
-    ):
+async def test_a_subscriber_gets_events_for_malformed_documents(live, raw_db):
+    async with websocket(live) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         query = "subscription { taskEvents { kind taskId task { status root } } }"
@@ -458,12 +470,8 @@ async def test_updating_a_task_a_tool_stored_with_wrong_types_still_works(client
 
 
 @pytest.mark.parametrize("payload", [{}, {"X-Auth-Token": "wrong"}])
-async def test_legacy_graphql_ws_refuses_a_bad_token_with_4403(store, tmp_path, payload):
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
-    async with (
-        served(create_app(settings, Backend(store=store)), settings) as port,
-        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws,
-    ):
+async def test_legacy_graphql_ws_refuses_a_bad_token_with_4403(live, payload):
+    async with websocket(live, "graphql-ws") as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_error"
         with pytest.raises(ConnectionClosed) as closed:
@@ -472,12 +480,7 @@ async def test_legacy_graphql_ws_refuses_a_bad_token_with_4403(store, tmp_path, 
     assert closed.value.rcvd.code == 4403
 
 
-async def test_legacy_graphql_ws_accepts_a_good_token(store, tmp_path):
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
-    app = create_app(settings, Backend(store=store))
-    async with (
-        served(app, settings) as port,
-        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws,
-    ):
+async def test_legacy_graphql_ws_accepts_a_good_token(live):
+    async with websocket(live, "graphql-ws") as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
