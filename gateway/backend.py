@@ -40,6 +40,7 @@ class Backend:
                 limits=settings.limits,
                 timeout_ms=settings.mongodb_timeout_ms,
                 validation_action=settings.validation_action,
+                done_statuses=settings.done_statuses,
             )
         except BaseException:
             if embedded is not None:

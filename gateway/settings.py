@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models import Limits
+from models import DEFAULT_DONE_STATUSES, Limits
 
 ENV_PREFIX = "TRACKING_"
 
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=5000, ge=1)
     graphql_max_traversal: int = Field(default=20000, ge=1)
+    graphql_max_page: int = Field(default=100, ge=1)
+    # What "done" means for job progress and blockedBy (case-sensitive).
+    done_statuses: Annotated[tuple[str, ...], NoDecode] = DEFAULT_DONE_STATUSES
 
     @field_validator("mongodb_uri", mode="before")
     @classmethod
@@ -59,7 +62,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "done_statuses", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):

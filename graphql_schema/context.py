@@ -1,4 +1,5 @@
-"""Per-request context: the graph store, the bounds, and one DataLoader of tasks by id."""
+"""Per-request context: the graph store, the bounds, and the DataLoaders (tasks by id, jobs' summaries and
+whole task lists by job id) that batch what nested fields ask for into one MongoDB round trip."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Protocol
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from models import GraphStore, TaskDoc
+from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge
 
 
 class TokenChecker(Protocol):
@@ -16,13 +17,34 @@ class TokenChecker(Protocol):
 
 
 class Context(BaseContext):
-    def __init__(self, store: GraphStore, max_traversal: int, authenticated: bool, tokens: TokenChecker) -> None:
+    def __init__(
+        self, store: GraphStore, max_traversal: int, authenticated: bool, tokens: TokenChecker, max_page: int = 100
+    ) -> None:
         super().__init__()
         self.store = store
         self.tokens = tokens
         self.max_traversal = max_traversal
+        self.max_page = max_page
         self.authenticated = authenticated
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
+        self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
+        self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
+
+    async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
+        """Every job of a page of jobs summarised by one aggregation."""
+        found = await self.store.job_summaries(job_ids)
+        return [found.get(job_id) for job_id in job_ids]
+
+    async def _load_job_tasks(self, job_ids: Sequence[str]) -> list[list[TaskDoc] | BaseException]:
+        """Whole jobs, each loaded once per request however many fields (tasks, roots, edges) need it; a job
+        over the bound fails only the fields that asked for it."""
+        loaded: list[list[TaskDoc] | BaseException] = []
+        for job_id in job_ids:
+            try:
+                loaded.append(await self.store.job_tasks(job_id, self.max_traversal))
+            except TraversalTooLarge as error:
+                loaded.append(error)
+        return loaded
 
     async def _load_tasks(self, ids: Sequence[int]) -> list[TaskDoc | None]:
         """One MongoDB round trip for every task asked for in the same tick, e.g. one level of a traversal."""

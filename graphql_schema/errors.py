@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+import logging
 
 from graphql import GraphQLError
 from pydantic import ValidationError
+from strawberry.extensions import MaskErrors
 
 from models import (
+    GraphCycle,
     GraphError,
     IdAllocationFailed,
     InvalidOperation,
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
+    TraversalTooLarge,
     describe_invalid_fields,
 )
 
@@ -25,10 +26,12 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     InvalidOperation: "BAD_USER_INPUT",
     StorageUnavailable: "UNAVAILABLE",
     IdAllocationFailed: "CONFLICT",
+    TraversalTooLarge: "TRAVERSAL_TOO_LARGE",
+    GraphCycle: "GRAPH_CYCLE",
 }
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
+log = logging.getLogger("gateway.graphql")
+INTERNAL_MESSAGE = "internal server error"
 
 
 def user_error(message: str, code: str = "BAD_USER_INPUT") -> GraphQLError:
@@ -40,22 +43,46 @@ def camel_case(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def as_graphql_error(error: Exception) -> GraphQLError:
+def describe_domain_error(error: GraphError | ValidationError) -> tuple[str, str]:
+    """The message and `extensions.code` of a graph store or validation error."""
     if isinstance(error, GraphError):
-        return user_error(error.message, CODE_OF_GRAPH_ERROR.get(type(error), "BAD_USER_INPUT"))
-    if isinstance(error, ValidationError):
-        return user_error(describe_invalid_fields(error, rename=camel_case))
-    raise error
+        code = next((CODE_OF_GRAPH_ERROR[kind] for kind in type(error).__mro__ if kind in CODE_OF_GRAPH_ERROR), None)
+        return error.message, code or "BAD_USER_INPUT"
+    return describe_invalid_fields(error, rename=camel_case), "BAD_USER_INPUT"
 
 
-def graph_errors(resolver: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
-    """Resolver decorator: domain and validation errors become GraphQL errors with a code."""
+def as_graphql_error(error: GraphError | ValidationError) -> GraphQLError:
+    return user_error(*describe_domain_error(error))
 
-    @functools.wraps(resolver)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return await resolver(*args, **kwargs)
-        except (GraphError, ValidationError) as error:
-            raise as_graphql_error(error) from None
 
-    return wrapper
+def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, error.nodes, error.source, error.positions, error.path, None, {"code": code})
+
+
+class CodedErrors(MaskErrors):
+    """The one place GraphQL errors get their `extensions.code`: graph store and validation errors by their
+    type; a request GraphQL itself refused (syntax, validation, a bound, a variable a scalar would not parse)
+    as GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED / BAD_USER_INPUT; codes resolvers set are kept. Anything
+    else is an internal error: logged with its request id and answered "internal server error"."""
+
+    def __init__(self) -> None:
+        super().__init__(error_message=INTERNAL_MESSAGE)
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [self._coded(error) for error in errors]
+
+    def _coded(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, GraphError | ValidationError):
+            return _with_code(error, *describe_domain_error(original))
+        if error.extensions and "code" in error.extensions:
+            return error
+        if original is None:
+            parsing = error.message.startswith("Syntax Error")
+            return _with_code(error, error.message, "GRAPHQL_PARSE_FAILED" if parsing else "GRAPHQL_VALIDATION_FAILED")
+        if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
+            return _with_code(error, error.message, "BAD_USER_INPUT")  # a variable a scalar would not parse
+        log.error("unhandled error in GraphQL resolver at %s", error.path, exc_info=original)
+        masked = self.anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked

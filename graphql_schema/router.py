@@ -101,7 +101,8 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     authenticated = state.tokens.accepts(connection.headers.get(TOKEN_HEADER))
     if request is not None and not authenticated and not _asks_for_graphiql(request):
         raise HTTPException(403, _REJECTION)
-    return Context(state.store, state.settings.graphql_max_traversal, authenticated, state.tokens)
+    settings = state.settings
+    return Context(state.store, settings.graphql_max_traversal, authenticated, state.tokens, settings.graphql_max_page)
 
 
 def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> TrackingGraphQLRouter:

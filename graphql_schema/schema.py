@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import strawberry
 from graphql import GraphQLError
-from pydantic import ValidationError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from graphql_schema.context import Context
-from graphql_schema.errors import as_graphql_error, graph_errors
+from graphql_schema.cursors import read_job_cursor
+from graphql_schema.errors import CodedErrors, as_graphql_error
 from graphql_schema.types import (
     DATETIME_SCALAR,
     Job,
+    JobConnection,
+    JobFilter,
     Task,
     TaskEvent,
     TaskInput,
@@ -26,50 +27,54 @@ from graphql_schema.types import (
     as_task,
     as_tasks,
     creation_fields,
+    job_connection,
+    page_size,
     patch_fields,
     read_field,
 )
 from models import GraphError, TaskCreate, parse_task_id
+from models import JobFilter as StoredJobFilter
 from models import TaskPatch as StoredTaskPatch
-
-log = logging.getLogger("gateway.graphql")
 
 
 @strawberry.type
 class Query:
     @strawberry.field(description="The task with this id, or null.")
-    @graph_errors
     async def task(self, info: Info[Context, None], id: strawberry.ID) -> Task | None:
         doc = await info.context.tasks.load(parse_task_id(id, "id"))
         return as_task(doc) if doc is not None else None
 
     @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
-    @graph_errors
     async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Task | None]:
         info.context.store.limits.refuse_long_list(ids, "ids")
         docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
         return [as_task(doc) if doc is not None else None for doc in docs]
 
-    @strawberry.field(description="A job's whole graph, or null when no task has this job-id.")
-    @graph_errors
+    @strawberry.field(description="The job with this id, or null when no task has this job-id.")
     async def job(self, info: Info[Context, None], id: str) -> Job | None:
-        docs = await info.context.store.list_job_tasks(id)
-        if not docs:
-            return None
-        if len(docs) > info.context.max_traversal:
-            raise GraphQLError(
-                f"traversal bound exceeded: job {id} has {len(docs)} tasks, more than "
-                f"{info.context.max_traversal} (TRACKING_GRAPHQL_MAX_TRAVERSAL)",
-                extensions={"code": "TRAVERSAL_TOO_LARGE"},
-            )
-        info.context.remember(docs)
-        return Job(id=id, docs=docs)
+        return Job(id=id) if await info.context.store.job_exists(id) else None
+
+    @strawberry.field(
+        description="Jobs, newest activity first (the latest update-timestamp among their tasks), then by id. "
+        "Pages read the data as of the first page, so paging is stable while jobs change."
+    )
+    async def jobs(
+        self,
+        info: Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        filter: JobFilter | None = None,
+    ) -> JobConnection:
+        position, snapshot = read_job_cursor(after) if after is not None else (None, None)
+        wanted = filter or JobFilter()
+        job_filter = StoredJobFilter(wanted.id_prefix, wanted.status, wanted.updated_after, wanted.updated_before)
+        page = await info.context.store.list_jobs(page_size(first, info), position, job_filter, snapshot)
+        return job_connection(page)
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create tasks (and their nested nexts), all or nothing.")
-    @graph_errors
     async def create_tasks(
         self,
         info: Info[Context, None],
@@ -83,7 +88,6 @@ class Mutation:
         return as_tasks(docs)
 
     @strawberry.mutation(description="Merge-update a task: given fields replace, null clears, absent stay.")
-    @graph_errors
     async def update_task(
         self,
         info: Info[Context, None],
@@ -97,13 +101,11 @@ class Mutation:
         return as_task(doc)
 
     @strawberry.mutation(description="Delete a task and every link to or from it.")
-    @graph_errors
     async def delete_task(self, info: Info[Context, None], id: strawberry.ID) -> bool:
         await info.context.store.delete_task(parse_task_id(id, "id"))
         return True
 
     @strawberry.mutation(description="Link the task to each next task; returns all its next tasks.")
-    @graph_errors
     async def add_nexts(
         self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]
     ) -> list[Task]:
@@ -113,7 +115,6 @@ class Mutation:
         return as_tasks(docs)
 
     @strawberry.mutation(description="Unlink the task from each next task (a missing link is no error).")
-    @graph_errors
     async def remove_nexts(self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]) -> bool:
         await info.context.store.remove_nexts(
             parse_task_id(id, "id"), info.context.store.limits.task_ids(next_ids, "nextIds")
@@ -121,7 +122,6 @@ class Mutation:
         return True
 
     @strawberry.mutation(description="Link each previous task to the task; returns all its previous tasks.")
-    @graph_errors
     async def add_previous(
         self,
         info: Info[Context, None],
@@ -134,7 +134,6 @@ class Mutation:
         return as_tasks(docs)
 
     @strawberry.mutation(description="Unlink each previous task from the task (a missing link is no error).")
-    @graph_errors
     async def remove_previous(
         self,
         info: Info[Context, None],
@@ -159,15 +158,6 @@ class Subscription:
             raise as_graphql_error(error) from None
 
 
-def _is_internal(error: GraphQLError) -> bool:
-    """Mask what is not ours to show: anything without an extensions.code that is not a GraphQL-level error."""
-    original = error.original_error
-    if original is None or isinstance(original, GraphQLError | ValidationError | ValueError):
-        return False
-    log.error("unhandled error in GraphQL resolver at %s", error.path, exc_info=original)
-    return True
-
-
 class TrackingSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Errors the caller caused are answered, not logged; internal ones are logged where they are masked."""
@@ -184,6 +174,6 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
-            functools.partial(MaskErrors, should_mask_error=_is_internal, error_message="internal server error"),
+            CodedErrors,
         ],
     )

@@ -6,8 +6,8 @@ Task field names are the contract's hyphenated names in camelCase; the classes h
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,9 +15,20 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_schema.context import Context
+from graphql_schema.cursors import job_cursor, read_task_cursor, task_cursor
 from graphql_schema.errors import user_error
-from models import TaskDoc, TaskEventKind, format_datetime, parse_datetime, parse_task_id, task_matches
-from models.task import CLIENT_FIELDS, DATE_FIELDS, INT_FIELDS
+from models import (
+    JobPosition,
+    JobsPage,
+    TaskDoc,
+    TaskEventKind,
+    format_datetime,
+    parse_datetime,
+    parse_task_id,
+    task_matches,
+)
+from models import JobSummary as StoredJobSummary
+from models.task import CLIENT_FIELDS, DATE_FIELDS, INT_FIELDS, now_utc
 
 # ---- scalars and ids --------------------------------------------------------------------------------------------
 
@@ -80,6 +91,7 @@ TaskFields = strawberry.type(
 )
 
 StatusFilter = Annotated[list[str] | None, strawberry.argument(description="any of these statuses")]
+StatusNotFilter = Annotated[list[str] | None, strawberry.argument(description="none of these statuses")]
 TypeFilter = Annotated[str | None, strawberry.argument(name="type", description="exactly this type")]
 # `root` names the parent object in a Strawberry resolver, hence the Python name root_.
 RootFilter = Annotated[bool | None, strawberry.argument(name="root", description="true: roots only; false: others")]
@@ -97,22 +109,32 @@ def read_field(source: Any, name: str) -> Any:
     return getattr(source, name)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which linked tasks a field keeps: its `status`, `statusNot` and `type` arguments."""
+
+    status: list[str] | None = None
+    status_not: list[str] | None = None
+    type_: str | None = None
+
+    def keeps(self, doc: TaskDoc | None) -> bool:
+        return doc is not None and task_matches(doc, self.status, self.type_, self.status_not)
+
+
 def _linked(
-    task: TaskDoc, info: Info[Context, None], direction: str, status: list[str] | None, type_: str | None
+    task: TaskDoc, info: Info[Context, None], direction: str, selection: Selection
 ) -> list[TaskDoc] | Awaitable[list[TaskDoc]]:
     """The linked tasks, at once when this request already fetched them all (no coroutine per task)."""
     ids = sorted(set(task.get(direction) or ()))
     docs = info.context.cached_tasks(ids)
     if docs is None:
-        return _load_linked(info, ids, status, type_)
-    return [doc for doc in docs if doc is not None and task_matches(doc, status, type_)]
+        return _load_linked(info, ids, selection)
+    return [doc for doc in docs if doc is not None and selection.keeps(doc)]
 
 
-async def _load_linked(
-    info: Info[Context, None], ids: list[int], status: list[str] | None, type_: str | None
-) -> list[TaskDoc]:
+async def _load_linked(info: Info[Context, None], ids: list[int], selection: Selection) -> list[TaskDoc]:
     docs = await info.context.tasks.load_many(ids)
-    return [doc for doc in docs if doc is not None and task_matches(doc, status, type_)]
+    return [doc for doc in docs if doc is not None and selection.keeps(doc)]
 
 
 def _neighbours(direction: str) -> Callable[..., list[Task] | Awaitable[list[Task]]]:
@@ -122,9 +144,10 @@ def _neighbours(direction: str) -> Callable[..., list[Task] | Awaitable[list[Tas
         task: strawberry.Parent[TaskDoc],
         info: Info[Context, None],
         status: StatusFilter = None,
+        status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
     ) -> list[Task] | Awaitable[list[Task]]:
-        return _linked(task, info, direction, status, type_)  # type: ignore[return-value]
+        return _linked(task, info, direction, Selection(status, status_not, type_))  # type: ignore[return-value]
 
     return resolve
 
@@ -137,20 +160,17 @@ def _reachable(direction: str) -> Callable[..., Awaitable[list[Task]]]:
         info: Info[Context, None],
         max_depth: DepthBound = None,
         status: StatusFilter = None,
+        status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
     ) -> list[Task]:
-        return await _walk(task, info, direction, max_depth, status, type_)  # type: ignore[return-value]
+        found = await _walk(task, info, direction, max_depth, Selection(status, status_not, type_))
+        return as_tasks(found)
 
     return resolve
 
 
 async def _walk(
-    task: TaskDoc,
-    info: Info[Context, None],
-    direction: str,
-    max_depth: int | None,
-    status: list[str] | None,
-    type_: str | None,
+    task: TaskDoc, info: Info[Context, None], direction: str, max_depth: int | None, selection: Selection
 ) -> list[TaskDoc]:
     """Breadth-first over links as stored, so it is safe on cycles that other tools wrote directly.
     Each level is one DataLoader batch: one MongoDB round trip per level, never one per task."""
@@ -171,7 +191,21 @@ async def _walk(
                 "TRAVERSAL_TOO_LARGE",
             )
         frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
-    return [doc for doc in found if task_matches(doc, status, type_)]
+    return [doc for doc in found if selection.keeps(doc)]
+
+
+async def _blocked_by(
+    task: strawberry.Parent[TaskDoc],
+    info: Info[Context, None],
+    transitive: Annotated[
+        bool, strawberry.argument(description="every upstream task not done, nearest first; else direct ones")
+    ] = False,
+) -> list[Task]:
+    """Answers "why is this task not running?": the previous tasks whose status is not done."""
+    not_done = Selection(status_not=list(info.context.store.done_statuses))
+    if transitive:
+        return as_tasks(await _walk(task, info, "previous", None, not_done))
+    return as_tasks(await _load_linked(info, sorted(set(task.get("previous") or ())), not_done))
 
 
 @strawberry.type(description="A workflow execution task; its links lead to other tasks.")
@@ -191,6 +225,10 @@ class Task(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is gener
     ancestors: list[Task] = strawberry.field(
         resolver=_reachable("previous"),
         description="Every task upstream, breadth-first, each once, this task excluded.",
+    )
+    blocked_by: list[Task] = strawberry.field(
+        resolver=_blocked_by,
+        description="The previous tasks whose status is not done (TRACKING_DONE_STATUSES): why this one waits.",
     )
 
     @classmethod
@@ -229,40 +267,179 @@ class StatusCount:
     count: int
 
 
-@strawberry.type(description="The tasks sharing a job-id, with the links between them.")
+_INT32_MAX = 2**31 - 1
+
+
+@strawberry.type(description="A job's progress, from an aggregation over its tasks (any size of job).")
+class JobSummary:
+    first_start: datetime | None = strawberry.field(description="The earliest start-time of its tasks.")
+    last_finish: datetime | None = strawberry.field(description="The latest finish-time of its tasks.")
+    last_update: datetime | None = strawberry.field(description="The latest update-timestamp of its tasks.")
+    duration_ms: int | None = strawberry.field(
+        description="lastFinish (or now, without one) minus firstStart; null without a start, or past 2^31-1 ms "
+        "(about 24.8 days, GraphQL's Int): use firstStart and lastFinish then."
+    )
+    done_count: int = strawberry.field(description="Tasks whose status is done (TRACKING_DONE_STATUSES).")
+    progress: float = strawberry.field(description="doneCount / taskCount, from 0 to 1.")
+
+
+def _summary_of(summary: StoredJobSummary | None) -> JobSummary:
+    summary = summary or StoredJobSummary()
+    duration = None
+    if summary.first_start is not None:
+        end = summary.last_finish or now_utc()
+        milliseconds = int((end - summary.first_start).total_seconds() * 1000)
+        duration = milliseconds if abs(milliseconds) <= _INT32_MAX else None
+    return JobSummary(
+        first_start=summary.first_start,
+        last_finish=summary.last_finish,
+        last_update=summary.last_update,
+        duration_ms=duration,
+        done_count=summary.done_count,
+        progress=summary.done_count / summary.task_count if summary.task_count else 0.0,
+    )
+
+
+@strawberry.type(description="Where a page ended (Relay-style).")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class TaskEdge:
+    cursor: str
+    node: Task
+
+
+@strawberry.type(description="A page of tasks by ascending id.")
+class TaskConnection:
+    edges: list[TaskEdge]
+    page_info: PageInfo
+
+
+def page_size(first: int, info: Info[Context, None]) -> int:
+    """`first` within 1 and TRACKING_GRAPHQL_MAX_PAGE."""
+    if first < 1:
+        raise user_error("first: must be at least 1")
+    if first > info.context.max_page:
+        raise user_error(f"first: at most {info.context.max_page} (TRACKING_GRAPHQL_MAX_PAGE)")
+    return first
+
+
+@strawberry.type(
+    description="The tasks sharing a job-id. Counts, summary and taskPage work for jobs of any size; tasks, roots "
+    "and edges list the whole job and refuse one over TRACKING_GRAPHQL_MAX_TRAVERSAL."
+)
 class Job:
     id: str
-    docs: strawberry.Private[list[TaskDoc]]
+
+    async def _stored_summary(self, info: Info[Context, None]) -> StoredJobSummary:
+        return await info.context.job_summaries.load(self.id) or StoredJobSummary()
 
     @strawberry.field(description="The job's tasks by ascending id; root true/false keeps only (non-)root tasks.")
-    def tasks(self, root_: RootFilter = None, status: StatusFilter = None, type_: TypeFilter = None) -> list[Task]:
-        return as_tasks(
-            [
-                doc
-                for doc in self.docs
-                if (root_ is None or doc.get("root") is root_) and task_matches(doc, status, type_)
-            ]
-        )
+    async def tasks(
+        self,
+        info: Info[Context, None],
+        root_: RootFilter = None,
+        status: StatusFilter = None,
+        status_not: StatusNotFilter = None,
+        type_: TypeFilter = None,
+    ) -> list[Task]:
+        selection = Selection(status, status_not, type_)
+        docs = await self._every_task(info)
+        return as_tasks([doc for doc in docs if (root_ is None or doc.get("root") is root_) and selection.keeps(doc)])
+
+    async def _every_task(self, info: Info[Context, None]) -> list[TaskDoc]:
+        docs = await info.context.job_tasks.load(self.id)
+        info.context.remember(docs)
+        return docs
 
     @strawberry.field(description="The job's root tasks.")
-    def roots(self) -> list[Task]:
-        return as_tasks([doc for doc in self.docs if doc.get("root") is True])
+    async def roots(self, info: Info[Context, None]) -> list[Task]:
+        return as_tasks([doc for doc in await self._every_task(info) if doc.get("root") is True])
 
     @strawberry.field(description="Every link between two tasks of the job.")
-    def edges(self) -> list[Edge]:
-        members = {doc["_id"] for doc in self.docs}
+    async def edges(self, info: Info[Context, None]) -> list[Edge]:
+        docs = await self._every_task(info)
+        members = {doc["_id"] for doc in docs}
         return [
             Edge(from_=strawberry.ID(str(doc["_id"])), to=strawberry.ID(str(next_id)))
-            for doc in self.docs
+            for doc in docs
             for next_id in doc.get("nexts") or ()
             if next_id in members
         ]
 
-    @strawberry.field(description="How many of the job's tasks have each status (null: no status).")
-    def status_counts(self) -> list[StatusCount]:
-        counts = Counter(doc.get("status") for doc in self.docs)
+    @strawberry.field(description="How many of the job's tasks have each status (null: no status), null first.")
+    async def status_counts(self, info: Info[Context, None]) -> list[StatusCount]:
+        counts = (await self._stored_summary(info)).status_counts
         ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
         return [StatusCount(status=status, count=count) for status, count in ordered]
+
+    @strawberry.field(description="How many tasks the job has.")
+    async def task_count(self, info: Info[Context, None]) -> int:
+        return (await self._stored_summary(info)).task_count
+
+    @strawberry.field(description="Times and progress of the job.")
+    async def summary(self, info: Info[Context, None]) -> JobSummary:
+        return _summary_of(await info.context.job_summaries.load(self.id))
+
+    @strawberry.field(description="A page of the job's tasks by ascending id, for jobs of any size.")
+    async def task_page(
+        self,
+        info: Info[Context, None],
+        first: int = 100,
+        after: str | None = None,
+        status: StatusFilter = None,
+        status_not: StatusNotFilter = None,
+        type_: TypeFilter = None,
+    ) -> TaskConnection:
+        after_id = read_task_cursor(after) if after is not None else None
+        store = info.context.store
+        docs, more = await store.task_page(self.id, page_size(first, info), after_id, status, status_not, type_)
+        info.context.remember(docs)
+        edges = [TaskEdge(cursor=task_cursor(doc["_id"]), node=as_task(doc)) for doc in docs]
+        return TaskConnection(edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=_last_cursor(edges)))
+
+    @strawberry.field(
+        description="The chain of linked tasks of the job, from one with no previous task in the job to one with "
+        "no next in it, with the largest total duration (finish - start; now - start while running; 0 without a "
+        "start). Among equal chains, lower ids win. An error naming a task on the cycle if the links hold one."
+    )
+    async def critical_path(self, info: Info[Context, None]) -> list[Task]:
+        return as_tasks(await info.context.store.critical_path(self.id, info.context.max_traversal))
+
+
+def _last_cursor(edges: list[TaskEdge] | list[JobEdge]) -> str | None:
+    return edges[-1].cursor if edges else None
+
+
+@strawberry.type
+class JobEdge:
+    cursor: str
+    node: Job
+
+
+@strawberry.type(description="A page of jobs, newest activity first, then by id.")
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+
+
+@strawberry.input(description="Which jobs to list; every condition given must hold.")
+class JobFilter:
+    id_prefix: str | None = strawberry.field(default=None, description="job ids starting with this")
+    status: list[str] | None = strawberry.field(default=None, description="jobs having a task in any of these")
+    updated_after: datetime | None = strawberry.field(default=None, description="latest update after this")
+    updated_before: datetime | None = strawberry.field(default=None, description="latest update before this")
+
+
+def job_connection(page: JobsPage) -> JobConnection:
+    edges = [
+        JobEdge(cursor=job_cursor(JobPosition(job.last_update, job.job_id), page.snapshot), node=Job(id=job.job_id))
+        for job in page.jobs
+    ]
+    return JobConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next, end_cursor=_last_cursor(edges)))
 
 
 # ---- events -----------------------------------------------------------------------------------------------------

@@ -9,10 +9,13 @@ from models.errors import (
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
+    TraversalTooLarge,
 )
+from models.graph import GraphCycle
+from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary
 from models.layout import TaskDoc
 from models.limits import Limits
-from models.store import GraphStore, TaskEvent, TaskEventKind, task_matches
+from models.store import DEFAULT_DONE_STATUSES, GraphStore, TaskEvent, TaskEventKind, task_matches
 from models.task import (
     BOOL_FIELDS,
     DATE_FIELDS,
@@ -32,15 +35,21 @@ from models.task import (
 __all__ = [
     "BOOL_FIELDS",
     "DATE_FIELDS",
+    "DEFAULT_DONE_STATUSES",
     "INT64_MAX",
     "INT_FIELDS",
     "NAVIGABLE_TYPES",
     "RESPONSE_FIELD_ORDER",
     "CheckReport",
+    "GraphCycle",
     "GraphError",
     "GraphStore",
     "IdAllocationFailed",
     "InvalidOperation",
+    "JobFilter",
+    "JobPosition",
+    "JobSummary",
+    "JobsPage",
     "Limits",
     "StorageUnavailable",
     "TaskAlreadyExists",
@@ -51,6 +60,7 @@ __all__ = [
     "TaskNotFound",
     "TaskPatch",
     "TransactionsUnsupported",
+    "TraversalTooLarge",
     "describe_invalid_fields",
     "format_datetime",
     "initiate_single_node_replica_set",

@@ -36,5 +36,9 @@ class StorageUnavailable(GraphError):
     """MongoDB could not be reached or did not answer in time."""
 
 
+class TraversalTooLarge(GraphError):
+    """An answer would hold more tasks than the traversal bound allows."""
+
+
 class IdAllocationFailed(GraphError):
     """Free server-assigned ids could not be found: something keeps writing ids just past the counter."""

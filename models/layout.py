@@ -177,6 +177,14 @@ def _is_clean(doc: TaskDoc) -> bool:
     )
 
 
+def readable_value(name: str, value: Any) -> Any:
+    """One stored field's value as readers see it (the rule of `readable_task`); None when it is left out."""
+    kind = FIELD_KINDS.get(name)
+    if kind is None or value is None or _has_kind(kind, value):
+        return value
+    return _coerced(kind, value)
+
+
 def readable_task(doc: TaskDoc) -> TaskDoc | None:
     """`doc` as readers may rely on it: integer id and links, every known field of its declared type or absent.
 
@@ -191,17 +199,13 @@ def readable_task(doc: TaskDoc) -> TaskDoc | None:
         return None
     repaired: TaskDoc = {"_id": task_id}
     for name, value in doc.items():
-        kind = FIELD_KINDS.get(name)
         if name == "_id" or name in LINK_FIELDS:
             continue
-        if kind is None or value is None or _has_kind(kind, value):
-            repaired[name] = value
-            continue
-        coerced = _coerced(kind, value)
-        if coerced is None:
+        readable = readable_value(name, value)
+        if readable is None and value is not None:
             _warn_once(task_id, name, value)
         else:
-            repaired[name] = coerced
+            repaired[name] = readable
     for name in LINK_FIELDS:
         repaired[name] = _links(task_id, name, doc.get(name, []))
     return repaired

@@ -18,6 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pymongo
 from bson.int64 import Int64
+from bson.timestamp import Timestamp
 from pymongo import ASCENDING, ReadPreference, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import (
@@ -41,7 +42,26 @@ from models.connection import (
     prepare_database,
     require_transactions,
 )
-from models.errors import IdAllocationFailed, InvalidOperation, StorageUnavailable, TaskAlreadyExists, TaskNotFound
+from models.errors import (
+    IdAllocationFailed,
+    InvalidOperation,
+    StorageUnavailable,
+    TaskAlreadyExists,
+    TaskNotFound,
+    TraversalTooLarge,
+)
+from models.graph import critical_path
+from models.jobs import (
+    JobFilter,
+    JobPosition,
+    JobsPage,
+    JobSummary,
+    is_snapshot_too_old,
+    jobs_page,
+    jobs_pipeline,
+    summaries,
+    summaries_pipeline,
+)
 from models.layout import Database, MongoClient, TaskDoc, as_task_id, readable_task, readable_tasks
 from models.limits import Limits
 from models.task import (
@@ -77,6 +97,9 @@ _EVENT_KINDS = {
     "replace": TaskEventKind.UPDATED,
     "delete": TaskEventKind.DELETED,
 }
+
+DEFAULT_DONE_STATUSES = ("DONE", "COMPLETED", "SUCCEEDED", "SUCCESS", "FINISHED", "SKIPPED")
+"""Statuses that mean a task finished and blocks nothing (TRACKING_DONE_STATUSES), compared case-sensitively."""
 
 TASK_COUNTER = "tasks"
 LINK_COUNTER = "task-links"
@@ -148,19 +171,34 @@ def _is_duplicate_key(error: OperationFailure) -> bool:
     return False
 
 
-def task_filter(statuses: Collection[str] | None = None, task_type: str | None = None) -> dict[str, Any]:
-    """The MongoDB filter for `status` (any of) and `type` (exact; a missing type counts as "task")."""
+def task_filter(
+    statuses: Collection[str] | None = None, task_type: str | None = None, statuses_not: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The MongoDB filter for `status` (any of), `statusNot` (none of) and `type` (exact; a missing type counts
+    as "task")."""
     query: dict[str, Any] = {}
+    status: dict[str, Any] = {}
     if statuses:
-        query["status"] = {"$in": list(statuses)}
+        status["$in"] = list(statuses)
+    if statuses_not:
+        status["$nin"] = list(statuses_not)
+    if status:
+        query["status"] = status
     if task_type is not None:
         query["type"] = {"$in": [task_type, None]} if task_type == DEFAULT_TYPE else task_type
     return query
 
 
-def task_matches(doc: TaskDoc, statuses: Collection[str] | None = None, task_type: str | None = None) -> bool:
+def task_matches(
+    doc: TaskDoc,
+    statuses: Collection[str] | None = None,
+    task_type: str | None = None,
+    statuses_not: Collection[str] | None = None,
+) -> bool:
     """`task_filter` for a task already in memory: the same rule, applied without a query."""
     if statuses and doc.get("status") not in statuses:
+        return False
+    if statuses_not and doc.get("status") in statuses_not:
         return False
     return task_type is None or doc.get("type", DEFAULT_TYPE) == task_type
 
@@ -198,15 +236,23 @@ class GraphStore:
     """Tasks and their links in MongoDB. Multi-document changes run in one majority transaction."""
 
     def __init__(
-        self, client: MongoClient, database: Database, *, limits: Limits | None = None, timeout_s: float = 10
+        self,
+        client: MongoClient,
+        database: Database,
+        *,
+        limits: Limits | None = None,
+        timeout_s: float = 10,
+        done_statuses: Iterable[str] = DEFAULT_DONE_STATUSES,
     ) -> None:
         """A store over `database`, with collections of its own: several stores (tests standing in for several
         gateway processes) can share a process without sharing any state."""
         self._client = client
+        self._database = database
         self._tasks = database.get_collection(TaskRecord.Settings.name)
         self._counters = database.get_collection(TaskCounter.Settings.name)
         self.limits = limits or Limits()
         self.timeout_s = timeout_s
+        self.done_statuses = frozenset(done_statuses)
         # Link additions are serialised anyway (LINK_COUNTER); queueing them here first turns the write
         # conflicts, aborts and back-off between this process's own requests into a plain wait.
         self._link_lock = asyncio.Lock()
@@ -220,13 +266,14 @@ class GraphStore:
         limits: Limits | None = None,
         timeout_ms: int = 10_000,
         validation_action: str = "error",
+        done_statuses: Iterable[str] = DEFAULT_DONE_STATUSES,
     ) -> GraphStore:
         """Connect, refuse servers without transactions, install the validators and create the indexes."""
         client = make_client(uri, timeout_ms=timeout_ms)
         try:
             await require_transactions(client)
             database = await prepare_database(client, db_name, validation_action)
-            store = cls(client, database, limits=limits, timeout_s=timeout_ms / 1000)
+            store = cls(client, database, limits=limits, timeout_s=timeout_ms / 1000, done_statuses=done_statuses)
             await store.sync_id_counter()
         except BaseException:
             await client.close()
@@ -403,15 +450,10 @@ class GraphStore:
         return await self._find_sorted({"_id": {"$in": linked}, **task_filter(statuses, task_type)})
 
     @_bounded
-    async def list_job_tasks(
-        self,
-        job_id: str,
-        root: bool | None = None,
-        statuses: Collection[str] | None = None,
-        task_type: str | None = None,
-    ) -> list[TaskDoc]:
-        """A job's tasks by ascending id, those whose `root` equals `root` when it is given."""
-        query: dict[str, Any] = {"job-id": job_id, **task_filter(statuses, task_type)}
+    async def list_job_tasks(self, job_id: str, root: bool | None = None) -> list[TaskDoc]:
+        """A job's tasks by ascending id, those whose `root` equals `root` when it is given (REST's listing,
+        which the legacy API defines without a bound)."""
+        query: dict[str, Any] = {"job-id": job_id}
         if root is not None:
             query["root"] = root
         return await self._find_sorted(query)
@@ -437,6 +479,103 @@ class GraphStore:
                 task_id = as_task_id(change["documentKey"]["_id"])
                 if task_id is not None:  # a document whose _id is no task id is no task's event
                     yield TaskEvent(kind, task_id, task)
+
+    # ---- jobs -----------------------------------------------------------------------------------------------
+
+    @_bounded
+    async def list_jobs(
+        self,
+        first: int,
+        after: JobPosition | None = None,
+        job_filter: JobFilter | None = None,
+        snapshot: tuple[int, int] | None = None,
+    ) -> JobsPage:
+        """A page of jobs, newest activity first, read at `snapshot` (the cluster time of the first page) when
+        MongoDB still holds it, else at a new one (see models.jobs)."""
+        job_filter = job_filter or JobFilter()
+        try:
+            return await self._jobs_page(first, after, job_filter, snapshot)
+        except OperationFailure as error:
+            if snapshot is None or not is_snapshot_too_old(error.code):
+                raise
+            log.info("job listing snapshot %s is older than MongoDB keeps; going on over current data", snapshot)
+            return await self._jobs_page(first, after, job_filter, None)
+
+    async def _jobs_page(
+        self, first: int, after: JobPosition | None, job_filter: JobFilter, snapshot: tuple[int, int] | None
+    ) -> JobsPage:
+        read_concern: dict[str, Any] = {"level": "snapshot"}
+        if snapshot is not None:
+            read_concern["atClusterTime"] = Timestamp(*snapshot)
+        job_ids = None
+        if job_filter.statuses:
+            distinct = {
+                "distinct": self._tasks.name,
+                "key": "job-id",
+                "query": {"status": {"$in": job_filter.statuses}},
+            }
+            reply = await self._database.command({**distinct, "readConcern": read_concern})
+            job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
+            read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
+        pipeline = jobs_pipeline(first, after, job_filter, job_ids)
+        command = {"aggregate": self._tasks.name, "pipeline": pipeline, "cursor": {}, "readConcern": read_concern}
+        cursor = (await self._database.command(command))["cursor"]
+        at = cursor.get("atClusterTime") or read_concern.get("atClusterTime")
+        return jobs_page(cursor["firstBatch"], first, (at.time, at.inc) if at is not None else None)
+
+    @_bounded
+    async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
+        """Counts, status counts and times of each of these jobs (those that have tasks), in one aggregation."""
+        rows = await (await self._tasks.aggregate(summaries_pipeline(job_ids))).to_list(None)
+        return summaries(rows, self.done_statuses)
+
+    @_bounded
+    async def job_exists(self, job_id: str) -> bool:
+        return await self._tasks.find_one({"job-id": job_id}, {"_id": 1}) is not None
+
+    @_bounded
+    async def job_tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
+        """Every task of the job by ascending id; TraversalTooLarge (counted on the index first) over `bound`."""
+        await self._refuse_job_over(job_id, bound, "list every task of it")
+        return await self._find_sorted({"job-id": job_id})
+
+    async def _refuse_job_over(self, job_id: str, bound: int, what: str) -> None:
+        count = await self._tasks.count_documents({"job-id": job_id})
+        if count > bound:
+            raise TraversalTooLarge(
+                f"traversal bound exceeded: job {job_id} has {count} tasks, more than {bound} "
+                f"(TRACKING_GRAPHQL_MAX_TRAVERSAL), too many to {what}: page through them with Job.taskPage"
+            )
+
+    @_bounded
+    async def task_page(
+        self,
+        job_id: str,
+        first: int,
+        after_id: int | None = None,
+        statuses: Collection[str] | None = None,
+        statuses_not: Collection[str] | None = None,
+        task_type: str | None = None,
+    ) -> tuple[list[TaskDoc], bool]:
+        """Up to `first` tasks of the job after `after_id`, by id, and whether more follow. Ids never change,
+        so paging by id yields each task once however the job changes meanwhile."""
+        query: dict[str, Any] = {"job-id": job_id, **task_filter(statuses, task_type, statuses_not)}
+        if after_id is not None:
+            query["_id"] = {"$gt": after_id}
+        cursor = self._tasks.find(query, sort=[("_id", ASCENDING)], limit=first + 1, batch_size=first + 1)
+        docs = readable_tasks(await cursor.to_list(None))
+        return docs[:first], len(docs) > first
+
+    @_bounded
+    async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
+        """The job's longest chain of linked tasks by duration (models.graph.critical_path)."""
+        await self._refuse_job_over(job_id, bound, "find its critical path")
+        projection = {"nexts": 1, "previous": 1, "start-time": 1, "finish-time": 1}
+        cursor = self._tasks.find({"job-id": job_id}, projection, batch_size=_LIST_BATCH_SIZE)
+        timing = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
+        path = critical_path(timing, now_utc())
+        found = await self.get_tasks(path)
+        return [found[task_id] for task_id in path if task_id in found]
 
     # ---- update ---------------------------------------------------------------------------------------------
 

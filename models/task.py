@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from beanie import Document
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from models.errors import InvalidOperation
 
@@ -240,6 +240,9 @@ class TaskRecord(Document):
             IndexModel([("job-id", ASCENDING), ("root", ASCENDING), ("_id", ASCENDING)], name="job-id_root_id"),
             IndexModel([("job-id", ASCENDING), ("status", ASCENDING)], name="job-id_status"),
             IndexModel([("status", ASCENDING)], name="status"),
+            # Listing jobs: one key per job, newest update first (models.jobs), and jobs by their tasks' status.
+            IndexModel([("job-id", ASCENDING), ("update-timestamp", DESCENDING)], name="job-id_update-timestamp"),
+            IndexModel([("status", ASCENDING), ("job-id", ASCENDING)], name="status_job-id"),
             IndexModel([("nexts", ASCENDING)], name="nexts"),
             IndexModel([("previous", ASCENDING)], name="previous"),
         ]

@@ -402,7 +402,8 @@ async def bounded(store, tmp_path):
         ),
         ("{ " + " ".join(f'task(id: "{i}") {{ id name status }}' for i in range(1, 9)) + " }", "token"),
         ('{ task(id: "1") { descendants { id } } }', "more than 4 tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)"),
-        ('{ job(id: "six") { id } }', "more than 4 (TRACKING_GRAPHQL_MAX_TRAVERSAL)"),
+        ('{ job(id: "six") { tasks { id } } }', "more than 4 (TRACKING_GRAPHQL_MAX_TRAVERSAL)"),
+        ('{ job(id: "six") { edges { from } } }', "page through them with Job.taskPage"),
     ],
 )
 async def test_each_bound_is_named_when_exceeded(bounded, query, fragment):
