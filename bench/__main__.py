@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,16 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gateway.embedded import EmbeddedMongo
+from models import JobFilter
+from models.jobs import jobs_pipeline, summaries_pipeline
 
 DB = "bench"
 TOKEN = "bench-token"
 CONCURRENCY = 32
 ROUNDS = 5
 BULK_TASKS = 100_000
+FLEET_JOBS, FLEET_JOB_SIZE = 9_000, 100  # with the 100 bulk jobs: 1,000,000 tasks in about 10,000 jobs
+BIG_JOB_TASKS = 100_000
 JOB_TASKS, JOB_LEVELS = 10_000, 20
 WALK_TASKS = 1_000
 HERE = Path(__file__).parent
@@ -140,7 +144,32 @@ async def load(db: Database) -> dict[str, int]:
     await db.tasks.insert_many(layered_job(job_first, JOB_TASKS, JOB_LEVELS, "job-10k", now))
     walk_first = job_first + JOB_TASKS
     await db.tasks.insert_many(binary_tree(walk_first, WALK_TASKS, "walk-1k", now))
-    return {"walk_root": walk_first, "next_free": walk_first + WALK_TASKS}
+    next_free = await load_fleet(db, walk_first + WALK_TASKS, now)
+    return {"walk_root": walk_first, "next_free": next_free}
+
+
+async def load_fleet(db: Database, first_id: int, now: datetime) -> int:
+    """9,000 jobs of 100 tasks (each job last updated at its own time) and one job of 100,000 tasks."""
+    rng = random.Random(7)
+    batch: list[Doc] = []
+    task_id = first_id
+    for job in range(FLEET_JOBS):
+        updated = now - timedelta(seconds=rng.randint(0, 30 * 86_400))
+        for _ in range(FLEET_JOB_SIZE):
+            batch.append(task_doc(task_id, f"fleet-{job:05d}", updated, **{"start-time": updated - timedelta(hours=1)}))
+            task_id += 1
+        if len(batch) >= 20_000:
+            await db.tasks.insert_many(batch)
+            batch = []
+    for _ in range(BIG_JOB_TASKS):
+        batch.append(task_doc(task_id, "job-100k", now))
+        task_id += 1
+        if len(batch) >= 20_000:
+            await db.tasks.insert_many(batch)
+            batch = []
+    if batch:
+        await db.tasks.insert_many(batch)
+    return task_id
 
 
 # ---- processes -----------------------------------------------------------------------------------------------------
@@ -168,7 +197,7 @@ def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen[
 
 async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     async with aiohttp.ClientSession() as session:
-        for _ in range(600):
+        for _ in range(3000):  # index builds over a million tasks at start-up take a while
             if process.poll() is not None:
                 raise SystemExit(f"{url}: server exited with {process.returncode}")
             try:
@@ -447,6 +476,72 @@ async def walk_row(session: aiohttp.ClientSession, gateway: str, ids: dict[str, 
     )
 
 
+JOBS_QUERY = """{ jobs(first: 20) { edges { cursor node { id taskCount statusCounts { status count }
+  summary { lastUpdate durationMs doneCount progress } } } pageInfo { hasNextPage endCursor } } }"""
+
+
+async def jobs_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
+    """The first page of jobs with summaries over a million tasks, against the same two aggregations run
+    through the driver and encoded."""
+
+    async def ours() -> object:
+        async with session.post(f"{gateway}/graphql", json={"query": JOBS_QUERY}) as response:
+            body = orjson.loads(await response.read())
+        assert len(body["data"]["jobs"]["edges"]) == 20, body.get("errors")
+        return body
+
+    async def raw() -> object:
+        page = await (await db.tasks.aggregate(jobs_pipeline(20, None, JobFilter(), None))).to_list(None)
+        ids = [row["_id"] for row in page[:20]]
+        rows = await (await db.tasks.aggregate(summaries_pipeline(ids))).to_list(None)
+        return orjson.dumps({"jobs": page, "summaries": rows}, default=str)
+
+    gateway_s = await median_of(lambda: timed(ours))
+    raw_s = await median_of(lambda: timed(raw))
+    tasks = await db.tasks.estimated_document_count()
+    return Row(
+        f"GraphQL jobs(first: 20) + summaries, {tasks // 1000}k tasks (time)",
+        gateway_s * 1000,
+        raw_s * 1000,
+        "ms",
+        gateway_s / raw_s,
+        "< 1000 ms; ratio report",
+        gateway_s < 1.0,
+        "raw: same aggregations, driver",
+    )
+
+
+BIG_JOB_QUERY = """{ job(id: "job-100k") { taskCount statusCounts { status count }
+  taskPage(first: 100) { edges { node { id status } } pageInfo { endCursor } } } }"""
+
+
+async def big_job_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
+    async def ours() -> object:
+        async with session.post(f"{gateway}/graphql", json={"query": BIG_JOB_QUERY}) as response:
+            body = orjson.loads(await response.read())
+        assert body["data"]["job"]["taskCount"] == BIG_JOB_TASKS, body.get("errors")
+        return body
+
+    async def raw() -> object:
+        counts = await (await db.tasks.aggregate(summaries_pipeline(["job-100k"]))).to_list(None)
+        page = await db.tasks.find({"job-id": "job-100k"}, sort=[("_id", 1)], limit=101).to_list(None)
+        return orjson.dumps({"counts": counts, "page": [api_json(doc) for doc in page]}, default=str)
+
+    gateway_s = await median_of(lambda: timed(ours))
+    raw_s = await median_of(lambda: timed(raw))
+    ratio = gateway_s / raw_s
+    return Row(
+        "GraphQL 100k-task job: counts + taskPage(100) (time)",
+        gateway_s * 1000,
+        raw_s * 1000,
+        "ms",
+        ratio,
+        "ratio report",
+        None,
+        "raw: same aggregation + find, driver",
+    )
+
+
 # ---- report --------------------------------------------------------------------------------------------------------
 
 
@@ -470,7 +565,8 @@ async def main() -> None:
         db = client[DB]
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            print(f"loading {BULK_TASKS + JOB_TASKS + WALK_TASKS} tasks ...", flush=True)
+            total = BULK_TASKS + JOB_TASKS + WALK_TASKS + FLEET_JOBS * FLEET_JOB_SIZE + BIG_JOB_TASKS
+            print(f"loading {total} tasks ...", flush=True)
             ids = await load(db)
             gateway_port, reference_port = free_port(), free_port()
             gateway = start("gateway", gateway_port, uri, Path(workdir) / "gw")
@@ -489,6 +585,8 @@ async def main() -> None:
                     "links": lambda: link_row(session, gateway_url, db, client, ids),
                     "graphql": lambda: graphql_job_row(session, gateway_url, db),
                     "walk": lambda: walk_row(session, gateway_url, ids),
+                    "jobs": lambda: jobs_row(session, gateway_url, db),
+                    "bigjob": lambda: big_job_row(session, gateway_url, db),
                 }
                 for name in sys.argv[1:] or list(workloads):
                     result = await workloads[name]()

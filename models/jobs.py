@@ -20,6 +20,7 @@ from typing import Any
 from models.layout import readable_value
 
 _SNAPSHOT_TOO_OLD = 239
+JOBS_INDEX = "job-id_update-timestamp"
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ def jobs_pipeline(
         match["job-id"] = prefix_range(job_filter.id_prefix)
     if job_ids is not None:
         match.setdefault("job-id", {})["$in"] = list(job_ids)
-    after_group: list[dict[str, Any]] = [{"$match": {"_id": {"$type": "string"}}}]
+    # Tasks without a job-id form one group whose id is null; it is dropped in Python (`jobs_page`): a $match
+    # on the group's _id here would be moved before the $group and cost the DISTINCT_SCAN.
+    after_group: list[dict[str, Any]] = []
     updated: dict[str, Any] = {}
     if job_filter.updated_after is not None:
         updated["$gt"] = job_filter.updated_after
@@ -113,7 +116,7 @@ def jobs_pipeline(
         {"$group": {"_id": "$job-id", "lastUpdate": {"$first": "$update-timestamp"}}},
         *after_group,
         {"$sort": {"lastUpdate": -1, "_id": 1}},
-        {"$limit": first + 1},
+        {"$limit": first + 2},  # one more than the page, and room for the group of tasks without a job-id
     ]
 
 
@@ -132,7 +135,9 @@ def _after(position: JobPosition) -> dict[str, Any]:
 
 def jobs_page(rows: list[dict[str, Any]], first: int, snapshot: tuple[int, int] | None) -> JobsPage:
     listings = [
-        JobListing(row["_id"], row["lastUpdate"] if isinstance(row["lastUpdate"], datetime) else None) for row in rows
+        JobListing(row["_id"], row["lastUpdate"] if isinstance(row["lastUpdate"], datetime) else None)
+        for row in rows
+        if isinstance(row["_id"], str)
     ]
     return JobsPage(listings[:first], len(listings) > first, snapshot)
 

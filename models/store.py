@@ -52,6 +52,7 @@ from models.errors import (
 )
 from models.graph import critical_path
 from models.jobs import (
+    JOBS_INDEX,
     JobFilter,
     JobPosition,
     JobsPage,
@@ -518,7 +519,13 @@ class GraphStore:
             job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
             read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
         pipeline = jobs_pipeline(first, after, job_filter, job_ids)
-        command = {"aggregate": self._tasks.name, "pipeline": pipeline, "cursor": {}, "readConcern": read_concern}
+        command = {
+            "aggregate": self._tasks.name,
+            "pipeline": pipeline,
+            "cursor": {},
+            "readConcern": read_concern,
+            "hint": JOBS_INDEX,  # the plan that reads one key per job (see models.jobs)
+        }
         cursor = (await self._database.command(command))["cursor"]
         at = cursor.get("atClusterTime") or read_concern.get("atClusterTime")
         return jobs_page(cursor["firstBatch"], first, (at.time, at.inc) if at is not None else None)

@@ -97,6 +97,9 @@ async def all_pages(http: httpx.AsyncClient, first: int, job_filter: dict | None
 
 async def test_jobs_newest_activity_first_then_by_id(http, raw_db):
     await seed_jobs(raw_db, 5)
+    no_job = doc(200, "x", updated=T0 + timedelta(minutes=3, seconds=30))
+    del no_job["job-id"]
+    await raw_db.tasks.insert_one(no_job)  # a task without a job-id belongs to no job
     await raw_db.tasks.insert_many(
         [doc(100, "tie-b", updated=T0 + timedelta(hours=1)), doc(101, "tie-a", updated=T0 + timedelta(hours=1))]
     )
