@@ -34,6 +34,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         current = backend if backend is not None else await Backend.open(settings)
         app.state.store = current.store
         app.state.backend = current
+        current.write_history()
         try:
             yield
         finally:

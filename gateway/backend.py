@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +27,13 @@ class Backend:
     """Why this backend can never serve again (the embedded mongod could not be kept running), else None."""
     _closed: bool = field(default=False, repr=False)
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
+    _history: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def write_history(self) -> None:
+        """Take part in writing the task history (one gateway of all writes it at a time; see models.history)."""
+        if self._history is None:
+            owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._history = asyncio.create_task(self.store.history_writer(owner).run())
 
     @classmethod
     async def open(cls, settings: Settings) -> Backend:
@@ -41,6 +51,7 @@ class Backend:
                 timeout_ms=settings.mongodb_timeout_ms,
                 validation_action=settings.validation_action,
                 done_statuses=settings.done_statuses,
+                history_days=settings.history_days,
             )
         except BaseException:
             if embedded is not None:
@@ -64,10 +75,11 @@ class Backend:
         if self._closed:
             return
         self._closed = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        for task in (self._supervisor, self._history):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         try:
             await self.store.close()
         finally:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     graphql_max_page: int = Field(default=100, ge=1)
     # What "done" means for job progress and blockedBy (case-sensitive).
     done_statuses: Annotated[tuple[str, ...], NoDecode] = DEFAULT_DONE_STATUSES
+    # Live updates and their history.
+    history_days: int = Field(default=30, ge=1)
+    subscription_resume_ms: int = Field(default=30_000, ge=1000)
 
     @field_validator("mongodb_uri", mode="before")
     @classmethod

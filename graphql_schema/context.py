@@ -18,13 +18,20 @@ class TokenChecker(Protocol):
 
 class Context(BaseContext):
     def __init__(
-        self, store: GraphStore, max_traversal: int, authenticated: bool, tokens: TokenChecker, max_page: int = 100
+        self,
+        store: GraphStore,
+        max_traversal: int,
+        authenticated: bool,
+        tokens: TokenChecker,
+        max_page: int = 100,
+        resume_within_s: float = 30.0,
     ) -> None:
         super().__init__()
         self.store = store
         self.tokens = tokens
         self.max_traversal = max_traversal
         self.max_page = max_page
+        self.resume_within_s = resume_within_s
         self.authenticated = authenticated
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)

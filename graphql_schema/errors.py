@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from strawberry.extensions import MaskErrors
 
 from models import (
+    CursorExpired,
     GraphCycle,
     GraphError,
     IdAllocationFailed,
@@ -28,6 +29,7 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     IdAllocationFailed: "CONFLICT",
     TraversalTooLarge: "TRAVERSAL_TOO_LARGE",
     GraphCycle: "GRAPH_CYCLE",
+    CursorExpired: "CURSOR_EXPIRED",
 }
 
 log = logging.getLogger("gateway.graphql")

@@ -102,7 +102,14 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     if request is not None and not authenticated and not _asks_for_graphiql(request):
         raise HTTPException(403, _REJECTION)
     settings = state.settings
-    return Context(state.store, settings.graphql_max_traversal, authenticated, state.tokens, settings.graphql_max_page)
+    return Context(
+        state.store,
+        settings.graphql_max_traversal,
+        authenticated,
+        state.tokens,
+        settings.graphql_max_page,
+        settings.subscription_resume_ms / 1000,
+    )
 
 
 def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> TrackingGraphQLRouter:

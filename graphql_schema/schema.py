@@ -21,9 +21,12 @@ from graphql_schema.types import (
     JobConnection,
     JobFilter,
     Task,
+    TaskChange,
     TaskEvent,
     TaskInput,
     TaskPatch,
+    as_changes,
+    as_event,
     as_task,
     as_tasks,
     creation_fields,
@@ -49,6 +52,10 @@ class Query:
         info.context.store.limits.refuse_long_list(ids, "ids")
         docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
         return [as_task(doc) if doc is not None else None for doc in docs]
+
+    @strawberry.field(description="Every recorded change of the task with this id, oldest first, also once deleted.")
+    async def task_history(self, info: Info[Context, None], id: strawberry.ID) -> list[TaskChange]:
+        return as_changes(await info.context.store.task_history(parse_task_id(id, "id")))
 
     @strawberry.field(description="The job with this id, or null when no task has this job-id.")
     async def job(self, info: Info[Context, None], id: str) -> Job | None:
@@ -148,13 +155,22 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Every task created, updated or deleted (in one job, if given).")
-    async def task_events(self, info: Info[Context, None], job_id: str | None = None) -> AsyncGenerator[TaskEvent]:
+    @strawberry.subscription(
+        description="Every task created, updated or deleted (in one job, if given). With `after` (an event's "
+        "cursor), every event after that one comes first, in order, then live ones: no gap, no duplicate. An "
+        "election or a MongoDB restart does not end it; if MongoDB cannot be reached within "
+        "TRACKING_SUBSCRIPTION_RESUME_MS it ends with UNAVAILABLE (resume with after); a cursor MongoDB no "
+        "longer holds ends it with CURSOR_EXPIRED."
+    )
+    async def task_events(
+        self, info: Info[Context, None], job_id: str | None = None, after: str | None = None
+    ) -> AsyncGenerator[TaskEvent]:
+        events = info.context.store.watch_task_events(job_id, after, resume_within_s=info.context.resume_within_s)
         try:
-            async for event in info.context.store.watch_task_events(job_id):
-                task = as_task(event.task) if event.task is not None else None
-                yield TaskEvent(kind=event.kind, task_id=strawberry.ID(str(event.task_id)), task=task)
+            async for event in events:
+                yield as_event(event)
         except GraphError as error:
+            # Raised here, the error ends the stream with its code; Strawberry masks nothing in subscriptions.
             raise as_graphql_error(error) from None
 
 

@@ -16,7 +16,7 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.cursors import job_cursor, read_task_cursor, task_cursor
-from graphql_schema.errors import user_error
+from graphql_schema.errors import camel_case, user_error
 from models import (
     JobPosition,
     JobsPage,
@@ -28,6 +28,8 @@ from models import (
     task_matches,
 )
 from models import JobSummary as StoredJobSummary
+from models import TaskChange as StoredTaskChange
+from models import TaskEvent as StoredTaskEvent
 from models.task import CLIENT_FIELDS, DATE_FIELDS, INT_FIELDS, now_utc
 
 # ---- scalars and ids --------------------------------------------------------------------------------------------
@@ -208,6 +210,42 @@ async def _blocked_by(
     return as_tasks(await _load_linked(info, sorted(set(task.get("previous") or ())), not_done))
 
 
+# ---- history ----------------------------------------------------------------------------------------------------
+
+TaskEventKindEnum = strawberry.enum(TaskEventKind, name="TaskEventKind")
+
+
+def graphql_field_names(stored: list[str]) -> list[str]:
+    """Stored (API) field names as GraphQL names them: job-id -> jobId; nexts and previous as they are."""
+    return [camel_case(name) for name in stored]
+
+
+@strawberry.type(description="One recorded change of a task (the task_history collection).")
+class TaskChange:
+    cursor: str
+    at: datetime
+    kind: TaskEventKindEnum  # type: ignore[valid-type]
+    changed_fields: list[str]
+    status: str | None = strawberry.field(description="The task's new status, when this change set it.")
+
+
+def as_changes(changes: list[StoredTaskChange]) -> list[TaskChange]:
+    return [
+        TaskChange(
+            cursor=change.cursor,
+            at=change.at,
+            kind=TaskEventKind(change.kind),
+            changed_fields=graphql_field_names(change.changed_fields),
+            status=change.status,
+        )
+        for change in changes
+    ]
+
+
+async def _history(task: strawberry.Parent[TaskDoc], info: Info[Context, None]) -> list[TaskChange]:
+    return as_changes(await info.context.store.task_history(task["_id"]))
+
+
 @strawberry.type(description="A workflow execution task; its links lead to other tasks.")
 class Task(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is generated from CLIENT_FIELDS
     """Never instantiated: the value of a Task is its stored document, read through `read_field`."""
@@ -225,6 +263,9 @@ class Task(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is gener
     ancestors: list[Task] = strawberry.field(
         resolver=_reachable("previous"),
         description="Every task upstream, breadth-first, each once, this task excluded.",
+    )
+    history: list[TaskChange] = strawberry.field(
+        resolver=_history, description="Every recorded change of the task, oldest first (TRACKING_HISTORY_DAYS)."
     )
     blocked_by: list[Task] = strawberry.field(
         resolver=_blocked_by,
@@ -444,14 +485,28 @@ def job_connection(page: JobsPage) -> JobConnection:
 
 # ---- events -----------------------------------------------------------------------------------------------------
 
-TaskEventKindEnum = strawberry.enum(TaskEventKind, name="TaskEventKind")
 
-
-@strawberry.type
+@strawberry.type(description="A change to a task, live from MongoDB's change stream.")
 class TaskEvent:
     kind: TaskEventKindEnum  # type: ignore[valid-type]
     task_id: strawberry.ID
-    task: Task | None
+    task: Task | None = strawberry.field(description="The task after the change; null once deleted.")
+    cursor: str = strawberry.field(description="Subscribe with after: this to get every event after this one.")
+    at: datetime = strawberry.field(description="When MongoDB recorded the change.")
+    changed_fields: list[str] = strawberry.field(
+        description="The fields the change set or removed (GraphQL names; nexts/previous when links changed)."
+    )
+
+
+def as_event(event: StoredTaskEvent) -> TaskEvent:
+    return TaskEvent(
+        kind=event.kind,
+        task_id=strawberry.ID(str(event.task_id)),
+        task=as_task(event.task) if event.task is not None else None,
+        cursor=event.cursor,
+        at=event.at,
+        changed_fields=graphql_field_names(event.changed_fields),
+    )
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------------

@@ -11,11 +11,13 @@ from models.errors import (
     TaskNotFound,
     TraversalTooLarge,
 )
+from models.events import CursorExpired, TaskEvent, TaskEventKind
 from models.graph import GraphCycle
+from models.history import HistoryWriter, TaskChange
 from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary
 from models.layout import TaskDoc
 from models.limits import Limits
-from models.store import DEFAULT_DONE_STATUSES, GraphStore, TaskEvent, TaskEventKind, task_matches
+from models.store import DEFAULT_DONE_STATUSES, GraphStore, task_matches
 from models.task import (
     BOOL_FIELDS,
     DATE_FIELDS,
@@ -41,9 +43,11 @@ __all__ = [
     "NAVIGABLE_TYPES",
     "RESPONSE_FIELD_ORDER",
     "CheckReport",
+    "CursorExpired",
     "GraphCycle",
     "GraphError",
     "GraphStore",
+    "HistoryWriter",
     "IdAllocationFailed",
     "InvalidOperation",
     "JobFilter",
@@ -53,6 +57,7 @@ __all__ = [
     "Limits",
     "StorageUnavailable",
     "TaskAlreadyExists",
+    "TaskChange",
     "TaskCreate",
     "TaskDoc",
     "TaskEvent",

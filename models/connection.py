@@ -60,8 +60,11 @@ async def require_transactions(client: MongoClient) -> None:
     )
 
 
-async def prepare_database(client: MongoClient, db_name: str, validation_action: str = "error") -> Database:
+async def prepare_database(
+    client: MongoClient, db_name: str, validation_action: str = "error"
+) -> tuple[Database, bool]:
     """The database with majority reads and writes; its collections exist with their validators and indexes.
+    Also says whether `tasks` keeps change-stream images (see `_keep_images`).
 
     Several gateways may start at once: every step is idempotent and tolerates another one doing it too.
     """
@@ -75,8 +78,7 @@ async def prepare_database(client: MongoClient, db_name: str, validation_action:
     await _install_validator(database, TaskRecord.Settings.name, task_validator(), validation_action)
     await _install_validator(database, TaskCounter.Settings.name, counter_validator(), validation_action)
     await database.get_collection(TaskRecord.Settings.name).create_indexes(TaskRecord.Settings.indexes)
-    await _keep_pre_images(database)
-    return database
+    return database, await _keep_images(database)
 
 
 async def _install_validator(database: Database, name: str, validator: dict[str, Any], validation_action: str) -> None:
@@ -101,16 +103,20 @@ async def _install_validator(database: Database, name: str, validator: dict[str,
         log.warning("cannot install the validator on %s (%s): writes by other tools are not checked", name, error)
 
 
-async def _keep_pre_images(database: Database) -> None:
-    """Change streams then carry a deleted task's last state, so job subscribers learn of its deletion."""
+async def _keep_images(database: Database) -> bool:
+    """Change streams then carry each task as every change left it (replayed events show the state of their
+    time) and a deleted task's last state (so job subscribers learn of its deletion)."""
     try:
         await database.command("collMod", TaskRecord.Settings.name, changeStreamPreAndPostImages={"enabled": True})
     except OperationFailure as error:
         log.warning(
-            "cannot enable change stream pre-images on %s (%s): subscriptions filtered by job will miss deletions",
+            "cannot enable change stream images on %s (%s): events show tasks as they are when read, and "
+            "subscriptions filtered by job miss deletions",
             TaskRecord.Settings.name,
             error,
         )
+        return False
+    return True
 
 
 async def ping(client: MongoClient, timeout_s: float) -> bool:

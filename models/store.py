@@ -8,11 +8,11 @@ stored layout is already the contract.
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -50,7 +50,16 @@ from models.errors import (
     TaskNotFound,
     TraversalTooLarge,
 )
+from models.events import (
+    EXPIRED_CURSOR_CODES,
+    CursorExpired,
+    TaskEvent,
+    change_stream_pipeline,
+    event_from_change,
+    full_document_mode,
+)
 from models.graph import critical_path
+from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.jobs import (
     JOBS_INDEX,
     JobFilter,
@@ -63,7 +72,7 @@ from models.jobs import (
     summaries,
     summaries_pipeline,
 )
-from models.layout import Database, MongoClient, TaskDoc, as_task_id, readable_task, readable_tasks
+from models.layout import Database, MongoClient, TaskDoc, readable_task, readable_tasks
 from models.limits import Limits
 from models.task import (
     COUNTER_FOLLOWS_IDS_UP_TO,
@@ -79,26 +88,6 @@ from models.task import (
 log = logging.getLogger(__name__)
 
 
-class TaskEventKind(enum.Enum):
-    CREATED = "CREATED"
-    UPDATED = "UPDATED"
-    DELETED = "DELETED"
-
-
-@dataclass(frozen=True)
-class TaskEvent:
-    kind: TaskEventKind
-    task_id: int
-    task: TaskDoc | None  # the task after the change; None once deleted
-
-
-_EVENT_KINDS = {
-    "insert": TaskEventKind.CREATED,
-    "update": TaskEventKind.UPDATED,
-    "replace": TaskEventKind.UPDATED,
-    "delete": TaskEventKind.DELETED,
-}
-
 DEFAULT_DONE_STATUSES = ("DONE", "COMPLETED", "SUCCEEDED", "SUCCESS", "FINISHED", "SKIPPED")
 """Statuses that mean a task finished and blocks nothing (TRACKING_DONE_STATUSES), compared case-sensitively."""
 
@@ -110,6 +99,8 @@ would let both commit. The write conflict on this document serialises them and t
 
 _SERVER_ASSIGNED_ID_RETRIES = 3
 _LIST_BATCH_SIZE = 100_000  # lists come back in as few round trips as 16 MiB batches allow
+_WATCH_POLL_MS = 1000  # how long one getMore waits for a change before the stream reports where it is
+_WATCH_RETRY_S = 0.5
 _DEADLINE_GRACE_S = 0.5
 """The driver's own deadline (pymongo.timeout) ends almost every late operation; asyncio's, a little later,
 ends what the driver does not watch (waiting for the link queue) and anything the driver overran."""
@@ -254,6 +245,7 @@ class GraphStore:
         self.limits = limits or Limits()
         self.timeout_s = timeout_s
         self.done_statuses = frozenset(done_statuses)
+        self.full_document = full_document_mode(keeps_images=False)
         # Link additions are serialised anyway (LINK_COUNTER); queueing them here first turns the write
         # conflicts, aborts and back-off between this process's own requests into a plain wait.
         self._link_lock = asyncio.Lock()
@@ -268,13 +260,16 @@ class GraphStore:
         timeout_ms: int = 10_000,
         validation_action: str = "error",
         done_statuses: Iterable[str] = DEFAULT_DONE_STATUSES,
+        history_days: int = 30,
     ) -> GraphStore:
         """Connect, refuse servers without transactions, install the validators and create the indexes."""
         client = make_client(uri, timeout_ms=timeout_ms)
         try:
             await require_transactions(client)
-            database = await prepare_database(client, db_name, validation_action)
+            database, keeps_images = await prepare_database(client, db_name, validation_action)
+            await prepare_history(database, history_days)
             store = cls(client, database, limits=limits, timeout_s=timeout_ms / 1000, done_statuses=done_statuses)
+            store.full_document = full_document_mode(keeps_images)
             await store.sync_id_counter()
         except BaseException:
             await client.close()
@@ -292,6 +287,15 @@ class GraphStore:
         """Scan the stored graph for what other tools broke and, with `repair`, fix what is safe (models.check).
         A maintenance scan of the whole collection: not bounded by the per-request deadline."""
         return await check_graph(self._tasks, self._in_transaction if repair else None)
+
+    def history_writer(self, owner: str) -> HistoryWriter:
+        """This process's candidate for writing the task history (models.history); run it as a task."""
+        return HistoryWriter(self._database, owner, full_document=self.full_document)
+
+    @_bounded
+    async def task_history(self, task_id: int) -> list[TaskChange]:
+        """Every recorded change of the task, oldest first, deleted tasks included (within the retention)."""
+        return await read_history(self._database, task_id)
 
     def unavailable(self, what: str, error: BaseException) -> StorageUnavailable:
         """The caller learns that MongoDB is unavailable; the log learns why (hosts, topology, driver error)."""
@@ -459,27 +463,51 @@ class GraphStore:
             query["root"] = root
         return await self._find_sorted(query)
 
-    async def watch_task_events(self, job_id: str | None = None) -> AsyncIterator[TaskEvent]:
-        """Every change to the tasks (of one job, if given), from a MongoDB change stream: whoever wrote it,
-        through whichever gateway instance. The stream is open when the first event is awaited."""
-        match: dict[str, Any] = {"operationType": {"$in": list(_EVENT_KINDS)}}
-        if job_id is not None:
-            # The pre-image lets a deletion (or a task moved to another job) reach the job's subscribers.
-            match["$or"] = [{"fullDocument.job-id": job_id}, {"fullDocumentBeforeChange.job-id": job_id}]
-        try:
-            stream = await self._tasks.watch(
-                [{"$match": match}], full_document="updateLookup", full_document_before_change="whenAvailable"
-            )
-        except (ServerSelectionTimeoutError, ConnectionFailure) as error:
-            raise StorageUnavailable(f"MongoDB unavailable: {error}") from error
-        async with stream:
-            async for change in stream:
-                kind = _EVENT_KINDS[change["operationType"]]
-                stored = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
-                task = readable_task(stored) if stored is not None else None
-                task_id = as_task_id(change["documentKey"]["_id"])
-                if task_id is not None:  # a document whose _id is no task id is no task's event
-                    yield TaskEvent(kind, task_id, task)
+    async def watch_task_events(
+        self, job_id: str | None = None, after: str | None = None, *, resume_within_s: float = 30.0
+    ) -> AsyncIterator[TaskEvent]:
+        """Every change to the tasks (of one job, if given) from a MongoDB change stream, after the event whose
+        cursor is `after` when given (MongoDB replays the rest from its oplog), then live.
+
+        A primary election or a MongoDB restart does not end it: the stream is reopened after the last event
+        (or the last point the server reported, when there was none), for up to `resume_within_s` seconds;
+        then StorageUnavailable. A cursor MongoDB cannot resume after is CursorExpired."""
+        token: Mapping[str, Any] | None = {"_data": after} if after is not None else None
+        pipeline = change_stream_pipeline(job_id)
+        failing_since: float | None = None
+        while True:
+            try:
+                async with await self._tasks.watch(
+                    pipeline,
+                    full_document=self.full_document,
+                    full_document_before_change="whenAvailable",
+                    resume_after=token,
+                    max_await_time_ms=_WATCH_POLL_MS,
+                ) as stream:
+                    while stream.alive:
+                        change = await stream.try_next()
+                        failing_since = None
+                        if change is None:
+                            token = stream.resume_token  # moves on even while nothing changes
+                            continue
+                        token = change["_id"]
+                        event = event_from_change(change)
+                        if event is not None:
+                            yield event
+            except OperationFailure as error:
+                if error.code in EXPIRED_CURSOR_CODES:
+                    raise CursorExpired(
+                        "cursor expired: MongoDB no longer holds the events after it (or it is no event cursor); "
+                        "subscribe without `after` and reload what the view shows"
+                    ) from None
+                failure: PyMongoError = error
+            except PyMongoError as error:
+                failure = error
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since > resume_within_s:
+                raise self.unavailable(f"change stream not resumable within {resume_within_s:g}s", failure)
+            log.info("change stream interrupted (%s); resuming after the last event", failure)
+            await asyncio.sleep(_WATCH_RETRY_S)
 
     # ---- jobs -----------------------------------------------------------------------------------------------
 

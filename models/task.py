@@ -204,12 +204,8 @@ CLIENT_FIELDS: dict[str, str] = {name: info.alias or name for name, info in Task
 INT_FIELDS = frozenset({"number-of-retries", "wait-between-retries"})
 BOOL_FIELDS = frozenset({"root"})
 DATE_FIELDS = frozenset({"start-time", "finish-time", "creation-timestamp", "update-timestamp"})
-RESPONSE_FIELD_ORDER: tuple[str, ...] = (
-    "id",
-    "status",
-    "creation-timestamp",
-    "update-timestamp",
-    *CLIENT_FIELDS.values(),
+RESPONSE_FIELD_ORDER: tuple[str, ...] = tuple(
+    dict.fromkeys(("id", "status", "creation-timestamp", "update-timestamp", *CLIENT_FIELDS.values()))
 )
 """Every Task field in the order the API writes them (id and server timestamps first, as the legacy guide)."""
 

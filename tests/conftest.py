@@ -39,8 +39,8 @@ async def raw_db(mongo_uri: str) -> AsyncIterator:
 
 @pytest.fixture
 async def store(session_store: GraphStore, raw_db) -> GraphStore:
-    await raw_db.tasks.delete_many({})
-    await raw_db.counters.delete_many({})
+    for collection in ("tasks", "counters", "task_history", "task_history_lease"):
+        await raw_db[collection].delete_many({})
     return session_store
 
 

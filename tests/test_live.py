@@ -1,0 +1,291 @@
+"""Live updates that never lose an event, and the history of every task, on real MongoDB processes: resuming
+after a disconnect, expired cursors, the history writer and its lease, and a subscription that survives the
+failover of a three-member replica set."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bson.int64 import Int64
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from gateway.app import create_app
+from gateway.backend import Backend
+from gateway.embedded import find_mongod_binary
+from gateway.settings import load_settings
+from models import GraphStore, HistoryWriter, StorageUnavailable, TaskPatch
+from tests.conftest import TEST_DB
+from tests.helpers import eventually, free_port, served, task
+
+TOKEN = "live-token"
+AUTH = {"X-Auth-Token": TOKEN}
+EVENT = "kind taskId cursor at changedFields task { status }"
+T_PAST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def live(store, tmp_path) -> AsyncIterator[int]:
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+    async with served(create_app(settings, Backend(store=store)), settings) as port:
+        yield port
+
+
+@contextlib.asynccontextmanager
+async def subscription(port: int, variables: dict[str, Any]) -> AsyncIterator[ClientConnection]:
+    query = f"subscription($jobId: String, $after: String) {{ taskEvents(jobId: $jobId, after: $after) {{ {EVENT} }} }}"
+    async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        payload = {"query": query, "variables": variables}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        await asyncio.sleep(0.5)  # the server opens its change stream
+        yield ws
+
+
+async def next_message(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+
+
+async def next_event(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    message = await next_message(ws, timeout)
+    assert message["type"] == "next" and "errors" not in message["payload"], message
+    return dict(message["payload"]["data"]["taskEvents"])
+
+
+async def no_event(ws: ClientConnection, within: float = 1.5) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), within)
+
+
+async def test_resuming_after_a_disconnect_delivers_exactly_the_missed_events_in_order(live, raw_db):
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
+        async with subscription(live, {"jobId": "live"}) as ws:
+            await rest.post("/tracking/task", json={"tasks": [{"id": 1, "job-id": "live", "status": "READY"}]})
+            first = await next_event(ws)
+        assert first["kind"] == "CREATED" and first["taskId"] == "1"
+        assert {"status", "jobId", "creationTimestamp", "root", "type", "nexts"} <= set(first["changedFields"])
+
+        # While no one listens: a REST update, a direct write, a change in another job, a deletion.
+        await rest.put("/tracking/task/1", json={"status": "DONE"})
+        await raw_db.tasks.insert_one({"_id": Int64(2), "job-id": "live", "status": "NEW", "nexts": [], "previous": []})
+        await rest.post("/tracking/task", json={"tasks": [{"id": 3, "job-id": "elsewhere"}]})
+        await rest.delete("/tracking/task/1")
+
+        async with subscription(live, {"jobId": "live", "after": first["cursor"]}) as ws:
+            missed = [await next_event(ws) for _ in range(3)]
+            assert [(e["kind"], e["taskId"]) for e in missed] == [("UPDATED", "1"), ("CREATED", "2"), ("DELETED", "1")]
+            assert missed[0]["changedFields"] == ["status", "updateTimestamp"]
+            assert missed[0]["task"] == {"status": "DONE"} and missed[2]["task"] is None
+            assert missed[2]["changedFields"] == []
+            await no_event(ws)  # nothing twice at the seam
+            await rest.put("/tracking/task/2", json={"status": "RUNNING"})
+            live_event = await next_event(ws)
+            assert (live_event["kind"], live_event["taskId"], live_event["task"]) == (
+                "UPDATED",
+                "2",
+                {"status": "RUNNING"},
+            )
+        cursors = [first["cursor"], *(e["cursor"] for e in missed), live_event["cursor"]]
+        assert len(set(cursors)) == 5
+
+
+@pytest.mark.parametrize("cursor", ["zz", "8200", "8200000001000000012B022C0100296E5A1004"])
+async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_expired(live, cursor):
+    async with subscription(live, {"after": cursor}) as ws:
+        message = await next_message(ws)
+    assert message["type"] in ("error", "next"), message
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "CURSOR_EXPIRED"
+
+
+# ---- history ---------------------------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def writing_history(*writers: HistoryWriter) -> AsyncIterator[list[asyncio.Task[None]]]:
+    tasks = [asyncio.create_task(writer.run()) for writer in writers]
+    try:
+        yield tasks
+    finally:
+        for running in tasks:
+            running.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def history_of(raw_db, task_id: int) -> list[dict[str, Any]]:
+    return [entry async for entry in raw_db.task_history.find({"task": task_id}, sort=[("_id", 1)])]
+
+
+async def test_the_history_of_a_task_through_its_status_changes_and_after_deletion(store, raw_db, tmp_path):
+    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        writing_history(HistoryWriter(store._database, "solo", flush_s=0.2)),
+        httpx.AsyncClient(transport=transport, base_url="http://gw", headers=AUTH) as http,
+    ):
+        await http.post("/tracking/task", json={"tasks": [{"id": 7, "status": "READY", "job-id": "h"}]})
+        for status in ("RUNNING", "DONE"):
+            await http.put("/tracking/task/7", json={"status": status})
+        await raw_db.tasks.update_one({"_id": 7}, {"$set": {"name": "renamed by a tool"}})
+
+        async def recorded(count: int) -> bool:
+            return len(await history_of(raw_db, 7)) == count
+
+        await eventually(lambda: recorded(4), what="four history entries")
+        query = '{ task(id: "7") { history { kind status changedFields at cursor } } }'
+        history = (await http.post("/graphql", json={"query": query})).json()["data"]["task"]["history"]
+        assert [(h["kind"], h["status"]) for h in history] == [
+            ("CREATED", "READY"),
+            ("UPDATED", "RUNNING"),
+            ("UPDATED", "DONE"),
+            ("UPDATED", None),
+        ]
+        assert history[3]["changedFields"] == ["name"]
+        assert history == sorted(history, key=lambda h: h["at"])
+
+        await http.delete("/tracking/task/7")
+        await eventually(lambda: recorded(5), what="the deletion recorded")
+        body = (await http.post("/graphql", json={"query": '{ taskHistory(id: "7") { kind } }'})).json()
+        assert [h["kind"] for h in body["data"]["taskHistory"]] == [
+            "CREATED",
+            "UPDATED",
+            "UPDATED",
+            "UPDATED",
+            "DELETED",
+        ]
+    entry = (await history_of(raw_db, 7))[1]
+    assert entry["job"] == "h" and entry["fields"] == ["status", "update-timestamp"] and entry["status"] == "RUNNING"
+
+
+async def test_two_writers_racing_for_the_lease_write_each_change_once(mongo_uri, store, raw_db):
+    other = await GraphStore.open(mongo_uri, TEST_DB)
+    first = HistoryWriter(store._database, "first", lease_s=1.0, flush_s=0.2)
+    second = HistoryWriter(other._database, "second", lease_s=1.0, flush_s=0.2)
+    try:
+        async with writing_history(first, second) as runs:
+            await store.create_tasks([task(id=i) for i in range(1, 21)])
+            for i in range(1, 21):
+                await store.update_task(i, TaskPatch.model_validate({"status": "ONE"}))
+
+            async def all_recorded(expected: int) -> bool:
+                return await raw_db.task_history.count_documents({"task": {"$ne": None}}) == expected
+
+            await eventually(lambda: all_recorded(40), what="40 entries")
+            leader = 0 if first.written else 1
+            assert (first.written == 0) != (second.written == 0), "one writer while the lease holds"
+            runs[leader].cancel()  # the leader dies without letting go; the other takes over after expiry
+            for i in range(1, 21):
+                await other.update_task(i, TaskPatch.model_validate({"status": "TWO"}))
+            await eventually(lambda: all_recorded(60), what="60 entries after the hand-over")
+        per_task = [await history_of(raw_db, i) for i in range(1, 21)]
+        assert all([e.get("status") for e in entries] == [None, "ONE", "TWO"] for entries in per_task)
+        assert first.written > 0 and second.written > 0
+    finally:
+        await other.close()
+
+
+async def test_a_lost_resume_point_is_recorded_as_a_gap(store, raw_db):
+    await raw_db.task_history_lease.insert_one(
+        {
+            "_id": "writer",
+            "owner": "gone",
+            "expires": T_PAST,
+            "resumeToken": {"_data": "8200000001000000012B022C0100296E5A1004"},
+        }
+    )
+    async with writing_history(HistoryWriter(store._database, "after-gap", flush_s=0.2)):
+
+        async def gap_recorded() -> bool:
+            return await raw_db.task_history.count_documents({"kind": "GAP"}) == 1
+
+        await eventually(gap_recorded, what="a GAP entry")
+        await store.create_tasks([task(id=1)])
+
+        async def went_on() -> bool:
+            return len(await history_of(raw_db, 1)) == 1
+
+        await eventually(went_on, what="history going on after the gap")
+
+
+# ---- failover ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_members(tmp_path: Path) -> Iterator[str]:
+    """A three-member replica set on loopback, from the embedded mongod binary; yields its URI."""
+    binary, ports = find_mongod_binary(), [free_port() for _ in range(3)]
+    processes = []
+    for index, port in enumerate(ports):
+        db_path = tmp_path / f"member{index}"
+        db_path.mkdir()
+        command = [str(binary), "--dbpath", str(db_path), "--port", str(port), "--bind_ip", "127.0.0.1",
+                   "--replSet", "rsF", "--wiredTigerCacheSizeGB", "0.25", "--logpath", str(db_path / "l")]  # fmt: skip
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        asyncio.run(_initiate([f"127.0.0.1:{port}" for port in ports]))
+        yield f"mongodb://{','.join(f'127.0.0.1:{port}' for port in ports)}/?replicaSet=rsF"
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+
+
+async def _initiate(hosts: list[str]) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(hosts[0], directConnection=True)
+    try:
+        for _ in range(600):
+            try:
+                await client.admin.command("ping")
+                break
+            except PyMongoError:
+                await asyncio.sleep(0.1)
+        members = [{"_id": index, "host": host} for index, host in enumerate(hosts)]
+        await client.admin.command("replSetInitiate", {"_id": "rsF", "members": members})
+        for _ in range(600):
+            if (await client.admin.command("hello")).get("isWritablePrimary"):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("no primary")
+    finally:
+        await client.close()
+
+
+async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_election(three_members, tmp_path):
+    store = await GraphStore.open(three_members, "failover", timeout_ms=20_000)
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, subscription_resume_ms=60_000)
+    try:
+        await store.create_tasks([task(id=1, job_id="f", status="BEFORE")])
+        async with (
+            served(create_app(settings, Backend(store=store)), settings) as port,
+            subscription(port, {"jobId": "f"}) as ws,
+        ):
+            await store.update_task(1, TaskPatch.model_validate({"status": "STILL BEFORE"}))
+            assert (await next_event(ws))["task"] == {"status": "STILL BEFORE"}
+            with contextlib.suppress(PyMongoError):  # the primary drops its connections as it steps down
+                await store._client.admin.command("replSetStepDown", 60, secondaryCatchUpPeriodSecs=10)
+
+            async def written() -> bool:
+                try:
+                    await store.update_task(1, TaskPatch.model_validate({"status": "AFTER"}))
+                    return True
+                except StorageUnavailable:
+                    return False
+
+            await eventually(written, timeout=60, what="a write to the new primary")
+            event = await next_event(ws, timeout=60)
+            assert event["task"] == {"status": "AFTER"}
+    finally:
+        await store.close()
