@@ -546,6 +546,79 @@ async def big_job_row(session: aiohttp.ClientSession, gateway: str, db: Database
     )
 
 
+EVENTS = 60
+
+
+async def event_delay_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
+    """Median delay from a REST status change to its taskEvents event over WebSocket, against the same update
+    seen by a change stream opened directly with the driver."""
+    await db.tasks.insert_one(task_doc(10**12, "events", datetime.now(UTC)))
+    subscribe = {
+        "id": "1",
+        "type": "subscribe",
+        "payload": {"query": 'subscription { taskEvents(jobId: "events") { cursor task { status } } }'},
+    }
+    delays: list[float] = []
+    async with session.ws_connect(f"{gateway}/graphql", protocols=["graphql-transport-ws"]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"X-Auth-Token": TOKEN}})
+        await ws.receive_json()
+        await ws.send_json(subscribe)
+        await asyncio.sleep(1)
+        for number in range(EVENTS):
+            started = time.perf_counter()
+            async with session.put(f"{gateway}/tracking/task/{10**12}", json={"status": f"S{number}"}) as response:
+                assert response.status == 200
+            while (await ws.receive_json())["payload"]["data"]["taskEvents"]["task"]["status"] != f"S{number}":
+                pass
+            delays.append(time.perf_counter() - started)
+    raw_delays: list[float] = []
+    async with await db.tasks.watch([{"$match": {"documentKey._id": 10**12}}]) as stream:
+        for number in range(EVENTS):
+            started = time.perf_counter()
+            await db.tasks.update_one({"_id": 10**12}, {"$set": {"status": f"R{number}"}})
+            await stream.next()
+            raw_delays.append(time.perf_counter() - started)
+    ours, raw = statistics.median(delays[5:]), statistics.median(raw_delays[5:])
+    return Row(
+        "REST change -> taskEvents event (median delay)",
+        ours * 1000,
+        raw * 1000,
+        "ms",
+        ours / raw,
+        "report",
+        None,
+        f"p95 {sorted(delays)[int(len(delays) * 0.95)] * 1000:.0f} ms; raw: update + driver change stream",
+    )
+
+
+async def history_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
+    """How fast the gateway's history writer records a 10,000-task create, against insert_many of the same
+    number of entries."""
+    before = await db.task_history.estimated_document_count()
+    body = orjson.dumps({"tasks": [{"job-id": "history", "status": "READY"} for _ in range(10_000)]})
+    started = time.perf_counter()
+    async with session.post(f"{gateway}/tracking/task", data=body, headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 200
+    while await db.task_history.count_documents({"job": "history"}) < 10_000:  # noqa: ASYNC110 - polls MongoDB
+        await asyncio.sleep(0.05)
+    ours = 10_000 / (time.perf_counter() - started)
+    entries = [{"_id": f"raw-{before}-{i}", "task": Int64(i), "job": "raw", "kind": "CREATED", "fields": [],
+                "at": datetime.now(UTC)} for i in range(10_000)]  # fmt: skip
+    started = time.perf_counter()
+    await db.raw_history.insert_many(entries)
+    raw = 10_000 / (time.perf_counter() - started)
+    return Row(
+        "history entries written under a 10k-task create",
+        ours,
+        raw,
+        "entries/s",
+        ours / raw,
+        "report",
+        None,
+        "from the POST to the last entry; raw: insert_many",
+    )
+
+
 # ---- report --------------------------------------------------------------------------------------------------------
 
 
@@ -591,6 +664,8 @@ async def main() -> None:
                     "walk": lambda: walk_row(session, gateway_url, ids),
                     "jobs": lambda: jobs_row(session, gateway_url, db),
                     "bigjob": lambda: big_job_row(session, gateway_url, db),
+                    "events": lambda: event_delay_row(session, gateway_url, db),
+                    "history": lambda: history_row(session, gateway_url, db),
                 }
                 for name in sys.argv[1:] or list(workloads):
                     result = await workloads[name]()
