@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware import Middleware
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 import graphql_schema
@@ -13,15 +15,36 @@ import rest
 from gateway.auth import TokenRegistry, generated_token
 from gateway.backend import Backend
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from gateway.observability import HttpMetrics, metrics
 from gateway.settings import Settings
+from rest import TrackingGuard
 
 
 def resolve_tokens(settings: Settings) -> TokenRegistry:
     """TRACKING_API_TOKENS, or else the token generated and kept in the data dir."""
     if settings.api_tokens:
-        return TokenRegistry(settings.api_tokens)
+        return TokenRegistry(settings.api_tokens, settings.read_tokens)
     token, _ = generated_token(settings.data_dir)
-    return TokenRegistry([token])
+    return TokenRegistry([token], settings.read_tokens)
+
+
+def middleware_stack(settings: Settings) -> list[Middleware]:
+    """Every request passes these in this order, which fixes the documented order of checks."""
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["X-Auth-Token", "Content-Type", "Accept", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
+        max_age=600,
+    )
+    return [
+        Middleware(RequestIdMiddleware),  # every answer, even a 413, carries X-Request-ID; last-resort 500s
+        Middleware(HttpMetrics),
+        *([cors] if settings.cors_origins else []),  # a preflight is answered before any token is asked for
+        Middleware(TrackingGuard),  # /tracking: token (403), then Accept (406)
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),  # 413
+    ]
 
 
 def create_app(settings: Settings, backend: Backend | None = None, *, close_backend: bool = False) -> FastAPI:
@@ -38,6 +61,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         try:
             yield
         finally:
+            await current.stop_writing_history()
             if backend is None or close_backend:
                 await current.close()
 
@@ -46,10 +70,9 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         version="4.2.0",
         description="REST resources related with the execution and management of task.",
         lifespan=lifespan,
+        middleware=middleware_stack(settings),
     )
     app.state.settings = settings
-    # Middleware added later runs first: request id, then /tracking's token and Accept guard, then the body limit.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     rest.install(app)
     graphql_schema.install(
         app,
@@ -58,8 +81,8 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         max_tokens=settings.graphql_max_tokens,
         limits=settings.limits,
     )
-    app.add_middleware(RequestIdMiddleware)  # outermost, so every answer, even a 413, carries X-Request-ID
     app.state.tokens = resolve_tokens(settings)
+    app.add_route("/metrics", metrics, include_in_schema=False)
     if backend is not None:
         app.state.store = backend.store
         app.state.backend = backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hmac
 import os
 import secrets
@@ -11,23 +12,34 @@ from pathlib import Path
 TOKEN_FILE_NAME = "api-token"  # noqa: S105 - a file name, not a secret
 
 
-class TokenRegistry:
-    """The accepted X-Auth-Token values, compared in constant time."""
+class Access(enum.Enum):
+    READ = "read"
+    WRITE = "write"
 
-    def __init__(self, tokens: Iterable[str]) -> None:
-        self._tokens = tuple(token.encode() for token in tokens)
+
+class TokenRegistry:
+    """The accepted X-Auth-Token values (full access, and read-only), compared in constant time."""
+
+    def __init__(self, tokens: Iterable[str], read_tokens: Iterable[str] = ()) -> None:
+        self._tokens = [(token.encode(), Access.WRITE) for token in tokens]
+        self._tokens += [(token.encode(), Access.READ) for token in read_tokens]
         if not self._tokens:
             raise ValueError("at least one API token is required")
 
-    def accepts(self, presented: str | None) -> bool:
+    def access(self, presented: str | None) -> Access | None:
+        """What the token may do; None for a missing or unknown one."""
         if not presented:
-            return False
+            return None
         candidate = presented.encode()
         # Compare against every token, without stopping early, so timing says nothing about which matched.
-        matched = False
-        for token in self._tokens:
-            matched |= hmac.compare_digest(candidate, token)
-        return matched
+        granted = None
+        for token, access in self._tokens:
+            if hmac.compare_digest(candidate, token) and granted is not Access.WRITE:
+                granted = access
+        return granted
+
+    def accepts(self, presented: str | None) -> bool:
+        return self.access(presented) is not None
 
 
 def generated_token(data_dir: Path) -> tuple[str, Path]:

@@ -19,6 +19,13 @@ from models import GraphStore
 log = logging.getLogger(__name__)
 
 
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @dataclass
 class Backend:
     store: GraphStore
@@ -35,13 +42,17 @@ class Backend:
             owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
             self._history = asyncio.create_task(self.store.history_writer(owner).run())
 
+    async def stop_writing_history(self) -> None:
+        history, self._history = self._history, None
+        await _cancelled(history)
+
     @classmethod
     async def open(cls, settings: Settings) -> Backend:
         """Connect (starting the embedded mongod first if no URI is set); refuses servers without transactions."""
         embedded = None
         uri = settings.mongodb_uri
         if uri is None:
-            embedded = EmbeddedMongo(settings.data_dir)
+            embedded = EmbeddedMongo(settings.data_dir, port=settings.embedded_mongodb_port)
             uri = await embedded.start()
         try:
             store = await GraphStore.open(
@@ -75,11 +86,8 @@ class Backend:
         if self._closed:
             return
         self._closed = True
-        for task in (self._supervisor, self._history):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.stop_writing_history()
+        await _cancelled(self._supervisor)
         try:
             await self.store.close()
         finally:

@@ -12,21 +12,14 @@ import uvloop
 from gateway.app import create_app
 from gateway.auth import generated_token
 from gateway.backend import Backend
-from gateway.embedded import EmbeddedMongoError
+from gateway.embedded import EmbeddedMongo, EmbeddedMongoError
+from gateway.observability import configure_logging
 from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
 from models import StorageUnavailable, TransactionsUnsupported
 
 log = logging.getLogger("gateway")
 STARTUP_ERRORS = (EmbeddedMongoError, TransactionsUnsupported, StorageUnavailable)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def _settings_or_exit() -> Settings:
@@ -95,7 +88,7 @@ def main(context: click.Context) -> None:
 def serve() -> None:
     """Start the gateway (and the embedded MongoDB when TRACKING_MONGODB_URI is unset)."""
     settings = _settings_or_exit()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     _announce_generated_token(settings)
     # uvloop, as `uvicorn.run` would pick: the gateway runs uvicorn's Server in a loop of its own making (to
     # open MongoDB first and report start-up errors in one line), so it must choose the loop itself.
@@ -107,8 +100,22 @@ def serve() -> None:
 def check(repair: bool) -> None:
     """Scan the tasks for broken links, cycles, wrong types and non-int64 ids; exit 1 if any is left."""
     settings = _settings_or_exit()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     sys.exit(uvloop.run(_check(settings, repair)))
+
+
+@main.command("mongodb-uri")
+def mongodb_uri() -> None:
+    """Print the MongoDB URI the gateway uses (for mongosh, mongoexport and other ops tools)."""
+    settings = _settings_or_exit()
+    if settings.mongodb_uri is not None:
+        click.echo(settings.mongodb_uri)
+        return
+    try:
+        click.echo(EmbeddedMongo(settings.data_dir).last_uri())
+    except EmbeddedMongoError as error:
+        click.echo(f"tracking-gateway: {error}", err=True)
+        sys.exit(1)
 
 
 @main.command("show-token")

@@ -95,9 +95,10 @@ def _process_alive(pid: int) -> bool:
 class EmbeddedMongo:
     """Start, supervise and stop one mongod over `data_dir/mongo`."""
 
-    def __init__(self, data_dir: Path, *, cache_size_gb: float = 1.0) -> None:
+    def __init__(self, data_dir: Path, *, cache_size_gb: float = 1.0, port: int | None = None) -> None:
         self.db_path = (data_dir / "mongo").resolve()
         self.cache_size_gb = cache_size_gb
+        self.pinned_port = port
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: int | None = None
@@ -123,6 +124,16 @@ class EmbeddedMongo:
     @property
     def _port_file(self) -> Path:
         return self.db_path / "gateway-port"
+
+    def last_uri(self) -> str:
+        """The URI of the mongod this data dir last ran (for mongosh and mongoexport while the gateway runs)."""
+        try:
+            port = int(self._port_file.read_text())
+        except (OSError, ValueError):
+            raise EmbeddedMongoError(
+                f"no embedded MongoDB has run in {self.db_path.parent} yet: start the gateway first"
+            ) from None
+        return f"mongodb://127.0.0.1:{port}/?replicaSet={REPLICA_SET}"
 
     @property
     def log_file(self) -> Path:
@@ -210,7 +221,15 @@ class EmbeddedMongo:
             log.warning("restarted the embedded mongod (pid %s) at 127.0.0.1:%s", restarted.pid, self.port)
 
     def _choose_port(self) -> int:
-        """The port of the previous run when free (the replica set config names it), else a new free one."""
+        """The pinned port (TRACKING_EMBEDDED_MONGODB_PORT); else the port of the previous run when free (the
+        replica set config names it), else a new free one."""
+        if self.pinned_port is not None:
+            if not _port_is_free(self.pinned_port):
+                raise EmbeddedMongoError(
+                    f"TRACKING_EMBEDDED_MONGODB_PORT {self.pinned_port} is taken by another program; free it or "
+                    "choose another port"
+                )
+            return self.pinned_port
         with contextlib.suppress(OSError, ValueError):
             previous = int(self._port_file.read_text())
             if _port_is_free(previous):

@@ -9,6 +9,7 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.observability import REQUEST_ID
 from rest import error_response
 
 log = logging.getLogger("gateway.requests")
@@ -37,6 +38,7 @@ class RequestIdMiddleware:
         given = _header(scope, b"x-request-id")
         request_id = given if given and _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        REQUEST_ID.set(request_id)
         started = False
 
         async def send_with_id(message: Message) -> None:

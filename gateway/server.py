@@ -113,6 +113,7 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         port=settings.port,
         http=bounded_protocol(settings),
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through the gateway's own handler (gateway.observability)
         proxy_headers=False,
         server_header=False,
         # In-flight requests end within the MongoDB deadline; subscriptions are closed after this.

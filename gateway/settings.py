@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     mongodb_db: str = Field(default="tracking", min_length=1, pattern=r"^[^/\\. \"$]+$")
     data_dir: Path = Path("./var")
     api_tokens: Annotated[tuple[str, ...], NoDecode] = ()
+    read_tokens: Annotated[tuple[str, ...], NoDecode] = ()
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    log_format: str = Field(default="text", pattern=r"^(text|json)$")
+    embedded_mongodb_port: int | None = Field(default=None, ge=1, le=65535)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     # Bounded work per request: each limit is named (with its variable) in the error that refuses a request.
     max_tasks_per_create: int = Field(default=10_000, ge=1)
@@ -65,7 +69,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
 
-    @field_validator("api_tokens", "done_statuses", mode="before")
+    @field_validator("api_tokens", "read_tokens", "cors_origins", "done_statuses", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):

@@ -12,8 +12,14 @@ from strawberry.fastapi import BaseContext
 from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge
 
 
+class Access(Protocol):
+    value: str
+
+
 class TokenChecker(Protocol):
     def accepts(self, presented: str | None) -> bool: ...
+
+    def access(self, presented: str | None) -> Access | None: ...
 
 
 class Context(BaseContext):
@@ -33,6 +39,7 @@ class Context(BaseContext):
         self.max_page = max_page
         self.resume_within_s = resume_within_s
         self.authenticated = authenticated
+        self.can_write = False
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from graphql import GraphQLError
 from pydantic import ValidationError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from models import (
     CursorExpired,
@@ -34,6 +36,7 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
 
 log = logging.getLogger("gateway.graphql")
 INTERNAL_MESSAGE = "internal server error"
+READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS): mutations need a TRACKING_API_TOKENS one"
 
 
 def user_error(message: str, code: str = "BAD_USER_INPUT") -> GraphQLError:
@@ -55,6 +58,16 @@ def describe_domain_error(error: GraphError | ValidationError) -> tuple[str, str
 
 def as_graphql_error(error: GraphError | ValidationError) -> GraphQLError:
     return user_error(*describe_domain_error(error))
+
+
+class ReadOnlyTokens(SchemaExtension):
+    """A read-only token (TRACKING_READ_TOKENS) may run queries and subscriptions, not mutations."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if self.execution_context.operation_type is OperationType.MUTATION and not getattr(context, "can_write", False):
+            raise GraphQLError(READ_ONLY_MESSAGE, extensions={"code": "FORBIDDEN"})
+        yield
 
 
 def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:

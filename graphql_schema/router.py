@@ -80,8 +80,11 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """A WebSocket may carry the token as a header or in the connection_init payload."""
-        if context.authenticated or context.tokens.accepts(_presented_token(context.connection_params)):
-            context.authenticated = True
+        if context.authenticated:
+            return await super().on_ws_connect(context)
+        access = context.tokens.access(_presented_token(context.connection_params))
+        if access is not None:
+            context.authenticated, context.can_write = True, access.value == "write"
             return await super().on_ws_connect(context)
         raise ConnectionRejectionError({"message": _REJECTION})
 
@@ -98,11 +101,12 @@ def _asks_for_graphiql(request: Request) -> bool:
 async def _context(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
     connection: Any = request if request is not None else websocket
     state = connection.app.state
-    authenticated = state.tokens.accepts(connection.headers.get(TOKEN_HEADER))
+    access = state.tokens.access(connection.headers.get(TOKEN_HEADER))
+    authenticated = access is not None
     if request is not None and not authenticated and not _asks_for_graphiql(request):
         raise HTTPException(403, _REJECTION)
     settings = state.settings
-    return Context(
+    context = Context(
         state.store,
         settings.graphql_max_traversal,
         authenticated,
@@ -110,6 +114,8 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
     )
+    context.can_write = access is not None and access.value == "write"
+    return context
 
 
 def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> TrackingGraphQLRouter:

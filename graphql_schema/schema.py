@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.cursors import read_job_cursor
-from graphql_schema.errors import CodedErrors, as_graphql_error
+from graphql_schema.errors import CodedErrors, ReadOnlyTokens, as_graphql_error
 from graphql_schema.types import (
     DATETIME_SCALAR,
     Job,
@@ -191,5 +191,6 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
             CodedErrors,
+            ReadOnlyTokens,
         ],
     )

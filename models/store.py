@@ -74,6 +74,7 @@ from models.jobs import (
 )
 from models.layout import Database, MongoClient, TaskDoc, readable_task, readable_tasks
 from models.limits import Limits
+from models.metrics import LINK_QUEUE_WAIT, MONGODB_FAILURES
 from models.task import (
     COUNTER_FOLLOWS_IDS_UP_TO,
     DEFAULT_TYPE,
@@ -299,6 +300,8 @@ class GraphStore:
 
     def unavailable(self, what: str, error: BaseException) -> StorageUnavailable:
         """The caller learns that MongoDB is unavailable; the log learns why (hosts, topology, driver error)."""
+        timed_out = isinstance(error, TimeoutError | ExecutionTimeout) or getattr(error, "timeout", False)
+        MONGODB_FAILURES.labels(kind="timeout" if timed_out else "unavailable").inc()
         log.warning("MongoDB unavailable: %s: %s", what, error)
         return StorageUnavailable("MongoDB unavailable: try again later")
 
@@ -663,7 +666,9 @@ class GraphStore:
             readable = readable_task(anchor_doc) if anchor_doc is not None else None
             return await self._find_sorted({"_id": {"$in": (readable or {}).get(listing) or []}}, session)
 
+        waiting = time.monotonic()
         async with self._link_lock:
+            LINK_QUEUE_WAIT.observe(time.monotonic() - waiting)
             return await self._in_transaction(work)
 
     async def _refuse_cycles(self, new_pairs: list[tuple[int, int]], session: AsyncClientSession) -> None:

@@ -14,7 +14,6 @@ def install(app: FastAPI) -> None:
     """Mount the /tracking operations, their token and Accept guard, and the Error-body handlers on `app`."""
     install_error_handlers(app, [route for route in router.routes if isinstance(route, APIRoute)])
     app.include_router(router)
-    app.add_middleware(TrackingGuard)
     _document_openapi(app)
 
 
@@ -48,4 +47,4 @@ def _document_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-__all__ = ["error_response", "install"]
+__all__ = ["TrackingGuard", "error_response", "install"]

@@ -8,6 +8,8 @@ from rest.codecs import NotAcceptable, response_format
 from rest.errors import error_response
 
 PREFIX = "/tracking/"
+_READS = frozenset({"GET", "HEAD"})
+READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS)"
 FORMAT_STATE_KEY = "response_format"
 
 
@@ -29,8 +31,12 @@ class TrackingGuard:
                 token = value.decode("latin-1")
             elif name == b"accept":
                 accept = value.decode("latin-1")
-        if not scope["app"].state.tokens.accepts(token):
+        access = scope["app"].state.tokens.access(token)
+        if access is None:
             await error_response(403, "missing or unknown X-Auth-Token", accept)(scope, receive, send)
+            return
+        if scope["method"] not in _READS and access.value != "write":
+            await error_response(403, READ_ONLY_MESSAGE, accept)(scope, receive, send)
             return
         try:
             fmt = response_format(accept)

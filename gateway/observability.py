@@ -1,0 +1,89 @@
+"""Metrics (Prometheus, at /metrics) and logs (one format for the gateway's and uvicorn's lines, text or JSON,
+each line carrying the id of the request being served)."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pythonjsonlogger.json import JsonFormatter
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+"""The id of the request this task serves (set by RequestIdMiddleware), for every log line it writes."""
+
+HTTP_REQUESTS = Counter(
+    "tracking_http_requests_total", "HTTP requests answered, by route template.", ["route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "tracking_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+class HttpMetrics:
+    """Counts and times every HTTP request by its route template (`/tracking/task/{taskId}`), so the label set
+    stays bounded whatever paths clients send: unrouted requests (refused before routing, or unknown paths)
+    share one label."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unrouted"
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+
+
+async def metrics(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """One handler on the root logger for every line (uvicorn's included: it is run without a log config of
+    its own): text, or JSON lines with TRACKING_LOG_FORMAT=json."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RequestIdFilter())
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
