@@ -15,6 +15,7 @@ from strawberry.types import Info
 from graphql_schema.context import Context
 from graphql_schema.cursors import read_job_cursor
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, as_graphql_error
+from graphql_schema.metrics import OPEN_SUBSCRIPTIONS, OperationMetrics
 from graphql_schema.types import (
     DATETIME_SCALAR,
     Job,
@@ -166,12 +167,15 @@ class Subscription:
         self, info: Info[Context, None], job_id: str | None = None, after: str | None = None
     ) -> AsyncGenerator[TaskEvent]:
         events = info.context.store.watch_task_events(job_id, after, resume_within_s=info.context.resume_within_s)
+        OPEN_SUBSCRIPTIONS.inc()
         try:
             async for event in events:
                 yield as_event(event)
         except GraphError as error:
             # Raised here, the error ends the stream with its code; Strawberry masks nothing in subscriptions.
             raise as_graphql_error(error) from None
+        finally:
+            OPEN_SUBSCRIPTIONS.dec()
 
 
 class TrackingSchema(strawberry.Schema):
@@ -192,5 +196,6 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
             CodedErrors,
             ReadOnlyTokens,
+            OperationMetrics,
         ],
     )

@@ -56,7 +56,12 @@ class UnsupportedMediaType(Exception):
 # ---- negotiation ------------------------------------------------------------------------------------------------
 
 
-def _media_ranges(accept: str) -> list[tuple[float, int, str]]:
+_OFFERED = ((Format.JSON, (JSON_TYPE,)), (Format.XML, (XML_TYPE, "text/xml")))
+"""What the gateway can answer in, JSON first: on a tie (`*/*`, `application/*`), JSON."""
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float, int]]:
+    """(media range, q, position) of each part of an Accept header; a q that is no number counts as 0."""
     ranges = []
     for position, part in enumerate(accept.split(",")):
         media, *params = (piece.strip() for piece in part.split(";"))
@@ -65,24 +70,39 @@ def _media_ranges(accept: str) -> list[tuple[float, int, str]]:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
                 try:
-                    quality = float(value)
+                    quality = min(max(float(value), 0.0), 1.0)
                 except ValueError:
                     quality = 0.0
-        if media and quality > 0:
-            ranges.append((-quality, position, media.lower()))
-    return sorted(ranges)
+        if media:
+            ranges.append((media.lower(), quality, position))
+    return ranges
+
+
+def _preference(ranges: list[tuple[str, float, int]], media: str) -> tuple[float, int]:
+    """RFC 9110 §12.5.1: the q of the most specific range matching `media` (type/subtype, then type/*, then
+    */*), and that range's position; (0, 0) when none matches."""
+    kind = media.split("/", 1)[0]
+    for candidate in (media, f"{kind}/*", "*/*"):
+        matching = [(quality, position) for name, quality, position in ranges if name == candidate]
+        if matching:
+            return matching[0]
+    return 0.0, 0
 
 
 def response_format(accept: str | None) -> Format:
-    """CONTRACT §2: application/xml gives XML; application/json, */* or no Accept gives JSON; else 406."""
+    """JSON or XML by the caller's Accept (RFC 9110): the format with the higher q, then the one named
+    earlier; no Accept, or a tie within one range (`*/*`), gives JSON. Neither acceptable: 406."""
     if not accept or not accept.strip():
         return Format.JSON
-    for _, _, media in _media_ranges(accept):
-        if media in XML_TYPES:
-            return Format.XML
-        if media in (JSON_TYPE, "application/*", "*/*"):
-            return Format.JSON
-    raise NotAcceptable(f"cannot answer with {accept!r}: use Accept application/json or application/xml")
+    ranges = _media_ranges(accept)
+    best: tuple[float, int, Format] | None = None
+    for fmt, media_types in _OFFERED:
+        quality, position = max((_preference(ranges, media) for media in media_types), key=lambda p: (p[0], -p[1]))
+        if quality > 0 and (best is None or (quality, -position) > (best[0], -best[1])):
+            best = (quality, position, fmt)
+    if best is None:
+        raise NotAcceptable(f"cannot answer with {accept!r}: use Accept application/json or application/xml")
+    return best[2]
 
 
 def response_format_or_json(accept: str | None) -> Format:
@@ -91,6 +111,15 @@ def response_format_or_json(accept: str | None) -> Format:
         return response_format(accept)
     except NotAcceptable:
         return Format.JSON
+
+
+def request_charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type, if any (Java stacks often declare it only there)."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return None
 
 
 def request_format(content_type: str | None) -> Format:
@@ -227,11 +256,43 @@ def _force_task_lists(path: list[Any], key: str, _value: Any) -> bool:
     return key == "task" and len(path) > 0
 
 
-def parse_xml(body: bytes, root: str, limits: Limits) -> Any:
+XML_NIL = type("XmlNil", (), {"__repr__": lambda _: "xsi:nil"})()
+"""An element marked xsi:nil="true": null, where an empty element is an empty string."""
+
+
+def _local_names(_path: list[Any], key: str, value: Any) -> tuple[str, Any] | None:
+    """Elements by their local name (`<ns2:task>` is `<task>`), namespace declarations dropped, and
+    `xsi:nil="true"` read as null: what JAXB and other Java stacks send."""
+    if key.startswith("@"):
+        name = key[1:]
+        if name == "xmlns" or name.startswith("xmlns:"):
+            return None
+        return ("@nil", value) if name.rsplit(":", 1)[-1] == "nil" else (key, value)
+    if isinstance(value, dict):
+        nil = value.pop("@nil", None)
+        if nil is not None and nil.strip() in ("true", "1") and not value:
+            return key.rsplit(":", 1)[-1], XML_NIL
+        if set(value) == {"#text"}:
+            value = value["#text"]
+        elif not value:
+            value = None
+    return key.rsplit(":", 1)[-1], value
+
+
+def parse_xml(body: bytes, root: str, limits: Limits, charset: str | None = None) -> Any:
+    """The body's root element as xmltodict data; `charset` (from Content-Type) overrides the document's."""
     try:
-        document = xmltodict.parse(body, expat=_GuardedExpat(limits), force_list=_force_task_lists)
+        document = xmltodict.parse(
+            body,
+            encoding=charset,
+            expat=_GuardedExpat(limits),
+            force_list=_force_task_lists,
+            postprocessor=_local_names,
+        )
     except expat.ExpatError as error:
         raise BadRequest(f"malformed XML: {error}") from None
+    except LookupError:
+        raise BadRequest(f"Content-Type: unknown charset {charset!r}") from None
     except ValueError as error:
         raise BadRequest(f"refused XML: {error}") from None
     if not isinstance(document, dict) or list(document) != [root]:
@@ -242,6 +303,8 @@ def parse_xml(body: bytes, root: str, limits: Limits) -> Any:
 
 def _xml_scalar(name: str, value: Any, where: str) -> Any:
     """An element's text as the JSON value it stands for (numbers and booleans by the field's type)."""
+    if value is XML_NIL:
+        return None
     if isinstance(value, dict):
         raise BadRequest(f"{where}: expected text, found child elements or attributes")
     if name in INT_FIELDS or name == "id":

@@ -16,6 +16,7 @@ from rest.codecs import (
     navigable_next_ids,
     parse_json,
     parse_xml,
+    request_charset,
     request_format,
     task_to_api,
     xml_task_fields,
@@ -81,11 +82,12 @@ def _task_ids(request: Request, parameter: str, values: list[str] | None) -> lis
 
 async def _body_fields(request: Request, root: str) -> Any:
     """The request body as JSON-shaped data, whatever its Content-Type (JSON or XML)."""
-    fmt = request_format(request.headers.get("content-type"))
+    content_type = request.headers.get("content-type")
+    fmt = request_format(content_type)
     body = await request.body()
     if fmt is Format.JSON:
         return parse_json(body)
-    element = parse_xml(body, root, _store(request).limits)
+    element = parse_xml(body, root, _store(request).limits, request_charset(content_type))
     return {"tasks": xml_task_list(element, "tasks")} if root == "tasks" else xml_task_fields(element, "task")
 
 

@@ -1,0 +1,33 @@
+"""GraphQL's part of /metrics: operations by name and outcome, and the subscriptions open right now."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import Counter, Gauge
+from strawberry.extensions import SchemaExtension
+
+OPERATIONS = Counter(
+    "tracking_graphql_operations_total", "GraphQL operations, by operation name and outcome.", ["operation", "outcome"]
+)
+OPEN_SUBSCRIPTIONS = Gauge("tracking_graphql_open_subscriptions", "Subscriptions being served right now.")
+MAX_NAMES = 100
+"""Operation names are the clients' choice: past this many distinct ones, the rest count as "other"."""
+_seen_names: set[str] = set()
+
+
+def _label(name: str | None) -> str:
+    if name is None:
+        return "anonymous"
+    if name in _seen_names or len(_seen_names) < MAX_NAMES:
+        _seen_names.add(name)
+        return name
+    return "other"
+
+
+class OperationMetrics(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        outcome = "error" if result is None or getattr(result, "errors", None) else "ok"
+        OPERATIONS.labels(_label(self.execution_context.operation_name), outcome).inc()
