@@ -5,9 +5,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from models import INT64_MAX
 from rest.errors import error_response, install_error_handlers
 from rest.guard import TrackingGuard
 from rest.routes import router
+from rest.schemas import TaskUpdate
 
 
 def install(app: FastAPI) -> None:
@@ -17,34 +19,52 @@ def install(app: FastAPI) -> None:
     _document_openapi(app)
 
 
-TOKEN_PARAMETER = {
-    "name": "X-Auth-Token",
+SECURITY_SCHEME = {
+    "type": "apiKey",
     "in": "header",
-    "required": True,
-    "description": "Authentication token",
-    "schema": {"type": "string"},
+    "name": "X-Auth-Token",
+    "description": "An API token (TRACKING_API_TOKENS), or a read-only one (TRACKING_READ_TOKENS) for GETs",
 }
+ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX}
+ID_LISTS = {"nextTaskId": "Next task ids (nextTaskId=1&nextTaskId=2)", "prevTaskId": "Previous task ids"}
 
 
 def _document_openapi(app: FastAPI) -> None:
-    """What FastAPI cannot see: the token header (checked by TrackingGuard) on every operation, and parameter
-    errors answered 400 with an Error body rather than FastAPI's 422."""
+    """What FastAPI cannot see, for client generators: the token as a security scheme on every operation (it is
+    checked by TrackingGuard), ids as int64 with their bounds, nextTaskId/prevTaskId as required id arrays
+    (read as strings to name a bad one in the error), parameter errors answered 400 with an Error body rather
+    than FastAPI's 422, and only /tracking documented (/graphql has its own schema)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            for path, operations in schema.get("paths", {}).items():
+            schema["paths"] = {path: ops for path, ops in schema["paths"].items() if path.startswith("/tracking/")}
+            for operations in schema["paths"].values():
                 for operation in operations.values():
-                    operation.get("responses", {}).pop("422", None)
-                    if path.startswith("/tracking/"):
-                        operation.setdefault("parameters", []).append(TOKEN_PARAMETER)
+                    _document_operation(operation)
+            components = schema.setdefault("components", {})
+            components["securitySchemes"] = {"apiKey": SECURITY_SCHEME}
+            schemas = components.setdefault("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
+                schemas.pop(name, None)
+            schemas["TaskUpdate"] = TaskUpdate.model_json_schema(ref_template="#/components/schemas/{model}")
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_operation(operation: dict[str, Any]) -> None:
+    operation.get("responses", {}).pop("422", None)
+    operation["security"] = [{"apiKey": []}]
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "taskId":
+            parameter["schema"] = {**ID_SCHEMA, "description": "Task id"}
+        elif parameter["name"] in ID_LISTS:
+            parameter["required"] = True
+            parameter["schema"] = {"type": "array", "items": ID_SCHEMA, "minItems": 1}
+            parameter["description"] = ID_LISTS[parameter["name"]]
 
 
 __all__ = ["TrackingGuard", "error_response", "install"]

@@ -31,7 +31,24 @@ def _format(request: Request) -> Format:
     return fmt
 
 
-router = APIRouter(prefix="/tracking", tags=["Task"])
+OPERATION_IDS = {
+    "create_tasks": "createTasks",
+    "get_task": "getTask",
+    "get_nexts": "getNextTasks",
+    "get_previous": "getPreviousTasks",
+    "get_job_tasks": "getJobTasks",
+    "update_task": "updateTask",
+    "add_nexts": "addNextTasks",
+    "add_previous": "addPreviousTasks",
+    "delete_task": "deleteTask",
+    "remove_nexts": "deleteNextTasks",
+    "remove_previous": "deletePreviousTasks",
+}
+"""The OpenAPI operationIds, which name the functions of generated clients."""
+
+router = APIRouter(
+    prefix="/tracking", tags=["Task"], generate_unique_id_function=lambda route: OPERATION_IDS[route.name]
+)
 
 
 def _decimal_digits(value: Any) -> Any:
@@ -184,7 +201,7 @@ async def get_job_tasks(
     "/task/{taskId}",
     summary="Update existing task",
     responses=answers(200, "Task successfully updated", Task, 400, 404, 413, 415),
-    openapi_extra=body_of("Task"),
+    openapi_extra=body_of("TaskUpdate"),
 )
 async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     """Fields present replace stored values, `null` clears, absent fields stay; `nexts` is refused."""

@@ -5,27 +5,39 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from models.task import TaskFields
+from models.task import INT64_MAX, TaskFields
+
+_ID: dict[str, JsonValue] = {"format": "int64", "minimum": 1, "maximum": INT64_MAX}
 
 
-class Task(TaskFields):
+class TaskUpdate(TaskFields):
+    """A task's fields to change: present ones replace, null clears, absent ones stay. Links are not among them
+    (they change through the /next and /previous operations)."""
+
+    model_config = ConfigDict(strict=False, json_schema_extra={"xml": {"name": "task"}})
+
+    id: int | None = Field(default=None, json_schema_extra=_ID, description="if given, the path's id")
+    creation_timestamp: datetime | None = Field(default=None, alias="creation-timestamp", description="ignored")
+    update_timestamp: datetime | None = Field(default=None, alias="update-timestamp", description="ignored")
+
+
+class Task(TaskUpdate):
     """A task; execution-task, execution-task-list and navigable variant fields included."""
 
-    model_config = ConfigDict(strict=False)
-
-    id: int | None = Field(default=None, json_schema_extra={"format": "int64"})
-    creation_timestamp: datetime | None = Field(default=None, alias="creation-timestamp")
-    update_timestamp: datetime | None = Field(default=None, alias="update-timestamp")
     nexts: Tasks | None = Field(default=None, description="navigable variants: the direct next tasks")
 
 
 class Tasks(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"xml": {"name": "tasks"}})
+
     tasks: list[Task] = Field(default_factory=list)
 
 
 class Error(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"xml": {"name": "error"}})
+
     code: int
     message: str
 

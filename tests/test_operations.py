@@ -4,11 +4,13 @@ XML and Accept headers legacy Java callers send."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -268,3 +270,36 @@ async def test_json_logs_carry_request_ids_never_tokens_and_ops_tools_find_the_e
     access = [line for line in lines if line["name"] == "uvicorn.access" and "/tracking/task" in line["message"]]
     assert access and access[0]["request_id"] == "trace-me-42"
     assert WRITER not in stderr
+
+
+# ---- the OpenAPI document for generators ----------------------------------------------------------------------------
+
+
+async def test_a_client_generated_from_the_openapi_document_creates_links_and_reads(store, tmp_path, monkeypatch):
+    settings = load_settings(api_tokens=WRITER, data_dir=tmp_path)
+    app = create_app(settings, Backend(store=store))
+    (tmp_path / "openapi.json").write_text(json.dumps(app.openapi()))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = ["generate", "--path", "openapi.json", "--output-path", "tracking_client", "--meta", "none"]
+    generator = Path(sys.executable).parent / "openapi-python-client"
+    generated = await asyncio.create_subprocess_exec(str(generator), *command, cwd=tmp_path, env=env)
+    assert await generated.wait() == 0
+    monkeypatch.syspath_prepend(str(tmp_path))
+    client_package = importlib.import_module("tracking_client")
+    api = importlib.import_module("tracking_client.api.task")
+    models = importlib.import_module("tracking_client.models")
+    async with served(app, settings) as port:
+        client = client_package.AuthenticatedClient(
+            base_url=f"http://127.0.0.1:{port}", token=WRITER, prefix="", auth_header_name="X-Auth-Token"
+        )
+        body = models.Tasks.from_dict({"tasks": [{"job-id": "generated", "name": "a"}, {"name": "b"}]})
+        created = await importlib.import_module(f"{api.__name__}.create_tasks").asyncio(client=client, body=body)
+        first, second = (task.id for task in created.tasks)
+        add_next = importlib.import_module(f"{api.__name__}.add_next_tasks")
+        linked = await add_next.asyncio(first, client=client, next_task_id=[second])
+        assert [task.id for task in linked.tasks] == [second]
+        get_task = importlib.import_module(f"{api.__name__}.get_task")
+        read = await get_task.asyncio(second, client=client)
+        assert read.name == "b" and read.id == second
+        missing = await get_task.asyncio_detailed(10**15, client=client)
+        assert missing.status_code == 404 and missing.parsed.message == f"task {10**15} not found"

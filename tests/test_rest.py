@@ -8,6 +8,7 @@ import logging
 import httpx
 import pytest
 import xmltodict
+from openapi_spec_validator import validate
 
 from gateway.app import create_app
 from gateway.backend import Backend
@@ -542,11 +543,33 @@ async def test_openapi_documents_the_legacy_operations(client):
     assert len([key for key in summaries if key[1].startswith("/tracking")]) == 11
     put_next = schema["paths"]["/tracking/task/{taskId}/next"]["put"]
     parameters = {p["name"]: p for p in put_next["parameters"]}
-    assert set(parameters) == {"taskId", "nextTaskId", "X-Auth-Token"}
-    assert parameters["taskId"]["schema"]["format"] == "int64"
+    assert set(parameters) == {"taskId", "nextTaskId"}
+    int64 = {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+    assert parameters["taskId"]["schema"] == {**int64, "description": "Task id"}
+    assert parameters["nextTaskId"]["required"] is True
+    assert parameters["nextTaskId"]["schema"] == {"type": "array", "items": int64, "minItems": 1}
     assert "422" not in put_next["responses"]
-    assert {"Task", "Tasks", "Error"} <= set(schema["components"]["schemas"])
-    assert "number-of-retries" in schema["components"]["schemas"]["Task"]["properties"]
+    components = schema["components"]["schemas"]
+    assert {"Task", "Tasks", "TaskUpdate", "Error"} <= set(components)
+    assert "number-of-retries" in components["Task"]["properties"]
+    assert "nexts" in components["Task"]["properties"] and "nexts" not in components["TaskUpdate"]["properties"]
+    assert components["Tasks"]["xml"] == {"name": "tasks"} and components["Error"]["xml"] == {"name": "error"}
+    update = schema["paths"]["/tracking/task/{taskId}"]["put"]["requestBody"]["content"]
+    assert update["application/xml"]["schema"]["$ref"] == "#/components/schemas/TaskUpdate"
+    operation_ids = {op["operationId"] for ops in schema["paths"].values() for op in ops.values()}
+    assert operation_ids == {
+        "createTasks", "getTask", "getNextTasks", "getPreviousTasks", "getJobTasks", "updateTask",
+        "addNextTasks", "addPreviousTasks", "deleteTask", "deleteNextTasks", "deletePreviousTasks",
+    }  # fmt: skip
+    assert all(op["security"] == [{"apiKey": []}] for ops in schema["paths"].values() for op in ops.values())
+    assert schema["components"]["securitySchemes"]["apiKey"] == {
+        **schema["components"]["securitySchemes"]["apiKey"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Auth-Token",
+    }
+    assert all(path.startswith("/tracking/") for path in schema["paths"]), "GraphQL has its own schema"
+    validate(schema)  # openapi-spec-validator: a valid OpenAPI 3.1 document
 
 
 async def test_checks_run_in_the_documented_order(small_limit_client):
