@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean vendor browser
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)
 	$(BIN)/tracking-gateway serve
 
-test: $(INSTALLED)
+# The page tests render in headless Chromium: Debian's package, installed when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: $(INSTALLED) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -28,6 +33,26 @@ lint: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -e ".[embedded,dev,bench]"
 	$(BIN)/python -m bench
+
+# Browser assets (GraphiQL, Swagger UI, ReDoc, …) come from the npm registry at the versions in
+# gateway/static/vendor/PACKAGES, with their licences, and are committed: the gateway serves them offline.
+VENDOR := gateway/static/vendor
+vendor:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	grep -v '^#' $(VENDOR)/PACKAGES | while read -r name version files; do \
+	  [ -n "$$name" ] || continue; \
+	  (cd "$$tmp" && npm pack --silent "$$name@$$version" >/dev/null && mkdir -p "$$name" && \
+	   tar -xzf "$$(echo "$$name" | tr -d @ | tr / -)-$$version.tgz" -C "$$name"); \
+	  rm -rf "$(VENDOR)/$$name"; mkdir -p "$(VENDOR)/$$name"; \
+	  for file in $$files; do cp "$$tmp/$$name/package/$$file" "$(VENDOR)/$$name/"; done; \
+	  cp "$$tmp/$$name/package/"LICEN[CS]E* "$(VENDOR)/$$name/" 2>/dev/null || true; \
+	  echo "$$name $$version" > "$(VENDOR)/$$name/VERSION"; \
+	  if [ "$$name" = redoc ]; then \
+	    sed -i 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:image/svg+xml,%3Csvg%2F%3E#' "$(VENDOR)/redoc/redoc.standalone.js"; \
+	    echo "patched: the Redocly logo it loads from a CDN is an inline empty image" >> "$(VENDOR)/redoc/VERSION"; \
+	  fi; \
+	  echo "vendored $$name@$$version"; \
+	done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 import graphql_schema
 import rest
@@ -26,6 +29,38 @@ def resolve_tokens(settings: Settings) -> TokenRegistry:
         return TokenRegistry(settings.api_tokens, settings.read_tokens)
     token, _ = generated_token(settings.data_dir)
     return TokenRegistry([token], settings.read_tokens)
+
+
+STATIC = Path(__file__).parent / "static"
+VENDOR = "/static/vendor"
+
+
+def install_pages(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, on assets served from gateway/static (no page needs the
+    internet: NFV networks often have none). GraphiQL is served by the GraphQL router."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} · Swagger UI",
+            swagger_js_url=f"{VENDOR}/swagger-ui-dist/swagger-ui-bundle.js",
+            swagger_css_url=f"{VENDOR}/swagger-ui-dist/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            # No validator badge (it calls validator.swagger.io); the token survives a reload.
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} · ReDoc",
+            redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
+            redoc_favicon_url="/static/favicon.svg",
+            with_google_fonts=False,
+        )
 
 
 def middleware_stack(settings: Settings) -> list[Middleware]:
@@ -71,6 +106,8 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         description="REST resources related with the execution and management of task.",
         lifespan=lifespan,
         middleware=middleware_stack(settings),
+        docs_url=None,  # served below, on the gateway's own assets
+        redoc_url=None,
     )
     app.state.settings = settings
     rest.install(app)
@@ -83,6 +120,7 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
     )
     app.state.tokens = resolve_tokens(settings)
     app.add_route("/metrics", metrics, include_in_schema=False)
+    install_pages(app)
     if backend is not None:
         app.state.store = backend.store
         app.state.backend = backend

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import orjson
 from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import HTTPException, Request, WebSocket
+from fastapi.responses import HTMLResponse
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -55,8 +57,15 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 _REJECTION = f"missing or unknown {TOKEN_HEADER}"
 
 
+GRAPHIQL_PAGE = (Path(__file__).parent / "graphiql.html").read_text()
+"""GraphiQL on assets the gateway serves itself (no CDN), asking for the token once."""
+
+
 class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_ws_handler_class = _LegacyWSHandler
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(GRAPHIQL_PAGE)
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
