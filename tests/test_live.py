@@ -114,9 +114,17 @@ async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_ex
 
 
 @contextlib.asynccontextmanager
-async def writing_history(*writers: HistoryWriter) -> AsyncIterator[list[asyncio.Task[None]]]:
+async def writing_history(raw_db: Any, *writers: HistoryWriter) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """The writers running, one of them leading with its change stream open (a first writer's history starts
+    when its stream opens)."""
     tasks = [asyncio.create_task(writer.run()) for writer in writers]
+
+    async def leading() -> bool:
+        lease = await raw_db.task_history_lease.find_one({"_id": "writer"})
+        return lease is not None and lease.get("resumeToken") is not None
+
     try:
+        await eventually(leading, what="a writer leading")
         yield tasks
     finally:
         for running in tasks:
@@ -132,7 +140,7 @@ async def test_the_history_of_a_task_through_its_status_changes_and_after_deleti
     app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
     transport = httpx.ASGITransport(app=app)
     async with (
-        writing_history(HistoryWriter(store._database, "solo", flush_s=0.2)),
+        writing_history(raw_db, HistoryWriter(store._database, "solo", flush_s=0.2)),
         httpx.AsyncClient(transport=transport, base_url="http://gw", headers=AUTH) as http,
     ):
         await http.post("/tracking/task", json={"tasks": [{"id": 7, "status": "READY", "job-id": "h"}]})
@@ -174,7 +182,7 @@ async def test_two_writers_racing_for_the_lease_write_each_change_once(mongo_uri
     first = HistoryWriter(store._database, "first", lease_s=1.0, flush_s=0.2)
     second = HistoryWriter(other._database, "second", lease_s=1.0, flush_s=0.2)
     try:
-        async with writing_history(first, second) as runs:
+        async with writing_history(raw_db, first, second) as runs:
             await store.create_tasks([task(id=i) for i in range(1, 21)])
             for i in range(1, 21):
                 await store.update_task(i, TaskPatch.model_validate({"status": "ONE"}))
@@ -205,7 +213,7 @@ async def test_a_lost_resume_point_is_recorded_as_a_gap(store, raw_db):
             "resumeToken": {"_data": "8200000001000000012B022C0100296E5A1004"},
         }
     )
-    async with writing_history(HistoryWriter(store._database, "after-gap", flush_s=0.2)):
+    async with writing_history(raw_db, HistoryWriter(store._database, "after-gap", flush_s=0.2)):
 
         async def gap_recorded() -> bool:
             return await raw_db.task_history.count_documents({"kind": "GAP"}) == 1
@@ -244,14 +252,22 @@ def three_members(tmp_path: Path) -> Iterator[str]:
 
 
 async def _initiate(hosts: list[str]) -> None:
+    for host in hosts:  # every member must listen before the set can be initiated
+        member: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(host, directConnection=True)
+        try:
+
+            async def answers(member: AsyncMongoClient[dict[str, Any]] = member) -> bool:
+                try:
+                    await member.admin.command("ping")
+                    return True
+                except PyMongoError:
+                    return False
+
+            await eventually(answers, timeout=60, what=f"mongod at {host}")
+        finally:
+            await member.close()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(hosts[0], directConnection=True)
     try:
-        for _ in range(600):
-            try:
-                await client.admin.command("ping")
-                break
-            except PyMongoError:
-                await asyncio.sleep(0.1)
         members = [{"_id": index, "host": host} for index, host in enumerate(hosts)]
         await client.admin.command("replSetInitiate", {"_id": "rsF", "members": members})
         for _ in range(600):
