@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypedDict
 
 from fastapi import FastAPI, Request
 from fastapi.middleware import Middleware
@@ -20,6 +21,7 @@ from gateway.backend import Backend
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from gateway.observability import HttpMetrics, metrics
 from gateway.settings import Settings
+from models import GraphStore
 from rest import TrackingGuard
 
 
@@ -82,23 +84,44 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
     ]
 
 
-def create_app(settings: Settings, backend: Backend | None = None, *, close_backend: bool = False) -> FastAPI:
-    """Build the app. Without `backend` the app opens its own at start-up and closes it at shutdown; with one,
-    it closes it at shutdown only when `close_backend` is set (the CLI opens it first to report start-up
-    errors in one line, and closes it here because uvicorn re-raises SIGTERM once it has served)."""
+class GatewayState(TypedDict):
+    """What the lifespan yields: Starlette hands it to every request as `request.state` (and ASGI middleware as
+    `scope["state"]`). The app keeps nothing else: no `app.state`."""
+
+    backend: Backend
+    store: GraphStore
+    tokens: TokenRegistry
+    settings: Settings
+
+
+@asynccontextmanager
+async def owned_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """A backend opened here, with what runs beside it (history writer, mongod supervision), closed here."""
+    backend = await Backend.open(settings)
+    backend.write_history()
+    backend.supervise(settings.embedded_restarts)
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@asynccontextmanager
+async def borrowed(backend: Backend) -> AsyncIterator[Backend]:
+    """A backend its opener runs and closes (the CLI, tests)."""
+    yield backend
+
+
+def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
+    """Build the app. Whoever opens the backend closes it: without `backend` the app's lifespan opens one and
+    closes it at shutdown; a given one is only used (the CLI opens it first, to report start-up errors in one
+    line, and closes it after serving)."""
+    tokens = resolve_tokens(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        current = backend if backend is not None else await Backend.open(settings)
-        app.state.store = current.store
-        app.state.backend = current
-        current.write_history()
-        try:
-            yield
-        finally:
-            await current.stop_writing_history()
-            if backend is None or close_backend:
-                await current.close()
+    async def lifespan(_: FastAPI) -> AsyncIterator[GatewayState]:
+        async with owned_backend(settings) if backend is None else borrowed(backend) as current:
+            yield {"backend": current, "store": current.store, "tokens": tokens, "settings": settings}
 
     app = FastAPI(
         title="NFVD tracking API",
@@ -109,7 +132,6 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         docs_url=None,  # served below, on the gateway's own assets
         redoc_url=None,
     )
-    app.state.settings = settings
     rest.install(app)
     graphql_schema.install(
         app,
@@ -118,27 +140,22 @@ def create_app(settings: Settings, backend: Backend | None = None, *, close_back
         max_tokens=settings.graphql_max_tokens,
         limits=settings.limits,
     )
-    app.state.tokens = resolve_tokens(settings)
     app.add_route("/metrics", metrics, include_in_schema=False)
     install_pages(app)
-    if backend is not None:
-        app.state.store = backend.store
-        app.state.backend = backend
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
         """Whether this process can serve, now or once MongoDB answers again: a gateway whose embedded mongod
         could not be kept running says no, so that its supervisor replaces it."""
-        current: Backend | None = getattr(request.app.state, "backend", None)
-        if current is not None and current.failure is not None:
-            return JSONResponse({"status": "failed", "reason": current.failure}, status_code=503)
+        failure = request.state.backend.failure
+        if failure is not None:
+            return JSONResponse({"status": "failed", "reason": failure}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         """Whether MongoDB answers a ping within a second: probes give up after a few."""
-        store = getattr(request.app.state, "store", None)
-        if store is not None and await store.is_ready(timeout_s=1.0):
+        if await request.state.store.is_ready(timeout_s=1.0):
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "unavailable", "reason": "MongoDB does not answer"}, status_code=503)
 

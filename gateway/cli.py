@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 import click
 import uvicorn
@@ -48,20 +50,31 @@ async def _open_backend(settings: Settings) -> Backend:
         sys.exit(1)
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn re-raises the signal that stopped it once it has shut down, which would end the process before
+    the gateway closed what it opened: here the gateway closes MongoDB, then exits by itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 async def _serve(settings: Settings) -> int:
     """Serve until stopped; the exit status is 1 when the embedded mongod could not be kept running."""
     backend = await _open_backend(settings)
-    app = create_app(settings, backend, close_backend=True)
-    server = uvicorn.Server(server_config(app, settings))
+    server = GatewayServer(server_config(create_app(settings, backend), settings))
 
     def stop_serving(_reason: str) -> None:
         server.should_exit = True
 
+    backend.write_history()
     backend.supervise(settings.embedded_restarts, stop_serving)
     try:
         await server.serve()
     finally:
-        await backend.close()  # a no-op after a normal shutdown; covers a failure to bind the port
+        await backend.close()
     return 1 if backend.failure is not None else 0
 
 

@@ -109,7 +109,7 @@ def _asks_for_graphiql(request: Request) -> bool:
 
 async def _context(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
     connection: Any = request if request is not None else websocket
-    state = connection.app.state
+    state = connection.state
     access = state.tokens.access(connection.headers.get(TOKEN_HEADER))
     authenticated = access is not None
     if request is not None and not authenticated and not _asks_for_graphiql(request):

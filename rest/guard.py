@@ -31,7 +31,7 @@ class TrackingGuard:
                 token = value.decode("latin-1")
             elif name == b"accept":
                 accept = value.decode("latin-1")
-        access = scope["app"].state.tokens.access(token)
+        access = scope["state"]["tokens"].access(token)
         if access is None:
             await error_response(403, "missing or unknown X-Auth-Token", accept)(scope, receive, send)
             return

@@ -72,7 +72,7 @@ PrevIdsQuery = Annotated[list[str] | None, Query(description="Previous taskId (p
 
 
 def _store(request: Request) -> GraphStore:
-    store: GraphStore = request.app.state.store
+    store: GraphStore = request.state.store
     return store
 
 

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import uvicorn
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from gateway.server import server_config
@@ -74,3 +76,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30, 
     while not await check():
         assert time.monotonic() < deadline, f"{what} did not hold within {timeout}s"
         await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def lifespan_client(app: FastAPI, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on `app` in this process, with the app's lifespan run around it (as a server runs it)."""
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gw", headers=headers or {}, timeout=60
+        ) as client:
+            yield client

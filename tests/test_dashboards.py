@@ -18,6 +18,7 @@ from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
 from models.graph import GraphCycle, critical_path, duration_ms
+from tests.helpers import lifespan_client
 
 TOKEN = "dashboard-token"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -26,8 +27,7 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 @pytest.fixture
 async def http(store, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, graphql_max_traversal=50, graphql_max_page=10)
-    transport = httpx.ASGITransport(app=create_app(settings, Backend(store=store)))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers={"X-Auth-Token": TOKEN}) as c:
+    async with lifespan_client(create_app(settings, Backend(store=store)), {"X-Auth-Token": TOKEN}) as c:
         yield c
 
 

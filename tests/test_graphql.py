@@ -18,7 +18,7 @@ from websockets.typing import Subprotocol
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
-from tests.helpers import assert_link_invariant, free_port
+from tests.helpers import assert_link_invariant, free_port, lifespan_client
 
 TOKEN = "graphql-token"
 TASK_FIELDS = """
@@ -68,8 +68,7 @@ def app_for(store, tmp_path, **bounds):
 
 @pytest.fixture
 async def http(store, tmp_path):
-    transport = httpx.ASGITransport(app=app_for(store, tmp_path))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers={"X-Auth-Token": TOKEN}) as c:
+    async with lifespan_client(app_for(store, tmp_path), {"X-Auth-Token": TOKEN}) as c:
         yield c
 
 
@@ -384,8 +383,7 @@ async def bounded(store, tmp_path):
     app = app_for(
         store, tmp_path, graphql_max_depth=4, graphql_max_aliases=3, graphql_max_tokens=60, graphql_max_traversal=4
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers={"X-Auth-Token": TOKEN}) as c:
+    async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as c:
         await rest_create(c, *({"id": i, "job-id": "six"} for i in range(1, 7)))
         for i in range(1, 6):
             await c.put(f"/tracking/task/{i}/next?nextTaskId={i + 1}")

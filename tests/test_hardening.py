@@ -24,7 +24,7 @@ from gateway.settings import load_settings
 from models import GraphStore, Limits
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, INT64_MAX, SERVER_ID_MAX
 from tests.conftest import TEST_DB
-from tests.helpers import served, task
+from tests.helpers import lifespan_client, served, task
 
 TOKEN = "hardening-token"
 AUTH = {"X-Auth-Token": TOKEN}
@@ -35,8 +35,7 @@ JSON = {"Content-Type": "application/json"}
 @asynccontextmanager
 async def gateway(store: GraphStore, tmp_path, **settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path, **settings), Backend(store=store))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers=AUTH, timeout=60) as client:
+    async with lifespan_client(app, AUTH) as client:
         yield client
 
 

@@ -27,7 +27,7 @@ from gateway.embedded import find_mongod_binary
 from gateway.settings import load_settings
 from models import GraphStore, HistoryWriter, StorageUnavailable, TaskPatch
 from tests.conftest import TEST_DB
-from tests.helpers import eventually, free_port, served, task
+from tests.helpers import eventually, free_port, lifespan_client, served, task
 
 TOKEN = "live-token"
 AUTH = {"X-Auth-Token": TOKEN}
@@ -138,10 +138,9 @@ async def history_of(raw_db, task_id: int) -> list[dict[str, Any]]:
 
 async def test_the_history_of_a_task_through_its_status_changes_and_after_deletion(store, raw_db, tmp_path):
     app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
-    transport = httpx.ASGITransport(app=app)
     async with (
         writing_history(raw_db, HistoryWriter(store._database, "solo", flush_s=0.2)),
-        httpx.AsyncClient(transport=transport, base_url="http://gw", headers=AUTH) as http,
+        lifespan_client(app, AUTH) as http,
     ):
         await http.post("/tracking/task", json={"tasks": [{"id": 7, "status": "READY", "job-id": "h"}]})
         for status in ("RUNNING", "DONE"):

@@ -23,7 +23,7 @@ from websockets.typing import Subprotocol
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
-from tests.helpers import eventually, free_port, served
+from tests.helpers import eventually, free_port, lifespan_client, served
 
 WRITER, READER = "writer-token", "reader-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -34,8 +34,7 @@ async def client(store, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(
         api_tokens=WRITER, read_tokens=READER, data_dir=tmp_path, cors_origins="https://dash.example"
     )
-    transport = httpx.ASGITransport(app=create_app(settings, Backend(store=store)))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+    async with lifespan_client(create_app(settings, Backend(store=store))) as http:
         yield http
 
 
@@ -121,7 +120,7 @@ async def test_a_dashboard_on_an_allowed_origin_gets_its_preflight_and_answers(c
 
 async def test_no_cross_origin_access_by_default(store, tmp_path):
     app = create_app(load_settings(api_tokens=WRITER, data_dir=tmp_path), Backend(store=store))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+    async with lifespan_client(app) as http:
         headers = {"Origin": "https://dash.example", "Access-Control-Request-Method": "GET"}
         preflight = await http.options("/tracking/task/1", headers=headers)
         assert "access-control-allow-origin" not in preflight.headers

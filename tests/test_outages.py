@@ -22,7 +22,7 @@ from gateway.embedded import EmbeddedMongo
 from gateway.settings import load_settings
 from models import GraphStore, InvalidOperation, StorageUnavailable, TaskPatch
 from tests.conftest import TEST_DB
-from tests.helpers import assert_link_invariant, eventually, free_port, task
+from tests.helpers import assert_link_invariant, eventually, free_port, lifespan_client, task
 
 TOKEN = "outage-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -72,8 +72,7 @@ async def test_with_mongodb_gone_every_operation_fails_fast(doomed):
 async def test_with_mongodb_gone_rest_answers_503_without_internals_and_queued_links_give_up(doomed, tmp_path):
     mongo, store = doomed
     app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers={"X-Auth-Token": TOKEN}) as http:
+    async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as http:
         kill(mongo)
         started = time.monotonic()
         answers = await asyncio.gather(
@@ -150,11 +149,8 @@ async def test_a_dead_embedded_mongod_is_restarted_then_given_up_on(tmp_path):
     failures: list[str] = []
     backend.supervise(max_restarts=1, on_failure=failures.append)
     app = create_app(settings, backend)
-    transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gw", headers={"X-Auth-Token": TOKEN}
-        ) as http:
+        async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as http:
             await http.post("/tracking/task", json={"tasks": [{"id": 1}]})
             assert backend.embedded is not None
             first_pid = backend.embedded.process.pid

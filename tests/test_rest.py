@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
-from tests.helpers import assert_link_invariant
+from tests.helpers import assert_link_invariant, lifespan_client
 
 TOKEN = "test-token"
 XML = {"Content-Type": "application/xml", "Accept": "application/xml"}
@@ -52,10 +52,8 @@ EVERY_FIELD = {
 }
 
 
-def make_client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://gateway", headers={"X-Auth-Token": TOKEN}
-    )
+def make_client(app):
+    return lifespan_client(app, {"X-Auth-Token": TOKEN})
 
 
 @pytest.fixture
