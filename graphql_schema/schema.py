@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
+from typing import Annotated, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -21,11 +22,11 @@ from graphql_schema.types import (
     Job,
     JobConnection,
     JobFilter,
-    Task,
     TaskChange,
     TaskEvent,
     TaskInput,
-    TaskPatch,
+    TaskPatchInput,
+    TaskType,
     as_changes,
     as_event,
     as_task,
@@ -36,20 +37,19 @@ from graphql_schema.types import (
     patch_fields,
     read_field,
 )
-from models import GraphError, TaskCreate, parse_task_id
+from models import GraphError, TaskCreate, TaskPatch, parse_task_id
 from models import JobFilter as StoredJobFilter
-from models import TaskPatch as StoredTaskPatch
 
 
 @strawberry.type
 class Query:
     @strawberry.field(description="The task with this id, or null.")
-    async def task(self, info: Info[Context, None], id: strawberry.ID) -> Task | None:
+    async def task(self, info: Info[Context, None], id: strawberry.ID) -> TaskType | None:
         doc = await info.context.tasks.load(parse_task_id(id, "id"))
         return as_task(doc) if doc is not None else None
 
     @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
-    async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Task | None]:
+    async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[TaskType | None]:
         info.context.store.limits.refuse_long_list(ids, "ids")
         docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
         return [as_task(doc) if doc is not None else None for doc in docs]
@@ -80,6 +80,38 @@ class Query:
         return job_connection(page)
 
 
+_R = TypeVar("_R", bound=Callable[..., Awaitable[object]])
+
+
+def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType]]]:
+    """The resolver of addNexts or addPrevious."""
+
+    async def add(info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID]) -> list[TaskType]:
+        store = info.context.store
+        docs = await getattr(store, f"add_{links}")(parse_task_id(id, "id"), store.limits.task_ids(ids, argument))
+        return as_tasks(docs)
+
+    return _named_ids(add, argument)
+
+
+def _removing(links: str, argument: str) -> Callable[..., Awaitable[bool]]:
+    """The resolver of removeNexts or removePrevious."""
+
+    async def remove(info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID]) -> bool:
+        store = info.context.store
+        await getattr(store, f"remove_{links}")(parse_task_id(id, "id"), store.limits.task_ids(ids, argument))
+        return True
+
+    return _named_ids(remove, argument)
+
+
+def _named_ids(resolver: _R, argument: str) -> _R:
+    """The resolver's `ids` argument as GraphQL names it (nextIds, previousIds). Set as an object, not in the
+    signature: this module's annotations are strings, evaluated where the closure's name is unknown."""
+    resolver.__annotations__["ids"] = Annotated[list[strawberry.ID], strawberry.argument(name=argument)]
+    return resolver
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create tasks (and their nested nexts), all or nothing.")
@@ -87,7 +119,7 @@ class Mutation:
         self,
         info: Info[Context, None],
         tasks: list[TaskInput],  # type: ignore[valid-type]
-    ) -> list[Task]:
+    ) -> list[TaskType]:
         raw = [creation_fields(task, f"tasks[{index}]") for index, task in enumerate(tasks)]
         info.context.store.limits.refuse_oversized_creation(raw)
         specs = [TaskCreate.model_validate(fields) for fields in raw]
@@ -100,10 +132,10 @@ class Mutation:
         self,
         info: Info[Context, None],
         id: strawberry.ID,
-        patch: TaskPatch,  # type: ignore[valid-type]
-    ) -> Task:
+        patch: TaskPatchInput,  # type: ignore[valid-type]
+    ) -> TaskType:
         doc = await info.context.store.update_task(
-            parse_task_id(id, "id"), StoredTaskPatch.model_validate(patch_fields(patch))
+            parse_task_id(id, "id"), TaskPatch.model_validate(patch_fields(patch))
         )
         info.context.remember([doc])
         return as_task(doc)
@@ -113,45 +145,21 @@ class Mutation:
         await info.context.store.delete_task(parse_task_id(id, "id"))
         return True
 
-    @strawberry.mutation(description="Link the task to each next task; returns all its next tasks.")
-    async def add_nexts(
-        self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]
-    ) -> list[Task]:
-        docs = await info.context.store.add_nexts(
-            parse_task_id(id, "id"), info.context.store.limits.task_ids(next_ids, "nextIds")
-        )
-        return as_tasks(docs)
-
-    @strawberry.mutation(description="Unlink the task from each next task (a missing link is no error).")
-    async def remove_nexts(self, info: Info[Context, None], id: strawberry.ID, next_ids: list[strawberry.ID]) -> bool:
-        await info.context.store.remove_nexts(
-            parse_task_id(id, "id"), info.context.store.limits.task_ids(next_ids, "nextIds")
-        )
-        return True
-
-    @strawberry.mutation(description="Link each previous task to the task; returns all its previous tasks.")
-    async def add_previous(
-        self,
-        info: Info[Context, None],
-        id: strawberry.ID,
-        previous_ids: list[strawberry.ID],
-    ) -> list[Task]:
-        docs = await info.context.store.add_previous(
-            parse_task_id(id, "id"), info.context.store.limits.task_ids(previous_ids, "previousIds")
-        )
-        return as_tasks(docs)
-
-    @strawberry.mutation(description="Unlink each previous task from the task (a missing link is no error).")
-    async def remove_previous(
-        self,
-        info: Info[Context, None],
-        id: strawberry.ID,
-        previous_ids: list[strawberry.ID],
-    ) -> bool:
-        await info.context.store.remove_previous(
-            parse_task_id(id, "id"), info.context.store.limits.task_ids(previous_ids, "previousIds")
-        )
-        return True
+    add_nexts: list[TaskType] = strawberry.mutation(
+        resolver=_adding("nexts", "nextIds"), description="Link the task to each next task; returns all its next tasks."
+    )
+    remove_nexts: bool = strawberry.mutation(
+        resolver=_removing("nexts", "nextIds"),
+        description="Unlink the task from each next task (a missing link is no error).",
+    )
+    add_previous: list[TaskType] = strawberry.mutation(
+        resolver=_adding("previous", "previousIds"),
+        description="Link each previous task to the task; returns all its previous tasks.",
+    )
+    remove_previous: bool = strawberry.mutation(
+        resolver=_removing("previous", "previousIds"),
+        description="Unlink each previous task from the task (a missing link is no error).",
+    )
 
 
 @strawberry.type

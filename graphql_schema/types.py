@@ -1,6 +1,7 @@
-"""The GraphQL types (CONTRACT §4): Task with its traversals, Job, Edge, StatusCount, TaskEvent, the inputs.
+"""The GraphQL types: Task with its traversals, Job, Edge, StatusCount, TaskEvent, the inputs. Python names end
+in Type or Input where models/ has a class of the same name (the schema keeps the plain names).
 
-Task field names are the contract's hyphenated names in camelCase; the classes holding them are generated from
+TaskType field names are the contract's hyphenated names in camelCase; the classes holding them are generated from
 `models.task.CLIENT_FIELDS` so the REST and GraphQL shapes cannot drift apart.
 """
 
@@ -77,7 +78,7 @@ def _generated(name: str, fields: dict[str, Any], default: Any) -> type:
 
 _CLIENT_FIELD_TYPES = {python: _graphql_type(api) for python, api in CLIENT_FIELDS.items()}
 
-# ---- Task -------------------------------------------------------------------------------------------------------
+# ---- TaskType -------------------------------------------------------------------------------------------------------
 
 TaskFields = strawberry.type(
     _generated(
@@ -139,7 +140,7 @@ async def _load_linked(info: Info[Context, None], ids: list[int], selection: Sel
     return [doc for doc in docs if doc is not None and selection.keeps(doc)]
 
 
-def _neighbours(direction: str) -> Callable[..., list[Task] | Awaitable[list[Task]]]:
+def _neighbours(direction: str) -> Callable[..., list[TaskType] | Awaitable[list[TaskType]]]:
     """The resolver of `nexts` or `previous`."""
 
     def resolve(
@@ -148,13 +149,13 @@ def _neighbours(direction: str) -> Callable[..., list[Task] | Awaitable[list[Tas
         status: StatusFilter = None,
         status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
-    ) -> list[Task] | Awaitable[list[Task]]:
+    ) -> list[TaskType] | Awaitable[list[TaskType]]:
         return _linked(task, info, direction, Selection(status, status_not, type_))  # type: ignore[return-value]
 
     return resolve
 
 
-def _reachable(direction: str) -> Callable[..., Awaitable[list[Task]]]:
+def _reachable(direction: str) -> Callable[..., Awaitable[list[TaskType]]]:
     """The resolver of `descendants` (over nexts) or `ancestors` (over previous)."""
 
     async def resolve(
@@ -164,7 +165,7 @@ def _reachable(direction: str) -> Callable[..., Awaitable[list[Task]]]:
         status: StatusFilter = None,
         status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
-    ) -> list[Task]:
+    ) -> list[TaskType]:
         found = await _walk(task, info, direction, max_depth, Selection(status, status_not, type_))
         return as_tasks(found)
 
@@ -202,7 +203,7 @@ async def _blocked_by(
     transitive: Annotated[
         bool, strawberry.argument(description="every upstream task not done, nearest first; else direct ones")
     ] = False,
-) -> list[Task]:
+) -> list[TaskType]:
     """Answers "why is this task not running?": the previous tasks whose status is not done."""
     not_done = Selection(status_not=list(info.context.store.done_statuses))
     if transitive:
@@ -246,28 +247,28 @@ async def _history(task: strawberry.Parent[TaskDoc], info: Info[Context, None]) 
     return as_changes(await info.context.store.task_history(task["_id"]))
 
 
-@strawberry.type(description="A workflow execution task; its links lead to other tasks.")
-class Task(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is generated from CLIENT_FIELDS
+@strawberry.type(name="Task", description="A workflow execution task; its links lead to other tasks.")
+class TaskType(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is generated from CLIENT_FIELDS
     """Never instantiated: the value of a Task is its stored document, read through `read_field`."""
 
     # Strawberry's stubs type a field with a resolver as StrawberryField, not as the value it resolves to.
-    nexts: list[Task] = strawberry.field(  # type: ignore[assignment]
+    nexts: list[TaskType] = strawberry.field(  # type: ignore[assignment]
         resolver=_neighbours("nexts"), description="Direct next tasks, by id."
     )
-    previous: list[Task] = strawberry.field(  # type: ignore[assignment]
+    previous: list[TaskType] = strawberry.field(  # type: ignore[assignment]
         resolver=_neighbours("previous"), description="Direct previous tasks, by ascending id."
     )
-    descendants: list[Task] = strawberry.field(
+    descendants: list[TaskType] = strawberry.field(
         resolver=_reachable("nexts"), description="Every task downstream, breadth-first, each once, this task excluded."
     )
-    ancestors: list[Task] = strawberry.field(
+    ancestors: list[TaskType] = strawberry.field(
         resolver=_reachable("previous"),
         description="Every task upstream, breadth-first, each once, this task excluded.",
     )
     history: list[TaskChange] = strawberry.field(
         resolver=_history, description="Every recorded change of the task, oldest first (TRACKING_HISTORY_DAYS)."
     )
-    blocked_by: list[Task] = strawberry.field(
+    blocked_by: list[TaskType] = strawberry.field(
         resolver=_blocked_by,
         description="The previous tasks whose status is not done (TRACKING_DONE_STATUSES): why this one waits.",
     )
@@ -277,12 +278,12 @@ class Task(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is gener
         return isinstance(obj, dict)
 
 
-def as_tasks(docs: list[TaskDoc]) -> list[Task]:
+def as_tasks(docs: list[TaskDoc]) -> list[TaskType]:
     """Stored documents, typed as the GraphQL Task they are served as."""
     return docs  # type: ignore[return-value]
 
 
-def as_task(doc: TaskDoc) -> Task:
+def as_task(doc: TaskDoc) -> TaskType:
     return doc  # type: ignore[return-value]
 
 
@@ -350,7 +351,7 @@ class PageInfo:
 @strawberry.type
 class TaskEdge:
     cursor: str
-    node: Task
+    node: TaskType
 
 
 @strawberry.type(description="A page of tasks by ascending id.")
@@ -386,7 +387,7 @@ class Job:
         status: StatusFilter = None,
         status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
-    ) -> list[Task]:
+    ) -> list[TaskType]:
         selection = Selection(status, status_not, type_)
         docs = await self._every_task(info)
         return as_tasks([doc for doc in docs if (root_ is None or doc.get("root") is root_) and selection.keeps(doc)])
@@ -397,7 +398,7 @@ class Job:
         return docs
 
     @strawberry.field(description="The job's root tasks.")
-    async def roots(self, info: Info[Context, None]) -> list[Task]:
+    async def roots(self, info: Info[Context, None]) -> list[TaskType]:
         return as_tasks([doc for doc in await self._every_task(info) if doc.get("root") is True])
 
     @strawberry.field(description="Every link between two tasks of the job.")
@@ -447,7 +448,7 @@ class Job:
         "no next in it, with the largest total duration (finish - start; now - start while running; 0 without a "
         "start). Among equal chains, lower ids win. An error naming a task on the cycle if the links hold one."
     )
-    async def critical_path(self, info: Info[Context, None]) -> list[Task]:
+    async def critical_path(self, info: Info[Context, None]) -> list[TaskType]:
         return as_tasks(await info.context.store.critical_path(self.id, info.context.max_traversal))
 
 
@@ -490,7 +491,7 @@ def job_connection(page: JobsPage) -> JobConnection:
 class TaskEvent:
     kind: TaskEventKindEnum  # type: ignore[valid-type]
     task_id: strawberry.ID
-    task: Task | None = strawberry.field(description="The task after the change; null once deleted.")
+    task: TaskType | None = strawberry.field(description="The task after the change; null once deleted.")
     cursor: str = strawberry.field(description="Subscribe with after: this to get every event after this one.")
     at: datetime = strawberry.field(description="When MongoDB recorded the change.")
     changed_fields: list[str] = strawberry.field(
@@ -519,7 +520,7 @@ TaskInput = strawberry.input(
     ),
     description="A task to create; `nexts` are created too and linked after it.",
 )
-TaskPatch = strawberry.input(
+TaskPatchInput = strawberry.input(
     _generated("TaskPatch", {"id": strawberry.ID | None, **_CLIENT_FIELD_TYPES}, strawberry.UNSET),
     description="Fields given replace stored values, null clears, absent fields stay.",
 )

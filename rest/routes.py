@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -67,8 +68,6 @@ StatusQuery = Annotated[
     list[str] | None, Query(description="status (repeat the parameter for several: status=aaa&status=bbb)")
 ]
 TypeQuery = Annotated[str | None, Query(description="type")]
-NextIdsQuery = Annotated[list[str] | None, Query(description="Next taskId (nextTaskId=aaa&nextTaskId=bbb)")]
-PrevIdsQuery = Annotated[list[str] | None, Query(description="Previous taskId (prevTaskId=aaa&prevTaskId=bbb)")]
 
 
 def _store(request: Request) -> GraphStore:
@@ -152,36 +151,6 @@ async def get_task(request: Request, taskId: TaskIdPath) -> Response:
 
 
 @router.get(
-    "/task/{taskId}/next",
-    summary="Get nexts Tasks from taskId",
-    responses=answers(200, "Next task found", Tasks, 400, 404),
-)
-async def get_nexts(
-    request: Request,
-    taskId: TaskIdPath,
-    status: StatusQuery = None,
-    type: TypeQuery = None,
-) -> Response:
-    store = _store(request)
-    return await _tasks_response(store, await store.list_nexts(taskId, status, type), _format(request))
-
-
-@router.get(
-    "/task/{taskId}/previous",
-    summary="Get previous Tasks from taskId",
-    responses=answers(200, "Previous task found", Tasks, 400, 404),
-)
-async def get_previous(
-    request: Request,
-    taskId: TaskIdPath,
-    status: StatusQuery = None,
-    type: TypeQuery = None,
-) -> Response:
-    store = _store(request)
-    return await _tasks_response(store, await store.list_previous(taskId, status, type), _format(request))
-
-
-@router.get(
     "/{jobId}/task/roots",
     summary="Return the tasks of the job (including roots or not)",
     responses=answers(200, "Tasks readed", Tasks, 400),
@@ -210,38 +179,6 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     return await _task_response(store, await store.update_task(taskId, patch), _format(request))
 
 
-@router.put(
-    "/task/{taskId}/next",
-    summary="Add next tasks to taskId",
-    responses=answers(200, "Next tasks successfully added", Tasks, 400, 404),
-)
-async def add_nexts(
-    request: Request,
-    taskId: TaskIdPath,
-    nextTaskId: NextIdsQuery = None,
-) -> Response:
-    store = _store(request)
-    return await _tasks_response(
-        store, await store.add_nexts(taskId, _task_ids(request, "nextTaskId", nextTaskId)), _format(request)
-    )
-
-
-@router.put(
-    "/task/{taskId}/previous",
-    summary="Add previous tasks to taskId",
-    responses=answers(200, "Previous tasks successfully added", Tasks, 400, 404),
-)
-async def add_previous(
-    request: Request,
-    taskId: TaskIdPath,
-    prevTaskId: PrevIdsQuery = None,
-) -> Response:
-    store = _store(request)
-    return await _tasks_response(
-        store, await store.add_previous(taskId, _task_ids(request, "prevTaskId", prevTaskId)), _format(request)
-    )
-
-
 @router.delete(
     "/task/{taskId}",
     summary="Delete existing task",
@@ -253,31 +190,63 @@ async def delete_task(request: Request, taskId: TaskIdPath) -> Response:
     return Response(status_code=204)
 
 
-@router.delete(
-    "/task/{taskId}/next",
-    summary="Delete next tasks in taskId",
-    status_code=204,
-    responses=answers(204, "Next tasks successfully deleted", None, 400, 404),
-)
-async def remove_nexts(
-    request: Request,
-    taskId: TaskIdPath,
-    nextTaskId: NextIdsQuery = None,
-) -> Response:
-    await _store(request).remove_nexts(taskId, _task_ids(request, "nextTaskId", nextTaskId))
-    return Response(status_code=204)
+@dataclass(frozen=True)
+class _Direction:
+    """The /next or /previous operations: the same three, mirrored."""
+
+    segment: str  # next, previous
+    links: str  # the store's name for them: nexts, previous
+    parameter: str  # nextTaskId, prevTaskId
+    noun: str  # how the legacy summaries call them
 
 
-@router.delete(
-    "/task/{taskId}/previous",
-    summary="Delete previous tasks in taskId",
-    status_code=204,
-    responses=answers(204, "Previous tasks successfully deleted", None, 400, 404),
-)
-async def remove_previous(
-    request: Request,
-    taskId: TaskIdPath,
-    prevTaskId: PrevIdsQuery = None,
-) -> Response:
-    await _store(request).remove_previous(taskId, _task_ids(request, "prevTaskId", prevTaskId))
-    return Response(status_code=204)
+def _install_link_routes(direction: _Direction) -> None:
+    """GET, PUT and DELETE /task/{taskId}/{next|previous}, with the legacy summaries and operation names."""
+    path, links, parameter = f"/task/{{taskId}}/{direction.segment}", direction.links, direction.parameter
+    Ids = Annotated[list[str] | None, Query(alias=parameter, description=f"{direction.noun} taskId")]
+
+    async def list_linked(
+        request: Request, taskId: TaskIdPath, status: StatusQuery = None, type: TypeQuery = None
+    ) -> Response:
+        store = _store(request)
+        docs = await getattr(store, f"list_{links}")(taskId, status, type)
+        return await _tasks_response(store, docs, _format(request))
+
+    async def add_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
+        store = _store(request)
+        docs = await getattr(store, f"add_{links}")(taskId, _task_ids(request, parameter, ids))
+        return await _tasks_response(store, docs, _format(request))
+
+    async def remove_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
+        await getattr(_store(request), f"remove_{links}")(taskId, _task_ids(request, parameter, ids))
+        return Response(status_code=204)
+
+    # Set as objects: this module's annotations are strings, evaluated where `Ids` (a local) is unknown.
+    add_links.__annotations__["ids"] = remove_links.__annotations__["ids"] = Ids
+    noun, plural = direction.noun, "nexts" if direction.segment == "next" else "previous"
+    router.get(
+        path,
+        name=f"get_{links}",
+        summary=f"Get {plural} Tasks from taskId",
+        responses=answers(200, f"{noun} task found", Tasks, 400, 404),
+    )(list_linked)
+    router.put(
+        path,
+        name=f"add_{links}",
+        summary=f"Add {direction.segment} tasks to taskId",
+        responses=answers(200, f"{noun} tasks successfully added", Tasks, 400, 404),
+    )(add_links)
+    router.delete(
+        path,
+        name=f"remove_{links}",
+        summary=f"Delete {direction.segment} tasks in taskId",
+        status_code=204,
+        responses=answers(204, f"{noun} tasks successfully deleted", None, 400, 404),
+    )(remove_links)
+
+
+for _direction in (
+    _Direction("next", "nexts", "nextTaskId", "Next"),
+    _Direction("previous", "previous", "prevTaskId", "Previous"),
+):
+    _install_link_routes(_direction)

@@ -1,7 +1,10 @@
-"""One real mongod (the embedded one) for the whole test session, in a temp dir; a clean database per test."""
+"""One real MongoDB for the whole test session, a clean database per test: the embedded mongod in a temp dir,
+or the replica set TRACKING_TEST_MONGODB_URI names (say, on a machine where the embedded binary cannot run:
+macOS, ARM). Tests that are about the embedded mongod, or that need processes of their own, still start them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +19,10 @@ TEST_DB = "tracking_test"
 
 @pytest.fixture(scope="session")
 async def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    given = os.environ.get("TRACKING_TEST_MONGODB_URI")
+    if given:
+        yield given
+        return
     mongo = EmbeddedMongo(tmp_path_factory.mktemp("mongo-data"), cache_size_gb=0.5)
     uri = await mongo.start()
     yield uri

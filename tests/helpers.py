@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pymongo.read_concern import ReadConcern
 
 from gateway.server import server_config
 from gateway.settings import Settings
@@ -87,3 +88,27 @@ async def lifespan_client(app: FastAPI, headers: dict[str, str] | None = None) -
             transport=transport, base_url="http://gw", headers=headers or {}, timeout=60
         ) as client:
             yield client
+
+
+async def change_streams_open(raw_db: Any) -> int:
+    """How many change streams are open on the test database's tasks (a subscription's, a history writer's)."""
+    change_stream = "cursor.originatingCommand.pipeline.0.$changeStream"
+    pipeline = [
+        {"$currentOp": {"idleCursors": True, "allUsers": True}},
+        {"$match": {"ns": f"{raw_db.name}.tasks", change_stream: {"$exists": True}}},
+    ]
+    admin = raw_db.client.get_database("admin", read_concern=ReadConcern("local"))  # $currentOp reads locally
+    return len(await (await admin.aggregate(pipeline)).to_list(None))
+
+
+@asynccontextmanager
+async def new_change_stream(raw_db: Any) -> AsyncIterator[None]:
+    """Around subscribing: returns once the server has opened the subscription's change stream, so that
+    changes made next are the subscription's to see."""
+    before = await change_streams_open(raw_db)
+    yield
+
+    async def opened() -> bool:
+        return await change_streams_open(raw_db) > before
+
+    await eventually(opened, what="the subscription's change stream")

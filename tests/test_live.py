@@ -27,7 +27,7 @@ from gateway.embedded import find_mongod_binary
 from gateway.settings import load_settings
 from models import GraphStore, HistoryWriter, StorageUnavailable, TaskPatch
 from tests.conftest import TEST_DB
-from tests.helpers import eventually, free_port, lifespan_client, served, task
+from tests.helpers import eventually, free_port, lifespan_client, new_change_stream, served, task
 
 TOKEN = "live-token"
 AUTH = {"X-Auth-Token": TOKEN}
@@ -43,14 +43,19 @@ async def live(store, tmp_path) -> AsyncIterator[int]:
 
 
 @contextlib.asynccontextmanager
-async def subscription(port: int, variables: dict[str, Any]) -> AsyncIterator[ClientConnection]:
+async def subscription(port: int, variables: dict[str, Any], streams_of: Any = None) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws subscription to taskEvents; with `streams_of` (the database), once the server's
+    change stream is open."""
     query = f"subscription($jobId: String, $after: String) {{ taskEvents(jobId: $jobId, after: $after) {{ {EVENT} }} }}"
     async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
         payload = {"query": query, "variables": variables}
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-        await asyncio.sleep(0.5)  # the server opens its change stream
+        if streams_of is None:
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        else:
+            async with new_change_stream(streams_of):
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
         yield ws
 
 
@@ -71,7 +76,7 @@ async def no_event(ws: ClientConnection, within: float = 1.5) -> None:
 
 async def test_resuming_after_a_disconnect_delivers_exactly_the_missed_events_in_order(live, raw_db):
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
-        async with subscription(live, {"jobId": "live"}) as ws:
+        async with subscription(live, {"jobId": "live"}, raw_db) as ws:
             await rest.post("/tracking/task", json={"tasks": [{"id": 1, "job-id": "live", "status": "READY"}]})
             first = await next_event(ws)
         assert first["kind"] == "CREATED" and first["taskId"] == "1"
@@ -83,7 +88,7 @@ async def test_resuming_after_a_disconnect_delivers_exactly_the_missed_events_in
         await rest.post("/tracking/task", json={"tasks": [{"id": 3, "job-id": "elsewhere"}]})
         await rest.delete("/tracking/task/1")
 
-        async with subscription(live, {"jobId": "live", "after": first["cursor"]}) as ws:
+        async with subscription(live, {"jobId": "live", "after": first["cursor"]}, raw_db) as ws:
             missed = [await next_event(ws) for _ in range(3)]
             assert [(e["kind"], e["taskId"]) for e in missed] == [("UPDATED", "1"), ("CREATED", "2"), ("DELETED", "1")]
             assert missed[0]["changedFields"] == ["status", "updateTimestamp"]
@@ -285,7 +290,7 @@ async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_ele
         await store.create_tasks([task(id=1, job_id="f", status="BEFORE")])
         async with (
             served(create_app(settings, Backend(store=store)), settings) as port,
-            subscription(port, {"jobId": "f"}) as ws,
+            subscription(port, {"jobId": "f"}, store._database) as ws,
         ):
             await store.update_task(1, TaskPatch.model_validate({"status": "STILL BEFORE"}))
             assert (await next_event(ws))["task"] == {"status": "STILL BEFORE"}

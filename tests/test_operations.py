@@ -23,7 +23,7 @@ from websockets.typing import Subprotocol
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
-from tests.helpers import eventually, free_port, lifespan_client, served
+from tests.helpers import eventually, free_port, lifespan_client, new_change_stream, served
 
 WRITER, READER = "writer-token", "reader-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -87,8 +87,8 @@ async def test_a_read_token_subscribes(store, tmp_path, raw_db):
         await ws.send(json.dumps({"type": "connection_init", "payload": as_(READER)}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         subscribe = {"query": "subscription { taskEvents { kind taskId } }"}
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
-        await asyncio.sleep(0.5)
+        async with new_change_stream(raw_db):
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
         await raw_db.tasks.insert_one({"_id": Int64(2**40), "nexts": [], "previous": []})
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert message["payload"]["data"]["taskEvents"] == {"kind": "CREATED", "taskId": str(2**40)}
