@@ -1,4 +1,10 @@
-"""Beanie documents and the graph store: the only code that talks to MongoDB."""
+"""Beanie documents and the graph store: the only code that talks to MongoDB.
+
+Beanie's role is declaration: `models.task.TaskRecord` and `TaskCounter` name the collections and their
+indexes, and `models.layout` derives the validator and the read rule from the same field declarations. Beanie
+is not initialised and reads bypass it: re-validating every document MongoDB returns was the largest cost on
+read paths, and `models.layout.readable_task` is the cheap, tolerant rule the stored layout needs instead.
+"""
 
 from models.check import CheckReport
 from models.connection import TransactionsUnsupported, initiate_single_node_replica_set
