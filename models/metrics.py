@@ -1,4 +1,4 @@
-"""What the graph store reports to /metrics (Prometheus): MongoDB failures and the wait for the link queue.
+"""What the graph store reports to /metrics (Prometheus): MongoDB failures and the wait for the link queues.
 The gateway's HTTP and GraphQL metrics live beside their front ends; all share the default registry."""
 
 from __future__ import annotations
@@ -12,6 +12,6 @@ MONGODB_FAILURES = Counter(
 )
 LINK_QUEUE_WAIT = Histogram(
     "tracking_link_queue_wait_seconds",
-    "Time link additions waited for this process's link queue before their transaction.",
+    "Time link additions waited for this process's queues of their tasks' jobs before their transaction.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

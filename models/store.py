@@ -74,6 +74,7 @@ from models.jobs import (
 )
 from models.layout import Database, MongoClient, TaskDoc, readable_task, readable_tasks
 from models.limits import Limits
+from models.locks import JobQueues, link_lock_id
 from models.metrics import LINK_QUEUE_WAIT, MONGODB_FAILURES
 from models.task import (
     COUNTER_FOLLOWS_IDS_UP_TO,
@@ -93,10 +94,6 @@ DEFAULT_DONE_STATUSES = ("DONE", "COMPLETED", "SUCCEEDED", "SUCCESS", "FINISHED"
 """Statuses that mean a task finished and blocks nothing (TRACKING_DONE_STATUSES), compared case-sensitively."""
 
 TASK_COUNTER = "tasks"
-LINK_COUNTER = "task-links"
-"""Bumped by every link-adding transaction: two concurrent additions that together would close a cycle
-(a->b while b~>c, and c->a) touch no common task, so without one shared write MongoDB's snapshot isolation
-would let both commit. The write conflict on this document serialises them and the loser re-checks."""
 
 _SERVER_ASSIGNED_ID_RETRIES = 3
 _LIST_BATCH_SIZE = 100_000  # lists come back in as few round trips as 16 MiB batches allow
@@ -247,9 +244,7 @@ class GraphStore:
         self.timeout_s = timeout_s
         self.done_statuses = frozenset(done_statuses)
         self.full_document = full_document_mode(keeps_images=False)
-        # Link additions are serialised anyway (LINK_COUNTER); queueing them here first turns the write
-        # conflicts, aborts and back-off between this process's own requests into a plain wait.
-        self._link_lock = asyncio.Lock()
+        self._link_queues = JobQueues()
 
     @classmethod
     async def open(
@@ -322,8 +317,8 @@ class GraphStore:
         return readable_tasks(await cursor.sort("_id", ASCENDING).to_list(None))
 
     async def _require_ids(self, ids: Collection[int], session: AsyncClientSession | None = None) -> dict[int, TaskDoc]:
-        """Link arrays of the given tasks, raising TaskNotFound naming every id that does not exist."""
-        projection = {"nexts": 1, "previous": 1}
+        """Link arrays and jobs of the given tasks, raising TaskNotFound naming every id that does not exist."""
+        projection = {"nexts": 1, "previous": 1, "job-id": 1}
         cursor = self._tasks.find({"_id": {"$in": list(ids)}}, projection, session=session)
         found = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
         missing = set(ids) - found.keys()
@@ -633,11 +628,26 @@ class GraphStore:
         update: dict[str, Any] = {"$set": to_set}
         if to_unset:
             update["$unset"] = to_unset
-        doc = await self._tasks.find_one_and_update({"_id": task_id}, update, return_document=ReturnDocument.AFTER)
+        if "job-id" in values:
+            doc = await self._in_transaction(lambda session: self._move_to_job(task_id, update, session))
+        else:
+            doc = await self._tasks.find_one_and_update({"_id": task_id}, update, return_document=ReturnDocument.AFTER)
         readable = readable_task(doc) if doc is not None else None
         if readable is None:
             raise TaskNotFound([task_id])
         return readable
+
+    async def _move_to_job(self, task_id: int, update: dict[str, Any], session: AsyncClientSession) -> TaskDoc | None:
+        """An update that may change the task's job also bumps the link locks of its old and new job."""
+        before = await self._tasks.find_one({"_id": task_id}, {"job-id": 1}, session=session)
+        readable = readable_task(before) if before is not None else None
+        if readable is None:
+            return None
+        new_job = update["$set"].get("job-id")  # absent when the patch clears it
+        await self._bump_link_locks({readable.get("job-id"), new_job}, session)
+        return await self._tasks.find_one_and_update(
+            {"_id": task_id}, update, return_document=ReturnDocument.AFTER, session=session
+        )
 
     # ---- links ----------------------------------------------------------------------------------------------
 
@@ -652,56 +662,76 @@ class GraphStore:
         return await self._add_links(task_id, [(other, task_id) for other in previous_ids], "previous")
 
     async def _add_links(self, anchor: int, pairs: list[tuple[int, int]], listing: str) -> list[TaskDoc]:
+        """Add the links in one transaction that refuses cycles and bumps the lock documents of every job it
+        read (models.locks explains why that keeps concurrent additions from closing a cycle)."""
         _refuse_self_links(pairs)
+        involved = {task_id for pair in pairs for task_id in pair}
 
         async def work(session: AsyncClientSession) -> list[TaskDoc]:
-            await self._counters.update_one({"_id": LINK_COUNTER}, {"$inc": {"seq": 1}}, upsert=True, session=session)
-            involved = {task_id for pair in pairs for task_id in pair}
             docs = await self._require_ids(involved, session)
             new_pairs = [(a, b) for a, b in dict.fromkeys(pairs) if b not in (docs[a].get("nexts") or [])]
             if new_pairs:
-                await self._refuse_cycles(new_pairs, session)
+                jobs_read = await self._refuse_cycles(new_pairs, session)
+                await self._bump_link_locks(jobs_read | {doc.get("job-id") for doc in docs.values()}, session)
                 await self._tasks.bulk_write(_link_updates(new_pairs, "$addToSet"), ordered=True, session=session)
             anchor_doc = await self._tasks.find_one({"_id": anchor}, {listing: 1}, session=session)
             readable = readable_task(anchor_doc) if anchor_doc is not None else None
             return await self._find_sorted({"_id": {"$in": (readable or {}).get(listing) or []}}, session)
 
+        # The endpoints' jobs, read before the transaction, only pick this process's queues: the transaction
+        # reads them again and bumps what it read.
+        endpoint_jobs = {doc.get("job-id") for doc in (await self._require_ids(involved)).values()}
         waiting = time.monotonic()
-        async with self._link_lock:
+        async with self._link_queues.holding(endpoint_jobs):
             LINK_QUEUE_WAIT.observe(time.monotonic() - waiting)
             return await self._in_transaction(work)
 
-    async def _refuse_cycles(self, new_pairs: list[tuple[int, int]], session: AsyncClientSession) -> None:
-        """Refuse links a->b where a is already reachable from b (the link would close a cycle).
+    async def _bump_link_locks(self, job_ids: Iterable[str | None], session: AsyncClientSession) -> None:
+        bumps = [
+            UpdateOne({"_id": lock_id}, {"$inc": {"seq": Int64(1)}}, upsert=True)
+            for lock_id in sorted({link_lock_id(job_id) for job_id in job_ids})
+        ]
+        await self._counters.bulk_write(bumps, ordered=True, session=session)
+
+    async def _refuse_cycles(self, new_pairs: list[tuple[int, int]], session: AsyncClientSession) -> set[str | None]:
+        """Refuse links a->b where a is already reachable from b (the link would close a cycle); returns the
+        jobs of every task the searches read.
 
         The new pairs all share their source or their target, so no cycle can run through two of them:
         checking each against the stored graph is enough.
         """
+        jobs_read: set[str | None] = set()
         for source, target in new_pairs:
-            if await self._reachable(target, source, session):
+            if await self._reachable(target, source, jobs_read, session):
                 raise InvalidOperation(f"linking task {source} to next task {target} would close a cycle")
+        return jobs_read
 
-    async def _reachable(self, start: int, goal: int, session: AsyncClientSession) -> bool:
-        """Whether `goal` is downstream of `start`, searching from both ends and growing the smaller side."""
+    async def _reachable(self, start: int, goal: int, jobs_read: set[str | None], session: AsyncClientSession) -> bool:
+        """Whether `goal` is downstream of `start`, searching from both ends and growing the smaller side.
+        When it is not, one side has read every task it can reach: models.locks relies on that."""
         forward, backward = {start}, {goal}
         seen_forward, seen_backward = {start}, {goal}
         while forward and backward:
             if len(forward) <= len(backward):
-                forward = await self._step(forward, "nexts", seen_forward, session)
+                forward = await self._step(forward, "nexts", seen_forward, jobs_read, session)
                 if forward & seen_backward:
                     return True
             else:
-                backward = await self._step(backward, "previous", seen_backward, session)
+                backward = await self._step(backward, "previous", seen_backward, jobs_read, session)
                 if backward & seen_forward:
                     return True
         return False
 
-    async def _step(self, frontier: set[int], direction: str, seen: set[int], session: AsyncClientSession) -> set[int]:
-        """One breadth-first level: the not-yet-seen neighbours of `frontier`; marks them seen."""
+    async def _step(
+        self, frontier: set[int], direction: str, seen: set[int], jobs: set[str | None], session: AsyncClientSession
+    ) -> set[int]:
+        """One breadth-first level: the not-yet-seen neighbours of `frontier`; marks them seen and notes the
+        jobs of the tasks read."""
         following: set[int] = set()
-        cursor = self._tasks.find({"_id": {"$in": list(frontier)}}, {direction: 1}, session=session)
+        cursor = self._tasks.find({"_id": {"$in": list(frontier)}}, {direction: 1, "job-id": 1}, session=session)
         for doc in readable_tasks(await cursor.to_list(None)):
             following.update(doc.get(direction) or ())
+            jobs.add(doc.get("job-id"))
         following -= seen
         seen |= following
         return following

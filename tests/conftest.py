@@ -37,6 +37,14 @@ async def session_store(mongo_uri: str) -> AsyncIterator[GraphStore]:
 
 
 @pytest.fixture(scope="session")
+async def other_store(mongo_uri: str) -> AsyncIterator[GraphStore]:
+    """A second gateway process's worth of state on the same database: its own client and in-process queues."""
+    store = await GraphStore.open(mongo_uri, TEST_DB)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
 async def raw_db(mongo_uri: str) -> AsyncIterator:
     """Direct access to what is stored, as ops tooling sees it (tests read and write it to check layout)."""
     client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True)

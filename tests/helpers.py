@@ -46,6 +46,20 @@ async def assert_link_invariant(raw_db) -> set[tuple[int, int]]:
     return edges
 
 
+def reachable(edges: set[tuple[int, int]], start: int, goal: int) -> bool:
+    """Whether `goal` is downstream of `start` in `edges` (the plain model the stored graph is checked against)."""
+    seen, frontier = {start}, [start]
+    while frontier:
+        node = frontier.pop()
+        if node == goal:
+            return True
+        for a, b in edges:
+            if a == node and b not in seen:
+                seen.add(b)
+                frontier.append(b)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

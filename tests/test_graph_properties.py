@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import InvalidOperation, TaskAlreadyExists, TaskNotFound
-from tests.helpers import assert_link_invariant, task
+from tests.helpers import assert_link_invariant, reachable, task
 
 IDS = st.integers(min_value=1, max_value=8)
 OPERATIONS = st.one_of(
@@ -17,19 +17,6 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("unlink"), IDS, IDS),
     st.tuples(st.just("delete"), IDS),
 )
-
-
-def reachable(edges: set[tuple[int, int]], start: int, goal: int) -> bool:
-    seen, frontier = {start}, [start]
-    while frontier:
-        node = frontier.pop()
-        if node == goal:
-            return True
-        for a, b in edges:
-            if a == node and b not in seen:
-                seen.add(b)
-                frontier.append(b)
-    return False
 
 
 class Model:
