@@ -344,57 +344,79 @@ async def create_row(session: aiohttp.ClientSession, gateway: str, db: Database,
     return Row("POST /tracking/task, 10k tasks per body", ours_rate, raw_rate, "tasks/s", ratio, ">= 0.5", ratio >= 0.5)
 
 
-async def link_row(
-    session: aiohttp.ClientSession, gateway: str, db: Database, client: Client, ids: dict[str, int]
-) -> Row:
-    pairs_per_round = 800
-    next_free = [ids["next_free"] + 5_000_000]
+class LinkLoad:
+    """Link additions between fresh task pairs, each client adding its own pairs one after another."""
 
-    async def fresh_pairs() -> list[tuple[int, int]]:
-        first = next_free[0]
-        next_free[0] += 2 * pairs_per_round
+    def __init__(self, session: aiohttp.ClientSession, db: Database, ids: dict[str, int]) -> None:
+        self.session, self.db = session, db
+        self.next_free = ids["next_free"] + 5_000_000
+        self.round = 0
+
+    async def pairs(self, clients: int, per_client: int, one_job: bool) -> list[list[tuple[int, int]]]:
+        """`per_client` unlinked pairs for each client, in a job of its own or all in one job."""
+        self.round += 1
         now = datetime.now(UTC)
-        await db.tasks.insert_many([task_doc(first + i, "links", now) for i in range(2 * pairs_per_round)])
-        return [(first + 2 * i, first + 2 * i + 1) for i in range(pairs_per_round)]
+        first, self.next_free = self.next_free, self.next_free + 2 * clients * per_client
+        job = f"links-{self.round}"
+        docs = [
+            task_doc(first + i, job if one_job else f"{job}-{i // (2 * per_client)}", now)
+            for i in range(2 * clients * per_client)
+        ]
+        await self.db.tasks.insert_many(docs)
+        ids = iter(range(first, first + 2 * clients * per_client))
+        return [[(next(ids), next(ids)) for _ in range(per_client)] for _ in range(clients)]
 
-    async def ours() -> float:
-        pairs = await fresh_pairs()
+    async def rate(self, gateways: list[str], clients: int, per_client: int, one_job: bool = False) -> float:
+        """Links per second with `clients` clients spread over `gateways`."""
+        work = await self.pairs(clients, per_client, one_job)
 
-        async def link(number: int) -> None:
-            a, b = pairs[number]
-            async with session.put(f"{gateway}/tracking/task/{a}/next?nextTaskId={b}") as response:
-                assert response.status == 200, await response.text()
-                await response.read()
+        async def client(number: int) -> None:
+            base = gateways[number % len(gateways)]
+            for a, b in work[number]:
+                async with self.session.put(f"{base}/tracking/task/{a}/next?nextTaskId={b}") as response:
+                    assert response.status == 200, await response.text()
+                    await response.read()
 
-        return await rate(link, pairs_per_round)
+        started = time.perf_counter()
+        await asyncio.gather(*(client(number) for number in range(clients)))
+        return clients * per_client / (time.perf_counter() - started)
 
-    async def raw() -> float:
-        pairs = await fresh_pairs()
+    async def raw_rate(self, client: Client, per_client: int) -> float:
+        """The same additions as a sequential client's two-update transactions, straight through the driver."""
+        (work,) = await self.pairs(1, per_client, one_job=False)
+        started = time.perf_counter()
+        for a, b in work:
 
-        async def link(number: int) -> None:
-            a, b = pairs[number]
-
-            async def both(session: AsyncClientSession) -> None:
-                await db.tasks.update_one({"_id": a}, {"$addToSet": {"nexts": Int64(b)}}, session=session)
-                await db.tasks.update_one({"_id": b}, {"$addToSet": {"previous": Int64(a)}}, session=session)
+            async def both(session: AsyncClientSession, a: int = a, b: int = b) -> None:
+                await self.db.tasks.update_one({"_id": a}, {"$addToSet": {"nexts": Int64(b)}}, session=session)
+                await self.db.tasks.update_one({"_id": b}, {"$addToSet": {"previous": Int64(a)}}, session=session)
 
             async with client.start_session() as session:
                 await session.with_transaction(both)
+        return per_client / (time.perf_counter() - started)
 
-        return await rate(link, pairs_per_round)
 
-    ours_rate = await median_of(ours, rounds=3)
-    raw_rate = await median_of(raw, rounds=3)
-    return Row(
-        "PUT /tracking/task/{id}/next, 32 clients (report)",
-        ours_rate,
-        raw_rate,
-        "links/s",
-        ours_rate / raw_rate,
-        "report",
-        None,
-        "raw: two-update transaction",
-    )
+async def link_rows(
+    session: aiohttp.ClientSession, gateways: list[str], db: Database, client: Client, ids: dict[str, int]
+) -> list[Row]:
+    """Links/s: one sequential client; 32 clients on 32 jobs and on one job; 32 clients over two gateways."""
+    load = LinkLoad(session, db, ids)
+    one, two = gateways[:1], gateways[:2]
+    sequential = await median_of(lambda: load.rate(one, 1, 150), rounds=3)
+    raw = await median_of(lambda: load.raw_rate(client, 150), rounds=3)
+    distinct = await median_of(lambda: load.rate(one, CONCURRENCY, 25), rounds=3)
+    one_job = await median_of(lambda: load.rate(one, CONCURRENCY, 25, one_job=True), rounds=3)
+    both = await median_of(lambda: load.rate(two, CONCURRENCY, 25), rounds=3)
+    return [
+        Row("links: 1 sequential client vs raw 2-update transaction", sequential, raw, "links/s", sequential / raw,
+            "report", None, "the gateway also checks ids and cycles"),
+        Row("links: 32 clients on 32 jobs vs 1 sequential client", distinct, sequential, "links/s",
+            distinct / sequential, ">= 4", distinct / sequential >= 4),
+        Row("links: 32 clients on one job vs on 32 jobs", one_job, distinct, "links/s", one_job / distinct,
+            "report", None, "one job's additions take turns"),
+        Row("links: 2 gateways vs 1, 32 clients on 32 jobs", both, distinct, "links/s", both / distinct,
+            ">= 1.5", both / distinct >= 1.5),
+    ]  # fmt: skip
 
 
 JOB_QUERY = '{ job(id: "job-10k") { tasks { id status } edges { from to } statusCounts { status count } } }'
@@ -645,13 +667,17 @@ async def main() -> None:
             total = BULK_TASKS + JOB_TASKS + WALK_TASKS + FLEET_JOBS * FLEET_JOB_SIZE + BIG_JOB_TASKS
             print(f"loading {total} tasks ...", flush=True)
             ids = await load(db)
-            gateway_port, reference_port = free_port(), free_port()
+            gateway_port, second_port, reference_port = free_port(), free_port(), free_port()
             gateway = start("gateway", gateway_port, uri, Path(workdir) / "gw")
             reference = start("bench.reference_app", reference_port, uri, Path(workdir) / "ref")
             processes += [gateway, reference]
             gateway_url, reference_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{reference_port}"
             await wait_until_up(f"{gateway_url}/readyz", gateway)
             await wait_until_up(f"{reference_url}/task/1", reference)
+            second = start("gateway", second_port, uri, Path(workdir) / "gw2")  # only the link rows use it
+            processes.append(second)
+            second_url = f"http://127.0.0.1:{second_port}"
+            await wait_until_up(f"{second_url}/readyz", second)
             connector = aiohttp.TCPConnector(limit=CONCURRENCY)
             rows: list[Row] = []
             async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
@@ -659,7 +685,7 @@ async def main() -> None:
                     "get": lambda: get_task_rows(session, gateway_url, reference_url, db),
                     "roots": lambda: roots_row(session, gateway_url, db),
                     "create": lambda: create_row(session, gateway_url, db, ids),
-                    "links": lambda: link_row(session, gateway_url, db, client, ids),
+                    "links": lambda: link_rows(session, [gateway_url, second_url], db, client, ids),
                     "graphql": lambda: graphql_job_row(session, gateway_url, db),
                     "walk": lambda: walk_row(session, gateway_url, ids),
                     "jobs": lambda: jobs_row(session, gateway_url, db),

@@ -7,7 +7,7 @@ TaskType field names are the contract's hyphenated names in camelCase; the class
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -175,25 +175,12 @@ def _reachable(direction: str) -> Callable[..., Awaitable[list[TaskType]]]:
 async def _walk(
     task: TaskDoc, info: Info[Context, None], direction: str, max_depth: int | None, selection: Selection
 ) -> list[TaskDoc]:
-    """Breadth-first over links as stored, so it is safe on cycles that other tools wrote directly.
-    Each level is one DataLoader batch: one MongoDB round trip per level, never one per task."""
+    """Over links as stored (GraphStore.walk: one aggregation where MongoDB allows); the tasks found also
+    answer their own `nexts`/`previous` fields without another round trip."""
     if max_depth is not None and max_depth < 0:
         raise user_error("maxDepth: must be 0 or more")
-    bound = info.context.max_traversal
-    seen = {task["_id"]}
-    frontier = _unseen(task.get(direction) or (), seen)
-    found: list[TaskDoc] = []
-    depth = 0
-    while frontier and (max_depth is None or depth < max_depth):
-        depth += 1
-        level = [doc for doc in await info.context.tasks.load_many(frontier) if doc is not None]
-        found.extend(level)
-        if len(found) > bound:
-            raise user_error(
-                f"traversal bound exceeded: more than {bound} tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)",
-                "TRAVERSAL_TOO_LARGE",
-            )
-        frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
+    found = await info.context.store.walk(task, direction, max_depth, info.context.max_traversal)
+    info.context.remember(found)
     return [doc for doc in found if selection.keeps(doc)]
 
 
@@ -285,13 +272,6 @@ def as_tasks(docs: list[TaskDoc]) -> list[TaskType]:
 
 def as_task(doc: TaskDoc) -> TaskType:
     return doc  # type: ignore[return-value]
-
-
-def _unseen(ids: Iterable[int], seen: set[int]) -> list[int]:
-    """The ids not met yet, in order, once each; marks them seen."""
-    fresh = [i for i in dict.fromkeys(ids) if i not in seen]
-    seen.update(fresh)
-    return fresh
 
 
 # ---- Job --------------------------------------------------------------------------------------------------------

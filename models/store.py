@@ -103,6 +103,8 @@ _DEADLINE_GRACE_S = 0.5
 """The driver's own deadline (pymongo.timeout) ends almost every late operation; asyncio's, a little later,
 ends what the driver does not watch (waiting for the link queue) and anything the driver overran."""
 _DOCUMENT_TOO_LARGE = 10334  # BSONObjectTooLarge
+_GRAPH_LOOKUP_OUT_OF_MEMORY = 40099  # $graphLookup holds more than its limit (100 MB) of documents
+_WALK_DEPTH = "_walk_depth"  # set by $graphLookup on each task it found, removed before the tasks leave
 _TRANSACTION_TOO_LARGE_CODES = frozenset({257, 334})  # TransactionTooLarge, TransactionTooLargeForCache
 _REFUSED_UPDATE_CODES = frozenset({2, 14})  # BadValue, TypeMismatch: e.g. $addToSet on a stored non-array
 _DOCUMENT_TOO_LARGE_MESSAGE = "a task is larger than MongoDB's 16 MiB document limit: store less in its fields"
@@ -507,6 +509,70 @@ class GraphStore:
             log.info("change stream interrupted (%s); resuming after the last event", failure)
             await asyncio.sleep(_WATCH_RETRY_S)
 
+    @_bounded
+    async def walk(self, task: TaskDoc, direction: str, max_depth: int | None, bound: int) -> list[TaskDoc]:
+        """Every task reachable from `task` over its `direction` links ("nexts": downstream, "previous":
+        upstream), nearest level first and by id within a level, up to `max_depth` levels; TraversalTooLarge
+        past `bound` tasks. Safe on cycles other tools wrote.
+
+        One `$graphLookup` aggregation; when the tasks it finds outgrow the memory MongoDB gives it (100 MB by
+        default), one query per level instead."""
+        if max_depth == 0 or not task.get(direction):
+            return []
+        try:
+            found = await self._walk_in_one_aggregation(task["_id"], direction, max_depth, bound)
+        except OperationFailure as error:
+            if error.code != _GRAPH_LOOKUP_OUT_OF_MEMORY:
+                raise
+            log.info("walk from task %s is too large for $graphLookup; walking level by level", task["_id"])
+            found = await self._walk_by_levels(task, direction, max_depth, bound)
+        if len(found) > bound:
+            raise TraversalTooLarge(
+                f"traversal bound exceeded: more than {bound} tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)"
+            )
+        return found
+
+    async def _walk_in_one_aggregation(
+        self, task_id: int, direction: str, max_depth: int | None, bound: int
+    ) -> list[TaskDoc]:
+        depth_limit = {"maxDepth": max_depth - 1} if max_depth is not None else {}
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"_id": task_id}},
+            {
+                "$graphLookup": {
+                    "from": self._tasks.name,
+                    "startWith": f"${direction}",
+                    "connectFromField": direction,
+                    "connectToField": "_id",
+                    "as": "reached",
+                    "depthField": _WALK_DEPTH,
+                    **depth_limit,
+                }
+            },
+            # Right after $graphLookup, MongoDB folds the $unwind into it: no single 16 MB document of results.
+            {"$unwind": "$reached"},
+            {"$replaceRoot": {"newRoot": "$reached"}},
+            {"$match": {"_id": {"$ne": task_id}}},  # on a cycle, the walk comes back to where it started
+            {"$sort": {_WALK_DEPTH: 1, "_id": 1}},
+            {"$limit": bound + 1},
+        ]
+        docs = await (await self._tasks.aggregate(pipeline, batchSize=bound + 1)).to_list(None)
+        for doc in docs:
+            del doc[_WALK_DEPTH]
+        return readable_tasks(docs)
+
+    async def _walk_by_levels(self, task: TaskDoc, direction: str, max_depth: int | None, bound: int) -> list[TaskDoc]:
+        seen = {task["_id"]}
+        frontier = _unseen(task.get(direction) or (), seen)
+        found: list[TaskDoc] = []
+        depth = 0
+        while frontier and (max_depth is None or depth < max_depth) and len(found) <= bound:
+            depth += 1
+            level = await self._find_sorted({"_id": {"$in": frontier}})
+            found.extend(level)
+            frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
+        return found
+
     # ---- jobs -----------------------------------------------------------------------------------------------
 
     @_bounded
@@ -671,12 +737,12 @@ class GraphStore:
             docs = await self._require_ids(involved, session)
             new_pairs = [(a, b) for a, b in dict.fromkeys(pairs) if b not in (docs[a].get("nexts") or [])]
             if new_pairs:
-                jobs_read = await self._refuse_cycles(new_pairs, session)
+                jobs_read = await self._refuse_cycles(new_pairs, docs, session)
                 await self._bump_link_locks(jobs_read | {doc.get("job-id") for doc in docs.values()}, session)
                 await self._tasks.bulk_write(_link_updates(new_pairs, "$addToSet"), ordered=True, session=session)
-            anchor_doc = await self._tasks.find_one({"_id": anchor}, {listing: 1}, session=session)
-            readable = readable_task(anchor_doc) if anchor_doc is not None else None
-            return await self._find_sorted({"_id": {"$in": (readable or {}).get(listing) or []}}, session)
+            # This transaction wrote the anchor's links last (a concurrent change of them would conflict).
+            linked = {*(docs[anchor].get(listing) or ()), *(b if a == anchor else a for a, b in new_pairs)}
+            return await self._find_sorted({"_id": {"$in": list(linked)}}, session)
 
         # The endpoints' jobs, read before the transaction, only pick this process's queues: the transaction
         # reads them again and bumps what it read.
@@ -693,7 +759,9 @@ class GraphStore:
         ]
         await self._counters.bulk_write(bumps, ordered=True, session=session)
 
-    async def _refuse_cycles(self, new_pairs: list[tuple[int, int]], session: AsyncClientSession) -> set[str | None]:
+    async def _refuse_cycles(
+        self, new_pairs: list[tuple[int, int]], endpoints: Mapping[int, TaskDoc], session: AsyncClientSession
+    ) -> set[str | None]:
         """Refuse links a->b where a is already reachable from b (the link would close a cycle); returns the
         jobs of every task the searches read.
 
@@ -702,15 +770,21 @@ class GraphStore:
         """
         jobs_read: set[str | None] = set()
         for source, target in new_pairs:
-            if await self._reachable(target, source, jobs_read, session):
+            if await self._reachable(endpoints[target], endpoints[source], jobs_read, session):
                 raise InvalidOperation(f"linking task {source} to next task {target} would close a cycle")
         return jobs_read
 
-    async def _reachable(self, start: int, goal: int, jobs_read: set[str | None], session: AsyncClientSession) -> bool:
-        """Whether `goal` is downstream of `start`, searching from both ends and growing the smaller side.
-        When it is not, one side has read every task it can reach: models.locks relies on that."""
-        forward, backward = {start}, {goal}
-        seen_forward, seen_backward = {start}, {goal}
+    async def _reachable(
+        self, start: TaskDoc, goal: TaskDoc, jobs_read: set[str | None], session: AsyncClientSession
+    ) -> bool:
+        """Whether `goal` is downstream of `start`, searching from both ends and growing the smaller side; the
+        endpoints' own links are known already. When it is not, one side has read every task it can reach:
+        models.locks relies on that."""
+        seen_forward, seen_backward = {start["_id"]}, {goal["_id"]}
+        forward = set(_unseen(start.get("nexts") or (), seen_forward))
+        backward = set(_unseen(goal.get("previous") or (), seen_backward))
+        if seen_forward & seen_backward:
+            return True
         while forward and backward:
             if len(forward) <= len(backward):
                 forward = await self._step(forward, "nexts", seen_forward, jobs_read, session)
@@ -768,6 +842,13 @@ class GraphStore:
             await self._tasks.delete_one({"_id": task_id}, session=session)
 
         await self._in_transaction(work)
+
+
+def _unseen(ids: Iterable[int], seen: set[int]) -> list[int]:
+    """The ids not met yet, in order, once each; marks them seen."""
+    fresh = [i for i in dict.fromkeys(ids) if i not in seen]
+    seen.update(fresh)
+    return fresh
 
 
 def _refuse_self_links(pairs: Iterable[tuple[int, int]]) -> None:

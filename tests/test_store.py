@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import itertools
 from datetime import UTC, datetime
 
 import pytest
 from bson.int64 import Int64
 
-from models import InvalidOperation, TaskAlreadyExists, TaskNotFound, TaskPatch
+from models import InvalidOperation, TaskAlreadyExists, TaskNotFound, TaskPatch, TraversalTooLarge
 from tests.helpers import assert_link_invariant, task
 
 
@@ -290,3 +291,43 @@ async def test_concurrent_links_that_together_close_a_cycle_cannot_both_win(stor
     assert len(refused) == 1, results
     edges = await assert_link_invariant(raw_db)
     assert len(edges) == 3
+
+
+# ---- walks -----------------------------------------------------------------------------------------------------
+
+
+async def walk_ids(store, task_id: int, direction: str, max_depth: int | None = None) -> list[int]:
+    found = await store.walk(await store.get_task(task_id), direction, max_depth, bound=1000)
+    return [doc["_id"] for doc in found]
+
+
+async def test_walks_go_level_by_level_by_id_and_survive_cycles_tools_wrote(store, raw_db):
+    # 1 -> {3, 2} -> 4 -> 5, and a tool's link 5 -> 1 closing a cycle
+    await store.create_tasks([task(id=i) for i in range(1, 6)])
+    for a, b in [(1, 3), (1, 2), (2, 4), (3, 4), (4, 5)]:
+        await store.add_nexts(a, [b])
+    await raw_db.tasks.update_one({"_id": 5}, {"$push": {"nexts": Int64(1)}})
+    await raw_db.tasks.update_one({"_id": 1}, {"$push": {"previous": Int64(5)}})
+    assert await walk_ids(store, 1, "nexts") == [2, 3, 4, 5]
+    assert await walk_ids(store, 1, "nexts", max_depth=2) == [2, 3, 4]
+    assert await walk_ids(store, 4, "previous") == [2, 3, 1, 5]
+    assert await walk_ids(store, 4, "previous", max_depth=0) == []
+    stored = await raw_db.tasks.find_one({"_id": 2})
+    assert (await store.walk(await store.get_task(1), "nexts", None, 100))[0] == stored  # whole tasks, as stored
+
+
+async def test_a_walk_too_large_for_graphlookup_goes_level_by_level(store, raw_db, caplog):
+    """$graphLookup holds what it finds in memory, at most 100 MB (fixed in MongoDB 6.0): 110 tasks of 1 MB
+    below one task outgrow it, and the walk reads them level by level instead."""
+    caplog.set_level(logging.INFO, "models.store")
+    big = "x" * 1_000_000
+    await store.create_tasks([task(id=1)])
+    for first in range(2, 112, 10):
+        await store.create_tasks([task(id=i, description=big) for i in range(first, first + 10)])
+        await store.add_nexts(1, list(range(first, first + 10)))
+    await store.create_tasks([task(id=200)])
+    await store.add_nexts(111, [200])
+    assert await walk_ids(store, 1, "nexts", max_depth=None) == [*range(2, 112), 200]
+    assert "walking level by level" in caplog.text
+    with pytest.raises(TraversalTooLarge, match="more than 100 tasks"):
+        await store.walk(await store.get_task(1), "nexts", None, bound=100)
