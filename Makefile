@@ -30,7 +30,10 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The GET rows also measure with wrk (Debian's package), installed when missing.
 bench: $(INSTALLED)
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 	$(BIN)/python -m pip install --quiet -e ".[embedded,dev,bench]"
 	$(BIN)/python -m bench
 

@@ -1,4 +1,5 @@
-"""The app factory: one FastAPI app serving /tracking (REST), /graphql and the health probes."""
+"""The app factory: one FastAPI app serving /tracking (REST), /graphql, the live view (/ui) and the health
+probes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypedDict
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 import graphql_schema
@@ -23,6 +24,7 @@ from gateway.observability import HttpMetrics, metrics
 from gateway.settings import Settings
 from models import GraphStore
 from rest import TrackingGuard
+from ui import UI_DIR
 
 
 def resolve_tokens(settings: Settings) -> TokenRegistry:
@@ -41,6 +43,7 @@ def install_pages(app: FastAPI) -> None:
     """Swagger UI at /docs and ReDoc at /redoc, on assets served from gateway/static (no page needs the
     internet: NFV networks often have none). GraphiQL is served by the GraphQL router."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_live_view(app)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
@@ -63,6 +66,27 @@ def install_pages(app: FastAPI) -> None:
             redoc_favicon_url="/static/favicon.svg",
             with_google_fonts=False,
         )
+
+
+UI_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+
+
+def install_live_view(app: FastAPI) -> None:
+    """The live view (ui/) at /ui/: the page needs no token (it asks for one and calls /graphql with it)."""
+
+    @app.get("/ui", include_in_schema=False)
+    async def live_view_home() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    @app.get("/ui/", include_in_schema=False)
+    async def live_view() -> FileResponse:
+        return FileResponse(UI_DIR / "index.html", media_type="text/html")
+
+    @app.get("/ui/{name}", include_in_schema=False)
+    async def live_view_file(name: str) -> FileResponse:
+        if name not in UI_FILES:
+            raise HTTPException(404, f"no file {name} in the live view")
+        return FileResponse(UI_DIR / name, media_type=UI_FILES[name])
 
 
 def middleware_stack(settings: Settings) -> list[Middleware]:

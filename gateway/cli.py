@@ -32,14 +32,16 @@ def _settings_or_exit() -> Settings:
         sys.exit(2)
 
 
-def _announce_generated_token(settings: Settings) -> None:
-    if settings.api_tokens:
-        return
-    token, path = generated_token(settings.data_dir)
-    click.echo(
-        f"No TRACKING_API_TOKENS set: use this X-Auth-Token (kept in {path}):\n  {token}",
-        err=True,
-    )
+def _announce(settings: Settings) -> None:
+    """The generated token, if the gateway uses one, and the link to the live view (with that token in the
+    fragment, which the browser keeps to itself)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    link = f"http://{host}:{settings.port}/ui/"
+    if not settings.api_tokens:
+        token, path = generated_token(settings.data_dir)
+        click.echo(f"No TRACKING_API_TOKENS set: use this X-Auth-Token (kept in {path}):\n  {token}", err=True)
+        link += f"#token={token}"
+    click.echo(f"Live view of jobs and their task graphs: {link}", err=True)
 
 
 async def _open_backend(settings: Settings) -> Backend:
@@ -102,7 +104,7 @@ def serve() -> None:
     """Start the gateway (and the embedded MongoDB when TRACKING_MONGODB_URI is unset)."""
     settings = _settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
-    _announce_generated_token(settings)
+    _announce(settings)
     # uvloop, as `uvicorn.run` would pick: the gateway runs uvicorn's Server in a loop of its own making (to
     # open MongoDB first and report start-up errors in one line), so it must choose the loop itself.
     sys.exit(uvloop.run(_serve(settings)))

@@ -4,11 +4,18 @@ blocked, every request it made read back from its net log."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import itertools
 import json
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _LOCAL = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost)(:\d+)?/")
@@ -40,11 +47,10 @@ def _page_requests(net_log: Path, page: str) -> list[str]:
     return urls
 
 
-async def render(url: str, workdir: Path, wait_ms: int = 8000, screenshot: Path | None = None) -> Rendered:
-    """The page's DOM after its scripts ran, with every host but loopback unreachable."""
+def _chromium(workdir: Path) -> list[str]:
+    """Chromium without GPU, background services or any host but loopback."""
     assert CHROMIUM, "chromium is not installed (make test installs the Debian package)"
-    net_log = workdir / "net-log.json"
-    command = [
+    return [
         CHROMIUM,
         "--headless",
         "--no-sandbox",
@@ -60,9 +66,17 @@ async def render(url: str, workdir: Path, wait_ms: int = 8000, screenshot: Path 
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
         "--proxy-server=http://127.0.0.1:9",
         "--proxy-bypass-list=127.0.0.1;localhost",
+        "--window-size=1400,900",
+    ]
+
+
+async def render(url: str, workdir: Path, wait_ms: int = 8000, screenshot: Path | None = None) -> Rendered:
+    """The page's DOM after its scripts ran, with every host but loopback unreachable."""
+    net_log = workdir / "net-log.json"
+    command = [
+        *_chromium(workdir),
         f"--log-net-log={net_log}",
         f"--virtual-time-budget={wait_ms}",
-        "--window-size=1400,900",
     ]
     command += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
     process = await asyncio.create_subprocess_exec(
@@ -71,3 +85,72 @@ async def render(url: str, workdir: Path, wait_ms: int = 8000, screenshot: Path 
     stdout, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, f"chromium exited with {process.returncode}"
     return Rendered(stdout.decode(errors="replace"), _page_requests(net_log, url))
+
+
+class Browser:
+    """A page kept open in headless Chromium, driven over the DevTools protocol: for pages that change while
+    the test acts (live updates), which a one-shot --dump-dom cannot show."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._process: asyncio.subprocess.Process | None = None
+        self._socket: ClientConnection | None = None
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> Browser:
+        port_file = self.workdir / "profile" / "DevToolsActivePort"
+        self._process = await asyncio.create_subprocess_exec(
+            *_chromium(self.workdir), "--remote-debugging-port=0", "about:blank",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(300):
+            if port_file.exists() and port_file.read_text().count("\n") >= 1:
+                break
+            await asyncio.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        async with httpx.AsyncClient() as http:
+            targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
+        page = next(target for target in targets if target["type"] == "page")
+        self._socket = await websockets.connect(page["webSocketDebuggerUrl"], max_size=None)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._process is not None:
+            self._process.kill()
+            await self._process.wait()
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        assert self._socket is not None
+        message_id = next(self._ids)
+        await self._socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(await self._socket.recv())
+            if reply.get("id") == message_id:
+                assert "error" not in reply, reply
+                result: dict[str, Any] = reply["result"]
+                return result
+
+    async def open(self, url: str) -> None:
+        await self.call("Page.navigate", url=url)
+
+    async def evaluate(self, expression: str) -> Any:
+        reply = await self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in reply, reply
+        return reply["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout_s: float = 20) -> Any:
+        """The value of `expression` once it is truthy (polled; the page's own timing decides)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            value = await self.evaluate(expression)
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"never true within {timeout_s:g}s: {expression}")
+            await asyncio.sleep(0.05)
+
+    async def screenshot(self, path: Path) -> None:
+        shot = await self.call("Page.captureScreenshot", format="png")
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))

@@ -11,10 +11,15 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
+from gateway.app import create_app
+from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo
+from gateway.settings import load_settings
 from models import GraphStore
+from tests.helpers import served
 
 TEST_DB = "tracking_test"
+PAGES_TOKEN = "pages-token"
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +67,11 @@ async def store(session_store: GraphStore, raw_db) -> GraphStore:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "var"
+
+
+@pytest.fixture
+async def base_url(store: GraphStore, tmp_path: Path) -> AsyncIterator[str]:
+    """A gateway on a real server (for browsers), on the test database, with PAGES_TOKEN."""
+    settings = load_settings(api_tokens=PAGES_TOKEN, data_dir=tmp_path)
+    async with served(create_app(settings, Backend(store=store)), settings) as port:
+        yield f"http://127.0.0.1:{port}"

@@ -4,25 +4,12 @@ loopback unreachable, as in a network without internet: each renders, and no req
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
 from tests.browser import render
-from tests.helpers import served
-
-TOKEN = "pages-token"
-
-
-@pytest.fixture
-async def base_url(store, tmp_path) -> AsyncIterator[str]:
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
-    async with served(create_app(settings, Backend(store=store)), settings) as port:
-        yield f"http://127.0.0.1:{port}"
+from tests.conftest import PAGES_TOKEN as TOKEN
 
 
 @pytest.mark.parametrize(

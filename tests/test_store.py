@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import itertools
+import logging
 from datetime import UTC, datetime
 
 import pytest

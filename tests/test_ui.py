@@ -1,0 +1,100 @@
+"""The live view (/ui) in headless Chromium, every host but loopback unreachable: the jobs page, a job's graph,
+a change made through REST appearing without a reload, and the table that replaces the graph for big jobs.
+Screenshots go to the test's temp dir."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.browser import Browser
+from tests.conftest import PAGES_TOKEN
+
+HEADERS = {"X-Auth-Token": PAGES_TOKEN}
+GRAPH_LIMIT = 2000  # ui/app.js
+
+
+async def create(base_url: str, tasks: list[dict]) -> None:
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=60) as http:
+        response = await http.post("/tracking/task", json={"tasks": tasks})
+        assert response.status_code == 200, response.text
+
+
+def texts_of(selector: str) -> str:
+    return f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.textContent.trim())"
+
+
+@pytest.fixture
+async def small_job(base_url) -> list[int]:
+    """build -> test -> deploy in job "release-7"."""
+    chain = {"name": "build", "status": "DONE", "job-id": "release-7"}
+    chain["nexts"] = {"tasks": [{"name": "test", "status": "RUNNING", "nexts": {"tasks": [{"name": "deploy"}]}}]}
+    await create(base_url, [chain])
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+        listed = (await http.get("/tracking/release-7/task/roots")).json()["tasks"]
+    return [task["id"] for task in listed]  # by id: created depth-first
+
+
+async def test_the_jobs_page_lists_a_created_job(base_url, small_job, tmp_path):
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}")
+        row = await browser.wait_for("document.querySelector('tr[data-job=\"release-7\"]')?.textContent")
+        assert "release-7" in row and "DONE 1" in row and "RUNNING 1" in row
+        assert await browser.evaluate("location.hash") == "", "the token leaves the address bar"
+        assert await browser.evaluate("sessionStorage.getItem('tracking-token')") == PAGES_TOKEN
+        await browser.screenshot(tmp_path / "jobs.png")
+        await browser.evaluate("document.querySelector('a[href=\"#job=release-7\"]').click()")
+        await browser.wait_for("document.querySelectorAll('.task').length === 3")
+    assert (tmp_path / "jobs.png").stat().st_size > 10_000
+
+
+async def test_the_job_page_shows_every_task_and_a_rest_change_live(base_url, small_job, tmp_path):
+    build, test, deploy = small_job
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=release-7")
+        await browser.wait_for("document.querySelectorAll('.task').length === 3")
+        boxes = await browser.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('.task')].map(b => [b.dataset.id, b.textContent]))"
+        )
+        assert "build · DONE" in boxes[str(build)] and "test · RUNNING" in boxes[str(test)]
+        assert "deploy · none" in boxes[str(deploy)]
+        assert await browser.evaluate("document.querySelectorAll('.graph svg > path').length") == 2  # the links
+        await browser.wait_for("document.getElementById('live').classList.contains('on')")
+        async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+            assert (await http.put(f"/tracking/task/{test}", json={"status": "FAILED"})).status_code == 200
+        await browser.wait_for(f"document.querySelector('.task[data-id=\"{test}\"]').textContent.includes('FAILED')")
+        assert await browser.evaluate("performance.getEntriesByType('navigation').length") == 1, "no reload"
+        await browser.evaluate(f"document.querySelector('.task[data-id=\"{deploy}\"] rect').dispatchEvent("
+                               "new MouseEvent('click', {bubbles: true}))")  # fmt: skip
+        details = await browser.wait_for(
+            "document.querySelector('#details h3')?.textContent.includes('Task') && "
+            "document.getElementById('details').textContent"
+        )
+        assert f"Blocked by: {test}" in details, "deploy waits on test, which is not done"
+        assert await browser.evaluate(
+            f"document.querySelector('.task[data-id=\"{test}\"]').classList.contains('blocking')"
+        )
+        await browser.screenshot(tmp_path / "job.png")
+    assert (tmp_path / "job.png").stat().st_size > 10_000
+
+
+async def test_a_job_over_the_graph_limit_is_a_paged_table(base_url, tmp_path):
+    await create(base_url, [{"job-id": "huge", "status": "READY"} for _ in range(GRAPH_LIMIT + 1)])
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=huge")
+        await browser.wait_for("document.querySelectorAll('tr.task').length === 100")
+        assert await browser.evaluate("document.querySelectorAll('g.task').length") == 0
+        assert f"{GRAPH_LIMIT + 1} tasks" in await browser.evaluate("document.getElementById('head').textContent")
+        await browser.evaluate("document.getElementById('next').click()")
+        await browser.wait_for("document.querySelector('tr.task')?.dataset.id !== undefined && "
+                               "!document.getElementById('previous').disabled")  # fmt: skip
+
+
+async def test_a_wrong_token_asks_again(base_url, small_job, tmp_path):
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token=wrong")
+        message = await browser.wait_for("document.querySelector('#login .error')?.textContent")
+        assert "refused" in message
+        assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
