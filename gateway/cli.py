@@ -35,7 +35,8 @@ def _settings_or_exit() -> Settings:
 def _announce(settings: Settings) -> None:
     """The generated token, if the gateway uses one, and the link to the live view (with that token in the
     fragment, which the browser keeps to itself)."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - recognising it, not binding to it
+    host = "127.0.0.1" if wildcard else settings.host
     link = f"http://{host}:{settings.port}/ui/"
     if not settings.api_tokens:
         token, path = generated_token(settings.data_dir)
