@@ -32,17 +32,22 @@ def _settings_or_exit() -> Settings:
         sys.exit(2)
 
 
-def _announce(settings: Settings) -> None:
-    """The generated token, if the gateway uses one, and the link to the live view (with that token in the
-    fragment, which the browser keeps to itself)."""
+def _live_view_link(settings: Settings) -> str:
     wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - recognising it, not binding to it
-    host = "127.0.0.1" if wildcard else settings.host
-    link = f"http://{host}:{settings.port}/ui/"
-    if not settings.api_tokens:
-        token, path = generated_token(settings.data_dir)
-        click.echo(f"No TRACKING_API_TOKENS set: use this X-Auth-Token (kept in {path}):\n  {token}", err=True)
-        link += f"#token={token}"
-    click.echo(f"Live view of jobs and their task graphs: {link}", err=True)
+    return f"http://{'127.0.0.1' if wildcard else settings.host}:{settings.port}/ui/"
+
+
+def _announce_generated_token(settings: Settings) -> None:
+    """The generated token, if the gateway uses one, and the live view's link carrying it in the fragment
+    (which the browser keeps to itself). On the terminal only: tokens never go to the logs."""
+    if settings.api_tokens:
+        return
+    token, path = generated_token(settings.data_dir)
+    click.echo(
+        f"No TRACKING_API_TOKENS set: use this X-Auth-Token (kept in {path}):\n  {token}\n"
+        f"Live view of jobs and their task graphs: {_live_view_link(settings)}#token={token}",
+        err=True,
+    )
 
 
 async def _open_backend(settings: Settings) -> Backend:
@@ -74,6 +79,7 @@ async def _serve(settings: Settings) -> int:
 
     backend.write_history()
     backend.supervise(settings.embedded_restarts, stop_serving)
+    log.info("live view of jobs and their task graphs: %s", _live_view_link(settings))
     try:
         await server.serve()
     finally:
@@ -105,7 +111,7 @@ def serve() -> None:
     """Start the gateway (and the embedded MongoDB when TRACKING_MONGODB_URI is unset)."""
     settings = _settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
-    _announce(settings)
+    _announce_generated_token(settings)
     # uvloop, as `uvicorn.run` would pick: the gateway runs uvicorn's Server in a loop of its own making (to
     # open MongoDB first and report start-up errors in one line), so it must choose the loop itself.
     sys.exit(uvloop.run(_serve(settings)))

@@ -115,11 +115,16 @@ class Browser:
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        """Chromium closes itself (with its helper processes); killed only if it does not within 10 s."""
         if self._socket is not None:
+            await self._socket.send(json.dumps({"id": next(self._ids), "method": "Browser.close"}))
             await self._socket.close()
         if self._process is not None:
-            self._process.kill()
-            await self._process.wait()
+            try:
+                await asyncio.wait_for(self._process.wait(), 10)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         assert self._socket is not None
