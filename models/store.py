@@ -563,14 +563,14 @@ class GraphStore:
 
     async def _walk_by_levels(self, task: TaskDoc, direction: str, max_depth: int | None, bound: int) -> list[TaskDoc]:
         seen = {task["_id"]}
-        frontier = _unseen(task.get(direction) or (), seen)
+        frontier = _next_level([task], direction, seen)
         found: list[TaskDoc] = []
         depth = 0
         while frontier and (max_depth is None or depth < max_depth) and len(found) <= bound:
             depth += 1
             level = await self._find_sorted({"_id": {"$in": frontier}})
             found.extend(level)
-            frontier = _unseen((i for doc in level for i in doc.get(direction) or ()), seen)
+            frontier = _next_level(level, direction, seen)
         return found
 
     # ---- jobs -----------------------------------------------------------------------------------------------
@@ -781,8 +781,8 @@ class GraphStore:
         endpoints' own links are known already. When it is not, one side has read every task it can reach:
         models.locks relies on that."""
         seen_forward, seen_backward = {start["_id"]}, {goal["_id"]}
-        forward = set(_unseen(start.get("nexts") or (), seen_forward))
-        backward = set(_unseen(goal.get("previous") or (), seen_backward))
+        forward = set(_next_level([start], "nexts", seen_forward))
+        backward = set(_next_level([goal], "previous", seen_backward))
         if seen_forward & seen_backward:
             return True
         while forward and backward:
@@ -801,14 +801,10 @@ class GraphStore:
     ) -> set[int]:
         """One breadth-first level: the not-yet-seen neighbours of `frontier`; marks them seen and notes the
         jobs of the tasks read."""
-        following: set[int] = set()
         cursor = self._tasks.find({"_id": {"$in": list(frontier)}}, {direction: 1, "job-id": 1}, session=session)
-        for doc in readable_tasks(await cursor.to_list(None)):
-            following.update(doc.get(direction) or ())
-            jobs.add(doc.get("job-id"))
-        following -= seen
-        seen |= following
-        return following
+        docs = readable_tasks(await cursor.to_list(None))
+        jobs.update(doc.get("job-id") for doc in docs)
+        return set(_next_level(docs, direction, seen))
 
     @_bounded
     async def remove_nexts(self, task_id: int, next_ids: Collection[int]) -> None:
@@ -844,9 +840,10 @@ class GraphStore:
         await self._in_transaction(work)
 
 
-def _unseen(ids: Iterable[int], seen: set[int]) -> list[int]:
-    """The ids not met yet, in order, once each; marks them seen."""
-    fresh = [i for i in dict.fromkeys(ids) if i not in seen]
+def _next_level(docs: Iterable[TaskDoc], direction: str, seen: set[int]) -> list[int]:
+    """One breadth-first level: the ids the tasks' `direction` links lead to that are not seen yet, in order,
+    once each; marks them seen."""
+    fresh = [i for i in dict.fromkeys(i for doc in docs for i in doc.get(direction) or ()) if i not in seen]
     seen.update(fresh)
     return fresh
 

@@ -190,16 +190,12 @@ function showJob(jobId) {
     <p class="legend">Click a task for its fields and history. Gold: critical path; dashed red: what blocks the
     selected task.</p></div></div>`;
   const graph = { tasks: new Map(), selected: null, blocking: new Set(), mode: null };
-  let reloading = null;
-  const reload = () => { // link changes and new tasks redraw; bursts of them redraw once
-    clearTimeout(reloading);
-    reloading = setTimeout(() => load().catch(failed), 300);
-  };
+  // Bursts of events redraw once: the graph after link changes and new tasks, the counts after the rest.
+  const reload = debounced(() => load().catch(failed), 300);
+  const recount = debounced(() => showHead(jobId).catch(failed), 1000);
   const load = async () => {
-    const { job } = await gql(JOB_HEAD, { id: jobId });
+    const job = await showHead(jobId);
     if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
-    document.getElementById("head").innerHTML = `<p>${job.taskCount} tasks · ${Math.round(job.summary.progress * 100)}% done ·
-      ${statusChips(job.statusCounts)}</p>`;
     if (job.taskCount > GRAPH_LIMIT) return showTaskTable(jobId, graph);
     const { job: full } = await gql(JOB_GRAPH, { id: jobId });
     drawGraph(full, graph);
@@ -207,11 +203,13 @@ function showJob(jobId) {
   const onEvent = (event) => {
     const known = graph.tasks.get(event.taskId);
     const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
-    if (graph.mode === "graph" && event.kind === "UPDATED" && known && keepsLinks) {
+    if (graph.mode === "table") { // the page being read stays put; its counts follow
+      recount();
+    } else if (event.kind === "UPDATED" && known && keepsLinks) {
       known.status = event.task.status;
       known.name = event.task.name;
       paintTask(event.taskId, graph);
-      refreshHead(jobId);
+      recount();
     } else {
       reload();
     }
@@ -221,10 +219,12 @@ function showJob(jobId) {
   return subscribe(EVENTS, { job: jobId }, onEvent, reload);
 }
 
-async function refreshHead(jobId) {
+/** The job's counts and progress above its graph or table; returns the job (null when it has no task). */
+async function showHead(jobId) {
   const { job } = await gql(JOB_HEAD, { id: jobId });
   if (job) document.getElementById("head").innerHTML = `<p>${job.taskCount} tasks ·
     ${Math.round(job.summary.progress * 100)}% done · ${statusChips(job.statusCounts)}</p>`;
+  return job;
 }
 
 function drawGraph(job, graph) {
@@ -321,6 +321,11 @@ function colour(status) {
   let hash = 0;
   for (const char of status ?? "") hash = (hash * 31 + char.charCodeAt(0)) % 360;
   return status ? `hsl(${hash}, 45%, 42%)` : "#afb8c1";
+}
+
+function debounced(action, ms) {
+  let timer = null;
+  return () => { clearTimeout(timer); timer = setTimeout(action, ms); };
 }
 
 function label(task) {
