@@ -178,9 +178,13 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        """Whether MongoDB answers a ping within a second: probes give up after a few."""
-        if await request.state.store.is_ready(timeout_s=1.0):
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "unavailable", "reason": "MongoDB does not answer"}, status_code=503)
+        """Whether MongoDB answers a ping within a second (probes give up after a few), and whether this process's
+        task history writer can go on (one that keeps failing says why here, and hands its lease over)."""
+        if not await request.state.store.is_ready(timeout_s=1.0):
+            return JSONResponse({"status": "unavailable", "reason": "MongoDB does not answer"}, status_code=503)
+        history_failure = request.state.backend.history_failure()
+        if history_failure is not None:
+            return JSONResponse({"status": "unavailable", "reason": history_failure}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     return app

@@ -4,7 +4,6 @@ configured (supervised while the gateway runs), then the graph store connected t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -14,16 +13,24 @@ from dataclasses import dataclass, field
 
 from gateway.embedded import EmbeddedMongo
 from gateway.settings import Settings
-from models import GraphStore
+from models import GraphStore, HistoryWriter
+from models.metrics import HISTORY_LAG, HISTORY_LEADING
 
 log = logging.getLogger(__name__)
 
 
 async def _cancelled(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """Stop a background task; whatever it ended with is logged, never raised into the shutdown (which must
+    close MongoDB and exit 0 whatever the data holds)."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("background task %s had failed", task.get_name())
 
 
 @dataclass
@@ -35,12 +42,21 @@ class Backend:
     _closed: bool = field(default=False, repr=False)
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
     _history: asyncio.Task[None] | None = field(default=None, repr=False)
+    history_writer: HistoryWriter | None = None
+    """This process's candidate for writing the task history, once `write_history` started it."""
 
     def write_history(self) -> None:
         """Take part in writing the task history (one gateway of all writes it at a time; see models.history)."""
         if self._history is None:
             owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-            self._history = asyncio.create_task(self.store.history_writer(owner).run())
+            self.history_writer = self.store.history_writer(owner)
+            self._history = asyncio.create_task(self.history_writer.run(), name="task history writer")
+            HISTORY_LAG.set_function(self.history_writer.lag_seconds)
+            HISTORY_LEADING.set_function(lambda: float(self.history_writer is not None and self.history_writer.leading))
+
+    def history_failure(self) -> str | None:
+        """Why this process's history writer cannot go on (it handed its lease over), else None."""
+        return self.history_writer.failure if self.history_writer is not None else None
 
     async def stop_writing_history(self) -> None:
         history, self._history = self._history, None

@@ -169,7 +169,8 @@ class Subscription:
         "cursor), every event after that one comes first, in order, then live ones: no gap, no duplicate. An "
         "election or a MongoDB restart does not end it; if MongoDB cannot be reached within "
         "TRACKING_SUBSCRIPTION_RESUME_MS it ends with UNAVAILABLE (resume with after); a cursor MongoDB no "
-        "longer holds ends it with CURSOR_EXPIRED."
+        "longer holds ends it with CURSOR_EXPIRED. A change that cannot be delivered or read comes as kind SKIPPED "
+        "(task null): reload that task."
     )
     async def task_events(
         self, info: Info[Context, None], job_id: str | None = None, after: str | None = None

@@ -1,9 +1,14 @@
 """`tracking-gateway check`: scan the stored graph for what other tools may have broken, and repair what is safe.
 
 Found: one-sided links (b in a.nexts without a in b.previous, or the mirror), dangling ids (a link to a task
-that does not exist), cycles, fields of the wrong type, and ids that are not int64. Repaired with `repair`:
-one-sided links are completed (the link stays, both sides now say so) and dangling ids are removed, in
-transactions. Cycles, wrong types and ids are reported only: fixing them needs a person's decision.
+that does not exist), cycles, fields of the wrong type (dates outside years 1-9999 among them), strings that are
+not UTF-8, link fields that are not arrays, ids repeated in one link array, and ids that are not int64. Repaired
+with `repair`: one-sided links are completed (the link stays, both sides now say so), dangling ids are removed
+and repeated ids kept once, in transactions of up to 500 link arrays. A repair MongoDB refuses (a link array a
+tool turned into something else) is reported and the rest goes on. Cycles, wrong types, undecodable strings,
+non-array links and ids are reported only: fixing them needs a person's decision.
+
+Whatever a document holds, the scan reports it and goes on: it never stops at one.
 
 The scan holds every task's id and links in memory (about 200 bytes a task: 200 MB for a million).
 """
@@ -15,11 +20,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import bson
+from bson.codec_options import CodecOptions
+from bson.errors import BSONError
 from bson.int64 import Int64
+from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import PyMongoError
 
-from models.layout import LINK_FIELDS, Collection, field_problems, readable_task
+from models.layout import LINK_FIELDS, Collection, field_problems, has_repeated_ids, readable_task, value_problem
 
 EXAMPLES = 5
 _REPAIR_BATCH = 500
@@ -29,6 +39,12 @@ DANGLING = "dangling ids"
 CYCLES = "tasks on cycles"
 WRONG_TYPES = "fields of the wrong type"
 NON_INT64_IDS = "non-int64 ids"
+NON_ARRAY_LINKS = "link fields that are not arrays"
+REPEATED_IDS = "link arrays repeating an id"
+UNDECODABLE = "strings that are not UTF-8"
+NOT_REPAIRED = "repairs MongoDB refused"
+_FINDINGS = (ONE_SIDED, DANGLING, REPEATED_IDS, CYCLES, WRONG_TYPES, UNDECODABLE, NON_ARRAY_LINKS, NON_INT64_IDS)
+_STRICT_STRINGS: CodecOptions[dict[str, Any]] = CodecOptions(unicode_decode_error_handler="strict")
 
 Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[Any]]], Awaitable[Any]]
 
@@ -49,12 +65,12 @@ class Finding:
 class CheckReport:
     scanned: int = 0
     findings: dict[str, Finding] = field(
-        default_factory=lambda: {name: Finding() for name in (ONE_SIDED, DANGLING, CYCLES, WRONG_TYPES, NON_INT64_IDS)}
+        default_factory=lambda: {name: Finding() for name in (*_FINDINGS, NOT_REPAIRED)}
     )
 
     @property
     def problems_left(self) -> int:
-        return sum(finding.count - finding.repaired for finding in self.findings.values())
+        return sum(finding.count - finding.repaired for name, finding in self.findings.items() if name != NOT_REPAIRED)
 
     def lines(self) -> list[str]:
         lines = [f"scanned {self.scanned} documents"]
@@ -72,34 +88,68 @@ class CheckReport:
 class _Graph:
     nexts: dict[int, list[int]] = field(default_factory=dict)
     previous: dict[int, list[int]] = field(default_factory=dict)
+    unrepairable: set[tuple[int, str]] = field(default_factory=set)
+    """(task id, link array) whose stored value is no array: MongoDB refuses $addToSet and $pull on it."""
+    repeating: list[tuple[int, str]] = field(default_factory=list)
 
 
 async def check_graph(tasks: Collection, transaction: Transaction | None) -> CheckReport:
-    """Scan `tasks`; with `transaction` (the store's), also repair one-sided links and dangling ids."""
+    """Scan `tasks`; with `transaction` (the store's), also repair one-sided links, dangling and repeated ids."""
     report = CheckReport()
     graph = _Graph()
-    async for doc in tasks.find({}):
+    raw_tasks = tasks.with_options(codec_options=tasks.codec_options.with_options(document_class=RawBSONDocument))
+    async for raw in raw_tasks.find({}):
         report.scanned += 1
-        _check_types(doc, report)
-        readable = readable_task(doc)
-        if readable is not None:
-            graph.nexts[readable["_id"]] = readable["nexts"]
-            graph.previous[readable["_id"]] = readable["previous"]
+        doc = bson.decode(raw.raw, codec_options=tasks.codec_options)
+        _check_document(doc, raw.raw, report, graph)
     additions, removals = _check_links(graph, report)
     _check_cycles(graph, report)
     if transaction is not None:
         await _repair(tasks, transaction, additions, removals, report)
+        await _repair_repeated_ids(tasks, graph.repeating, report)
     return report
+
+
+def _check_document(doc: dict[str, Any], raw: bytes, report: CheckReport, graph: _Graph) -> None:
+    _check_types(doc, report)
+    if not _is_utf8(raw):
+        report.findings[UNDECODABLE].add(f"{doc.get('_id')!r} (served with U+FFFD in their place)")
+    readable = readable_task(doc)
+    if readable is None:
+        return
+    task_id = readable["_id"]
+    graph.nexts[task_id] = readable["nexts"]
+    graph.previous[task_id] = readable["previous"]
+    for name in LINK_FIELDS:
+        stored = doc.get(name, [])
+        if not isinstance(stored, list):
+            report.findings[NON_ARRAY_LINKS].add(f"{task_id}.{name} is {type(stored).__name__}")
+            graph.unrepairable.add((task_id, name))
+        elif has_repeated_ids(stored):
+            report.findings[REPEATED_IDS].add(f"{task_id}.{name} repeats an id")
+            graph.repeating.append((task_id, name))
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        bson.decode(raw, codec_options=_STRICT_STRINGS)
+    except (BSONError, UnicodeDecodeError):
+        return False
+    except (ValueError, OverflowError):
+        return True  # not a string problem (a date Python cannot hold): reported as a wrong type
+    return True
 
 
 def _check_types(doc: dict[str, Any], report: CheckReport) -> None:
     problems = field_problems(doc)
-    ids = [name for name in problems if name == "_id" or name in LINK_FIELDS]
-    others = [name for name in problems if name not in ids]
+    # A link field that is no array is its own finding (NON_ARRAY_LINKS).
+    ids = [name for name in problems if name == "_id" or (name in LINK_FIELDS and isinstance(doc.get(name), list))]
+    others = [name for name in problems if name not in ids and name not in LINK_FIELDS]
     if ids:
         report.findings[NON_INT64_IDS].add(f"{doc.get('_id')!r}: {', '.join(ids)}")
     if others:
-        report.findings[WRONG_TYPES].add(f"{doc.get('_id')!r}: {', '.join(others)}")
+        described = (f"{name} {value_problem(doc[name])}" for name in others)
+        report.findings[WRONG_TYPES].add(f"{doc.get('_id')!r}: {'; '.join(described)}")
 
 
 Change = tuple[int, str, int]
@@ -107,6 +157,8 @@ Change = tuple[int, str, int]
 
 
 def _check_links(graph: _Graph, report: CheckReport) -> tuple[list[Change], list[Change]]:
+    """What to add and remove to make every link two-sided and existing; never a change to an array that is
+    no array (MongoDB would refuse it: such links are reported as they are)."""
     additions: list[Change] = []
     removals: list[Change] = []
     for source, mirror, arrays in (("nexts", "previous", graph.nexts), ("previous", "nexts", graph.previous)):
@@ -118,7 +170,8 @@ def _check_links(graph: _Graph, report: CheckReport) -> tuple[list[Change], list
                     removals.append((task_id, source, linked_id))
                 elif task_id not in other[linked_id]:
                     report.findings[ONE_SIDED].add(f"{task_id}.{source} holds {linked_id}, not the reverse")
-                    additions.append((linked_id, mirror, task_id))
+                    if (linked_id, mirror) not in graph.unrepairable:
+                        additions.append((linked_id, mirror, task_id))
     return additions, removals
 
 
@@ -181,16 +234,83 @@ async def _repair(
     report: CheckReport,
 ) -> None:
     for changes, operator, finding in ((additions, "$addToSet", ONE_SIDED), (removals, "$pull", DANGLING)):
-        for batch in _batches(changes, _REPAIR_BATCH):
-            updates = [UpdateOne({"_id": task_id}, {operator: {array: Int64(i)}}) for task_id, array, i in batch]
-
-            async def work(session: AsyncClientSession, updates: list[UpdateOne] = updates) -> None:
-                await tasks.bulk_write(updates, ordered=True, session=session)
-
-            await transaction(work)
-            report.findings[finding].repaired += len(batch)
+        for batch in _batches(_by_array(changes), _REPAIR_BATCH):
+            await _repair_batch(tasks, transaction, batch, operator, report, finding)
 
 
-def _batches(items: list[Change], size: int) -> Iterable[list[Change]]:
+ArrayChange = tuple[int, str, list[int]]
+"""(task id, link array, ids): add them to, or remove them from, that array of that task."""
+
+
+def _by_array(changes: list[Change]) -> list[ArrayChange]:
+    """One change per array (a task holding 100,000 dangling ids is one update, not 100,000)."""
+    grouped: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for task_id, array, i in changes:
+        grouped[(task_id, array)].append(i)
+    return [(task_id, array, ids) for (task_id, array), ids in grouped.items()]
+
+
+async def _repair_batch(
+    tasks: Collection,
+    transaction: Transaction,
+    batch: list[ArrayChange],
+    operator: str,
+    report: CheckReport,
+    finding: str,
+) -> None:
+    """One transaction for the batch; if MongoDB refuses it (a tool changed an array into something else
+    since the scan), each array on its own, so that only the refused ones are left."""
+    try:
+        await _apply(tasks, transaction, batch, operator)
+        report.findings[finding].repaired += sum(len(ids) for _, _, ids in batch)
+        return
+    except PyMongoError as error:
+        if len(batch) == 1:
+            task_id, array, ids = batch[0]
+            report.findings[NOT_REPAIRED].add(f"{operator} of {len(ids)} ids on {task_id}.{array} ({error})")
+            return
+    for change in batch:
+        await _repair_batch(tasks, transaction, [change], operator, report, finding)
+
+
+async def _apply(tasks: Collection, transaction: Transaction, batch: list[ArrayChange], operator: str) -> None:
+    # Only arrays are changed: a field a tool turned into something else since the scan stays as it is.
+    selector = "$each" if operator == "$addToSet" else "$in"
+    updates = [
+        UpdateOne({"_id": task_id, array: {"$type": "array"}}, {operator: {array: {selector: list(map(Int64, ids))}}})
+        for task_id, array, ids in batch
+    ]
+
+    async def work(session: AsyncClientSession) -> None:
+        await tasks.bulk_write(updates, ordered=True, session=session)
+
+    await transaction(work)
+
+
+async def _repair_repeated_ids(tasks: Collection, repeating: list[tuple[int, str]], report: CheckReport) -> None:
+    """Each repeating array kept once per id, in its order, in one update (atomic per document)."""
+    for task_id, array in repeating:
+        once = {
+            "$reduce": {
+                "input": f"${array}",
+                "initialValue": [],
+                "in": {
+                    "$cond": [
+                        {"$in": ["$$this", "$$value"]},
+                        "$$value",
+                        {"$concatArrays": ["$$value", ["$$this"]]},
+                    ]
+                },
+            }
+        }
+        try:
+            await tasks.update_one({"_id": task_id, array: {"$type": "array"}}, [{"$set": {array: once}}])
+        except PyMongoError as error:
+            report.findings[NOT_REPAIRED].add(f"{task_id}.{array} repeated ids ({error})")
+            continue
+        report.findings[REPEATED_IDS].repaired += 1
+
+
+def _batches(items: list[ArrayChange], size: int) -> Iterable[list[ArrayChange]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

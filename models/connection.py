@@ -10,7 +10,7 @@ from datetime import UTC
 from typing import Any
 
 import pymongo
-from bson.codec_options import CodecOptions
+from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import AsyncMongoClient, ReadPreference
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
@@ -23,7 +23,20 @@ from models.task import TaskCounter, TaskRecord
 log = logging.getLogger(__name__)
 MAJORITY_WRITES = WriteConcern("majority")
 MAJORITY_READS = ReadConcern("majority")
-CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(tz_aware=True, tzinfo=UTC)
+DATETIME_CONVERSION = DatetimeConversion.DATETIME_AUTO
+"""A BSON date Python's datetime cannot hold (before year 1 or after 9999: a Java `Long.MAX_VALUE` "never") is
+decoded as a `bson.DatetimeMS` instead of raising; readers then leave it out (models.layout)."""
+UNICODE_DECODE_ERROR_HANDLER = "replace"
+"""A string that is not valid UTF-8 (a tool writing raw BSON can store one) is decoded with U+FFFD in place of
+each undecodable byte instead of raising."""
+CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(
+    tz_aware=True,
+    tzinfo=UTC,
+    datetime_conversion=DATETIME_CONVERSION,
+    unicode_decode_error_handler=UNICODE_DECODE_ERROR_HANDLER,
+)
+"""How every document, cursor, aggregation and change stream of the gateway is decoded: no stored value raises
+(PyMongo's documented options for out-of-range dates and undecodable strings)."""
 
 
 class TransactionsUnsupported(Exception):
@@ -39,6 +52,8 @@ def make_client(uri: str, *, timeout_ms: int = 10_000) -> MongoClient:
         readConcernLevel="majority",
         tz_aware=True,
         tzinfo=UTC,
+        datetime_conversion=DATETIME_CONVERSION,
+        unicode_decode_error_handler=UNICODE_DECODE_ERROR_HANDLER,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=min(timeout_ms, 5_000),
         appname="tracking-gateway",

@@ -8,19 +8,26 @@ followed from the oplog, which is what makes subscriptions resumable without a g
 from __future__ import annotations
 
 import enum
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from models.changes import Skipped, StreamRequest, change_time
 from models.errors import GraphError
-from models.layout import LINK_FIELDS, TaskDoc, as_task_id, readable_task, readable_value
+from models.layout import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_task, readable_value
 from models.task import RESPONSE_FIELD_ORDER
+
+log = logging.getLogger(__name__)
 
 
 class TaskEventKind(enum.Enum):
     CREATED = "CREATED"
     UPDATED = "UPDATED"
     DELETED = "DELETED"
+    SKIPPED = "SKIPPED"
+    """A change that could not be delivered or read (models.changes): reload the task to see its state."""
 
 
 class CursorExpired(GraphError):
@@ -64,54 +71,121 @@ def full_document_mode(keeps_images: bool) -> str:
     return "whenAvailable" if keeps_images else "updateLookup"
 
 
-def change_stream_pipeline(job_id: str | None) -> list[dict[str, Any]]:
-    match: dict[str, Any] = {"operationType": {"$in": list(_KINDS)}}
+SUBSCRIBER_FIELDS: tuple[str, ...] = ("_id", *FIELD_ORDER)
+"""What a subscription's events carry of the task: every field readers serve (a tool's own fields are not)."""
+HISTORY_FIELDS: tuple[str, ...] = ("_id", "job-id", "status")
+"""What the history writer reads of the task: its entries name the job and the new status."""
+
+
+def stream_request(
+    collection: Collection, job_id: str | None, task_fields: Iterable[str], full_document: str, poll_ms: int
+) -> StreamRequest:
+    """The change stream of the tasks (of one job, if given), each event projected to its identity, the
+    `task_fields` of the task after it, the job it left and the names of the fields it changed.
+
+    The projection keeps events far under MongoDB's 16 MiB: the task's fields at most once, however large the
+    task or the update (without it, an update of a 9 MB task carries both images and exceeds the limit)."""
+    match: dict[str, Any] = {
+        "operationType": {"$in": list(_KINDS)},
+        # Changes of documents whose _id is no number are no task's (models.layout): not even read.
+        "documentKey._id": {"$type": "number"},
+    }
+    projection: dict[str, Any] = {
+        "operationType": 1,
+        "documentKey": 1,
+        "clusterTime": 1,
+        "wallTime": 1,
+        "fullDocumentBeforeChange.job-id": 1,
+        **{f"fullDocument.{name}": 1 for name in task_fields},
+        CHANGED: _changed_field_names(),
+        NEW_STATUS: _new_status(),
+    }
+    job_match = None
     if job_id is not None:
-        # The pre-image lets a deletion (or a task moved to another job) reach the job's subscribers.
-        match["$or"] = [{"fullDocument.job-id": job_id}, {"fullDocumentBeforeChange.job-id": job_id}]
-    return [{"$match": match}]
+        # The job before the change too, so that a deletion (or a task moved to another job) reaches the job's
+        # subscribers.
+        projection[JOBS] = ["$fullDocument.job-id", "$fullDocumentBeforeChange.job-id"]
+        job_match = {JOBS: job_id}
+    return StreamRequest(collection, match, projection, job_match, full_document, poll_ms)
+
+
+JOBS = "jobIds"
+"""The field of a projected event holding the task's job after and before the change."""
+CHANGED = "changedFields"
+"""The field of a projected event listing the stored task fields its change set or removed."""
+NEW_STATUS = "newStatus"
+"""The field of a projected update event holding the status it set (so the status of each change is exact even
+where the task is read as it is now); left out for a status over 4 KiB, which the task then gives."""
+_STATUS_BYTES = 4096
+
+
+def _new_status() -> dict[str, Any]:
+    status = "$updateDescription.updatedFields.status"
+    small = {
+        "$cond": [
+            {"$eq": [{"$type": status}, "string"]},
+            {"$lte": [{"$strLenBytes": status}, _STATUS_BYTES]},
+            {"$in": [{"$type": status}, ["int", "long", "double", "decimal", "bool", "null"]]},
+        ]
+    }
+    return {"$cond": [small, status, "$$REMOVE"]}
+
+
+def _changed_field_names() -> dict[str, Any]:
+    """The top-level names of the fields a change wrote that readers know (an insert or replace: every field it
+    holds), computed by MongoDB so that a large update's values never travel."""
+    updated = {"$objectToArray": {"$ifNull": ["$updateDescription.updatedFields", {}]}}
+    truncated = {"$ifNull": ["$updateDescription.truncatedArrays", []]}
+    update_paths = {
+        "$concatArrays": [
+            {"$map": {"input": updated, "in": "$$this.k"}},
+            {"$ifNull": ["$updateDescription.removedFields", []]},
+            {"$map": {"input": truncated, "in": "$$this.field"}},
+        ]
+    }
+    document_names = {"$map": {"input": {"$objectToArray": {"$ifNull": ["$fullDocument", {}]}}, "in": "$$this.k"}}
+    paths = {
+        "$switch": {
+            "branches": [
+                {"case": {"$eq": ["$operationType", "update"]}, "then": update_paths},
+                {"case": {"$eq": ["$operationType", "delete"]}, "then": []},
+            ],
+            "default": document_names,
+        }
+    }
+    top_level = {"$map": {"input": paths, "in": {"$arrayElemAt": [{"$split": ["$$this", "."]}, 0]}}}
+    return {"$setIntersection": [top_level, list(FIELD_ORDER)]}
 
 
 def event_from_change(change: dict[str, Any]) -> TaskEvent | None:
-    """The event of one change-stream document; None for a document whose _id is no task id."""
-    task_id = as_task_id(change["documentKey"]["_id"])
+    """The event of one (projected) change-stream document; None for a document whose _id is no task id.
+    A change whose content cannot be read becomes a SKIPPED event rather than an error."""
+    task_id = as_task_id((change.get("documentKey") or {}).get("_id"))
     if task_id is None:
         return None
+    try:
+        return _event(change, task_id)
+    except Exception as error:  # any stored content at all: one change must never stop a stream
+        log.exception("change of task %s cannot be read; delivered as SKIPPED", task_id)
+        return skipped_event(Skipped(change["_id"], task_id, change_time(change), f"unreadable: {error}"))
+
+
+def _event(change: dict[str, Any], task_id: int) -> TaskEvent:
     kind = _KINDS[change["operationType"]]
     stored = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
     task = readable_task(stored) if stored is not None else None
     before = change.get("fullDocumentBeforeChange") or {}
     job = readable_value("job-id", (task or before).get("job-id"))
-    changed = _changed_fields(change, stored)
+    changed = sorted(set(change.get(CHANGED) or ()) & _FIELD_POSITION.keys(), key=_FIELD_POSITION.__getitem__)
     status = None
     if "status" in changed and kind is not TaskEventKind.DELETED:
-        status = readable_value("status", _new_value(change, stored, "status"))
-    return TaskEvent(kind, task_id, task, change["_id"]["_data"], _when(change), changed, job, status)
+        status = readable_value("status", change[NEW_STATUS]) if NEW_STATUS in change else (task or {}).get("status")
+    return TaskEvent(kind, task_id, task, change["_id"]["_data"], change_time(change), changed, job, status)
 
 
-def _changed_fields(change: dict[str, Any], stored: TaskDoc | None) -> list[str]:
-    operation = change["operationType"]
-    if operation == "delete":
-        return []
-    if operation == "update":
-        description = change.get("updateDescription") or {}
-        paths = [*description.get("updatedFields", {}), *description.get("removedFields", [])]
-        paths += [truncated["field"] for truncated in description.get("truncatedArrays", [])]
-        names = {path.split(".", 1)[0] for path in paths}
-    else:
-        names = set(stored or ())
-    return sorted((name for name in names if name in _FIELD_POSITION), key=_FIELD_POSITION.__getitem__)
-
-
-def _new_value(change: dict[str, Any], stored: TaskDoc | None, name: str) -> Any:
-    if change["operationType"] == "update":
-        return (change.get("updateDescription") or {}).get("updatedFields", {}).get(name)
-    return (stored or {}).get(name)
-
-
-def _when(change: dict[str, Any]) -> datetime:
-    """The change's wall-clock time as MongoDB recorded it (6.0+), else its cluster time's second."""
-    wall = change.get("wallTime")
-    if isinstance(wall, datetime):
-        return wall
-    return datetime.fromtimestamp(change["clusterTime"].time, tz=UTC)
+def skipped_event(skipped: Skipped) -> TaskEvent | None:
+    """What subscribers hear of a change stepped over: which task (reload it) and when; None when the change
+    names no task (an `_id` that is a number but no task id), which concerns no subscriber."""
+    if skipped.task_id is None:
+        return None
+    return TaskEvent(TaskEventKind.SKIPPED, skipped.task_id, None, skipped.token["_data"], skipped.at, [], None, None)

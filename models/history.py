@@ -12,18 +12,28 @@ the writer records a GAP entry and logs it, then goes on from now. Entries expir
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson.errors import BSONError
 from bson.int64 import Int64
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.change_stream import AsyncChangeStream
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
 
-from models.events import EXPIRED_CURSOR_CODES, TaskEvent, change_stream_pipeline, event_from_change
+from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, read_changes
+from models.events import EXPIRED_CURSOR_CODES, HISTORY_FIELDS, TaskEvent, event_from_change, stream_request
 from models.layout import Collection, Database, TaskDoc
 
 log = logging.getLogger(__name__)
@@ -33,6 +43,7 @@ LEASES = "task_history_lease"
 _LEASE_ID = "writer"
 _TTL_INDEX = "at_ttl"
 GAP = "GAP"
+SKIPPED = "SKIPPED"
 
 
 @dataclass(frozen=True)
@@ -89,8 +100,52 @@ async def read_history(database: Database, task_id: int) -> list[TaskChange]:
     return [change_of(entry) async for entry in cursor]
 
 
+def skipped_entry(skipped: Skipped) -> TaskDoc:
+    """The entry of a change stepped over (models.changes): which task, when, and why it is not recorded."""
+    task = Int64(skipped.task_id) if skipped.task_id is not None else None
+    return {
+        "_id": skipped.token["_data"],
+        "task": task,
+        "job": None,
+        "kind": SKIPPED,
+        "fields": [],
+        "at": skipped.at,
+        "reason": skipped.reason,
+    }
+
+
+def _entry_of(item: StreamItem) -> TaskDoc | None:
+    if isinstance(item, Change):
+        event = event_from_change(item.document)
+        return entry_of(event) if event is not None else None
+    if isinstance(item, Skipped):
+        return skipped_entry(item)
+    return None
+
+
+_TRANSIENT_CODES = frozenset({91, 189, 10107, 11600, 11602, 13435, 13436})
+"""ShutdownInProgress, PrimarySteppedDown, NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary: the write may succeed on the next primary."""
+
+
+def _is_transient(error: Exception) -> bool:
+    """Whether writing may work when tried again (MongoDB unreachable, an election), as opposed to a failure of
+    these entries themselves, which trying again would only repeat."""
+    if isinstance(error, ConnectionFailure | ExecutionTimeout | WTimeoutError):
+        return True
+    if isinstance(error, PyMongoError) and (error.timeout or error.has_error_label("RetryableWriteError")):
+        return True
+    return (
+        isinstance(error, OperationFailure)
+        and not isinstance(error, BulkWriteError)
+        and (error.code in _TRANSIENT_CODES)
+    )
+
+
 class HistoryWriter:
-    """Runs in every gateway; writes only while it holds the lease."""
+    """Runs in every gateway; writes only while it holds the lease. It never stops by itself: any failure is
+    logged with its cause and tried again; a change that cannot be recorded is recorded as SKIPPED; a writer
+    that keeps failing for `give_up_s` hands the lease over (`failure` says why, for /readyz)."""
 
     def __init__(
         self,
@@ -101,6 +156,7 @@ class HistoryWriter:
         flush_s: float = 0.5,
         batch: int = 1000,
         full_document: str = "updateLookup",
+        give_up_s: float | None = None,
     ) -> None:
         self._tasks: Collection = database.get_collection("tasks")
         self._history: Collection = database.get_collection(HISTORY)
@@ -110,7 +166,26 @@ class HistoryWriter:
         self.flush_s = flush_s
         self.batch = batch
         self.written = 0
+        self.give_up_s = give_up_s if give_up_s is not None else 3 * lease_s
+        self.leading = False
         self._full_document = full_document
+        self._failing_since: float | None = None
+        self._last_error: str | None = None
+        self._caught_up_at = time.monotonic()
+
+    def lag_seconds(self) -> float:
+        """How far behind the changes this writer's history is: seconds since it last had every change up to
+        then recorded, while it leads or keeps failing; else 0 (another writer's lag is its own)."""
+        if self.leading or self._failing_since is not None:
+            return time.monotonic() - self._caught_up_at
+        return 0.0
+
+    @property
+    def failure(self) -> str | None:
+        """Why this writer cannot go on, once it has failed for `give_up_s`; else None."""
+        if self._failing_since is None or time.monotonic() - self._failing_since < self.give_up_s:
+            return None
+        return f"task history writer failing for {time.monotonic() - self._failing_since:.0f}s: {self._last_error}"
 
     async def run(self) -> None:
         """Until cancelled: wait for the lease, then write history while it is held."""
@@ -118,10 +193,32 @@ class HistoryWriter:
             try:
                 if await self._take_lease():
                     await self._write_while_leading()
+                    self.leading = False  # another writer took the lease over
                     continue
-            except PyMongoError as error:
-                log.warning("task history writer %s: %s; trying again", self.owner, error)
+            except Exception as error:  # whatever it is: logged with its cause, never the end of the history
+                self._failed(error)
+                if self.failure is not None:
+                    await self._hand_over()
+                    await asyncio.sleep(self.lease_s)  # long enough for every other candidate to try
+                    continue
             await asyncio.sleep(self.lease_s / 3)
+
+    def _failed(self, error: Exception) -> None:
+        self._failing_since = self._failing_since or time.monotonic()
+        self._last_error = f"{type(error).__name__}: {error}"
+        if isinstance(error, PyMongoError) and _is_transient(error):
+            log.warning("task history writer %s: %s; trying again", self.owner, error)
+        else:
+            log.error("task history writer %s failed; trying again", self.owner, exc_info=error)
+
+    async def _hand_over(self) -> None:
+        """Give the lease up so that another gateway, which may fare better, takes over."""
+        log.error("task history writer %s hands the lease over: %s", self.owner, self.failure)
+        self.leading = False
+        with contextlib.suppress(PyMongoError):
+            await self._leases.update_one(
+                {"_id": _LEASE_ID, "owner": self.owner}, {"$set": {"expires": datetime.now(UTC)}}
+            )
 
     async def _take_lease(self) -> bool:
         now = datetime.now(UTC)
@@ -149,45 +246,40 @@ class HistoryWriter:
         lease = await self._leases.find_one({"_id": _LEASE_ID})
         token = (lease or {}).get("resumeToken")
         log.info("task history writer %s leads%s", self.owner, " (resuming)" if token else "")
-        async with await self._open(token) as stream:
-            pending: list[TaskDoc] = []
-            renew_at = flush_at = time.monotonic()
-            while stream.alive:
-                change = await stream.try_next()
-                if change is not None:
-                    event = event_from_change(change)
-                    if event is not None:
-                        pending.append(entry_of(event))
+        self.leading = True
+        self._caught_up_at = time.monotonic()
+        request = stream_request(self._tasks, None, HISTORY_FIELDS, self._full_document, int(self.flush_s * 1000))
+        try:
+            await self._write_from(request, token)
+        except OperationFailure as error:
+            if token is None or error.code not in EXPIRED_CURSOR_CODES:
+                raise
+            await self._record_gap(token)
+            await self._renew(None)
+
+    async def _write_from(self, request: StreamRequest, token: Any) -> None:
+        pending: list[TaskDoc] = []
+        renew_at = flush_at = time.monotonic()
+        async with contextlib.aclosing(read_changes(request, token)) as items:
+            async for item in items:
+                entry = _entry_of(item)
+                if entry is not None:
+                    pending.append(entry)
                 now = time.monotonic()
-                if pending and (change is None or len(pending) >= self.batch or now >= flush_at):
+                idle = isinstance(item, Idle)
+                if pending and (idle or len(pending) >= self.batch or now >= flush_at):
                     await self._write(pending)
                     pending = []
                     flush_at = now + self.flush_s
                     renew_at = now  # save the token right after what it covers is written
                 if not pending and now >= renew_at:
-                    if not await self._renew(stream.resume_token):
+                    if not await self._renew(item.token):
                         log.info("task history writer %s lost the lease", self.owner)
                         return
                     renew_at = now + self.lease_s / 3
-
-    async def _open(self, token: Any) -> AsyncChangeStream[TaskDoc]:
-        try:
-            return await self._watch(token)
-        except OperationFailure as error:
-            if token is None or error.code not in EXPIRED_CURSOR_CODES:
-                raise
-        stream = await self._watch(None)
-        await self._record_gap(token)
-        return stream
-
-    async def _watch(self, token: Any) -> AsyncChangeStream[TaskDoc]:
-        return await self._tasks.watch(
-            change_stream_pipeline(None),
-            full_document=self._full_document,
-            full_document_before_change="whenAvailable",
-            resume_after=token,
-            max_await_time_ms=int(self.flush_s * 1000),
-        )
+                if idle and not pending:
+                    self._caught_up_at = now
+                    self._failing_since = None
 
     async def _record_gap(self, token: Any) -> None:
         now = datetime.now(UTC)
@@ -200,10 +292,52 @@ class HistoryWriter:
         await self._history.insert_one(gap)
 
     async def _write(self, entries: list[TaskDoc]) -> None:
+        """Store the entries; one that MongoDB refuses for itself is stored as SKIPPED (or, failing that, only
+        logged), so that the writer never stops at it, now or after a restart."""
         try:
             await self._history.insert_many(entries, ordered=False)
         except BulkWriteError as error:
             # A change the previous writer already stored (its _id is the change's resume token): harmless.
-            if any(item.get("code") != 11000 for item in error.details.get("writeErrors", [])):
+            refused = [item for item in error.details.get("writeErrors", []) if item.get("code") != 11000]
+            for item in refused:
+                await self._write_instead(entries[item["index"]], item.get("errmsg", "refused"))
+        except PyMongoError as error:
+            if _is_transient(error):
                 raise
+            for entry in entries:
+                await self._write_one(entry)
+        except (BSONError, ValueError, TypeError, OverflowError):
+            for entry in entries:
+                await self._write_one(entry)
         self.written += len(entries)
+
+    async def _write_one(self, entry: TaskDoc) -> None:
+        try:
+            await self._history.insert_one(entry)
+        except DuplicateKeyError:
+            pass
+        except PyMongoError as error:
+            if _is_transient(error):
+                raise
+            await self._write_instead(entry, str(error))
+        except (BSONError, ValueError, TypeError, OverflowError) as error:
+            await self._write_instead(entry, str(error))
+
+    async def _write_instead(self, entry: TaskDoc, reason: str) -> None:
+        log.error(
+            "task history: the entry of task %s at %s cannot be stored (%s)", entry.get("task"), entry.get("at"), reason
+        )
+        task = entry.get("task") if isinstance(entry.get("task"), Int64) else None
+        at = entry.get("at") if isinstance(entry.get("at"), datetime) else datetime.now(UTC)
+        skipped: TaskDoc = {
+            "_id": str(entry.get("_id")),
+            "task": task,
+            "job": None,
+            "kind": SKIPPED,
+            "fields": [],
+            "at": at,
+            "reason": f"cannot be stored: {reason}"[:1000],
+        }
+        with contextlib.suppress(DuplicateKeyError):
+            # If not even this can be stored, nothing can: the writer fails (and says so) rather than drop it.
+            await self._history.insert_one(skipped)

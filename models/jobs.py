@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from models.layout import readable_value
+from models.layout import readable_date_expression, readable_value
 
 _SNAPSHOT_TOO_OLD = 239
 JOBS_INDEX = "job-id_update-timestamp"
@@ -114,6 +114,9 @@ def jobs_pipeline(
         # $sort on the index's own order, then $first: MongoDB answers with one index key per job.
         {"$sort": {"job-id": 1, "update-timestamp": -1}},
         {"$group": {"_id": "$job-id", "lastUpdate": {"$first": "$update-timestamp"}}},
+        # A job's latest update as readers see it (a wrong type or a date beyond year 9999 is none), so the
+        # order, the page positions and what is served agree.
+        {"$set": {"lastUpdate": readable_date_expression("$lastUpdate")}},
         *after_group,
         {"$sort": {"lastUpdate": -1, "_id": 1}},
         {"$limit": first + 2},  # one more than the page, and room for the group of tasks without a job-id
@@ -143,8 +146,9 @@ def jobs_page(rows: list[dict[str, Any]], first: int, snapshot: tuple[int, int] 
 
 
 def _only_dates(field_name: str) -> dict[str, Any]:
-    """The field when it holds a date, else null ($min and $max skip nulls; a string would sort before dates)."""
-    return {"$cond": [{"$eq": [{"$type": f"${field_name}"}, "date"]}, f"${field_name}", None]}
+    """The field when it holds a readable date, else null ($min and $max skip nulls; a string would sort
+    before dates)."""
+    return readable_date_expression(f"${field_name}")
 
 
 def summaries_pipeline(job_ids: Collection[str]) -> list[dict[str, Any]]:

@@ -14,9 +14,10 @@ import math
 import types
 import typing
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from bson.datetime_ms import DatetimeMS
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -55,16 +56,34 @@ FIELD_KINDS: dict[str, str] = {
 """Every stored task field but `_id` and the links, with its BSON type."""
 
 
+EARLIEST_DATE = datetime(1, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC)
+"""The dates Python (and so the gateway) can hold: BSON dates outside years 1-9999 are read as absent."""
+
+
 def task_validator() -> dict[str, Any]:
     """The `$jsonSchema` of a stored task. Fields are optional (null allowed, as absent), but typed; `_id` and
-    the link arrays are required int64s; other fields a tool adds are allowed and ignored by the gateway."""
+    the link arrays are required int64s; other fields a tool adds are allowed and ignored by the gateway.
+    Dates must lie in years 1-9999 (`$jsonSchema` has no date bounds, so that is a query clause beside it)."""
     properties: dict[str, Any] = {
         "_id": {"bsonType": "long", "minimum": 1, "description": "the task id: an int64 > 0"},
         **{name: {"bsonType": "array", "items": {"bsonType": "long"}, "uniqueItems": True} for name in LINK_FIELDS},
     }
     for name, kind in FIELD_KINDS.items():
         properties[name] = {"bsonType": [kind, "null"]}
-    return {"$jsonSchema": {"bsonType": "object", "required": ["_id", *LINK_FIELDS], "properties": properties}}
+    schema = {"$jsonSchema": {"bsonType": "object", "required": ["_id", *LINK_FIELDS], "properties": properties}}
+    return {"$and": [schema, *(_date_in_range(name) for name in sorted(DATE_FIELDS))]}
+
+
+def _date_in_range(name: str) -> dict[str, Any]:
+    return {"$or": [{name: {"$not": {"$type": "date"}}}, {name: {"$gte": EARLIEST_DATE, "$lte": LATEST_DATE}}]}
+
+
+def readable_date_expression(path: str) -> dict[str, Any]:
+    """An aggregation expression: the value at `path` (say "$lastUpdate") when it is a date readers can hold,
+    else null, so that aggregations sort, page and compare dates as `readable_task` serves them."""
+    in_range = [{"$eq": [{"$type": path}, "date"]}, {"$gte": [path, EARLIEST_DATE]}, {"$lte": [path, LATEST_DATE]}]
+    return {"$cond": [{"$and": in_range}, path, None]}
 
 
 def counter_validator() -> dict[str, Any]:
@@ -140,28 +159,38 @@ _warned: set[tuple[Any, str]] = set()
 _WARNINGS_KEPT = 10_000
 
 
-def _warn_once(task_id: Any, field: str, value: Any) -> None:
+def value_problem(value: Any) -> str:
+    """Why a stored value is not served, in words for logs and `check`."""
+    if isinstance(value, DatetimeMS):
+        return "holds a date outside years 1-9999"
+    return f"has type {type(value).__name__}, which the layout does not allow"
+
+
+def _warn_once(task_id: Any, field: str, problem: str) -> None:
     """One warning per task and field per process: a bad document read a thousand times logs once."""
     if (task_id, field) in _warned or len(_warned) >= _WARNINGS_KEPT:
         return
     _warned.add((task_id, field))
-    log.warning(
-        "task %r: stored %s has type %s, which the layout does not allow; served without it "
-        "(run `tracking-gateway check`)",
-        task_id,
-        field,
-        type(value).__name__,
-    )
+    log.warning("task %r: stored %s %s; served without it (run `tracking-gateway check`)", task_id, field, problem)
 
 
 def _links(task_id: Any, name: str, value: Any) -> list[int]:
+    """The task ids in a stored link array, each once, in stored order."""
     if not isinstance(value, list):
-        _warn_once(task_id, name, value)
+        _warn_once(task_id, name, value_problem(value))
         return []
     ids = [as_task_id(item) for item in value]
     if None in ids:
-        _warn_once(task_id, name, value)
-    return [i for i in ids if i is not None]
+        _warn_once(task_id, name, "holds values that are no task ids")
+    unique = list(dict.fromkeys(i for i in ids if i is not None))
+    if len(unique) != len(value) and None not in ids:
+        _warn_once(task_id, name, "repeats ids (each is served once)")
+    return unique
+
+
+def has_repeated_ids(value: Any) -> bool:
+    """Whether a stored link array names one id twice (the layout says each id once: the edge is one edge)."""
+    return isinstance(value, list) and len(set(value)) != len(value)
 
 
 def _is_clean(doc: TaskDoc) -> bool:
@@ -172,8 +201,9 @@ def _is_clean(doc: TaskDoc) -> bool:
         kind = FIELD_KINDS.get(name)
         if kind is not None and value is not None and not _has_kind(kind, value):
             return False
-    return all(type(doc.get(name)) is list for name in LINK_FIELDS) and all(
-        type(i) is Int64 for name in LINK_FIELDS for i in doc[name]
+    return all(
+        type(doc.get(name)) is list and all(type(i) is Int64 for i in doc[name]) and not has_repeated_ids(doc[name])
+        for name in LINK_FIELDS
     )
 
 
@@ -195,7 +225,7 @@ def readable_task(doc: TaskDoc) -> TaskDoc | None:
         return doc
     task_id = as_task_id(doc.get("_id"))
     if task_id is None:
-        _warn_once(doc.get("_id"), "_id", doc.get("_id"))
+        _warn_once(doc.get("_id"), "_id", value_problem(doc.get("_id")))
         return None
     repaired: TaskDoc = {"_id": task_id}
     for name, value in doc.items():
@@ -203,7 +233,7 @@ def readable_task(doc: TaskDoc) -> TaskDoc | None:
             continue
         readable = readable_value(name, value)
         if readable is None and value is not None:
-            _warn_once(task_id, name, value)
+            _warn_once(task_id, name, value_problem(value))
         else:
             repaired[name] = readable
     for name in LINK_FIELDS:

@@ -3,7 +3,7 @@ The gateway's HTTP and GraphQL metrics live beside their front ends; all share t
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MONGODB_FAILURES = Counter(
     "tracking_mongodb_failures_total",
@@ -14,4 +14,11 @@ LINK_QUEUE_WAIT = Histogram(
     "tracking_link_queue_wait_seconds",
     "Time link additions waited for this process's queues of their tasks' jobs before their transaction.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+HISTORY_LAG = Gauge(
+    "tracking_history_lag_seconds",
+    "How far behind the changes the task history is, in seconds, on the gateway whose writer leads (0 elsewhere).",
+)
+HISTORY_LEADING = Gauge(
+    "tracking_history_writer_leading", "1 on the gateway whose task history writer holds the lease, else 0."
 )

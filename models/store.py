@@ -8,6 +8,7 @@ stored layout is already the contract.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -33,6 +34,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from models.changes import Change, Idle, ResumeToken, StreamItem, read_changes
 from models.check import CheckReport, check_graph
 from models.connection import (
     MAJORITY_READS,
@@ -52,11 +54,13 @@ from models.errors import (
 )
 from models.events import (
     EXPIRED_CURSOR_CODES,
+    SUBSCRIBER_FIELDS,
     CursorExpired,
     TaskEvent,
-    change_stream_pipeline,
     event_from_change,
     full_document_mode,
+    skipped_event,
+    stream_request,
 )
 from models.graph import critical_path
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
@@ -472,26 +476,16 @@ class GraphStore:
         A primary election or a MongoDB restart does not end it: the stream is reopened after the last event
         (or the last point the server reported, when there was none), for up to `resume_within_s` seconds;
         then StorageUnavailable. A cursor MongoDB cannot resume after is CursorExpired."""
-        token: Mapping[str, Any] | None = {"_data": after} if after is not None else None
-        pipeline = change_stream_pipeline(job_id)
+        token: ResumeToken | None = {"_data": after} if after is not None else None
+        request = stream_request(self._tasks, job_id, SUBSCRIBER_FIELDS, self.full_document, _WATCH_POLL_MS)
         failing_since: float | None = None
         while True:
             try:
-                async with await self._tasks.watch(
-                    pipeline,
-                    full_document=self.full_document,
-                    full_document_before_change="whenAvailable",
-                    resume_after=token,
-                    max_await_time_ms=_WATCH_POLL_MS,
-                ) as stream:
-                    while stream.alive:
-                        change = await stream.try_next()
+                async with contextlib.aclosing(read_changes(request, token)) as items:
+                    async for item in items:
                         failing_since = None
-                        if change is None:
-                            token = stream.resume_token  # moves on even while nothing changes
-                            continue
-                        token = change["_id"]
-                        event = event_from_change(change)
+                        token = item.token
+                        event = _event_of(item)
                         if event is not None:
                             yield event
             except OperationFailure as error:
@@ -607,7 +601,7 @@ class GraphStore:
                 "key": "job-id",
                 "query": {"status": {"$in": job_filter.statuses}},
             }
-            reply = await self._database.command({**distinct, "readConcern": read_concern})
+            reply = await self._command({**distinct, "readConcern": read_concern})
             job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
             read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
         pipeline = jobs_pipeline(first, after, job_filter, job_ids)
@@ -618,9 +612,14 @@ class GraphStore:
             "readConcern": read_concern,
             "hint": JOBS_INDEX,  # the plan that reads one key per job (see models.jobs)
         }
-        cursor = (await self._database.command(command))["cursor"]
+        cursor = (await self._command(command))["cursor"]
         at = cursor.get("atClusterTime") or read_concern.get("atClusterTime")
         return jobs_page(cursor["firstBatch"], first, (at.time, at.inc) if at is not None else None)
+
+    async def _command(self, command: dict[str, Any]) -> dict[str, Any]:
+        """A database command whose reply is decoded like every read (`Database.command` defaults to PyMongo's
+        plain codec options, under which a stored date beyond year 9999 raises)."""
+        return await self._database.command(command, codec_options=self._database.codec_options)
 
     @_bounded
     async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
@@ -838,6 +837,15 @@ class GraphStore:
             await self._tasks.delete_one({"_id": task_id}, session=session)
 
         await self._in_transaction(work)
+
+
+def _event_of(item: StreamItem) -> TaskEvent | None:
+    """A subscriber's event for a stream item: None for a poll without a change or a change of no task."""
+    if isinstance(item, Idle):
+        return None
+    if isinstance(item, Change):
+        return event_from_change(item.document)
+    return skipped_event(item)
 
 
 def _next_level(docs: Iterable[TaskDoc], direction: str, seen: set[int]) -> list[int]:

@@ -52,7 +52,9 @@ async def other_store(mongo_uri: str) -> AsyncIterator[GraphStore]:
 @pytest.fixture(scope="session")
 async def raw_db(mongo_uri: str) -> AsyncIterator:
     """Direct access to what is stored, as ops tooling sees it (tests read and write it to check layout)."""
-    client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True)
+    client: AsyncMongoClient = AsyncMongoClient(
+        mongo_uri, tz_aware=True, datetime_conversion="DATETIME_AUTO", unicode_decode_error_handler="replace"
+    )
     yield client[TEST_DB]
     await client.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,10 +15,12 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo.read_concern import ReadConcern
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from gateway.server import server_config
 from gateway.settings import Settings
-from models import TaskCreate
+from models import HistoryWriter, TaskCreate
 
 
 def task(**fields: Any) -> TaskCreate:
@@ -126,3 +129,53 @@ async def new_change_stream(raw_db: Any) -> AsyncIterator[None]:
         return await change_streams_open(raw_db) > before
 
     await eventually(opened, what="the subscription's change stream")
+
+
+@asynccontextmanager
+async def subscription(
+    port: int, variables: dict[str, Any], token: str, selection: str, streams_of: Any = None
+) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws subscription to taskEvents selecting `selection`; with `streams_of` (the
+    database), once the server's change stream is open."""
+    query = (
+        f"subscription($jobId: String, $after: String) {{ taskEvents(jobId: $jobId, after: $after) {{ {selection} }} }}"
+    )
+    async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"X-Auth-Token": token}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        payload = {"query": query, "variables": variables}
+        if streams_of is None:
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        else:
+            async with new_change_stream(streams_of):
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        yield ws
+
+
+async def next_message(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+
+
+async def next_event(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    message = await next_message(ws, timeout)
+    assert message["type"] == "next" and "errors" not in message["payload"], message
+    return dict(message["payload"]["data"]["taskEvents"])
+
+
+@asynccontextmanager
+async def writing_history(raw_db: Any, *writers: HistoryWriter) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """The writers running, one of them leading with its change stream open (a first writer's history starts
+    when its stream opens)."""
+    tasks = [asyncio.create_task(writer.run()) for writer in writers]
+
+    async def leading() -> bool:
+        lease = await raw_db.task_history_lease.find_one({"_id": "writer"})
+        return lease is not None and lease.get("resumeToken") is not None
+
+    try:
+        await eventually(leading, what="a writer leading")
+        yield tasks
+    finally:
+        for running in tasks:
+            running.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -18,8 +17,7 @@ import pytest
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.typing import Subprotocol
+from websockets.asyncio.client import ClientConnection
 
 from gateway.app import create_app
 from gateway.backend import Backend
@@ -27,7 +25,22 @@ from gateway.embedded import find_mongod_binary
 from gateway.settings import load_settings
 from models import GraphStore, HistoryWriter, StorageUnavailable, TaskPatch
 from tests.conftest import TEST_DB
-from tests.helpers import eventually, free_port, lifespan_client, new_change_stream, served, task
+from tests.helpers import (
+    eventually,
+    free_port,
+    lifespan_client,
+    next_event,
+    next_message,
+    served,
+    task,
+    writing_history,
+)
+from tests.helpers import subscription as _subscription
+
+
+def subscription(port: int, variables: dict[str, Any], streams_of: Any = None) -> Any:
+    return _subscription(port, variables, TOKEN, EVENT, streams_of)
+
 
 TOKEN = "live-token"
 AUTH = {"X-Auth-Token": TOKEN}
@@ -40,33 +53,6 @@ async def live(store, tmp_path) -> AsyncIterator[int]:
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
     async with served(create_app(settings, Backend(store=store)), settings) as port:
         yield port
-
-
-@contextlib.asynccontextmanager
-async def subscription(port: int, variables: dict[str, Any], streams_of: Any = None) -> AsyncIterator[ClientConnection]:
-    """A graphql-transport-ws subscription to taskEvents; with `streams_of` (the database), once the server's
-    change stream is open."""
-    query = f"subscription($jobId: String, $after: String) {{ taskEvents(jobId: $jobId, after: $after) {{ {EVENT} }} }}"
-    async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
-        payload = {"query": query, "variables": variables}
-        if streams_of is None:
-            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-        else:
-            async with new_change_stream(streams_of):
-                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-        yield ws
-
-
-async def next_message(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
-    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
-
-
-async def next_event(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
-    message = await next_message(ws, timeout)
-    assert message["type"] == "next" and "errors" not in message["payload"], message
-    return dict(message["payload"]["data"]["taskEvents"])
 
 
 async def no_event(ws: ClientConnection, within: float = 1.5) -> None:
@@ -116,25 +102,6 @@ async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_ex
 
 
 # ---- history ---------------------------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def writing_history(raw_db: Any, *writers: HistoryWriter) -> AsyncIterator[list[asyncio.Task[None]]]:
-    """The writers running, one of them leading with its change stream open (a first writer's history starts
-    when its stream opens)."""
-    tasks = [asyncio.create_task(writer.run()) for writer in writers]
-
-    async def leading() -> bool:
-        lease = await raw_db.task_history_lease.find_one({"_id": "writer"})
-        return lease is not None and lease.get("resumeToken") is not None
-
-    try:
-        await eventually(leading, what="a writer leading")
-        yield tasks
-    finally:
-        for running in tasks:
-            running.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def history_of(raw_db, task_id: int) -> list[dict[str, Any]]:

@@ -259,6 +259,10 @@ async def test_check_reports_each_fault_and_repair_fixes_what_is_safe(store, raw
         "tasks on cycles": 2,
         "fields of the wrong type": 1,
         "non-int64 ids": 1,
+        "link arrays repeating an id": 0,
+        "link fields that are not arrays": 0,
+        "strings that are not UTF-8": 0,
+        "repairs MongoDB refused": 0,
     }
     assert report.scanned == 8
     text = "\n".join(report.lines())

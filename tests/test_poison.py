@@ -1,0 +1,450 @@
+"""Documents and changes that tools write with PyMongo (raw BSON where needed) stop nothing but themselves:
+REST and GraphQL reads, subscriptions on any job, resuming, the history writer and `check` all go on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import string
+import sys
+from asyncio.subprocess import PIPE
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+import httpx
+import pytest
+import xmltodict
+from bson.binary import Binary
+from bson.code import Code
+from bson.datetime_ms import DatetimeMS
+from bson.dbref import DBRef
+from bson.decimal128 import Decimal128
+from bson.int64 import Int64
+from bson.max_key import MaxKey
+from bson.min_key import MinKey
+from bson.objectid import ObjectId
+from bson.raw_bson import RawBSONDocument
+from bson.regex import Regex
+from bson.timestamp import Timestamp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymongo.errors import WriteError
+
+from gateway.app import create_app
+from gateway.backend import Backend
+from gateway.settings import load_settings
+from models import HistoryWriter
+from models.check import NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
+from models.layout import FIELD_KINDS
+from tests.helpers import (
+    eventually,
+    free_port,
+    lifespan_client,
+    next_message,
+    served,
+    subscription,
+    writing_history,
+)
+
+TOKEN = "poison-token"
+AUTH = {"X-Auth-Token": TOKEN}
+EVENT = "kind taskId cursor changedFields task { id status name startTime }"
+NEVER = DatetimeMS(2**63 - 1)  # Java's new Date(Long.MAX_VALUE)
+BEFORE_YEAR_1 = DatetimeMS(-62_135_596_800_000 - 86_400_000)
+MB = 1024 * 1024
+TASK_QUERY = "id status name jobId startTime finishTime numberOfRetries root nexts { id } previous { id }"
+JOB_QUERY = (
+    "id taskCount tasks { id status name startTime } edges { from to } statusCounts { status count } "
+    "summary { firstStart lastFinish lastUpdate doneCount progress } taskPage(first: 5) { edges { node { id } } }"
+)
+
+
+def raw_task(task_id: int, **fields: Any) -> dict[str, Any]:
+    return {"_id": Int64(task_id), "nexts": [], "previous": [], **fields}
+
+
+def with_invalid_utf8(doc: dict[str, Any], marker: str) -> RawBSONDocument:
+    """`doc` as BSON in which the string `marker` is replaced by bytes that are not UTF-8 (same length)."""
+    encoded = bson.encode(doc)
+    assert encoded.count(marker.encode()) == 1
+    return RawBSONDocument(encoded.replace(marker.encode(), b"\xff\xfe" + marker.encode()[2:]))
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"inner": value}
+    return value
+
+
+async def plant_corpus(raw_db) -> dict[str, list[int]]:
+    """The poison corpus, written as a tool would (the validator is bypassed, as a tool with the right may):
+    job -> ids planted in it."""
+    tasks = raw_db.tasks
+    bypass = {"bypass_document_validation": True}
+    dates = {"job-id": "poison", "start-time": NEVER, "finish-time": BEFORE_YEAR_1}
+    await tasks.insert_one(raw_task(9001, **dates), **bypass)
+    await tasks.insert_one(
+        with_invalid_utf8(raw_task(9002, **{"job-id": "poison", "name": "XXname", "status": "XXstat"}), "XXname")
+    )
+    await tasks.insert_one(raw_task(9003, **{"job-id": "poison", "nexts": [Int64(10**6 + i) for i in range(100_000)]}))
+    await tasks.insert_one(raw_task(9004, **{"job-id": "poison", "nexts": "9005", "previous": {"a": 1}}), **bypass)
+    await tasks.insert_one(raw_task(9005, **{"job-id": "poison", "nexts": [Int64(9006), Int64(9006)]}), **bypass)
+    await tasks.insert_one(raw_task(9006, **{"job-id": "poison", "previous": [Int64(9005)]}))
+    await tasks.insert_one(raw_task(9007, **{"job-id": "poison", "details": nested(90), "status": nested(5)}), **bypass)
+    odd = [ObjectId(), Decimal128("1.5"), Binary(b"\x00"), Code("x"), Regex("a"), MinKey(), MaxKey(), Timestamp(1, 1)]
+    odd += [DBRef("c", 1), float("nan"), Int64(2**62), [1, "a"], {"k": "v"}, NEVER]
+    for offset, value in enumerate(odd):
+        fields = dict.fromkeys(FIELD_KINDS, value) | {"job-id": "poison"}
+        await tasks.insert_one(raw_task(9100 + offset, **fields), **bypass)
+    # The job's own id undecodable: the job is listed under its U+FFFD spelling.
+    await tasks.insert_one(with_invalid_utf8(raw_task(9200, **{"job-id": "XXjob"}), "XXjob"))
+    return {"poison": [9001, 9002, 9003, 9004, 9005, 9006, 9007, *range(9100, 9100 + len(odd))]}
+
+
+async def assert_every_read_answers(http: httpx.AsyncClient, task_ids: list[int], jobs: list[str]) -> None:
+    """REST (JSON and XML) and GraphQL reads of each task, its job and the jobs list: no server error."""
+    for task_id in task_ids:
+        for accept in ("application/json", "application/xml"):
+            answer = await http.get(f"/tracking/task/{task_id}", headers={"Accept": accept})
+            assert answer.status_code == 200, (task_id, accept, answer.text[:300])
+            if accept == "application/xml":
+                xmltodict.parse(answer.content)  # well-formed whatever was stored
+        await assert_graphql_ok(http, f'{{ task(id: "{task_id}") {{ {TASK_QUERY} }} }}')
+    for job in jobs:
+        for accept in ("application/json", "application/xml"):
+            answer = await http.get(f"/tracking/{job}/task/roots", headers={"Accept": accept})
+            assert answer.status_code == 200, (job, accept, answer.text[:300])
+        await assert_graphql_ok(http, f'{{ job(id: "{job}") {{ {JOB_QUERY} }} }}')
+    await assert_graphql_ok(http, "{ jobs(first: 50) { edges { node { id taskCount summary { lastUpdate } } } } }")
+
+
+async def assert_graphql_ok(http: httpx.AsyncClient, query: str) -> dict[str, Any]:
+    answer = await http.post("/graphql", json={"query": query})
+    assert answer.status_code == 200, answer.text[:500]
+    body = answer.json()
+    assert "errors" not in body, (query, body["errors"])
+    return dict(body["data"])
+
+
+@pytest.fixture
+async def gateway(store, tmp_path) -> AsyncIterator[tuple[int, httpx.AsyncClient]]:
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+    async with (
+        served(create_app(settings, Backend(store=store)), settings) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60) as http,
+    ):
+        yield port, http
+
+
+def events_of(port: int, variables: dict[str, Any], raw_db) -> contextlib.AbstractAsyncContextManager[Any]:
+    return subscription(port, variables, TOKEN, EVENT, raw_db)
+
+
+async def events_until(ws, task_id: str, status: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """The events up to the first one showing `task_id` with `status`; fails on any error message."""
+    seen: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        assert remaining > 0, f"no event for {task_id} {status}; got {[(e['kind'], e['taskId']) for e in seen]}"
+        message = await next_message(ws, remaining)
+        assert message["type"] == "next" and "errors" not in message["payload"], message
+        event = message["payload"]["data"]["taskEvents"]
+        seen.append(event)
+        if event["taskId"] == task_id and (event["task"] or {}).get("status") == status:
+            return seen
+
+
+async def recorded(raw_db, task_id: int, status: str) -> bool:
+    return await raw_db.task_history.find_one({"task": task_id, "status": status}) is not None
+
+
+# ---- decoding ------------------------------------------------------------------------------------------------------
+
+
+async def test_dates_python_cannot_hold_are_served_as_absent_and_bad_utf8_with_replacements(gateway, raw_db):
+    _, http = gateway
+    dates = {"job-id": "j", "start-time": NEVER, "finish-time": BEFORE_YEAR_1}
+    await raw_db.tasks.insert_one(raw_task(1, **dates), bypass_document_validation=True)  # stored before validation
+    await raw_db.tasks.insert_one(with_invalid_utf8(raw_task(2, **{"job-id": "j", "name": "XXpadded"}), "XXpadded"))
+
+    first = (await http.get("/tracking/task/1")).json()
+    assert first["id"] == 1 and "start-time" not in first and "finish-time" not in first
+    second = (await http.get("/tracking/task/2")).json()
+    assert second["name"] == "\ufffd\ufffdpadded"
+    xml = xmltodict.parse((await http.get("/tracking/task/2", headers={"Accept": "application/xml"})).content)
+    assert xml["task"]["name"] == "\ufffd\ufffdpadded"
+
+    data = await assert_graphql_ok(http, '{ a: task(id: "1") { startTime finishTime } b: task(id: "2") { name } }')
+    assert data == {"a": {"startTime": None, "finishTime": None}, "b": {"name": "\ufffd\ufffdpadded"}}
+    job = await assert_graphql_ok(http, '{ job(id: "j") { summary { firstStart lastFinish } } }')
+    assert job["job"]["summary"] == {"firstStart": None, "lastFinish": None}
+
+
+async def test_the_validator_refuses_dates_outside_years_1_to_9999(raw_db, store):
+    for date in (NEVER, BEFORE_YEAR_1):
+        with pytest.raises(WriteError) as refused:
+            await raw_db.tasks.insert_one(raw_task(1, **{"start-time": date}))
+        assert refused.value.code == 121  # DocumentValidationFailure
+    await raw_db.tasks.insert_one(raw_task(1, **{"start-time": datetime(9999, 12, 31, tzinfo=UTC)}))
+    assert await raw_db.tasks.count_documents({}) == 1
+
+
+# ---- the corpus, with everything running -------------------------------------------------------------------------
+
+
+async def test_a_poison_corpus_stops_no_subscriber_no_resume_no_history_and_no_read(gateway, raw_db, store):
+    port, http = gateway
+    created = await http.post("/tracking/task", json={"tasks": [{"id": 1, "job-id": "calm", "status": "READY"}]})
+    assert created.status_code == 200
+    writer = HistoryWriter(store._database, "poison-writer", flush_s=0.2)
+    async with (
+        writing_history(raw_db, writer),
+        events_of(port, {"jobId": "calm"}, raw_db) as calm,
+        events_of(port, {}, raw_db) as everything,
+    ):
+        await http.put("/tracking/task/1", json={"status": "RUNNING"})
+        before = (await events_until(everything, "1", "RUNNING"))[-1]["cursor"]
+        await events_until(calm, "1", "RUNNING")
+
+        planted = await plant_corpus(raw_db)
+        big = {"id": 2, "job-id": "big", "status": "NEW", "description": "x" * (9 * MB)}
+        assert (await http.post("/tracking/task", json={"tasks": [big]})).status_code == 200
+        assert (await http.put("/tracking/task/2", json={"status": "RUNNING"})).status_code == 200
+        await http.put("/tracking/task/1", json={"status": "DONE"})
+
+        await events_until(calm, "1", "DONE")
+        seen = await events_until(everything, "1", "DONE", timeout=60)
+        big_events = [(e["kind"], (e["task"] or {}).get("status")) for e in seen if e["taskId"] == "2"]
+        assert big_events == [("CREATED", "NEW"), ("UPDATED", "RUNNING")]
+        async with events_of(port, {"after": before}, raw_db) as resumed:
+            await events_until(resumed, "1", "DONE", timeout=60)
+        await eventually(lambda: recorded(raw_db, 1, "DONE"), what="the history of a change after the corpus")
+        assert await recorded(raw_db, 2, "RUNNING")
+
+        await assert_every_read_answers(http, [1, 2, *planted["poison"], 9200], ["calm", "big", *planted])
+        report = await store.check(repair=True)
+    lines = "\n".join(report.lines())
+    for finding in (WRONG_TYPES, NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE):
+        assert report.findings[finding].count, (finding, lines)
+    assert "outside years 1-9999" in lines
+
+
+# ---- events MongoDB cannot deliver -----------------------------------------------------------------------------------
+
+
+async def test_an_event_over_16_mib_is_skipped_for_live_and_resuming_subscribers_and_recorded(gateway, raw_db, store):
+    """Moving a task between two 8.1 MB job ids: the event must carry the new job (the task) and the old one
+    (for that job's subscribers), which together exceed what MongoDB can deliver."""
+    port, http = gateway
+    await http.post("/tracking/task", json={"tasks": [{"id": 1, "job-id": "calm", "status": "READY"}]})
+    await raw_db.tasks.insert_one(raw_task(5, **{"job-id": "a" * int(8.1 * MB)}))
+    writer = HistoryWriter(store._database, "skip-writer", flush_s=0.2)
+    async with writing_history(raw_db, writer), events_of(port, {}, raw_db) as everything:
+        await http.put("/tracking/task/1", json={"status": "RUNNING"})
+        before = (await events_until(everything, "1", "RUNNING"))[-1]["cursor"]
+        await raw_db.tasks.update_one({"_id": 5}, {"$set": {"job-id": "b" * int(8.1 * MB)}})
+        await http.put("/tracking/task/1", json={"status": "DONE"})
+        seen = await events_until(everything, "1", "DONE", timeout=60)
+        assert [(e["kind"], e["taskId"], e["task"]) for e in seen[:-1]] == [("SKIPPED", "5", None)]
+        async with events_of(port, {"after": before}, raw_db) as resumed:
+            again = await events_until(resumed, "1", "DONE", timeout=60)
+        assert [(e["kind"], e["taskId"], e["cursor"]) for e in again] == [
+            (e["kind"], e["taskId"], e["cursor"]) for e in seen
+        ]
+        await eventually(lambda: recorded(raw_db, 1, "DONE"), what="the history after the skipped change")
+    skipped = await raw_db.task_history.find_one({"task": 5, "kind": "SKIPPED"})
+    assert skipped is not None and "16 MiB" in skipped["reason"]
+    history = await assert_graphql_ok(http, '{ taskHistory(id: "5") { kind } }')
+    assert history["taskHistory"][-1] == {"kind": "SKIPPED"}
+
+
+# ---- the history writer ----------------------------------------------------------------------------------------------
+
+
+async def test_a_history_writer_restarted_after_a_poison_change_goes_on_past_it(raw_db, store):
+    await raw_db.tasks.insert_one(raw_task(5, **{"job-id": "a" * int(8.1 * MB)}))
+    first = HistoryWriter(store._database, "first-run", flush_s=0.2)
+    async with writing_history(raw_db, first):
+        await raw_db.tasks.insert_one(raw_task(6, status="BEFORE"))
+        await eventually(lambda: recorded(raw_db, 6, "BEFORE"), what="a first entry")
+    # Stopped: the poison change and a later one happen while no writer runs; the next one starts from the token.
+    await raw_db.tasks.update_one({"_id": 5}, {"$set": {"job-id": "b" * int(8.1 * MB)}})
+    await raw_db.tasks.update_one({"_id": 6}, {"$set": {"status": "AFTER"}})
+    second = HistoryWriter(store._database, "second-run", flush_s=0.2)
+    async with writing_history(raw_db, second):
+        await eventually(lambda: recorded(raw_db, 6, "AFTER"), what="the change after the poison one")
+        assert second.failure is None
+    assert await raw_db.task_history.count_documents({"task": 5, "kind": "SKIPPED"}) == 1
+
+
+async def test_a_failing_history_writer_says_so_in_readyz_and_metrics_and_hands_the_lease_over(raw_db, store, tmp_path):
+    """A writer whose every write fails (here, MongoDB refuses the history collection's inserts through a
+    validator a tool installed) records nothing, but says why and lets another instance take over."""
+    await raw_db.command("collMod", "task_history", validator={"never": {"$exists": True}})
+    try:
+        settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+        backend = Backend(store=store)
+        app = create_app(settings, backend)
+        async with lifespan_client(app, AUTH) as http:
+            backend.write_history()
+            assert backend.history_writer is not None
+            backend.history_writer.give_up_s = 1.0
+            await eventually(lambda: raw_db.task_history_lease.find_one({"resumeToken": {"$ne": None}}), what="lead")
+            await raw_db.tasks.insert_one(raw_task(7, status="NEW"))
+
+            async def not_ready() -> bool:
+                return (await http.get("/readyz")).status_code == 503
+
+            await eventually(not_ready, what="readyz reporting the writer")
+            assert "task history writer failing" in (await http.get("/readyz")).json()["reason"]
+            metrics = (await http.get("/metrics")).text
+            lag = next(line for line in metrics.splitlines() if line.startswith("tracking_history_lag_seconds "))
+            assert float(lag.split()[1]) >= 1.0
+            standby = HistoryWriter(store._database, "standby", lease_s=1.0)
+            async with writing_history(raw_db, standby):
+
+                async def handed_over() -> bool:
+                    lease = await raw_db.task_history_lease.find_one({"_id": "writer"})
+                    return lease["owner"] == "standby"
+
+                await eventually(handed_over, what="the lease handed over")
+            await backend.stop_writing_history()
+    finally:
+        await raw_db.command("collMod", "task_history", validator={})
+
+
+# ---- check -----------------------------------------------------------------------------------------------------------
+
+
+async def test_check_repairs_around_non_array_links_and_repeated_ids_and_reports_them(raw_db, store):
+    bypass = {"bypass_document_validation": True}
+    await raw_db.tasks.insert_one(raw_task(1, nexts="2"), **bypass)  # not an array: reported, left alone
+    await raw_db.tasks.insert_one(raw_task(2, previous=[Int64(1)]))  # one-sided towards 1's broken array
+    await raw_db.tasks.insert_one(raw_task(3, nexts=[Int64(4), Int64(4)]), **bypass)
+    await raw_db.tasks.insert_one(raw_task(4, previous=[Int64(3)]))
+    await raw_db.tasks.insert_one(raw_task(5, nexts=[Int64(6)]))  # unrelated one-sided link: repaired
+    await raw_db.tasks.insert_one(raw_task(6))
+
+    report = await store.check(repair=True)
+    assert report.findings[NON_ARRAY_LINKS].count == 1
+    assert report.findings[REPEATED_IDS].count == 1 and report.findings[REPEATED_IDS].repaired == 1
+    assert (await raw_db.tasks.find_one({"_id": 3}))["nexts"] == [4]
+    assert (await raw_db.tasks.find_one({"_id": 6}))["previous"] == [5]
+    assert (await raw_db.tasks.find_one({"_id": 1}))["nexts"] == "2"
+    assert report.problems_left
+
+
+async def test_readers_serve_a_repeated_id_once(gateway, raw_db):
+    _, http = gateway
+    await raw_db.tasks.insert_one(
+        raw_task(3001, **{"job-id": "r", "nexts": [Int64(3002), Int64(3002)]}), bypass_document_validation=True
+    )
+    await raw_db.tasks.insert_one(raw_task(3002, **{"job-id": "r", "previous": [Int64(3001)]}))
+    data = await assert_graphql_ok(http, '{ job(id: "r") { edges { from to } } task(id: "3001") { nexts { id } } }')
+    assert data["job"]["edges"] == [{"from": "3001", "to": "3002"}]
+    assert data["task"]["nexts"] == [{"id": "3002"}]
+
+
+# ---- any value in any field ------------------------------------------------------------------------------------------
+
+BSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(Int64),
+    st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.binary(max_size=10).map(Binary),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(DatetimeMS),
+    st.sampled_from([NEVER, BEFORE_YEAR_1, DatetimeMS(0), MinKey(), MaxKey(), ObjectId(), Timestamp(5, 1)]),
+    st.sampled_from([Decimal128("NaN"), Decimal128("1E+6000"), Code("f()"), Regex("^a", "i"), DBRef("x", 1)]),
+    st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
+    st.dictionaries(st.sampled_from(string.ascii_lowercase), st.integers(-(2**31), 2**31 - 1), max_size=2),
+)
+FIELDS = [*FIELD_KINDS, "nexts", "previous"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.dictionaries(st.sampled_from(FIELDS), BSON_VALUES, min_size=1))
+async def test_any_bson_value_in_any_task_field_is_read_without_a_server_error(gateway, raw_db, values):
+    _, http = gateway
+    await raw_db.tasks.delete_many({})
+    doc = raw_task(42, **{"job-id": "any"}) | values
+    if not isinstance(doc.get("job-id"), str):
+        doc["job-id"] = "any"  # to find the task through its job too
+    await raw_db.tasks.insert_one(doc, bypass_document_validation=True)
+    await assert_every_read_answers(http, [42], ["any"])
+    await assert_graphql_ok(http, '{ job(id: "any") { criticalPath { id } } }')
+
+
+# ---- real processes --------------------------------------------------------------------------------------------------
+
+POISON_DB = "tracking_poison"
+
+
+@pytest.fixture
+async def poisoned_db(raw_db) -> AsyncIterator[Any]:
+    """A database of its own holding the corpus, for gateway processes started on it."""
+    database = raw_db.client[POISON_DB]
+    await database.drop_collection("tasks")
+    await plant_corpus(database)
+    yield database
+    await raw_db.client.drop_database(POISON_DB)
+
+
+def gateway_process_env(mongo_uri: str, tmp_path, **values: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TRACKING_")}
+    env.update(TRACKING_MONGODB_URI=mongo_uri, TRACKING_MONGODB_DB=POISON_DB, TRACKING_DATA_DIR=str(tmp_path), **values)
+    return env
+
+
+async def test_the_gateway_process_serves_the_corpus_and_exits_0_on_sigterm(poisoned_db, mongo_uri, tmp_path):
+    port = free_port()
+    env = gateway_process_env(mongo_uri, tmp_path, TRACKING_PORT=str(port), TRACKING_API_TOKENS=TOKEN)
+    log_file = tmp_path / "gateway.log"
+    with log_file.open("w") as log:
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", env=env, stderr=log)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as http:
+
+                async def ready() -> bool:
+                    assert process.returncode is None, log_file.read_text()
+                    with contextlib.suppress(httpx.TransportError):
+                        return (await http.get("/readyz")).status_code == 200
+                    return False
+
+                await eventually(ready, timeout=60, what="the gateway ready")
+                await assert_every_read_answers(http, [9001, 9002, 9004, 9005, 9007, 9113], ["poison"])
+                await poisoned_db.tasks.update_one({"_id": 9001}, {"$set": {"status": "TOUCHED"}})
+
+                async def recorded_touch() -> bool:
+                    return await recorded(poisoned_db, 9001, "TOUCHED")
+
+                await eventually(recorded_touch, what="the history of the poison task's change")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            returncode = await asyncio.wait_for(process.wait(), 60)
+    stderr = log_file.read_text()
+    assert returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+
+
+async def test_check_reports_the_corpus_and_repair_finishes_with_a_report(poisoned_db, mongo_uri, tmp_path):
+    env = gateway_process_env(mongo_uri, tmp_path)
+    command = [sys.executable, "-m", "gateway", "check", "--repair"]
+    process = await asyncio.create_subprocess_exec(*command, env=env, stdout=PIPE, stderr=PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    stdout, stderr = out.decode(), err.decode()
+    assert process.returncode == 1, stderr  # problems that need a person are left
+    assert "Traceback" not in stderr, stderr
+    for finding in (NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES):
+        assert finding in stdout
+    assert "outside years 1-9999" in stdout
+    assert "dangling ids: 100000" in stdout and "repaired 100000" in stdout
+    assert (await poisoned_db.tasks.find_one({"_id": 9005}))["nexts"] == [9006]
