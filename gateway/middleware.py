@@ -156,13 +156,19 @@ class ExpectContinueMiddleware:
         if expect is None or expect.strip().lower() != "100-continue":
             await self.app(scope, receive, send)
             return
-        first: Message | None = await receive()
+        first: Message | Exception | None
+        try:
+            first = await receive()
+        except Exception as error:  # a chunked body over the limit: raised where the operation asks for the body,
+            first = error  # so that the app's error handlers answer it (413)
 
         async def replaying_receive() -> Message:
             nonlocal first
-            if first is not None:
-                message, first = first, None
-                return message
-            return await receive()
+            if first is None:
+                return await receive()
+            message, first = first, None
+            if isinstance(message, Exception):
+                raise message
+            return message
 
         await self.app(scope, replaying_receive, send)

@@ -385,6 +385,30 @@ async def test_every_operation_answers_100_continue_before_its_final_answer(http
     assert json.loads(graphql.body) == {"data": {"task": {"id": "1"}}}
 
 
+async def test_a_chunked_body_over_the_limit_after_100_continue_is_a_413(store, tmp_path, raw_db):
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, max_body_bytes=1024)
+    async with served(create_app(settings, Backend(store=store)), settings) as port:
+        reader, writer = await connect(port)
+        try:
+            head = request_head(
+                "POST",
+                "/tracking/task",
+                "Expect: 100-continue",
+                "Transfer-Encoding: chunked",
+                "Content-Type: application/json",
+            )
+            writer.write(head)
+            assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            chunk = b'{"tasks":[{"name":"' + b"x" * 2000 + b'"}]}'
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk))
+            answer = await read_answer(reader)
+        finally:
+            writer.close()
+    assert answer.status == 413
+    assert "TRACKING_MAX_BODY_BYTES" in answer.error()["message"]
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
 async def test_a_request_refused_before_its_operation_is_answered_without_inviting_the_body(live):
     reader, writer = await connect(live)
     try:
