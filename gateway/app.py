@@ -19,8 +19,13 @@ import graphql_schema
 import rest
 from gateway.auth import TokenRegistry, generated_token
 from gateway.backend import Backend
-from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from gateway.observability import HttpMetrics, metrics
+from gateway.middleware import (
+    BodySizeLimitMiddleware,
+    ExpectContinueMiddleware,
+    HeadAsGetMiddleware,
+    RequestIdMiddleware,
+)
+from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.settings import Settings
 from models import GraphStore
 from rest import TrackingGuard
@@ -28,11 +33,10 @@ from ui import UI_DIR
 
 
 def resolve_tokens(settings: Settings) -> TokenRegistry:
-    """TRACKING_API_TOKENS, or else the token generated and kept in the data dir."""
-    if settings.api_tokens:
-        return TokenRegistry(settings.api_tokens, settings.read_tokens)
-    token, _ = generated_token(settings.data_dir)
-    return TokenRegistry([token], settings.read_tokens)
+    """TRACKING_API_TOKENS, or else the token generated and kept in the data dir; none of them is ever logged."""
+    tokens = list(settings.api_tokens) or [generated_token(settings.data_dir)[0]]
+    never_log([*tokens, *settings.read_tokens])
+    return TokenRegistry(tokens, settings.read_tokens)
 
 
 STATIC = Path(__file__).parent / "static"
@@ -102,9 +106,11 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
     return [
         Middleware(RequestIdMiddleware),  # every answer, even a 413, carries X-Request-ID; last-resort 500s
         Middleware(HttpMetrics),
+        Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is
         *([cors] if settings.cors_origins else []),  # a preflight is answered before any token is asked for
         Middleware(TrackingGuard),  # /tracking: token (403), then Accept (406)
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),  # 413
+        Middleware(ExpectContinueMiddleware),  # 100 Continue before every operation that was not refused
     ]
 
 
@@ -155,6 +161,10 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         middleware=middleware_stack(settings),
         docs_url=None,  # served below, on the gateway's own assets
         redoc_url=None,
+        # No redirect to the path with(out) a trailing slash: Starlette builds it from the Host header (an
+        # http:// URL behind a TLS proxy, any host a client names) and a 307 loses POST bodies of clients that do
+        # not follow it. Such paths are unknown: 404 with an Error body.
+        redirect_slashes=False,
     )
     rest.install(app)
     graphql_schema.install(

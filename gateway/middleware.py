@@ -7,6 +7,7 @@ import re
 import uuid
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability import REQUEST_ID
@@ -51,6 +52,14 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client left, or was answered 408 by the server, before its body arrived: no one to answer.
+            log.info(
+                "client gone before the body of %s %s arrived (request id %s)",
+                scope["method"],
+                scope["path"],
+                request_id,
+            )
         except Exception:
             log.exception("unhandled error in %s %s (request id %s)", scope.get("method"), scope["path"], request_id)
             if scope["type"] != "http" or started:
@@ -101,3 +110,65 @@ class BodySizeLimitMiddleware:
     @property
     def _message(self) -> str:
         return f"request body larger than {self.max_bytes} bytes (TRACKING_MAX_BODY_BYTES)"
+
+
+class HeadAsGetMiddleware:
+    """RFC 9110 §9.3.2: HEAD is answered wherever GET is, with the status and headers GET would have (its
+    Content-Length included) and no body. FastAPI routes serve only the methods they declare, so a HEAD is run as
+    the GET it stands for; the method is HEAD again from the answer's first message on, for the server (which
+    then sends no body either), the access log and the metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        # The scope is changed in place, not copied: the middleware outside reads what routing adds to it.
+        scope["method"] = "GET"
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                scope["method"] = "HEAD"
+            elif message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_head)
+        finally:
+            scope["method"] = "HEAD"
+
+
+class ExpectContinueMiddleware:
+    """RFC 9110 §10.1.1: a request sent with `Expect: 100-continue` gets its 100 (Continue) before the operation
+    runs, whether or not the operation reads a body: the body is asked for first (the ASGI server answers 100
+    Continue when the app first asks for it) and handed to the operation as it arrived. Clients such as the JDK's
+    HttpURLConnection fail on a final answer that comes before the 100 Continue they wait for. Requests refused
+    before the operation (403, 406, 413) are answered at once, without inviting the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        expect = _header(scope, b"expect") if scope["type"] == "http" else None
+        if expect is None or expect.strip().lower() != "100-continue":
+            await self.app(scope, receive, send)
+            return
+        first: Message | Exception | None
+        try:
+            first = await receive()
+        except Exception as error:  # a chunked body over the limit: raised where the operation asks for the body,
+            first = error  # so that the app's error handlers answer it (413)
+
+        async def replaying_receive() -> Message:
+            nonlocal first
+            if first is None:
+                return await receive()
+            message, first = first, None
+            if isinstance(message, Exception):
+                raise message
+            return message
+
+        await self.app(scope, replaying_receive, send)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,6 +56,9 @@ class HttpMetrics:
 
         try:
             await self.app(scope, receive, recording_send)
+        except ClientDisconnect:
+            status = 499  # as nginx counts it: the client left before its request was read; no server error
+            raise
         finally:
             route = getattr(scope.get("route"), "path", None) or "unrouted"
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
@@ -70,12 +77,47 @@ class _RequestIdFilter(logging.Filter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+REDACTED = "[redacted]"
+_SECRET_PARAMETER = re.compile(
+    r"(?i)([?&;](?:[\w.-]*token|[\w.-]*api[_-]?key|authorization|auth|password|secret)=)[^&;\s\"']*"
+)
+"""A query parameter whose name says it holds a credential (`?token=`, `access_token=`, `X-Auth-Token=`,
+`api_key=`, …): its value is never logged, even when it is no configured token (a mistyped one is still a
+secret)."""
+_secrets: list[str] = []
+
+
+def never_log(tokens: Iterable[str]) -> None:
+    """Tokens no log line may show, wherever they appear (a query string, a path, a GraphQL error, a stack
+    trace): as sent, percent-encoded or JSON-escaped. Every token configured in this process is added."""
+    forms = {form for token in tokens if token for form in _written_forms(token)}
+    _secrets[:] = sorted(forms | set(_secrets), key=len, reverse=True)  # longest first: no token's tail is left
+
+
+def _written_forms(token: str) -> set[str]:
+    return {token, quote(token, safe=""), quote(token), quote_plus(token), orjson.dumps(token).decode()[1:-1]}
+
+
+def redact(line: str) -> str:
+    """`line` with every credential replaced by [redacted]."""
+    line = _SECRET_PARAMETER.sub(rf"\1{REDACTED}", line)
+    for secret in _secrets:
+        if secret in line:
+            line = line.replace(secret, REDACTED)
+    return line
+
+
+class _RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Redacts the whole formatted line (message, arguments, stack trace), so no logger can leak a token."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(level: str, log_format: str) -> None:
     """One handler on the root logger for every line (uvicorn's included: it is run without a log config of
-    its own): text, or JSON lines with TRACKING_LOG_FORMAT=json."""
-    handler = logging.StreamHandler(sys.stderr)
+    its own): text, or JSON lines with TRACKING_LOG_FORMAT=json; credentials redacted (`never_log`)."""
+    handler = _RedactingHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"))

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     max_nesting: int = Field(default=32, ge=1, le=100)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     header_timeout_ms: int = Field(default=10_000, ge=100)
+    body_timeout_ms: int = Field(default=60_000, ge=100)
     # Bounded time per request when MongoDB is slow or gone.
     mongodb_timeout_ms: int = Field(default=10_000, ge=100)
     validation_action: str = Field(default="error", pattern=r"^(error|warn)$")

@@ -28,13 +28,17 @@ from models import (
 _API_FIELDS = frozenset(RESPONSE_FIELD_ORDER) - {"id"}
 JSON_TYPE = "application/json"
 XML_TYPE = "application/xml"
-XML_TYPES = frozenset({"application/xml", "text/xml"})
+TEXT_XML_TYPE = "text/xml"
+XML_TYPES = frozenset({XML_TYPE, TEXT_XML_TYPE})
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
 
 class Format(Enum):
+    """A response's format, by its media type: XML is labelled text/xml for callers that prefer that."""
+
     JSON = JSON_TYPE
     XML = XML_TYPE
+    TEXT_XML = TEXT_XML_TYPE
 
 
 class BadRequest(Exception):
@@ -56,7 +60,7 @@ class UnsupportedMediaType(Exception):
 # ---- negotiation ------------------------------------------------------------------------------------------------
 
 
-_OFFERED = ((Format.JSON, (JSON_TYPE,)), (Format.XML, (XML_TYPE, "text/xml")))
+_OFFERED = ((Format.JSON, (JSON_TYPE,)), (Format.XML, (XML_TYPE, TEXT_XML_TYPE)))
 """What the gateway can answer in, JSON first: on a tie (`*/*`, `application/*`), JSON."""
 
 
@@ -91,7 +95,8 @@ def _preference(ranges: list[tuple[str, float, int]], media: str) -> tuple[float
 
 def response_format(accept: str | None) -> Format:
     """JSON or XML by the caller's Accept (RFC 9110): the format with the higher q, then the one named
-    earlier; no Accept, or a tie within one range (`*/*`), gives JSON. Neither acceptable: 406."""
+    earlier; no Accept, or a tie within one range (`*/*`), gives JSON. Neither acceptable: 406. XML is
+    labelled text/xml when the caller gives text/xml a higher q than application/xml (`text/xml`, `text/*`)."""
     if not accept or not accept.strip():
         return Format.JSON
     ranges = _media_ranges(accept)
@@ -102,6 +107,8 @@ def response_format(accept: str | None) -> Format:
             best = (quality, position, fmt)
     if best is None:
         raise NotAcceptable(f"cannot answer with {accept!r}: use Accept application/json or application/xml")
+    if best[2] is Format.XML and _preference(ranges, TEXT_XML_TYPE)[0] > _preference(ranges, XML_TYPE)[0]:
+        return Format.TEXT_XML
     return best[2]
 
 

@@ -43,10 +43,13 @@ def _describe_parameter_errors(error: RequestValidationError) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
-def _allowed_methods(routes: list[APIRoute], path: str) -> set[str]:
-    """Every method some route serves at this path. Starlette names only the first route whose path matched,
-    and /tracking/task/{taskId} has one route per method."""
-    return {method for route in routes if route.path_regex.match(path) for method in route.methods or ()}
+def _allowed_methods(routes: list[APIRoute], path: str, named: str | None) -> set[str]:
+    """Every method some route serves at this path, HEAD wherever GET is (the gateway answers HEAD as GET).
+    Starlette names (in `named`, an Allow value) only the first route whose path matched, and
+    /tracking/task/{taskId} has one route per method."""
+    allowed = {method for route in routes if route.path_regex.match(path) for method in route.methods or ()}
+    allowed = allowed or {method.strip() for method in (named or "").split(",") if method.strip()}
+    return allowed | {"HEAD"} if "GET" in allowed else allowed
 
 
 def install_error_handlers(app: FastAPI, routes: list[APIRoute]) -> None:
@@ -68,7 +71,8 @@ def install_error_handlers(app: FastAPI, routes: list[APIRoute]) -> None:
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         headers = dict(error.headers) if error.headers else None
-        allowed = _allowed_methods(routes, request.url.path) if error.status_code == 405 else set()
+        named = headers.get("Allow") if headers else None
+        allowed = _allowed_methods(routes, request.url.path, named) if error.status_code == 405 else set()
         if allowed:
             headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
         return error_response(error.status_code, str(error.detail), request.headers.get("accept"), headers)

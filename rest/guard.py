@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from urllib.parse import unquote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest.codecs import NotAcceptable, response_format
 from rest.errors import error_response
@@ -13,10 +15,32 @@ READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS)"
 FORMAT_STATE_KEY = "response_format"
 
 
+def _escaped_segment(segment: str) -> str:
+    return segment.replace("%", "%25").replace("/", "%2F")
+
+
+def routing_path(scope: Scope) -> str | None:
+    """The path to route on: the one the client sent (`raw_path`), each segment decoded but for `%` and `/`,
+    which stay escaped, so that an encoded slash in a job id is part of that segment rather than a separator
+    (RFC 3986 §2.2). None when that is the decoded path already (nothing was percent-encoded)."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:  # a server that does not say: its decoded path, '%' escaped
+        path: str = scope["path"]
+        return path.replace("%", "%25") if "%" in path else None
+    if b"%" not in raw:
+        return None
+    return "/".join(_escaped_segment(unquote(segment)) for segment in raw.decode("latin-1").split("/"))
+
+
+def path_value(value: str) -> str:
+    """A path parameter as the client meant it (see `routing_path`)."""
+    return unquote(value)
+
+
 class TrackingGuard:
     """Pure ASGI, because it runs on the hottest path: as two FastAPI dependencies (a Header parameter and the
     negotiation) these checks cost more than a fifth of a GET by id. Puts the negotiated format in the request
-    state for the handlers."""
+    state for the handlers, and routes on the path the client sent (`routing_path`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,4 +68,20 @@ class TrackingGuard:
             await error_response(406, str(error), accept)(scope, receive, send)
             return
         scope.setdefault("state", {})[FORMAT_STATE_KEY] = fmt
-        await self.app(scope, receive, send)
+        routed = routing_path(scope)
+        if routed is None:
+            await self.app(scope, receive, send)
+            return
+        # In place, not copied: the middleware outside reads what routing adds to the scope. The decoded path is
+        # back for the answer (the server's access log shows it).
+        decoded, scope["path"] = scope["path"], routed
+
+        async def send_restoring(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                scope["path"] = decoded
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_restoring)
+        finally:
+            scope["path"] = decoded

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BeforeValidator, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ValidationError
 
 from models import GraphStore, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
 from models.task import INT64_MAX, NestedTasks
@@ -23,6 +23,7 @@ from rest.codecs import (
     xml_task_fields,
     xml_task_list,
 )
+from rest.guard import path_value
 from rest.schemas import Task, Tasks, answers, body_of
 
 
@@ -157,7 +158,7 @@ async def get_task(request: Request, taskId: TaskIdPath) -> Response:
 )
 async def get_job_tasks(
     request: Request,
-    jobId: Annotated[str, Path(description="Job id")],
+    jobId: Annotated[str, AfterValidator(path_value), Path(description="Job id")],
     root: Annotated[bool | None, Query(description="including roots or not")] = None,
 ) -> Response:
     store = _store(request)

@@ -321,9 +321,9 @@ async def test_xml_answers_parse_whatever_other_tools_stored(client, raw_db):
 async def test_405_names_every_method_the_path_serves(client):
     response = await client.patch("/tracking/task/1")
     assert_error(response, 405)
-    assert set(response.headers["allow"].split(", ")) == {"GET", "PUT", "DELETE"}
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "DELETE"}
     response = await client.post("/tracking/task/1/next")
-    assert set(response.headers["allow"].split(", ")) == {"GET", "PUT", "DELETE"}
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "DELETE"}
 
 
 async def raw_request(port: int, head: bytes) -> bytes:

@@ -414,7 +414,7 @@ async def test_forbidden_in_xml_when_asked(client):
         ("*/*", "application/json"),
         ("application/json", "application/json"),
         ("application/xml", "application/xml"),
-        ("text/xml", "application/xml"),
+        ("text/xml", "text/xml; charset=utf-8"),
         ("application/xml;q=0.5, application/json", "application/json"),
         ("text/html, application/xml;q=0.1", "application/xml"),
     ],
