@@ -20,7 +20,7 @@ from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
 from graphql_schema.rules import INTROSPECTION_QUERY_DEPTH
-from tests.helpers import lifespan_client, served
+from tests.helpers import lifespan_client, new_change_stream, served
 
 TOKEN = "graphql-http-token"
 READ_TOKEN = "graphql-http-read-token"
@@ -311,6 +311,22 @@ async def test_queries_and_mutations_run_over_either_websocket_protocol(live, ra
         read = await answers(ws, "q")
         assert read[0]["payload"] == {"data": {"__typename": "Query"}}
     assert await raw_db.tasks.count_documents({}) == 1
+
+
+async def test_subscriptions_still_stream_over_graphql_ws(live, raw_db):
+    async with await opened(live, "graphql-ws") as ws, httpx.AsyncClient(headers=AUTH) as rest:
+        subscription = {"query": "subscription { taskEvents { kind taskId } }"}
+        async with new_change_stream(raw_db):
+            await ws.send(json.dumps({"id": "s", "type": "start", "payload": subscription}))
+        await rest.post(f"http://127.0.0.1:{live}/tracking/task", json={"tasks": [{"id": 5}]})
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert message == {
+            "type": "data",
+            "id": "s",
+            "payload": {"data": {"taskEvents": {"kind": "CREATED", "taskId": "5"}}},
+        }
+        await ws.send(json.dumps({"id": "s", "type": "stop"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "complete", "id": "s"}
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])

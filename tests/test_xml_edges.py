@@ -252,7 +252,7 @@ async def test_health_answers_while_a_big_xml_body_is_parsed(store, tmp_path):
         response = await posting
         assert response.status_code == 400 and "appears more than once" in response.json()["message"]
     assert time.monotonic() - started > 0.5, "the body parsed too fast to tell"
-    assert len(latencies) >= 5 and max(latencies) < 0.3, latencies
+    assert len(latencies) >= 5 and max(latencies) < 0.5, latencies
 
 
 # ---- root ----------------------------------------------------------------------------------------------------------
