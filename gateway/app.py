@@ -12,8 +12,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 import graphql_schema
 import rest
@@ -93,6 +95,16 @@ def install_live_view(app: FastAPI) -> None:
         return FileResponse(UI_DIR / name, media_type=UI_FILES[name])
 
 
+def front_end_refusal(status: int, message: str, scope: Scope) -> Response:
+    """A request refused before it reaches its front end (the body limit), in that front end's shape: GraphQL's
+    `errors[]` on /graphql, the REST Error body elsewhere."""
+    accept = Headers(scope=scope).get("accept")
+    if scope["path"] == "/graphql":
+        media_type = graphql_schema.response_media_type_or_json(accept)
+        return graphql_schema.error_response(status, message, "BAD_REQUEST", media_type)
+    return rest.error_response(status, message, accept)
+
+
 def middleware_stack(settings: Settings) -> list[Middleware]:
     """Every request passes these in this order, which fixes the documented order of checks."""
     cors = Middleware(
@@ -109,7 +121,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is
         *([cors] if settings.cors_origins else []),  # a preflight is answered before any token is asked for
         Middleware(TrackingGuard),  # /tracking: token (403), then Accept (406)
-        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),  # 413
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, refusal=front_end_refusal),  # 413
         Middleware(ExpectContinueMiddleware),  # 100 Continue before every operation that was not refused
     ]
 

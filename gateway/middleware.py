@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability import REQUEST_ID
@@ -69,6 +71,14 @@ class RequestIdMiddleware:
             await response(scope, receive, send_with_id)
 
 
+Refusal = Callable[[int, str, Scope], Response]
+"""A refusal's answer (status, message, the request's scope) in the shape of the front end the request is for."""
+
+
+def _rest_refusal(status: int, message: str, scope: Scope) -> Response:
+    return error_response(status, message, _header(scope, b"accept"))
+
+
 class BodySizeLimitMiddleware:
     """413 for bodies over the limit, without reading them whole: a declared Content-Length over the limit is
     refused before the app runs; a chunked body is counted as it streams in and cut off at the limit.
@@ -76,9 +86,10 @@ class BodySizeLimitMiddleware:
     FastAPI 0.165's own `max_body_size` answers a declared oversize body with text/plain; the contract wants
     the Error body in the negotiated type, hence this middleware."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, refusal: Refusal | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.refusal = refusal or _rest_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +98,7 @@ class BodySizeLimitMiddleware:
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             status, message = (413, self._message) if declared.isdigit() else (400, "invalid Content-Length")
-            await error_response(status, message, _header(scope, b"accept"))(scope, receive, send)
+            await self.refusal(status, message, scope)(scope, receive, send)
             return
         if declared is not None or _header(scope, b"transfer-encoding") is None:
             # A declared length within the limit, or no body at all: nothing to count (uvicorn never hands

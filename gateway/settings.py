@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     max_tasks_per_create: int = Field(default=10_000, ge=1)
     max_ids_per_request: int = Field(default=1_000, ge=1)
     max_nesting: int = Field(default=32, ge=1, le=100)
+    xml_max_attributes: int = Field(default=64, ge=1, le=10_000)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     header_timeout_ms: int = Field(default=10_000, ge=100)
     body_timeout_ms: int = Field(default=60_000, ge=100)
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
             max_tasks_per_create=self.max_tasks_per_create,
             max_ids_per_request=self.max_ids_per_request,
             max_nesting=self.max_nesting,
+            max_xml_attributes=self.xml_max_attributes,
         )
 
 

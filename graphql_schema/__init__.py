@@ -2,12 +2,14 @@
 
 from fastapi import FastAPI
 
-from graphql_schema.router import graphql_router
+from graphql_schema.http import error_response, response_media_type_or_json
+from graphql_schema.router import graphql_router, install_token_refusal
 from models import Limits
 
 
 def install(app: FastAPI, *, max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> None:
     app.include_router(graphql_router(max_depth, max_aliases, max_tokens, limits))
+    install_token_refusal(app)
 
 
-__all__ = ["install"]
+__all__ = ["error_response", "install", "response_media_type_or_json"]

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from pydantic import ValidationError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from models import (
@@ -36,6 +38,8 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
 
 log = logging.getLogger("gateway.graphql")
 INTERNAL_MESSAGE = "internal server error"
+OPERATION_RESOLUTION_FAILURE = "OPERATION_RESOLUTION_FAILURE"
+"""The operation to run cannot be determined: an unknown operationName, or several operations and none named."""
 READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS): mutations need a TRACKING_API_TOKENS one"
 
 
@@ -77,7 +81,8 @@ def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
 class CodedErrors(MaskErrors):
     """The one place GraphQL errors get their `extensions.code`: graph store and validation errors by their
     type; a request GraphQL itself refused (syntax, validation, a bound, a variable a scalar would not parse)
-    as GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED / BAD_USER_INPUT; codes resolvers set are kept. Anything
+    as GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED / BAD_USER_INPUT, an operation that cannot be determined
+    as OPERATION_RESOLUTION_FAILURE, one the transport does not carry as BAD_REQUEST; codes set are kept. Anything
     else is an internal error: logged with its request id and answered "internal server error"."""
 
     def __init__(self) -> None:
@@ -92,6 +97,10 @@ class CodedErrors(MaskErrors):
             return _with_code(error, *describe_domain_error(original))
         if error.extensions and "code" in error.extensions:
             return error
+        if isinstance(original, CannotGetOperationTypeError):  # over WebSocket; HTTP answers it in the router
+            return _with_code(error, error.message, OPERATION_RESOLUTION_FAILURE)
+        if isinstance(original, InvalidOperationTypeError | MissingQueryError):
+            return _with_code(error, error.message, "BAD_REQUEST")
         if original is None:
             parsing = error.message.startswith("Syntax Error")
             return _with_code(error, error.message, "GRAPHQL_PARSE_FAILED" if parsing else "GRAPHQL_VALIDATION_FAILED")

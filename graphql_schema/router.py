@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import orjson
 from cross_web import HTTPException as StrawberryHTTPException
-from fastapi import HTTPException, Request, WebSocket
+from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
+from starlette.exceptions import HTTPException
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
-from strawberry.types.unset import UnsetType
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    CompleteMessage,
+    ConnectionInitMessage,
+    ErrorMessage,
+)
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_schema.context import Context
+from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
+from graphql_schema.http import (
+    GRAPHQL_RESPONSE_TYPE,
+    JSON_TYPE,
+    NotAcceptable,
+    error_response,
+    response_media_type,
+    response_media_type_or_json,
+    status_without_data,
+)
 from graphql_schema.schema import build_schema
 from models import InvalidOperation, Limits
 
@@ -53,8 +74,43 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             return
         await super().handle_connection_init(message)
 
+    async def handle_async_results(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
+        """Strawberry's, through `Schema.stream` rather than `Schema.subscribe`: a query or mutation sent with
+        `start` runs too (one `data`, then `complete`), as the graphql-ws protocol has it, where Strawberry's
+        own runs subscriptions only."""
+        try:
+            results = await self.schema.stream(
+                query,
+                variable_values=variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation_name,
+            )
+            self.subscriptions[operation_id] = results
+            first = True
+            async for result in results:
+                if first and isinstance(result, PreExecutionError) and result.errors:
+                    payload = result.errors[0].formatted
+                    await self.send_message(ErrorMessage(type="error", id=operation_id, payload=payload))
+                    return
+                if isinstance(result, ExecutionResult):
+                    await self.send_data_message(result, operation_id)
+                first = False
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        except asyncio.CancelledError:
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
+
 
 _REJECTION = f"missing or unknown {TOKEN_HEADER}"
+
+
+class TokenRefused(Exception):
+    """A GraphQL request without a valid token: 403 with a GraphQL-shaped body (see `install_token_refusal`)."""
 
 
 GRAPHIQL_PAGE = (Path(__file__).parent / "graphiql.html").read_text()
@@ -70,6 +126,42 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry's, answering as the GraphQL-over-HTTP specification has it: the media type by Accept (406
+        when neither is acceptable), a request error as `errors[]` with a code and no `data` (never text/plain),
+        a mutation over GET 405 with `Allow: POST`, and under application/graphql-response+json 4xx/5xx when
+        execution never started."""
+        if self.is_websocket_request(request):
+            return await super().run(request, context, root_value)
+        accept = request.headers.get("accept")
+        try:
+            media_type = response_media_type(accept) if not _asks_for_graphiql(request) else JSON_TYPE
+        except NotAcceptable as error:
+            return error_response(406, str(error), "BAD_REQUEST", JSON_TYPE)
+        if request.method == "POST" and not _is_json(request.headers.get("content-type")):
+            shown = request.headers.get("content-type")
+            message = f"cannot read {f'Content-Type {shown!r}' if shown else 'a body without Content-Type'}: "
+            return error_response(415, message + f"send {JSON_TYPE} (GraphQL over HTTP)", "BAD_REQUEST", media_type)
+        try:
+            response = await super().run(request, context=context, root_value=root_value)
+        except StrawberryHTTPException as error:
+            return _request_error(request, error, media_type)
+        except HTTPException as error:  # the body limit, cutting off a streamed body
+            return error_response(error.status_code, str(error.detail), "BAD_REQUEST", media_type)
+        if media_type == GRAPHQL_RESPONSE_TYPE and response.media_type == JSON_TYPE:
+            response.status_code = getattr(request.state, "graphql_status", 200)
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_TYPE}; charset=utf-8"
+        return response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """No `data` entry when execution never started (GraphQL spec §7.1.2): errors that name no path and no
+        data mean a request error (parsing, validation, variables, a refused operation)."""
+        answer = await super().process_result(request, result)
+        if result.data is None and result.errors and all(error.path is None for error in result.errors):
+            answer.pop("data", None)
+            request.state.graphql_status = status_without_data(answer.get("errors") or [])
+        return answer
 
     def decode_json(self, data: str | bytes) -> object:
         """orjson refuses invalid UTF-8, lone surrogates and numbers beyond a double with a JSONDecodeError (the
@@ -98,6 +190,37 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         raise ConnectionRejectionError({"message": _REJECTION})
 
 
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == JSON_TYPE
+
+
+def _request_error(request: Request, error: StrawberryHTTPException, media_type: str) -> Response:
+    """A request Strawberry refused, as GraphQL over HTTP answers it. An operation that cannot be determined
+    is a GraphQL request error (200 under application/json, 400 under application/graphql-response+json); a
+    mutation over GET is 405; anything else is a request that is not well-formed (400)."""
+    cause = error.__cause__
+    if isinstance(cause, CannotGetOperationTypeError):
+        status = 200 if media_type == JSON_TYPE else 400
+        return error_response(status, cause.as_http_error_reason(), OPERATION_RESOLUTION_FAILURE, media_type)
+    mutation = isinstance(cause, InvalidOperationTypeError) and cause.operation_type is OperationType.MUTATION
+    if mutation and request.method == "GET":
+        message = f"{error.reason}: send mutations with POST (GraphQL over HTTP)"
+        return error_response(405, message, "BAD_REQUEST", media_type, {"Allow": "POST"})
+    return error_response(error.status_code, error.reason, "BAD_REQUEST", media_type)
+
+
+async def _refuse_token(request: Request, _: Exception) -> Response:
+    media_type = response_media_type_or_json(request.headers.get("accept"))
+    return error_response(403, _REJECTION, "FORBIDDEN", media_type)
+
+
+def install_token_refusal(app: FastAPI) -> None:
+    """A missing or unknown token on /graphql: 403, as GraphQL clients read it (`errors[]` with the code
+    FORBIDDEN). Which tokens are accepted is the registry's one rule (gateway.auth); only the shape differs
+    from the REST Error body."""
+    app.add_exception_handler(TokenRefused, _refuse_token)
+
+
 def _asks_for_graphiql(request: Request) -> bool:
     """A browser opening /graphql gets the GraphiQL page without a token (no operation runs); the token goes
     in GraphiQL's headers pane. Mirrors Strawberry's own test for rendering the IDE."""
@@ -113,7 +236,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     access = state.tokens.access(connection.headers.get(TOKEN_HEADER))
     authenticated = access is not None
     if request is not None and not authenticated and not _asks_for_graphiql(request):
-        raise HTTPException(403, _REJECTION)
+        raise TokenRefused(_REJECTION)
     settings = state.settings
     context = Context(
         state.store,

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import Info
+from strawberry.schema.schema import StreamResult
+from strawberry.types import ExecutionResult, Info
+from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
 from graphql_schema.cursors import read_job_cursor
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, as_graphql_error
 from graphql_schema.metrics import OPEN_SUBSCRIPTIONS, OperationMetrics
+from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
 from graphql_schema.types import (
     DATETIME_SCALAR,
     Job,
@@ -191,6 +194,48 @@ class TrackingSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Errors the caller caused are answered, not logged; internal ones are logged where they are masked."""
 
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        REQUESTED_OPERATION.set(operation_name)  # for OneOperationOrAName, in this task
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        REQUESTED_OPERATION.set(operation_name)  # for OneOperationOrAName, in the task that iterates the stream
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+
 
 def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberry.Schema:
     """The schema with its bounds; each extension is a factory, so every request gets fresh instances."""
@@ -201,6 +246,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
         config=StrawberryConfig(scalar_map={datetime: DATETIME_SCALAR}, default_resolver=read_field),
         extensions=[
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
+            functools.partial(AddValidationRules, [introspection_depth_rule(max_depth), OneOperationOrAName]),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
             CodedErrors,

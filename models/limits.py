@@ -14,6 +14,7 @@ class Limits:
     max_tasks_per_create: int = 10_000
     max_ids_per_request: int = 1_000
     max_nesting: int = 32
+    max_xml_attributes: int = 64
 
     @property
     def max_document_depth(self) -> int:

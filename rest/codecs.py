@@ -184,6 +184,10 @@ def encode(payload: dict[str, Any], fmt: Format) -> bytes:
     ((root, body),) = payload.items()
     body = {"task": [_xml_task(task) for task in body["tasks"]]} if root == "tasks" else _xml_task(body)
     text: str = xmltodict.unparse({root: body}, encoding="utf-8")
+    if "\r" in text:
+        # XML 1.0 §2.11: a parser reads a literal CR (alone or before LF) as LF. Written as a character
+        # reference, a CR survives any conforming parser, so a task read as XML and put back is unchanged.
+        text = text.replace("\r", "&#13;")
     return text.encode()
 
 
@@ -193,52 +197,107 @@ def encode(payload: dict[str, Any], fmt: Format) -> bytes:
 _ELEMENTS_PER_TASK = 64
 """A task has about forty fields: an XML create may hold this many elements per task it may create."""
 
+_MARKUP_BYTES_PER_ATTRIBUTE = 4096
+"""A tag may be this long per attribute TRACKING_XML_MAX_ATTRIBUTES allows (plus one for its name)."""
+
+_FEED_BYTES = 64 * 1024
+"""expat is fed this much at a time, so a tag growing past its bound is refused before expat has read it."""
+
+
+class _XmlBounds:
+    """What an XML body may hold, counted as expat reports it: depth, elements, attributes per element, and the
+    length of one piece of markup. It refers to nothing of the parser's, so the parser, its handlers and what
+    they built form no reference cycle and are freed with the request, not at the next full collection."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.depth = 0
+        self.elements = 0
+        self.max_elements = (limits.max_tasks_per_create + 1) * _ELEMENTS_PER_TASK
+        self.max_markup_bytes = (limits.max_xml_attributes + 1) * _MARKUP_BYTES_PER_ATTRIBUTE
+
+    def enter(self, name: str, attributes: list[str] | dict[str, str]) -> None:
+        self.depth += 1
+        self.elements += 1
+        if self.depth > self.limits.max_document_depth:
+            raise self.limits.depth_error("XML body")
+        if self.elements > self.max_elements:
+            raise InvalidOperation(
+                f"XML body: more than {self.max_elements} elements ({_ELEMENTS_PER_TASK} per task a create "
+                "may hold, TRACKING_MAX_TASKS_PER_CREATE)"
+            )
+        # With ordered_attributes (as xmltodict sets it), attributes come as [name, value, name, value, ...].
+        count = len(attributes) // 2 if isinstance(attributes, list) else len(attributes)
+        if count > self.limits.max_xml_attributes:
+            raise self.attributes_error(f"<{name}> has {count} attributes")
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+    def refuse_long_markup(self, pending_bytes: int) -> None:
+        """`pending_bytes`: what expat holds of a tag, comment or processing instruction it has not finished."""
+        if pending_bytes > self.max_markup_bytes:
+            raise self.attributes_error(f"a tag, comment or processing instruction over {self.max_markup_bytes} bytes")
+
+    def attributes_error(self, found: str) -> InvalidOperation:
+        allowed = self.limits.max_xml_attributes
+        return InvalidOperation(
+            f"XML body: {found}; an element may have at most {allowed} attributes (TRACKING_XML_MAX_ATTRIBUTES) "
+            f"and a tag at most {_MARKUP_BYTES_PER_ATTRIBUTE} bytes per attribute allowed"
+        )
+
+
+def _counting_start(handler: Any, bounds: _XmlBounds) -> Any:
+    def start(name: str, attributes: Any) -> None:
+        bounds.enter(name, attributes)
+        handler(name, attributes)
+
+    return start
+
+
+def _counting_end(handler: Any, bounds: _XmlBounds) -> Any:
+    def end(name: str) -> None:
+        bounds.leave()
+        handler(name)
+
+    return end
+
 
 class _GuardedParser:
-    """An expat parser whose element handlers count depth and elements, so an XML body is refused as soon as it
-    nests deeper or holds more elements than a create may: xmltodict's work per element grows with depth,
-    and 200,000 nested elements would otherwise take minutes."""
+    """An expat parser whose element handlers count what `_XmlBounds` bounds, so an XML body is refused as soon
+    as it nests deeper, holds more elements, or an element more attributes than a create may: xmltodict's
+    work per element grows with depth, 200,000 nested elements would otherwise take minutes, and a million
+    attributes in one tag over a second of expat alone (it reports a tag only once it has read all of it)."""
 
-    def __init__(self, parser: Any, limits: Limits) -> None:
-        self.__dict__.update(_parser=parser, _limits=limits, _depth=0, _elements=0)
-        self.__dict__["_max_elements"] = (limits.max_tasks_per_create + 1) * _ELEMENTS_PER_TASK
+    def __init__(self, parser: Any, bounds: _XmlBounds) -> None:
+        self.__dict__.update(_parser=parser, _bounds=bounds)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
 
     def __setattr__(self, name: str, handler: Any) -> None:
         if name == "StartElementHandler":
-            handler = self._counting_start(handler)
+            handler = _counting_start(handler, self._bounds)
         elif name == "EndElementHandler":
-            handler = self._counting_end(handler)
+            handler = _counting_end(handler, self._bounds)
         setattr(self._parser, name, handler)
 
-    def _counting_start(self, handler: Any) -> Any:
-        def start(*args: Any) -> None:
-            self.__dict__["_depth"] += 1
-            self.__dict__["_elements"] += 1
-            if self._depth > self._limits.max_document_depth:
-                raise self._limits.depth_error("XML body")
-            if self._elements > self._max_elements:
-                raise InvalidOperation(
-                    f"XML body: more than {self._max_elements} elements ({_ELEMENTS_PER_TASK} per task a create "
-                    "may hold, TRACKING_MAX_TASKS_PER_CREATE)"
-                )
-            handler(*args)
-
-        return start
-
-    def _counting_end(self, handler: Any) -> Any:
-        def end(*args: Any) -> None:
-            self.__dict__["_depth"] -= 1
-            handler(*args)
-
-        return end
+    def Parse(self, data: bytes, isfinal: bool = False) -> int:
+        """Feed expat a slice at a time; after each, what it holds unfinished (from CurrentByteIndex, the start
+        of the markup it is in) is bounded."""
+        parser = self._parser
+        view = memoryview(data)
+        for offset in range(0, len(view), _FEED_BYTES):
+            piece = view[offset : offset + _FEED_BYTES]
+            parser.Parse(piece, False)
+            self._bounds.refuse_long_markup(offset + len(piece) - max(parser.CurrentByteIndex, 0))
+        result: int = parser.Parse(b"", isfinal)
+        return result
 
 
 class _GuardedExpat:
     """expat for xmltodict, refusing a DOCTYPE (hence entity declarations and external references) as soon as
-    it starts, before anything in it is read, let alone expanded; and bounding depth and element count."""
+    it starts, before anything in it is read, let alone expanded; and bounding what `_XmlBounds` bounds."""
 
     ExpatError = expat.ExpatError
 
@@ -247,15 +306,15 @@ class _GuardedExpat:
 
     def ParserCreate(self, *args: Any, **kwargs: Any) -> Any:
         parser = expat.ParserCreate(*args, **kwargs)
-
-        def refuse(*_: Any) -> NoReturn:
-            raise ValueError("a DOCTYPE, entity declaration or external reference is not allowed")
-
-        parser.StartDoctypeDeclHandler = refuse
-        parser.EntityDeclHandler = refuse
-        parser.ExternalEntityRefHandler = refuse
+        parser.StartDoctypeDeclHandler = _refuse_doctype
+        parser.EntityDeclHandler = _refuse_doctype
+        parser.ExternalEntityRefHandler = _refuse_doctype
         parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        return _GuardedParser(parser, self._limits)
+        return _GuardedParser(parser, _XmlBounds(self._limits))
+
+
+def _refuse_doctype(*_: Any) -> NoReturn:
+    raise ValueError("a DOCTYPE, entity declaration or external reference is not allowed")
 
 
 def _force_task_lists(path: list[Any], key: str, _value: Any) -> bool:
@@ -267,23 +326,42 @@ XML_NIL = type("XmlNil", (), {"__repr__": lambda _: "xsi:nil"})()
 """An element marked xsi:nil="true": null, where an empty element is an empty string."""
 
 
-def _local_names(_path: list[Any], key: str, value: Any) -> tuple[str, Any] | None:
-    """Elements by their local name (`<ns2:task>` is `<task>`), namespace declarations dropped, and
-    `xsi:nil="true"` read as null: what JAXB and other Java stacks send."""
+_XML_SPACE = " \t\r\n"
+"""XML 1.0 §2.3 S: the only characters XML treats as white space (str.isspace knows many more)."""
+
+
+def _is_xml_space(text: str) -> bool:
+    return not text.strip(_XML_SPACE)
+
+
+def _local_name(name: str) -> str:
+    return name.rsplit(":", 1)[-1]
+
+
+def _local_names(path: list[Any], key: str, value: Any) -> tuple[str, Any] | None:
+    """Elements by their local name (`<ns2:task>` is `<task>`), namespace declarations dropped, `xsi:type` on a
+    `<task>` dropped (JAXB marks a subclass so; the `type` field names the variant), `xsi:nil="true"` read as
+    null, and white space between child elements (indentation) dropped: what JAXB and other Java stacks send.
+    Text of a leaf element is kept exactly as the parser reported it."""
     if key.startswith("@"):
         name = key[1:]
         if name == "xmlns" or name.startswith("xmlns:"):
             return None
-        return ("@nil", value) if name.rsplit(":", 1)[-1] == "nil" else (key, value)
+        if ":" in name and _local_name(name) == "type" and _local_name(path[-1][0]) == "task":
+            return None
+        return ("@nil", value) if _local_name(name) == "nil" else (key, value)
     if isinstance(value, dict):
         nil = value.pop("@nil", None)
-        if nil is not None and nil.strip() in ("true", "1") and not value:
-            return key.rsplit(":", 1)[-1], XML_NIL
+        text = value.get("#text")
+        if text is not None and _is_xml_space(text) and (nil is not None or set(value) - {"#text"}):
+            del value["#text"]  # indentation between children, or around a nil element's (absent) content
+        if nil is not None and nil.strip(_XML_SPACE) in ("true", "1") and not value:
+            return _local_name(key), XML_NIL
         if set(value) == {"#text"}:
             value = value["#text"]
         elif not value:
             value = None
-    return key.rsplit(":", 1)[-1], value
+    return _local_name(key), value
 
 
 def parse_xml(body: bytes, root: str, limits: Limits, charset: str | None = None) -> Any:
@@ -295,6 +373,7 @@ def parse_xml(body: bytes, root: str, limits: Limits, charset: str | None = None
             expat=_GuardedExpat(limits),
             force_list=_force_task_lists,
             postprocessor=_local_names,
+            strip_whitespace=False,  # character data is the caller's: "  padded  " stays so
         )
     except expat.ExpatError as error:
         raise BadRequest(f"malformed XML: {error}") from None
@@ -309,31 +388,37 @@ def parse_xml(body: bytes, root: str, limits: Limits, charset: str | None = None
 
 
 def _xml_scalar(name: str, value: Any, where: str) -> Any:
-    """An element's text as the JSON value it stands for (numbers and booleans by the field's type)."""
+    """An element's text as the JSON value it stands for. Text fields keep their characters exactly; integers,
+    booleans and dates are read by the field's type, around XML white space (XML Schema's `collapse`, which
+    xs:int, xs:boolean and xs:dateTime have), and an empty one is null."""
     if value is XML_NIL:
         return None
     if isinstance(value, dict):
         raise BadRequest(f"{where}: expected text, found child elements or attributes")
-    if name in INT_FIELDS or name == "id":
-        if value is None:
+    if name in INT_FIELDS or name == "id" or name in BOOL_FIELDS or name in DATE_FIELDS:
+        text = (value or "").strip(_XML_SPACE)
+        if not text:
             return None
-        if not _INTEGER.match(value.strip()):
+        if name in BOOL_FIELDS:
+            if text not in ("true", "false"):
+                raise BadRequest(f"{where}: expected true or false, got {value!r}")
+            return text == "true"
+        if name in DATE_FIELDS:
+            return text
+        if not _INTEGER.match(text):
             raise BadRequest(f"{where}: expected an integer, got {value!r}")
-        return int(value)
-    if name in BOOL_FIELDS:
-        if value is None:
-            return None
-        if value.strip() not in ("true", "false"):
-            raise BadRequest(f"{where}: expected true or false, got {value!r}")
-        return value.strip() == "true"
-    if value is None and name in DATE_FIELDS:
-        return None
+        return int(text)
     return "" if value is None else value  # an empty element is an empty string
+
+
+def _empty_container(element: Any) -> bool:
+    """`<task/>`, `<task></task>` or `<task>` holding nothing but white space: no children."""
+    return element is None or (isinstance(element, str) and _is_xml_space(element))
 
 
 def xml_task_fields(element: Any, where: str) -> dict[str, Any]:
     """A <task> element as the same dict a JSON body gives, so both go through one validation."""
-    if element is None:
+    if _empty_container(element):
         return {}
     if not isinstance(element, dict):
         raise BadRequest(f"{where}: expected child elements, found text")
@@ -352,7 +437,7 @@ def xml_task_fields(element: Any, where: str) -> dict[str, Any]:
 
 def xml_task_list(element: Any, where: str) -> list[dict[str, Any]]:
     """The <task> children of a <tasks> or <nexts> element."""
-    if element is None:
+    if _empty_container(element):
         return []
     if not isinstance(element, dict) or set(element) - {"task"}:
         raise BadRequest(f"{where}: expected only <task> elements")

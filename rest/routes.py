@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from models import GraphStore, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
+from models import GraphStore, Limits, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
 from models.task import INT64_MAX, NestedTasks
 from rest.codecs import (
     BadRequest,
@@ -60,6 +61,13 @@ def _decimal_digits(value: Any) -> Any:
     return value
 
 
+def _true_or_false(value: Any) -> Any:
+    """`root` is `true` or `false`, as its error message says: alone, pydantic would also take yes, on, 1…"""
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise ValueError("not true or false")
+    return value
+
+
 TaskIdPath = Annotated[
     int,
     BeforeValidator(_decimal_digits),
@@ -104,7 +112,19 @@ async def _body_fields(request: Request, root: str) -> Any:
     body = await request.body()
     if fmt is Format.JSON:
         return parse_json(body)
-    element = parse_xml(body, root, _store(request).limits, request_charset(content_type))
+    limits, charset = _store(request).limits, request_charset(content_type)
+    if len(body) <= _XML_INLINE_BYTES:
+        return _xml_fields(body, root, limits, charset)
+    return await run_in_threadpool(_xml_fields, body, root, limits, charset)
+
+
+_XML_INLINE_BYTES = 64 * 1024
+"""Larger XML bodies are read in a worker thread: expat and xmltodict take about a second per 10 MB, during
+which the event loop keeps serving other requests (and /healthz)."""
+
+
+def _xml_fields(body: bytes, root: str, limits: Limits, charset: str | None) -> Any:
+    element = parse_xml(body, root, limits, charset)
     return {"tasks": xml_task_list(element, "tasks")} if root == "tasks" else xml_task_fields(element, "task")
 
 
@@ -159,7 +179,7 @@ async def get_task(request: Request, taskId: TaskIdPath) -> Response:
 async def get_job_tasks(
     request: Request,
     jobId: Annotated[str, AfterValidator(path_value), Path(description="Job id")],
-    root: Annotated[bool | None, Query(description="including roots or not")] = None,
+    root: Annotated[bool | None, BeforeValidator(_true_or_false), Query(description="including roots or not")] = None,
 ) -> Response:
     store = _store(request)
     # CONTRACT §2: root absent or true lists every task of the job, roots included; false only non-roots.
