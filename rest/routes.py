@@ -25,7 +25,7 @@ from rest.codecs import (
     xml_task_list,
 )
 from rest.guard import path_value
-from rest.schemas import Task, Tasks, answers, body_of
+from rest.schemas import Task, TaskList, answers, body_of
 
 
 def _format(request: Request) -> Format:
@@ -154,8 +154,8 @@ async def _task_patch(request: Request) -> TaskPatch:
 @router.post(
     "/task",
     summary="Create Task that not exist",
-    responses=answers(200, "Success", Tasks, 400, 404, 413, 415),
-    openapi_extra=body_of("Tasks"),
+    responses=answers(200, "Success", TaskList, 400, 404, 413, 415),
+    openapi_extra=body_of("TaskList"),
 )
 async def create_tasks(request: Request) -> Response:
     """All or nothing: nested `nexts` are created too and linked after their parent; an existing id is 400."""
@@ -174,7 +174,7 @@ async def get_task(request: Request, taskId: TaskIdPath) -> Response:
 @router.get(
     "/{jobId}/task/roots",
     summary="Return the tasks of the job (including roots or not)",
-    responses=answers(200, "Tasks readed", Tasks, 400),
+    responses=answers(200, "Tasks readed", TaskList, 400),
 )
 async def get_job_tasks(
     request: Request,
@@ -249,13 +249,13 @@ def _install_link_routes(direction: _Direction) -> None:
         path,
         name=f"get_{links}",
         summary=f"Get {plural} Tasks from taskId",
-        responses=answers(200, f"{noun} task found", Tasks, 400, 404),
+        responses=answers(200, f"{noun} task found", TaskList, 400, 404),
     )(list_linked)
     router.put(
         path,
         name=f"add_{links}",
         summary=f"Add {direction.segment} tasks to taskId",
-        responses=answers(200, f"{noun} tasks successfully added", Tasks, 400, 404),
+        responses=answers(200, f"{noun} tasks successfully added", TaskList, 400, 404),
     )(add_links)
     router.delete(
         path,

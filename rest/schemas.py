@@ -26,10 +26,13 @@ class TaskUpdate(TaskFields):
 class Task(TaskUpdate):
     """A task; execution-task, execution-task-list and navigable variant fields included."""
 
-    nexts: Tasks | None = Field(default=None, description="navigable variants: the direct next tasks")
+    nexts: TaskList | None = Field(default=None, description="navigable variants: the direct next tasks")
 
 
-class Tasks(BaseModel):
+class TaskList(BaseModel):
+    """The legacy `tasks` object (XML element `tasks`). Its component is not named `Tasks`: generators name a
+    model's variables after it (openapi-python-client's `tasks = cls(tasks=tasks)` does not type-check)."""
+
     model_config = ConfigDict(json_schema_extra={"xml": {"name": "tasks"}})
 
     tasks: list[Task] = Field(default_factory=list)

@@ -156,6 +156,21 @@ class Browser:
                 raise AssertionError(f"never true within {timeout_s:g}s: {expression}")
             await asyncio.sleep(0.05)
 
+    async def click(self, selector: str) -> None:
+        """A person's click: the mouse pressed and released on the middle of the element, once it is on screen."""
+        box = await self.wait_for(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+            " const r = e.getBoundingClientRect(); return r.width && r.height &&"
+            " {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left", clickCount=1)
+
+    async def type(self, selector: str, text: str) -> None:
+        """Clicks into the element, then types `text` as a keyboard would insert it."""
+        await self.click(selector)
+        await self.call("Input.insertText", text=text)
+
     async def screenshot(self, path: Path) -> None:
         shot = await self.call("Page.captureScreenshot", format="png")
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))

@@ -548,10 +548,10 @@ async def test_openapi_documents_the_legacy_operations(client):
     assert parameters["nextTaskId"]["schema"] == {"type": "array", "items": int64, "minItems": 1}
     assert "422" not in put_next["responses"]
     components = schema["components"]["schemas"]
-    assert {"Task", "Tasks", "TaskUpdate", "Error"} <= set(components)
+    assert {"Task", "TaskList", "TaskUpdate", "Error"} <= set(components)
     assert "number-of-retries" in components["Task"]["properties"]
     assert "nexts" in components["Task"]["properties"] and "nexts" not in components["TaskUpdate"]["properties"]
-    assert components["Tasks"]["xml"] == {"name": "tasks"} and components["Error"]["xml"] == {"name": "error"}
+    assert components["TaskList"]["xml"] == {"name": "tasks"} and components["Error"]["xml"] == {"name": "error"}
     update = schema["paths"]["/tracking/task/{taskId}"]["put"]["requestBody"]["content"]
     assert update["application/xml"]["schema"]["$ref"] == "#/components/schemas/TaskUpdate"
     operation_ids = {op["operationId"] for ops in schema["paths"].values() for op in ops.values()}

@@ -4,7 +4,6 @@
 const GRAPH_LIMIT = 2000; // jobs with more tasks show status counts and a paged task table instead of a graph
 const JOBS_PAGE = 20;
 const TASKS_PAGE = 100;
-const TOKEN_KEY = "tracking-token";
 const DONE = /^(DONE|COMPLETED|SUCCEEDED|SUCCESS|FINISHED)$/;
 const COLOURS = { RUNNING: "#0969da", FAILED: "#cf222e", ERROR: "#cf222e", SKIPPED: "#8c959f", READY: "#6e7781" };
 const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description", "startTime", "finishTime",
@@ -16,16 +15,11 @@ let view = null; // the current page's teardown (closes its subscription)
 // ---- token and routing ----------------------------------------------------------------------------------------
 
 function route() {
+  trackingToken.takeFromLink(); // the token every page of the gateway shares (/static/token.js)
   const params = new URLSearchParams(location.hash.slice(1));
-  if (params.has("token")) {
-    // The fragment never reaches the server; keep the token for this tab and take it out of the address bar.
-    sessionStorage.setItem(TOKEN_KEY, params.get("token"));
-    params.delete("token");
-    history.replaceState(null, "", "#" + params.toString());
-  }
   if (view) view();
   view = null;
-  if (!sessionStorage.getItem(TOKEN_KEY)) return askForToken();
+  if (!trackingToken.get()) return askForToken();
   const job = params.get("job");
   view = job ? showJob(job) : showJobs();
 }
@@ -36,13 +30,13 @@ function askForToken(message = "") {
     <button>Open</button><span class="error">${esc(message)}</span></form>`;
   document.getElementById("login").onsubmit = (event) => {
     event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, new FormData(event.target).get("token"));
+    trackingToken.set(new FormData(event.target).get("token"));
     route();
   };
 }
 
 document.getElementById("forget").onclick = () => {
-  sessionStorage.removeItem(TOKEN_KEY);
+  trackingToken.forget();
   route();
 };
 window.addEventListener("hashchange", route);
@@ -54,7 +48,7 @@ class Unauthorized extends Error {}
 async function gql(query, variables = {}) {
   const response = await fetch("/graphql", {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-Auth-Token": sessionStorage.getItem(TOKEN_KEY) },
+    headers: { "Content-Type": "application/json", "X-Auth-Token": trackingToken.get() },
     body: JSON.stringify({ query, variables }),
   });
   if (response.status === 401 || response.status === 403) throw new Unauthorized("the token was refused");
@@ -65,7 +59,7 @@ async function gql(query, variables = {}) {
 
 function failed(error) {
   if (error instanceof Unauthorized) {
-    sessionStorage.removeItem(TOKEN_KEY);
+    trackingToken.forget();
     return askForToken(error.message);
   }
   main.insertAdjacentHTML("afterbegin", `<p class="error">${esc(error.message)}</p>`);
@@ -80,7 +74,7 @@ function subscribe(query, variables, onEvent, onExpired) {
     socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
       "graphql-transport-ws");
     socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init",
-      payload: { "X-Auth-Token": sessionStorage.getItem(TOKEN_KEY) } }));
+      payload: { "X-Auth-Token": trackingToken.get() } }));
     socket.onmessage = (message) => {
       const data = JSON.parse(message.data);
       if (data.type === "connection_ack") {
