@@ -50,12 +50,13 @@ def _preference(ranges: list[tuple[str, float, int]], media: str) -> tuple[float
 
 
 def response_media_type(accept: str | None) -> str:
-    """The media type of the answer. No Accept: application/graphql-response+json (the specification's legacy
-    watershed, 2025-01-01, has passed). Otherwise the supported type with the higher q; on a tie the one named
+    """The media type of the answer. No Accept: application/json, what such clients have always got (the
+    specification lets a server keep that default after its 2025-01-01 watershed, and existing dashboards must
+    notice nothing). Otherwise the supported type with the higher q; on a tie the one named
     explicitly rather than by a wildcard, then the one named first; `*/*` or `application/*` alone gives
     application/json, what such clients have always got. Neither acceptable: NotAcceptable."""
     if not accept or not accept.strip():
-        return GRAPHQL_RESPONSE_TYPE
+        return JSON_TYPE
     ranges = _media_ranges(accept)
     modern, legacy = _preference(ranges, GRAPHQL_RESPONSE_TYPE), _preference(ranges, JSON_TYPE)
     if modern[0] == 0 and legacy[0] == 0:

@@ -117,7 +117,7 @@ async def test_the_store_recovers_when_mongodb_comes_back(doomed, tmp_path):
 # ---- the embedded mongod dying under a running gateway --------------------------------------------------------------
 
 
-async def test_a_dead_embedded_mongod_is_restarted_then_given_up_on(tmp_path):
+async def test_a_dead_embedded_mongod_is_restarted_then_given_up_on(tmp_path, caplog):
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path / "var", mongodb_timeout_ms=2000)
     backend = await Backend.open(settings)
     failures: list[str] = []
@@ -134,6 +134,11 @@ async def test_a_dead_embedded_mongod_is_restarted_then_given_up_on(tmp_path):
                 return (await http.get("/tracking/task/1")).status_code == 200
 
             await eventually(served_again, what="serving after mongod was restarted")
+
+            async def restart_finished() -> bool:  # the client may reconnect before the restart has returned
+                return "restarted the embedded mongod" in caplog.text
+
+            await eventually(restart_finished, what="the supervisor done restarting")
             assert backend.embedded.process.pid != first_pid
             assert (await http.get("/healthz")).status_code == 200
 
