@@ -213,7 +213,8 @@ async def test_a_poison_corpus_stops_no_subscriber_no_resume_no_history_and_no_r
         await events_until(calm, "1", "RUNNING")
 
         planted = await plant_corpus(raw_db)
-        big = {"id": 2, "job-id": "big", "status": "NEW", "description": "x" * (9 * MB)}
+        # About the largest task the API accepts (its JSON body just under TRACKING_MAX_BODY_BYTES, 16 MiB).
+        big = {"id": 2, "job-id": "big", "status": "NEW", "description": "x" * (16 * MB - 1000)}
         assert (await http.post("/tracking/task", json={"tasks": [big]})).status_code == 200
         assert (await http.put("/tracking/task/2", json={"status": "RUNNING"})).status_code == 200
         await http.put("/tracking/task/1", json={"status": "DONE"})
