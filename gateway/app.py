@@ -31,6 +31,7 @@ from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.settings import Settings
 from models import GraphStore
 from rest import TrackingGuard
+from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
 
 
@@ -116,7 +117,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         *([cors] if settings.cors_origins else []),  # a preflight is answered before any token is asked for
         Middleware(TrackingGuard),  # /tracking: token (403), then Accept (406)
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, refusal=front_end_refusal),  # 413
-        Middleware(ExpectContinueMiddleware),  # 100 Continue before every operation that was not refused
+        Middleware(ExpectContinueMiddleware, prefix=REST_PREFIX),  # 100 Continue before every REST operation
     ]
 
 

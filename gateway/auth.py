@@ -27,7 +27,9 @@ class TokenRegistry:
             raise ValueError("at least one API token is required")
 
     def access(self, presented: str | None) -> Access | None:
-        """What the token may do; None for a missing or unknown one."""
+        """What the token may do; None for a missing or unknown one. Whitespace around it is no part of it (a
+        field value excludes leading and trailing whitespace, RFC 9110 section 5.5)."""
+        presented = presented.strip(" \t") if presented else None
         if not presented:
             return None
         candidate = presented.encode()

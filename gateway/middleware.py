@@ -157,13 +157,18 @@ class ExpectContinueMiddleware:
     runs, whether or not the operation reads a body: the body is asked for first (the ASGI server answers 100
     Continue when the app first asks for it) and handed to the operation as it arrived. Clients such as the JDK's
     HttpURLConnection fail on a final answer that comes before the 100 Continue they wait for. Requests refused
-    before the operation (403, 406, 413) are answered at once, without inviting the body."""
+    before the operation (403, 406, 413) are answered at once, without inviting the body.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Only for paths under `prefix` (the REST operations, some of which read no body): elsewhere the operation
+    reads its body after its own refusals, and the ASGI server's 100 Continue comes right then."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
         self.app = app
+        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        expect = _header(scope, b"expect") if scope["type"] == "http" else None
+        applies = scope["type"] == "http" and scope["path"].startswith(self.prefix)
+        expect = _header(scope, b"expect") if applies else None
         if expect is None or expect.strip().lower() != "100-continue":
             await self.app(scope, receive, send)
             return

@@ -9,7 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -85,13 +85,19 @@ _SECRET_PARAMETER = re.compile(
 `api_key=`, …): its value is never logged, even when it is no configured token (a mistyped one is still a
 secret)."""
 _secrets: list[str] = []
+_tokens: list[str] = []
+_PERCENT_ENCODED = re.compile(r"[^\s\"']*%[0-9A-Fa-f]{2}[^\s\"']*")
+"""A run of text holding a percent-encoded octet (a path or query string as a log line shows it): a client may
+encode any character of a token, so such runs are decoded before they are searched."""
 
 
 def never_log(tokens: Iterable[str]) -> None:
     """Tokens no log line may show, wherever they appear (a query string, a path, a GraphQL error, a stack
     trace): as sent, percent-encoded or JSON-escaped. Every token configured in this process is added."""
-    forms = {form for token in tokens if token for form in _written_forms(token)}
+    given = [token for token in tokens if token]
+    forms = {form for token in given for form in _written_forms(token)}
     _secrets[:] = sorted(forms | set(_secrets), key=len, reverse=True)  # longest first: no token's tail is left
+    _tokens[:] = sorted(set(given) | set(_tokens), key=len, reverse=True)
 
 
 def _written_forms(token: str) -> set[str]:
@@ -104,7 +110,19 @@ def redact(line: str) -> str:
     for secret in _secrets:
         if secret in line:
             line = line.replace(secret, REDACTED)
+    if "%" in line and _tokens:
+        line = _PERCENT_ENCODED.sub(_redacted_run, line)
     return line
+
+
+def _redacted_run(match: re.Match[str]) -> str:
+    """A percent-encoded run, decoded and redacted when it holds a token however it was encoded (`%53eCret`)."""
+    decoded = unquote(match.group(0))
+    if not any(token in decoded for token in _tokens):
+        return match.group(0)
+    for token in _tokens:
+        decoded = decoded.replace(token, REDACTED)
+    return decoded
 
 
 class _RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -40,6 +40,7 @@ class Context(BaseContext):
         self.resume_within_s = resume_within_s
         self.authenticated = authenticated
         self.can_write = False
+        self.over_websocket = False
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)

@@ -74,6 +74,24 @@ class ReadOnlyTokens(SchemaExtension):
         yield
 
 
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """A subscription sent as an HTTP request (GraphQL over HTTP carries queries and mutations) is a request
+    error naming where subscriptions are served, not an internal one."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION and not getattr(
+            context, "over_websocket", True
+        ):
+            raise GraphQLError(SUBSCRIPTION_OVER_HTTP_MESSAGE, extensions={"code": "BAD_REQUEST"})
+        yield
+
+
+SUBSCRIPTION_OVER_HTTP_MESSAGE = (
+    "subscriptions are served over WebSocket at /graphql (graphql-transport-ws or graphql-ws), not over HTTP"
+)
+
+
 def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
     return GraphQLError(message, error.nodes, error.source, error.positions, error.path, None, {"code": code})
 

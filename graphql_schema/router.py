@@ -134,6 +134,8 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         execution never started."""
         if self.is_websocket_request(request):
             return await super().run(request, context, root_value)
+        if not _asks_for_graphiql(request) and not request.state.tokens.accepts(request.headers.get(TOKEN_HEADER)):
+            raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
         accept = request.headers.get("accept")
         try:
             media_type = response_media_type(accept) if not _asks_for_graphiql(request) else JSON_TYPE
@@ -175,9 +177,14 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
 
     def parse_json(self, data: str | bytes) -> Any:
         try:
-            return self.decode_json(data)
+            decoded = self.decode_json(data)
         except json.JSONDecodeError as error:
             raise StrawberryHTTPException(400, f"Unable to parse request body as JSON: {error.msg}") from error
+        if not isinstance(decoded, dict | list):  # a list is a batch, refused as such by Strawberry
+            raise StrawberryHTTPException(
+                400, f"the request body must be a JSON object with a query, not {type(decoded).__name__}"
+            )
+        return decoded
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """A WebSocket may carry the token as a header or in the connection_init payload."""
@@ -247,6 +254,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         settings.subscription_resume_ms / 1000,
     )
     context.can_write = access is not None and access.value == "write"
+    context.over_websocket = websocket is not None
     return context
 
 

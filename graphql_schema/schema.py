@@ -17,7 +17,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
 from graphql_schema.cursors import read_job_cursor
-from graphql_schema.errors import CodedErrors, ReadOnlyTokens, as_graphql_error
+from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, as_graphql_error
 from graphql_schema.metrics import OPEN_SUBSCRIPTIONS, OperationMetrics
 from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
 from graphql_schema.types import (
@@ -251,6 +251,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
             CodedErrors,
             ReadOnlyTokens,
+            SubscriptionsOverWebSocket,
             OperationMetrics,
         ],
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
-from bson.codec_options import CodecOptions
+from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import BSONError
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
@@ -44,7 +44,10 @@ REPEATED_IDS = "link arrays repeating an id"
 UNDECODABLE = "strings that are not UTF-8"
 NOT_REPAIRED = "repairs MongoDB refused"
 _FINDINGS = (ONE_SIDED, DANGLING, REPEATED_IDS, CYCLES, WRONG_TYPES, UNDECODABLE, NON_ARRAY_LINKS, NON_INT64_IDS)
-_STRICT_STRINGS: CodecOptions[dict[str, Any]] = CodecOptions(unicode_decode_error_handler="strict")
+_STRICT_STRINGS: CodecOptions[dict[str, Any]] = CodecOptions(
+    unicode_decode_error_handler="strict", datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
+"""The gateway's decoding but for strings: what fails under it is a string that is not UTF-8, nothing else."""
 
 Transaction = Callable[[Callable[[AsyncClientSession], Awaitable[Any]]], Awaitable[Any]]
 
@@ -135,8 +138,6 @@ def _is_utf8(raw: bytes) -> bool:
         bson.decode(raw, codec_options=_STRICT_STRINGS)
     except (BSONError, UnicodeDecodeError):
         return False
-    except (ValueError, OverflowError):
-        return True  # not a string problem (a date Python cannot hold): reported as a wrong type
     return True
 
 

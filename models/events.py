@@ -131,6 +131,31 @@ def _new_status() -> dict[str, Any]:
     return {"$cond": [small, status, "$$REMOVE"]}
 
 
+def _names_of(document: str) -> dict[str, Any]:
+    return {"$map": {"input": {"$objectToArray": {"$ifNull": [document, {}]}}, "in": "$$this.k"}}
+
+
+def _replaced_names() -> dict[str, Any]:
+    """A replacement changed the fields whose values differ between the task before and after it (present in
+    one only included); without the task before (no images kept), every field it holds."""
+    before = {"$objectToArray": "$fullDocumentBeforeChange"}
+    after = {"$objectToArray": "$fullDocument"}
+    # A field differs when its (name, value) pair is on one side only ($getField takes no variable name in 6.0).
+    differing = {
+        "$setUnion": [
+            {"$map": {"input": {"$setDifference": [after, before]}, "in": "$$this.k"}},
+            {"$map": {"input": {"$setDifference": [before, after]}, "in": "$$this.k"}},
+        ]
+    }
+    return {
+        "$cond": [
+            {"$eq": [{"$type": "$fullDocumentBeforeChange"}, "object"]},
+            differing,
+            _names_of("$fullDocument"),
+        ]
+    }
+
+
 def _changed_field_names() -> dict[str, Any]:
     """The top-level names of the fields a change wrote that readers know (an insert or replace: every field it
     holds), computed by MongoDB so that a large update's values never travel."""
@@ -143,12 +168,13 @@ def _changed_field_names() -> dict[str, Any]:
             {"$map": {"input": truncated, "in": "$$this.field"}},
         ]
     }
-    document_names = {"$map": {"input": {"$objectToArray": {"$ifNull": ["$fullDocument", {}]}}, "in": "$$this.k"}}
+    document_names = _names_of("$fullDocument")
     paths = {
         "$switch": {
             "branches": [
                 {"case": {"$eq": ["$operationType", "update"]}, "then": update_paths},
                 {"case": {"$eq": ["$operationType", "delete"]}, "then": []},
+                {"case": {"$eq": ["$operationType", "replace"]}, "then": _replaced_names()},
             ],
             "default": document_names,
         }

@@ -247,7 +247,8 @@ class HistoryWriter:
         token = (lease or {}).get("resumeToken")
         log.info("task history writer %s leads%s", self.owner, " (resuming)" if token else "")
         self.leading = True
-        self._caught_up_at = time.monotonic()
+        if self._failing_since is None:  # a writer failing again keeps counting from its last success
+            self._caught_up_at = time.monotonic()
         request = stream_request(self._tasks, None, HISTORY_FIELDS, self._full_document, int(self.flush_s * 1000))
         try:
             await self._write_from(request, token)

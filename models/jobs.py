@@ -167,15 +167,25 @@ def summaries_pipeline(job_ids: Collection[str]) -> list[dict[str, Any]]:
     ]
 
 
-def summaries(rows: Iterable[dict[str, Any]], done_statuses: Collection[str]) -> dict[str, JobSummary]:
+def summaries(
+    rows: Iterable[dict[str, Any]], job_ids: Collection[str], done_statuses: Collection[str]
+) -> dict[str, JobSummary]:
+    """The summary of each of `job_ids` from the rows of `summaries_pipeline`. A stored `job-id` that is an
+    array (a tool's) matches each id it holds, as MongoDB's queries do; one of another type matches none."""
     found: dict[str, JobSummary] = defaultdict(JobSummary)
     for row in rows:
         status = readable_value("status", row["_id"].get("status"))
-        summary = found[row["_id"]["job"]]
-        summary.add(status, row["count"], row["firstStart"], row["lastFinish"], row["lastUpdate"])
-        if status in done_statuses:
-            summary.done_count += row["count"]
+        for job_id in _job_ids_in(row["_id"].get("job"), job_ids):
+            summary = found[job_id]
+            summary.add(status, row["count"], row["firstStart"], row["lastFinish"], row["lastUpdate"])
+            if status in done_statuses:
+                summary.done_count += row["count"]
     return dict(found)
+
+
+def _job_ids_in(stored: Any, job_ids: Collection[str]) -> list[str]:
+    held = stored if isinstance(stored, list) else [stored]
+    return list(dict.fromkeys(job_id for job_id in held if isinstance(job_id, str) and job_id in job_ids))
 
 
 def is_snapshot_too_old(code: int | None) -> bool:

@@ -9,6 +9,7 @@ task fields, and the three things made from it so they cannot disagree:
 
 from __future__ import annotations
 
+import decimal
 import logging
 import math
 import types
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson.datetime_ms import DatetimeMS
+from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -108,6 +110,19 @@ def as_task_id(value: Any) -> int | None:
     return None
 
 
+def integral_number(value: Any) -> int | None:
+    """A stored number of any BSON numeric type (int32, int64, double, Decimal128) as the integer it holds
+    exactly, else None: how MongoDB's comparisons see it."""
+    if isinstance(value, Decimal128):
+        value = value.to_decimal()
+    if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+        return None
+    try:
+        return int(value) if value == int(value) else None
+    except (ValueError, OverflowError, ArithmeticError):
+        return None
+
+
 def _coerced(kind: str, value: Any) -> Any:
     """`value` as `kind` when that is exact, else None (the field is then left out)."""
     if kind == STRING:
@@ -139,14 +154,19 @@ def _has_kind(kind: str, value: Any) -> bool:
     return isinstance(value, datetime)
 
 
+def _is_int64_id(value: Any) -> bool:
+    """An id as the layout stores it: an int64 > 0."""
+    return type(value) is Int64 and value > 0
+
+
 def field_problems(doc: TaskDoc) -> list[str]:
     """The names of the fields of `doc` whose stored type is not the layout's (links and `_id` included)."""
     problems = []
-    if type(doc.get("_id")) is not Int64:
+    if not _is_int64_id(doc.get("_id")):
         problems.append("_id")
     for name in LINK_FIELDS:
         value = doc.get(name)
-        if not isinstance(value, list) or any(type(item) is not Int64 for item in value):
+        if not isinstance(value, list) or not all(map(_is_int64_id, value)):
             problems.append(name)
     for name, value in doc.items():
         kind = FIELD_KINDS.get(name)
@@ -155,7 +175,7 @@ def field_problems(doc: TaskDoc) -> list[str]:
     return problems
 
 
-_warned: set[tuple[Any, str]] = set()
+_warned: set[tuple[str, str]] = set()
 _WARNINGS_KEPT = 10_000
 
 
@@ -168,9 +188,10 @@ def value_problem(value: Any) -> str:
 
 def _warn_once(task_id: Any, field: str, problem: str) -> None:
     """One warning per task and field per process: a bad document read a thousand times logs once."""
-    if (task_id, field) in _warned or len(_warned) >= _WARNINGS_KEPT:
+    key = (repr(task_id), field)  # any stored _id: unhashable ones (a document, Decimal128) and NaN included
+    if key in _warned or len(_warned) >= _WARNINGS_KEPT:
         return
-    _warned.add((task_id, field))
+    _warned.add(key)
     log.warning("task %r: stored %s %s; served without it (run `tracking-gateway check`)", task_id, field, problem)
 
 
@@ -189,20 +210,27 @@ def _links(task_id: Any, name: str, value: Any) -> list[int]:
 
 
 def has_repeated_ids(value: Any) -> bool:
-    """Whether a stored link array names one id twice (the layout says each id once: the edge is one edge)."""
-    return isinstance(value, list) and len(set(value)) != len(value)
+    """Whether a stored link array names one task id twice (the layout says each id once: the edge is one edge).
+    Items that are no task ids (a document, a string) are another problem, not counted here."""
+    if not isinstance(value, list):
+        return False
+    ids = [i for i in map(as_task_id, value) if i is not None]
+    return len(set(ids)) != len(ids)
 
 
 def _is_clean(doc: TaskDoc) -> bool:
     """The fast path: true for every document the gateway wrote itself."""
-    if type(doc.get("_id")) is not Int64:
+    task_id = doc.get("_id")
+    if type(task_id) is not Int64 or task_id < 1:
         return False
     for name, value in doc.items():
         kind = FIELD_KINDS.get(name)
         if kind is not None and value is not None and not _has_kind(kind, value):
             return False
     return all(
-        type(doc.get(name)) is list and all(type(i) is Int64 for i in doc[name]) and not has_repeated_ids(doc[name])
+        type(doc.get(name)) is list
+        and all(type(i) is Int64 and i > 0 for i in doc[name])
+        and len(set(doc[name])) == len(doc[name])
         for name in LINK_FIELDS
     )
 

@@ -76,7 +76,7 @@ from models.jobs import (
     summaries,
     summaries_pipeline,
 )
-from models.layout import Database, MongoClient, TaskDoc, readable_task, readable_tasks
+from models.layout import Database, MongoClient, TaskDoc, integral_number, readable_task, readable_tasks
 from models.limits import Limits
 from models.locks import JobQueues, link_lock_id
 from models.metrics import LINK_QUEUE_WAIT, MONGODB_FAILURES
@@ -371,7 +371,10 @@ class GraphStore:
             await self._raise_counter_past([highest["_id"]])
 
     async def _existing_ids(self, ids: Collection[int]) -> set[int]:
-        return {doc["_id"] async for doc in self._tasks.find({"_id": {"$in": list(ids)}}, {"_id": 1})}
+        """Which of `ids` are taken. MongoDB compares numbers across types, so a tool's `_id` of
+        Decimal128("7") or 7.0 takes id 7 too (the unique `_id` index says so)."""
+        stored = [doc["_id"] async for doc in self._tasks.find({"_id": {"$in": list(ids)}}, {"_id": 1})]
+        return {number for number in map(integral_number, stored) if number is not None and number in ids}
 
     # ---- create ---------------------------------------------------------------------------------------------
 
@@ -625,7 +628,7 @@ class GraphStore:
     async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
         """Counts, status counts and times of each of these jobs (those that have tasks), in one aggregation."""
         rows = await (await self._tasks.aggregate(summaries_pipeline(job_ids))).to_list(None)
-        return summaries(rows, self.done_statuses)
+        return summaries(rows, job_ids, self.done_statuses)
 
     @_bounded
     async def job_exists(self, job_id: str) -> bool:

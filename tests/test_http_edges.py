@@ -507,3 +507,64 @@ async def test_tokens_never_reach_the_log_however_they_are_sent(mongo_uri, tmp_p
     assert "X-Auth-Token=[redacted]&q=kept" in stderr, stderr
     for secret in (SECRET, READ_SECRET, "read%2Bonly%2Fsecret", "a-mistyped-one"):
         assert secret not in stderr, stderr
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ("Content-Type: application/json", 403),  # no token
+        (f"X-Auth-Token: {TOKEN}\r\nAccept: text/html\r\nContent-Type: application/json", 406),
+        (f"X-Auth-Token: {TOKEN}\r\nContent-Type: text/plain", 415),
+    ],
+)
+async def test_a_graphql_request_refused_before_its_operation_is_answered_without_inviting_the_body(
+    live, headers, status
+):
+    reader, writer = await connect(live)
+    try:
+        head = f"POST /graphql HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n{headers}\r\n\r\n"
+        writer.write(head.encode())
+        answer = await read_answer(reader)
+    finally:
+        writer.close()
+    assert answer.status == status
+    assert json.loads(answer.body)["errors"][0]["extensions"]["code"]
+
+
+@pytest.mark.parametrize("body", [b"null", b"42", b'"x"', b"true"])
+async def test_a_graphql_body_that_is_no_object_is_a_request_error(http, body):
+    answer = await http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_subscription_over_http_is_a_request_error_naming_websocket(http, method):
+    query = "subscription { taskEvents { kind } }"
+    modern = {"Accept": "application/graphql-response+json"}
+    if method == "GET":
+        answer = await http.get("/graphql", params={"query": query}, headers=modern)
+    else:
+        answer = await http.post("/graphql", json={"query": query}, headers=modern)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST" and "WebSocket" in error["message"]
+
+
+@pytest.mark.parametrize("presented", [f"{TOKEN} ", f"\t{TOKEN}\t", f" {TOKEN}"])
+async def test_whitespace_around_a_token_is_no_part_of_it(live, presented):
+    answer = await raw_exchange(live, f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Auth-Token:{presented}\r\n\r\n".encode())
+    assert answer.status == 200
+    task = await raw_exchange(
+        live, f"GET /tracking/task/1 HTTP/1.1\r\nHost: x\r\nX-Auth-Token:{presented}\r\n\r\n".encode()
+    )
+    assert task.status == 404  # past the token check: no such task
+
+
+def test_a_token_percent_encoded_character_by_character_is_redacted():
+    from gateway.observability import never_log, redact
+
+    never_log(["SeCrEtToKeN123abc"])
+    line = '"GET /healthz?q=%53%65CrEtToKeN123abc&x=%41 HTTP/1.1" 200'
+    assert redact(line) == '"GET /healthz?q=[redacted]&x=A HTTP/1.1" 200'
+    assert redact('"GET /healthz?q=%41 HTTP/1.1" 200') == '"GET /healthz?q=%41 HTTP/1.1" 200'

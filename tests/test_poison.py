@@ -38,7 +38,7 @@ from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
 from models import HistoryWriter
-from models.check import NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
+from models.check import NON_ARRAY_LINKS, NON_INT64_IDS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
 from models.layout import FIELD_KINDS
 from tests.helpers import (
     eventually,
@@ -103,7 +103,15 @@ async def plant_corpus(raw_db) -> dict[str, list[int]]:
         await tasks.insert_one(raw_task(9100 + offset, **fields), **bypass)
     # The job's own id undecodable: the job is listed under its U+FFFD spelling.
     await tasks.insert_one(with_invalid_utf8(raw_task(9200, **{"job-id": "XXjob"}), "XXjob"))
-    return {"poison": [9001, 9002, 9003, 9004, 9005, 9006, 9007, *range(9100, 9100 + len(odd))]}
+    # Ids of other numeric or unhashable types (7001 is taken by the Decimal128), job ids of other types, a link
+    # array holding a document, a negative id linking to a task.
+    await tasks.insert_one({"_id": Decimal128("9301"), "job-id": "poison", "nexts": [], "previous": []}, **bypass)
+    await tasks.insert_one({"_id": {"a": 1}, "job-id": "poison", "nexts": [], "previous": []}, **bypass)
+    await tasks.insert_one(raw_task(9302, **{"job-id": Code("poison")}), **bypass)
+    await tasks.insert_one(raw_task(9303, **{"job-id": ["poison", "other"]}), **bypass)
+    await tasks.insert_one(raw_task(9304, **{"job-id": "poison", "nexts": [{"a": 1}]}), **bypass)
+    await tasks.insert_one(raw_task(-5, **{"job-id": "poison", "nexts": [Int64(9006)]}), **bypass)
+    return {"poison": [9001, 9002, 9003, 9004, 9005, 9006, 9007, *range(9100, 9100 + len(odd)), 9302, 9303, 9304]}
 
 
 async def assert_every_read_answers(http: httpx.AsyncClient, task_ids: list[int], jobs: list[str]) -> None:
@@ -229,11 +237,40 @@ async def test_a_poison_corpus_stops_no_subscriber_no_resume_no_history_and_no_r
         assert await recorded(raw_db, 2, "RUNNING")
 
         await assert_every_read_answers(http, [1, 2, *planted["poison"], 9200], ["calm", "big", *planted])
+        assert (await http.get("/tracking/task/9301")).status_code == 404  # a Decimal128 _id is no task
+        taken = await http.post("/tracking/task", json={"tasks": [{"id": 9301}]})
+        assert taken.status_code == 400 and "already exists" in taken.text  # it holds the id (MongoDB's index)
         report = await store.check(repair=True)
     lines = "\n".join(report.lines())
     for finding in (WRONG_TYPES, NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE):
         assert report.findings[finding].count, (finding, lines)
     assert "outside years 1-9999" in lines
+    assert (await raw_db.tasks.find_one({"_id": 9006}))["previous"] == [9005]  # nothing linked to the id -5
+
+
+async def test_check_tells_a_date_from_a_string_and_flags_ids_that_are_no_task_ids(raw_db, store):
+    bypass = {"bypass_document_validation": True}
+    await raw_db.tasks.insert_one(raw_task(1, **{"start-time": DatetimeMS(2**62)}), **bypass)
+    await raw_db.tasks.insert_one(raw_task(-5, nexts=[Int64(2)]), **bypass)
+    await raw_db.tasks.insert_one(raw_task(2))
+    report = await store.check(repair=True)
+    assert report.findings[UNDECODABLE].count == 0
+    assert report.findings[WRONG_TYPES].count == 1
+    assert report.findings[NON_INT64_IDS].count == 1
+    assert (await raw_db.tasks.find_one({"_id": 2}))["previous"] == []
+
+
+async def test_a_replacement_names_the_fields_it_changed_and_removed(gateway, raw_db, store):
+    port, _ = gateway
+    await raw_db.tasks.insert_one(raw_task(1, **{"job-id": "r", "name": "n", "status": "NEW"}))
+    async with writing_history(raw_db, HistoryWriter(store._database, "replace", flush_s=0.2)):
+        async with events_of(port, {"jobId": "r"}, raw_db) as ws:
+            await raw_db.tasks.replace_one({"_id": 1}, raw_task(1, **{"job-id": "r", "status": "DONE"}))
+            event = (await events_until(ws, "1", "DONE"))[-1]
+        assert event["changedFields"] == ["status", "name"]
+        await eventually(lambda: recorded(raw_db, 1, "DONE"), what="the replacement's history")
+    entry = await raw_db.task_history.find_one({"task": 1, "status": "DONE"})
+    assert entry["fields"] == ["status", "name"]
 
 
 # ---- events MongoDB cannot deliver -----------------------------------------------------------------------------------
@@ -304,9 +341,15 @@ async def test_a_failing_history_writer_says_so_in_readyz_and_metrics_and_hands_
 
             await eventually(not_ready, what="readyz reporting the writer")
             assert "task history writer failing" in (await http.get("/readyz")).json()["reason"]
+
+            async def failing_for_3s() -> bool:  # across several attempts, each taking the lease again
+                reason = (await http.get("/readyz")).json()["reason"]
+                return int(reason.split("failing for ")[1].split("s")[0]) >= 3
+
+            await eventually(failing_for_3s, what="three seconds of failing")
             metrics = (await http.get("/metrics")).text
             lag = next(line for line in metrics.splitlines() if line.startswith("tracking_history_lag_seconds "))
-            assert float(lag.split()[1]) >= 1.0
+            assert float(lag.split()[1]) >= 2.5  # the reason rounds to whole seconds
             standby = HistoryWriter(store._database, "standby", lease_s=1.0)
             async with writing_history(raw_db, standby):
 
