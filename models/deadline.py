@@ -72,10 +72,10 @@ def is_duplicate_key(error: OperationFailure) -> bool:
     return False
 
 
-def domain_error(error: PyMongoError) -> InvalidOperation | StorageUnavailable | None:
+def domain_error(error: PyMongoError | DocumentTooLarge) -> InvalidOperation | StorageUnavailable | None:
     """The typed error a driver error becomes, or None for one no caller can act on (it stays a 500)."""
     if isinstance(error, DocumentTooLarge):
-        return InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE)
+        return InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE)  # a bson error, raised before anything is sent
     if isinstance(error, OperationFailure):
         if error.code == _DOCUMENT_TOO_LARGE:
             return InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE)
@@ -103,7 +103,7 @@ def bounded(
                     return await method(self, *args, **kwargs)
         except TimeoutError as error:
             raise unavailable(f"no answer within {self.timeout_s:g}s", error) from None
-        except PyMongoError as error:
+        except (PyMongoError, DocumentTooLarge) as error:
             typed = domain_error(error)
             if typed is None:
                 raise
