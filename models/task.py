@@ -216,8 +216,8 @@ RESPONSE_FIELD_ORDER: tuple[str, ...] = tuple(
 class TaskRecord(Document):
     """One stored task: `_id` is the int64 task id; links are the `nexts` and `previous` id arrays.
 
-    The graph store writes the BSON itself (see `models.creation.new_documents`) so ids are always int64 and field order is
-    stable; this class declares the collection, its indexes and the shape ops tooling can rely on.
+    The graph store writes the BSON itself (see `models.creation.new_documents`) so ids are always int64 and
+    field order is stable; this class declares the collection, its indexes and the shape ops tooling can rely on.
     """
 
     id: int  # type: ignore[assignment]
