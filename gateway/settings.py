@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models import DEFAULT_DONE_STATUSES, Limits
+from models import Limits, defaults
 
 ENV_PREFIX = "TRACKING_"
 
@@ -32,16 +32,16 @@ class Settings(BaseSettings):
     embedded_mongodb_port: int | None = Field(default=None, ge=1, le=65535)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     # Bounded work per request: each limit is named (with its variable) in the error that refuses a request.
-    max_tasks_per_create: int = Field(default=10_000, ge=1)
-    max_ids_per_request: int = Field(default=1_000, ge=1)
-    max_nesting: int = Field(default=32, ge=1, le=100)
-    xml_max_attributes: int = Field(default=64, ge=1, le=10_000)
+    max_tasks_per_create: int = Field(default=defaults.MAX_TASKS_PER_CREATE, ge=1)
+    max_ids_per_request: int = Field(default=defaults.MAX_IDS_PER_REQUEST, ge=1)
+    max_nesting: int = Field(default=defaults.MAX_NESTING, ge=1, le=100)
+    xml_max_attributes: int = Field(default=defaults.MAX_XML_ATTRIBUTES, ge=1, le=10_000)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     header_timeout_ms: int = Field(default=10_000, ge=100)
     body_timeout_ms: int = Field(default=60_000, ge=100)
     # Bounded time per request when MongoDB is slow or gone.
-    mongodb_timeout_ms: int = Field(default=10_000, ge=100)
-    validation_action: str = Field(default="error", pattern=r"^(error|warn)$")
+    mongodb_timeout_ms: int = Field(default=defaults.MONGODB_TIMEOUT_MS, ge=100)
+    validation_action: str = Field(default=defaults.VALIDATION_ACTION, pattern=r"^(error|warn)$")
     embedded_restarts: int = Field(default=3, ge=0)
     log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")
 
@@ -50,12 +50,12 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=5000, ge=1)
     graphql_max_traversal: int = Field(default=20000, ge=1)
-    graphql_max_page: int = Field(default=100, ge=1)
+    graphql_max_page: int = Field(default=defaults.MAX_PAGE, ge=1)
     # What "done" means for job progress and blockedBy (case-sensitive).
-    done_statuses: Annotated[tuple[str, ...], NoDecode] = DEFAULT_DONE_STATUSES
+    done_statuses: Annotated[tuple[str, ...], NoDecode] = defaults.DONE_STATUSES
     # Live updates and their history.
-    history_days: int = Field(default=30, ge=1)
-    subscription_resume_ms: int = Field(default=30_000, ge=1000)
+    history_days: int = Field(default=defaults.HISTORY_DAYS, ge=1)
+    subscription_resume_ms: int = Field(default=defaults.SUBSCRIPTION_RESUME_MS, ge=1000)
 
     @field_validator("mongodb_uri", mode="before")
     @classmethod

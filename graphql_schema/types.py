@@ -19,6 +19,7 @@ from graphql_schema.context import Context
 from graphql_schema.cursors import job_cursor, read_task_cursor, task_cursor
 from graphql_schema.errors import camel_case, user_error
 from models import (
+    Direction,
     JobPosition,
     JobsPage,
     TaskDoc,
@@ -125,7 +126,7 @@ class Selection:
 
 
 def _linked(
-    task: TaskDoc, info: Info[Context, None], direction: str, selection: Selection
+    task: TaskDoc, info: Info[Context, None], direction: Direction, selection: Selection
 ) -> list[TaskDoc] | Awaitable[list[TaskDoc]]:
     """The linked tasks, at once when this request already fetched them all (no coroutine per task)."""
     ids = sorted(set(task.get(direction) or ()))
@@ -140,7 +141,7 @@ async def _load_linked(info: Info[Context, None], ids: list[int], selection: Sel
     return [doc for doc in docs if doc is not None and selection.keeps(doc)]
 
 
-def _neighbours(direction: str) -> Callable[..., list[TaskType] | Awaitable[list[TaskType]]]:
+def _neighbours(direction: Direction) -> Callable[..., list[TaskType] | Awaitable[list[TaskType]]]:
     """The resolver of `nexts` or `previous`."""
 
     def resolve(
@@ -155,7 +156,7 @@ def _neighbours(direction: str) -> Callable[..., list[TaskType] | Awaitable[list
     return resolve
 
 
-def _reachable(direction: str) -> Callable[..., Awaitable[list[TaskType]]]:
+def _reachable(direction: Direction) -> Callable[..., Awaitable[list[TaskType]]]:
     """The resolver of `descendants` (over nexts) or `ancestors` (over previous)."""
 
     async def resolve(
@@ -173,7 +174,7 @@ def _reachable(direction: str) -> Callable[..., Awaitable[list[TaskType]]]:
 
 
 async def _walk(
-    task: TaskDoc, info: Info[Context, None], direction: str, max_depth: int | None, selection: Selection
+    task: TaskDoc, info: Info[Context, None], direction: Direction, max_depth: int | None, selection: Selection
 ) -> list[TaskDoc]:
     """Over links as stored (GraphStore.walk: one aggregation where MongoDB allows); the tasks found also
     answer their own `nexts`/`previous` fields without another round trip."""

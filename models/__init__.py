@@ -6,24 +6,29 @@ is not initialised and reads bypass it: re-validating every document MongoDB ret
 read paths, and `models.layout.readable_task` is the cheap, tolerant rule the stored layout needs instead.
 """
 
+from models import defaults
 from models.check import CheckReport
-from models.connection import TransactionsUnsupported, initiate_single_node_replica_set
+from models.connection import initiate_single_node_replica_set
+from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
 from models.errors import (
+    CursorExpired,
+    GraphCycle,
     GraphError,
     IdAllocationFailed,
     InvalidOperation,
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
+    TransactionsUnsupported,
     TraversalTooLarge,
 )
-from models.events import CursorExpired, TaskEvent, TaskEventKind
-from models.graph import GraphCycle
+from models.events import TaskEvent, TaskEventKind
+from models.filters import task_matches
 from models.history import HistoryWriter, TaskChange
 from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary
 from models.layout import TaskDoc
 from models.limits import Limits
-from models.store import DEFAULT_DONE_STATUSES, GraphStore, task_matches
+from models.store import GraphStore
 from models.task import (
     BOOL_FIELDS,
     DATE_FIELDS,
@@ -39,6 +44,7 @@ from models.task import (
     parse_task_id,
     xml_safe,
 )
+from models.walks import Direction
 
 __all__ = [
     "BOOL_FIELDS",
@@ -50,6 +56,7 @@ __all__ = [
     "RESPONSE_FIELD_ORDER",
     "CheckReport",
     "CursorExpired",
+    "Direction",
     "GraphCycle",
     "GraphError",
     "GraphStore",
@@ -72,6 +79,7 @@ __all__ = [
     "TaskPatch",
     "TransactionsUnsupported",
     "TraversalTooLarge",
+    "defaults",
     "describe_invalid_fields",
     "format_datetime",
     "initiate_single_node_replica_set",

@@ -16,7 +16,8 @@ from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from models.errors import StorageUnavailable
+from models.defaults import MONGODB_TIMEOUT_MS
+from models.errors import StorageUnavailable, TransactionsUnsupported
 from models.layout import Database, MongoClient, TaskDoc, counter_validator, task_validator
 from models.task import TaskCounter, TaskRecord
 
@@ -39,11 +40,7 @@ CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(
 (PyMongo's documented options for out-of-range dates and undecodable strings)."""
 
 
-class TransactionsUnsupported(Exception):
-    """The server is a standalone mongod: multi-document transactions are impossible there."""
-
-
-def make_client(uri: str, *, timeout_ms: int = 10_000) -> MongoClient:
+def make_client(uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS) -> MongoClient:
     """One client for the whole process, with majority reads and writes set explicitly. No operation waits
     longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole)."""
     return AsyncMongoClient(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class GraphError(Exception):
@@ -42,3 +42,22 @@ class TraversalTooLarge(GraphError):
 
 class IdAllocationFailed(GraphError):
     """Free server-assigned ids could not be found: something keeps writing ids just past the counter."""
+
+
+class GraphCycle(InvalidOperation):
+    """The stored links hold a cycle (other tools may write one), so a question that needs an order has none."""
+
+    def __init__(self, message: str, cycle: Sequence[int]) -> None:
+        super().__init__(message)
+        self.cycle = list(cycle)
+
+
+class CursorExpired(GraphError):
+    """An event cursor MongoDB cannot resume after: unknown, or older than the oplog still holds."""
+
+
+class TransactionsUnsupported(Exception):
+    """The server is a standalone mongod: multi-document transactions are impossible there.
+
+    A start-up error (the gateway refuses to start), not a request's: no front end ever sees it, so it is no
+    GraphError."""

@@ -7,15 +7,21 @@ followed from the oplog, which is what makes subscriptions resumable without a g
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from models.changes import Skipped, StreamRequest, change_time
-from models.errors import GraphError
+from pymongo.errors import OperationFailure, PyMongoError
+
+from models.changes import Change, Idle, ResumeToken, Skipped, StreamItem, StreamRequest, change_time, read_changes
+from models.deadline import unavailable
+from models.errors import CursorExpired
 from models.layout import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_task, readable_value
 from models.task import RESPONSE_FIELD_ORDER
 
@@ -28,10 +34,6 @@ class TaskEventKind(enum.Enum):
     DELETED = "DELETED"
     SKIPPED = "SKIPPED"
     """A change that could not be delivered or read (models.changes): reload the task to see its state."""
-
-
-class CursorExpired(GraphError):
-    """An event cursor MongoDB cannot resume after: unknown, or older than the oplog still holds."""
 
 
 EXPIRED_CURSOR_CODES = frozenset({2, 9, 15, 136, 260, 280, 286})
@@ -215,3 +217,55 @@ def skipped_event(skipped: Skipped) -> TaskEvent | None:
     if skipped.task_id is None:
         return None
     return TaskEvent(TaskEventKind.SKIPPED, skipped.task_id, None, skipped.token["_data"], skipped.at, [], None, None)
+
+
+WATCH_POLL_MS = 1000
+"""How long one getMore waits for a change before the stream reports where it is."""
+WATCH_RETRY_S = 0.5
+"""The pause before reopening an interrupted stream."""
+
+
+def _event_of(item: StreamItem) -> TaskEvent | None:
+    """A subscriber's event for a stream item: None for a poll without a change or a change of no task."""
+    if isinstance(item, Idle):
+        return None
+    if isinstance(item, Change):
+        return event_from_change(item.document)
+    return skipped_event(item)
+
+
+async def watch_task_events(
+    tasks: Collection, full_document: str, job_id: str | None, after: str | None, resume_within_s: float
+) -> AsyncIterator[TaskEvent]:
+    """Every change to the tasks (of one job, if given) from a MongoDB change stream, after the event whose
+    cursor is `after` when given (MongoDB replays the rest from its oplog), then live.
+
+    A primary election or a MongoDB restart does not end it: the stream is reopened after the last event
+    (or the last point the server reported, when there was none), for up to `resume_within_s` seconds; then
+    StorageUnavailable. A cursor MongoDB cannot resume after is CursorExpired."""
+    token: ResumeToken | None = {"_data": after} if after is not None else None
+    request = stream_request(tasks, job_id, SUBSCRIBER_FIELDS, full_document, WATCH_POLL_MS)
+    failing_since: float | None = None
+    while True:
+        try:
+            async with contextlib.aclosing(read_changes(request, token)) as items:
+                async for item in items:
+                    failing_since = None
+                    token = item.token
+                    event = _event_of(item)
+                    if event is not None:
+                        yield event
+        except OperationFailure as error:
+            if error.code in EXPIRED_CURSOR_CODES:
+                raise CursorExpired(
+                    "cursor expired: MongoDB no longer holds the events after it (or it is no event cursor); "
+                    "subscribe without `after` and reload what the view shows"
+                ) from None
+            failure: PyMongoError = error
+        except PyMongoError as error:
+            failure = error
+        failing_since = failing_since or time.monotonic()
+        if time.monotonic() - failing_since > resume_within_s:
+            raise unavailable(f"change stream not resumable within {resume_within_s:g}s", failure)
+        log.info("change stream interrupted (%s); resuming after the last event", failure)
+        await asyncio.sleep(WATCH_RETRY_S)

@@ -6,16 +6,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from models.errors import InvalidOperation
+from models.errors import GraphCycle
 from models.layout import TaskDoc
 
-
-class GraphCycle(InvalidOperation):
-    """The stored links hold a cycle (other tools may write one), so a question that needs an order has none."""
-
-    def __init__(self, message: str, cycle: Sequence[int]) -> None:
-        super().__init__(message)
-        self.cycle = list(cycle)
+__all__ = ["GraphCycle", "critical_path", "duration_ms", "find_cycle", "topological_order"]
 
 
 def duration_ms(task: TaskDoc, now: datetime) -> int:

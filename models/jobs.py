@@ -11,13 +11,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from models.layout import readable_date_expression, readable_value
+from bson.timestamp import Timestamp
+from pymongo import ASCENDING
+from pymongo.errors import OperationFailure
+
+from models.errors import TraversalTooLarge
+from models.graph import critical_path
+from models.layout import TaskDoc, readable_date_expression, readable_tasks, readable_value
+from models.storage import LIST_BATCH_SIZE, Storage
+from models.task import now_utc
+
+log = logging.getLogger(__name__)
 
 _SNAPSHOT_TOO_OLD = 239
 JOBS_INDEX = "job-id_update-timestamp"
@@ -190,3 +201,95 @@ def _job_ids_in(stored: Any, job_ids: Collection[str]) -> list[str]:
 
 def is_snapshot_too_old(code: int | None) -> bool:
     return code == _SNAPSHOT_TOO_OLD
+
+
+class JobReads:
+    """The reads of whole jobs: listing them, their summaries, their tasks in full or by page, their critical
+    path. A read of every task of a job is refused over a bound, counted on the index first."""
+
+    def __init__(self, storage: Storage, done_statuses: Collection[str]) -> None:
+        self._storage = storage
+        self._done_statuses = done_statuses
+
+    async def list_jobs(
+        self, first: int, after: JobPosition | None, job_filter: JobFilter, snapshot: tuple[int, int] | None
+    ) -> JobsPage:
+        """Up to `first` jobs after `after`, newest activity first, read at `snapshot` when MongoDB still holds
+        it, else at a new one (see the module's docstring)."""
+        try:
+            return await self._jobs_page(first, after, job_filter, snapshot)
+        except OperationFailure as error:
+            if snapshot is None or not is_snapshot_too_old(error.code):
+                raise
+            log.info("job listing snapshot %s is older than MongoDB keeps; going on over current data", snapshot)
+            return await self._jobs_page(first, after, job_filter, None)
+
+    async def _jobs_page(
+        self, first: int, after: JobPosition | None, job_filter: JobFilter, snapshot: tuple[int, int] | None
+    ) -> JobsPage:
+        read_concern: dict[str, Any] = {"level": "snapshot"}
+        if snapshot is not None:
+            read_concern["atClusterTime"] = Timestamp(*snapshot)
+        tasks = self._storage.tasks.name
+        job_ids = None
+        if job_filter.statuses:
+            distinct = {"distinct": tasks, "key": "job-id", "query": {"status": {"$in": job_filter.statuses}}}
+            reply = await self._storage.command({**distinct, "readConcern": read_concern})
+            job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
+            read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
+        pipeline = jobs_pipeline(first, after, job_filter, job_ids)
+        command = {
+            "aggregate": tasks,
+            "pipeline": pipeline,
+            "cursor": {},
+            "readConcern": read_concern,
+            "hint": JOBS_INDEX,  # the plan that reads one key per job (see the module's docstring)
+        }
+        cursor = (await self._storage.command(command))["cursor"]
+        at = cursor.get("atClusterTime") or read_concern.get("atClusterTime")
+        return jobs_page(cursor["firstBatch"], first, (at.time, at.inc) if at is not None else None)
+
+    async def summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
+        """Counts, status counts and times of each of these jobs that has tasks, by job id, in one aggregation."""
+        rows = await (await self._storage.tasks.aggregate(summaries_pipeline(job_ids))).to_list(None)
+        return summaries(rows, job_ids, self._done_statuses)
+
+    async def exists(self, job_id: str) -> bool:
+        """Whether any task belongs to the job."""
+        return await self._storage.tasks.find_one({"job-id": job_id}, {"_id": 1}) is not None
+
+    async def tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
+        """Every task of the job by ascending id; TraversalTooLarge over `bound`."""
+        await self._refuse_job_over(job_id, bound, "list every task of it")
+        return await self._storage.find_sorted({"job-id": job_id})
+
+    async def _refuse_job_over(self, job_id: str, bound: int, what: str) -> None:
+        count = await self._storage.tasks.count_documents({"job-id": job_id})
+        if count > bound:
+            raise TraversalTooLarge(
+                f"traversal bound exceeded: job {job_id} has {count} tasks, more than {bound} "
+                f"(TRACKING_GRAPHQL_MAX_TRAVERSAL), too many to {what}: page through them with Job.taskPage"
+            )
+
+    async def task_page(
+        self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any]
+    ) -> tuple[list[TaskDoc], bool]:
+        """Up to `first` tasks of the job matching `task_query` after `after_id`, by id, and whether more follow.
+        Ids never change, so paging by id yields each task once however the job changes meanwhile."""
+        query: dict[str, Any] = {"job-id": job_id, **task_query}
+        if after_id is not None:
+            query["_id"] = {"$gt": after_id}
+        cursor = self._storage.tasks.find(query, sort=[("_id", ASCENDING)], limit=first + 1, batch_size=first + 1)
+        docs = readable_tasks(await cursor.to_list(None))
+        return docs[:first], len(docs) > first
+
+    async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
+        """The tasks of the job's longest chain by duration (models.graph.critical_path), first to last;
+        TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        await self._refuse_job_over(job_id, bound, "find its critical path")
+        projection = {"nexts": 1, "previous": 1, "start-time": 1, "finish-time": 1}
+        cursor = self._storage.tasks.find({"job-id": job_id}, projection, batch_size=LIST_BATCH_SIZE)
+        timing = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
+        path = critical_path(timing, now_utc())
+        found = await self._storage.find_by_ids(path)
+        return [found[task_id] for task_id in path if task_id in found]

@@ -1,5 +1,6 @@
-"""The stored layout of a task (CONTRACT §3) as data: the BSON kind of every field, derived from the declared
-task fields, and the three things made from it so they cannot disagree:
+"""The stored layout of a task (what MongoDB-based ops tooling reads and writes: one document per task, `_id` the
+task id, the API's field names, `nexts` and `previous` linking both ways) as data: the BSON kind of every field,
+derived from the declared task fields, and the three things made from it so they cannot disagree:
 
 - the `$jsonSchema` validator installed on `tasks`, so a tool writing a wrong type gets MongoDB's own error;
 - `readable_task`, which every read goes through, so a document another tool wrote with a wrong type never

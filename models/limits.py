@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from models.defaults import MAX_IDS_PER_REQUEST, MAX_NESTING, MAX_TASKS_PER_CREATE, MAX_XML_ATTRIBUTES
 from models.errors import InvalidOperation
 from models.task import parse_task_id
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_tasks_per_create: int = 10_000
-    max_ids_per_request: int = 1_000
-    max_nesting: int = 32
-    max_xml_attributes: int = 64
+    max_tasks_per_create: int = MAX_TASKS_PER_CREATE
+    max_ids_per_request: int = MAX_IDS_PER_REQUEST
+    max_nesting: int = MAX_NESTING
+    max_xml_attributes: int = MAX_XML_ATTRIBUTES
 
     @property
     def max_document_depth(self) -> int:

@@ -12,7 +12,7 @@ refuses. Additions whose searches stay inside different jobs write different loc
 parallel.
 
 A task changing job between two such reads would make them bump different documents, so a change of `job-id`
-bumps the lock documents of the old and the new job in the same transaction (models.store.update_task).
+bumps the lock documents of the old and the new job in the same transaction (models.records).
 """
 
 from __future__ import annotations
@@ -21,13 +21,29 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from bson.int64 import Int64
+from pymongo import UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from models.layout import Collection
+
 LINK_LOCK_PREFIX = "task-links"
 """Lock documents live in `counters`: `{_id: "task-links:<job id>", seq}`; tasks without a job share
 `{_id: "task-links"}` (the single lock document of earlier versions)."""
 
 
 def link_lock_id(job_id: str | None) -> str:
+    """The `_id` of the lock document of a job (None: of the tasks without a job)."""
     return LINK_LOCK_PREFIX if job_id is None else f"{LINK_LOCK_PREFIX}:{job_id}"
+
+
+async def bump_link_locks(counters: Collection, job_ids: Iterable[str | None], session: AsyncClientSession) -> None:
+    """Write the lock document of each job in the transaction of `session`, in one global order."""
+    bumps = [
+        UpdateOne({"_id": lock_id}, {"$inc": {"seq": Int64(1)}}, upsert=True)
+        for lock_id in sorted({link_lock_id(job_id) for job_id in job_ids})
+    ]
+    await counters.bulk_write(bumps, ordered=True, session=session)
 
 
 class JobQueues:

@@ -1,4 +1,6 @@
-"""The task schema: stored layout (CONTRACT §3) and the validated input shapes both front ends use.
+"""The task schema: the stored layout (one document per task in `tasks`, `_id` the int64 task id, the API's
+hyphenated field names, dates as BSON dates, `nexts`/`previous` arrays of int64 ids) and the validated input
+shapes both front ends use.
 
 Field names are the hyphenated API names; Python attribute names are their snake_case twins.
 """
@@ -97,7 +99,7 @@ Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 
 @functools.lru_cache(maxsize=4096)
 def format_datetime(value: datetime) -> str:
-    """`2026-11-22T18:00:00.000Z`: UTC, milliseconds, Z (CONTRACT §1).
+    """`2026-11-22T18:00:00.000Z`: ISO 8601 in UTC, with milliseconds and `Z`, however the date came in.
 
     Cached: a list of tasks created together repeats the same few timestamps thousands of times."""
     if value.tzinfo is not None:
@@ -173,7 +175,8 @@ class TaskFields(BaseModel):
 class TaskCreate(TaskFields):
     """A task in a create request; nested `nexts` are created too and linked after their parent.
 
-    Server-owned timestamps are accepted and ignored (CONTRACT §1).
+    Server-owned timestamps (`creation-timestamp`, `update-timestamp`) are accepted and ignored: only the server
+    sets them.
     """
 
     id: TaskId | None = None
@@ -213,8 +216,8 @@ RESPONSE_FIELD_ORDER: tuple[str, ...] = tuple(
 class TaskRecord(Document):
     """One stored task: `_id` is the int64 task id; links are the `nexts` and `previous` id arrays.
 
-    The graph store writes the BSON itself (see `models.store`) so ids are always int64 and field order is
-    stable; this class declares the collection, its indexes and the shape ops tooling can rely on.
+    The graph store writes the BSON itself (see `models.creation.new_documents`) so ids are always int64 and
+    field order is stable; this class declares the collection, its indexes and the shape ops tooling can rely on.
     """
 
     id: int  # type: ignore[assignment]

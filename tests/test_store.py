@@ -319,7 +319,7 @@ async def test_walks_go_level_by_level_by_id_and_survive_cycles_tools_wrote(stor
 async def test_a_walk_too_large_for_graphlookup_goes_level_by_level(store, raw_db, caplog):
     """$graphLookup holds what it finds in memory, at most 100 MB (fixed in MongoDB 6.0): 110 tasks of 1 MB
     below one task outgrow it, and the walk reads them level by level instead."""
-    caplog.set_level(logging.INFO, "models.store")
+    caplog.set_level(logging.INFO, "models.walks")
     big = "x" * 1_000_000
     await store.create_tasks([task(id=1)])
     for first in range(2, 112, 10):

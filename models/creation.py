@@ -1,0 +1,88 @@
+"""Planning a create, without MongoDB: the nested `nexts` flattened into one list, the rules a create must pass
+before anything is written, and the documents to insert once the ids are known.
+
+The rules, in the order they are checked (the first broken one is the error): at least one task; at most
+`Limits.max_tasks_per_create` tasks, nested ones included; no id given twice. An id that is already stored
+(TaskAlreadyExists) is checked after these, against MongoDB (models.ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from bson.int64 import Int64
+
+from models.errors import InvalidOperation
+from models.layout import TaskDoc
+from models.limits import Limits
+from models.task import DEFAULT_TYPE, TaskCreate, now_utc
+
+
+@dataclass
+class PlannedTask:
+    spec: TaskCreate
+    parent: int | None
+    """Index into the plan of the task whose `nexts` held this one; None for a task of the request's list."""
+    children: list[int] = field(default_factory=list)
+    """Indexes into the plan of the tasks its `nexts` held, in request order."""
+
+
+def plan_creation(tasks: Sequence[TaskCreate]) -> list[PlannedTask]:
+    """Nested `nexts` flattened depth-first: each task followed by its sub-graph, in request order."""
+    plan: list[PlannedTask] = []
+    stack: list[tuple[TaskCreate, int | None]] = [(spec, None) for spec in reversed(tasks)]
+    while stack:
+        spec, parent = stack.pop()
+        index = len(plan)
+        plan.append(PlannedTask(spec, parent))
+        if parent is not None:
+            plan[parent].children.append(index)
+        stack.extend((child, index) for child in reversed(spec.nexts.tasks if spec.nexts else ()))
+    return plan
+
+
+def duplicate_ids(ids: Iterable[int]) -> list[int]:
+    """The ids that occur more than once, ascending."""
+    seen: set[int] = set()
+    repeated: set[int] = set()
+    for task_id in ids:
+        (repeated if task_id in seen else seen).add(task_id)
+    return sorted(repeated)
+
+
+def client_ids_of(plan: Sequence[PlannedTask], limits: Limits) -> list[int]:
+    """The ids the request gives, in plan order, once the plan passes the rules above; else InvalidOperation
+    naming the first rule broken."""
+    if not plan:
+        raise InvalidOperation("tasks: at least one task is required")
+    limits.refuse_task_count(len(plan))
+    client_ids = [item.spec.id for item in plan if item.spec.id is not None]
+    repeated = duplicate_ids(client_ids)
+    if repeated:
+        raise InvalidOperation(f"task id {', '.join(map(str, repeated))} appears more than once in the request")
+    return client_ids
+
+
+def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int]) -> list[TaskDoc]:
+    """The documents to store for a plan whose tasks get `ids` (one per planned task, in plan order): ids as
+    int64, links both ways, one creation time, and the defaults of `type` ("task"), `root` (true only for a task
+    no other task of the request holds) and `job-id` (the parent's)."""
+    now = now_utc()
+    docs: list[TaskDoc] = []
+    for index, item in enumerate(plan):
+        fields = item.spec.model_dump(by_alias=True, exclude_none=True, exclude={"id", "nexts"})
+        parent_doc = docs[item.parent] if item.parent is not None else None
+        doc: TaskDoc = {"_id": Int64(ids[index])}
+        if "status" in fields:
+            doc["status"] = fields.pop("status")
+        doc["creation-timestamp"] = now
+        doc["update-timestamp"] = now
+        if "job-id" not in fields and parent_doc is not None and "job-id" in parent_doc:
+            doc["job-id"] = parent_doc["job-id"]
+        doc.update(fields)
+        doc.setdefault("root", parent_doc is None)
+        doc.setdefault("type", DEFAULT_TYPE)
+        doc["nexts"] = [Int64(ids[child]) for child in item.children]
+        doc["previous"] = [Int64(ids[item.parent])] if item.parent is not None else []
+        docs.append(doc)
+    return docs

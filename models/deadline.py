@@ -1,0 +1,113 @@
+"""The deadline of every store operation and the translation of the driver's errors into the typed errors the
+front ends map (models.errors). The details of an outage (hosts, topology) go to the log, never to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+import pymongo
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+from models.errors import InvalidOperation, StorageUnavailable
+from models.metrics import MONGODB_FAILURES
+
+log = logging.getLogger(__name__)
+
+DEADLINE_GRACE_S = 0.5
+"""The driver's own deadline (pymongo.timeout) ends almost every late operation; asyncio's, a little later,
+ends what the driver does not watch (waiting for the link queue) and anything the driver overran."""
+_DOCUMENT_TOO_LARGE = 10334  # BSONObjectTooLarge
+_DUPLICATE_KEY = 11000
+_TRANSACTION_TOO_LARGE_CODES = frozenset({257, 334})  # TransactionTooLarge, TransactionTooLargeForCache
+_REFUSED_UPDATE_CODES = frozenset({2, 14})  # BadValue, TypeMismatch: e.g. $addToSet on a stored non-array
+_DOCUMENT_TOO_LARGE_MESSAGE = "a task is larger than MongoDB's 16 MiB document limit: store less in its fields"
+_UNAVAILABLE_ERRORS = (ServerSelectionTimeoutError, ConnectionFailure, ExecutionTimeout, WTimeoutError)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class HasDeadline(Protocol):
+    @property
+    def timeout_s(self) -> float: ...
+
+
+_S = TypeVar("_S", bound=HasDeadline)
+
+
+def unavailable(what: str, error: BaseException) -> StorageUnavailable:
+    """The error the caller gets when MongoDB is unavailable; the log and /metrics learn why (hosts, topology,
+    driver error, timeout or not)."""
+    timed_out = isinstance(error, TimeoutError | ExecutionTimeout) or getattr(error, "timeout", False)
+    MONGODB_FAILURES.labels(kind="timeout" if timed_out else "unavailable").inc()
+    log.warning("MongoDB unavailable: %s: %s", what, error)
+    return StorageUnavailable("MongoDB unavailable: try again later")
+
+
+def is_unavailable(error: PyMongoError) -> bool:
+    """Whether the driver's error means MongoDB could not be reached or did not answer in time."""
+    return isinstance(error, _UNAVAILABLE_ERRORS) or error.timeout
+
+
+def is_duplicate_key(error: OperationFailure) -> bool:
+    """Whether a write failed (in part) because a unique index already holds the key (E11000)."""
+    if isinstance(error, DuplicateKeyError) or error.code == _DUPLICATE_KEY:
+        return True
+    if isinstance(error, BulkWriteError):
+        return any(item.get("code") == _DUPLICATE_KEY for item in error.details.get("writeErrors", []))
+    return False
+
+
+def domain_error(error: PyMongoError | DocumentTooLarge) -> InvalidOperation | StorageUnavailable | None:
+    """The typed error a driver error becomes, or None for one no caller can act on (it stays a 500)."""
+    if isinstance(error, DocumentTooLarge):
+        return InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE)  # a bson error, raised before anything is sent
+    if isinstance(error, OperationFailure):
+        if error.code == _DOCUMENT_TOO_LARGE:
+            return InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE)
+        if error.code in _TRANSACTION_TOO_LARGE_CODES:
+            return InvalidOperation("the change is too large for one MongoDB transaction: send it in smaller requests")
+        if error.code in _REFUSED_UPDATE_CODES:
+            message = (error.details or {}).get("errmsg", "")
+            return InvalidOperation(f"MongoDB refused the change: {message}")
+    if is_unavailable(error):
+        return unavailable("operation failed", error)
+    return None
+
+
+def bounded(
+    method: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
+    """The method finishes within its owner's `timeout_s` (TRACKING_MONGODB_TIMEOUT_MS), waits and transaction
+    retries included, else raises StorageUnavailable; the driver's errors become typed errors (`domain_error`):
+    StorageUnavailable for an outage, InvalidOperation for a document or transaction MongoDB cannot hold."""
+
+    async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            async with asyncio.timeout(self.timeout_s + DEADLINE_GRACE_S):
+                with pymongo.timeout(self.timeout_s):
+                    return await method(self, *args, **kwargs)
+        except TimeoutError as error:
+            raise unavailable(f"no answer within {self.timeout_s:g}s", error) from None
+        except (PyMongoError, DocumentTooLarge) as error:
+            typed = domain_error(error)
+            if typed is None:
+                raise
+            raise typed from None
+
+    functools.update_wrapper(wrapper, method)  # a statement: mypy keeps wrapper's own, precise signature
+    return wrapper

@@ -1,0 +1,89 @@
+"""One task at a time: reading it, merging a patch into it, deleting it with every link to or from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from models.errors import InvalidOperation, TaskNotFound
+from models.layout import TaskDoc, readable_task
+from models.locks import bump_link_locks
+from models.storage import Storage
+from models.task import DEFAULT_TYPE, TaskPatch, now_utc
+
+SERVER_OWNED = frozenset({"id", "creation_timestamp", "update_timestamp"})
+"""Patch fields a client may send but never changes (the id must match the path's)."""
+
+
+def patch_update(task_id: int, patch: TaskPatch) -> dict[str, Any]:
+    """The MongoDB update of a patch: present fields replace, null clears (a cleared `type` falls back to the
+    default, as on create), absent fields stay; the update time is now. InvalidOperation for a body id that is
+    not `task_id`."""
+    if patch.id is not None and patch.id != task_id:
+        raise InvalidOperation(f"id: body id {patch.id} does not match path id {task_id}")
+    values = patch.model_dump(by_alias=True, include=patch.model_fields_set - SERVER_OWNED)
+    to_set = {name: value for name, value in values.items() if value is not None}
+    to_unset = {name: "" for name, value in values.items() if value is None}
+    if "type" in to_unset:
+        del to_unset["type"]
+        to_set["type"] = DEFAULT_TYPE
+    to_set["update-timestamp"] = now_utc()
+    update: dict[str, Any] = {"$set": to_set}
+    if to_unset:
+        update["$unset"] = to_unset
+    return update
+
+
+class Records:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def get(self, task_id: int) -> TaskDoc:
+        """The task as readers see it; TaskNotFound."""
+        doc = await self._storage.tasks.find_one({"_id": task_id})
+        readable = readable_task(doc) if doc is not None else None
+        if readable is None:
+            raise TaskNotFound([task_id])
+        return readable
+
+    async def update(self, task_id: int, patch: TaskPatch) -> TaskDoc:
+        """The task after merging `patch` (`patch_update`); InvalidOperation, TaskNotFound."""
+        update = patch_update(task_id, patch)
+        if "job-id" in update["$set"] or "job-id" in update.get("$unset", {}):
+            doc = await self._storage.in_transaction(lambda session: self._move_to_job(task_id, update, session))
+        else:
+            doc = await self._storage.tasks.find_one_and_update(
+                {"_id": task_id}, update, return_document=ReturnDocument.AFTER
+            )
+        readable = readable_task(doc) if doc is not None else None
+        if readable is None:
+            raise TaskNotFound([task_id])
+        return readable
+
+    async def _move_to_job(self, task_id: int, update: dict[str, Any], session: AsyncClientSession) -> TaskDoc | None:
+        """An update that may change the task's job also bumps the link locks of its old and new job."""
+        before = await self._storage.tasks.find_one({"_id": task_id}, {"job-id": 1}, session=session)
+        readable = readable_task(before) if before is not None else None
+        if readable is None:
+            return None
+        new_job = update["$set"].get("job-id")  # absent when the patch clears it
+        await bump_link_locks(self._storage.counters, {readable.get("job-id"), new_job}, session)
+        return await self._storage.tasks.find_one_and_update(
+            {"_id": task_id}, update, return_document=ReturnDocument.AFTER, session=session
+        )
+
+    async def delete(self, task_id: int) -> None:
+        """Delete the task and every link to or from it, found through the indexes rather than its own arrays
+        so that links written inconsistently by other tools are cleaned up too; TaskNotFound."""
+        tasks = self._storage.tasks
+
+        async def work(session: AsyncClientSession) -> None:
+            await self._storage.require_ids({task_id}, session)
+            touched = {"$set": {"update-timestamp": now_utc()}}
+            await tasks.update_many({"nexts": task_id}, {"$pull": {"nexts": task_id}, **touched}, session=session)
+            await tasks.update_many({"previous": task_id}, {"$pull": {"previous": task_id}, **touched}, session=session)
+            await tasks.delete_one({"_id": task_id}, session=session)
+
+        await self._storage.in_transaction(work)

@@ -1,0 +1,76 @@
+"""The collections every part of the graph store shares, and the few ways they are read and written in common:
+a majority transaction, tasks by id, tasks sorted by id. No rule of the graph lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, ReadPreference
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from models.connection import MAJORITY_READS, MAJORITY_WRITES
+from models.errors import TaskNotFound
+from models.layout import Database, MongoClient, TaskDoc, integral_number, readable_tasks
+from models.task import TaskCounter, TaskRecord
+
+LIST_BATCH_SIZE = 100_000
+"""Lists come back in as few round trips as 16 MiB batches allow."""
+_T = TypeVar("_T")
+
+
+class Storage:
+    """The client, the database and its `tasks` and `counters` collections."""
+
+    def __init__(self, client: MongoClient, database: Database) -> None:
+        self.client = client
+        self.database = database
+        self.tasks = database.get_collection(TaskRecord.Settings.name)
+        self.counters = database.get_collection(TaskCounter.Settings.name)
+
+    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[_T]]) -> _T:
+        """What `work` returns, run in one majority transaction on the primary; PyMongo retries the whole
+        callback on transient errors (write conflicts included)."""
+        async with self.client.start_session() as session:
+            return await session.with_transaction(
+                work,
+                read_concern=MAJORITY_READS,
+                write_concern=MAJORITY_WRITES,
+                read_preference=ReadPreference.PRIMARY,
+            )
+
+    async def find_sorted(self, query: dict[str, Any], session: AsyncClientSession | None = None) -> list[TaskDoc]:
+        """The tasks matching `query`, by ascending id, as readers see them (models.layout.readable_tasks)."""
+        cursor = self.tasks.find(query, session=session, batch_size=LIST_BATCH_SIZE)
+        return readable_tasks(await cursor.sort("_id", ASCENDING).to_list(None))
+
+    async def find_by_ids(self, ids: Collection[int]) -> dict[int, TaskDoc]:
+        """The tasks that exist among `ids`, by id (unknown ids are simply absent)."""
+        if not ids:
+            return {}
+        # The whole answer in the first batch, one more than can match so that the server closes the cursor:
+        # one round trip, where the default (101 documents, then getMore) costs two or more.
+        cursor = self.tasks.find({"_id": {"$in": list(ids)}}, batch_size=len(ids) + 1)
+        return {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
+
+    async def require_ids(self, ids: Collection[int], session: AsyncClientSession | None = None) -> dict[int, TaskDoc]:
+        """Link arrays and jobs (`nexts`, `previous`, `job-id`) of the given tasks, by id; TaskNotFound naming
+        every id that does not exist."""
+        projection = {"nexts": 1, "previous": 1, "job-id": 1}
+        cursor = self.tasks.find({"_id": {"$in": list(ids)}}, projection, session=session)
+        found = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
+        missing = set(ids) - found.keys()
+        if missing:
+            raise TaskNotFound(missing)
+        return found
+
+    async def existing_ids(self, ids: Collection[int]) -> set[int]:
+        """Which of `ids` are taken. MongoDB compares numbers across types, so a tool's `_id` of
+        Decimal128("7") or 7.0 takes id 7 too (the unique `_id` index says so)."""
+        stored = [doc["_id"] async for doc in self.tasks.find({"_id": {"$in": list(ids)}}, {"_id": 1})]
+        return {number for number in map(integral_number, stored) if number is not None and number in ids}
+
+    async def command(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The reply of a database command, decoded like every read (`Database.command` defaults to PyMongo's
+        plain codec options, under which a stored date beyond year 9999 raises)."""
+        return await self.database.command(command, codec_options=self.database.codec_options)
