@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import strawberry
 from strawberry.types import Info
@@ -39,6 +39,8 @@ StatusNotFilter = Annotated[list[str] | None, strawberry.argument(description="n
 TypeFilter = Annotated[str | None, strawberry.argument(name="type", description="exactly this type")]
 # `root` names the parent object in a Strawberry resolver, hence the Python name root_.
 RootFilter = Annotated[bool | None, strawberry.argument(name="root", description="true: roots only; false: others")]
+Direction = Literal["nexts", "previous"]
+"""The links a traversal follows: the stored field holding them."""
 DepthBound = Annotated[int | None, strawberry.argument(description="levels to follow; unbounded when absent")]
 
 
@@ -55,7 +57,7 @@ class Selection:
 
 
 def _linked(
-    task: TaskDoc, info: Info[Context, None], direction: str, selection: Selection
+    task: TaskDoc, info: Info[Context, None], direction: Direction, selection: Selection
 ) -> list[TaskDoc] | Awaitable[list[TaskDoc]]:
     """The linked tasks, at once when this request already fetched them all (no coroutine per task)."""
     ids = sorted(set(task.get(direction) or ()))
@@ -70,7 +72,7 @@ async def _load_linked(info: Info[Context, None], ids: list[int], selection: Sel
     return [doc for doc in docs if doc is not None and selection.keeps(doc)]
 
 
-def _neighbours(direction: str) -> Callable[..., list[TaskType] | Awaitable[list[TaskType]]]:
+def _neighbours(direction: Direction) -> Callable[..., list[TaskType] | Awaitable[list[TaskType]]]:
     """The resolver of `nexts` or `previous`."""
 
     def resolve(
@@ -85,7 +87,7 @@ def _neighbours(direction: str) -> Callable[..., list[TaskType] | Awaitable[list
     return resolve
 
 
-def _reachable(direction: str) -> Callable[..., Awaitable[list[TaskType]]]:
+def _reachable(direction: Direction) -> Callable[..., Awaitable[list[TaskType]]]:
     """The resolver of `descendants` (over nexts) or `ancestors` (over previous)."""
 
     async def resolve(
@@ -103,7 +105,7 @@ def _reachable(direction: str) -> Callable[..., Awaitable[list[TaskType]]]:
 
 
 async def _walk(
-    task: TaskDoc, info: Info[Context, None], direction: str, max_depth: int | None, selection: Selection
+    task: TaskDoc, info: Info[Context, None], direction: Direction, max_depth: int | None, selection: Selection
 ) -> list[TaskDoc]:
     """Over links as stored (GraphStore.walk: one aggregation where MongoDB allows); the tasks found also
     answer their own `nexts`/`previous` fields without another round trip."""
