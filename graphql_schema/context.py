@@ -39,7 +39,7 @@ class Context(BaseContext):
         """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
         with a TRACKING_API_TOKENS one."""
         self.authenticated = access is not None
-        self.can_write = access is Access.WRITE
+        self.can_write = access is not None and access.may_write
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""
