@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypedDict
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware import Middleware
@@ -29,7 +28,7 @@ from gateway.middleware import (
 )
 from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.settings import Settings
-from models import GraphStore
+from gateway.state import GatewayState, gateway_state
 from rest import TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
@@ -121,22 +120,11 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
     ]
 
 
-class GatewayState(TypedDict):
-    """What the lifespan yields: Starlette hands it to every request as `request.state` (and ASGI middleware as
-    `scope["state"]`). The app keeps nothing else: no `app.state`."""
-
-    backend: Backend
-    store: GraphStore
-    tokens: TokenRegistry
-    settings: Settings
-
-
 @asynccontextmanager
 async def owned_backend(settings: Settings) -> AsyncIterator[Backend]:
     """A backend opened here, with what runs beside it (history writer, mongod supervision), closed here."""
     backend = await Backend.open(settings)
-    backend.write_history()
-    backend.supervise(settings.embedded_restarts)
+    backend.start_background(settings)
     try:
         yield backend
     finally:
@@ -188,7 +176,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     async def healthz(request: Request) -> JSONResponse:
         """Whether this process can serve, now or once MongoDB answers again: a gateway whose embedded mongod
         could not be kept running says no, so that its supervisor replaces it."""
-        failure = request.state.backend.failure
+        failure = gateway_state(request)["backend"].failure
         if failure is not None:
             return JSONResponse({"status": "failed", "reason": failure}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -197,9 +185,10 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     async def readyz(request: Request) -> JSONResponse:
         """Whether MongoDB answers a ping within a second (probes give up after a few), and whether this process's
         task history writer can go on (one that keeps failing says why here, and hands its lease over)."""
-        if not await request.state.store.is_ready(timeout_s=1.0):
+        state = gateway_state(request)
+        if not await state["store"].is_ready(timeout_s=1.0):
             return JSONResponse({"status": "unavailable", "reason": "MongoDB does not answer"}, status_code=503)
-        history_failure = request.state.backend.history_failure()
+        history_failure = state["backend"].history_failure()
         if history_failure is not None:
             return JSONResponse({"status": "unavailable", "reason": history_failure}, status_code=503)
         return JSONResponse({"status": "ready"})

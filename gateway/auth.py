@@ -13,8 +13,16 @@ TOKEN_FILE_NAME = "api-token"  # noqa: S105 - a file name, not a secret
 
 
 class Access(enum.Enum):
+    """What a token allows: READ (TRACKING_READ_TOKENS) queries and subscriptions, WRITE (TRACKING_API_TOKENS)
+    everything."""
+
     READ = "read"
     WRITE = "write"
+
+    @property
+    def may_write(self) -> bool:
+        """Whether changes (REST writes, GraphQL mutations) are allowed."""
+        return self is Access.WRITE
 
 
 class TokenRegistry:

@@ -45,6 +45,13 @@ class Backend:
     history_writer: HistoryWriter | None = None
     """This process's candidate for writing the task history, once `write_history` started it."""
 
+    def start_background(self, settings: Settings, on_failure: Callable[[str], None] = lambda _: None) -> None:
+        """Start, once, everything that runs beside serving: the task history writer and the embedded mongod's
+        supervision (`on_failure` hears when the mongod cannot be kept running). The app's lifespan and the CLI
+        both start their backend here, so a new background task is added here only; `close` stops them."""
+        self.write_history()
+        self.supervise(settings.embedded_restarts, on_failure)
+
     def write_history(self) -> None:
         """Take part in writing the task history (one gateway of all writes it at a time; see models.history)."""
         if self._history is None:

@@ -77,8 +77,7 @@ async def _serve(settings: Settings) -> int:
     def stop_serving(_reason: str) -> None:
         server.should_exit = True
 
-    backend.write_history()
-    backend.supervise(settings.embedded_restarts, stop_serving)
+    backend.start_background(settings, stop_serving)
     log.info("live view of jobs and their task graphs: %s", _live_view_link(settings))
     try:
         await server.serve()

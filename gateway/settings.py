@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     embedded_restarts: int = Field(default=3, ge=0)
     log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")
 
-    # GraphQL bounds (CONTRACT §4): every one is answered with an error naming the bound.
+    # GraphQL bounds on query depth, aliases, tokens, traversal size and page size: a request past one gets a
+    # GraphQL error naming the bound.
     graphql_max_depth: int = Field(default=12, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=5000, ge=1)

@@ -4,22 +4,12 @@ whole task lists by job id) that batch what nested fields ask for into one Mongo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from gateway.auth import Access, TokenRegistry
 from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge
-
-
-class Access(Protocol):
-    value: str
-
-
-class TokenChecker(Protocol):
-    def accepts(self, presented: str | None) -> bool: ...
-
-    def access(self, presented: str | None) -> Access | None: ...
 
 
 class Context(BaseContext):
@@ -27,8 +17,8 @@ class Context(BaseContext):
         self,
         store: GraphStore,
         max_traversal: int,
-        authenticated: bool,
-        tokens: TokenChecker,
+        access: Access | None,
+        tokens: TokenRegistry,
         max_page: int = 100,
         resume_within_s: float = 30.0,
     ) -> None:
@@ -38,12 +28,19 @@ class Context(BaseContext):
         self.max_traversal = max_traversal
         self.max_page = max_page
         self.resume_within_s = resume_within_s
-        self.authenticated = authenticated
+        self.authenticated = False
         self.can_write = False
+        self.grant(access)
         self.over_websocket = False
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
+
+    def grant(self, access: Access | None) -> None:
+        """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
+        with a TRACKING_API_TOKENS one."""
+        self.authenticated = access is not None
+        self.can_write = access is not None and access.may_write
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""

@@ -104,12 +104,11 @@ class CodedErrors(MaskErrors):
     else is an internal error: logged with its request id and answered "internal server error"."""
 
     def __init__(self) -> None:
-        super().__init__(error_message=INTERNAL_MESSAGE)
+        super().__init__(should_mask_error=lambda _: True, error_message=INTERNAL_MESSAGE)
 
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        return [self._coded(error) for error in errors]
-
-    def _coded(self, error: GraphQLError) -> GraphQLError:
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        """MaskErrors hands every error here (`should_mask_error` says yes to all); only the unexpected ones are
+        masked."""
         original = error.original_error
         if isinstance(original, GraphError | ValidationError):
             return _with_code(error, *describe_domain_error(original))
@@ -125,6 +124,6 @@ class CodedErrors(MaskErrors):
         if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
             return _with_code(error, error.message, "BAD_USER_INPUT")  # a variable a scalar would not parse
         log.error("unhandled error in GraphQL resolver at %s", error.path, exc_info=original)
-        masked = self.anonymise_error(error)
+        masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked

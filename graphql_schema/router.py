@@ -12,6 +12,7 @@ from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
@@ -28,6 +29,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from gateway.state import gateway_state
 from graphql_schema.context import Context
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 from graphql_schema.http import (
@@ -134,7 +136,9 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         execution never started."""
         if self.is_websocket_request(request):
             return await super().run(request, context, root_value)
-        if not _asks_for_graphiql(request) and not request.state.tokens.accepts(request.headers.get(TOKEN_HEADER)):
+        if not _asks_for_graphiql(request) and not gateway_state(request)["tokens"].accepts(
+            request.headers.get(TOKEN_HEADER)
+        ):
             raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
         accept = request.headers.get("accept")
         try:
@@ -152,7 +156,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         except HTTPException as error:  # the body limit, cutting off a streamed body
             return error_response(error.status_code, str(error.detail), "BAD_REQUEST", media_type)
         if media_type == GRAPHQL_RESPONSE_TYPE and response.media_type == JSON_TYPE:
-            response.status_code = getattr(request.state, "graphql_status", 200)
+            response.status_code = _status_without_data(request)
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_TYPE}; charset=utf-8"
         return response
 
@@ -162,28 +166,19 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         answer = await super().process_result(request, result)
         if result.data is None and result.errors and all(error.path is None for error in result.errors):
             answer.pop("data", None)
-            request.state.graphql_status = status_without_data(answer.get("errors") or [])
+            request.scope[_STATUS_KEY] = status_without_data(answer.get("errors") or [])
         return answer
 
     def decode_json(self, data: str | bytes) -> object:
         """orjson refuses invalid UTF-8, lone surrogates and numbers beyond a double with a JSONDecodeError (the
         standard library raises UnicodeDecodeError, ValueError or RecursionError); the limits bound the rest."""
         decoded = orjson.loads(data)
+        if not isinstance(decoded, dict | list):  # a list is a batch, refused as such by Strawberry
+            raise _RefusedJSON(f"a GraphQL request is a JSON object with a query, not {type(decoded).__name__}")
         try:
             self.limits.refuse_oversized_document(decoded, "request")
         except InvalidOperation as error:
             raise _RefusedJSON(error.message) from None
-        return decoded
-
-    def parse_json(self, data: str | bytes) -> Any:
-        try:
-            decoded = self.decode_json(data)
-        except json.JSONDecodeError as error:
-            raise StrawberryHTTPException(400, f"Unable to parse request body as JSON: {error.msg}") from error
-        if not isinstance(decoded, dict | list):  # a list is a batch, refused as such by Strawberry
-            raise StrawberryHTTPException(
-                400, f"the request body must be a JSON object with a query, not {type(decoded).__name__}"
-            )
         return decoded
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -191,10 +186,21 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         if context.authenticated:
             return await super().on_ws_connect(context)
         access = context.tokens.access(_presented_token(context.connection_params))
-        if access is not None:
-            context.authenticated, context.can_write = True, access.value == "write"
-            return await super().on_ws_connect(context)
-        raise ConnectionRejectionError({"message": _REJECTION})
+        if access is None:
+            raise ConnectionRejectionError({"message": _REJECTION})
+        context.grant(access)
+        return await super().on_ws_connect(context)
+
+
+_STATUS_KEY = "tracking.graphql_status"
+"""Where `process_result` leaves the status of an answer without data for `run` (the same request's scope)."""
+
+
+def _status_without_data(request: Request) -> int:
+    """The status `process_result` chose for an answer without data under application/graphql-response+json;
+    200 when execution started."""
+    status = request.scope.get(_STATUS_KEY, 200)
+    return status if isinstance(status, int) else 200
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -206,6 +212,8 @@ def _request_error(request: Request, error: StrawberryHTTPException, media_type:
     is a GraphQL request error (200 under application/json, 400 under application/graphql-response+json); a
     mutation over GET is 405; anything else is a request that is not well-formed (400)."""
     cause = error.__cause__
+    if isinstance(cause, json.JSONDecodeError):  # Strawberry's parse_json names no cause: say what is wrong
+        return error_response(error.status_code, f"{error.reason}: {cause.msg}", "BAD_REQUEST", media_type)
     if isinstance(cause, CannotGetOperationTypeError):
         status = 200 if media_type == JSON_TYPE else 400
         return error_response(status, cause.as_http_error_reason(), OPERATION_RESOLUTION_FAILURE, media_type)
@@ -238,22 +246,20 @@ def _asks_for_graphiql(request: Request) -> bool:
 
 
 async def _context(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
-    connection: Any = request if request is not None else websocket
-    state = connection.state
-    access = state.tokens.access(connection.headers.get(TOKEN_HEADER))
-    authenticated = access is not None
-    if request is not None and not authenticated and not _asks_for_graphiql(request):
+    connection: HTTPConnection = request if request is not None else websocket
+    state = gateway_state(connection)
+    access = state["tokens"].access(connection.headers.get(TOKEN_HEADER))
+    if request is not None and access is None and not _asks_for_graphiql(request):
         raise TokenRefused(_REJECTION)
-    settings = state.settings
+    settings = state["settings"]
     context = Context(
-        state.store,
+        state["store"],
         settings.graphql_max_traversal,
-        authenticated,
-        state.tokens,
+        access,
+        state["tokens"],
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
     )
-    context.can_write = access is not None and access.value == "write"
     context.over_websocket = websocket is not None
     return context
 

@@ -1,9 +1,10 @@
-"""Query, Mutation and Subscription over the graph store, and the schema with its bounds."""
+"""The schema with its bounds: Query (composed from graphql_schema.tasks and .jobs), Mutation (here) and
+Subscription (graphql_schema.events)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -12,75 +13,23 @@ from graphql import GraphQLError
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
-from graphql_schema.cursors import read_job_cursor
-from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, as_graphql_error
-from graphql_schema.metrics import OPEN_SUBSCRIPTIONS, OperationMetrics
+from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
+from graphql_schema.events import Subscription
+from graphql_schema.fields import DATETIME_SCALAR, read_field
+from graphql_schema.inputs import TaskInput, TaskPatchInput, creation_fields, patch_fields
+from graphql_schema.jobs import JobQueries
+from graphql_schema.metrics import OperationMetrics
 from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
-from graphql_schema.types import (
-    DATETIME_SCALAR,
-    Job,
-    JobConnection,
-    JobFilter,
-    TaskChange,
-    TaskEvent,
-    TaskInput,
-    TaskPatchInput,
-    TaskType,
-    as_changes,
-    as_event,
-    as_task,
-    as_tasks,
-    creation_fields,
-    job_connection,
-    page_size,
-    patch_fields,
-    read_field,
-)
-from models import GraphError, TaskCreate, TaskPatch, parse_task_id
-from models import JobFilter as StoredJobFilter
+from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
+from models import TaskCreate, TaskPatch, parse_task_id
 
-
-@strawberry.type
-class Query:
-    @strawberry.field(description="The task with this id, or null.")
-    async def task(self, info: Info[Context, None], id: strawberry.ID) -> TaskType | None:
-        doc = await info.context.tasks.load(parse_task_id(id, "id"))
-        return as_task(doc) if doc is not None else None
-
-    @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
-    async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[TaskType | None]:
-        info.context.store.limits.refuse_long_list(ids, "ids")
-        docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
-        return [as_task(doc) if doc is not None else None for doc in docs]
-
-    @strawberry.field(description="Every recorded change of the task with this id, oldest first, also once deleted.")
-    async def task_history(self, info: Info[Context, None], id: strawberry.ID) -> list[TaskChange]:
-        return as_changes(await info.context.store.task_history(parse_task_id(id, "id")))
-
-    @strawberry.field(description="The job with this id, or null when no task has this job-id.")
-    async def job(self, info: Info[Context, None], id: str) -> Job | None:
-        return Job(id=id) if await info.context.store.job_exists(id) else None
-
-    @strawberry.field(
-        description="Jobs, newest activity first (the latest update-timestamp among their tasks), then by id. "
-        "Pages read the data as of the first page, so paging is stable while jobs change."
-    )
-    async def jobs(
-        self,
-        info: Info[Context, None],
-        first: int = 20,
-        after: str | None = None,
-        filter: JobFilter | None = None,
-    ) -> JobConnection:
-        position, snapshot = read_job_cursor(after) if after is not None else (None, None)
-        wanted = filter or JobFilter()
-        job_filter = StoredJobFilter(wanted.id_prefix, wanted.status, wanted.updated_after, wanted.updated_before)
-        page = await info.context.store.list_jobs(page_size(first, info), position, job_filter, snapshot)
-        return job_connection(page)
+Query = merge_types("Query", (TaskQueries, JobQueries))
+"""Every query field, each domain's from its own module (tasks, jobs), in that order."""
 
 
 _R = TypeVar("_R", bound=Callable[..., Awaitable[object]])
@@ -163,31 +112,6 @@ class Mutation:
         resolver=_removing("previous", "previousIds"),
         description="Unlink each previous task from the task (a missing link is no error).",
     )
-
-
-@strawberry.type
-class Subscription:
-    @strawberry.subscription(
-        description="Every task created, updated or deleted (in one job, if given). With `after` (an event's "
-        "cursor), every event after that one comes first, in order, then live ones: no gap, no duplicate. An "
-        "election or a MongoDB restart does not end it; if MongoDB cannot be reached within "
-        "TRACKING_SUBSCRIPTION_RESUME_MS it ends with UNAVAILABLE (resume with after); a cursor MongoDB no "
-        "longer holds ends it with CURSOR_EXPIRED. A change that cannot be delivered or read comes as kind SKIPPED "
-        "(task null): reload that task."
-    )
-    async def task_events(
-        self, info: Info[Context, None], job_id: str | None = None, after: str | None = None
-    ) -> AsyncGenerator[TaskEvent]:
-        events = info.context.store.watch_task_events(job_id, after, resume_within_s=info.context.resume_within_s)
-        OPEN_SUBSCRIPTIONS.inc()
-        try:
-            async for event in events:
-                yield as_event(event)
-        except GraphError as error:
-            # Raised here, the error ends the stream with its code; Strawberry masks nothing in subscriptions.
-            raise as_graphql_error(error) from None
-        finally:
-            OPEN_SUBSCRIPTIONS.dec()
 
 
 class TrackingSchema(strawberry.Schema):

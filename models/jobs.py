@@ -293,3 +293,17 @@ class JobReads:
         path = critical_path(timing, now_utc())
         found = await self._storage.find_by_ids(path)
         return [found[task_id] for task_id in path if task_id in found]
+
+
+def job_duration_ms(summary: JobSummary, now: datetime) -> int | None:
+    """How long the job has run, in milliseconds (truncated): its last finish-time, or `now` without one, minus
+    its first start-time; None without a start-time."""
+    if summary.first_start is None:
+        return None
+    end = summary.last_finish or now
+    return int((end - summary.first_start).total_seconds() * 1000)
+
+
+def job_progress(summary: JobSummary) -> float:
+    """The share of the job's tasks that are done, from 0 to 1 (0 for a job without tasks)."""
+    return summary.done_count / summary.task_count if summary.task_count else 0.0

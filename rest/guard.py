@@ -59,7 +59,7 @@ class TrackingGuard:
         if access is None:
             await error_response(403, "missing or unknown X-Auth-Token", accept)(scope, receive, send)
             return
-        if scope["method"] not in _READS and access.value != "write":
+        if scope["method"] not in _READS and not access.may_write:
             await error_response(403, READ_ONLY_MESSAGE, accept)(scope, receive, send)
             return
         try:

@@ -179,6 +179,18 @@ async def test_summary_of_a_job(http, raw_db):
     }
 
 
+async def test_done_statuses_are_the_configured_ones_that_summaries_count(http, raw_db):
+    """Dashboards (the live view among them) colour tasks as done by `doneStatuses`: the very statuses that
+    doneCount, progress and blockedBy count as done (TRACKING_DONE_STATUSES, default here)."""
+    configured = ["COMPLETED", "DONE", "FINISHED", "SKIPPED", "SUCCEEDED", "SUCCESS"]
+    await raw_db.tasks.insert_many(
+        [doc(index + 1, "d", status=status) for index, status in enumerate([*configured, "RUNNING", "done"])]
+    )
+    data = await gql(http, '{ doneStatuses job(id: "d") { summary { doneCount } } }')
+    assert data["doneStatuses"] == configured
+    assert data["job"]["summary"]["doneCount"] == len(configured)
+
+
 async def test_a_running_job_lasts_until_now_and_one_without_start_has_no_duration(http, raw_db):
     started = datetime.now(UTC) - timedelta(minutes=10)
     start: dict[str, Any] = {"start-time": started}

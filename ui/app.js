@@ -4,7 +4,7 @@
 const GRAPH_LIMIT = 2000; // jobs with more tasks show status counts and a paged task table instead of a graph
 const JOBS_PAGE = 20;
 const TASKS_PAGE = 100;
-const DONE = /^(DONE|COMPLETED|SUCCEEDED|SUCCESS|FINISHED)$/;
+let doneStatuses = new Set(); // the gateway's TRACKING_DONE_STATUSES (Query.doneStatuses), read with every page
 const COLOURS = { RUNNING: "#0969da", FAILED: "#cf222e", ERROR: "#cf222e", SKIPPED: "#8c959f", READY: "#6e7781" };
 const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description", "startTime", "finishTime",
   "creationTimestamp", "updateTimestamp", "workflow", "executionCode", "executionDescription", "runningStatus"];
@@ -114,7 +114,8 @@ function subscribe(query, variables, onEvent, onExpired) {
 const JOBS = `query Jobs($first: Int!, $after: String, $filter: JobFilter) {
   jobs(first: $first, after: $after, filter: $filter) {
     edges { node { id taskCount statusCounts { status count } summary { progress lastUpdate } } }
-    pageInfo { hasNextPage endCursor } } }`;
+    pageInfo { hasNextPage endCursor } }
+  doneStatuses }`;
 
 function showJobs() {
   const pages = [null]; // the cursor each visited page starts after, for "Previous"
@@ -133,7 +134,8 @@ function showJobs() {
   };
   const load = async () => {
     try {
-      const { jobs } = await gql(JOBS, { first: JOBS_PAGE, after: pages.at(-1), filter });
+      const { jobs, doneStatuses: done } = await gql(JOBS, { first: JOBS_PAGE, after: pages.at(-1), filter });
+      doneStatuses = new Set(done);
       document.getElementById("jobs").innerHTML = jobsTable(jobs.edges.map((edge) => edge.node)) +
         `<div class="pager"><button id="previous" ${pages.length > 1 ? "" : "disabled"}>Previous</button>
          <button id="next" ${jobs.pageInfo.hasNextPage ? "" : "disabled"}>Next</button></div>`;
@@ -167,7 +169,7 @@ function statusChips(counts) {
 // ---- a job ----------------------------------------------------------------------------------------------------
 
 const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
-  summary { progress lastUpdate durationMs } } }`;
+  summary { progress lastUpdate durationMs } } doneStatuses }`;
 const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status } edges { from to }
   criticalPath { id } } }`;
 const TASK_PAGE = `query Page($id: String!, $after: String) { job(id: $id) {
@@ -215,7 +217,8 @@ function showJob(jobId) {
 
 /** The job's counts and progress above its graph or table; returns the job (null when it has no task). */
 async function showHead(jobId) {
-  const { job } = await gql(JOB_HEAD, { id: jobId });
+  const { job, doneStatuses: done } = await gql(JOB_HEAD, { id: jobId });
+  doneStatuses = new Set(done);
   if (job) document.getElementById("head").innerHTML = `<p>${job.taskCount} tasks ·
     ${Math.round(job.summary.progress * 100)}% done · ${statusChips(job.statusCounts)}</p>`;
   return job;
@@ -310,8 +313,8 @@ function showTaskTable(jobId, graph) {
 // ---- helpers --------------------------------------------------------------------------------------------------
 
 function colour(status) {
-  if (status && DONE.test(status)) return "#2da44e";
-  if (status in COLOURS) return COLOURS[status];
+  if (status in COLOURS) return COLOURS[status]; // SKIPPED stays grey, done or not
+  if (doneStatuses.has(status)) return "#2da44e";
   let hash = 0;
   for (const char of status ?? "") hash = (hash * 31 + char.charCodeAt(0)) % 360;
   return status ? `hsl(${hash}, 45%, 42%)` : "#afb8c1";

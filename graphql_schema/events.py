@@ -1,0 +1,67 @@
+"""Live task events: the TaskEvent type and the `taskEvents` subscription over MongoDB's change stream.
+
+Python names end in Type where models/ has a class of the same name (the schema keeps the plain names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from graphql_schema.context import Context
+from graphql_schema.errors import as_graphql_error
+from graphql_schema.metrics import OPEN_SUBSCRIPTIONS
+from graphql_schema.tasks import TaskEventKindEnum, TaskType, as_task, graphql_field_names
+from models import GraphError
+from models import events as stored
+
+
+@strawberry.type(name="TaskEvent", description="A change to a task, live from MongoDB's change stream.")
+class TaskEventType:
+    kind: TaskEventKindEnum  # type: ignore[valid-type]
+    task_id: strawberry.ID
+    task: TaskType | None = strawberry.field(description="The task after the change; null once deleted.")
+    cursor: str = strawberry.field(description="Subscribe with after: this to get every event after this one.")
+    at: datetime = strawberry.field(description="When MongoDB recorded the change.")
+    changed_fields: list[str] = strawberry.field(
+        description="The fields the change set or removed (GraphQL names; nexts/previous when links changed)."
+    )
+
+
+def as_event(event: stored.TaskEvent) -> TaskEventType:
+    return TaskEventType(
+        kind=event.kind,
+        task_id=strawberry.ID(str(event.task_id)),
+        task=as_task(event.task) if event.task is not None else None,
+        cursor=event.cursor,
+        at=event.at,
+        changed_fields=graphql_field_names(event.changed_fields),
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Every task created, updated or deleted (in one job, if given). With `after` (an event's "
+        "cursor), every event after that one comes first, in order, then live ones: no gap, no duplicate. An "
+        "election or a MongoDB restart does not end it; if MongoDB cannot be reached within "
+        "TRACKING_SUBSCRIPTION_RESUME_MS it ends with UNAVAILABLE (resume with after); a cursor MongoDB no "
+        "longer holds ends it with CURSOR_EXPIRED. A change that cannot be delivered or read comes as kind SKIPPED "
+        "(task null): reload that task."
+    )
+    async def task_events(
+        self, info: Info[Context, None], job_id: str | None = None, after: str | None = None
+    ) -> AsyncGenerator[TaskEventType]:
+        events = info.context.store.watch_task_events(job_id, after, resume_within_s=info.context.resume_within_s)
+        OPEN_SUBSCRIPTIONS.inc()
+        try:
+            async for event in events:
+                yield as_event(event)
+        except GraphError as error:
+            # Raised here, the error ends the stream with its code; Strawberry masks nothing in subscriptions.
+            raise as_graphql_error(error) from None
+        finally:
+            OPEN_SUBSCRIPTIONS.dec()

@@ -1,0 +1,228 @@
+"""The Task type with its traversals and history, and the queries by task id.
+
+Python names end in Type where models/ has a class of the same name (the schema keeps the plain names). A Task
+is never built: its value is the stored document, read through `fields.read_field`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.types import Info
+
+from graphql_schema.context import Context
+from graphql_schema.errors import camel_case, user_error
+from graphql_schema.fields import CLIENT_FIELD_TYPES, REQUIRED, generated
+from models import Direction, TaskDoc, TaskEventKind, parse_task_id, task_matches
+from models import history as stored
+
+TaskFields = strawberry.type(
+    generated(
+        "TaskFields",
+        {
+            "id": strawberry.ID,
+            "creation_timestamp": datetime | None,
+            "update_timestamp": datetime | None,
+            **CLIENT_FIELD_TYPES,
+        },
+        REQUIRED,  # no class-level defaults: every value is read from the stored document
+        __name__,
+    )
+)
+
+StatusFilter = Annotated[list[str] | None, strawberry.argument(description="any of these statuses")]
+StatusNotFilter = Annotated[list[str] | None, strawberry.argument(description="none of these statuses")]
+TypeFilter = Annotated[str | None, strawberry.argument(name="type", description="exactly this type")]
+# `root` names the parent object in a Strawberry resolver, hence the Python name root_.
+RootFilter = Annotated[bool | None, strawberry.argument(name="root", description="true: roots only; false: others")]
+"""The links a traversal follows: the stored field holding them."""
+DepthBound = Annotated[int | None, strawberry.argument(description="levels to follow; unbounded when absent")]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which linked tasks a field keeps: its `status`, `statusNot` and `type` arguments."""
+
+    status: list[str] | None = None
+    status_not: list[str] | None = None
+    type_: str | None = None
+
+    def keeps(self, doc: TaskDoc | None) -> bool:
+        return doc is not None and task_matches(doc, self.status, self.type_, self.status_not)
+
+
+def _linked(
+    task: TaskDoc, info: Info[Context, None], direction: Direction, selection: Selection
+) -> list[TaskDoc] | Awaitable[list[TaskDoc]]:
+    """The linked tasks, at once when this request already fetched them all (no coroutine per task)."""
+    ids = sorted(set(task.get(direction) or ()))
+    docs = info.context.cached_tasks(ids)
+    if docs is None:
+        return _load_linked(info, ids, selection)
+    return [doc for doc in docs if doc is not None and selection.keeps(doc)]
+
+
+async def _load_linked(info: Info[Context, None], ids: list[int], selection: Selection) -> list[TaskDoc]:
+    docs = await info.context.tasks.load_many(ids)
+    return [doc for doc in docs if doc is not None and selection.keeps(doc)]
+
+
+def _neighbours(direction: Direction) -> Callable[..., list[TaskType] | Awaitable[list[TaskType]]]:
+    """The resolver of `nexts` or `previous`."""
+
+    def resolve(
+        task: strawberry.Parent[TaskDoc],
+        info: Info[Context, None],
+        status: StatusFilter = None,
+        status_not: StatusNotFilter = None,
+        type_: TypeFilter = None,
+    ) -> list[TaskType] | Awaitable[list[TaskType]]:
+        return _linked(task, info, direction, Selection(status, status_not, type_))  # type: ignore[return-value]
+
+    return resolve
+
+
+def _reachable(direction: Direction) -> Callable[..., Awaitable[list[TaskType]]]:
+    """The resolver of `descendants` (over nexts) or `ancestors` (over previous)."""
+
+    async def resolve(
+        task: strawberry.Parent[TaskDoc],
+        info: Info[Context, None],
+        max_depth: DepthBound = None,
+        status: StatusFilter = None,
+        status_not: StatusNotFilter = None,
+        type_: TypeFilter = None,
+    ) -> list[TaskType]:
+        found = await _walk(task, info, direction, max_depth, Selection(status, status_not, type_))
+        return as_tasks(found)
+
+    return resolve
+
+
+async def _walk(
+    task: TaskDoc, info: Info[Context, None], direction: Direction, max_depth: int | None, selection: Selection
+) -> list[TaskDoc]:
+    """Over links as stored (GraphStore.walk: one aggregation where MongoDB allows); the tasks found also
+    answer their own `nexts`/`previous` fields without another round trip."""
+    if max_depth is not None and max_depth < 0:
+        raise user_error("maxDepth: must be 0 or more")
+    found = await info.context.store.walk(task, direction, max_depth, info.context.max_traversal)
+    info.context.remember(found)
+    return [doc for doc in found if selection.keeps(doc)]
+
+
+async def _blocked_by(
+    task: strawberry.Parent[TaskDoc],
+    info: Info[Context, None],
+    transitive: Annotated[
+        bool, strawberry.argument(description="every upstream task not done, nearest first; else direct ones")
+    ] = False,
+) -> list[TaskType]:
+    """Answers "why is this task not running?": the previous tasks whose status is not done."""
+    not_done = Selection(status_not=list(info.context.store.done_statuses))
+    if transitive:
+        return as_tasks(await _walk(task, info, "previous", None, not_done))
+    return as_tasks(await _load_linked(info, sorted(set(task.get("previous") or ())), not_done))
+
+
+# ---- history ----------------------------------------------------------------------------------------------------
+
+TaskEventKindEnum = strawberry.enum(TaskEventKind, name="TaskEventKind")
+
+
+def graphql_field_names(stored_names: list[str]) -> list[str]:
+    """Stored (API) field names as GraphQL names them: job-id -> jobId; nexts and previous as they are."""
+    return [camel_case(name) for name in stored_names]
+
+
+@strawberry.type(name="TaskChange", description="One recorded change of a task (the task_history collection).")
+class TaskChangeType:
+    cursor: str
+    at: datetime
+    kind: TaskEventKindEnum  # type: ignore[valid-type]
+    changed_fields: list[str]
+    status: str | None = strawberry.field(description="The task's new status, when this change set it.")
+
+
+def as_changes(changes: list[stored.TaskChange]) -> list[TaskChangeType]:
+    return [
+        TaskChangeType(
+            cursor=change.cursor,
+            at=change.at,
+            kind=TaskEventKind(change.kind),
+            changed_fields=graphql_field_names(change.changed_fields),
+            status=change.status,
+        )
+        for change in changes
+    ]
+
+
+async def _history(task: strawberry.Parent[TaskDoc], info: Info[Context, None]) -> list[TaskChangeType]:
+    return as_changes(await info.context.store.task_history(task["_id"]))
+
+
+# ---- Task -------------------------------------------------------------------------------------------------------
+
+
+@strawberry.type(name="Task", description="A workflow execution task; its links lead to other tasks.")
+class TaskType(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is generated from CLIENT_FIELDS
+    """Never instantiated: the value of a Task is its stored document, read through `read_field`."""
+
+    # Strawberry's stubs type a field with a resolver as StrawberryField, not as the value it resolves to.
+    nexts: list[TaskType] = strawberry.field(  # type: ignore[assignment]
+        resolver=_neighbours("nexts"), description="Direct next tasks, by id."
+    )
+    previous: list[TaskType] = strawberry.field(  # type: ignore[assignment]
+        resolver=_neighbours("previous"), description="Direct previous tasks, by ascending id."
+    )
+    descendants: list[TaskType] = strawberry.field(
+        resolver=_reachable("nexts"), description="Every task downstream, breadth-first, each once, this task excluded."
+    )
+    ancestors: list[TaskType] = strawberry.field(
+        resolver=_reachable("previous"),
+        description="Every task upstream, breadth-first, each once, this task excluded.",
+    )
+    history: list[TaskChangeType] = strawberry.field(
+        resolver=_history, description="Every recorded change of the task, oldest first (TRACKING_HISTORY_DAYS)."
+    )
+    blocked_by: list[TaskType] = strawberry.field(
+        resolver=_blocked_by,
+        description="The previous tasks whose status is not done (TRACKING_DONE_STATUSES): why this one waits.",
+    )
+
+    @classmethod
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        return isinstance(obj, dict)
+
+
+def as_tasks(docs: list[TaskDoc]) -> list[TaskType]:
+    """Stored documents, typed as the GraphQL Task they are served as."""
+    return docs  # type: ignore[return-value]
+
+
+def as_task(doc: TaskDoc) -> TaskType:
+    return doc  # type: ignore[return-value]
+
+
+@strawberry.type
+class TaskQueries:
+    """The `Query` fields that look tasks up by id."""
+
+    @strawberry.field(description="The task with this id, or null.")
+    async def task(self, info: Info[Context, None], id: strawberry.ID) -> TaskType | None:
+        doc = await info.context.tasks.load(parse_task_id(id, "id"))
+        return as_task(doc) if doc is not None else None
+
+    @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
+    async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[TaskType | None]:
+        info.context.store.limits.refuse_long_list(ids, "ids")
+        docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
+        return [as_task(doc) if doc is not None else None for doc in docs]
+
+    @strawberry.field(description="Every recorded change of the task with this id, oldest first, also once deleted.")
+    async def task_history(self, info: Info[Context, None], id: strawberry.ID) -> list[TaskChangeType]:
+        return as_changes(await info.context.store.task_history(parse_task_id(id, "id")))
