@@ -16,6 +16,7 @@ from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo
 from gateway.settings import load_settings
 from models import GraphStore
+from models.history import COLLECTIONS
 from tests.helpers import served
 
 TEST_DB = "tracking_test"
@@ -61,7 +62,7 @@ async def raw_db(mongo_uri: str) -> AsyncIterator:
 
 @pytest.fixture
 async def store(session_store: GraphStore, raw_db) -> GraphStore:
-    for collection in ("tasks", "counters", "task_history", "task_history_lease"):
+    for collection in COLLECTIONS:
         await raw_db[collection].delete_many({})
     return session_store
 

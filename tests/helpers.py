@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from gateway.embedded import free_port
 from gateway.server import server_config
 from gateway.settings import Settings
 from models import HistoryWriter, TaskCreate
@@ -61,12 +61,6 @@ def reachable(edges: set[tuple[int, int]], start: int, goal: int) -> bool:
                 seen.add(b)
                 frontier.append(b)
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @asynccontextmanager

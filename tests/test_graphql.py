@@ -17,8 +17,9 @@ from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.backend import Backend
+from gateway.embedded import free_port
 from gateway.settings import load_settings
-from tests.helpers import assert_link_invariant, free_port, lifespan_client, new_change_stream
+from tests.helpers import assert_link_invariant, lifespan_client, new_change_stream
 
 TOKEN = "graphql-token"
 TASK_FIELDS = """

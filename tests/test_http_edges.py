@@ -21,8 +21,9 @@ import xmltodict
 
 from gateway.app import create_app
 from gateway.backend import Backend
+from gateway.embedded import free_port
 from gateway.settings import load_settings
-from tests.helpers import eventually, free_port, served
+from tests.helpers import eventually, served
 
 TOKEN = "edges-token"
 AUTH = {"X-Auth-Token": TOKEN}

@@ -21,20 +21,11 @@ from websockets.asyncio.client import ClientConnection
 
 from gateway.app import create_app
 from gateway.backend import Backend
-from gateway.embedded import find_mongod_binary
+from gateway.embedded import find_mongod_binary, free_port
 from gateway.settings import load_settings
 from models import GraphStore, HistoryWriter, StorageUnavailable, TaskPatch
 from tests.conftest import TEST_DB
-from tests.helpers import (
-    eventually,
-    free_port,
-    lifespan_client,
-    next_event,
-    next_message,
-    served,
-    task,
-    writing_history,
-)
+from tests.helpers import eventually, lifespan_client, next_event, next_message, served, task, writing_history
 from tests.helpers import subscription as _subscription
 
 

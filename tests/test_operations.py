@@ -22,8 +22,9 @@ from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.backend import Backend
+from gateway.embedded import free_port
 from gateway.settings import load_settings
-from tests.helpers import eventually, free_port, lifespan_client, new_change_stream, served
+from tests.helpers import eventually, lifespan_client, new_change_stream, served
 
 WRITER, READER = "writer-token", "reader-token"
 GATEWAY = [sys.executable, "-m", "gateway"]

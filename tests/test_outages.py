@@ -18,10 +18,10 @@ from pymongo import AsyncMongoClient
 
 from gateway.app import create_app
 from gateway.backend import Backend
-from gateway.embedded import EmbeddedMongo
+from gateway.embedded import EmbeddedMongo, free_port
 from gateway.settings import load_settings
 from models import GraphStore, StorageUnavailable, TaskPatch
-from tests.helpers import eventually, free_port, lifespan_client, task
+from tests.helpers import eventually, lifespan_client, task
 
 TOKEN = "outage-token"
 GATEWAY = [sys.executable, "-m", "gateway"]

@@ -36,19 +36,12 @@ from pymongo.errors import WriteError
 
 from gateway.app import create_app
 from gateway.backend import Backend
+from gateway.embedded import free_port
 from gateway.settings import load_settings
 from models import HistoryWriter
 from models.check import NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
 from models.layout import FIELD_KINDS
-from tests.helpers import (
-    eventually,
-    free_port,
-    lifespan_client,
-    next_message,
-    served,
-    subscription,
-    writing_history,
-)
+from tests.helpers import eventually, lifespan_client, next_message, served, subscription, writing_history
 
 TOKEN = "poison-token"
 AUTH = {"X-Auth-Token": TOKEN}

@@ -16,10 +16,10 @@ import pytest
 
 from gateway import embedded as embedded_module
 from gateway.backend import Backend
-from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, find_mongod_binary
+from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, find_mongod_binary, free_port
 from gateway.settings import SettingsError, load_settings
 from models import GraphStore, TransactionsUnsupported
-from tests.helpers import free_port, task
+from tests.helpers import task
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 
