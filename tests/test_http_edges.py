@@ -464,6 +464,7 @@ def start_gateway(env: dict[str, str], log: Path) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "gateway"], env={**inherited, **env}, stderr=stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_tokens_never_reach_the_log_however_they_are_sent(mongo_uri, tmp_path, log_format):
     port = free_port()

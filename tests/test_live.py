@@ -241,6 +241,7 @@ async def _initiate(hosts: list[str]) -> None:
         await client.close()
 
 
+@pytest.mark.slow
 async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_election(three_members, tmp_path):
     store = await GraphStore.open(three_members, "failover", timeout_ms=20_000)
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, subscription_resume_ms=60_000)

@@ -53,6 +53,7 @@ async def timed(operation) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 async def test_with_mongodb_gone_every_operation_fails_fast(doomed):
     mongo, store = doomed
     kill(mongo)
@@ -68,6 +69,7 @@ async def test_with_mongodb_gone_every_operation_fails_fast(doomed):
         assert await timed(operation) < ANSWER_WITHIN
 
 
+@pytest.mark.slow
 async def test_with_mongodb_gone_rest_answers_503_without_internals_and_queued_links_give_up(doomed, tmp_path):
     mongo, store = doomed
     app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
@@ -92,6 +94,7 @@ async def test_with_mongodb_gone_rest_answers_503_without_internals_and_queued_l
         assert time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 async def test_the_store_recovers_when_mongodb_comes_back(doomed, tmp_path):
     mongo, store = doomed
     kill(mongo)
@@ -185,6 +188,7 @@ def stop(process: subprocess.Popen) -> str:
     return process.communicate(timeout=60)[1]
 
 
+@pytest.mark.slow
 async def test_a_second_gateway_on_the_same_data_dir_refuses_and_the_first_keeps_serving(tmp_path):
     data_dir, port = tmp_path / "var", free_port()
     first = start_gateway(TRACKING_DATA_DIR=str(data_dir), TRACKING_PORT=str(port))
@@ -202,6 +206,7 @@ async def test_a_second_gateway_on_the_same_data_dir_refuses_and_the_first_keeps
         stop(first)
 
 
+@pytest.mark.slow
 async def test_a_gateway_that_may_not_restart_its_mongod_exits_non_zero(tmp_path):
     data_dir, port = tmp_path / "var", free_port()
     process = start_gateway(TRACKING_DATA_DIR=str(data_dir), TRACKING_PORT=str(port), TRACKING_EMBEDDED_RESTARTS="0")
@@ -214,6 +219,7 @@ async def test_a_gateway_that_may_not_restart_its_mongod_exits_non_zero(tmp_path
     assert "cannot serve any more" in stderr
 
 
+@pytest.mark.slow
 async def test_shutdown_with_mongodb_gone_takes_seconds(tmp_path):
     mongo = EmbeddedMongo(tmp_path / "external", cache_size_gb=0.25)
     uri = await mongo.start()
@@ -295,6 +301,7 @@ async def test_check_on_a_sound_graph_finds_nothing(store, raw_db):
     assert report.problems_left == 0 and report.scanned == 3
 
 
+@pytest.mark.slow
 def test_the_check_command_exits_by_what_it_found(mongo_uri, tmp_path):
     env = gateway_env(TRACKING_MONGODB_URI=mongo_uri, TRACKING_MONGODB_DB="check_cli", TRACKING_DATA_DIR=str(tmp_path))
     asyncio.run(_seed_in_other_db(mongo_uri))

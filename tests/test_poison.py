@@ -397,6 +397,7 @@ def gateway_process_env(mongo_uri: str, tmp_path, **values: str) -> dict[str, st
     return env
 
 
+@pytest.mark.slow
 async def test_the_gateway_process_serves_the_corpus_and_exits_0_on_sigterm(poisoned_db, mongo_uri, tmp_path):
     port = free_port()
     env = gateway_process_env(mongo_uri, tmp_path, TRACKING_PORT=str(port), TRACKING_API_TOKENS=TOKEN)
@@ -428,6 +429,7 @@ async def test_the_gateway_process_serves_the_corpus_and_exits_0_on_sigterm(pois
     assert "Traceback" not in stderr, stderr
 
 
+@pytest.mark.slow
 async def test_check_reports_the_corpus_and_repair_finishes_with_a_report(poisoned_db, mongo_uri, tmp_path):
     env = gateway_process_env(mongo_uri, tmp_path)
     command = [sys.executable, "-m", "gateway", "check", "--repair"]
