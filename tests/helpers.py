@@ -36,7 +36,7 @@ async def stored_links(raw_db) -> dict[int, tuple[list[int], list[int]]]:
 
 
 async def assert_link_invariant(raw_db) -> set[tuple[int, int]]:
-    """CONTRACT §3: b in a.nexts exactly when a in b.previous, and every linked id exists. Returns the edges."""
+    """The link invariant: b in a.nexts exactly when a in b.previous, and every linked id exists. Returns the edges."""
     links = await stored_links(raw_db)
     edges = {(a, b) for a, (nexts, _) in links.items() for b in nexts}
     mirrored = {(a, b) for b, (_, previous) in links.items() for a in previous}

@@ -1,4 +1,4 @@
-"""Every way issue #8 found to break the gateway with one request or one stored document, as a regression test
+"""Every way found to break the gateway with one request or one stored document, as a regression test
 through HTTP or GraphQL on the real MongoDB: each gets a fast, clear answer and changes nothing it should not."""
 
 from __future__ import annotations
