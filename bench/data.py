@@ -41,6 +41,13 @@ def task_doc(task_id: int, job: str, now: datetime, **extra: object) -> Doc:
     }
 
 
+def linked_task_doc(task_id: int, job: str, now: datetime, nexts: list[int], previous: list[int]) -> Doc:
+    """A task with these links (int64, as the gateway stores them); a root when it has no previous task."""
+    return task_doc(
+        task_id, job, now, root=not previous, nexts=[Int64(i) for i in nexts], previous=[Int64(i) for i in previous]
+    )
+
+
 def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime) -> list[Doc]:
     """`levels` levels of equal width; each task links to two tasks of the next level."""
     width = count // levels
@@ -62,16 +69,7 @@ def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime)
                     {first_id + (level - 1) * width + index, first_id + (level - 1) * width + (index - 1) % width}
                 )
             )
-            docs.append(
-                task_doc(
-                    task_id,
-                    job,
-                    now,
-                    root=level == 0,
-                    nexts=[Int64(i) for i in nexts],
-                    previous=[Int64(i) for i in previous],
-                )
-            )
+            docs.append(linked_task_doc(task_id, job, now, nexts, previous))
     return docs
 
 
@@ -80,16 +78,7 @@ def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[Doc]
     for index in range(count):
         nexts = [first_id + child for child in (2 * index + 1, 2 * index + 2) if child < count]
         previous = [first_id + (index - 1) // 2] if index else []
-        docs.append(
-            task_doc(
-                first_id + index,
-                job,
-                now,
-                root=index == 0,
-                nexts=[Int64(i) for i in nexts],
-                previous=[Int64(i) for i in previous],
-            )
-        )
+        docs.append(linked_task_doc(first_id + index, job, now, nexts, previous))
     return docs
 
 

@@ -1,5 +1,5 @@
-"""How the benchmark measures and judges: rates, medians, timings, MongoDB reads counted by the profiler, and
-the rows of the table with their targets."""
+"""How the benchmark measures and judges: rates, medians and timings, and the rows of the table with their
+targets."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from bench.data import DB, Client, Database, Doc
+from bench.data import Client, Database, Doc
 
 CONCURRENCY = 32
 """Requests in flight at once from the load generator (and wrk's connections)."""
@@ -148,15 +148,3 @@ def api_json(doc: Doc) -> Doc:
         if name not in ("_id", "nexts", "previous"):
             out[name] = value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if isinstance(value, datetime) else value
     return out
-
-
-async def count_reads(db: Database, action: Callable[[], Awaitable[object]]) -> int:
-    """Queries and getMores on `tasks` while `action` runs, by MongoDB's profiler."""
-    await db.command("profile", 0)
-    await db.system.profile.drop()
-    await db.command("profile", 2)
-    try:
-        await action()
-    finally:
-        await db.command("profile", 0)
-    return await db.system.profile.count_documents({"ns": f"{DB}.tasks", "op": {"$in": ["query", "getmore"]}})

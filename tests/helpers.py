@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +18,23 @@ from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from gateway.app import create_app
+from gateway.backend import Backend
 from gateway.embedded import free_port
 from gateway.server import server_config
-from gateway.settings import Settings
-from models import HistoryWriter, TaskCreate
+from gateway.settings import Settings, load_settings
+from models import GraphStore, HistoryWriter, TaskCreate
+
+TOKEN = "test-token"
+"""The token the tests' gateways accept."""
+AUTH = {"X-Auth-Token": TOKEN}
+
+
+def gateway_app(store: GraphStore, data_dir: Path, **settings: Any) -> tuple[FastAPI, Settings]:
+    """The gateway app on `store`, accepting TOKEN, its data dir at `data_dir`, and the settings it was made with;
+    `settings` are load_settings's keyword arguments and override those."""
+    loaded = load_settings(**{"api_tokens": TOKEN, "data_dir": data_dir, **settings})
+    return create_app(loaded, Backend(store=store)), loaded
 
 
 def task(**fields: Any) -> TaskCreate:

@@ -21,9 +21,8 @@ from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, free_port
 from gateway.settings import load_settings
 from models import GraphStore, StorageUnavailable, TaskPatch
-from tests.helpers import eventually, lifespan_client, task
+from tests.helpers import AUTH, TOKEN, eventually, gateway_app, lifespan_client, task
 
-TOKEN = "outage-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
 DEADLINE_MS = 1500
 ANSWER_WITHIN = 5.0  # the deadline, its grace, and a loaded machine's slack; a stalled request takes 120 s
@@ -72,8 +71,8 @@ async def test_with_mongodb_gone_every_operation_fails_fast(doomed):
 @pytest.mark.slow
 async def test_with_mongodb_gone_rest_answers_503_without_internals_and_queued_links_give_up(doomed, tmp_path):
     mongo, store = doomed
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
-    async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as http:
+    app, _ = gateway_app(store, tmp_path)
+    async with lifespan_client(app, AUTH) as http:
         kill(mongo)
         started = time.monotonic()
         answers = await asyncio.gather(
@@ -127,7 +126,7 @@ async def test_a_dead_embedded_mongod_is_restarted_then_given_up_on(tmp_path, ca
     backend.supervise(max_restarts=1, on_failure=failures.append)
     app = create_app(settings, backend)
     try:
-        async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as http:
+        async with lifespan_client(app, AUTH) as http:
             await http.post("/tracking/task", json={"tasks": [{"id": 1}]})
             assert backend.embedded is not None
             first_pid = backend.embedded.process.pid
@@ -199,7 +198,7 @@ async def test_a_second_gateway_on_the_same_data_dir_refuses_and_the_first_keeps
         assert second.returncode == 1
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and "another gateway" in lines[0] and str(first.pid) in lines[0], stderr
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-Auth-Token": TOKEN}) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
             assert (await http.get("/readyz")).status_code == 200
             assert (await http.post("/tracking/task", json={"tasks": [{}]})).status_code == 200
     finally:
@@ -228,7 +227,7 @@ async def test_shutdown_with_mongodb_gone_takes_seconds(tmp_path):
     try:
         await wait_until_ready(port, process)
         kill(mongo)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-Auth-Token": TOKEN}) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
             in_flight = asyncio.create_task(http.post("/tracking/task", json={"tasks": [{}]}, timeout=60))
             await asyncio.sleep(0.3)
             started = time.monotonic()

@@ -41,10 +41,18 @@ from gateway.settings import load_settings
 from models import HistoryWriter
 from models.check import NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
 from models.layout import FIELD_KINDS
-from tests.helpers import eventually, lifespan_client, next_message, served, subscription, writing_history
+from tests.helpers import (
+    AUTH,
+    TOKEN,
+    eventually,
+    gateway_app,
+    lifespan_client,
+    next_message,
+    served,
+    subscription,
+    writing_history,
+)
 
-TOKEN = "poison-token"
-AUTH = {"X-Auth-Token": TOKEN}
 EVENT = "kind taskId cursor changedFields task { id status name startTime }"
 NEVER = DatetimeMS(2**63 - 1)  # Java's new Date(Long.MAX_VALUE)
 BEFORE_YEAR_1 = DatetimeMS(-62_135_596_800_000 - 86_400_000)
@@ -126,9 +134,9 @@ async def assert_graphql_ok(http: httpx.AsyncClient, query: str) -> dict[str, An
 
 @pytest.fixture
 async def gateway(store, tmp_path) -> AsyncIterator[tuple[int, httpx.AsyncClient]]:
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+    app, settings = gateway_app(store, tmp_path)
     async with (
-        served(create_app(settings, Backend(store=store)), settings) as port,
+        served(app, settings) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60) as http,
     ):
         yield port, http

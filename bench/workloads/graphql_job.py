@@ -9,9 +9,9 @@ import aiohttp
 import orjson
 
 from bench.data import JOB_LEVELS, JOB_TASKS, Database
-from bench.measure import Bound, Row, Run, Target, count_reads, median_of, timed
+from bench.measure import Bound, Row, Run, Target, median_of, timed
+from bench.profiler import count_task_reads
 
-# One read per level of the job's graph, plus the job itself, its counts and the first level.
 TARGET = Target((Bound("ratio", "<=", 3), Bound("reads", "<=", JOB_LEVELS + 3, "reads")))
 
 
@@ -41,7 +41,7 @@ async def graphql_job_row(session: aiohttp.ClientSession, gateway: str, db: Data
 
     gateway_s = await median_of(lambda: timed(ours))
     raw_s = await median_of(lambda: timed(raw))
-    trips = await count_reads(db, ours)
+    trips = await count_task_reads(db, ours)
     ratio = gateway_s / raw_s
     return Row(
         "GraphQL 10k-task job, 20 levels, edges+counts (time)",
