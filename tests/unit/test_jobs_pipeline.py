@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+from bson.code import Code
 
 from models import JobFilter, JobPosition
-from models.jobs import jobs_pipeline, prefix_range
+from models.jobs import JobListing, JobsPage, jobs_page, jobs_pipeline, prefix_range
 
 
 def test_a_prefix_is_an_index_range():
@@ -43,3 +46,14 @@ def test_a_later_page_starts_after_the_last_job_of_the_one_before():
     } in pipeline
     never_updated = jobs_pipeline(5, JobPosition(None, "j9"), JobFilter(), None)
     assert {"$match": {"lastUpdate": None, "_id": {"$gt": "j9"}}} in never_updated
+
+
+def test_only_string_job_ids_are_listed():
+    # The group of tasks without a job-id has id null; a tool may store a job-id of another BSON type, Code
+    # (a str subclass) included: neither is a job, as the tolerant reader leaves such a job-id out.
+    rows: list[dict[str, Any]] = [
+        {"_id": None, "lastUpdate": None},
+        {"_id": Code("f()"), "lastUpdate": None},
+        {"_id": "j", "lastUpdate": 5},
+    ]
+    assert jobs_page(rows, 20, None) == JobsPage([JobListing("j", None)], False, None)
