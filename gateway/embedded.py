@@ -71,7 +71,8 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port free at the time of the call (the kernel's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -234,7 +235,7 @@ class EmbeddedMongo:
             previous = int(self._port_file.read_text())
             if _port_is_free(previous):
                 return previous
-        return _free_port()
+        return free_port()
 
     def _spawn(self, binary: Path, port: int) -> subprocess.Popen[bytes]:
         command = [

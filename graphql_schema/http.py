@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import orjson
 from fastapi import Response
 
+from gateway.negotiation import media_ranges, preference
+
 GRAPHQL_RESPONSE_TYPE = "application/graphql-response+json"
 JSON_TYPE = "application/json"
 CONTENT_TYPE_OF = {GRAPHQL_RESPONSE_TYPE: f"{GRAPHQL_RESPONSE_TYPE}; charset=utf-8", JSON_TYPE: JSON_TYPE}
@@ -21,34 +23,6 @@ class NotAcceptable(Exception):
     """The caller accepts neither GraphQL response media type (406)."""
 
 
-def _media_ranges(accept: str) -> list[tuple[str, float, int]]:
-    """(media range, q, position) of each part of an Accept header; a q that is no number counts as 0."""
-    ranges = []
-    for position, part in enumerate(accept.split(",")):
-        media, *params = (piece.strip() for piece in part.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    quality = 0.0
-        if media:
-            ranges.append((media.lower(), quality, position))
-    return ranges
-
-
-def _preference(ranges: list[tuple[str, float, int]], media: str) -> tuple[float, int, int]:
-    """RFC 9110 §12.5.1: (q, specificity, position) of the most specific range matching `media`: 2 for the
-    type itself, 1 for `application/*`, 0 for `*/*`; (0, -1, 0) when none matches."""
-    for specificity, candidate in ((2, media), (1, "application/*"), (0, "*/*")):
-        for name, quality, position in ranges:
-            if name == candidate:
-                return quality, specificity, position
-    return 0.0, -1, 0
-
-
 def response_media_type(accept: str | None) -> str:
     """The media type of the answer. No Accept: application/json, what such clients have always got (the
     specification lets a server keep that default after its 2025-01-01 watershed, and existing dashboards must
@@ -57,8 +31,8 @@ def response_media_type(accept: str | None) -> str:
     application/json, what such clients have always got. Neither acceptable: NotAcceptable."""
     if not accept or not accept.strip():
         return JSON_TYPE
-    ranges = _media_ranges(accept)
-    modern, legacy = _preference(ranges, GRAPHQL_RESPONSE_TYPE), _preference(ranges, JSON_TYPE)
+    ranges = media_ranges(accept)
+    modern, legacy = preference(ranges, GRAPHQL_RESPONSE_TYPE), preference(ranges, JSON_TYPE)
     if modern[0] == 0 and legacy[0] == 0:
         raise NotAcceptable(
             f"cannot answer with {accept!r}: accept {GRAPHQL_RESPONSE_TYPE} or {JSON_TYPE} (GraphQL over HTTP)"

@@ -35,11 +35,14 @@ from pymongo.errors import (
 from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, read_changes
 from models.events import EXPIRED_CURSOR_CODES, HISTORY_FIELDS, TaskEvent, event_from_change, stream_request
 from models.layout import Collection, Database, TaskDoc
+from models.task import TaskCounter, TaskRecord
 
 log = logging.getLogger(__name__)
 
 HISTORY = "task_history"
 LEASES = "task_history_lease"
+COLLECTIONS = (TaskRecord.Settings.name, TaskCounter.Settings.name, HISTORY, LEASES)
+"""Every collection the gateway keeps in its database: tasks, counters (and link locks), history and its lease."""
 _LEASE_ID = "writer"
 _TTL_INDEX = "at_ttl"
 GAP = "GAP"

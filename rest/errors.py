@@ -19,11 +19,12 @@ from models import (
     TaskNotFound,
     TraversalTooLarge,
 )
-from rest.codecs import BadRequest, UnsupportedMediaType, encode, response_format_or_json
+from rest.encoding import encode
+from rest.negotiation import BadRequest, UnsupportedMediaType, response_format_or_json
 
 STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     TaskNotFound: 404,
-    TaskAlreadyExists: 400,  # CONTRACT §2: an id that already exists is a 400
+    TaskAlreadyExists: 400,  # the legacy API answers 400, not 409, for an id that already exists
     InvalidOperation: 400,
     StorageUnavailable: 503,
     IdAllocationFailed: 409,  # a conflict with concurrent direct writes: trying again works

@@ -6,8 +6,8 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rest.codecs import NotAcceptable, response_format
 from rest.errors import error_response
+from rest.negotiation import NotAcceptable, response_format
 
 PREFIX = "/tracking/"
 _READS = frozenset({"GET", "HEAD"})

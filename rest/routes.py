@@ -1,4 +1,4 @@
-"""The eleven operations of the legacy Tracking API under /tracking (CONTRACT §2)."""
+"""The eleven operations of the legacy Tracking API under /tracking (NFV Director Tracking API Guide 4.1)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from models import GraphStore, Limits, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
 from models.task import INT64_MAX, NestedTasks
-from rest.codecs import (
-    BadRequest,
-    Format,
-    encode,
-    navigable_next_ids,
-    parse_json,
-    parse_xml,
-    request_charset,
-    request_format,
-    task_to_api,
-    xml_task_fields,
-    xml_task_list,
-)
+from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
 from rest.guard import path_value
+from rest.negotiation import BadRequest, Format, request_charset, request_format
 from rest.schemas import Task, TaskList, answers, body_of
+from rest.xml import parse_xml, xml_task_fields, xml_task_list
 
 
 def _format(request: Request) -> Format:
@@ -182,7 +172,7 @@ async def get_job_tasks(
     root: Annotated[bool | None, BeforeValidator(_true_or_false), Query(description="including roots or not")] = None,
 ) -> Response:
     store = _store(request)
-    # CONTRACT §2: root absent or true lists every task of the job, roots included; false only non-roots.
+    # The legacy API's rule: root absent or true lists every task of the job, roots included; false only non-roots.
     only_non_roots = False if root is False else None
     return await _tasks_response(store, await store.list_job_tasks(jobId, only_non_roots), _format(request))
 

@@ -1,4 +1,4 @@
-"""Pydantic shapes of the legacy schema, for the OpenAPI document only (bodies are encoded by rest.codecs)."""
+"""Pydantic shapes of the legacy schema, for the OpenAPI document only (bodies are encoded by rest.encoding)."""
 
 from __future__ import annotations
 

@@ -8,15 +8,14 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from gateway.app import create_app
-from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo
-from gateway.settings import load_settings
 from models import GraphStore
-from tests.helpers import served
+from models.history import COLLECTIONS
+from tests.helpers import AUTH, gateway_app, lifespan_client, served
 
 TEST_DB = "tracking_test"
 PAGES_TOKEN = "pages-token"
@@ -61,7 +60,7 @@ async def raw_db(mongo_uri: str) -> AsyncIterator:
 
 @pytest.fixture
 async def store(session_store: GraphStore, raw_db) -> GraphStore:
-    for collection in ("tasks", "counters", "task_history", "task_history_lease"):
+    for collection in COLLECTIONS:
         await raw_db[collection].delete_many({})
     return session_store
 
@@ -74,6 +73,23 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def base_url(store: GraphStore, tmp_path: Path) -> AsyncIterator[str]:
     """A gateway on a real server (for browsers), on the test database, with PAGES_TOKEN."""
-    settings = load_settings(api_tokens=PAGES_TOKEN, data_dir=tmp_path)
-    async with served(create_app(settings, Backend(store=store)), settings) as port:
+    app, settings = gateway_app(store, tmp_path, api_tokens=PAGES_TOKEN)
+    async with served(app, settings) as port:
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def client(store: GraphStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the gateway in this process (lifespan run), on the test database, sending TOKEN."""
+    app, _ = gateway_app(store, tmp_path)
+    async with lifespan_client(app, AUTH) as http:
+        yield http
+
+
+@pytest.fixture
+async def live(store: GraphStore, tmp_path: Path) -> AsyncIterator[int]:
+    """The gateway behind its own uvicorn configuration on a free loopback port, on the test database, accepting
+    TOKEN; yields the port."""
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port:
+        yield port

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +18,23 @@ from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from gateway.app import create_app
+from gateway.backend import Backend
+from gateway.embedded import free_port
 from gateway.server import server_config
-from gateway.settings import Settings
-from models import HistoryWriter, TaskCreate
+from gateway.settings import Settings, load_settings
+from models import GraphStore, HistoryWriter, TaskCreate
+
+TOKEN = "test-token"
+"""The token the tests' gateways accept."""
+AUTH = {"X-Auth-Token": TOKEN}
+
+
+def gateway_app(store: GraphStore, data_dir: Path, **settings: Any) -> tuple[FastAPI, Settings]:
+    """The gateway app on `store`, accepting TOKEN, its data dir at `data_dir`, and the settings it was made with;
+    `settings` are load_settings's keyword arguments and override those."""
+    loaded = load_settings(**{"api_tokens": TOKEN, "data_dir": data_dir, **settings})
+    return create_app(loaded, Backend(store=store)), loaded
 
 
 def task(**fields: Any) -> TaskCreate:
@@ -36,7 +50,7 @@ async def stored_links(raw_db) -> dict[int, tuple[list[int], list[int]]]:
 
 
 async def assert_link_invariant(raw_db) -> set[tuple[int, int]]:
-    """CONTRACT §3: b in a.nexts exactly when a in b.previous, and every linked id exists. Returns the edges."""
+    """The link invariant: b in a.nexts exactly when a in b.previous, and every linked id exists. Returns the edges."""
     links = await stored_links(raw_db)
     edges = {(a, b) for a, (nexts, _) in links.items() for b in nexts}
     mirrored = {(a, b) for b, (_, previous) in links.items() for a in previous}
@@ -61,12 +75,6 @@ def reachable(edges: set[tuple[int, int]], start: int, goal: int) -> bool:
                 seen.add(b)
                 frontier.append(b)
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @asynccontextmanager

@@ -14,20 +14,16 @@ from bson.int64 import Int64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
 from models.graph import GraphCycle, critical_path, duration_ms
-from tests.helpers import lifespan_client
+from tests.helpers import AUTH, gateway_app, lifespan_client
 
-TOKEN = "dashboard-token"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 async def http(store, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, graphql_max_traversal=50, graphql_max_page=10)
-    async with lifespan_client(create_app(settings, Backend(store=store)), {"X-Auth-Token": TOKEN}) as c:
+    app, _ = gateway_app(store, tmp_path, graphql_max_traversal=50, graphql_max_page=10)
+    async with lifespan_client(app, AUTH) as c:
         yield c
 
 

@@ -1,5 +1,6 @@
-"""Property test: random sequences of create / link / unlink / delete keep CONTRACT §3's link invariant, and the
-stored graph always equals a plain in-memory model of what was acknowledged (nothing lost, nothing invented)."""
+"""Property test: random sequences of create / link / unlink / delete keep the link invariant (b is in a's nexts
+exactly when a is in b's previous, and every linked id exists), and the stored graph always equals a plain
+in-memory model of what was acknowledged (nothing lost, nothing invented)."""
 
 from __future__ import annotations
 

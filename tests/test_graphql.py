@@ -15,12 +15,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
-from tests.helpers import assert_link_invariant, free_port, lifespan_client, new_change_stream
+from bench.profiler import count_task_reads
+from gateway.embedded import free_port
+from tests.helpers import AUTH, TOKEN, assert_link_invariant, gateway_app, lifespan_client, new_change_stream
 
-TOKEN = "graphql-token"
 TASK_FIELDS = """
   id status creationTimestamp updateTimestamp jobId root name description startTime finishTime lock workflowId
   matchId rollbackStatus executionCode executionDescription initialArtifactStatus type mainArtifact finalStatus
@@ -61,14 +59,9 @@ EVERY_INPUT = {
 }
 
 
-def app_for(store, tmp_path, **bounds):
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, **bounds)
-    return create_app(settings, Backend(store=store))
-
-
 @pytest.fixture
 async def http(store, tmp_path):
-    async with lifespan_client(app_for(store, tmp_path), {"X-Auth-Token": TOKEN}) as c:
+    async with lifespan_client(gateway_app(store, tmp_path)[0], AUTH) as c:
         yield c
 
 
@@ -246,19 +239,6 @@ async def test_a_thousand_task_job_graph_in_one_query(http, raw_db):
 # ---- batching --------------------------------------------------------------------------------------------------
 
 
-async def count_task_queries(raw_db, action) -> int:
-    """How many reads of `tasks` MongoDB itself received while `action` ran (the database profiler)."""
-    await raw_db.command("profile", 0)
-    await raw_db.system.profile.drop()
-    await raw_db.command("profile", 2)
-    try:
-        await action()
-    finally:
-        await raw_db.command("profile", 0)
-    query = {"ns": f"{raw_db.name}.tasks", "op": {"$in": ["query", "getmore"]}}
-    return await raw_db.system.profile.count_documents(query)
-
-
 async def test_a_traversal_costs_one_round_trip_per_level(http, raw_db):
     # a tree: 1 root, 5 children, 25 grandchildren, 125 great-grandchildren
     tasks = [{"id": 1}]
@@ -284,9 +264,9 @@ async def test_a_traversal_costs_one_round_trip_per_level(http, raw_db):
         body = await gql(http, '{ task(id: "1") { descendants { id previous { id } } } }')
         assert len(body["data"]["task"]["descendants"]) == 155
 
-    assert await count_task_queries(raw_db, nested) == 4  # the task, then one per level
+    assert await count_task_reads(raw_db, nested) == 4  # the task, then one per level
     # the task, one per level (3), and one more for the previous of tasks the walk did not load (the root)
-    assert await count_task_queries(raw_db, descendants) <= 5
+    assert await count_task_reads(raw_db, descendants) <= 5
 
 
 # ---- mutations -------------------------------------------------------------------------------------------------
@@ -380,10 +360,10 @@ async def test_a_token_is_required_but_graphiql_opens_in_a_browser(http):
 
 @pytest.fixture
 async def bounded(store, tmp_path):
-    app = app_for(
+    app, _ = gateway_app(
         store, tmp_path, graphql_max_depth=4, graphql_max_aliases=3, graphql_max_tokens=60, graphql_max_traversal=4
     )
-    async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as c:
+    async with lifespan_client(app, AUTH) as c:
         await rest_create(c, *({"id": i, "job-id": "six"} for i in range(1, 7)))
         for i in range(1, 6):
             await c.put(f"/tracking/task/{i}/next?nextTaskId={i + 1}")
@@ -421,7 +401,9 @@ async def test_within_bounds_passes(bounded):
 async def live(store, tmp_path):
     """The app served by a real uvicorn on loopback, in this event loop (the store's client lives here)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app_for(store, tmp_path), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(gateway_app(store, tmp_path)[0], host="127.0.0.1", port=port, log_level="warning")
+    )
     serving = asyncio.create_task(server.serve())
     while not server.started:
         assert not serving.done(), "uvicorn did not start"

@@ -16,22 +16,16 @@ from graphql import get_introspection_query
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
 from graphql_schema.rules import INTROSPECTION_QUERY_DEPTH
-from tests.helpers import lifespan_client, new_change_stream, served
+from tests.helpers import AUTH, gateway_app, lifespan_client, new_change_stream, served
 
-TOKEN = "graphql-http-token"
 READ_TOKEN = "graphql-http-read-token"
-AUTH = {"X-Auth-Token": TOKEN}
 MODERN = "application/graphql-response+json"
 CREATE = 'mutation { createTasks(tasks: [{jobId: "j"}]) { id } }'
 
 
 def gateway(store, tmp_path, **overrides):
-    settings = load_settings(api_tokens=TOKEN, read_tokens=READ_TOKEN, data_dir=tmp_path, **overrides)
-    return create_app(settings, Backend(store=store)), settings
+    return gateway_app(store, tmp_path, read_tokens=READ_TOKEN, **overrides)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Every way issue #8 found to break the gateway with one request or one stored document, as a regression test
+"""Every way found to break the gateway with one request or one stored document, as a regression test
 through HTTP or GraphQL on the real MongoDB: each gets a fast, clear answer and changes nothing it should not."""
 
 from __future__ import annotations
@@ -18,38 +18,27 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
 from models import GraphStore, Limits
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, INT64_MAX, SERVER_ID_MAX
 from tests.conftest import TEST_DB
-from tests.helpers import lifespan_client, new_change_stream, served, task
+from tests.helpers import AUTH, gateway_app, lifespan_client, new_change_stream, served, task
 
-TOKEN = "hardening-token"
-AUTH = {"X-Auth-Token": TOKEN}
 XML = {"Content-Type": "application/xml", "Accept": "application/xml", **AUTH}
 JSON = {"Content-Type": "application/json"}
 
 
 @asynccontextmanager
 async def gateway(store: GraphStore, tmp_path, **settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path, **settings), Backend(store=store))
+    app, _ = gateway_app(store, tmp_path, **settings)
     async with lifespan_client(app, AUTH) as client:
         yield client
 
 
 @pytest.fixture
-async def client(store, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
-    async with gateway(store, tmp_path) as http:
-        yield http
-
-
-@pytest.fixture
 async def live(store, tmp_path) -> AsyncIterator[int]:
     """The gateway behind its own uvicorn configuration (a one-second head timeout); yields the port."""
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, header_timeout_ms=1000)
-    async with served(create_app(settings, Backend(store=store)), settings) as port:
+    app, settings = gateway_app(store, tmp_path, header_timeout_ms=1000)
+    async with served(app, settings) as port:
         yield port
 
 

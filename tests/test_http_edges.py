@@ -19,23 +19,17 @@ import httpx
 import pytest
 import xmltodict
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
-from tests.helpers import eventually, free_port, served
+from gateway.embedded import free_port
+from tests.helpers import AUTH, TOKEN, eventually, gateway_app, served
 
-TOKEN = "edges-token"
-AUTH = {"X-Auth-Token": TOKEN}
 BODY_TIMEOUT_MS = 1000
 
 
 @pytest.fixture
 async def live(store, tmp_path) -> AsyncIterator[int]:
     """The gateway behind its own uvicorn configuration (one-second head and body deadlines); yields the port."""
-    settings = load_settings(
-        api_tokens=TOKEN, data_dir=tmp_path, header_timeout_ms=1000, body_timeout_ms=BODY_TIMEOUT_MS
-    )
-    async with served(create_app(settings, Backend(store=store)), settings) as port:
+    app, settings = gateway_app(store, tmp_path, header_timeout_ms=1000, body_timeout_ms=BODY_TIMEOUT_MS)
+    async with served(app, settings) as port:
         yield port
 
 
@@ -386,8 +380,8 @@ async def test_every_operation_answers_100_continue_before_its_final_answer(http
 
 
 async def test_a_chunked_body_over_the_limit_after_100_continue_is_a_413(store, tmp_path, raw_db):
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, max_body_bytes=1024)
-    async with served(create_app(settings, Backend(store=store)), settings) as port:
+    app, settings = gateway_app(store, tmp_path, max_body_bytes=1024)
+    async with served(app, settings) as port:
         reader, writer = await connect(port)
         try:
             head = request_head(
@@ -463,6 +457,7 @@ def start_gateway(env: dict[str, str], log: Path) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "gateway"], env={**inherited, **env}, stderr=stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_tokens_never_reach_the_log_however_they_are_sent(mongo_uri, tmp_path, log_format):
     port = free_port()

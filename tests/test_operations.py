@@ -22,8 +22,9 @@ from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.backend import Backend
+from gateway.embedded import free_port
 from gateway.settings import load_settings
-from tests.helpers import eventually, free_port, lifespan_client, new_change_stream, served
+from tests.helpers import eventually, lifespan_client, new_change_stream, served
 
 WRITER, READER = "writer-token", "reader-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -225,6 +226,7 @@ async def test_nothing_acceptable_is_406(client, accept):
 # ---- a whole process: logs, the embedded MongoDB's port and URI -------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_json_logs_carry_request_ids_never_tokens_and_ops_tools_find_the_embedded_mongodb(tmp_path):
     port, mongo_port = free_port(), free_port()
     env = {
@@ -313,6 +315,7 @@ async def _mypy_strict(directory: Path, *targets: str) -> str:
     return report.decode() if checked.returncode else ""
 
 
+@pytest.mark.slow
 async def test_a_client_generated_from_the_openapi_document_creates_links_and_reads(store, tmp_path, monkeypatch):
     settings = load_settings(api_tokens=WRITER, data_dir=tmp_path)
     app = create_app(settings, Backend(store=store))

@@ -18,12 +18,11 @@ from pymongo import AsyncMongoClient
 
 from gateway.app import create_app
 from gateway.backend import Backend
-from gateway.embedded import EmbeddedMongo
+from gateway.embedded import EmbeddedMongo, free_port
 from gateway.settings import load_settings
 from models import GraphStore, StorageUnavailable, TaskPatch
-from tests.helpers import eventually, free_port, lifespan_client, task
+from tests.helpers import AUTH, TOKEN, eventually, gateway_app, lifespan_client, task
 
-TOKEN = "outage-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
 DEADLINE_MS = 1500
 ANSWER_WITHIN = 5.0  # the deadline, its grace, and a loaded machine's slack; a stalled request takes 120 s
@@ -53,6 +52,7 @@ async def timed(operation) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 async def test_with_mongodb_gone_every_operation_fails_fast(doomed):
     mongo, store = doomed
     kill(mongo)
@@ -68,10 +68,11 @@ async def test_with_mongodb_gone_every_operation_fails_fast(doomed):
         assert await timed(operation) < ANSWER_WITHIN
 
 
+@pytest.mark.slow
 async def test_with_mongodb_gone_rest_answers_503_without_internals_and_queued_links_give_up(doomed, tmp_path):
     mongo, store = doomed
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
-    async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as http:
+    app, _ = gateway_app(store, tmp_path)
+    async with lifespan_client(app, AUTH) as http:
         kill(mongo)
         started = time.monotonic()
         answers = await asyncio.gather(
@@ -92,6 +93,7 @@ async def test_with_mongodb_gone_rest_answers_503_without_internals_and_queued_l
         assert time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 async def test_the_store_recovers_when_mongodb_comes_back(doomed, tmp_path):
     mongo, store = doomed
     kill(mongo)
@@ -124,7 +126,7 @@ async def test_a_dead_embedded_mongod_is_restarted_then_given_up_on(tmp_path, ca
     backend.supervise(max_restarts=1, on_failure=failures.append)
     app = create_app(settings, backend)
     try:
-        async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as http:
+        async with lifespan_client(app, AUTH) as http:
             await http.post("/tracking/task", json={"tasks": [{"id": 1}]})
             assert backend.embedded is not None
             first_pid = backend.embedded.process.pid
@@ -185,6 +187,7 @@ def stop(process: subprocess.Popen) -> str:
     return process.communicate(timeout=60)[1]
 
 
+@pytest.mark.slow
 async def test_a_second_gateway_on_the_same_data_dir_refuses_and_the_first_keeps_serving(tmp_path):
     data_dir, port = tmp_path / "var", free_port()
     first = start_gateway(TRACKING_DATA_DIR=str(data_dir), TRACKING_PORT=str(port))
@@ -195,13 +198,14 @@ async def test_a_second_gateway_on_the_same_data_dir_refuses_and_the_first_keeps
         assert second.returncode == 1
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and "another gateway" in lines[0] and str(first.pid) in lines[0], stderr
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-Auth-Token": TOKEN}) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
             assert (await http.get("/readyz")).status_code == 200
             assert (await http.post("/tracking/task", json={"tasks": [{}]})).status_code == 200
     finally:
         stop(first)
 
 
+@pytest.mark.slow
 async def test_a_gateway_that_may_not_restart_its_mongod_exits_non_zero(tmp_path):
     data_dir, port = tmp_path / "var", free_port()
     process = start_gateway(TRACKING_DATA_DIR=str(data_dir), TRACKING_PORT=str(port), TRACKING_EMBEDDED_RESTARTS="0")
@@ -214,6 +218,7 @@ async def test_a_gateway_that_may_not_restart_its_mongod_exits_non_zero(tmp_path
     assert "cannot serve any more" in stderr
 
 
+@pytest.mark.slow
 async def test_shutdown_with_mongodb_gone_takes_seconds(tmp_path):
     mongo = EmbeddedMongo(tmp_path / "external", cache_size_gb=0.25)
     uri = await mongo.start()
@@ -222,7 +227,7 @@ async def test_shutdown_with_mongodb_gone_takes_seconds(tmp_path):
     try:
         await wait_until_ready(port, process)
         kill(mongo)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-Auth-Token": TOKEN}) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
             in_flight = asyncio.create_task(http.post("/tracking/task", json={"tasks": [{}]}, timeout=60))
             await asyncio.sleep(0.3)
             started = time.monotonic()
@@ -295,6 +300,7 @@ async def test_check_on_a_sound_graph_finds_nothing(store, raw_db):
     assert report.problems_left == 0 and report.scanned == 3
 
 
+@pytest.mark.slow
 def test_the_check_command_exits_by_what_it_found(mongo_uri, tmp_path):
     env = gateway_env(TRACKING_MONGODB_URI=mongo_uri, TRACKING_MONGODB_DB="check_cli", TRACKING_DATA_DIR=str(tmp_path))
     asyncio.run(_seed_in_other_db(mongo_uri))

@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from tests.browser import Browser, render
+from bench.browser import Browser, render
 from tests.conftest import PAGES_TOKEN as TOKEN
 
 TOKEN_KEY = "tracking-token"  # gateway/static/token.js: one sessionStorage key for every page

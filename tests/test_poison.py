@@ -36,13 +36,16 @@ from pymongo.errors import WriteError
 
 from gateway.app import create_app
 from gateway.backend import Backend
+from gateway.embedded import free_port
 from gateway.settings import load_settings
 from models import HistoryWriter
 from models.check import NON_ARRAY_LINKS, NON_INT64_IDS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
 from models.layout import FIELD_KINDS
 from tests.helpers import (
+    AUTH,
+    TOKEN,
     eventually,
-    free_port,
+    gateway_app,
     lifespan_client,
     next_message,
     served,
@@ -50,8 +53,6 @@ from tests.helpers import (
     writing_history,
 )
 
-TOKEN = "poison-token"
-AUTH = {"X-Auth-Token": TOKEN}
 EVENT = "kind taskId cursor changedFields task { id status name startTime }"
 NEVER = DatetimeMS(2**63 - 1)  # Java's new Date(Long.MAX_VALUE)
 BEFORE_YEAR_1 = DatetimeMS(-62_135_596_800_000 - 86_400_000)
@@ -141,9 +142,9 @@ async def assert_graphql_ok(http: httpx.AsyncClient, query: str) -> dict[str, An
 
 @pytest.fixture
 async def gateway(store, tmp_path) -> AsyncIterator[tuple[int, httpx.AsyncClient]]:
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+    app, settings = gateway_app(store, tmp_path)
     async with (
-        served(create_app(settings, Backend(store=store)), settings) as port,
+        served(app, settings) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60) as http,
     ):
         yield port, http
@@ -448,6 +449,7 @@ def gateway_process_env(mongo_uri: str, tmp_path, **values: str) -> dict[str, st
     return env
 
 
+@pytest.mark.slow
 async def test_the_gateway_process_serves_the_corpus_and_exits_0_on_sigterm(poisoned_db, mongo_uri, tmp_path):
     port = free_port()
     env = gateway_process_env(mongo_uri, tmp_path, TRACKING_PORT=str(port), TRACKING_API_TOKENS=TOKEN)
@@ -479,6 +481,7 @@ async def test_the_gateway_process_serves_the_corpus_and_exits_0_on_sigterm(pois
     assert "Traceback" not in stderr, stderr
 
 
+@pytest.mark.slow
 async def test_check_reports_the_corpus_and_repair_finishes_with_a_report(poisoned_db, mongo_uri, tmp_path):
     env = gateway_process_env(mongo_uri, tmp_path)
     command = [sys.executable, "-m", "gateway", "check", "--repair"]

@@ -10,12 +10,8 @@ import pytest
 import xmltodict
 from openapi_spec_validator import validate
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
-from tests.helpers import assert_link_invariant, lifespan_client
+from tests.helpers import AUTH, TOKEN, assert_link_invariant, gateway_app, lifespan_client
 
-TOKEN = "test-token"
 XML = {"Content-Type": "application/xml", "Accept": "application/xml"}
 
 EVERY_FIELD = {
@@ -50,17 +46,6 @@ EVERY_FIELD = {
     "order-by": "name",
     "definition-id": "def",
 }
-
-
-def make_client(app):
-    return lifespan_client(app, {"X-Auth-Token": TOKEN})
-
-
-@pytest.fixture
-async def client(store, tmp_path):
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
-    async with make_client(app) as http:
-        yield http
 
 
 async def create(client, *tasks: dict) -> list[dict]:
@@ -455,8 +440,8 @@ async def test_text_xml_and_charset_parameters_are_accepted(client):
 
 @pytest.fixture
 async def small_limit_client(store, tmp_path):
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path, max_body_bytes=100), Backend(store=store))
-    async with make_client(app) as http:
+    app, _ = gateway_app(store, tmp_path, max_body_bytes=100)
+    async with lifespan_client(app, AUTH) as http:
         yield http
 
 

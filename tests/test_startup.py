@@ -16,10 +16,10 @@ import pytest
 
 from gateway import embedded as embedded_module
 from gateway.backend import Backend
-from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, find_mongod_binary
+from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, find_mongod_binary, free_port
 from gateway.settings import SettingsError, load_settings
 from models import GraphStore, TransactionsUnsupported
-from tests.helpers import free_port, task
+from tests.helpers import task
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 
@@ -76,6 +76,7 @@ def test_invalid_settings_name_the_variable(monkeypatch, variable, value):
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_cli_refuses_invalid_settings_with_one_line(tmp_path):
     result = subprocess.run(
         [*GATEWAY, "serve"],
@@ -93,6 +94,7 @@ def test_cli_refuses_invalid_settings_with_one_line(tmp_path):
 # ---- embedded mongod -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_embedded_data_survives_a_restart(data_dir):
     mongo = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     store = await GraphStore.open(await mongo.start(), "restart")
@@ -110,6 +112,7 @@ async def test_embedded_data_survives_a_restart(data_dir):
         await again.stop()
 
 
+@pytest.mark.slow
 async def test_a_mongod_killed_hard_restarts_with_its_acknowledged_data(data_dir):
     mongo = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     store = await GraphStore.open(await mongo.start(), "crash")
@@ -129,6 +132,7 @@ async def test_a_mongod_killed_hard_restarts_with_its_acknowledged_data(data_dir
         await again.stop()
 
 
+@pytest.mark.slow
 async def test_a_mongod_left_running_by_a_dead_gateway_is_replaced(data_dir):
     orphan = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     await orphan.start()
@@ -145,6 +149,7 @@ async def test_a_mongod_left_running_by_a_dead_gateway_is_replaced(data_dir):
         await successor.stop()
 
 
+@pytest.mark.slow
 async def test_the_replica_set_follows_a_new_port_when_the_old_one_is_taken(data_dir):
     mongo = EmbeddedMongo(data_dir, cache_size_gb=0.25)
     store = await GraphStore.open(await mongo.start(), "ports")
@@ -164,6 +169,7 @@ async def test_the_replica_set_follows_a_new_port_when_the_old_one_is_taken(data
             await again.stop()
 
 
+@pytest.mark.slow
 async def test_a_binary_that_cannot_run_says_to_set_the_uri(data_dir, monkeypatch):
     monkeypatch.setattr(embedded_module, "find_mongod_binary", lambda: Path("/bin/false"))
     with pytest.raises(EmbeddedMongoError, match="TRACKING_MONGODB_URI"):
@@ -212,11 +218,13 @@ def standalone_uri(tmp_path) -> Iterator[str]:
     process.wait(30)
 
 
+@pytest.mark.slow
 async def test_a_standalone_server_is_refused_with_the_fix(standalone_uri):
     with pytest.raises(TransactionsUnsupported, match=r"standalone.*--replSet"):
         await GraphStore.open(standalone_uri, "standalone")
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_standalone_server(standalone_uri, tmp_path):
     result = subprocess.run(
         [*GATEWAY],
@@ -265,6 +273,7 @@ def stop_gateway(process: subprocess.Popen) -> str:
     return stderr
 
 
+@pytest.mark.slow
 def test_the_gateway_process_serves_keeps_data_across_restarts_and_stops_its_mongod(tmp_path):
     port, data_dir = free_port(), tmp_path / "var"
     base = f"http://127.0.0.1:{port}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import AsyncIterator
 from xml.sax.saxutils import escape
 
 import httpx
@@ -21,10 +20,8 @@ from gateway.backend import Backend
 from gateway.settings import load_settings
 from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, RESPONSE_FIELD_ORDER, GraphStore
 from tests.conftest import TEST_DB
-from tests.helpers import lifespan_client, served
+from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client, served
 
-TOKEN = "xml-token"
-AUTH = {"X-Auth-Token": TOKEN}
 XML_IN = {"Content-Type": "application/xml"}
 XML_BOTH = {**XML_IN, "Accept": "application/xml"}
 TEXT_FIELDS = [
@@ -42,13 +39,6 @@ XML_CHARACTERS = st.one_of(
     ),
 )
 """XML 1.0 §2.2 Char: what any XML document may carry (the gateway refuses the rest on input)."""
-
-
-@pytest.fixture
-async def client(store, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
-    async with lifespan_client(app, AUTH) as http:
-        yield http
 
 
 def xml_text(value: str) -> str:
@@ -235,10 +225,10 @@ async def test_twenty_floods_leave_memory_bounded(client):
 
 async def test_health_answers_while_a_big_xml_body_is_parsed(store, tmp_path):
     """XML bodies over 64 KiB are parsed in a worker thread: the event loop goes on serving meanwhile."""
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+    app, settings = gateway_app(store, tmp_path)
     body = b"<tasks><task>" + b"<x>1</x>" * 600_000 + b"</task></tasks>"  # 4.8 MB, about 1.5 s to parse
     async with (
-        served(create_app(settings, Backend(store=store)), settings) as port,
+        served(app, settings) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60) as http,
     ):
         started = time.monotonic()

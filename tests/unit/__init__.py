@@ -1,0 +1,1 @@
+"""Tests of pure code: no MongoDB, no server, no process; each runs in milliseconds."""

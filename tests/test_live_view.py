@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.browser import Browser
+from bench.browser import Browser
 from tests.conftest import PAGES_TOKEN
 
 HEADERS = {"X-Auth-Token": PAGES_TOKEN}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,15 +19,14 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from websockets.asyncio.client import ClientConnection
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.embedded import find_mongod_binary
-from gateway.settings import load_settings
+from gateway.embedded import find_mongod_binary, free_port
 from models import GraphStore, HistoryWriter, StorageUnavailable, TaskPatch
 from tests.conftest import TEST_DB
 from tests.helpers import (
+    AUTH,
+    TOKEN,
     eventually,
-    free_port,
+    gateway_app,
     lifespan_client,
     next_event,
     next_message,
@@ -42,17 +41,8 @@ def subscription(port: int, variables: dict[str, Any], streams_of: Any = None) -
     return _subscription(port, variables, TOKEN, EVENT, streams_of)
 
 
-TOKEN = "live-token"
-AUTH = {"X-Auth-Token": TOKEN}
 EVENT = "kind taskId cursor at changedFields task { status }"
 T_PAST = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def live(store, tmp_path) -> AsyncIterator[int]:
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
-    async with served(create_app(settings, Backend(store=store)), settings) as port:
-        yield port
 
 
 async def no_event(ws: ClientConnection, within: float = 1.5) -> None:
@@ -109,7 +99,7 @@ async def history_of(raw_db, task_id: int) -> list[dict[str, Any]]:
 
 
 async def test_the_history_of_a_task_through_its_status_changes_and_after_deletion(store, raw_db, tmp_path):
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
+    app, _ = gateway_app(store, tmp_path)
     async with (
         writing_history(raw_db, HistoryWriter(store._database, "solo", flush_s=0.2)),
         lifespan_client(app, AUTH) as http,
@@ -250,13 +240,14 @@ async def _initiate(hosts: list[str]) -> None:
         await client.close()
 
 
+@pytest.mark.slow
 async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_election(three_members, tmp_path):
     store = await GraphStore.open(three_members, "failover", timeout_ms=20_000)
-    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, subscription_resume_ms=60_000)
+    app, settings = gateway_app(store, tmp_path, subscription_resume_ms=60_000)
     try:
         await store.create_tasks([task(id=1, job_id="f", status="BEFORE")])
         async with (
-            served(create_app(settings, Backend(store=store)), settings) as port,
+            served(app, settings) as port,
             subscription(port, {"jobId": "f"}, store._database) as ws,
         ):
             await store.update_task(1, TaskPatch.model_validate({"status": "STILL BEFORE"}))

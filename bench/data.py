@@ -1,0 +1,119 @@
+"""The benchmark's data: task documents written straight into `tasks` (the stored layout), and what `load`
+puts there before the servers start."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson.int64 import Int64
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+DB = "bench"
+BULK_TASKS = 100_000
+FLEET_JOBS, FLEET_JOB_SIZE = 9_000, 100  # with the 100 bulk jobs: 1,000,000 tasks in about 10,000 jobs
+BIG_JOB_TASKS = 100_000
+JOB_TASKS, JOB_LEVELS = 10_000, 20
+WALK_TASKS = 1_000
+TOTAL_TASKS = BULK_TASKS + JOB_TASKS + WALK_TASKS + FLEET_JOBS * FLEET_JOB_SIZE + BIG_JOB_TASKS
+STATUSES = ("READY", "RUNNING", "DONE", "FAILED")
+Doc = dict[str, Any]
+Database = AsyncDatabase[Doc]
+Client = AsyncMongoClient[Doc]
+
+
+def task_doc(task_id: int, job: str, now: datetime, **extra: object) -> Doc:
+    return {
+        "_id": Int64(task_id),
+        "status": STATUSES[task_id % len(STATUSES)],
+        "creation-timestamp": now,
+        "update-timestamp": now,
+        "job-id": job,
+        "root": True,
+        "name": f"task {task_id}",
+        "description": "a benchmark task",
+        "type": "task",
+        "nexts": [],
+        "previous": [],
+        **extra,
+    }
+
+
+def linked_task_doc(task_id: int, job: str, now: datetime, nexts: list[int], previous: list[int]) -> Doc:
+    """A task with these links (int64, as the gateway stores them); a root when it has no previous task."""
+    return task_doc(
+        task_id, job, now, root=not previous, nexts=[Int64(i) for i in nexts], previous=[Int64(i) for i in previous]
+    )
+
+
+def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime) -> list[Doc]:
+    """`levels` levels of equal width; each task links to two tasks of the next level."""
+    width = count // levels
+    docs = []
+    for level in range(levels):
+        for index in range(width):
+            task_id = first_id + level * width + index
+            nexts = (
+                []
+                if level == levels - 1
+                else sorted(
+                    {first_id + (level + 1) * width + index, first_id + (level + 1) * width + (index + 1) % width}
+                )
+            )
+            previous = (
+                []
+                if level == 0
+                else sorted(
+                    {first_id + (level - 1) * width + index, first_id + (level - 1) * width + (index - 1) % width}
+                )
+            )
+            docs.append(linked_task_doc(task_id, job, now, nexts, previous))
+    return docs
+
+
+def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[Doc]:
+    docs = []
+    for index in range(count):
+        nexts = [first_id + child for child in (2 * index + 1, 2 * index + 2) if child < count]
+        previous = [first_id + (index - 1) // 2] if index else []
+        docs.append(linked_task_doc(first_id + index, job, now, nexts, previous))
+    return docs
+
+
+async def load(db: Database) -> dict[str, int]:
+    await db.tasks.drop()
+    now = datetime.now(UTC).replace(microsecond=0)
+    for start in range(1, BULK_TASKS + 1, 10_000):
+        await db.tasks.insert_many([task_doc(i, f"bulk-{i // 1000}", now) for i in range(start, start + 10_000)])
+    job_first = BULK_TASKS + 1
+    await db.tasks.insert_many(layered_job(job_first, JOB_TASKS, JOB_LEVELS, "job-10k", now))
+    walk_first = job_first + JOB_TASKS
+    await db.tasks.insert_many(binary_tree(walk_first, WALK_TASKS, "walk-1k", now))
+    next_free = await load_fleet(db, walk_first + WALK_TASKS, now)
+    return {"walk_root": walk_first, "next_free": next_free}
+
+
+async def load_fleet(db: Database, first_id: int, now: datetime) -> int:
+    """9,000 jobs of 100 tasks (each job last updated at its own time) and one job of 100,000 tasks."""
+    rng = random.Random(7)
+    batch: list[Doc] = []
+    task_id = first_id
+    for job in range(FLEET_JOBS):
+        updated = now - timedelta(seconds=rng.randint(0, 30 * 86_400))
+        for _ in range(FLEET_JOB_SIZE):
+            batch.append(task_doc(task_id, f"fleet-{job:05d}", updated, **{"start-time": updated - timedelta(hours=1)}))
+            task_id += 1
+        if len(batch) >= 20_000:
+            await db.tasks.insert_many(batch)
+            batch = []
+    for _ in range(BIG_JOB_TASKS):
+        batch.append(task_doc(task_id, "job-100k", now))
+        task_id += 1
+        if len(batch) >= 20_000:
+            await db.tasks.insert_many(batch)
+            batch = []
+    if batch:
+        await db.tasks.insert_many(batch)
+    return task_id

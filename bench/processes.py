@@ -1,0 +1,55 @@
+"""The servers under test as real processes: the gateway (`python -m gateway`) and the hand-written reference
+(`python -m bench.reference_app`), on the benchmark's database with its token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from bench.data import DB
+
+TOKEN = "bench-token"
+
+
+def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    """`python -m module` serving on loopback `port`, on MongoDB `uri`, with TOKEN."""
+    env = {
+        **os.environ,
+        "TRACKING_MONGODB_URI": uri,
+        "TRACKING_MONGODB_DB": DB,
+        "TRACKING_PORT": str(port),
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(data_dir),
+        "TRACKING_LOG_LEVEL": "warning",
+        "TRACKING_GRAPHQL_MAX_TRAVERSAL": "20000",
+    }
+    return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=subprocess.DEVNULL)
+
+
+async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Until `url` answers below 500; SystemExit if the process exits or it never does (5 minutes)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3000):  # index builds over a million tasks at start-up take a while
+            if process.poll() is not None:
+                raise SystemExit(f"{url}: server exited with {process.returncode}")
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -1,0 +1,23 @@
+"""One module per workload, each with `async def measure(run: Run) -> list[Row]`; WORKLOADS names them as
+`python -m bench NAME ...` takes them, in the order `make bench` runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bench.measure import Row, Run
+from bench.workloads import bigjob, create, events, get, graphql_job, history, jobs, links, roots, ui, walk
+
+WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
+    "get": get.measure,
+    "roots": roots.measure,
+    "create": create.measure,
+    "links": links.measure,
+    "graphql": graphql_job.measure,
+    "walk": walk.measure,
+    "jobs": jobs.measure,
+    "bigjob": bigjob.measure,
+    "events": events.measure,
+    "history": history.measure,
+    "ui": ui.measure,
+}

@@ -1,0 +1,97 @@
+"""PUT /tracking/task/{id}/next: one sequential client against a raw two-update transaction, and 32 clients
+on 32 jobs, on one job and over two gateways."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import aiohttp
+from bson.int64 import Int64
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from bench.data import Client, Database, task_doc
+from bench.measure import CONCURRENCY, REPORT, Row, Run, at_least, median_of
+
+SPREAD_OVER_JOBS = at_least(4)
+TWO_GATEWAYS = at_least(1.5)
+
+
+class LinkLoad:
+    """Link additions between fresh task pairs, each client adding its own pairs one after another."""
+
+    def __init__(self, session: aiohttp.ClientSession, db: Database, ids: dict[str, int]) -> None:
+        self.session, self.db = session, db
+        self.next_free = ids["next_free"] + 5_000_000
+        self.round = 0
+
+    async def pairs(self, clients: int, per_client: int, one_job: bool) -> list[list[tuple[int, int]]]:
+        """`per_client` unlinked pairs for each client, in a job of its own or all in one job."""
+        self.round += 1
+        now = datetime.now(UTC)
+        first, self.next_free = self.next_free, self.next_free + 2 * clients * per_client
+        job = f"links-{self.round}"
+        docs = [
+            task_doc(first + i, job if one_job else f"{job}-{i // (2 * per_client)}", now)
+            for i in range(2 * clients * per_client)
+        ]
+        await self.db.tasks.insert_many(docs)
+        ids = iter(range(first, first + 2 * clients * per_client))
+        return [[(next(ids), next(ids)) for _ in range(per_client)] for _ in range(clients)]
+
+    async def rate(self, gateways: list[str], clients: int, per_client: int, one_job: bool = False) -> float:
+        """Links per second with `clients` clients spread over `gateways`."""
+        work = await self.pairs(clients, per_client, one_job)
+
+        async def client(number: int) -> None:
+            base = gateways[number % len(gateways)]
+            for a, b in work[number]:
+                async with self.session.put(f"{base}/tracking/task/{a}/next?nextTaskId={b}") as response:
+                    assert response.status == 200, await response.text()
+                    await response.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(number) for number in range(clients)))
+        return clients * per_client / (time.perf_counter() - started)
+
+    async def raw_rate(self, client: Client, per_client: int) -> float:
+        """The same additions as a sequential client's two-update transactions, straight through the driver."""
+        (work,) = await self.pairs(1, per_client, one_job=False)
+        started = time.perf_counter()
+        for a, b in work:
+
+            async def both(session: AsyncClientSession, a: int = a, b: int = b) -> None:
+                await self.db.tasks.update_one({"_id": a}, {"$addToSet": {"nexts": Int64(b)}}, session=session)
+                await self.db.tasks.update_one({"_id": b}, {"$addToSet": {"previous": Int64(a)}}, session=session)
+
+            async with client.start_session() as session:
+                await session.with_transaction(both)
+        return per_client / (time.perf_counter() - started)
+
+
+async def link_rows(
+    session: aiohttp.ClientSession, gateways: list[str], db: Database, client: Client, ids: dict[str, int]
+) -> list[Row]:
+    """Links/s: one sequential client; 32 clients on 32 jobs and on one job; 32 clients over two gateways."""
+    load = LinkLoad(session, db, ids)
+    one, two = gateways[:1], gateways[:2]
+    sequential = await median_of(lambda: load.rate(one, 1, 150), rounds=3)
+    raw = await median_of(lambda: load.raw_rate(client, 150), rounds=3)
+    distinct = await median_of(lambda: load.rate(one, CONCURRENCY, 25), rounds=3)
+    one_job = await median_of(lambda: load.rate(one, CONCURRENCY, 25, one_job=True), rounds=3)
+    both = await median_of(lambda: load.rate(two, CONCURRENCY, 25), rounds=3)
+    return [
+        Row("links: 1 sequential client vs raw 2-update transaction", sequential, raw, "links/s", sequential / raw,
+            REPORT, "the gateway also checks ids and cycles"),
+        Row("links: 32 clients on 32 jobs vs 1 sequential client", distinct, sequential, "links/s",
+            distinct / sequential, SPREAD_OVER_JOBS),
+        Row("links: 32 clients on one job vs on 32 jobs", one_job, distinct, "links/s", one_job / distinct,
+            REPORT, "one job's additions take turns"),
+        Row("links: 2 gateways vs 1, 32 clients on 32 jobs", both, distinct, "links/s", both / distinct,
+            TWO_GATEWAYS),
+    ]  # fmt: skip
+
+
+async def measure(run: Run) -> list[Row]:
+    return await link_rows(run.session, [run.gateway, run.second_gateway], run.db, run.client, run.ids)

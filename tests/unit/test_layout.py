@@ -1,0 +1,45 @@
+"""The tolerant reader (models/layout.py `readable_task`): what another tool stored, as readers see it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bson.int64 import Int64
+from bson.objectid import ObjectId
+
+from models.layout import readable_task
+
+
+def test_a_task_on_the_layout_is_served_as_it_is():
+    doc = {"_id": Int64(7), "status": "READY", "root": True, "nexts": [Int64(8)], "previous": []}
+    assert readable_task(doc) is doc
+
+
+def test_wrong_types_are_converted_when_exact_and_left_out_otherwise():
+    doc = {
+        "_id": 7.0,
+        "status": 5,
+        "name": True,
+        "number-of-retries": 2.0,
+        "start-time": "2026-01-02T03:04:05.000Z",
+        "root": "yes",
+        "finish-time": "soon",
+        "nexts": "8",
+        "previous": [Int64(3), 3, "x", 4.0],
+    }
+    assert readable_task(doc) == {
+        "_id": 7,
+        "status": "5",
+        "name": "true",
+        "number-of-retries": 2,
+        "start-time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "nexts": [],
+        "previous": [3, 4],
+    }
+    assert doc["status"] == 5, "the stored document is not changed"
+
+
+def test_a_document_whose_id_is_no_task_id_is_no_task():
+    assert readable_task({"_id": "seven", "status": "READY"}) is None
+    assert readable_task({"_id": ObjectId(), "status": "READY"}) is None
+    assert readable_task({"_id": 0, "status": "READY"}) is None
