@@ -7,11 +7,13 @@ read paths, and `models.layout.readable_task` is the cheap, tolerant rule the st
 """
 
 from models.check import CheckReport
+from models.conditions import EntityTagCondition, etag_of, parse_condition
 from models.connection import TransactionsUnsupported, initiate_single_node_replica_set
 from models.errors import (
     GraphError,
     IdAllocationFailed,
     InvalidOperation,
+    PreconditionFailed,
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
@@ -50,6 +52,7 @@ __all__ = [
     "RESPONSE_FIELD_ORDER",
     "CheckReport",
     "CursorExpired",
+    "EntityTagCondition",
     "GraphCycle",
     "GraphError",
     "GraphStore",
@@ -61,6 +64,7 @@ __all__ = [
     "JobSummary",
     "JobsPage",
     "Limits",
+    "PreconditionFailed",
     "StorageUnavailable",
     "TaskAlreadyExists",
     "TaskChange",
@@ -73,8 +77,10 @@ __all__ = [
     "TransactionsUnsupported",
     "TraversalTooLarge",
     "describe_invalid_fields",
+    "etag_of",
     "format_datetime",
     "initiate_single_node_replica_set",
+    "parse_condition",
     "parse_datetime",
     "parse_task_id",
     "task_matches",

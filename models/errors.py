@@ -42,3 +42,12 @@ class TraversalTooLarge(GraphError):
 
 class IdAllocationFailed(GraphError):
     """Free server-assigned ids could not be found: something keeps writing ids just past the counter."""
+
+
+class PreconditionFailed(GraphError):
+    """A conditional write found the task changed: its ETag is none of those the caller named (RFC 9110
+    section 13.1.1). Nothing was changed."""
+
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} has changed: its current ETag is none of those given, nothing was changed")

@@ -36,6 +36,7 @@ from pymongo.errors import (
 
 from models.changes import Change, Idle, ResumeToken, StreamItem, read_changes
 from models.check import CheckReport, check_graph
+from models.conditions import EntityTagCondition, require_match
 from models.connection import (
     MAJORITY_READS,
     MAJORITY_WRITES,
@@ -678,8 +679,9 @@ class GraphStore:
     # ---- update ---------------------------------------------------------------------------------------------
 
     @_bounded
-    async def update_task(self, task_id: int, patch: TaskPatch) -> TaskDoc:
-        """Merge `patch` into the task: present fields replace, null clears, absent fields stay."""
+    async def update_task(self, task_id: int, patch: TaskPatch, if_match: EntityTagCondition | None = None) -> TaskDoc:
+        """Merge `patch` into the task: present fields replace, null clears, absent fields stay. With `if_match`,
+        only while the task's ETag satisfies it (PreconditionFailed otherwise; models.conditions)."""
         if patch.id is not None and patch.id != task_id:
             raise InvalidOperation(f"id: body id {patch.id} does not match path id {task_id}")
         present = patch.model_fields_set - {"id", "creation_timestamp", "update_timestamp"}
@@ -693,7 +695,11 @@ class GraphStore:
         update: dict[str, Any] = {"$set": to_set}
         if to_unset:
             update["$unset"] = to_unset
-        if "job-id" in values:
+        if if_match is not None:  # conditional writes: models.conditions
+            doc = await self._in_transaction(
+                lambda session: self._update_if_match(task_id, update, "job-id" in values, if_match, session)
+            )
+        elif "job-id" in values:
             doc = await self._in_transaction(lambda session: self._move_to_job(task_id, update, session))
         else:
             doc = await self._tasks.find_one_and_update({"_id": task_id}, update, return_document=ReturnDocument.AFTER)
@@ -701,6 +707,21 @@ class GraphStore:
         if readable is None:
             raise TaskNotFound([task_id])
         return readable
+
+    async def _update_if_match(
+        self,
+        task_id: int,
+        update: dict[str, Any],
+        moves: bool,
+        if_match: EntityTagCondition,
+        session: AsyncClientSession,
+    ) -> TaskDoc | None:
+        await require_match(self._tasks, task_id, if_match, session)
+        if moves:
+            return await self._move_to_job(task_id, update, session)
+        return await self._tasks.find_one_and_update(
+            {"_id": task_id}, update, return_document=ReturnDocument.AFTER, session=session
+        )
 
     async def _move_to_job(self, task_id: int, update: dict[str, Any], session: AsyncClientSession) -> TaskDoc | None:
         """An update that may change the task's job also bumps the link locks of its old and new job."""
@@ -717,16 +738,22 @@ class GraphStore:
     # ---- links ----------------------------------------------------------------------------------------------
 
     @_bounded
-    async def add_nexts(self, task_id: int, next_ids: Collection[int]) -> list[TaskDoc]:
+    async def add_nexts(
+        self, task_id: int, next_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> list[TaskDoc]:
         """Link task_id -> each next id; returns all next tasks of task_id after the change."""
-        return await self._add_links(task_id, [(task_id, other) for other in next_ids], "nexts")
+        return await self._add_links(task_id, [(task_id, other) for other in next_ids], "nexts", if_match)
 
     @_bounded
-    async def add_previous(self, task_id: int, previous_ids: Collection[int]) -> list[TaskDoc]:
+    async def add_previous(
+        self, task_id: int, previous_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> list[TaskDoc]:
         """Link each previous id -> task_id; returns all previous tasks of task_id after the change."""
-        return await self._add_links(task_id, [(other, task_id) for other in previous_ids], "previous")
+        return await self._add_links(task_id, [(other, task_id) for other in previous_ids], "previous", if_match)
 
-    async def _add_links(self, anchor: int, pairs: list[tuple[int, int]], listing: str) -> list[TaskDoc]:
+    async def _add_links(
+        self, anchor: int, pairs: list[tuple[int, int]], listing: str, if_match: EntityTagCondition | None = None
+    ) -> list[TaskDoc]:
         """Add the links in one transaction that refuses cycles and bumps the lock documents of every job it
         read (models.locks explains why that keeps concurrent additions from closing a cycle)."""
         _refuse_self_links(pairs)
@@ -734,6 +761,8 @@ class GraphStore:
 
         async def work(session: AsyncClientSession) -> list[TaskDoc]:
             docs = await self._require_ids(involved, session)
+            if if_match is not None:
+                await require_match(self._tasks, anchor, if_match, session)
             new_pairs = [(a, b) for a, b in dict.fromkeys(pairs) if b not in (docs[a].get("nexts") or [])]
             if new_pairs:
                 jobs_read = await self._refuse_cycles(new_pairs, docs, session)
@@ -806,16 +835,24 @@ class GraphStore:
         return set(_next_level(docs, direction, seen))
 
     @_bounded
-    async def remove_nexts(self, task_id: int, next_ids: Collection[int]) -> None:
-        await self._remove_links([(task_id, other) for other in next_ids])
+    async def remove_nexts(
+        self, task_id: int, next_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> None:
+        await self._remove_links([(task_id, other) for other in next_ids], task_id, if_match)
 
     @_bounded
-    async def remove_previous(self, task_id: int, previous_ids: Collection[int]) -> None:
-        await self._remove_links([(other, task_id) for other in previous_ids])
+    async def remove_previous(
+        self, task_id: int, previous_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> None:
+        await self._remove_links([(other, task_id) for other in previous_ids], task_id, if_match)
 
-    async def _remove_links(self, pairs: list[tuple[int, int]]) -> None:
+    async def _remove_links(
+        self, pairs: list[tuple[int, int]], anchor: int, if_match: EntityTagCondition | None = None
+    ) -> None:
         async def work(session: AsyncClientSession) -> None:
             await self._require_ids({task_id for pair in pairs for task_id in pair}, session)
+            if if_match is not None:
+                await require_match(self._tasks, anchor, if_match, session)
             await self._tasks.bulk_write(_link_updates(list(dict.fromkeys(pairs)), "$pull"), session=session)
 
         await self._in_transaction(work)
@@ -823,12 +860,15 @@ class GraphStore:
     # ---- delete ---------------------------------------------------------------------------------------------
 
     @_bounded
-    async def delete_task(self, task_id: int) -> None:
+    async def delete_task(self, task_id: int, if_match: EntityTagCondition | None = None) -> None:
         """Delete the task and every link to or from it, found through the indexes rather than its own arrays
-        so that links written inconsistently by other tools are cleaned up too."""
+        so that links written inconsistently by other tools are cleaned up too. With `if_match`, only while the
+        task's ETag satisfies it."""
 
         async def work(session: AsyncClientSession) -> None:
             await self._require_ids({task_id}, session)
+            if if_match is not None:
+                await require_match(self._tasks, task_id, if_match, session)
             touched = {"$set": {"update-timestamp": now_utc()}}
             await self._tasks.update_many({"nexts": task_id}, {"$pull": {"nexts": task_id}, **touched}, session=session)
             await self._tasks.update_many(

@@ -13,6 +13,7 @@ from models import (
     GraphError,
     IdAllocationFailed,
     InvalidOperation,
+    PreconditionFailed,
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
@@ -25,6 +26,7 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     InvalidOperation: 400,
     StorageUnavailable: 503,
     IdAllocationFailed: 409,  # a conflict with concurrent direct writes: trying again works
+    PreconditionFailed: 412,  # RFC 9110 section 15.5.13: If-Match named none of the task's current ETags
 }
 _PARAMETER_HINTS = {"taskId": "must be a decimal int64 > 0", "root": "must be true or false"}
 
