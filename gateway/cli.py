@@ -15,6 +15,7 @@ from gateway.app import create_app
 from gateway.auth import generated_token
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError
+from gateway.maintenance import install_maintenance_commands
 from gateway.observability import configure_logging
 from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
@@ -78,6 +79,7 @@ async def _serve(settings: Settings) -> int:
         server.should_exit = True
 
     backend.write_history()
+    backend.purge_in_background(settings)
     backend.supervise(settings.embedded_restarts, stop_serving)
     log.info("live view of jobs and their task graphs: %s", _live_view_link(settings))
     try:
@@ -146,3 +148,6 @@ def show_token() -> None:
     settings = _settings_or_exit()
     token, _ = generated_token(settings.data_dir)
     click.echo(token)
+
+
+install_maintenance_commands(main, _open_backend, _settings_or_exit)  # archive, restore, purge

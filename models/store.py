@@ -78,6 +78,7 @@ from models.jobs import (
     summaries_pipeline,
 )
 from models.layout import Database, MongoClient, TaskDoc, readable_task, readable_tasks
+from models.lifecycle import Lifecycle
 from models.limits import Limits
 from models.locks import JobQueues, link_lock_id
 from models.metrics import LINK_QUEUE_WAIT, MONGODB_FAILURES
@@ -290,6 +291,11 @@ class GraphStore:
         """Scan the stored graph for what other tools broke and, with `repair`, fix what is safe (models.check).
         A maintenance scan of the whole collection: not bounded by the per-request deadline."""
         return await check_graph(self._tasks, self._in_transaction if repair else None)
+
+    def lifecycle(self) -> Lifecycle:
+        """Archive, restore and purge of whole jobs (models.lifecycle): maintenance work, not bounded by the
+        per-request deadline."""
+        return Lifecycle(self._database, self._in_transaction, TASK_COUNTER)
 
     def history_writer(self, owner: str) -> HistoryWriter:
         """This process's candidate for writing the task history (models.history); run it as a task."""
