@@ -140,7 +140,7 @@ def jobs_page(rows: list[dict[str, Any]], first: int, snapshot: tuple[int, int] 
     listings = [
         JobListing(row["_id"], row["lastUpdate"] if isinstance(row["lastUpdate"], datetime) else None)
         for row in rows
-        if isinstance(row["_id"], str)
+        if type(row["_id"]) is str  # bson.Code is a str too, but no job id (nor hashable)
     ]
     return JobsPage(listings[:first], len(listings) > first, snapshot)
 

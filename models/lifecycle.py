@@ -318,6 +318,7 @@ class Lifecycle:
         if tasks:
             await self._tasks.insert_many(tasks, ordered=True, session=session, bypass_document_validation=True)
         await self._link_back(tasks, present, session)
+        await self._refuse_cycles_through(tasks, present, session)
         await self._raise_counter_past(ids, session)
         entry_ids = [entry["_id"] for entry in archive.history]
         stored_entries = self._history.find({"_id": {"$in": entry_ids}}, {"_id": 1}, session=session)
@@ -347,6 +348,31 @@ class Lifecycle:
         ]
         if updates:
             await self._tasks.bulk_write(updates, ordered=True, session=session)
+
+    async def _refuse_cycles_through(
+        self, tasks: list[TaskDoc], present: set[Any], session: AsyncClientSession
+    ) -> None:
+        """InvalidOperation when a restored link closes a cycle with what is stored. A new cycle runs through a
+        restored task and a stored one, so through a link a -> x from a restored task a to a stored task x: it
+        exists exactly when a is downstream of x (searched here, restored tasks included)."""
+        sources: dict[Any, set[Any]] = {}
+        for doc in tasks:
+            for other in _list(doc.get("nexts")):
+                if other in present:
+                    sources.setdefault(other, set()).add(doc["_id"])
+        for start, restored_sources in sources.items():
+            seen, frontier = {start}, [start]
+            while frontier:
+                cursor = self._tasks.find({"_id": {"$in": frontier}}, {"nexts": 1}, session=session)
+                reached = {other for doc in await cursor.to_list(None) for other in _list(doc.get("nexts"))}
+                closing = reached & restored_sources
+                if closing:
+                    raise InvalidOperation(
+                        f"restoring would close a cycle: task {min(closing)} links to task {start}, which leads back "
+                        "to it; nothing was restored"
+                    )
+                frontier = list(reached - seen)
+                seen.update(frontier)
 
     async def _raise_counter_past(self, ids: Iterable[Any], session: AsyncClientSession) -> None:
         followed = [i for i in ids if isinstance(i, int) and 0 < i <= COUNTER_FOLLOWS_IDS_UP_TO]
@@ -444,10 +470,12 @@ class Lifecycle:
                     continue
                 units.append((job_id, tasks))
                 total += len(tasks)
-            purged = await self._remove(units, archive_dir, at, session)
+            purged = await self._remove(units, archive_dir, at, session, written)
             return taken, purged, kept
 
+        written: set[Path] = set()
         taken, purged, kept = await self._in_transaction(work)
+        await _discard_unused(written, purged)
         report.units.extend(purged)
         report.kept.extend(kept)
         return int(taken)
@@ -459,9 +487,11 @@ class Lifecycle:
         async def work(session: AsyncClientSession) -> list[PurgedUnit]:
             cursor = self._tasks.find(_jobless_filter(cutoff), sort=[("_id", ASCENDING)], limit=batch, session=session)
             tasks = await cursor.to_list(None)
-            return await self._remove([(None, tasks)] if tasks else [], archive_dir, at, session)
+            return await self._remove([(None, tasks)] if tasks else [], archive_dir, at, session, written)
 
+        written: set[Path] = set()
         purged: list[PurgedUnit] = await self._in_transaction(work)
+        await _discard_unused(written, purged)
         report.units.extend(purged)
         return bool(purged)
 
@@ -471,8 +501,10 @@ class Lifecycle:
         archive_dir: Path | None,
         at: datetime,
         session: AsyncClientSession,
+        written: set[Path],
     ) -> list[PurgedUnit]:
-        """Archive (when asked), unlink from the rest of the graph, delete tasks and their history."""
+        """Archive (when asked; each file written is added to `written`), unlink from the rest of the graph,
+        delete tasks and their history."""
         ids = [doc["_id"] for _, tasks in units for doc in tasks]
         if not ids:
             return []
@@ -489,6 +521,7 @@ class Lifecycle:
                 path = archive_dir / archive_name(job_id, at)
                 archive = JobArchive(job_id, tasks, entries, at)
                 await asyncio.to_thread(write_archive, archive, path)
+                written.add(path)
             purged.append(PurgedUnit(job_id, [doc["_id"] for doc in tasks], len(entries), _latest_update(tasks), path))
         linking = {"$or": [{"nexts": {"$in": ids}}, {"previous": {"$in": ids}}], "_id": {"$nin": ids}}
         neighbours = await self._tasks.find(linking, {"job-id": 1}, session=session).to_list(None)
@@ -505,6 +538,13 @@ class Lifecycle:
         for start in range(0, len(ids), _IN_CHUNK):
             await self._history.delete_many({"task": {"$in": ids[start : start + _IN_CHUNK]}}, session=session)
         return purged
+
+
+async def _discard_unused(written: set[Path], purged: list[PurgedUnit]) -> None:
+    """Archives an aborted try of a transaction wrote for jobs its committed run kept (they changed meanwhile):
+    those jobs are still stored, and their file would only mislead."""
+    for path in written - {unit.archive for unit in purged}:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
 def _jobless_filter(cutoff: datetime) -> dict[str, Any]:

@@ -149,6 +149,8 @@ async def test_graphql_etag_and_if_match(http):
 
     tag = (await gql('{ task(id: "1") { etag } }'))["data"]["task"]["etag"]
     assert tag == await etag(http, 1)
+    created = await gql('mutation { createTasks(tasks: [{id: "7", jobId: "j"}]) { etag } }')
+    assert created["data"]["createTasks"][0]["etag"] == await etag(http, 7)
     update = 'mutation($m: String) { updateTask(id: "1", patch: {status: "DONE"}, ifMatch: $m) { status etag } }'
     stale = await gql(update, {"m": '"stale"'})
     assert stale["errors"][0]["extensions"]["code"] == "PRECONDITION_FAILED"

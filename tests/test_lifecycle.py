@@ -119,6 +119,17 @@ async def test_restore_refuses_ids_in_use_and_changes_nothing(store, raw_db, tmp
     assert await stored(raw_db, {}) == everything
 
 
+async def test_restore_refuses_a_link_that_would_close_a_cycle(store, raw_db):
+    await seed(store, raw_db)
+    archive = await store.lifecycle().archive_job("old")
+    await store.lifecycle().purge(30)
+    await store.add_nexts(10, [12])  # 3 -> 10 and 12 -> 1 come back with the archive: 1 -> 2 -> 3 -> 10 -> 12 -> 1
+    everything = await stored(raw_db, {})
+    with pytest.raises(InvalidOperation, match="restoring would close a cycle: task 3 links to task 10"):
+        await store.lifecycle().restore(archive)
+    assert await stored(raw_db, {}) == everything
+
+
 async def test_restore_leaves_out_links_to_tasks_that_exist_nowhere(store, raw_db, tmp_path):
     await seed(store, raw_db)
     path = tmp_path / "old.jsonl"
