@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from models import InvalidOperation, TaskAlreadyExists, TaskNotFound
 from models.lifecycle import ARCHIVE_FORMAT, read_archive, write_archive
 from models.retention import RetentionWorker
 from tests.conftest import TEST_DB
-from tests.helpers import assert_link_invariant, next_event, served, subscription, task
+from tests.helpers import assert_link_invariant, eventually, free_port, next_event, served, subscription, task
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
 TOKEN = "lifecycle-token"
@@ -251,6 +252,36 @@ async def test_the_background_purge_runs_on_one_gateway_at_a_time(store, other_s
     lease = await raw_db.task_history_lease.find_one({"_id": "retention"})
     assert lease["owner"] in ("gateway-0", "gateway-1")
     assert lease["lastRun"] > datetime.now(UTC) - timedelta(minutes=1)
+
+
+async def test_a_gateway_with_retention_days_purges_and_archives(store, raw_db, mongo_uri, tmp_path):
+    await store.create_tasks([task(id=1, job_id="old"), task(id=2, job_id="fresh")])
+    await make_old(raw_db, "old")
+    archives = tmp_path / "archives"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TRACKING_MONGODB_URI": mongo_uri,
+        "TRACKING_MONGODB_DB": TEST_DB,
+        "TRACKING_PORT": str(free_port()),
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(tmp_path / "var"),
+        "TRACKING_RETENTION_DAYS": "30",
+        "TRACKING_RETENTION_ARCHIVE_DIR": str(archives),
+    }
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+    try:
+
+        async def purged() -> bool:
+            return await raw_db.tasks.count_documents({"job-id": "old"}) == 0
+
+        await eventually(purged, timeout=60, what="the background purge")
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(gateway.wait, 30)
+    assert [doc["_id"] async for doc in raw_db.tasks.find({})] == [2]
+    [archived] = list(archives.iterdir())
+    assert archived.name.startswith("job-old.")
+    assert [doc["_id"] for doc in read_archive(archived).tasks] == [1]
 
 
 def test_retention_settings(monkeypatch):
