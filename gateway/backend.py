@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.embedded import EmbeddedMongo
+from gateway.retention import start_retention
 from gateway.settings import Settings
 from models import GraphStore, HistoryWriter
 from models.metrics import HISTORY_LAG, HISTORY_LEADING
@@ -44,12 +45,21 @@ class Backend:
     _history: asyncio.Task[None] | None = field(default=None, repr=False)
     history_writer: HistoryWriter | None = None
     """This process's candidate for writing the task history, once `write_history` started it."""
+    _retention: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def purge_in_background(self, settings: Settings) -> None:
+        """Take part in the TRACKING_RETENTION_DAYS purge (gateway.retention); nothing when it is unset."""
+        if self._retention is None:
+            owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._retention = start_retention(self.store, settings, owner)
 
     def start_background(self, settings: Settings, on_failure: Callable[[str], None] = lambda _: None) -> None:
-        """Start, once, everything that runs beside serving: the task history writer and the embedded mongod's
-        supervision (`on_failure` hears when the mongod cannot be kept running). The app's lifespan and the CLI
-        both start their backend here, so a new background task is added here only; `close` stops them."""
+        """Start, once, everything that runs beside serving: the task history writer, the TRACKING_RETENTION_DAYS
+        purge and the embedded mongod's supervision (`on_failure` hears when the mongod cannot be kept running).
+        The app's lifespan and the CLI both start their backend here, so a new background task is added here
+        only; `close` stops them."""
         self.write_history()
+        self.purge_in_background(settings)
         self.supervise(settings.embedded_restarts, on_failure)
 
     def write_history(self) -> None:
@@ -110,6 +120,7 @@ class Backend:
             return
         self._closed = True
         await self.stop_writing_history()
+        await _cancelled(self._retention)
         await _cancelled(self._supervisor)
         try:
             await self.store.close()

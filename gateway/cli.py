@@ -15,6 +15,7 @@ from gateway.app import create_app
 from gateway.auth import generated_token
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError
+from gateway.maintenance import install_maintenance_commands
 from gateway.observability import configure_logging
 from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
@@ -145,3 +146,6 @@ def show_token() -> None:
     settings = _settings_or_exit()
     token, _ = generated_token(settings.data_dir)
     click.echo(token)
+
+
+install_maintenance_commands(main, _open_backend, _settings_or_exit)  # archive, restore, purge

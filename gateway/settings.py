@@ -57,10 +57,22 @@ class Settings(BaseSettings):
     # Live updates and their history.
     history_days: int = Field(default=defaults.HISTORY_DAYS, ge=1)
     subscription_resume_ms: int = Field(default=defaults.SUBSCRIPTION_RESUME_MS, ge=1000)
+    # Data lifecycle (models.lifecycle, models.retention): unset retention_days keeps every task forever.
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_interval_s: float = Field(default=3600, gt=0)
+    retention_archive_dir: Path | None = None
+    purge_batch: int = Field(default=1000, ge=1, le=100_000)
 
     @field_validator("mongodb_uri", mode="before")
     @classmethod
     def _blank_uri_means_embedded(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("retention_days", "retention_archive_dir", mode="before")
+    @classmethod
+    def _blank_means_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value

@@ -18,6 +18,7 @@ from models import (
     GraphError,
     IdAllocationFailed,
     InvalidOperation,
+    PreconditionFailed,
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
@@ -34,6 +35,7 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     TraversalTooLarge: "TRAVERSAL_TOO_LARGE",
     GraphCycle: "GRAPH_CYCLE",
     CursorExpired: "CURSOR_EXPIRED",
+    PreconditionFailed: "PRECONDITION_FAILED",
 }
 
 log = logging.getLogger("gateway.graphql")

@@ -17,6 +17,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
+from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
 from graphql_schema.events import Subscription
@@ -38,9 +39,12 @@ _R = TypeVar("_R", bound=Callable[..., Awaitable[object]])
 def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType]]]:
     """The resolver of addNexts or addPrevious."""
 
-    async def add(info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID]) -> list[TaskType]:
+    async def add(
+        info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
+    ) -> list[TaskType]:
         store = info.context.store
-        docs = await getattr(store, f"add_{links}")(parse_task_id(id, "id"), store.limits.task_ids(ids, argument))
+        task_ids = store.limits.task_ids(ids, argument)
+        docs = await getattr(store, f"add_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
         return as_tasks(docs)
 
     return _named_ids(add, argument)
@@ -49,9 +53,12 @@ def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType]
 def _removing(links: str, argument: str) -> Callable[..., Awaitable[bool]]:
     """The resolver of removeNexts or removePrevious."""
 
-    async def remove(info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID]) -> bool:
+    async def remove(
+        info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
+    ) -> bool:
         store = info.context.store
-        await getattr(store, f"remove_{links}")(parse_task_id(id, "id"), store.limits.task_ids(ids, argument))
+        task_ids = store.limits.task_ids(ids, argument)
+        await getattr(store, f"remove_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
         return True
 
     return _named_ids(remove, argument)
@@ -85,16 +92,17 @@ class Mutation:
         info: Info[Context, None],
         id: strawberry.ID,
         patch: TaskPatchInput,  # type: ignore[valid-type]
+        if_match: IfMatch = None,
     ) -> TaskType:
         doc = await info.context.store.update_task(
-            parse_task_id(id, "id"), TaskPatch.model_validate(patch_fields(patch))
+            parse_task_id(id, "id"), TaskPatch.model_validate(patch_fields(patch)), condition(if_match)
         )
         info.context.remember([doc])
         return as_task(doc)
 
     @strawberry.mutation(description="Delete a task and every link to or from it.")
-    async def delete_task(self, info: Info[Context, None], id: strawberry.ID) -> bool:
-        await info.context.store.delete_task(parse_task_id(id, "id"))
+    async def delete_task(self, info: Info[Context, None], id: strawberry.ID, if_match: IfMatch = None) -> bool:
+        await info.context.store.delete_task(parse_task_id(id, "id"), condition(if_match))
         return True
 
     add_nexts: list[TaskType] = strawberry.mutation(

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from graphql_schema.conditions import task_etag
 from graphql_schema.context import Context
 from graphql_schema.errors import camel_case, user_error
 from graphql_schema.fields import CLIENT_FIELD_TYPES, REQUIRED, generated
@@ -192,6 +193,12 @@ class TaskType(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is g
     blocked_by: list[TaskType] = strawberry.field(
         resolver=_blocked_by,
         description="The previous tasks whose status is not done (TRACKING_DONE_STATUSES): why this one waits.",
+    )
+
+    etag: str = strawberry.field(
+        resolver=task_etag,
+        description="This version of the task (its REST ETag): changes with every change, links included. Give it "
+        "as ifMatch to a mutation to change the task only if nobody changed it since.",
     )
 
     @classmethod

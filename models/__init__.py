@@ -8,6 +8,7 @@ read paths, and `models.layout.readable_task` is the cheap, tolerant rule the st
 
 from models import defaults
 from models.check import CheckReport
+from models.conditions import EntityTagCondition, etag_of, parse_condition
 from models.connection import initiate_single_node_replica_set
 from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
 from models.errors import (
@@ -16,6 +17,7 @@ from models.errors import (
     GraphError,
     IdAllocationFailed,
     InvalidOperation,
+    PreconditionFailed,
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
@@ -57,6 +59,7 @@ __all__ = [
     "CheckReport",
     "CursorExpired",
     "Direction",
+    "EntityTagCondition",
     "GraphCycle",
     "GraphError",
     "GraphStore",
@@ -68,6 +71,7 @@ __all__ = [
     "JobSummary",
     "JobsPage",
     "Limits",
+    "PreconditionFailed",
     "StorageUnavailable",
     "TaskAlreadyExists",
     "TaskChange",
@@ -81,8 +85,10 @@ __all__ = [
     "TraversalTooLarge",
     "defaults",
     "describe_invalid_fields",
+    "etag_of",
     "format_datetime",
     "initiate_single_node_replica_set",
+    "parse_condition",
     "parse_datetime",
     "parse_task_id",
     "task_matches",

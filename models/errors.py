@@ -61,3 +61,12 @@ class TransactionsUnsupported(Exception):
 
     A start-up error (the gateway refuses to start), not a request's: no front end ever sees it, so it is no
     GraphError."""
+
+
+class PreconditionFailed(GraphError):
+    """A conditional write found the task changed: its ETag is none of those the caller named (RFC 9110
+    section 13.1.1). Nothing was changed."""
+
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} has changed: its current ETag is none of those given, nothing was changed")

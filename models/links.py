@@ -16,6 +16,7 @@ from bson.int64 import Int64
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from models.conditions import EntityTagCondition, require_match
 from models.errors import InvalidOperation
 from models.layout import TaskDoc, readable_tasks
 from models.locks import JobQueues, bump_link_locks
@@ -61,14 +62,18 @@ class Links:
         self._storage = storage
         self._queues = JobQueues()
 
-    async def add(self, anchor: int, pairs: list[Link], listing: Direction) -> list[TaskDoc]:
+    async def add(
+        self, anchor: int, pairs: list[Link], listing: Direction, if_match: EntityTagCondition | None = None
+    ) -> list[TaskDoc]:
         """Add the links; returns the `listing` neighbours of `anchor` after the change, by ascending id.
-        Errors as the module says."""
+        Errors as the module says; with `if_match`, PreconditionFailed unless the anchor's ETag satisfies it."""
         refuse_self_links(pairs)
         involved = {task_id for pair in pairs for task_id in pair}
 
         async def work(session: AsyncClientSession) -> list[TaskDoc]:
             docs = await self._storage.require_ids(involved, session)
+            if if_match is not None:
+                await require_match(self._storage.tasks, anchor, if_match, session)
             new_pairs = [(a, b) for a, b in dict.fromkeys(pairs) if b not in (docs[a].get("nexts") or [])]
             if new_pairs:
                 jobs_read = await self._refuse_cycles(new_pairs, docs, session)
@@ -89,11 +94,14 @@ class Links:
             LINK_QUEUE_WAIT.observe(time.monotonic() - waiting)
             return await self._storage.in_transaction(work)
 
-    async def remove(self, pairs: list[Link]) -> None:
-        """Remove the links (those not stored are no error); TaskNotFound naming every id that does not exist."""
+    async def remove(self, pairs: list[Link], anchor: int, if_match: EntityTagCondition | None = None) -> None:
+        """Remove the links (those not stored are no error); TaskNotFound naming every id that does not exist;
+        with `if_match`, PreconditionFailed unless the anchor's ETag satisfies it."""
 
         async def work(session: AsyncClientSession) -> None:
             await self._storage.require_ids({task_id for pair in pairs for task_id in pair}, session)
+            if if_match is not None:
+                await require_match(self._storage.tasks, anchor, if_match, session)
             await self._storage.tasks.bulk_write(link_updates(list(dict.fromkeys(pairs)), "$pull"), session=session)
 
         await self._storage.in_transaction(work)

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Any
 
 from models.check import CheckReport, check_graph
+from models.conditions import EntityTagCondition
 from models.connection import make_client, ping, prepare_database, require_transactions
 from models.creation import client_ids_of, plan_creation
 from models.deadline import bounded
@@ -31,9 +32,10 @@ from models.defaults import DONE_STATUSES, HISTORY_DAYS, MONGODB_TIMEOUT_MS, SUB
 from models.events import TaskEvent, full_document_mode, watch_task_events
 from models.filters import task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
-from models.ids import IdAllocator
+from models.ids import TASK_COUNTER, IdAllocator
 from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary
 from models.layout import Database, MongoClient, TaskDoc
+from models.lifecycle import Lifecycle
 from models.limits import Limits
 from models.links import Links
 from models.records import Records
@@ -109,6 +111,11 @@ class GraphStore:
         """What a scan of the stored graph found that other tools broke and, with `repair`, what it fixed of it
         (models.check). A maintenance scan of the whole collection: not bounded by the per-request deadline."""
         return await check_graph(self._storage.tasks, self._storage.in_transaction if repair else None)
+
+    def lifecycle(self) -> Lifecycle:
+        """Archive, restore and purge of whole jobs (models.lifecycle): maintenance work, not bounded by the
+        per-request deadline."""
+        return Lifecycle(self._database, self._storage.in_transaction, TASK_COUNTER)
 
     def history_writer(self, owner: str) -> HistoryWriter:
         """This process's candidate for writing the task history (models.history); run it as a task."""
@@ -243,36 +250,45 @@ class GraphStore:
     # ---- update and delete ----------------------------------------------------------------------------------
 
     @bounded
-    async def update_task(self, task_id: int, patch: TaskPatch) -> TaskDoc:
+    async def update_task(self, task_id: int, patch: TaskPatch, if_match: EntityTagCondition | None = None) -> TaskDoc:
         """The task after merging `patch`: present fields replace, null clears, absent fields stay.
-        InvalidOperation for a body id other than `task_id`; TaskNotFound."""
-        return await self._records.update(task_id, patch)
+        InvalidOperation for a body id other than `task_id`; TaskNotFound; with `if_match`, PreconditionFailed
+        unless the task's ETag satisfies it (models.conditions)."""
+        return await self._records.update(task_id, patch, if_match)
 
     @bounded
-    async def delete_task(self, task_id: int) -> None:
-        """Delete the task and every link to or from it; TaskNotFound."""
-        await self._records.delete(task_id)
+    async def delete_task(self, task_id: int, if_match: EntityTagCondition | None = None) -> None:
+        """Delete the task and every link to or from it; TaskNotFound; PreconditionFailed as `update_task`."""
+        await self._records.delete(task_id, if_match)
 
     # ---- links ----------------------------------------------------------------------------------------------
 
     @bounded
-    async def add_nexts(self, task_id: int, next_ids: Collection[int]) -> list[TaskDoc]:
+    async def add_nexts(
+        self, task_id: int, next_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> list[TaskDoc]:
         """Link task_id -> each next id; returns all next tasks of task_id after the change, by ascending id.
         InvalidOperation for a self-link or a link that would close a cycle; TaskNotFound (models.links)."""
-        return await self._links.add(task_id, [(task_id, other) for other in next_ids], "nexts")
+        return await self._links.add(task_id, [(task_id, other) for other in next_ids], "nexts", if_match)
 
     @bounded
-    async def add_previous(self, task_id: int, previous_ids: Collection[int]) -> list[TaskDoc]:
+    async def add_previous(
+        self, task_id: int, previous_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> list[TaskDoc]:
         """Link each previous id -> task_id; returns all previous tasks of task_id after the change, by ascending
         id. InvalidOperation for a self-link or a link that would close a cycle; TaskNotFound (models.links)."""
-        return await self._links.add(task_id, [(other, task_id) for other in previous_ids], "previous")
+        return await self._links.add(task_id, [(other, task_id) for other in previous_ids], "previous", if_match)
 
     @bounded
-    async def remove_nexts(self, task_id: int, next_ids: Collection[int]) -> None:
-        """Unlink task_id -> each next id (links not stored are no error); TaskNotFound."""
-        await self._links.remove([(task_id, other) for other in next_ids])
+    async def remove_nexts(
+        self, task_id: int, next_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> None:
+        """Unlink task_id -> each next id (links not stored are no error); TaskNotFound; PreconditionFailed."""
+        await self._links.remove([(task_id, other) for other in next_ids], task_id, if_match)
 
     @bounded
-    async def remove_previous(self, task_id: int, previous_ids: Collection[int]) -> None:
-        """Unlink each previous id -> task_id (links not stored are no error); TaskNotFound."""
-        await self._links.remove([(other, task_id) for other in previous_ids])
+    async def remove_previous(
+        self, task_id: int, previous_ids: Collection[int], if_match: EntityTagCondition | None = None
+    ) -> None:
+        """Unlink each previous id -> task_id (links not stored are no error); TaskNotFound; PreconditionFailed."""
+        await self._links.remove([(other, task_id) for other in previous_ids], task_id, if_match)

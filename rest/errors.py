@@ -14,6 +14,7 @@ from models import (
     GraphError,
     IdAllocationFailed,
     InvalidOperation,
+    PreconditionFailed,
     StorageUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
@@ -32,6 +33,7 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     # ever surface, it is answered as what it is, never as a 500.
     TraversalTooLarge: 400,  # like every other bound on a request's work
     CursorExpired: 410,  # the events after the cursor are gone for good
+    PreconditionFailed: 412,  # RFC 9110 section 15.5.13: If-Match named none of the task's current ETags
 }
 _PARAMETER_HINTS = {"taskId": "must be a decimal int64 > 0", "root": "must be true or false"}
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from models import GraphStore, Limits, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
 from models.task import INT64_MAX, NestedTasks
+from rest.conditional import if_match, not_modified, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
 from rest.guard import path_value
 from rest.negotiation import BadRequest, Format, request_charset, request_format
@@ -155,10 +156,18 @@ async def create_tasks(request: Request) -> Response:
     return _respond({"tasks": {"tasks": [task_to_api(doc, by_id) for doc in docs]}}, _format(request))
 
 
-@router.get("/task/{taskId}", summary="Get Task from id", responses=answers(200, "Task found", Task, 400, 404))
+@router.get(
+    "/task/{taskId}",
+    summary="Get Task from id",
+    responses={
+        **answers(200, "Task found", Task, 400, 404),
+        304: {"description": "Not modified: If-None-Match names the task's current ETag"},
+    },
+)
 async def get_task(request: Request, taskId: TaskIdPath) -> Response:
     store = _store(request)
-    return await _task_response(store, await store.get_task(taskId), _format(request))
+    doc = await store.get_task(taskId)
+    return not_modified(request, doc) or tagged(await _task_response(store, doc, _format(request)), doc)
 
 
 @router.get(
@@ -180,24 +189,25 @@ async def get_job_tasks(
 @router.put(
     "/task/{taskId}",
     summary="Update existing task",
-    responses=answers(200, "Task successfully updated", Task, 400, 404, 413, 415),
+    responses=answers(200, "Task successfully updated", Task, 400, 404, 412, 413, 415),
     openapi_extra=body_of("TaskUpdate"),
 )
 async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     """Fields present replace stored values, `null` clears, absent fields stay; `nexts` is refused."""
     patch = await _task_patch(request)
     store = _store(request)
-    return await _task_response(store, await store.update_task(taskId, patch), _format(request))
+    doc = await store.update_task(taskId, patch, if_match(request))
+    return tagged(await _task_response(store, doc, _format(request)), doc)
 
 
 @router.delete(
     "/task/{taskId}",
     summary="Delete existing task",
     status_code=204,
-    responses=answers(204, "Task successfully deleted", None, 400, 404),
+    responses=answers(204, "Task successfully deleted", None, 400, 404, 412),
 )
 async def delete_task(request: Request, taskId: TaskIdPath) -> Response:
-    await _store(request).delete_task(taskId)
+    await _store(request).delete_task(taskId, if_match(request))
     return Response(status_code=204)
 
 
@@ -225,11 +235,11 @@ def _install_link_routes(direction: _Direction) -> None:
 
     async def add_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
         store = _store(request)
-        docs = await getattr(store, f"add_{links}")(taskId, _task_ids(request, parameter, ids))
+        docs = await getattr(store, f"add_{links}")(taskId, _task_ids(request, parameter, ids), if_match(request))
         return await _tasks_response(store, docs, _format(request))
 
     async def remove_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
-        await getattr(_store(request), f"remove_{links}")(taskId, _task_ids(request, parameter, ids))
+        await getattr(_store(request), f"remove_{links}")(taskId, _task_ids(request, parameter, ids), if_match(request))
         return Response(status_code=204)
 
     # Set as objects: this module's annotations are strings, evaluated where `Ids` (a local) is unknown.
@@ -245,14 +255,14 @@ def _install_link_routes(direction: _Direction) -> None:
         path,
         name=f"add_{links}",
         summary=f"Add {direction.segment} tasks to taskId",
-        responses=answers(200, f"{noun} tasks successfully added", TaskList, 400, 404),
+        responses=answers(200, f"{noun} tasks successfully added", TaskList, 400, 404, 412),
     )(add_links)
     router.delete(
         path,
         name=f"remove_{links}",
         summary=f"Delete {direction.segment} tasks in taskId",
         status_code=204,
-        responses=answers(204, f"{noun} tasks successfully deleted", None, 400, 404),
+        responses=answers(204, f"{noun} tasks successfully deleted", None, 400, 404, 412),
     )(remove_links)
 
 

@@ -58,6 +58,7 @@ def answers(success: int, description: str, model: type[BaseModel] | None, *erro
         403: "Authentication error. Is token missing?",
         404: "Bad request",
         406: "Not acceptable: ask for application/json or application/xml",
+        412: "Precondition failed: If-Match names none of the task's current ETags; nothing was changed",
         413: "Request body too large",
         415: "Unsupported media type: send application/json or application/xml",
         500: "Internal server error",

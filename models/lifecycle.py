@@ -1,0 +1,588 @@
+"""The data lifecycle of whole jobs: archive to a file, restore from it, and purge jobs nobody changed for a while.
+
+Archive format (JSON Lines, gzip-compressed when the file name ends in `.gz`): every line one JSON object in
+MongoDB Extended JSON v2, canonical mode (`bson.json_util`, CANONICAL_JSON_OPTIONS), so every BSON type, int64
+ids and links, dates (beyond year 9999 too) round-trip exactly. The first line is the header, plain JSON:
+`{"format": "tracking-gateway-job-archive", "version": 1, "job": <job id or null>, "tasks": n, "history": m,
+"archivedAt": "<ISO 8601>"}`; then one `{"task": <document>}` line per task (by id), then one
+`{"history": <entry>}` line per `task_history` entry of those tasks (by `_id`, which orders them in time).
+
+Restore puts the documents back byte for byte (`bson.encode` of each equals the archived one), in one
+transaction that first refuses ids already in use. Links to tasks outside the archive are kept when those tasks
+exist (their side of the link is written back, so the invariant holds) and left out, with a note, when they
+do not: the archive of the other end brings them back when it is restored.
+
+Purge removes whole jobs none of whose tasks has an `update-timestamp` within the retention (a job whose tasks
+have no readable `update-timestamp` at all is kept: its age is unknown), and, each on its own, tasks without a
+job whose `update-timestamp` is older. In bounded batches, each one transaction that reads the jobs again
+(a job that changed meanwhile stays), archives them when asked, removes links into them from other tasks
+(which are stamped, as every link change stamps them), their tasks and their history entries, and bumps the
+link lock documents (models.locks) of every job it touches: a link addition racing the purge conflicts, is
+retried, and finds the task gone. Subscribers see one DELETED event per task, the ordinary change stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
+
+from bson import json_util
+from bson.int64 import Int64
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from models.connection import DATETIME_CONVERSION
+from models.errors import InvalidOperation, TaskAlreadyExists
+from models.jobs import JOBS_INDEX
+from models.layout import Database, TaskDoc, readable_date_expression
+from models.locks import link_lock_id
+from models.task import COUNTER_FOLLOWS_IDS_UP_TO, TaskCounter, TaskRecord, now_utc
+
+ARCHIVE_FORMAT = "tracking-gateway-job-archive"
+ARCHIVE_VERSION = 1
+HISTORY = "task_history"
+DEFAULT_PURGE_BATCH = 1000
+"""Most tasks one purge transaction removes, unless one job alone has more (a job is never split)."""
+JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS.with_options(
+    tz_aware=True, tzinfo=UTC, datetime_conversion=DATETIME_CONVERSION
+)
+"""Canonical Extended JSON, read back as the gateway reads MongoDB (a date beyond year 9999 is a DatetimeMS)."""
+_GZIP_MAGIC = b"\x1f\x8b"
+_IN_CHUNK = 10_000  # ids per `$in` when reading history of many tasks
+_NOTED_LINKS = 20
+
+_T = TypeVar("_T")
+InTransaction = Callable[[Callable[[AsyncClientSession], Awaitable[_T]]], Awaitable[_T]]
+
+
+# ---- the archive file --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobArchive:
+    """A job's (or some jobless tasks') documents, exactly as stored."""
+
+    job_id: str | None
+    tasks: list[TaskDoc]
+    history: list[TaskDoc]
+    archived_at: datetime = field(default_factory=now_utc)
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "format": ARCHIVE_FORMAT,
+            "version": ARCHIVE_VERSION,
+            "job": self.job_id,
+            "tasks": len(self.tasks),
+            "history": len(self.history),
+            "archivedAt": self.archived_at.isoformat(),
+        }
+
+    def lines(self) -> Iterator[str]:
+        yield json.dumps(self.header(), ensure_ascii=False) + "\n"
+        for doc in self.tasks:
+            yield json_util.dumps({"task": doc}, json_options=JSON_OPTIONS) + "\n"
+        for entry in self.history:
+            yield json_util.dumps({"history": entry}, json_options=JSON_OPTIONS) + "\n"
+
+
+def _open_for_writing(path: Path, compress: bool) -> IO[str]:
+    if compress:
+        return io.TextIOWrapper(gzip.GzipFile(path, "wb"), encoding="utf-8")
+    return path.open("w", encoding="utf-8")
+
+
+def write_archive(archive: JobArchive, path: Path, *, exclusive: bool = False) -> None:
+    """Write the archive to `path` (gzip when it ends in `.gz`) through a temporary file in the same directory,
+    synced and renamed, so `path` never holds half an archive. `exclusive`: FileExistsError if `path` exists."""
+    if exclusive and path.exists():
+        raise FileExistsError(f"{path} exists already")
+    partial = path.with_name(f".{path.name}.partial")
+    with _open_for_writing(partial, path.name.endswith(".gz")) as out:
+        out.writelines(archive.lines())
+        out.flush()
+    with partial.open("rb") as written:
+        os.fsync(written.fileno())
+    os.replace(partial, path)
+
+
+def read_archive(path: Path) -> JobArchive:
+    """An archive file, checked: InvalidOperation naming the file and line for anything that is not one."""
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+    opened: IO[str] = (
+        io.TextIOWrapper(gzip.GzipFile(path, "rb"), encoding="utf-8")
+        if compressed
+        else path.open("r", encoding="utf-8")
+    )
+    with opened as lines:
+        try:
+            return _parsed(path, enumerate(lines, start=1))
+        except (OSError, EOFError, UnicodeDecodeError) as error:
+            raise InvalidOperation(f"{path}: not a readable archive: {error}") from None
+
+
+def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
+    header: dict[str, Any] | None = None
+    tasks: list[TaskDoc] = []
+    history: list[TaskDoc] = []
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            item = json_util.loads(line, json_options=JSON_OPTIONS)
+        except (ValueError, TypeError) as error:
+            raise InvalidOperation(f"{path}:{number}: not Extended JSON: {error}") from None
+        if header is None:
+            header = _checked_header(path, item)
+        elif isinstance(item, dict) and set(item) == {"task"} and isinstance(item["task"], dict):
+            tasks.append(item["task"])
+        elif isinstance(item, dict) and set(item) == {"history"} and isinstance(item["history"], dict):
+            history.append(item["history"])
+        else:
+            raise InvalidOperation(f'{path}:{number}: expected {{"task": …}} or {{"history": …}}')
+    if header is None:
+        raise InvalidOperation(f"{path}: empty, not an archive")
+    if (header["tasks"], header["history"]) != (len(tasks), len(history)):
+        raise InvalidOperation(
+            f"{path}: incomplete: the header announces {header['tasks']} tasks and {header['history']} history "
+            f"entries, the file holds {len(tasks)} and {len(history)}"
+        )
+    missing_ids = [number for number, doc in enumerate(tasks, start=2) if "_id" not in doc]
+    if missing_ids:
+        raise InvalidOperation(f"{path}:{missing_ids[0]}: a task without _id")
+    return JobArchive(header["job"], tasks, history, _archived_at(header.get("archivedAt")))
+
+
+def _archived_at(value: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else now_utc()
+    except ValueError:
+        return now_utc()
+
+
+def _checked_header(path: Path, item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict) or item.get("format") != ARCHIVE_FORMAT:
+        raise InvalidOperation(f"{path}:1: not a {ARCHIVE_FORMAT} header")
+    if item.get("version") != ARCHIVE_VERSION:
+        version = item.get("version")
+        raise InvalidOperation(f"{path}:1: archive version {version!r}, this gateway reads {ARCHIVE_VERSION}")
+    if not isinstance(item.get("tasks"), int) or not isinstance(item.get("history"), int):
+        raise InvalidOperation(f"{path}:1: the header must give the counts of tasks and history entries")
+    return item
+
+
+def archive_name(job_id: str | None, at: datetime) -> str:
+    """A file name for the job's archive: the job id percent-encoded (no separator or dot can escape the
+    directory), then the time, so a job archived twice never overwrites its earlier archive."""
+    stamp = at.strftime("%Y%m%dT%H%M%S.%fZ")
+    name = "no-job" if job_id is None else "job-" + quote(job_id, safe="")
+    if len(name) > 180:  # file names stop at 255 bytes: a long id keeps its start and a hash of the rest
+        name = name[:140] + "~" + hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+    return f"{name}.{stamp}.jsonl.gz"
+
+
+# ---- reports -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurgedUnit:
+    job_id: str | None
+    """None: tasks without a job (each its own unit; grouped per transaction)."""
+    task_ids: list[int]
+    history_entries: int
+    last_update: datetime | None
+    archive: Path | None = None
+
+
+@dataclass
+class PurgeReport:
+    cutoff: datetime
+    dry_run: bool
+    units: list[PurgedUnit] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """Jobs that changed between planning and their transaction: they stay."""
+
+    @property
+    def task_count(self) -> int:
+        return sum(len(unit.task_ids) for unit in self.units)
+
+    def lines(self) -> Iterator[str]:
+        verb = "would purge" if self.dry_run else "purged"
+        for unit in self.units:
+            where = f" -> {unit.archive}" if unit.archive is not None else ""
+            last = unit.last_update.isoformat() if unit.last_update else "unknown"
+            if unit.job_id is None:
+                ids = ", ".join(map(str, unit.task_ids))
+                yield f"{verb} {len(unit.task_ids)} tasks without a job ({ids}){where}"
+            else:
+                yield f"{verb} job {unit.job_id!r}: {len(unit.task_ids)} tasks, last update {last}{where}"
+        for job_id in self.kept:
+            yield f"kept job {job_id!r}: it changed while the purge ran"
+        jobs = sum(1 for unit in self.units if unit.job_id is not None)
+        yield f"{verb} {jobs} jobs and {self.task_count} tasks not updated since {self.cutoff.isoformat()}"
+
+
+@dataclass
+class RestoreReport:
+    job_id: str | None
+    tasks: int
+    history: int
+    history_present: int
+    links_left_out: list[tuple[int, int]]
+    """Links (from, to) to tasks that exist neither in the archive nor stored."""
+
+    def lines(self) -> Iterator[str]:
+        job = "tasks without a job" if self.job_id is None else f"job {self.job_id!r}"
+        yield f"restored {job}: {self.tasks} tasks, {self.history} history entries"
+        if self.history_present:
+            yield f"{self.history_present} history entries were stored already and were left as they are"
+        if self.links_left_out:
+            shown = ", ".join(f"{a} -> {b}" for a, b in self.links_left_out[:_NOTED_LINKS])
+            hidden = len(self.links_left_out) - _NOTED_LINKS
+            more = f" and {hidden} more" if hidden > 0 else ""
+            yield f"links to tasks that no longer exist were left out: {shown}{more}"
+
+
+# ---- the operations ----------------------------------------------------------------------------------------------
+
+
+class Lifecycle:
+    """Archive, restore and purge over one database; `in_transaction` is the graph store's (majority, retried
+    by the driver on transient errors and write conflicts)."""
+
+    def __init__(self, database: Database, in_transaction: InTransaction[Any], counter_id: str) -> None:
+        self._database = database
+        self._tasks = database.get_collection(TaskRecord.Settings.name)
+        self._counters = database.get_collection(TaskCounter.Settings.name)
+        self._history = database.get_collection(HISTORY)
+        self._in_transaction = in_transaction
+        self._counter_id = counter_id
+
+    @property
+    def database(self) -> Database:
+        return self._database
+
+    # ---- archive ----
+
+    async def archive_job(self, job_id: str) -> JobArchive:
+        """The job's tasks and history as of one moment (a snapshot read); InvalidOperation when it has none."""
+        async with self._database.client.start_session(snapshot=True) as session:
+            tasks = await self._job_tasks(job_id, session)
+            if not tasks:
+                raise InvalidOperation(f"job {job_id!r} has no tasks: nothing to archive")
+            history = await self._history_of([doc["_id"] for doc in tasks], session)
+        return JobArchive(job_id, tasks, history)
+
+    async def _job_tasks(self, job_id: str | None, session: AsyncClientSession) -> list[TaskDoc]:
+        cursor = self._tasks.find({"job-id": job_id}, sort=[("_id", ASCENDING)], session=session)
+        return await cursor.to_list(None)
+
+    async def _history_of(self, task_ids: list[Any], session: AsyncClientSession) -> list[TaskDoc]:
+        entries: list[TaskDoc] = []
+        for start in range(0, len(task_ids), _IN_CHUNK):
+            chunk = task_ids[start : start + _IN_CHUNK]
+            cursor = self._history.find({"task": {"$in": chunk}}, session=session)
+            entries.extend(await cursor.to_list(None))
+        return sorted(entries, key=lambda entry: str(entry["_id"]))
+
+    # ---- restore ----
+
+    async def restore(self, archive: JobArchive) -> RestoreReport:
+        """Insert the archived documents as they were, in one transaction; TaskAlreadyExists (naming them) and
+        nothing changed when any of their ids is in use."""
+        return await self._in_transaction(lambda session: self._restore_in(archive, session))  # type: ignore[no-any-return]
+
+    async def _restore_in(self, archive: JobArchive, session: AsyncClientSession) -> RestoreReport:
+        ids = [doc["_id"] for doc in archive.tasks]
+        taken = [doc["_id"] async for doc in self._tasks.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)]
+        if taken:
+            raise TaskAlreadyExists(taken)
+        restored = set(ids)
+        outside = {other for doc in archive.tasks for other in _linked_ids(doc)} - restored
+        stored = await self._tasks.find({"_id": {"$in": list(outside)}}, {"job-id": 1}, session=session).to_list(None)
+        present = {doc["_id"] for doc in stored}
+        tasks, left_out = _without_links_to(archive.tasks, outside - present)
+        await self._bump_link_locks(
+            {doc.get("job-id") for doc in tasks} | {doc.get("job-id") for doc in stored}, session
+        )
+        if tasks:
+            await self._tasks.insert_many(tasks, ordered=True, session=session, bypass_document_validation=True)
+        await self._link_back(tasks, present, session)
+        await self._refuse_cycles_through(tasks, present, session)
+        await self._raise_counter_past(ids, session)
+        entry_ids = [entry["_id"] for entry in archive.history]
+        stored_entries = self._history.find({"_id": {"$in": entry_ids}}, {"_id": 1}, session=session)
+        existing = {entry["_id"] async for entry in stored_entries}
+        fresh = [entry for entry in archive.history if entry["_id"] not in existing]
+        if fresh:
+            await self._history.insert_many(fresh, ordered=True, session=session, bypass_document_validation=True)
+        return RestoreReport(archive.job_id, len(tasks), len(fresh), len(existing), left_out)
+
+    async def _link_back(self, tasks: list[TaskDoc], present: set[Any], session: AsyncClientSession) -> None:
+        """Stored tasks linked from restored ones get their side of each link back (and are stamped, as every
+        link change stamps the tasks it changes)."""
+        nexts: dict[Any, list[Any]] = {}
+        previous: dict[Any, list[Any]] = {}
+        for doc in tasks:
+            for other in _list(doc.get("nexts")):
+                if other in present:
+                    previous.setdefault(other, []).append(doc["_id"])
+            for other in _list(doc.get("previous")):
+                if other in present:
+                    nexts.setdefault(other, []).append(doc["_id"])
+        stamp = {"update-timestamp": now_utc()}
+        updates = [
+            UpdateOne({"_id": task_id}, {"$addToSet": {array: {"$each": linked}}, "$set": stamp})
+            for array, by_task in (("nexts", nexts), ("previous", previous))
+            for task_id, linked in by_task.items()
+        ]
+        if updates:
+            await self._tasks.bulk_write(updates, ordered=True, session=session)
+
+    async def _refuse_cycles_through(
+        self, tasks: list[TaskDoc], present: set[Any], session: AsyncClientSession
+    ) -> None:
+        """InvalidOperation when a restored link closes a cycle with what is stored. A new cycle runs through a
+        restored task and a stored one, so through a link a -> x from a restored task a to a stored task x: it
+        exists exactly when a is downstream of x (searched here, restored tasks included)."""
+        sources: dict[Any, set[Any]] = {}
+        for doc in tasks:
+            for other in _list(doc.get("nexts")):
+                if other in present:
+                    sources.setdefault(other, set()).add(doc["_id"])
+        for start, restored_sources in sources.items():
+            seen, frontier = {start}, [start]
+            while frontier:
+                cursor = self._tasks.find({"_id": {"$in": frontier}}, {"nexts": 1}, session=session)
+                reached = {other for doc in await cursor.to_list(None) for other in _list(doc.get("nexts"))}
+                closing = reached & restored_sources
+                if closing:
+                    raise InvalidOperation(
+                        f"restoring would close a cycle: task {min(closing)} links to task {start}, which leads back "
+                        "to it; nothing was restored"
+                    )
+                frontier = list(reached - seen)
+                seen.update(frontier)
+
+    async def _raise_counter_past(self, ids: Iterable[Any], session: AsyncClientSession) -> None:
+        followed = [i for i in ids if isinstance(i, int) and 0 < i <= COUNTER_FOLLOWS_IDS_UP_TO]
+        if followed:
+            await self._counters.update_one(
+                {"_id": self._counter_id}, {"$max": {"seq": Int64(max(followed))}}, upsert=True, session=session
+            )
+
+    async def _bump_link_locks(self, job_ids: Iterable[Any], session: AsyncClientSession) -> None:
+        """The lock documents of models.locks, bumped so that link additions on these jobs conflict with this
+        transaction (a job id of another type than a string locks the documents of tasks without a job)."""
+        lock_ids = sorted({link_lock_id(job_id if isinstance(job_id, str) else None) for job_id in job_ids})
+        bumps = [UpdateOne({"_id": lock_id}, {"$inc": {"seq": Int64(1)}}, upsert=True) for lock_id in lock_ids]
+        if bumps:
+            await self._counters.bulk_write(bumps, ordered=True, session=session)
+
+    # ---- purge ----
+
+    async def purge(
+        self,
+        inactive_days: float,
+        *,
+        archive_dir: Path | None = None,
+        dry_run: bool = False,
+        batch: int = DEFAULT_PURGE_BATCH,
+        now: datetime | None = None,
+        still_leading: Callable[[], Awaitable[bool]] | None = None,
+    ) -> PurgeReport:
+        """Remove every job none of whose tasks was updated within `inactive_days`, and older tasks without a
+        job; see the module's docstring. `still_leading` is asked before each batch (the background purge's
+        lease): False stops the purge there."""
+        cutoff = (now or now_utc()) - timedelta(days=inactive_days)
+        report = PurgeReport(cutoff, dry_run)
+        jobs = await self._inactive_jobs(cutoff)
+        if dry_run:
+            await self._plan_only(jobs, cutoff, batch, report)
+            return report
+        if archive_dir is not None:
+            await asyncio.to_thread(archive_dir.mkdir, parents=True, exist_ok=True)
+        queue = list(jobs)
+        while queue:
+            if still_leading is not None and not await still_leading():
+                return report
+            taken = await self._purge_jobs(queue, cutoff, batch, archive_dir, report)
+            del queue[:taken]
+        while True:
+            if still_leading is not None and not await still_leading():
+                return report
+            if not await self._purge_jobless(cutoff, batch, archive_dir, report):
+                return report
+
+    async def _inactive_jobs(self, cutoff: datetime) -> list[str]:
+        """Jobs whose latest readable update-timestamp is before `cutoff`, oldest first: one index key per job
+        (models.jobs)."""
+        pipeline: list[dict[str, Any]] = [
+            {"$sort": {"job-id": 1, "update-timestamp": -1}},
+            {"$group": {"_id": "$job-id", "lastUpdate": {"$first": "$update-timestamp"}}},
+            {"$set": {"lastUpdate": readable_date_expression("$lastUpdate")}},
+            {"$match": {"_id": {"$type": "string"}, "lastUpdate": {"$lt": cutoff}}},
+            {"$sort": {"lastUpdate": 1, "_id": 1}},
+        ]
+        cursor = await self._tasks.aggregate(pipeline, hint=JOBS_INDEX)
+        return [row["_id"] async for row in cursor]
+
+    async def _plan_only(self, jobs: list[str], cutoff: datetime, batch: int, report: PurgeReport) -> None:
+        for job_id in jobs:
+            tasks = await self._tasks.find({"job-id": job_id}, {"update-timestamp": 1}).to_list(None)
+            report.units.append(PurgedUnit(job_id, [doc["_id"] for doc in tasks], 0, _latest_update(tasks)))
+        jobless = await self._tasks.find(_jobless_filter(cutoff), {"_id": 1}, sort=[("_id", ASCENDING)]).to_list(None)
+        for start in range(0, len(jobless), batch):
+            chunk = jobless[start : start + batch]
+            report.units.append(PurgedUnit(None, [doc["_id"] for doc in chunk], 0, None))
+
+    async def _purge_jobs(
+        self, queue: list[str], cutoff: datetime, batch: int, archive_dir: Path | None, report: PurgeReport
+    ) -> int:
+        """One transaction: the first jobs of `queue`, as many as fit in `batch` tasks (at least one). Returns
+        how many jobs it took."""
+        at = now_utc()
+
+        async def work(session: AsyncClientSession) -> tuple[int, list[PurgedUnit], list[str]]:
+            units: list[tuple[str | None, list[TaskDoc]]] = []
+            kept: list[str] = []
+            total = taken = 0
+            for job_id in queue:
+                if taken and total >= batch:
+                    break
+                tasks = await self._job_tasks(job_id, session)
+                if taken and total + len(tasks) > batch:
+                    break
+                taken += 1
+                latest = _latest_update(tasks)
+                if not tasks or latest is None or latest >= cutoff:
+                    kept.append(job_id)
+                    continue
+                units.append((job_id, tasks))
+                total += len(tasks)
+            purged = await self._remove(units, archive_dir, at, session, written)
+            return taken, purged, kept
+
+        written: set[Path] = set()
+        taken, purged, kept = await self._in_transaction(work)
+        await _discard_unused(written, purged)
+        report.units.extend(purged)
+        report.kept.extend(kept)
+        return int(taken)
+
+    async def _purge_jobless(self, cutoff: datetime, batch: int, archive_dir: Path | None, report: PurgeReport) -> bool:
+        """One transaction over up to `batch` tasks without a job older than `cutoff`; False when none is left."""
+        at = now_utc()
+
+        async def work(session: AsyncClientSession) -> list[PurgedUnit]:
+            cursor = self._tasks.find(_jobless_filter(cutoff), sort=[("_id", ASCENDING)], limit=batch, session=session)
+            tasks = await cursor.to_list(None)
+            return await self._remove([(None, tasks)] if tasks else [], archive_dir, at, session, written)
+
+        written: set[Path] = set()
+        purged: list[PurgedUnit] = await self._in_transaction(work)
+        await _discard_unused(written, purged)
+        report.units.extend(purged)
+        return bool(purged)
+
+    async def _remove(
+        self,
+        units: list[tuple[str | None, list[TaskDoc]]],
+        archive_dir: Path | None,
+        at: datetime,
+        session: AsyncClientSession,
+        written: set[Path],
+    ) -> list[PurgedUnit]:
+        """Archive (when asked; each file written is added to `written`), unlink from the rest of the graph,
+        delete tasks and their history."""
+        ids = [doc["_id"] for _, tasks in units for doc in tasks]
+        if not ids:
+            return []
+        history = await self._history_of(ids, session)
+        by_task: dict[Any, list[TaskDoc]] = {}
+        for entry in history:
+            by_task.setdefault(entry.get("task"), []).append(entry)
+        purged: list[PurgedUnit] = []
+        for job_id, tasks in units:
+            entries = [entry for doc in tasks for entry in by_task.get(doc["_id"], [])]
+            entries.sort(key=lambda entry: str(entry["_id"]))
+            path = None
+            if archive_dir is not None:
+                path = archive_dir / archive_name(job_id, at)
+                archive = JobArchive(job_id, tasks, entries, at)
+                await asyncio.to_thread(write_archive, archive, path)
+                written.add(path)
+            purged.append(PurgedUnit(job_id, [doc["_id"] for doc in tasks], len(entries), _latest_update(tasks), path))
+        linking = {"$or": [{"nexts": {"$in": ids}}, {"previous": {"$in": ids}}], "_id": {"$nin": ids}}
+        neighbours = await self._tasks.find(linking, {"job-id": 1}, session=session).to_list(None)
+        touched_jobs = [job_id for job_id, _ in units] + [doc.get("job-id") for doc in neighbours]
+        await self._bump_link_locks(touched_jobs, session)
+        stamp = {"update-timestamp": now_utc()}
+        for array in ("nexts", "previous"):
+            await self._tasks.update_many(
+                {array: {"$in": ids}, "_id": {"$nin": ids}},
+                {"$pull": {array: {"$in": ids}}, "$set": stamp},
+                session=session,
+            )
+        await self._tasks.delete_many({"_id": {"$in": ids}}, session=session)
+        for start in range(0, len(ids), _IN_CHUNK):
+            await self._history.delete_many({"task": {"$in": ids[start : start + _IN_CHUNK]}}, session=session)
+        return purged
+
+
+async def _discard_unused(written: set[Path], purged: list[PurgedUnit]) -> None:
+    """Archives an aborted try of a transaction wrote for jobs its committed run kept (they changed meanwhile):
+    those jobs are still stored, and their file would only mislead."""
+    for path in written - {unit.archive for unit in purged}:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+def _jobless_filter(cutoff: datetime) -> dict[str, Any]:
+    """Tasks without a job (missing or null job-id) whose update-timestamp is a date before `cutoff` (a range
+    only matches dates: another type, or none, never counts as old)."""
+    return {"job-id": None, "update-timestamp": {"$lt": cutoff}}
+
+
+def _latest_update(tasks: Iterable[TaskDoc]) -> datetime | None:
+    dates = [doc.get("update-timestamp") for doc in tasks]
+    readable = [value for value in dates if isinstance(value, datetime)]
+    return max(readable) if readable else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _linked_ids(doc: TaskDoc) -> Iterator[Any]:
+    yield from _list(doc.get("nexts"))
+    yield from _list(doc.get("previous"))
+
+
+def _without_links_to(tasks: list[TaskDoc], gone: set[Any]) -> tuple[list[TaskDoc], list[tuple[int, int]]]:
+    """The tasks with links to `gone` ids left out (copies, only of the tasks that had some), and those links."""
+    if not gone:
+        return tasks, []
+    left_out: list[tuple[int, int]] = []
+    kept: list[TaskDoc] = []
+    for doc in tasks:
+        if not any(other in gone for other in _linked_ids(doc)):
+            kept.append(doc)
+            continue
+        copy = dict(doc)
+        for array in ("nexts", "previous"):
+            if isinstance(doc.get(array), list):
+                copy[array] = [other for other in doc[array] if other not in gone]
+                pairs = ((doc["_id"], o) if array == "nexts" else (o, doc["_id"]) for o in doc[array] if o in gone)
+                left_out.extend(pairs)
+        kept.append(copy)
+    return kept, left_out
