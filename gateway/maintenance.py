@@ -15,7 +15,7 @@ from gateway.backend import Backend
 from gateway.observability import configure_logging
 from gateway.settings import Settings
 from models import GraphError
-from models.lifecycle import read_archive, write_archive
+from models.archive import read_archive, write_archive
 
 OpenBackend = Callable[[Settings], Awaitable[Backend]]
 

@@ -1,11 +1,6 @@
 """The data lifecycle of whole jobs: archive to a file, restore from it, and purge jobs nobody changed for a while.
 
-Archive format (JSON Lines, gzip-compressed when the file name ends in `.gz`): every line one JSON object in
-MongoDB Extended JSON v2, canonical mode (`bson.json_util`, CANONICAL_JSON_OPTIONS), so every BSON type, int64
-ids and links, dates (beyond year 9999 too) round-trip exactly. The first line is the header, plain JSON:
-`{"format": "tracking-gateway-job-archive", "version": 1, "job": <job id or null>, "tasks": n, "history": m,
-"archivedAt": "<ISO 8601>"}`; then one `{"task": <document>}` line per task (by id), then one
-`{"history": <entry>}` line per `task_history` entry of those tasks (by `_id`, which orders them in time).
+The archive file and the reports are models.archive.
 
 Restore puts the documents back byte for byte (`bson.encode` of each equals the archived one), in one
 transaction that first refuses ids already in use. Links to tasks outside the archive are kept when those tasks
@@ -24,233 +19,29 @@ retried, and finds the task gone. Subscribers see one DELETED event per task, th
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
-import io
-import json
-import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, TypeVar
-from urllib.parse import quote
+from typing import Any, TypeVar
 
-from bson import json_util
 from bson.int64 import Int64
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from models.connection import DATETIME_CONVERSION
+from models.archive import JobArchive, PurgedUnit, PurgeReport, RestoreReport, archive_name, write_archive
 from models.errors import InvalidOperation, TaskAlreadyExists
+from models.history import HISTORY
 from models.jobs import JOBS_INDEX
 from models.layout import Database, TaskDoc, readable_date_expression
-from models.locks import link_lock_id
+from models.locks import bump_link_locks
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, TaskCounter, TaskRecord, now_utc
 
-ARCHIVE_FORMAT = "tracking-gateway-job-archive"
-ARCHIVE_VERSION = 1
-HISTORY = "task_history"
 DEFAULT_PURGE_BATCH = 1000
 """Most tasks one purge transaction removes, unless one job alone has more (a job is never split)."""
-JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS.with_options(
-    tz_aware=True, tzinfo=UTC, datetime_conversion=DATETIME_CONVERSION
-)
-"""Canonical Extended JSON, read back as the gateway reads MongoDB (a date beyond year 9999 is a DatetimeMS)."""
-_GZIP_MAGIC = b"\x1f\x8b"
 _IN_CHUNK = 10_000  # ids per `$in` when reading history of many tasks
-_NOTED_LINKS = 20
 
 _T = TypeVar("_T")
 InTransaction = Callable[[Callable[[AsyncClientSession], Awaitable[_T]]], Awaitable[_T]]
-
-
-# ---- the archive file --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class JobArchive:
-    """A job's (or some jobless tasks') documents, exactly as stored."""
-
-    job_id: str | None
-    tasks: list[TaskDoc]
-    history: list[TaskDoc]
-    archived_at: datetime = field(default_factory=now_utc)
-
-    def header(self) -> dict[str, Any]:
-        return {
-            "format": ARCHIVE_FORMAT,
-            "version": ARCHIVE_VERSION,
-            "job": self.job_id,
-            "tasks": len(self.tasks),
-            "history": len(self.history),
-            "archivedAt": self.archived_at.isoformat(),
-        }
-
-    def lines(self) -> Iterator[str]:
-        yield json.dumps(self.header(), ensure_ascii=False) + "\n"
-        for doc in self.tasks:
-            yield json_util.dumps({"task": doc}, json_options=JSON_OPTIONS) + "\n"
-        for entry in self.history:
-            yield json_util.dumps({"history": entry}, json_options=JSON_OPTIONS) + "\n"
-
-
-def _open_for_writing(path: Path, compress: bool) -> IO[str]:
-    if compress:
-        return io.TextIOWrapper(gzip.GzipFile(path, "wb"), encoding="utf-8")
-    return path.open("w", encoding="utf-8")
-
-
-def write_archive(archive: JobArchive, path: Path, *, exclusive: bool = False) -> None:
-    """Write the archive to `path` (gzip when it ends in `.gz`) through a temporary file in the same directory,
-    synced and renamed, so `path` never holds half an archive. `exclusive`: FileExistsError if `path` exists."""
-    if exclusive and path.exists():
-        raise FileExistsError(f"{path} exists already")
-    partial = path.with_name(f".{path.name}.partial")
-    with _open_for_writing(partial, path.name.endswith(".gz")) as out:
-        out.writelines(archive.lines())
-        out.flush()
-    with partial.open("rb") as written:
-        os.fsync(written.fileno())
-    os.replace(partial, path)
-
-
-def read_archive(path: Path) -> JobArchive:
-    """An archive file, checked: InvalidOperation naming the file and line for anything that is not one."""
-    with path.open("rb") as raw:
-        compressed = raw.read(2) == _GZIP_MAGIC
-    opened: IO[str] = (
-        io.TextIOWrapper(gzip.GzipFile(path, "rb"), encoding="utf-8")
-        if compressed
-        else path.open("r", encoding="utf-8")
-    )
-    with opened as lines:
-        try:
-            return _parsed(path, enumerate(lines, start=1))
-        except (OSError, EOFError, UnicodeDecodeError) as error:
-            raise InvalidOperation(f"{path}: not a readable archive: {error}") from None
-
-
-def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
-    header: dict[str, Any] | None = None
-    tasks: list[TaskDoc] = []
-    history: list[TaskDoc] = []
-    for number, line in lines:
-        if not line.strip():
-            continue
-        try:
-            item = json_util.loads(line, json_options=JSON_OPTIONS)
-        except (ValueError, TypeError) as error:
-            raise InvalidOperation(f"{path}:{number}: not Extended JSON: {error}") from None
-        if header is None:
-            header = _checked_header(path, item)
-        elif isinstance(item, dict) and set(item) == {"task"} and isinstance(item["task"], dict):
-            tasks.append(item["task"])
-        elif isinstance(item, dict) and set(item) == {"history"} and isinstance(item["history"], dict):
-            history.append(item["history"])
-        else:
-            raise InvalidOperation(f'{path}:{number}: expected {{"task": …}} or {{"history": …}}')
-    if header is None:
-        raise InvalidOperation(f"{path}: empty, not an archive")
-    if (header["tasks"], header["history"]) != (len(tasks), len(history)):
-        raise InvalidOperation(
-            f"{path}: incomplete: the header announces {header['tasks']} tasks and {header['history']} history "
-            f"entries, the file holds {len(tasks)} and {len(history)}"
-        )
-    missing_ids = [number for number, doc in enumerate(tasks, start=2) if "_id" not in doc]
-    if missing_ids:
-        raise InvalidOperation(f"{path}:{missing_ids[0]}: a task without _id")
-    return JobArchive(header["job"], tasks, history, _archived_at(header.get("archivedAt")))
-
-
-def _archived_at(value: Any) -> datetime:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else now_utc()
-    except ValueError:
-        return now_utc()
-
-
-def _checked_header(path: Path, item: Any) -> dict[str, Any]:
-    if not isinstance(item, dict) or item.get("format") != ARCHIVE_FORMAT:
-        raise InvalidOperation(f"{path}:1: not a {ARCHIVE_FORMAT} header")
-    if item.get("version") != ARCHIVE_VERSION:
-        version = item.get("version")
-        raise InvalidOperation(f"{path}:1: archive version {version!r}, this gateway reads {ARCHIVE_VERSION}")
-    if not isinstance(item.get("tasks"), int) or not isinstance(item.get("history"), int):
-        raise InvalidOperation(f"{path}:1: the header must give the counts of tasks and history entries")
-    return item
-
-
-def archive_name(job_id: str | None, at: datetime) -> str:
-    """A file name for the job's archive: the job id percent-encoded (no separator or dot can escape the
-    directory), then the time, so a job archived twice never overwrites its earlier archive."""
-    stamp = at.strftime("%Y%m%dT%H%M%S.%fZ")
-    name = "no-job" if job_id is None else "job-" + quote(job_id, safe="")
-    if len(name) > 180:  # file names stop at 255 bytes: a long id keeps its start and a hash of the rest
-        name = name[:140] + "~" + hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
-    return f"{name}.{stamp}.jsonl.gz"
-
-
-# ---- reports -----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PurgedUnit:
-    job_id: str | None
-    """None: tasks without a job (each its own unit; grouped per transaction)."""
-    task_ids: list[int]
-    history_entries: int
-    last_update: datetime | None
-    archive: Path | None = None
-
-
-@dataclass
-class PurgeReport:
-    cutoff: datetime
-    dry_run: bool
-    units: list[PurgedUnit] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
-    """Jobs that changed between planning and their transaction: they stay."""
-
-    @property
-    def task_count(self) -> int:
-        return sum(len(unit.task_ids) for unit in self.units)
-
-    def lines(self) -> Iterator[str]:
-        verb = "would purge" if self.dry_run else "purged"
-        for unit in self.units:
-            where = f" -> {unit.archive}" if unit.archive is not None else ""
-            last = unit.last_update.isoformat() if unit.last_update else "unknown"
-            if unit.job_id is None:
-                ids = ", ".join(map(str, unit.task_ids))
-                yield f"{verb} {len(unit.task_ids)} tasks without a job ({ids}){where}"
-            else:
-                yield f"{verb} job {unit.job_id!r}: {len(unit.task_ids)} tasks, last update {last}{where}"
-        for job_id in self.kept:
-            yield f"kept job {job_id!r}: it changed while the purge ran"
-        jobs = sum(1 for unit in self.units if unit.job_id is not None)
-        yield f"{verb} {jobs} jobs and {self.task_count} tasks not updated since {self.cutoff.isoformat()}"
-
-
-@dataclass
-class RestoreReport:
-    job_id: str | None
-    tasks: int
-    history: int
-    history_present: int
-    links_left_out: list[tuple[int, int]]
-    """Links (from, to) to tasks that exist neither in the archive nor stored."""
-
-    def lines(self) -> Iterator[str]:
-        job = "tasks without a job" if self.job_id is None else f"job {self.job_id!r}"
-        yield f"restored {job}: {self.tasks} tasks, {self.history} history entries"
-        if self.history_present:
-            yield f"{self.history_present} history entries were stored already and were left as they are"
-        if self.links_left_out:
-            shown = ", ".join(f"{a} -> {b}" for a, b in self.links_left_out[:_NOTED_LINKS])
-            hidden = len(self.links_left_out) - _NOTED_LINKS
-            more = f" and {hidden} more" if hidden > 0 else ""
-            yield f"links to tasks that no longer exist were left out: {shown}{more}"
 
 
 # ---- the operations ----------------------------------------------------------------------------------------------
@@ -312,8 +103,8 @@ class Lifecycle:
         stored = await self._tasks.find({"_id": {"$in": list(outside)}}, {"job-id": 1}, session=session).to_list(None)
         present = {doc["_id"] for doc in stored}
         tasks, left_out = _without_links_to(archive.tasks, outside - present)
-        await self._bump_link_locks(
-            {doc.get("job-id") for doc in tasks} | {doc.get("job-id") for doc in stored}, session
+        await _bump_link_locks(
+            self._counters, {doc.get("job-id") for doc in tasks} | {doc.get("job-id") for doc in stored}, session
         )
         if tasks:
             await self._tasks.insert_many(tasks, ordered=True, session=session, bypass_document_validation=True)
@@ -380,14 +171,6 @@ class Lifecycle:
             await self._counters.update_one(
                 {"_id": self._counter_id}, {"$max": {"seq": Int64(max(followed))}}, upsert=True, session=session
             )
-
-    async def _bump_link_locks(self, job_ids: Iterable[Any], session: AsyncClientSession) -> None:
-        """The lock documents of models.locks, bumped so that link additions on these jobs conflict with this
-        transaction (a job id of another type than a string locks the documents of tasks without a job)."""
-        lock_ids = sorted({link_lock_id(job_id if isinstance(job_id, str) else None) for job_id in job_ids})
-        bumps = [UpdateOne({"_id": lock_id}, {"$inc": {"seq": Int64(1)}}, upsert=True) for lock_id in lock_ids]
-        if bumps:
-            await self._counters.bulk_write(bumps, ordered=True, session=session)
 
     # ---- purge ----
 
@@ -526,7 +309,7 @@ class Lifecycle:
         linking = {"$or": [{"nexts": {"$in": ids}}, {"previous": {"$in": ids}}], "_id": {"$nin": ids}}
         neighbours = await self._tasks.find(linking, {"job-id": 1}, session=session).to_list(None)
         touched_jobs = [job_id for job_id, _ in units] + [doc.get("job-id") for doc in neighbours]
-        await self._bump_link_locks(touched_jobs, session)
+        await _bump_link_locks(self._counters, touched_jobs, session)
         stamp = {"update-timestamp": now_utc()}
         for array in ("nexts", "previous"):
             await self._tasks.update_many(
@@ -586,3 +369,9 @@ def _without_links_to(tasks: list[TaskDoc], gone: set[Any]) -> tuple[list[TaskDo
                 left_out.extend(pairs)
         kept.append(copy)
     return kept, left_out
+
+
+async def _bump_link_locks(counters: Any, job_ids: Iterable[Any], session: AsyncClientSession) -> None:
+    """models.locks' lock documents of these jobs (a stored job id of another type than a string locks those of
+    tasks without a job), so that link additions on them conflict with this transaction."""
+    await bump_link_locks(counters, {job_id if isinstance(job_id, str) else None for job_id in job_ids}, session)

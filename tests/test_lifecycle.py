@@ -26,7 +26,7 @@ from gateway.backend import Backend
 from gateway.embedded import free_port
 from gateway.settings import SettingsError, load_settings
 from models import InvalidOperation, TaskAlreadyExists, TaskNotFound
-from models.lifecycle import ARCHIVE_FORMAT, read_archive, write_archive
+from models.archive import ARCHIVE_FORMAT, read_archive, write_archive
 from models.retention import RetentionWorker
 from tests.conftest import TEST_DB
 from tests.helpers import assert_link_invariant, eventually, next_event, served, subscription, task
