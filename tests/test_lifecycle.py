@@ -66,12 +66,14 @@ async def seed(store, raw_db) -> None:
     }
     await raw_db.tasks.update_one({"_id": 2}, {"$set": odd})
     await make_old(raw_db, "old")
+    # Recent entries: old ones would be removed by the TTL index (TRACKING_HISTORY_DAYS) at any moment.
+    at = datetime.now(UTC).replace(microsecond=0)
     history = [
-        {"_id": f"h{task_id}-{n}", "task": Int64(task_id), "job": "old", "kind": "UPDATED", "fields": [], "at": OLD}
+        {"_id": f"h{task_id}-{n}", "task": Int64(task_id), "job": "old", "kind": "UPDATED", "fields": [], "at": at}
         for task_id in (1, 2, 3)
         for n in range(2)
     ]
-    await raw_db.task_history.insert_many([*history, {"_id": "h10", "task": Int64(10), "kind": "CREATED", "at": OLD}])
+    await raw_db.task_history.insert_many([*history, {"_id": "h10", "task": Int64(10), "kind": "CREATED", "at": at}])
 
 
 async def test_archive_purge_restore_gives_the_same_bson(store, raw_db, tmp_path):
