@@ -84,7 +84,7 @@ async def _tasks_response(store: GraphStore, docs: list[TaskDoc], fmt: Format) -
     return _respond({"tasks": {"tasks": [task_to_api(doc, linked) for doc in docs]}}, fmt)
 
 
-async def _task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
+async def task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
     wanted = navigable_next_ids([doc])
     linked = await store.get_tasks(wanted) if wanted else {}
     return _respond({"task": task_to_api(doc, linked)}, fmt)
@@ -158,7 +158,7 @@ async def create_tasks(request: Request) -> Response:
 @router.get("/task/{taskId}", summary="Get Task from id", responses=answers(200, "Task found", Task, 400, 404))
 async def get_task(request: Request, taskId: TaskIdPath) -> Response:
     store = _store(request)
-    return await _task_response(store, await store.get_task(taskId), _format(request))
+    return await task_response(store, await store.get_task(taskId), _format(request))
 
 
 @router.get(
@@ -187,7 +187,7 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     """Fields present replace stored values, `null` clears, absent fields stay; `nexts` is refused."""
     patch = await _task_patch(request)
     store = _store(request)
-    return await _task_response(store, await store.update_task(taskId, patch), _format(request))
+    return await task_response(store, await store.update_task(taskId, patch), _format(request))
 
 
 @router.delete(
