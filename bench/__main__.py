@@ -17,7 +17,7 @@ import aiohttp
 from pymongo import AsyncMongoClient
 
 from bench.data import DB, TOTAL_TASKS, Client, load
-from bench.measure import CONCURRENCY, Bound, Row, Run, Target
+from bench.measure import CONCURRENCY, Bound, CpuMeter, Row, Run, Target
 from bench.processes import TOKEN, peak_rss_mb, start, wait_until_up
 from bench.report import write_results
 from bench.workloads import WORKLOADS, scale
@@ -55,7 +55,8 @@ async def main(names: list[str]) -> None:
             await wait_until_up(f"{second_url}/readyz", second)
             connector = aiohttp.TCPConnector(limit=CONCURRENCY)
             async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
-                run = Run(session, gateway_url, second_url, reference_url, db, client, ids, load_s, TOTAL_TASKS)
+                cpu = CpuMeter((gateway.pid, second.pid), mongo.process.pid)
+                run = Run(session, gateway_url, second_url, reference_url, db, client, ids, load_s, TOTAL_TASKS, cpu)
                 rows: list[Row] = [] if names else await scale.measure(run)
                 for name in names or list(WORKLOADS):
                     rows.extend(await WORKLOADS[name](run))

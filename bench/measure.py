@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import aiohttp
 
 from bench.data import Client, Database, Doc
+from bench.processes import tree_cpu_s
 
 CONCURRENCY = 32
 """Requests in flight at once from the load generator (and wrk's connections)."""
@@ -99,6 +101,23 @@ class Row:
         }
 
 
+@dataclass(frozen=True)
+class CpuMeter:
+    """CPU seconds used so far: by what serves the API (the gateway processes and mongod) or by a direct
+    driver client (this process and mongod). Differences over a measure, per operation, are what write
+    workloads are judged by: on two shared cores, throughput cannot grow with clients."""
+
+    gateways: tuple[int, ...]
+    mongod: int
+
+    def serving(self) -> float:
+        return tree_cpu_s([*self.gateways, self.mongod])
+
+    def direct(self) -> float:
+        own = os.times()
+        return tree_cpu_s([self.mongod]) + own.user + own.system
+
+
 @dataclass
 class Run:
     """What every workload measures against: the servers' base URLs, the benchmark's HTTP session (it sends the
@@ -113,6 +132,7 @@ class Run:
     ids: dict[str, int]
     load_s: float
     total: int
+    cpu: CpuMeter
 
 
 async def rate(worker: Callable[[int], Awaitable[None]], total: int, concurrency: int = CONCURRENCY) -> float:

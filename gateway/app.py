@@ -29,7 +29,7 @@ from gateway.middleware import (
 from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.settings import Settings
 from gateway.state import GatewayState, gateway_state
-from rest import TrackingGuard
+from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
 
@@ -117,6 +117,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         Middleware(TrackingGuard),  # /tracking: token (403), then Accept (406)
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, refusal=front_end_refusal),  # 413
         Middleware(ExpectContinueMiddleware, prefix=REST_PREFIX),  # 100 Continue before every REST operation
+        Middleware(FastTaskRead),  # GET /tracking/task/{taskId} without the router (rest.fast_read)
     ]
 
 

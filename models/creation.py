@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bson.int64 import Int64
+from pydantic import TypeAdapter
 
 from models.errors import InvalidOperation
 from models.layout import TaskDoc
@@ -20,24 +22,33 @@ from models.task import DEFAULT_TYPE, TaskCreate, now_utc
 
 @dataclass
 class PlannedTask:
-    spec: TaskCreate
+    fields: dict[str, Any]
+    """The client's fields under their stored names, nulls left out (not `id`, `nexts` or the timestamps)."""
+    id: int | None
+    """The id the client gave, if any."""
     parent: int | None
     """Index into the plan of the task whose `nexts` held this one; None for a task of the request's list."""
     children: list[int] = field(default_factory=list)
     """Indexes into the plan of the tasks its `nexts` held, in request order."""
 
 
+_TASK_LIST: TypeAdapter[list[TaskCreate]] = TypeAdapter(list[TaskCreate])
+
+
 def plan_creation(tasks: Sequence[TaskCreate]) -> list[PlannedTask]:
-    """Nested `nexts` flattened depth-first: each task followed by its sub-graph, in request order."""
+    """Nested `nexts` flattened depth-first: each task followed by its sub-graph, in request order. The whole
+    request is dumped to plain data at once (one pydantic-core call rather than one per task)."""
     plan: list[PlannedTask] = []
-    stack: list[tuple[TaskCreate, int | None]] = [(spec, None) for spec in reversed(tasks)]
+    dumped = _TASK_LIST.dump_python(list(tasks), by_alias=True, exclude_none=True)
+    stack: list[tuple[dict[str, Any], int | None]] = [(spec, None) for spec in reversed(dumped)]
     while stack:
         spec, parent = stack.pop()
         index = len(plan)
-        plan.append(PlannedTask(spec, parent))
+        nexts = spec.pop("nexts", None)
+        plan.append(PlannedTask(spec, spec.pop("id", None), parent))
         if parent is not None:
             plan[parent].children.append(index)
-        stack.extend((child, index) for child in reversed(spec.nexts.tasks if spec.nexts else ()))
+        stack.extend((child, index) for child in reversed(nexts["tasks"] if nexts else ()))
     return plan
 
 
@@ -56,7 +67,7 @@ def client_ids_of(plan: Sequence[PlannedTask], limits: Limits) -> list[int]:
     if not plan:
         raise InvalidOperation("tasks: at least one task is required")
     limits.refuse_task_count(len(plan))
-    client_ids = [item.spec.id for item in plan if item.spec.id is not None]
+    client_ids = [item.id for item in plan if item.id is not None]
     repeated = duplicate_ids(client_ids)
     if repeated:
         raise InvalidOperation(f"task id {', '.join(map(str, repeated))} appears more than once in the request")
@@ -70,19 +81,17 @@ def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int]) -> list[TaskD
     now = now_utc()
     docs: list[TaskDoc] = []
     for index, item in enumerate(plan):
-        fields = item.spec.model_dump(by_alias=True, exclude_none=True, exclude={"id", "nexts"})
-        parent_doc = docs[item.parent] if item.parent is not None else None
+        fields, parent = item.fields, item.parent
         doc: TaskDoc = {"_id": Int64(ids[index])}
         if "status" in fields:
-            doc["status"] = fields.pop("status")
-        doc["creation-timestamp"] = now
-        doc["update-timestamp"] = now
-        if "job-id" not in fields and parent_doc is not None and "job-id" in parent_doc:
-            doc["job-id"] = parent_doc["job-id"]
+            doc["status"] = fields["status"]
+        doc["creation-timestamp"] = doc["update-timestamp"] = now
+        if parent is not None and "job-id" not in fields and "job-id" in docs[parent]:
+            doc["job-id"] = docs[parent]["job-id"]
         doc.update(fields)
-        doc.setdefault("root", parent_doc is None)
+        doc.setdefault("root", parent is None)
         doc.setdefault("type", DEFAULT_TYPE)
         doc["nexts"] = [Int64(ids[child]) for child in item.children]
-        doc["previous"] = [Int64(ids[item.parent])] if item.parent is not None else []
+        doc["previous"] = [Int64(ids[parent])] if parent is not None else []
         docs.append(doc)
     return docs

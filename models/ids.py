@@ -82,7 +82,7 @@ class IdAllocator:
         TaskAlreadyExists."""
         for _ in range(SERVER_ASSIGNED_ID_RETRIES):
             server_ids = iter(await self.allocate(len(plan) - len(client_ids)))
-            ids = [item.spec.id if item.spec.id is not None else next(server_ids) for item in plan]
+            ids = [item.id if item.id is not None else next(server_ids) for item in plan]
             docs = new_documents(plan, ids)
 
             async def insert(session: AsyncClientSession, docs: list[TaskDoc] = docs) -> None:

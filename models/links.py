@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Literal
 
 from bson.int64 import Int64
@@ -19,7 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from models.conditions import EntityTagCondition, require_match
 from models.errors import InvalidOperation
 from models.layout import TaskDoc, readable_tasks
-from models.locks import JobQueues, bump_link_locks
+from models.locks import JobQueues, QueuesBusy, bump_link_locks
 from models.metrics import LINK_QUEUE_WAIT
 from models.storage import Storage
 from models.task import now_utc
@@ -36,8 +37,11 @@ def refuse_self_links(pairs: Iterable[Link]) -> None:
             raise InvalidOperation(f"task {source} cannot be linked to itself")
 
 
-def link_updates(pairs: Iterable[Link], operator: Literal["$addToSet", "$pull"]) -> list[UpdateOne]:
-    """One update per task touched: `$addToSet` ({"$each": ids}) or `$pull` ({"$in": ids}) on both sides."""
+def link_updates(
+    pairs: Iterable[Link], operator: Literal["$addToSet", "$pull"], stamp: datetime | None = None
+) -> list[UpdateOne]:
+    """One update per task touched: `$addToSet` ({"$each": ids}) or `$pull` ({"$in": ids}) on both sides, each
+    setting `update-timestamp` to `stamp` (default: now)."""
     nexts: dict[int, list[Int64]] = {}
     previous: dict[int, list[Int64]] = {}
     for source, target in pairs:
@@ -45,16 +49,30 @@ def link_updates(pairs: Iterable[Link], operator: Literal["$addToSet", "$pull"])
         previous.setdefault(target, []).append(Int64(source))
     adding = operator == "$addToSet"
     wrap = "$each" if adding else "$in"
-    stamp = {"$set": {"update-timestamp": now_utc()}}
+    stamped = {"$set": {"update-timestamp": stamp or now_utc()}}
 
     def update(task_id: int, array: Direction, ids: list[Int64]) -> UpdateOne:
         # A removal touches (and re-stamps) only tasks that really hold one of the links.
         match = {"_id": task_id} if adding else {"_id": task_id, array: {"$in": ids}}
-        return UpdateOne(match, {operator: {array: {wrap: ids}}, **stamp})
+        return UpdateOne(match, {operator: {array: {wrap: ids}}, **stamped})
 
     return [update(a, "nexts", ids) for a, ids in nexts.items()] + [
         update(b, "previous", ids) for b, ids in previous.items()
     ]
+
+
+def with_links(docs: Mapping[int, TaskDoc], new_pairs: Iterable[Link], stamp: datetime) -> dict[int, TaskDoc]:
+    """Copies of `docs` as `link_updates(new_pairs, "$addToSet", stamp)` leaves them in MongoDB (every task of
+    the pairs is in `docs`)."""
+    written = {task_id: dict(doc) for task_id, doc in docs.items()}
+    for source, target in new_pairs:
+        for task_id, array, other in ((source, "nexts", target), (target, "previous", source)):
+            doc = written[task_id]
+            ids = doc[array] = list(doc.get(array) or [])
+            if other not in ids:
+                ids.append(other)
+            doc["update-timestamp"] = stamp
+    return written
 
 
 class Links:
@@ -66,33 +84,54 @@ class Links:
         self, anchor: int, pairs: list[Link], listing: Direction, if_match: EntityTagCondition | None = None
     ) -> list[TaskDoc]:
         """Add the links; returns the `listing` neighbours of `anchor` after the change, by ascending id.
-        Errors as the module says; with `if_match`, PreconditionFailed unless the anchor's ETag satisfies it."""
+        Errors as the module says; with `if_match`, PreconditionFailed unless the anchor's ETag satisfies it.
+
+        Round trips when the jobs' queues are free: one read, the lock bump, the link writes and the commit
+        (models.locks.QueueHold says how the queues are taken without a read before the transaction)."""
         refuse_self_links(pairs)
         involved = {task_id for pair in pairs for task_id in pair}
+        hold = self._queues.hold()
 
         async def work(session: AsyncClientSession) -> list[TaskDoc]:
-            docs = await self._storage.require_ids(involved, session)
+            docs = await self._storage.require_ids(involved, session, whole=True)
+            await hold.cover(doc.get("job-id") for doc in docs.values())
             if if_match is not None:
                 await require_match(self._storage.tasks, anchor, if_match, session)
-            new_pairs = [(a, b) for a, b in dict.fromkeys(pairs) if b not in (docs[a].get("nexts") or [])]
-            if new_pairs:
-                jobs_read = await self._refuse_cycles(new_pairs, docs, session)
-                jobs = jobs_read | {doc.get("job-id") for doc in docs.values()}
-                await bump_link_locks(self._storage.counters, jobs, session)
-                await self._storage.tasks.bulk_write(
-                    link_updates(new_pairs, "$addToSet"), ordered=True, session=session
-                )
-            # This transaction wrote the anchor's links last (a concurrent change of them would conflict).
-            linked = {*(docs[anchor].get(listing) or ()), *(b if a == anchor else a for a, b in new_pairs)}
-            return await self._storage.find_sorted({"_id": {"$in": list(linked)}}, session)
+            return await self._link(anchor, pairs, listing, docs, session)
 
-        # The endpoints' jobs, read before the transaction, only pick this process's queues: the transaction
-        # reads them again and bumps what it read.
-        endpoint_jobs = {doc.get("job-id") for doc in (await self._storage.require_ids(involved)).values()}
-        waiting = time.monotonic()
-        async with self._queues.holding(endpoint_jobs):
-            LINK_QUEUE_WAIT.observe(time.monotonic() - waiting)
-            return await self._storage.in_transaction(work)
+        waited = 0.0
+        try:
+            while True:
+                try:
+                    return await self._storage.in_transaction(work)
+                except QueuesBusy as busy:
+                    waiting = time.monotonic()
+                    await hold.wait_for(busy.jobs)
+                    waited += time.monotonic() - waiting
+        finally:
+            hold.release()
+            LINK_QUEUE_WAIT.observe(waited)
+
+    async def _link(
+        self, anchor: int, pairs: list[Link], listing: Direction, docs: dict[int, TaskDoc], session: AsyncClientSession
+    ) -> list[TaskDoc]:
+        """In the transaction, on the endpoints as it read them (`docs`, every field): refuse cycles, bump the
+        locks, write the new links; then the anchor's `listing` neighbours."""
+        new_pairs = [(a, b) for a, b in dict.fromkeys(pairs) if b not in (docs[a].get("nexts") or [])]
+        stamp = now_utc()
+        if new_pairs:
+            jobs_read = await self._refuse_cycles(new_pairs, docs, session)
+            jobs = jobs_read | {doc.get("job-id") for doc in docs.values()}
+            await bump_link_locks(self._storage.counters, jobs, session)
+            await self._storage.tasks.bulk_write(
+                link_updates(new_pairs, "$addToSet", stamp), ordered=True, session=session
+            )
+        # This transaction wrote the anchor's links last (a concurrent change of them would conflict).
+        linked = {*(docs[anchor].get(listing) or ()), *(b if a == anchor else a for a, b in new_pairs)}
+        if linked <= docs.keys():  # every neighbour was read above: the answer is what was written
+            written = with_links(docs, new_pairs, stamp)
+            return [written[task_id] for task_id in sorted(linked)]
+        return await self._storage.find_sorted({"_id": {"$in": list(linked)}}, session)
 
     async def remove(self, pairs: list[Link], anchor: int, if_match: EntityTagCondition | None = None) -> None:
         """Remove the links (those not stored are no error); TaskNotFound naming every id that does not exist;

@@ -18,8 +18,7 @@ bumps the lock documents of the old and the new job in the same transaction (mod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterable
 
 from bson.int64 import Int64
 from pymongo import UpdateOne
@@ -54,18 +53,41 @@ class JobQueues:
     def __init__(self) -> None:
         self._queues: dict[str | None, tuple[asyncio.Lock, int]] = {}
 
-    @asynccontextmanager
-    async def holding(self, job_ids: Iterable[str | None]) -> AsyncIterator[None]:
+    def hold(self) -> QueueHold:
+        """An empty hold for one addition, which takes queues as it learns its jobs."""
+        return QueueHold(self)
+
+    async def take_if_free(self, job_ids: Iterable[str | None]) -> bool:
+        """Take the queues of `job_ids` when no addition holds or awaits any of them (then no await here
+        suspends: a fresh lock is taken at once); False, taking none, when one is in use."""
+        wanted = set(job_ids)
+        if any(job_id in self._queues for job_id in wanted):
+            return False
+        locks = [self._take(job_id) for job_id in wanted]
+        for lock in locks:
+            await lock.acquire()
+        return True
+
+    async def take_in_turn(self, job_ids: Iterable[str | None]) -> None:
+        """Take the queues of `job_ids`, waiting for each in the global order."""
         ordered = sorted(set(job_ids), key=lambda job_id: (job_id is not None, job_id or ""))
         locks = [self._take(job_id) for job_id in ordered]
+        taken: list[str | None] = []
         try:
-            async with AsyncExitStack() as stack:
-                for lock in locks:
-                    await stack.enter_async_context(lock)
-                yield
-        finally:
-            for job_id in ordered:
+            for job_id, lock in zip(ordered, locks, strict=True):
+                await lock.acquire()
+                taken.append(job_id)
+        except BaseException:
+            self.give_back(taken)
+            for job_id in ordered[len(taken) :]:
                 self._give_back(job_id)
+            raise
+
+    def give_back(self, job_ids: Iterable[str | None]) -> None:
+        """Release queues taken with `take_if_free` or `take_in_turn`."""
+        for job_id in job_ids:
+            self._queues[job_id][0].release()
+            self._give_back(job_id)
 
     def _take(self, job_id: str | None) -> asyncio.Lock:
         lock, users = self._queues.get(job_id) or (asyncio.Lock(), 0)
@@ -78,3 +100,44 @@ class JobQueues:
             del self._queues[job_id]
         else:
             self._queues[job_id] = (lock, users - 1)
+
+
+class QueuesBusy(Exception):
+    """An addition met queues in use after its transaction read its jobs: it gives up that transaction, waits
+    its turn for `jobs` and runs again."""
+
+    def __init__(self, jobs: set[str | None]) -> None:
+        super().__init__(f"queues of jobs {jobs} in use")
+        self.jobs = jobs
+
+
+class QueueHold:
+    """The queues one link addition holds. Its transaction reads the endpoints' jobs first and takes their
+    queues at once if they are free (the common case: no read before the transaction); when one is in use it
+    raises QueuesBusy, and the caller waits in turn for all of them (`wait_for`) before running again, so
+    additions on the same jobs still take turns instead of conflicting in MongoDB."""
+
+    def __init__(self, queues: JobQueues) -> None:
+        self._queues = queues
+        self.jobs: set[str | None] = set()
+
+    async def cover(self, job_ids: Iterable[str | None]) -> None:
+        """Hold the queues of `job_ids` too, taken at once; QueuesBusy (naming every job wanted) when one is
+        in use by another addition."""
+        missing = set(job_ids) - self.jobs
+        if not missing:
+            return
+        if not await self._queues.take_if_free(missing):
+            raise QueuesBusy(self.jobs | missing)
+        self.jobs |= missing
+
+    async def wait_for(self, job_ids: set[str | None]) -> None:
+        """Give back what is held, then take the queues of `job_ids` in turn (never waiting while holding one
+        out of the global order)."""
+        self.release()
+        await self._queues.take_in_turn(job_ids)
+        self.jobs = set(job_ids)
+
+    def release(self) -> None:
+        self._queues.give_back(self.jobs)
+        self.jobs = set()

@@ -53,10 +53,12 @@ class Storage:
         cursor = self.tasks.find({"_id": {"$in": list(ids)}}, batch_size=len(ids) + 1)
         return {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
 
-    async def require_ids(self, ids: Collection[int], session: AsyncClientSession | None = None) -> dict[int, TaskDoc]:
-        """Link arrays and jobs (`nexts`, `previous`, `job-id`) of the given tasks, by id; TaskNotFound naming
-        every id that does not exist."""
-        projection = {"nexts": 1, "previous": 1, "job-id": 1}
+    async def require_ids(
+        self, ids: Collection[int], session: AsyncClientSession | None = None, whole: bool = False
+    ) -> dict[int, TaskDoc]:
+        """Link arrays and jobs (`nexts`, `previous`, `job-id`) of the given tasks, or with `whole` every field,
+        by id; TaskNotFound naming every id that does not exist."""
+        projection = None if whole else {"nexts": 1, "previous": 1, "job-id": 1}
         cursor = self.tasks.find({"_id": {"$in": list(ids)}}, projection, session=session)
         found = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
         missing = set(ids) - found.keys()

@@ -7,6 +7,7 @@ from fastapi.routing import APIRoute
 
 from models import INT64_MAX
 from rest.errors import error_response, install_error_handlers
+from rest.fast_read import FastTaskRead
 from rest.guard import TrackingGuard
 from rest.routes import router
 from rest.schemas import TaskUpdate
@@ -67,4 +68,4 @@ def _document_operation(operation: dict[str, Any]) -> None:
             parameter["description"] = ID_LISTS[parameter["name"]]
 
 
-__all__ = ["TrackingGuard", "error_response", "install"]
+__all__ = ["FastTaskRead", "TrackingGuard", "error_response", "install"]

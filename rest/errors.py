@@ -44,6 +44,16 @@ def error_response(status: int, message: str, accept: str | None, headers: dict[
     return Response(body, status_code=status, media_type=fmt.value, headers=headers)
 
 
+def graph_error_response(error: GraphError, accept: str | None) -> Response:
+    """The answer to a graph store error, as the exception handlers below give it; an error type without a
+    status is raised again (a 500, as an unhandled error)."""
+    for error_type in type(error).__mro__:
+        status = STATUS_OF_GRAPH_ERROR.get(error_type)
+        if status is not None:
+            return error_response(status, error.message or str(error), accept)
+    raise error
+
+
 def _describe_parameter_errors(error: RequestValidationError) -> str:
     parts = []
     for item in error.errors():

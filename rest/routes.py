@@ -85,7 +85,7 @@ async def _tasks_response(store: GraphStore, docs: list[TaskDoc], fmt: Format) -
     return _respond({"tasks": {"tasks": [task_to_api(doc, linked) for doc in docs]}}, fmt)
 
 
-async def _task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
+async def task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
     wanted = navigable_next_ids([doc])
     linked = await store.get_tasks(wanted) if wanted else {}
     return _respond({"task": task_to_api(doc, linked)}, fmt)
@@ -165,9 +165,14 @@ async def create_tasks(request: Request) -> Response:
     },
 )
 async def get_task(request: Request, taskId: TaskIdPath) -> Response:
-    store = _store(request)
-    doc = await store.get_task(taskId)
-    return not_modified(request, doc) or tagged(await _task_response(store, doc, _format(request)), doc)
+    return await read_task(request, _store(request), taskId, _format(request))
+
+
+async def read_task(request: Request, store: GraphStore, task_id: int, fmt: Format) -> Response:
+    """The answer to reading one task, routed or on the fast path (rest.fast_read): 304 when If-None-Match
+    names its ETag, else the task with its ETag."""
+    doc = await store.get_task(task_id)
+    return not_modified(request, doc) or tagged(await task_response(store, doc, fmt), doc)
 
 
 @router.get(
@@ -197,7 +202,7 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     patch = await _task_patch(request)
     store = _store(request)
     doc = await store.update_task(taskId, patch, if_match(request))
-    return tagged(await _task_response(store, doc, _format(request)), doc)
+    return tagged(await task_response(store, doc, _format(request)), doc)
 
 
 @router.delete(

@@ -224,8 +224,13 @@ async def test_malformed_json_is_400(client, body):
 async def test_get_task_found_unknown_and_malformed(client):
     await create(client, {"name": "x"})
     assert (await client.get("/tracking/task/1")).json()["name"] == "x"
+    for same in ("0001", "%31"):  # leading zeros, percent-encoded digits: the same id
+        assert (await client.get(f"/tracking/task/{same}")).json() == (await client.get("/tracking/task/1")).json()
     assert_error(await client.get("/tracking/task/2"), 404, "task 2 not found")
-    for bad in ("0", "-1", "abc", "1.0", "+1", "1e3", "9223372036854775808"):
+    as_xml = await client.get("/tracking/task/2", headers={"Accept": "application/xml"})
+    assert as_xml.status_code == 404 and as_xml.headers["content-type"] == "application/xml"
+    assert b"<code>404</code>" in as_xml.content and b"task 2 not found" in as_xml.content
+    for bad in ("0", "-1", "abc", "1.0", "+1", "1e3", "9223372036854775808", "%D9%A3", "1%2F"):
         assert_error(await client.get(f"/tracking/task/{bad}"), 400, "taskId")
 
 

@@ -16,7 +16,7 @@ from bench.data import BULK_TASKS, Database
 from bench.measure import CONCURRENCY, REPORT, ROUNDS, Row, Run, at_least, rate
 from bench.processes import TOKEN
 
-AS_FAST_AS_HAND_WRITTEN = at_least(1.0)
+AS_FAST_AS_HAND_WRITTEN = at_least(1.1)
 
 
 async def get_task_rows(session: aiohttp.ClientSession, gateway: str, reference: str, db: Database) -> list[Row]:
@@ -56,8 +56,10 @@ async def get_task_rows(session: aiohttp.ClientSession, gateway: str, reference:
     if shutil.which("wrk") is None:
         print("wrk not found (Debian package wrk): GET rows use the aiohttp load only", flush=True)
         return rows
-    wrk_ours = statistics.median([wrk_rate(f"{gateway}/tracking") for _ in range(ROUNDS)])
-    wrk_hand = statistics.median([wrk_rate(reference) for _ in range(ROUNDS)])
+    # Interleaved too, for the same reason as above.
+    wrk_rounds = [(wrk_rate(f"{gateway}/tracking"), wrk_rate(reference)) for _ in range(ROUNDS)]
+    wrk_ours = statistics.median(ours for ours, _ in wrk_rounds)
+    wrk_hand = statistics.median(hand for _, hand in wrk_rounds)
     return [
         *rows,
         Row("GET /tracking/task/{id} (wrk) vs raw driver", wrk_ours, raw, "req/s", wrk_ours / raw, REPORT,

@@ -4,6 +4,7 @@ on 32 jobs, on one job and over two gateways."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from datetime import UTC, datetime
 
@@ -12,17 +13,20 @@ from bson.int64 import Int64
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from bench.data import Client, Database, task_doc
-from bench.measure import CONCURRENCY, REPORT, Row, Run, at_least, median_of
+from bench.measure import CONCURRENCY, REPORT, CpuMeter, Row, Run, at_least, at_most, median_of
 
 SPREAD_OVER_JOBS = at_least(4)
 TWO_GATEWAYS = at_least(1.5)
+CPU_OF_RAW = at_most(2.0)
 
 
 class LinkLoad:
     """Link additions between fresh task pairs, each client adding its own pairs one after another."""
 
-    def __init__(self, session: aiohttp.ClientSession, db: Database, ids: dict[str, int]) -> None:
-        self.session, self.db = session, db
+    def __init__(self, session: aiohttp.ClientSession, db: Database, ids: dict[str, int], cpu: CpuMeter) -> None:
+        self.session, self.db, self.cpu = session, db, cpu
+        self.cpu_ms: list[float] = []
+        """CPU milliseconds per link of each measure since the caller last cleared it."""
         self.next_free = ids["next_free"] + 5_000_000
         self.round = 0
 
@@ -51,14 +55,15 @@ class LinkLoad:
                     assert response.status == 200, await response.text()
                     await response.read()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), self.cpu.serving()
         await asyncio.gather(*(client(number) for number in range(clients)))
+        self.cpu_ms.append((self.cpu.serving() - cpu) * 1000 / (clients * per_client))
         return clients * per_client / (time.perf_counter() - started)
 
     async def raw_rate(self, client: Client, per_client: int) -> float:
         """The same additions as a sequential client's two-update transactions, straight through the driver."""
         (work,) = await self.pairs(1, per_client, one_job=False)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), self.cpu.direct()
         for a, b in work:
 
             async def both(session: AsyncClientSession, a: int = a, b: int = b) -> None:
@@ -67,18 +72,31 @@ class LinkLoad:
 
             async with client.start_session() as session:
                 await session.with_transaction(both)
+        self.cpu_ms.append((self.cpu.direct() - cpu) * 1000 / per_client)
         return per_client / (time.perf_counter() - started)
 
 
 async def link_rows(
-    session: aiohttp.ClientSession, gateways: list[str], db: Database, client: Client, ids: dict[str, int]
+    session: aiohttp.ClientSession,
+    gateways: list[str],
+    db: Database,
+    client: Client,
+    ids: dict[str, int],
+    cpu: CpuMeter,
 ) -> list[Row]:
-    """Links/s: one sequential client; 32 clients on 32 jobs and on one job; 32 clients over two gateways."""
-    load = LinkLoad(session, db, ids)
+    """Links/s: one sequential client; 32 clients on 32 jobs and on one job; 32 clients over two gateways. CPU
+    per link (gateways and mongod) of 32 clients on 32 jobs against a direct client's per transaction (this
+    process and mongod)."""
+    load = LinkLoad(session, db, ids, cpu)
     one, two = gateways[:1], gateways[:2]
     sequential = await median_of(lambda: load.rate(one, 1, 150), rounds=3)
-    raw = await median_of(lambda: load.raw_rate(client, 150), rounds=3)
-    distinct = await median_of(lambda: load.rate(one, CONCURRENCY, 25), rounds=3)
+    load.cpu_ms.clear()
+    raw = await median_of(lambda: load.raw_rate(client, 150), rounds=3, warmups=0)
+    raw_cpu_ms = statistics.median(load.cpu_ms)
+    await load.rate(one, CONCURRENCY, 25)  # warm-up
+    load.cpu_ms.clear()
+    distinct = await median_of(lambda: load.rate(one, CONCURRENCY, 25), rounds=3, warmups=0)
+    distinct_cpu_ms = statistics.median(load.cpu_ms)
     one_job = await median_of(lambda: load.rate(one, CONCURRENCY, 25, one_job=True), rounds=3)
     both = await median_of(lambda: load.rate(two, CONCURRENCY, 25), rounds=3)
     return [
@@ -86,6 +104,8 @@ async def link_rows(
             REPORT, "the gateway also checks ids and cycles"),
         Row("links: 32 clients on 32 jobs vs 1 sequential client", distinct, sequential, "links/s",
             distinct / sequential, SPREAD_OVER_JOBS),
+        Row("links: CPU per link, 32 clients on 32 jobs vs raw 2-update transaction", distinct_cpu_ms, raw_cpu_ms,
+            "CPU ms", distinct_cpu_ms / raw_cpu_ms, CPU_OF_RAW, "gateway + mongod vs driver client + mongod"),
         Row("links: 32 clients on one job vs on 32 jobs", one_job, distinct, "links/s", one_job / distinct,
             REPORT, "one job's additions take turns"),
         Row("links: 2 gateways vs 1, 32 clients on 32 jobs", both, distinct, "links/s", both / distinct,
@@ -94,4 +114,4 @@ async def link_rows(
 
 
 async def measure(run: Run) -> list[Row]:
-    return await link_rows(run.session, [run.gateway, run.second_gateway], run.db, run.client, run.ids)
+    return await link_rows(run.session, [run.gateway, run.second_gateway], run.db, run.client, run.ids, run.cpu)

@@ -22,7 +22,7 @@ def nested(*children: dict[str, Any], **fields: Any) -> dict[str, Any]:
 def test_nested_nexts_are_flattened_depth_first_in_request_order() -> None:
     a = TaskCreate.model_validate(nested(nested({"name": "a11"}, name="a1"), {"name": "a2"}, name="a"))
     plan = plan_creation([a, spec(name="b")])
-    assert [item.spec.name for item in plan] == ["a", "a1", "a11", "a2", "b"]
+    assert [item.fields["name"] for item in plan] == ["a", "a1", "a11", "a2", "b"]
     assert [item.parent for item in plan] == [None, 0, 1, 0, None]
     assert [item.children for item in plan] == [[1, 3], [2], [], [], []]
 
