@@ -27,7 +27,9 @@ async def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[s
     if given:
         yield given
         return
-    mongo = EmbeddedMongo(tmp_path_factory.mktemp("mongo-data"), cache_size_gb=0.5)
+    # 1 GB of WiredTiger cache: the poison tests write 8-16 MB tasks with their change-stream images, which a
+    # smaller cache, slow to evict on a loaded machine, refuses as TransactionTooLargeForCache.
+    mongo = EmbeddedMongo(tmp_path_factory.mktemp("mongo-data"), cache_size_gb=1.0)
     uri = await mongo.start()
     yield uri
     await mongo.stop()
