@@ -261,6 +261,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         settings.subscription_resume_ms / 1000,
     )
     context.over_websocket = websocket is not None
+    context.compiled = settings.graphql_compiled
     return context
 
 

@@ -17,6 +17,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
+from graphql_schema.compiled import CompiledQueries
 from graphql_schema.context import Context
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
 from graphql_schema.events import Subscription
@@ -177,5 +178,6 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             ReadOnlyTokens,
             SubscriptionsOverWebSocket,
             OperationMetrics,
+            CompiledQueries,  # last: it answers after every bound and validation rule has run
         ],
     )

@@ -263,6 +263,12 @@ class JobReads:
         await self._refuse_job_over(job_id, bound, "list every task of it")
         return await self._storage.find_sorted({"job-id": job_id})
 
+    async def task_fields(self, job_id: str, fields: Collection[str], bound: int) -> list[TaskDoc]:
+        """Every task of the job by ascending id with only `fields` (stored names) besides `_id`, as one
+        projected find; TraversalTooLarge over `bound`, as `tasks`."""
+        await self._refuse_job_over(job_id, bound, "list every task of it")
+        return await self._storage.find_sorted({"job-id": job_id}, projection={"_id": 1, **dict.fromkeys(fields, 1)})
+
     async def _refuse_job_over(self, job_id: str, bound: int, what: str) -> None:
         count = await self._storage.tasks.count_documents({"job-id": job_id})
         if count > bound:

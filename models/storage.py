@@ -39,9 +39,15 @@ class Storage:
                 read_preference=ReadPreference.PRIMARY,
             )
 
-    async def find_sorted(self, query: dict[str, Any], session: AsyncClientSession | None = None) -> list[TaskDoc]:
-        """The tasks matching `query`, by ascending id, as readers see them (models.layout.readable_tasks)."""
-        cursor = self.tasks.find(query, session=session, batch_size=LIST_BATCH_SIZE)
+    async def find_sorted(
+        self,
+        query: dict[str, Any],
+        session: AsyncClientSession | None = None,
+        projection: dict[str, Any] | None = None,
+    ) -> list[TaskDoc]:
+        """The tasks matching `query`, by ascending id, as readers see them (models.layout.readable_tasks); only
+        the fields of `projection` (and `_id`) when given."""
+        cursor = self.tasks.find(query, projection, session=session, batch_size=LIST_BATCH_SIZE)
         return readable_tasks(await cursor.sort("_id", ASCENDING).to_list(None))
 
     async def find_by_ids(self, ids: Collection[int]) -> dict[int, TaskDoc]:

@@ -221,6 +221,12 @@ class GraphStore:
         return await self._jobs.tasks(job_id, bound)
 
     @bounded
+    async def job_task_fields(self, job_id: str, fields: Collection[str], bound: int) -> list[TaskDoc]:
+        """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts") besides
+        `_id`: what a compiled GraphQL query reads (graphql_schema.compiled); TraversalTooLarge over `bound`."""
+        return await self._jobs.task_fields(job_id, fields, bound)
+
+    @bounded
     async def task_page(
         self,
         job_id: str,

@@ -1,0 +1,222 @@
+"""The compiled path: dashboard queries answered from one projected read per field, shaped like the answer.
+
+graphql-core resolves and completes every field of every task one by one (about 60,000 calls for a 10,000-task
+job's tasks and edges). For the operations `compiled_plan.plan` recognises, `CompiledQueries` instead reads
+exactly the stored fields the selection names (one projected find for `tasks` and `edges`, the summary
+aggregation for counts) and builds the `data` dict directly, in the order and with the values graphql-core
+would give, after Strawberry has parsed and validated the document (so limits and validation errors are
+unchanged). Whenever the answer would hold an error (a job over TRACKING_GRAPHQL_MAX_TRAVERSAL, a cycle, a value
+a scalar would refuse) it gives up and graphql-core answers the operation as usual, errors included.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any
+
+from graphql import DocumentNode, GraphQLError, parse
+from graphql import ExecutionResult as GraphQLExecutionResult
+from strawberry.extensions import SchemaExtension
+
+from graphql_schema.compiled_plan import TYPENAME, JobField, Leaves, NotCompiled, RootField, plan
+from graphql_schema.context import Context
+from graphql_schema.jobs import as_summary
+from graphql_schema.metrics import COMPILED
+from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, GraphError, JobSummary, TaskDoc, format_datetime, parse_task_id
+
+PARSED_DOCUMENTS = 512
+"""How many parsed documents are kept, by query text (least recently used go first)."""
+INT32 = range(-(2**31), 2**31)
+"""What GraphQL's Int holds (GraphQL spec §3.5.1); graphql-core refuses other values with an error."""
+
+_parsed: OrderedDict[tuple[str, tuple[tuple[str, Any], ...]], DocumentNode] = OrderedDict()
+
+
+def _cached_parse(query: str, options: dict[str, Any]) -> DocumentNode | None:
+    """The document of `query`, parsed once per text and parse options; None when it does not parse (Strawberry
+    parses it again and reports the error as it always does)."""
+    key = (query, tuple(sorted(options.items())))
+    document = _parsed.get(key)
+    if document is not None:
+        _parsed.move_to_end(key)
+        return document
+    try:
+        document = parse(query, **options)
+    except GraphQLError:
+        return None
+    _parsed[key] = document
+    if len(_parsed) > PARSED_DOCUMENTS:
+        _parsed.popitem(last=False)
+    return document
+
+
+class CompiledQueries(SchemaExtension):
+    """Caches parsed documents and answers the operations graphql_schema.compiled_plan recognises (the last
+    extension: it runs after every validation rule and bound)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            context.graphql_document = _cached_parse(context.query, dict(context.parse_options))
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        if isinstance(context, Context) and context.compiled and execution.graphql_document is not None:
+            data = await compiled_answer(
+                execution.schema._schema,
+                execution.graphql_document,
+                execution.operation_name,
+                execution.variables,
+                context,
+            )
+            if data is not None:
+                execution.result = GraphQLExecutionResult(data, None)
+            COMPILED.labels("compiled" if data is not None else "generic").inc()
+        yield
+
+
+async def compiled_answer(
+    schema: Any, document: DocumentNode, operation_name: str | None, variables: dict[str, Any] | None, context: Context
+) -> dict[str, Any] | None:
+    """The `data` of the operation, or None when graphql-core should answer it (not compiled, or an error)."""
+    try:
+        fields = plan(schema, document, operation_name, variables)
+        return {field.key: await _root_value(field, context) for field in fields}
+    except (NotCompiled, GraphError):
+        return None
+
+
+async def _root_value(field: RootField, context: Context) -> Any:
+    if field.name == TYPENAME:
+        return "Query"
+    if field.name == "doneStatuses":
+        return sorted(context.store.done_statuses)
+    if field.name == "task":
+        found = await context.store.get_tasks([parse_task_id(field.argument, "id")])
+        doc = next(iter(found.values()), None)
+        return _task(doc, field.task) if doc is not None else None
+    return await _job(field.argument, field.job, context)
+
+
+async def _job(job_id: str, fields: list[JobField], context: Context) -> dict[str, Any] | None:
+    store = context.store
+    if not await store.job_exists(job_id):
+        return None
+    names = {field.name for field in fields}
+    docs: list[TaskDoc] = []
+    if names & {"tasks", "edges"}:
+        stored = {name for field in fields if field.name == "tasks" for _, name in field.leaves}
+        stored -= {"id", TYPENAME}
+        if "edges" in names:
+            stored.add("nexts")
+        docs = await store.job_task_fields(job_id, stored, context.max_traversal)
+    summary = JobSummary()
+    if names & {"statusCounts", "taskCount", "summary"}:
+        summary = (await store.job_summaries([job_id])).get(job_id) or JobSummary()
+    path = await store.critical_path(job_id, context.max_traversal) if "criticalPath" in names else []
+    answer: dict[str, Any] = {}
+    for field in fields:
+        if field.name == "tasks":
+            answer[field.key] = [_task(doc, field.leaves) for doc in docs]
+        elif field.name == "criticalPath":
+            answer[field.key] = [_task(doc, field.leaves) for doc in path]
+        elif field.name == "edges":
+            answer[field.key] = _edges(docs, field.leaves)
+        elif field.name == "statusCounts":
+            answer[field.key] = _status_counts(summary, field.leaves)
+        elif field.name == "summary":
+            answer[field.key] = _summary(summary, field.leaves)
+        elif field.name == "taskCount":
+            answer[field.key] = _int(summary.task_count)
+        else:
+            answer[field.key] = job_id if field.name == "id" else "Job"
+    return answer
+
+
+def _task(doc: TaskDoc, leaves: Leaves) -> dict[str, Any]:
+    return {key: _task_value(doc, stored) for key, stored in leaves}
+
+
+def _task_value(doc: TaskDoc, stored: str) -> Any:
+    """A Task field as graphql-core serializes it (graphql_schema.fields.read_field and the scalars); NotCompiled
+    for a value it would refuse with an error."""
+    if stored == "id":
+        return str(doc["_id"])
+    if stored == TYPENAME:
+        return "Task"
+    value = doc.get(stored)
+    if value is None:
+        return None
+    if stored in DATE_FIELDS:
+        return _date(value)
+    if stored in INT_FIELDS:
+        return _int(value)
+    if stored in BOOL_FIELDS:
+        if type(value) is not bool:
+            raise NotCompiled(f"{stored}: not a boolean")
+        return value
+    if type(value) is not str:
+        raise NotCompiled(f"{stored}: not a string")
+    return value
+
+
+def _date(value: object) -> str:
+    if not isinstance(value, datetime):
+        raise NotCompiled("not a date")
+    return format_datetime(value)
+
+
+def _int(value: object) -> int:
+    if type(value) is not int or value not in INT32:
+        raise NotCompiled("not a GraphQL Int")
+    return value
+
+
+def _edges(docs: list[TaskDoc], leaves: Leaves) -> list[dict[str, Any]]:
+    """Job.edges: every link between two tasks of the job, by task id then as stored."""
+    members = {doc["_id"] for doc in docs}
+    return [
+        {key: str(doc["_id"]) if name == "from" else str(next_id) if name == "to" else "Edge" for key, name in leaves}
+        for doc in docs
+        for next_id in doc.get("nexts") or ()
+        if next_id in members
+    ]
+
+
+def _status_counts(summary: JobSummary, leaves: Leaves) -> list[dict[str, Any]]:
+    """Job.statusCounts: null first, then by status."""
+    ordered = sorted(summary.status_counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
+    return [
+        {key: status if name == "status" else _int(count) if name == "count" else "StatusCount" for key, name in leaves}
+        for status, count in ordered
+    ]
+
+
+_SUMMARY_ATTRIBUTES = {
+    "firstStart": "first_start",
+    "lastFinish": "last_finish",
+    "lastUpdate": "last_update",
+    "durationMs": "duration_ms",
+    "doneCount": "done_count",
+    "progress": "progress",
+}
+
+
+def _summary(summary: JobSummary, leaves: Leaves) -> dict[str, Any]:
+    shown = as_summary(summary)
+    answer: dict[str, Any] = {}
+    for key, name in leaves:
+        if name == TYPENAME:
+            answer[key] = "JobSummary"
+            continue
+        value = getattr(shown, _SUMMARY_ATTRIBUTES[name])
+        if isinstance(value, datetime):
+            value = format_datetime(value)
+        elif name in ("durationMs", "doneCount") and value is not None:
+            value = _int(value)
+        answer[key] = value
+    return answer
