@@ -24,7 +24,7 @@ from graphql_schema.compiled_plan import TYPENAME, JobField, Leaves, NotCompiled
 from graphql_schema.context import Context
 from graphql_schema.jobs import as_summary
 from graphql_schema.metrics import COMPILED
-from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, GraphError, JobSummary, TaskDoc, format_datetime, parse_task_id
+from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, JobSummary, TaskDoc, format_datetime, parse_task_id
 
 PARSED_DOCUMENTS = 512
 """How many parsed documents are kept, by query text (least recently used go first)."""
@@ -82,11 +82,12 @@ class CompiledQueries(SchemaExtension):
 async def compiled_answer(
     schema: Any, document: DocumentNode, operation_name: str | None, variables: dict[str, Any] | None, context: Context
 ) -> dict[str, Any] | None:
-    """The `data` of the operation, or None when graphql-core should answer it (not compiled, or an error)."""
+    """The `data` of the operation, or None when graphql-core should answer it: not compiled, or any error (an
+    answer with errors is graphql-core's to give, with its paths, codes and masking)."""
     try:
         fields = plan(schema, document, operation_name, variables)
         return {field.key: await _root_value(field, context) for field in fields}
-    except (NotCompiled, GraphError):
+    except Exception:  # NotCompiled, a GraphError or any other: graphql-core runs it again and reports it
         return None
 
 
