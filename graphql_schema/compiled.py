@@ -19,6 +19,7 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, parse
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from graphql_schema.compiled_plan import TYPENAME, JobField, Leaves, NotCompiled, RootField, plan
 from graphql_schema.context import Context
@@ -65,7 +66,12 @@ class CompiledQueries(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
-        if isinstance(context, Context) and context.compiled and execution.graphql_document is not None:
+        if (
+            isinstance(context, Context)
+            and context.compiled
+            and execution.graphql_document is not None
+            and execution.operation_type is OperationType.QUERY
+        ):
             data = await compiled_answer(
                 execution.schema._schema,
                 execution.graphql_document,
