@@ -5,6 +5,8 @@ off (TRACKING_GRAPHQL_COMPILED=false), on the same job in a real MongoDB."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,8 @@ from bson.int64 import Int64
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from graphql_schema.compiled_plan import TASK_FIELDS
 from tests.helpers import AUTH, gateway_app, lifespan_client
@@ -202,3 +206,17 @@ def selections(draw: st.DrawFn) -> str:
 async def test_generated_selections_answer_as_graphql_core(clients, query) -> None:
     body, _ = await same_answer(clients, query)
     assert b'"errors"' not in body
+
+
+async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, live) -> None:
+    query = COMPILED_QUERIES[1]
+    over_http, _ = await same_answer(clients, query)
+    before = _compiled_count()
+    async with connect(f"ws://127.0.0.1:{live}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "q", "type": "subscribe", "payload": {"query": query}}))
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert message["type"] == "next"
+    assert message["payload"] == json.loads(over_http)
+    assert _compiled_count() > before
