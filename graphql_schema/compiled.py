@@ -110,20 +110,27 @@ async def _root_value(field: RootField, context: Context) -> Any:
 
 
 async def _job(job_id: str, fields: list[JobField], context: Context) -> dict[str, Any] | None:
+    """Job's fields from one projected find (tasks, edges, and counts when the find holds the whole job), the
+    summary aggregation (summary, or counts without tasks) and the critical path, each read only if selected."""
     store = context.store
-    if not await store.job_exists(job_id):
-        return None
     names = {field.name for field in fields}
+    counted = bool(names & {"statusCounts", "taskCount"})
     docs: list[TaskDoc] = []
+    summary: JobSummary | None = None
     if names & {"tasks", "edges"}:
-        stored = {name for field in fields if field.name == "tasks" for _, name in field.leaves}
-        stored -= {"id", TYPENAME}
-        if "edges" in names:
-            stored.add("nexts")
-        docs = await store.job_task_fields(job_id, stored, context.max_traversal)
-    summary = JobSummary()
-    if names & {"statusCounts", "taskCount", "summary"}:
-        summary = (await store.job_summaries([job_id])).get(job_id) or JobSummary()
+        stored = {name for field in fields if field.name == "tasks" for _, name in field.leaves} - {"id", TYPENAME}
+        stored |= {"nexts"} if "edges" in names else set()
+        stored |= {"status"} if counted else set()
+        job = await store.job_task_fields(job_id, stored, context.max_traversal)
+        if not job.stored:
+            return None
+        docs = job.tasks
+        summary = job.counts() if counted and "summary" not in names else None
+    elif not await store.job_exists(job_id):
+        return None
+    if summary is None and (counted or "summary" in names):
+        summary = (await store.job_summaries([job_id])).get(job_id)
+    summary = summary or JobSummary()
     path = await store.critical_path(job_id, context.max_traversal) if "criticalPath" in names else []
     answer: dict[str, Any] = {}
     for field in fields:

@@ -32,7 +32,7 @@ from models.events import TaskEvent, full_document_mode, watch_task_events
 from models.filters import task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.ids import IdAllocator
-from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary
+from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary, ProjectedJob
 from models.layout import Database, MongoClient, TaskDoc
 from models.limits import Limits
 from models.links import Links
@@ -221,9 +221,10 @@ class GraphStore:
         return await self._jobs.tasks(job_id, bound)
 
     @bounded
-    async def job_task_fields(self, job_id: str, fields: Collection[str], bound: int) -> list[TaskDoc]:
+    async def job_task_fields(self, job_id: str, fields: Collection[str], bound: int) -> ProjectedJob:
         """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts") besides
-        `_id`: what a compiled GraphQL query reads (graphql_schema.compiled); TraversalTooLarge over `bound`."""
+        `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
+        (graphql_schema.compiled); TraversalTooLarge over `bound`."""
         return await self._jobs.task_fields(job_id, fields, bound)
 
     @bounded

@@ -171,6 +171,17 @@ async def test_a_stored_value_readers_cannot_hold_is_left_out_on_both_paths(clie
     assert b'{"id":"4","numberOfRetries":null}' in body
 
 
+@pytest.mark.parametrize("junk_id", ["not-a-task", -3, 2.5])
+async def test_counts_with_documents_that_are_no_tasks_answer_the_same(clients, raw_db, junk_id) -> None:
+    """The summary aggregation counts any number id; the tasks read drop what is no task id: the counts then come
+    from the aggregation, as graphql-core's do."""
+    await raw_db.tasks.insert_one({"_id": junk_id, "job-id": JOB, "status": "JUNK"}, bypass_document_validation=True)
+    query = '{ job(id: "compiled-job") { taskCount tasks { id } statusCounts { status count } } }'
+    body, compiled = await same_answer(clients, query)
+    assert compiled
+    assert (b'"JUNK"' in body) is (junk_id != "not-a-task")
+
+
 def test_every_task_scalar_field_is_in_the_schema() -> None:
     from graphql_schema.schema import build_schema
 
