@@ -12,8 +12,9 @@ a scalar would refuse) it gives up and graphql-core answers the operation as usu
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
+from operator import methodcaller
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, parse
@@ -25,7 +26,8 @@ from graphql_schema.compiled_plan import TYPENAME, JobField, Leaves, NotCompiled
 from graphql_schema.context import Context
 from graphql_schema.jobs import as_summary
 from graphql_schema.metrics import COMPILED
-from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, JobSummary, TaskDoc, format_datetime, parse_task_id
+from models import JobSummary, TaskDoc, format_datetime, parse_task_id
+from models.layout import DATE, FIELD_KINDS
 
 PARSED_DOCUMENTS = 512
 """How many parsed documents are kept, by query text (least recently used go first)."""
@@ -105,7 +107,7 @@ async def _root_value(field: RootField, context: Context) -> Any:
     if field.name == "task":
         found = await context.store.get_tasks([parse_task_id(field.argument, "id")])
         doc = next(iter(found.values()), None)
-        return _task(doc, field.task) if doc is not None else None
+        return _tasks([doc], field.task)[0] if doc is not None else None
     return await _job(field.argument, field.job, context)
 
 
@@ -135,9 +137,9 @@ async def _job(job_id: str, fields: list[JobField], context: Context) -> dict[st
     answer: dict[str, Any] = {}
     for field in fields:
         if field.name == "tasks":
-            answer[field.key] = [_task(doc, field.leaves) for doc in docs]
+            answer[field.key] = _tasks(docs, field.leaves)
         elif field.name == "criticalPath":
-            answer[field.key] = [_task(doc, field.leaves) for doc in path]
+            answer[field.key] = _tasks(path, field.leaves)
         elif field.name == "edges":
             answer[field.key] = _edges(docs, field.leaves)
         elif field.name == "statusCounts":
@@ -151,37 +153,40 @@ async def _job(job_id: str, fields: list[JobField], context: Context) -> dict[st
     return answer
 
 
-def _task(doc: TaskDoc, leaves: Leaves) -> dict[str, Any]:
-    return {key: _task_value(doc, stored) for key, stored in leaves}
+Reader = Callable[[TaskDoc], Any]
 
 
-def _task_value(doc: TaskDoc, stored: str) -> Any:
-    """A Task field as graphql-core serializes it (graphql_schema.fields.read_field and the scalars); NotCompiled
-    for a value it would refuse with an error."""
+def _tasks(docs: list[TaskDoc], leaves: Leaves) -> list[dict[str, Any]]:
+    readers = [(key, _reader(stored)) for key, stored in leaves]
+    return [{key: read(doc) for key, read in readers} for doc in docs]
+
+
+def _reader(stored: str) -> Reader:
+    """How graphql-core would serve a Task field (graphql_schema.fields.read_field and the scalars) from a
+    document as readers see it: models.layout.readable_task leaves every known field of its declared kind or
+    absent (an Int within 32 bits), which String, Int and Boolean serialize as they are; dates in the API format."""
     if stored == "id":
-        return str(doc["_id"])
+        return _task_id
     if stored == TYPENAME:
-        return "Task"
-    value = doc.get(stored)
-    if value is None:
-        return None
-    if stored in DATE_FIELDS:
-        return _date(value)
-    if stored in INT_FIELDS:
-        return _int(value)
-    if stored in BOOL_FIELDS:
-        if type(value) is not bool:
-            raise NotCompiled(f"{stored}: not a boolean")
-        return value
-    if type(value) is not str:
-        raise NotCompiled(f"{stored}: not a string")
-    return value
+        return _task_typename
+    kind = FIELD_KINDS.get(stored)
+    if kind is None:
+        raise NotCompiled(f"{stored}: no declared kind")
+    if kind == DATE:
+        return lambda doc: _date(doc.get(stored))
+    return methodcaller("get", stored)
 
 
-def _date(value: object) -> str:
-    if not isinstance(value, datetime):
-        raise NotCompiled("not a date")
-    return format_datetime(value)
+def _task_id(doc: TaskDoc) -> str:
+    return str(doc["_id"])
+
+
+def _task_typename(_: TaskDoc) -> str:
+    return "Task"
+
+
+def _date(value: datetime | None) -> str | None:
+    return format_datetime(value) if value is not None else None
 
 
 def _int(value: object) -> int:
@@ -191,13 +196,16 @@ def _int(value: object) -> int:
 
 
 def _edges(docs: list[TaskDoc], leaves: Leaves) -> list[dict[str, Any]]:
-    """Job.edges: every link between two tasks of the job, by task id then as stored."""
-    members = {doc["_id"] for doc in docs}
+    """Job.edges: every link between two tasks of the job, by task id then as stored (each id's string made
+    once)."""
+    ids = {doc["_id"]: str(doc["_id"]) for doc in docs}
+    pairs = [(ids[doc["_id"]], ids[next_id]) for doc in docs for next_id in doc.get("nexts") or () if next_id in ids]
+    if [name for _, name in leaves] == ["from", "to"]:
+        (from_key, _), (to_key, _) = leaves
+        return [{from_key: from_id, to_key: to_id} for from_id, to_id in pairs]
     return [
-        {key: str(doc["_id"]) if name == "from" else str(next_id) if name == "to" else "Edge" for key, name in leaves}
-        for doc in docs
-        for next_id in doc.get("nexts") or ()
-        if next_id in members
+        {key: from_id if name == "from" else to_id if name == "to" else "Edge" for key, name in leaves}
+        for from_id, to_id in pairs
     ]
 
 
