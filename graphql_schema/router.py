@@ -172,9 +172,10 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     def encode_json(self, data: object) -> str | bytes:
         """orjson: several times faster than the standard library on a whole job's answer. It writes UTF-8 where
         the standard library escapes non-ASCII as \\uXXXX (the same JSON); what it cannot encode (an integer
-        past 64 bits) goes to the standard library as before."""
+        past 64 bits) goes to the standard library as before. Always text: Strawberry sends bytes over a
+        WebSocket as binary frames, which graphql-transport-ws clients (browsers) do not read as messages."""
         try:
-            return orjson.dumps(data)
+            return orjson.dumps(data).decode()
         except TypeError:
             return super().encode_json(data)
 

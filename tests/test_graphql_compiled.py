@@ -227,7 +227,9 @@ async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, liv
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
         await ws.send(json.dumps({"id": "q", "type": "subscribe", "payload": {"query": query}}))
-        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        frame = await asyncio.wait_for(ws.recv(), 10)
+    assert isinstance(frame, str), "a text frame: browsers read binary ones as Blobs, not messages"
+    message = json.loads(frame)
     assert message["type"] == "next"
     assert message["payload"] == json.loads(over_http)
     assert _compiled_count() > before
