@@ -2,11 +2,12 @@
 
 graphql-core resolves and completes every field of every task one by one (about 60,000 calls for a 10,000-task
 job's tasks and edges). For the operations `compiled_plan.plan` recognises, `CompiledQueries` instead reads
-exactly the stored fields the selection names (one projected find for `tasks` and `edges`, the summary
-aggregation for counts) and builds the `data` dict directly, in the order and with the values graphql-core
-would give, after Strawberry has parsed and validated the document (so limits and validation errors are
-unchanged). Whenever the answer would hold an error (a job over TRACKING_GRAPHQL_MAX_TRAVERSAL, a cycle, a value
-a scalar would refuse) it gives up and graphql-core answers the operation as usual, errors included.
+exactly the stored fields the selection names (one count and one projected find for `tasks`, `edges` and
+their counts; the summary aggregation otherwise) and builds the `data` dict directly, in the order and with the
+values graphql-core would give, after Strawberry has parsed and validated the document (so limits and
+validation errors are unchanged). Whenever the answer would hold an error (a job over
+TRACKING_GRAPHQL_MAX_TRAVERSAL, a cycle, an invalid id, MongoDB out of reach) it gives up and graphql-core
+answers the operation as usual, errors included.
 """
 
 from __future__ import annotations
