@@ -32,6 +32,8 @@ class Context(BaseContext):
         self.can_write = False
         self.grant(access)
         self.over_websocket = False
+        self.compiled = True
+        """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)

@@ -10,6 +10,11 @@ from strawberry.extensions import SchemaExtension
 OPERATIONS = Counter(
     "tracking_graphql_operations_total", "GraphQL operations, by operation name and outcome.", ["operation", "outcome"]
 )
+COMPILED = Counter(
+    "tracking_graphql_compiled_total",
+    "GraphQL queries answered by the compiled path (compiled) or, with it on, field by field (generic).",
+    ["path"],
+)
 OPEN_SUBSCRIPTIONS = Gauge("tracking_graphql_open_subscriptions", "Subscriptions being served right now.")
 MAX_NAMES = 100
 """Operation names are the clients' choice: past this many distinct ones, the rest count as "other"."""

@@ -169,6 +169,16 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
             request.scope[_STATUS_KEY] = status_without_data(answer.get("errors") or [])
         return answer
 
+    def encode_json(self, data: object) -> str | bytes:
+        """orjson: several times faster than the standard library on a whole job's answer. It writes UTF-8 where
+        the standard library escapes non-ASCII as \\uXXXX (the same JSON); what it cannot encode (an integer
+        past 64 bits) goes to the standard library as before. Always text: Strawberry sends bytes over a
+        WebSocket as binary frames, which graphql-transport-ws clients (browsers) do not read as messages."""
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return super().encode_json(data)
+
     def decode_json(self, data: str | bytes) -> object:
         """orjson refuses invalid UTF-8, lone surrogates and numbers beyond a double with a JSONDecodeError (the
         standard library raises UnicodeDecodeError, ValueError or RecursionError); the limits bound the rest."""
@@ -261,6 +271,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         settings.subscription_resume_ms / 1000,
     )
     context.over_websocket = websocket is not None
+    context.compiled = settings.graphql_compiled
     return context
 
 

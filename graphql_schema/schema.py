@@ -17,6 +17,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
+from graphql_schema.compiled import CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
@@ -185,5 +186,6 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             ReadOnlyTokens,
             SubscriptionsOverWebSocket,
             OperationMetrics,
+            CompiledQueries,  # last: it answers after every bound and validation rule has run
         ],
     )

@@ -27,7 +27,7 @@ from models.errors import (
 from models.events import TaskEvent, TaskEventKind
 from models.filters import task_matches
 from models.history import HistoryWriter, TaskChange
-from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary
+from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary, ProjectedJob
 from models.layout import TaskDoc
 from models.limits import Limits
 from models.store import GraphStore
@@ -72,6 +72,7 @@ __all__ = [
     "JobsPage",
     "Limits",
     "PreconditionFailed",
+    "ProjectedJob",
     "StorageUnavailable",
     "TaskAlreadyExists",
     "TaskChange",

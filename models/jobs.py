@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,6 +80,23 @@ class JobSummary:
         self.first_start = _earlier(self.first_start, first_start)
         self.last_finish = _later(self.last_finish, last_finish)
         self.last_update = _later(self.last_update, last_update)
+
+
+@dataclass(frozen=True)
+class ProjectedJob:
+    """A whole job read with a projection (GraphStore.job_task_fields): its tasks as readers see them, and how
+    many stored documents carry its job id (0: no such job)."""
+
+    tasks: list[TaskDoc]
+    stored: int
+
+    def counts(self) -> JobSummary | None:
+        """`task_count` and `status_counts` as `summaries` gives them, from the tasks read (with `status` in the
+        projection); None when a stored document is no task readers see, which the aggregation counts its own
+        way (a number id that is no task id)."""
+        if self.stored != len(self.tasks):
+            return None
+        return JobSummary(task_count=len(self.tasks), status_counts=dict(Counter(t.get("status") for t in self.tasks)))
 
 
 def _earlier(current: datetime | None, other: Any) -> datetime | None:
@@ -263,13 +280,23 @@ class JobReads:
         await self._refuse_job_over(job_id, bound, "list every task of it")
         return await self._storage.find_sorted({"job-id": job_id})
 
-    async def _refuse_job_over(self, job_id: str, bound: int, what: str) -> None:
+    async def task_fields(self, job_id: str, fields: Collection[str], bound: int) -> ProjectedJob:
+        """Every task of the job by ascending id with only `fields` (stored names) besides `_id`, as one
+        projected find; TraversalTooLarge over `bound`, as `tasks`."""
+        stored = await self._refuse_job_over(job_id, bound, "list every task of it")
+        projection = {"_id": 1, **dict.fromkeys(fields, 1)}
+        tasks = await self._storage.find_sorted({"job-id": job_id}, projection=projection) if stored else []
+        return ProjectedJob(tasks, stored)
+
+    async def _refuse_job_over(self, job_id: str, bound: int, what: str) -> int:
+        """How many documents carry the job id; TraversalTooLarge over `bound`."""
         count = await self._storage.tasks.count_documents({"job-id": job_id})
         if count > bound:
             raise TraversalTooLarge(
                 f"traversal bound exceeded: job {job_id} has {count} tasks, more than {bound} "
                 f"(TRACKING_GRAPHQL_MAX_TRAVERSAL), too many to {what}: page through them with Job.taskPage"
             )
+        return count
 
     async def task_page(
         self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any]

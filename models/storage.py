@@ -11,7 +11,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.connection import MAJORITY_READS, MAJORITY_WRITES
 from models.errors import TaskNotFound
-from models.layout import Database, MongoClient, TaskDoc, integral_number, readable_tasks
+from models.layout import Database, MongoClient, TaskDoc, integral_number, readable_projected_tasks, readable_tasks
 from models.task import TaskCounter, TaskRecord
 
 LIST_BATCH_SIZE = 100_000
@@ -39,10 +39,17 @@ class Storage:
                 read_preference=ReadPreference.PRIMARY,
             )
 
-    async def find_sorted(self, query: dict[str, Any], session: AsyncClientSession | None = None) -> list[TaskDoc]:
-        """The tasks matching `query`, by ascending id, as readers see them (models.layout.readable_tasks)."""
-        cursor = self.tasks.find(query, session=session, batch_size=LIST_BATCH_SIZE)
-        return readable_tasks(await cursor.sort("_id", ASCENDING).to_list(None))
+    async def find_sorted(
+        self,
+        query: dict[str, Any],
+        session: AsyncClientSession | None = None,
+        projection: dict[str, Any] | None = None,
+    ) -> list[TaskDoc]:
+        """The tasks matching `query`, by ascending id, as readers see them (models.layout.readable_tasks); only
+        the fields of `projection` (and `_id`) when given."""
+        cursor = self.tasks.find(query, projection, session=session, batch_size=LIST_BATCH_SIZE)
+        docs = await cursor.sort("_id", ASCENDING).to_list(None)
+        return readable_tasks(docs) if projection is None else readable_projected_tasks(docs, projection)
 
     async def find_by_ids(self, ids: Collection[int]) -> dict[int, TaskDoc]:
         """The tasks that exist among `ids`, by id (unknown ids are simply absent)."""

@@ -33,7 +33,7 @@ from models.events import TaskEvent, full_document_mode, watch_task_events
 from models.filters import task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.ids import TASK_COUNTER, IdAllocator
-from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary
+from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary, ProjectedJob
 from models.layout import Database, MongoClient, TaskDoc
 from models.lifecycle import Lifecycle
 from models.limits import Limits
@@ -226,6 +226,13 @@ class GraphStore:
     async def job_tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
         """Every task of the job by ascending id; TraversalTooLarge (counted on the index first) over `bound`."""
         return await self._jobs.tasks(job_id, bound)
+
+    @bounded
+    async def job_task_fields(self, job_id: str, fields: Collection[str], bound: int) -> ProjectedJob:
+        """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts") besides
+        `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
+        (graphql_schema.compiled); TraversalTooLarge over `bound`."""
+        return await self._jobs.task_fields(job_id, fields, bound)
 
     @bounded
     async def task_page(

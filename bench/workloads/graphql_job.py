@@ -1,5 +1,6 @@
-"""A GraphQL query for a whole 10,000-task job of 20 levels (tasks, edges, status counts), against one find
-encoded by hand; and how many MongoDB reads it takes."""
+"""A GraphQL query for a whole 10,000-task job of 20 levels (tasks, edges, status counts), against one find with
+the same projection, its edges and counts built and encoded by hand with orjson; and how many MongoDB reads it
+takes."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from bench.data import JOB_LEVELS, JOB_TASKS, Database
 from bench.measure import Bound, Row, Run, Target, median_of, timed
 from bench.profiler import count_task_reads
 
-TARGET = Target((Bound("ratio", "<=", 3), Bound("reads", "<=", JOB_LEVELS + 3, "reads")))
+TARGET = Target((Bound("ratio", "<=", 1.5), Bound("reads", "<=", JOB_LEVELS + 3, "reads")))
 
 
-JOB_QUERY = '{ job(id: "job-10k") { tasks { id status } edges { from to } statusCounts { status count } } }'
+JOB_QUERY = '{ job(id: "job-10k") { tasks { id status name } edges { from to } statusCounts { status count } } }'
 
 
 async def graphql_job_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
@@ -26,12 +27,15 @@ async def graphql_job_row(session: aiohttp.ClientSession, gateway: str, db: Data
         return body
 
     async def raw() -> object:
-        docs = await db.tasks.find({"job-id": "job-10k"}).sort("_id").to_list(None)
+        projection = {"status": 1, "name": 1, "nexts": 1}
+        docs = await db.tasks.find({"job-id": "job-10k"}, projection).sort("_id").to_list(None)
         members = {doc["_id"] for doc in docs}
         counts = Counter(doc.get("status") for doc in docs)
         return orjson.dumps(
             {
-                "tasks": [{"id": str(doc["_id"]), "status": doc.get("status")} for doc in docs],
+                "tasks": [
+                    {"id": str(doc["_id"]), "status": doc.get("status"), "name": doc.get("name")} for doc in docs
+                ],
                 "edges": [
                     {"from": str(doc["_id"]), "to": str(n)} for doc in docs for n in doc["nexts"] if n in members
                 ],

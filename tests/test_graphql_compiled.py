@@ -1,0 +1,235 @@
+"""The compiled GraphQL path (graphql_schema.compiled) answers byte for byte as graphql-core does: every query
+of the live view and README, hand-picked edge cases (aliases, fragments, variables, __typename, errors, the
+traversal bound) and generated selections, each sent to a gateway with the compiled path on and one with it
+off (TRACKING_GRAPHQL_COMPILED=false), on the same job in a real MongoDB."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bson.int64 import Int64
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from graphql_schema.compiled_plan import TASK_FIELDS
+from tests.helpers import AUTH, gateway_app, lifespan_client
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+JOB = "compiled-job"
+BOUND = 40
+UI = (Path(__file__).parent.parent / "ui" / "app.js").read_text()
+
+
+def _ui_query(name: str) -> str:
+    """A query of the live view (ui/app.js) as the page sends it, constants substituted."""
+    source = re.search(rf"const {name} = `(.*?)`;", UI, re.S)
+    assert source is not None, name
+    constants = {"TASKS_PAGE": "50", 'DETAIL_FIELDS.join(" ")': "name status type startTime finishTime"}
+    return re.sub(r"\$\{([^}]*)\}", lambda m: constants[m.group(1)], source.group(1))
+
+
+def _stored_task(task_id: int, **fields: Any) -> dict[str, Any]:
+    level = task_id % 5
+    return {
+        "_id": Int64(task_id),
+        "job-id": JOB,
+        "status": ["DONE", "RUNNING", "FAILED", "READY", "DONE"][level],
+        "name": f"step ü {task_id}",  # not ASCII: the encoder writes it the same way on both paths
+        "type": "task",
+        "root": task_id <= 2,
+        "number-of-retries": task_id,
+        "creation-timestamp": T0,
+        "update-timestamp": T0 + timedelta(seconds=task_id),
+        "start-time": T0 + timedelta(minutes=task_id),
+        "finish-time": T0 + timedelta(minutes=task_id + level + 1),
+        "nexts": [Int64(n) for n in (task_id + 1, task_id + 2) if n <= 30],
+        "previous": [Int64(p) for p in (task_id - 1, task_id - 2) if p >= 1],
+        **fields,
+    }
+
+
+@pytest.fixture
+async def seeded(raw_db) -> None:
+    tasks = [_stored_task(i) for i in range(1, 31)]
+    del tasks[6]["status"]  # a task without a status: counted as null
+    await raw_db.tasks.insert_many(tasks)
+    await raw_db.tasks.insert_many([_stored_task(i, **{"job-id": "too-big"}) for i in range(100, 100 + BOUND + 1)])
+
+
+@pytest.fixture
+async def clients(store, tmp_path, seeded) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """A gateway with the compiled path and one without, on the same database."""
+    compiled, _ = gateway_app(store, tmp_path / "a", graphql_max_traversal=BOUND)
+    generic, _ = gateway_app(store, tmp_path / "b", graphql_max_traversal=BOUND, graphql_compiled=False)
+    async with lifespan_client(compiled, AUTH) as one, lifespan_client(generic, AUTH) as other:
+        yield one, other
+
+
+def _compiled_count() -> float:
+    return REGISTRY.get_sample_value("tracking_graphql_compiled_total", {"path": "compiled"}) or 0.0
+
+
+async def same_answer(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], query: str, variables: dict[str, Any] | None = None
+) -> tuple[bytes, bool]:
+    """The body both gateways give (asserted equal, with the status and media type), and whether the compiled
+    path answered it."""
+    body = {"query": query, "variables": variables or {}}
+    before = _compiled_count()
+    compiled = await clients[0].post("/graphql", json=body)
+    was_compiled = _compiled_count() > before
+    generic = await clients[1].post("/graphql", json=body)
+    assert compiled.status_code == generic.status_code
+    assert compiled.headers["content-type"] == generic.headers["content-type"]
+    assert compiled.content == generic.content, query
+    return compiled.content, was_compiled
+
+
+COMPILED_QUERIES = [
+    _ui_query("JOB_GRAPH"),
+    '{ job(id: "compiled-job") { tasks { id status } edges { from to } statusCounts { status count } } }',
+    'query { job(id: "compiled-job") { id taskCount statusCounts { status count } '
+    "summary { firstStart lastFinish lastUpdate durationMs doneCount progress } } doneStatuses }",
+    'query { j: job(id: "compiled-job") { __typename n: taskCount t: tasks { ...T } e: edges { __typename to '
+    "from } } __typename } fragment T on Task { __typename i: id ... on Task { name root numberOfRetries } "
+    "startTime creationTimestamp }",
+    'query Q($id: String! = "compiled-job") { job(id: $id) { tasks { ... { id type } } criticalPath { id } } }',
+    'query { job(id: "no-such-job") { tasks { id } } }',
+    'query { task(id: "3") { id name status finishTime jobId root } missing: task(id: "999") { id } }',
+]
+
+
+@pytest.mark.parametrize("query", COMPILED_QUERIES)
+async def test_compiled_queries_answer_as_graphql_core(clients, query) -> None:
+    body, compiled = await same_answer(clients, query, {"id": JOB})
+    assert compiled, "the compiled path should answer this query"
+    assert b'"errors"' not in body
+
+
+async def test_the_live_view_queries_answer_the_same_either_way(clients) -> None:
+    variables = {"id": JOB, "first": 20, "after": None, "filter": {}}
+    for name in ("JOBS", "JOB_HEAD", "JOB_GRAPH", "TASK_PAGE"):
+        body, _ = await same_answer(clients, _ui_query(name), variables)
+        assert b'"errors"' not in body, (name, body)
+    body, _ = await same_answer(clients, _ui_query("DETAILS"), {"id": "3"})
+    assert b'"errors"' not in body
+
+
+README_QUERIES = [
+    '{ job(id: "compiled-job") { tasks { id status nexts { id } } roots { id } edges { from to } '
+    'statusCounts { status count } } task(id: "1") { descendants(maxDepth: 3, status: ["FAILED"]) { id name } '
+    "ancestors { id } } }",
+    'query OneJob($after: String) { job(id: "compiled-job") { taskPage(first: 10, after: $after, statusNot: '
+    '["DONE"]) { edges { node { id name status blockedBy(transitive: true) { id status } } } pageInfo { '
+    "hasNextPage endCursor } } criticalPath { id name startTime finishTime } } }",
+]
+
+
+@pytest.mark.parametrize("query", README_QUERIES)
+async def test_readme_queries_answer_the_same_either_way(clients, query) -> None:
+    body, _ = await same_answer(clients, query)
+    assert b'"errors"' not in body
+
+
+FALLBACK_QUERIES = [
+    ('{ job(id: "too-big") { taskCount tasks { id } } }', {}),  # over the bound: the same error
+    ('{ job(id: "too-big") { taskCount statusCounts { count } } }', {}),  # counts work at any size
+    ("query($id: String!) { job(id: $id) { id } }", {"id": 5}),  # a variable that does not coerce
+    ("query($id: String!) { job(id: $id) { id } }", {}),  # a missing variable
+    ('{ job(id: "compiled-job") { tasks { id } tasks { name } } }', {}),  # merged response keys
+    ('{ job(id: "compiled-job") { tasks @include(if: false) { id } } }', {}),
+    ('{ task(id: "x") { id } }', {}),  # an id that is no task id
+    ('{ job(id: "compiled-job") { tasks(root: true) { id } } }', {}),
+    ('{ job(id: "compiled-job") { nope } }', {}),  # a validation error
+    ("{ job(id: ", {}),  # a syntax error
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), FALLBACK_QUERIES)
+async def test_other_queries_and_errors_answer_the_same(clients, query, variables) -> None:
+    await same_answer(clients, query, variables)
+
+
+async def test_a_stored_value_readers_cannot_hold_is_left_out_on_both_paths(clients, raw_db) -> None:
+    """A tool's out-of-range Int (past GraphQL's Int too) is served as null, with no error, either way."""
+    await raw_db.tasks.update_one(
+        {"_id": 4}, {"$set": {"number-of-retries": Int64(2**40)}}, bypass_document_validation=True
+    )
+    body, compiled = await same_answer(clients, '{ job(id: "compiled-job") { tasks { id numberOfRetries } } }')
+    assert compiled
+    assert b'{"id":"4","numberOfRetries":null}' in body
+
+
+@pytest.mark.parametrize("junk_id", ["not-a-task", -3, 2.5])
+async def test_counts_with_documents_that_are_no_tasks_answer_the_same(clients, raw_db, junk_id) -> None:
+    """The summary aggregation counts any number id; the tasks read drop what is no task id: the counts then come
+    from the aggregation, as graphql-core's do."""
+    await raw_db.tasks.insert_one({"_id": junk_id, "job-id": JOB, "status": "JUNK"}, bypass_document_validation=True)
+    query = '{ job(id: "compiled-job") { taskCount tasks { id } statusCounts { status count } } }'
+    body, compiled = await same_answer(clients, query)
+    assert compiled
+    assert (b'"JUNK"' in body) is (junk_id != "not-a-task")
+
+
+def test_every_task_scalar_field_is_in_the_schema() -> None:
+    from graphql_schema.schema import build_schema
+
+    task_type = build_schema(12, 30, 5000)._schema.type_map["Task"]
+    assert set(TASK_FIELDS) <= set(task_type.fields)  # type: ignore[attr-defined]
+
+
+SCALARS = sorted(TASK_FIELDS)
+
+
+@st.composite
+def selections(draw: st.DrawFn) -> str:
+    """A job query: some task fields, each maybe aliased, maybe through a fragment; maybe edges and counts."""
+    fields = draw(st.lists(st.sampled_from([*SCALARS, "__typename"]), min_size=1, max_size=8, unique=True))
+    parts = [f"a{index}: {name}" if draw(st.booleans()) else name for index, name in enumerate(fields)]
+    split = draw(st.integers(0, len(parts)))
+    inline, spread = parts[:split], parts[split:]
+    wrap = draw(st.sampled_from(["plain", "inline", "fragment"]))
+    if wrap == "inline":
+        tasks = f"tasks {{ {' '.join(inline)} ... on Task {{ {' '.join(spread) or 'id'} }} }}"
+    elif wrap == "fragment":
+        tasks = f"tasks {{ {' '.join(inline)} ...F }}"
+    else:
+        tasks = f"tasks {{ {' '.join(parts)} }}"
+    extras = draw(st.lists(st.sampled_from(["edges { to from }", "statusCounts { count status }", "taskCount"])))
+    job = f'job(id: "{JOB}") {{ {tasks} {" ".join(dict.fromkeys(extras))} }}'
+    fragment = f" fragment F on Task {{ {' '.join(spread) or 'id'} }}" if wrap == "fragment" else ""
+    return f"query {{ {job} }}{fragment}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=selections())
+async def test_generated_selections_answer_as_graphql_core(clients, query) -> None:
+    body, _ = await same_answer(clients, query)
+    assert b'"errors"' not in body
+
+
+async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, live) -> None:
+    query = COMPILED_QUERIES[1]
+    over_http, _ = await same_answer(clients, query)
+    before = _compiled_count()
+    async with connect(f"ws://127.0.0.1:{live}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "q", "type": "subscribe", "payload": {"query": query}}))
+        frame = await asyncio.wait_for(ws.recv(), 10)
+    assert isinstance(frame, str), "a text frame: browsers read binary ones as Blobs, not messages"
+    message = json.loads(frame)
+    assert message["type"] == "next"
+    assert message["payload"] == json.loads(over_http)
+    assert _compiled_count() > before
