@@ -4,6 +4,7 @@ Screenshots go to the test's temp dir."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -78,6 +79,46 @@ async def test_the_job_page_shows_every_task_and_a_rest_change_live(base_url, sm
         )
         await browser.screenshot(tmp_path / "job.png")
     assert (tmp_path / "job.png").stat().st_size > 10_000
+
+
+async def test_the_counts_follow_a_steady_stream_of_status_changes(base_url, tmp_path):
+    """20 REST status changes a second for 5 s: the header's done count is never more than 1 s behind."""
+    await create(base_url, [{"job-id": "stream", "status": "READY"} for _ in range(100)])
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+        ids = [task["id"] for task in (await http.get("/tracking/stream/task/roots")).json()["tasks"]]
+    loop = asyncio.get_running_loop()
+    changed_at: list[float] = []  # when each change was stored (its PUT answered)
+    seen: list[tuple[float, int]] = []  # (when it was read, the done count the page showed)
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=stream")
+        await browser.wait_for("document.getElementById('done-count')?.textContent === '0' && "
+                               "document.getElementById('live').classList.contains('on')")  # fmt: skip
+
+        async def change_steadily() -> None:
+            start = loop.time()
+            async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+                for number, task_id in enumerate(ids, 1):
+                    assert (await http.put(f"/tracking/task/{task_id}", json={"status": "DONE"})).status_code == 200
+                    changed_at.append(loop.time())
+                    await asyncio.sleep(max(0.0, start + number / 20 - loop.time()))
+
+        async def watch(changing: asyncio.Task[None]) -> None:
+            while not changing.done():
+                asked = loop.time()
+                seen.append((asked, int(await browser.evaluate("document.getElementById('done-count').textContent"))))
+                await asyncio.sleep(0.1)
+
+        changing = asyncio.create_task(change_steadily())
+        await asyncio.gather(changing, watch(changing))
+        await browser.wait_for("document.getElementById('done-count').textContent === '100'", timeout_s=2)
+        # every box repainted too, not only the counts
+        await browser.wait_for(f"{texts_of('g.task')}.every(text => text.includes('DONE'))", timeout_s=2)
+        await browser.screenshot(tmp_path / "stream.png")
+    assert changed_at[-1] - changed_at[0] < 6.5, "the stream ran at about 20 changes a second"
+    for asked, shown in seen:
+        stored_a_second_before = sum(1 for at in changed_at if at < asked - 1.0)
+        assert shown >= stored_a_second_before, (asked - changed_at[0], shown, stored_a_second_before)
+    assert len({shown for _, shown in seen}) > 5, "the count moved during the stream, not only at its end"
 
 
 async def test_a_job_over_the_graph_limit_is_a_paged_table(base_url, tmp_path):

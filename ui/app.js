@@ -4,6 +4,7 @@
 const GRAPH_LIMIT = 2000; // jobs with more tasks show status counts and a paged task table instead of a graph
 const JOBS_PAGE = 20;
 const TASKS_PAGE = 100;
+const REDRAW_MS = 500; // the most often events redraw the counts or the graph
 let doneStatuses = new Set(); // the gateway's TRACKING_DONE_STATUSES (Query.doneStatuses), read with every page
 const COLOURS = { RUNNING: "#0969da", FAILED: "#cf222e", ERROR: "#cf222e", SKIPPED: "#8c959f", READY: "#6e7781" };
 const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description", "startTime", "finishTime",
@@ -169,7 +170,7 @@ function statusChips(counts) {
 // ---- a job ----------------------------------------------------------------------------------------------------
 
 const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
-  summary { progress lastUpdate durationMs } } doneStatuses }`;
+  summary { doneCount progress lastUpdate durationMs firstStart } } doneStatuses }`;
 const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status } edges { from to }
   criticalPath { id } } }`;
 const TASK_PAGE = `query Page($id: String!, $after: String) { job(id: $id) {
@@ -186,17 +187,25 @@ function showJob(jobId) {
     <p class="legend">Click a task for its fields and history. Gold: critical path; dashed red: what blocks the
     selected task.</p></div></div>`;
   const graph = { tasks: new Map(), selected: null, blocking: new Set(), mode: null };
-  // Bursts of events redraw once: the graph after link changes and new tasks, the counts after the rest.
-  const reload = debounced(() => load().catch(failed), 300);
-  const recount = debounced(() => showHead(jobId).catch(failed), 1000);
+  // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
+  // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
+  const reload = throttled(() => load().catch(failed), REDRAW_MS);
+  const recount = throttled(() => showHead(jobId).catch(failed), REDRAW_MS);
   const load = async () => {
-    const job = await showHead(jobId);
-    if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
-    if (job.taskCount > GRAPH_LIMIT) return showTaskTable(jobId, graph);
-    const { job: full } = await gql(JOB_GRAPH, { id: jobId });
-    drawGraph(full, graph);
+    graph.loading = true;
+    try {
+      const job = await showHead(jobId);
+      if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
+      if (job.taskCount > GRAPH_LIMIT) return await showTaskTable(jobId, graph);
+      const { job: full } = await gql(JOB_GRAPH, { id: jobId });
+      drawGraph(full, graph);
+    } finally {
+      graph.loading = false;
+    }
   };
   const onEvent = (event) => {
+    // A graph being fetched may have been read before this event: it is fetched once more when it is drawn.
+    if (graph.loading) reload();
     const known = graph.tasks.get(event.taskId);
     const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
     if (graph.mode === "table") { // the page being read stays put; its counts follow
@@ -211,16 +220,22 @@ function showJob(jobId) {
     }
     if (graph.selected === event.taskId) selectTask(event.taskId, graph);
   };
-  load().catch(failed);
+  reload();
   return subscribe(EVENTS, { job: jobId }, onEvent, reload);
 }
 
+let headsAsked = 0, headShown = 0; // answers can arrive out of order
+
 /** The job's counts and progress above its graph or table; returns the job (null when it has no task). */
 async function showHead(jobId) {
+  const asked = ++headsAsked;
   const { job, doneStatuses: done } = await gql(JOB_HEAD, { id: jobId });
+  if (asked < headShown) return job; // a later answer is on screen already: this one may be older
+  headShown = asked;
   doneStatuses = new Set(done);
-  if (job) document.getElementById("head").innerHTML = `<p>${job.taskCount} tasks ·
-    ${Math.round(job.summary.progress * 100)}% done · ${statusChips(job.statusCounts)}</p>`;
+  if (job) document.getElementById("head").innerHTML = `<p><span id="task-count">${job.taskCount}</span> tasks ·
+    <span id="done-count">${job.summary.doneCount}</span> done (${Math.round(job.summary.progress * 100)}%) ·
+    ${statusChips(job.statusCounts)}</p>`;
   return job;
 }
 
@@ -320,9 +335,23 @@ function colour(status) {
   return status ? `hsl(${hash}, 45%, 42%)` : "#afb8c1";
 }
 
-function debounced(action, ms) {
-  let timer = null;
-  return () => { clearTimeout(timer); timer = setTimeout(action, ms); };
+/** `action` (returning a promise) run after a call, at most once every `ms` and never two at a time: a call
+ *  while it runs runs it once more when it is done, so the last call is always followed by a complete run. */
+function throttled(action, ms) {
+  let timer = null, running = false, again = false, last = -Infinity;
+  const run = async () => {
+    timer = null;
+    running = true;
+    again = false;
+    last = performance.now();
+    try { await action(); } finally { running = false; if (again) schedule(); }
+  };
+  const schedule = () => {
+    again = true;
+    if (timer !== null || running) return;
+    timer = setTimeout(run, Math.max(0, last + ms - performance.now()));
+  };
+  return schedule;
 }
 
 function label(task) {
