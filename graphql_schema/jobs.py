@@ -6,6 +6,7 @@ Python names end in Type or Input where models/ has a class of the same name (th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -25,7 +26,16 @@ from graphql_schema.tasks import (
 )
 from models import TaskDoc
 from models import jobs as stored
+from models.filters import NAME_FILTER_MAX
 from models.task import now_utc
+
+NameFilter = Annotated[
+    str | None,
+    strawberry.argument(
+        description=f"names holding this text, ignoring case (plain text, not a pattern; at most {NAME_FILTER_MAX} "
+        "characters)"
+    ),
+]
 
 INT32_MAX = 2**31 - 1
 """The largest GraphQL Int (a signed 32-bit integer, GraphQL spec §3.5.1)."""
@@ -164,10 +174,12 @@ class Job:
         status: StatusFilter = None,
         status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
+        name: NameFilter = None,
     ) -> TaskConnection:
         after_id = read_task_cursor(after) if after is not None else None
         store = info.context.store
-        docs, more = await store.task_page(self.id, page_size(first, info), after_id, status, status_not, type_)
+        size = page_size(first, info)
+        docs, more = await store.task_page(self.id, size, after_id, status, status_not, type_, name)
         info.context.remember(docs)
         edges = [TaskEdge(cursor=task_cursor(doc["_id"]), node=as_task(doc)) for doc in docs]
         return TaskConnection(edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=_last_cursor(edges)))

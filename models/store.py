@@ -29,7 +29,7 @@ from models.creation import client_ids_of, plan_creation
 from models.deadline import bounded
 from models.defaults import DONE_STATUSES, HISTORY_DAYS, MONGODB_TIMEOUT_MS, SUBSCRIPTION_RESUME_MS, VALIDATION_ACTION
 from models.events import TaskEvent, full_document_mode, watch_task_events
-from models.filters import task_filter
+from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.ids import IdAllocator
 from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary
@@ -229,10 +229,12 @@ class GraphStore:
         statuses: Collection[str] | None = None,
         statuses_not: Collection[str] | None = None,
         task_type: str | None = None,
+        name_contains: str | None = None,
     ) -> tuple[list[TaskDoc], bool]:
         """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters), and whether more
-        follow."""
-        return await self._jobs.task_page(job_id, first, after_id, task_filter(statuses, task_type, statuses_not))
+        follow; InvalidOperation for a name filter over NAME_FILTER_MAX characters."""
+        query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
+        return await self._jobs.task_page(job_id, first, after_id, query)
 
     @bounded
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:

@@ -236,6 +236,31 @@ async def test_task_page_yields_each_task_once_while_tasks_are_added(http, raw_d
     assert await task_pages(http, raw_db, {"type": "other"}) == []
 
 
+NAMED = """query($name: String, $status: [String!]) {
+  job(id: "named") { taskPage(first: 10, name: $name, status: $status) { edges { node { id } } } } }"""
+
+
+async def test_task_page_by_a_part_of_the_name_ignoring_case_and_regex_characters(http, raw_db):
+    names = ["deploy api", "EU deploy web", "build", "a.b", "axb", "(x+", None]
+    docs = [doc(i, "named", status="DONE" if i == 2 else "READY") for i in range(1, len(names) + 1)]
+    for task, name in zip(docs, names, strict=True):
+        if name is not None:
+            task["name"] = name
+    await raw_db.tasks.insert_many(docs)
+
+    async def ids(**variables: Any) -> list[int]:
+        edges = (await gql(http, NAMED, variables))["job"]["taskPage"]["edges"]
+        return [int(edge["node"]["id"]) for edge in edges]
+
+    assert await ids(name="DEPLOY") == [1, 2], "a substring, case ignored"
+    assert await ids(name="deploy", status=["READY"]) == [1], "with the status filter"
+    assert await ids(name="a.b") == [4], "a literal dot, not any character"
+    assert await ids(name="(x+") == [6], "regex characters are plain text"
+    assert await ids(name="") == [1, 2, 3, 4, 5, 6, 7], "empty: no filter"
+    error = await gql_error(http, NAMED, {"name": "x" * 201})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "200" in error["message"]
+
+
 # ---- links: statusNot, blockedBy ------------------------------------------------------------------------------------
 
 
