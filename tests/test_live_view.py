@@ -67,15 +67,29 @@ async def test_the_job_page_shows_every_task_and_a_rest_change_live(base_url, sm
             assert (await http.put(f"/tracking/task/{test}", json={"status": "FAILED"})).status_code == 200
         await browser.wait_for(f"document.querySelector('.task[data-id=\"{test}\"]').textContent.includes('FAILED')")
         assert await browser.evaluate("performance.getEntriesByType('navigation').length") == 1, "no reload"
-        await browser.evaluate(f"document.querySelector('.task[data-id=\"{deploy}\"] rect').dispatchEvent("
-                               "new MouseEvent('click', {bubbles: true}))")  # fmt: skip
+        await browser.click(f'.task[data-id="{deploy}"] .fill')
         details = await browser.wait_for(
-            "document.querySelector('#details h3')?.textContent.includes('Task') && "
+            "document.querySelector('#details h3')?.textContent.includes('deploy') && "
             "document.getElementById('details').textContent"
         )
-        assert f"Blocked by: {test}" in details, "deploy waits on test, which is not done"
+        assert "History of deploy" in details and "When" in details, "the history table has column headers"
+        blocker = f'#details a[data-task="{test}"]'
+        assert "test" in await browser.evaluate(f"document.querySelector({json.dumps(blocker)}).textContent"), (
+            "deploy waits on test, which is not done: named and linked"
+        )
         assert await browser.evaluate(
             f"document.querySelector('.task[data-id=\"{test}\"]').classList.contains('blocking')"
+        )
+        assert await browser.evaluate(
+            f"document.querySelector('.task[data-id=\"{deploy}\"]').classList.contains('selected')"
+        )
+        hint = await browser.evaluate("document.getElementById('hint').textContent")
+        assert "No critical path shown: no task of this job has a start time" in hint
+        await browser.screenshot(tmp_path / "job.png")
+        await browser.click(blocker)  # follows the link: test is selected now
+        await browser.wait_for(
+            f"document.querySelector('.task[data-id=\"{test}\"]').classList.contains('selected') && "
+            "document.querySelector('#details h3').textContent.includes('test')"
         )
         await browser.screenshot(tmp_path / "job.png")
     assert (tmp_path / "job.png").stat().st_size > 10_000
