@@ -157,9 +157,11 @@ class Browser:
             await asyncio.sleep(0.05)
 
     async def click(self, selector: str) -> None:
-        """A person's click: the mouse pressed and released on the middle of the element, once it is on screen."""
+        """A person's click: the element scrolled into view (as a person would scroll to it), then the mouse
+        pressed and released on its middle."""
         box = await self.wait_for(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+            " e.scrollIntoView({block: 'nearest', inline: 'nearest'});"
             " const r = e.getBoundingClientRect(); return r.width && r.height &&"
             " {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
         )

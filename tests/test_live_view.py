@@ -135,16 +135,54 @@ async def test_the_counts_follow_a_steady_stream_of_status_changes(base_url, tmp
     assert len({shown for _, shown in seen}) > 5, "the count moved during the stream, not only at its end"
 
 
-async def test_a_job_over_the_graph_limit_is_a_paged_table(base_url, tmp_path):
-    await create(base_url, [{"job-id": "huge", "status": "READY"} for _ in range(GRAPH_LIMIT + 1)])
+async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp_path):
+    special = [
+        {"job-id": "huge", "name": "Special one", "status": "READY"},
+        {"job-id": "huge", "name": "special two", "status": "RUNNING"},
+        {"job-id": "huge", "name": "a special.three", "status": "READY"},
+    ]
+    await create(base_url, [{"job-id": "huge", "name": "bulk", "status": "READY"} for _ in range(GRAPH_LIMIT)])
+    await create(base_url, special)
+    rows = texts_of("tr.task")
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=huge")
         await browser.wait_for("document.querySelectorAll('tr.task').length === 100")
         assert await browser.evaluate("document.querySelectorAll('g.task').length") == 0
-        assert f"{GRAPH_LIMIT + 1} tasks" in await browser.evaluate("document.getElementById('head').textContent")
-        await browser.evaluate("document.getElementById('next').click()")
-        await browser.wait_for("document.querySelector('tr.task')?.dataset.id !== undefined && "
-                               "!document.getElementById('previous').disabled")  # fmt: skip
+        assert f"{GRAPH_LIMIT + 3} tasks" in await browser.evaluate("document.getElementById('head').textContent")
+        assert "row" in await browser.evaluate("document.getElementById('hint').textContent"), "the table's legend"
+        await browser.click("#next")
+        await browser.wait_for("!document.getElementById('previous').disabled")
+
+        await browser.type("#table-filter input[name=name]", "SPECIAL")  # any case, a part of the name
+        await browser.click("#table-filter button")
+        found = await browser.wait_for(f"{rows}.length === 3 && {rows}")
+        assert all("pecial" in row for row in found), found
+        assert await browser.evaluate("document.getElementById('previous').disabled"), "a new filter starts at page 1"
+        await browser.evaluate(
+            "document.querySelector('#table-filter select').value = 'in:RUNNING'"
+        )  # fmt: skip
+        await browser.click("#table-filter button")
+        found = await browser.wait_for(f"{rows}.length === 1 && {rows}")
+        assert "special two" in found[0] and "RUNNING" in found[0]
+        await browser.evaluate("document.querySelector('#table-filter select').value = 'not:RUNNING'")
+        await browser.click("#table-filter button")
+        await browser.wait_for(f"{rows}.length === 2")
+
+        await browser.click("tr.task:first-child td:nth-child(2)")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('Special one')")
+        assert await browser.evaluate("document.querySelector('tr.task:first-child').classList.contains('selected')")
+
+        await browser.wait_for("document.getElementById('live').classList.contains('on')")
+        row_ids = await browser.evaluate("[...document.querySelectorAll('tr.task')].map(r => r.dataset.id)")
+        async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+            assert (await http.put(f"/tracking/task/{row_ids[1]}", json={"status": "DONE"})).status_code == 200
+        await browser.wait_for(
+            f"document.querySelector('tr.task[data-id=\"{row_ids[1]}\"]')?.textContent.includes('DONE')", 3
+        )
+        assert await browser.evaluate("document.querySelector('tr.task:first-child').classList.contains('selected')"), (
+            "the selection survives the live update"
+        )
+        await browser.screenshot(tmp_path / "table.png")
 
 
 async def test_a_wrong_token_asks_again(base_url, small_job, tmp_path):
