@@ -168,6 +168,14 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             await self.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left", clickCount=1)
 
+    async def press(self, key: str) -> None:
+        """One key pressed and released on the focused element (`key` as KeyboardEvent.key names it: "+",
+        "ArrowLeft"); a printable key also types its character."""
+        text = {"text": key} if len(key) == 1 else {}
+        for kind in ("keyDown", "keyUp"):
+            await self.call("Input.dispatchKeyEvent", type=kind if text or kind == "keyUp" else "rawKeyDown", key=key,
+                            **(text if kind == "keyDown" else {}))  # fmt: skip
+
     async def type(self, selector: str, text: str) -> None:
         """Clicks into the element, then types `text` as a keyboard would insert it."""
         await self.click(selector)

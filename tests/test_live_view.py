@@ -135,6 +135,69 @@ async def test_the_counts_follow_a_steady_stream_of_status_changes(base_url, tmp
     assert len({shown for _, shown in seen}) > 5, "the count moved during the stream, not only at its end"
 
 
+VIEW_BOX = "document.querySelector('.graph svg').viewBox.baseVal"
+
+
+async def view_box(browser: Browser) -> dict:
+    return await browser.evaluate(f"(({{x, y, width, height}}) => ({{x, y, width, height}}))({VIEW_BOX})")
+
+
+async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url, tmp_path):
+    """fetch sources -> 60 unit tests and a slow integration test (timed: the critical path)."""
+    units = [{"name": f"unit test {i}", "status": "RUNNING"} for i in range(60)]
+    slow = {"name": "slow integration", "status": "DONE", "start-time": "2026-11-22T18:01:00Z",
+            "finish-time": "2026-11-22T19:00:00Z"}  # fmt: skip
+    root = {"name": "fetch sources", "status": "DONE", "job-id": "wide", "start-time": "2026-11-22T18:00:00Z",
+            "finish-time": "2026-11-22T18:01:00Z", "nexts": {"tasks": [*units, slow]}}  # fmt: skip
+    await create(base_url, [root])
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=wide")
+        await browser.wait_for("document.querySelectorAll('g.task').length === 62")
+        assert "★ and thick links: the critical path" in await browser.evaluate(
+            "document.getElementById('hint').textContent"
+        )
+        critical = await browser.evaluate(texts_of("g.task.critical"))
+        assert len(critical) == 2 and any("slow integration" in text for text in critical), critical
+        whole = await view_box(browser)
+
+        await browser.type("#goto input", "INTEGRATION")
+        await browser.click("#goto button")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('slow integration')")
+        box = await browser.evaluate(
+            "document.querySelector('g.task.selected')?.getBoundingClientRect().toJSON() ?? null"
+        )  # fmt: skip
+        svg = await browser.evaluate("document.querySelector('.graph svg').getBoundingClientRect().toJSON()")
+        assert box is not None and "slow integration" in await browser.evaluate(texts_of("g.task.selected") + "[0]")
+        assert abs(box["x"] + box["width"] / 2 - (svg["x"] + svg["width"] / 2)) < 5, "centred across"
+        assert abs(box["y"] + box["height"] / 2 - (svg["y"] + svg["height"] / 2)) < 5, "centred down"
+
+        await browser.click("[data-act=fit]")
+        assert await view_box(browser) == whole
+        await browser.evaluate("document.querySelector('.graph svg').focus()")
+        await browser.press("+")
+        zoomed = await view_box(browser)
+        assert zoomed["width"] < whole["width"], "+ zooms in"
+        await browser.press("ArrowRight")
+        assert (await view_box(browser))["x"] > zoomed["x"], "the arrow keys move the view"
+        await browser.press("0")
+        assert await view_box(browser) == whole, "0 fits the whole graph"
+        centre = {"x": svg["x"] + svg["width"] / 2, "y": svg["y"] + 5}
+        await browser.call("Input.dispatchMouseEvent", type="mouseWheel", deltaX=0, deltaY=-300, **centre)
+        await browser.wait_for(f"{VIEW_BOX}.width < {whole['width']}")
+        before = await view_box(browser)
+        for kind, dx in (("mousePressed", 0), ("mouseMoved", 120), ("mouseReleased", 120)):
+            await browser.call("Input.dispatchMouseEvent", type=kind, x=centre["x"] + dx, y=centre["y"],
+                               button="left", buttons=1, clickCount=1)  # fmt: skip
+        assert (await view_box(browser))["x"] < before["x"], "dragging right shows what lies left"
+
+        await browser.evaluate(
+            "const s = document.getElementById('dim'); s.value = 'RUNNING'; s.dispatchEvent(new Event('change'))"
+        )
+        assert await browser.evaluate("document.querySelectorAll('g.task.dim').length") == 2
+        assert await browser.evaluate("document.querySelectorAll('g.task:not(.dim)').length") == 60
+        await browser.screenshot(tmp_path / "graph.png")
+
+
 async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp_path):
     special = [
         {"job-id": "huge", "name": "Special one", "status": "READY"},
