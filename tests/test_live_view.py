@@ -14,7 +14,7 @@ from bench.browser import Browser
 from tests.conftest import PAGES_TOKEN
 
 HEADERS = {"X-Auth-Token": PAGES_TOKEN}
-GRAPH_LIMIT = 2000  # ui/app.js
+GRAPH_LIMIT = 2000  # ui/job.js
 
 
 async def create(base_url: str, tasks: list[dict]) -> None:

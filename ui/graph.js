@@ -4,7 +4,9 @@
 import { esc } from "./api.js";
 import { look } from "./status.js";
 
-const BOX = { width: 180, height: 28 };
+const BOX = { width: 200, height: 28 };
+const LABEL_CHARS = 27; // what fits in a box beside the critical-path star (the full name is on hover)
+const TIDY_LIMIT = 300; // up to this many tasks, dagre's network-simplex ranking (tidier, slower than longest-path)
 
 /** Draws `job` ({tasks, edges, criticalPath}) into `container`, where `before` (a redraw: the last handle)
  *  left the view and the filter; returns the graph's handle:
@@ -14,7 +16,8 @@ export function drawGraph(container, job, onSelect, before = null) {
   const timed = job.tasks.some((task) => task.startTime);
   const critical = new Set(timed ? job.criticalPath.map((task) => task.id) : []);
   const layout = new dagre.graphlib.Graph();
-  layout.setGraph({ rankdir: "LR", nodesep: 12, ranksep: 40, ranker: "longest-path" });
+  const ranker = job.tasks.length <= TIDY_LIMIT ? "network-simplex" : "longest-path";
+  layout.setGraph({ rankdir: "LR", nodesep: 12, ranksep: 40, ranker });
   layout.setDefaultEdgeLabel(() => ({}));
   for (const task of job.tasks) layout.setNode(task.id, { ...BOX });
   for (const edge of job.edges) layout.setEdge(edge.from, edge.to);
@@ -109,7 +112,7 @@ function boxContent(task) {
 
 function label(task, icon) {
   const text = `${icon} ${task.name ?? task.id} · ${task.status ?? "none"}`;
-  return text.length > 26 ? text.slice(0, 25) + "…" : text;
+  return text.length > LABEL_CHARS ? text.slice(0, LABEL_CHARS - 1) + "…" : text;
 }
 
 /** The SVG's viewBox moved by drag, wheel and keys; the graph is `size` big (layout units). */
