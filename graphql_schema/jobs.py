@@ -27,6 +27,7 @@ from graphql_schema.tasks import (
 from models import TaskDoc
 from models import jobs as stored
 from models.filters import NAME_FILTER_MAX
+from models.jobs import LEVELS_BOUND_FACTOR
 from models.task import now_utc
 
 NameFilter = Annotated[
@@ -153,9 +154,7 @@ class Job:
 
     @strawberry.field(description="How many of the job's tasks have each status (null: no status), null first.")
     async def status_counts(self, info: Info[Context, None]) -> list[StatusCount]:
-        counts = (await self._stored_summary(info)).status_counts
-        ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
-        return [StatusCount(status=status, count=count) for status, count in ordered]
+        return ordered_counts((await self._stored_summary(info)).status_counts)
 
     @strawberry.field(description="How many tasks the job has.")
     async def task_count(self, info: Info[Context, None]) -> int:
@@ -185,6 +184,19 @@ class Job:
         return TaskConnection(edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=_last_cursor(edges)))
 
     @strawberry.field(
+        description="The job's tasks by stage (depth from its roots: one more than the deepest previous task in "
+        "the job), shallowest first, with counts per status: an overview of a job of any size, computed from the "
+        "links and statuses only. TRAVERSAL_TOO_LARGE over 10 x TRACKING_GRAPHQL_MAX_TRAVERSAL tasks; an error "
+        "naming a task on the cycle if the links hold one."
+    )
+    async def levels(self, info: Info[Context, None]) -> list[JobLevelType]:
+        found = await info.context.store.job_levels(self.id, LEVELS_BOUND_FACTOR * info.context.max_traversal)
+        return [
+            JobLevelType(depth=level.depth, count=level.count, status_counts=ordered_counts(level.status_counts))
+            for level in found
+        ]
+
+    @strawberry.field(
         description="The chain of linked tasks of the job, from one with no previous task in the job to one with "
         "no next in it, with the largest total duration (finish - start; now - start while running; 0 without a "
         "start). Among equal chains, lower ids win. An error naming a task on the cycle if the links hold one."
@@ -195,6 +207,19 @@ class Job:
 
 def _last_cursor(edges: list[TaskEdge] | list[JobEdge]) -> str | None:
     return edges[-1].cursor if edges else None
+
+
+def ordered_counts(counts: dict[str | None, int]) -> list[StatusCount]:
+    """Status counts, "no status" first, then by status."""
+    ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
+    return [StatusCount(status=status, count=count) for status, count in ordered]
+
+
+@strawberry.type(name="JobLevel", description="The tasks of one stage of a job.")
+class JobLevelType:
+    depth: int = strawberry.field(description="0 for the job's roots, else one more than its deepest previous task.")
+    count: int
+    status_counts: list[StatusCount]
 
 
 @strawberry.type

@@ -32,7 +32,7 @@ from models.events import TaskEvent, full_document_mode, watch_task_events
 from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.ids import IdAllocator
-from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary
+from models.jobs import JobFilter, JobLevel, JobPosition, JobReads, JobsPage, JobSummary
 from models.layout import Database, MongoClient, TaskDoc
 from models.limits import Limits
 from models.links import Links
@@ -235,6 +235,12 @@ class GraphStore:
         follow; InvalidOperation for a name filter over NAME_FILTER_MAX characters."""
         query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
         return await self._jobs.task_page(job_id, first, after_id, query)
+
+    @bounded
+    async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:
+        """The job's tasks counted by stage (depth from the roots) and status, shallowest first;
+        TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        return await self._jobs.levels(job_id, bound)
 
     @bounded
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
