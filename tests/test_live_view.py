@@ -199,13 +199,11 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
 
 
 async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp_path):
-    special = [
-        {"job-id": "huge", "name": "Special one", "status": "READY"},
-        {"job-id": "huge", "name": "special two", "status": "RUNNING"},
-        {"job-id": "huge", "name": "a special.three", "status": "READY"},
-    ]
+    three = {"name": "a special.three", "status": "READY"}
+    two = {"name": "special two", "status": "RUNNING", "nexts": {"tasks": [three]}}
+    special = [{"job-id": "huge", "name": "Special one", "status": "READY", "nexts": {"tasks": [two]}}]
     await create(base_url, [{"job-id": "huge", "name": "bulk", "status": "READY"} for _ in range(GRAPH_LIMIT)])
-    await create(base_url, special)
+    await create(base_url, special)  # one chain: stages 0, 1 and 2
     rows = texts_of("tr.task")
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=huge")
@@ -213,6 +211,11 @@ async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp
         assert await browser.evaluate("document.querySelectorAll('g.task').length") == 0
         assert f"{GRAPH_LIMIT + 3} tasks" in await browser.evaluate("document.getElementById('head').textContent")
         assert "row" in await browser.evaluate("document.getElementById('hint').textContent"), "the table's legend"
+        cells = "[...document.querySelectorAll('table.levels tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
+        stages = await browser.wait_for(f"{cells}.length === 3 && {cells}")
+        assert [(stage[0], stage[1]) for stage in stages] == [("0", "2001"), ("1", "1"), ("2", "1")], stages
+        stages = [" ".join(stage[3].split()) for stage in stages]
+        assert "READY 2001" in stages[0] and "RUNNING 1" in stages[1], stages
         await browser.click("#next")
         await browser.wait_for("!document.getElementById('previous').disabled")
 
@@ -245,6 +248,7 @@ async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp
         assert await browser.evaluate("document.querySelector('tr.task:first-child').classList.contains('selected')"), (
             "the selection survives the live update"
         )
+        await browser.wait_for(f"{texts_of('table.levels tbody tr')}[2].includes('DONE 1')", 8)  # stages: every 5 s
         await browser.screenshot(tmp_path / "table.png")
 
 

@@ -3,11 +3,13 @@
 
 import { esc, gql, subscribe, throttled } from "./api.js";
 import { drawGraph } from "./graph.js";
-import { chip, setDoneStatuses, statusChips } from "./status.js";
+import { chip, look, setDoneStatuses, statusChips } from "./status.js";
 
 export const GRAPH_LIMIT = 2000; // jobs with more tasks show a filtered, paged task table instead of a graph
 const TASKS_PAGE = 100;
 const REDRAW_MS = 500; // the most often events redraw the counts, the graph or the table
+const LEVELS_MS = 5000; // the most often events recount the stages of a big job (it reads every task's links)
+const LEVELS_SHOWN = 100; // stages listed in the overview; the rest are summed up in one line
 const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description", "startTime", "finishTime",
   "creationTimestamp", "updateTimestamp", "workflow", "executionCode", "executionDescription", "runningStatus"];
 
@@ -18,6 +20,7 @@ const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name st
 const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String) {
   job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot, name: $name) {
   edges { node { id name status type updateTimestamp } } pageInfo { hasNextPage endCursor } } } }`;
+const LEVELS = `query Levels($id: String!) { job(id: $id) { levels { depth count statusCounts { status count } } } }`;
 const LINKED = "{ id name status }";
 const DETAILS = `query Details($id: ID!) { task(id: $id) { id ${DETAIL_FIELDS.join(" ")}
   blockedBy(transitive: true) ${LINKED} previous ${LINKED} nexts ${LINKED}
@@ -60,8 +63,9 @@ export function showJob(main, jobId, failed) {
     if (page.loading) reload();
     const known = page.tasks.get(event.taskId);
     const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
-    if (page.table) { // the page being read stays where it is; its rows and the counts follow
+    if (page.table) { // the page being read stays where it is; its rows, the counts and the stages follow
       page.table.refreshSoon();
+      page.table.recountLevels();
       recount();
     } else if (event.kind === "UPDATED" && known && keepsLinks) {
       Object.assign(known, event.task);
@@ -146,7 +150,8 @@ function taskTable(jobId, job, select, failed) {
   let filter = {}, selected = null;
   const container = document.getElementById("graph");
   const statuses = job.statusCounts.map((entry) => entry.status).filter((status) => status !== null);
-  container.innerHTML = `<p class="legend">More than ${GRAPH_LIMIT} tasks: a table instead of a graph.</p>
+  container.innerHTML = `<p class="legend">More than ${GRAPH_LIMIT} tasks: an overview by stage and a table
+    instead of a graph.</p><div id="levels">Counting the stages…</div>
     <form class="filter" id="table-filter"><input name="name" placeholder="name contains" aria-label="name contains">
     <select name="status" aria-label="status"><option value="">any status</option>${statuses.map((s) =>
       `<option value="in:${esc(s)}">${esc(s)}</option><option value="not:${esc(s)}">not ${esc(s)}</option>`).join("")}
@@ -183,6 +188,7 @@ function taskTable(jobId, job, select, failed) {
       table.mark(selected);
     },
     refreshSoon: throttled(() => table.refresh().catch(failed), REDRAW_MS),
+    recountLevels: throttled(() => showLevels(jobId, container.querySelector("#levels")), LEVELS_MS),
     mark(taskId) {
       selected = taskId;
       for (const row of rows.querySelectorAll("tr.task")) {
@@ -191,5 +197,29 @@ function taskTable(jobId, job, select, failed) {
       }
     },
   };
+  table.recountLevels();
   return table;
+}
+
+/** The job's stages (Job.levels): per stage, its task count and a bar split by status, with the counts as
+ *  text too. An error (too many tasks, a cycle) is shown in place of the overview, not for the whole page. */
+async function showLevels(jobId, target) {
+  let levels;
+  try {
+    ({ job: { levels } } = await gql(LEVELS, { id: jobId }));
+  } catch (error) {
+    target.innerHTML = `<p class="note">No overview by stage: ${esc(error.message)}</p>`;
+    return;
+  }
+  const rows = levels.slice(0, LEVELS_SHOWN).map((level) => {
+    const parts = level.statusCounts.map(({ status, count }) => `<span style="width:${100 * count / level.count}%;
+      background:${look(status).fill}" title="${esc(status ?? "none")} ${count}"></span>`).join("");
+    return `<tr><td>${level.depth}</td><td>${level.count}</td><td><div class="stack">${parts}</div></td>
+      <td>${statusChips(level.statusCounts)}</td></tr>`;
+  });
+  const rest = levels.slice(LEVELS_SHOWN);
+  const more = rest.length ? `<tr><td colspan="4">${rest.length} deeper stages with
+    ${rest.reduce((sum, level) => sum + level.count, 0)} tasks</td></tr>` : "";
+  target.innerHTML = `<table class="levels"><thead><tr><th>Stage</th><th>Tasks</th><th>Share by status</th>
+    <th>Statuses</th></tr></thead><tbody>${rows.join("")}${more}</tbody></table>`;
 }
