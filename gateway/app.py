@@ -69,7 +69,7 @@ def install_pages(app: FastAPI) -> None:
 
 
 UI_FILES = {
-    **{name: "text/javascript" for name in ("app.js", "api.js", "status.js", "job.js", "graph.js")},
+    **{name: "text/javascript" for name in ("app.js", "api.js", "status.js", "job.js", "graph.js", "timeline.js")},
     "app.css": "text/css",
 }
 

@@ -197,6 +197,25 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
         assert await browser.evaluate("document.querySelectorAll('g.task:not(.dim)').length") == 60
         await browser.screenshot(tmp_path / "graph.png")
 
+        await browser.click("[data-view=timeline]")
+        bars = await browser.wait_for(
+            f"{texts_of('.timeline .bar text')}.length === 2 && {texts_of('.timeline .bar text')}"
+        )
+        assert "fetch sources" in bars[0] and "slow integration" in bars[1], "by stage, then start"
+        assert await browser.evaluate(texts_of(".timeline text.stage")) == ["Stage 0", "Stage 1"]
+        assert "60 tasks without a start time not shown" in await browser.evaluate(
+            "document.getElementById('graph').textContent"
+        )
+        widths = await browser.evaluate(
+            "[...document.querySelectorAll('.timeline .bar rect')].map(r => r.width.baseVal.value)"
+        )
+        assert widths[1] > 30 * widths[0], "59 minutes against 1"
+        await browser.click(".timeline .bar:nth-of-type(1) rect")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('fetch sources')")
+        await browser.screenshot(tmp_path / "timeline.png")
+        await browser.click("[data-view=graph]")
+        await browser.wait_for("document.querySelectorAll('g.task').length === 62")
+
 
 async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp_path):
     three = {"name": "a special.three", "status": "READY"}

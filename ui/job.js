@@ -3,6 +3,7 @@
 
 import { esc, gql, subscribe, throttled } from "./api.js";
 import { drawGraph } from "./graph.js";
+import { drawTimeline } from "./timeline.js";
 import { chip, look, setDoneStatuses, statusChips } from "./status.js";
 
 export const GRAPH_LIMIT = 2000; // jobs with more tasks show a filtered, paged task table instead of a graph
@@ -15,7 +16,7 @@ const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description",
 
 const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
   summary { doneCount progress lastUpdate durationMs firstStart } } doneStatuses }`;
-const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status startTime } edges { from to }
+const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status startTime finishTime } edges { from to }
   criticalPath { id } } }`;
 const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String) {
   job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot, name: $name) {
@@ -31,8 +32,10 @@ const EVENTS = `subscription Events($job: String!, $after: String) { taskEvents(
 /** Shows job `jobId` in `main`; returns the page's teardown. `failed` shows an error (or asks for a token). */
 export function showJob(main, jobId, failed) {
   main.innerHTML = `<h2>Job ${esc(jobId)}</h2><div id="head"></div><p class="legend" id="hint"></p>
-    <div class="job"><div class="graph" id="graph">Loading…</div><div class="details" id="details"></div></div>`;
-  const page = { graph: null, table: null, tasks: new Map(), selected: null, loading: false };
+    <div class="tabs" role="group" aria-label="how to show the tasks"><button type="button" data-view="graph"
+    aria-pressed="true">Graph</button><button type="button" data-view="timeline" aria-pressed="false">Timeline</button>
+    </div><div class="job"><div class="graph" id="graph">Loading…</div><div class="details" id="details"></div></div>`;
+  const page = { view: "graph", graph: null, table: null, tasks: new Map(), selected: null, loading: false };
   const select = (taskId, options = {}) => selectTask(page, taskId, options).catch(failed);
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
@@ -45,13 +48,19 @@ export function showJob(main, jobId, failed) {
       if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
       if (job.taskCount > GRAPH_LIMIT) {
         page.table ??= taskTable(jobId, job, select, failed);
+        main.querySelector(".tabs").hidden = true; // no graph, no timeline: too many tasks to draw
         showHint(page);
         return await page.table.refresh();
       }
       const { job: full } = await gql(JOB_GRAPH, { id: jobId });
       page.table = null;
       page.tasks = new Map(full.tasks.map((task) => [task.id, task]));
-      page.graph = drawGraph(document.getElementById("graph"), full, select, page.graph);
+      if (page.view === "timeline") {
+        page.graph = null;
+        drawTimeline(document.getElementById("graph"), full, select);
+      } else {
+        page.graph = drawGraph(document.getElementById("graph"), full, select, page.graph);
+      }
       showHint(page);
       if (page.selected) await selectTask(page, page.selected);
     } finally {
@@ -67,7 +76,7 @@ export function showJob(main, jobId, failed) {
       page.table.refreshSoon();
       page.table.recountLevels();
       recount();
-    } else if (event.kind === "UPDATED" && known && keepsLinks) {
+    } else if (event.kind === "UPDATED" && known && keepsLinks && page.graph) {
       Object.assign(known, event.task);
       page.graph?.paint(known);
       recount();
@@ -75,6 +84,13 @@ export function showJob(main, jobId, failed) {
       reload();
     }
     if (page.selected === event.taskId) select(event.taskId);
+  };
+  main.querySelector(".tabs").onclick = (event) => {
+    const wanted = event.target.dataset?.view;
+    if (!wanted || wanted === page.view) return;
+    page.view = wanted;
+    for (const tab of main.querySelectorAll(".tabs button")) tab.setAttribute("aria-pressed", String(tab === event.target));
+    reload();
   };
   reload();
   return subscribe(EVENTS, { job: jobId }, onEvent, reload);
@@ -99,6 +115,11 @@ async function showHead(jobId) {
 function showHint(page) {
   const hint = document.getElementById("hint");
   if (!hint) return;
+  if (!page.table && !page.graph) {
+    hint.textContent = "Each task with a start time as a bar to its finish (to now while running), grouped by " +
+      "stage; click a bar for the task's fields, links and history.";
+    return;
+  }
   hint.textContent = page.table
     ? "Click a row for the task's fields, links and history; the selected row is outlined in black."
     : "Click a task for its fields, links and history: it gets a solid black outline, the tasks blocking it a " +
@@ -114,6 +135,7 @@ async function selectTask(page, taskId, { centre = false } = {}) {
   page.graph?.mark(taskId, task ? task.blockedBy.map((t) => t.id) : []);
   if (centre) page.graph?.centre(taskId);
   page.table?.mark(taskId);
+  for (const bar of document.querySelectorAll(".timeline .bar")) bar.classList.toggle("selected", bar.dataset.id === taskId);
   const details = document.getElementById("details");
   if (!task) { details.innerHTML = `<p>Task ${esc(taskId)} no longer exists.</p>`; return; }
   const fields = DETAIL_FIELDS.filter((name) => task[name] !== null && task[name] !== undefined)
