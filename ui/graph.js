@@ -118,14 +118,17 @@ function label(task, icon) {
 /** The SVG's viewBox moved by drag, wheel and keys; the graph is `size` big (layout units). */
 function viewport(svg, size, initial) {
   let box = initial ?? { x: 0, y: 0, w: size.width, h: size.height };
-  let drag = null, moved = false;
-  const apply = () => svg.setAttribute("viewBox", `${box.x} ${box.y} ${box.w} ${box.h}`);
+  let drag = null, moved = false, fitted = false; // fitted: the whole graph, kept so while the pane resizes
+  const apply = (fitting = false) => {
+    fitted = fitting;
+    svg.setAttribute("viewBox", `${box.x} ${box.y} ${box.w} ${box.h}`);
+  };
   const scale = () => box.w / svg.clientWidth; // layout units per screen pixel
   const fit = () => {
     const aspect = svg.clientHeight / svg.clientWidth || 1;
     const w = Math.max(size.width + 40, (size.height + 40) / aspect, svg.clientWidth); // never magnified
     box = { x: (size.width - w) / 2, y: (size.height - w * aspect) / 2, w, h: w * aspect };
-    apply();
+    apply(true);
   };
   const zoom = (factor, cx = box.x + box.w / 2, cy = box.y + box.h / 2) => {
     const w = Math.min(Math.max(box.w / factor, 100), Math.max(size.width, size.height) * 4 + 400);
@@ -162,6 +165,7 @@ function viewport(svg, size, initial) {
     else return;
     event.preventDefault();
   });
+  new ResizeObserver(() => { if (fitted) fit(); }).observe(svg);
   if (initial) apply(); else fit();
-  return { fit, zoom, centre, dragged: () => moved, box: () => box };
+  return { fit, zoom, centre, dragged: () => moved, box: () => (fitted ? null : box) }; // null: fit on redraw
 }

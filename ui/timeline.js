@@ -43,7 +43,7 @@ export function drawTimeline(container, job, onSelect) {
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((share) => {
     const time = first + share * (last - first), at = x(time);
     return `<line class="tick" x1="${at}" x2="${at}" y1="18" y2="${y}"/>
-      <text class="tick" x="${at}" y="12" text-anchor="middle">${esc(new Date(time).toISOString().slice(11, 19))}</text>`;
+      <text class="tick" x="${at}" y="12" text-anchor="middle">${esc(tickLabel(time, last - first))}</text>`;
   });
   container.innerHTML = `<p class="note">Times in UTC, ${esc(new Date(first).toISOString().slice(0, 10))}.
     ${untimed ? `${untimed} task${untimed > 1 ? "s" : ""} without a start time not shown.` : ""}</p>
@@ -53,6 +53,12 @@ export function drawTimeline(container, job, onSelect) {
     const bar = event.target.closest(".bar");
     if (bar) onSelect(bar.dataset.id);
   };
+}
+
+/** A time on the axis, in UTC: the time of day within a day's span, the date and minute over longer ones. */
+function tickLabel(time, spanMs) {
+  const iso = new Date(time).toISOString();
+  return spanMs < 86_400_000 ? iso.slice(11, 19) : `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
 }
 
 /** Each task's stage: 0 without a previous task in the job, else one more than its deepest previous task. */
