@@ -181,6 +181,10 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
         assert (await view_box(browser))["x"] > zoomed["x"], "the arrow keys move the view"
         await browser.press("0")
         assert await view_box(browser) == whole, "0 fits the whole graph"
+        await browser.press("Tab")  # from the graph to its first task, by keyboard only
+        assert await browser.evaluate("document.activeElement.matches('g.task') && document.activeElement.dataset.id")
+        await browser.press("Enter")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('fetch sources')")
         centre = {"x": svg["x"] + svg["width"] / 2, "y": svg["y"] + 5}
         await browser.call("Input.dispatchMouseEvent", type="mouseWheel", deltaX=0, deltaY=-300, **centre)
         await browser.wait_for(f"{VIEW_BOX}.width < {whole['width']}")

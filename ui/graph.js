@@ -30,9 +30,11 @@ export function drawGraph(container, job, onSelect, before = null) {
     const onPath = critical.has(edge.from) && critical.has(edge.to);
     return `<path d="M${points}"${onPath ? ' class="critical"' : ""}/>`;
   });
+  // Up to TIDY_LIMIT tasks each box is a Tab stop (Enter selects it); above, "go to task" reaches them.
+  const focusable = job.tasks.length <= TIDY_LIMIT ? ' tabindex="0" role="button"' : "";
   const nodes = job.tasks.map((task) => {
     const { x, y } = layout.node(task.id);
-    return `<g class="task${critical.has(task.id) ? " critical" : ""}" data-id="${esc(task.id)}"
+    return `<g class="task${critical.has(task.id) ? " critical" : ""}" data-id="${esc(task.id)}"${focusable}
       transform="translate(${x - BOX.width / 2},${y - BOX.height / 2})">${boxContent(task)}</g>`;
   });
   container.innerHTML = `<div class="tools">
@@ -57,6 +59,13 @@ export function drawGraph(container, job, onSelect, before = null) {
   svg.addEventListener("click", (event) => {
     const box = event.target.closest(".task");
     if (box && !view.dragged()) onSelect(box.dataset.id);
+  });
+  svg.addEventListener("keydown", (event) => {
+    const box = event.target.closest?.(".task");
+    if (!box || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    event.stopPropagation();
+    onSelect(box.dataset.id);
   });
   container.querySelector(".tools").addEventListener("click", (event) => {
     const act = event.target.dataset?.act;
