@@ -35,16 +35,20 @@ export function showJob(main, jobId, failed) {
     <div class="tabs" role="group" aria-label="how to show the tasks"><button type="button" data-view="graph"
     aria-pressed="true">Graph</button><button type="button" data-view="timeline" aria-pressed="false">Timeline</button>
     </div><div class="job"><div class="graph" id="graph">Loading…</div><div class="details" id="details"></div></div>`;
-  const page = { view: "graph", graph: null, table: null, tasks: new Map(), selected: null, loading: false };
+  // closed: the page was left; answers still on their way must not draw into the next one.
+  const page = { view: "graph", graph: null, table: null, tasks: new Map(), selected: null, loading: false,
+    closed: false };
   const select = (taskId, options = {}) => selectTask(page, taskId, options).catch(failed);
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
   const reload = throttled(() => load().catch(failed), REDRAW_MS);
-  const recount = throttled(() => showHead(jobId).catch(failed), REDRAW_MS);
+  const recount = throttled(() => showHead(page, jobId).catch(failed), REDRAW_MS);
   const load = async () => {
+    if (page.closed) return;
     page.loading = true;
     try {
-      const job = await showHead(jobId);
+      const job = await showHead(page, jobId);
+      if (page.closed) return;
       if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
       if (job.taskCount > GRAPH_LIMIT) {
         page.table ??= taskTable(jobId, job, select, failed);
@@ -53,7 +57,9 @@ export function showJob(main, jobId, failed) {
         return await page.table.refresh();
       }
       const { job: full } = await gql(JOB_GRAPH, { id: jobId });
+      if (page.closed) return;
       page.table = null;
+      main.querySelector(".tabs").hidden = false;
       page.tasks = new Map(full.tasks.map((task) => [task.id, task]));
       if (page.view === "timeline") {
         page.graph = null;
@@ -93,16 +99,17 @@ export function showJob(main, jobId, failed) {
     reload();
   };
   reload();
-  return subscribe(EVENTS, { job: jobId }, onEvent, reload);
+  const unsubscribe = subscribe(EVENTS, { job: jobId }, onEvent, reload);
+  return () => { page.closed = true; unsubscribe(); };
 }
 
 let headsAsked = 0, headShown = 0; // answers can arrive out of order
 
 /** The job's counts and progress above its graph or table; returns the job (null when it has no task). */
-async function showHead(jobId) {
+async function showHead(page, jobId) {
   const asked = ++headsAsked;
   const { job, doneStatuses: done } = await gql(JOB_HEAD, { id: jobId });
-  if (asked < headShown) return job; // a later answer is on screen already: this one may be older
+  if (page.closed || asked < headShown) return job; // a later answer is on screen already: this one may be older
   headShown = asked;
   setDoneStatuses(done);
   if (job) document.getElementById("head").innerHTML = `<p><span id="task-count">${job.taskCount}</span> tasks ·
@@ -131,7 +138,7 @@ function showHint(page) {
 async function selectTask(page, taskId, { centre = false } = {}) {
   page.selected = taskId;
   const { task } = await gql(DETAILS, { id: taskId });
-  if (page.selected !== taskId) return; // another task was chosen meanwhile
+  if (page.closed || page.selected !== taskId) return; // left, or another task was chosen meanwhile
   page.graph?.mark(taskId, task ? task.blockedBy.map((t) => t.id) : []);
   if (centre) page.graph?.centre(taskId);
   page.table?.mark(taskId);
