@@ -272,6 +272,9 @@ async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp
             "the selection survives the live update"
         )
         await browser.wait_for(f"{texts_of('table.levels tbody tr')}[2].includes('DONE 1')", 8)  # stages: every 5 s
+        options = await browser.evaluate(texts_of("#table-filter option"))
+        assert "DONE" in options and "not RUNNING" in options, "a status that appeared joins the choices"
+        assert await browser.evaluate("document.querySelector('#table-filter select').value") == "not:RUNNING"
         await browser.screenshot(tmp_path / "table.png")
 
 

@@ -42,7 +42,10 @@ export function showJob(main, jobId, failed) {
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
   const reload = throttled(() => load().catch(failed), REDRAW_MS);
-  const recount = throttled(() => showHead(page, jobId).catch(failed), REDRAW_MS);
+  const recount = throttled(async () => {
+    const job = await showHead(page, jobId).catch(failed);
+    if (job && page.table) page.table.offer(job.statusCounts);
+  }, REDRAW_MS);
   const load = async () => {
     if (page.closed) return;
     page.loading = true;
@@ -178,14 +181,13 @@ function taskTable(jobId, job, select, failed) {
   const pages = [null]; // the cursor each visited page starts after
   let filter = {}, selected = null;
   const container = document.getElementById("graph");
-  const statuses = job.statusCounts.map((entry) => entry.status).filter((status) => status !== null);
+  const statuses = new Set(); // every status the job has had while the table was open: the choices offered
   container.innerHTML = `<p class="legend">More than ${GRAPH_LIMIT} tasks: an overview by stage and a table
     instead of a graph.</p><div id="levels">Counting the stages…</div>
     <form class="filter" id="table-filter"><input name="name" placeholder="name contains" aria-label="name contains">
-    <select name="status" aria-label="status"><option value="">any status</option>${statuses.map((s) =>
-      `<option value="in:${esc(s)}">${esc(s)}</option><option value="not:${esc(s)}">not ${esc(s)}</option>`).join("")}
-    </select><button>Filter</button></form><div id="rows"></div>`;
+    <select name="status" aria-label="status"></select><button>Filter</button></form><div id="rows"></div>`;
   const rows = container.querySelector("#rows");
+  const choice = container.querySelector("#table-filter select");
   container.querySelector("#table-filter").onsubmit = (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
@@ -217,6 +219,15 @@ function taskTable(jobId, job, select, failed) {
       table.mark(selected);
     },
     refreshSoon: throttled(() => table.refresh().catch(failed), REDRAW_MS),
+    offer(statusCounts) { // new statuses join the choices; the one chosen stays chosen
+      const before = statuses.size;
+      for (const { status } of statusCounts) if (status !== null) statuses.add(status);
+      if (statuses.size === before && choice.options.length) return;
+      const chosen = choice.value;
+      choice.innerHTML = `<option value="">any status</option>${[...statuses].sort().map((s) =>
+        `<option value="in:${esc(s)}">${esc(s)}</option><option value="not:${esc(s)}">not ${esc(s)}</option>`).join("")}`;
+      choice.value = chosen;
+    },
     recountLevels: throttled(() => showLevels(jobId, container.querySelector("#levels")), LEVELS_MS),
     mark(taskId) {
       selected = taskId;
@@ -226,6 +237,7 @@ function taskTable(jobId, job, select, failed) {
       }
     },
   };
+  table.offer(job.statusCounts);
   table.recountLevels();
   return table;
 }
