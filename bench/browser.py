@@ -87,6 +87,11 @@ async def render(url: str, workdir: Path, wait_ms: int = 8000, screenshot: Path 
     return Rendered(stdout.decode(errors="replace"), _page_requests(net_log, url))
 
 
+_KEY_CODES = {"Tab": 9, "Enter": 13, " ": 32, "ArrowLeft": 37, "ArrowUp": 38, "ArrowRight": 39, "ArrowDown": 40,
+              "+": 187, "-": 189, "0": 48}  # fmt: skip
+"""Windows virtual key codes, which Chromium needs to act on a key (move the focus on Tab)."""
+
+
 class Browser:
     """A page kept open in headless Chromium, driven over the DevTools protocol: for pages that change while
     the test acts (live updates), which a one-shot --dump-dom cannot show."""
@@ -157,14 +162,25 @@ class Browser:
             await asyncio.sleep(0.05)
 
     async def click(self, selector: str) -> None:
-        """A person's click: the mouse pressed and released on the middle of the element, once it is on screen."""
+        """A person's click: the element scrolled into view (as a person would scroll to it), then the mouse
+        pressed and released on its middle."""
         box = await self.wait_for(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+            " e.scrollIntoView({block: 'nearest', inline: 'nearest'});"
             " const r = e.getBoundingClientRect(); return r.width && r.height &&"
             " {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):
             await self.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left", clickCount=1)
+
+    async def press(self, key: str) -> None:
+        """One key pressed and released on the focused element (`key` as KeyboardEvent.key names it: "+",
+        "ArrowLeft"); a printable key also types its character."""
+        text = {"text": "\r" if key == "Enter" else key} if len(key) == 1 or key == "Enter" else {}
+        code = _KEY_CODES.get(key, ord(key.upper()) if len(key) == 1 else 0)
+        for kind in ("keyDown", "keyUp"):
+            await self.call("Input.dispatchKeyEvent", type=kind if text or kind == "keyUp" else "rawKeyDown", key=key,
+                            windowsVirtualKeyCode=code, **(text if kind == "keyDown" else {}))  # fmt: skip
 
     async def type(self, selector: str, text: str) -> None:
         """Clicks into the element, then types `text` as a keyboard would insert it."""

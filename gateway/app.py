@@ -68,7 +68,10 @@ def install_pages(app: FastAPI) -> None:
         )
 
 
-UI_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+UI_FILES = {
+    **{name: "text/javascript" for name in ("app.js", "api.js", "status.js", "job.js", "graph.js", "timeline.js")},
+    "app.css": "text/css",
+}
 
 
 def install_live_view(app: FastAPI) -> None:

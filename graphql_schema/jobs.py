@@ -6,6 +6,7 @@ Python names end in Type or Input where models/ has a class of the same name (th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -25,7 +26,17 @@ from graphql_schema.tasks import (
 )
 from models import TaskDoc
 from models import jobs as stored
+from models.filters import NAME_FILTER_MAX
+from models.jobs import LEVELS_BOUND_FACTOR
 from models.task import now_utc
+
+NameFilter = Annotated[
+    str | None,
+    strawberry.argument(
+        description=f"names holding this text, ignoring case (plain text, not a pattern; at most {NAME_FILTER_MAX} "
+        "characters)"
+    ),
+]
 
 INT32_MAX = 2**31 - 1
 """The largest GraphQL Int (a signed 32-bit integer, GraphQL spec §3.5.1)."""
@@ -143,9 +154,7 @@ class Job:
 
     @strawberry.field(description="How many of the job's tasks have each status (null: no status), null first.")
     async def status_counts(self, info: Info[Context, None]) -> list[StatusCount]:
-        counts = (await self._stored_summary(info)).status_counts
-        ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
-        return [StatusCount(status=status, count=count) for status, count in ordered]
+        return ordered_counts((await self._stored_summary(info)).status_counts)
 
     @strawberry.field(description="How many tasks the job has.")
     async def task_count(self, info: Info[Context, None]) -> int:
@@ -164,13 +173,28 @@ class Job:
         status: StatusFilter = None,
         status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
+        name: NameFilter = None,
     ) -> TaskConnection:
         after_id = read_task_cursor(after) if after is not None else None
         store = info.context.store
-        docs, more = await store.task_page(self.id, page_size(first, info), after_id, status, status_not, type_)
+        size = page_size(first, info)
+        docs, more = await store.task_page(self.id, size, after_id, status, status_not, type_, name)
         info.context.remember(docs)
         edges = [TaskEdge(cursor=task_cursor(doc["_id"]), node=as_task(doc)) for doc in docs]
         return TaskConnection(edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=_last_cursor(edges)))
+
+    @strawberry.field(
+        description="The job's tasks by stage (depth from its roots: one more than the deepest previous task in "
+        "the job), shallowest first, with counts per status: an overview of a job of any size, computed from the "
+        "links and statuses only. TRAVERSAL_TOO_LARGE over 10 x TRACKING_GRAPHQL_MAX_TRAVERSAL tasks; an error "
+        "naming a task on the cycle if the links hold one."
+    )
+    async def levels(self, info: Info[Context, None]) -> list[JobLevelType]:
+        found = await info.context.store.job_levels(self.id, LEVELS_BOUND_FACTOR * info.context.max_traversal)
+        return [
+            JobLevelType(depth=level.depth, count=level.count, status_counts=ordered_counts(level.status_counts))
+            for level in found
+        ]
 
     @strawberry.field(
         description="The chain of linked tasks of the job, from one with no previous task in the job to one with "
@@ -183,6 +207,19 @@ class Job:
 
 def _last_cursor(edges: list[TaskEdge] | list[JobEdge]) -> str | None:
     return edges[-1].cursor if edges else None
+
+
+def ordered_counts(counts: dict[str | None, int]) -> list[StatusCount]:
+    """Status counts, "no status" first, then by status."""
+    ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
+    return [StatusCount(status=status, count=count) for status, count in ordered]
+
+
+@strawberry.type(name="JobLevel", description="The tasks of one stage of a job.")
+class JobLevelType:
+    depth: int = strawberry.field(description="0 for the job's roots, else one more than its deepest previous task.")
+    count: int
+    status_counts: list[StatusCount]
 
 
 @strawberry.type

@@ -3,11 +3,16 @@ as "task"), as a MongoDB filter and, for tasks already in memory, as a test. Bot
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
+from models.errors import InvalidOperation
 from models.layout import TaskDoc
 from models.task import DEFAULT_TYPE
+
+NAME_FILTER_MAX = 200
+"""Longest `name` a task page may be filtered by, in characters: each task of the job is matched against it."""
 
 
 def task_filter(
@@ -40,3 +45,14 @@ def task_matches(
     if statuses_not and doc.get("status") in statuses_not:
         return False
     return task_type is None or doc.get("type", DEFAULT_TYPE) == task_type
+
+
+def name_filter(contains: str | None) -> dict[str, Any]:
+    """The MongoDB filter for tasks whose name holds `contains`, ignoring case (a literal: regex characters are
+    escaped), empty when nothing is asked; InvalidOperation when it is longer than NAME_FILTER_MAX.
+    A substring, not a prefix: people remember a part of a name ("deploy" in "eu-west deploy api")."""
+    if not contains:
+        return {}
+    if len(contains) > NAME_FILTER_MAX:
+        raise InvalidOperation(f"name filter: {len(contains)} characters, more than {NAME_FILTER_MAX}")
+    return {"name": {"$regex": re.escape(contains), "$options": "i"}}

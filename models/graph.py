@@ -9,7 +9,7 @@ from datetime import datetime
 from models.errors import GraphCycle
 from models.layout import TaskDoc
 
-__all__ = ["GraphCycle", "critical_path", "duration_ms", "find_cycle", "topological_order"]
+__all__ = ["GraphCycle", "critical_path", "duration_ms", "find_cycle", "stage_depths", "topological_order"]
 
 
 def duration_ms(task: TaskDoc, now: datetime) -> int:
@@ -94,3 +94,15 @@ def critical_path(tasks: Mapping[int, TaskDoc], now: datetime) -> list[int]:
     while (previous := came_from[path[-1]]) is not None:
         path.append(previous)
     return list(reversed(path))
+
+
+def stage_depths(successors: Mapping[int, Sequence[int]]) -> dict[int, int]:
+    """Each node's stage: 0 for a node with no predecessor, else one more than its deepest predecessor (the
+    longest chain of links from a root), so a task comes after every task it waits for; GraphCycle if the links
+    hold a cycle. `successors` lists every node, its targets among them."""
+    depth: dict[int, int] = {}
+    for node in topological_order(successors):
+        depth.setdefault(node, 0)
+        for target in successors[node]:
+            depth[target] = max(depth.get(target, 0), depth[node] + 1)
+    return depth

@@ -23,7 +23,7 @@ from pymongo import ASCENDING
 from pymongo.errors import OperationFailure
 
 from models.errors import TraversalTooLarge
-from models.graph import critical_path
+from models.graph import critical_path, stage_depths
 from models.layout import TaskDoc, readable_date_expression, readable_tasks, readable_value
 from models.storage import LIST_BATCH_SIZE, Storage
 from models.task import now_utc
@@ -310,6 +310,19 @@ class JobReads:
         docs = readable_tasks(await cursor.to_list(None))
         return docs[:first], len(docs) > first
 
+    async def levels(self, job_id: str, bound: int) -> list[JobLevel]:
+        """The job's tasks counted by stage and status (count_levels), reading only their links and status;
+        TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        count = await self._storage.tasks.count_documents({"job-id": job_id})
+        if count > bound:
+            raise TraversalTooLarge(
+                f"traversal bound exceeded: job {job_id} has {count} tasks, more than {bound} "
+                f"({LEVELS_BOUND_FACTOR} x TRACKING_GRAPHQL_MAX_TRAVERSAL), too many to count by stage: "
+                "use Job.statusCounts"
+            )
+        cursor = self._storage.tasks.find({"job-id": job_id}, {"nexts": 1, "status": 1}, batch_size=LIST_BATCH_SIZE)
+        return count_levels(readable_tasks(await cursor.to_list(None)))
+
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
         """The tasks of the job's longest chain by duration (models.graph.critical_path), first to last;
         TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
@@ -320,6 +333,36 @@ class JobReads:
         path = critical_path(timing, now_utc())
         found = await self._storage.find_by_ids(path)
         return [found[task_id] for task_id in path if task_id in found]
+
+
+LEVELS_BOUND_FACTOR = 10
+"""Job.levels reads only links and statuses, so it is bounded at this many times TRACKING_GRAPHQL_MAX_TRAVERSAL."""
+
+
+@dataclass(frozen=True)
+class JobLevel:
+    """The tasks of one stage of a job (models.graph.stage_depths): how many, and how many in each status (None:
+    no status)."""
+
+    depth: int
+    count: int
+    status_counts: dict[str | None, int]
+
+
+def count_levels(docs: list[TaskDoc]) -> list[JobLevel]:
+    """The stages of the tasks in `docs` (links to tasks outside them ignored), shallowest first; GraphCycle
+    when their links hold a cycle."""
+    ids = {doc["_id"] for doc in docs}
+    successors = {doc["_id"]: [i for i in doc.get("nexts") or () if i in ids] for doc in docs}
+    depths = stage_depths(successors)
+    counts: dict[int, dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
+    for doc in docs:
+        status = doc.get("status")
+        counts[depths[doc["_id"]]][status if isinstance(status, str) else None] += 1
+    return [
+        JobLevel(depth=depth, count=sum(by_status.values()), status_counts=dict(by_status))
+        for depth, by_status in sorted(counts.items())
+    ]
 
 
 def job_duration_ms(summary: JobSummary, now: datetime) -> int | None:

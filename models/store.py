@@ -30,10 +30,10 @@ from models.creation import client_ids_of, plan_creation
 from models.deadline import bounded
 from models.defaults import DONE_STATUSES, HISTORY_DAYS, MONGODB_TIMEOUT_MS, SUBSCRIPTION_RESUME_MS, VALIDATION_ACTION
 from models.events import TaskEvent, full_document_mode, watch_task_events
-from models.filters import task_filter
+from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.ids import TASK_COUNTER, IdAllocator
-from models.jobs import JobFilter, JobPosition, JobReads, JobsPage, JobSummary, ProjectedJob
+from models.jobs import JobFilter, JobLevel, JobPosition, JobReads, JobsPage, JobSummary, ProjectedJob
 from models.layout import Database, MongoClient, TaskDoc
 from models.lifecycle import Lifecycle
 from models.limits import Limits
@@ -243,10 +243,18 @@ class GraphStore:
         statuses: Collection[str] | None = None,
         statuses_not: Collection[str] | None = None,
         task_type: str | None = None,
+        name_contains: str | None = None,
     ) -> tuple[list[TaskDoc], bool]:
         """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters), and whether more
-        follow."""
-        return await self._jobs.task_page(job_id, first, after_id, task_filter(statuses, task_type, statuses_not))
+        follow; InvalidOperation for a name filter over NAME_FILTER_MAX characters."""
+        query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
+        return await self._jobs.task_page(job_id, first, after_id, query)
+
+    @bounded
+    async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:
+        """The job's tasks counted by stage (depth from the roots) and status, shallowest first;
+        TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        return await self._jobs.levels(job_id, bound)
 
     @bounded
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:

@@ -236,6 +236,72 @@ async def test_task_page_yields_each_task_once_while_tasks_are_added(http, raw_d
     assert await task_pages(http, raw_db, {"type": "other"}) == []
 
 
+NAMED = """query($name: String, $status: [String!]) {
+  job(id: "named") { taskPage(first: 10, name: $name, status: $status) { edges { node { id } } } } }"""
+
+
+async def test_task_page_by_a_part_of_the_name_ignoring_case_and_regex_characters(http, raw_db):
+    names = ["deploy api", "EU deploy web", "build", "a.b", "axb", "(x+", None]
+    docs = [doc(i, "named", status="DONE" if i == 2 else "READY") for i in range(1, len(names) + 1)]
+    for task, name in zip(docs, names, strict=True):
+        if name is not None:
+            task["name"] = name
+    await raw_db.tasks.insert_many(docs)
+
+    async def ids(**variables: Any) -> list[int]:
+        edges = (await gql(http, NAMED, variables))["job"]["taskPage"]["edges"]
+        return [int(edge["node"]["id"]) for edge in edges]
+
+    assert await ids(name="DEPLOY") == [1, 2], "a substring, case ignored"
+    assert await ids(name="deploy", status=["READY"]) == [1], "with the status filter"
+    assert await ids(name="a.b") == [4], "a literal dot, not any character"
+    assert await ids(name="(x+") == [6], "regex characters are plain text"
+    assert await ids(name="") == [1, 2, 3, 4, 5, 6, 7], "empty: no filter"
+    error = await gql_error(http, NAMED, {"name": "x" * 201})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "200" in error["message"]
+
+
+LEVELS = """query($id: String!) { job(id: $id) { levels { depth count statusCounts { status count } } } }"""
+
+
+async def test_levels_count_each_stage_by_status_at_its_longest_depth(http, raw_db):
+    """1 -> {2, 3} -> 4 -> 5, and 1 -> 5 directly: 5 is at stage 3 (after 4), not 1; a link out of the job and a
+    task without status count too."""
+    await raw_db.tasks.insert_many(
+        [
+            doc(1, "lv", status="DONE", nexts=[2, 3, 5]),
+            doc(2, "lv", status="DONE", nexts=[4], previous=[1]),
+            doc(3, "lv", status="RUNNING", nexts=[4, 99], previous=[1]),
+            doc(4, "lv", status="READY", nexts=[5], previous=[2, 3]),
+            doc(5, "lv", status="READY", previous=[1, 4]),
+            {key: value for key, value in doc(6, "lv").items() if key != "status"},
+            doc(99, "elsewhere", previous=[3]),
+        ]
+    )
+    levels = (await gql(http, LEVELS, {"id": "lv"}))["job"]["levels"]
+    assert levels == [
+        {"depth": 0, "count": 2, "statusCounts": [{"status": None, "count": 1}, {"status": "DONE", "count": 1}]},
+        {"depth": 1, "count": 2, "statusCounts": [{"status": "DONE", "count": 1}, {"status": "RUNNING", "count": 1}]},
+        {"depth": 2, "count": 1, "statusCounts": [{"status": "READY", "count": 1}]},
+        {"depth": 3, "count": 1, "statusCounts": [{"status": "READY", "count": 1}]},
+    ]
+
+
+async def test_levels_go_beyond_the_traversal_bound_but_not_without_limit(http, raw_db):
+    """The fixture's TRACKING_GRAPHQL_MAX_TRAVERSAL is 50: levels answer for 60 tasks, refuse 501."""
+    await raw_db.tasks.insert_many([doc(i, "sixty", nexts=[i + 1] if i < 60 else []) for i in range(1, 61)])
+    levels = (await gql(http, LEVELS, {"id": "sixty"}))["job"]["levels"]
+    assert [level["depth"] for level in levels] == list(range(60))
+    await raw_db.tasks.insert_many([doc(i, "too-big") for i in range(1000, 1501)])
+    error = await gql_error(http, LEVELS, {"id": "too-big"})
+    assert (
+        error["extensions"]["code"] == "TRAVERSAL_TOO_LARGE"
+        and "10 x TRACKING_GRAPHQL_MAX_TRAVERSAL" in error["message"]
+    )
+    await raw_db.tasks.insert_many([doc(2001, "loop", nexts=[2002]), doc(2002, "loop", nexts=[2001])])
+    assert "cycle" in (await gql_error(http, LEVELS, {"id": "loop"}))["message"]
+
+
 # ---- links: statusNot, blockedBy ------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ Screenshots go to the test's temp dir."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -13,7 +14,7 @@ from bench.browser import Browser
 from tests.conftest import PAGES_TOKEN
 
 HEADERS = {"X-Auth-Token": PAGES_TOKEN}
-GRAPH_LIMIT = 2000  # ui/app.js
+GRAPH_LIMIT = 2000  # ui/job.js
 
 
 async def create(base_url: str, tasks: list[dict]) -> None:
@@ -66,30 +67,215 @@ async def test_the_job_page_shows_every_task_and_a_rest_change_live(base_url, sm
             assert (await http.put(f"/tracking/task/{test}", json={"status": "FAILED"})).status_code == 200
         await browser.wait_for(f"document.querySelector('.task[data-id=\"{test}\"]').textContent.includes('FAILED')")
         assert await browser.evaluate("performance.getEntriesByType('navigation').length") == 1, "no reload"
-        await browser.evaluate(f"document.querySelector('.task[data-id=\"{deploy}\"] rect').dispatchEvent("
-                               "new MouseEvent('click', {bubbles: true}))")  # fmt: skip
+        await browser.click(f'.task[data-id="{deploy}"] .fill')
         details = await browser.wait_for(
-            "document.querySelector('#details h3')?.textContent.includes('Task') && "
+            "document.querySelector('#details h3')?.textContent.includes('deploy') && "
             "document.getElementById('details').textContent"
         )
-        assert f"Blocked by: {test}" in details, "deploy waits on test, which is not done"
+        assert "History of deploy" in details and "When" in details, "the history table has column headers"
+        blocker = f'#details a[data-task="{test}"]'
+        assert "test" in await browser.evaluate(f"document.querySelector({json.dumps(blocker)}).textContent"), (
+            "deploy waits on test, which is not done: named and linked"
+        )
         assert await browser.evaluate(
             f"document.querySelector('.task[data-id=\"{test}\"]').classList.contains('blocking')"
+        )
+        assert await browser.evaluate(
+            f"document.querySelector('.task[data-id=\"{deploy}\"]').classList.contains('selected')"
+        )
+        hint = await browser.evaluate("document.getElementById('hint').textContent")
+        assert "No critical path shown: no task of this job has a start time" in hint
+        await browser.screenshot(tmp_path / "job.png")
+        await browser.click(blocker)  # follows the link: test is selected now
+        await browser.wait_for(
+            f"document.querySelector('.task[data-id=\"{test}\"]').classList.contains('selected') && "
+            "document.querySelector('#details h3').textContent.includes('test')"
         )
         await browser.screenshot(tmp_path / "job.png")
     assert (tmp_path / "job.png").stat().st_size > 10_000
 
 
-async def test_a_job_over_the_graph_limit_is_a_paged_table(base_url, tmp_path):
-    await create(base_url, [{"job-id": "huge", "status": "READY"} for _ in range(GRAPH_LIMIT + 1)])
+async def test_the_counts_follow_a_steady_stream_of_status_changes(base_url, tmp_path):
+    """20 REST status changes a second for 5 s: the header's done count is never more than 1 s behind."""
+    await create(base_url, [{"job-id": "stream", "status": "READY"} for _ in range(100)])
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+        ids = [task["id"] for task in (await http.get("/tracking/stream/task/roots")).json()["tasks"]]
+    loop = asyncio.get_running_loop()
+    changed_at: list[float] = []  # when each change was stored (its PUT answered)
+    seen: list[tuple[float, int]] = []  # (when it was read, the done count the page showed)
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=stream")
+        await browser.wait_for("document.getElementById('done-count')?.textContent === '0' && "
+                               "document.getElementById('live').classList.contains('on')")  # fmt: skip
+
+        async def change_steadily() -> None:
+            start = loop.time()
+            async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+                for number, task_id in enumerate(ids, 1):
+                    assert (await http.put(f"/tracking/task/{task_id}", json={"status": "DONE"})).status_code == 200
+                    changed_at.append(loop.time())
+                    await asyncio.sleep(max(0.0, start + number / 20 - loop.time()))
+
+        async def watch(changing: asyncio.Task[None]) -> None:
+            while not changing.done():
+                asked = loop.time()
+                seen.append((asked, int(await browser.evaluate("document.getElementById('done-count').textContent"))))
+                await asyncio.sleep(0.1)
+
+        changing = asyncio.create_task(change_steadily())
+        await asyncio.gather(changing, watch(changing))
+        await browser.wait_for("document.getElementById('done-count').textContent === '100'", timeout_s=2)
+        # every box repainted too, not only the counts
+        await browser.wait_for(f"{texts_of('g.task')}.every(text => text.includes('DONE'))", timeout_s=2)
+        await browser.screenshot(tmp_path / "stream.png")
+    assert changed_at[-1] - changed_at[0] < 6.5, "the stream ran at about 20 changes a second"
+    for asked, shown in seen:
+        stored_a_second_before = sum(1 for at in changed_at if at < asked - 1.0)
+        assert shown >= stored_a_second_before, (asked - changed_at[0], shown, stored_a_second_before)
+    assert len({shown for _, shown in seen}) > 5, "the count moved during the stream, not only at its end"
+
+
+VIEW_BOX = "document.querySelector('.graph svg').viewBox.baseVal"
+
+
+async def view_box(browser: Browser) -> dict:
+    return await browser.evaluate(f"(({{x, y, width, height}}) => ({{x, y, width, height}}))({VIEW_BOX})")
+
+
+async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url, tmp_path):
+    """fetch sources -> 60 unit tests and a slow integration test (timed: the critical path)."""
+    units = [{"name": f"unit test {i}", "status": "RUNNING"} for i in range(60)]
+    slow = {"name": "slow integration", "status": "DONE", "start-time": "2026-11-22T18:01:00Z",
+            "finish-time": "2026-11-22T19:00:00Z"}  # fmt: skip
+    root = {"name": "fetch sources", "status": "DONE", "job-id": "wide", "start-time": "2026-11-22T18:00:00Z",
+            "finish-time": "2026-11-22T18:01:00Z", "nexts": {"tasks": [*units, slow]}}  # fmt: skip
+    await create(base_url, [root])
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=wide")
+        await browser.wait_for("document.querySelectorAll('g.task').length === 62")
+        assert "★ and thick links: the critical path" in await browser.evaluate(
+            "document.getElementById('hint').textContent"
+        )
+        critical = await browser.evaluate(texts_of("g.task.critical"))
+        assert len(critical) == 2 and any("slow integration" in text for text in critical), critical
+        whole = await view_box(browser)
+
+        await browser.type("#goto input", "INTEGRATION")
+        await browser.click("#goto button")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('slow integration')")
+        box = await browser.evaluate(
+            "document.querySelector('g.task.selected')?.getBoundingClientRect().toJSON() ?? null"
+        )  # fmt: skip
+        svg = await browser.evaluate("document.querySelector('.graph svg').getBoundingClientRect().toJSON()")
+        assert box is not None and "slow integration" in await browser.evaluate(texts_of("g.task.selected") + "[0]")
+        assert abs(box["x"] + box["width"] / 2 - (svg["x"] + svg["width"] / 2)) < 5, "centred across"
+        assert abs(box["y"] + box["height"] / 2 - (svg["y"] + svg["height"] / 2)) < 5, "centred down"
+
+        await browser.click("[data-act=fit]")
+        assert await view_box(browser) == whole
+        await browser.evaluate("document.querySelector('.graph svg').focus()")
+        await browser.press("+")
+        zoomed = await view_box(browser)
+        assert zoomed["width"] < whole["width"], "+ zooms in"
+        await browser.press("ArrowRight")
+        assert (await view_box(browser))["x"] > zoomed["x"], "the arrow keys move the view"
+        await browser.press("0")
+        assert await view_box(browser) == whole, "0 fits the whole graph"
+        await browser.press("Tab")  # from the graph to its first task, by keyboard only
+        assert await browser.evaluate("document.activeElement.matches('g.task') && document.activeElement.dataset.id")
+        await browser.press("Enter")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('fetch sources')")
+        centre = {"x": svg["x"] + svg["width"] / 2, "y": svg["y"] + 5}
+        await browser.call("Input.dispatchMouseEvent", type="mouseWheel", deltaX=0, deltaY=-300, **centre)
+        await browser.wait_for(f"{VIEW_BOX}.width < {whole['width']}")
+        before = await view_box(browser)
+        for kind, dx in (("mousePressed", 0), ("mouseMoved", 120), ("mouseReleased", 120)):
+            await browser.call("Input.dispatchMouseEvent", type=kind, x=centre["x"] + dx, y=centre["y"],
+                               button="left", buttons=1, clickCount=1)  # fmt: skip
+        assert (await view_box(browser))["x"] < before["x"], "dragging right shows what lies left"
+
+        await browser.evaluate(
+            "const s = document.getElementById('dim'); s.value = 'RUNNING'; s.dispatchEvent(new Event('change'))"
+        )
+        assert await browser.evaluate("document.querySelectorAll('g.task.dim').length") == 2
+        assert await browser.evaluate("document.querySelectorAll('g.task:not(.dim)').length") == 60
+        await browser.screenshot(tmp_path / "graph.png")
+
+        await browser.click("[data-view=timeline]")
+        bars = await browser.wait_for(
+            f"{texts_of('.timeline .bar text')}.length === 2 && {texts_of('.timeline .bar text')}"
+        )
+        assert "fetch sources" in bars[0] and "slow integration" in bars[1], "by stage, then start"
+        assert await browser.evaluate(texts_of(".timeline text.stage")) == ["Stage 0", "Stage 1"]
+        assert "60 tasks without a start time not shown" in await browser.evaluate(
+            "document.getElementById('graph').textContent"
+        )
+        widths = await browser.evaluate(
+            "[...document.querySelectorAll('.timeline .bar rect')].map(r => r.width.baseVal.value)"
+        )
+        assert widths[1] > 30 * widths[0], "59 minutes against 1"
+        await browser.click(".timeline .bar:nth-of-type(1) rect")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('fetch sources')")
+        await browser.screenshot(tmp_path / "timeline.png")
+        await browser.click("[data-view=graph]")
+        await browser.wait_for("document.querySelectorAll('g.task').length === 62")
+
+
+async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp_path):
+    three = {"name": "a special.three", "status": "READY"}
+    two = {"name": "special two", "status": "RUNNING", "nexts": {"tasks": [three]}}
+    special = [{"job-id": "huge", "name": "Special one", "status": "READY", "nexts": {"tasks": [two]}}]
+    await create(base_url, [{"job-id": "huge", "name": "bulk", "status": "READY"} for _ in range(GRAPH_LIMIT)])
+    await create(base_url, special)  # one chain: stages 0, 1 and 2
+    rows = texts_of("tr.task")
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=huge")
         await browser.wait_for("document.querySelectorAll('tr.task').length === 100")
         assert await browser.evaluate("document.querySelectorAll('g.task').length") == 0
-        assert f"{GRAPH_LIMIT + 1} tasks" in await browser.evaluate("document.getElementById('head').textContent")
-        await browser.evaluate("document.getElementById('next').click()")
-        await browser.wait_for("document.querySelector('tr.task')?.dataset.id !== undefined && "
-                               "!document.getElementById('previous').disabled")  # fmt: skip
+        assert f"{GRAPH_LIMIT + 3} tasks" in await browser.evaluate("document.getElementById('head').textContent")
+        assert "row" in await browser.evaluate("document.getElementById('hint').textContent"), "the table's legend"
+        cells = "[...document.querySelectorAll('table.levels tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
+        stages = await browser.wait_for(f"{cells}.length === 3 && {cells}")
+        assert [(stage[0], stage[1]) for stage in stages] == [("0", "2001"), ("1", "1"), ("2", "1")], stages
+        stages = [" ".join(stage[3].split()) for stage in stages]
+        assert "READY 2001" in stages[0] and "RUNNING 1" in stages[1], stages
+        await browser.click("#next")
+        await browser.wait_for("!document.getElementById('previous').disabled")
+
+        await browser.type("#table-filter input[name=name]", "SPECIAL")  # any case, a part of the name
+        await browser.click("#table-filter button")
+        found = await browser.wait_for(f"{rows}.length === 3 && {rows}")
+        assert all("pecial" in row for row in found), found
+        assert await browser.evaluate("document.getElementById('previous').disabled"), "a new filter starts at page 1"
+        await browser.evaluate(
+            "document.querySelector('#table-filter select').value = 'in:RUNNING'"
+        )  # fmt: skip
+        await browser.click("#table-filter button")
+        found = await browser.wait_for(f"{rows}.length === 1 && {rows}")
+        assert "special two" in found[0] and "RUNNING" in found[0]
+        await browser.evaluate("document.querySelector('#table-filter select').value = 'not:RUNNING'")
+        await browser.click("#table-filter button")
+        await browser.wait_for(f"{rows}.length === 2")
+
+        await browser.click("tr.task:first-child td:nth-child(2)")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('Special one')")
+        assert await browser.evaluate("document.querySelector('tr.task:first-child').classList.contains('selected')")
+
+        await browser.wait_for("document.getElementById('live').classList.contains('on')")
+        row_ids = await browser.evaluate("[...document.querySelectorAll('tr.task')].map(r => r.dataset.id)")
+        async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+            assert (await http.put(f"/tracking/task/{row_ids[1]}", json={"status": "DONE"})).status_code == 200
+        await browser.wait_for(
+            f"document.querySelector('tr.task[data-id=\"{row_ids[1]}\"]')?.textContent.includes('DONE')", 3
+        )
+        assert await browser.evaluate("document.querySelector('tr.task:first-child').classList.contains('selected')"), (
+            "the selection survives the live update"
+        )
+        await browser.wait_for(f"{texts_of('table.levels tbody tr')}[2].includes('DONE 1')", 8)  # stages: every 5 s
+        options = await browser.evaluate(texts_of("#table-filter option"))
+        assert "DONE" in options and "not RUNNING" in options, "a status that appeared joins the choices"
+        assert await browser.evaluate("document.querySelector('#table-filter select').value") == "not:RUNNING"
+        await browser.screenshot(tmp_path / "table.png")
 
 
 async def test_a_wrong_token_asks_again(base_url, small_job, tmp_path):

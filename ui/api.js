@@ -1,0 +1,91 @@
+// The gateway's public API as the live view uses it: GraphQL over POST /graphql and the graphql-transport-ws
+// subscription. The token comes from /static/token.js (trackingToken), shared by every page of the gateway.
+
+export class Unauthorized extends Error {}
+
+export async function gql(query, variables = {}) {
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Auth-Token": trackingToken.get() },
+    body: JSON.stringify({ query, variables }),
+  });
+  if (response.status === 401 || response.status === 403) throw new Unauthorized("the token was refused");
+  const body = await response.json();
+  if (body.errors?.length) throw new Error(body.errors.map((error) => error.message).join("; "));
+  return body.data;
+}
+
+/** A graphql-transport-ws subscription that reconnects after a disconnect and resumes after the last event
+ *  it delivered (`after`), so nothing is missed or repeated. Returns a function that ends it. The header's
+ *  "live" mark says whether it is connected. */
+export function subscribe(query, variables, onEvent, onExpired) {
+  let socket = null, after = null, retryMs = 500, ended = false;
+  const live = document.getElementById("live");
+  const show = (on) => {
+    live.hidden = ended;
+    live.classList.toggle("on", on);
+    live.textContent = on ? "● live" : "○ reconnecting";
+  };
+  const connect = () => {
+    socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
+      "graphql-transport-ws");
+    socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init",
+      payload: { "X-Auth-Token": trackingToken.get() } }));
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      if (data.type === "connection_ack") {
+        show(true);
+        retryMs = 500;
+        socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables: { ...variables, after } } }));
+      } else if (data.type === "ping") {
+        socket.send(JSON.stringify({ type: "pong" }));
+      } else if (data.type === "next" && data.payload.data) {
+        const event = data.payload.data.taskEvents;
+        after = event.cursor;
+        onEvent(event);
+      } else if (data.type === "next" || data.type === "error") {
+        const errors = data.payload.errors || data.payload;
+        if (errors.some((error) => error.extensions?.code === "CURSOR_EXPIRED")) {
+          after = null;
+          onExpired();
+        }
+        socket.close();
+      } else if (data.type === "complete") {
+        socket.close();
+      }
+    };
+    socket.onclose = () => {
+      show(false);
+      if (ended) return;
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 10000);
+    };
+  };
+  show(false);
+  connect();
+  return () => { ended = true; socket.close(); show(false); };
+}
+
+/** `action` (returning a promise) run after a call, at most once every `ms` and never two at a time: a call
+ *  while it runs runs it once more when it is done, so the last call is always followed by a complete run.
+ *  Unlike a debounce (which restarts its timer on every call), a steady stream of calls still runs it. */
+export function throttled(action, ms) {
+  let timer = null, running = false, again = false, last = -Infinity;
+  const run = async () => {
+    timer = null;
+    running = true;
+    again = false;
+    last = performance.now();
+    try { await action(); } finally { running = false; if (again) schedule(); }
+  };
+  const schedule = () => {
+    again = true;
+    if (timer !== null || running) return;
+    timer = setTimeout(run, Math.max(0, last + ms - performance.now()));
+  };
+  return schedule;
+}
+
+export function esc(value) {
+  return String(value).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}

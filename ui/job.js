@@ -1,0 +1,266 @@
+// A job: its counts, its task graph (or, over GRAPH_LIMIT tasks, a filtered table), and the selected task's
+// fields, links and history; all kept live from the job's taskEvents subscription.
+
+import { esc, gql, subscribe, throttled } from "./api.js";
+import { drawGraph } from "./graph.js";
+import { drawTimeline } from "./timeline.js";
+import { chip, look, setDoneStatuses, statusChips } from "./status.js";
+
+export const GRAPH_LIMIT = 2000; // jobs with more tasks show a filtered, paged task table instead of a graph
+const TASKS_PAGE = 100;
+const REDRAW_MS = 500; // the most often events redraw the counts, the graph or the table
+const LEVELS_MS = 5000; // the most often events recount the stages of a big job (it reads every task's links)
+const LEVELS_SHOWN = 100; // stages listed in the overview; the rest are summed up in one line
+const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description", "startTime", "finishTime",
+  "creationTimestamp", "updateTimestamp", "workflow", "executionCode", "executionDescription", "runningStatus"];
+
+const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
+  summary { doneCount progress lastUpdate durationMs firstStart } } doneStatuses }`;
+const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status startTime finishTime } edges { from to }
+  criticalPath { id } } }`;
+const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String) {
+  job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot, name: $name) {
+  edges { node { id name status type updateTimestamp } } pageInfo { hasNextPage endCursor } } } }`;
+const LEVELS = `query Levels($id: String!) { job(id: $id) { levels { depth count statusCounts { status count } } } }`;
+const LINKED = "{ id name status }";
+const DETAILS = `query Details($id: ID!) { task(id: $id) { id ${DETAIL_FIELDS.join(" ")}
+  blockedBy(transitive: true) ${LINKED} previous ${LINKED} nexts ${LINKED}
+  history { at kind changedFields status } } }`;
+const EVENTS = `subscription Events($job: String!, $after: String) { taskEvents(jobId: $job, after: $after) {
+  kind taskId cursor changedFields task { id name status } } }`;
+
+/** Shows job `jobId` in `main`; returns the page's teardown. `failed` shows an error (or asks for a token). */
+export function showJob(main, jobId, failed) {
+  main.innerHTML = `<h2>Job ${esc(jobId)}</h2><div id="head"></div><p class="legend" id="hint"></p>
+    <div class="tabs" role="group" aria-label="how to show the tasks"><button type="button" data-view="graph"
+    aria-pressed="true">Graph</button><button type="button" data-view="timeline" aria-pressed="false">Timeline</button>
+    </div><div class="job"><div class="graph" id="graph">Loading…</div><div class="details" id="details"></div></div>`;
+  // closed: the page was left; answers still on their way must not draw into the next one.
+  const page = { view: "graph", graph: null, table: null, tasks: new Map(), selected: null, loading: false,
+    closed: false };
+  const select = (taskId, options = {}) => selectTask(page, taskId, options).catch(failed);
+  // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
+  // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
+  const reload = throttled(() => load().catch(failed), REDRAW_MS);
+  const recount = throttled(async () => {
+    const job = await showHead(page, jobId).catch(failed);
+    if (job && page.table) page.table.offer(job.statusCounts);
+  }, REDRAW_MS);
+  const load = async () => {
+    if (page.closed) return;
+    page.loading = true;
+    try {
+      const job = await showHead(page, jobId);
+      if (page.closed) return;
+      if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
+      if (job.taskCount > GRAPH_LIMIT) {
+        page.table ??= taskTable(jobId, job, select, failed);
+        main.querySelector(".tabs").hidden = true; // no graph, no timeline: too many tasks to draw
+        showHint(page);
+        return await page.table.refresh();
+      }
+      const { job: full } = await gql(JOB_GRAPH, { id: jobId });
+      if (page.closed) return;
+      page.table = null;
+      main.querySelector(".tabs").hidden = false;
+      page.tasks = new Map(full.tasks.map((task) => [task.id, task]));
+      if (page.view === "timeline") {
+        page.graph = null;
+        drawTimeline(document.getElementById("graph"), full, select);
+      } else {
+        page.graph = drawGraph(document.getElementById("graph"), full, select, page.graph);
+      }
+      showHint(page);
+      if (page.selected) await selectTask(page, page.selected);
+    } finally {
+      page.loading = false;
+    }
+  };
+  const onEvent = (event) => {
+    // A page being fetched may have been read before this event: it is fetched once more when it is drawn.
+    if (page.loading) reload();
+    const known = page.tasks.get(event.taskId);
+    const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
+    if (page.table) { // the page being read stays where it is; its rows, the counts and the stages follow
+      page.table.refreshSoon();
+      page.table.recountLevels();
+      recount();
+    } else if (event.kind === "UPDATED" && known && keepsLinks && page.graph) {
+      Object.assign(known, event.task);
+      page.graph?.paint(known);
+      recount();
+    } else {
+      reload();
+    }
+    if (page.selected === event.taskId) select(event.taskId);
+  };
+  main.querySelector(".tabs").onclick = (event) => {
+    const wanted = event.target.dataset?.view;
+    if (!wanted || wanted === page.view) return;
+    page.view = wanted;
+    for (const tab of main.querySelectorAll(".tabs button")) tab.setAttribute("aria-pressed", String(tab === event.target));
+    reload();
+  };
+  reload();
+  const unsubscribe = subscribe(EVENTS, { job: jobId }, onEvent, reload);
+  return () => { page.closed = true; unsubscribe(); };
+}
+
+let headsAsked = 0, headShown = 0; // answers can arrive out of order
+
+/** The job's counts and progress above its graph or table; returns the job (null when it has no task). */
+async function showHead(page, jobId) {
+  const asked = ++headsAsked;
+  const { job, doneStatuses: done } = await gql(JOB_HEAD, { id: jobId });
+  if (page.closed || asked < headShown) return job; // a later answer is on screen already: this one may be older
+  headShown = asked;
+  setDoneStatuses(done);
+  if (job) document.getElementById("head").innerHTML = `<p><span id="task-count">${job.taskCount}</span> tasks ·
+    <span id="done-count">${job.summary.doneCount}</span> done (${Math.round(job.summary.progress * 100)}%) ·
+    ${statusChips(job.statusCounts)}</p>`;
+  return job;
+}
+
+/** What the marks on screen mean, for the mode shown (the legend of the statuses is the chips above). */
+function showHint(page) {
+  const hint = document.getElementById("hint");
+  if (!hint) return;
+  if (!page.table && !page.graph) {
+    hint.textContent = "Each task with a start time as a bar to its finish (to now while running), grouped by " +
+      "stage; click a bar for the task's fields, links and history.";
+    return;
+  }
+  hint.textContent = page.table
+    ? "Click a row for the task's fields, links and history; the selected row is outlined in black."
+    : "Click a task for its fields, links and history: it gets a solid black outline, the tasks blocking it a " +
+      "dashed one. " + (page.graph.critical
+        ? "★ and thick links: the critical path (the longest chain by duration)."
+        : "No critical path shown: no task of this job has a start time yet.");
+}
+
+async function selectTask(page, taskId, { centre = false } = {}) {
+  page.selected = taskId;
+  const { task } = await gql(DETAILS, { id: taskId });
+  if (page.closed || page.selected !== taskId) return; // left, or another task was chosen meanwhile
+  page.graph?.mark(taskId, task ? task.blockedBy.map((t) => t.id) : []);
+  if (centre) page.graph?.centre(taskId);
+  page.table?.mark(taskId);
+  for (const bar of document.querySelectorAll(".timeline .bar")) bar.classList.toggle("selected", bar.dataset.id === taskId);
+  const details = document.getElementById("details");
+  if (!task) { details.innerHTML = `<p>Task ${esc(taskId)} no longer exists.</p>`; return; }
+  const fields = DETAIL_FIELDS.filter((name) => task[name] !== null && task[name] !== undefined)
+    .map((name) => `<dt>${name}</dt><dd>${name === "status" ? chip(task.status) : esc(String(task[name]))}</dd>`);
+  const history = task.history.slice().reverse().map((change) =>
+    `<tr><td>${esc(change.at)}</td><td>${change.kind}</td><td>${change.status ? chip(change.status) : ""}</td>
+     <td>${esc(change.changedFields.join(", "))}</td></tr>`);
+  details.innerHTML = `<h3>Task ${esc(task.name ?? task.id)} <small>(id ${esc(task.id)})</small></h3>
+    <dl>${fields.join("")}</dl>
+    <h4>Blocked by</h4>${linked(task.blockedBy, "nothing: every task before it is done")}
+    <h4>Previous tasks</h4>${linked(task.previous, "none")}<h4>Next tasks</h4>${linked(task.nexts, "none")}
+    <h4>History of ${esc(task.name ?? task.id)}</h4><table class="history"><thead><tr><th>When</th><th>Change</th>
+    <th>Status</th><th>Fields</th></tr></thead><tbody>${history.join("") || '<tr><td colspan="4">none recorded</td></tr>'}
+    </tbody></table>`;
+  details.onclick = (event) => {
+    const link = event.target.closest("a[data-task]");
+    if (!link) return;
+    event.preventDefault();
+    selectTask(page, link.dataset.task, { centre: true });
+  };
+  showHint(page);
+}
+
+function linked(tasks, none) {
+  if (!tasks.length) return `<p class="blocked-by">${none}</p>`;
+  return `<ul class="linked">${tasks.map((t) => `<li><a href="#" data-task="${esc(t.id)}">${esc(t.name ?? "(no name)")}
+    <small>id ${esc(t.id)}</small></a> ${chip(t.status)}</li>`).join("")}</ul>`;
+}
+
+/** The table that replaces the graph of a big job: filtered by status and name, paged by `Job.taskPage`, its
+ *  current page fetched again (throttled) after events so its rows stay live. */
+function taskTable(jobId, job, select, failed) {
+  const pages = [null]; // the cursor each visited page starts after
+  let filter = {}, selected = null;
+  const container = document.getElementById("graph");
+  const statuses = new Set(); // every status the job has had while the table was open: the choices offered
+  container.innerHTML = `<p class="legend">More than ${GRAPH_LIMIT} tasks: an overview by stage and a table
+    instead of a graph.</p><div id="levels">Counting the stages…</div>
+    <form class="filter" id="table-filter"><input name="name" placeholder="name contains" aria-label="name contains">
+    <select name="status" aria-label="status"></select><button>Filter</button></form><div id="rows"></div>`;
+  const rows = container.querySelector("#rows");
+  const choice = container.querySelector("#table-filter select");
+  container.querySelector("#table-filter").onsubmit = (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const [kind, status] = String(form.get("status")).split(/:(.*)/s);
+    filter = {};
+    if (form.get("name")) filter.name = form.get("name");
+    if (kind === "in") filter.status = [status];
+    if (kind === "not") filter.statusNot = [status];
+    pages.length = 1;
+    table.refresh().catch(failed);
+  };
+  rows.onclick = (event) => {
+    const row = event.target.closest("tr.task");
+    if (row) select(row.dataset.id);
+  };
+  const table = {
+    async refresh() {
+      const { job: found } = await gql(TASK_PAGE, { id: jobId, after: pages.at(-1), ...filter });
+      const { edges, pageInfo } = found.taskPage;
+      rows.innerHTML = `<table><thead><tr><th>Id</th><th>Name</th><th>Status</th><th>Type</th><th>Updated</th></tr>
+        </thead><tbody>${edges.map(({ node }) => `<tr class="task" data-id="${esc(node.id)}"><td>${esc(node.id)}</td>
+        <td>${esc(node.name ?? "")}</td><td>${chip(node.status)}</td><td>${esc(node.type ?? "")}</td>
+        <td>${esc(node.updateTimestamp ?? "")}</td></tr>`).join("") ||
+        '<tr><td colspan="5">No task matches.</td></tr>'}</tbody></table><div class="pager">
+        <button id="previous" ${pages.length > 1 ? "" : "disabled"}>Previous</button>
+        <button id="next" ${pageInfo.hasNextPage ? "" : "disabled"}>Next</button></div>`;
+      rows.querySelector("#previous").onclick = () => { pages.pop(); table.refresh().catch(failed); };
+      rows.querySelector("#next").onclick = () => { pages.push(pageInfo.endCursor); table.refresh().catch(failed); };
+      table.mark(selected);
+    },
+    refreshSoon: throttled(() => table.refresh().catch(failed), REDRAW_MS),
+    offer(statusCounts) { // new statuses join the choices; the one chosen stays chosen
+      const before = statuses.size;
+      for (const { status } of statusCounts) if (status !== null) statuses.add(status);
+      if (statuses.size === before && choice.options.length) return;
+      const chosen = choice.value;
+      choice.innerHTML = `<option value="">any status</option>${[...statuses].sort().map((s) =>
+        `<option value="in:${esc(s)}">${esc(s)}</option><option value="not:${esc(s)}">not ${esc(s)}</option>`).join("")}`;
+      choice.value = chosen;
+    },
+    recountLevels: throttled(() => showLevels(jobId, container.querySelector("#levels")), LEVELS_MS),
+    mark(taskId) {
+      selected = taskId;
+      for (const row of rows.querySelectorAll("tr.task")) {
+        row.classList.toggle("selected", row.dataset.id === taskId);
+        row.setAttribute("aria-selected", String(row.dataset.id === taskId));
+      }
+    },
+  };
+  table.offer(job.statusCounts);
+  table.recountLevels();
+  return table;
+}
+
+/** The job's stages (Job.levels): per stage, its task count and a bar split by status, with the counts as
+ *  text too. An error (too many tasks, a cycle) is shown in place of the overview, not for the whole page. */
+async function showLevels(jobId, target) {
+  let levels;
+  try {
+    ({ job: { levels } } = await gql(LEVELS, { id: jobId }));
+  } catch (error) {
+    target.innerHTML = `<p class="note">No overview by stage: ${esc(error.message)}</p>`;
+    return;
+  }
+  const rows = levels.slice(0, LEVELS_SHOWN).map((level) => {
+    const parts = level.statusCounts.map(({ status, count }) => `<span style="width:${100 * count / level.count}%;
+      background:${look(status).fill}" title="${esc(status ?? "none")} ${count}"></span>`).join("");
+    return `<tr><td>${level.depth}</td><td>${level.count}</td><td><div class="stack">${parts}</div></td>
+      <td>${statusChips(level.statusCounts)}</td></tr>`;
+  });
+  const rest = levels.slice(LEVELS_SHOWN);
+  const more = rest.length ? `<tr><td colspan="4">${rest.length} deeper stages with
+    ${rest.reduce((sum, level) => sum + level.count, 0)} tasks</td></tr>` : "";
+  target.innerHTML = `<table class="levels"><thead><tr><th>Stage</th><th>Tasks</th><th>Share by status</th>
+    <th>Statuses</th></tr></thead><tbody>${rows.join("")}${more}</tbody></table>`;
+}
