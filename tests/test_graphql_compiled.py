@@ -28,14 +28,19 @@ from tests.helpers import AUTH, gateway_app, lifespan_client
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 JOB = "compiled-job"
 BOUND = 40
-UI = (Path(__file__).parent.parent / "ui" / "app.js").read_text()
+UI = "\n".join(path.read_text() for path in sorted((Path(__file__).parent.parent / "ui").glob("*.js")))
+"""The live view's scripts, whose GraphQL documents these tests send as the page does."""
 
 
 def _ui_query(name: str) -> str:
-    """A query of the live view (ui/app.js) as the page sends it, constants substituted."""
+    """A query of the live view (ui/*.js) as the page sends it, constants substituted."""
     source = re.search(rf"const {name} = `(.*?)`;", UI, re.S)
     assert source is not None, name
-    constants = {"TASKS_PAGE": "50", 'DETAIL_FIELDS.join(" ")': "name status type startTime finishTime"}
+    constants = {
+        "TASKS_PAGE": "50",
+        'DETAIL_FIELDS.join(" ")': "name status type startTime finishTime",
+        "LINKED": "{ id name status }",
+    }
     return re.sub(r"\$\{([^}]*)\}", lambda m: constants[m.group(1)], source.group(1))
 
 
@@ -119,7 +124,7 @@ async def test_compiled_queries_answer_as_graphql_core(clients, query) -> None:
 
 async def test_the_live_view_queries_answer_the_same_either_way(clients) -> None:
     variables = {"id": JOB, "first": 20, "after": None, "filter": {}}
-    for name in ("JOBS", "JOB_HEAD", "JOB_GRAPH", "TASK_PAGE"):
+    for name in ("JOBS", "JOB_HEAD", "JOB_GRAPH", "TASK_PAGE", "LEVELS"):
         body, _ = await same_answer(clients, _ui_query(name), variables)
         assert b'"errors"' not in body, (name, body)
     body, _ = await same_answer(clients, _ui_query("DETAILS"), {"id": "3"})
