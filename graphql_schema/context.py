@@ -9,7 +9,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from gateway.auth import Access, TokenRegistry
-from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge
+from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge, defaults
 
 
 class Context(BaseContext):
@@ -19,8 +19,8 @@ class Context(BaseContext):
         max_traversal: int,
         access: Access | None,
         tokens: TokenRegistry,
-        max_page: int = 100,
-        resume_within_s: float = 30.0,
+        max_page: int = defaults.MAX_PAGE,
+        resume_within_s: float = defaults.SUBSCRIPTION_RESUME_MS / 1000,
     ) -> None:
         super().__init__()
         self.store = store
