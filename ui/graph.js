@@ -9,8 +9,11 @@ import { look } from "./status.js";
 const BOX = { width: 220, height: 52 };
 const GAPS = { rank: 70, node: 14 };
 const LIST_LIMIT = 300; // up to this many tasks each is a Tab stop (Enter selects it); above, "go to task" reaches them
-const READABLE = 0.75; // the smallest zoom at which box labels are drawn (12 px text at 9 px)
+const READABLE = 0.75; // the smallest zoom at which full box labels are drawn (12 px text at 9 px)
+const COMPACT = 0.45; // from this zoom up to READABLE, one line (icon and name) at 11 px on screen
 const MAX_ZOOM = 4;
+const CURVES = 0.3; // below this zoom links are straight (curves would not show) and carry no arrowheads
+const LINKS_PITCH = 3; // screen pixels between the rows of tasks below which links are left out (a grey blur)
 const FONT = "12px system-ui, sans-serif";
 const BACKGROUND = "#f6f8fa";
 const LINK = "#8c959f";
@@ -229,11 +232,12 @@ function makeScene(canvas, minimap, tasks, layout, critical, state) {
     const { x: tx, y: ty, k } = transform;
     ctx.setTransform(dpr * k, 0, 0, dpr * k, dpr * tx, dpr * ty);
     const seen = { left: -tx / k, top: -ty / k, right: (width - tx) / k, bottom: (height - ty) / k };
-    drawLinks(ctx, layout, critical, seen, k);
+    if (k * (BOX.height + GAPS.node) >= LINKS_PITCH) drawLinks(ctx, layout, critical, seen, k);
     const shown = visible(columns, layout, seen);
     drawBoxes(ctx, tasks, layout, shown, dimmed, k);
     drawOutlines(ctx, layout, state, k);
     if (k >= READABLE) drawLabels(ctx, tasks, layout, shown, dimmed, critical, state.timed, wrapped);
+    else if (k >= COMPACT) drawShortLabels(ctx, tasks, layout, shown, dimmed, k);
     drawMinimap(minimap, layout, (overview ??= overviewImage(tasks, layout, dimmed)), seen);
     frames.push(performance.now() - started);
     if (frames.length > 600) frames.shift();
@@ -315,7 +319,7 @@ function drawLinks(ctx, layout, critical, seen, k) {
     for (let p = first + 1; p <= last; p++) { // a curve that leaves and enters each point horizontally
       const ax = points[2 * p - 2], ay = points[2 * p - 1], bx = points[2 * p], by = points[2 * p + 1];
       const bend = (bx - ax) / 2;
-      path.bezierCurveTo(ax + bend, ay, bx - bend, by, bx, by);
+      if (k < CURVES) path.lineTo(bx, by); else path.bezierCurveTo(ax + bend, ay, bx - bend, by, bx, by);
     }
   }
   ctx.strokeStyle = LINK;
@@ -324,7 +328,7 @@ function drawLinks(ctx, layout, critical, seen, k) {
   ctx.strokeStyle = "#24292f";
   ctx.lineWidth = Math.max(3, 1.5 / k);
   ctx.stroke(thick);
-  if (k < 0.3) return;
+  if (k < CURVES) return;
   ctx.fillStyle = LINK; // arrowheads into each next task
   const heads = new Path2D();
   for (let link = 0; link < links; link++) {
@@ -398,6 +402,29 @@ function drawLabels(ctx, tasks, layout, shown, dimmed, critical, timed, wrapped)
   ctx.globalAlpha = 1;
 }
 
+/** Between COMPACT and READABLE zoom: the icon and as much of the name as fits, in 11 px on screen. */
+function drawShortLabels(ctx, tasks, layout, shown, dimmed, k) {
+  ctx.font = `${11 / k}px system-ui, sans-serif`;
+  ctx.textBaseline = "middle";
+  const room = BOX.width - 10 / k;
+  for (const i of shown) {
+    const task = tasks[i];
+    const { text, icon } = look(task.status);
+    let line = `${icon} ${task.name ?? task.id}`;
+    const width = ctx.measureText(line).width;
+    if (width > room) { // cut where it fits, by the measured width, then by a character at a time
+      line = line.slice(0, Math.floor(line.length * room / width));
+      while (line && ctx.measureText(`${line}…`).width > room) line = line.slice(0, -1);
+      line += "…";
+    }
+    ctx.globalAlpha = dimmed(i) ? 0.35 : 1;
+    ctx.fillStyle = text;
+    ctx.fillText(line, layout.x[i] - BOX.width / 2 + 5 / k, layout.y[i]);
+  }
+  ctx.globalAlpha = 1;
+  ctx.textBaseline = "alphabetic";
+}
+
 function wrap(ctx, text, width, most) {
   const lines = [];
   let line = "";
@@ -440,6 +467,8 @@ function minimapScale(layout) {
 }
 
 function drawMinimap(minimap, layout, image, seen) {
+  minimap.hidden = seen.left <= 0 && seen.top <= 0 && seen.right >= layout.width && seen.bottom >= layout.height;
+  if (minimap.hidden) return; // the whole graph is in view
   const ctx = minimap.getContext("2d");
   ctx.drawImage(image, 0, 0);
   const { scale, dx, dy } = minimapScale(layout);
@@ -452,8 +481,8 @@ function drawMinimap(minimap, layout, image, seen) {
 // ---- moving -------------------------------------------------------------------------------------------------
 
 /** d3-zoom on the canvas (drag, wheel, pinch, double click), the keys, the buttons and the minimap, all moving
- *  one transform: screen = layout * k + (x, y). The first view fits the graph if its labels stay readable,
- *  else shows its start (the roots) at a readable zoom. */
+ *  one transform: screen = layout * k + (x, y). The first view fits the graph if its full labels stay drawn
+ *  (READABLE zoom or more), else shows its start (the roots) at full size. */
 function viewport(canvas, layout, scene, initial) {
   const selection = d3.select(canvas);
   const size = () => ({ width: canvas.clientWidth || 1, height: canvas.clientHeight || 1 });
