@@ -69,7 +69,19 @@ def install_pages(app: FastAPI) -> None:
 
 
 UI_FILES = {
-    **{name: "text/javascript" for name in ("app.js", "api.js", "status.js", "job.js", "graph.js", "timeline.js")},
+    **{
+        name: "text/javascript"
+        for name in (
+            "app.js",
+            "api.js",
+            "status.js",
+            "job.js",
+            "graph.js",
+            "layout.js",
+            "neighbourhood.js",
+            "timeline.js",
+        )
+    },
     "app.css": "text/css",
 }
 

@@ -1,20 +1,25 @@
-"""The live view (/ui) in headless Chromium, every host but loopback unreachable: the jobs page, a job's graph,
-a change made through REST appearing without a reload, and the table that replaces the graph for big jobs.
-Screenshots go to the test's temp dir."""
+"""The live view (/ui) in headless Chromium, every host but loopback unreachable: the jobs page, a job's graph
+(a canvas: tasks are found with its `graphView`, clicked where it draws them, and its pixels read), a change made
+through REST appearing without a reload, the table that replaces the graph for big jobs and the neighbourhood
+drill-down. Screenshots go to the test's temp dir."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from bench.browser import Browser
+from bench.data import layered_job, task_doc
 from tests.conftest import PAGES_TOKEN
 
 HEADERS = {"X-Auth-Token": PAGES_TOKEN}
-GRAPH_LIMIT = 2000  # ui/job.js
+GRAPH_LIMIT = 10_000  # ui/job.js
+GRAPH = "document.querySelector('#graph .graph-canvas')?.graphView"
+HOOD = "document.querySelector('.hood .graph-canvas')?.graphView"
 
 
 async def create(base_url: str, tasks: list[dict]) -> None:
@@ -25,6 +30,30 @@ async def create(base_url: str, tasks: list[dict]) -> None:
 
 def texts_of(selector: str) -> str:
     return f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.textContent.trim())"
+
+
+async def click_task(browser: Browser, task_id: int | str, graph: str = GRAPH) -> None:
+    """A click where the canvas draws the task."""
+    at = await browser.evaluate(f"{graph}.at({json.dumps(str(task_id))})")
+    for kind in ("mousePressed", "mouseReleased"):
+        await browser.call("Input.dispatchMouseEvent", type=kind, x=at["x"], y=at["y"], button="left", clickCount=1)
+
+
+async def drag(browser: Browser, start: dict, dx: float, dy: float = 0) -> None:
+    for kind, step in (("mousePressed", 0), ("mouseMoved", 0.5), ("mouseMoved", 1), ("mouseReleased", 1)):
+        await browser.call("Input.dispatchMouseEvent", type=kind, x=start["x"] + dx * step, y=start["y"] + dy * step,
+                           button="left", buttons=1, clickCount=1)  # fmt: skip
+
+
+def pixel_beside(task_id: int | str, dx: float, graph: str = GRAPH) -> str:
+    """The canvas pixel [r, g, b] `dx` screen pixels right of the task's centre."""
+    return (
+        f"(() => {{ const c = {graph}; const canvas = document.querySelector('#graph .graph-canvas');"
+        f" const r = canvas.getBoundingClientRect(); const p = c.at({json.dumps(str(task_id))});"
+        " const d = canvas.getContext('2d').getImageData(Math.round((p.x - r.left + "
+        f"{dx}) * devicePixelRatio), Math.round((p.y - r.top) * devicePixelRatio), 1, 1).data;"
+        " return [d[0], d[1], d[2]]; })()"
+    )
 
 
 @pytest.fixture
@@ -61,13 +90,13 @@ async def test_the_job_page_shows_every_task_and_a_rest_change_live(base_url, sm
         )
         assert "build · DONE" in boxes[str(build)] and "test · RUNNING" in boxes[str(test)]
         assert "deploy · none" in boxes[str(deploy)]
-        assert await browser.evaluate("document.querySelectorAll('.graph svg > path').length") == 2  # the links
+        assert await browser.evaluate(f"{GRAPH}.links") == 2
         await browser.wait_for("document.getElementById('live').classList.contains('on')")
         async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
             assert (await http.put(f"/tracking/task/{test}", json={"status": "FAILED"})).status_code == 200
         await browser.wait_for(f"document.querySelector('.task[data-id=\"{test}\"]').textContent.includes('FAILED')")
         assert await browser.evaluate("performance.getEntriesByType('navigation').length") == 1, "no reload"
-        await browser.click(f'.task[data-id="{deploy}"] .fill')
+        await click_task(browser, deploy)
         details = await browser.wait_for(
             "document.querySelector('#details h3')?.textContent.includes('deploy') && "
             "document.getElementById('details').textContent"
@@ -126,7 +155,7 @@ async def test_the_counts_follow_a_steady_stream_of_status_changes(base_url, tmp
         await asyncio.gather(changing, watch(changing))
         await browser.wait_for("document.getElementById('done-count').textContent === '100'", timeout_s=2)
         # every box repainted too, not only the counts
-        await browser.wait_for(f"{texts_of('g.task')}.every(text => text.includes('DONE'))", timeout_s=2)
+        await browser.wait_for(f"{texts_of('button.task')}.every(text => text.includes('DONE'))", timeout_s=2)
         await browser.screenshot(tmp_path / "stream.png")
     assert changed_at[-1] - changed_at[0] < 6.5, "the stream ran at about 20 changes a second"
     for asked, shown in seen:
@@ -135,11 +164,17 @@ async def test_the_counts_follow_a_steady_stream_of_status_changes(base_url, tmp
     assert len({shown for _, shown in seen}) > 5, "the count moved during the stream, not only at its end"
 
 
-VIEW_BOX = "document.querySelector('.graph svg').viewBox.baseVal"
-
-
 async def view_box(browser: Browser) -> dict:
-    return await browser.evaluate(f"(({{x, y, width, height}}) => ({{x, y, width, height}}))({VIEW_BOX})")
+    """The part of the layout in view: {x, y, width, height} in layout units."""
+    view: dict = await browser.evaluate(f"{GRAPH}.view()")
+    return view
+
+
+async def canvas_box(browser: Browser) -> dict:
+    box: dict = await browser.evaluate(
+        "document.querySelector('#graph .graph-canvas').getBoundingClientRect().toJSON()"
+    )  # fmt: skip
+    return box
 
 
 async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url, tmp_path):
@@ -152,28 +187,29 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
     await create(base_url, [root])
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=wide")
-        await browser.wait_for("document.querySelectorAll('g.task').length === 62")
+        await browser.wait_for("document.querySelectorAll('button.task').length === 62")
         assert "★ and thick links: the critical path" in await browser.evaluate(
             "document.getElementById('hint').textContent"
         )
-        critical = await browser.evaluate(texts_of("g.task.critical"))
+        critical = await browser.evaluate(texts_of("button.task.critical"))
         assert len(critical) == 2 and any("slow integration" in text for text in critical), critical
+        canvas = await canvas_box(browser)
+        middle = {"x": canvas["x"] + canvas["width"] / 2, "y": canvas["y"] + canvas["height"] / 2}
+        await browser.click("[data-act=fit]")
         whole = await view_box(browser)
 
-        await browser.type("#goto input", "INTEGRATION")
-        await browser.click("#goto button")
+        await browser.type(".goto input", "INTEGRATION")
+        await browser.click(".goto button")
         await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('slow integration')")
-        box = await browser.evaluate(
-            "document.querySelector('g.task.selected')?.getBoundingClientRect().toJSON() ?? null"
-        )  # fmt: skip
-        svg = await browser.evaluate("document.querySelector('.graph svg').getBoundingClientRect().toJSON()")
-        assert box is not None and "slow integration" in await browser.evaluate(texts_of("g.task.selected") + "[0]")
-        assert abs(box["x"] + box["width"] / 2 - (svg["x"] + svg["width"] / 2)) < 5, "centred across"
-        assert abs(box["y"] + box["height"] / 2 - (svg["y"] + svg["height"] / 2)) < 5, "centred down"
+        selected = await browser.wait_for(f"{GRAPH}.marks().selected")
+        assert "slow integration" in await browser.evaluate(texts_of("button.task.selected") + "[0]")
+        at = await browser.evaluate(f"{GRAPH}.at({json.dumps(selected)})")
+        assert abs(at["x"] - middle["x"]) < 5 and abs(at["y"] - middle["y"]) < 5, "centred"
+        assert sum(await browser.evaluate(pixel_beside(selected, -110 - 5))) < 150, "outlined in black"
 
         await browser.click("[data-act=fit]")
         assert await view_box(browser) == whole
-        await browser.evaluate("document.querySelector('.graph svg').focus()")
+        await browser.evaluate("document.querySelector('#graph .graph-canvas').focus()")
         await browser.press("+")
         zoomed = await view_box(browser)
         assert zoomed["width"] < whole["width"], "+ zooms in"
@@ -182,23 +218,23 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
         await browser.press("0")
         assert await view_box(browser) == whole, "0 fits the whole graph"
         await browser.press("Tab")  # from the graph to its first task, by keyboard only
-        assert await browser.evaluate("document.activeElement.matches('g.task') && document.activeElement.dataset.id")
+        assert await browser.evaluate(
+            "document.activeElement.matches('button.task') && document.activeElement.dataset.id"
+        )
         await browser.press("Enter")
         await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('fetch sources')")
-        centre = {"x": svg["x"] + svg["width"] / 2, "y": svg["y"] + 5}
-        await browser.call("Input.dispatchMouseEvent", type="mouseWheel", deltaX=0, deltaY=-300, **centre)
-        await browser.wait_for(f"{VIEW_BOX}.width < {whole['width']}")
+        await browser.call("Input.dispatchMouseEvent", type="mouseWheel", deltaX=0, deltaY=-300, **middle)
+        await browser.wait_for(f"{GRAPH}.view().width < {whole['width']}")
         before = await view_box(browser)
-        for kind, dx in (("mousePressed", 0), ("mouseMoved", 120), ("mouseReleased", 120)):
-            await browser.call("Input.dispatchMouseEvent", type=kind, x=centre["x"] + dx, y=centre["y"],
-                               button="left", buttons=1, clickCount=1)  # fmt: skip
+        await drag(browser, middle, 120)
         assert (await view_box(browser))["x"] < before["x"], "dragging right shows what lies left"
 
         await browser.evaluate(
-            "const s = document.getElementById('dim'); s.value = 'RUNNING'; s.dispatchEvent(new Event('change'))"
+            "const s = document.querySelector('.dim-filter'); s.value = 'RUNNING'; s.dispatchEvent(new Event('change'))"
         )
-        assert await browser.evaluate("document.querySelectorAll('g.task.dim').length") == 2
-        assert await browser.evaluate("document.querySelectorAll('g.task:not(.dim)').length") == 60
+        assert await browser.evaluate("document.querySelectorAll('button.task.dim').length") == 2
+        assert await browser.evaluate("document.querySelectorAll('button.task:not(.dim)').length") == 60
+        assert await browser.evaluate(f"{GRAPH}.marks().dimmed") == 2
         await browser.screenshot(tmp_path / "graph.png")
 
         await browser.click("[data-view=timeline]")
@@ -218,27 +254,31 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
         await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('fetch sources')")
         await browser.screenshot(tmp_path / "timeline.png")
         await browser.click("[data-view=graph]")
-        await browser.wait_for("document.querySelectorAll('g.task').length === 62")
+        await browser.wait_for("document.querySelectorAll('button.task').length === 62")
 
 
-async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, tmp_path):
+async def test_a_job_over_the_graph_limit_is_a_live_filtered_table(base_url, raw_db, tmp_path):
     three = {"name": "a special.three", "status": "READY"}
     two = {"name": "special two", "status": "RUNNING", "nexts": {"tasks": [three]}}
     special = [{"job-id": "huge", "name": "Special one", "status": "READY", "nexts": {"tasks": [two]}}]
-    await create(base_url, [{"job-id": "huge", "name": "bulk", "status": "READY"} for _ in range(GRAPH_LIMIT)])
+    now = datetime.now(UTC)  # the bulk written straight into MongoDB: faster than through REST
+    bulk = [task_doc(90_000_000 + i, "huge", now, name="bulk", status="READY") for i in range(GRAPH_LIMIT)]
+    await raw_db.tasks.insert_many(bulk)
     await create(base_url, special)  # one chain: stages 0, 1 and 2
     rows = texts_of("tr.task")
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=huge")
         await browser.wait_for("document.querySelectorAll('tr.task').length === 100")
-        assert await browser.evaluate("document.querySelectorAll('g.task').length") == 0
+        assert await browser.evaluate("document.querySelector('#graph .graph-canvas')") is None
         assert f"{GRAPH_LIMIT + 3} tasks" in await browser.evaluate("document.getElementById('head').textContent")
         assert "row" in await browser.evaluate("document.getElementById('hint').textContent"), "the table's legend"
         cells = "[...document.querySelectorAll('table.levels tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
         stages = await browser.wait_for(f"{cells}.length === 3 && {cells}")
-        assert [(stage[0], stage[1]) for stage in stages] == [("0", "2001"), ("1", "1"), ("2", "1")], stages
+        assert [(stage[0], stage[1]) for stage in stages] == [("0", str(GRAPH_LIMIT + 1)), ("1", "1"), ("2", "1")], (
+            stages
+        )
         stages = [" ".join(stage[3].split()) for stage in stages]
-        assert "READY 2001" in stages[0] and "RUNNING 1" in stages[1], stages
+        assert f"READY {GRAPH_LIMIT + 1}" in stages[0] and "RUNNING 1" in stages[1], stages
         await browser.click("#next")
         await browser.wait_for("!document.getElementById('previous').disabled")
 
@@ -284,3 +324,112 @@ async def test_a_wrong_token_asks_again(base_url, small_job, tmp_path):
         message = await browser.wait_for("document.querySelector('#login .error')?.textContent")
         assert "refused" in message
         assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
+
+
+def pipeline(job: str, stages: int, width: int) -> dict:
+    """`stages` stages of `width` tasks with long real-looking names, each task feeding the next stage's same
+    position; one REST create."""
+    later: list[dict] = []
+    for stage in reversed(range(stages)):
+        later = [{"name": f"stage {stage} · provision network slice {i} for tenant blue-{i}.example.net",
+                  "status": ("DONE", "RUNNING", "READY", "FAILED")[(stage + i) % 4],
+                  **({"nexts": {"tasks": [later[i]]}} if later else {})} for i in range(width)]  # fmt: skip
+    return {"name": f"start {job}", "status": "DONE", "job-id": job, "nexts": {"tasks": later}}
+
+
+@pytest.mark.parametrize(("stages", "width"), [(4, 10), (10, 20)])  # about 40 and 200 tasks
+async def test_a_small_graph_is_readable_as_first_shown(base_url, tmp_path, stages, width):
+    job = f"readable-{stages * width}"
+    await create(base_url, [pipeline(job, stages, width)])
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job={job}")
+        await browser.wait_for(f"document.querySelectorAll('button.task').length === {stages * width + 1}")
+        canvas = await canvas_box(browser)
+        zoom = canvas["width"] / (await view_box(browser))["width"]
+        assert zoom >= 0.75, "labels are drawn (12 px text at 9 px or more)"
+        await browser.screenshot(tmp_path / f"readable-{stages * width}.png")
+
+
+async def insert_layered(raw_db, first_id: int, count: int, job: str) -> None:
+    """A job of 20 equal stages, each task linked to two of the next stage, written straight into MongoDB
+    (bench.data.layered_job: task i is READY, RUNNING, DONE or FAILED as i % 4 is 0 to 3; named "task i")."""
+    await raw_db.tasks.insert_many(layered_job(first_id, count, 20, job, datetime.now(UTC)))
+
+
+async def test_a_6000_task_graph_goes_to_a_task_filters_and_pans(base_url, raw_db, tmp_path):
+    first = 70_000_000
+    await insert_layered(raw_db, first, 6000, "six-k")
+    wanted = first + 10 * 300 + 17  # stage 10: RUNNING (id % 4 == 1)
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=six-k")
+        await browser.wait_for(f"{GRAPH}?.tasks === 6000", timeout_s=60)
+        assert await browser.evaluate("performance.getEntriesByName('graph-drawn').length") == 1
+        canvas = await canvas_box(browser)
+        middle = {"x": canvas["x"] + canvas["width"] / 2, "y": canvas["y"] + canvas["height"] / 2}
+
+        await browser.type(".goto input", f"task {wanted}")
+        await browser.press("Enter")
+        await browser.wait_for(f"document.querySelector('#details h3')?.textContent.includes('task {wanted}')")
+        await browser.wait_for(f"{GRAPH}.marks().selected === '{wanted}'")
+        at = await browser.evaluate(f"{GRAPH}.at('{wanted}')")
+        assert abs(at["x"] - middle["x"]) < 5 and abs(at["y"] - middle["y"]) < 5, "centred"
+        assert sum(await browser.evaluate(pixel_beside(wanted, -110 - 5))) < 150, "outlined in black"
+        assert await browser.evaluate(pixel_beside(wanted, -106)) == [0x00, 0x72, 0xB2], "RUNNING's fill"
+        blocking = await browser.evaluate(f"{GRAPH}.marks().blocking")
+        assert str(wanted - 300) in blocking, "the task before it, not done, is outlined as blocking"
+
+        await browser.evaluate(
+            "const s = document.querySelector('.dim-filter'); s.value = 'FAILED'; s.dispatchEvent(new Event('change'))"
+        )
+        assert await browser.evaluate(f"{GRAPH}.marks().dimmed") == 4500
+        await browser.wait_for(f"{pixel_beside(wanted, -106)}[0] > 200", timeout_s=2)  # RUNNING is pale now
+        failed = wanted + 2
+        assert await browser.evaluate(f"{GRAPH}.at('{failed}')")
+        await browser.evaluate("document.querySelector('.goto input').value = ''")
+        await browser.type(".goto input", str(failed))  # by id
+        await browser.press("Enter")
+        await browser.wait_for(f"{GRAPH}.marks().selected === '{failed}'")
+        assert await browser.evaluate(pixel_beside(failed, -106)) == [0xD5, 0x5E, 0x00], "FAILED stays bright"
+        await browser.screenshot(tmp_path / "six-k.png")
+
+        before = await view_box(browser)
+        await drag(browser, middle, 150, 40)
+        after = await view_box(browser)
+        assert after["x"] < before["x"] and after["y"] < before["y"], "dragging moves the view"
+        await browser.evaluate("document.querySelector('#graph .graph-canvas').focus()")
+        await browser.press("ArrowDown")
+        assert (await view_box(browser))["y"] > after["y"], "the arrow keys move the view"
+        await browser.click("[data-act=fit]")
+        assert (await view_box(browser))["height"] >= 300 * 66, "Fit shows every stage's 300 tasks"
+        await browser.screenshot(tmp_path / "six-k-fit.png")
+
+
+async def test_the_neighbourhood_of_a_task_in_a_job_over_the_limit(base_url, raw_db, tmp_path):
+    first = 80_000_000
+    await insert_layered(raw_db, first, 10_200, "big")  # 20 stages of 510
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=big")
+        await browser.wait_for("document.querySelectorAll('tr.task').length > 0", timeout_s=60)
+        assert await browser.evaluate("document.querySelector('#graph .graph-canvas')") is None, "a table, no graph"
+        await browser.click(f'tr.task[data-id="{first}"] td:nth-child(2)')
+        await browser.wait_for(f"document.querySelector('#details h3')?.textContent.includes('task {first}')")
+        await browser.click("#details .open-hood")
+        await browser.wait_for(f"{HOOD}?.tasks === 6")  # itself, 2 next tasks, 3 after those (depth 2)
+        assert "Neighbourhood of task" in await browser.evaluate("document.querySelector('.hood-head').textContent")
+        await browser.wait_for(f"{HOOD}.marks().selected === '{first}'")
+
+        deeper = first + 2 * 510 + 1  # two stages on
+        await click_task(browser, deeper, HOOD)
+        await browser.wait_for(f"document.querySelector('#details h3')?.textContent.includes('task {deeper}')")
+        await browser.click("#details .open-hood")  # the neighbourhood of the task chosen in it
+        await browser.wait_for(f"{HOOD}?.tasks === 11")  # 2 + 3 before, 2 + 3 after
+        await browser.wait_for(f"{HOOD}.marks().selected === '{deeper}'")
+        await browser.evaluate(
+            "const s = document.querySelector('.hood-depth'); s.value = '1'; s.dispatchEvent(new Event('change'))"
+        )
+        await browser.wait_for(f"{HOOD}?.tasks === 5 && {HOOD}.marks().selected === '{deeper}'")
+        assert "2 before, 2 after" in await browser.evaluate("document.querySelector('.hood-head').textContent")
+        await browser.screenshot(tmp_path / "neighbourhood.png")
+        await browser.click(".hood-close")
+        await browser.wait_for("!document.querySelector('.hood')")
+        assert await browser.evaluate("document.querySelectorAll('tr.task').length") > 0, "the table is still there"

@@ -3,10 +3,11 @@
 
 import { esc, gql, subscribe, throttled } from "./api.js";
 import { drawGraph } from "./graph.js";
+import { showNeighbourhood } from "./neighbourhood.js";
 import { drawTimeline } from "./timeline.js";
 import { chip, look, setDoneStatuses, statusChips } from "./status.js";
 
-export const GRAPH_LIMIT = 2000; // jobs with more tasks show a filtered, paged task table instead of a graph
+export const GRAPH_LIMIT = 10_000; // jobs with more tasks show a filtered, paged task table instead of a graph
 const TASKS_PAGE = 100;
 const REDRAW_MS = 500; // the most often events redraw the counts, the graph or the table
 const LEVELS_MS = 5000; // the most often events recount the stages of a big job (it reads every task's links)
@@ -39,6 +40,7 @@ export function showJob(main, jobId, failed) {
   const page = { view: "graph", graph: null, table: null, tasks: new Map(), selected: null, loading: false,
     closed: false };
   const select = (taskId, options = {}) => selectTask(page, taskId, options).catch(failed);
+  page.select = select; // the neighbourhood selects with it too
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
   const reload = throttled(() => load().catch(failed), REDRAW_MS);
@@ -68,7 +70,9 @@ export function showJob(main, jobId, failed) {
         page.graph = null;
         drawTimeline(document.getElementById("graph"), full, select);
       } else {
-        page.graph = drawGraph(document.getElementById("graph"), full, select, page.graph);
+        const graph = await drawGraph(document.getElementById("graph"), full, select, page.graph); // laid out off the main thread
+        if (page.closed) return;
+        page.graph = graph;
       }
       showHint(page);
       if (page.selected) await selectTask(page, page.selected);
@@ -81,6 +85,7 @@ export function showJob(main, jobId, failed) {
     if (page.loading) reload();
     const known = page.tasks.get(event.taskId);
     const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
+    if (event.kind === "UPDATED") page.hood?.paint(event.task); // its links are read again when it is reopened
     if (page.table) { // the page being read stays where it is; its rows, the counts and the stages follow
       page.table.refreshSoon();
       page.table.recountLevels();
@@ -142,8 +147,8 @@ async function selectTask(page, taskId, { centre = false } = {}) {
   page.selected = taskId;
   const { task } = await gql(DETAILS, { id: taskId });
   if (page.closed || page.selected !== taskId) return; // left, or another task was chosen meanwhile
-  page.graph?.mark(taskId, task ? task.blockedBy.map((t) => t.id) : []);
-  if (centre) page.graph?.centre(taskId);
+  for (const graph of [page.graph, page.hood]) graph?.mark(taskId, task ? task.blockedBy.map((t) => t.id) : []);
+  if (centre) (page.hood ?? page.graph)?.centre(taskId);
   page.table?.mark(taskId);
   for (const bar of document.querySelectorAll(".timeline .bar")) bar.classList.toggle("selected", bar.dataset.id === taskId);
   const details = document.getElementById("details");
@@ -154,12 +159,14 @@ async function selectTask(page, taskId, { centre = false } = {}) {
     `<tr><td>${esc(change.at)}</td><td>${change.kind}</td><td>${change.status ? chip(change.status) : ""}</td>
      <td>${esc(change.changedFields.join(", "))}</td></tr>`);
   details.innerHTML = `<h3>Task ${esc(task.name ?? task.id)} <small>(id ${esc(task.id)})</small></h3>
+    <p><button type="button" class="open-hood">Neighbourhood</button> <small>its tasks before and after, as a graph</small></p>
     <dl>${fields.join("")}</dl>
     <h4>Blocked by</h4>${linked(task.blockedBy, "nothing: every task before it is done")}
     <h4>Previous tasks</h4>${linked(task.previous, "none")}<h4>Next tasks</h4>${linked(task.nexts, "none")}
     <h4>History of ${esc(task.name ?? task.id)}</h4><table class="history"><thead><tr><th>When</th><th>Change</th>
     <th>Status</th><th>Fields</th></tr></thead><tbody>${history.join("") || '<tr><td colspan="4">none recorded</td></tr>'}
     </tbody></table>`;
+  details.querySelector(".open-hood").onclick = () => openNeighbourhood(page, task.id);
   details.onclick = (event) => {
     const link = event.target.closest("a[data-task]");
     if (!link) return;
@@ -167,6 +174,17 @@ async function selectTask(page, taskId, { centre = false } = {}) {
     selectTask(page, link.dataset.task, { centre: true });
   };
   showHint(page);
+}
+
+/** The drill-down over the graph column (any job size): the task's ancestors and descendants as a graph. */
+async function openNeighbourhood(page, taskId) {
+  page.hood?.close();
+  const hood = await showNeighbourhood(document.querySelector(".job"), taskId, page.select, () => {
+    if (page.hood === hood) page.hood = null;
+  });
+  if (page.closed) return;
+  page.hood = hood;
+  page.select(taskId);
 }
 
 function linked(tasks, none) {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bench.measure import Row, Run
-from bench.workloads import bigjob, create, events, get, graphql_job, history, jobs, links, roots, ui, walk
+from bench.workloads import bigjob, create, events, get, graph_view, graphql_job, history, jobs, links, roots, ui, walk
 
 WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "get": get.measure,
@@ -20,4 +20,5 @@ WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "events": events.measure,
     "history": history.measure,
     "ui": ui.measure,
+    "graph_view": graph_view.measure,
 }

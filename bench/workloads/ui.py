@@ -33,7 +33,9 @@ async def ui_row(gateway: str, db: Database, ids: dict[str, int]) -> Row:
                     "Object.fromEntries(performance.getEntriesByType('mark').map(m => [m.name, m.startTime]))"
                 )
                 figures.append(marks)
-                assert await browser.evaluate("document.querySelectorAll('g.task').length") == UI_JOB_TASKS
+                assert await browser.evaluate(
+                    "document.querySelector('#graph .graph-canvas').graphView.tasks"
+                ) == UI_JOB_TASKS  # fmt: skip
     drawn, fetched, laid_out = (statistics.median(marks[name] for marks in figures)
                                 for name in ("graph-drawn", "graph-fetched", "graph-laid-out"))  # fmt: skip
     note = f"from navigation: fetched {fetched:.0f} ms, laid out {laid_out:.0f} ms (headless Chromium)"

@@ -1,0 +1,56 @@
+// The drill-down: one task's neighbourhood (its ancestors and descendants to a chosen depth) drawn as a graph
+// over the job's graph or table, for jobs of any size. It reads only `Task.ancestors`/`Task.descendants`
+// (maxDepth), so its cost is the neighbourhood's, not the job's.
+
+import { esc, gql } from "./api.js";
+import { drawGraph } from "./graph.js";
+
+export const DEPTHS = [1, 2, 3, 5, 10];
+const AROUND = "{ id name status startTime finishTime nexts { id } }";
+const NEIGHBOURHOOD = `query Neighbourhood($id: ID!, $depth: Int!) { task(id: $id) { id name status startTime
+  finishTime nexts { id } ancestors(maxDepth: $depth) ${AROUND} descendants(maxDepth: $depth) ${AROUND} } }`;
+
+/** Shows task `taskId`'s neighbourhood in a panel laid over the first column of `host` (the job's grid);
+ *  `onSelect(taskId, options)` selects a task of it. Resolves to a handle { mark, paint, centre, close, taskId }
+ *  (null when the task is gone); `onClose` runs when the panel is closed. */
+export async function showNeighbourhood(host, taskId, onSelect, onClose, depth = 2) {
+  host.querySelector(".hood")?.remove();
+  const panel = document.createElement("section");
+  panel.className = "hood graph";
+  panel.setAttribute("aria-label", "neighbourhood of a task");
+  host.prepend(panel);
+  let graph = null, marked = null; // marked: the last selection, marked again when another depth is drawn
+  const handle = {
+    taskId,
+    mark(selectedId, blockingIds) {
+      marked = [selectedId, blockingIds];
+      graph?.mark(selectedId, blockingIds);
+    },
+    paint: (task) => graph?.paint(task),
+    centre: (id) => graph?.centre(id),
+    close() { panel.remove(); onClose(); },
+  };
+  const draw = async (chosen) => {
+    const { task } = await gql(NEIGHBOURHOOD, { id: taskId, depth: chosen });
+    if (!panel.isConnected) return;
+    if (!task) { panel.innerHTML = `<p>Task ${esc(taskId)} no longer exists.</p>`; return; }
+    const tasks = new Map([task, ...task.ancestors, ...task.descendants].map((t) => [t.id, t]));
+    const edges = [...tasks.values()].flatMap((t) => t.nexts.filter((n) => tasks.has(n.id)).map((n) => ({ from: t.id, to: n.id })));
+    panel.innerHTML = `<div class="hood-head"><strong>Neighbourhood of ${esc(task.name ?? task.id)}
+      <small>(id ${esc(task.id)})</small></strong>
+      <label>depth <select class="hood-depth" aria-label="levels up and down">${DEPTHS.map((d) =>
+        `<option${d === chosen ? " selected" : ""}>${d}</option>`).join("")}</select></label>
+      <span class="note">${task.ancestors.length} before, ${task.descendants.length} after</span>
+      <button type="button" class="hood-close">Close</button></div><div class="hood-graph"></div>`;
+    panel.querySelector(".hood-close").onclick = () => handle.close();
+    panel.querySelector(".hood-depth").onchange = (event) => draw(Number(event.target.value)).catch(failed);
+    graph = await drawGraph(panel.querySelector(".hood-graph"), { tasks: [...tasks.values()], edges, criticalPath: [] },
+      onSelect);
+    if (marked) graph.mark(...marked);
+    graph.reveal(task.id);
+  };
+  const failed = (error) => { panel.innerHTML = `<p class="error">No neighbourhood: ${esc(error.message)}</p>
+    <button type="button" class="hood-close">Close</button>`; panel.querySelector(".hood-close").onclick = () => handle.close(); };
+  await draw(depth).catch(failed);
+  return handle;
+}
