@@ -176,6 +176,37 @@ async def test_a_stored_value_readers_cannot_hold_is_left_out_on_both_paths(clie
     assert b'{"id":"4","numberOfRetries":null}' in body
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"status": 7},  # a number where a string belongs: served as "7"
+        {"name": True},
+        {"root": "yes"},  # left out
+        {"number-of-retries": 2.0},  # an exact float: served as 2
+        {"number-of-retries": "3"},
+        {"start-time": "2026-11-02T00:00:00Z"},  # a date as text: served as the date
+        {"nexts": [Int64(5), Int64(5), Int64(6)]},  # an id twice: one edge
+        {"nexts": [5.0, Int64(6)]},  # a mongosh float id
+        {"nexts": [Int64(-1), Int64(6)]},
+        {"nexts": "6"},
+        {"_id": 2},  # an int32 id (the layout says int64)
+    ],
+)
+async def test_a_document_with_wrong_types_is_read_the_same_on_both_paths(clients, raw_db, stored) -> None:
+    """The compiled read checks a whole job a column at a time; any document it does not pass is read as every
+    reader reads it (models.layout.readable_task), so both paths agree."""
+    task = _stored_task(4, **stored) if "_id" not in stored else _stored_task(2, **stored)
+    await raw_db.tasks.delete_one({"_id": task["_id"]})
+    await raw_db.tasks.insert_one(task, bypass_document_validation=True)
+    query = (
+        '{ job(id: "compiled-job") { tasks { id status name root numberOfRetries startTime } edges { from to } '
+        "statusCounts { status count } } }"
+    )
+    body, compiled = await same_answer(clients, query)
+    assert compiled
+    assert b'"errors"' not in body
+
+
 @pytest.mark.parametrize("junk_id", ["not-a-task", -3, 2.5])
 async def test_counts_with_documents_that_are_no_tasks_answer_the_same(clients, raw_db, junk_id) -> None:
     """The summary aggregation counts any number id; the tasks read drop what is no task id: the counts then come
