@@ -16,7 +16,7 @@ import functools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from itertools import chain, compress, repeat
+from itertools import chain, compress, islice, repeat
 from operator import itemgetter, methodcaller
 from typing import Any
 
@@ -25,11 +25,25 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from graphql_schema.compiled_plan import TYPENAME, JobField, Leaves, NotCompiled, RootField, plan
+from graphql_schema.compiled_plan import TASK_FIELDS, TYPENAME, Field, NotCompiled, plan
 from graphql_schema.context import Context
+from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
 from graphql_schema.jobs import as_summary
 from graphql_schema.metrics import COMPILED
-from models import JobSummary, TaskDoc, format_datetime, parse_task_id
+from graphql_schema.tasks import Selection, graphql_field_names
+from models import (
+    Direction,
+    JobFilter,
+    JobPosition,
+    JobSummary,
+    TaskChange,
+    TaskDoc,
+    TaskEventKind,
+    etag_of,
+    format_datetime,
+    parse_task_id,
+)
+from models.jobs import LEVELS_BOUND_FACTOR
 from models.layout import DATE, FIELD_KINDS
 
 PARSED_DOCUMENTS = 512
@@ -102,29 +116,43 @@ async def compiled_answer(
         return None
 
 
-async def _root_value(field: RootField, context: Context) -> Any:
+async def _root_value(field: Field, context: Context) -> Any:
     if field.name == TYPENAME:
         return "Query"
     if field.name == "doneStatuses":
         return sorted(context.store.done_statuses)
     if field.name == "task":
-        found = await context.store.get_tasks([parse_task_id(field.argument, "id")])
+        found = await context.store.get_tasks([parse_task_id(field.arguments["id"], "id")])
         doc = next(iter(found.values()), None)
-        return _tasks([doc], field.task)[0] if doc is not None else None
-    return await _job(field.argument, field.job, context)
+        return (await _task_objects([doc], _fields(field), context))[0] if doc is not None else None
+    if field.name == "jobs":
+        return await _jobs(field, context)
+    return await _job(field.arguments["id"], _fields(field), context)
 
 
-async def _job(job_id: str, fields: list[JobField], context: Context) -> dict[str, Any] | None:
+def _fields(field: Field) -> tuple[Field, ...]:
+    if field.fields is None:
+        raise NotCompiled(f"{field.name}: a leaf")
+    return field.fields
+
+
+async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict[str, Any] | None:
     """Job's fields from one projected find (tasks, edges, and counts when the find holds the whole job), the
-    summary aggregation (summary, or counts without tasks) and the critical path, each read only if selected."""
+    summary aggregation (summary, or counts without tasks), each read only if selected, then the fields that
+    read on their own (critical path, a page of tasks, levels)."""
     store = context.store
     names = {field.name for field in fields}
     counted = bool(names & {"statusCounts", "taskCount"})
     docs: list[TaskDoc] = []
     summary: JobSummary | None = None
     if names & {"tasks", "edges"}:
-        stored = {name for field in fields if field.name == "tasks" for _, name in field.leaves} - {"id", TYPENAME}
-        stored |= {"nexts"} if "edges" in names else set()
+        stored = {
+            TASK_FIELDS.get(leaf.name, leaf.name)
+            for field in fields
+            if field.name == "tasks"
+            for leaf in _fields(field)
+        }
+        stored = stored - {"id", TYPENAME} | ({"nexts"} if "edges" in names else set())
         stored |= {"status"} if counted else set()
         job = await store.job_task_fields(job_id, stored, context.max_traversal)
         if not job.stored:
@@ -135,32 +163,219 @@ async def _job(job_id: str, fields: list[JobField], context: Context) -> dict[st
         return None
     if summary is None and (counted or "summary" in names):
         summary = (await store.job_summaries([job_id])).get(job_id)
-    summary = summary or JobSummary()
-    path = await store.critical_path(job_id, context.max_traversal) if "criticalPath" in names else []
     answer: dict[str, Any] = {}
     for field in fields:
         if field.name == "tasks":
-            answer[field.key] = _tasks(docs, field.leaves)
-        elif field.name == "criticalPath":
-            answer[field.key] = _tasks(path, field.leaves)
+            answer[field.key] = _tasks(docs, [(key, TASK_FIELDS.get(name, name)) for key, name in field.leaves()])
         elif field.name == "edges":
-            answer[field.key] = _edges(docs, field.leaves)
-        elif field.name == "statusCounts":
-            answer[field.key] = _status_counts(summary, field.leaves)
-        elif field.name == "summary":
-            answer[field.key] = _summary(summary, field.leaves)
-        elif field.name == "taskCount":
-            answer[field.key] = _int(summary.task_count)
+            answer[field.key] = _edges(docs, field.leaves())
+        elif field.name == "criticalPath":
+            path = await store.critical_path(job_id, context.max_traversal)
+            answer[field.key] = await _task_objects(path, _fields(field), context)
+        elif field.name == "taskPage":
+            answer[field.key] = await _task_page(job_id, field, context)
+        elif field.name == "levels":
+            answer[field.key] = await _levels(job_id, _fields(field), context)
         else:
-            answer[field.key] = job_id if field.name == "id" else "Job"
+            answer[field.key] = _job_count(job_id, summary or JobSummary(), field)
     return answer
+
+
+def _job_count(job_id: str, summary: JobSummary, field: Field) -> Any:
+    """A Job field served from its summary: id, taskCount, statusCounts, summary, __typename."""
+    if field.name == "statusCounts":
+        return _status_counts(summary.status_counts, field.leaves())
+    if field.name == "summary":
+        return _summary(summary, field.leaves())
+    if field.name == "taskCount":
+        return _int(summary.task_count)
+    return job_id if field.name == "id" else "Job"
+
+
+async def _jobs(field: Field, context: Context) -> dict[str, Any]:
+    """Query.jobs: one listing, then the counts of every job of the page in one aggregation (as graphql-core's
+    DataLoader batches them)."""
+    arguments = field.arguments
+    first = _page_size(arguments["first"], context)
+    after = arguments.get("after")
+    position, snapshot = read_job_cursor(after) if after is not None else (None, None)
+    wanted = arguments.get("filter") or {}  # the JobFilter input object as graphql-core coerces it: by GraphQL names
+    job_filter = JobFilter(
+        wanted.get("idPrefix"), wanted.get("status"), wanted.get("updatedAfter"), wanted.get("updatedBefore")
+    )
+    page = await context.store.list_jobs(first, position, job_filter, snapshot)
+    summaries: dict[str, JobSummary] = {}
+    edges = field.named("edges")
+    node = edges.named("node") if edges is not None else None
+    if page.jobs and node is not None and any(child.name not in ("id", TYPENAME) for child in _fields(node)):
+        summaries = await context.store.job_summaries([job.job_id for job in page.jobs])
+    cursors = [job_cursor(JobPosition(job.last_update, job.job_id), page.snapshot) for job in page.jobs]
+
+    def job_edge(edge: Field, index: int) -> dict[str, Any]:
+        job_id = page.jobs[index].job_id
+        answer: dict[str, Any] = {}
+        for child in _fields(edge):
+            if child.name == "node":
+                summary = summaries.get(job_id) or JobSummary()
+                answer[child.key] = {leaf.key: _job_count(job_id, summary, leaf) for leaf in _fields(child)}
+            else:
+                answer[child.key] = cursors[index] if child.name == "cursor" else "JobEdge"
+        return answer
+
+    return _connection(field, len(page.jobs), job_edge, page.has_next, cursors[-1] if cursors else None, "Job")
+
+
+async def _task_page(job_id: str, field: Field, context: Context) -> dict[str, Any]:
+    """Job.taskPage: one page read, its tasks then built as any list of tasks."""
+    arguments = field.arguments
+    after = arguments.get("after")
+    after_id = read_task_cursor(after) if after is not None else None
+    size = _page_size(arguments["first"], context)
+    docs, more = await context.store.task_page(
+        job_id,
+        size,
+        after_id,
+        arguments.get("status"),
+        arguments.get("statusNot"),
+        arguments.get("type"),
+        arguments.get("name"),
+    )
+    cursors = [task_cursor(doc["_id"]) for doc in docs]
+    edges = field.named("edges")
+    node = edges.named("node") if edges is not None else None
+    nodes = await _task_objects(docs, _fields(node), context) if node is not None else []
+
+    def task_edge(edge: Field, index: int) -> dict[str, Any]:
+        return {
+            child.key: nodes[index]
+            if child.name == "node"
+            else cursors[index]
+            if child.name == "cursor"
+            else "TaskEdge"
+            for child in _fields(edge)
+        }
+
+    return _connection(field, len(docs), task_edge, more, cursors[-1] if cursors else None, "Task")
+
+
+def _page_size(first: object, context: Context) -> int:
+    """`first` when within 1 and TRACKING_GRAPHQL_MAX_PAGE; graphql-core gives the error otherwise."""
+    if type(first) is not int or not 1 <= first <= context.max_page:
+        raise NotCompiled("a page size out of bounds")
+    return first
+
+
+def _connection(
+    field: Field, count: int, edge: Callable[[Field, int], dict[str, Any]], more: bool, end: str | None, of: str
+) -> dict[str, Any]:
+    """A Relay-style connection of `count` edges (`edge` builds one) and its pageInfo."""
+    answer: dict[str, Any] = {}
+    for child in _fields(field):
+        if child.name == "edges":
+            answer[child.key] = [edge(child, index) for index in range(count)]
+        elif child.name == "pageInfo":
+            info = {"hasNextPage": more, "endCursor": end, TYPENAME: "PageInfo"}
+            answer[child.key] = {key: info[name] for key, name in child.leaves()}
+        else:
+            answer[child.key] = f"{of}Connection"
+    return answer
+
+
+async def _levels(job_id: str, fields: tuple[Field, ...], context: Context) -> list[dict[str, Any]]:
+    levels = await context.store.job_levels(job_id, LEVELS_BOUND_FACTOR * context.max_traversal)
+    answer = []
+    for level in levels:
+        shown: dict[str, Any] = {}
+        for field in fields:
+            if field.name == "statusCounts":
+                shown[field.key] = _status_counts(level.status_counts, field.leaves())
+            elif field.name in ("depth", "count"):
+                shown[field.key] = _int(level.depth if field.name == "depth" else level.count)
+            else:
+                shown[field.key] = "JobLevel"
+        answer.append(shown)
+    return answer
+
+
+# ---- tasks ------------------------------------------------------------------------------------------------------
+
+
+async def _task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: Context) -> list[dict[str, Any]]:
+    """Task objects of whole documents (readable ones, as every read gives them) a column at a time; a walk's
+    column is one list of tasks per document, built for all documents at once (one read per level of nesting,
+    as graphql-core's DataLoader batches them)."""
+    columns: list[Iterable[Any]] = []
+    for field in fields:
+        if field.fields is None:
+            columns.append(
+                map(etag_of, docs) if field.name == "etag" else _column(TASK_FIELDS.get(field.name, field.name))(docs)
+            )
+        elif field.name == "history":
+            columns.append([_history(await context.store.task_history(doc["_id"]), field.leaves()) for doc in docs])
+        else:
+            linked = await _linked(docs, field, context)
+            built = iter(await _task_objects(list(chain.from_iterable(linked)), field.fields, context))
+            columns.append([list(islice(built, len(tasks))) for tasks in linked])
+    return _objects([field.key for field in fields], columns)
+
+
+async def _linked(docs: list[TaskDoc], field: Field, context: Context) -> list[list[TaskDoc]]:
+    """The tasks a walk field leads to from each document, as graphql_schema.tasks resolves it."""
+    arguments, store = field.arguments, context.store
+    selection = Selection(arguments.get("status"), arguments.get("statusNot"), arguments.get("type"))
+    if field.name in ("nexts", "previous"):
+        return await _neighbours(docs, "nexts" if field.name == "nexts" else "previous", selection, context)
+    if field.name == "blockedBy":
+        not_done = Selection(status_not=list(store.done_statuses))
+        if not arguments.get("transitive"):
+            return await _neighbours(docs, "previous", not_done, context)
+        return [await _reachable(doc, "previous", None, not_done, context) for doc in docs]
+    max_depth = arguments.get("maxDepth")
+    if max_depth is not None and max_depth < 0:
+        raise NotCompiled("maxDepth below 0: graphql-core gives the error")
+    direction: Direction = "nexts" if field.name == "descendants" else "previous"
+    return [await _reachable(doc, direction, max_depth, selection, context) for doc in docs]
+
+
+async def _neighbours(
+    docs: list[TaskDoc], direction: Direction, selection: Selection, context: Context
+) -> list[list[TaskDoc]]:
+    """Each document's direct `direction` tasks by id, kept by `selection`: one read for all of them."""
+    ids = [sorted(set(doc.get(direction) or ())) for doc in docs]
+    wanted = set(chain.from_iterable(ids))
+    found = await context.store.get_tasks(wanted) if wanted else {}
+    return [[found[i] for i in linked if i in found and selection.keeps(found[i])] for linked in ids]
+
+
+async def _reachable(
+    doc: TaskDoc, direction: Direction, max_depth: int | None, selection: Selection, context: Context
+) -> list[TaskDoc]:
+    found = await context.store.walk(doc, direction, max_depth, context.max_traversal)
+    return [task for task in found if selection.keeps(task)]
+
+
+def _history(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Task.history as graphql_schema.tasks.as_changes shows it."""
+    columns: list[Iterable[Any]] = []
+    for _, name in leaves:
+        if name == "at":
+            columns.append([format_datetime(change.at) for change in changes])
+        elif name == "kind":
+            columns.append([TaskEventKind(change.kind).name for change in changes])
+        elif name == "changedFields":
+            columns.append([graphql_field_names(change.changed_fields) for change in changes])
+        elif name in ("cursor", "status"):
+            columns.append([getattr(change, name) for change in changes])
+        else:
+            columns.append(repeat("TaskChange", len(changes)))
+    return _objects([key for key, _ in leaves], columns)
 
 
 Column = Callable[[list[TaskDoc]], Iterable[Any]]
 """One field of every task of a list, in order."""
 
 
-def _tasks(docs: list[TaskDoc], leaves: Leaves) -> list[dict[str, Any]]:
+def _tasks(docs: list[TaskDoc], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Task objects built a column at a time (map and zip run their loops in C: a comprehension calling a
     reader per field of each of 10,000 tasks cost more than reading them)."""
     columns = [_column(stored)(docs) for _, stored in leaves]
@@ -220,7 +435,7 @@ def _int(value: object) -> int:
     return value
 
 
-def _edges(docs: list[TaskDoc], leaves: Leaves) -> list[dict[str, Any]]:
+def _edges(docs: list[TaskDoc], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Job.edges: every link between two tasks of the job, by task id then as stored, built a column at a time
     like `_tasks` (each id's string made once)."""
     ids = list(map(itemgetter("_id"), docs))
@@ -238,9 +453,9 @@ def _edges(docs: list[TaskDoc], leaves: Leaves) -> list[dict[str, Any]]:
     return _objects([key for key, _ in leaves], columns)
 
 
-def _status_counts(summary: JobSummary, leaves: Leaves) -> list[dict[str, Any]]:
-    """Job.statusCounts: null first, then by status."""
-    ordered = sorted(summary.status_counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
+def _status_counts(counts: dict[str | None, int], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Status counts as graphql_schema.jobs.ordered_counts gives them: null first, then by status."""
+    ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
     return [
         {key: status if name == "status" else _int(count) if name == "count" else "StatusCount" for key, name in leaves}
         for status, count in ordered
@@ -257,7 +472,7 @@ _SUMMARY_ATTRIBUTES = {
 }
 
 
-def _summary(summary: JobSummary, leaves: Leaves) -> dict[str, Any]:
+def _summary(summary: JobSummary | None, leaves: list[tuple[str, str]]) -> dict[str, Any]:
     shown = as_summary(summary)
     answer: dict[str, Any] = {}
     for key, name in leaves:

@@ -28,20 +28,59 @@ from tests.helpers import AUTH, gateway_app, lifespan_client
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 JOB = "compiled-job"
 BOUND = 40
-UI = "\n".join(path.read_text() for path in sorted((Path(__file__).parent.parent / "ui").glob("*.js")))
+UI_SCRIPTS = sorted((Path(__file__).parent.parent / "ui").glob("*.js"))
 """The live view's scripts, whose GraphQL documents these tests send as the page does."""
 
 
+def _ui_constants(source: str) -> dict[str, str | list[str]]:
+    """The `const NAME = <number | "text" | ["text", ...]>;` of a script, as text or a list of texts."""
+    found: dict[str, str | list[str]] = {}
+    for name, value in re.findall(r'const (\w+) = (\d+|"[^"\n]*"|\[[^\]]*\]);', source):
+        found[name] = re.findall(r'"([^"]*)"', value) if value.startswith("[") else value.strip('"')
+    return found
+
+
+def _substituted(template: str, constants: dict[str, str | list[str]], where: str) -> str:
+    """A template literal with its `${NAME}` and `${NAME.join("sep")}` written out from the script's constants."""
+
+    def value(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        joined = re.fullmatch(r'(\w+)\.join\("([^"]*)"\)', expression)
+        name = joined.group(1) if joined else expression
+        found = constants.get(name)
+        assert found is not None, f"{where}: teach this test the expression ${{{expression}}}"
+        if isinstance(found, list):
+            assert joined, f"{where}: ${{{expression}}} is a list"
+            return joined.group(2).join(found)
+        return found
+
+    return re.sub(r"\$\{([^}]*)\}", value, template)
+
+
+def _ui_queries() -> dict[str, str]:
+    """Every GraphQL query of the live view (a template literal starting with `query` or `{`), by operation
+    name (or script and position), as the page sends it: whatever queries the scripts hold now are tested."""
+    constants: dict[str, str | list[str]] = {}
+    sources = {path.name: path.read_text() for path in UI_SCRIPTS}
+    for source in sources.values():
+        constants.update(_ui_constants(source))
+    queries = {}
+    for script, source in sources.items():
+        for index, template in enumerate(re.findall(r"`([^`]*)`", source)):
+            if not re.match(r"\s*(query\b|\{\s*\w+\s*[({])", template):
+                continue
+            query = _substituted(template, {**constants, **_ui_constants(source)}, f"{script} #{index}")
+            named = re.match(r"\s*query\s+(\w+)", query)
+            queries[named.group(1) if named else f"{script}#{index}"] = query
+    return queries
+
+
+UI_QUERIES = _ui_queries()
+
+
 def _ui_query(name: str) -> str:
-    """A query of the live view (ui/*.js) as the page sends it, constants substituted."""
-    source = re.search(rf"const {name} = `(.*?)`;", UI, re.S)
-    assert source is not None, name
-    constants = {
-        "TASKS_PAGE": "50",
-        'DETAIL_FIELDS.join(" ")': "name status type startTime finishTime",
-        "LINKED": "{ id name status }",
-    }
-    return re.sub(r"\$\{([^}]*)\}", lambda m: constants[m.group(1)], source.group(1))
+    """A query of the live view by operation name."""
+    return UI_QUERIES[name]
 
 
 def _stored_task(task_id: int, **fields: Any) -> dict[str, Any]:
@@ -102,7 +141,7 @@ async def same_answer(
 
 
 COMPILED_QUERIES = [
-    _ui_query("JOB_GRAPH"),
+    _ui_query("Graph"),
     '{ job(id: "compiled-job") { tasks { id status } edges { from to } statusCounts { status count } } }',
     'query { job(id: "compiled-job") { id taskCount statusCounts { status count } '
     "summary { firstStart lastFinish lastUpdate durationMs doneCount progress } } doneStatuses }",
@@ -122,13 +161,105 @@ async def test_compiled_queries_answer_as_graphql_core(clients, query) -> None:
     assert b'"errors"' not in body
 
 
-async def test_the_live_view_queries_answer_the_same_either_way(clients) -> None:
-    variables = {"id": JOB, "first": 20, "after": None, "filter": {}}
-    for name in ("JOBS", "JOB_HEAD", "JOB_GRAPH", "TASK_PAGE", "LEVELS"):
-        body, _ = await same_answer(clients, _ui_query(name), variables)
-        assert b'"errors"' not in body, (name, body)
-    body, _ = await same_answer(clients, _ui_query("DETAILS"), {"id": "3"})
+def _variables(query: str, filled: bool) -> dict[str, Any]:
+    """Values for the variables a query declares, by type: the required ones, and with `filled` the optional
+    ones too (filters that keep some tasks; never a cursor, which only an answer gives)."""
+    values: dict[str, Any] = {}
+    for name, declared in re.findall(r"\$(\w+)\s*:\s*([\w\[\]!]+)", query.split("{", 1)[0]):
+        required = declared.endswith("!")
+        kind = declared.rstrip("!")
+        if not (required or filled) or name == "after":
+            continue
+        if kind == "ID":
+            values[name] = "3"
+        elif kind == "String":
+            values[name] = JOB if required or name in ("job", "jobId") else "1"
+        elif kind == "Int":
+            values[name] = 2
+        elif kind == "Boolean":
+            values[name] = True
+        elif kind == "JobFilter":
+            values[name] = {"idPrefix": "compiled", "status": ["DONE"]}
+        elif kind.startswith("["):
+            values[name] = ["DONE", "FAILED"]
+    return values
+
+
+@pytest.mark.parametrize("filled", [False, True], ids=["required-variables", "every-variable"])
+@pytest.mark.parametrize("name", sorted(UI_QUERIES))
+async def test_every_live_view_query_is_compiled_and_answers_as_graphql_core(clients, name, filled) -> None:
+    """Each query the live view sends (read from ui/*.js, so new ones are covered) is answered by the compiled
+    path (tracking_graphql_compiled_total), with the bytes graphql-core gives."""
+    query = _ui_query(name)
+    body, compiled = await same_answer(clients, query, _variables(query, filled))
+    assert b'"errors"' not in body, (name, body)
+    assert compiled, f"{name}: answered field by field, not compiled"
+
+
+def test_the_live_view_queries_are_found() -> None:
+    """The extraction above finds the queries the page is known to send (so a change there cannot leave the
+    test above with nothing to check)."""
+    assert {"Jobs", "Job", "Graph", "Page", "Levels", "Details"} <= set(UI_QUERIES)
+
+
+async def test_a_second_page_of_the_live_view_queries_answers_as_graphql_core(clients) -> None:
+    """Cursors from a first page lead to the same second page on both paths."""
+    first = json.loads(
+        (await same_answer(clients, _ui_query("Page").replace("first: 100", "first: 7"), {"id": JOB}))[0]
+    )
+    after = first["data"]["job"]["taskPage"]["pageInfo"]["endCursor"]
+    body, compiled = await same_answer(clients, _ui_query("Page"), {"id": JOB, "after": after, "statusNot": ["X"]})
+    assert compiled
+    assert b'"id":"8"' in body
+
+
+WALK_QUERIES = [
+    '{ task(id: "10") { id ancestors(maxDepth: 2) { id name status } descendants(maxDepth: 1) { id name status '
+    "nexts { id } previous { id } } nexts { id } previous { id } } }",
+    '{ task(id: "10") { d: descendants { id } a: ancestors(status: ["DONE"], type: "task") { id etag } '
+    'n: nexts(statusNot: ["DONE"]) { id nexts { id nexts { id } } } blockedBy { id } '
+    "t: blockedBy(transitive: true) { id __typename } history { cursor at kind changedFields status } } }",
+    '{ task(id: "30") { descendants { id } nexts { id } } none: task(id: "99999") { id } }',
+    '{ job(id: "compiled-job") { levels { __typename depth c: count statusCounts { count } } '
+    'taskPage(first: 5, type: "task", name: "Ü 1") { __typename pageInfo { hasNextPage } edges { cursor '
+    "node { id previous { id } } } } criticalPath { id nexts { id } } } }",
+    "{ jobs(first: 1) { __typename edges { __typename cursor node { id } } pageInfo { endCursor } } }",
+    '{ jobs(first: 5, filter: { status: ["NOPE"] }) { edges { node { id taskCount } } pageInfo { hasNextPage } } }',
+]
+
+
+@pytest.mark.parametrize("query", WALK_QUERIES)
+async def test_walks_pages_and_listings_are_compiled(clients, query) -> None:
+    body, compiled = await same_answer(clients, query)
+    assert compiled
     assert b'"errors"' not in body
+
+
+ERROR_QUERIES = [
+    ("query Graph($id: String!) { job(id: $id) { tasks { id } edges { from to } } }", {"id": "too-big"}),
+    ('{ job(id: "too-big") { criticalPath { id } } }', {}),
+    ('{ job(id: "compiled-job") { taskPage(first: 101) { edges { cursor } } } }', {}),  # TRACKING_GRAPHQL_MAX_PAGE
+    ('{ job(id: "compiled-job") { taskPage(first: 0) { edges { cursor } } } }', {}),
+    ('{ job(id: "compiled-job") { taskPage(after: "bad") { edges { cursor } } } }', {}),
+    ('{ job(id: "compiled-job") { taskPage(name: "' + "x" * 201 + '") { edges { cursor } } } }', {}),
+    ('{ jobs(first: 5, after: "bad") { edges { cursor } } }', {}),
+    ("{ jobs(first: 1000) { edges { cursor } } }", {}),
+    ('{ task(id: "10") { descendants(maxDepth: -1) { id } } }', {}),
+    ('{ task(id: "0") { id } }', {}),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), ERROR_QUERIES)
+async def test_errors_and_limits_answer_the_same(clients, query, variables) -> None:
+    body, _ = await same_answer(clients, query, variables)
+    assert b'"errors"' in body
+
+
+@pytest.mark.parametrize("field", ["levels { depth }", "criticalPath { id }"])
+async def test_a_cycle_a_tool_stored_is_the_same_error_on_both_paths(clients, raw_db, field) -> None:
+    await raw_db.tasks.update_one({"_id": 5}, {"$set": {"nexts": [Int64(3)]}}, bypass_document_validation=True)
+    body, _ = await same_answer(clients, f'{{ job(id: "compiled-job") {{ id {field} }} }}')
+    assert b"cycle" in body
 
 
 README_QUERIES = [
