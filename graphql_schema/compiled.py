@@ -1,13 +1,14 @@
-"""The compiled path: dashboard queries answered from one projected read per field, shaped like the answer.
+"""The compiled path: dashboard queries answered from the reads their selection needs, shaped like the answer.
 
 graphql-core resolves and completes every field of every task one by one (about 60,000 calls for a 10,000-task
 job's tasks and edges). For the operations `compiled_plan.plan` recognises, `CompiledQueries` instead reads
-exactly the stored fields the selection names (one count and one projected find for `tasks`, `edges` and
-their counts; the summary aggregation otherwise) and builds the `data` dict directly, in the order and with the
+what the selection names (one projected find of at most TRACKING_GRAPHQL_MAX_TRAVERSAL + 1 documents for
+`tasks`, `edges` and their counts; the summary aggregation otherwise; one read per level of walks, as the
+DataLoaders batch them) and builds the `data` dict directly, a column at a time, in the order and with the
 values graphql-core would give, after Strawberry has parsed and validated the document (so limits and
-validation errors are unchanged). Whenever the answer would hold an error (a job over
-TRACKING_GRAPHQL_MAX_TRAVERSAL, a cycle, an invalid id, MongoDB out of reach) it gives up and graphql-core
-answers the operation as usual, errors included.
+validation errors are unchanged; both are remembered by query text). Whenever the answer would hold an error
+(a job over a bound, a page too large, a bad cursor, a cycle, an invalid id, MongoDB out of reach) it gives up
+and graphql-core answers the operation as usual, errors included.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from graphql_schema.context import Context
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
 from graphql_schema.jobs import as_summary
 from graphql_schema.metrics import COMPILED
+from graphql_schema.rules import REQUESTED_OPERATION
 from graphql_schema.tasks import Selection, graphql_field_names
 from models import (
     Direction,
@@ -47,11 +49,14 @@ from models.jobs import LEVELS_BOUND_FACTOR
 from models.layout import DATE, FIELD_KINDS
 
 PARSED_DOCUMENTS = 512
-"""How many parsed documents are kept, by query text (least recently used go first)."""
+"""How many parsed documents, and how many validated ones, are kept by query text (least recently used go
+first)."""
 INT32 = range(-(2**31), 2**31)
 """What GraphQL's Int holds (GraphQL spec §3.5.1); graphql-core refuses other values with an error."""
 
 _parsed: OrderedDict[tuple[str, tuple[tuple[str, Any], ...]], DocumentNode] = OrderedDict()
+_validated: OrderedDict[tuple[object, str | None, str | None], None] = OrderedDict()
+"""Documents that passed validation: (schema, query text, requested operation name), least recently used first."""
 
 
 def _cached_parse(query: str, options: dict[str, Any]) -> DocumentNode | None:
@@ -81,6 +86,22 @@ class CompiledQueries(SchemaExtension):
         if context.graphql_document is None and context.query:
             context.graphql_document = _cached_parse(context.query, dict(context.parse_options))
         yield
+
+    def on_validate(self) -> Iterator[None]:
+        """A document validated once (with the same schema, bounds and requested operation) is not validated
+        again: validation depends on nothing else. Only documents without errors are remembered."""
+        execution = self.execution_context
+        key = (execution.schema, execution.query, REQUESTED_OPERATION.get())
+        if execution.query and execution.pre_execution_errors is None and key in _validated:
+            _validated.move_to_end(key)
+            execution.pre_execution_errors = []  # Strawberry's own validation runs only when this is None
+            yield
+            return
+        yield
+        if execution.query and execution.pre_execution_errors == []:
+            _validated[key] = None
+            if len(_validated) > PARSED_DOCUMENTS:
+                _validated.popitem(last=False)
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context

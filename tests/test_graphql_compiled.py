@@ -349,6 +349,23 @@ async def test_counts_with_documents_that_are_no_tasks_answer_the_same(clients, 
     assert (b'"JUNK"' in body) is (junk_id != "not-a-task")
 
 
+async def test_a_validated_document_is_validated_again_where_the_outcome_could_differ(clients, store, tmp_path) -> None:
+    """Validation is remembered by schema, query text and requested operation: the same text sent without an
+    operation name, or to a gateway with a tighter depth bound, is still refused."""
+    document = "query A { doneStatuses } query B { __typename }"
+    for _ in range(2):
+        named = await clients[0].post("/graphql", json={"query": document, "operationName": "A"})
+        assert "errors" not in named.json()
+        unnamed = await clients[0].post("/graphql", json={"query": document})
+        assert unnamed.json()["errors"][0]["extensions"]["code"] == "OPERATION_RESOLUTION_FAILURE"
+    deep = '{ task(id: "3") { nexts { nexts { nexts { id } } } } }'
+    assert "errors" not in (await clients[0].post("/graphql", json={"query": deep})).json()
+    shallow, _ = gateway_app(store, tmp_path / "c", graphql_max_depth=2)
+    async with lifespan_client(shallow, AUTH) as client:
+        refused = (await client.post("/graphql", json={"query": deep})).json()
+    assert "exceeds maximum operation depth" in refused["errors"][0]["message"]
+
+
 def test_every_task_scalar_field_is_in_the_schema() -> None:
     from graphql_schema.schema import build_schema
 
@@ -384,6 +401,47 @@ def selections(draw: st.DrawFn) -> str:
 async def test_generated_selections_answer_as_graphql_core(clients, query) -> None:
     body, _ = await same_answer(clients, query)
     assert b'"errors"' not in body
+
+
+WALK_FIELDS = ["nexts", "previous", "descendants", "ancestors", "blockedBy"]
+
+
+@st.composite
+def walk_arguments(draw: st.DrawFn, field: str) -> str:
+    """Arguments a walk field takes, some of them, with values that keep some tasks and some that keep none."""
+    if field == "blockedBy":
+        return draw(st.sampled_from(["", "(transitive: true)", "(transitive: false)"]))
+    chosen = []
+    if field in ("descendants", "ancestors") and draw(st.booleans()):
+        chosen.append(f"maxDepth: {draw(st.integers(0, 4))}")
+    if draw(st.booleans()):
+        chosen.append(f"status: {json.dumps(draw(st.lists(st.sampled_from(['DONE', 'FAILED', 'NOPE']), max_size=2)))}")
+    if draw(st.booleans()):
+        chosen.append(f"statusNot: {json.dumps(draw(st.lists(st.sampled_from(['DONE', 'READY']), max_size=2)))}")
+    if draw(st.booleans()):
+        chosen.append(f"type: {json.dumps(draw(st.sampled_from(['task', 'other'])))}")
+    return f"({', '.join(chosen)})" if chosen else ""
+
+
+@st.composite
+def task_selection(draw: st.DrawFn, depth: int) -> str:
+    """Some scalar fields (maybe aliased) and, while `depth` lasts, walks with their own selections."""
+    fields = draw(st.lists(st.sampled_from([*SCALARS, "__typename", "etag"]), min_size=1, max_size=4, unique=True))
+    parts = [f"s{index}: {name}" if draw(st.booleans()) else name for index, name in enumerate(fields)]
+    if depth:
+        walks = draw(st.lists(st.sampled_from(WALK_FIELDS), max_size=2))
+        for index, walk in enumerate(walks):
+            parts.append(f"w{index}: {walk}{draw(walk_arguments(walk))} {draw(task_selection(depth - 1))}")
+    return f"{{ {' '.join(parts)} }}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(task_id=st.integers(1, 31), selection=task_selection(2))
+async def test_generated_walks_answer_as_graphql_core(clients, task_id, selection) -> None:
+    """A task (or none: 31 does not exist) with generated scalar fields and walks, nested two deep."""
+    body, compiled = await same_answer(clients, f'{{ task(id: "{task_id}") {selection} }}')
+    assert b'"errors"' not in body
+    assert compiled
 
 
 async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, live) -> None:
