@@ -226,9 +226,8 @@ async def _jobs(field: Field, context: Context) -> dict[str, Any]:
     )
     page = await context.store.list_jobs(first, position, job_filter, snapshot)
     summaries: dict[str, JobSummary] = {}
-    edges = field.named("edges")
-    node = edges.named("node") if edges is not None else None
-    if page.jobs and node is not None and any(child.name not in ("id", TYPENAME) for child in _fields(node)):
+    counted = any(leaf.name not in ("id", TYPENAME) for node in _nodes(field) for leaf in _fields(node))
+    if page.jobs and counted:
         summaries = await context.store.job_summaries([job.job_id for job in page.jobs])
     cursors = [job_cursor(JobPosition(job.last_update, job.job_id), page.snapshot) for job in page.jobs]
 
@@ -262,21 +261,25 @@ async def _task_page(job_id: str, field: Field, context: Context) -> dict[str, A
         arguments.get("name"),
     )
     cursors = [task_cursor(doc["_id"]) for doc in docs]
-    edges = field.named("edges")
-    node = edges.named("node") if edges is not None else None
-    nodes = await _task_objects(docs, _fields(node), context) if node is not None else []
+    nodes = {id(node): await _task_objects(docs, _fields(node), context) for node in _nodes(field)}
 
     def task_edge(edge: Field, index: int) -> dict[str, Any]:
-        return {
-            child.key: nodes[index]
-            if child.name == "node"
-            else cursors[index]
-            if child.name == "cursor"
-            else "TaskEdge"
-            for child in _fields(edge)
-        }
+        answer: dict[str, Any] = {}
+        for child in _fields(edge):
+            if child.name == "node":
+                answer[child.key] = nodes[id(child)][index]
+            else:
+                answer[child.key] = cursors[index] if child.name == "cursor" else "TaskEdge"
+        return answer
 
     return _connection(field, len(docs), task_edge, more, cursors[-1] if cursors else None, "Task")
+
+
+def _nodes(connection: Field) -> list[Field]:
+    """Every `node` selected in every `edges` of a connection (aliases may select several)."""
+    return [
+        node for edges in _fields(connection) if edges.name == "edges" for node in _fields(edges) if node.name == "node"
+    ]
 
 
 def _page_size(first: object, context: Context) -> int:

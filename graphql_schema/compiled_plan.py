@@ -107,10 +107,6 @@ class Field:
         """(key, name) of the selected fields (of a selection of leaves)."""
         return [(field.key, field.name) for field in self.fields or ()]
 
-    def named(self, name: str) -> Field | None:
-        """The first selected field of this name."""
-        return next((field for field in self.fields or () if field.name == name), None)
-
 
 @dataclass
 class _Walk:

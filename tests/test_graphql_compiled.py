@@ -224,6 +224,8 @@ WALK_QUERIES = [
     'taskPage(first: 5, type: "task", name: "Ü 1") { __typename pageInfo { hasNextPage } edges { cursor '
     "node { id previous { id } } } } criticalPath { id nexts { id } } } }",
     "{ jobs(first: 1) { __typename edges { __typename cursor node { id } } pageInfo { endCursor } } }",
+    '{ job(id: "compiled-job") { taskPage(first: 3) { a: edges { node { id } } b: edges { cursor n: node { name } '
+    "m: node { status } } } } jobs(first: 2) { x: edges { node { id } } y: edges { node { taskCount } } } }",
     '{ jobs(first: 5, filter: { status: ["NOPE"] }) { edges { node { id taskCount } } pageInfo { hasNextPage } } }',
 ]
 
