@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import chain, compress, islice, repeat
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, parse
@@ -441,8 +441,8 @@ def _column(stored: str) -> Column:
     if kind is None:
         raise NotCompiled(f"{stored}: no declared kind")
     if kind == DATE:
-        return lambda docs: map(_date, map(methodcaller("get", stored), docs))
-    return lambda docs: map(methodcaller("get", stored), docs)
+        return lambda docs: map(_date, map(dict.get, docs, repeat(stored)))
+    return lambda docs: map(dict.get, docs, repeat(stored))
 
 
 def _task_ids(docs: list[TaskDoc]) -> Iterable[str]:

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import methodcaller
+from itertools import repeat
 from typing import Any
 
 from bson.timestamp import Timestamp
@@ -103,7 +103,7 @@ class ProjectedJob:
         way (a number id that is no task id)."""
         if self.stored != len(self.tasks):
             return None
-        statuses = Counter(map(methodcaller("get", "status"), self.tasks))
+        statuses = Counter(map(dict.get, self.tasks, repeat("status")))
         return JobSummary(task_count=len(self.tasks), status_counts=dict(statuses))
 
 
