@@ -38,6 +38,7 @@ from models import (
     JobFilter,
     JobPosition,
     JobSummary,
+    StorageUnavailable,
     TaskChange,
     TaskDoc,
     TaskEventKind,
@@ -45,6 +46,7 @@ from models import (
     format_datetime,
     parse_task_id,
 )
+from models.deadline import KNOWN_UNAVAILABLE
 from models.jobs import LEVELS_BOUND_FACTOR
 from models.layout import DATE, FIELD_KINDS
 
@@ -112,16 +114,26 @@ class CompiledQueries(SchemaExtension):
             and execution.graphql_document is not None
             and execution.operation_type is OperationType.QUERY
         ):
-            data = await compiled_answer(
-                execution.schema._schema,
-                execution.graphql_document,
-                execution.operation_name,
-                execution.variables,
-                context,
-            )
+            unreachable = None
+            try:
+                data = await compiled_answer(
+                    execution.schema._schema,
+                    execution.graphql_document,
+                    execution.operation_name,
+                    execution.variables,
+                    context,
+                )
+            except StorageUnavailable:  # graphql-core reports it, its reads failing at once (no second deadline)
+                data, unreachable = None, KNOWN_UNAVAILABLE.set(True)
             if data is not None:
                 execution.result = GraphQLExecutionResult(data, None)
             COMPILED.labels("compiled" if data is not None else "generic").inc()
+            try:
+                yield
+            finally:
+                if unreachable is not None:
+                    KNOWN_UNAVAILABLE.reset(unreachable)
+            return
         yield
 
 
@@ -129,10 +141,13 @@ async def compiled_answer(
     schema: Any, document: DocumentNode, operation_name: str | None, variables: dict[str, Any] | None, context: Context
 ) -> dict[str, Any] | None:
     """The `data` of the operation, or None when graphql-core should answer it: not compiled, or any error (an
-    answer with errors is graphql-core's to give, with its paths, codes and masking)."""
+    answer with errors is graphql-core's to give, with its paths, codes and masking). StorageUnavailable is
+    raised: MongoDB out of reach is reported without waiting for it again."""
     try:
         fields = plan(schema, document, operation_name, variables)
         return {field.key: await _root_value(field, context) for field in fields}
+    except StorageUnavailable:
+        raise
     except Exception:  # NotCompiled, a GraphError or any other: graphql-core runs it again and reports it
         return None
 
