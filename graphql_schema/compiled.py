@@ -13,6 +13,7 @@ and graphql-core answers the operation as usual, errors included.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -350,7 +351,8 @@ async def _task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context:
                 map(etag_of, docs) if field.name == "etag" else _column(TASK_FIELDS.get(field.name, field.name))(docs)
             )
         elif field.name == "history":
-            columns.append([_history(await context.store.task_history(doc["_id"]), field.leaves()) for doc in docs])
+            changes = await asyncio.gather(*(context.store.task_history(doc["_id"]) for doc in docs))
+            columns.append([_history(each, field.leaves()) for each in changes])
         else:
             linked = await _linked(docs, field, context)
             built = iter(await _task_objects(list(chain.from_iterable(linked)), field.fields, context))
@@ -368,12 +370,12 @@ async def _linked(docs: list[TaskDoc], field: Field, context: Context) -> list[l
         not_done = Selection(status_not=list(store.done_statuses))
         if not arguments.get("transitive"):
             return await _neighbours(docs, "previous", not_done, context)
-        return [await _reachable(doc, "previous", None, not_done, context) for doc in docs]
+        return await _each(docs, "previous", None, not_done, context)
     max_depth = arguments.get("maxDepth")
     if max_depth is not None and max_depth < 0:
         raise NotCompiled("maxDepth below 0: graphql-core gives the error")
     direction: Direction = "nexts" if field.name == "descendants" else "previous"
-    return [await _reachable(doc, direction, max_depth, selection, context) for doc in docs]
+    return await _each(docs, direction, max_depth, selection, context)
 
 
 async def _neighbours(
@@ -386,11 +388,13 @@ async def _neighbours(
     return [[found[i] for i in linked if i in found and selection.keeps(found[i])] for linked in ids]
 
 
-async def _reachable(
-    doc: TaskDoc, direction: Direction, max_depth: int | None, selection: Selection, context: Context
-) -> list[TaskDoc]:
-    found = await context.store.walk(doc, direction, max_depth, context.max_traversal)
-    return [task for task in found if selection.keeps(task)]
+async def _each(
+    docs: list[TaskDoc], direction: Direction, max_depth: int | None, selection: Selection, context: Context
+) -> list[list[TaskDoc]]:
+    """Every task reachable from each document, kept by `selection`: one walk per document, run concurrently
+    (as graphql-core runs the resolvers of a list's items)."""
+    walks = (context.store.walk(doc, direction, max_depth, context.max_traversal) for doc in docs)
+    return [[task for task in found if selection.keeps(task)] for found in await asyncio.gather(*walks)]
 
 
 def _history(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
