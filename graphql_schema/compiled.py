@@ -182,19 +182,17 @@ async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict
     counted = bool(names & {"statusCounts", "taskCount"})
     docs: list[TaskDoc] = []
     summary: JobSummary | None = None
-    if names & {"tasks", "edges"}:
-        stored = {
-            TASK_FIELDS.get(leaf.name, leaf.name)
-            for field in fields
-            if field.name == "tasks"
-            for leaf in _fields(field)
-        }
-        stored = stored - {"id", TYPENAME} | ({"nexts"} if "edges" in names else set())
-        stored |= {"status"} if counted else set()
+    whole_job = [field for field in fields if field.name in ("tasks", "roots")]
+    if whole_job or "edges" in names:
+        stored = _stored_fields(whole_job)
+        if stored is not None:
+            stored |= ({"nexts"} if "edges" in names else set()) | ({"status"} if counted else set())
         job = await store.job_task_fields(job_id, stored, context.max_traversal)
         if not job.stored:
             return None
         docs = job.tasks
+        if stored is None:  # whole documents: their walks need no second read of them (graphql_schema.jobs)
+            context.remember(docs)
         summary = job.counts() if counted and "summary" not in names else None
     elif not await store.job_exists(job_id):
         return None
@@ -202,8 +200,8 @@ async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict
         summary = (await store.job_summaries([job_id])).get(job_id)
     answer: dict[str, Any] = {}
     for field in fields:
-        if field.name == "tasks":
-            answer[field.key] = _tasks(docs, [(key, TASK_FIELDS.get(name, name)) for key, name in field.leaves()])
+        if field.name in ("tasks", "roots"):
+            answer[field.key] = await _task_objects(_kept(docs, field), _fields(field), context)
         elif field.name == "edges":
             answer[field.key] = _edges(docs, field.leaves())
         elif field.name == "criticalPath":
@@ -216,6 +214,34 @@ async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict
         else:
             answer[field.key] = _job_count(job_id, summary or JobSummary(), field)
     return answer
+
+
+def _stored_fields(whole_job: list[Field]) -> set[str] | None:
+    """The stored fields Job.tasks and Job.roots fields need (their filters' and scalars'), or None when one
+    needs whole documents (a walk, history or etag)."""
+    needed: set[str] = set()
+    for field in whole_job:
+        arguments = field.arguments
+        needed |= {"root"} if field.name == "roots" or arguments.get("root") is not None else set()
+        needed |= {"status"} if arguments.get("status") or arguments.get("statusNot") else set()
+        needed |= {"type"} if arguments.get("type") is not None else set()
+        for leaf in _fields(field):
+            if leaf.name in ("id", TYPENAME):
+                continue
+            if leaf.fields is not None or leaf.name not in TASK_FIELDS:
+                return None
+            needed.add(TASK_FIELDS[leaf.name])
+    return needed
+
+
+def _kept(docs: list[TaskDoc], field: Field) -> list[TaskDoc]:
+    """The tasks of the job Job.tasks (with its filters) or Job.roots keeps, as graphql_schema.jobs does."""
+    arguments = field.arguments
+    root = True if field.name == "roots" else arguments.get("root")
+    selection = Selection(arguments.get("status"), arguments.get("statusNot"), arguments.get("type"))
+    if root is None and selection == Selection():
+        return docs
+    return [doc for doc in docs if (root is None or doc.get("root") is root) and selection.keeps(doc)]
 
 
 def _job_count(job_id: str, summary: JobSummary, field: Field) -> Any:
@@ -383,8 +409,13 @@ async def _neighbours(
 ) -> list[list[TaskDoc]]:
     """Each document's direct `direction` tasks by id, kept by `selection`: one read for all of them."""
     ids = [sorted(set(doc.get(direction) or ())) for doc in docs]
-    wanted = set(chain.from_iterable(ids))
-    found = await context.store.get_tasks(wanted) if wanted else {}
+    wanted = sorted(set(chain.from_iterable(ids)))
+    cached = context.cached_tasks(wanted)  # read already in this request (a whole job, a walk)
+    if cached is not None:
+        found = {task_id: doc for task_id, doc in zip(wanted, cached, strict=True) if doc is not None}
+    else:
+        found = await context.store.get_tasks(wanted) if wanted else {}
+        context.remember(list(found.values()))
     return [[found[i] for i in linked if i in found and selection.keeps(found[i])] for linked in ids]
 
 
@@ -393,8 +424,12 @@ async def _each(
 ) -> list[list[TaskDoc]]:
     """Every task reachable from each document, kept by `selection`: one walk per document, run concurrently
     (as graphql-core runs the resolvers of a list's items)."""
-    walks = (context.store.walk(doc, direction, max_depth, context.max_traversal) for doc in docs)
-    return [[task for task in found if selection.keeps(task)] for found in await asyncio.gather(*walks)]
+    walks = await asyncio.gather(
+        *(context.store.walk(doc, direction, max_depth, context.max_traversal) for doc in docs)
+    )
+    for found in walks:
+        context.remember(found)  # their own walks need no second read (graphql_schema.tasks)
+    return [[task for task in found if selection.keeps(task)] for found in walks]
 
 
 def _history(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -416,13 +451,6 @@ def _history(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> list[d
 
 Column = Callable[[list[TaskDoc]], Iterable[Any]]
 """One field of every task of a list, in order."""
-
-
-def _tasks(docs: list[TaskDoc], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Task objects built a column at a time (map and zip run their loops in C: a comprehension calling a
-    reader per field of each of 10,000 tasks cost more than reading them)."""
-    columns = [_column(stored)(docs) for _, stored in leaves]
-    return _objects([key for key, _ in leaves], columns)
 
 
 def _objects(keys: list[str], columns: Sequence[Iterable[Any]]) -> list[dict[str, Any]]:

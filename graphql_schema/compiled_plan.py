@@ -3,8 +3,9 @@ and validated document alone, before anything is read.
 
 The plan is a whitelist of shapes (`SHAPES`): every field of a selection must be listed for its shape, and only
 the fields in `WITH_ARGUMENTS` may take arguments (coerced as graphql-core coerces them: variables and defaults).
-It covers what dashboards ask: `Query.job(id)` with its counts, summary, whole-job `tasks` (scalar fields only:
-they come from one projected read), `edges`, `criticalPath`, `taskPage` and `levels`; `Query.jobs` with each
+It covers what dashboards ask: `Query.job(id)` with its counts, summary, whole-job `tasks` (with its filters) and
+`roots` (from one read, projected to the fields selected when they are stored ones), `edges`, `criticalPath`,
+`taskPage` and `levels`; `Query.jobs` with each
 job's counts and summary; `Query.task(id)` with every Task field, its walks (`nexts`, `previous`, `descendants`,
 `ancestors`, `blockedBy`, with their arguments) nested as deep as the depth bound lets them, `history` and
 `etag`; `Query.doneStatuses`; `__typename` anywhere. Anything else (another field, an argument elsewhere, a
@@ -61,14 +62,14 @@ SHAPES: dict[str, tuple[str, dict[str, str | None]]] = {
         "Job",
         {
             **_COUNTS,
-            "tasks": "JobTask",
+            "tasks": "Task",
+            "roots": "Task",
             "edges": "Edge",
             "criticalPath": "Task",
             "taskPage": "TaskConnection",
             "levels": "JobLevel",
         },
     ),
-    "JobTask": ("Task", _TASK_SCALARS),
     "Task": ("Task", {**_TASK_SCALARS, "etag": None, "history": "TaskChange", **dict.fromkeys(WALKS, "Task")}),
     "Edge": ("Edge", dict.fromkeys(["from", "to", TYPENAME])),
     "StatusCount": ("StatusCount", dict.fromkeys(["status", "count", TYPENAME])),
@@ -85,11 +86,18 @@ SHAPES: dict[str, tuple[str, dict[str, str | None]]] = {
     "JobCounts": ("Job", _COUNTS),
     "TaskChange": ("TaskChange", dict.fromkeys(["cursor", "at", "kind", "changedFields", "status", TYPENAME])),
 }
-"""Shape -> (GraphQL type, {field: the shape of its value, None for a leaf}). Job.tasks is `JobTask` (scalar
-fields only); a job of Query.jobs is `JobCounts` (its counts and summary, from one aggregation for the page)."""
+"""Shape -> (GraphQL type, {field: the shape of its value, None for a leaf}). A job of Query.jobs is `JobCounts`
+(its counts and summary, from one aggregation for the page)."""
 
 WITH_ARGUMENTS = frozenset(
-    {("Query", "job"), ("Query", "jobs"), ("Query", "task"), ("Job", "taskPage"), *(("Task", name) for name in WALKS)}
+    {
+        ("Query", "job"),
+        ("Query", "jobs"),
+        ("Query", "task"),
+        ("Job", "tasks"),
+        ("Job", "taskPage"),
+        *(("Task", name) for name in WALKS),
+    }
 )
 
 

@@ -288,16 +288,17 @@ class JobReads:
         await self._refuse_job_over(job_id, bound, "list every task of it")
         return await self._storage.find_sorted({"job-id": job_id})
 
-    async def task_fields(self, job_id: str, fields: Collection[str], bound: int) -> ProjectedJob:
-        """Every task of the job by ascending id with only `fields` (stored names) besides `_id`, as one
-        projected find of at most `bound` + 1 documents (no count first: a job within the bound, the usual case,
-        costs one round trip); TraversalTooLarge over `bound`, as `tasks`."""
-        projection = {"_id": 1, **dict.fromkeys(fields, 1)}
+    async def task_fields(self, job_id: str, fields: Collection[str] | None, bound: int) -> ProjectedJob:
+        """Every task of the job by ascending id with only `fields` (stored names; None: all) besides `_id`, as
+        one find of at most `bound` + 1 documents (no count first: a job within the bound, the usual case, costs
+        one round trip); TraversalTooLarge over `bound`, as `tasks`."""
+        projection = {"_id": 1, **dict.fromkeys(fields, 1)} if fields is not None else None
         cursor = self._storage.tasks.find({"job-id": job_id}, projection, limit=bound + 1, batch_size=LIST_BATCH_SIZE)
         docs = await cursor.sort("_id", ASCENDING).to_list(None)
         if len(docs) > bound:
             await self._refuse_job_over(job_id, bound, "list every task of it", at_least=len(docs))
-        return ProjectedJob(readable_projected_tasks(docs, projection), len(docs))
+        readable = readable_projected_tasks(docs, projection) if projection is not None else readable_tasks(docs)
+        return ProjectedJob(readable, len(docs))
 
     async def _refuse_job_over(self, job_id: str, bound: int, what: str, at_least: int = 0) -> int:
         """How many documents carry the job id; TraversalTooLarge over `bound` (or when `at_least` documents

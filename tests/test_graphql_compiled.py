@@ -224,6 +224,8 @@ WALK_QUERIES = [
     'taskPage(first: 5, type: "task", name: "Ü 1") { __typename pageInfo { hasNextPage } edges { cursor '
     "node { id previous { id } } } } criticalPath { id nexts { id } } } }",
     "{ jobs(first: 1) { __typename edges { __typename cursor node { id } } pageInfo { endCursor } } }",
+    '{ job(id: "compiled-job") { a: tasks(root: false, statusNot: ["DONE"]) { id } roots { id etag nexts { id '
+    'status } } t: tasks(type: "task", status: ["FAILED"]) { id history { kind } } edges { from } } }',
     '{ job(id: "compiled-job") { taskPage(first: 3) { a: edges { node { id } } b: edges { cursor n: node { name } '
     "m: node { status } } } } jobs(first: 2) { x: edges { node { id } } y: edges { node { taskCount } } } }",
     '{ jobs(first: 5, filter: { status: ["NOPE"] }) { edges { node { id taskCount } } pageInfo { hasNextPage } } }',
@@ -275,9 +277,10 @@ README_QUERIES = [
 
 
 @pytest.mark.parametrize("query", README_QUERIES)
-async def test_readme_queries_answer_the_same_either_way(clients, query) -> None:
-    body, _ = await same_answer(clients, query)
+async def test_readme_queries_are_compiled_and_answer_the_same_either_way(clients, query) -> None:
+    body, compiled = await same_answer(clients, query)
     assert b'"errors"' not in body
+    assert compiled
 
 
 FALLBACK_QUERIES = [
