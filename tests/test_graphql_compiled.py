@@ -383,19 +383,28 @@ SCALARS = sorted(TASK_FIELDS)
 
 @st.composite
 def selections(draw: st.DrawFn) -> str:
-    """A job query: some task fields, each maybe aliased, maybe through a fragment; maybe edges and counts."""
+    """A job query: its tasks (all, roots or filtered) with some fields, each maybe aliased, maybe through a
+    fragment; maybe edges, counts, and tasks with their walks."""
     fields = draw(st.lists(st.sampled_from([*SCALARS, "__typename"]), min_size=1, max_size=8, unique=True))
     parts = [f"a{index}: {name}" if draw(st.booleans()) else name for index, name in enumerate(fields)]
     split = draw(st.integers(0, len(parts)))
     inline, spread = parts[:split], parts[split:]
     wrap = draw(st.sampled_from(["plain", "inline", "fragment"]))
+    tasks = draw(st.sampled_from(["tasks", "roots", "tasks(root: false)", 'tasks(status: ["DONE", "FAILED"])']))
+    tasks = draw(st.sampled_from([tasks, 'tasks(statusNot: ["DONE"], type: "task")', 'tasks(type: "other")']))
     if wrap == "inline":
-        tasks = f"tasks {{ {' '.join(inline)} ... on Task {{ {' '.join(spread) or 'id'} }} }}"
+        tasks = f"{tasks} {{ {' '.join(inline)} ... on Task {{ {' '.join(spread) or 'id'} }} }}"
     elif wrap == "fragment":
-        tasks = f"tasks {{ {' '.join(inline)} ...F }}"
+        tasks = f"{tasks} {{ {' '.join(inline)} ...F }}"
     else:
-        tasks = f"tasks {{ {' '.join(parts)} }}"
-    extras = draw(st.lists(st.sampled_from(["edges { to from }", "statusCounts { count status }", "taskCount"])))
+        tasks = f"{tasks} {{ {' '.join(parts)} }}"
+    extras = draw(
+        st.lists(
+            st.sampled_from(
+                ["edges { to from }", "statusCounts { count status }", "taskCount", "t: tasks { id nexts { id } }"]
+            )
+        )
+    )
     job = f'job(id: "{JOB}") {{ {tasks} {" ".join(dict.fromkeys(extras))} }}'
     fragment = f" fragment F on Task {{ {' '.join(spread) or 'id'} }}" if wrap == "fragment" else ""
     return f"query {{ {job} }}{fragment}"
@@ -404,7 +413,8 @@ def selections(draw: st.DrawFn) -> str:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=selections())
 async def test_generated_selections_answer_as_graphql_core(clients, query) -> None:
-    body, _ = await same_answer(clients, query)
+    body, compiled = await same_answer(clients, query)
+    assert compiled
     assert b'"errors"' not in body
 
 
