@@ -1,9 +1,14 @@
 """Which GraphQL operations the compiled path answers (graphql_schema.compiled), as a plan built from the parsed
 and validated document alone, before anything is read.
 
-The plan is a whitelist: `Query.job(id)` with its `id`, `tasks`, `edges`, `statusCounts`, `taskCount`,
-`summary` and `criticalPath` (without arguments), `Query.task(id)` and `Query.doneStatuses`, with a task's
-scalar fields and `__typename` anywhere. Anything else (another field, an argument on a whole-job field, a
+The plan is a whitelist of shapes (`SHAPES`): every field of a selection must be listed for its shape, and only
+the fields in `WITH_ARGUMENTS` may take arguments (coerced as graphql-core coerces them: variables and defaults).
+It covers what dashboards ask: `Query.job(id)` with its counts, summary, whole-job `tasks` (with its filters) and
+`roots` (from one read, projected to the fields selected when they are stored ones), `edges`, `criticalPath`,
+`taskPage` and `levels`; `Query.jobs` with each
+job's counts and summary; `Query.task(id)` with every Task field, its walks (`nexts`, `previous`, `descendants`,
+`ancestors`, `blockedBy`, with their arguments) nested as deep as the depth bound lets them, `history` and
+`etag`; `Query.doneStatuses`; `__typename` anywhere. Anything else (another field, an argument elsewhere, a
 directive, a response key given twice, a variable that does not coerce) is `NotCompiled`: graphql-core answers
 the operation field by field, as without this module.
 """
@@ -11,7 +16,7 @@ the operation field by field, as without this module.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -19,6 +24,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -34,36 +40,80 @@ from graphql_schema.fields import STORED_NAMES
 TASK_FIELDS = {"id": "id", **{camel_case(python): stored for python, stored in STORED_NAMES.items()}}
 """A Task's scalar fields: GraphQL name -> stored name (`id` stands for `_id`, served as a string)."""
 TYPENAME = "__typename"
-
-JOB_SCALARS = frozenset({"id", "taskCount", TYPENAME})
-EDGE_FIELDS = frozenset({"from", "to", TYPENAME})
-STATUS_COUNT_FIELDS = frozenset({"status", "count", TYPENAME})
-SUMMARY_FIELDS = frozenset({"firstStart", "lastFinish", "lastUpdate", "durationMs", "doneCount", "progress", TYPENAME})
+WALKS = ("nexts", "previous", "descendants", "ancestors", "blockedBy")
+"""Task fields that lead to other tasks."""
 
 
 class NotCompiled(Exception):
     """The operation (or an answer being built) is not for the compiled path: graphql-core answers it."""
 
 
-Leaves = list[tuple[str, str]]
-"""(response key, field name) of a selection of leaf fields, in response order."""
+_TASK_SCALARS: dict[str, str | None] = dict.fromkeys([*TASK_FIELDS, TYPENAME])
+_COUNTS: dict[str, str | None] = {
+    "id": None,
+    "taskCount": None,
+    "statusCounts": "StatusCount",
+    "summary": "JobSummary",
+    TYPENAME: None,
+}
+SHAPES: dict[str, tuple[str, dict[str, str | None]]] = {
+    "Query": ("Query", {"job": "Job", "jobs": "JobConnection", "task": "Task", "doneStatuses": None, TYPENAME: None}),
+    "Job": (
+        "Job",
+        {
+            **_COUNTS,
+            "tasks": "Task",
+            "roots": "Task",
+            "edges": "Edge",
+            "criticalPath": "Task",
+            "taskPage": "TaskConnection",
+            "levels": "JobLevel",
+        },
+    ),
+    "Task": ("Task", {**_TASK_SCALARS, "etag": None, "history": "TaskChange", **dict.fromkeys(WALKS, "Task")}),
+    "Edge": ("Edge", dict.fromkeys(["from", "to", TYPENAME])),
+    "StatusCount": ("StatusCount", dict.fromkeys(["status", "count", TYPENAME])),
+    "JobSummary": (
+        "JobSummary",
+        dict.fromkeys(["firstStart", "lastFinish", "lastUpdate", "durationMs", "doneCount", "progress", TYPENAME]),
+    ),
+    "TaskConnection": ("TaskConnection", {"edges": "TaskEdge", "pageInfo": "PageInfo", TYPENAME: None}),
+    "TaskEdge": ("TaskEdge", {"cursor": None, "node": "Task", TYPENAME: None}),
+    "PageInfo": ("PageInfo", dict.fromkeys(["hasNextPage", "endCursor", TYPENAME])),
+    "JobLevel": ("JobLevel", {"depth": None, "count": None, "statusCounts": "StatusCount", TYPENAME: None}),
+    "JobConnection": ("JobConnection", {"edges": "JobEdge", "pageInfo": "PageInfo", TYPENAME: None}),
+    "JobEdge": ("JobEdge", {"cursor": None, "node": "JobCounts", TYPENAME: None}),
+    "JobCounts": ("Job", _COUNTS),
+    "TaskChange": ("TaskChange", dict.fromkeys(["cursor", "at", "kind", "changedFields", "status", TYPENAME])),
+}
+"""Shape -> (GraphQL type, {field: the shape of its value, None for a leaf}). A job of Query.jobs is `JobCounts`
+(its counts and summary, from one aggregation for the page)."""
+
+WITH_ARGUMENTS = frozenset(
+    {
+        ("Query", "job"),
+        ("Query", "jobs"),
+        ("Query", "task"),
+        ("Job", "tasks"),
+        ("Job", "taskPage"),
+        *(("Task", name) for name in WALKS),
+    }
+)
 
 
 @dataclass(frozen=True)
-class JobField:
+class Field:
+    """A selected field: its response key, name, coerced arguments (by GraphQL argument name) and, for an
+    object or a list of objects, the fields selected in it (None for a leaf)."""
+
     key: str
     name: str
-    leaves: Leaves = field(default_factory=list)
-    """For tasks and criticalPath: (key, stored name or `id` or __typename); else (key, GraphQL field name)."""
+    arguments: Mapping[str, Any]
+    fields: tuple[Field, ...] | None = None
 
-
-@dataclass(frozen=True)
-class RootField:
-    key: str
-    name: str
-    argument: Any = None
-    job: list[JobField] = field(default_factory=list)
-    task: Leaves = field(default_factory=list)
+    def leaves(self) -> list[tuple[str, str]]:
+        """(key, name) of the selected fields (of a selection of leaves)."""
+        return [(field.key, field.name) for field in self.fields or ()]
 
 
 @dataclass
@@ -73,6 +123,24 @@ class _Walk:
     schema: GraphQLSchema
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: VariableValues
+
+    def select(self, selection_set: SelectionSetNode | None, shape: str) -> tuple[Field, ...]:
+        """The fields of a selection of `shape`, in response order; NotCompiled for any field not in it."""
+        type_name, allowed = SHAPES[shape]
+        graphql_type = self.schema.type_map[type_name]
+        assert isinstance(graphql_type, GraphQLObjectType)
+        selected = []
+        for node in self.fields(selection_set, type_name):
+            name = node.name.value
+            if name not in allowed:
+                raise NotCompiled(f"{type_name}.{name}")
+            if node.arguments and (shape, name) not in WITH_ARGUMENTS:
+                raise NotCompiled(f"{type_name}.{name} with arguments")
+            arguments = get_argument_values(graphql_type.fields[name], node, self.variables) if name != TYPENAME else {}
+            child = allowed[name]
+            fields = self.select(node.selection_set, child) if child is not None else None
+            selected.append(Field(_key(node), name, arguments, fields))
+        return tuple(selected)
 
     def fields(self, selection_set: SelectionSetNode | None, type_name: str) -> list[FieldNode]:
         """The fields of a selection in response order through fragments (graphql-core's collect_fields), each
@@ -104,70 +172,14 @@ class _Walk:
                 found += self._collect(fragment.selection_set, type_name)
         return found
 
-    def leaves(self, node: FieldNode, type_name: str, names: Mapping[str, str] | frozenset[str]) -> Leaves:
-        """(key, name) of a selection of leaf fields among `names` (mapped when `names` is a mapping)."""
-        chosen: Leaves = []
-        for child in self.fields(node.selection_set, type_name):
-            _refuse_arguments(child)
-            name = child.name.value
-            if name not in names:
-                raise NotCompiled(f"{type_name}.{name}")
-            chosen.append((_key(child), names[name] if isinstance(names, Mapping) else name))
-        return chosen
-
-    def argument(self, node: FieldNode, field_name: str, argument: str) -> Any:
-        """An argument's value as graphql-core coerces it (variables and defaults included)."""
-        query_type = self.schema.query_type
-        assert query_type is not None
-        return get_argument_values(query_type.fields[field_name], node, self.variables)[argument]
-
 
 def _key(node: FieldNode) -> str:
     return node.alias.value if node.alias is not None else node.name.value
 
 
-def _refuse_arguments(node: FieldNode) -> None:
-    if node.arguments:
-        raise NotCompiled(f"{node.name.value} with arguments")
-
-
-def _task_leaves(walk: _Walk, node: FieldNode) -> Leaves:
-    return walk.leaves(node, "Task", {**TASK_FIELDS, TYPENAME: TYPENAME})
-
-
-def _job_field(walk: _Walk, node: FieldNode) -> JobField:
-    _refuse_arguments(node)
-    name, key = node.name.value, _key(node)
-    if name in JOB_SCALARS:
-        return JobField(key, name)
-    if name in ("tasks", "criticalPath"):
-        return JobField(key, name, _task_leaves(walk, node))
-    if name == "edges":
-        return JobField(key, name, walk.leaves(node, "Edge", EDGE_FIELDS))
-    if name == "statusCounts":
-        return JobField(key, name, walk.leaves(node, "StatusCount", STATUS_COUNT_FIELDS))
-    if name == "summary":
-        return JobField(key, name, walk.leaves(node, "JobSummary", SUMMARY_FIELDS))
-    raise NotCompiled(f"Job.{name}")
-
-
-def _root_field(walk: _Walk, node: FieldNode) -> RootField:
-    name, key = node.name.value, _key(node)
-    if name in (TYPENAME, "doneStatuses"):
-        return RootField(key, name)
-    if name == "job":
-        job_id = walk.argument(node, "job", "id")
-        return RootField(
-            key, name, job_id, job=[_job_field(walk, child) for child in walk.fields(node.selection_set, "Job")]
-        )
-    if name == "task":
-        return RootField(key, name, walk.argument(node, "task", "id"), task=_task_leaves(walk, node))
-    raise NotCompiled(f"Query.{name}")
-
-
 def plan(
     schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, variables: dict[str, Any] | None
-) -> list[RootField]:
+) -> tuple[Field, ...]:
     """The root fields of the operation to run, in response order; NotCompiled when the compiled path does not
     answer it (see the module's docstring)."""
     operation = get_operation_ast(document, operation_name)
@@ -183,5 +195,4 @@ def plan(
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    walk = _Walk(schema, fragments, coerced)
-    return [_root_field(walk, node) for node in walk.fields(operation.selection_set, "Query")]
+    return _Walk(schema, fragments, coerced).select(operation.selection_set, "Query")

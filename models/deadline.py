@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import pymongo
@@ -49,13 +50,21 @@ class HasDeadline(Protocol):
 _S = TypeVar("_S", bound=HasDeadline)
 
 
+UNAVAILABLE_MESSAGE = "MongoDB unavailable: try again later"
+KNOWN_UNAVAILABLE: ContextVar[bool] = ContextVar("known_unavailable", default=False)
+"""True while a caller that has just found MongoDB unavailable runs the same reads again only to report it the
+way it always does (graphql_schema.compiled): each bounded method then raises StorageUnavailable at once rather
+than waiting out its deadline a second time. A context variable: it holds in that task (and the tasks it
+starts) only, never in other requests."""
+
+
 def unavailable(what: str, error: BaseException) -> StorageUnavailable:
     """The error the caller gets when MongoDB is unavailable; the log and /metrics learn why (hosts, topology,
     driver error, timeout or not)."""
     timed_out = isinstance(error, TimeoutError | ExecutionTimeout) or getattr(error, "timeout", False)
     MONGODB_FAILURES.labels(kind="timeout" if timed_out else "unavailable").inc()
     log.warning("MongoDB unavailable: %s: %s", what, error)
-    return StorageUnavailable("MongoDB unavailable: try again later")
+    return StorageUnavailable(UNAVAILABLE_MESSAGE)
 
 
 def is_unavailable(error: PyMongoError) -> bool:
@@ -97,6 +106,8 @@ def bounded(
     StorageUnavailable for an outage, InvalidOperation for a document or transaction MongoDB cannot hold."""
 
     async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if KNOWN_UNAVAILABLE.get():
+            raise StorageUnavailable(UNAVAILABLE_MESSAGE)
         try:
             async with asyncio.timeout(self.timeout_s + DEADLINE_GRACE_S):
                 with pymongo.timeout(self.timeout_s):

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from bson.timestamp import Timestamp
@@ -24,7 +25,13 @@ from pymongo.errors import OperationFailure
 
 from models.errors import TraversalTooLarge
 from models.graph import critical_path, stage_depths
-from models.layout import TaskDoc, readable_date_expression, readable_tasks, readable_value
+from models.layout import (
+    TaskDoc,
+    readable_date_expression,
+    readable_projected_tasks,
+    readable_tasks,
+    readable_value,
+)
 from models.storage import LIST_BATCH_SIZE, Storage
 from models.task import now_utc
 
@@ -96,7 +103,8 @@ class ProjectedJob:
         way (a number id that is no task id)."""
         if self.stored != len(self.tasks):
             return None
-        return JobSummary(task_count=len(self.tasks), status_counts=dict(Counter(t.get("status") for t in self.tasks)))
+        statuses = Counter(map(dict.get, self.tasks, repeat("status")))
+        return JobSummary(task_count=len(self.tasks), status_counts=dict(statuses))
 
 
 def _earlier(current: datetime | None, other: Any) -> datetime | None:
@@ -280,17 +288,22 @@ class JobReads:
         await self._refuse_job_over(job_id, bound, "list every task of it")
         return await self._storage.find_sorted({"job-id": job_id})
 
-    async def task_fields(self, job_id: str, fields: Collection[str], bound: int) -> ProjectedJob:
-        """Every task of the job by ascending id with only `fields` (stored names) besides `_id`, as one
-        projected find; TraversalTooLarge over `bound`, as `tasks`."""
-        stored = await self._refuse_job_over(job_id, bound, "list every task of it")
-        projection = {"_id": 1, **dict.fromkeys(fields, 1)}
-        tasks = await self._storage.find_sorted({"job-id": job_id}, projection=projection) if stored else []
-        return ProjectedJob(tasks, stored)
+    async def task_fields(self, job_id: str, fields: Collection[str] | None, bound: int) -> ProjectedJob:
+        """Every task of the job by ascending id with only `fields` (stored names; None: all) besides `_id`, as
+        one find of at most `bound` + 1 documents (no count first: a job within the bound, the usual case, costs
+        one round trip); TraversalTooLarge over `bound`, as `tasks`."""
+        projection = {"_id": 1, **dict.fromkeys(fields, 1)} if fields is not None else None
+        cursor = self._storage.tasks.find({"job-id": job_id}, projection, limit=bound + 1, batch_size=LIST_BATCH_SIZE)
+        docs = await cursor.sort("_id", ASCENDING).to_list(None)
+        if len(docs) > bound:
+            await self._refuse_job_over(job_id, bound, "list every task of it", at_least=len(docs))
+        readable = readable_projected_tasks(docs, projection) if projection is not None else readable_tasks(docs)
+        return ProjectedJob(readable, len(docs))
 
-    async def _refuse_job_over(self, job_id: str, bound: int, what: str) -> int:
-        """How many documents carry the job id; TraversalTooLarge over `bound`."""
-        count = await self._storage.tasks.count_documents({"job-id": job_id})
+    async def _refuse_job_over(self, job_id: str, bound: int, what: str, at_least: int = 0) -> int:
+        """How many documents carry the job id; TraversalTooLarge over `bound` (or when `at_least` documents
+        were already seen, say before a concurrent delete)."""
+        count = max(await self._storage.tasks.count_documents({"job-id": job_id}), at_least)
         if count > bound:
             raise TraversalTooLarge(
                 f"traversal bound exceeded: job {job_id} has {count} tasks, more than {bound} "

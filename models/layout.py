@@ -15,8 +15,10 @@ import logging
 import math
 import types
 import typing
-from collections.abc import Container, Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 from bson.datetime_ms import DatetimeMS
@@ -236,6 +238,40 @@ def _is_clean(doc: TaskDoc, links: tuple[str, ...] = LINK_FIELDS) -> bool:
     )
 
 
+_NONE = type(None)
+_COLUMN_TYPES = {STRING: {str, _NONE}, BOOL: {bool, _NONE}, DATE: {datetime, _NONE}, INT32: {int, _NONE}}
+"""The Python types a column of each kind may hold in clean documents (None: absent or null)."""
+
+
+def _columns_clean(docs: list[TaskDoc], fields: Iterable[str]) -> bool:
+    """Whether `_is_clean` holds for every document of a projected read (only `_id` and `fields` present), one
+    field at a time over all documents: the same rule, its loops in C (map, set) rather than per document."""
+    ids = list(map(itemgetter("_id"), docs))
+    if not set(map(type, ids)) <= {Int64} or min(ids, default=1) < 1:
+        return False
+    for name in fields:
+        values: list[Any] = list(map(dict.get, docs, repeat(name)))  # dict.get: no bound method per document
+        if name in LINK_FIELDS:
+            if not set(map(type, values)) <= {list}:
+                return False
+            items = list(chain.from_iterable(values))
+            if not set(map(type, items)) <= {Int64} or min(items, default=1) < 1:
+                return False
+            if sum(map(len, map(set, values))) != len(items):  # an id twice in one array
+                return False
+            continue
+        kind = FIELD_KINDS.get(name)
+        if kind is None:
+            continue
+        if not set(map(type, values)) <= _COLUMN_TYPES[kind]:
+            return False
+        if kind == INT32:
+            present = [value for value in values if value is not None]
+            if present and not (min(present) >= INT32_MIN and max(present) <= INT32_MAX):
+                return False
+    return True
+
+
 def readable_value(name: str, value: Any) -> Any:
     """One stored field's value as readers see it (the rule of `readable_task`); None when it is left out."""
     kind = FIELD_KINDS.get(name)
@@ -274,9 +310,12 @@ def readable_tasks(docs: Iterable[TaskDoc]) -> list[TaskDoc]:
     return [task for task in map(readable_task, docs) if task is not None]
 
 
-def readable_projected_tasks(docs: Iterable[TaskDoc], fields: Container[str]) -> list[TaskDoc]:
-    """`readable_tasks` for documents read with a projection of `fields`: a link field left out of it is not
-    missing, so a clean document still takes the fast path (a repaired one gets the absent links as [])."""
-    links = tuple(name for name in LINK_FIELDS if name in fields)
+def readable_projected_tasks(docs: list[TaskDoc], projection: Mapping[str, Any]) -> list[TaskDoc]:
+    """`readable_tasks` for documents read with `projection` (inclusive): a link field left out of it is not
+    missing, so a clean document still takes the fast path (a repaired one gets the absent links as []). The
+    whole list is checked a column at a time first (the usual answer: all clean, returned as they are)."""
+    if _columns_clean(docs, projection):
+        return docs
+    links = tuple(name for name in LINK_FIELDS if name in projection)
     readable = (doc if _is_clean(doc, links) else readable_task(doc) for doc in docs)
     return [task for task in readable if task is not None]

@@ -228,9 +228,9 @@ class GraphStore:
         return await self._jobs.tasks(job_id, bound)
 
     @bounded
-    async def job_task_fields(self, job_id: str, fields: Collection[str], bound: int) -> ProjectedJob:
-        """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts") besides
-        `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
+    async def job_task_fields(self, job_id: str, fields: Collection[str] | None, bound: int) -> ProjectedJob:
+        """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts"; None:
+        every field) besides `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
         (graphql_schema.compiled); TraversalTooLarge over `bound`."""
         return await self._jobs.task_fields(job_id, fields, bound)
 

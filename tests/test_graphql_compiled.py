@@ -28,20 +28,65 @@ from tests.helpers import AUTH, gateway_app, lifespan_client
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 JOB = "compiled-job"
 BOUND = 40
-UI = "\n".join(path.read_text() for path in sorted((Path(__file__).parent.parent / "ui").glob("*.js")))
+UI_SCRIPTS = sorted((Path(__file__).parent.parent / "ui").glob("*.js"))
 """The live view's scripts, whose GraphQL documents these tests send as the page does."""
 
 
+def _ui_constants(source: str) -> dict[str, str | list[str]]:
+    """The `const NAME = <number | "text" | ["text", ...]>;` of a script, as text or a list of texts."""
+    found: dict[str, str | list[str]] = {}
+    for name, value in re.findall(r'const (\w+) = (\d+|"[^"\n]*"|\[[^\]]*\]);', source):
+        found[name] = re.findall(r'"([^"]*)"', value) if value.startswith("[") else value.strip('"')
+    return found
+
+
+def _substituted(template: str, constants: dict[str, str | list[str]], where: str) -> str:
+    """A template literal with its `${NAME}` and `${NAME.join("sep")}` written out from the script's constants."""
+
+    def value(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        joined = re.fullmatch(r'(\w+)\.join\("([^"]*)"\)', expression)
+        name = joined.group(1) if joined else expression
+        found = constants.get(name)
+        assert found is not None, f"{where}: teach this test the expression ${{{expression}}}"
+        if isinstance(found, list):
+            assert joined, f"{where}: ${{{expression}}} is a list"
+            return joined.group(2).join(found)
+        return found
+
+    return re.sub(r"\$\{([^}]*)\}", value, template)
+
+
+def _ui_queries() -> dict[str, str]:
+    """Every GraphQL query of the live view (a template literal starting with `query` or `{`), by operation
+    name (or script and position), as the page sends it: whatever queries the scripts hold now are tested."""
+    constants: dict[str, str | list[str]] = {}
+    sources = {path.name: path.read_text() for path in UI_SCRIPTS}
+    for source in sources.values():
+        constants.update(_ui_constants(source))
+    queries = {}
+    for script, source in sources.items():
+        for index, template in enumerate(re.findall(r"`([^`]*)`", source)):
+            if not re.match(r"\s*(query\b|\{\s*\w+\s*[({])", template):
+                continue
+            named = re.match(r"\s*query\s+(\w+)", template)
+            name = named.group(1) if named else f"{script}#{index}"
+            try:
+                queries[name] = _substituted(template, {**constants, **_ui_constants(source)}, f"{script} #{index}")
+            except AssertionError as error:  # reported by the test of this query, not at collection
+                queries[name] = f"{UNREADABLE}{error}"
+    return queries
+
+
+UNREADABLE = "# not read: "
+UI_QUERIES = _ui_queries()
+
+
 def _ui_query(name: str) -> str:
-    """A query of the live view (ui/*.js) as the page sends it, constants substituted."""
-    source = re.search(rf"const {name} = `(.*?)`;", UI, re.S)
-    assert source is not None, name
-    constants = {
-        "TASKS_PAGE": "50",
-        'DETAIL_FIELDS.join(" ")': "name status type startTime finishTime",
-        "LINKED": "{ id name status }",
-    }
-    return re.sub(r"\$\{([^}]*)\}", lambda m: constants[m.group(1)], source.group(1))
+    """A query of the live view by operation name."""
+    query = UI_QUERIES[name]
+    assert not query.startswith(UNREADABLE), query
+    return query
 
 
 def _stored_task(task_id: int, **fields: Any) -> dict[str, Any]:
@@ -102,7 +147,7 @@ async def same_answer(
 
 
 COMPILED_QUERIES = [
-    _ui_query("JOB_GRAPH"),
+    _ui_query("Graph"),
     '{ job(id: "compiled-job") { tasks { id status } edges { from to } statusCounts { status count } } }',
     'query { job(id: "compiled-job") { id taskCount statusCounts { status count } '
     "summary { firstStart lastFinish lastUpdate durationMs doneCount progress } } doneStatuses }",
@@ -122,13 +167,109 @@ async def test_compiled_queries_answer_as_graphql_core(clients, query) -> None:
     assert b'"errors"' not in body
 
 
-async def test_the_live_view_queries_answer_the_same_either_way(clients) -> None:
-    variables = {"id": JOB, "first": 20, "after": None, "filter": {}}
-    for name in ("JOBS", "JOB_HEAD", "JOB_GRAPH", "TASK_PAGE", "LEVELS"):
-        body, _ = await same_answer(clients, _ui_query(name), variables)
-        assert b'"errors"' not in body, (name, body)
-    body, _ = await same_answer(clients, _ui_query("DETAILS"), {"id": "3"})
+def _variables(query: str, filled: bool) -> dict[str, Any]:
+    """Values for the variables a query declares, by type: the required ones, and with `filled` the optional
+    ones too (filters that keep some tasks; never a cursor, which only an answer gives)."""
+    values: dict[str, Any] = {}
+    for name, declared in re.findall(r"\$(\w+)\s*:\s*([\w\[\]!]+)", query.split("{", 1)[0]):
+        required = declared.endswith("!")
+        kind = declared.rstrip("!")
+        if not (required or filled) or name == "after":
+            continue
+        if kind == "ID":
+            values[name] = "3"
+        elif kind == "String":
+            values[name] = JOB if required or name in ("job", "jobId") else "1"
+        elif kind == "Int":
+            values[name] = 2
+        elif kind == "Boolean":
+            values[name] = True
+        elif kind == "JobFilter":
+            values[name] = {"idPrefix": "compiled", "status": ["DONE"]}
+        elif kind.startswith("["):
+            values[name] = ["DONE", "FAILED"]
+    return values
+
+
+@pytest.mark.parametrize("filled", [False, True], ids=["required-variables", "every-variable"])
+@pytest.mark.parametrize("name", sorted(UI_QUERIES))
+async def test_every_live_view_query_is_compiled_and_answers_as_graphql_core(clients, name, filled) -> None:
+    """Each query the live view sends (read from ui/*.js, so new ones are covered) is answered by the compiled
+    path (tracking_graphql_compiled_total), with the bytes graphql-core gives."""
+    query = _ui_query(name)
+    body, compiled = await same_answer(clients, query, _variables(query, filled))
+    assert b'"errors"' not in body, (name, body)
+    assert compiled, f"{name}: answered field by field, not compiled"
+
+
+def test_the_live_view_queries_are_found() -> None:
+    """The extraction above finds the queries the page is known to send (so a change there cannot leave the
+    test above with nothing to check)."""
+    assert {"Jobs", "Job", "Graph", "Page", "Levels", "Details"} <= set(UI_QUERIES)
+
+
+async def test_a_second_page_of_the_live_view_queries_answers_as_graphql_core(clients) -> None:
+    """Cursors from a first page lead to the same second page on both paths."""
+    first = json.loads(
+        (await same_answer(clients, _ui_query("Page").replace("first: 100", "first: 7"), {"id": JOB}))[0]
+    )
+    after = first["data"]["job"]["taskPage"]["pageInfo"]["endCursor"]
+    body, compiled = await same_answer(clients, _ui_query("Page"), {"id": JOB, "after": after, "statusNot": ["X"]})
+    assert compiled
+    assert b'"id":"8"' in body
+
+
+WALK_QUERIES = [
+    '{ task(id: "10") { id ancestors(maxDepth: 2) { id name status } descendants(maxDepth: 1) { id name status '
+    "nexts { id } previous { id } } nexts { id } previous { id } } }",
+    '{ task(id: "10") { d: descendants { id } a: ancestors(status: ["DONE"], type: "task") { id etag } '
+    'n: nexts(statusNot: ["DONE"]) { id nexts { id nexts { id } } } blockedBy { id } '
+    "t: blockedBy(transitive: true) { id __typename } history { cursor at kind changedFields status } } }",
+    '{ task(id: "30") { descendants { id } nexts { id } } none: task(id: "99999") { id } }',
+    '{ job(id: "compiled-job") { levels { __typename depth c: count statusCounts { count } } '
+    'taskPage(first: 5, type: "task", name: "Ü 1") { __typename pageInfo { hasNextPage } edges { cursor '
+    "node { id previous { id } } } } criticalPath { id nexts { id } } } }",
+    "{ jobs(first: 1) { __typename edges { __typename cursor node { id } } pageInfo { endCursor } } }",
+    '{ job(id: "compiled-job") { a: tasks(root: false, statusNot: ["DONE"]) { id } roots { id etag nexts { id '
+    'status } } t: tasks(type: "task", status: ["FAILED"]) { id history { kind } } edges { from } } }',
+    '{ job(id: "compiled-job") { taskPage(first: 3) { a: edges { node { id } } b: edges { cursor n: node { name } '
+    "m: node { status } } } } jobs(first: 2) { x: edges { node { id } } y: edges { node { taskCount } } } }",
+    '{ jobs(first: 5, filter: { status: ["NOPE"] }) { edges { node { id taskCount } } pageInfo { hasNextPage } } }',
+]
+
+
+@pytest.mark.parametrize("query", WALK_QUERIES)
+async def test_walks_pages_and_listings_are_compiled(clients, query) -> None:
+    body, compiled = await same_answer(clients, query)
+    assert compiled
     assert b'"errors"' not in body
+
+
+ERROR_QUERIES = [
+    ("query Graph($id: String!) { job(id: $id) { tasks { id } edges { from to } } }", {"id": "too-big"}),
+    ('{ job(id: "too-big") { criticalPath { id } } }', {}),
+    ('{ job(id: "compiled-job") { taskPage(first: 101) { edges { cursor } } } }', {}),  # TRACKING_GRAPHQL_MAX_PAGE
+    ('{ job(id: "compiled-job") { taskPage(first: 0) { edges { cursor } } } }', {}),
+    ('{ job(id: "compiled-job") { taskPage(after: "bad") { edges { cursor } } } }', {}),
+    ('{ job(id: "compiled-job") { taskPage(name: "' + "x" * 201 + '") { edges { cursor } } } }', {}),
+    ('{ jobs(first: 5, after: "bad") { edges { cursor } } }', {}),
+    ("{ jobs(first: 1000) { edges { cursor } } }", {}),
+    ('{ task(id: "10") { descendants(maxDepth: -1) { id } } }', {}),
+    ('{ task(id: "0") { id } }', {}),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), ERROR_QUERIES)
+async def test_errors_and_limits_answer_the_same(clients, query, variables) -> None:
+    body, _ = await same_answer(clients, query, variables)
+    assert b'"errors"' in body
+
+
+@pytest.mark.parametrize("field", ["levels { depth }", "criticalPath { id }"])
+async def test_a_cycle_a_tool_stored_is_the_same_error_on_both_paths(clients, raw_db, field) -> None:
+    await raw_db.tasks.update_one({"_id": 5}, {"$set": {"nexts": [Int64(3)]}}, bypass_document_validation=True)
+    body, _ = await same_answer(clients, f'{{ job(id: "compiled-job") {{ id {field} }} }}')
+    assert b"cycle" in body
 
 
 README_QUERIES = [
@@ -142,9 +283,10 @@ README_QUERIES = [
 
 
 @pytest.mark.parametrize("query", README_QUERIES)
-async def test_readme_queries_answer_the_same_either_way(clients, query) -> None:
-    body, _ = await same_answer(clients, query)
+async def test_readme_queries_are_compiled_and_answer_the_same_either_way(clients, query) -> None:
+    body, compiled = await same_answer(clients, query)
     assert b'"errors"' not in body
+    assert compiled
 
 
 FALLBACK_QUERIES = [
@@ -176,6 +318,37 @@ async def test_a_stored_value_readers_cannot_hold_is_left_out_on_both_paths(clie
     assert b'{"id":"4","numberOfRetries":null}' in body
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"status": 7},  # a number where a string belongs: served as "7"
+        {"name": True},
+        {"root": "yes"},  # left out
+        {"number-of-retries": 2.0},  # an exact float: served as 2
+        {"number-of-retries": "3"},
+        {"start-time": "2026-11-02T00:00:00Z"},  # a date as text: served as the date
+        {"nexts": [Int64(5), Int64(5), Int64(6)]},  # an id twice: one edge
+        {"nexts": [5.0, Int64(6)]},  # a mongosh float id
+        {"nexts": [Int64(-1), Int64(6)]},
+        {"nexts": "6"},
+        {"_id": 2},  # an int32 id (the layout says int64)
+    ],
+)
+async def test_a_document_with_wrong_types_is_read_the_same_on_both_paths(clients, raw_db, stored) -> None:
+    """The compiled read checks a whole job a column at a time; any document it does not pass is read as every
+    reader reads it (models.layout.readable_task), so both paths agree."""
+    task = _stored_task(4, **stored) if "_id" not in stored else _stored_task(2, **stored)
+    await raw_db.tasks.delete_one({"_id": task["_id"]})
+    await raw_db.tasks.insert_one(task, bypass_document_validation=True)
+    query = (
+        '{ job(id: "compiled-job") { tasks { id status name root numberOfRetries startTime } edges { from to } '
+        "statusCounts { status count } } }"
+    )
+    body, compiled = await same_answer(clients, query)
+    assert compiled
+    assert b'"errors"' not in body
+
+
 @pytest.mark.parametrize("junk_id", ["not-a-task", -3, 2.5])
 async def test_counts_with_documents_that_are_no_tasks_answer_the_same(clients, raw_db, junk_id) -> None:
     """The summary aggregation counts any number id; the tasks read drop what is no task id: the counts then come
@@ -185,6 +358,23 @@ async def test_counts_with_documents_that_are_no_tasks_answer_the_same(clients, 
     body, compiled = await same_answer(clients, query)
     assert compiled
     assert (b'"JUNK"' in body) is (junk_id != "not-a-task")
+
+
+async def test_a_validated_document_is_validated_again_where_the_outcome_could_differ(clients, store, tmp_path) -> None:
+    """Validation is remembered by schema, query text and requested operation: the same text sent without an
+    operation name, or to a gateway with a tighter depth bound, is still refused."""
+    document = "query A { doneStatuses } query B { __typename }"
+    for _ in range(2):
+        named = await clients[0].post("/graphql", json={"query": document, "operationName": "A"})
+        assert "errors" not in named.json()
+        unnamed = await clients[0].post("/graphql", json={"query": document})
+        assert unnamed.json()["errors"][0]["extensions"]["code"] == "OPERATION_RESOLUTION_FAILURE"
+    deep = '{ task(id: "3") { nexts { nexts { nexts { id } } } } }'
+    assert "errors" not in (await clients[0].post("/graphql", json={"query": deep})).json()
+    shallow, _ = gateway_app(store, tmp_path / "c", graphql_max_depth=2)
+    async with lifespan_client(shallow, AUTH) as client:
+        refused = (await client.post("/graphql", json={"query": deep})).json()
+    assert "exceeds maximum operation depth" in refused["errors"][0]["message"]
 
 
 def test_every_task_scalar_field_is_in_the_schema() -> None:
@@ -199,19 +389,28 @@ SCALARS = sorted(TASK_FIELDS)
 
 @st.composite
 def selections(draw: st.DrawFn) -> str:
-    """A job query: some task fields, each maybe aliased, maybe through a fragment; maybe edges and counts."""
+    """A job query: its tasks (all, roots or filtered) with some fields, each maybe aliased, maybe through a
+    fragment; maybe edges, counts, and tasks with their walks."""
     fields = draw(st.lists(st.sampled_from([*SCALARS, "__typename"]), min_size=1, max_size=8, unique=True))
     parts = [f"a{index}: {name}" if draw(st.booleans()) else name for index, name in enumerate(fields)]
     split = draw(st.integers(0, len(parts)))
     inline, spread = parts[:split], parts[split:]
     wrap = draw(st.sampled_from(["plain", "inline", "fragment"]))
+    tasks = draw(st.sampled_from(["tasks", "roots", "tasks(root: false)", 'tasks(status: ["DONE", "FAILED"])']))
+    tasks = draw(st.sampled_from([tasks, 'tasks(statusNot: ["DONE"], type: "task")', 'tasks(type: "other")']))
     if wrap == "inline":
-        tasks = f"tasks {{ {' '.join(inline)} ... on Task {{ {' '.join(spread) or 'id'} }} }}"
+        tasks = f"{tasks} {{ {' '.join(inline)} ... on Task {{ {' '.join(spread) or 'id'} }} }}"
     elif wrap == "fragment":
-        tasks = f"tasks {{ {' '.join(inline)} ...F }}"
+        tasks = f"{tasks} {{ {' '.join(inline)} ...F }}"
     else:
-        tasks = f"tasks {{ {' '.join(parts)} }}"
-    extras = draw(st.lists(st.sampled_from(["edges { to from }", "statusCounts { count status }", "taskCount"])))
+        tasks = f"{tasks} {{ {' '.join(parts)} }}"
+    extras = draw(
+        st.lists(
+            st.sampled_from(
+                ["edges { to from }", "statusCounts { count status }", "taskCount", "t: tasks { id nexts { id } }"]
+            )
+        )
+    )
     job = f'job(id: "{JOB}") {{ {tasks} {" ".join(dict.fromkeys(extras))} }}'
     fragment = f" fragment F on Task {{ {' '.join(spread) or 'id'} }}" if wrap == "fragment" else ""
     return f"query {{ {job} }}{fragment}"
@@ -220,8 +419,50 @@ def selections(draw: st.DrawFn) -> str:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=selections())
 async def test_generated_selections_answer_as_graphql_core(clients, query) -> None:
-    body, _ = await same_answer(clients, query)
+    body, compiled = await same_answer(clients, query)
+    assert compiled
     assert b'"errors"' not in body
+
+
+WALK_FIELDS = ["nexts", "previous", "descendants", "ancestors", "blockedBy"]
+
+
+@st.composite
+def walk_arguments(draw: st.DrawFn, field: str) -> str:
+    """Arguments a walk field takes, some of them, with values that keep some tasks and some that keep none."""
+    if field == "blockedBy":
+        return draw(st.sampled_from(["", "(transitive: true)", "(transitive: false)"]))
+    chosen = []
+    if field in ("descendants", "ancestors") and draw(st.booleans()):
+        chosen.append(f"maxDepth: {draw(st.integers(0, 4))}")
+    if draw(st.booleans()):
+        chosen.append(f"status: {json.dumps(draw(st.lists(st.sampled_from(['DONE', 'FAILED', 'NOPE']), max_size=2)))}")
+    if draw(st.booleans()):
+        chosen.append(f"statusNot: {json.dumps(draw(st.lists(st.sampled_from(['DONE', 'READY']), max_size=2)))}")
+    if draw(st.booleans()):
+        chosen.append(f"type: {json.dumps(draw(st.sampled_from(['task', 'other'])))}")
+    return f"({', '.join(chosen)})" if chosen else ""
+
+
+@st.composite
+def task_selection(draw: st.DrawFn, depth: int) -> str:
+    """Some scalar fields (maybe aliased) and, while `depth` lasts, walks with their own selections."""
+    fields = draw(st.lists(st.sampled_from([*SCALARS, "__typename", "etag"]), min_size=1, max_size=4, unique=True))
+    parts = [f"s{index}: {name}" if draw(st.booleans()) else name for index, name in enumerate(fields)]
+    if depth:
+        walks = draw(st.lists(st.sampled_from(WALK_FIELDS), max_size=2))
+        for index, walk in enumerate(walks):
+            parts.append(f"w{index}: {walk}{draw(walk_arguments(walk))} {draw(task_selection(depth - 1))}")
+    return f"{{ {' '.join(parts)} }}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(task_id=st.integers(1, 31), selection=task_selection(2))
+async def test_generated_walks_answer_as_graphql_core(clients, task_id, selection) -> None:
+    """A task (or none: 31 does not exist) with generated scalar fields and walks, nested two deep."""
+    body, compiled = await same_answer(clients, f'{{ task(id: "{task_id}") {selection} }}')
+    assert b'"errors"' not in body
+    assert compiled
 
 
 async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, live) -> None:

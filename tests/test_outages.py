@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from bson.int64 import Int64
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from gateway.app import create_app
@@ -91,6 +92,35 @@ async def test_with_mongodb_gone_rest_answers_503_without_internals_and_queued_l
         started = time.monotonic()
         assert (await http.get("/readyz")).status_code == 503
         assert time.monotonic() - started < 3
+
+
+def _mongodb_failures() -> float:
+    """Store operations that found MongoDB unavailable or timed out, so far (models.metrics)."""
+    kinds = ("timeout", "unavailable")
+    return sum(REGISTRY.get_sample_value("tracking_mongodb_failures_total", {"kind": kind}) or 0.0 for kind in kinds)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ job(id: "j") { id taskCount statusCounts { status count } summary { progress } } doneStatuses }',
+        '{ task(id: "1") { id nexts { id } history { kind } } }',
+    ],
+)
+async def test_with_mongodb_gone_a_compiled_query_waits_for_it_once(doomed, tmp_path, query):
+    """The compiled path finds MongoDB out of reach; graphql-core then reports it as always (UNAVAILABLE on the
+    field, the same body as with the compiled path off) without waiting out the deadline a second time."""
+    mongo, store = doomed
+    compiled, _ = gateway_app(store, tmp_path / "a")
+    generic, _ = gateway_app(store, tmp_path / "b", graphql_compiled=False)
+    async with lifespan_client(compiled, AUTH) as one, lifespan_client(generic, AUTH) as other:
+        kill(mongo)
+        before = _mongodb_failures()
+        answer = await one.post("/graphql", json={"query": query})
+        assert _mongodb_failures() - before == 1, "one wait for MongoDB, not one per path"
+        assert answer.json()["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
+        assert answer.content == (await other.post("/graphql", json={"query": query})).content
 
 
 @pytest.mark.slow
