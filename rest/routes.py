@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from models import GraphStore, Limits, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
+from models import GraphStore, Limits, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
 from models.task import INT64_MAX, NestedTasks
 from rest.conditional import if_match, not_modified, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
@@ -172,7 +172,8 @@ async def read_task(request: Request, store: GraphStore, task_id: int, fmt: Form
     """The answer to reading one task, routed or on the fast path (rest.fast_read): 304 when If-None-Match
     names its ETag, else the task with its ETag."""
     doc = await store.get_task(task_id)
-    return not_modified(request, doc) or tagged(await task_response(store, doc, fmt), doc)
+    etag = etag_of(doc)
+    return not_modified(request, etag) or tagged(await task_response(store, doc, fmt), doc, etag)
 
 
 @router.get(
