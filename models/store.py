@@ -138,7 +138,7 @@ class GraphStore:
         await self._ids.sync_counter()
 
     @bounded
-    async def create_tasks(self, tasks: Sequence[TaskCreate]) -> list[TaskDoc]:
+    async def create_tasks(self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]]) -> list[TaskDoc]:
         """The stored tasks of a create, nested `nexts` sub-graphs included, in request order (depth-first), all
         created or none. InvalidOperation for an empty or oversized create or an id given twice (models.creation),
         TaskAlreadyExists for a given id already stored, IdAllocationFailed when no free server ids are found."""
