@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Collection
 
 from models.layout import TaskDoc
 
+BATCH_MAX = 1000
+"""Ids per query at most: a larger crowd of reads is sent as several queries, each answer well within a batch."""
 Fetch = Callable[[Collection[int]], Awaitable[dict[int, TaskDoc]]]
 """The tasks that exist among some ids, by id (unknown ids absent), within its own deadline."""
 _Outcome = TaskDoc | None | BaseException
@@ -38,10 +40,11 @@ class CoalescedReads:
         """The stored task `task_id` as readers see it, or None; raises what the query raised (a copy)."""
         loop = asyncio.get_running_loop()
         if not self._waiting:
-            # A fresh context: the query must not inherit the first caller's deadline or request id.
-            loop.call_soon(self._send, loop, context=contextvars.Context())
+            loop.call_soon(self._send, loop)
         future: asyncio.Future[_Outcome] = loop.create_future()
         self._waiting.setdefault(task_id, []).append(future)
+        if len(self._waiting) >= BATCH_MAX:
+            self._send(loop)
         outcome = await future
         if isinstance(outcome, BaseException):
             raise copy.copy(outcome) from None
@@ -49,7 +52,10 @@ class CoalescedReads:
 
     def _send(self, loop: asyncio.AbstractEventLoop) -> None:
         waiting, self._waiting = self._waiting, {}
-        task = loop.create_task(self._answer(waiting))
+        if not waiting:  # sent already, when it grew to BATCH_MAX
+            return
+        # A fresh context: the query must not inherit a caller's deadline (pymongo.timeout) or request id.
+        task = loop.create_task(self._answer(waiting), context=contextvars.Context())
         self._running.add(task)  # the loop holds tasks weakly
         task.add_done_callback(self._running.discard)
 

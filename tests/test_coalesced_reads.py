@@ -5,6 +5,7 @@ format, whatever tools stored; every read reflects the stored document (nothing 
 from __future__ import annotations
 
 import asyncio
+import math
 
 import httpx
 import pytest
@@ -12,7 +13,8 @@ from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 
 from bench.profiler import count_task_reads
-from models import GraphStore
+from models import GraphStore, TaskDoc
+from models.coalesce import BATCH_MAX
 from tests.helpers import AUTH, gateway_app, lifespan_client
 
 NAVIGABLE = "navigable-execution-task"
@@ -111,3 +113,14 @@ async def test_a_read_whose_deadline_passes_leaves_the_others_their_answer(store
     results = await asyncio.gather(impatient(), *patient, return_exceptions=True)
     assert isinstance(results[0], TimeoutError)
     assert [doc["status"] for doc in results[1:]] == ["READY"] * 3
+
+
+async def test_a_crowd_of_reads_is_sent_in_bounded_queries(store: GraphStore, raw_db):
+    await raw_db.tasks.insert_many([{"_id": Int64(i), "nexts": [], "previous": []} for i in range(1, 2501)])
+    found: list[TaskDoc] = []
+
+    async def crowd() -> None:
+        found.extend(await asyncio.gather(*(store.get_task(i) for i in range(1, 2501))))
+
+    assert await count_task_reads(raw_db, crowd) == math.ceil(2500 / BATCH_MAX)
+    assert [doc["_id"] for doc in found] == list(range(1, 2501))
