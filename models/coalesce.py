@@ -47,7 +47,7 @@ class CoalescedReads:
             self._send(loop)
         outcome = await future
         if isinstance(outcome, BaseException):
-            raise copy.copy(outcome) from None
+            raise _own_copy(outcome) from None
         return outcome
 
     def _send(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -73,6 +73,15 @@ class CoalescedReads:
             raise
         for task_id, futures in waiting.items():
             _resolve(futures, found.get(task_id))
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """A copy of the query's error for one caller (each raise adds to an exception's traceback); the error
+    itself for a type that cannot be copied."""
+    try:
+        return copy.copy(error)
+    except Exception:
+        return error
 
 
 def _resolve(futures: list[asyncio.Future[_Outcome]], outcome: _Outcome) -> None:
