@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from bson.int64 import Int64
 from pydantic import TypeAdapter
@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from models.errors import InvalidOperation
 from models.layout import TaskDoc
 from models.limits import Limits
-from models.task import DEFAULT_TYPE, TaskCreate, now_utc
+from models.task import DEFAULT_TYPE, SERVER_OWNED_ON_CREATE, TaskCreate, now_utc
 
 
 @dataclass
@@ -35,20 +35,32 @@ class PlannedTask:
 _TASK_LIST: TypeAdapter[list[TaskCreate]] = TypeAdapter(list[TaskCreate])
 
 
-def plan_creation(tasks: Sequence[TaskCreate]) -> list[PlannedTask]:
-    """Nested `nexts` flattened depth-first: each task followed by its sub-graph, in request order. The whole
-    request is dumped to plain data at once (one pydantic-core call rather than one per task)."""
+def plan_creation(tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]]) -> list[PlannedTask]:
+    """Nested `nexts` flattened depth-first: each task followed by its sub-graph, in request order. Models are
+    dumped to plain data at once (one pydantic-core call rather than one per task); plain data
+    (models.task.created_tasks_of) is taken as it is, its nulls and ignored fields left out."""
     plan: list[PlannedTask] = []
-    dumped = _TASK_LIST.dump_python(list(tasks), by_alias=True, exclude_none=True)
-    stack: list[tuple[dict[str, Any], int | None]] = [(spec, None) for spec in reversed(dumped)]
+    if tasks and isinstance(tasks[0], TaskCreate):
+        specs: list[dict[str, Any]] = _TASK_LIST.dump_python(
+            cast(list[TaskCreate], list(tasks)), by_alias=True, exclude_none=True
+        )
+    else:
+        specs = cast(list[dict[str, Any]], list(tasks))
+    stack: list[tuple[dict[str, Any], int | None]] = [(spec, None) for spec in reversed(specs)]
     while stack:
         spec, parent = stack.pop()
+        if None in spec.values() or not SERVER_OWNED_ON_CREATE.isdisjoint(spec):
+            spec = {name: value for name, value in spec.items() if value is not None}
+            spec.pop("creation-timestamp", None)
+            spec.pop("update-timestamp", None)
         index = len(plan)
         nexts = spec.pop("nexts", None)
         plan.append(PlannedTask(spec, spec.pop("id", None), parent))
         if parent is not None:
             plan[parent].children.append(index)
-        stack.extend((child, index) for child in reversed(nexts["tasks"] if nexts else ()))
+        children = nexts.get("tasks") if nexts else None
+        if children:
+            stack.extend([(child, index) for child in reversed(children)])
     return plan
 
 

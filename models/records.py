@@ -1,4 +1,5 @@
-"""One task at a time: reading it, merging a patch into it, deleting it with every link to or from it."""
+"""One task at a time: merging a patch into it, deleting it with every link to or from it (reading one task:
+models.coalesce)."""
 
 from __future__ import annotations
 
@@ -40,14 +41,6 @@ def patch_update(task_id: int, patch: TaskPatch) -> dict[str, Any]:
 class Records:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-
-    async def get(self, task_id: int) -> TaskDoc:
-        """The task as readers see it; TaskNotFound."""
-        doc = await self._storage.tasks.find_one({"_id": task_id})
-        readable = readable_task(doc) if doc is not None else None
-        if readable is None:
-            raise TaskNotFound([task_id])
-        return readable
 
     async def update(self, task_id: int, patch: TaskPatch, if_match: EntityTagCondition | None = None) -> TaskDoc:
         """The task after merging `patch` (`patch_update`); InvalidOperation, TaskNotFound. With `if_match`,

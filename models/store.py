@@ -24,11 +24,13 @@ from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Any
 
 from models.check import CheckReport, check_graph
+from models.coalesce import CoalescedReads
 from models.conditions import EntityTagCondition
 from models.connection import make_client, ping, prepare_database, require_transactions
 from models.creation import client_ids_of, plan_creation
 from models.deadline import bounded
 from models.defaults import DONE_STATUSES, HISTORY_DAYS, MONGODB_TIMEOUT_MS, SUBSCRIPTION_RESUME_MS, VALIDATION_ACTION
+from models.errors import TaskNotFound
 from models.events import TaskEvent, full_document_mode, watch_task_events
 from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
@@ -67,6 +69,7 @@ class GraphStore:
         self.full_document = full_document_mode(keeps_images=False)
         self._ids = IdAllocator(self._storage)
         self._records = Records(self._storage)
+        self._single_reads = CoalescedReads(self.get_tasks)
         self._links = Links(self._storage)
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
@@ -135,7 +138,7 @@ class GraphStore:
         await self._ids.sync_counter()
 
     @bounded
-    async def create_tasks(self, tasks: Sequence[TaskCreate]) -> list[TaskDoc]:
+    async def create_tasks(self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]]) -> list[TaskDoc]:
         """The stored tasks of a create, nested `nexts` sub-graphs included, in request order (depth-first), all
         created or none. InvalidOperation for an empty or oversized create or an id given twice (models.creation),
         TaskAlreadyExists for a given id already stored, IdAllocationFailed when no free server ids are found."""
@@ -148,8 +151,12 @@ class GraphStore:
 
     @bounded
     async def get_task(self, task_id: int) -> TaskDoc:
-        """The task; TaskNotFound."""
-        return await self._records.get(task_id)
+        """The task; TaskNotFound. Reads of single tasks started in the same turn of the event loop are sent to
+        MongoDB as one query (models.coalesce), each still bounded by its own deadline."""
+        doc = await self._single_reads.get(task_id)
+        if doc is None:
+            raise TaskNotFound([task_id])
+        return doc
 
     @bounded
     async def get_tasks(self, ids: Collection[int]) -> dict[int, TaskDoc]:

@@ -11,11 +11,12 @@ import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from beanie import Document
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from typing_extensions import TypedDict
 
 from models.errors import InvalidOperation
 
@@ -191,6 +192,39 @@ class NestedTasks(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     tasks: list[TaskCreate] = Field(default_factory=list)
+
+
+def _optional_items(model: type[BaseModel], skip: frozenset[str]) -> dict[str, Any]:
+    """The model's fields as TypedDict items under their API names, each optional, with the same types and
+    constraints (validators included): one declaration, two shapes."""
+    items: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in skip:
+            annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            items[info.alias or name] = NotRequired[annotation]
+    return items
+
+
+_STRICT_FORBID = ConfigDict(extra="forbid", strict=True)
+_typed_dict: Any = TypedDict  # its functional form, with items computed (mypy wants literal items)
+_CREATE_ITEMS = {**_optional_items(TaskCreate, frozenset({"nexts"})), "nexts": NotRequired["NestedTaskData | None"]}
+TaskCreateData = _typed_dict("TaskCreateData", _CREATE_ITEMS)
+"""A task of a create as plain data, validated as TaskCreate validates it (pydantic-core builds the dicts
+directly: no model instance per task, no dump afterwards)."""
+NestedTaskData = _typed_dict("NestedTaskData", {"tasks": NotRequired["list[TaskCreateData]"]})
+"""A create's body and a navigable task's `nexts` as plain data (NestedTasks' twin)."""
+TaskCreateData.__pydantic_config__ = NestedTaskData.__pydantic_config__ = _STRICT_FORBID
+SERVER_OWNED_ON_CREATE = frozenset({"creation-timestamp", "update-timestamp"})
+"""Fields a create accepts and ignores (TaskCreate excludes them)."""
+_CREATE_BODY: TypeAdapter[dict[str, Any]] = TypeAdapter(NestedTaskData)
+
+
+def created_tasks_of(body: Any) -> list[dict[str, Any]]:
+    """The tasks of a create body (`{"tasks": [...]}`, JSON-shaped) validated in one pydantic-core call, as
+    plain data under API names (nested `nexts` included; nulls and ignored fields still in); ValidationError
+    locates each problem as NestedTasks would (`tasks[0].name`)."""
+    tasks: list[dict[str, Any]] = _CREATE_BODY.validate_python(body).get("tasks", [])
+    return tasks
 
 
 class TaskPatch(TaskFields):

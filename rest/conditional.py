@@ -21,17 +21,18 @@ def if_match(request: Request) -> EntityTagCondition | None:
     return _condition(request, "If-Match")
 
 
-def tagged(response: Response, doc: TaskDoc) -> Response:
-    """The answer with the ETag of the task it carries."""
-    response.headers["ETag"] = etag_of(doc)
+def tagged(response: Response, doc: TaskDoc, etag: str | None = None) -> Response:
+    """The answer with the ETag of the task it carries (`etag`, when already computed)."""
+    response.headers["ETag"] = etag or etag_of(doc)
     return response
 
 
-def not_modified(request: Request, doc: TaskDoc) -> Response | None:
+def not_modified(request: Request, etag: str) -> Response | None:
     """304 with the task's ETag when If-None-Match names it (weak comparison) or is `*` (RFC 9110 section
     13.1.2: for GET and HEAD), else None."""
+    if not any(name == b"if-none-match" for name, _ in request.scope["headers"]):
+        return None  # the common case, without building the request's headers
     condition = _condition(request, "If-None-Match")
-    etag = etag_of(doc)
     if condition is not None and condition.matches_weakly(etag):
         return Response(status_code=304, headers={"ETag": etag})
     return None

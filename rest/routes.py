@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from models import GraphStore, Limits, TaskCreate, TaskDoc, TaskPatch, describe_invalid_fields
-from models.task import INT64_MAX, NestedTasks
+from models import GraphStore, Limits, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
+from models.task import INT64_MAX, created_tasks_of
 from rest.conditional import if_match, not_modified, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
 from rest.guard import path_value
@@ -119,13 +119,13 @@ def _xml_fields(body: bytes, root: str, limits: Limits, charset: str | None) -> 
     return {"tasks": xml_task_list(element, "tasks")} if root == "tasks" else xml_task_fields(element, "task")
 
 
-async def _created_tasks(request: Request) -> list[TaskCreate]:
+async def _created_tasks(request: Request) -> list[dict[str, Any]]:
     data = await _body_fields(request, "tasks")
     if not isinstance(data, dict):
         raise BadRequest('body: expected a tasks object, {"tasks": [...]}')
     _store(request).limits.refuse_oversized_creation(data.get("tasks"))
     try:
-        return NestedTasks.model_validate(data).tasks
+        return created_tasks_of(data)
     except ValidationError as error:
         raise BadRequest(describe_invalid_fields(error)) from None
 
@@ -172,7 +172,8 @@ async def read_task(request: Request, store: GraphStore, task_id: int, fmt: Form
     """The answer to reading one task, routed or on the fast path (rest.fast_read): 304 when If-None-Match
     names its ETag, else the task with its ETag."""
     doc = await store.get_task(task_id)
-    return not_modified(request, doc) or tagged(await task_response(store, doc, fmt), doc)
+    etag = etag_of(doc)
+    return not_modified(request, etag) or tagged(await task_response(store, doc, fmt), doc, etag)
 
 
 @router.get(

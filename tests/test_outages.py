@@ -46,6 +46,17 @@ def kill(mongo: EmbeddedMongo) -> None:
     mongo.process.wait()
 
 
+def process_state(pid: int) -> str:
+    """The state letter of /proc/<pid>/stat (`T`: stopped)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+async def is_stopped(pid: int) -> bool:
+    """Whether the process is stopped (a signal is delivered when the kernel next schedules its target)."""
+    return process_state(pid) == "T"
+
+
 async def timed(operation) -> float:
     started = time.monotonic()
     with pytest.raises(StorageUnavailable):
@@ -67,6 +78,29 @@ async def test_with_mongodb_gone_every_operation_fails_fast(doomed):
         store.delete_task(3),
     ):
         assert await timed(operation) < ANSWER_WITHIN
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", ["killed", "stopped"])
+async def test_concurrent_reads_that_share_a_query_each_fail_within_the_deadline(doomed, outage):
+    """Reads of single tasks started together share one query (models.coalesce): a dead or frozen mongod still
+    fails each of them, with an error of its own, within the deadline."""
+    mongo, store = doomed
+    if outage == "killed":
+        kill(mongo)
+    else:
+        os.kill(mongo.process.pid, signal.SIGSTOP)  # alive, connected, answering nothing
+        await eventually(lambda: is_stopped(mongo.process.pid), what="mongod stopped")
+    try:
+        started = time.monotonic()
+        results = await asyncio.gather(*(store.get_task(i) for i in (1, 2, 3, 1, 99)), return_exceptions=True)
+        elapsed = time.monotonic() - started
+    finally:
+        if outage == "stopped":
+            os.kill(mongo.process.pid, signal.SIGCONT)
+    assert all(isinstance(result, StorageUnavailable) for result in results), results
+    assert len({id(result) for result in results}) == len(results)
+    assert elapsed < ANSWER_WITHIN
 
 
 @pytest.mark.slow

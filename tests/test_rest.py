@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -132,6 +133,17 @@ async def test_dates_accept_offsets_and_epoch_milliseconds(client):
 async def test_server_timestamps_from_clients_are_ignored(client):
     (task,) = await create(client, {"creation-timestamp": "2000-01-01T00:00:00Z", "update-timestamp": 0})
     assert not task["creation-timestamp"].startswith("2000")
+
+
+async def test_nulls_and_server_timestamps_are_left_out_at_every_nesting_level(client, raw_db):
+    nested = {"id": 2, "name": None, "type": None, "creation-timestamp": "2000-01-01T00:00:00Z", "nexts": None}
+    parent = {"id": 1, "type": "navigable-execution-task", "status": None, "nexts": {"tasks": [nested]}}
+    await create(client, parent, {"id": 3, "nexts": {}})
+    stored = {doc["_id"]: doc async for doc in raw_db.tasks.find()}
+    assert None not in [value for doc in stored.values() for value in doc.values()]
+    assert "name" not in stored[2] and stored[2]["type"] == "task"
+    assert stored[2]["creation-timestamp"] == stored[1]["creation-timestamp"] > datetime(2001, 1, 1, tzinfo=UTC)
+    assert (stored[1]["nexts"], stored[2]["previous"], stored[3]["nexts"]) == ([2], [1], [])
 
 
 async def test_creating_an_existing_id_is_400_and_creates_nothing(client, raw_db):
