@@ -24,7 +24,13 @@ from pymongo.errors import OperationFailure
 
 from models.errors import TraversalTooLarge
 from models.graph import critical_path, stage_depths
-from models.layout import TaskDoc, readable_date_expression, readable_tasks, readable_value
+from models.layout import (
+    TaskDoc,
+    readable_date_expression,
+    readable_projected_tasks,
+    readable_tasks,
+    readable_value,
+)
 from models.storage import LIST_BATCH_SIZE, Storage
 from models.task import now_utc
 
@@ -299,13 +305,19 @@ class JobReads:
         return count
 
     async def task_page(
-        self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any]
+        self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any], stage: StageFilter | None
     ) -> tuple[list[TaskDoc], bool]:
-        """Up to `first` tasks of the job matching `task_query` after `after_id`, by id, and whether more follow.
-        Ids never change, so paging by id yields each task once however the job changes meanwhile."""
+        """Up to `first` tasks of the job matching `task_query` (and in `stage`, when given) after `after_id`, by
+        id, and whether more follow. Ids never change, so paging by id yields each task once however the job
+        changes meanwhile. A stage costs what `levels` costs (every task's links read), on every page."""
         query: dict[str, Any] = {"job-id": job_id, **task_query}
+        ids: dict[str, Any] = {}
+        if stage is not None:
+            ids["$in"] = await self.stage_ids(job_id, stage.depth, stage.bound)
         if after_id is not None:
-            query["_id"] = {"$gt": after_id}
+            ids["$gt"] = after_id
+        if ids:
+            query["_id"] = ids
         cursor = self._storage.tasks.find(query, sort=[("_id", ASCENDING)], limit=first + 1, batch_size=first + 1)
         docs = readable_tasks(await cursor.to_list(None))
         return docs[:first], len(docs) > first
@@ -313,6 +325,17 @@ class JobReads:
     async def levels(self, job_id: str, bound: int) -> list[JobLevel]:
         """The job's tasks counted by stage and status (count_levels), reading only their links and status;
         TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        return count_levels(await self._links_and_statuses(job_id, bound), self._done_statuses)
+
+    async def stage_ids(self, job_id: str, depth: int, bound: int) -> list[int]:
+        """The ids of the job's tasks at stage `depth` (as `levels` counts them), ascending; errors as `levels`."""
+        docs = await self._links_and_statuses(job_id, bound)
+        return sorted(doc["_id"] for doc, found in zip(docs, task_stages(docs), strict=True) if found == depth)
+
+    async def _links_and_statuses(self, job_id: str, bound: int) -> list[TaskDoc]:
+        """Every task of the job with only `nexts` and `status`, in batches of LIST_BATCH_SIZE: about 40 bytes
+        of BSON a task, so 100,000 tasks take a few MiB and well under a second to read and decode (measured in
+        bench/README.md); TraversalTooLarge over `bound`."""
         count = await self._storage.tasks.count_documents({"job-id": job_id})
         if count > bound:
             raise TraversalTooLarge(
@@ -321,7 +344,7 @@ class JobReads:
                 "use Job.statusCounts"
             )
         cursor = self._storage.tasks.find({"job-id": job_id}, {"nexts": 1, "status": 1}, batch_size=LIST_BATCH_SIZE)
-        return count_levels(readable_tasks(await cursor.to_list(None)))
+        return readable_projected_tasks(await cursor.to_list(None), LEVEL_FIELDS)
 
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
         """The tasks of the job's longest chain by duration (models.graph.critical_path), first to last;
@@ -337,30 +360,62 @@ class JobReads:
 
 LEVELS_BOUND_FACTOR = 10
 """Job.levels reads only links and statuses, so it is bounded at this many times TRACKING_GRAPHQL_MAX_TRAVERSAL."""
+LEVEL_FIELDS = ("nexts", "status")
+
+
+@dataclass(frozen=True)
+class StageFilter:
+    """Only the tasks at this stage (depth), found by reading every task's links: refused over `bound` tasks."""
+
+    depth: int
+    bound: int
 
 
 @dataclass(frozen=True)
 class JobLevel:
-    """The tasks of one stage of a job (models.graph.stage_depths): how many, and how many in each status (None:
-    no status)."""
+    """The tasks of one stage of a job (models.graph.stage_depths): how many, how many in each status (None: no
+    status), and how many are blocked: not done themselves and waiting on a previous task of the job that is not
+    done either (a task whose `blockedBy` is not empty, counting the links within the job)."""
 
     depth: int
     count: int
     status_counts: dict[str | None, int]
+    blocked_count: int
 
 
-def count_levels(docs: list[TaskDoc]) -> list[JobLevel]:
-    """The stages of the tasks in `docs` (links to tasks outside them ignored), shallowest first; GraphCycle
-    when their links hold a cycle."""
-    ids = {doc["_id"] for doc in docs}
-    successors = {doc["_id"]: [i for i in doc.get("nexts") or () if i in ids] for doc in docs}
-    depths = stage_depths(successors)
-    counts: dict[int, dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
-    for doc in docs:
-        status = doc.get("status")
-        counts[depths[doc["_id"]]][status if isinstance(status, str) else None] += 1
+def task_stages(docs: list[TaskDoc]) -> list[int]:
+    """The stage of each task of `docs`, by position (links to tasks outside them ignored); GraphCycle when
+    their links hold a cycle."""
+    ids = [doc["_id"] for doc in docs]
+    return stage_depths(ids, _successor_positions(docs, ids))
+
+
+def _successor_positions(docs: list[TaskDoc], ids: list[int]) -> list[list[int]]:
+    """For each task of `docs`, the positions of its next tasks among them."""
+    position = {task_id: index for index, task_id in enumerate(ids)}
+    return [[position[i] for i in doc.get("nexts") or () if i in position] for doc in docs]
+
+
+def count_levels(docs: list[TaskDoc], done_statuses: Collection[str]) -> list[JobLevel]:
+    """The stages of the tasks in `docs` (links to tasks outside them ignored), shallowest first, with counts by
+    status and of blocked tasks (JobLevel); GraphCycle when their links hold a cycle."""
+    ids = [doc["_id"] for doc in docs]
+    successors = _successor_positions(docs, ids)
+    depths = stage_depths(ids, successors)
+    statuses = [status if isinstance(status := doc.get("status"), str) else None for doc in docs]
+    waiting = [False] * len(docs)  # a previous task is not done
+    for index, status in enumerate(statuses):
+        if status not in done_statuses:
+            for target in successors[index]:
+                waiting[target] = True
+    counts: dict[int, Counter[str | None]] = defaultdict(Counter)
+    blocked: Counter[int] = Counter()
+    for index, status in enumerate(statuses):
+        counts[depths[index]][status] += 1
+        if waiting[index] and status not in done_statuses:
+            blocked[depths[index]] += 1
     return [
-        JobLevel(depth=depth, count=sum(by_status.values()), status_counts=dict(by_status))
+        JobLevel(depth, sum(by_status.values()), dict(by_status), blocked[depth])
         for depth, by_status in sorted(counts.items())
     ]
 
