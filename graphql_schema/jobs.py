@@ -241,8 +241,9 @@ class JobLevelType:
     count: int
     status_counts: list[StatusCount]
     blocked_count: int = strawberry.field(
-        description="How many of its tasks are blocked: not done, and waiting on a previous task of the job that is "
-        "not done either (their blockedBy is not empty, counting links within the job)."
+        description="How many of its tasks are blocked: waiting on a previous task of the job that is not done "
+        "(their blockedBy is not empty, counting links within the job) while not done themselves nor under way "
+        "(RUNNING, FAILED or ERROR)."
     )
 
 

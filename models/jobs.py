@@ -361,6 +361,9 @@ class JobReads:
 LEVELS_BOUND_FACTOR = 10
 """Job.levels reads only links and statuses, so it is bounded at this many times TRACKING_GRAPHQL_MAX_TRAVERSAL."""
 LEVEL_FIELDS = ("nexts", "status")
+UNDER_WAY_STATUSES = frozenset({"RUNNING", "FAILED", "ERROR"})
+"""Statuses of a task that has started (and is running or has failed), so it is no longer waiting on anything:
+never counted as blocked. FAILED and ERROR are the statuses the live view shows as failures (ui/status.js)."""
 
 
 @dataclass(frozen=True)
@@ -374,8 +377,8 @@ class StageFilter:
 @dataclass(frozen=True)
 class JobLevel:
     """The tasks of one stage of a job (models.graph.stage_depths): how many, how many in each status (None: no
-    status), and how many are blocked: not done themselves and waiting on a previous task of the job that is not
-    done either (a task whose `blockedBy` is not empty, counting the links within the job)."""
+    status), and how many are blocked: waiting on a previous task of the job that is not done (its `blockedBy` is
+    not empty, counting the links within the job) while not done itself nor under way (UNDER_WAY_STATUSES)."""
 
     depth: int
     count: int
@@ -412,7 +415,7 @@ def count_levels(docs: list[TaskDoc], done_statuses: Collection[str]) -> list[Jo
     blocked: Counter[int] = Counter()
     for index, status in enumerate(statuses):
         counts[depths[index]][status] += 1
-        if waiting[index] and status not in done_statuses:
+        if waiting[index] and status not in done_statuses and status not in UNDER_WAY_STATUSES:
             blocked[depths[index]] += 1
     return [
         JobLevel(depth, sum(by_status.values()), dict(by_status), blocked[depth])

@@ -296,11 +296,11 @@ STAGE_PAGE = """query($id: String!, $depth: Int, $status: [String!], $first: Int
 async def test_levels_count_the_blocked_tasks_and_the_table_goes_to_a_stage(http, raw_db):
     """1 DONE -> {2 FAILED, 3 DONE}; 2 -> 4 READY (blocked: 2 is not done); 3 -> 5 READY (free to start);
     6 RUNNING -> 7 DONE (done: not blocked, whatever came before); 8 READY waits on 9 of another job (links
-    out of the job are not followed: not blocked)."""
+    out of the job are not followed: not blocked); 2 -> 10 RUNNING and 11 ERROR (under way: not blocked)."""
     await raw_db.tasks.insert_many(
         [
             doc(1, "bl", status="DONE", nexts=[2, 3]),
-            doc(2, "bl", status="FAILED", nexts=[4], previous=[1]),
+            doc(2, "bl", status="FAILED", nexts=[4, 10, 11], previous=[1]),
             doc(3, "bl", status="DONE", nexts=[5], previous=[1]),
             doc(4, "bl", status="READY", previous=[2]),
             doc(5, "bl", status="READY", previous=[3]),
@@ -308,14 +308,16 @@ async def test_levels_count_the_blocked_tasks_and_the_table_goes_to_a_stage(http
             doc(7, "bl", status="DONE", previous=[6]),
             doc(8, "bl", status="READY", previous=[9]),
             doc(9, "other", status="READY", nexts=[8]),
+            doc(10, "bl", status="RUNNING", previous=[2]),
+            doc(11, "bl", status="ERROR", previous=[2]),
         ]
     )
     levels = (await gql(http, BLOCKED, {"id": "bl"}))["job"]["levels"]
     assert levels == [
         {"depth": 0, "count": 3, "blockedCount": 0},
         {"depth": 1, "count": 3, "blockedCount": 0},
-        {"depth": 2, "count": 2, "blockedCount": 1},
-    ]
+        {"depth": 2, "count": 4, "blockedCount": 1},
+    ], "10 and 11 wait on 2 too, but are under way: not blocked"
 
     async def stage(depth: int | None, first: int = 10, **variables: Any) -> tuple[list[int], bool]:
         page = (await gql(http, STAGE_PAGE, {"id": "bl", "depth": depth, "first": first, **variables}))["job"]
@@ -328,7 +330,7 @@ async def test_levels_count_the_blocked_tasks_and_the_table_goes_to_a_stage(http
     assert [edge["node"]["id"] for edge in first_page["edges"]] == ["1", "6"] and first_page["pageInfo"]["hasNextPage"]
     assert await stage(0, after=first_page["edges"][-1]["cursor"]) == ([8], False), "paged within the stage"
     assert await stage(3) == ([], False)
-    assert await stage(None) == ([1, 2, 3, 4, 5, 6, 7, 8], False)
+    assert await stage(None) == ([1, 2, 3, 4, 5, 6, 7, 8, 10, 11], False)
     error = await gql_error(http, STAGE_PAGE, {"id": "bl", "depth": -1, "first": 10})
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "depth" in error["message"]
     await raw_db.tasks.insert_many([doc(2001, "loop", nexts=[2002]), doc(2002, "loop", nexts=[2001])])
