@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bson.int64 import Int64
 from bson.timestamp import Timestamp
 from pymongo import ASCENDING
 from pymongo.errors import OperationFailure
@@ -26,8 +27,10 @@ from models.errors import TraversalTooLarge
 from models.graph import critical_path, stage_depths
 from models.layout import (
     TaskDoc,
+    as_task_id,
     readable_date_expression,
     readable_projected_tasks,
+    readable_task,
     readable_tasks,
     readable_value,
 )
@@ -329,13 +332,15 @@ class JobReads:
 
     async def stage_ids(self, job_id: str, depth: int, bound: int) -> list[int]:
         """The ids of the job's tasks at stage `depth` (as `levels` counts them), ascending; errors as `levels`."""
-        docs = await self._links_and_statuses(job_id, bound)
-        return sorted(doc["_id"] for doc, found in zip(docs, task_stages(docs), strict=True) if found == depth)
+        links = await self._links_and_statuses(job_id, bound)
+        return sorted(task_id for task_id, found in zip(links.ids, task_stages(links), strict=True) if found == depth)
 
-    async def _links_and_statuses(self, job_id: str, bound: int) -> list[TaskDoc]:
-        """Every task of the job with only `nexts` and `status`, in batches of LIST_BATCH_SIZE: about 40 bytes
-        of BSON a task, so 100,000 tasks take a few MiB and well under a second to read and decode (measured in
-        bench/README.md); TraversalTooLarge over `bound`."""
+    async def _links_and_statuses(self, job_id: str, bound: int) -> JobLinks:
+        """Every task's id, status and next tasks; TraversalTooLarge over `bound` tasks. Read as one aggregation
+        that packs LEVELS_CHUNK tasks into each answer document (`links_pipeline`): decoding a few hundred
+        arrays instead of a document per task halves the time and the memory of a 100,000-task job
+        (bench/README.md). A chunk MongoDB refuses to build (over 16 MiB: tasks with very many links) falls
+        back to one projected document per task."""
         count = await self._storage.tasks.count_documents({"job-id": job_id})
         if count > bound:
             raise TraversalTooLarge(
@@ -343,8 +348,21 @@ class JobReads:
                 f"({LEVELS_BOUND_FACTOR} x TRACKING_GRAPHQL_MAX_TRAVERSAL), too many to count by stage: "
                 "use Job.statusCounts"
             )
-        cursor = self._storage.tasks.find({"job-id": job_id}, {"nexts": 1, "status": 1}, batch_size=LIST_BATCH_SIZE)
-        return readable_projected_tasks(await cursor.to_list(None), LEVEL_FIELDS)
+        try:
+            cursor = await self._storage.tasks.aggregate(links_pipeline(job_id), batchSize=LIST_BATCH_SIZE)
+            return unpack_links(await cursor.to_list(None))
+        except OperationFailure as error:
+            if error.code not in _TOO_LARGE:
+                raise
+            log.info("job %s: links too large to pack by %d tasks (%s); reading them task by task", job_id,
+                     LEVELS_CHUNK, error)  # fmt: skip
+        documents = self._storage.tasks.find({"job-id": job_id}, dict.fromkeys(LEVEL_FIELDS, 1), batch_size=100)
+        links = JobLinks()
+        async for doc in documents:  # one batch of documents held at a time
+            task = readable_projected_tasks([doc], LEVEL_FIELDS)
+            if task:
+                links.add(task[0]["_id"], task[0].get("status"), task[0].get("nexts") or [])
+        return links
 
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
         """The tasks of the job's longest chain by duration (models.graph.critical_path), first to last;
@@ -361,6 +379,10 @@ class JobReads:
 LEVELS_BOUND_FACTOR = 10
 """Job.levels reads only links and statuses, so it is bounded at this many times TRACKING_GRAPHQL_MAX_TRAVERSAL."""
 LEVEL_FIELDS = ("nexts", "status")
+LEVELS_CHUNK = 1000
+"""Tasks (by id range) packed into one answer document when a job's links are read for its stages."""
+_TOO_LARGE = {10334, 17419, 146}
+"""BSONObjectTooLarge, a $group result over 16 MiB, ExceededMemoryLimit (a $push over 100 MB)."""
 UNDER_WAY_STATUSES = frozenset({"RUNNING", "FAILED", "ERROR"})
 """Statuses of a task that has started (and is running or has failed), so it is no longer waiting on anything:
 never counted as blocked. FAILED and ERROR are the statuses the live view shows as failures (ui/status.js)."""
@@ -386,27 +408,75 @@ class JobLevel:
     blocked_count: int
 
 
-def task_stages(docs: list[TaskDoc]) -> list[int]:
-    """The stage of each task of `docs`, by position (links to tasks outside them ignored); GraphCycle when
+@dataclass
+class JobLinks:
+    """A job's tasks as parallel lists: ids, statuses (None: none) and next tasks (ids, maybe of other jobs)."""
+
+    ids: list[int] = field(default_factory=list)
+    statuses: list[str | None] = field(default_factory=list)
+    nexts: list[list[int]] = field(default_factory=list)
+
+    def add(self, task_id: int, status: Any, nexts: list[int]) -> None:
+        self.ids.append(task_id)
+        self.statuses.append(status if isinstance(status, str) else None)
+        self.nexts.append(nexts)
+
+
+def links_pipeline(job_id: str) -> list[dict[str, Any]]:
+    """The job's tasks' ids, statuses and `nexts`, LEVELS_CHUNK ids to an answer document, as three arrays in
+    the same order (a missing field pushed as null or [], so they stay aligned). Documents whose _id is no
+    number are no tasks (models.layout)."""
+    return [
+        {"$match": {"job-id": job_id, "_id": {"$type": "number"}}},
+        {
+            "$group": {
+                "_id": {"$floor": {"$divide": ["$_id", LEVELS_CHUNK]}},
+                "ids": {"$push": "$_id"},
+                "statuses": {"$push": {"$ifNull": ["$status", None]}},
+                "nexts": {"$push": {"$ifNull": ["$nexts", []]}},
+            }
+        },
+    ]
+
+
+def unpack_links(rows: list[dict[str, Any]]) -> JobLinks:
+    """The rows of `links_pipeline` as JobLinks, each task as readers see it (models.layout: its id a task id,
+    its status a string or none, its links task ids, each once)."""
+    links = JobLinks()
+    for row in rows:
+        for raw_id, status, nexts in zip(row["ids"], row["statuses"], row["nexts"], strict=True):
+            if _clean_links(nexts) and (task_id := as_task_id(raw_id)) is not None:
+                links.add(task_id, status if type(status) is str else readable_value("status", status), nexts)
+                continue
+            task = readable_task({"_id": raw_id, "status": status, "nexts": nexts, "previous": []})
+            if task is not None:
+                links.add(task["_id"], task.get("status"), task["nexts"])
+    return links
+
+
+def _clean_links(nexts: Any) -> bool:
+    return type(nexts) is list and all(type(i) is Int64 and i > 0 for i in nexts) and len(set(nexts)) == len(nexts)
+
+
+def task_stages(links: JobLinks) -> list[int]:
+    """The stage of each task of `links`, by position (links to tasks outside them ignored); GraphCycle when
     their links hold a cycle."""
-    ids = [doc["_id"] for doc in docs]
-    return stage_depths(ids, _successor_positions(docs, ids))
+    return stage_depths(links.ids, _successor_positions(links))
 
 
-def _successor_positions(docs: list[TaskDoc], ids: list[int]) -> list[list[int]]:
-    """For each task of `docs`, the positions of its next tasks among them."""
-    position = {task_id: index for index, task_id in enumerate(ids)}
-    return [[position[i] for i in doc.get("nexts") or () if i in position] for doc in docs]
+def _successor_positions(links: JobLinks) -> list[list[int]]:
+    """For each task, the positions of its next tasks among the job's."""
+    position = {task_id: index for index, task_id in enumerate(links.ids)}
+    return [[position[i] for i in nexts if i in position] for nexts in links.nexts]
 
 
-def count_levels(docs: list[TaskDoc], done_statuses: Collection[str]) -> list[JobLevel]:
-    """The stages of the tasks in `docs` (links to tasks outside them ignored), shallowest first, with counts by
-    status and of blocked tasks (JobLevel); GraphCycle when their links hold a cycle."""
-    ids = [doc["_id"] for doc in docs]
-    successors = _successor_positions(docs, ids)
-    depths = stage_depths(ids, successors)
-    statuses = [status if isinstance(status := doc.get("status"), str) else None for doc in docs]
-    waiting = [False] * len(docs)  # a previous task is not done
+def count_levels(links: JobLinks, done_statuses: Collection[str]) -> list[JobLevel]:
+    """The stages of the tasks in `links` (links to tasks outside them ignored), shallowest first, with counts
+    by status and of blocked tasks (JobLevel); GraphCycle when their links hold a cycle."""
+    successors = _successor_positions(links)
+    depths = stage_depths(links.ids, successors)
+    statuses = links.statuses
+    waiting = [False] * len(statuses)  # a previous task is not done
     for index, status in enumerate(statuses):
         if status not in done_statuses:
             for target in successors[index]:

@@ -337,6 +337,19 @@ async def test_levels_count_the_blocked_tasks_and_the_table_goes_to_a_stage(http
     assert "cycle" in (await gql_error(http, STAGE_PAGE, {"id": "loop", "depth": 0, "first": 10}))["message"]
 
 
+async def test_levels_of_tasks_with_more_links_than_one_answer_document_holds(http, raw_db):
+    """25 tasks with 50,000 next tasks each (of another job): their links, about 17 MiB, are more than one
+    document of the packed read holds, so they are read task by task, with the same answer."""
+    fan_out = [Int64(i) for i in range(1_000_000, 1_050_000)]
+    await raw_db.tasks.insert_many([doc(i, "fan", status="RUNNING" if i == 1 else "READY") for i in range(1, 26)])
+    for task_id in range(1, 26):
+        await raw_db.tasks.update_one({"_id": task_id}, {"$set": {"nexts": fan_out}})
+    await raw_db.tasks.update_one({"_id": 1}, {"$push": {"nexts": Int64(2)}})
+    await raw_db.tasks.update_one({"_id": 2}, {"$set": {"previous": [Int64(1)]}})
+    levels = (await gql(http, BLOCKED, {"id": "fan"}))["job"]["levels"]
+    assert levels == [{"depth": 0, "count": 24, "blockedCount": 0}, {"depth": 1, "count": 1, "blockedCount": 1}]
+
+
 async def test_levels_go_beyond_the_traversal_bound_but_not_without_limit(http, raw_db):
     """The fixture's TRACKING_GRAPHQL_MAX_TRAVERSAL is 50: levels answer for 60 tasks, refuse 501."""
     await raw_db.tasks.insert_many([doc(i, "sixty", nexts=[i + 1] if i < 60 else []) for i in range(1, 61)])

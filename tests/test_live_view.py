@@ -358,7 +358,12 @@ async def test_a_100000_task_job_opens_on_its_overview_by_stage(big_jobs, tmp_pa
         await browser.open(f"{big_jobs}/ui/#token={PAGES_TOKEN}&job=big")
         stages = await browser.wait_for(f"{LEVEL_CELLS}.length === {BIG_LEVELS} && {LEVEL_CELLS}", timeout_s=30)
         drawn_ms = await browser.evaluate("performance.getEntriesByName('overview-drawn')[0].startTime")
-        print(f"\n100,000-task job: overview on screen {drawn_ms:.0f} ms after navigation (goal: under 2,000 ms)")
+        asked = await browser.evaluate(
+            "performance.getEntriesByType('resource').filter(e => e.name.endsWith('/graphql'))"
+            ".map(e => [Math.round(e.startTime), Math.round(e.responseEnd)])"
+        )  # fmt: skip
+        print(f"\n100,000-task job: overview on screen {drawn_ms:.0f} ms after navigation (goal: under 2,000 ms); "
+              f"GraphQL requests [sent, answered] in ms: {asked}")  # fmt: skip
         assert f"{BIG_TASKS} tasks" in await browser.evaluate("document.getElementById('head').textContent")
         assert [(stage[0], stage[1]) for stage in stages] == [(str(d), "5000") for d in range(BIG_LEVELS)]
         columns = {stage[0]: " ".join(stage[3].split()) for stage in stages}

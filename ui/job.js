@@ -45,6 +45,9 @@ export function showJob(main, jobId, failed) {
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
   const reload = throttled(() => load().catch(failed), REDRAW_MS);
+  // The overview by stage is asked for with the job's counts, before the job's size is known: a big job's
+  // overview is on screen one round trip sooner; a job drawn as a graph drops the answer (links and statuses).
+  const firstLevels = levelsOf(jobId);
   const recount = throttled(async () => {
     const job = await showHead(page, jobId).catch(failed);
     if (job && page.table) page.table.offer(job.statusCounts);
@@ -57,7 +60,7 @@ export function showJob(main, jobId, failed) {
       if (page.closed) return;
       if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
       if (job.taskCount > GRAPH_LIMIT) {
-        page.table ??= taskTable(jobId, job, select, failed);
+        page.table ??= taskTable(jobId, job, select, failed, firstLevels);
         main.querySelector(".tabs").hidden = true; // no graph, no timeline: too many tasks to draw
         showHint(page);
         return await page.table.refresh();
@@ -181,7 +184,7 @@ function linked(tasks, none) {
 
 /** The table that replaces the graph of a big job: filtered by status and name, paged by `Job.taskPage`, its
  *  current page fetched again (throttled) after events so its rows stay live. */
-function taskTable(jobId, job, select, failed) {
+function taskTable(jobId, job, select, failed, firstLevels) {
   const pages = [null]; // the cursor each visited page starts after
   let filter = {}, selected = null;
   const container = document.getElementById("graph");
@@ -243,7 +246,11 @@ function taskTable(jobId, job, select, failed) {
         `<option value="in:${esc(s)}">${esc(s)}</option><option value="not:${esc(s)}">not ${esc(s)}</option>`).join("")}`;
       choice.value = chosen;
     },
-    recountLevels: throttled(() => showLevels(jobId, container.querySelector("#levels")), LEVELS_MS),
+    recountLevels: throttled(() => {
+      const answer = firstLevels ?? levelsOf(jobId); // the answer asked for on opening the page, used once
+      firstLevels = null;
+      return showLevels(container.querySelector("#levels"), answer);
+    }, LEVELS_MS),
     mark(taskId) {
       selected = taskId;
       for (const row of rows.querySelectorAll("tr.task")) {
@@ -259,17 +266,20 @@ function taskTable(jobId, job, select, failed) {
   return table;
 }
 
+/** Job.levels of the job, asked for now: a promise of the levels, or of the error that refused them. */
+function levelsOf(jobId) {
+  return gql(LEVELS, { id: jobId }).then(({ job }) => job?.levels ?? [], (error) => error);
+}
+
 /** The job's stages (Job.levels), the whole job in one small answer however many tasks it has: per stage, its
  *  task count, a bar split by status, the counts as text, and the failed, running and blocked tasks picked out
  *  (blocked: not started, waiting on a previous task that is not done). A stage's buttons show its tasks in the
  *  table below (taskPage's depth filter). An error (too many tasks, a cycle) is shown in place of the overview,
  *  not for the whole page. */
-async function showLevels(jobId, target) {
-  let levels;
-  try {
-    ({ job: { levels } } = await gql(LEVELS, { id: jobId }));
-  } catch (error) {
-    target.innerHTML = `<p class="note">No overview by stage: ${esc(error.message)}</p>`;
+async function showLevels(target, answer) {
+  const levels = await answer;
+  if (levels instanceof Error) {
+    target.innerHTML = `<p class="note">No overview by stage: ${esc(levels.message)}</p>`;
     return;
   }
   const counted = levels.map((level) => ({ ...level,
