@@ -213,7 +213,7 @@ function taskTable(jobId, job, select, failed, firstLevels) {
     if (!stage) return;
     const form = container.querySelector("#table-filter");
     form.elements.depth.value = stage.dataset.stage;
-    if (stage.dataset.status) form.elements.status.value = stage.dataset.status;
+    form.elements.status.value = stage.dataset.status ?? ""; // a stage's number: all its tasks
     form.requestSubmit();
   };
   rows.onclick = (event) => {
