@@ -396,6 +396,7 @@ async def test_a_12000_task_job_is_searched_filtered_and_selected_in_its_table(b
     async with Browser(tmp_path) as browser:
         await browser.open(f"{big_jobs}/ui/#token={PAGES_TOKEN}&job=table")
         await browser.wait_for("document.querySelectorAll('tr.task').length === 100")
+        await browser.wait_for("document.querySelector('table.levels') !== null", timeout_s=30)  # settled
         await browser.type("#table-filter input[name=name]", "CANARY")
         await browser.click("#table-filter button")
         found = await browser.wait_for(f"{rows}.length === 1 && {rows}")
