@@ -186,7 +186,7 @@ function linked(tasks, none) {
  *  current page fetched again (throttled) after events so its rows stay live. */
 function taskTable(jobId, job, select, failed, firstLevels) {
   const pages = [null]; // the cursor each visited page starts after
-  let filter = {}, selected = null;
+  let filter = {}, selected = null, refreshes = 0;
   const container = document.getElementById("graph");
   const statuses = new Set(); // every status the job has had while the table was open: the choices offered
   container.innerHTML = `<p class="legend">More than ${GRAPH_LIMIT} tasks: an overview by stage and a table
@@ -222,7 +222,9 @@ function taskTable(jobId, job, select, failed, firstLevels) {
   };
   const table = {
     async refresh() {
+      const asked = ++refreshes;
       const { job: found } = await gql(TASK_PAGE, { id: jobId, after: pages.at(-1), ...filter });
+      if (asked !== refreshes) return; // a later page or filter was asked for meanwhile: this answer is stale
       const { edges, pageInfo } = found.taskPage;
       rows.innerHTML = `<table><thead><tr><th>Id</th><th>Name</th><th>Status</th><th>Type</th><th>Updated</th></tr>
         </thead><tbody>${edges.map(({ node }) => `<tr class="task" data-id="${esc(node.id)}"><td>${esc(node.id)}</td>
