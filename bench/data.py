@@ -73,6 +73,39 @@ def layered_job(first_id: int, count: int, levels: int, job: str, now: datetime)
     return docs
 
 
+def staged_job(first_id: int, count: int, levels: int, job: str, now: datetime) -> list[Doc]:
+    """A job under way: `levels` levels of equal width, each task linking to one or two tasks of the next level
+    (its own place, and every other task also a place half the level away, so stages mix). The levels before
+    the middle are DONE; the middle one is where the work is: a tenth FAILED, four tenths RUNNING, the rest DONE;
+    the later ones READY, so blocked wherever a previous task is not done. Each task is named "stage S task I"."""
+    width = count // levels
+    middle = levels // 2
+
+    def task_id(level: int, index: int) -> int:
+        return first_id + level * width + index
+
+    def status(level: int, index: int) -> str:
+        if level != middle:
+            return "DONE" if level < middle else "READY"
+        return "FAILED" if index % 10 == 0 else "RUNNING" if index % 10 < 5 else "DONE"
+
+    nexts: dict[int, list[int]] = {}
+    previous: dict[int, list[int]] = {task_id(level, index): [] for level in range(levels) for index in range(width)}
+    for level in range(levels - 1):
+        for index in range(width):
+            targets = sorted({index, (index + width // 2) % width} if index % 2 else {index})
+            nexts[task_id(level, index)] = [task_id(level + 1, target) for target in targets]
+            for target in nexts[task_id(level, index)]:
+                previous[target].append(task_id(level, index))
+    docs = []
+    for level in range(levels):
+        for index in range(width):
+            tid = task_id(level, index)
+            doc = linked_task_doc(tid, job, now, nexts.get(tid, []), sorted(previous[tid]))
+            docs.append({**doc, "status": status(level, index), "name": f"stage {level} task {index}"})
+    return docs
+
+
 def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[Doc]:
     docs = []
     for index in range(count):

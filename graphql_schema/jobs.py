@@ -27,7 +27,7 @@ from graphql_schema.tasks import (
 from models import TaskDoc
 from models import jobs as stored
 from models.filters import NAME_FILTER_MAX
-from models.jobs import LEVELS_BOUND_FACTOR
+from models.jobs import LEVELS_BOUND_FACTOR, StageFilter
 from models.task import now_utc
 
 NameFilter = Annotated[
@@ -35,6 +35,15 @@ NameFilter = Annotated[
     strawberry.argument(
         description=f"names holding this text, ignoring case (plain text, not a pattern; at most {NAME_FILTER_MAX} "
         "characters)"
+    ),
+]
+
+DepthFilter = Annotated[
+    int | None,
+    strawberry.argument(
+        description="only the tasks at this stage (as Job.levels counts them: 0 for the roots). It reads every "
+        "task's links, as Job.levels does, on every page, and is refused as Job.levels is (TRAVERSAL_TOO_LARGE, a "
+        "cycle)"
     ),
 ]
 
@@ -174,11 +183,17 @@ class Job:
         status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
         name: NameFilter = None,
+        depth: DepthFilter = None,
     ) -> TaskConnection:
         after_id = read_task_cursor(after) if after is not None else None
         store = info.context.store
         size = page_size(first, info)
-        docs, more = await store.task_page(self.id, size, after_id, status, status_not, type_, name)
+        stage = None
+        if depth is not None:
+            if depth < 0:
+                raise user_error("depth: must be 0 or more")
+            stage = StageFilter(depth, LEVELS_BOUND_FACTOR * info.context.max_traversal)
+        docs, more = await store.task_page(self.id, size, after_id, status, status_not, type_, name, stage)
         info.context.remember(docs)
         edges = [TaskEdge(cursor=task_cursor(doc["_id"]), node=as_task(doc)) for doc in docs]
         return TaskConnection(edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=_last_cursor(edges)))
@@ -192,7 +207,12 @@ class Job:
     async def levels(self, info: Info[Context, None]) -> list[JobLevelType]:
         found = await info.context.store.job_levels(self.id, LEVELS_BOUND_FACTOR * info.context.max_traversal)
         return [
-            JobLevelType(depth=level.depth, count=level.count, status_counts=ordered_counts(level.status_counts))
+            JobLevelType(
+                depth=level.depth,
+                count=level.count,
+                status_counts=ordered_counts(level.status_counts),
+                blocked_count=level.blocked_count,
+            )
             for level in found
         ]
 
@@ -220,6 +240,11 @@ class JobLevelType:
     depth: int = strawberry.field(description="0 for the job's roots, else one more than its deepest previous task.")
     count: int
     status_counts: list[StatusCount]
+    blocked_count: int = strawberry.field(
+        description="How many of its tasks are blocked: waiting on a previous task of the job that is not done "
+        "(their blockedBy is not empty, counting links within the job) while not done themselves nor under way "
+        "(RUNNING, FAILED or ERROR)."
+    )
 
 
 @strawberry.type

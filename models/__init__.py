@@ -27,7 +27,7 @@ from models.errors import (
 from models.events import TaskEvent, TaskEventKind
 from models.filters import task_matches
 from models.history import HistoryWriter, TaskChange
-from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary, ProjectedJob
+from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary, ProjectedJob, StageFilter
 from models.layout import TaskDoc
 from models.limits import Limits
 from models.store import GraphStore
@@ -73,6 +73,7 @@ __all__ = [
     "Limits",
     "PreconditionFailed",
     "ProjectedJob",
+    "StageFilter",
     "StorageUnavailable",
     "TaskAlreadyExists",
     "TaskChange",

@@ -19,6 +19,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any
 
+from bson.int64 import Int64
 from bson.timestamp import Timestamp
 from pymongo import ASCENDING
 from pymongo.errors import OperationFailure
@@ -27,8 +28,10 @@ from models.errors import TraversalTooLarge
 from models.graph import critical_path, stage_depths
 from models.layout import (
     TaskDoc,
+    as_task_id,
     readable_date_expression,
     readable_projected_tasks,
+    readable_task,
     readable_tasks,
     readable_value,
 )
@@ -312,13 +315,19 @@ class JobReads:
         return count
 
     async def task_page(
-        self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any]
+        self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any], stage: StageFilter | None
     ) -> tuple[list[TaskDoc], bool]:
-        """Up to `first` tasks of the job matching `task_query` after `after_id`, by id, and whether more follow.
-        Ids never change, so paging by id yields each task once however the job changes meanwhile."""
+        """Up to `first` tasks of the job matching `task_query` (and in `stage`, when given) after `after_id`, by
+        id, and whether more follow. Ids never change, so paging by id yields each task once however the job
+        changes meanwhile. A stage costs what `levels` costs (every task's links read), on every page."""
         query: dict[str, Any] = {"job-id": job_id, **task_query}
+        ids: dict[str, Any] = {}
+        if stage is not None:
+            ids["$in"] = await self.stage_ids(job_id, stage.depth, stage.bound)
         if after_id is not None:
-            query["_id"] = {"$gt": after_id}
+            ids["$gt"] = after_id
+        if ids:
+            query["_id"] = ids
         cursor = self._storage.tasks.find(query, sort=[("_id", ASCENDING)], limit=first + 1, batch_size=first + 1)
         docs = readable_tasks(await cursor.to_list(None))
         return docs[:first], len(docs) > first
@@ -326,6 +335,19 @@ class JobReads:
     async def levels(self, job_id: str, bound: int) -> list[JobLevel]:
         """The job's tasks counted by stage and status (count_levels), reading only their links and status;
         TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        return count_levels(await self._links_and_statuses(job_id, bound), self._done_statuses)
+
+    async def stage_ids(self, job_id: str, depth: int, bound: int) -> list[int]:
+        """The ids of the job's tasks at stage `depth` (as `levels` counts them), ascending; errors as `levels`."""
+        links = await self._links_and_statuses(job_id, bound)
+        return sorted(task_id for task_id, found in zip(links.ids, task_stages(links), strict=True) if found == depth)
+
+    async def _links_and_statuses(self, job_id: str, bound: int) -> JobLinks:
+        """Every task's id, status and next tasks; TraversalTooLarge over `bound` tasks. Read as one aggregation
+        that packs LEVELS_CHUNK tasks into each answer document (`links_pipeline`): decoding a few hundred
+        arrays instead of a document per task halves the time and the memory of a 100,000-task job
+        (bench/README.md). A chunk MongoDB refuses to build (over 16 MiB: tasks with very many links) falls
+        back to one projected document per task."""
         count = await self._storage.tasks.count_documents({"job-id": job_id})
         if count > bound:
             raise TraversalTooLarge(
@@ -333,8 +355,21 @@ class JobReads:
                 f"({LEVELS_BOUND_FACTOR} x TRACKING_GRAPHQL_MAX_TRAVERSAL), too many to count by stage: "
                 "use Job.statusCounts"
             )
-        cursor = self._storage.tasks.find({"job-id": job_id}, {"nexts": 1, "status": 1}, batch_size=LIST_BATCH_SIZE)
-        return count_levels(readable_tasks(await cursor.to_list(None)))
+        try:
+            cursor = await self._storage.tasks.aggregate(links_pipeline(job_id), batchSize=LIST_BATCH_SIZE)
+            return unpack_links(await cursor.to_list(None))
+        except OperationFailure as error:
+            if error.code not in _TOO_LARGE:
+                raise
+            log.info("job %s: links too large to pack by %d tasks (%s); reading them task by task", job_id,
+                     LEVELS_CHUNK, error)  # fmt: skip
+        documents = self._storage.tasks.find({"job-id": job_id}, dict.fromkeys(LEVEL_FIELDS, 1), batch_size=100)
+        links = JobLinks()
+        async for doc in documents:  # one batch of documents held at a time
+            task = readable_projected_tasks([doc], LEVEL_FIELDS)
+            if task:
+                links.add(task[0]["_id"], task[0].get("status"), task[0].get("nexts") or [])
+        return links
 
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
         """The tasks of the job's longest chain by duration (models.graph.critical_path), first to last;
@@ -350,30 +385,117 @@ class JobReads:
 
 LEVELS_BOUND_FACTOR = 10
 """Job.levels reads only links and statuses, so it is bounded at this many times TRACKING_GRAPHQL_MAX_TRAVERSAL."""
+LEVEL_FIELDS = ("nexts", "status")
+LEVELS_CHUNK = 1000
+"""Tasks (by id range) packed into one answer document when a job's links are read for its stages."""
+_TOO_LARGE = {10334, 17419, 146}
+"""BSONObjectTooLarge, a $group result over 16 MiB, ExceededMemoryLimit (a $push over 100 MB)."""
+UNDER_WAY_STATUSES = frozenset({"RUNNING", "FAILED", "ERROR"})
+"""Statuses of a task that has started (and is running or has failed), so it is no longer waiting on anything:
+never counted as blocked. FAILED and ERROR are the statuses the live view shows as failures (ui/status.js)."""
+
+
+@dataclass(frozen=True)
+class StageFilter:
+    """Only the tasks at this stage (depth), found by reading every task's links: refused over `bound` tasks."""
+
+    depth: int
+    bound: int
 
 
 @dataclass(frozen=True)
 class JobLevel:
-    """The tasks of one stage of a job (models.graph.stage_depths): how many, and how many in each status (None:
-    no status)."""
+    """The tasks of one stage of a job (models.graph.stage_depths): how many, how many in each status (None: no
+    status), and how many are blocked: waiting on a previous task of the job that is not done (its `blockedBy` is
+    not empty, counting the links within the job) while not done itself nor under way (UNDER_WAY_STATUSES)."""
 
     depth: int
     count: int
     status_counts: dict[str | None, int]
+    blocked_count: int
 
 
-def count_levels(docs: list[TaskDoc]) -> list[JobLevel]:
-    """The stages of the tasks in `docs` (links to tasks outside them ignored), shallowest first; GraphCycle
-    when their links hold a cycle."""
-    ids = {doc["_id"] for doc in docs}
-    successors = {doc["_id"]: [i for i in doc.get("nexts") or () if i in ids] for doc in docs}
-    depths = stage_depths(successors)
-    counts: dict[int, dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
-    for doc in docs:
-        status = doc.get("status")
-        counts[depths[doc["_id"]]][status if isinstance(status, str) else None] += 1
+@dataclass
+class JobLinks:
+    """A job's tasks as parallel lists: ids, statuses (None: none) and next tasks (ids, maybe of other jobs)."""
+
+    ids: list[int] = field(default_factory=list)
+    statuses: list[str | None] = field(default_factory=list)
+    nexts: list[list[int]] = field(default_factory=list)
+
+    def add(self, task_id: int, status: Any, nexts: list[int]) -> None:
+        self.ids.append(task_id)
+        self.statuses.append(status if isinstance(status, str) else None)
+        self.nexts.append(nexts)
+
+
+def links_pipeline(job_id: str) -> list[dict[str, Any]]:
+    """The job's tasks' ids, statuses and `nexts`, LEVELS_CHUNK ids to an answer document, as three arrays in
+    the same order (a missing field pushed as null or [], so they stay aligned). Documents whose _id is no
+    number are no tasks (models.layout)."""
     return [
-        JobLevel(depth=depth, count=sum(by_status.values()), status_counts=dict(by_status))
+        {"$match": {"job-id": job_id, "_id": {"$type": "number"}}},
+        {
+            "$group": {
+                "_id": {"$floor": {"$divide": ["$_id", LEVELS_CHUNK]}},
+                "ids": {"$push": "$_id"},
+                "statuses": {"$push": {"$ifNull": ["$status", None]}},
+                "nexts": {"$push": {"$ifNull": ["$nexts", []]}},
+            }
+        },
+    ]
+
+
+def unpack_links(rows: list[dict[str, Any]]) -> JobLinks:
+    """The rows of `links_pipeline` as JobLinks, each task as readers see it (models.layout: its id a task id,
+    its status a string or none, its links task ids, each once)."""
+    links = JobLinks()
+    for row in rows:
+        for raw_id, status, nexts in zip(row["ids"], row["statuses"], row["nexts"], strict=True):
+            if _clean_links(nexts) and (task_id := as_task_id(raw_id)) is not None:
+                links.add(task_id, status if type(status) is str else readable_value("status", status), nexts)
+                continue
+            task = readable_task({"_id": raw_id, "status": status, "nexts": nexts, "previous": []})
+            if task is not None:
+                links.add(task["_id"], task.get("status"), task["nexts"])
+    return links
+
+
+def _clean_links(nexts: Any) -> bool:
+    return type(nexts) is list and all(type(i) is Int64 and i > 0 for i in nexts) and len(set(nexts)) == len(nexts)
+
+
+def task_stages(links: JobLinks) -> list[int]:
+    """The stage of each task of `links`, by position (links to tasks outside them ignored); GraphCycle when
+    their links hold a cycle."""
+    return stage_depths(links.ids, _successor_positions(links))
+
+
+def _successor_positions(links: JobLinks) -> list[list[int]]:
+    """For each task, the positions of its next tasks among the job's."""
+    position = {task_id: index for index, task_id in enumerate(links.ids)}
+    return [[position[i] for i in nexts if i in position] for nexts in links.nexts]
+
+
+def count_levels(links: JobLinks, done_statuses: Collection[str]) -> list[JobLevel]:
+    """The stages of the tasks in `links` (links to tasks outside them ignored), shallowest first, with counts
+    by status and of blocked tasks (JobLevel); GraphCycle when their links hold a cycle."""
+    successors = _successor_positions(links)
+    depths = stage_depths(links.ids, successors)
+    statuses = links.statuses
+    waiting = [False] * len(statuses)  # a previous task is not done
+    for index, status in enumerate(statuses):
+        if status not in done_statuses:
+            for target in successors[index]:
+                waiting[target] = True
+    counts: dict[int, Counter[str | None]] = defaultdict(Counter)
+    blocked: Counter[int] = Counter()
+    for index, status in enumerate(statuses):
+        counts[depths[index]][status] += 1
+        if waiting[index] and status not in done_statuses and status not in UNDER_WAY_STATUSES:
+            blocked[depths[index]] += 1
+    return [
+        JobLevel(depth, sum(by_status.values()), dict(by_status), blocked[depth])
         for depth, by_status in sorted(counts.items())
     ]
 

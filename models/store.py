@@ -35,7 +35,16 @@ from models.events import TaskEvent, full_document_mode, watch_task_events
 from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.ids import TASK_COUNTER, IdAllocator
-from models.jobs import JobFilter, JobLevel, JobPosition, JobReads, JobsPage, JobSummary, ProjectedJob
+from models.jobs import (
+    JobFilter,
+    JobLevel,
+    JobPosition,
+    JobReads,
+    JobsPage,
+    JobSummary,
+    ProjectedJob,
+    StageFilter,
+)
 from models.layout import Database, MongoClient, TaskDoc
 from models.lifecycle import Lifecycle
 from models.limits import Limits
@@ -251,11 +260,13 @@ class GraphStore:
         statuses_not: Collection[str] | None = None,
         task_type: str | None = None,
         name_contains: str | None = None,
+        stage: StageFilter | None = None,
     ) -> tuple[list[TaskDoc], bool]:
-        """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters), and whether more
-        follow; InvalidOperation for a name filter over NAME_FILTER_MAX characters."""
+        """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters; `stage`: only those at
+        that depth, as `job_levels` finds them), and whether more follow; InvalidOperation for a name filter over
+        NAME_FILTER_MAX characters; with a stage, the errors of `job_levels`."""
         query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
-        return await self._jobs.task_page(job_id, first, after_id, query)
+        return await self._jobs.task_page(job_id, first, after_id, query, stage)
 
     @bounded
     async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:

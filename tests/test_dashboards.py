@@ -287,6 +287,69 @@ async def test_levels_count_each_stage_by_status_at_its_longest_depth(http, raw_
     ]
 
 
+BLOCKED = """query($id: String!) { job(id: $id) { levels { depth count blockedCount } } }"""
+STAGE_PAGE = """query($id: String!, $depth: Int, $status: [String!], $first: Int!, $after: String) { job(id: $id) {
+  taskPage(first: $first, depth: $depth, status: $status, after: $after) { edges { node { id } cursor }
+  pageInfo { hasNextPage } } } }"""
+
+
+async def test_levels_count_the_blocked_tasks_and_the_table_goes_to_a_stage(http, raw_db):
+    """1 DONE -> {2 FAILED, 3 DONE}; 2 -> 4 READY (blocked: 2 is not done); 3 -> 5 READY (free to start);
+    6 RUNNING -> 7 DONE (done: not blocked, whatever came before); 8 READY waits on 9 of another job (links
+    out of the job are not followed: not blocked); 2 -> 10 RUNNING and 11 ERROR (under way: not blocked)."""
+    await raw_db.tasks.insert_many(
+        [
+            doc(1, "bl", status="DONE", nexts=[2, 3]),
+            doc(2, "bl", status="FAILED", nexts=[4, 10, 11], previous=[1]),
+            doc(3, "bl", status="DONE", nexts=[5], previous=[1]),
+            doc(4, "bl", status="READY", previous=[2]),
+            doc(5, "bl", status="READY", previous=[3]),
+            doc(6, "bl", status="RUNNING", nexts=[7]),
+            doc(7, "bl", status="DONE", previous=[6]),
+            doc(8, "bl", status="READY", previous=[9]),
+            doc(9, "other", status="READY", nexts=[8]),
+            doc(10, "bl", status="RUNNING", previous=[2]),
+            doc(11, "bl", status="ERROR", previous=[2]),
+        ]
+    )
+    levels = (await gql(http, BLOCKED, {"id": "bl"}))["job"]["levels"]
+    assert levels == [
+        {"depth": 0, "count": 3, "blockedCount": 0},
+        {"depth": 1, "count": 3, "blockedCount": 0},
+        {"depth": 2, "count": 4, "blockedCount": 1},
+    ], "10 and 11 wait on 2 too, but are under way: not blocked"
+
+    async def stage(depth: int | None, first: int = 10, **variables: Any) -> tuple[list[int], bool]:
+        page = (await gql(http, STAGE_PAGE, {"id": "bl", "depth": depth, "first": first, **variables}))["job"]
+        edges = page["taskPage"]["edges"]
+        return [int(edge["node"]["id"]) for edge in edges], page["taskPage"]["pageInfo"]["hasNextPage"]
+
+    assert await stage(1) == ([2, 3, 7], False)
+    assert await stage(1, status=["DONE"]) == ([3, 7], False), "with the status filter"
+    first_page = (await gql(http, STAGE_PAGE, {"id": "bl", "depth": 0, "first": 2}))["job"]["taskPage"]
+    assert [edge["node"]["id"] for edge in first_page["edges"]] == ["1", "6"] and first_page["pageInfo"]["hasNextPage"]
+    assert await stage(0, after=first_page["edges"][-1]["cursor"]) == ([8], False), "paged within the stage"
+    assert await stage(3) == ([], False)
+    assert await stage(None) == ([1, 2, 3, 4, 5, 6, 7, 8, 10, 11], False)
+    error = await gql_error(http, STAGE_PAGE, {"id": "bl", "depth": -1, "first": 10})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "depth" in error["message"]
+    await raw_db.tasks.insert_many([doc(2001, "loop", nexts=[2002]), doc(2002, "loop", nexts=[2001])])
+    assert "cycle" in (await gql_error(http, STAGE_PAGE, {"id": "loop", "depth": 0, "first": 10}))["message"]
+
+
+async def test_levels_of_tasks_with_more_links_than_one_answer_document_holds(http, raw_db):
+    """25 tasks with 50,000 next tasks each (of another job): their links, about 17 MiB, are more than one
+    document of the packed read holds, so they are read task by task, with the same answer."""
+    fan_out = [Int64(i) for i in range(1_000_000, 1_050_000)]
+    await raw_db.tasks.insert_many([doc(i, "fan", status="RUNNING" if i == 1 else "READY") for i in range(1, 26)])
+    for task_id in range(1, 26):
+        await raw_db.tasks.update_one({"_id": task_id}, {"$set": {"nexts": fan_out}})
+    await raw_db.tasks.update_one({"_id": 1}, {"$push": {"nexts": Int64(2)}})
+    await raw_db.tasks.update_one({"_id": 2}, {"$set": {"previous": [Int64(1)]}})
+    levels = (await gql(http, BLOCKED, {"id": "fan"}))["job"]["levels"]
+    assert levels == [{"depth": 0, "count": 24, "blockedCount": 0}, {"depth": 1, "count": 1, "blockedCount": 1}]
+
+
 async def test_levels_go_beyond_the_traversal_bound_but_not_without_limit(http, raw_db):
     """The fixture's TRACKING_GRAPHQL_MAX_TRAVERSAL is 50: levels answer for 60 tasks, refuse 501."""
     await raw_db.tasks.insert_many([doc(i, "sixty", nexts=[i + 1] if i < 60 else []) for i in range(1, 61)])

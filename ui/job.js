@@ -4,7 +4,7 @@
 import { esc, gql, subscribe, throttled } from "./api.js";
 import { drawGraph } from "./graph.js";
 import { showNeighbourhood } from "./neighbourhood.js";
-import { drawTimeline } from "./timeline.js";
+import { drawTimeline, markTimeline } from "./timeline.js";
 import { chip, look, setDoneStatuses, statusChips } from "./status.js";
 
 export const GRAPH_LIMIT = 10_000; // jobs with more tasks show a filtered, paged task table instead of a graph
@@ -12,6 +12,7 @@ const TASKS_PAGE = 100;
 const REDRAW_MS = 500; // the most often events redraw the counts, the graph or the table
 const LEVELS_MS = 5000; // the most often events recount the stages of a big job (it reads every task's links)
 const LEVELS_SHOWN = 100; // stages listed in the overview; the rest are summed up in one line
+const FAILED = new Set(["FAILED", "ERROR"]); // the statuses status.js shows as failed
 const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description", "startTime", "finishTime",
   "creationTimestamp", "updateTimestamp", "workflow", "executionCode", "executionDescription", "runningStatus"];
 
@@ -19,10 +20,12 @@ const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCo
   summary { doneCount progress lastUpdate durationMs firstStart } } doneStatuses }`;
 const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status startTime finishTime } edges { from to }
   criticalPath { id } } }`;
-const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String) {
-  job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot, name: $name) {
+const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String,
+  $depth: Int) { job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot,
+  name: $name, depth: $depth) {
   edges { node { id name status type updateTimestamp } } pageInfo { hasNextPage endCursor } } } }`;
-const LEVELS = `query Levels($id: String!) { job(id: $id) { levels { depth count statusCounts { status count } } } }`;
+const LEVELS = `query Levels($id: String!) { job(id: $id) { levels { depth count blockedCount
+  statusCounts { status count } } } }`;
 const LINKED = "{ id name status }";
 const DETAILS = `query Details($id: ID!) { task(id: $id) { id ${DETAIL_FIELDS.join(" ")}
   blockedBy(transitive: true) ${LINKED} previous ${LINKED} nexts ${LINKED}
@@ -44,6 +47,9 @@ export function showJob(main, jobId, failed) {
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
   const reload = throttled(() => load().catch(failed), REDRAW_MS);
+  // The overview by stage is asked for with the job's counts, before the job's size is known: a big job's
+  // overview is on screen one round trip sooner; a job drawn as a graph drops the answer (links and statuses).
+  const firstLevels = levelsOf(jobId);
   const recount = throttled(async () => {
     const job = await showHead(page, jobId).catch(failed);
     if (job && page.table) page.table.offer(job.statusCounts);
@@ -56,7 +62,7 @@ export function showJob(main, jobId, failed) {
       if (page.closed) return;
       if (!job) { document.getElementById("graph").textContent = "No task has this job id (yet)."; return; }
       if (job.taskCount > GRAPH_LIMIT) {
-        page.table ??= taskTable(jobId, job, select, failed);
+        page.table ??= taskTable(jobId, job, select, failed, firstLevels);
         main.querySelector(".tabs").hidden = true; // no graph, no timeline: too many tasks to draw
         showHint(page);
         return await page.table.refresh();
@@ -132,7 +138,8 @@ function showHint(page) {
   if (!hint) return;
   if (!page.table && !page.graph) {
     hint.textContent = "Each task with a start time as a bar to its finish (to now while running), grouped by " +
-      "stage; click a bar for the task's fields, links and history.";
+      "stage, ★ on the critical path; click a bar for the task's fields, links and history. Zoom: the wheel over " +
+      "the time axis, Ctrl+wheel, + and - (0: the whole job); ← → move in time.";
     return;
   }
   hint.textContent = page.table
@@ -150,7 +157,7 @@ async function selectTask(page, taskId, { centre = false } = {}) {
   for (const graph of [page.graph, page.hood]) graph?.mark(taskId, task ? task.blockedBy.map((t) => t.id) : []);
   if (centre) (page.hood ?? page.graph)?.centre(taskId);
   page.table?.mark(taskId);
-  for (const bar of document.querySelectorAll(".timeline .bar")) bar.classList.toggle("selected", bar.dataset.id === taskId);
+  markTimeline(document.getElementById("graph"), taskId, centre);
   const details = document.getElementById("details");
   if (!task) { details.innerHTML = `<p>Task ${esc(taskId)} no longer exists.</p>`; return; }
   const fields = DETAIL_FIELDS.filter((name) => task[name] !== null && task[name] !== undefined)
@@ -195,15 +202,16 @@ function linked(tasks, none) {
 
 /** The table that replaces the graph of a big job: filtered by status and name, paged by `Job.taskPage`, its
  *  current page fetched again (throttled) after events so its rows stay live. */
-function taskTable(jobId, job, select, failed) {
+function taskTable(jobId, job, select, failed, firstLevels) {
   const pages = [null]; // the cursor each visited page starts after
-  let filter = {}, selected = null;
+  let filter = {}, selected = null, refreshes = 0;
   const container = document.getElementById("graph");
   const statuses = new Set(); // every status the job has had while the table was open: the choices offered
   container.innerHTML = `<p class="legend">More than ${GRAPH_LIMIT} tasks: an overview by stage and a table
     instead of a graph.</p><div id="levels">Counting the stages…</div>
     <form class="filter" id="table-filter"><input name="name" placeholder="name contains" aria-label="name contains">
-    <select name="status" aria-label="status"></select><button>Filter</button></form><div id="rows"></div>`;
+    <select name="status" aria-label="status"></select><input name="depth" type="number" min="0" step="1"
+    placeholder="any stage" aria-label="stage"><button>Filter</button></form><div id="rows"></div>`;
   const rows = container.querySelector("#rows");
   const choice = container.querySelector("#table-filter select");
   container.querySelector("#table-filter").onsubmit = (event) => {
@@ -212,10 +220,19 @@ function taskTable(jobId, job, select, failed) {
     const [kind, status] = String(form.get("status")).split(/:(.*)/s);
     filter = {};
     if (form.get("name")) filter.name = form.get("name");
+    if (form.get("depth") !== "") filter.depth = Number(form.get("depth"));
     if (kind === "in") filter.status = [status];
     if (kind === "not") filter.statusNot = [status];
     pages.length = 1;
     table.refresh().catch(failed);
+  };
+  container.querySelector("#levels").onclick = (event) => { // a stage's button: the table shows that stage's tasks
+    const stage = event.target.closest("button[data-stage]");
+    if (!stage) return;
+    const form = container.querySelector("#table-filter");
+    form.elements.depth.value = stage.dataset.stage;
+    form.elements.status.value = stage.dataset.status ?? ""; // a stage's number: all its tasks
+    form.requestSubmit();
   };
   rows.onclick = (event) => {
     const row = event.target.closest("tr.task");
@@ -223,7 +240,9 @@ function taskTable(jobId, job, select, failed) {
   };
   const table = {
     async refresh() {
+      const asked = ++refreshes;
       const { job: found } = await gql(TASK_PAGE, { id: jobId, after: pages.at(-1), ...filter });
+      if (asked !== refreshes) return; // a later page or filter was asked for meanwhile: this answer is stale
       const { edges, pageInfo } = found.taskPage;
       rows.innerHTML = `<table><thead><tr><th>Id</th><th>Name</th><th>Status</th><th>Type</th><th>Updated</th></tr>
         </thead><tbody>${edges.map(({ node }) => `<tr class="task" data-id="${esc(node.id)}"><td>${esc(node.id)}</td>
@@ -236,7 +255,8 @@ function taskTable(jobId, job, select, failed) {
       rows.querySelector("#next").onclick = () => { pages.push(pageInfo.endCursor); table.refresh().catch(failed); };
       table.mark(selected);
     },
-    refreshSoon: throttled(() => table.refresh().catch(failed), REDRAW_MS),
+    // A stage filter reads every task's links on the gateway (as the overview does): refreshed as seldom.
+    refreshSoon: () => (filter.depth === undefined ? refreshRows : refreshStage)(),
     offer(statusCounts) { // new statuses join the choices; the one chosen stays chosen
       const before = statuses.size;
       for (const { status } of statusCounts) if (status !== null) statuses.add(status);
@@ -246,7 +266,11 @@ function taskTable(jobId, job, select, failed) {
         `<option value="in:${esc(s)}">${esc(s)}</option><option value="not:${esc(s)}">not ${esc(s)}</option>`).join("")}`;
       choice.value = chosen;
     },
-    recountLevels: throttled(() => showLevels(jobId, container.querySelector("#levels")), LEVELS_MS),
+    recountLevels: throttled(() => {
+      const answer = firstLevels ?? levelsOf(jobId); // the answer asked for on opening the page, used once
+      firstLevels = null;
+      return showLevels(container.querySelector("#levels"), answer);
+    }, LEVELS_MS),
     mark(taskId) {
       selected = taskId;
       for (const row of rows.querySelectorAll("tr.task")) {
@@ -255,30 +279,57 @@ function taskTable(jobId, job, select, failed) {
       }
     },
   };
+  const refreshRows = throttled(() => table.refresh().catch(failed), REDRAW_MS);
+  const refreshStage = throttled(() => table.refresh().catch(failed), LEVELS_MS);
   table.offer(job.statusCounts);
   table.recountLevels();
   return table;
 }
 
-/** The job's stages (Job.levels): per stage, its task count and a bar split by status, with the counts as
- *  text too. An error (too many tasks, a cycle) is shown in place of the overview, not for the whole page. */
-async function showLevels(jobId, target) {
-  let levels;
-  try {
-    ({ job: { levels } } = await gql(LEVELS, { id: jobId }));
-  } catch (error) {
-    target.innerHTML = `<p class="note">No overview by stage: ${esc(error.message)}</p>`;
+/** Job.levels of the job, asked for now: a promise of the levels, or of the error that refused them. */
+function levelsOf(jobId) {
+  return gql(LEVELS, { id: jobId }).then(({ job }) => job?.levels ?? [], (error) => error);
+}
+
+/** The job's stages (Job.levels), the whole job in one small answer however many tasks it has: per stage, its
+ *  task count, a bar split by status, the counts as text, and the failed, running and blocked tasks picked out
+ *  (blocked: not started, waiting on a previous task that is not done). A stage's buttons show its tasks in the
+ *  table below (taskPage's depth filter). An error (too many tasks, a cycle) is shown in place of the overview,
+ *  not for the whole page. */
+async function showLevels(target, answer) {
+  const levels = await answer;
+  if (levels instanceof Error) {
+    target.innerHTML = `<p class="note">No overview by stage: ${esc(levels.message)}</p>`;
     return;
   }
-  const rows = levels.slice(0, LEVELS_SHOWN).map((level) => {
+  const counted = levels.map((level) => ({ ...level,
+    failed: level.statusCounts.reduce((sum, { status, count }) => sum + (FAILED.has(status) ? count : 0), 0),
+    running: level.statusCounts.find(({ status }) => status === "RUNNING")?.count ?? 0 }));
+  const pick = (level, what, status) => level[what] ? `<button type="button" class="pick ${what}" data-stage="${level.depth}"
+    ${status ? `data-status="in:${status}"` : ""} title="show the stage's tasks${status ? ` (${status})` : ""}">
+    ${level[what]}</button>` : `<span class="none">0</span>`;
+  const rows = counted.slice(0, LEVELS_SHOWN).map((level) => {
     const parts = level.statusCounts.map(({ status, count }) => `<span style="width:${100 * count / level.count}%;
       background:${look(status).fill}" title="${esc(status ?? "none")} ${count}"></span>`).join("");
-    return `<tr><td>${level.depth}</td><td>${level.count}</td><td><div class="stack">${parts}</div></td>
-      <td>${statusChips(level.statusCounts)}</td></tr>`;
+    const alert = level.failed ? "failed" : level.blockedCount ? "blocked" : "";
+    return `<tr class="${alert}"><td><button type="button" class="stage" data-stage="${level.depth}"
+      title="show the stage's tasks">${level.depth}</button></td><td>${level.count}</td>
+      <td><div class="stack">${parts}</div></td><td>${statusChips(level.statusCounts)}</td>
+      <td>${pick(level, "failed", level.failed && level.statusCounts.find(({ status }) => FAILED.has(status)).status)}</td>
+      <td>${pick(level, "running", "RUNNING")}</td><td>${pick({ ...level, blocked: level.blockedCount }, "blocked")}</td></tr>`;
   });
-  const rest = levels.slice(LEVELS_SHOWN);
-  const more = rest.length ? `<tr><td colspan="4">${rest.length} deeper stages with
+  const rest = counted.slice(LEVELS_SHOWN);
+  const more = rest.length ? `<tr><td colspan="7">${rest.length} deeper stages with
     ${rest.reduce((sum, level) => sum + level.count, 0)} tasks</td></tr>` : "";
-  target.innerHTML = `<table class="levels"><thead><tr><th>Stage</th><th>Tasks</th><th>Share by status</th>
-    <th>Statuses</th></tr></thead><tbody>${rows.join("")}${more}</tbody></table>`;
+  const total = (what) => counted.reduce((sum, level) => sum + level[what], 0);
+  const where = (what) => counted.filter((level) => level[what]).map((level) => level.depth);
+  const stagesOf = (what) => where(what).length ? ` (stage${where(what).length > 1 ? "s" : ""} ${where(what).slice(0, 8)
+    .join(", ")}${where(what).length > 8 ? ", …" : ""})` : "";
+  target.innerHTML = `<p class="picked"><strong>${total("failed")}</strong> failed${stagesOf("failed")} ·
+    <strong>${total("running")}</strong> running${stagesOf("running")} · <strong>${total("blockedCount")}</strong>
+    blocked${stagesOf("blockedCount")} <span class="note">(blocked: not started, waiting on a previous task that
+    is not done)</span></p><table class="levels"><thead><tr><th>Stage</th><th>Tasks</th><th>Share by status</th>
+    <th>Statuses</th><th>Failed</th><th>Running</th><th>Blocked</th></tr></thead><tbody>${rows.join("")}${more}
+    </tbody></table>`;
+  performance.mark("overview-drawn");
 }
