@@ -30,7 +30,7 @@ from strawberry.types.graphql import OperationType
 from graphql_schema.compiled_plan import TASK_FIELDS, TYPENAME, Field, NotCompiled, plan
 from graphql_schema.context import Context
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
-from graphql_schema.jobs import as_summary
+from graphql_schema.jobs import as_summary, stage_filter
 from graphql_schema.metrics import COMPILED
 from graphql_schema.rules import REQUESTED_OPERATION
 from graphql_schema.tasks import Selection, graphql_field_names
@@ -293,6 +293,9 @@ async def _task_page(job_id: str, field: Field, context: Context) -> dict[str, A
     after = arguments.get("after")
     after_id = read_task_cursor(after) if after is not None else None
     size = _page_size(arguments["first"], context)
+    depth = arguments.get("depth")
+    if depth is not None and depth < 0:
+        raise NotCompiled("depth below 0: graphql-core gives the error")
     docs, more = await context.store.task_page(
         job_id,
         size,
@@ -301,6 +304,7 @@ async def _task_page(job_id: str, field: Field, context: Context) -> dict[str, A
         arguments.get("statusNot"),
         arguments.get("type"),
         arguments.get("name"),
+        stage_filter(depth, context.max_traversal),
     )
     cursors = [task_cursor(doc["_id"]) for doc in docs]
     nodes = {id(node): await _task_objects(docs, _fields(node), context) for node in _nodes(field)}
@@ -347,6 +351,10 @@ def _connection(
     return answer
 
 
+_LEVEL_NUMBERS = {"depth": "depth", "count": "count", "blockedCount": "blocked_count"}
+"""JobLevel's integer fields: GraphQL name -> models.jobs.JobLevel attribute."""
+
+
 async def _levels(job_id: str, fields: tuple[Field, ...], context: Context) -> list[dict[str, Any]]:
     levels = await context.store.job_levels(job_id, LEVELS_BOUND_FACTOR * context.max_traversal)
     answer = []
@@ -355,8 +363,8 @@ async def _levels(job_id: str, fields: tuple[Field, ...], context: Context) -> l
         for field in fields:
             if field.name == "statusCounts":
                 shown[field.key] = _status_counts(level.status_counts, field.leaves())
-            elif field.name in ("depth", "count"):
-                shown[field.key] = _int(level.depth if field.name == "depth" else level.count)
+            elif field.name in ("depth", "count", "blockedCount"):
+                shown[field.key] = _int(getattr(level, _LEVEL_NUMBERS[field.name]))
             else:
                 shown[field.key] = "JobLevel"
         answer.append(shown)

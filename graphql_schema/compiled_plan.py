@@ -80,7 +80,10 @@ SHAPES: dict[str, tuple[str, dict[str, str | None]]] = {
     "TaskConnection": ("TaskConnection", {"edges": "TaskEdge", "pageInfo": "PageInfo", TYPENAME: None}),
     "TaskEdge": ("TaskEdge", {"cursor": None, "node": "Task", TYPENAME: None}),
     "PageInfo": ("PageInfo", dict.fromkeys(["hasNextPage", "endCursor", TYPENAME])),
-    "JobLevel": ("JobLevel", {"depth": None, "count": None, "statusCounts": "StatusCount", TYPENAME: None}),
+    "JobLevel": (
+        "JobLevel",
+        {"depth": None, "count": None, "blockedCount": None, "statusCounts": "StatusCount", TYPENAME: None},
+    ),
     "JobConnection": ("JobConnection", {"edges": "JobEdge", "pageInfo": "PageInfo", TYPENAME: None}),
     "JobEdge": ("JobEdge", {"cursor": None, "node": "JobCounts", TYPENAME: None}),
     "JobCounts": ("Job", _COUNTS),

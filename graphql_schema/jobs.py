@@ -188,11 +188,9 @@ class Job:
         after_id = read_task_cursor(after) if after is not None else None
         store = info.context.store
         size = page_size(first, info)
-        stage = None
-        if depth is not None:
-            if depth < 0:
-                raise user_error("depth: must be 0 or more")
-            stage = StageFilter(depth, LEVELS_BOUND_FACTOR * info.context.max_traversal)
+        if depth is not None and depth < 0:
+            raise user_error("depth: must be 0 or more")
+        stage = stage_filter(depth, info.context.max_traversal)
         docs, more = await store.task_page(self.id, size, after_id, status, status_not, type_, name, stage)
         info.context.remember(docs)
         edges = [TaskEdge(cursor=task_cursor(doc["_id"]), node=as_task(doc)) for doc in docs]
@@ -223,6 +221,12 @@ class Job:
     )
     async def critical_path(self, info: Info[Context, None]) -> list[TaskType]:
         return as_tasks(await info.context.store.critical_path(self.id, info.context.max_traversal))
+
+
+def stage_filter(depth: int | None, max_traversal: int) -> StageFilter | None:
+    """taskPage's `depth` as the store's stage filter, bounded as Job.levels is (LEVELS_BOUND_FACTOR times
+    TRACKING_GRAPHQL_MAX_TRAVERSAL); None without a depth. A negative depth is the caller's to refuse."""
+    return None if depth is None else StageFilter(depth, LEVELS_BOUND_FACTOR * max_traversal)
 
 
 def _last_cursor(edges: list[TaskEdge] | list[JobEdge]) -> str | None:
