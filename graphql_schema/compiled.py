@@ -158,6 +158,8 @@ async def _root_value(field: Field, context: Context) -> Any:
         return "Query"
     if field.name == "doneStatuses":
         return sorted(context.store.done_statuses)
+    if field.name == "eventCursor":
+        return await context.store.event_cursor(field.arguments.get("jobId"))
     if field.name == "task":
         found = await context.store.get_tasks([parse_task_id(field.arguments["id"], "id")])
         doc = next(iter(found.values()), None)

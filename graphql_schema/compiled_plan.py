@@ -5,12 +5,12 @@ The plan is a whitelist of shapes (`SHAPES`): every field of a selection must be
 the fields in `WITH_ARGUMENTS` may take arguments (coerced as graphql-core coerces them: variables and defaults).
 It covers what dashboards ask: `Query.job(id)` with its counts, summary, whole-job `tasks` (with its filters) and
 `roots` (from one read, projected to the fields selected when they are stored ones), `edges`, `criticalPath`,
-`taskPage` and `levels`; `Query.jobs` with each
-job's counts and summary; `Query.task(id)` with every Task field, its walks (`nexts`, `previous`, `descendants`,
-`ancestors`, `blockedBy`, with their arguments) nested as deep as the depth bound lets them, `history` and
-`etag`; `Query.doneStatuses`; `__typename` anywhere. Anything else (another field, an argument elsewhere, a
-directive, a response key given twice, a variable that does not coerce) is `NotCompiled`: graphql-core answers
-the operation field by field, as without this module.
+`taskPage` and `levels`; `Query.jobs` with each job's counts and summary; `Query.task(id)` with every Task field,
+its walks (`nexts`, `previous`, `descendants`, `ancestors`, `blockedBy`, with their arguments) nested as deep as
+the depth bound lets them, `history` and `etag`; `Query.doneStatuses` and `Query.eventCursor`; `__typename`
+anywhere. Anything else (another field, an argument elsewhere, a directive, a response key given twice, a
+variable that does not coerce) is `NotCompiled`: graphql-core answers the operation field by field, as without
+this module.
 """
 
 from __future__ import annotations
@@ -57,7 +57,17 @@ _COUNTS: dict[str, str | None] = {
     TYPENAME: None,
 }
 SHAPES: dict[str, tuple[str, dict[str, str | None]]] = {
-    "Query": ("Query", {"job": "Job", "jobs": "JobConnection", "task": "Task", "doneStatuses": None, TYPENAME: None}),
+    "Query": (
+        "Query",
+        {
+            "job": "Job",
+            "jobs": "JobConnection",
+            "task": "Task",
+            "doneStatuses": None,
+            "eventCursor": None,
+            TYPENAME: None,
+        },
+    ),
     "Job": (
         "Job",
         {
@@ -97,6 +107,7 @@ WITH_ARGUMENTS = frozenset(
         ("Query", "job"),
         ("Query", "jobs"),
         ("Query", "task"),
+        ("Query", "eventCursor"),
         ("Job", "tasks"),
         ("Job", "taskPage"),
         *(("Task", name) for name in WALKS),

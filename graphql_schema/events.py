@@ -43,6 +43,17 @@ def as_event(event: stored.TaskEvent) -> TaskEventType:
 
 
 @strawberry.type
+class EventQueries:
+    @strawberry.field(
+        description="A cursor for this moment in the task events (of one job, if given): subscribe to taskEvents "
+        "with after: it to get every change made after it was taken. Take it before reading what a view shows, "
+        "so that no change falls between the read and the subscription's start."
+    )
+    async def event_cursor(self, info: Info[Context, None], job_id: str | None = None) -> str:
+        return await info.context.store.event_cursor(job_id)
+
+
+@strawberry.type
 class Subscription:
     @strawberry.subscription(
         description="Every task created, updated or deleted (in one job, if given). With `after` (an event's "

@@ -21,7 +21,7 @@ from graphql_schema.compiled import CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
-from graphql_schema.events import Subscription
+from graphql_schema.events import EventQueries, Subscription
 from graphql_schema.fields import DATETIME_SCALAR, read_field
 from graphql_schema.inputs import TaskInput, TaskPatchInput, creation_fields, patch_fields
 from graphql_schema.jobs import JobQueries
@@ -30,7 +30,7 @@ from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, intro
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
 from models import TaskCreate, TaskPatch, parse_task_id
 
-Query = merge_types("Query", (TaskQueries, JobQueries))
+Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
 """Every query field, each domain's from its own module (tasks, jobs), in that order."""
 
 

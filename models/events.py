@@ -234,6 +234,25 @@ def _event_of(item: StreamItem) -> TaskEvent | None:
     return skipped_event(item)
 
 
+CURSOR_POLL_MS = 1
+"""How long the change stream behind `current_event_cursor` waits for an event: its first (empty) answer is
+enough."""
+
+
+async def current_event_cursor(tasks: Collection, full_document: str, job_id: str | None) -> str:
+    """A cursor for this moment in the task events (of one job, if given): `watch_task_events(after=it)` gives
+    every change made after it was taken. A view reads what it shows after taking one and subscribes with it,
+    so no change falls between its read and its subscription's start (a subscription without `after` starts
+    whenever MongoDB opens its stream). It is the stream's first resume token: MongoDB's postBatchResumeToken
+    (a point in the oplog, no event) or, when a change came at once, that change's token."""
+    request = stream_request(tasks, job_id, SUBSCRIBER_FIELDS, full_document, CURSOR_POLL_MS)
+    async with contextlib.aclosing(read_changes(request, None)) as items:
+        async for item in items:
+            if item.token is not None:
+                return str(item.token["_data"])
+    raise RuntimeError("the change stream ended before it gave a position")  # read_changes never ends
+
+
 async def watch_task_events(
     tasks: Collection, full_document: str, job_id: str | None, after: str | None, resume_within_s: float
 ) -> AsyncIterator[TaskEvent]:

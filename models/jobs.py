@@ -363,10 +363,11 @@ class JobReads:
                 raise
             log.info("job %s: links too large to pack by %d tasks (%s); reading them task by task", job_id,
                      LEVELS_CHUNK, error)  # fmt: skip
-        documents = self._storage.tasks.find({"job-id": job_id}, dict.fromkeys(LEVEL_FIELDS, 1), batch_size=100)
+        projection = dict.fromkeys(LEVEL_FIELDS, 1)
+        documents = self._storage.tasks.find({"job-id": job_id}, projection, batch_size=100)
         links = JobLinks()
         async for doc in documents:  # one batch of documents held at a time
-            task = readable_projected_tasks([doc], LEVEL_FIELDS)
+            task = readable_projected_tasks([doc], projection)
             if task:
                 links.add(task[0]["_id"], task[0].get("status"), task[0].get("nexts") or [])
         return links

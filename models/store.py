@@ -31,7 +31,7 @@ from models.creation import client_ids_of, plan_creation
 from models.deadline import bounded
 from models.defaults import DONE_STATUSES, HISTORY_DAYS, MONGODB_TIMEOUT_MS, SUBSCRIPTION_RESUME_MS, VALIDATION_ACTION
 from models.errors import TaskNotFound
-from models.events import TaskEvent, full_document_mode, watch_task_events
+from models.events import TaskEvent, current_event_cursor, full_document_mode, watch_task_events
 from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.ids import TASK_COUNTER, IdAllocator
@@ -195,6 +195,13 @@ class GraphStore:
         if root is not None:
             query["root"] = root
         return await self._storage.find_sorted(query)
+
+    @bounded
+    async def event_cursor(self, job_id: str | None = None) -> str:
+        """A cursor for this moment in the task events (of one job, if given): `watch_task_events(job_id,
+        after=it)` gives every change made after it was taken (models.events.current_event_cursor);
+        StorageUnavailable."""
+        return await current_event_cursor(self._storage.tasks, self.full_document, job_id)
 
     def watch_task_events(
         self,

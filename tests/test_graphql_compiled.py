@@ -142,8 +142,15 @@ async def same_answer(
     generic = await clients[1].post("/graphql", json=body)
     assert compiled.status_code == generic.status_code
     assert compiled.headers["content-type"] == generic.headers["content-type"]
-    assert compiled.content == generic.content, query
+    assert _comparable(compiled.content) == _comparable(generic.content), query
     return compiled.content, was_compiled
+
+
+def _comparable(body: bytes) -> bytes:
+    """The body with each eventCursor (a point in the change stream, later at each read) as one placeholder."""
+    cursors = re.findall(rb'"eventCursor":"([0-9A-Fa-f]+)"', body)
+    assert all(cursors), body
+    return re.sub(rb'"eventCursor":"[0-9A-Fa-f]+"', b'"eventCursor":"<cursor>"', body)
 
 
 COMPILED_QUERIES = [

@@ -521,7 +521,7 @@ async def test_a_100000_task_job_opens_on_its_overview_by_stage(big_jobs, tmp_pa
         assert picked["12"] == ["0", "0", "5000"] and picked["9"] == ["0", "0", "0"]
         summary = " ".join((await browser.evaluate("document.querySelector('.picked').textContent")).split())
         assert summary.startswith("500 failed (stage 10) · 2000 running (stage 10) · 42500 blocked (stages 11,")
-        assert await browser.evaluate("document.querySelectorAll('g.task').length") == 0, "no task drawn one by one"
+        assert await browser.evaluate(f"{GRAPH} === undefined"), "no graph drawn: no task is brought into the page"
         await browser.screenshot(tmp_path / "overview.png")
 
         await browser.click("table.levels tbody tr:nth-child(11) button.failed")  # stage 10's failed tasks
@@ -591,7 +591,7 @@ async def span_ms(browser: Browser) -> float:
 async def test_the_timeline_of_a_job_zooms_and_draws_only_the_rows_in_sight(big_jobs, tmp_path):
     async with Browser(tmp_path) as browser:
         await browser.open(f"{big_jobs}/ui/#token={PAGES_TOKEN}&job=timed")
-        await browser.wait_for("document.querySelectorAll('g.task').length === 303")
+        await browser.wait_for(f"{GRAPH}?.tasks === 303")
         await browser.click("[data-view=timeline]")
         await browser.wait_for("document.querySelectorAll('.timeline .bar').length > 0")
         drawn = await browser.evaluate("document.querySelectorAll('.timeline .bar').length")

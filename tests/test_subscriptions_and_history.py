@@ -82,6 +82,30 @@ async def test_resuming_after_a_disconnect_delivers_exactly_the_missed_events_in
         assert len(set(cursors)) == 5
 
 
+async def test_a_subscription_after_an_event_cursor_gets_the_changes_made_before_it_started(live, raw_db):
+    """A view takes Query.eventCursor, reads, then subscribes with it: a change made between the cursor and the
+    subscription (a REST write, a tool's write, a change in another job that must stay out) is delivered."""
+    query = "query($job: String) { eventCursor(jobId: $job) }"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
+        await rest.post("/tracking/task", json={"tasks": [{"id": 1, "job-id": "seen", "status": "READY"}]})
+        taken = await rest.post("/graphql", json={"query": query, "variables": {"job": "seen"}})
+        cursor = taken.json()["data"]["eventCursor"]
+        unfiltered = (await rest.post("/graphql", json={"query": query})).json()["data"]["eventCursor"]
+        await rest.put("/tracking/task/1", json={"status": "RUNNING"})
+        await rest.post("/tracking/task", json={"tasks": [{"id": 2, "job-id": "other"}]})
+        await raw_db.tasks.update_one({"_id": 1}, {"$set": {"status": "DONE"}})
+        async with subscription(live, {"jobId": "seen", "after": cursor}) as ws:
+            missed = [await next_event(ws) for _ in range(2)]
+            await no_event(ws)
+        async with subscription(live, {"after": unfiltered}) as ws:
+            every = [await next_event(ws) for _ in range(3)]
+    assert [(e["kind"], e["taskId"], e["task"]) for e in missed] == [
+        ("UPDATED", "1", {"status": "RUNNING"}),
+        ("UPDATED", "1", {"status": "DONE"}),
+    ]
+    assert [(e["kind"], e["taskId"]) for e in every] == [("UPDATED", "1"), ("CREATED", "2"), ("UPDATED", "1")]
+
+
 @pytest.mark.parametrize("cursor", ["zz", "8200", "8200000001000000012B022C0100296E5A1004"])
 async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_expired(live, cursor):
     async with subscription(live, {"after": cursor}) as ws:

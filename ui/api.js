@@ -15,11 +15,14 @@ export async function gql(query, variables = {}) {
   return body.data;
 }
 
-/** A graphql-transport-ws subscription that reconnects after a disconnect and resumes after the last event
- *  it delivered (`after`), so nothing is missed or repeated. Returns a function that ends it. The header's
- *  "live" mark says whether it is connected. */
-export function subscribe(query, variables, onEvent, onExpired) {
-  let socket = null, after = null, retryMs = 500, ended = false;
+/** A graphql-transport-ws subscription that starts after `start.after` (a cursor taken before the view read
+ *  what it shows: Query.eventCursor), reconnects after a disconnect and resumes after the last event it
+ *  delivered, so nothing is missed or repeated. When MongoDB no longer holds that point (CURSOR_EXPIRED) it
+ *  takes a fresh cursor (`start.freshCursor()`), calls `start.onRestart()` to read the view again, and goes on
+ *  from there. Returns a function that ends it. The header's "live" mark says whether it is connected. */
+export function subscribe(query, variables, onEvent, start) {
+  let socket = null, after = start.after, retryMs = 500, ended = false;
+  let ready = Promise.resolve(); // a reconnect waits for it: a fresh cursor being taken
   const live = document.getElementById("live");
   const show = (on) => {
     live.hidden = ended;
@@ -46,8 +49,8 @@ export function subscribe(query, variables, onEvent, onExpired) {
       } else if (data.type === "next" || data.type === "error") {
         const errors = data.payload.errors || data.payload;
         if (errors.some((error) => error.extensions?.code === "CURSOR_EXPIRED")) {
-          after = null;
-          onExpired();
+          after = null; // without a fresh cursor (none could be taken), from whenever it subscribes again
+          ready = start.freshCursor().then((cursor) => { after = cursor; }, () => {}).then(() => start.onRestart());
         }
         socket.close();
       } else if (data.type === "complete") {
@@ -57,7 +60,7 @@ export function subscribe(query, variables, onEvent, onExpired) {
     socket.onclose = () => {
       show(false);
       if (ended) return;
-      setTimeout(connect, retryMs);
+      setTimeout(() => ready.then(connect), retryMs);
       retryMs = Math.min(retryMs * 2, 10000);
     };
   };

@@ -30,6 +30,7 @@ const LINKED = "{ id name status }";
 const DETAILS = `query Details($id: ID!) { task(id: $id) { id ${DETAIL_FIELDS.join(" ")}
   blockedBy(transitive: true) ${LINKED} previous ${LINKED} nexts ${LINKED}
   history { at kind changedFields status } } }`;
+const CURSOR = `query Cursor($job: String) { eventCursor(jobId: $job) }`;
 const EVENTS = `subscription Events($job: String!, $after: String) { taskEvents(jobId: $job, after: $after) {
   kind taskId cursor changedFields task { id name status } } }`;
 
@@ -49,7 +50,7 @@ export function showJob(main, jobId, failed) {
   const reload = throttled(() => load().catch(failed), REDRAW_MS);
   // The overview by stage is asked for with the job's counts, before the job's size is known: a big job's
   // overview is on screen one round trip sooner; a job drawn as a graph drops the answer (links and statuses).
-  const firstLevels = levelsOf(jobId);
+  let firstLevels = null;
   const recount = throttled(async () => {
     const job = await showHead(page, jobId).catch(failed);
     if (job && page.table) page.table.offer(job.statusCounts);
@@ -112,8 +113,16 @@ export function showJob(main, jobId, failed) {
     for (const tab of main.querySelectorAll(".tabs button")) tab.setAttribute("aria-pressed", String(tab === event.target));
     reload();
   };
-  reload();
-  const unsubscribe = subscribe(EVENTS, { job: jobId }, onEvent, reload);
+  // Every read comes after the cursor the subscription starts from is taken: a change made in between is
+  // delivered as an event, never lost between the first read and the subscription's start.
+  let unsubscribe = () => {};
+  const freshCursor = async () => (await gql(CURSOR, { job: jobId })).eventCursor;
+  freshCursor().then((after) => {
+    if (page.closed) return;
+    firstLevels = levelsOf(jobId);
+    reload();
+    unsubscribe = subscribe(EVENTS, { job: jobId }, onEvent, { after, freshCursor, onRestart: reload });
+  }).catch(failed);
   return () => { page.closed = true; unsubscribe(); };
 }
 
