@@ -18,6 +18,10 @@ const FONT = "12px system-ui, sans-serif";
 const BACKGROUND = "#f6f8fa";
 const LINK = "#8c959f";
 const MINIMAP = { width: 200, height: 130 };
+// At most this many characters of a name are measured for a box (two lines hold about 70) or put in the hover
+// tip: a name a tool stored a million characters long must not freeze the page.
+const LABEL_CHARS = 200;
+const TIP_CHARS = 500;
 
 /** Draws `job` ({tasks, edges, criticalPath}) into `container`, where `before` (the last handle, on a redraw)
  *  left the view and the filter; resolves to the graph's handle once laid out and drawn:
@@ -25,7 +29,7 @@ const MINIMAP = { width: 200, height: 130 };
  *  kept(), canvas }.
  *  `canvas.graphView` answers what is on screen (for tests and the bench): view(), at(taskId), marks(). */
 export async function drawGraph(container, job, onSelect, before = null) {
-  const kept = before?.kept() ?? { transform: null, dim: "" };
+  const kept = before?.kept() ?? { transform: null, dim: "", typed: "", focus: null };
   performance.mark("graph-fetched");
   const tasks = job.tasks.slice();
   const index = new Map(tasks.map((task, i) => [task.id, i]));
@@ -44,7 +48,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
         <button>Go</button></form>
       <label>Show <select class="dim-filter" aria-label="highlight tasks in status"><option value="">every status</option>
         ${[...new Set(tasks.map((t) => t.status ?? ""))].sort().map((s) =>
-          `<option value="${esc(s)}">${esc(s || "none")}</option>`).join("")}</select></label>
+          `<option value="=${esc(s)}">${esc(s || "none")}</option>`).join("")}</select></label>
       <span class="note goto-note" role="status"></span></div>
     <div class="canvas-wrap"><canvas class="graph-canvas" tabindex="0" role="img" aria-label="task graph of
       ${tasks.length} tasks: drag or use the arrow keys to move, the wheel or + and - to zoom, 0 to fit${listed
@@ -53,15 +57,20 @@ export async function drawGraph(container, job, onSelect, before = null) {
         title="the whole graph: click or drag to move the view there"></canvas>
       <div class="tip" hidden></div></div>
     ${listed ? `<ul class="task-list" aria-label="tasks">${tasks.map((task) =>
-      `<li><button type="button" class="task" data-id="${esc(task.id)}">${esc(label(task))}</button></li>`).join("")}</ul>` : ""}`;
+      `<li><button type="button" class="task" data-id="${esc(task.id)}">${label(task)}</button></li>`).join("")}</ul>` : ""}`;
   const canvas = container.querySelector(".graph-canvas");
   const filter = container.querySelector(".dim-filter");
   if ([...filter.options].some((option) => option.value === kept.dim)) filter.value = kept.dim;
-  const state = { selected: -1, blocking: new Set(), focused: -1, dim: filter.value, timed };
+  // Every choice but "every status" is "=" and the status ("=" alone: none), so no status can mean "every".
+  const chosenStatus = () => (filter.value === "" ? null : filter.value.slice(1));
+  const state = { selected: -1, blocking: new Set(), focused: -1, dim: chosenStatus(), timed };
   const scene = makeScene(canvas, container.querySelector(".minimap"), tasks, layout, critical, state);
   const view = viewport(canvas, layout, scene, kept.transform);
+  const typed = container.querySelector(".goto input");
+  typed.value = kept.typed;
   const buttons = listed ? new Map([...container.querySelectorAll("button.task")].map((b) => [b.dataset.id, b])) : null;
   const tip = container.querySelector(".tip");
+  let refocusing = false;
 
   canvas.addEventListener("click", (event) => {
     const hit = scene.hit(...view.world(event));
@@ -73,7 +82,8 @@ export async function drawGraph(container, job, onSelect, before = null) {
     canvas.style.cursor = hit < 0 ? "" : "pointer";
     if (hit < 0) return;
     const task = tasks[hit];
-    tip.textContent = `${task.name ?? "(no name)"} · ${task.status ?? "none"} · id ${task.id}`;
+    tip.replaceChildren(isolated(clipped(named(task.name) ?? "(no name)", TIP_CHARS)), " · ",
+      isolated(task.status ?? "none"), ` · id ${task.id}`);
     const wrap = canvas.getBoundingClientRect();
     tip.style.left = `${event.clientX - wrap.left + 14}px`;
     tip.style.top = `${event.clientY - wrap.top + 14}px`;
@@ -81,7 +91,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
   canvas.addEventListener("pointerleave", () => { tip.hidden = true; });
   container.querySelector(".task-list")?.addEventListener("focusin", (event) => {
     state.focused = index.get(event.target.dataset.id) ?? -1;
-    if (state.focused >= 0) view.show(layout.x[state.focused], layout.y[state.focused]);
+    if (state.focused >= 0 && !refocusing) view.show(layout.x[state.focused], layout.y[state.focused]);
     scene.draw();
   });
   container.querySelector(".task-list")?.addEventListener("focusout", () => { state.focused = -1; scene.draw(); });
@@ -101,7 +111,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
     container.querySelector(".goto-note").textContent = found ? "" : `no task ${wanted} in this graph`;
     if (found) onSelect(found.id, { centre: true });
   };
-  filter.onchange = () => handle.dim(filter.value);
+  filter.onchange = () => handle.dim(chosenStatus());
 
   const markButtons = () => {
     if (!buttons) return;
@@ -123,7 +133,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
       tasks[i] = { ...tasks[i], ...task };
       scene.changed(i);
       const button = buttons?.get(task.id);
-      if (button) button.textContent = label(tasks[i]);
+      if (button) button.innerHTML = label(tasks[i]);
       markButtons();
     },
     mark(selectedId, blockingIds) {
@@ -141,8 +151,8 @@ export async function drawGraph(container, job, onSelect, before = null) {
       if (i !== undefined) view.show(layout.x[i], layout.y[i]);
     },
     fit: () => view.fit(),
-    kept: () => ({ transform: view.kept(), dim: filter.value }),
-    dim(status) {
+    kept: () => ({ transform: view.kept(), dim: filter.value, typed: typed.value, focus: focusIn(container) }),
+    dim(status) { // null: dim none; "": dim every task that has a status
       state.dim = status;
       scene.changed();
       markButtons();
@@ -166,7 +176,31 @@ export async function drawGraph(container, job, onSelect, before = null) {
   };
   markButtons();
   scene.draw(true);
+  refocusing = true; // the focus given back after a redraw leaves the view where it was
+  refocus(container, kept.focus);
+  refocusing = false;
   return handle;
+}
+
+/** What has the keyboard focus in the graph's container (a redraw replaces every element in it): a selector
+ *  that finds the same control in the new one, with the caret of a text field; null when the focus is elsewhere. */
+function focusIn(container) {
+  const active = document.activeElement;
+  if (!active || active === document.body || !container.contains(active)) return null;
+  const where = { caret: active.matches("input") ? [active.selectionStart, active.selectionEnd] : null };
+  if (active.matches("button.task")) return { ...where, selector: `button.task[data-id="${CSS.escape(active.dataset.id)}"]` };
+  if (active.dataset.act) return { ...where, selector: `[data-act="${active.dataset.act}"]` };
+  const named = [".graph-canvas", ".goto input", ".goto button", ".dim-filter"].find((s) => active.matches(s));
+  return named ? { ...where, selector: named } : null;
+}
+
+/** Gives the focus back to what had it before a redraw (see focusIn), so a live change never throws a keyboard
+ *  user out of the graph or a half-typed "go to task". */
+function refocus(container, focus) {
+  const element = focus && container.querySelector(focus.selector);
+  if (!element) return;
+  element.focus({ preventScroll: true });
+  if (focus.caret) element.setSelectionRange(...focus.caret);
 }
 
 /** An id (exactly) or a name: the exact name first, else the first task whose name contains `wanted`, case
@@ -179,8 +213,23 @@ function findTask(tasks, index, wanted) {
     ?? tasks.find((task) => (task.name ?? "").toLowerCase().includes(lower)) ?? null;
 }
 
+/** A task's button in the list (HTML): icon, name (the id when it has none) and status. Name and status are
+ *  isolated (<bdi>): a right-to-left name, or one holding a direction override (U+202E), cannot reorder what
+ *  follows it. */
 function label(task) {
-  return `${look(task.status).icon} ${task.name ?? task.id} · ${task.status ?? "none"}`;
+  return `${look(task.status).icon} <bdi>${esc(named(task.name) ?? task.id)}</bdi> · <bdi>${esc(task.status ?? "none")}</bdi>`;
+}
+
+/** The name, or null when it has none worth showing (absent, empty or only spaces). */
+function named(name) {
+  return name?.trim() ? name : null;
+}
+
+/** `text` in a <bdi>: laid out apart from the text around it (see label). */
+function isolated(text) {
+  const element = document.createElement("bdi");
+  element.textContent = text;
+  return element;
 }
 
 // ---- layout, off the main thread -------------------------------------------------------------------------------
@@ -215,7 +264,7 @@ function makeScene(canvas, minimap, tasks, layout, critical, state) {
   const wrapped = new Map(); // task index -> its name in lines that fit the box
   const frames = []; // how long each frame took to draw (ms), the last 600
   let transform = { x: 0, y: 0, k: 1 }, pending = 0, overview = null;
-  const dimmed = (i) => state.dim !== "" && (tasks[i].status ?? "") !== state.dim;
+  const dimmed = (i) => state.dim !== null && (tasks[i].status ?? "") !== state.dim;
 
   const frame = () => {
     pending = 0;
@@ -396,7 +445,7 @@ function drawLabels(ctx, tasks, layout, shown, dimmed, critical, timed, wrapped)
     ctx.fillText(`${icon} ${task.status ?? "none"}`, left, top + 15);
     if (timed && critical.has(i)) ctx.fillText("★", left + BOX.width - 26, top + 15);
     ctx.font = FONT;
-    if (!wrapped.has(i)) wrapped.set(i, wrap(ctx, task.name ?? `(no name) id ${task.id}`, BOX.width - 14, 2));
+    if (!wrapped.has(i)) wrapped.set(i, wrap(ctx, named(task.name) ?? `(no name) id ${task.id}`, BOX.width - 14, 2));
     wrapped.get(i).forEach((line, n) => ctx.fillText(line, left, top + 31 + 14 * n));
   }
   ctx.globalAlpha = 1;
@@ -410,12 +459,13 @@ function drawShortLabels(ctx, tasks, layout, shown, dimmed, k) {
   for (const i of shown) {
     const task = tasks[i];
     const { text, icon } = look(task.status);
-    let line = `${icon} ${task.name ?? task.id}`;
+    let line = `${icon} ${clipped(named(task.name) ?? task.id, LABEL_CHARS)}`;
     const width = ctx.measureText(line).width;
     if (width > room) { // cut where it fits, by the measured width, then by a character at a time
-      line = line.slice(0, Math.floor(line.length * room / width));
-      while (line && ctx.measureText(`${line}…`).width > room) line = line.slice(0, -1);
-      line += "…";
+      const chars = Array.from(line);
+      chars.length = Math.floor(chars.length * room / width);
+      while (chars.length && ctx.measureText(`${chars.join("")}…`).width > room) chars.pop();
+      line = `${chars.join("")}…`;
     }
     ctx.globalAlpha = dimmed(i) ? 0.35 : 1;
     ctx.fillStyle = text;
@@ -428,7 +478,8 @@ function drawShortLabels(ctx, tasks, layout, shown, dimmed, k) {
 function wrap(ctx, text, width, most) {
   const lines = [];
   let line = "";
-  for (const word of text.split(/(?<=[\s._\-/])/)) { // break after spaces and the separators names use
+  const shown = clipped(text, LABEL_CHARS);
+  for (const word of shown.split(/(?<=[\s._\-/])/)) { // break after spaces and the separators names use
     if (ctx.measureText(line + word).width <= width || !line) { line += word; continue; }
     lines.push(line.trimEnd());
     line = word;
@@ -436,11 +487,29 @@ function wrap(ctx, text, width, most) {
   lines.push(line.trimEnd());
   const kept = lines.slice(0, most);
   if (lines.length > most || ctx.measureText(kept.at(-1)).width > width) {
-    let last = kept.at(-1);
-    while (last && ctx.measureText(last + "…").width > width) last = last.slice(0, -1);
-    kept[kept.length - 1] = last + "…";
+    kept[kept.length - 1] = cut(ctx, kept.at(-1), width);
   }
   return kept;
+}
+
+/** The longest start of `text` (whole characters: an emoji is never split) that fits `width` with "…" after it,
+ *  with the "…"; found by halving, so a few measurements whatever the length. */
+function cut(ctx, text, width) {
+  const chars = Array.from(text);
+  let low = 0, high = chars.length;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (ctx.measureText(`${chars.slice(0, middle).join("")}…`).width <= width) low = middle; else high = middle - 1;
+  }
+  return `${chars.slice(0, low).join("")}…`;
+}
+
+/** The first `most` characters of `text` (whole characters, never half an emoji), with "…" when it had more. */
+function clipped(value, most) {
+  const text = String(value);
+  if (text.length <= most) return text;
+  const chars = Array.from(text.slice(0, 2 * most)); // 2 * most code units hold at least `most` characters
+  return chars.length > most || text.length > 2 * most ? `${chars.slice(0, most).join("")}…` : text;
 }
 
 /** The whole graph, a dot per task in its status colour, drawn once per change (not per frame). */
