@@ -163,3 +163,29 @@ async def test_a_right_to_left_override_in_a_name_does_not_reverse_the_status(ba
         await browser.wait_for("!document.querySelector('.tip').hidden")
         first, last = await browser.evaluate(f"{letters}(document.querySelector('.tip'))")
         assert first < last, ("the hover tip", first, last)
+
+
+async def test_go_to_a_name_many_tasks_share_visits_each_in_turn(base_url, raw_db, tmp_path):
+    """Five tasks named "same name": Go again with the same text goes to the next one (it always went to the
+    first), says which of how many, and wraps around; an empty search says what to type."""
+    now = datetime.now(UTC)
+    await raw_db.tasks.insert_many(
+        [task_doc(FIRST + i, "shared", now, name="same name") for i in range(5)]
+        + [task_doc(FIRST + 5, "shared", now, name="(.*) [a-z]+ other")]
+    )
+    selected = f"{GRAPH}.marks().selected"
+    async with Browser(tmp_path) as browser:
+        await open_job(browser, base_url, "shared", 6)
+        await browser.click(".goto button")
+        assert "type a task id" in await browser.wait_for("document.querySelector('.goto-note').textContent")
+        await browser.type(".goto input", "SAME")
+        for turn in [*range(5), 0]:
+            await browser.click(".goto button")
+            await browser.wait_for(f"{selected} === '{FIRST + turn}'")
+            note = await browser.evaluate("document.querySelector('.goto-note').textContent")
+            assert note.startswith(f"{turn + 1} of 5 matches"), note
+        await browser.evaluate("document.querySelector('.goto input').value = ''")
+        await browser.type(".goto input", "(.*) [a-z]+")  # plain text, not a pattern
+        await browser.click(".goto button")
+        await browser.wait_for(f"{selected} === '{FIRST + 5}'")
+        assert await browser.evaluate("document.querySelector('.goto-note').textContent") == ""

@@ -29,7 +29,7 @@ const TIP_CHARS = 500;
  *  kept(), canvas }.
  *  `canvas.graphView` answers what is on screen (for tests and the bench): view(), at(taskId), marks(). */
 export async function drawGraph(container, job, onSelect, before = null) {
-  const kept = before?.kept() ?? { transform: null, dim: "", typed: "", focus: null };
+  const kept = before?.kept() ?? { transform: null, dim: "", typed: "", focus: null, search: null };
   performance.mark("graph-fetched");
   const tasks = job.tasks.slice();
   const index = new Map(tasks.map((task, i) => [task.id, i]));
@@ -104,12 +104,18 @@ export async function drawGraph(container, job, onSelect, before = null) {
     if (act === "fit") view.fit();
     if (act === "in" || act === "out") view.zoomBy(act === "in" ? 1.25 : 0.8);
   });
+  let search = kept.search; // the last "go to task": Go again with the same text goes to its next match
   container.querySelector(".goto").onsubmit = (event) => {
     event.preventDefault();
     const wanted = new FormData(event.target).get("task").trim();
-    const found = findTask(tasks, index, wanted);
-    container.querySelector(".goto-note").textContent = found ? "" : `no task ${wanted} in this graph`;
-    if (found) onSelect(found.id, { centre: true });
+    const note = container.querySelector(".goto-note");
+    if (!wanted) { note.textContent = "type a task id or a part of its name"; return; }
+    const found = findTasks(tasks, index, wanted);
+    if (!found.length) { note.textContent = `no task ${clipped(wanted, 100)} in this graph`; return; }
+    const at = search?.wanted === wanted ? (search.at + 1) % found.length : 0;
+    search = { wanted, at };
+    note.textContent = found.length > 1 ? `${at + 1} of ${found.length} matches (Go again for the next)` : "";
+    onSelect(found[at].id, { centre: true });
   };
   filter.onchange = () => handle.dim(chosenStatus());
 
@@ -151,7 +157,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
       if (i !== undefined) view.show(layout.x[i], layout.y[i]);
     },
     fit: () => view.fit(),
-    kept: () => ({ transform: view.kept(), dim: filter.value, typed: typed.value, focus: focusIn(container) }),
+    kept: () => ({ transform: view.kept(), dim: filter.value, typed: typed.value, focus: focusIn(container), search }),
     dim(status) { // null: dim none; "": dim every task that has a status
       state.dim = status;
       scene.changed();
@@ -203,14 +209,17 @@ function refocus(container, focus) {
   if (focus.caret) element.setSelectionRange(...focus.caret);
 }
 
-/** An id (exactly) or a name: the exact name first, else the first task whose name contains `wanted`, case
- *  ignored. */
-function findTask(tasks, index, wanted) {
-  if (!wanted) return null;
-  if (index.has(wanted)) return tasks[index.get(wanted)];
+/** The tasks `wanted` names, in the graph's (id) order: the task with that id, else the tasks of that exact
+ *  name followed by those whose name contains it, case ignored. Plain text, not a pattern. */
+function findTasks(tasks, index, wanted) {
+  if (index.has(wanted)) return [tasks[index.get(wanted)]];
   const lower = wanted.toLowerCase();
-  return tasks.find((task) => (task.name ?? "").toLowerCase() === lower)
-    ?? tasks.find((task) => (task.name ?? "").toLowerCase().includes(lower)) ?? null;
+  const exact = [], partial = [];
+  for (const task of tasks) {
+    const name = (task.name ?? "").toLowerCase();
+    if (name === lower) exact.push(task); else if (name.includes(lower)) partial.push(task);
+  }
+  return exact.concat(partial);
 }
 
 /** A task's button in the list (HTML): icon, name (the id when it has none) and status. Name and status are
