@@ -189,3 +189,35 @@ async def test_go_to_a_name_many_tasks_share_visits_each_in_turn(base_url, raw_d
         await browser.click(".goto button")
         await browser.wait_for(f"{selected} === '{FIRST + 5}'")
         assert await browser.evaluate("document.querySelector('.goto-note').textContent") == ""
+
+
+async def test_a_live_redraw_waits_for_the_drag_in_progress(base_url, tmp_path):
+    """A task is created while the graph is being dragged: the drag goes on to its end (the redraw used to
+    replace the canvas under the pointer, which froze the view half way), then the new task is drawn where
+    the drag left the view."""
+
+    async def add_task(name: str) -> None:
+        async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+            body = {"tasks": [{"job-id": "dragged", "name": name, "status": "READY"}]}
+            assert (await http.post("/tracking/task", json=body)).status_code == 200
+
+    async def mouse(kind: str, x: float, y: float) -> None:
+        await browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", buttons=1, clickCount=1)
+
+    await add_task("first")
+    async with Browser(tmp_path) as browser:
+        await open_job(browser, base_url, "dragged", 1)
+        await browser.wait_for("document.getElementById('live').classList.contains('on')")
+        box = await browser.evaluate("document.querySelector('#graph .graph-canvas').getBoundingClientRect().toJSON()")
+        x, y = box["x"] + 60, box["y"] + 60  # empty background, away from the task in the middle
+        start = (await browser.evaluate(f"{GRAPH}.view()"))["x"]
+        await mouse("mousePressed", x, y)
+        await mouse("mouseMoved", x + 50, y)
+        await add_task("second")
+        await asyncio.sleep(2)  # the event arrived and the new graph was fetched and laid out meanwhile
+        await mouse("mouseMoved", x + 150, y)
+        moved = (await browser.evaluate(f"{GRAPH}.view()"))["x"]
+        assert moved < start - 140, ("the drag still moves the view", start, moved)
+        await mouse("mouseReleased", x + 150, y)
+        await browser.wait_for(f"{GRAPH}?.tasks === 2")
+        assert abs((await browser.evaluate(f"{GRAPH}.view()"))["x"] - moved) < 1, "where the drag left it"

@@ -26,16 +26,19 @@ const TIP_CHARS = 500;
 /** Draws `job` ({tasks, edges, criticalPath}) into `container`, where `before` (the last handle, on a redraw)
  *  left the view and the filter; resolves to the graph's handle once laid out and drawn:
  *  { critical, paint(task), mark(selectedId, blockingIds), centre(taskId), reveal(taskId), fit(), dim(status),
- *  kept(), canvas }.
+ *  kept(), released() (resolves once no pointer is held on it), canvas }.
  *  `canvas.graphView` answers what is on screen (for tests and the bench): view(), at(taskId), marks(). */
 export async function drawGraph(container, job, onSelect, before = null) {
-  const kept = before?.kept() ?? { transform: null, dim: "", typed: "", focus: null, search: null };
   performance.mark("graph-fetched");
   const tasks = job.tasks.slice();
   const index = new Map(tasks.map((task, i) => [task.id, i]));
   const links = job.edges.filter((edge) => index.has(edge.from) && index.has(edge.to));
   const layout = await layOut(tasks.length, links.map((e) => index.get(e.from)), links.map((e) => index.get(e.to)));
   performance.mark("graph-laid-out");
+  // Read once laid out, and once the pointer held on the last graph is released: a redraw replaces the canvas,
+  // which would end a drag half way and undo what moved while the layout ran.
+  await before?.released();
+  const kept = before?.kept() ?? { transform: null, dim: "", typed: "", focus: null, search: null };
   const timed = tasks.some((task) => task.startTime);
   const critical = new Set(timed ? job.criticalPath.map((task) => index.get(task.id)).filter((i) => i !== undefined) : []);
   layout.onPath = links.map((edge) => critical.has(index.get(edge.from)) && critical.has(index.get(edge.to)));
@@ -71,6 +74,20 @@ export async function drawGraph(container, job, onSelect, before = null) {
   const buttons = listed ? new Map([...container.querySelectorAll("button.task")].map((b) => [b.dataset.id, b])) : null;
   const tip = container.querySelector(".tip");
   let refocusing = false;
+  let held = null; // while a pointer pressed on the graph or the minimap is down: resolves when it is released
+  const hold = () => {
+    held ??= new Promise((resolve) => {
+      const release = (event) => {
+        if (event.type === "pointermove" && event.buttons) return;
+        for (const kind of ["pointerup", "pointercancel", "pointermove"]) window.removeEventListener(kind, release, true);
+        held = null;
+        resolve();
+      };
+      for (const kind of ["pointerup", "pointercancel", "pointermove"]) window.addEventListener(kind, release, true);
+    });
+  };
+  canvas.addEventListener("pointerdown", hold);
+  container.querySelector(".minimap").addEventListener("pointerdown", hold);
 
   canvas.addEventListener("click", (event) => {
     const hit = scene.hit(...view.world(event));
@@ -157,6 +174,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
       if (i !== undefined) view.show(layout.x[i], layout.y[i]);
     },
     fit: () => view.fit(),
+    released: () => held ?? Promise.resolve(), // see hold
     kept: () => ({ transform: view.kept(), dim: filter.value, typed: typed.value, focus: focusIn(container), search }),
     dim(status) { // null: dim none; "": dim every task that has a status
       state.dim = status;
