@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bench.browser import Browser
-from bench.data import linked_task_doc, task_doc
+from bench.data import layered_job, linked_task_doc, task_doc
 from tests.conftest import PAGES_TOKEN
 
 HEADERS = {"X-Auth-Token": PAGES_TOKEN}
@@ -221,3 +221,29 @@ async def test_a_live_redraw_waits_for_the_drag_in_progress(base_url, tmp_path):
         await mouse("mouseReleased", x + 150, y)
         await browser.wait_for(f"{GRAPH}?.tasks === 2")
         assert abs((await browser.evaluate(f"{GRAPH}.view()"))["x"] - moved) < 1, "where the drag left it"
+
+
+async def test_the_last_depth_chosen_in_the_neighbourhood_wins(base_url, raw_db, tmp_path):
+    """Depth 10, then at once depth 1: the slower answer for 10 arrives last, and used to replace the drawing of
+    depth 1 while the choice said 1."""
+    await raw_db.tasks.insert_many(layered_job(FIRST, 200, 10, "deep", datetime.now(UTC)))  # 10 stages of 20
+    middle = FIRST + 5 * 20 + 3
+    hood = "document.querySelector('.hood .graph-canvas')?.graphView"
+    choose = "(s => {{ s.value = '{}'; s.dispatchEvent(new Event('change')); }})(document.querySelector('.hood-depth'))"
+    async with Browser(tmp_path) as browser:
+        await open_job(browser, base_url, "deep", 200)
+        await browser.type(".goto input", str(middle))
+        await browser.press("Enter")
+        await browser.click("#details .open-hood")
+        await browser.wait_for(f"{hood}?.tasks === 11")  # depth 2: 2 + 3 before, 2 + 3 after
+        await browser.evaluate(  # the answer for depth 10 is held back 1.5 s
+            "(() => { const fetched = window.fetch; window.fetch = async (url, init) => { const answer ="
+            " await fetched(url, init); if (String(init?.body).includes('\"depth\":10'))"
+            " await new Promise((done) => setTimeout(done, 1500)); return answer; }; })()"
+        )
+        await browser.evaluate(choose.format(10))
+        await browser.evaluate(choose.format(1))
+        await browser.wait_for(f"{hood}?.tasks === 5")
+        await asyncio.sleep(2.5)
+        assert await browser.evaluate(f"{hood}.tasks") == 5
+        assert await browser.evaluate("document.querySelector('.hood-depth').value") == "1"
