@@ -247,3 +247,20 @@ async def test_the_last_depth_chosen_in_the_neighbourhood_wins(base_url, raw_db,
         await asyncio.sleep(2.5)
         assert await browser.evaluate(f"{hood}.tasks") == 5
         assert await browser.evaluate("document.querySelector('.hood-depth').value") == "1"
+
+
+async def test_after_the_window_shrinks_zooming_out_from_fit_zooms_out(base_url, raw_db, tmp_path):
+    """400 unlinked tasks in one tall column; the window shrinks to a third of its height and 0 fits the graph
+    again: "-" must zoom out from there (the smallest zoom was fixed at the first size, so "-" zoomed in)."""
+    now = datetime.now(UTC)
+    await raw_db.tasks.insert_many([task_doc(FIRST + i, "column", now) for i in range(400)])
+    async with Browser(tmp_path) as browser:
+        await open_job(browser, base_url, "column", 400)
+        await browser.call("Emulation.setDeviceMetricsOverride", width=1400, height=300, deviceScaleFactor=1, mobile=False)
+        await browser.evaluate("document.querySelector('#graph .graph-canvas').focus()")
+        await browser.press("0")
+        fitted = await browser.evaluate(f"{GRAPH}.view()")
+        assert fitted["height"] >= 400 * 66, "the whole column in view"
+        await browser.press("-")
+        assert (await browser.evaluate(f"{GRAPH}.view()"))["height"] > fitted["height"], "- zooms out"
+        await browser.screenshot(tmp_path / "shrunk.png")

@@ -588,11 +588,14 @@ function viewport(canvas, layout, scene, initial) {
   };
   let fitted = false;
   const zoom = d3.zoom()
-    .scaleExtent([Math.min(fitScale(), 0.5) / 2, MAX_ZOOM])
     .on("zoom", (event) => {
       if (event.sourceEvent) fitted = false; // moved by hand
       scene.move(event.transform);
     });
+  // Out to half the whole graph (or half of 50%), in to MAX_ZOOM; the first follows the canvas's size, or
+  // after the window shrinks "Fit" would be below it and "-" would zoom in from there.
+  const limit = () => zoom.scaleExtent([Math.min(fitScale(), 0.5) / 2, MAX_ZOOM]);
+  limit();
   selection.call(zoom);
   const set = (transform, fitting = false) => {
     zoom.transform(selection, transform);
@@ -628,7 +631,10 @@ function viewport(canvas, layout, scene, initial) {
   };
   minimap.addEventListener("pointerdown", (event) => { minimap.setPointerCapture(event.pointerId); toMinimapPoint(event); });
   minimap.addEventListener("pointermove", toMinimapPoint);
-  new ResizeObserver(() => { if (fitted) fit(); else scene.draw(); }).observe(canvas);
+  new ResizeObserver(() => {
+    limit();
+    if (fitted) fit(); else scene.draw();
+  }).observe(canvas);
   if (initial) set(d3.zoomIdentity.translate(initial.x, initial.y).scale(initial.k)); else start();
   const rect = () => {
     const { x, y, k } = d3.zoomTransform(canvas);
