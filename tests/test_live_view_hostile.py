@@ -264,3 +264,51 @@ async def test_after_the_window_shrinks_zooming_out_from_fit_zooms_out(base_url,
         await browser.press("-")
         assert (await browser.evaluate(f"{GRAPH}.view()"))["height"] > fitted["height"], "- zooms out"
         await browser.screenshot(tmp_path / "shrunk.png")
+
+
+async def test_a_status_that_appears_live_joins_the_show_choices(base_url, tmp_path):
+    """A task turns to a status no task had: its box is repainted, and "Show" offers it too (it was only offered
+    after a full redraw, which a status change does not cause)."""
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+        body = {"tasks": [{"job-id": "newstatus", "name": "only", "status": "READY"}]}
+        assert (await http.post("/tracking/task", json=body)).status_code == 200
+        task_id = (await http.get("/tracking/newstatus/task/roots")).json()["tasks"][0]["id"]
+        async with Browser(tmp_path) as browser:
+            await open_job(browser, base_url, "newstatus", 1)
+            await browser.wait_for("document.getElementById('live').classList.contains('on')")
+            await browser.evaluate(
+                "(s => { s.selectedIndex = 1; s.dispatchEvent(new Event('change')); })(document.querySelector('.dim-filter'))"
+            )
+            assert (await http.put(f"/tracking/task/{task_id}", json={"status": "<WAITING-ON-VENDOR>"})).status_code == 200
+            await browser.wait_for("document.querySelector('button.task').textContent.includes('<WAITING-ON-VENDOR>')")
+            options = await browser.evaluate("[...document.querySelectorAll('.dim-filter option')].map(o => o.textContent)")
+            assert options == ["every status", "<WAITING-ON-VENDOR>", "READY"], options
+            assert await browser.evaluate("document.querySelector('.dim-filter').value") == "=READY", "still chosen"
+            assert await browser.evaluate(f"{GRAPH}.marks().dimmed") == 1
+
+
+async def test_the_hover_tip_stays_inside_the_graph(base_url, raw_db, tmp_path):
+    """The tip of a task at the right edge, with a long name, is placed left of the pointer: below right of it,
+    it stuck out of the graph and made its frame scroll sideways."""
+    now = datetime.now(UTC)
+    await raw_db.tasks.insert_one(task_doc(FIRST, "edge", now, name="a long name " * 20))
+    async with Browser(tmp_path) as browser:
+        await open_job(browser, base_url, "edge", 1)
+        at = await browser.evaluate(f"{GRAPH}.at('{FIRST}')")
+        box = await browser.evaluate("document.querySelector('#graph .graph-canvas').getBoundingClientRect().toJSON()")
+        await drag_to(browser, at, box["x"] + box["width"] - 40 - at["x"], box["y"] + box["height"] - 20 - at["y"])
+        at = await browser.evaluate(f"{GRAPH}.at('{FIRST}')")
+        x, y = min(at["x"] + 100, box["x"] + box["width"] - 5), min(at["y"], box["y"] + box["height"] - 5)
+        await browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        await browser.wait_for("!document.querySelector('.tip').hidden")
+        tip = await browser.evaluate("document.querySelector('.tip').getBoundingClientRect().toJSON()")
+        assert tip["right"] <= box["right"] and tip["bottom"] <= box["bottom"], (tip, box)
+        frame = "document.getElementById('graph')"
+        assert await browser.evaluate(f"{frame}.scrollWidth <= {frame}.clientWidth"), "no sideways scrolling"
+
+
+async def drag_to(browser: Browser, start: dict, dx: float, dy: float) -> None:
+    """Drags the graph by (dx, dy) screen pixels from `start`."""
+    for kind, step in (("mousePressed", 0), ("mouseMoved", 0.5), ("mouseMoved", 1), ("mouseReleased", 1)):
+        await browser.call("Input.dispatchMouseEvent", type=kind, x=start["x"] + dx * step, y=start["y"] + dy * step,
+                           button="left", buttons=1, clickCount=1)  # fmt: skip

@@ -49,9 +49,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
       <button type="button" data-act="out" title="zoom out (key -)">−</button>
       <form class="goto"><input name="task" placeholder="go to task (id or name)" aria-label="go to task by id or name">
         <button>Go</button></form>
-      <label>Show <select class="dim-filter" aria-label="highlight tasks in status"><option value="">every status</option>
-        ${[...new Set(tasks.map((t) => t.status ?? ""))].sort().map((s) =>
-          `<option value="=${esc(s)}">${esc(s || "none")}</option>`).join("")}</select></label>
+      <label>Show <select class="dim-filter" aria-label="highlight tasks in status"></select></label>
       <span class="note goto-note" role="status"></span></div>
     <div class="canvas-wrap"><canvas class="graph-canvas" tabindex="0" role="img" aria-label="task graph of
       ${tasks.length} tasks: drag or use the arrow keys to move, the wheel or + and - to zoom, 0 to fit${listed
@@ -63,6 +61,17 @@ export async function drawGraph(container, job, onSelect, before = null) {
       `<li><button type="button" class="task" data-id="${esc(task.id)}">${label(task)}</button></li>`).join("")}</ul>` : ""}`;
   const canvas = container.querySelector(".graph-canvas");
   const filter = container.querySelector(".dim-filter");
+  const offered = new Set(); // the statuses the filter offers: every status the tasks have had since drawn
+  const offer = () => { // a status that appears by a live repaint joins the choices; the chosen one stays
+    const before = offered.size;
+    for (const task of tasks) offered.add(task.status ?? "");
+    if (offered.size === before && filter.options.length) return;
+    const chosen = filter.value;
+    filter.innerHTML = `<option value="">every status</option>${[...offered].sort().map((s) =>
+      `<option value="=${esc(s)}">${esc(s || "none")}</option>`).join("")}`;
+    filter.value = chosen;
+  };
+  offer();
   if ([...filter.options].some((option) => option.value === kept.dim)) filter.value = kept.dim;
   // Every choice but "every status" is "=" and the status ("=" alone: none), so no status can mean "every".
   const chosenStatus = () => (filter.value === "" ? null : filter.value.slice(1));
@@ -102,8 +111,10 @@ export async function drawGraph(container, job, onSelect, before = null) {
     tip.replaceChildren(isolated(clipped(named(task.name) ?? "(no name)", TIP_CHARS)), " · ",
       isolated(task.status ?? "none"), ` · id ${task.id}`);
     const wrap = canvas.getBoundingClientRect();
-    tip.style.left = `${event.clientX - wrap.left + 14}px`;
-    tip.style.top = `${event.clientY - wrap.top + 14}px`;
+    // below right of the pointer, or left of it / above it where it would leave the graph (and scroll it)
+    const right = event.clientX - wrap.left + 14, below = event.clientY - wrap.top + 14;
+    tip.style.left = `${right + tip.offsetWidth > wrap.width ? Math.max(0, right - 28 - tip.offsetWidth) : right}px`;
+    tip.style.top = `${below + tip.offsetHeight > wrap.height ? Math.max(0, below - 28 - tip.offsetHeight) : below}px`;
   });
   canvas.addEventListener("pointerleave", () => { tip.hidden = true; });
   container.querySelector(".task-list")?.addEventListener("focusin", (event) => {
@@ -157,6 +168,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
       scene.changed(i);
       const button = buttons?.get(task.id);
       if (button) button.innerHTML = label(tasks[i]);
+      if (!offered.has(tasks[i].status ?? "")) offer();
       markButtons();
     },
     mark(selectedId, blockingIds) {
