@@ -230,7 +230,8 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
         assert (await view_box(browser))["x"] < before["x"], "dragging right shows what lies left"
 
         await browser.evaluate(
-            "const s = document.querySelector('.dim-filter'); s.value = '=RUNNING'; s.dispatchEvent(new Event('change'))"
+            "const s = document.querySelector('.dim-filter'); s.value = '=RUNNING';"
+            " s.dispatchEvent(new Event('change'))"
         )
         assert await browser.evaluate("document.querySelectorAll('button.task.dim').length") == 2
         assert await browser.evaluate("document.querySelectorAll('button.task:not(.dim)').length") == 60

@@ -56,6 +56,14 @@ async def test_a_cycle_a_tool_wrote_into_the_links_still_draws_the_graph(base_ur
         assert await darkest(browser, d_at["x"], d_at["y"] - 39 * k, d_at["y"] - 27 * k) < 700, "the loop over d"
 
 
+async def show(browser: Browser, choice: int) -> None:
+    """Chooses the `choice`th option of "Show" (0: every status), as a person would."""
+    await browser.evaluate(
+        f"(s => {{ s.selectedIndex = {choice}; s.dispatchEvent(new Event('change')); }})"
+        "(document.querySelector('.dim-filter'))"
+    )
+
+
 async def darkest(browser: Browser, x: float, top: float, bottom: float) -> int:
     """The darkest canvas pixel (r + g + b; the background is 744) in the column at page x from top to bottom."""
     return int(
@@ -82,13 +90,15 @@ async def test_a_name_a_million_characters_long_does_not_freeze_the_page(base_ur
         await open_job(browser, base_url, "long", 2)
         at = await browser.evaluate(f"{GRAPH}.at('{FIRST}')")
         await browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=at["x"], y=at["y"])
-        tip = await browser.wait_for("!document.querySelector('.tip').hidden && document.querySelector('.tip').textContent")
+        tip = await browser.wait_for(
+            "!document.querySelector('.tip').hidden && document.querySelector('.tip').textContent"
+        )
         assert tip.startswith("yyyy") and f"id {FIRST}" in tip and len(tip) < 1000, len(tip)
         await browser.screenshot(tmp_path / "long.png")
 
 
 async def test_show_none_dims_every_task_that_has_a_status(base_url, raw_db, tmp_path):
-    """"Show: none" (the tasks without a status) was the same choice as "every status": it dimmed nothing."""
+    """Show "none" (the tasks without a status) was the same choice as "every status": it dimmed nothing."""
     now = datetime.now(UTC)
     docs = [task_doc(FIRST + i, "unset", now) for i in range(5)]
     for doc in docs[:2]:
@@ -98,13 +108,9 @@ async def test_show_none_dims_every_task_that_has_a_status(base_url, raw_db, tmp
         await open_job(browser, base_url, "unset", 5)
         choices = await browser.evaluate("[...document.querySelectorAll('.dim-filter option')].map(o => o.textContent)")
         assert choices == ["every status", "none", "DONE", "FAILED", "READY"], choices
-        await browser.evaluate(
-            "(s => { s.selectedIndex = 1; s.dispatchEvent(new Event('change')); })(document.querySelector('.dim-filter'))"
-        )
+        await show(browser, 1)
         assert await browser.evaluate(f"{GRAPH}.marks().dimmed") == 3, "the three tasks with a status are dimmed"
-        await browser.evaluate(
-            "(s => { s.selectedIndex = 0; s.dispatchEvent(new Event('change')); })(document.querySelector('.dim-filter'))"
-        )
+        await show(browser, 0)
         assert await browser.evaluate(f"{GRAPH}.marks().dimmed") == 0
 
 
@@ -256,7 +262,9 @@ async def test_after_the_window_shrinks_zooming_out_from_fit_zooms_out(base_url,
     await raw_db.tasks.insert_many([task_doc(FIRST + i, "column", now) for i in range(400)])
     async with Browser(tmp_path) as browser:
         await open_job(browser, base_url, "column", 400)
-        await browser.call("Emulation.setDeviceMetricsOverride", width=1400, height=300, deviceScaleFactor=1, mobile=False)
+        await browser.call(
+            "Emulation.setDeviceMetricsOverride", width=1400, height=300, deviceScaleFactor=1, mobile=False
+        )
         await browser.evaluate("document.querySelector('#graph .graph-canvas').focus()")
         await browser.press("0")
         fitted = await browser.evaluate(f"{GRAPH}.view()")
@@ -276,12 +284,14 @@ async def test_a_status_that_appears_live_joins_the_show_choices(base_url, tmp_p
         async with Browser(tmp_path) as browser:
             await open_job(browser, base_url, "newstatus", 1)
             await browser.wait_for("document.getElementById('live').classList.contains('on')")
-            await browser.evaluate(
-                "(s => { s.selectedIndex = 1; s.dispatchEvent(new Event('change')); })(document.querySelector('.dim-filter'))"
-            )
-            assert (await http.put(f"/tracking/task/{task_id}", json={"status": "<WAITING-ON-VENDOR>"})).status_code == 200
+            await show(browser, 1)
+            assert (
+                await http.put(f"/tracking/task/{task_id}", json={"status": "<WAITING-ON-VENDOR>"})
+            ).status_code == 200
             await browser.wait_for("document.querySelector('button.task').textContent.includes('<WAITING-ON-VENDOR>')")
-            options = await browser.evaluate("[...document.querySelectorAll('.dim-filter option')].map(o => o.textContent)")
+            options = await browser.evaluate(
+                "[...document.querySelectorAll('.dim-filter option')].map(o => o.textContent)"
+            )
             assert options == ["every status", "<WAITING-ON-VENDOR>", "READY"], options
             assert await browser.evaluate("document.querySelector('.dim-filter').value") == "=READY", "still chosen"
             assert await browser.evaluate(f"{GRAPH}.marks().dimmed") == 1
