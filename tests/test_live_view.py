@@ -235,7 +235,8 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
         assert (await view_box(browser))["x"] < before["x"], "dragging right shows what lies left"
 
         await browser.evaluate(
-            "const s = document.querySelector('.dim-filter'); s.value = 'RUNNING'; s.dispatchEvent(new Event('change'))"
+            "const s = document.querySelector('.dim-filter'); s.value = '=RUNNING';"
+            " s.dispatchEvent(new Event('change'))"
         )
         assert await browser.evaluate("document.querySelectorAll('button.task.dim').length") == 2
         assert await browser.evaluate("document.querySelectorAll('button.task:not(.dim)').length") == 60
@@ -384,7 +385,7 @@ async def test_a_6000_task_graph_goes_to_a_task_filters_and_pans(base_url, raw_d
         assert str(wanted - 300) in blocking, "the task before it, not done, is outlined as blocking"
 
         await browser.evaluate(
-            "const s = document.querySelector('.dim-filter'); s.value = 'FAILED'; s.dispatchEvent(new Event('change'))"
+            "const s = document.querySelector('.dim-filter'); s.value = '=FAILED'; s.dispatchEvent(new Event('change'))"
         )
         assert await browser.evaluate(f"{GRAPH}.marks().dimmed") == 4500
         await browser.wait_for(f"{pixel_beside(wanted, -106)}[0] > 200", timeout_s=2)  # RUNNING is pale now

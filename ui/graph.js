@@ -18,20 +18,27 @@ const FONT = "12px system-ui, sans-serif";
 const BACKGROUND = "#f6f8fa";
 const LINK = "#8c959f";
 const MINIMAP = { width: 200, height: 130 };
+// At most this many characters of a name are measured for a box (two lines hold about 70) or put in the hover
+// tip: a name a tool stored a million characters long must not freeze the page.
+const LABEL_CHARS = 200;
+const TIP_CHARS = 500;
 
 /** Draws `job` ({tasks, edges, criticalPath}) into `container`, where `before` (the last handle, on a redraw)
  *  left the view and the filter; resolves to the graph's handle once laid out and drawn:
  *  { critical, paint(task), mark(selectedId, blockingIds), centre(taskId), reveal(taskId), fit(), dim(status),
- *  kept(), canvas }.
+ *  kept(), released() (resolves once no pointer is held on it), canvas }.
  *  `canvas.graphView` answers what is on screen (for tests and the bench): view(), at(taskId), marks(). */
 export async function drawGraph(container, job, onSelect, before = null) {
-  const kept = before?.kept() ?? { transform: null, dim: "" };
   performance.mark("graph-fetched");
   const tasks = job.tasks.slice();
   const index = new Map(tasks.map((task, i) => [task.id, i]));
   const links = job.edges.filter((edge) => index.has(edge.from) && index.has(edge.to));
   const layout = await layOut(tasks.length, links.map((e) => index.get(e.from)), links.map((e) => index.get(e.to)));
   performance.mark("graph-laid-out");
+  // Read once laid out, and once the pointer held on the last graph is released: a redraw replaces the canvas,
+  // which would end a drag half way and undo what moved while the layout ran.
+  await before?.released();
+  const kept = before?.kept() ?? { transform: null, dim: "", typed: "", focus: null, search: null };
   const timed = tasks.some((task) => task.startTime);
   const critical = new Set(timed ? job.criticalPath.map((task) => index.get(task.id)).filter((i) => i !== undefined) : []);
   layout.onPath = links.map((edge) => critical.has(index.get(edge.from)) && critical.has(index.get(edge.to)));
@@ -42,9 +49,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
       <button type="button" data-act="out" title="zoom out (key -)">−</button>
       <form class="goto"><input name="task" placeholder="go to task (id or name)" aria-label="go to task by id or name">
         <button>Go</button></form>
-      <label>Show <select class="dim-filter" aria-label="highlight tasks in status"><option value="">every status</option>
-        ${[...new Set(tasks.map((t) => t.status ?? ""))].sort().map((s) =>
-          `<option value="${esc(s)}">${esc(s || "none")}</option>`).join("")}</select></label>
+      <label>Show <select class="dim-filter" aria-label="highlight tasks in status"></select></label>
       <span class="note goto-note" role="status"></span></div>
     <div class="canvas-wrap"><canvas class="graph-canvas" tabindex="0" role="img" aria-label="task graph of
       ${tasks.length} tasks: drag or use the arrow keys to move, the wheel or + and - to zoom, 0 to fit${listed
@@ -53,15 +58,45 @@ export async function drawGraph(container, job, onSelect, before = null) {
         title="the whole graph: click or drag to move the view there"></canvas>
       <div class="tip" hidden></div></div>
     ${listed ? `<ul class="task-list" aria-label="tasks">${tasks.map((task) =>
-      `<li><button type="button" class="task" data-id="${esc(task.id)}">${esc(label(task))}</button></li>`).join("")}</ul>` : ""}`;
+      `<li><button type="button" class="task" data-id="${esc(task.id)}">${label(task)}</button></li>`).join("")}</ul>` : ""}`;
   const canvas = container.querySelector(".graph-canvas");
   const filter = container.querySelector(".dim-filter");
+  const offered = new Set(); // the statuses the filter offers: every status the tasks have had since drawn
+  const offer = () => { // a status that appears by a live repaint joins the choices; the chosen one stays
+    const before = offered.size;
+    for (const task of tasks) offered.add(task.status ?? "");
+    if (offered.size === before && filter.options.length) return;
+    const chosen = filter.value;
+    filter.innerHTML = `<option value="">every status</option>${[...offered].sort().map((s) =>
+      `<option value="=${esc(s)}">${esc(s || "none")}</option>`).join("")}`;
+    filter.value = chosen;
+  };
+  offer();
   if ([...filter.options].some((option) => option.value === kept.dim)) filter.value = kept.dim;
-  const state = { selected: -1, blocking: new Set(), focused: -1, dim: filter.value, timed };
+  // Every choice but "every status" is "=" and the status ("=" alone: none), so no status can mean "every".
+  const chosenStatus = () => (filter.value === "" ? null : filter.value.slice(1));
+  const state = { selected: -1, blocking: new Set(), focused: -1, dim: chosenStatus(), timed };
   const scene = makeScene(canvas, container.querySelector(".minimap"), tasks, layout, critical, state);
   const view = viewport(canvas, layout, scene, kept.transform);
+  const typed = container.querySelector(".goto input");
+  typed.value = kept.typed;
   const buttons = listed ? new Map([...container.querySelectorAll("button.task")].map((b) => [b.dataset.id, b])) : null;
   const tip = container.querySelector(".tip");
+  let refocusing = false;
+  let held = null; // while a pointer pressed on the graph or the minimap is down: resolves when it is released
+  const hold = () => {
+    held ??= new Promise((resolve) => {
+      const release = (event) => {
+        if (event.type === "pointermove" && event.buttons) return;
+        for (const kind of ["pointerup", "pointercancel", "pointermove"]) window.removeEventListener(kind, release, true);
+        held = null;
+        resolve();
+      };
+      for (const kind of ["pointerup", "pointercancel", "pointermove"]) window.addEventListener(kind, release, true);
+    });
+  };
+  canvas.addEventListener("pointerdown", hold);
+  container.querySelector(".minimap").addEventListener("pointerdown", hold);
 
   canvas.addEventListener("click", (event) => {
     const hit = scene.hit(...view.world(event));
@@ -73,15 +108,18 @@ export async function drawGraph(container, job, onSelect, before = null) {
     canvas.style.cursor = hit < 0 ? "" : "pointer";
     if (hit < 0) return;
     const task = tasks[hit];
-    tip.textContent = `${task.name ?? "(no name)"} · ${task.status ?? "none"} · id ${task.id}`;
+    tip.replaceChildren(isolated(clipped(named(task.name) ?? "(no name)", TIP_CHARS)), " · ",
+      isolated(task.status ?? "none"), ` · id ${task.id}`);
     const wrap = canvas.getBoundingClientRect();
-    tip.style.left = `${event.clientX - wrap.left + 14}px`;
-    tip.style.top = `${event.clientY - wrap.top + 14}px`;
+    // below right of the pointer, or left of it / above it where it would leave the graph (and scroll it)
+    const right = event.clientX - wrap.left + 14, below = event.clientY - wrap.top + 14;
+    tip.style.left = `${right + tip.offsetWidth > wrap.width ? Math.max(0, right - 28 - tip.offsetWidth) : right}px`;
+    tip.style.top = `${below + tip.offsetHeight > wrap.height ? Math.max(0, below - 28 - tip.offsetHeight) : below}px`;
   });
   canvas.addEventListener("pointerleave", () => { tip.hidden = true; });
   container.querySelector(".task-list")?.addEventListener("focusin", (event) => {
     state.focused = index.get(event.target.dataset.id) ?? -1;
-    if (state.focused >= 0) view.show(layout.x[state.focused], layout.y[state.focused]);
+    if (state.focused >= 0 && !refocusing) view.show(layout.x[state.focused], layout.y[state.focused]);
     scene.draw();
   });
   container.querySelector(".task-list")?.addEventListener("focusout", () => { state.focused = -1; scene.draw(); });
@@ -94,14 +132,20 @@ export async function drawGraph(container, job, onSelect, before = null) {
     if (act === "fit") view.fit();
     if (act === "in" || act === "out") view.zoomBy(act === "in" ? 1.25 : 0.8);
   });
+  let search = kept.search; // the last "go to task": Go again with the same text goes to its next match
   container.querySelector(".goto").onsubmit = (event) => {
     event.preventDefault();
     const wanted = new FormData(event.target).get("task").trim();
-    const found = findTask(tasks, index, wanted);
-    container.querySelector(".goto-note").textContent = found ? "" : `no task ${wanted} in this graph`;
-    if (found) onSelect(found.id, { centre: true });
+    const note = container.querySelector(".goto-note");
+    if (!wanted) { note.textContent = "type a task id or a part of its name"; return; }
+    const found = findTasks(tasks, index, wanted);
+    if (!found.length) { note.textContent = `no task ${clipped(wanted, 100)} in this graph`; return; }
+    const at = search?.wanted === wanted ? (search.at + 1) % found.length : 0;
+    search = { wanted, at };
+    note.textContent = found.length > 1 ? `${at + 1} of ${found.length} matches (Go again for the next)` : "";
+    onSelect(found[at].id, { centre: true });
   };
-  filter.onchange = () => handle.dim(filter.value);
+  filter.onchange = () => handle.dim(chosenStatus());
 
   const markButtons = () => {
     if (!buttons) return;
@@ -123,7 +167,8 @@ export async function drawGraph(container, job, onSelect, before = null) {
       tasks[i] = { ...tasks[i], ...task };
       scene.changed(i);
       const button = buttons?.get(task.id);
-      if (button) button.textContent = label(tasks[i]);
+      if (button) button.innerHTML = label(tasks[i]);
+      if (!offered.has(tasks[i].status ?? "")) offer();
       markButtons();
     },
     mark(selectedId, blockingIds) {
@@ -141,8 +186,9 @@ export async function drawGraph(container, job, onSelect, before = null) {
       if (i !== undefined) view.show(layout.x[i], layout.y[i]);
     },
     fit: () => view.fit(),
-    kept: () => ({ transform: view.kept(), dim: filter.value }),
-    dim(status) {
+    released: () => held ?? Promise.resolve(), // see hold
+    kept: () => ({ transform: view.kept(), dim: filter.value, typed: typed.value, focus: focusIn(container), search }),
+    dim(status) { // null: dim none; "": dim every task that has a status
       state.dim = status;
       scene.changed();
       markButtons();
@@ -166,21 +212,63 @@ export async function drawGraph(container, job, onSelect, before = null) {
   };
   markButtons();
   scene.draw(true);
+  refocusing = true; // the focus given back after a redraw leaves the view where it was
+  refocus(container, kept.focus);
+  refocusing = false;
   return handle;
 }
 
-/** An id (exactly) or a name: the exact name first, else the first task whose name contains `wanted`, case
- *  ignored. */
-function findTask(tasks, index, wanted) {
-  if (!wanted) return null;
-  if (index.has(wanted)) return tasks[index.get(wanted)];
-  const lower = wanted.toLowerCase();
-  return tasks.find((task) => (task.name ?? "").toLowerCase() === lower)
-    ?? tasks.find((task) => (task.name ?? "").toLowerCase().includes(lower)) ?? null;
+/** What has the keyboard focus in the graph's container (a redraw replaces every element in it): a selector
+ *  that finds the same control in the new one, with the caret of a text field; null when the focus is elsewhere. */
+function focusIn(container) {
+  const active = document.activeElement;
+  if (!active || active === document.body || !container.contains(active)) return null;
+  const where = { caret: active.matches("input") ? [active.selectionStart, active.selectionEnd] : null };
+  if (active.matches("button.task")) return { ...where, selector: `button.task[data-id="${CSS.escape(active.dataset.id)}"]` };
+  if (active.dataset.act) return { ...where, selector: `[data-act="${active.dataset.act}"]` };
+  const named = [".graph-canvas", ".goto input", ".goto button", ".dim-filter"].find((s) => active.matches(s));
+  return named ? { ...where, selector: named } : null;
 }
 
+/** Gives the focus back to what had it before a redraw (see focusIn), so a live change never throws a keyboard
+ *  user out of the graph or a half-typed "go to task". */
+function refocus(container, focus) {
+  const element = focus && container.querySelector(focus.selector);
+  if (!element) return;
+  element.focus({ preventScroll: true });
+  if (focus.caret) element.setSelectionRange(...focus.caret);
+}
+
+/** The tasks `wanted` names, in the graph's (id) order: the task with that id, else the tasks of that exact
+ *  name followed by those whose name contains it, case ignored. Plain text, not a pattern. */
+function findTasks(tasks, index, wanted) {
+  if (index.has(wanted)) return [tasks[index.get(wanted)]];
+  const lower = wanted.toLowerCase();
+  const exact = [], partial = [];
+  for (const task of tasks) {
+    const name = (task.name ?? "").toLowerCase();
+    if (name === lower) exact.push(task); else if (name.includes(lower)) partial.push(task);
+  }
+  return exact.concat(partial);
+}
+
+/** A task's button in the list (HTML): icon, name (the id when it has none) and status. Name and status are
+ *  isolated (<bdi>): a right-to-left name, or one holding a direction override (U+202E), cannot reorder what
+ *  follows it. */
 function label(task) {
-  return `${look(task.status).icon} ${task.name ?? task.id} · ${task.status ?? "none"}`;
+  return `${look(task.status).icon} <bdi>${esc(named(task.name) ?? task.id)}</bdi> · <bdi>${esc(task.status ?? "none")}</bdi>`;
+}
+
+/** The name, or null when it has none worth showing (absent, empty or only spaces). */
+function named(name) {
+  return name?.trim() ? name : null;
+}
+
+/** `text` in a <bdi>: laid out apart from the text around it (see label). */
+function isolated(text) {
+  const element = document.createElement("bdi");
+  element.textContent = text;
+  return element;
 }
 
 // ---- layout, off the main thread -------------------------------------------------------------------------------
@@ -215,7 +303,7 @@ function makeScene(canvas, minimap, tasks, layout, critical, state) {
   const wrapped = new Map(); // task index -> its name in lines that fit the box
   const frames = []; // how long each frame took to draw (ms), the last 600
   let transform = { x: 0, y: 0, k: 1 }, pending = 0, overview = null;
-  const dimmed = (i) => state.dim !== "" && (tasks[i].status ?? "") !== state.dim;
+  const dimmed = (i) => state.dim !== null && (tasks[i].status ?? "") !== state.dim;
 
   const frame = () => {
     pending = 0;
@@ -396,7 +484,7 @@ function drawLabels(ctx, tasks, layout, shown, dimmed, critical, timed, wrapped)
     ctx.fillText(`${icon} ${task.status ?? "none"}`, left, top + 15);
     if (timed && critical.has(i)) ctx.fillText("★", left + BOX.width - 26, top + 15);
     ctx.font = FONT;
-    if (!wrapped.has(i)) wrapped.set(i, wrap(ctx, task.name ?? `(no name) id ${task.id}`, BOX.width - 14, 2));
+    if (!wrapped.has(i)) wrapped.set(i, wrap(ctx, named(task.name) ?? `(no name) id ${task.id}`, BOX.width - 14, 2));
     wrapped.get(i).forEach((line, n) => ctx.fillText(line, left, top + 31 + 14 * n));
   }
   ctx.globalAlpha = 1;
@@ -410,12 +498,13 @@ function drawShortLabels(ctx, tasks, layout, shown, dimmed, k) {
   for (const i of shown) {
     const task = tasks[i];
     const { text, icon } = look(task.status);
-    let line = `${icon} ${task.name ?? task.id}`;
+    let line = `${icon} ${clipped(named(task.name) ?? task.id, LABEL_CHARS)}`;
     const width = ctx.measureText(line).width;
     if (width > room) { // cut where it fits, by the measured width, then by a character at a time
-      line = line.slice(0, Math.floor(line.length * room / width));
-      while (line && ctx.measureText(`${line}…`).width > room) line = line.slice(0, -1);
-      line += "…";
+      const chars = Array.from(line);
+      chars.length = Math.floor(chars.length * room / width);
+      while (chars.length && ctx.measureText(`${chars.join("")}…`).width > room) chars.pop();
+      line = `${chars.join("")}…`;
     }
     ctx.globalAlpha = dimmed(i) ? 0.35 : 1;
     ctx.fillStyle = text;
@@ -428,7 +517,8 @@ function drawShortLabels(ctx, tasks, layout, shown, dimmed, k) {
 function wrap(ctx, text, width, most) {
   const lines = [];
   let line = "";
-  for (const word of text.split(/(?<=[\s._\-/])/)) { // break after spaces and the separators names use
+  const shown = clipped(text, LABEL_CHARS);
+  for (const word of shown.split(/(?<=[\s._\-/])/)) { // break after spaces and the separators names use
     if (ctx.measureText(line + word).width <= width || !line) { line += word; continue; }
     lines.push(line.trimEnd());
     line = word;
@@ -436,11 +526,29 @@ function wrap(ctx, text, width, most) {
   lines.push(line.trimEnd());
   const kept = lines.slice(0, most);
   if (lines.length > most || ctx.measureText(kept.at(-1)).width > width) {
-    let last = kept.at(-1);
-    while (last && ctx.measureText(last + "…").width > width) last = last.slice(0, -1);
-    kept[kept.length - 1] = last + "…";
+    kept[kept.length - 1] = cut(ctx, kept.at(-1), width);
   }
   return kept;
+}
+
+/** The longest start of `text` (whole characters: an emoji is never split) that fits `width` with "…" after it,
+ *  with the "…"; found by halving, so a few measurements whatever the length. */
+function cut(ctx, text, width) {
+  const chars = Array.from(text);
+  let low = 0, high = chars.length;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (ctx.measureText(`${chars.slice(0, middle).join("")}…`).width <= width) low = middle; else high = middle - 1;
+  }
+  return `${chars.slice(0, low).join("")}…`;
+}
+
+/** The first `most` characters of `text` (whole characters, never half an emoji), with "…" when it had more. */
+function clipped(value, most) {
+  const text = String(value);
+  if (text.length <= most) return text;
+  const chars = Array.from(text.slice(0, 2 * most)); // 2 * most code units hold at least `most` characters
+  return chars.length > most || text.length > 2 * most ? `${chars.slice(0, most).join("")}…` : text;
 }
 
 /** The whole graph, a dot per task in its status colour, drawn once per change (not per frame). */
@@ -492,11 +600,14 @@ function viewport(canvas, layout, scene, initial) {
   };
   let fitted = false;
   const zoom = d3.zoom()
-    .scaleExtent([Math.min(fitScale(), 0.5) / 2, MAX_ZOOM])
     .on("zoom", (event) => {
       if (event.sourceEvent) fitted = false; // moved by hand
       scene.move(event.transform);
     });
+  // Out to half the whole graph (or half of 50%), in to MAX_ZOOM; the first follows the canvas's size, or
+  // after the window shrinks "Fit" would be below it and "-" would zoom in from there.
+  const limit = () => zoom.scaleExtent([Math.min(fitScale(), 0.5) / 2, MAX_ZOOM]);
+  limit();
   selection.call(zoom);
   const set = (transform, fitting = false) => {
     zoom.transform(selection, transform);
@@ -532,7 +643,10 @@ function viewport(canvas, layout, scene, initial) {
   };
   minimap.addEventListener("pointerdown", (event) => { minimap.setPointerCapture(event.pointerId); toMinimapPoint(event); });
   minimap.addEventListener("pointermove", toMinimapPoint);
-  new ResizeObserver(() => { if (fitted) fit(); else scene.draw(); }).observe(canvas);
+  new ResizeObserver(() => {
+    limit();
+    if (fitted) fit(); else scene.draw();
+  }).observe(canvas);
   if (initial) set(d3.zoomIdentity.translate(initial.x, initial.y).scale(initial.k)); else start();
   const rect = () => {
     const { x, y, k } = d3.zoomTransform(canvas);

@@ -1,7 +1,7 @@
 // A job: its counts, its task graph (or, over GRAPH_LIMIT tasks, a filtered table), and the selected task's
 // fields, links and history; all kept live from the job's taskEvents subscription.
 
-import { esc, gql, subscribe, throttled } from "./api.js";
+import { esc, gql, subscribe, throttled, Unauthorized } from "./api.js";
 import { drawGraph } from "./graph.js";
 import { showNeighbourhood } from "./neighbourhood.js";
 import { drawTimeline, markTimeline } from "./timeline.js";
@@ -19,7 +19,10 @@ const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description",
 const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
   summary { doneCount progress lastUpdate durationMs firstStart } } doneStatuses }`;
 const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status startTime finishTime } edges { from to }
-  criticalPath { id } } }`;
+  } }`;
+// Asked apart from the graph: a cycle a tool wrote into the links fails it (GRAPH_CYCLE), never the graph.
+const CRITICAL_PATH = `query CriticalPath($id: String!) { job(id: $id) { criticalPath { id } } }`;
+const REASON_SHOWN = 300; // characters of a refusal shown in the legend (a cycle's message lists every task on it)
 const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String,
   $depth: Int) { job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot,
   name: $name, depth: $depth) {
@@ -68,8 +71,11 @@ export function showJob(main, jobId, failed) {
         showHint(page);
         return await page.table.refresh();
       }
-      const { job: full } = await gql(JOB_GRAPH, { id: jobId });
+      const [{ job: full }, critical] = await Promise.all([gql(JOB_GRAPH, { id: jobId }), criticalPath(jobId)]);
       if (page.closed) return;
+      if (!full) { document.getElementById("graph").textContent = "No task has this job id (any more)."; return; }
+      full.criticalPath = critical.path;
+      page.noPath = critical.reason;
       page.table = null;
       main.querySelector(".tabs").hidden = false;
       page.tasks = new Map(full.tasks.map((task) => [task.id, task]));
@@ -141,6 +147,19 @@ async function showHead(page, jobId) {
   return job;
 }
 
+/** The job's critical path: { path: [{id}], reason: null }, or, when the gateway refuses it (the links hold a
+ *  cycle: GRAPH_CYCLE), { path: [], reason } with the start of its message. A refused token still throws. */
+async function criticalPath(jobId) {
+  try {
+    const { job } = await gql(CRITICAL_PATH, { id: jobId });
+    return { path: job?.criticalPath ?? [], reason: null };
+  } catch (error) {
+    if (error instanceof Unauthorized) throw error;
+    const reason = error.message.length > REASON_SHOWN ? `${error.message.slice(0, REASON_SHOWN)}…` : error.message;
+    return { path: [], reason };
+  }
+}
+
 /** What the marks on screen mean, for the mode shown (the legend of the statuses is the chips above). */
 function showHint(page) {
   const hint = document.getElementById("hint");
@@ -154,7 +173,7 @@ function showHint(page) {
   hint.textContent = page.table
     ? "Click a row for the task's fields, links and history; the selected row is outlined in black."
     : "Click a task for its fields, links and history: it gets a solid black outline, the tasks blocking it a " +
-      "dashed one. " + (page.graph.critical
+      "dashed one. " + (page.noPath ? `No critical path shown: ${page.noPath}.` : page.graph.critical
         ? "★ and thick links: the critical path (the longest chain by duration)."
         : "No critical path shown: no task of this job has a start time yet.");
 }

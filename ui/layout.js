@@ -11,6 +11,11 @@
 const SWEEPS = 4; // down and up pairs of barycentre sweeps: most of the crossings go in the first few
 const PLACEHOLDER_BUDGET = 200_000; // above this many pass-through points, long links are drawn straight
 const PLACEHOLDER_HEIGHT = 12; // the room a pass-through point takes in its rank
+// Links a tool wrote against the flow (a cycle: the links lead back to a task of the same or an earlier rank)
+// run in a lane under the whole graph, and a task linked to itself gets a loop over its box: drawn straight
+// from right to left they would hide under the boxes and read as forward links.
+const RETURN_LANE = 40;
+const RETURN_STEP = 16; // how far right of its task (and left of the next) a returning link turns
 
 self.onmessage = ({ data }) => {
   const result = layOut(data);
@@ -43,9 +48,11 @@ function layOut({ count, from, to, box, gaps }) {
   const pitch = box.width + gaps.rank;
   const x = new Float64Array(total);
   for (let node = 0; node < total; node++) x[node] = rankOf[node] * pitch + box.width / 2;
-  const { points, starts } = paths(count, from, to, chains, x, y, box);
+  const returning = from.some((a, edge) => rank[to[edge]] <= rank[a] && a !== to[edge]);
+  const lanes = { loop: box.height / 2 + gaps.node / 2, back: height + RETURN_LANE / 2 };
+  const { points, starts } = paths(count, from, to, chains, x, y, box, rank, lanes);
   return { x: x.slice(0, count), y: y.slice(0, count), rank, width: layers.length * pitch - gaps.rank,
-    height, points, starts };
+    height: height + (returning ? RETURN_LANE : 0), points, starts };
 }
 
 /** Longest path from the roots (Kahn's order); tasks on a cycle are placed after what precedes them. A root
@@ -159,7 +166,7 @@ function order(total, rankOf, up, down) {
 
 /** Every link as points: out of the right side of its task, through its pass-through points, into the left
  *  side of its next task. */
-function paths(count, from, to, chains, x, y, box) {
+function paths(count, from, to, chains, x, y, box, rank, lanes) {
   const starts = new Int32Array(from.length + 1);
   const points = [];
   for (let edge = 0; edge < from.length; edge++) {
@@ -167,6 +174,10 @@ function paths(count, from, to, chains, x, y, box) {
     const a = from[edge], b = to[edge];
     points.push(x[a] + box.width / 2, y[a]);
     for (const node of chains.byEdge[edge]?.nodes ?? []) points.push(x[node], y[node]);
+    if (rank[b] <= rank[a]) { // against the flow: over its own box, or through the lane under the graph
+      const lane = a === b ? y[a] - lanes.loop : lanes.back;
+      points.push(x[a] + box.width / 2 + RETURN_STEP, lane, x[b] - box.width / 2 - RETURN_STEP, lane);
+    }
     points.push(x[b] - box.width / 2, y[b]);
   }
   starts[from.length] = points.length / 2;

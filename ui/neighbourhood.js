@@ -20,6 +20,7 @@ export async function showNeighbourhood(host, taskId, onSelect, onClose, depth =
   panel.setAttribute("aria-label", "neighbourhood of a task");
   host.prepend(panel);
   let graph = null, marked = null; // marked: the last selection, marked again when another depth is drawn
+  let asked = 0; // the last depth asked for wins: an older answer arriving after it is not drawn
   const handle = {
     taskId,
     mark(selectedId, blockingIds) {
@@ -31,8 +32,9 @@ export async function showNeighbourhood(host, taskId, onSelect, onClose, depth =
     close() { panel.remove(); onClose(); },
   };
   const draw = async (chosen) => {
+    const ask = ++asked;
     const { task } = await gql(NEIGHBOURHOOD, { id: taskId, depth: chosen });
-    if (!panel.isConnected) return;
+    if (!panel.isConnected || ask !== asked) return;
     if (!task) { panel.innerHTML = `<p>Task ${esc(taskId)} no longer exists.</p>`; return; }
     const tasks = new Map([task, ...task.ancestors, ...task.descendants].map((t) => [t.id, t]));
     const edges = [...tasks.values()].flatMap((t) => t.nexts.filter((n) => tasks.has(n.id)).map((n) => ({ from: t.id, to: n.id })));
@@ -44,12 +46,14 @@ export async function showNeighbourhood(host, taskId, onSelect, onClose, depth =
       <button type="button" class="hood-close">Close</button></div><div class="hood-graph"></div>`;
     panel.querySelector(".hood-close").onclick = () => handle.close();
     panel.querySelector(".hood-depth").onchange = (event) => draw(Number(event.target.value)).catch(failed);
-    graph = await drawGraph(panel.querySelector(".hood-graph"), { tasks: [...tasks.values()], edges, criticalPath: [] },
-      onSelect);
+    const drawn = await drawGraph(panel.querySelector(".hood-graph"), { tasks: [...tasks.values()], edges,
+      criticalPath: [] }, onSelect);
+    if (ask !== asked) return;
+    graph = drawn;
     if (marked) graph.mark(...marked);
     graph.reveal(task.id);
   };
-  const failed = (error) => { panel.innerHTML = `<p class="error">No neighbourhood: ${esc(error.message)}</p>
+  const failed = (error) => { if (!panel.isConnected) return; panel.innerHTML = `<p class="error">No neighbourhood: ${esc(error.message)}</p>
     <button type="button" class="hood-close">Close</button>`; panel.querySelector(".hood-close").onclick = () => handle.close(); };
   await draw(depth).catch(failed);
   return handle;
