@@ -22,7 +22,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from models.changes import Change, Idle, ResumeToken, Skipped, StreamItem, StreamRequest, change_time, read_changes
 from models.deadline import unavailable
 from models.errors import CursorExpired
-from models.layout import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_task, readable_value
+from models.layout import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_projected_task, readable_value
 from models.task import RESPONSE_FIELD_ORDER
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ SUBSCRIBER_FIELDS: tuple[str, ...] = ("_id", *FIELD_ORDER)
 """What a subscription's events carry of the task: every field readers serve (a tool's own fields are not)."""
 HISTORY_FIELDS: tuple[str, ...] = ("_id", "job-id", "status")
 """What the history writer reads of the task: its entries name the job and the new status."""
+HISTORY_LINKS: tuple[str, ...] = tuple(name for name in HISTORY_FIELDS if name in LINK_FIELDS)
+"""The link fields among HISTORY_FIELDS (none): what `event_from_change` checks of a history event's task."""
 
 
 def stream_request(
@@ -95,7 +97,9 @@ def stream_request(
     projection: dict[str, Any] = {
         "operationType": 1,
         "documentKey": 1,
-        "clusterTime": 1,
+        # MongoDB 6.0+ gives every event its wallTime; clusterTime (decoded into a Python Timestamp, a cost per
+        # event) only where it does not.
+        "clusterTime": {"$cond": [{"$eq": [{"$type": "$wallTime"}, "date"]}, "$$REMOVE", "$clusterTime"]},
         "wallTime": 1,
         "fullDocumentBeforeChange.job-id": 1,
         **{f"fullDocument.{name}": 1 for name in task_fields},
@@ -170,38 +174,39 @@ def _changed_field_names() -> dict[str, Any]:
             {"$map": {"input": truncated, "in": "$$this.field"}},
         ]
     }
-    document_names = _names_of("$fullDocument")
-    paths = {
+    # Only an update's paths may be dotted ("a.b" changed a): a document's own names are top-level already.
+    update_names = {"$map": {"input": update_paths, "in": {"$arrayElemAt": [{"$split": ["$$this", "."]}, 0]}}}
+    names = {
         "$switch": {
             "branches": [
-                {"case": {"$eq": ["$operationType", "update"]}, "then": update_paths},
+                {"case": {"$eq": ["$operationType", "insert"]}, "then": _names_of("$fullDocument")},
+                {"case": {"$eq": ["$operationType", "update"]}, "then": update_names},
                 {"case": {"$eq": ["$operationType", "delete"]}, "then": []},
-                {"case": {"$eq": ["$operationType", "replace"]}, "then": _replaced_names()},
             ],
-            "default": document_names,
+            "default": _replaced_names(),
         }
     }
-    top_level = {"$map": {"input": paths, "in": {"$arrayElemAt": [{"$split": ["$$this", "."]}, 0]}}}
-    return {"$setIntersection": [top_level, list(FIELD_ORDER)]}
+    return {"$setIntersection": [names, list(FIELD_ORDER)]}
 
 
-def event_from_change(change: dict[str, Any]) -> TaskEvent | None:
+def event_from_change(change: dict[str, Any], links: tuple[str, ...] = LINK_FIELDS) -> TaskEvent | None:
     """The event of one (projected) change-stream document; None for a document whose _id is no task id.
+    `links`: the link fields the stream's projection reads of the task (none for HISTORY_FIELDS).
     A change whose content cannot be read becomes a SKIPPED event rather than an error."""
     task_id = as_task_id((change.get("documentKey") or {}).get("_id"))
     if task_id is None:
         return None
     try:
-        return _event(change, task_id)
+        return _event(change, task_id, links)
     except Exception as error:  # any stored content at all: one change must never stop a stream
         log.exception("change of task %s cannot be read; delivered as SKIPPED", task_id)
         return skipped_event(Skipped(change["_id"], task_id, change_time(change), f"unreadable: {error}"))
 
 
-def _event(change: dict[str, Any], task_id: int) -> TaskEvent:
+def _event(change: dict[str, Any], task_id: int, links: tuple[str, ...]) -> TaskEvent:
     kind = _KINDS[change["operationType"]]
     stored = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
-    task = readable_task(stored) if stored is not None else None
+    task = readable_projected_task(stored, links) if stored is not None else None
     before = change.get("fullDocumentBeforeChange") or {}
     job = readable_value("job-id", (task or before).get("job-id"))
     changed = sorted(set(change.get(CHANGED) or ()) & _FIELD_POSITION.keys(), key=_FIELD_POSITION.__getitem__)

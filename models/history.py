@@ -33,7 +33,15 @@ from pymongo.errors import (
 )
 
 from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, read_changes
-from models.events import EXPIRED_CURSOR_CODES, HISTORY_FIELDS, TaskEvent, event_from_change, stream_request
+from models.connection import CODEC_OPTIONS
+from models.events import (
+    EXPIRED_CURSOR_CODES,
+    HISTORY_FIELDS,
+    HISTORY_LINKS,
+    TaskEvent,
+    event_from_change,
+    stream_request,
+)
 from models.layout import Collection, Database, TaskDoc
 from models.task import TaskCounter, TaskRecord
 
@@ -47,6 +55,9 @@ _LEASE_ID = "writer"
 _TTL_INDEX = "at_ttl"
 GAP = "GAP"
 SKIPPED = "SKIPPED"
+EVENT_CODEC_OPTIONS = CODEC_OPTIONS.with_options(tzinfo=None)
+"""How the writer decodes its change stream: the gateway's options, but times in BSON's own UTC (equal to
+datetime.UTC) rather than converted into datetime.UTC, a Python call per event that is a sixth of decoding it."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ def skipped_entry(skipped: Skipped) -> TaskDoc:
 
 def _entry_of(item: StreamItem) -> TaskDoc | None:
     if isinstance(item, Change):
-        event = event_from_change(item.document)
+        event = event_from_change(item.document, HISTORY_LINKS)
         return entry_of(event) if event is not None else None
     if isinstance(item, Skipped):
         return skipped_entry(item)
@@ -161,7 +172,7 @@ class HistoryWriter:
         full_document: str = "updateLookup",
         give_up_s: float | None = None,
     ) -> None:
-        self._tasks: Collection = database.get_collection("tasks")
+        self._tasks: Collection = database.get_collection("tasks", codec_options=EVENT_CODEC_OPTIONS)
         self._history: Collection = database.get_collection(HISTORY)
         self._leases: Collection = database.get_collection(LEASES)
         self.owner = owner

@@ -306,6 +306,12 @@ def readable_task(doc: TaskDoc) -> TaskDoc | None:
     return repaired
 
 
+def readable_projected_task(doc: TaskDoc, links: tuple[str, ...]) -> TaskDoc | None:
+    """`readable_task` for one document read with only the link fields `links` among its fields (a change
+    event's task, projected): a clean document is returned as it is, rather than copied for the links left out."""
+    return doc if _is_clean(doc, links) else readable_task(doc)
+
+
 def readable_tasks(docs: Iterable[TaskDoc]) -> list[TaskDoc]:
     return [task for task in map(readable_task, docs) if task is not None]
 
