@@ -9,6 +9,9 @@ import itertools
 import json
 import re
 import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,3 +193,23 @@ class Browser:
     async def screenshot(self, path: Path) -> None:
         shot = await self.call("Page.captureScreenshot", format="png")
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+
+
+@asynccontextmanager
+async def live_view(base_url: str, token: str, job: str, ready: str) -> AsyncIterator[Browser]:
+    """Headless Chromium, in a temporary directory of its own, showing `job` in the live view (/ui) once the
+    JavaScript expression `ready` is true (60 s at most)."""
+    with tempfile.TemporaryDirectory(prefix="bench-ui-", ignore_cleanup_errors=True) as workdir:
+        async with Browser(Path(workdir)) as browser:
+            await browser.open(f"{base_url}/ui/#token={token}&job={job}")
+            await browser.wait_for(ready, timeout_s=60)
+            yield browser
+
+
+def mark_set(name: str) -> str:
+    """A JavaScript expression true once the page has set the performance mark `name`."""
+    return f"performance.getEntriesByName('{name}').length"
+
+
+PAGE_MARKS = "Object.fromEntries(performance.getEntriesByType('mark').map(m => [m.name, m.startTime]))"
+"""A JavaScript expression: every performance mark the page set, by name, in ms from navigation."""

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from bench.browser import Browser
+from bench.browser import PAGE_MARKS, Browser, live_view, mark_set
 from bench.data import JOB_TASKS
 from bench.measure import ROUNDS, Bound, Row, Run, Target
 from bench.processes import TOKEN
@@ -59,21 +57,16 @@ async def pan(browser: Browser) -> dict[str, float]:
 
 
 async def one_round(gateway: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-graph-", ignore_cleanup_errors=True) as workdir:
-        async with Browser(Path(workdir)) as browser:
-            await browser.open(f"{gateway}/ui/#token={TOKEN}&job=job-10k")
-            await browser.wait_for("performance.getEntriesByName('graph-drawn').length", timeout_s=60)
-            marks = await browser.evaluate(
-                "Object.fromEntries(performance.getEntriesByType('mark').map(m => [m.name, m.startTime]))"
-            )
-            assert await browser.evaluate(f"{GRAPH}.tasks") == JOB_TASKS
-            reading = await pan(browser)  # the first view: the roots at a readable zoom
-            await browser.click("[data-act=fit]")
-            whole = await pan(browser)  # every task in view (rows about 1 px apart: no links drawn)
-            for _ in range(5):  # zoom 1.25 ** 5 = 3x: rows 3 px apart, the links drawn, a third of the tasks in view
-                await browser.click("[data-act=in]")
-            linked = await pan(browser)
-            return {"marks": marks, "reading": reading, "whole": whole, "linked": linked}
+    async with live_view(gateway, TOKEN, "job-10k", mark_set("graph-drawn")) as browser:
+        marks = await browser.evaluate(PAGE_MARKS)
+        assert await browser.evaluate(f"{GRAPH}.tasks") == JOB_TASKS
+        reading = await pan(browser)  # the first view: the roots at a readable zoom
+        await browser.click("[data-act=fit]")
+        whole = await pan(browser)  # every task in view (rows about 1 px apart: no links drawn)
+        for _ in range(5):  # zoom 1.25 ** 5 = 3x: rows 3 px apart, the links drawn, a third of the tasks in view
+            await browser.click("[data-act=in]")
+        linked = await pan(browser)
+        return {"marks": marks, "reading": reading, "whole": whole, "linked": linked}
 
 
 async def measure(run: Run) -> list[Row]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 
-from bench.browser import Browser
+from bench.browser import PAGE_MARKS, live_view, mark_set
 from bench.data import Database, layered_job, staged_job, task_doc
 from bench.measure import ROUNDS, Bound, Row, Run, Target
 from bench.processes import TOKEN
@@ -32,17 +30,11 @@ async def ui_row(gateway: str, db: Database, ids: dict[str, int]) -> Row:
     await db.tasks.insert_many(layered_job(ids["next_free"] + 20_000_000, UI_JOB_TASKS, 20, "ui-2k", now))
     figures = []
     for _ in range(ROUNDS):
-        with tempfile.TemporaryDirectory(prefix="bench-ui-", ignore_cleanup_errors=True) as workdir:
-            async with Browser(Path(workdir)) as browser:
-                await browser.open(f"{gateway}/ui/#token={TOKEN}&job=ui-2k")
-                await browser.wait_for("performance.getEntriesByName('graph-drawn').length", timeout_s=60)
-                marks = await browser.evaluate(
-                    "Object.fromEntries(performance.getEntriesByType('mark').map(m => [m.name, m.startTime]))"
-                )
-                figures.append(marks)
-                assert await browser.evaluate(
-                    "document.querySelector('#graph .graph-canvas').graphView.tasks"
-                ) == UI_JOB_TASKS  # fmt: skip
+        async with live_view(gateway, TOKEN, "ui-2k", mark_set("graph-drawn")) as browser:
+            figures.append(await browser.evaluate(PAGE_MARKS))
+            assert await browser.evaluate(
+                "document.querySelector('#graph .graph-canvas').graphView.tasks"
+            ) == UI_JOB_TASKS  # fmt: skip
     drawn, fetched, laid_out = (statistics.median(marks[name] for marks in figures)
                                 for name in ("graph-drawn", "graph-fetched", "graph-laid-out"))  # fmt: skip
     note = f"from navigation: fetched {fetched:.0f} ms, laid out {laid_out:.0f} ms (headless Chromium)"
@@ -57,13 +49,10 @@ async def overview_row(gateway: str, db: Database, ids: dict[str, int]) -> Row:
     )
     figures = []
     for _ in range(ROUNDS):
-        with tempfile.TemporaryDirectory(prefix="bench-ui-", ignore_cleanup_errors=True) as workdir:
-            async with Browser(Path(workdir)) as browser:
-                await browser.open(f"{gateway}/ui/#token={TOKEN}&job=ui-100k")
-                await browser.wait_for("performance.getEntriesByName('overview-drawn').length", timeout_s=60)
-                figures.append(await browser.evaluate("performance.getEntriesByName('overview-drawn')[0].startTime"))
-                rows = await browser.evaluate("document.querySelectorAll('table.levels tbody tr').length")
-                assert rows == OVERVIEW_LEVELS, rows
+        async with live_view(gateway, TOKEN, "ui-100k", mark_set("overview-drawn")) as browser:
+            figures.append((await browser.evaluate(PAGE_MARKS))["overview-drawn"])
+            rows = await browser.evaluate("document.querySelectorAll('table.levels tbody tr').length")
+            assert rows == OVERVIEW_LEVELS, rows
     drawn = statistics.median(figures)
     note = f"from navigation, headless Chromium; rounds {', '.join(f'{f:.0f}' for f in figures)} ms"
     return Row("live view: 100,000-task job overview by stage on screen (time)", drawn, 2000, "ms", drawn / 2000,
@@ -81,29 +70,27 @@ async def count_lag_row(session: aiohttp.ClientSession, gateway: str, db: Databa
     loop = asyncio.get_running_loop()
     stored: list[float] = []
     shown: list[tuple[float, int]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-ui-", ignore_cleanup_errors=True) as workdir:
-        async with Browser(Path(workdir)) as browser:
-            await browser.open(f"{gateway}/ui/#token={TOKEN}&job=ui-stream")
-            ready = "document.getElementById('live').classList.contains('on')"
-            await browser.wait_for(f"document.getElementById('done-count')?.textContent === '0' && {ready}", 60)
+    live = "document.getElementById('live').classList.contains('on')"
+    ready = f"document.getElementById('done-count')?.textContent === '0' && {live}"
+    async with live_view(gateway, TOKEN, "ui-stream", ready) as browser:
 
-            async def change() -> None:
-                start = loop.time()
-                for number in range(STREAM_TASKS):
-                    url = f"{gateway}/tracking/task/{first + number}"
-                    async with session.put(url, json={"status": "DONE"}) as response:
-                        assert response.status == 200, await response.text()
-                    stored.append(loop.time())
-                    await asyncio.sleep(max(0.0, start + (number + 1) / STREAM_RATE - loop.time()))
+        async def change() -> None:
+            start = loop.time()
+            for number in range(STREAM_TASKS):
+                url = f"{gateway}/tracking/task/{first + number}"
+                async with session.put(url, json={"status": "DONE"}) as response:
+                    assert response.status == 200, await response.text()
+                stored.append(loop.time())
+                await asyncio.sleep(max(0.0, start + (number + 1) / STREAM_RATE - loop.time()))
 
-            async def watch(changing: asyncio.Task[None]) -> None:
-                while not changing.done() or (shown and shown[-1][1] < STREAM_TASKS and loop.time() - stored[-1] < 10):
-                    count = int(await browser.evaluate("document.getElementById('done-count').textContent"))
-                    shown.append((loop.time(), count))
-                    await asyncio.sleep(0.05)
+        async def watch(changing: asyncio.Task[None]) -> None:
+            while not changing.done() or (shown and shown[-1][1] < STREAM_TASKS and loop.time() - stored[-1] < 10):
+                count = int(await browser.evaluate("document.getElementById('done-count').textContent"))
+                shown.append((loop.time(), count))
+                await asyncio.sleep(0.05)
 
-            changing = asyncio.create_task(change())
-            await asyncio.gather(changing, watch(changing))
+        changing = asyncio.create_task(change())
+        await asyncio.gather(changing, watch(changing))
     lags = [
         next((at for at, count in shown if count > index), float("inf")) - when for index, when in enumerate(stored)
     ]
