@@ -452,6 +452,11 @@ def unpack_links(rows: list[dict[str, Any]]) -> JobLinks:
     its status a string or none, its links task ids, each once)."""
     links = JobLinks()
     for row in rows:
+        if _clean_chunk(row["ids"], row["statuses"], row["nexts"]):
+            links.ids.extend(row["ids"])
+            links.statuses.extend(row["statuses"])
+            links.nexts.extend(row["nexts"])
+            continue
         for raw_id, status, nexts in zip(row["ids"], row["statuses"], row["nexts"], strict=True):
             if _clean_links(nexts) and (task_id := as_task_id(raw_id)) is not None:
                 links.add(task_id, status if type(status) is str else readable_value("status", status), nexts)
@@ -460,6 +465,25 @@ def unpack_links(rows: list[dict[str, Any]]) -> JobLinks:
             if task is not None:
                 links.add(task["_id"], task.get("status"), task["nexts"])
     return links
+
+
+_ID_TYPES = frozenset({int, Int64})
+_STATUS_TYPES = frozenset({str, type(None)})
+_LINK_TYPES = frozenset({Int64})
+
+
+def _clean_chunk(ids: list[Any], statuses: list[Any], nexts: list[Any]) -> bool:
+    """Whether a whole chunk of `links_pipeline` is as readers see it already (the usual case), checked a column
+    at a time in C-level passes rather than task by task: ids positive integers (BSON integers are in int64's
+    range), statuses strings or none, links lists of positive int64 ids without repeats (as `_clean_links`)."""
+    if not ids or not set(map(type, ids)) <= _ID_TYPES or min(ids) <= 0:
+        return False
+    if not set(map(type, statuses)) <= _STATUS_TYPES or not set(map(type, nexts)) <= {list}:
+        return False
+    linked = [target for targets in nexts for target in targets]
+    if linked and (not set(map(type, linked)) <= _LINK_TYPES or min(linked) <= 0):
+        return False
+    return list(map(len, map(set, nexts))) == list(map(len, nexts))
 
 
 def _clean_links(nexts: Any) -> bool:
