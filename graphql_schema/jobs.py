@@ -200,9 +200,9 @@ class Job:
         description="The job's tasks by stage (depth from its roots: one more than the deepest previous task in "
         "the job), shallowest first, with counts per status: an overview of a job of any size, computed from the "
         "links and statuses only. TRAVERSAL_TOO_LARGE over 10 x TRACKING_GRAPHQL_MAX_TRAVERSAL tasks; an error "
-        "naming a task on the cycle if the links hold one."
+        "naming a task on the cycle if the links hold one; null then, the job's other fields still answered."
     )
-    async def levels(self, info: Info[Context, None]) -> list[JobLevelType]:
+    async def levels(self, info: Info[Context, None]) -> list[JobLevelType] | None:
         found = await info.context.store.job_levels(self.id, LEVELS_BOUND_FACTOR * info.context.max_traversal)
         return [
             JobLevelType(
@@ -217,9 +217,10 @@ class Job:
     @strawberry.field(
         description="The chain of linked tasks of the job, from one with no previous task in the job to one with "
         "no next in it, with the largest total duration (finish - start; now - start while running; 0 without a "
-        "start). Among equal chains, lower ids win. An error naming a task on the cycle if the links hold one."
+        "start). Among equal chains, lower ids win. An error naming a task on the cycle if the links hold one (or "
+        "TRAVERSAL_TOO_LARGE); null then, the job's other fields (tasks, edges) still answered."
     )
-    async def critical_path(self, info: Info[Context, None]) -> list[TaskType]:
+    async def critical_path(self, info: Info[Context, None]) -> list[TaskType] | None:
         return as_tasks(await info.context.store.critical_path(self.id, info.context.max_traversal))
 
 

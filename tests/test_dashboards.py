@@ -449,6 +449,17 @@ async def test_critical_path_ties_go_to_lower_ids_and_cycles_are_named(http, raw
     error = await gql_error(http, '{ job(id: "loop") { criticalPath { id } } }')
     assert error["extensions"]["code"] == "GRAPH_CYCLE"
     assert "task 11 (11 -> 12 -> 11)" in error["message"]
+    # Refused, the path is null and the rest of the job is still answered (a dashboard still draws the graph).
+    query = '{ job(id: "loop") { taskCount tasks { id } criticalPath { id } levels { depth } } }'
+    response = (await http.post("/graphql", json={"query": query})).json()
+    assert response["data"]["job"] == {
+        "taskCount": 3,
+        "tasks": [{"id": "10"}, {"id": "11"}, {"id": "12"}],
+        "criticalPath": None,
+        "levels": None,
+    }
+    assert sorted(error["path"][-1] for error in response["errors"]) == ["criticalPath", "levels"]
+    assert {error["extensions"]["code"] for error in response["errors"]} == {"GRAPH_CYCLE"}
 
 
 @st.composite
