@@ -617,13 +617,15 @@ function viewport(canvas, layout, scene, initial) {
     const { width, height } = size();
     return d3.zoomIdentity.translate(width / 2, height / 2).scale(k).translate(-x, -y);
   };
-  const fit = () => set(at(fitScale(), layout.width / 2, layout.height / 2), true);
+  // fit and the zoom keys take the limits at the canvas's size now: the ResizeObserver below runs a frame after
+  // a resize, and a key pressed before it would zoom from the old limits ("-" zooming in).
+  const fit = () => { limit(); set(at(fitScale(), layout.width / 2, layout.height / 2), true); };
   const start = () => {
     if (fitScale() >= READABLE) { fit(); return; }
     const { width } = size();
     set(at(1, width / 2 - 20, layout.height / 2)); // the left edge of the graph, halfway down, at full size
   };
-  const zoomBy = (factor) => zoom.scaleBy(selection, factor);
+  const zoomBy = (factor) => { limit(); zoom.scaleBy(selection, factor); };
   canvas.addEventListener("keydown", (event) => {
     const step = 80 / d3.zoomTransform(canvas).k;
     const moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
