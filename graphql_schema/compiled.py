@@ -30,7 +30,7 @@ from strawberry.types.graphql import OperationType
 from graphql_schema.compiled_plan import TASK_FIELDS, TYPENAME, Field, NotCompiled, plan
 from graphql_schema.context import Context
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
-from graphql_schema.jobs import as_summary, stage_filter
+from graphql_schema.jobs import as_summary, levels_bound, stage_filter
 from graphql_schema.metrics import COMPILED
 from graphql_schema.rules import REQUESTED_OPERATION
 from graphql_schema.tasks import Selection, graphql_field_names
@@ -48,7 +48,6 @@ from models import (
     parse_task_id,
 )
 from models.deadline import KNOWN_UNAVAILABLE
-from models.jobs import LEVELS_BOUND_FACTOR
 from models.layout import DATE, FIELD_KINDS
 
 PARSED_DOCUMENTS = 512
@@ -358,7 +357,7 @@ _LEVEL_NUMBERS = {"depth": "depth", "count": "count", "blockedCount": "blocked_c
 
 
 async def _levels(job_id: str, fields: tuple[Field, ...], context: Context) -> list[dict[str, Any]]:
-    levels = await context.store.job_levels(job_id, LEVELS_BOUND_FACTOR * context.max_traversal)
+    levels = await context.store.job_levels(job_id, levels_bound(context.max_traversal))
     answer = []
     for level in levels:
         shown: dict[str, Any] = {}

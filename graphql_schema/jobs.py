@@ -203,7 +203,7 @@ class Job:
         "naming a task on the cycle if the links hold one; null then, the job's other fields still answered."
     )
     async def levels(self, info: Info[Context, None]) -> list[JobLevelType] | None:
-        found = await info.context.store.job_levels(self.id, LEVELS_BOUND_FACTOR * info.context.max_traversal)
+        found = await info.context.store.job_levels(self.id, levels_bound(info.context.max_traversal))
         return [
             JobLevelType(
                 depth=level.depth,
@@ -224,10 +224,16 @@ class Job:
         return as_tasks(await info.context.store.critical_path(self.id, info.context.max_traversal))
 
 
+def levels_bound(max_traversal: int) -> int:
+    """The most tasks Job.levels (and a taskPage by stage) counts: LEVELS_BOUND_FACTOR times
+    TRACKING_GRAPHQL_MAX_TRAVERSAL (it reads links and statuses only, not whole tasks)."""
+    return LEVELS_BOUND_FACTOR * max_traversal
+
+
 def stage_filter(depth: int | None, max_traversal: int) -> StageFilter | None:
-    """taskPage's `depth` as the store's stage filter, bounded as Job.levels is (LEVELS_BOUND_FACTOR times
-    TRACKING_GRAPHQL_MAX_TRAVERSAL); None without a depth. A negative depth is the caller's to refuse."""
-    return None if depth is None else StageFilter(depth, LEVELS_BOUND_FACTOR * max_traversal)
+    """taskPage's `depth` as the store's stage filter, bounded as Job.levels is (`levels_bound`); None without a
+    depth. A negative depth is the caller's to refuse."""
+    return None if depth is None else StageFilter(depth, levels_bound(max_traversal))
 
 
 def _last_cursor(edges: list[TaskEdge] | list[JobEdge]) -> str | None:

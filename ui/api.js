@@ -3,16 +3,23 @@
 
 export class Unauthorized extends Error {}
 
+/** The answer's `data`; any error in it is thrown (Unauthorized for a refused token). */
 export async function gql(query, variables = {}) {
+  const body = await gqlAnswer(query, variables);
+  if (body.errors?.length) throw new Error(body.errors.map((error) => error.message).join("; "));
+  return body.data;
+}
+
+/** The whole answer, `{ data, errors }`: for queries whose nullable fields may be refused alone (the rest of
+ *  the data still answered); Unauthorized for a refused token. */
+export async function gqlAnswer(query, variables = {}) {
   const response = await fetch("/graphql", {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-Auth-Token": trackingToken.get() },
     body: JSON.stringify({ query, variables }),
   });
   if (response.status === 401 || response.status === 403) throw new Unauthorized("the token was refused");
-  const body = await response.json();
-  if (body.errors?.length) throw new Error(body.errors.map((error) => error.message).join("; "));
-  return body.data;
+  return response.json();
 }
 
 /** A graphql-transport-ws subscription that starts after `start.after` (a cursor taken before the view read

@@ -1,7 +1,7 @@
 // A job: its counts, its task graph (or, over GRAPH_LIMIT tasks, a filtered table), and the selected task's
 // fields, links and history; all kept live from the job's taskEvents subscription.
 
-import { esc, gql, subscribe, throttled, Unauthorized } from "./api.js";
+import { esc, gql, gqlAnswer, subscribe, throttled } from "./api.js";
 import { drawGraph } from "./graph.js";
 import { showNeighbourhood } from "./neighbourhood.js";
 import { drawTimeline, markTimeline } from "./timeline.js";
@@ -18,10 +18,9 @@ const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description",
 
 const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
   summary { doneCount progress lastUpdate durationMs firstStart } } doneStatuses }`;
+// criticalPath is null with its error (GRAPH_CYCLE: a cycle a tool wrote into the links) while the graph is answered.
 const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status startTime finishTime } edges { from to }
-  } }`;
-// Asked apart from the graph: a cycle a tool wrote into the links fails it (GRAPH_CYCLE), never the graph.
-const CRITICAL_PATH = `query CriticalPath($id: String!) { job(id: $id) { criticalPath { id } } }`;
+  criticalPath { id } } }`;
 const REASON_SHOWN = 300; // characters of a refusal shown in the legend (a cycle's message lists every task on it)
 const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String,
   $depth: Int) { job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot,
@@ -71,11 +70,10 @@ export function showJob(main, jobId, failed) {
         showHint(page);
         return await page.table.refresh();
       }
-      const [{ job: full }, critical] = await Promise.all([gql(JOB_GRAPH, { id: jobId }), criticalPath(jobId)]);
+      const { job: full, noPath } = await jobGraph(jobId);
       if (page.closed) return;
       if (!full) { document.getElementById("graph").textContent = "No task has this job id (any more)."; return; }
-      full.criticalPath = critical.path;
-      page.noPath = critical.reason;
+      page.noPath = noPath;
       page.table = null;
       main.querySelector(".tabs").hidden = false;
       page.tasks = new Map(full.tasks.map((task) => [task.id, task]));
@@ -147,17 +145,17 @@ async function showHead(page, jobId) {
   return job;
 }
 
-/** The job's critical path: { path: [{id}], reason: null }, or, when the gateway refuses it (the links hold a
- *  cycle: GRAPH_CYCLE), { path: [], reason } with the start of its message. A refused token still throws. */
-async function criticalPath(jobId) {
-  try {
-    const { job } = await gql(CRITICAL_PATH, { id: jobId });
-    return { path: job?.criticalPath ?? [], reason: null };
-  } catch (error) {
-    if (error instanceof Unauthorized) throw error;
-    const reason = error.message.length > REASON_SHOWN ? `${error.message.slice(0, REASON_SHOWN)}…` : error.message;
-    return { path: [], reason };
-  }
+/** The job's tasks, edges and critical path: { job, noPath: null }; when the gateway refuses the path alone (the
+ *  links hold a cycle: GRAPH_CYCLE) the job with an empty path and noPath the start of the refusal's message.
+ *  Any other error (a refused token included) is thrown. */
+async function jobGraph(jobId) {
+  const { data, errors = [] } = await gqlAnswer(JOB_GRAPH, { id: jobId });
+  const refused = errors.filter((error) => error.path?.at(-1) === "criticalPath");
+  if (errors.length > refused.length || !data) throw new Error(errors.map((error) => error.message).join("; "));
+  const job = data.job;
+  if (job) job.criticalPath ??= [];
+  const reason = refused[0]?.message ?? null;
+  return { job, noPath: reason && reason.length > REASON_SHOWN ? `${reason.slice(0, REASON_SHOWN)}…` : reason };
 }
 
 /** What the marks on screen mean, for the mode shown (the legend of the statuses is the chips above). */
