@@ -14,6 +14,7 @@ read), so this is the last line, not the usual path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,13 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (BSONError, UnicodeDecodeError, Val
 """What decoding a batch may raise; the gateway's codec options (models.connection) leave none expected."""
 ISOLATE_EVENTS = 100
 """After a failed batch, how many events are read one at a time before full batches resume."""
+CHANGE_BATCH = 500
+"""Events per batch MongoDB sends. PyMongo decodes a batch in one call that holds the event loop: about 5 ms for
+500 events, where MongoDB's default (up to 16 MiB) held it 50-100 ms after a large create, delaying every answer
+of the gateway, the create's own included."""
+EVENTS_PER_TURN = 100
+"""Events taken from a decoded batch before the event loop gets a turn: a reader's work on a batch (the history
+writer's, a subscription's) holds it a few milliseconds at a time, never a whole batch's worth."""
 _PROBE_POLLS = 20
 _PROBE_PROJECTION = {"operationType": 1, "documentKey": 1, "clusterTime": 1, "wallTime": 1}
 
@@ -101,7 +109,7 @@ class StreamRequest:
             # start_after, unlike resume_after, also goes on after an invalidate (a tool dropped `tasks`).
             start_after=after,
             max_await_time_ms=self.poll_ms,
-            batch_size=1 if probe or one_by_one else None,
+            batch_size=1 if probe or one_by_one else CHANGE_BATCH,
         )
         return stream
 
@@ -115,10 +123,14 @@ async def read_changes(request: StreamRequest, after: ResumeToken | None) -> Asy
     """
     token = after
     isolating = 0
+    taken = 0
     while True:
         try:
             async with await request.open(token, one_by_one=isolating > 0) as stream:
                 while stream.alive:
+                    taken += 1
+                    if taken % EVENTS_PER_TURN == 0:
+                        await asyncio.sleep(0)  # a decoded batch is read without waiting: let the loop run
                     change = await stream.try_next()
                     if change is None:
                         token = stream.resume_token or token

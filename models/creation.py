@@ -7,9 +7,9 @@ The rules, in the order they are checked (the first broken one is the error): at
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from bson.int64 import Int64
 from pydantic import TypeAdapter
@@ -20,7 +20,7 @@ from models.limits import Limits
 from models.task import DEFAULT_TYPE, SERVER_OWNED_ON_CREATE, TaskCreate, now_utc
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedTask:
     fields: dict[str, Any]
     """The client's fields under their stored names, nulls left out (not `id`, `nexts` or the timestamps)."""
@@ -31,6 +31,11 @@ class PlannedTask:
     children: list[int] = field(default_factory=list)
     """Indexes into the plan of the tasks its `nexts` held, in request order."""
 
+
+_T = TypeVar("_T")
+Render = Callable[[TaskDoc, Mapping[int, TaskDoc]], _T]
+"""What a front end makes of a created task for its answer: `render(doc, docs_by_id)`, every task of the create by
+id beside it (to show linked ones)."""
 
 _TASK_LIST: TypeAdapter[list[TaskCreate]] = TypeAdapter(list[TaskCreate])
 
@@ -91,10 +96,11 @@ def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int]) -> list[TaskD
     int64, links both ways, one creation time, and the defaults of `type` ("task"), `root` (true only for a task
     no other task of the request holds) and `job-id` (the parent's)."""
     now = now_utc()
+    int64_ids = list(map(Int64, ids))
     docs: list[TaskDoc] = []
     for index, item in enumerate(plan):
-        fields, parent = item.fields, item.parent
-        doc: TaskDoc = {"_id": Int64(ids[index])}
+        fields, parent, children = item.fields, item.parent, item.children
+        doc: TaskDoc = {"_id": int64_ids[index]}
         if "status" in fields:
             doc["status"] = fields["status"]
         doc["creation-timestamp"] = doc["update-timestamp"] = now
@@ -103,7 +109,7 @@ def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int]) -> list[TaskD
         doc.update(fields)
         doc.setdefault("root", parent is None)
         doc.setdefault("type", DEFAULT_TYPE)
-        doc["nexts"] = [Int64(ids[child]) for child in item.children]
-        doc["previous"] = [Int64(ids[parent])] if parent is not None else []
+        doc["nexts"] = [int64_ids[child] for child in children] if children else []
+        doc["previous"] = [int64_ids[parent]] if parent is not None else []
         docs.append(doc)
     return docs

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Sequence
+from typing import TypeVar
 
 from bson.int64 import Int64
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import OperationFailure
 
-from models.creation import PlannedTask, new_documents
+from models.creation import PlannedTask, Render, new_documents
 from models.deadline import is_duplicate_key
 from models.errors import IdAllocationFailed, TaskAlreadyExists
 from models.layout import TaskDoc
@@ -25,6 +26,7 @@ from models.task import COUNTER_FOLLOWS_IDS_UP_TO, SERVER_ID_MAX
 TASK_COUNTER = "tasks"
 """The `_id` of the id counter in `counters`."""
 SERVER_ASSIGNED_ID_RETRIES = 3
+_T = TypeVar("_T")
 
 
 class IdAllocator:
@@ -75,22 +77,17 @@ class IdAllocator:
         if existing:
             raise TaskAlreadyExists(existing)
 
-    async def insert(self, plan: Sequence[PlannedTask], client_ids: Collection[int]) -> list[TaskDoc]:
-        """The stored documents of `plan`, inserted all or nothing, the tasks without an id given fresh ones.
-        A server-assigned id that a direct write took meanwhile is skipped and the insert tried again, up to
-        SERVER_ASSIGNED_ID_RETRIES times (then IdAllocationFailed); a given id taken meanwhile is
-        TaskAlreadyExists."""
+    async def insert(self, plan: Sequence[PlannedTask], client_ids: Collection[int], render: Render[_T]) -> list[_T]:
+        """`render` of each stored document of `plan`, in plan order, once all are inserted (all or nothing); the
+        tasks without an id given get fresh ones. A server-assigned id that a direct write took meanwhile is
+        skipped and the insert tried again, up to SERVER_ASSIGNED_ID_RETRIES times (then IdAllocationFailed); a
+        given id taken meanwhile is TaskAlreadyExists."""
         for _ in range(SERVER_ASSIGNED_ID_RETRIES):
             server_ids = iter(await self.allocate(len(plan) - len(client_ids)))
             ids = [item.id if item.id is not None else next(server_ids) for item in plan]
             docs = new_documents(plan, ids)
-
-            async def insert(session: AsyncClientSession, docs: list[TaskDoc] = docs) -> None:
-                await self._storage.tasks.insert_many(docs, ordered=True, session=session)
-
             try:
-                await self._storage.in_transaction(insert)
-                return docs
+                return await self._insert_rendered(docs, render)
             except OperationFailure as error:
                 if not is_duplicate_key(error):
                     raise
@@ -102,3 +99,19 @@ class IdAllocator:
             f"no free task ids after {SERVER_ASSIGNED_ID_RETRIES} tries: something keeps writing ids just past "
             "the id counter; try again, or give ids in the request"
         )
+
+    async def _insert_rendered(self, docs: list[TaskDoc], render: Render[_T]) -> list[_T]:
+        """`render` of each of `docs`, inserted in one transaction; the rendering runs while MongoDB inserts
+        (Storage.insert_in_order)."""
+        by_id = {doc["_id"]: doc for doc in docs}
+        rendered: list[_T] = []
+
+        def render_part(part: Sequence[TaskDoc]) -> None:
+            rendered.extend([render(doc, by_id) for doc in part])
+
+        async def insert(session: AsyncClientSession) -> None:
+            rendered.clear()  # PyMongo runs the callback again after a transient error
+            await self._storage.insert_in_order(docs, session, render_part)
+
+        await self._storage.in_transaction(insert)
+        return rendered

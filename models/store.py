@@ -20,14 +20,14 @@ than MongoDB holds; the errors each method names come on top of these.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from models.check import CheckReport, check_graph
 from models.coalesce import CoalescedReads
 from models.conditions import EntityTagCondition
 from models.connection import make_client, ping, prepare_database, require_transactions
-from models.creation import client_ids_of, plan_creation
+from models.creation import Render, client_ids_of, plan_creation
 from models.deadline import bounded
 from models.defaults import DONE_STATUSES, HISTORY_DAYS, MONGODB_TIMEOUT_MS, SUBSCRIPTION_RESUME_MS, VALIDATION_ACTION
 from models.errors import TaskNotFound
@@ -53,6 +53,8 @@ from models.records import Records
 from models.storage import Storage
 from models.task import TaskCreate, TaskPatch
 from models.walks import Direction, Walks
+
+_T = TypeVar("_T")
 
 
 class GraphStore:
@@ -151,10 +153,23 @@ class GraphStore:
         """The stored tasks of a create, nested `nexts` sub-graphs included, in request order (depth-first), all
         created or none. InvalidOperation for an empty or oversized create or an id given twice (models.creation),
         TaskAlreadyExists for a given id already stored, IdAllocationFailed when no free server ids are found."""
+        return await self._create(tasks, _stored)
+
+    @bounded
+    async def create_tasks_rendered(
+        self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], render: Render[_T]
+    ) -> list[_T]:
+        """`create_tasks`, each stored task given to `render(doc, docs_by_id)` (models.creation.Render) while
+        MongoDB inserts the tasks rather than after the commit: the front end's answer is encoded at the same
+        time as mongod works, on the other core (Storage.insert_in_order). The results in request order, once
+        all are stored; the errors of `create_tasks`."""
+        return await self._create(tasks, render)
+
+    async def _create(self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], render: Render[_T]) -> list[_T]:
         plan = plan_creation(tasks)
         client_ids = client_ids_of(plan, self.limits)
         await self._ids.refuse_taken(client_ids)
-        return await self._ids.insert(plan, client_ids)
+        return await self._ids.insert(plan, client_ids, render)
 
     # ---- read -----------------------------------------------------------------------------------------------
 
@@ -332,3 +347,7 @@ class GraphStore:
     ) -> None:
         """Unlink each previous id -> task_id (links not stored are no error); TaskNotFound; PreconditionFailed."""
         await self._links.remove([(other, task_id) for other in previous_ids], task_id, if_match)
+
+
+def _stored(doc: TaskDoc, _: Mapping[int, TaskDoc]) -> TaskDoc:
+    return doc

@@ -151,9 +151,8 @@ async def _task_patch(request: Request) -> TaskPatch:
 async def create_tasks(request: Request) -> Response:
     """All or nothing: nested `nexts` are created too and linked after their parent; an existing id is 400."""
     tasks = await _created_tasks(request)
-    docs = await _store(request).create_tasks(tasks)
-    by_id = {doc["_id"]: doc for doc in docs}
-    return _respond({"tasks": {"tasks": [task_to_api(doc, by_id) for doc in docs]}}, _format(request))
+    answers = await _store(request).create_tasks_rendered(tasks, task_to_api)
+    return _respond({"tasks": {"tasks": answers}}, _format(request))
 
 
 @router.get(
