@@ -154,6 +154,25 @@ async def median_of(measure: Callable[[], Awaitable[float]], rounds: int = ROUND
     return statistics.median([await measure() for _ in range(rounds)])
 
 
+async def medians_alternating(
+    first: Callable[[], Awaitable[float]],
+    second: Callable[[], Awaitable[float]],
+    rounds: int = ROUNDS,
+    warmups: int = 1,
+) -> tuple[float, float]:
+    """The medians of `first` and `second` measured in alternate rounds (first, second, first, …): a workload
+    whose figures drift with MongoDB's state (a checkpoint, the cache filling after the load) has both sides
+    measured in the same stretch of it rather than one after the other."""
+    firsts: list[float] = []
+    seconds: list[float] = []
+    for round_ in range(warmups + rounds):
+        one, two = await first(), await second()
+        if round_ >= warmups:
+            firsts.append(one)
+            seconds.append(two)
+    return statistics.median(firsts), statistics.median(seconds)
+
+
 async def timed(action: Callable[[], Awaitable[object]]) -> float:
     """Seconds `action` took."""
     started = time.perf_counter()
