@@ -24,7 +24,8 @@ INSERT_CHUNK = 1_000
 while MongoDB inserts one (about 20 ms of mongod's time per chunk against 3 ms of encoding), large enough that the
 extra commands cost little (a 10,000-task create sends 10)."""
 ENCODE_SLICE = 250
-"""Documents encoded between two turns of the event loop while an insert is in flight (about 1 ms)."""
+"""Documents encoded, or handed to the caller's `alongside`, between two turns of the event loop while an insert
+is in flight (about a millisecond of work: other requests are served in between)."""
 _T = TypeVar("_T")
 
 
@@ -75,6 +76,8 @@ class Storage:
         finally:
             if sending is not None and not sending.done():
                 sending.cancel()  # `alongside` failed or the deadline passed: the transaction is aborted anyway
+            elif sending is not None and not sending.cancelled():
+                sending.exception()  # seen: when something else failed first, that is the error raised
 
     async def _encoded(self, docs: Sequence[TaskDoc], start: int) -> list[RawBSONDocument]:
         """The chunk of `docs` from `start` as BSON, encoded a slice at a time between turns of the event loop."""
