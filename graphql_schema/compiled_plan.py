@@ -158,12 +158,16 @@ class _Walk:
 
     def fields(self, selection_set: SelectionSetNode | None, type_name: str) -> list[FieldNode]:
         """The fields of a selection in response order through fragments (graphql-core's collect_fields), each
-        response key once; NotCompiled for a directive, a fragment on another type or a key given twice."""
-        found = self._collect(selection_set, type_name)
-        keys = [_key(node) for node in found]
-        if len(set(keys)) != len(keys):
-            raise NotCompiled("a response key selected twice: graphql-core merges those")
-        return found
+        response key once, where it first appears; NotCompiled for a directive, a fragment on another type or an
+        object field selected twice (graphql-core merges their selections). A scalar selected twice under one key
+        (`id … on Task { id }`) is the same field: validation (OverlappingFieldsCanBeMerged, GraphQL spec §5.3.2)
+        has made sure of it before."""
+        unique: dict[str, FieldNode] = {}
+        for node in self._collect(selection_set, type_name):
+            first = unique.setdefault(_key(node), node)
+            if first is not node and (first.selection_set is not None or node.selection_set is not None):
+                raise NotCompiled("an object field selected twice: graphql-core merges those")
+        return list(unique.values())
 
     def _collect(self, selection_set: SelectionSetNode | None, type_name: str) -> list[FieldNode]:
         if selection_set is None:

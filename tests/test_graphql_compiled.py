@@ -164,6 +164,9 @@ COMPILED_QUERIES = [
     'query Q($id: String! = "compiled-job") { job(id: $id) { tasks { ... { id type } } criticalPath { id } } }',
     'query { job(id: "no-such-job") { tasks { id } } }',
     'query { task(id: "3") { id name status finishTime jobId root } missing: task(id: "999") { id } }',
+    # a scalar selected twice under one key, directly and through fragments: one field, where it first appears
+    'query { job(id: "compiled-job") { tasks { name id ... on Task { id status name } ...F } } } '
+    "fragment F on Task { status x: id }",
 ]
 
 
