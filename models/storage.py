@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-from bson import encode
-from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, ReadPreference
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -19,13 +17,9 @@ from models.task import TaskCounter, TaskRecord
 
 LIST_BATCH_SIZE = 100_000
 """Lists come back in as few round trips as 16 MiB batches allow."""
-INSERT_CHUNK = 1_000
-"""Documents per insert command when a create inserts more: small enough that the gateway encodes the next chunk
-while MongoDB inserts one (about 20 ms of mongod's time per chunk against 3 ms of encoding), large enough that the
-extra commands cost little (a 10,000-task create sends 10)."""
-ENCODE_SLICE = 250
-"""Documents encoded, or handed to the caller's `alongside`, between two turns of the event loop while an insert
-is in flight (about a millisecond of work: other requests are served in between)."""
+ALONGSIDE_SLICE = 250
+"""Documents handed to an insert's `alongside` work between two turns of the event loop (about a millisecond of
+work: the insert is sent first, and other requests are served in between)."""
 _T = TypeVar("_T")
 
 
@@ -56,37 +50,26 @@ class Storage:
         alongside: Callable[[Sequence[TaskDoc]], None] | None = None,
     ) -> None:
         """Insert `docs` in order within the session's transaction (ordered: the first failure stops it, and the
-        transaction's abort undoes the rest), INSERT_CHUNK documents to an insert command. While one chunk is in
-        flight the gateway encodes the next to BSON (with the collection's codec options: the bytes `insert_many`
-        would send) and calls `alongside` on the one in flight, ENCODE_SLICE documents at a time, in order: the
-        caller's own work on the documents (an answer to encode) is done while mongod inserts them, so that on
-        two cores the gateway's CPU and mongod's overlap instead of adding up. Raises what `insert_many` raises
-        (BulkWriteError, DocumentTooLarge), and what `alongside` raises."""
-        sending: asyncio.Future[Any] | None = None
-        payload: Sequence[Any] = docs[:INSERT_CHUNK]  # the first chunk as it is: insert_many encodes it at once
-        try:
-            for start in range(0, len(docs), INSERT_CHUNK):
-                sending = asyncio.ensure_future(self.tasks.insert_many(payload, ordered=True, session=session))
-                if alongside is not None:
-                    for part in _slices(docs, start, start + INSERT_CHUNK):
-                        await asyncio.sleep(0)  # the chunk in flight is sent first, its reply read
-                        alongside(part)
-                payload = await self._encoded(docs, start + INSERT_CHUNK)
-                await sending
-        finally:
-            if sending is not None and not sending.done():
-                sending.cancel()  # `alongside` failed or the deadline passed: the transaction is aborted anyway
-            elif sending is not None and not sending.cancelled():
-                sending.exception()  # seen: when something else failed first, that is the error raised
+        transaction's abort undoes the rest), and call `alongside` on them, ALONGSIDE_SLICE documents at a time in
+        order, while MongoDB inserts them: the caller's own work on the documents (an answer to encode) then costs
+        no time of its own, the gateway working on one core while mongod works on the other. Raises what
+        `insert_many` raises (BulkWriteError, DocumentTooLarge), and what `alongside` raises.
 
-    async def _encoded(self, docs: Sequence[TaskDoc], start: int) -> list[RawBSONDocument]:
-        """The chunk of `docs` from `start` as BSON, encoded a slice at a time between turns of the event loop."""
-        codec_options = self.tasks.codec_options
-        encoded: list[RawBSONDocument] = []
-        for part in _slices(docs, start, start + INSERT_CHUNK):
-            await asyncio.sleep(0)
-            encoded += [RawBSONDocument(encode(doc, codec_options=codec_options)) for doc in part]
-        return encoded
+        Why not more: inserting in chunks of 1,000, each encoded to BSON while MongoDB inserted the one before,
+        hid the encoding too, but the extra insert commands cost mongod more than that saved (bench/README.md,
+        "Bulk create, second pass")."""
+        sending = asyncio.ensure_future(self.tasks.insert_many(docs, ordered=True, session=session))
+        try:
+            if alongside is not None:
+                for first in range(0, len(docs), ALONGSIDE_SLICE):
+                    await asyncio.sleep(0)  # the insert is encoded and sent first, then its reply awaited
+                    alongside(docs[first : first + ALONGSIDE_SLICE])
+            await sending
+        finally:
+            if not sending.done():
+                sending.cancel()  # `alongside` failed or the deadline passed: the transaction is aborted anyway
+            elif not sending.cancelled():
+                sending.exception()  # seen: when something else failed first, that is the error raised
 
     async def find_sorted(
         self,
@@ -132,9 +115,3 @@ class Storage:
         """The reply of a database command, decoded like every read (`Database.command` defaults to PyMongo's
         plain codec options, under which a stored date beyond year 9999 raises)."""
         return await self.database.command(command, codec_options=self.database.codec_options)
-
-
-def _slices(docs: Sequence[TaskDoc], start: int, stop: int) -> list[Sequence[TaskDoc]]:
-    """`docs[start:stop]` in slices of ENCODE_SLICE."""
-    stop = min(stop, len(docs))
-    return [docs[first : min(first + ENCODE_SLICE, stop)] for first in range(start, stop, ENCODE_SLICE)]

@@ -1,7 +1,7 @@
-"""A create larger than one insert command: its tasks go to MongoDB in chunks, each encoded while the one before is
-inserted, and the answer is rendered meanwhile (models.storage.Storage.insert_in_order). The chunk is made tiny
-here so that small creates cross many chunk and slice boundaries; what callers see and what is stored must be
-what one insert gives."""
+"""A create's answer is rendered while MongoDB inserts its tasks, a slice at a time
+(models.storage.Storage.insert_in_order). The slice is made tiny here so that small creates cross many slice
+boundaries; what callers see and what is stored must be what reading the tasks gives, and a failed insert leaves
+nothing, whatever it had inserted before failing."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ NAVIGABLE = "navigable-execution-task"
 
 
 @pytest.fixture(autouse=True)
-def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.storage, "INSERT_CHUNK", 3)
-    monkeypatch.setattr(models.storage, "ENCODE_SLICE", 2)
+def tiny_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models.storage, "ALONGSIDE_SLICE", 2)
 
 
 def nested_body() -> dict:
-    """A navigable task whose eight nexts (one with its own navigable sub-graph) span three chunks, then two
+    """A navigable task whose eight nexts (one with its own navigable sub-graph) span several slices, then two
     plain tasks: 13 tasks."""
     inner = {"name": "inner", "type": NAVIGABLE, "nexts": {"tasks": [{"name": "deep-1"}, {"name": "deep-2"}]}}
     children = [{"name": f"child-{i}", "status": "READY"} for i in range(7)] + [inner]
@@ -34,7 +33,7 @@ def nested_body() -> dict:
     }
 
 
-async def test_the_answer_of_a_chunked_create_is_what_reading_each_task_gives(client, raw_db):
+async def test_the_answer_of_a_create_is_what_reading_each_task_gives(client, raw_db):
     response = await client.post("/tracking/task", json=nested_body())
     assert response.status_code == 200, response.text
     answered = response.json()["tasks"]
@@ -51,7 +50,7 @@ async def test_the_answer_of_a_chunked_create_is_what_reading_each_task_gives(cl
     await assert_link_invariant(raw_db)
 
 
-async def test_xml_answers_a_chunked_create_in_request_order(client):
+async def test_xml_answers_a_create_in_request_order(client):
     body = "<tasks>" + "".join(f"<task><name>x{i}</name></task>" for i in range(8)) + "</tasks>"
     response = await client.post(
         "/tracking/task", content=body, headers={"Content-Type": "application/xml", "Accept": "application/xml"}
@@ -61,10 +60,10 @@ async def test_xml_answers_a_chunked_create_in_request_order(client):
     assert names == [f"x{i}" for i in range(8)]
 
 
-async def test_an_id_taken_in_a_later_chunk_rolls_back_the_earlier_chunks_and_the_create_goes_on(client, raw_db):
-    """A tool wrote id 8 without moving the id counter: the first try inserts ids 1-6 (two chunks), fails on 8 in
-    the third, and is rolled back whole; the retry takes fresh ids (1-10 stay a gap: ids are never reused).
-    Nothing of the failed try remains."""
+async def test_an_id_taken_midway_rolls_back_what_was_inserted_and_the_create_goes_on(client, raw_db):
+    """A tool wrote id 8 without moving the id counter: the first try inserts ids 1-7, fails on 8, and is rolled
+    back whole; the retry takes fresh ids (1-10 stay a gap: ids are never reused). Nothing of the failed try
+    remains."""
     await raw_db.tasks.insert_one({"_id": Int64(8), "name": "tool's", "nexts": [], "previous": []})
     response = await client.post(
         "/tracking/task", json={"tasks": [{"name": f"n{i}", "job-id": "j"} for i in range(10)]}
@@ -77,9 +76,9 @@ async def test_an_id_taken_in_a_later_chunk_rolls_back_the_earlier_chunks_and_th
     assert (await raw_db.tasks.find_one({"_id": 8}))["name"] == "tool's"
 
 
-async def test_a_task_mongodb_cannot_hold_in_a_later_chunk_leaves_nothing_of_the_earlier_ones(store, tmp_path, raw_db):
-    """Its 8th task is over MongoDB's 16 MiB document limit (the body limit raised to let it through): the first
-    two chunks are inserted before the third fails, and the transaction's abort takes them back."""
+async def test_a_task_mongodb_cannot_hold_is_a_400_and_stores_nothing(store, tmp_path, raw_db):
+    """Its 8th task is over MongoDB's 16 MiB document limit (the body limit raised to let it through): MongoDB
+    refuses the insert while the answer is being rendered beside it; the error names the limit."""
     app, _ = gateway_app(store, tmp_path, max_body_bytes=64 * 1024 * 1024)
     tasks = [{"name": f"n{i}"} for i in range(7)] + [{"name": "x" * (17 * 1024 * 1024)}]
     async with lifespan_client(app, AUTH) as http:
