@@ -4,9 +4,12 @@ a majority transaction, tasks by id, tasks sorted by id. No rule of the graph li
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
+import pymongo
 from bson import encode
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, ReadPreference
@@ -25,7 +28,12 @@ while MongoDB inserts one (about 20 ms of mongod's time per chunk against 3 ms o
 extra commands cost little (a 10,000-task create sends 10)."""
 ENCODE_SLICE = 250
 """Documents encoded between two turns of the event loop while an insert is in flight (about 1 ms)."""
+ABORT_TIMEOUT_S = 5.0
+"""How long aborting a failed transaction may take, apart from the request's deadline (which may be what failed
+it)."""
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
+_ABORTING: set[asyncio.Task[None]] = set()
 
 
 class Storage:
@@ -39,10 +47,20 @@ class Storage:
 
     async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[_T]]) -> _T:
         """What `work` returns, run in one majority transaction on the primary; PyMongo retries the whole
-        callback on transient errors (write conflicts included)."""
+        callback on transient errors (write conflicts included). A try that fails is aborted at once, even past
+        the request's deadline (`_abort`)."""
+
+        async def aborting_on_failure(session: AsyncClientSession) -> _T:
+            try:
+                return await work(session)
+            except BaseException:
+                if session.in_transaction:
+                    await _abort(session)
+                raise
+
         async with self.client.start_session() as session:
             return await session.with_transaction(
-                work,
+                aborting_on_failure,
                 read_concern=MAJORITY_READS,
                 write_concern=MAJORITY_WRITES,
                 read_preference=ReadPreference.PRIMARY,
@@ -73,8 +91,11 @@ class Storage:
                 payload = await self._encoded(docs, start + INSERT_CHUNK)
                 await sending
         finally:
-            if sending is not None and not sending.done():
+            if sending is not None:
                 sending.cancel()  # `alongside` failed or the deadline passed: the transaction is aborted anyway
+                # Waited for (so that the abort does not use the session beside it) and its error taken (else
+                # asyncio logs "Task exception was never retrieved").
+                await asyncio.gather(sending, return_exceptions=True)
 
     async def _encoded(self, docs: Sequence[TaskDoc], start: int) -> list[RawBSONDocument]:
         """The chunk of `docs` from `start` as BSON, encoded a slice at a time between turns of the event loop."""
@@ -129,6 +150,29 @@ class Storage:
         """The reply of a database command, decoded like every read (`Database.command` defaults to PyMongo's
         plain codec options, under which a stored date beyond year 9999 raises)."""
         return await self.database.command(command, codec_options=self.database.codec_options)
+
+
+async def _abort(session: AsyncClientSession) -> None:
+    """Abort the session's transaction with a deadline of its own (ABORT_TIMEOUT_S). PyMongo's own abort in
+    `with_transaction` runs under the request's deadline: when that deadline is what failed the transaction (a
+    create's chunk in flight when it passed), the abort is never sent, and MongoDB keeps the transaction, its
+    inserted documents, their ids and its collection locks until its transaction lifetime (60 s) ends it: the
+    same create sent again conflicts meanwhile, and index builds wait. Run in a task of its own, out of the
+    request's deadline (a fresh context) and shielded: a request cancelled meanwhile still answers at once."""
+    aborting = asyncio.get_running_loop().create_task(
+        _abort_within_own_deadline(session), context=contextvars.Context()
+    )
+    _ABORTING.add(aborting)  # the loop keeps only a weak reference to a task a cancelled request left running
+    aborting.add_done_callback(_ABORTING.discard)
+    await asyncio.shield(aborting)
+
+
+async def _abort_within_own_deadline(session: AsyncClientSession) -> None:
+    try:
+        with pymongo.timeout(ABORT_TIMEOUT_S):
+            await session.abort_transaction()
+    except Exception as error:  # the transaction's own error is what the caller must see
+        log.warning("aborting a failed transaction: %s", error)
 
 
 def _slices(docs: Sequence[TaskDoc], start: int, stop: int) -> list[Sequence[TaskDoc]]:
