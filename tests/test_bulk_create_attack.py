@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import logging
 import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
+import xmltodict
 from bson.int64 import Int64
 from pymongo.read_concern import ReadConcern
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 import models.storage
+import rest.routes as routes
 from gateway.cli import GC_YOUNGEST_THRESHOLD
 from models import GraphStore, HistoryWriter
 from models.ids import IdAllocator
@@ -33,6 +39,7 @@ from tests.helpers import (
 from tests.helpers import subscription as _subscription
 
 LARGE = 10_000
+NAVIGABLE = "navigable-execution-task"
 
 
 @pytest.fixture
@@ -234,3 +241,97 @@ async def test_a_large_create_answered_in_xml_does_not_stall_other_requests(live
     assert response.status_code == 200
     assert response.text.count("<task>") == LARGE
     assert max(latencies) < 0.25, f"/healthz waited {max(latencies):.3f} s during the create"
+
+
+async def test_two_creates_giving_one_id_in_different_chunks_one_wins_whole_and_the_other_leaves_nothing(
+    tiny_chunks, client, raw_db
+):
+    first = {"tasks": [{"id": 100 + i, "job-id": "a"} for i in range(10)]}
+    second = {"tasks": [{"id": 200 + i, "job-id": "b"} for i in range(8)] + [{"id": 105, "job-id": "b"}]}
+    responses = await asyncio.gather(*(client.post("/tracking/task", json=body) for body in (first, second)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 400], [response.text for response in responses]
+    loser = next(response for response in responses if response.status_code == 400)
+    assert "105" in loser.json()["message"]
+    winner_job = "a" if responses[0].status_code == 200 else "b"
+    stored = await raw_db.tasks.find({}, {"job-id": 1}).to_list(None)
+    assert {doc["job-id"] for doc in stored} == {winner_job}
+    assert len(stored) == (10 if winner_job == "a" else 9)
+
+
+async def test_a_tool_taking_a_server_id_while_the_create_is_in_flight_gets_fresh_ids_and_keeps_its_task(
+    tiny_chunks, client, raw_db, monkeypatch
+):
+    """While the first chunk is in flight (its answer being rendered), a tool writes the id the create gave its
+    eighth task, without moving the counter: the create's transaction conflicts, is tried again, finds the id
+    taken and goes on under fresh ids; the tool's task is untouched and the create is whole once."""
+    writes: list[asyncio.Task[Any]] = []
+    render = routes.task_to_api
+
+    def render_while_a_tool_writes(doc: Any, linked: Any = None) -> dict[str, Any]:
+        if not writes:
+            taken = {"_id": Int64(int(doc["_id"]) + 7), "name": "tool's", "nexts": [], "previous": []}
+            writes.append(asyncio.ensure_future(raw_db.tasks.insert_one(taken)))
+        return render(doc, linked)
+
+    monkeypatch.setattr(routes, "task_to_api", render_while_a_tool_writes)
+    response = await client.post(
+        "/tracking/task", json={"tasks": [{"name": f"n{i}", "job-id": "j"} for i in range(10)]}
+    )
+    assert response.status_code == 200, response.text
+    await asyncio.gather(*writes)
+    answered = response.json()["tasks"]
+    assert [item["name"] for item in answered] == [f"n{i}" for i in range(10)]
+    assert [item["id"] for item in answered] == list(range(11, 21))  # 1-10 were the first try's: a gap
+    monkeypatch.setattr(routes, "task_to_api", render)
+    for item in answered:
+        assert (await client.get(f"/tracking/task/{item['id']}")).json() == item
+    assert await raw_db.tasks.count_documents({"job-id": "j"}) == 10
+    assert await raw_db.tasks.count_documents({"name": "tool's"}) == 1
+
+
+async def test_the_xml_answer_of_a_chunked_navigable_create_is_what_reading_each_task_in_xml_gives(tiny_chunks, client):
+    inner = {"name": "inner", "type": NAVIGABLE, "nexts": {"tasks": [{"name": "deep-1"}, {"name": "deep-2"}]}}
+    children = [{"name": f"child-{i}", "status": "READY"} for i in range(7)] + [inner]
+    body = {"tasks": [{"name": "top", "type": NAVIGABLE, "job-id": "x", "nexts": {"tasks": children}}, {"name": "z"}]}
+    xml = {"Accept": "application/xml"}
+    response = await client.post("/tracking/task", json=body, headers=xml)
+    assert response.status_code == 200, response.text
+    answered = xmltodict.parse(response.content)["tasks"]["task"]
+    assert len(answered) == 12
+    for item in answered:
+        read = await client.get(f"/tracking/task/{item['id']}", headers=xml)
+        assert xmltodict.parse(read.content)["task"] == item
+
+
+@pytest.mark.parametrize("after_s", [0, 0.05, 0.1, 0.2, 0.4])
+async def test_a_create_over_a_websocket_closed_mid_create_is_whole_or_absent_and_holds_nothing(
+    live, raw_db, caplog, no_transaction_left, after_s
+):
+    """`createTasks` sent over the GraphQL websocket, which is closed `after_s` once the create's transaction
+    is open in MongoDB: Strawberry cancels the operation wherever it is (a chunk in flight, the commit). The
+    tasks are all stored or none, nothing stays open in MongoDB, and nothing is logged as an unhandled error."""
+    mutation = "mutation($tasks: [TaskInput!]!) { createTasks(tasks: $tasks) { id } }"
+    tasks = [{"name": f"w{i}", "jobId": "ws", "description": "d" * 200} for i in range(LARGE)]
+    with caplog.at_level(logging.WARNING):
+        async with connect(f"ws://127.0.0.1:{live}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"X-Auth-Token": TOKEN}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+            payload = {"query": mutation, "variables": {"tasks": tasks}}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+
+            async def inserting() -> bool:
+                return bool(await open_transactions(raw_db))
+
+            await eventually(inserting, what="the create's transaction")
+            await asyncio.sleep(after_s)
+        await asyncio.sleep(1.5)
+        stored = await raw_db.tasks.count_documents({"job-id": "ws"})
+        assert stored in (0, LARGE)
+        assert await open_transactions(raw_db) == []
+        await asyncio.sleep(0.5)
+        gc.collect()
+        await asyncio.sleep(0.1)
+    assert await raw_db.tasks.count_documents({"job-id": "ws"}) == stored
+    unhandled = [r for r in caplog.records if r.levelno >= logging.ERROR or "never retrieved" in r.getMessage()]
+    assert not unhandled, [r.getMessage() for r in unhandled]
