@@ -53,9 +53,9 @@ class Storage:
         async def aborting_on_failure(session: AsyncClientSession) -> _T:
             try:
                 return await work(session)
-            except BaseException:
+            except BaseException as error:
                 if session.in_transaction:
-                    await _abort(session)
+                    await _abort(session, wait=not isinstance(error, asyncio.CancelledError))
                 raise
 
         async with self.client.start_session() as session:
@@ -152,19 +152,21 @@ class Storage:
         return await self.database.command(command, codec_options=self.database.codec_options)
 
 
-async def _abort(session: AsyncClientSession) -> None:
+async def _abort(session: AsyncClientSession, wait: bool) -> None:
     """Abort the session's transaction with a deadline of its own (ABORT_TIMEOUT_S). PyMongo's own abort in
     `with_transaction` runs under the request's deadline: when that deadline is what failed the transaction (a
     create's chunk in flight when it passed), the abort is never sent, and MongoDB keeps the transaction, its
     inserted documents, their ids and its collection locks until its transaction lifetime (60 s) ends it: the
     same create sent again conflicts meanwhile, and index builds wait. Run in a task of its own, out of the
-    request's deadline (a fresh context) and shielded: a request cancelled meanwhile still answers at once."""
+    request's deadline (a fresh context) and shielded: a request cancelled meanwhile still answers at once.
+    Not waited for when the request itself was cancelled (`wait` false): nothing runs the transaction again."""
     aborting = asyncio.get_running_loop().create_task(
         _abort_within_own_deadline(session), context=contextvars.Context()
     )
     _ABORTING.add(aborting)  # the loop keeps only a weak reference to a task a cancelled request left running
     aborting.add_done_callback(_ABORTING.discard)
-    await asyncio.shield(aborting)
+    if wait:
+        await asyncio.shield(aborting)
 
 
 async def _abort_within_own_deadline(session: AsyncClientSession) -> None:
