@@ -362,3 +362,36 @@ async def test_a_create_over_a_websocket_closed_mid_create_is_whole_or_absent_an
     assert await raw_db.tasks.count_documents({"job-id": "ws"}) == stored
     unhandled = [r for r in caplog.records if r.levelno >= logging.ERROR or "never retrieved" in r.getMessage()]
     assert not unhandled, [r.getMessage() for r in unhandled]
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/xml"])
+async def test_a_chunked_answer_is_field_for_field_what_each_read_gives_dates_nulls_and_order_included(
+    tiny_chunks, client, accept
+):
+    """Dates given with an offset, microseconds or as epoch milliseconds, nulls, a field equal to its default,
+    a navigable task whose nexts land in the next chunks: each task of the answer has the same fields, values
+    and order as its GET."""
+    nexts = [{"name": f"c{i}", "start-time": "2026-01-01T00:00:00.999999Z", "type": None} for i in range(5)]
+    tasks = [
+        {"name": "a", "start-time": "2026-01-01T00:00:00.123456+01:00", "finish-time": 1767225600123, "status": None},
+        {
+            "name": "b",
+            "type": NAVIGABLE,
+            "job-id": "z",
+            "number-of-retries": 3,
+            "root": False,
+            "nexts": {"tasks": nexts},
+        },
+        {"name": "é\u202e\r\n\t x", "finish-time": "9999-12-31T23:59:59.999999Z", "workflow-id": ""},
+    ]
+    response = await client.post("/tracking/task", json={"tasks": tasks}, headers={"Accept": accept})
+    assert response.status_code == 200, response.text
+    if accept == "application/json":
+        answered = response.json()["tasks"]
+    else:
+        answered = xmltodict.parse(response.content)["tasks"]["task"]
+    assert len(answered) == 8
+    for item in answered:
+        read = await client.get(f"/tracking/task/{item['id']}", headers={"Accept": accept})
+        stored = read.json() if accept == "application/json" else xmltodict.parse(read.content)["task"]
+        assert list(stored.items()) == list(item.items())
