@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -214,10 +215,13 @@ STALL_S = 0.25
 """Longest a /healthz may wait while a large create runs."""
 
 
-async def healthz_waits_during(port: int, request: dict[str, Any]) -> tuple[httpx.Response, list[float]]:
+async def healthz_waits_during(
+    port: int, request: dict[str, Any], work: Callable[[], Awaitable[httpx.Response]] | None = None
+) -> tuple[httpx.Response, list[float]]:
     """The answer to `request` (httpx.AsyncClient.request's keyword arguments) sent to the gateway on `port`,
-    and how long each /healthz sent meanwhile, one after another, waited for its answer. /healthz is asked
-    from a thread of its own: a client in the gateway's event loop would wait with it, unseen."""
+    or what `work` returns when given (it is run instead), and how long each /healthz sent meanwhile, one after
+    another, waited for its answer. /healthz is asked from a thread of its own: a client in the gateway's event
+    loop would wait with it, unseen."""
     latencies: list[float] = []
     sending = threading.Event()
     base = f"http://127.0.0.1:{port}"
@@ -237,7 +241,7 @@ async def healthz_waits_during(port: int, request: dict[str, Any]) -> tuple[http
     async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=120) as client:
         await asyncio.to_thread(sending.wait, 30)
         try:
-            response = await client.request(**request)
+            response = await (work() if work is not None else client.request(**request))
         finally:
             sending.clear()
             await asyncio.to_thread(probing.join)
@@ -396,3 +400,24 @@ async def test_a_chunked_answer_is_field_for_field_what_each_read_gives_dates_nu
         read = await client.get(f"/tracking/task/{item['id']}", headers={"Accept": accept})
         stored = read.json() if accept == "application/json" else xmltodict.parse(read.content)["task"]
         assert list(stored.items()) == list(item.items())
+
+
+async def test_a_large_create_and_its_change_events_do_not_stall_other_requests(live, serving_gc, raw_db):
+    """A 10,000-task JSON create with a subscription on its job (and the gateway's history writer) reading its
+    10,000 change events afterwards: /healthz keeps answering within STALL_S throughout."""
+    tasks = [{"name": f"e{i}", "job-id": "ev", "status": "READY", "description": "d" * 1000} for i in range(LARGE)]
+    request: dict[str, Any] = {"method": "POST", "url": "/tracking/task", "json": {"tasks": tasks}}
+    selection = "kind taskId cursor task { status name }"
+    async with _subscription(live, {"jobId": "ev"}, TOKEN, selection, raw_db) as ws:
+
+        async def create_then_read_events() -> httpx.Response:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH, timeout=120) as rest:
+                response = await rest.request(**request)
+            events = [await next_event(ws, timeout=60) for _ in range(LARGE)]
+            assert len({event["taskId"] for event in events}) == LARGE
+            await asyncio.sleep(0.5)
+            return response
+
+        response, waits = await healthz_waits_during(live, request, create_then_read_events)
+    assert response.status_code == 200
+    assert max(waits) < STALL_S, f"/healthz waited {max(waits):.3f} s during the create or its events"
