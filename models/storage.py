@@ -4,9 +4,12 @@ a majority transaction, tasks by id, tasks sorted by id. No rule of the graph li
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
+import pymongo
 from pymongo import ASCENDING, ReadPreference
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -20,7 +23,12 @@ LIST_BATCH_SIZE = 100_000
 ALONGSIDE_SLICE = 250
 """Documents handed to an insert's `alongside` work between two turns of the event loop (about a millisecond of
 work: the insert is sent first, and other requests are served in between)."""
+ABORT_TIMEOUT_S = 5.0
+"""How long aborting a failed transaction may take, apart from the request's deadline (which may be what failed
+it)."""
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
+_ABORTING: set[asyncio.Task[None]] = set()
 
 
 class Storage:
@@ -34,10 +42,20 @@ class Storage:
 
     async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[_T]]) -> _T:
         """What `work` returns, run in one majority transaction on the primary; PyMongo retries the whole
-        callback on transient errors (write conflicts included)."""
+        callback on transient errors (write conflicts included). A try that fails is aborted at once, even past
+        the request's deadline (`_abort`)."""
+
+        async def aborting_on_failure(session: AsyncClientSession) -> _T:
+            try:
+                return await work(session)
+            except BaseException as error:
+                if session.in_transaction:
+                    await _abort(session, wait=not isinstance(error, asyncio.CancelledError))
+                raise
+
         async with self.client.start_session() as session:
             return await session.with_transaction(
-                work,
+                aborting_on_failure,
                 read_concern=MAJORITY_READS,
                 write_concern=MAJORITY_WRITES,
                 read_preference=ReadPreference.PRIMARY,
@@ -66,10 +84,11 @@ class Storage:
                     alongside(docs[first : first + ALONGSIDE_SLICE])
             await sending
         finally:
-            if not sending.done():
-                sending.cancel()  # `alongside` failed or the deadline passed: the transaction is aborted anyway
-            elif not sending.cancelled():
-                sending.exception()  # seen: when something else failed first, that is the error raised
+            # `alongside` failed or the deadline passed: the insert is stopped and waited for, so that the
+            # transaction's abort does not use the session beside it, and its error taken (else asyncio logs "Task
+            # exception was never retrieved"); the error raised is the one that came first.
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
 
     async def find_sorted(
         self,
@@ -115,3 +134,28 @@ class Storage:
         """The reply of a database command, decoded like every read (`Database.command` defaults to PyMongo's
         plain codec options, under which a stored date beyond year 9999 raises)."""
         return await self.database.command(command, codec_options=self.database.codec_options)
+
+
+async def _abort(session: AsyncClientSession, wait: bool) -> None:
+    """Abort the session's transaction with a deadline of its own (ABORT_TIMEOUT_S). PyMongo's own abort in
+    `with_transaction` runs under the request's deadline: when that deadline is what failed the transaction (a
+    create's chunk in flight when it passed), the abort is never sent, and MongoDB keeps the transaction, its
+    inserted documents, their ids and its collection locks until its transaction lifetime (60 s) ends it: the
+    same create sent again conflicts meanwhile, and index builds wait. Run in a task of its own, out of the
+    request's deadline (a fresh context) and shielded: a request cancelled meanwhile still answers at once.
+    Not waited for when the request itself was cancelled (`wait` false): nothing runs the transaction again."""
+    aborting = asyncio.get_running_loop().create_task(
+        _abort_within_own_deadline(session), context=contextvars.Context()
+    )
+    _ABORTING.add(aborting)  # the loop keeps only a weak reference to a task a cancelled request left running
+    aborting.add_done_callback(_ABORTING.discard)
+    if wait:
+        await asyncio.shield(aborting)
+
+
+async def _abort_within_own_deadline(session: AsyncClientSession) -> None:
+    try:
+        with pymongo.timeout(ABORT_TIMEOUT_S):
+            await session.abort_transaction()
+    except Exception as error:  # the transaction's own error is what the caller must see
+        log.warning("aborting a failed transaction: %s", error)
