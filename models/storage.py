@@ -139,7 +139,7 @@ class Storage:
 async def _abort(session: AsyncClientSession, wait: bool) -> None:
     """Abort the session's transaction with a deadline of its own (ABORT_TIMEOUT_S). PyMongo's own abort in
     `with_transaction` runs under the request's deadline: when that deadline is what failed the transaction (a
-    create's chunk in flight when it passed), the abort is never sent, and MongoDB keeps the transaction, its
+    create's insert in flight when it passed), the abort is never sent, and MongoDB keeps the transaction, its
     inserted documents, their ids and its collection locks until its transaction lifetime (60 s) ends it: the
     same create sent again conflicts meanwhile, and index builds wait. Run in a task of its own, out of the
     request's deadline (a fresh context) and shielded: a request cancelled meanwhile still answers at once.
