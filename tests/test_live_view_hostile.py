@@ -257,7 +257,8 @@ async def test_the_last_depth_chosen_in_the_neighbourhood_wins(base_url, raw_db,
 
 async def test_after_the_window_shrinks_zooming_out_from_fit_zooms_out(base_url, raw_db, tmp_path):
     """400 unlinked tasks in one tall column; the window shrinks to a third of its height and 0 fits the graph
-    again: "-" must zoom out from there (the smallest zoom was fixed at the first size, so "-" zoomed in)."""
+    again: "-" must zoom out from there (the smallest zoom was fixed at the first size, so "-" zoomed in), and
+    stay out (the resize's callback, a frame late, fitted the graph again after "-")."""
     now = datetime.now(UTC)
     await raw_db.tasks.insert_many([task_doc(FIRST + i, "column", now) for i in range(400)])
     async with Browser(tmp_path) as browser:
@@ -271,6 +272,9 @@ async def test_after_the_window_shrinks_zooming_out_from_fit_zooms_out(base_url,
         assert fitted["height"] >= 400 * 66, "the whole column in view"
         await browser.press("-")
         assert (await browser.evaluate(f"{GRAPH}.view()"))["height"] > fitted["height"], "- zooms out"
+        # and stays out once the resize's own callback has run (a frame late, it fitted the graph again)
+        await browser.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        assert (await browser.evaluate(f"{GRAPH}.view()"))["height"] > fitted["height"], "- is not undone"
         await browser.screenshot(tmp_path / "shrunk.png")
 
 

@@ -625,11 +625,13 @@ function viewport(canvas, layout, scene, initial) {
     const { width } = size();
     set(at(1, width / 2 - 20, layout.height / 2)); // the left edge of the graph, halfway down, at full size
   };
-  const zoomBy = (factor) => { limit(); zoom.scaleBy(selection, factor); };
+  // Moved by the keys or buttons: no longer fitted, or a resize seen after it (the ResizeObserver's callback
+  // comes a frame late) would fit the graph again and undo the move.
+  const zoomBy = (factor) => { limit(); zoom.scaleBy(selection, factor); fitted = false; };
   canvas.addEventListener("keydown", (event) => {
     const step = 80 / d3.zoomTransform(canvas).k;
     const moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
-    if (event.key in moves) zoom.translateBy(selection, ...moves[event.key]);
+    if (event.key in moves) { zoom.translateBy(selection, ...moves[event.key]); fitted = false; }
     else if (event.key === "+" || event.key === "=") zoomBy(1.25);
     else if (event.key === "-") zoomBy(0.8);
     else if (event.key === "0") fit();
