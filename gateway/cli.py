@@ -81,7 +81,7 @@ async def _serve(settings: Settings) -> int:
 
     backend.start_background(settings, stop_serving)
     log.info("live view of jobs and their task graphs: %s", _live_view_link(settings))
-    _freeze_startup_heap()
+    freeze_startup_heap()
     try:
         await server.serve()
     finally:
@@ -93,7 +93,7 @@ GC_YOUNGEST_THRESHOLD = 10_000
 """Allocations between two collections of the youngest generation (CPython's default: 700)."""
 
 
-def _freeze_startup_heap() -> None:
+def freeze_startup_heap() -> None:
     """Move everything start-up made (the imported libraries, the app, the schema: over 100,000 objects) out of
     the cyclic garbage collector's sight (gc.freeze): they live as long as the process, yet every full collection
     walked them all. An answer that builds tens of thousands of objects (a whole job over GraphQL) triggers

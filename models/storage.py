@@ -65,7 +65,7 @@ class Storage:
         self,
         docs: Sequence[TaskDoc],
         session: AsyncClientSession,
-        alongside: Callable[[Sequence[TaskDoc]], None] | None = None,
+        alongside: Callable[[Sequence[TaskDoc]], None],
     ) -> None:
         """Insert `docs` in order within the session's transaction (ordered: the first failure stops it, and the
         transaction's abort undoes the rest), and call `alongside` on them, ALONGSIDE_SLICE documents at a time in
@@ -78,10 +78,9 @@ class Storage:
         "Bulk create, second pass")."""
         sending = asyncio.ensure_future(self.tasks.insert_many(docs, ordered=True, session=session))
         try:
-            if alongside is not None:
-                for first in range(0, len(docs), ALONGSIDE_SLICE):
-                    await asyncio.sleep(0)  # the insert is encoded and sent first, then its reply awaited
-                    alongside(docs[first : first + ALONGSIDE_SLICE])
+            for first in range(0, len(docs), ALONGSIDE_SLICE):
+                await asyncio.sleep(0)  # the insert is encoded and sent first, then its reply awaited
+                alongside(docs[first : first + ALONGSIDE_SLICE])
             await sending
         finally:
             # `alongside` failed or the deadline passed: the insert is stopped and waited for, so that the

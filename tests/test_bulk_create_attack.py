@@ -25,7 +25,7 @@ from websockets.typing import Subprotocol
 
 import models.storage
 import rest.routes as routes
-from gateway.cli import GC_YOUNGEST_THRESHOLD
+from gateway.cli import freeze_startup_heap
 from models import GraphStore, HistoryWriter
 from models.ids import IdAllocator
 from rest.encoding import task_to_api
@@ -201,12 +201,10 @@ async def test_a_large_create_reaches_history_and_a_subscription_once_per_task_a
 
 @pytest.fixture
 def serving_gc() -> Any:
-    """The collector as the serving process sets it (gateway.cli._freeze_startup_heap), undone after: without
+    """The collector as the serving process sets it (gateway.cli.freeze_startup_heap), undone after: without
     it the test process's collections, not the gateway's work, would dominate what is timed."""
-    gc.collect()
-    gc.freeze()
     before = gc.get_threshold()
-    gc.set_threshold(GC_YOUNGEST_THRESHOLD, *before[1:])
+    freeze_startup_heap()
     yield
     gc.set_threshold(*before)
     gc.unfreeze()
