@@ -9,7 +9,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -185,10 +185,14 @@ async def canvas_box(browser: Browser) -> dict:
 async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url, tmp_path):
     """fetch sources -> 60 unit tests and a slow integration test (timed: the critical path)."""
     units = [{"name": f"unit test {i}", "status": "RUNNING"} for i in range(60)]
-    slow = {"name": "slow integration", "status": "DONE", "start-time": "2026-11-22T18:01:00Z",
-            "finish-time": "2026-11-22T19:00:00Z"}  # fmt: skip
-    root = {"name": "fetch sources", "status": "DONE", "job-id": "wide", "start-time": "2026-11-22T18:00:00Z",
-            "finish-time": "2026-11-22T18:01:00Z", "nexts": {"tasks": [*units, slow]}}  # fmt: skip
+    began = datetime.now(UTC) - timedelta(hours=2)  # beside running tasks: relative to now, as the page measures
+
+    def at(minutes: int) -> str:
+        return (began + timedelta(minutes=minutes)).isoformat()
+
+    slow = {"name": "slow integration", "status": "DONE", "start-time": at(1), "finish-time": at(60)}
+    root = {"name": "fetch sources", "status": "DONE", "job-id": "wide", "start-time": at(0),
+            "finish-time": at(1), "nexts": {"tasks": [*units, slow]}}  # fmt: skip
     await create(base_url, [root])
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=wide")
