@@ -187,12 +187,12 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
     units = [{"name": f"unit test {i}", "status": "RUNNING"} for i in range(60)]
     began = datetime.now(UTC) - timedelta(hours=2)  # beside running tasks: relative to now, as the page measures
 
-    def at(minutes: int) -> str:
+    def minutes_in(minutes: int) -> str:
         return (began + timedelta(minutes=minutes)).isoformat()
 
-    slow = {"name": "slow integration", "status": "DONE", "start-time": at(1), "finish-time": at(60)}
-    root = {"name": "fetch sources", "status": "DONE", "job-id": "wide", "start-time": at(0),
-            "finish-time": at(1), "nexts": {"tasks": [*units, slow]}}  # fmt: skip
+    slow = {"name": "slow integration", "status": "DONE", "start-time": minutes_in(1), "finish-time": minutes_in(60)}
+    root = {"name": "fetch sources", "status": "DONE", "job-id": "wide", "start-time": minutes_in(0),
+            "finish-time": minutes_in(1), "nexts": {"tasks": [*units, slow]}}  # fmt: skip
     await create(base_url, [root])
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=wide")
