@@ -18,7 +18,6 @@ from starlette.types import Scope
 
 import graphql_schema
 import rest
-from gateway.auth import TokenRegistry, generated_token
 from gateway.backend import Backend
 from gateway.middleware import (
     BodySizeLimitMiddleware,
@@ -28,10 +27,11 @@ from gateway.middleware import (
 )
 from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.settings import Settings
-from gateway.state import GatewayState, gateway_state
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
+from web.auth import TokenRegistry, generated_token
+from web.state import GatewayState, gateway_state
 
 
 def resolve_tokens(settings: Settings) -> TokenRegistry:

@@ -13,7 +13,6 @@ import uvicorn
 import uvloop
 
 from gateway.app import create_app
-from gateway.auth import generated_token
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError
 from gateway.maintenance import install_maintenance_commands
@@ -21,6 +20,7 @@ from gateway.observability import configure_logging
 from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
 from models import StorageUnavailable, TransactionsUnsupported
+from web.auth import generated_token
 
 log = logging.getLogger("gateway")
 STARTUP_ERRORS = (EmbeddedMongoError, TransactionsUnsupported, StorageUnavailable)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from gateway.auth import Access, TokenRegistry
 from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge, defaults
+from web.auth import Access, TokenRegistry
 
 
 class Context(BaseContext):

@@ -29,7 +29,6 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway.state import gateway_state
 from graphql_schema.context import Context
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 from graphql_schema.http import (
@@ -43,6 +42,7 @@ from graphql_schema.http import (
 )
 from graphql_schema.schema import build_schema
 from models import InvalidOperation, Limits
+from web.state import gateway_state
 
 TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name
 REJECTED_TOKEN_CLOSE_CODE = 4403
@@ -241,7 +241,7 @@ async def _refuse_token(request: Request, _: Exception) -> Response:
 
 def install_token_refusal(app: FastAPI) -> None:
     """A missing or unknown token on /graphql: 403, as GraphQL clients read it (`errors[]` with the code
-    FORBIDDEN). Which tokens are accepted is the registry's one rule (gateway.auth); only the shape differs
+    FORBIDDEN). Which tokens are accepted is the registry's one rule (web.auth); only the shape differs
     from the REST Error body."""
     app.add_exception_handler(TokenRefused, _refuse_token)
 

@@ -6,10 +6,10 @@ from typing import TypedDict, cast
 
 from starlette.requests import HTTPConnection
 
-from gateway.auth import TokenRegistry
 from gateway.backend import Backend
 from gateway.settings import Settings
 from models import GraphStore
+from web.auth import TokenRegistry
 
 
 class GatewayState(TypedDict):
