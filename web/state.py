@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-from typing import TypedDict, cast
+from typing import Protocol, TypedDict, cast
 
 from starlette.requests import HTTPConnection
 
-from gateway.backend import Backend
-from gateway.settings import Settings
 from models import GraphStore
 from web.auth import TokenRegistry
 
 
+class ServingSettings(Protocol):
+    """The settings a front end reads per request; gateway.settings.Settings is the one the app passes. A
+    Protocol, so that web/ (and the front ends) need not import the composition root."""
+
+    @property
+    def graphql_max_traversal(self) -> int: ...
+
+    @property
+    def graphql_max_page(self) -> int: ...
+
+    @property
+    def graphql_compiled(self) -> bool: ...
+
+    @property
+    def subscription_resume_ms(self) -> int: ...
+
+
 class GatewayState(TypedDict):
     """What the lifespan yields: Starlette copies it into every request's scope (`scope["state"]`, which ASGI
-    middleware reads too). The app keeps nothing else: no `app.state`."""
+    middleware reads too). The app keeps nothing else: no `app.state`. The app's own routes read more of it
+    (gateway.app.AppState)."""
 
-    backend: Backend
     store: GraphStore
     tokens: TokenRegistry
-    settings: Settings
+    settings: ServingSettings
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:
