@@ -1,4 +1,4 @@
-"""Accept and Content-Type: one RFC 9110 parser (gateway/negotiation.py) and each front end's choice on it."""
+"""Accept and Content-Type: one RFC 9110 parser (web/negotiation.py) and each front end's choice on it."""
 
 from __future__ import annotations
 
