@@ -175,7 +175,14 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         async with owned_backend(settings) if backend is None else borrowed(backend) as current:
-            yield {"backend": current, "store": current.store, "tokens": tokens, "settings": settings}
+            state: AppState = {
+                "backend": current,
+                "store": current.store,
+                "tokens": tokens,
+                "settings": settings,
+                "limits": settings.limits,
+            }
+            yield state
 
     app = FastAPI(
         title="NFVD tracking API",

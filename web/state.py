@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from models import GraphStore
 from web.auth import TokenRegistry
+from web.limits import RequestLimits
 
 
 class ServingSettings(Protocol):
@@ -35,6 +36,7 @@ class GatewayState(TypedDict):
     store: GraphStore
     tokens: TokenRegistry
     settings: ServingSettings
+    limits: RequestLimits
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:
