@@ -9,8 +9,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models import defaults
-from web import limits
-from web.limits import RequestLimits
+from web.limits import MAX_IDS_PER_REQUEST, MAX_NESTING, MAX_XML_ATTRIBUTES, RequestLimits
 
 ENV_PREFIX = "TRACKING_"
 
@@ -35,9 +34,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     # Bounded work per request: each limit is named (with its variable) in the error that refuses a request.
     max_tasks_per_create: int = Field(default=defaults.MAX_TASKS_PER_CREATE, ge=1)
-    max_ids_per_request: int = Field(default=limits.MAX_IDS_PER_REQUEST, ge=1)
-    max_nesting: int = Field(default=limits.MAX_NESTING, ge=1, le=100)
-    xml_max_attributes: int = Field(default=limits.MAX_XML_ATTRIBUTES, ge=1, le=10_000)
+    max_ids_per_request: int = Field(default=MAX_IDS_PER_REQUEST, ge=1)
+    max_nesting: int = Field(default=MAX_NESTING, ge=1, le=100)
+    xml_max_attributes: int = Field(default=MAX_XML_ATTRIBUTES, ge=1, le=10_000)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     header_timeout_ms: int = Field(default=10_000, ge=100)
     body_timeout_ms: int = Field(default=60_000, ge=100)
