@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVING := $(VENV)/.installed-serving
 DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench clean vendor browser
+.PHONY: run test lint format bench clean vendor browser docs
 
 $(SERVING): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,18 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# The docs site (mkdocs.yml, docs/): `make docs` serves it at http://127.0.0.1:8000 while you edit; `make test`
+# builds it with --strict into $(SITE) (git-ignored), so that a broken link or a page missing from the nav fails.
+SITE := site
+docs: $(DEV)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 test: $(DEV) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE)
 	$(BIN)/pytest
 
 lint: $(DEV)
@@ -66,4 +74,4 @@ vendor:
 	done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache $(SITE)

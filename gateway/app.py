@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware import Middleware
@@ -14,11 +15,11 @@ from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 import graphql_schema
 import rest
-from gateway.auth import TokenRegistry, generated_token
 from gateway.backend import Backend
 from gateway.middleware import (
     BodySizeLimitMiddleware,
@@ -28,10 +29,22 @@ from gateway.middleware import (
 )
 from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.settings import Settings
-from gateway.state import GatewayState, gateway_state
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
+from web.auth import TokenRegistry, generated_token
+from web.state import GatewayState
+
+
+class AppState(GatewayState):
+    """The lifespan's state with what only the app's own routes (the health probes) read: the backend."""
+
+    backend: Backend
+
+
+def app_state(connection: HTTPConnection) -> AppState:
+    """The lifespan's state as the app's own routes see it (the front ends read web.state.gateway_state)."""
+    return cast(AppState, connection.scope["state"])
 
 
 def resolve_tokens(settings: Settings) -> TokenRegistry:
@@ -160,9 +173,16 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     tokens = resolve_tokens(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[GatewayState]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         async with owned_backend(settings) if backend is None else borrowed(backend) as current:
-            yield {"backend": current, "store": current.store, "tokens": tokens, "settings": settings}
+            state: AppState = {
+                "backend": current,
+                "store": current.store,
+                "tokens": tokens,
+                "settings": settings,
+                "limits": settings.limits,
+            }
+            yield state
 
     app = FastAPI(
         title="NFVD tracking API",
@@ -192,7 +212,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     async def healthz(request: Request) -> JSONResponse:
         """Whether this process can serve, now or once MongoDB answers again: a gateway whose embedded mongod
         could not be kept running says no, so that its supervisor replaces it."""
-        failure = gateway_state(request)["backend"].failure
+        failure = app_state(request)["backend"].failure
         if failure is not None:
             return JSONResponse({"status": "failed", "reason": failure}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -201,7 +221,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     async def readyz(request: Request) -> JSONResponse:
         """Whether MongoDB answers a ping within a second (probes give up after a few), and whether this process's
         task history writer can go on (one that keeps failing says why here, and hands its lease over)."""
-        state = gateway_state(request)
+        state = app_state(request)
         if not await state["store"].is_ready(timeout_s=1.0):
             return JSONResponse({"status": "unavailable", "reason": "MongoDB does not answer"}, status_code=503)
         history_failure = state["backend"].history_failure()

@@ -13,7 +13,6 @@ import uvicorn
 import uvloop
 
 from gateway.app import create_app
-from gateway.auth import generated_token
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError
 from gateway.maintenance import install_maintenance_commands
@@ -21,6 +20,7 @@ from gateway.observability import configure_logging
 from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
 from models import StorageUnavailable, TransactionsUnsupported
+from web.auth import generated_token
 
 log = logging.getLogger("gateway")
 STARTUP_ERRORS = (EmbeddedMongoError, TransactionsUnsupported, StorageUnavailable)
@@ -124,7 +124,7 @@ async def _check(settings: Settings, repair: bool) -> int:
 @click.group(invoke_without_command=True)
 @click.pass_context
 def main(context: click.Context) -> None:
-    """The tracking gateway. Configured by TRACKING_* environment variables (see README.md)."""
+    """The tracking gateway. Configured by TRACKING_* environment variables (see docs/reference/settings.md)."""
     if context.invoked_subcommand is None:
         context.invoke(serve)
 

@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models import Limits, defaults
+from models import defaults
+from web.limits import MAX_IDS_PER_REQUEST, MAX_NESTING, MAX_XML_ATTRIBUTES, RequestLimits
 
 ENV_PREFIX = "TRACKING_"
 
@@ -33,9 +34,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     # Bounded work per request: each limit is named (with its variable) in the error that refuses a request.
     max_tasks_per_create: int = Field(default=defaults.MAX_TASKS_PER_CREATE, ge=1)
-    max_ids_per_request: int = Field(default=defaults.MAX_IDS_PER_REQUEST, ge=1)
-    max_nesting: int = Field(default=defaults.MAX_NESTING, ge=1, le=100)
-    xml_max_attributes: int = Field(default=defaults.MAX_XML_ATTRIBUTES, ge=1, le=10_000)
+    max_ids_per_request: int = Field(default=MAX_IDS_PER_REQUEST, ge=1)
+    max_nesting: int = Field(default=MAX_NESTING, ge=1, le=100)
+    xml_max_attributes: int = Field(default=MAX_XML_ATTRIBUTES, ge=1, le=10_000)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     header_timeout_ms: int = Field(default=10_000, ge=100)
     body_timeout_ms: int = Field(default=60_000, ge=100)
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=5000, ge=1)
     graphql_max_traversal: int = Field(default=20000, ge=1)
-    graphql_max_page: int = Field(default=defaults.MAX_PAGE, ge=1)
+    graphql_max_page: int = Field(default=100, ge=1)
     # Dashboard queries answered from one projected read instead of field by field (graphql_schema.compiled).
     graphql_compiled: bool = True
     # What "done" means for job progress and blockedBy (case-sensitive).
@@ -98,8 +99,9 @@ class Settings(BaseSettings):
         return self.mongodb_uri is None
 
     @property
-    def limits(self) -> Limits:
-        return Limits(
+    def limits(self) -> RequestLimits:
+        """The bounds on a request's shape, which include the store's own (tasks per create)."""
+        return RequestLimits(
             max_tasks_per_create=self.max_tasks_per_create,
             max_ids_per_request=self.max_ids_per_request,
             max_nesting=self.max_nesting,

@@ -4,10 +4,10 @@ from fastapi import FastAPI
 
 from graphql_schema.http import error_response, response_media_type_or_json
 from graphql_schema.router import graphql_router, install_token_refusal
-from models import Limits
+from web.limits import RequestLimits
 
 
-def install(app: FastAPI, *, max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> None:
+def install(app: FastAPI, *, max_depth: int, max_aliases: int, max_tokens: int, limits: RequestLimits) -> None:
     app.include_router(graphql_router(max_depth, max_aliases, max_tokens, limits))
     install_token_refusal(app)
 

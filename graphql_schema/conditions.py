@@ -7,7 +7,8 @@ from typing import Annotated
 
 import strawberry
 
-from models import EntityTagCondition, TaskDoc, etag_of, parse_condition
+from models import TaskDoc, etag_of
+from web.etags import EntityTags, parse_entity_tags
 
 IfMatch = Annotated[
     str | None,
@@ -18,9 +19,9 @@ IfMatch = Annotated[
 ]
 
 
-def condition(if_match: str | None) -> EntityTagCondition | None:
+def condition(if_match: str | None) -> EntityTags | None:
     """The parsed argument; BAD_USER_INPUT naming ifMatch when it is no list of entity tags nor `*`."""
-    return parse_condition(if_match, "ifMatch") if if_match is not None else None
+    return parse_entity_tags(if_match, "ifMatch") if if_match is not None else None
 
 
 def task_etag(task: strawberry.Parent[TaskDoc]) -> str:

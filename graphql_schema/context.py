@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from gateway.auth import Access, TokenRegistry
-from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge, defaults
+from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge
+from web.auth import Access, TokenRegistry
+from web.limits import RequestLimits
 
 
 class Context(BaseContext):
@@ -19,12 +20,14 @@ class Context(BaseContext):
         max_traversal: int,
         access: Access | None,
         tokens: TokenRegistry,
-        max_page: int = defaults.MAX_PAGE,
-        resume_within_s: float = defaults.SUBSCRIPTION_RESUME_MS / 1000,
+        limits: RequestLimits,
+        max_page: int,
+        resume_within_s: float,
     ) -> None:
         super().__init__()
         self.store = store
         self.tokens = tokens
+        self.limits = limits
         self.max_traversal = max_traversal
         self.max_page = max_page
         self.resume_within_s = resume_within_s

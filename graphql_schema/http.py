@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import orjson
 from fastapi import Response
 
-from gateway.negotiation import media_ranges, preference
+from web.negotiation import media_ranges, preference
 
 GRAPHQL_RESPONSE_TYPE = "application/graphql-response+json"
 JSON_TYPE = "application/json"

@@ -29,7 +29,6 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway.state import gateway_state
 from graphql_schema.context import Context
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 from graphql_schema.http import (
@@ -42,7 +41,9 @@ from graphql_schema.http import (
     status_without_data,
 )
 from graphql_schema.schema import build_schema
-from models import InvalidOperation, Limits
+from models import InvalidOperation
+from web.limits import RequestLimits
+from web.state import gateway_state
 
 TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name
 REJECTED_TOKEN_CLOSE_CODE = 4403
@@ -125,7 +126,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(GRAPHIQL_PAGE)
 
-    def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: RequestLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
 
@@ -241,7 +242,7 @@ async def _refuse_token(request: Request, _: Exception) -> Response:
 
 def install_token_refusal(app: FastAPI) -> None:
     """A missing or unknown token on /graphql: 403, as GraphQL clients read it (`errors[]` with the code
-    FORBIDDEN). Which tokens are accepted is the registry's one rule (gateway.auth); only the shape differs
+    FORBIDDEN). Which tokens are accepted is the registry's one rule (web.auth); only the shape differs
     from the REST Error body."""
     app.add_exception_handler(TokenRefused, _refuse_token)
 
@@ -267,6 +268,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         settings.graphql_max_traversal,
         access,
         state["tokens"],
+        state["limits"],
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
     )
@@ -275,7 +277,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     return context
 
 
-def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: Limits) -> TrackingGraphQLRouter:
+def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: RequestLimits) -> TrackingGraphQLRouter:
     return TrackingGraphQLRouter(
         build_schema(max_depth, max_aliases, max_tokens),
         path="/graphql",

@@ -44,7 +44,7 @@ def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType]
         info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
     ) -> list[TaskType]:
         store = info.context.store
-        task_ids = store.limits.task_ids(ids, argument)
+        task_ids = info.context.limits.task_ids(ids, argument)
         docs = await getattr(store, f"add_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
         return as_tasks(docs)
 
@@ -58,7 +58,7 @@ def _removing(links: str, argument: str) -> Callable[..., Awaitable[bool]]:
         info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
     ) -> bool:
         store = info.context.store
-        task_ids = store.limits.task_ids(ids, argument)
+        task_ids = info.context.limits.task_ids(ids, argument)
         await getattr(store, f"remove_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
         return True
 
@@ -81,7 +81,7 @@ class Mutation:
         tasks: list[TaskInput],  # type: ignore[valid-type]
     ) -> list[TaskType]:
         raw = [creation_fields(task, f"tasks[{index}]") for index, task in enumerate(tasks)]
-        info.context.store.limits.refuse_oversized_creation(raw)
+        info.context.limits.refuse_oversized_creation(raw)
         specs = [TaskCreate.model_validate(fields) for fields in raw]
         docs = await info.context.store.create_tasks(specs)
         info.context.remember(docs)

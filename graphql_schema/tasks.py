@@ -226,7 +226,7 @@ class TaskQueries:
 
     @strawberry.field(description="The tasks with these ids, in the same order; null for an unknown id.")
     async def tasks(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[TaskType | None]:
-        info.context.store.limits.refuse_long_list(ids, "ids")
+        info.context.limits.refuse_long_list(ids, "ids")
         docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
         return [as_task(doc) if doc is not None else None for doc in docs]
 

@@ -8,7 +8,7 @@ read paths, and `models.layout.readable_task` is the cheap, tolerant rule the st
 
 from models import defaults
 from models.check import CheckReport
-from models.conditions import EntityTagCondition, etag_of, parse_condition
+from models.conditions import EntityTagCondition, etag_of
 from models.connection import initiate_single_node_replica_set
 from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
 from models.errors import (
@@ -90,7 +90,6 @@ __all__ = [
     "etag_of",
     "format_datetime",
     "initiate_single_node_replica_set",
-    "parse_condition",
     "parse_datetime",
     "parse_task_id",
     "task_matches",

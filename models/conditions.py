@@ -1,4 +1,5 @@
-"""Entity tags of tasks and the conditions of conditional requests (RFC 9110 sections 8.8.3 and 13.1).
+"""Entity tags of tasks and the conditional write (RFC 9110 sections 8.8.3 and 13.1.1); the grammar of the
+conditions is HTTP's, read by the front ends (web.etags).
 
 A task's ETag is a strong validator computed from the task as the gateway reads it: the BLAKE2b hash (16 bytes,
 hex, quoted) of the BSON encoding of its readable document (models.layout.readable_task). Every change of a
@@ -12,20 +13,15 @@ again, when it is seen. Writes without a condition take the path they always too
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
+from typing import Protocol
 
 import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from models.errors import InvalidOperation, PreconditionFailed, TaskNotFound
+from models.errors import PreconditionFailed, TaskNotFound
 from models.layout import Collection, TaskDoc, readable_task
 
 ETAG_DIGEST_BYTES = 16
-
-# RFC 9110 section 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text
-_ENTITY_TAG = re.compile(r'(W/)?("[\x21\x23-\x7e\x80-\xff]*")')
-_OWS = " \t"
 
 
 def etag_of(doc: TaskDoc) -> str:
@@ -34,52 +30,13 @@ def etag_of(doc: TaskDoc) -> str:
     return f'"{digest}"'
 
 
-@dataclass(frozen=True)
-class EntityTagCondition:
-    """The value of an If-Match or If-None-Match field: `*` (any current version) or a list of entity tags,
-    each kept with whether it is weak (`W/`)."""
-
-    any_version: bool
-    tags: tuple[tuple[bool, str], ...] = ()
+class EntityTagCondition(Protocol):
+    """What a conditional write (If-Match) asks of its condition: whether a task's current ETag satisfies it.
+    The front ends build one from the field's grammar (web.etags); the store only compares."""
 
     def matches_strongly(self, current: str) -> bool:
-        """If-Match (RFC 9110 section 13.1.1): strong comparison, so a weak tag never matches."""
-        return self.any_version or any(not weak and tag == current for weak, tag in self.tags)
-
-    def matches_weakly(self, current: str) -> bool:
-        """If-None-Match (RFC 9110 section 13.1.2): weak comparison, the `W/` prefix ignored."""
-        return self.any_version or any(tag == current for _, tag in self.tags)
-
-
-def parse_condition(value: str, name: str) -> EntityTagCondition:
-    """`*` or a comma-separated list of entity tags (RFC 9110 sections 13.1.1 and 5.6.1: empty list elements
-    are allowed and ignored). Several field lines come joined with commas. InvalidOperation naming `name` for
-    anything else, such as a tag without its double quotes."""
-    stripped = value.strip(_OWS)
-    if stripped == "*":
-        return EntityTagCondition(any_version=True)
-    tags: list[tuple[bool, str]] = []
-    position = 0
-    while position < len(value):
-        while position < len(value) and value[position] in _OWS + ",":
-            position += 1
-        if position == len(value):
-            break
-        match = _ENTITY_TAG.match(value, position)
-        if match is None:
-            raise InvalidOperation(
-                f'{name}: expected * or entity tags in double quotes, such as "3f2a…" or W/"3f2a…", at '
-                f"{value[position : position + 40]!r}"
-            )
-        tags.append((match.group(1) is not None, match.group(2)))
-        position = match.end()
-        while position < len(value) and value[position] in _OWS:
-            position += 1
-        if position < len(value) and value[position] != ",":
-            raise InvalidOperation(f"{name}: entity tags must be separated by commas, at {value[position:][:40]!r}")
-    if not tags:
-        raise InvalidOperation(f"{name}: expected * or at least one entity tag")
-    return EntityTagCondition(any_version=False, tags=tuple(tags))
+        """RFC 9110 section 13.1.1: strong comparison, so a weak tag never matches."""
+        ...
 
 
 async def require_match(

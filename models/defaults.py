@@ -1,6 +1,7 @@
-"""Every default the models side shares with the settings, written once: `gateway.settings.Settings` uses
-these as its field defaults (each is a TRACKING_* variable), and the store uses them where a caller (a test, a
-tool) gives nothing."""
+"""The defaults of the store's parameters, written once: the store uses them where a caller (a test, a tool)
+gives nothing, and `gateway.settings.Settings` uses them as its field defaults (each is a TRACKING_* variable).
+Defaults of what only a request has (its shape's limits) are in web.limits; those only the gateway reads, in
+gateway.settings."""
 
 from __future__ import annotations
 
@@ -19,11 +20,3 @@ DONE_STATUSES = ("DONE", "COMPLETED", "SUCCEEDED", "SUCCESS", "FINISHED", "SKIPP
 
 MAX_TASKS_PER_CREATE = 10_000
 """Most tasks one create may hold, nested ones included (TRACKING_MAX_TASKS_PER_CREATE)."""
-MAX_IDS_PER_REQUEST = 1_000
-"""Most ids one request may name (TRACKING_MAX_IDS_PER_REQUEST)."""
-MAX_NESTING = 32
-"""Deepest nesting of `nexts` in one create (TRACKING_MAX_NESTING)."""
-MAX_XML_ATTRIBUTES = 64
-"""Most attributes on one element of an XML body (TRACKING_XML_MAX_ATTRIBUTES)."""
-MAX_PAGE = 100
-"""Largest page a listing hands out (TRACKING_GRAPHQL_MAX_PAGE)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from gateway.negotiation import media_ranges, preference
+from web.negotiation import media_ranges, preference
 
 JSON_TYPE = "application/json"
 XML_TYPE = "application/xml"

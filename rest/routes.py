@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from models import GraphStore, Limits, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
+from models import GraphStore, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
 from models.task import INT64_MAX, created_tasks_of
 from rest.conditional import if_match, not_modified, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
@@ -17,6 +17,8 @@ from rest.guard import path_value
 from rest.negotiation import BadRequest, Format, request_charset, request_format
 from rest.schemas import Task, TaskList, answers, body_of
 from rest.xml import parse_xml, xml_task_fields, xml_task_list
+from web.limits import RequestLimits
+from web.state import gateway_state
 
 
 def _format(request: Request) -> Format:
@@ -75,6 +77,10 @@ def _store(request: Request) -> GraphStore:
     return store
 
 
+def _limits(request: Request) -> RequestLimits:
+    return gateway_state(request)["limits"]
+
+
 def _respond(payload: dict[str, Any], fmt: Format) -> Response:
     return Response(encode(payload, fmt), media_type=fmt.value)
 
@@ -107,7 +113,7 @@ async def task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Respons
 
 def _task_ids(request: Request, parameter: str, values: list[str] | None) -> list[int]:
     """Ids from a repeated query parameter: decimal int64 > 0, at least one, at most the configured number."""
-    return _store(request).limits.task_ids(values, parameter)
+    return _limits(request).task_ids(values, parameter)
 
 
 async def _body_fields(request: Request, root: str) -> Any:
@@ -117,7 +123,7 @@ async def _body_fields(request: Request, root: str) -> Any:
     body = await request.body()
     if fmt is Format.JSON:
         return parse_json(body)
-    limits, charset = _store(request).limits, request_charset(content_type)
+    limits, charset = _limits(request), request_charset(content_type)
     if len(body) <= _XML_INLINE_BYTES:
         return _xml_fields(body, root, limits, charset)
     return await run_in_threadpool(_xml_fields, body, root, limits, charset)
@@ -128,7 +134,7 @@ _XML_INLINE_BYTES = 64 * 1024
 which the event loop keeps serving other requests (and /healthz)."""
 
 
-def _xml_fields(body: bytes, root: str, limits: Limits, charset: str | None) -> Any:
+def _xml_fields(body: bytes, root: str, limits: RequestLimits, charset: str | None) -> Any:
     element = parse_xml(body, root, limits, charset)
     return {"tasks": xml_task_list(element, "tasks")} if root == "tasks" else xml_task_fields(element, "task")
 
@@ -137,7 +143,7 @@ async def _created_tasks(request: Request) -> list[dict[str, Any]]:
     data = await _body_fields(request, "tasks")
     if not isinstance(data, dict):
         raise BadRequest('body: expected a tasks object, {"tasks": [...]}')
-    _store(request).limits.refuse_oversized_creation(data.get("tasks"))
+    _limits(request).refuse_oversized_creation(data.get("tasks"))
     try:
         return created_tasks_of(data)
     except ValidationError as error:

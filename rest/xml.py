@@ -29,8 +29,9 @@ from xml.parsers import expat
 
 import xmltodict
 
-from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, InvalidOperation, Limits, xml_safe
+from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, InvalidOperation, xml_safe
 from rest.negotiation import BadRequest
+from web.limits import RequestLimits
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
@@ -83,7 +84,7 @@ class _GuardedExpat:
 
     ExpatError = expat.ExpatError
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: RequestLimits) -> None:
         self._limits = limits
 
     def ParserCreate(self, *args: Any, **kwargs: Any) -> Any:
@@ -151,7 +152,7 @@ class _XmlBounds:
     length of one piece of markup. It refers to nothing of the parser's, so the parser, its handlers and what
     they built form no reference cycle and are freed with the request, not at the next full collection."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: RequestLimits) -> None:
         self.limits = limits
         self.depth = 0
         self.elements = 0
@@ -239,7 +240,7 @@ def _local_names(path: list[Any], key: str, value: Any) -> tuple[str, Any] | Non
     return _local_name(key), value
 
 
-def parse_xml(body: bytes, root: str, limits: Limits, charset: str | None = None) -> Any:
+def parse_xml(body: bytes, root: str, limits: RequestLimits, charset: str | None = None) -> Any:
     """The body's root element as xmltodict data; `charset` (from Content-Type) overrides the document's."""
     try:
         document = xmltodict.parse(

@@ -1,5 +1,5 @@
 """The compiled GraphQL path (graphql_schema.compiled) answers byte for byte as graphql-core does: every query
-of the live view and README, hand-picked edge cases (aliases, fragments, variables, __typename, errors, the
+of the live view and of the docs pages, hand-picked edge cases (aliases, fragments, variables, __typename, errors, the
 traversal bound) and generated selections, each sent to a gateway with the compiled path on and one with it
 off (TRACKING_GRAPHQL_COMPILED=false), on the same job in a real MongoDB."""
 
@@ -282,18 +282,33 @@ async def test_a_cycle_a_tool_stored_is_the_same_error_on_both_paths(clients, ra
     assert b"cycle" in body
 
 
-README_QUERIES = [
-    '{ job(id: "compiled-job") { tasks { id status nexts { id } } roots { id } edges { from to } '
-    'statusCounts { status count } } task(id: "1") { descendants(maxDepth: 3, status: ["FAILED"]) { id name } '
-    "ancestors { id } } }",
-    'query OneJob($after: String) { job(id: "compiled-job") { taskPage(first: 10, after: $after, statusNot: '
-    '["DONE"]) { edges { node { id name status blockedBy(transitive: true) { id status } } } pageInfo { '
-    "hasNextPage endCursor } } criticalPath { id name startTime finishTime } } }",
-]
+DOCS = Path(__file__).parent.parent / "docs"
 
 
-@pytest.mark.parametrize("query", README_QUERIES)
-async def test_readme_queries_are_compiled_and_answer_the_same_either_way(clients, query) -> None:
+def _docs_queries() -> dict[str, str]:
+    """Every query of the docs pages (their ```graphql blocks, one entry per operation; subscriptions left out),
+    by page, block and operation, with the job each names replaced by this test's job."""
+    queries = {}
+    for page in sorted(DOCS.rglob("*.md")):
+        for block_index, block in enumerate(re.findall(r"```graphql\n(.*?)```", page.read_text(), re.DOTALL)):
+            for index, operation in enumerate(re.split(r"\n(?=query\b|subscription\b|mutation\b|\{)", block.strip())):
+                if not operation.startswith("subscription"):
+                    named = f"{page.relative_to(DOCS)}#{block_index}.{index}"
+                    queries[named] = re.sub(r'((?:job\(id|jobId): )"[^"]*"', rf'\1"{JOB}"', operation)
+    return queries
+
+
+DOCS_QUERIES = _docs_queries()
+
+
+def test_the_docs_hold_queries_to_test() -> None:
+    """The reference's examples are found (a moved page or a changed fence would otherwise leave none)."""
+    assert len(DOCS_QUERIES) >= 3, DOCS_QUERIES
+    assert any("jobs(" in query for query in DOCS_QUERIES.values())
+
+
+@pytest.mark.parametrize("query", DOCS_QUERIES.values(), ids=DOCS_QUERIES.keys())
+async def test_docs_queries_are_compiled_and_answer_the_same_either_way(clients, query) -> None:
     body, compiled = await same_answer(clients, query)
     assert b'"errors"' not in body
     assert compiled

@@ -18,7 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from models import GraphStore, Limits
+from gateway.settings import load_settings
+from models import GraphStore
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, INT64_MAX, SERVER_ID_MAX
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client, new_change_stream, served, task
@@ -48,12 +49,13 @@ def websocket(port: int, protocol: str = "graphql-transport-ws") -> connect:
 
 @pytest.fixture
 async def small_store(mongo_uri, store) -> AsyncIterator[GraphStore]:
-    """A second store on the test database with small limits (a gateway configured so)."""
-    limited = await GraphStore.open(
-        mongo_uri, TEST_DB, limits=Limits(max_tasks_per_create=5, max_ids_per_request=3, max_nesting=3)
-    )
+    """A second store on the test database with small limits (a gateway configured so: SMALL_LIMITS)."""
+    limited = await GraphStore.open(mongo_uri, TEST_DB, limits=load_settings(**SMALL_LIMITS).limits)
     yield limited
     await limited.close()
+
+
+SMALL_LIMITS = {"max_tasks_per_create": 5, "max_ids_per_request": 3, "max_nesting": 3}
 
 
 def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
@@ -209,18 +211,26 @@ async def test_a_million_tasks_in_one_create_are_refused_at_once(client, raw_db)
 
 
 async def test_the_task_limit_counts_nested_tasks(small_store, tmp_path, raw_db):
-    async with gateway(small_store, tmp_path) as client:
+    async with gateway(small_store, tmp_path, **SMALL_LIMITS) as client:
         five: dict[str, list[dict]] = {"tasks": [{}, {}, {"nexts": {"tasks": [{}, {}]}}]}
         assert (await client.post("/tracking/task", json=five)).status_code == 200
         six: dict[str, list[dict]] = {"tasks": [{}, {}, {"nexts": {"tasks": [{}, {"nexts": {"tasks": [{}]}}]}}]}
         assert_error(await client.post("/tracking/task", json=six), 400, "more than 5 tasks")
-        body = await gql(client, "mutation($t: [TaskInput!]!) { createTasks(tasks: $t) { id } }", {"t": [{}] * 6})
+        body = await gql(client, "mutation { createTasks(tasks: [{}, {}, {}, {}, {}, {}]) { id } }")
         assert "TRACKING_MAX_TASKS_PER_CREATE" in body["errors"][0]["message"]
+        # In variables, six tasks are a list longer than any argument takes: refused before parsing the query.
+        mutation = {
+            "query": "mutation($t: [TaskInput!]!) { createTasks(tasks: $t) { id } }",
+            "variables": {"t": [{}] * 6},
+        }
+        response = await client.post("/graphql", json=mutation)
+        assert response.status_code == 400
+        assert "TRACKING_MAX_TASKS_PER_CREATE" in response.json()["errors"][0]["message"]
     assert await raw_db.tasks.count_documents({}) == 5
 
 
 async def test_ids_per_request_are_bounded(small_store, tmp_path, raw_db):
-    async with gateway(small_store, tmp_path) as client:
+    async with gateway(small_store, tmp_path, **SMALL_LIMITS) as client:
         await client.post("/tracking/task", json={"tasks": [{"id": i} for i in range(1, 6)]})
         response = await client.put("/tracking/task/1/next", params={"nextTaskId": ["2", "3", "4", "5"]})
         assert_error(response, 400, "nextTaskId", "limit of 3", "TRACKING_MAX_IDS_PER_REQUEST")

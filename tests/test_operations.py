@@ -278,7 +278,7 @@ async def test_json_logs_carry_request_ids_never_tokens_and_ops_tools_find_the_e
 
 GENERATOR_CONFIG = """\
 # The generator's own post-hooks, but for ruff's PYI036, whose fix (`*args: object` in __exit__) makes the
-# generated client.py fail mypy --strict against httpx's typed __exit__ (the README says so too).
+# generated client.py fail mypy --strict against httpx's typed __exit__ (docs/how-to/python-client.md says so too).
 post_hooks:
   - "ruff check . --fix-only --extend-select=I --extend-ignore=PYI036"
   - "ruff format ."

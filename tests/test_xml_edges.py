@@ -173,7 +173,7 @@ async def test_a_million_attributes_are_refused_at_once_naming_the_setting(clien
 
 async def test_attributes_per_element_are_bounded_by_the_setting(mongo_uri, store, tmp_path):
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path, xml_max_attributes=3)
-    assert settings.limits.max_xml_attributes == 3  # TRACKING_XML_MAX_ATTRIBUTES reaches the store's limits
+    assert settings.limits.max_xml_attributes == 3  # TRACKING_XML_MAX_ATTRIBUTES reaches the request limits
     limited = await GraphStore.open(mongo_uri, TEST_DB, limits=settings.limits)
     async with lifespan_client(create_app(settings, Backend(store=limited)), AUTH) as http:
         namespaces = b' xmlns="urn:a" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:b="urn:b"'

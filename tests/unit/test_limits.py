@@ -1,10 +1,11 @@
-"""Bounded work per request (models/limits.py): each refusal names what is wrong and its setting."""
+"""Bounded work per request (web/limits.py): each refusal names what is wrong and its setting."""
 
 from __future__ import annotations
 
 import pytest
 
-from models import InvalidOperation, Limits
+from models import InvalidOperation
+from web.limits import RequestLimits
 
 
 def nested(levels: int) -> list[dict]:
@@ -15,26 +16,26 @@ def nested(levels: int) -> list[dict]:
 
 
 def test_a_create_within_the_limits_passes():
-    Limits(max_tasks_per_create=3, max_nesting=3).refuse_oversized_creation([*nested(3)])
+    RequestLimits(max_tasks_per_create=3, max_nesting=3).refuse_oversized_creation([*nested(3)])
 
 
 def test_too_many_tasks_nested_ones_included_are_refused():
     with pytest.raises(InvalidOperation, match=r"more than 3 tasks .* \(TRACKING_MAX_TASKS_PER_CREATE\)"):
-        Limits(max_tasks_per_create=3).refuse_oversized_creation([*nested(2), *nested(2)])
+        RequestLimits(max_tasks_per_create=3).refuse_oversized_creation([*nested(2), *nested(2)])
 
 
 def test_nexts_nested_too_deep_are_refused():
     with pytest.raises(InvalidOperation, match=r"more than 3 levels deep \(TRACKING_MAX_NESTING\)"):
-        Limits(max_nesting=3).refuse_oversized_creation(nested(4))
+        RequestLimits(max_nesting=3).refuse_oversized_creation(nested(4))
 
 
 def test_an_empty_create_is_refused():
     with pytest.raises(InvalidOperation, match="at least one task is required"):
-        Limits().refuse_oversized_creation([])
+        RequestLimits().refuse_oversized_creation([])
 
 
 def test_ids_are_parsed_and_bounded():
-    limits = Limits(max_ids_per_request=2)
+    limits = RequestLimits(max_ids_per_request=2)
     assert limits.task_ids(["1", 2], "nextTaskId") == [1, 2]
     with pytest.raises(InvalidOperation, match="nextTaskId"):
         limits.task_ids(["1", "2", "3"], "nextTaskId")
@@ -43,7 +44,7 @@ def test_ids_are_parsed_and_bounded():
 
 
 def test_documents_deeper_than_any_request_needs_are_refused():
-    limits = Limits(max_nesting=1)
+    limits = RequestLimits(max_nesting=1)
     assert limits.max_document_depth == 12
     deep: object = "x"
     for _ in range(20):

@@ -1,10 +1,9 @@
-"""Accept and Content-Type: one RFC 9110 parser (gateway/negotiation.py) and each front end's choice on it."""
+"""Accept and Content-Type: one RFC 9110 parser (web/negotiation.py) and each front end's choice on it."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.negotiation import NOT_WANTED, media_ranges, preference
 from graphql_schema.http import GRAPHQL_RESPONSE_TYPE, response_media_type
 from graphql_schema.http import NotAcceptable as GraphQLNotAcceptable
 from rest.negotiation import (
@@ -16,6 +15,7 @@ from rest.negotiation import (
     response_format,
     response_format_or_json,
 )
+from web.negotiation import NOT_WANTED, media_ranges, preference
 
 
 def test_media_ranges_read_q_lower_case_and_skip_empty_parts():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from models import InvalidOperation, Limits
+from models import InvalidOperation
 from rest.negotiation import BadRequest
 from rest.xml import XML_NIL, parse_xml, xml_document, xml_task_list
+from web.limits import RequestLimits
 
-LIMITS = Limits()
+LIMITS = RequestLimits()
 
 
 def test_a_jaxb_body_reads_as_the_json_body_would():
@@ -52,7 +53,7 @@ def test_an_unknown_charset_is_named():
 
 
 def test_nesting_elements_and_attributes_are_bounded_as_expat_reports_them():
-    small = Limits(max_tasks_per_create=1, max_nesting=1, max_xml_attributes=2)
+    small = RequestLimits(max_tasks_per_create=1, max_nesting=1, max_xml_attributes=2)
     with pytest.raises(InvalidOperation, match="nested deeper than 12 levels"):
         parse_xml(b"<tasks>" + b"<a>" * 12 + b"</a>" * 12 + b"</tasks>", "tasks", small)
     with pytest.raises(InvalidOperation, match="more than 128 elements"):

@@ -1,0 +1,44 @@
+"""What the app's lifespan hands every request, and the one typed way to read it."""
+
+from __future__ import annotations
+
+from typing import Protocol, TypedDict, cast
+
+from starlette.requests import HTTPConnection
+
+from models import GraphStore
+from web.auth import TokenRegistry
+from web.limits import RequestLimits
+
+
+class ServingSettings(Protocol):
+    """The settings a front end reads per request; gateway.settings.Settings is the one the app passes. A
+    Protocol, so that web/ (and the front ends) need not import the composition root."""
+
+    @property
+    def graphql_max_traversal(self) -> int: ...
+
+    @property
+    def graphql_max_page(self) -> int: ...
+
+    @property
+    def graphql_compiled(self) -> bool: ...
+
+    @property
+    def subscription_resume_ms(self) -> int: ...
+
+
+class GatewayState(TypedDict):
+    """What the lifespan yields: Starlette copies it into every request's scope (`scope["state"]`, which ASGI
+    middleware reads too). The app keeps nothing else: no `app.state`. The app's own routes read more of it
+    (gateway.app.AppState)."""
+
+    store: GraphStore
+    tokens: TokenRegistry
+    settings: ServingSettings
+    limits: RequestLimits
+
+
+def gateway_state(connection: HTTPConnection) -> GatewayState:
+    """The lifespan's state as a request or WebSocket handler sees it, typed (`request.state.x` is `Any`)."""
+    return cast(GatewayState, connection.scope["state"])
