@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from gateway.auth import Access, TokenRegistry
+from gateway.auth import Access, TokenRegistry, caller_identity
 from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge, defaults
 
 
@@ -21,6 +21,7 @@ class Context(BaseContext):
         tokens: TokenRegistry,
         max_page: int = defaults.MAX_PAGE,
         resume_within_s: float = defaults.SUBSCRIPTION_RESUME_MS / 1000,
+        token: str | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -30,7 +31,9 @@ class Context(BaseContext):
         self.resume_within_s = resume_within_s
         self.authenticated = False
         self.can_write = False
-        self.grant(access)
+        self.caller: str | None = None
+        """Who is calling (gateway.auth.caller_identity): the owner of a create's idempotency key."""
+        self.grant(access, token)
         self.over_websocket = False
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
@@ -38,11 +41,12 @@ class Context(BaseContext):
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
 
-    def grant(self, access: Access | None) -> None:
+    def grant(self, access: Access | None, token: str | None) -> None:
         """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
-        with a TRACKING_API_TOKENS one."""
+        with a TRACKING_API_TOKENS one; and who is calling."""
         self.authenticated = access is not None
         self.can_write = access is not None and access.may_write
+        self.caller = caller_identity(token) if access is not None and token is not None else None
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""
