@@ -131,7 +131,10 @@ class IdAllocator:
             await self._storage.insert_in_order(docs, session, render_part)
 
         def check() -> str:
-            return f"read task {docs[0]['_id']} (the create's first task) to learn whether the create was stored"
+            read = f"read task {docs[0]['_id']} (the create's first task) to learn whether the create was stored"
+            if first is None:
+                return read
+            return f"send the create again with the same idempotency key (it is stored at most once), or {read}"
 
         await self._storage.in_transaction(insert, check)
         return rendered
