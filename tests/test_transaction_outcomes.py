@@ -125,17 +125,20 @@ async def test_a_commit_whose_outcome_cannot_be_learned_is_a_504_and_a_retry_wit
         ("PUT", "/tracking/task/1/next?nextTaskId=2", lambda doc: doc["nexts"] == [2]),
         ("DELETE", "/tracking/task/1", lambda doc: doc is None),
         ("DELETE", "/tracking/task/3/next?nextTaskId=4", lambda doc: doc["nexts"] == []),
+        ("PUT", "/tracking/task/1", lambda doc: doc["name"] == "renamed"),
     ],
 )
 async def test_every_transactional_write_answers_an_unknown_outcome_as_such(
     store, proxy, raw_db, tmp_path, method, path, applied, no_transaction_left
 ):
-    """Links, unlinks and deletes are transactions too: the same 504, and the change is what MongoDB did."""
+    """Links, unlinks, deletes and updates (even one without a condition, a single write) are transactions too:
+    the same 504, and the change is what MongoDB did."""
     await store.create_tasks([{"id": 1}, {"id": 2}, {"id": 3, "nexts": {"tasks": [{"id": 4}]}}])
     held = await _gateway(proxy.uri, tmp_path, timeout_ms=5_000, commit_outcome_wait_ms=500)
     try:
         proxy.arm(hold_s=None)
-        response = await _post(held, tmp_path, path, method=method)
+        body = {"json": {"name": "renamed"}} if path == "/tracking/task/1" and method == "PUT" else {}
+        response = await _post(held, tmp_path, path, method=method, **body)
     finally:
         proxy.release()
         await held.close()
