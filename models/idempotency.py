@@ -136,6 +136,14 @@ class IdempotencyRecords:
             raise IdempotencyKeyReused(key.key)
         return RecordedCreate(ids_of_runs(record["ids"]), record["created"])
 
+    async def recorded_for(self, key: IdempotencyKey, plan: Sequence[PlannedTask]) -> RecordedCreate | None:
+        """`recorded`, for the plan's digest; a record whose ids do not match the plan (edited by a tool) is
+        another create's too."""
+        recorded = await self.recorded(key, fingerprint(plan))
+        if recorded is not None and len(recorded.ids) != len(plan):
+            raise IdempotencyKeyReused(key.key)
+        return recorded
+
     async def record(
         self, session: AsyncClientSession, key: IdempotencyKey, digest: str, ids: Sequence[int], created: datetime
     ) -> None:
@@ -169,14 +177,13 @@ class IdempotencyRecords:
         the same tasks committed under `key` before: then its tasks, rendered as they were created, and nothing
         stored. IdempotencyKeyReused for a key used with other tasks, IdempotencyKeyInFlight for one whose
         create is still running."""
-        digest = fingerprint(plan)
-        recorded = await self.recorded(key, digest)
+        recorded = await self.recorded_for(key, plan)
         if recorded is None:
             try:
-                return await create(functools.partial(self.record, key=key, digest=digest))
+                return await create(functools.partial(self.record, key=key, digest=fingerprint(plan)))
             except (KeyRecorded, IdempotencyKeyInFlight):
                 # Another create with the key committed meanwhile, or is committing: its answer, once it has one.
-                recorded = await self.recorded(key, digest)
+                recorded = await self.recorded_for(key, plan)
                 if recorded is None:
                     raise IdempotencyKeyInFlight(key.key) from None
         docs = new_documents(plan, recorded.ids, recorded.created)

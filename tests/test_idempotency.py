@@ -38,6 +38,7 @@ async def test_the_same_key_and_tasks_answer_what_the_first_answered_and_store_n
     first = await client.post("/tracking/task", json=_body("a", "b"), headers=KEY)
     assert first.status_code == 200, first.text
     assert await _stored_count(raw_db) == 4
+    counter = await raw_db.counters.find_one({"_id": "tasks"})
     for _ in range(2):
         again = await client.post("/tracking/task", json=_body("a", "b"), headers=KEY)
         assert (again.status_code, again.headers["content-type"], again.content) == (
@@ -46,6 +47,7 @@ async def test_the_same_key_and_tasks_answer_what_the_first_answered_and_store_n
             first.content,
         )
     assert await _stored_count(raw_db) == 4
+    assert await raw_db.counters.find_one({"_id": "tasks"}) == counter  # no id was even reserved
 
 
 async def test_a_replay_is_rendered_as_negotiated_now_and_as_the_tasks_were_created(client, raw_db):
@@ -174,6 +176,31 @@ async def test_concurrent_requests_with_one_key_create_once(client, raw_db):
     assert await raw_db.tasks.count_documents({"job-id": "together"}) == 2_000
     again = await client.post("/tracking/task", json=body, headers=KEY)
     assert again.status_code == 200 and again.content == created[0]
+
+
+async def test_a_key_held_by_a_create_in_progress_is_a_409_and_free_again_once_that_create_is_aborted(client, raw_db):
+    """Another gateway's create holds the key's record uncommitted: 409, nothing stored; once its transaction
+    ends without a commit (its gateway died, MongoDB aborted it), the key creates."""
+    caller = hashlib.sha256(TOKEN.encode()).hexdigest()
+    other = raw_db.client.start_session()
+    try:
+        await other.start_transaction()
+        record = {"_id": {"caller": caller, "key": "held"}, "fingerprint": "x", "ids": [], "created": 0, "expires": 0}
+        await raw_db.idempotency_keys.insert_one(record, session=other)
+        headers = {"Idempotency-Key": '"held"'}
+        held = await client.post("/tracking/task", json=_body("a"), headers=headers)
+        assert held.status_code == 409, held.text
+        assert held.json()["message"] == (
+            "a create with idempotency key 'held' is still in progress: send the request again once it has "
+            "answered, with the same key, to get its answer"
+        )
+        assert await _stored_count(raw_db) == 0
+        await other.abort_transaction()
+    finally:
+        await other.end_session()
+    created = await client.post("/tracking/task", json=_body("a"), headers=headers)
+    assert created.status_code == 200, created.text
+    assert await _stored_count(raw_db) == 2
 
 
 async def test_a_create_with_given_ids_sent_twice_without_a_key_is_refused_and_changes_nothing(client, raw_db):
