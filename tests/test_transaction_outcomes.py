@@ -9,6 +9,7 @@ proxy that holds MongoDB's replies once a commit went through it (tests.proxy)."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -209,3 +210,27 @@ async def test_creates_cut_by_deadlines_at_random_points_answer_what_is_stored_a
                 assert again.content == first.content
     assert 503 in seen, f"no deadline cut a create ({seen}): shorten them"
     assert "mark_dirty" not in caplog.text and "never retrieved" not in caplog.text
+
+
+async def test_creates_cancelled_at_random_points_are_whole_or_absent_and_leave_nothing_open(
+    store, raw_db, caplog, no_transaction_left
+):
+    """A request cancelled mid-create (its client went away, its hard deadline fired): cancelled before the
+    commit it stores nothing, during the commit all of it, and MongoDB holds no transaction of it within a few
+    seconds. The abort runs before the session ends: no failed abort is logged."""
+    points = random.Random(7)
+    with caplog.at_level(logging.WARNING):
+        for number in range(6):
+            job = f"cancel-{number}"
+            creating = asyncio.create_task(store.create_tasks(_tasks(8_000, job)))
+            await asyncio.sleep(points.uniform(0.0, 1.5))
+            creating.cancel()
+            outcome = (await asyncio.gather(creating, return_exceptions=True))[0]
+            await _no_transaction_open(raw_db)
+            stored = await raw_db.tasks.count_documents({"job-id": job})
+            if isinstance(outcome, list):
+                assert stored == 8_000  # finished before the cancellation
+            else:
+                assert isinstance(outcome, asyncio.CancelledError)
+                assert stored in (0, 8_000), stored
+    assert not [record.getMessage() for record in caplog.records if "abort" in record.getMessage()]
