@@ -87,9 +87,11 @@ async def run_transaction(client: MongoClient, work: Work[_T], commit_wait_s: fl
             raise
         except BaseException as error:
             await _settle(session, commit=False, interrupted=_interrupted(error))
-            if _transient(error) and await _backoff(attempt, started):
+            if not _transient(error):
+                raise
+            if await _backoff(attempt, started):
                 continue
-            raise
+            raise unavailable("write conflicts until the deadline", error) from None
         try:
             with _RequestDeadlineSuspended():
                 await _settle(session, commit=True, commit_wait_s=commit_wait_s)

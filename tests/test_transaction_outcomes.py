@@ -234,3 +234,25 @@ async def test_creates_cancelled_at_random_points_are_whole_or_absent_and_leave_
                 assert isinstance(outcome, asyncio.CancelledError)
                 assert stored in (0, 8_000), stored
     assert not [record.getMessage() for record in caplog.records if "abort" in record.getMessage()]
+
+
+async def test_a_write_that_meets_conflicts_until_its_deadline_is_a_503_and_changes_nothing(
+    store, mongo_uri, raw_db, tmp_path, no_transaction_left
+):
+    """Another transaction holds the task: each try meets a write conflict and runs again, until the deadline;
+    then 503 (nothing changed), never an internal error."""
+    await store.create_tasks([{"id": 1, "name": "before"}])
+    other = raw_db.client.start_session()
+    short = await _gateway(mongo_uri, tmp_path, timeout_ms=600)
+    try:
+        await other.start_transaction()
+        await raw_db.tasks.update_one({"_id": 1}, {"$set": {"status": "held"}}, session=other)
+        response = await _post(short, tmp_path, "/tracking/task/1", method="PUT", json={"name": "after"})
+        await other.abort_transaction()
+    finally:
+        await other.end_session()
+        await short.close()
+    assert response.status_code == 503, response.text
+    assert response.json()["message"] == "MongoDB unavailable: try again later"
+    assert (await raw_db.tasks.find_one({"_id": 1}))["name"] == "before"
+    await _no_transaction_open(raw_db)
