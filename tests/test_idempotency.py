@@ -153,6 +153,21 @@ async def test_a_malformed_key_is_a_400_naming_the_header_and_changes_nothing(cl
     assert await _stored_count(raw_db) == 0
 
 
+async def test_a_browser_dashboard_may_send_a_key(store, tmp_path: Path):
+    app, _ = gateway_app(store, tmp_path, cors_origins="https://dash.example")
+    async with lifespan_client(app, AUTH) as http:
+        preflight = await http.options(
+            "/tracking/task",
+            headers={
+                "Origin": "https://dash.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "X-Auth-Token, Content-Type, Idempotency-Key",
+            },
+        )
+    assert preflight.status_code == 200
+    assert "idempotency-key" in preflight.headers["access-control-allow-headers"].lower()
+
+
 async def test_two_key_headers_are_refused(client, raw_db):
     headers = [("Idempotency-Key", '"a"'), ("Idempotency-Key", '"b"')]
     response = await client.post("/tracking/task", json=_body("a"), headers=headers)
