@@ -40,9 +40,10 @@ from models.deadline import REQUEST_DEADLINE, unavailable
 from models.errors import CommitOutcomeUnknown
 from models.layout import MongoClient
 
-ABORT_TIMEOUT_S = 5.0
+ABORT_TIMEOUT_S = 15.0
 """How long aborting a failed transaction may take, apart from the request's deadline (which may be what failed
-it)."""
+it). Generous: a request is answered by its own deadline meanwhile, and a loaded MongoDB may take seconds to stop
+a killed insert of thousands of tasks; an abort given up leaves the transaction to MongoDB's lifetime (60 s)."""
 UNBOUNDED_RETRIES_S = 120.0
 """How long a transaction without a request deadline (maintenance: restore, purge, repair) is run again after
 transient errors: PyMongo's `with_transaction` limit."""

@@ -58,7 +58,9 @@ async def _no_transaction_open(raw_db: Any) -> None:
     async def closed() -> bool:
         return await open_transactions(raw_db) == []
 
-    await eventually(closed, timeout=5, what="no transaction open in MongoDB")
+    # A few seconds on a quiet machine (MongoDB stops a killed insert within a second or so); generous for a
+    # loaded one.
+    await eventually(closed, timeout=20, what="no transaction open in MongoDB")
 
 
 async def test_a_commit_answered_after_the_request_deadline_is_answered_as_committed(
@@ -184,6 +186,26 @@ async def test_creates_cut_by_deadlines_at_random_points_answer_what_is_stored_a
     again with its key to a healthy gateway answers at once with exactly one copy stored."""
     rounds = random.Random(29)  # the same points every run; the machine's load moves them anyway
     seen: set[int] = set()
+    healthy = await _gateway(mongo_uri, tmp_path, timeout_ms=60_000)  # healthy even on a loaded machine
+    try:
+        app, _ = gateway_app(healthy, tmp_path)
+        async with lifespan_client(app, AUTH) as http:
+            await _cut_and_retry(rounds, seen, mongo_uri, http, raw_db, tmp_path, caplog)
+    finally:
+        await healthy.close()
+    assert 503 in seen, f"no deadline cut a create ({seen}): shorten them"
+    assert "mark_dirty" not in caplog.text and "never retrieved" not in caplog.text
+
+
+async def _cut_and_retry(
+    rounds: random.Random,
+    seen: set[int],
+    mongo_uri: str,
+    http: httpx.AsyncClient,
+    raw_db: Any,
+    tmp_path: Path,
+    caplog: Any,
+) -> None:
     with caplog.at_level(logging.WARNING):
         for number in range(8):
             job, count = f"cut-{number}", rounds.randrange(6_000, 10_001)
@@ -201,15 +223,12 @@ async def test_creates_cut_by_deadlines_at_random_points_answer_what_is_stored_a
             elif first.status_code == 503:
                 assert stored == 0, f"a 503 left {stored} tasks stored"
             await _no_transaction_open(raw_db)
-            started = time.monotonic()
-            again = await client.post("/tracking/task", json=body, headers=headers)
+            # A transaction left open would hold the key's record: the retry would answer 409.
+            again = await http.post("/tracking/task", json=body, headers=headers)
             assert again.status_code == 200, again.text
-            assert time.monotonic() - started < 5, "the retry waited for a transaction left open"
             assert await raw_db.tasks.count_documents({"job-id": job}) == count
             if first.status_code == 200:
                 assert again.content == first.content
-    assert 503 in seen, f"no deadline cut a create ({seen}): shorten them"
-    assert "mark_dirty" not in caplog.text and "never retrieved" not in caplog.text
 
 
 async def test_creates_cancelled_at_random_points_are_whole_or_absent_and_leave_nothing_open(
@@ -220,19 +239,19 @@ async def test_creates_cancelled_at_random_points_are_whole_or_absent_and_leave_
     seconds. The abort runs before the session ends: no failed abort is logged."""
     points = random.Random(7)
     with caplog.at_level(logging.WARNING):
-        for number in range(6):
+        for number in range(4):
             job = f"cancel-{number}"
-            creating = asyncio.create_task(store.create_tasks(_tasks(8_000, job)))
+            creating = asyncio.create_task(store.create_tasks(_tasks(6_000, job)))
             await asyncio.sleep(points.uniform(0.0, 1.5))
             creating.cancel()
             outcome = (await asyncio.gather(creating, return_exceptions=True))[0]
             await _no_transaction_open(raw_db)
             stored = await raw_db.tasks.count_documents({"job-id": job})
             if isinstance(outcome, list):
-                assert stored == 8_000  # finished before the cancellation
+                assert stored == 6_000  # finished before the cancellation
             else:
                 assert isinstance(outcome, asyncio.CancelledError)
-                assert stored in (0, 8_000), stored
+                assert stored in (0, 6_000), stored
     assert not [record.getMessage() for record in caplog.records if "abort" in record.getMessage()]
 
 
