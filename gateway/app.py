@@ -133,7 +133,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["X-Auth-Token", "Content-Type", "Accept", "X-Request-ID"],
+        allow_headers=["X-Auth-Token", "Content-Type", "Accept", "X-Request-ID", "Idempotency-Key"],
         expose_headers=["X-Request-ID"],
         max_age=600,
     )

@@ -96,6 +96,8 @@ class Backend:
                 validation_action=settings.validation_action,
                 done_statuses=settings.done_statuses,
                 history_days=settings.history_days,
+                commit_outcome_wait_ms=settings.commit_outcome_wait_ms,
+                idempotency_hours=settings.idempotency_hours,
             )
         except BaseException:
             if embedded is not None:

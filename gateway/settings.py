@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     body_timeout_ms: int = Field(default=60_000, ge=100)
     # Bounded time per request when MongoDB is slow or gone.
     mongodb_timeout_ms: int = Field(default=defaults.MONGODB_TIMEOUT_MS, ge=100)
+    # Once a transaction's commit is sent: how long its outcome is asked for before "outcome unknown" (504).
+    commit_outcome_wait_ms: int = Field(default=defaults.COMMIT_OUTCOME_WAIT_MS, ge=100)
+    # How long a create's Idempotency-Key is remembered.
+    idempotency_hours: int = Field(default=defaults.IDEMPOTENCY_HOURS, ge=1, le=8760)
     validation_action: str = Field(default=defaults.VALIDATION_ACTION, pattern=r"^(error|warn)$")
     embedded_restarts: int = Field(default=3, ge=0)
     log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")

@@ -9,7 +9,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge
-from web.auth import Access, TokenRegistry
+from web.auth import Access, TokenRegistry, caller_identity
 from web.limits import RequestLimits
 
 
@@ -23,6 +23,7 @@ class Context(BaseContext):
         limits: RequestLimits,
         max_page: int,
         resume_within_s: float,
+        token: str | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -33,7 +34,9 @@ class Context(BaseContext):
         self.resume_within_s = resume_within_s
         self.authenticated = False
         self.can_write = False
-        self.grant(access)
+        self.caller: str | None = None
+        """Who is calling (web.auth.caller_identity): the owner of a create's idempotency key."""
+        self.grant(access, token)
         self.over_websocket = False
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
@@ -41,11 +44,12 @@ class Context(BaseContext):
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
 
-    def grant(self, access: Access | None) -> None:
+    def grant(self, access: Access | None, token: str | None) -> None:
         """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
-        with a TRACKING_API_TOKENS one."""
+        with a TRACKING_API_TOKENS one; and who is calling."""
         self.authenticated = access is not None
         self.can_write = access is not None and access.may_write
+        self.caller = caller_identity(token) if access is not None and token is not None else None
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""

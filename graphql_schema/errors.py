@@ -13,10 +13,13 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from models import (
+    CommitOutcomeUnknown,
     CursorExpired,
     GraphCycle,
     GraphError,
     IdAllocationFailed,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     InvalidOperation,
     PreconditionFailed,
     StorageUnavailable,
@@ -36,6 +39,9 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     GraphCycle: "GRAPH_CYCLE",
     CursorExpired: "CURSOR_EXPIRED",
     PreconditionFailed: "PRECONDITION_FAILED",
+    CommitOutcomeUnknown: "OUTCOME_UNKNOWN",
+    IdempotencyKeyReused: "IDEMPOTENCY_KEY_REUSED",
+    IdempotencyKeyInFlight: "IDEMPOTENCY_KEY_IN_FLIGHT",
 }
 
 log = logging.getLogger("gateway.graphql")

@@ -196,10 +196,11 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         """A WebSocket may carry the token as a header or in the connection_init payload."""
         if context.authenticated:
             return await super().on_ws_connect(context)
-        access = context.tokens.access(_presented_token(context.connection_params))
+        token = _presented_token(context.connection_params)
+        access = context.tokens.access(token)
         if access is None:
             raise ConnectionRejectionError({"message": _REJECTION})
-        context.grant(access)
+        context.grant(access, token)
         return await super().on_ws_connect(context)
 
 
@@ -259,7 +260,8 @@ def _asks_for_graphiql(request: Request) -> bool:
 async def _context(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
     connection: HTTPConnection = request if request is not None else websocket
     state = gateway_state(connection)
-    access = state["tokens"].access(connection.headers.get(TOKEN_HEADER))
+    token = connection.headers.get(TOKEN_HEADER)
+    access = state["tokens"].access(token)
     if request is not None and access is None and not _asks_for_graphiql(request):
         raise TokenRefused(_REJECTION)
     settings = state["settings"]
@@ -271,6 +273,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         state["limits"],
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
+        token=token,
     )
     context.over_websocket = websocket is not None
     context.compiled = settings.graphql_compiled

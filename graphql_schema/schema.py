@@ -29,6 +29,7 @@ from graphql_schema.metrics import OperationMetrics
 from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
 from models import TaskCreate, TaskPatch, parse_task_id
+from models.idempotency import IdempotencyKey, checked_key
 
 Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
 """Every query field, each domain's from its own module (tasks, jobs), in that order."""
@@ -72,6 +73,23 @@ def _named_ids(resolver: _R, argument: str) -> _R:
     return resolver
 
 
+IdempotencyKeyArgument = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Stores the create at most once for this token: the same key and tasks again answer the tasks "
+        "the first created (TRACKING_IDEMPOTENCY_HOURS); other tasks: IDEMPOTENCY_KEY_REUSED; while the first is in "
+        "progress: IDEMPOTENCY_KEY_IN_FLIGHT. 1 to 255 visible ASCII characters."
+    ),
+]
+
+
+def _idempotency_key(context: Context, key: str | None) -> IdempotencyKey | None:
+    if key is None:
+        return None
+    assert context.caller is not None  # mutations need a token (ReadOnlyTokens)
+    return IdempotencyKey(context.caller, checked_key(key, "idempotencyKey"))
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create tasks (and their nested nexts), all or nothing.")
@@ -79,11 +97,13 @@ class Mutation:
         self,
         info: Info[Context, None],
         tasks: list[TaskInput],  # type: ignore[valid-type]
+        idempotency_key: IdempotencyKeyArgument = None,
     ) -> list[TaskType]:
+        key = _idempotency_key(info.context, idempotency_key)
         raw = [creation_fields(task, f"tasks[{index}]") for index, task in enumerate(tasks)]
         info.context.limits.refuse_oversized_creation(raw)
         specs = [TaskCreate.model_validate(fields) for fields in raw]
-        docs = await info.context.store.create_tasks(specs)
+        docs = await info.context.store.create_tasks(specs, key)
         info.context.remember(docs)
         return as_tasks(docs)
 

@@ -12,10 +12,13 @@ from models.conditions import EntityTagCondition, etag_of
 from models.connection import initiate_single_node_replica_set
 from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
 from models.errors import (
+    CommitOutcomeUnknown,
     CursorExpired,
     GraphCycle,
     GraphError,
     IdAllocationFailed,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     InvalidOperation,
     PreconditionFailed,
     StorageUnavailable,
@@ -57,6 +60,7 @@ __all__ = [
     "NAVIGABLE_TYPES",
     "RESPONSE_FIELD_ORDER",
     "CheckReport",
+    "CommitOutcomeUnknown",
     "CursorExpired",
     "Direction",
     "EntityTagCondition",
@@ -65,6 +69,8 @@ __all__ = [
     "GraphStore",
     "HistoryWriter",
     "IdAllocationFailed",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyReused",
     "InvalidOperation",
     "JobFilter",
     "JobPosition",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from bson.int64 import Int64
@@ -91,11 +92,12 @@ def client_ids_of(plan: Sequence[PlannedTask], limits: Limits) -> list[int]:
     return client_ids
 
 
-def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int]) -> list[TaskDoc]:
+def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int], now: datetime | None = None) -> list[TaskDoc]:
     """The documents to store for a plan whose tasks get `ids` (one per planned task, in plan order): ids as
-    int64, links both ways, one creation time, and the defaults of `type` ("task"), `root` (true only for a task
-    no other task of the request holds) and `job-id` (the parent's)."""
-    now = now_utc()
+    int64, links both ways, one creation time (`now`, default the current time), and the defaults of `type`
+    ("task"), `root` (true only for a task no other task of the request holds) and `job-id` (the parent's). The
+    same plan, ids and time give the same documents (an idempotent create's answer is rebuilt so)."""
+    now = now or now_utc()
     int64_ids = list(map(Int64, ids))
     docs: list[TaskDoc] = []
     for index, item in enumerate(plan):

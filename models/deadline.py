@@ -58,6 +58,36 @@ than waiting out its deadline a second time. A context variable: it holds in tha
 starts) only, never in other requests."""
 
 
+class RequestDeadline:
+    """The deadline of one bounded call, as the transaction helper (models.transactions) needs it: whether it
+    passed, and asyncio's timeout suspended while a commit's outcome is learned (the commit has a wait of its
+    own) and resumed when the commit turned out not to be one."""
+
+    def __init__(self, timeout: asyncio.Timeout, timeout_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timeout = timeout
+        self._ends_at = self._loop.time() + timeout_s
+        self._hard_end = timeout.when()
+
+    def remaining(self) -> float:
+        """Seconds left before the driver's deadline passes."""
+        return self._ends_at - self._loop.time()
+
+    def passed(self) -> bool:
+        return self.remaining() <= 0 or self._timeout.expired()
+
+    def suspend(self) -> None:
+        """asyncio's timeout no longer cuts the call (only while it has not passed: see `passed`)."""
+        self._timeout.reschedule(None)
+
+    def resume(self) -> None:
+        self._timeout.reschedule(self._hard_end)
+
+
+REQUEST_DEADLINE: ContextVar[RequestDeadline | None] = ContextVar("request_deadline", default=None)
+"""The deadline of the bounded call running in this task, if any."""
+
+
 def unavailable(what: str, error: BaseException) -> StorageUnavailable:
     """The error the caller gets when MongoDB is unavailable; the log and /metrics learn why (hosts, topology,
     driver error, timeout or not)."""
@@ -102,16 +132,21 @@ def bounded(
     method: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]],
 ) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
     """The method finishes within its owner's `timeout_s` (TRACKING_MONGODB_TIMEOUT_MS), waits and transaction
-    retries included, else raises StorageUnavailable; the driver's errors become typed errors (`domain_error`):
+    retries included, else raises StorageUnavailable (a transaction's commit, once sent, is out of that deadline:
+    models.transactions); the driver's errors become typed errors (`domain_error`):
     StorageUnavailable for an outage, InvalidOperation for a document or transaction MongoDB cannot hold."""
 
     async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if KNOWN_UNAVAILABLE.get():
             raise StorageUnavailable(UNAVAILABLE_MESSAGE)
         try:
-            async with asyncio.timeout(self.timeout_s + DEADLINE_GRACE_S):
-                with pymongo.timeout(self.timeout_s):
-                    return await method(self, *args, **kwargs)
+            async with asyncio.timeout(self.timeout_s + DEADLINE_GRACE_S) as timeout:
+                deadline = REQUEST_DEADLINE.set(RequestDeadline(timeout, self.timeout_s))
+                try:
+                    with pymongo.timeout(self.timeout_s):
+                        return await method(self, *args, **kwargs)
+                finally:
+                    REQUEST_DEADLINE.reset(deadline)
         except TimeoutError as error:
             raise unavailable(f"no answer within {self.timeout_s:g}s", error) from None
         except (PyMongoError, DocumentTooLarge) as error:

@@ -8,6 +8,12 @@ from __future__ import annotations
 MONGODB_TIMEOUT_MS = 10_000
 """Deadline of every MongoDB operation a request makes, retries and queueing included; also the
 server-selection timeout (TRACKING_MONGODB_TIMEOUT_MS)."""
+COMMIT_OUTCOME_WAIT_MS = 10_000
+"""How long, once a transaction's commit is sent, the gateway keeps asking MongoDB whether it committed before it
+answers that the outcome is unknown; apart from TRACKING_MONGODB_TIMEOUT_MS, which bounds the work before the
+commit (TRACKING_COMMIT_OUTCOME_WAIT_MS)."""
+IDEMPOTENCY_HOURS = 24
+"""How long a create's idempotency key is remembered (TRACKING_IDEMPOTENCY_HOURS)."""
 VALIDATION_ACTION = "error"
 """What MongoDB does with a write off the stored layout: "error" refuses it, "warn" logs it
 (TRACKING_VALIDATION_ACTION)."""

@@ -70,3 +70,38 @@ class PreconditionFailed(GraphError):
     def __init__(self, task_id: int) -> None:
         self.task_id = task_id
         super().__init__(f"task {task_id} has changed: its current ETag is none of those given, nothing was changed")
+
+
+class CommitOutcomeUnknown(GraphError):
+    """The change was sent to MongoDB for commit and no answer said whether it committed within the commit's
+    own wait (TRACKING_COMMIT_OUTCOME_WAIT_MS): it may or may not be stored. Not a refusal: `check` says how the
+    caller can learn which (models.transactions)."""
+
+    def __init__(self, wait_s: float, check: str) -> None:
+        self.check = check
+        super().__init__(
+            f"outcome unknown: the change was sent to MongoDB for commit, and whether it was stored could not be "
+            f"learned within {wait_s:g}s (TRACKING_COMMIT_OUTCOME_WAIT_MS), so it may or may not have been "
+            f"stored: {check}"
+        )
+
+
+class IdempotencyKeyReused(GraphError):
+    """An idempotency key the caller already used for a create with other content."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} was already used for a create with other tasks: use a new key for a new create"
+        )
+
+
+class IdempotencyKeyInFlight(GraphError):
+    """A create with this idempotency key (the caller's) is still running: its answer is not known yet."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"a create with idempotency key {key!r} is still in progress: send the request again once it has "
+            "answered, with the same key, to get its answer"
+        )

@@ -42,6 +42,7 @@ from models.events import (
     event_from_change,
     stream_request,
 )
+from models.idempotency import IdempotencyRecord
 from models.layout import Collection, Database, TaskDoc
 from models.task import TaskCounter, TaskRecord
 
@@ -49,8 +50,9 @@ log = logging.getLogger(__name__)
 
 HISTORY = "task_history"
 LEASES = "task_history_lease"
-COLLECTIONS = (TaskRecord.Settings.name, TaskCounter.Settings.name, HISTORY, LEASES)
-"""Every collection the gateway keeps in its database: tasks, counters (and link locks), history and its lease."""
+COLLECTIONS = (TaskRecord.Settings.name, TaskCounter.Settings.name, HISTORY, LEASES, IdempotencyRecord.Settings.name)
+"""Every collection the gateway keeps in its database: tasks, counters (and link locks), history and its lease,
+creates' idempotency keys."""
 _LEASE_ID = "writer"
 _TTL_INDEX = "at_ttl"
 GAP = "GAP"

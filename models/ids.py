@@ -7,8 +7,9 @@ them. Ids are reserved outside any transaction: a rolled-back create leaves a ga
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TypeVar
 
 from bson.int64 import Int64
@@ -21,12 +22,15 @@ from models.deadline import is_duplicate_key
 from models.errors import IdAllocationFailed, TaskAlreadyExists
 from models.layout import TaskDoc
 from models.storage import Storage
-from models.task import COUNTER_FOLLOWS_IDS_UP_TO, SERVER_ID_MAX
+from models.task import COUNTER_FOLLOWS_IDS_UP_TO, SERVER_ID_MAX, now_utc
 
 TASK_COUNTER = "tasks"
 """The `_id` of the id counter in `counters`."""
 SERVER_ASSIGNED_ID_RETRIES = 3
 _T = TypeVar("_T")
+FirstWrite = Callable[..., Awaitable[None]]
+"""Written first in a create's transaction: called as `first(session, ids=..., created=...)`, the create's ids in
+plan order and its creation time."""
 
 
 class IdAllocator:
@@ -77,17 +81,26 @@ class IdAllocator:
         if existing:
             raise TaskAlreadyExists(existing)
 
-    async def insert(self, plan: Sequence[PlannedTask], client_ids: Collection[int], render: Render[_T]) -> list[_T]:
+    async def insert(
+        self,
+        plan: Sequence[PlannedTask],
+        client_ids: Collection[int],
+        render: Render[_T],
+        first: FirstWrite | None = None,
+    ) -> list[_T]:
         """`render` of each stored document of `plan`, in plan order, once all are inserted (all or nothing); the
-        tasks without an id given get fresh ones. A server-assigned id that a direct write took meanwhile is
+        tasks without an id given get fresh ones. `first(session, ids, created)`, when given, is written first in
+        the same transaction (an idempotency key's record). A server-assigned id that a direct write took meanwhile is
         skipped and the insert tried again, up to SERVER_ASSIGNED_ID_RETRIES times (then IdAllocationFailed); a
         given id taken meanwhile is TaskAlreadyExists."""
         for _ in range(SERVER_ASSIGNED_ID_RETRIES):
             server_ids = iter(await self.allocate(len(plan) - len(client_ids)))
             ids = [item.id if item.id is not None else next(server_ids) for item in plan]
-            docs = new_documents(plan, ids)
+            created = now_utc()
+            docs = new_documents(plan, ids, created)
             try:
-                return await self._insert_rendered(docs, render)
+                written_first = functools.partial(first, ids=ids, created=created) if first is not None else None
+                return await self._insert_rendered(docs, render, written_first)
             except OperationFailure as error:
                 if not is_duplicate_key(error):
                     raise
@@ -100,9 +113,11 @@ class IdAllocator:
             "the id counter; try again, or give ids in the request"
         )
 
-    async def _insert_rendered(self, docs: list[TaskDoc], render: Render[_T]) -> list[_T]:
-        """`render` of each of `docs`, inserted in one transaction; the rendering runs while MongoDB inserts
-        (Storage.insert_in_order)."""
+    async def _insert_rendered(
+        self, docs: list[TaskDoc], render: Render[_T], first: Callable[[AsyncClientSession], Awaitable[None]] | None
+    ) -> list[_T]:
+        """`render` of each of `docs`, inserted in one transaction after `first`; the rendering runs while MongoDB
+        inserts (Storage.insert_in_order)."""
         by_id = {doc["_id"]: doc for doc in docs}
         rendered: list[_T] = []
 
@@ -110,8 +125,16 @@ class IdAllocator:
             rendered.extend([render(doc, by_id) for doc in part])
 
         async def insert(session: AsyncClientSession) -> None:
-            rendered.clear()  # PyMongo runs the callback again after a transient error
+            rendered.clear()  # the transaction runs again after a transient error
+            if first is not None:
+                await first(session)
             await self._storage.insert_in_order(docs, session, render_part)
 
-        await self._storage.in_transaction(insert)
+        def check() -> str:
+            read = f"read task {docs[0]['_id']} (the create's first task) to learn whether the create was stored"
+            if first is None:
+                return read
+            return f"send the create again with the same idempotency key (it is stored at most once), or {read}"
+
+        await self._storage.in_transaction(insert, check)
         return rendered

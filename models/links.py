@@ -75,6 +75,10 @@ def with_links(docs: Mapping[int, TaskDoc], new_pairs: Iterable[Link], stamp: da
     return written
 
 
+def _read_links(anchor: int) -> str:
+    return f"read task {anchor} (its nexts and previous) to learn whether the change was stored"
+
+
 class Links:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -103,7 +107,7 @@ class Links:
         try:
             while True:
                 try:
-                    return await self._storage.in_transaction(work)
+                    return await self._storage.in_transaction(work, lambda: _read_links(anchor))
                 except QueuesBusy as busy:
                     waiting = time.monotonic()
                     await hold.wait_for(busy.jobs)
@@ -143,7 +147,7 @@ class Links:
                 await require_match(self._storage.tasks, anchor, if_match, session)
             await self._storage.tasks.bulk_write(link_updates(list(dict.fromkeys(pairs)), "$pull"), session=session)
 
-        await self._storage.in_transaction(work)
+        await self._storage.in_transaction(work, lambda: _read_links(anchor))
 
     async def _refuse_cycles(
         self, new_pairs: list[Link], endpoints: Mapping[int, TaskDoc], session: AsyncClientSession

@@ -38,6 +38,10 @@ def patch_update(task_id: int, patch: TaskPatch) -> dict[str, Any]:
     return update
 
 
+def _read_task(task_id: int) -> str:
+    return f"read task {task_id} to learn whether the change was stored"
+
+
 class Records:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -47,16 +51,19 @@ class Records:
         only while the task's ETag satisfies it (PreconditionFailed otherwise; models.conditions)."""
         update = patch_update(task_id, patch)
         moves = "job-id" in update["$set"] or "job-id" in update.get("$unset", {})
-        if if_match is not None:
-            doc = await self._storage.in_transaction(
-                lambda session: self._update_if_match(task_id, update, moves, if_match, session)
+
+        async def work(session: AsyncClientSession) -> TaskDoc | None:
+            if if_match is not None:
+                return await self._update_if_match(task_id, update, moves, if_match, session)
+            if moves:
+                return await self._move_to_job(task_id, update, session)
+            return await self._storage.tasks.find_one_and_update(
+                {"_id": task_id}, update, return_document=ReturnDocument.AFTER, session=session
             )
-        elif moves:
-            doc = await self._storage.in_transaction(lambda session: self._move_to_job(task_id, update, session))
-        else:
-            doc = await self._storage.tasks.find_one_and_update(
-                {"_id": task_id}, update, return_document=ReturnDocument.AFTER
-            )
+
+        # Even a single write is a transaction: a write whose reply a deadline cut could have been applied, where
+        # a commit's outcome is learned (models.transactions), so a refusal means nothing changed.
+        doc = await self._storage.in_transaction(work, lambda: _read_task(task_id))
         readable = readable_task(doc) if doc is not None else None
         if readable is None:
             raise TaskNotFound([task_id])
@@ -104,4 +111,4 @@ class Records:
             await tasks.update_many({"previous": task_id}, {"$pull": {"previous": task_id}, **touched}, session=session)
             await tasks.delete_one({"_id": task_id}, session=session)
 
-        await self._storage.in_transaction(work)
+        await self._storage.in_transaction(work, lambda: f"{_read_task(task_id)}: not found means it was deleted")

@@ -4,62 +4,53 @@ a majority transaction, tasks by id, tasks sorted by id. No rule of the graph li
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-import pymongo
-from pymongo import ASCENDING, ReadPreference
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from models.connection import MAJORITY_READS, MAJORITY_WRITES
+from models.defaults import COMMIT_OUTCOME_WAIT_MS
 from models.errors import TaskNotFound
 from models.layout import Database, MongoClient, TaskDoc, integral_number, readable_projected_tasks, readable_tasks
 from models.task import TaskCounter, TaskRecord
+from models.transactions import run_transaction
 
 LIST_BATCH_SIZE = 100_000
 """Lists come back in as few round trips as 16 MiB batches allow."""
 ALONGSIDE_SLICE = 250
 """Documents handed to an insert's `alongside` work between two turns of the event loop (about a millisecond of
 work: the insert is sent first, and other requests are served in between)."""
-ABORT_TIMEOUT_S = 5.0
-"""How long aborting a failed transaction may take, apart from the request's deadline (which may be what failed
-it)."""
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
-_ABORTING: set[asyncio.Task[None]] = set()
+
+
+def _read_back() -> str:
+    return "read what it changed to learn whether it was stored"
 
 
 class Storage:
     """The client, the database and its `tasks` and `counters` collections."""
 
-    def __init__(self, client: MongoClient, database: Database) -> None:
+    def __init__(
+        self, client: MongoClient, database: Database, commit_wait_s: float = COMMIT_OUTCOME_WAIT_MS / 1000
+    ) -> None:
         self.client = client
+        self.commit_wait_s = commit_wait_s
         self.database = database
         self.tasks = database.get_collection(TaskRecord.Settings.name)
         self.counters = database.get_collection(TaskCounter.Settings.name)
 
-    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[_T]]) -> _T:
-        """What `work` returns, run in one majority transaction on the primary; PyMongo retries the whole
-        callback on transient errors (write conflicts included). A try that fails is aborted at once, even past
-        the request's deadline (`_abort`)."""
-
-        async def aborting_on_failure(session: AsyncClientSession) -> _T:
-            try:
-                return await work(session)
-            except BaseException as error:
-                if session.in_transaction:
-                    await _abort(session, wait=not isinstance(error, asyncio.CancelledError))
-                raise
-
-        async with self.client.start_session() as session:
-            return await session.with_transaction(
-                aborting_on_failure,
-                read_concern=MAJORITY_READS,
-                write_concern=MAJORITY_WRITES,
-                read_preference=ReadPreference.PRIMARY,
-            )
+    async def in_transaction(
+        self, work: Callable[[AsyncClientSession], Awaitable[_T]], check: Callable[[], str] = _read_back
+    ) -> _T:
+        """What `work` returns, run in one majority transaction on the primary and committed, its outcome
+        learned (models.transactions): a try that fails on a transient error (a write conflict) runs again; one
+        that fails otherwise, or that the deadline or a cancellation cuts before the commit, is aborted with
+        nothing stored. CommitOutcomeUnknown, naming `check()`, when the commit was sent and its outcome could
+        not be learned within the commit's own wait."""
+        return await run_transaction(self.client, work, self.commit_wait_s, check)
 
     async def insert_in_order(
         self,
@@ -133,28 +124,3 @@ class Storage:
         """The reply of a database command, decoded like every read (`Database.command` defaults to PyMongo's
         plain codec options, under which a stored date beyond year 9999 raises)."""
         return await self.database.command(command, codec_options=self.database.codec_options)
-
-
-async def _abort(session: AsyncClientSession, wait: bool) -> None:
-    """Abort the session's transaction with a deadline of its own (ABORT_TIMEOUT_S). PyMongo's own abort in
-    `with_transaction` runs under the request's deadline: when that deadline is what failed the transaction (a
-    create's insert in flight when it passed), the abort is never sent, and MongoDB keeps the transaction, its
-    inserted documents, their ids and its collection locks until its transaction lifetime (60 s) ends it: the
-    same create sent again conflicts meanwhile, and index builds wait. Run in a task of its own, out of the
-    request's deadline (a fresh context) and shielded: a request cancelled meanwhile still answers at once.
-    Not waited for when the request itself was cancelled (`wait` false): nothing runs the transaction again."""
-    aborting = asyncio.get_running_loop().create_task(
-        _abort_within_own_deadline(session), context=contextvars.Context()
-    )
-    _ABORTING.add(aborting)  # the loop keeps only a weak reference to a task a cancelled request left running
-    aborting.add_done_callback(_ABORTING.discard)
-    if wait:
-        await asyncio.shield(aborting)
-
-
-async def _abort_within_own_deadline(session: AsyncClientSession) -> None:
-    try:
-        with pymongo.timeout(ABORT_TIMEOUT_S):
-            await session.abort_transaction()
-    except Exception as error:  # the transaction's own error is what the caller must see
-        log.warning("aborting a failed transaction: %s", error)

@@ -29,12 +29,21 @@ from models.conditions import EntityTagCondition
 from models.connection import make_client, ping, prepare_database, require_transactions
 from models.creation import Render, client_ids_of, plan_creation
 from models.deadline import bounded
-from models.defaults import DONE_STATUSES, HISTORY_DAYS, MONGODB_TIMEOUT_MS, SUBSCRIPTION_RESUME_MS, VALIDATION_ACTION
+from models.defaults import (
+    COMMIT_OUTCOME_WAIT_MS,
+    DONE_STATUSES,
+    HISTORY_DAYS,
+    IDEMPOTENCY_HOURS,
+    MONGODB_TIMEOUT_MS,
+    SUBSCRIPTION_RESUME_MS,
+    VALIDATION_ACTION,
+)
 from models.errors import TaskNotFound
 from models.events import TaskEvent, current_event_cursor, full_document_mode, watch_task_events
 from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
-from models.ids import TASK_COUNTER, IdAllocator
+from models.idempotency import IdempotencyKey, IdempotencyRecords, prepare_idempotency
+from models.ids import TASK_COUNTER, FirstWrite, IdAllocator
 from models.jobs import (
     JobFilter,
     JobLevel,
@@ -68,12 +77,15 @@ class GraphStore:
         limits: Limits | None = None,
         timeout_s: float = MONGODB_TIMEOUT_MS / 1000,
         done_statuses: Iterable[str] = DONE_STATUSES,
+        commit_wait_s: float = COMMIT_OUTCOME_WAIT_MS / 1000,
+        idempotency_hours: float = IDEMPOTENCY_HOURS,
     ) -> None:
         """A store over `database`, with collections of its own: several stores (tests standing in for several
         gateway processes) can share a process without sharing any state."""
         self._client = client
         self._database = database
-        self._storage = Storage(client, database)
+        self._storage = Storage(client, database, commit_wait_s)
+        self._keys = IdempotencyRecords(database, idempotency_hours)
         self.limits = limits or Limits()
         self.timeout_s = timeout_s
         self.done_statuses = frozenset(done_statuses)
@@ -96,6 +108,8 @@ class GraphStore:
         validation_action: str = VALIDATION_ACTION,
         done_statuses: Iterable[str] = DONE_STATUSES,
         history_days: int = HISTORY_DAYS,
+        commit_outcome_wait_ms: int = COMMIT_OUTCOME_WAIT_MS,
+        idempotency_hours: float = IDEMPOTENCY_HOURS,
     ) -> GraphStore:
         """A store connected to `uri`, database `db_name`, with the validators and indexes installed.
         Raises TransactionsUnsupported on a standalone server, StorageUnavailable when MongoDB does not answer."""
@@ -104,7 +118,16 @@ class GraphStore:
             await require_transactions(client)
             database, keeps_images = await prepare_database(client, db_name, validation_action)
             await prepare_history(database, history_days)
-            store = cls(client, database, limits=limits, timeout_s=timeout_ms / 1000, done_statuses=done_statuses)
+            await prepare_idempotency(database)
+            store = cls(
+                client,
+                database,
+                limits=limits,
+                timeout_s=timeout_ms / 1000,
+                done_statuses=done_statuses,
+                commit_wait_s=commit_outcome_wait_ms / 1000,
+                idempotency_hours=idempotency_hours,
+            )
             store.full_document = full_document_mode(keeps_images)
             await store.sync_id_counter()
         except BaseException:
@@ -149,27 +172,45 @@ class GraphStore:
         await self._ids.sync_counter()
 
     @bounded
-    async def create_tasks(self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]]) -> list[TaskDoc]:
+    async def create_tasks(
+        self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], key: IdempotencyKey | None = None
+    ) -> list[TaskDoc]:
         """The stored tasks of a create, nested `nexts` sub-graphs included, in request order (depth-first), all
         created or none. InvalidOperation for an empty or oversized create or an id given twice (models.creation),
-        TaskAlreadyExists for a given id already stored, IdAllocationFailed when no free server ids are found."""
-        return await self._create(tasks, _stored)
+        TaskAlreadyExists for a given id already stored, IdAllocationFailed when no free server ids are found.
+
+        With an idempotency `key` (models.idempotency): a create already committed under it with the same tasks
+        is not stored again, and its tasks come back as it created them; IdempotencyKeyReused when it had other
+        tasks, IdempotencyKeyInFlight while one with the key is still running. CommitOutcomeUnknown when the
+        commit was sent and its outcome could not be learned (as every transaction: models.transactions)."""
+        return await self._create(tasks, _stored, key)
 
     @bounded
     async def create_tasks_rendered(
-        self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], render: Render[_T]
+        self,
+        tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]],
+        render: Render[_T],
+        key: IdempotencyKey | None = None,
     ) -> list[_T]:
         """`create_tasks`, each stored task given to `render(doc, docs_by_id)` (models.creation.Render) while
         MongoDB inserts the tasks rather than after the commit: the front end's answer is encoded at the same
         time as mongod works, on the other core (Storage.insert_in_order). The results in request order, once
-        all are stored; the errors of `create_tasks`."""
-        return await self._create(tasks, render)
+        all are stored (with a `key` recorded already, as they were created); the errors of `create_tasks`."""
+        return await self._create(tasks, render, key)
 
-    async def _create(self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], render: Render[_T]) -> list[_T]:
+    async def _create(
+        self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], render: Render[_T], key: IdempotencyKey | None
+    ) -> list[_T]:
         plan = plan_creation(tasks)
         client_ids = client_ids_of(plan, self.limits)
-        await self._ids.refuse_taken(client_ids)
-        return await self._ids.insert(plan, client_ids, render)
+
+        async def create(first: FirstWrite | None = None) -> list[_T]:
+            await self._ids.refuse_taken(client_ids)
+            return await self._ids.insert(plan, client_ids, render, first)
+
+        if key is None:
+            return await create()
+        return await self._keys.create_once(key, plan, create, render)
 
     # ---- read -----------------------------------------------------------------------------------------------
 

@@ -10,9 +10,12 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from models import (
+    CommitOutcomeUnknown,
     CursorExpired,
     GraphError,
     IdAllocationFailed,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     InvalidOperation,
     PreconditionFailed,
     StorageUnavailable,
@@ -34,6 +37,11 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     TraversalTooLarge: 400,  # like every other bound on a request's work
     CursorExpired: 410,  # the events after the cursor are gone for good
     PreconditionFailed: 412,  # RFC 9110 section 15.5.13: If-Match named none of the task's current ETags
+    # Sent for commit, outcome unknown: not a refusal (503 promises nothing changed). 504: the upstream, MongoDB,
+    # gave no answer in time; clients do not retry it blindly, and the message says how to learn the outcome.
+    CommitOutcomeUnknown: 504,
+    IdempotencyKeyReused: 422,  # the Idempotency-Key draft: the key was used with another payload
+    IdempotencyKeyInFlight: 409,  # the Idempotency-Key draft: a request with the key is still being processed
 }
 _PARAMETER_HINTS = {"taskId": "must be a decimal int64 > 0", "root": "must be true or false"}
 

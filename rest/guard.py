@@ -6,6 +6,7 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.auth import caller_identity
 from rest.errors import error_response
 from rest.negotiation import NotAcceptable, response_format
 
@@ -13,6 +14,7 @@ PREFIX = "/tracking/"
 _READS = frozenset({"GET", "HEAD"})
 READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS)"
 FORMAT_STATE_KEY = "response_format"
+CALLER_STATE_KEY = "caller"
 
 
 def _escaped_segment(segment: str) -> str:
@@ -67,7 +69,11 @@ class TrackingGuard:
         except NotAcceptable as error:
             await error_response(406, str(error), accept)(scope, receive, send)
             return
-        scope.setdefault("state", {})[FORMAT_STATE_KEY] = fmt
+        state = scope.setdefault("state", {})
+        state[FORMAT_STATE_KEY] = fmt
+        if scope["method"] not in _READS:
+            assert token is not None  # a token was accepted above
+            state[CALLER_STATE_KEY] = caller_identity(token)  # the owner of a create's idempotency key
         routed = routing_path(scope)
         if routed is None:
             await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from models.task import INT64_MAX, created_tasks_of
 from rest.conditional import if_match, not_modified, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
 from rest.guard import path_value
+from rest.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key
 from rest.negotiation import BadRequest, Format, request_charset, request_format
 from rest.schemas import Task, TaskList, answers, body_of
 from rest.xml import parse_xml, xml_task_fields, xml_task_list
@@ -165,13 +166,15 @@ async def _task_patch(request: Request) -> TaskPatch:
 @router.post(
     "/task",
     summary="Create Task that not exist",
-    responses=answers(200, "Success", TaskList, 400, 404, 413, 415),
-    openapi_extra=body_of("TaskList"),
+    responses=answers(200, "Success", TaskList, 400, 404, 409, 413, 415, 422, 504),
+    openapi_extra={**body_of("TaskList"), "parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 async def create_tasks(request: Request) -> Response:
-    """All or nothing: nested `nexts` are created too and linked after their parent; an existing id is 400."""
+    """All or nothing: nested `nexts` are created too and linked after their parent; an existing id is 400. With
+    an `Idempotency-Key`, stored at most once: the same key and tasks again answer what the first answered."""
+    key = idempotency_key(request)
     tasks = await _created_tasks(request)
-    answers = await _store(request).create_tasks_rendered(tasks, task_to_api)
+    answers = await _store(request).create_tasks_rendered(tasks, task_to_api, key)
     return await _respond_tasks(answers, _format(request))
 
 
@@ -214,7 +217,7 @@ async def get_job_tasks(
 @router.put(
     "/task/{taskId}",
     summary="Update existing task",
-    responses=answers(200, "Task successfully updated", Task, 400, 404, 412, 413, 415),
+    responses=answers(200, "Task successfully updated", Task, 400, 404, 412, 413, 415, 504),
     openapi_extra=body_of("TaskUpdate"),
 )
 async def update_task(request: Request, taskId: TaskIdPath) -> Response:
@@ -229,7 +232,7 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     "/task/{taskId}",
     summary="Delete existing task",
     status_code=204,
-    responses=answers(204, "Task successfully deleted", None, 400, 404, 412),
+    responses=answers(204, "Task successfully deleted", None, 400, 404, 412, 504),
 )
 async def delete_task(request: Request, taskId: TaskIdPath) -> Response:
     await _store(request).delete_task(taskId, if_match(request))
@@ -280,14 +283,14 @@ def _install_link_routes(direction: _Direction) -> None:
         path,
         name=f"add_{links}",
         summary=f"Add {direction.segment} tasks to taskId",
-        responses=answers(200, f"{noun} tasks successfully added", TaskList, 400, 404, 412),
+        responses=answers(200, f"{noun} tasks successfully added", TaskList, 400, 404, 412, 504),
     )(add_links)
     router.delete(
         path,
         name=f"remove_{links}",
         summary=f"Delete {direction.segment} tasks in taskId",
         status_code=204,
-        responses=answers(204, f"{noun} tasks successfully deleted", None, 400, 404, 412),
+        responses=answers(204, f"{noun} tasks successfully deleted", None, 400, 404, 412, 504),
     )(remove_links)
 
 

@@ -61,8 +61,11 @@ def answers(success: int, description: str, model: type[BaseModel] | None, *erro
         412: "Precondition failed: If-Match names none of the task's current ETags; nothing was changed",
         413: "Request body too large",
         415: "Unsupported media type: send application/json or application/xml",
+        409: "Conflict: a create with this Idempotency-Key is still in progress",
+        422: "Unprocessable: this Idempotency-Key was used for a create with other tasks",
         500: "Internal server error",
-        503: "MongoDB unavailable",
+        503: "MongoDB unavailable: nothing was changed",
+        504: "Outcome unknown: the change was sent for commit, and whether it was stored could not be learned",
     }
     both: dict[str, Any] = {"application/json": {}, "application/xml": {}}
     documented: dict[int | str, Any] = {

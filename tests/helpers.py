@@ -115,6 +115,16 @@ async def lifespan_client(app: FastAPI, headers: dict[str, str] | None = None) -
             yield client
 
 
+async def open_transactions(raw_db: Any) -> list[dict[str, Any]]:
+    """The transactions MongoDB holds open, idle ones included ($currentOp reads locally)."""
+    admin = raw_db.client.get_database("admin", read_concern=ReadConcern("local"))
+    pipeline = [
+        {"$currentOp": {"idleSessions": True, "idleConnections": True, "allUsers": True}},
+        {"$match": {"transaction": {"$exists": True}}},
+    ]
+    return await (await admin.aggregate(pipeline)).to_list(None)
+
+
 async def change_streams_open(raw_db: Any) -> int:
     """How many change streams are open on the test database's tasks (a subscription's, a history writer's)."""
     change_stream = "cursor.originatingCommand.pipeline.0.$changeStream"

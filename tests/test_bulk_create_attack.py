@@ -19,7 +19,6 @@ import pytest
 import xmltodict
 from bson.int64 import Int64
 from pymongo.errors import DuplicateKeyError
-from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -38,6 +37,7 @@ from tests.helpers import (
     gateway_app,
     lifespan_client,
     next_event,
+    open_transactions,
     writing_history,
 )
 from tests.helpers import subscription as _subscription
@@ -49,16 +49,6 @@ NAVIGABLE = "navigable-execution-task"
 @pytest.fixture
 def tiny_slices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models.storage, "ALONGSIDE_SLICE", 2)
-
-
-async def open_transactions(raw_db: Any) -> list[dict[str, Any]]:
-    """The transactions MongoDB holds open on the test database's tasks, idle ones included."""
-    admin = raw_db.client.get_database("admin", read_concern=ReadConcern("local"))
-    pipeline = [
-        {"$currentOp": {"idleSessions": True, "idleConnections": True, "allUsers": True}},
-        {"$match": {"transaction": {"$exists": True}}},
-    ]
-    return await (await admin.aggregate(pipeline)).to_list(None)
 
 
 @pytest.fixture
@@ -92,9 +82,13 @@ async def test_a_create_whose_deadline_passes_mid_insert_leaves_no_transaction_o
             await raw_db.tasks.delete_many({})
             continue
         refused += 1
-        await asyncio.sleep(0.5)
         assert await raw_db.tasks.count_documents({}) == 0
-        assert await open_transactions(raw_db) == [], f"a create refused after {timeout_ms} ms left its transaction"
+
+        async def closed() -> bool:  # MongoDB stops a killed insert of thousands of tasks within a second or so
+            return await open_transactions(raw_db) == []
+
+        await eventually(closed, timeout=5, what=f"the transaction of a create refused after {timeout_ms} ms closed")
+        assert await raw_db.tasks.count_documents({}) == 0
     assert refused, "no deadline passed mid-create: shorten them"
     assert "never retrieved" not in caplog.text
 
@@ -350,10 +344,13 @@ async def test_a_create_over_a_websocket_closed_mid_create_is_whole_or_absent_an
             else:
                 pytest.fail("the create's transaction never opened")
             await asyncio.sleep(after_s)
-        await asyncio.sleep(1.5)
+
+        async def closed() -> bool:  # MongoDB stops a killed insert of thousands of tasks within a second or so
+            return await open_transactions(raw_db) == []
+
+        await eventually(closed, timeout=5, what="no transaction left open")
         stored = await raw_db.tasks.count_documents({"job-id": "ws"})
         assert stored in (0, LARGE)
-        assert await open_transactions(raw_db) == []
         await asyncio.sleep(0.5)
         gc.collect()
         await asyncio.sleep(0.1)
