@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(default=5000, ge=1, le=MAX_COUNT)
     graphql_max_traversal: int = Field(default=20000, ge=1, le=MAX_COUNT)
     graphql_max_page: int = Field(default=defaults.MAX_PAGE, ge=1, le=MAX_COUNT)
+    # Fragment spreads chain definitions, which validation follows recursively: bounded before it runs.
+    graphql_max_fragment_depth: int = Field(default=defaults.MAX_FRAGMENT_DEPTH, ge=1, le=100)
     # Dashboard queries answered from one projected read instead of field by field (graphql_schema.compiled).
     graphql_compiled: bool = True
     # What "done" means for job progress and blockedBy (case-sensitive).

@@ -25,5 +25,8 @@ MAX_NESTING = 32
 """Deepest nesting of `nexts` in one create (TRACKING_MAX_NESTING)."""
 MAX_XML_ATTRIBUTES = 64
 """Most attributes on one element of an XML body (TRACKING_XML_MAX_ATTRIBUTES)."""
+MAX_FRAGMENT_DEPTH = 32
+"""Longest chain of GraphQL fragment spreads (A spreads B spreads C: 3) a document may hold
+(TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH)."""
 MAX_PAGE = 100
 """Largest page a listing hands out (TRACKING_GRAPHQL_MAX_PAGE)."""
