@@ -9,7 +9,11 @@ longest chain of fragment spreads it starts and how deep its selections nest thr
 document past either bound with a coded error naming it:
 
 - the chain: TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH (`A` spreading `B` spreading `C`: 3);
-- the nesting through fragments: the parser's own bound within one definition, now across definitions.
+- the nesting through fragments: the parser's own bound within one definition, now across definitions;
+- the fields once every spread is expanded: TRACKING_GRAPHQL_MAX_TOKENS, the bound on a document written out.
+  A fragment spreading the next one twice, 20 deep, is a 700-byte document of a million fields, which the
+  rules (following every spread, without memory) walked for seconds, the event loop stalled; each fragment
+  is measured once here, so the walk stays linear in the document's size.
 
 A spread closing a cycle adds nothing here: the validation rules report cycles (and follow none).
 """
@@ -23,6 +27,7 @@ from graphql import GraphQLError
 from graphql.language import (
     DocumentNode,
     ExecutableDefinitionNode,
+    FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     SelectionSetNode,
@@ -31,6 +36,7 @@ from graphql.language.parser import MAX_NESTING_DEPTH
 from strawberry.extensions import SchemaExtension
 
 FRAGMENT_DEPTH_SETTING = "TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH"
+TOKENS_SETTING = "TRACKING_GRAPHQL_MAX_TOKENS"
 
 
 @dataclass(frozen=True)
@@ -39,19 +45,21 @@ class _Shape:
 
     nesting: int
     spreads: list[tuple[str, int]]
+    fields: int
 
 
 @dataclass(frozen=True)
 class _Reach:
-    """What a definition reaches through its spreads: selection nesting, and the longest chain of fragments
-    (the definition itself first when it is a fragment)."""
+    """What a definition reaches through its spreads: selection nesting, the longest chain of fragments (the
+    definition itself first when it is a fragment), and how many fields it holds with every spread expanded."""
 
     nesting: int
     chain: list[str]
+    fields: int
 
 
 def _shape(selection_set: SelectionSetNode) -> _Shape:
-    nesting = 0
+    nesting = fields = 0
     spreads: list[tuple[str, int]] = []
     stack = [(selection_set, 1)]
     while stack:
@@ -60,9 +68,11 @@ def _shape(selection_set: SelectionSetNode) -> _Shape:
         for selection in selections.selections:
             if isinstance(selection, FragmentSpreadNode):
                 spreads.append((selection.name.value, depth))
-            elif (nested := getattr(selection, "selection_set", None)) is not None:
+                continue
+            fields += isinstance(selection, FieldNode)
+            if (nested := getattr(selection, "selection_set", None)) is not None:
                 stack.append((nested, depth + 1))
-    return _Shape(nesting, spreads)
+    return _Shape(nesting, spreads, fields)
 
 
 def _reaches(fragments: dict[str, _Shape]) -> dict[str, _Reach]:
@@ -85,20 +95,21 @@ def _reaches(fragments: dict[str, _Shape]) -> dict[str, _Reach]:
                 path.pop()
                 on_path.discard(name)
                 inner = _through(fragments[name], reach)
-                reach[name] = _Reach(inner.nesting, [name, *inner.chain])
+                reach[name] = _Reach(inner.nesting, [name, *inner.chain], inner.fields)
     return reach
 
 
 def _through(shape: _Shape, reach: dict[str, _Reach]) -> _Reach:
     """The reach of a definition of this shape, given that of the fragments it spreads."""
-    nesting, chain = shape.nesting, list[str]()
+    nesting, chain, fields = shape.nesting, list[str](), shape.fields
     for spread, depth in shape.spreads:
         known = reach.get(spread)
         if known is not None:
             nesting = max(nesting, depth + known.nesting)
+            fields += known.fields
             if len(known.chain) > len(chain):
                 chain = known.chain
-    return _Reach(nesting, chain)
+    return _Reach(nesting, chain, fields)
 
 
 def _name(definition: ExecutableDefinitionNode) -> str:
@@ -112,8 +123,8 @@ def _chain(names: list[str]) -> str:
     return " -> ".join(shown)
 
 
-def nesting_problem(document: DocumentNode, max_fragment_depth: int) -> GraphQLError | None:
-    """A coded error for the first definition of `document` past either bound of the module's, or None."""
+def nesting_problem(document: DocumentNode, max_fragment_depth: int, max_fields: int) -> GraphQLError | None:
+    """A coded error for the first definition of `document` past a bound of the module's, or None."""
     definitions = [item for item in document.definitions if isinstance(item, ExecutableDefinitionNode)]
     fragments = {
         item.name.value: _shape(item.selection_set) for item in definitions if isinstance(item, FragmentDefinitionNode)
@@ -131,6 +142,13 @@ def nesting_problem(document: DocumentNode, max_fragment_depth: int) -> GraphQLE
                 f"{max_fragment_depth} ({FRAGMENT_DEPTH_SETTING})",
                 definition,
             )
+        if found.fields > max_fields:
+            return _refusal(
+                f"{_name(definition)} holds {found.fields} fields once its fragments are spread, more than "
+                f"{max_fields} ({TOKENS_SETTING}: spreading fragments may not make a document larger than one "
+                "written out within it)",
+                definition,
+            )
         if found.nesting > MAX_NESTING_DEPTH:
             return _refusal(
                 f"{_name(definition)} nests selections {found.nesting} deep through its fragments, more than the "
@@ -144,15 +162,15 @@ def _refusal(message: str, definition: ExecutableDefinitionNode) -> GraphQLError
     return GraphQLError(message, [definition], extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
 
 
-def fragment_nesting_bound(max_fragment_depth: int) -> Callable[[], SchemaExtension]:
-    """The extension refusing over-nested documents, for `max_fragment_depth` (a factory per request)."""
+def fragment_nesting_bound(max_fragment_depth: int, max_fields: int) -> Callable[[], SchemaExtension]:
+    """The extension refusing over-nested or over-expanding documents (a factory: one per request)."""
 
     class FragmentNesting(SchemaExtension):
         def on_validate(self) -> Iterator[None]:
             execution = self.execution_context
             document = execution.graphql_document
             if document is not None and execution.pre_execution_errors is None:
-                problem = nesting_problem(document, max_fragment_depth)
+                problem = nesting_problem(document, max_fragment_depth, max_fields)
                 if problem is not None:
                     # Strawberry's validation runs only while this is None: the rules never walk the document.
                     execution.pre_execution_errors = [problem]

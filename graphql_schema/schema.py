@@ -204,7 +204,7 @@ def build_schema(
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DATETIME_SCALAR}, default_resolver=read_field),
         extensions=[
-            fragment_nesting_bound(max_fragment_depth),  # first: before any rule follows a spread
+            fragment_nesting_bound(max_fragment_depth, max_tokens),  # first: before any rule follows a spread
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
             functools.partial(AddValidationRules, [introspection_depth_rule(max_depth), OneOperationOrAName]),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),

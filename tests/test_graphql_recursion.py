@@ -5,6 +5,7 @@ the next request as before. An unexpected exception before execution is coded an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -34,6 +35,15 @@ def fragment_chain(length: int, *, used: bool = True, inline_each: int = 0) -> s
     return "\n".join(parts)
 
 
+def doubling_chain(length: int) -> str:
+    """Each fragment spreads the next twice: a short document of 2^length fields once spread."""
+    parts = [f"{{ {TASK} {{ ...F0 }} }}"]
+    for i in range(length):
+        inner = f"...F{i + 1} ...F{i + 1}" if i < length - 1 else "id"
+        parts.append(f"fragment F{i} on Task {{ {inner} }}")
+    return "\n".join(parts)
+
+
 def inline_tower(levels: int) -> str:
     return f"{{ {TASK} {{ " + "... on Task { " * levels + "id" + " }" * levels + " } }"
 
@@ -57,6 +67,7 @@ SHAPES = {
     "fragment chain just past the bound": fragment_chain(defaults.MAX_FRAGMENT_DEPTH + 1),
     "fragments each 150 inline fragments deep": fragment_chain(3, inline_each=150),
     "fragments each 60 inline fragments deep": fragment_chain(8, inline_each=60),
+    "fragments each spreading the next twice, 30 deep": doubling_chain(30),
     "199 inline fragments": inline_tower(199),
     "1000 inline fragments": inline_tower(1000),
     "199 nested selections": nested_selections(199),
@@ -120,6 +131,18 @@ async def test_the_fragment_chain_of_the_report_names_the_bound(live):
 async def test_nesting_through_fragments_is_bounded_like_the_parser_bounds_one_definition(live):
     (error,) = assert_every_error_coded((await post(live, fragment_chain(3, inline_each=150))).json())
     assert "nests selections" in error["message"] and "the 200 the GraphQL parser allows" in error["message"]
+
+
+async def test_fragments_expanding_past_the_token_bound_are_refused_at_once(live):
+    """2^30 fields in a 1.2 kB document: refused before any rule walks a spread, the event loop never stalled."""
+    started = asyncio.get_running_loop().time()
+    (error,) = assert_every_error_coded((await post(live, doubling_chain(30))).json())
+    assert error["message"].startswith(f"'anonymous' holds {2**29 + 1} fields once its fragments are spread")
+    assert "more than 100000 (TRACKING_GRAPHQL_MAX_TOKENS" in error["message"]
+    assert asyncio.get_running_loop().time() - started < 10
+    # A fragment used in many places within the bound runs as before.
+    response = await post(live, doubling_chain(8))
+    assert response.json() == {"data": {"task": {"id": "1"}}}
 
 
 async def test_a_chain_at_the_bound_runs(live):
@@ -203,15 +226,22 @@ def longest_chain(name: int, spreads: dict[int, list[int]]) -> int:
     return 1 + max((longest_chain(spread, spreads) for spread in spreads[name]), default=0)
 
 
-@given(spreads=GRAPHS, bound=st.integers(1, 6))
-def test_the_iterative_walk_refuses_exactly_the_chains_past_the_bound(spreads, bound):
+def expanded_fields(name: int, spreads: dict[int, list[int]]) -> int:
+    """The plain recursive definition: the fragment's own field (`id`), then each spread expanded in place."""
+    return 1 + sum(expanded_fields(spread, spreads) for spread in spreads[name])
+
+
+@given(spreads=GRAPHS, bound=st.integers(1, 6), max_fields=st.integers(1, 40))
+def test_the_iterative_walk_refuses_exactly_the_documents_past_the_bounds(spreads, bound, max_fields):
     document = "\n".join(
         f"fragment F{name} on Task {{ id {' '.join(f'...F{s}' for s in targets)} }}"
         for name, targets in spreads.items()
     )
-    problem = nesting_problem(parse(document), bound)
-    if max(longest_chain(name, spreads) for name in spreads) > bound:
+    problem = nesting_problem(parse(document), bound, max_fields)
+    too_long = max(longest_chain(name, spreads) for name in spreads) > bound
+    too_large = max(expanded_fields(name, spreads) for name in spreads) > max_fields
+    if too_long or too_large:
         assert problem is not None and problem.extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}
-        assert f"more than {bound} (TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH)" in problem.message
+        assert "TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH" in problem.message or "fields once" in problem.message
     else:
         assert problem is None, problem
