@@ -2,18 +2,17 @@
 
 The parser bounds the nesting within one definition (graphql-core's MAX_NESTING_DEPTH), but fragment spreads
 chain definitions: `...A` spreads A, which spreads B, and so on, and the validation rules (Strawberry's
-QueryDepthLimiter first, in its constructor) follow them recursively. A 300-fragment chain overflowed
-Python's recursion limit and answered `maximum recursion depth exceeded`, without a code. So before
-validation, one iterative walk over the parsed document measures, for each operation and fragment, the
-longest chain of fragment spreads it starts and how deep its selections nest through them, and refuses a
-document past either bound with a coded error naming it:
+QueryDepthLimiter first, in its constructor) follow them recursively: a long enough chain overflowed
+Python's recursion limit and was answered `maximum recursion depth exceeded`, without a code. So before
+validation, one iterative walk over the parsed document measures each operation and fragment, and refuses a
+document past any of these bounds with a coded error naming it:
 
 - the chain: TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH (`A` spreading `B` spreading `C`: 3);
 - the nesting through fragments: the parser's own bound within one definition, now across definitions;
 - the fields once every spread is expanded: TRACKING_GRAPHQL_MAX_TOKENS, the bound on a document written out.
-  A fragment spreading the next one twice, 20 deep, is a 700-byte document of a million fields, which the
-  rules (following every spread, without memory) walked for seconds, the event loop stalled; each fragment
-  is measured once here, so the walk stays linear in the document's size.
+  A chain of fragments each spreading the next one twice is a short document whose size doubles with each
+  link once spread, and the rules (following every spread, without memory) walk all of it while the event
+  loop waits; each fragment is measured once here, so the walk stays linear in the document's size.
 
 A spread closing a cycle adds nothing here: the validation rules report cycles (and follow none).
 """
