@@ -55,12 +55,20 @@ class JobArchive:
     """Where it was read from (the file), for errors."""
     task_lines: list[int] = field(default_factory=list)
     """The line of each task in `source`, when read from a file."""
+    history_lines: list[int] = field(default_factory=list)
+    """The line of each history entry in `source`, when read from a file."""
 
     def where(self, index: int) -> str:
         """The position of task `index` for an error: file and line, or its rank in the archive."""
         if index < len(self.task_lines):
             return f"{self.source}:{self.task_lines[index]}"
         return f"{self.source}, task #{index + 1}"
+
+    def where_entry(self, index: int) -> str:
+        """The position of history entry `index`, as `where` gives a task's."""
+        if index < len(self.history_lines):
+            return f"{self.source}:{self.history_lines[index]}"
+        return f"{self.source}, history entry #{index + 1}"
 
     def header(self) -> dict[str, Any]:
         return {
@@ -121,6 +129,7 @@ def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
     tasks: list[TaskDoc] = []
     task_lines: list[int] = []
     history: list[TaskDoc] = []
+    history_lines: list[int] = []
     for number, line in lines:
         if not line.strip():
             continue
@@ -135,6 +144,7 @@ def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
             task_lines.append(number)
         elif isinstance(item, dict) and set(item) == {"history"} and isinstance(item["history"], dict):
             history.append(item["history"])
+            history_lines.append(number)
         else:
             raise InvalidOperation(f'{path}:{number}: expected {{"task": …}} or {{"history": …}}')
     if header is None:
@@ -147,7 +157,8 @@ def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
     missing_ids = [number for number, doc in zip(task_lines, tasks, strict=True) if "_id" not in doc]
     if missing_ids:
         raise InvalidOperation(f"{path}:{missing_ids[0]}: a task without _id")
-    return JobArchive(header["job"], tasks, history, _archived_at(header.get("archivedAt")), str(path), task_lines)
+    archived_at = _archived_at(header.get("archivedAt"))
+    return JobArchive(header["job"], tasks, history, archived_at, str(path), task_lines, history_lines)
 
 
 def _archived_at(value: Any) -> datetime:

@@ -1,7 +1,7 @@
 """The graph rules an archive must keep to be restored, checked in memory before MongoDB is asked (no MongoDB
-here): every task's `_id` an int64 > 0, no `_id` twice, `nexts` and `previous` arrays of int64 ids > 0, each
-once, none the task's own. Each refusal is one InvalidOperation naming the file and line (or the task's rank)
-and what is wrong; nothing is written.
+here): every task's `_id` an int64 > 0, no `_id` twice (nor a history entry's), `nexts` and `previous` arrays
+of int64 ids > 0, each once, none the task's own. Each refusal is one InvalidOperation naming the file and
+line (or the task's rank) and what is wrong; nothing is written.
 
 One-sided links between tasks of the archive (1.nexts holds 2, 2.previous lacks 1, or the mirror) are
 completed, as `tracking-gateway check --repair` completes them in the database: the link stays and both sides
@@ -46,7 +46,23 @@ def checked_tasks(archive: JobArchive) -> CheckedTasks:
         first_at[task_id] = index
         for name in LINK_FIELDS:
             _check_links(archive, index, task_id, name, doc.get(name, _MISSING))
+    _refuse_repeated_entries(archive)
     return _completed(archive.tasks)
+
+
+def _refuse_repeated_entries(archive: JobArchive) -> None:
+    """A history entry's `_id` twice would make MongoDB refuse the insert halfway: named here instead."""
+    first_at: dict[str, int] = {}
+    for index, entry in enumerate(archive.history):
+        if "_id" not in entry:
+            raise InvalidOperation(f"{archive.where_entry(index)}: a history entry without _id; nothing was restored")
+        key = repr(entry["_id"])  # any BSON value, unhashable ones (a document) included
+        if key in first_at:
+            raise InvalidOperation(
+                f"{archive.where_entry(index)}: history entry {entry['_id']!r} appears twice in the archive (first "
+                f"at {archive.where_entry(first_at[key])}); nothing was restored"
+            )
+        first_at[key] = index
 
 
 _MISSING = object()

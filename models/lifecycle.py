@@ -24,9 +24,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import bson
+from bson.errors import InvalidDocument
 from bson.int64 import Int64
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DocumentTooLarge
 
 from models.archive import JobArchive, PurgedUnit, PurgeReport, RestoreReport, archive_name, write_archive
 from models.archive_rules import CheckedTasks, checked_tasks
@@ -40,6 +43,8 @@ from models.task import COUNTER_FOLLOWS_IDS_UP_TO, TaskCounter, TaskRecord, now_
 
 DEFAULT_PURGE_BATCH = 1000
 """Most tasks one purge transaction removes, unless one job alone has more (a job is never split)."""
+MAX_BSON_SIZE = 16 * 1024 * 1024
+"""MongoDB's largest document."""
 _IN_CHUNK = 10_000  # ids per `$in` when reading history of many tasks
 
 _T = TypeVar("_T")
@@ -115,16 +120,16 @@ class Lifecycle:
             {doc.get("job-id") for doc in tasks} | {doc.get("job-id") for doc in stored} | jobs_read,
             session,
         )
-        if tasks:
-            await self._tasks.insert_many(tasks, ordered=True, session=session, bypass_document_validation=True)
+        await _insert_restored(self._tasks, tasks, archive.where, session)
         await self._link_back(tasks, present, session)
         await self._raise_counter_past(ids, session)
         entry_ids = [entry["_id"] for entry in archive.history]
         stored_entries = self._history.find({"_id": {"$in": entry_ids}}, {"_id": 1}, session=session)
-        existing = {entry["_id"] async for entry in stored_entries}
-        fresh = [entry for entry in archive.history if entry["_id"] not in existing]
-        if fresh:
-            await self._history.insert_many(fresh, ordered=True, session=session, bypass_document_validation=True)
+        existing = {repr(entry["_id"]) async for entry in stored_entries}  # repr: an _id may be a document
+        fresh = [(index, entry) for index, entry in enumerate(archive.history) if repr(entry["_id"]) not in existing]
+        await _insert_restored(
+            self._history, [entry for _, entry in fresh], lambda n: archive.where_entry(fresh[n][0]), session
+        )
         return RestoreReport(archive.job_id, len(tasks), len(fresh), len(existing), left_out, checked.completed)
 
     async def _link_back(self, tasks: list[TaskDoc], present: set[Any], session: AsyncClientSession) -> None:
@@ -304,6 +309,32 @@ class Lifecycle:
         for start in range(0, len(ids), _IN_CHUNK):
             await self._history.delete_many({"task": {"$in": ids[start : start + _IN_CHUNK]}}, session=session)
         return purged
+
+
+async def _insert_restored(
+    collection: Any, docs: list[TaskDoc], where: Callable[[int], str], session: AsyncClientSession
+) -> None:
+    """Insert restored documents as they were (past the validator); InvalidOperation naming the first one
+    MongoDB refuses (a document past 16 MiB, a field name it does not store) rather than its traceback."""
+    if not docs:
+        return
+    try:
+        await collection.insert_many(docs, ordered=True, session=session, bypass_document_validation=True)
+    except BulkWriteError as error:
+        (first, *_) = error.details.get("writeErrors") or [{"index": 0, "errmsg": str(error)}]
+        raise InvalidOperation(
+            f"{where(first['index'])}: MongoDB refused the document: {first.get('errmsg')}; nothing was restored"
+        ) from None
+    except (DocumentTooLarge, InvalidDocument) as error:  # refused by the driver, before MongoDB: find which
+        at = next((n for n, doc in enumerate(docs) if not _storable(doc)), 0)
+        raise InvalidOperation(f"{where(at)}: MongoDB refused the document: {error}; nothing was restored") from None
+
+
+def _storable(doc: TaskDoc) -> bool:
+    try:
+        return len(bson.encode(doc)) <= MAX_BSON_SIZE
+    except InvalidDocument:
+        return False
 
 
 async def _discard_unused(written: set[Path], purged: list[PurgedUnit]) -> None:

@@ -149,6 +149,34 @@ async def test_link_fields_off_the_layout_are_refused(store, raw_db, tmp_path, t
     assert message == f"{path}:3: {says}; nothing was restored"
 
 
+def entry(entry_id: object, task_id: int = 1) -> dict[str, Any]:
+    return {"_id": entry_id, "task": Int64(task_id), "kind": "UPDATED", "fields": []}
+
+
+async def test_a_history_entry_twice_or_without_id_is_refused(store, raw_db, tmp_path):
+    path = tmp_path / "history.jsonl"
+    write_archive(JobArchive("j", [doc(1)], [entry("h1"), entry("h2"), entry("h1")]), path)
+    message = await refused_restore(store, raw_db, path)
+    assert (
+        message
+        == f"{path}:5: history entry 'h1' appears twice in the archive (first at {path}:3); nothing was restored"
+    )
+    write_archive(JobArchive("j", [doc(1)], [entry("h1"), {"task": Int64(1)}]), path)
+    assert await refused_restore(store, raw_db, path) == f"{path}:4: a history entry without _id; nothing was restored"
+
+
+async def test_a_document_mongodb_refuses_is_named_not_a_traceback(store, raw_db, tmp_path):
+    too_large = doc(2, blob=bson.Binary(b"x" * (16 * 1024 * 1024)))
+    path = archive_file(tmp_path, doc(1), too_large)
+    message = await refused_restore(store, raw_db, path)
+    assert message.startswith(f"{path}:3: MongoDB refused the document: ") and message.endswith("nothing was restored")
+    await raw_db.task_history.insert_one(entry({"a": 1}, 5))  # a document _id, stored already: left as it is
+    path = tmp_path / "entries.jsonl"
+    write_archive(JobArchive("j", [doc(5)], [entry({"a": 1}, 5), entry({"a": 2}, 5)]), path)
+    report = await store.lifecycle().restore(read_archive(path))
+    assert (report.tasks, report.history, report.history_present) == (1, 1, 1)
+
+
 async def test_an_archive_in_memory_names_tasks_by_rank(store, raw_db):
     before = await everything(raw_db)
     with pytest.raises(InvalidOperation, match=r"^the archive, task #2: _id '2' \(a string\)"):
