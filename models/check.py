@@ -32,7 +32,15 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
-from models.layout import LINK_FIELDS, Collection, field_problems, has_repeated_ids, readable_task, value_problem
+from models.layout import (
+    LINK_FIELDS,
+    Collection,
+    as_task_id,
+    field_problems,
+    has_repeated_ids,
+    readable_task,
+    value_problem,
+)
 
 EXAMPLES = 5
 _REPAIR_BATCH = 500
@@ -309,7 +317,7 @@ async def _apply(
                 if task_id in now:
                     gone.append((task_id, array))
                 continue
-            held = set(stored)
+            held = set(map(as_task_id, stored))  # a document or string in the array is no id (and unhashable)
             todo = [i for i in linked if (i in held) == (operator == "$pull")]
             if todo:
                 changed += len(todo)

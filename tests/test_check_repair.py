@@ -76,6 +76,20 @@ async def test_a_link_field_of_another_type_is_left_and_not_counted_as_repaired(
     assert after.problems_left == 2
 
 
+async def test_an_array_holding_a_document_still_gets_its_side_of_a_link(store, raw_db):
+    await raw_db.tasks.insert_many(
+        [
+            {"_id": Int64(1), "nexts": [Int64(2)], "previous": []},
+            {"_id": Int64(2), "nexts": [], "previous": [{"tool": "note"}, 3.0]},  # a document, and 3 as a double
+            {"_id": Int64(3), "nexts": [Int64(2)], "previous": []},
+        ],
+        **BYPASS,
+    )
+    report = await store.check(repair=True)
+    assert report.findings[ONE_SIDED].count == 1 and report.findings[ONE_SIDED].repaired == 1
+    assert (await raw_db.tasks.find_one({"_id": 2}))["previous"] == [{"tool": "note"}, 3.0, 1]
+
+
 async def test_concurrent_repairs_count_each_change_once(store, other_store, raw_db):
     await seed_field_less(raw_db.tasks)
     first, second = await asyncio.gather(store.check(repair=True), other_store.check(repair=True))
