@@ -203,6 +203,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_tokens=settings.graphql_max_tokens,
+        max_fragment_depth=settings.graphql_max_fragment_depth,
         limits=settings.limits,
     )
     app.add_route("/metrics", metrics, include_in_schema=False)

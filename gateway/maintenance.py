@@ -4,20 +4,39 @@ prints what it did, and exits 0, or 1 with one line on stderr saying why nothing
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import click
 import uvloop
 
 from gateway.backend import Backend
 from gateway.observability import configure_logging
-from gateway.settings import Settings
+from gateway.settings import MAX_PURGE_BATCH, MAX_RETENTION_DAYS, Settings
 from models import GraphError
 from models.archive import read_archive, write_archive
 
 OpenBackend = Callable[[Settings], Awaitable[Backend]]
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange, refusing what no range check catches: nan (every comparison with it is false) and
+    the infinities, as the settings refuse them (gateway.settings)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+INACTIVE_DAYS = FiniteFloatRange(min=0, max=MAX_RETENTION_DAYS)
+"""The days of `purge --inactive-days`: those of TRACKING_RETENTION_DAYS, 0 included (everything inactive)."""
 
 
 def install_maintenance_commands(
@@ -64,7 +83,7 @@ def install_maintenance_commands(
     @click.option(
         "--inactive-days",
         required=True,
-        type=click.FloatRange(min=0),
+        type=INACTIVE_DAYS,
         help="Purge jobs none of whose tasks was updated for this many days.",
     )
     @click.option(
@@ -74,7 +93,10 @@ def install_maintenance_commands(
     )
     @click.option("--dry-run", is_flag=True, help="List what would go; change nothing.")
     @click.option(
-        "--batch", type=click.IntRange(min=1), default=None, help="Tasks per transaction (TRACKING_PURGE_BATCH)."
+        "--batch",
+        type=click.IntRange(min=1, max=MAX_PURGE_BATCH),
+        default=None,
+        help="Tasks per transaction (TRACKING_PURGE_BATCH).",
     )
     def purge(inactive_days: float, archive_dir: Path | None, dry_run: bool, batch: int | None) -> None:
         """Remove whole jobs (and tasks without a job) not updated for --inactive-days, with their history."""

@@ -9,9 +9,27 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models import defaults
+from web.auth import token_problem
 from web.limits import MAX_IDS_PER_REQUEST, MAX_NESTING, MAX_XML_ATTRIBUTES, RequestLimits
 
 ENV_PREFIX = "TRACKING_"
+ASCII_SPACE = " \t\r\n"
+"""What separates the items of a list setting besides its commas; other spaces (U+00A0, say) are characters of
+an item, so that a token holding one is refused rather than silently cut."""
+DAY_MS = 86_400_000
+"""The longest duration in milliseconds a setting may give (a day): the event loop and the driver take no
+more, and nothing the gateway waits for should take longer."""
+MAX_COUNT = 2**31 - 1
+"""The largest count a setting may give (bytes, tasks, ids, GraphQL bounds): past it a bound is no bound, and
+MongoDB takes a `$limit` built from it (an int64) no more."""
+MAX_RETENTION_DAYS = 36_500
+"""A century: a longer retention keeps everything, as no retention does (and the cutoff date must exist)."""
+MAX_HISTORY_DAYS = 24_855
+"""MongoDB's TTL index takes `expireAfterSeconds` up to 2^31 - 1: 24,855 days and a little."""
+MAX_PURGE_BATCH = 100_000
+"""Most tasks one purge transaction may remove (TRACKING_PURGE_BATCH, `purge --batch`)."""
+MAX_RETENTION_INTERVAL_S = 366 * 86_400
+"""A year and a day between background purges at most (a longer interval never purges)."""
 
 
 class SettingsError(Exception):
@@ -19,7 +37,8 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # Every float is finite: pydantic reads "inf", "nan" and "-inf" as floats, and no setting means anything then.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -31,44 +50,46 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
     embedded_mongodb_port: int | None = Field(default=None, ge=1, le=65535)
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1, le=MAX_COUNT)
     # Bounded work per request: each limit is named (with its variable) in the error that refuses a request.
-    max_tasks_per_create: int = Field(default=defaults.MAX_TASKS_PER_CREATE, ge=1)
-    max_ids_per_request: int = Field(default=MAX_IDS_PER_REQUEST, ge=1)
+    max_tasks_per_create: int = Field(default=defaults.MAX_TASKS_PER_CREATE, ge=1, le=MAX_COUNT)
+    max_ids_per_request: int = Field(default=MAX_IDS_PER_REQUEST, ge=1, le=MAX_COUNT)
     max_nesting: int = Field(default=MAX_NESTING, ge=1, le=100)
     xml_max_attributes: int = Field(default=MAX_XML_ATTRIBUTES, ge=1, le=10_000)
-    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
-    header_timeout_ms: int = Field(default=10_000, ge=100)
-    body_timeout_ms: int = Field(default=60_000, ge=100)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=MAX_COUNT)
+    header_timeout_ms: int = Field(default=10_000, ge=100, le=DAY_MS)
+    body_timeout_ms: int = Field(default=60_000, ge=100, le=DAY_MS)
     # Bounded time per request when MongoDB is slow or gone.
-    mongodb_timeout_ms: int = Field(default=defaults.MONGODB_TIMEOUT_MS, ge=100)
+    mongodb_timeout_ms: int = Field(default=defaults.MONGODB_TIMEOUT_MS, ge=100, le=DAY_MS)
     # Once a transaction's commit is sent: how long its outcome is asked for before "outcome unknown" (504).
-    commit_outcome_wait_ms: int = Field(default=defaults.COMMIT_OUTCOME_WAIT_MS, ge=100)
+    commit_outcome_wait_ms: int = Field(default=defaults.COMMIT_OUTCOME_WAIT_MS, ge=100, le=DAY_MS)
     # How long a create's Idempotency-Key is remembered.
     idempotency_hours: int = Field(default=defaults.IDEMPOTENCY_HOURS, ge=1, le=8760)
     validation_action: str = Field(default=defaults.VALIDATION_ACTION, pattern=r"^(error|warn)$")
-    embedded_restarts: int = Field(default=3, ge=0)
+    embedded_restarts: int = Field(default=3, ge=0, le=MAX_COUNT)
     log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")
 
     # GraphQL bounds on query depth, aliases, tokens, traversal size and page size: a request past one gets a
     # GraphQL error naming the bound.
-    graphql_max_depth: int = Field(default=12, ge=1)
-    graphql_max_aliases: int = Field(default=30, ge=1)
-    graphql_max_tokens: int = Field(default=5000, ge=1)
-    graphql_max_traversal: int = Field(default=20000, ge=1)
-    graphql_max_page: int = Field(default=100, ge=1)
+    graphql_max_depth: int = Field(default=12, ge=1, le=MAX_COUNT)
+    graphql_max_aliases: int = Field(default=30, ge=1, le=MAX_COUNT)
+    graphql_max_tokens: int = Field(default=5000, ge=1, le=MAX_COUNT)
+    graphql_max_traversal: int = Field(default=20000, ge=1, le=MAX_COUNT)
+    graphql_max_page: int = Field(default=defaults.MAX_PAGE, ge=1, le=MAX_COUNT)
+    # Fragment spreads chain definitions, which validation follows recursively: bounded before it runs.
+    graphql_max_fragment_depth: int = Field(default=defaults.MAX_FRAGMENT_DEPTH, ge=1, le=100)
     # Dashboard queries answered from one projected read instead of field by field (graphql_schema.compiled).
     graphql_compiled: bool = True
     # What "done" means for job progress and blockedBy (case-sensitive).
     done_statuses: Annotated[tuple[str, ...], NoDecode] = defaults.DONE_STATUSES
     # Live updates and their history.
-    history_days: int = Field(default=defaults.HISTORY_DAYS, ge=1)
-    subscription_resume_ms: int = Field(default=defaults.SUBSCRIPTION_RESUME_MS, ge=1000)
+    history_days: int = Field(default=defaults.HISTORY_DAYS, ge=1, le=MAX_HISTORY_DAYS)
+    subscription_resume_ms: int = Field(default=defaults.SUBSCRIPTION_RESUME_MS, ge=1000, le=DAY_MS)
     # Data lifecycle (models.lifecycle, models.retention): unset retention_days keeps every task forever.
-    retention_days: float | None = Field(default=None, gt=0)
-    retention_interval_s: float = Field(default=3600, gt=0)
+    retention_days: float | None = Field(default=None, gt=0, le=MAX_RETENTION_DAYS)
+    retention_interval_s: float = Field(default=3600, ge=1, le=MAX_RETENTION_INTERVAL_S)
     retention_archive_dir: Path | None = None
-    purge_batch: int = Field(default=1000, ge=1, le=100_000)
+    purge_batch: int = Field(default=1000, ge=1, le=MAX_PURGE_BATCH)
 
     @field_validator("mongodb_uri", mode="before")
     @classmethod
@@ -95,8 +116,17 @@ class Settings(BaseSettings):
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(token.strip() for token in value.split(",") if token.strip())
+            return tuple(item.strip(ASCII_SPACE) for item in value.split(",") if item.strip(ASCII_SPACE))
         return value
+
+    @field_validator("api_tokens", "read_tokens")
+    @classmethod
+    def _tokens_are_visible_ascii(cls, tokens: tuple[str, ...]) -> tuple[str, ...]:
+        for number, token in enumerate(tokens, start=1):
+            problem = token_problem(token)
+            if problem is not None:
+                raise ValueError(f"token {number}: {problem}")
+        return tokens
 
     @property
     def uses_embedded_mongodb(self) -> bool:

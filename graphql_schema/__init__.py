@@ -7,8 +7,10 @@ from graphql_schema.router import graphql_router, install_token_refusal
 from web.limits import RequestLimits
 
 
-def install(app: FastAPI, *, max_depth: int, max_aliases: int, max_tokens: int, limits: RequestLimits) -> None:
-    app.include_router(graphql_router(max_depth, max_aliases, max_tokens, limits))
+def install(
+    app: FastAPI, *, max_depth: int, max_aliases: int, max_tokens: int, max_fragment_depth: int, limits: RequestLimits
+) -> None:
+    app.include_router(graphql_router(max_depth, max_aliases, max_tokens, max_fragment_depth, limits))
     install_token_refusal(app)
 
 

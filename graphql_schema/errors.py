@@ -117,21 +117,35 @@ class CodedErrors(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """MaskErrors hands every error here (`should_mask_error` says yes to all); only the unexpected ones are
         masked."""
-        original = error.original_error
-        if isinstance(original, GraphError | ValidationError):
-            return _with_code(error, *describe_domain_error(original))
-        if error.extensions and "code" in error.extensions:
-            return error
-        if isinstance(original, CannotGetOperationTypeError):  # over WebSocket; HTTP answers it in the router
-            return _with_code(error, error.message, OPERATION_RESOLUTION_FAILURE)
-        if isinstance(original, InvalidOperationTypeError | MissingQueryError):
-            return _with_code(error, error.message, "BAD_REQUEST")
-        if original is None:
-            parsing = error.message.startswith("Syntax Error")
-            return _with_code(error, error.message, "GRAPHQL_PARSE_FAILED" if parsing else "GRAPHQL_VALIDATION_FAILED")
-        if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
-            return _with_code(error, error.message, "BAD_USER_INPUT")  # a variable a scalar would not parse
-        log.error("unhandled error in GraphQL resolver at %s", error.path, exc_info=original)
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
-        return masked
+        return coded_error(error)
+
+
+def with_codes(errors: list[GraphQLError] | None) -> list[GraphQLError] | None:
+    """`errors`, each with a code: those without one went round CodedErrors (an exception out of a hook
+    before execution, say a RecursionError in a validation rule's constructor, ends Strawberry's operation
+    hooks early: no extension sees its error) and get theirs here, by the same rule."""
+    if not errors:
+        return errors
+    return [error if error.extensions and "code" in error.extensions else coded_error(error) for error in errors]
+
+
+def coded_error(error: GraphQLError) -> GraphQLError:
+    """The error with its `extensions.code`, as CodedErrors says; an unexpected one logged (with its request
+    id) and masked as "internal server error"."""
+    original = error.original_error
+    if isinstance(original, GraphError | ValidationError):
+        return _with_code(error, *describe_domain_error(original))
+    if error.extensions and "code" in error.extensions:
+        return error
+    if isinstance(original, CannotGetOperationTypeError):  # over WebSocket; HTTP answers it in the router
+        return _with_code(error, error.message, OPERATION_RESOLUTION_FAILURE)
+    if isinstance(original, InvalidOperationTypeError | MissingQueryError):
+        return _with_code(error, error.message, "BAD_REQUEST")
+    if original is None:
+        parsing = error.message.startswith("Syntax Error")
+        return _with_code(error, error.message, "GRAPHQL_PARSE_FAILED" if parsing else "GRAPHQL_VALIDATION_FAILED")
+    if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
+        return _with_code(error, error.message, "BAD_USER_INPUT")  # a variable a scalar would not parse
+    where = f"resolver at {error.path}" if error.path is not None else "request, before execution"
+    log.error("unhandled error in GraphQL %s", where, exc_info=original)
+    return _with_code(error, INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR")

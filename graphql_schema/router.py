@@ -280,9 +280,11 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     return context
 
 
-def graphql_router(max_depth: int, max_aliases: int, max_tokens: int, limits: RequestLimits) -> TrackingGraphQLRouter:
+def graphql_router(
+    max_depth: int, max_aliases: int, max_tokens: int, max_fragment_depth: int, limits: RequestLimits
+) -> TrackingGraphQLRouter:
     return TrackingGraphQLRouter(
-        build_schema(max_depth, max_aliases, max_tokens),
+        build_schema(max_depth, max_aliases, max_tokens, max_fragment_depth),
         path="/graphql",
         graphql_ide="graphiql",
         context_getter=_context,

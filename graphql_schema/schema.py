@@ -3,6 +3,7 @@ Subscription (graphql_schema.events)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -15,20 +16,22 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult, Info
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graphql_schema.compiled import CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
-from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
+from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, with_codes
 from graphql_schema.events import EventQueries, Subscription
 from graphql_schema.fields import DATETIME_SCALAR, read_field
 from graphql_schema.inputs import TaskInput, TaskPatchInput, creation_fields, patch_fields
 from graphql_schema.jobs import JobQueries
 from graphql_schema.metrics import OperationMetrics
+from graphql_schema.nesting import fragment_nesting_bound
 from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
-from models import TaskCreate, TaskPatch, parse_task_id
+from models import TaskCreate, TaskPatch, defaults, parse_task_id
 from models.idempotency import IdempotencyKey, checked_key
 
 Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
@@ -158,7 +161,7 @@ class TrackingSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         REQUESTED_OPERATION.set(operation_name)  # for OneOperationOrAName, in this task
-        return await super().execute(
+        result = await super().execute(
             query,
             variable_values,
             context_value,
@@ -167,6 +170,8 @@ class TrackingSchema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
+        result.errors = with_codes(result.errors)
+        return result
 
     async def stream(
         self,
@@ -179,7 +184,7 @@ class TrackingSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
         REQUESTED_OPERATION.set(operation_name)  # for OneOperationOrAName, in the task that iterates the stream
-        return await super().stream(
+        results = await super().stream(
             query,
             variable_values,
             context_value,
@@ -188,9 +193,30 @@ class TrackingSchema(strawberry.Schema):
             operation_extensions,
             allowed_operation_types,
         )
+        return _coded_results(results)
 
 
-def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberry.Schema:
+async def _coded_results(results: StreamResult) -> StreamResult:
+    """The stream's results with a code on every error (`with_codes`); closing it closes the stream. An
+    exception out of the stream itself (Strawberry lets those of the hooks before execution escape: the
+    WebSocket handlers then end the operation without a word) becomes a last result with that error, coded
+    and logged; before any result, a PreExecutionError, which the protocols answer with an `error` message."""
+    started = False
+    async with contextlib.aclosing(results):
+        try:
+            async for result in results:
+                if isinstance(result, ExecutionResult) and result.errors:  # PreExecutionError is one
+                    result.errors = with_codes(result.errors)
+                started = True
+                yield result
+        except Exception as error:
+            coded = with_codes([GraphQLError(str(error), original_error=error)])
+            yield (ExecutionResult if started else PreExecutionError)(data=None, errors=coded)
+
+
+def build_schema(
+    max_depth: int, max_aliases: int, max_tokens: int, max_fragment_depth: int = defaults.MAX_FRAGMENT_DEPTH
+) -> strawberry.Schema:
     """The schema with its bounds; each extension is a factory, so every request gets fresh instances."""
     return TrackingSchema(
         query=Query,
@@ -198,6 +224,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DATETIME_SCALAR}, default_resolver=read_field),
         extensions=[
+            fragment_nesting_bound(max_fragment_depth, max_tokens),  # first: before any rule follows a spread
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
             functools.partial(AddValidationRules, [introspection_depth_rule(max_depth), OneOperationOrAName]),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),

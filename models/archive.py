@@ -51,6 +51,24 @@ class JobArchive:
     tasks: list[TaskDoc]
     history: list[TaskDoc]
     archived_at: datetime = field(default_factory=now_utc)
+    source: str = "the archive"
+    """Where it was read from (the file), for errors."""
+    task_lines: list[int] = field(default_factory=list)
+    """The line of each task in `source`, when read from a file."""
+    history_lines: list[int] = field(default_factory=list)
+    """The line of each history entry in `source`, when read from a file."""
+
+    def where(self, index: int) -> str:
+        """The position of task `index` for an error: file and line, or its rank in the archive."""
+        if index < len(self.task_lines):
+            return f"{self.source}:{self.task_lines[index]}"
+        return f"{self.source}, task #{index + 1}"
+
+    def where_entry(self, index: int) -> str:
+        """The position of history entry `index`, as `where` gives a task's."""
+        if index < len(self.history_lines):
+            return f"{self.source}:{self.history_lines[index]}"
+        return f"{self.source}, history entry #{index + 1}"
 
     def header(self) -> dict[str, Any]:
         return {
@@ -109,7 +127,9 @@ def read_archive(path: Path) -> JobArchive:
 def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
     header: dict[str, Any] | None = None
     tasks: list[TaskDoc] = []
+    task_lines: list[int] = []
     history: list[TaskDoc] = []
+    history_lines: list[int] = []
     for number, line in lines:
         if not line.strip():
             continue
@@ -121,8 +141,10 @@ def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
             header = _checked_header(path, item)
         elif isinstance(item, dict) and set(item) == {"task"} and isinstance(item["task"], dict):
             tasks.append(item["task"])
+            task_lines.append(number)
         elif isinstance(item, dict) and set(item) == {"history"} and isinstance(item["history"], dict):
             history.append(item["history"])
+            history_lines.append(number)
         else:
             raise InvalidOperation(f'{path}:{number}: expected {{"task": …}} or {{"history": …}}')
     if header is None:
@@ -132,10 +154,11 @@ def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
             f"{path}: incomplete: the header announces {header['tasks']} tasks and {header['history']} history "
             f"entries, the file holds {len(tasks)} and {len(history)}"
         )
-    missing_ids = [number for number, doc in enumerate(tasks, start=2) if "_id" not in doc]
+    missing_ids = [number for number, doc in zip(task_lines, tasks, strict=True) if "_id" not in doc]
     if missing_ids:
         raise InvalidOperation(f"{path}:{missing_ids[0]}: a task without _id")
-    return JobArchive(header["job"], tasks, history, _archived_at(header.get("archivedAt")))
+    archived_at = _archived_at(header.get("archivedAt"))
+    return JobArchive(header["job"], tasks, history, archived_at, str(path), task_lines, history_lines)
 
 
 def _archived_at(value: Any) -> datetime:
@@ -215,6 +238,8 @@ class RestoreReport:
     history_present: int
     links_left_out: list[tuple[int, int]]
     """Links (from, to) to tasks that exist neither in the archive nor stored."""
+    links_completed: list[tuple[int, int]] = field(default_factory=list)
+    """Links (from, to) between tasks of the archive that only one of the two named: restored on both sides."""
 
     def lines(self) -> Iterator[str]:
         job = "tasks without a job" if self.job_id is None else f"job {self.job_id!r}"
@@ -222,7 +247,13 @@ class RestoreReport:
         if self.history_present:
             yield f"{self.history_present} history entries were stored already and were left as they are"
         if self.links_left_out:
-            shown = ", ".join(f"{a} -> {b}" for a, b in self.links_left_out[:NOTED_LINKS])
-            hidden = len(self.links_left_out) - NOTED_LINKS
-            more = f" and {hidden} more" if hidden > 0 else ""
-            yield f"links to tasks that no longer exist were left out: {shown}{more}"
+            yield f"links to tasks that no longer exist were left out: {_listed(self.links_left_out)}"
+        if self.links_completed:
+            yield f"links one side of which the archive lacked were completed: {_listed(self.links_completed)}"
+
+
+def _listed(links: list[tuple[int, int]]) -> str:
+    """The first NOTED_LINKS links, and how many more."""
+    shown = ", ".join(f"{a} -> {b}" for a, b in links[:NOTED_LINKS])
+    hidden = len(links) - NOTED_LINKS
+    return shown + (f" and {hidden} more" if hidden > 0 else "")

@@ -2,11 +2,14 @@
 
 Found: one-sided links (b in a.nexts without a in b.previous, or the mirror), dangling ids (a link to a task
 that does not exist), cycles, fields of the wrong type (dates outside years 1-9999 among them), strings that are
-not UTF-8, link fields that are not arrays, ids repeated in one link array, and ids that are not int64. Repaired
-with `repair`: one-sided links are completed (the link stays, both sides now say so), dangling ids are removed
-and repeated ids kept once, in transactions of up to 500 link arrays. A repair MongoDB refuses (a link array a
-tool turned into something else) is reported and the rest goes on. Cycles, wrong types, undecodable strings,
-non-array links and ids are reported only: fixing them needs a person's decision.
+not UTF-8, link fields that are not arrays (absent and null among them), ids repeated in one link array, and ids
+that are not int64. Repaired with `repair`: absent or null link fields become [] (every reader took them for
+that), one-sided links are completed (the link stays, both sides now say so), dangling ids are removed and
+repeated ids kept once, in transactions of up to 500 link arrays. Each transaction reads the arrays again and
+changes only what still needs it, so the counts of repairs are what changed. A repair MongoDB refuses, or an
+array a tool turned into something else since the scan, is reported and the rest goes on. Cycles, wrong
+types, undecodable strings, link fields of another type (a string, a number) and ids are reported only: fixing
+them needs a person's decision.
 
 Whatever a document holds, the scan reports it and goes on: it never stops at one.
 
@@ -29,7 +32,15 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
-from models.layout import LINK_FIELDS, Collection, field_problems, has_repeated_ids, readable_task, value_problem
+from models.layout import (
+    LINK_FIELDS,
+    Collection,
+    as_task_id,
+    field_problems,
+    has_repeated_ids,
+    readable_task,
+    value_problem,
+)
 
 EXAMPLES = 5
 _REPAIR_BATCH = 500
@@ -92,7 +103,10 @@ class _Graph:
     nexts: dict[int, list[int]] = field(default_factory=dict)
     previous: dict[int, list[int]] = field(default_factory=dict)
     unrepairable: set[tuple[int, str]] = field(default_factory=set)
-    """(task id, link array) whose stored value is no array: MongoDB refuses $addToSet and $pull on it."""
+    """(task id, link field) whose stored value is neither an array nor absent nor null: what it means is a
+    person's decision, and MongoDB refuses $addToSet and $pull on it."""
+    absent: list[tuple[int, str]] = field(default_factory=list)
+    """(task id, link field) absent or null: no links, as every reader reads it; repaired as []."""
     repeating: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -108,6 +122,7 @@ async def check_graph(tasks: Collection, transaction: Transaction | None) -> Che
     additions, removals = _check_links(graph, report)
     _check_cycles(graph, report)
     if transaction is not None:
+        await _repair_absent_arrays(tasks, graph.absent, report)
         await _repair(tasks, transaction, additions, removals, report)
         await _repair_repeated_ids(tasks, graph.repeating, report)
     return report
@@ -124,8 +139,11 @@ def _check_document(doc: dict[str, Any], raw: bytes, report: CheckReport, graph:
     graph.nexts[task_id] = readable["nexts"]
     graph.previous[task_id] = readable["previous"]
     for name in LINK_FIELDS:
-        stored = doc.get(name, [])
-        if not isinstance(stored, list):
+        stored = doc.get(name, _ABSENT)
+        if stored is _ABSENT or stored is None:
+            report.findings[NON_ARRAY_LINKS].add(f"{task_id}.{name} is {'absent' if stored is _ABSENT else 'null'}")
+            graph.absent.append((task_id, name))
+        elif not isinstance(stored, list):
             report.findings[NON_ARRAY_LINKS].add(f"{task_id}.{name} is {type(stored).__name__}")
             graph.unrepairable.add((task_id, name))
         elif has_repeated_ids(stored):
@@ -152,6 +170,8 @@ def _check_types(doc: dict[str, Any], report: CheckReport) -> None:
         described = (f"{name} {value_problem(doc[name])}" for name in others)
         report.findings[WRONG_TYPES].add(f"{doc.get('_id')!r}: {'; '.join(described)}")
 
+
+_ABSENT = object()
 
 Change = tuple[int, str, int]
 """(task id, link array, id): add it to, or remove it from, that array of that task."""
@@ -259,33 +279,68 @@ async def _repair_batch(
     report: CheckReport,
     finding: str,
 ) -> None:
-    """One transaction for the batch; if MongoDB refuses it (a tool changed an array into something else
-    since the scan), each array on its own, so that only the refused ones are left."""
+    """One transaction for the batch; if MongoDB refuses it, each array on its own, so that only the refused
+    ones are left. Counts the ids that were really added or removed."""
     try:
-        await _apply(tasks, transaction, batch, operator)
-        report.findings[finding].repaired += sum(len(ids) for _, _, ids in batch)
-        return
+        changed, gone = await _apply(tasks, transaction, batch, operator)
     except PyMongoError as error:
         if len(batch) == 1:
             task_id, array, ids = batch[0]
             report.findings[NOT_REPAIRED].add(f"{operator} of {len(ids)} ids on {task_id}.{array} ({error})")
             return
-    for change in batch:
-        await _repair_batch(tasks, transaction, [change], operator, report, finding)
+        for change in batch:
+            await _repair_batch(tasks, transaction, [change], operator, report, finding)
+        return
+    report.findings[finding].repaired += changed
+    for task_id, array in gone:
+        report.findings[NOT_REPAIRED].add(f"{operator} on {task_id}.{array}: no longer an array (a tool changed it)")
 
 
-async def _apply(tasks: Collection, transaction: Transaction, batch: list[ArrayChange], operator: str) -> None:
-    # Only arrays are changed: a field a tool turned into something else since the scan stays as it is.
-    selector = "$each" if operator == "$addToSet" else "$in"
-    updates = [
-        UpdateOne({"_id": task_id, array: {"$type": "array"}}, {operator: {array: {selector: list(map(Int64, ids))}}})
-        for task_id, array, ids in batch
-    ]
+async def _apply(
+    tasks: Collection, transaction: Transaction, batch: list[ArrayChange], operator: str
+) -> tuple[int, list[tuple[int, str]]]:
+    """In one transaction: read the arrays as they are now, change only what still needs it, and return how
+    many ids changed and the arrays that are no arrays any more (a tool rewrote them since the scan: left as
+    they are)."""
 
-    async def work(session: AsyncClientSession) -> None:
-        await tasks.bulk_write(updates, ordered=True, session=session)
+    async def work(session: AsyncClientSession) -> tuple[int, list[tuple[int, str]]]:
+        ids = list({task_id for task_id, _, _ in batch})
+        projection = dict.fromkeys(LINK_FIELDS, 1)
+        cursor = tasks.find({"_id": {"$in": ids}}, projection, session=session)
+        now = {doc["_id"]: doc async for doc in cursor}
+        updates: list[UpdateOne] = []
+        changed = 0
+        gone: list[tuple[int, str]] = []
+        for task_id, array, linked in batch:
+            stored = now.get(task_id, {}).get(array)
+            if not isinstance(stored, list):
+                if task_id in now:
+                    gone.append((task_id, array))
+                continue
+            held = set(map(as_task_id, stored))  # a document or string in the array is no id (and unhashable)
+            todo = [i for i in linked if (i in held) == (operator == "$pull")]
+            if todo:
+                changed += len(todo)
+                selector = "$each" if operator == "$addToSet" else "$in"
+                update = {operator: {array: {selector: list(map(Int64, todo))}}}
+                updates.append(UpdateOne({"_id": task_id}, update))
+        if updates:
+            await tasks.bulk_write(updates, ordered=True, session=session)
+        return changed, gone
 
-    await transaction(work)
+    result: tuple[int, list[tuple[int, str]]] = await transaction(work)
+    return result
+
+
+async def _repair_absent_arrays(tasks: Collection, absent: list[tuple[int, str]], report: CheckReport) -> None:
+    """Link fields absent or null become [] (what every reader took them for), each only if it still is."""
+    for task_id, array in absent:
+        try:
+            result = await tasks.update_one({"_id": task_id, array: None}, {"$set": {array: []}})
+        except PyMongoError as error:
+            report.findings[NOT_REPAIRED].add(f"{task_id}.{array} set to [] ({error})")
+            continue
+        report.findings[NON_ARRAY_LINKS].repaired += result.modified_count
 
 
 async def _repair_repeated_ids(tasks: Collection, repeating: list[tuple[int, str]], report: CheckReport) -> None:
@@ -305,11 +360,11 @@ async def _repair_repeated_ids(tasks: Collection, repeating: list[tuple[int, str
             }
         }
         try:
-            await tasks.update_one({"_id": task_id, array: {"$type": "array"}}, [{"$set": {array: once}}])
+            result = await tasks.update_one({"_id": task_id, array: {"$type": "array"}}, [{"$set": {array: once}}])
         except PyMongoError as error:
             report.findings[NOT_REPAIRED].add(f"{task_id}.{array} repeated ids ({error})")
             continue
-        report.findings[REPEATED_IDS].repaired += 1
+        report.findings[REPEATED_IDS].repaired += result.modified_count
 
 
 def _batches(items: list[ArrayChange], size: int) -> Iterable[list[ArrayChange]]:

@@ -26,3 +26,8 @@ DONE_STATUSES = ("DONE", "COMPLETED", "SUCCEEDED", "SUCCESS", "FINISHED", "SKIPP
 
 MAX_TASKS_PER_CREATE = 10_000
 """Most tasks one create may hold, nested ones included (TRACKING_MAX_TASKS_PER_CREATE)."""
+MAX_FRAGMENT_DEPTH = 32
+"""Longest chain of GraphQL fragment spreads (A spreads B spreads C: 3) a document may hold
+(TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH)."""
+MAX_PAGE = 100
+"""Largest page a listing hands out (TRACKING_GRAPHQL_MAX_PAGE)."""

@@ -157,7 +157,7 @@ def _has_kind(kind: str, value: Any) -> bool:
     return isinstance(value, datetime)
 
 
-def _is_int64_id(value: Any) -> bool:
+def is_int64_id(value: Any) -> bool:
     """An id as the layout stores it: an int64 > 0."""
     return type(value) is Int64 and value > 0
 
@@ -165,11 +165,11 @@ def _is_int64_id(value: Any) -> bool:
 def field_problems(doc: TaskDoc) -> list[str]:
     """The names of the fields of `doc` whose stored type is not the layout's (links and `_id` included)."""
     problems = []
-    if not _is_int64_id(doc.get("_id")):
+    if not is_int64_id(doc.get("_id")):
         problems.append("_id")
     for name in LINK_FIELDS:
         value = doc.get(name)
-        if not isinstance(value, list) or not all(map(_is_int64_id, value)):
+        if not isinstance(value, list) or not all(map(is_int64_id, value)):
             problems.append(name)
     for name, value in doc.items():
         kind = FIELD_KINDS.get(name)

@@ -24,20 +24,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import bson
+from bson.errors import InvalidDocument
 from bson.int64 import Int64
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DocumentTooLarge
 
 from models.archive import JobArchive, PurgedUnit, PurgeReport, RestoreReport, archive_name, write_archive
+from models.archive_rules import CheckedTasks, checked_tasks
 from models.errors import InvalidOperation, TaskAlreadyExists
 from models.history import HISTORY
 from models.jobs import JOBS_INDEX
 from models.layout import Database, TaskDoc, readable_date_expression
 from models.locks import bump_link_locks
+from models.restore_cycles import refuse_cycles
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, TaskCounter, TaskRecord, now_utc
 
 DEFAULT_PURGE_BATCH = 1000
 """Most tasks one purge transaction removes, unless one job alone has more (a job is never split)."""
+MAX_BSON_SIZE = 16 * 1024 * 1024
+"""MongoDB's largest document."""
 _IN_CHUNK = 10_000  # ids per `$in` when reading history of many tasks
 
 _T = TypeVar("_T")
@@ -89,35 +96,41 @@ class Lifecycle:
     # ---- restore ----
 
     async def restore(self, archive: JobArchive) -> RestoreReport:
-        """Insert the archived documents as they were, in one transaction; TaskAlreadyExists (naming them) and
-        nothing changed when any of their ids is in use."""
-        return await self._in_transaction(lambda session: self._restore_in(archive, session))  # type: ignore[no-any-return]
+        """Insert the archived documents as they were, in one transaction; InvalidOperation naming the first
+        problem when the archive breaks a graph rule (models.archive_rules, models.restore_cycles),
+        TaskAlreadyExists (naming them) when any of its ids is in use; nothing changed then."""
+        checked = checked_tasks(archive)
+        return await self._in_transaction(lambda session: self._restore_in(archive, checked, session))  # type: ignore[no-any-return]
 
-    async def _restore_in(self, archive: JobArchive, session: AsyncClientSession) -> RestoreReport:
-        ids = [doc["_id"] for doc in archive.tasks]
+    async def _restore_in(
+        self, archive: JobArchive, checked: CheckedTasks, session: AsyncClientSession
+    ) -> RestoreReport:
+        ids = [doc["_id"] for doc in checked.tasks]
         taken = [doc["_id"] async for doc in self._tasks.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)]
         if taken:
             raise TaskAlreadyExists(taken)
         restored = set(ids)
-        outside = {other for doc in archive.tasks for other in _linked_ids(doc)} - restored
+        outside = {other for doc in checked.tasks for other in _linked_ids(doc)} - restored
         stored = await self._tasks.find({"_id": {"$in": list(outside)}}, {"job-id": 1}, session=session).to_list(None)
         present = {doc["_id"] for doc in stored}
-        tasks, left_out = _without_links_to(archive.tasks, outside - present)
+        tasks, left_out = _without_links_to(checked.tasks, outside - present)
+        jobs_read = await refuse_cycles(self._tasks, tasks, present, archive.source, session)
         await _bump_link_locks(
-            self._counters, {doc.get("job-id") for doc in tasks} | {doc.get("job-id") for doc in stored}, session
+            self._counters,
+            {doc.get("job-id") for doc in tasks} | {doc.get("job-id") for doc in stored} | jobs_read,
+            session,
         )
-        if tasks:
-            await self._tasks.insert_many(tasks, ordered=True, session=session, bypass_document_validation=True)
+        await _insert_restored(self._tasks, tasks, archive.where, session)
         await self._link_back(tasks, present, session)
-        await self._refuse_cycles_through(tasks, present, session)
         await self._raise_counter_past(ids, session)
         entry_ids = [entry["_id"] for entry in archive.history]
         stored_entries = self._history.find({"_id": {"$in": entry_ids}}, {"_id": 1}, session=session)
-        existing = {entry["_id"] async for entry in stored_entries}
-        fresh = [entry for entry in archive.history if entry["_id"] not in existing]
-        if fresh:
-            await self._history.insert_many(fresh, ordered=True, session=session, bypass_document_validation=True)
-        return RestoreReport(archive.job_id, len(tasks), len(fresh), len(existing), left_out)
+        existing = {repr(entry["_id"]) async for entry in stored_entries}  # repr: an _id may be a document
+        fresh = [(index, entry) for index, entry in enumerate(archive.history) if repr(entry["_id"]) not in existing]
+        await _insert_restored(
+            self._history, [entry for _, entry in fresh], lambda n: archive.where_entry(fresh[n][0]), session
+        )
+        return RestoreReport(archive.job_id, len(tasks), len(fresh), len(existing), left_out, checked.completed)
 
     async def _link_back(self, tasks: list[TaskDoc], present: set[Any], session: AsyncClientSession) -> None:
         """Stored tasks linked from restored ones get their side of each link back (and are stamped, as every
@@ -139,31 +152,6 @@ class Lifecycle:
         ]
         if updates:
             await self._tasks.bulk_write(updates, ordered=True, session=session)
-
-    async def _refuse_cycles_through(
-        self, tasks: list[TaskDoc], present: set[Any], session: AsyncClientSession
-    ) -> None:
-        """InvalidOperation when a restored link closes a cycle with what is stored. A new cycle runs through a
-        restored task and a stored one, so through a link a -> x from a restored task a to a stored task x: it
-        exists exactly when a is downstream of x (searched here, restored tasks included)."""
-        sources: dict[Any, set[Any]] = {}
-        for doc in tasks:
-            for other in _list(doc.get("nexts")):
-                if other in present:
-                    sources.setdefault(other, set()).add(doc["_id"])
-        for start, restored_sources in sources.items():
-            seen, frontier = {start}, [start]
-            while frontier:
-                cursor = self._tasks.find({"_id": {"$in": frontier}}, {"nexts": 1}, session=session)
-                reached = {other for doc in await cursor.to_list(None) for other in _list(doc.get("nexts"))}
-                closing = reached & restored_sources
-                if closing:
-                    raise InvalidOperation(
-                        f"restoring would close a cycle: task {min(closing)} links to task {start}, which leads back "
-                        "to it; nothing was restored"
-                    )
-                frontier = list(reached - seen)
-                seen.update(frontier)
 
     async def _raise_counter_past(self, ids: Iterable[Any], session: AsyncClientSession) -> None:
         followed = [i for i in ids if isinstance(i, int) and 0 < i <= COUNTER_FOLLOWS_IDS_UP_TO]
@@ -321,6 +309,32 @@ class Lifecycle:
         for start in range(0, len(ids), _IN_CHUNK):
             await self._history.delete_many({"task": {"$in": ids[start : start + _IN_CHUNK]}}, session=session)
         return purged
+
+
+async def _insert_restored(
+    collection: Any, docs: list[TaskDoc], where: Callable[[int], str], session: AsyncClientSession
+) -> None:
+    """Insert restored documents as they were (past the validator); InvalidOperation naming the first one
+    MongoDB refuses (a document past 16 MiB, a field name it does not store) rather than its traceback."""
+    if not docs:
+        return
+    try:
+        await collection.insert_many(docs, ordered=True, session=session, bypass_document_validation=True)
+    except BulkWriteError as error:
+        (first, *_) = error.details.get("writeErrors") or [{"index": 0, "errmsg": str(error)}]
+        raise InvalidOperation(
+            f"{where(first['index'])}: MongoDB refused the document: {first.get('errmsg')}; nothing was restored"
+        ) from None
+    except (DocumentTooLarge, InvalidDocument) as error:  # refused by the driver, before MongoDB: find which
+        at = next((n for n, doc in enumerate(docs) if not _storable(doc)), 0)
+        raise InvalidOperation(f"{where(at)}: MongoDB refused the document: {error}; nothing was restored") from None
+
+
+def _storable(doc: TaskDoc) -> bool:
+    try:
+        return len(bson.encode(doc)) <= MAX_BSON_SIZE
+    except InvalidDocument:
+        return False
 
 
 async def _discard_unused(written: set[Path], purged: list[PurgedUnit]) -> None:

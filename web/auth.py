@@ -11,6 +11,22 @@ from collections.abc import Iterable
 from pathlib import Path
 
 TOKEN_FILE_NAME = "api-token"  # noqa: S105 - a file name, not a secret
+VISIBLE_ASCII = frozenset(map(chr, range(0x21, 0x7F)))
+"""What a token may hold: RFC 9110's VCHAR, the field-value characters every client can send as they are (no
+space or tab, which a field value loses at its ends, no control, no byte past ASCII, which clients encode
+differently: Latin-1, UTF-8 or not at all)."""
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` could never be presented in an X-Auth-Token header as written, or None. Names the
+    character by its position and code point, never the token (it is a secret)."""
+    for position, character in enumerate(token, start=1):
+        if character not in VISIBLE_ASCII:
+            return (
+                f"character {position} is U+{ord(character):04X}: a token holds visible ASCII only "
+                "(RFC 9110 VCHAR, 0x21-0x7E: no space, control or non-ASCII character)"
+            )
+    return None
 
 
 class Access(enum.Enum):

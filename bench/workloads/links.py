@@ -1,5 +1,6 @@
-"""PUT /tracking/task/{id}/next: one sequential client against a raw two-update transaction, and 32 clients
-on 32 jobs, on one job and over two gateways."""
+"""PUT /tracking/task/{id}/next: one sequential client against one sequential raw client, 32 clients on 32 jobs
+against 32 concurrent raw clients on 32 jobs (like with like: the same concurrency over the same kind of jobs,
+judged by CPU per link), and 32 clients on one job and over two gateways."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from datetime import UTC, datetime
 import aiohttp
 from bson.int64 import Int64
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.write_concern import WriteConcern
 
 from bench.data import Client, Database, task_doc
 from bench.measure import CONCURRENCY, REPORT, CpuMeter, Row, Run, at_most, median_of
 
+MAJORITY = WriteConcern("majority")
 CPU_OF_RAW = at_most(2.0)
 """Link additions are judged by CPU per addition: on 2 shared cores, throughput cannot grow with clients or
 gateway instances (every process, mongod included, shares the same two cores), so the throughput rows beside
@@ -61,20 +64,26 @@ class LinkLoad:
         self.cpu_ms.append((self.cpu.serving() - cpu) * 1000 / (clients * per_client))
         return clients * per_client / (time.perf_counter() - started)
 
-    async def raw_rate(self, client: Client, per_client: int) -> float:
-        """The same additions as a sequential client's two-update transactions, straight through the driver."""
-        (work,) = await self.pairs(1, per_client, one_job=False)
+    async def raw_rate(self, client: Client, clients: int, per_client: int) -> float:
+        """The same additions as `rate`'s (`clients` clients, each on pairs of a job of its own) as two-update
+        majority transactions straight through the driver, the clients concurrent, each adding its pairs one
+        after another; `with_transaction` retries a transient error (a write conflict) as the driver does."""
+        work = await self.pairs(clients, per_client, one_job=False)
+
+        async def raw_client(pairs: list[tuple[int, int]]) -> None:
+            for a, b in pairs:
+
+                async def both(session: AsyncClientSession, a: int = a, b: int = b) -> None:
+                    await self.db.tasks.update_one({"_id": a}, {"$addToSet": {"nexts": Int64(b)}}, session=session)
+                    await self.db.tasks.update_one({"_id": b}, {"$addToSet": {"previous": Int64(a)}}, session=session)
+
+                async with client.start_session() as session:
+                    await session.with_transaction(both, write_concern=MAJORITY)
+
         started, cpu = time.perf_counter(), self.cpu.direct()
-        for a, b in work:
-
-            async def both(session: AsyncClientSession, a: int = a, b: int = b) -> None:
-                await self.db.tasks.update_one({"_id": a}, {"$addToSet": {"nexts": Int64(b)}}, session=session)
-                await self.db.tasks.update_one({"_id": b}, {"$addToSet": {"previous": Int64(a)}}, session=session)
-
-            async with client.start_session() as session:
-                await session.with_transaction(both)
-        self.cpu_ms.append((self.cpu.direct() - cpu) * 1000 / per_client)
-        return per_client / (time.perf_counter() - started)
+        await asyncio.gather(*(raw_client(pairs) for pairs in work))
+        self.cpu_ms.append((self.cpu.direct() - cpu) * 1000 / (clients * per_client))
+        return clients * per_client / (time.perf_counter() - started)
 
 
 async def link_rows(
@@ -85,14 +94,16 @@ async def link_rows(
     ids: dict[str, int],
     cpu: CpuMeter,
 ) -> list[Row]:
-    """Links/s: one sequential client; 32 clients on 32 jobs and on one job; 32 clients over two gateways. CPU
-    per link (gateways and mongod) of 32 clients on 32 jobs against a direct client's per transaction (this
-    process and mongod)."""
+    """Links/s: one sequential client against one raw one; 32 clients on 32 jobs against 32 raw clients on 32
+    jobs; on one job; over two gateways. CPU per link (gateways and mongod) of 32 clients on 32 jobs against
+    that of 32 concurrent raw clients per transaction (this process and mongod), the same jobs' shape."""
     load = LinkLoad(session, db, ids, cpu)
     one, two = gateways[:1], gateways[:2]
     sequential = await median_of(lambda: load.rate(one, 1, 150), rounds=3)
+    raw = await median_of(lambda: load.raw_rate(client, 1, 150), rounds=3, warmups=0)
+    await load.raw_rate(client, CONCURRENCY, 25)  # warm-up
     load.cpu_ms.clear()
-    raw = await median_of(lambda: load.raw_rate(client, 150), rounds=3, warmups=0)
+    raw_concurrent = await median_of(lambda: load.raw_rate(client, CONCURRENCY, 25), rounds=3, warmups=0)
     raw_cpu_ms = statistics.median(load.cpu_ms)
     await load.rate(one, CONCURRENCY, 25)  # warm-up
     load.cpu_ms.clear()
@@ -101,12 +112,15 @@ async def link_rows(
     one_job = await median_of(lambda: load.rate(one, CONCURRENCY, 25, one_job=True), rounds=3)
     both = await median_of(lambda: load.rate(two, CONCURRENCY, 25), rounds=3)
     return [
-        Row("links: 1 sequential client vs raw 2-update transaction", sequential, raw, "links/s", sequential / raw,
-            REPORT, "the gateway also checks ids and cycles"),
+        Row("links: 1 sequential client vs 1 raw client's 2-update transactions", sequential, raw, "links/s",
+            sequential / raw, REPORT, "the gateway also checks ids and cycles"),
+        Row("links: 32 clients on 32 jobs vs 32 raw clients on 32 jobs", distinct, raw_concurrent, "links/s",
+            distinct / raw_concurrent, REPORT),
         Row("links: 32 clients on 32 jobs vs 1 sequential client", distinct, sequential, "links/s",
             distinct / sequential, REPORT),
-        Row("links: CPU per link, 32 clients on 32 jobs vs raw 2-update transaction", distinct_cpu_ms, raw_cpu_ms,
-            "CPU ms", distinct_cpu_ms / raw_cpu_ms, CPU_OF_RAW, "gateway + mongod vs driver client + mongod"),
+        Row("links: CPU per link, 32 clients on 32 jobs vs 32 raw clients' 2-update transactions", distinct_cpu_ms,
+            raw_cpu_ms, "CPU ms", distinct_cpu_ms / raw_cpu_ms, CPU_OF_RAW,
+            "gateway + mongod vs driver clients + mongod, the same concurrency and jobs"),
         Row("links: 32 clients on one job vs on 32 jobs", one_job, distinct, "links/s", one_job / distinct,
             REPORT, "one job's additions take turns"),
         Row("links: 2 gateways vs 1, 32 clients on 32 jobs", both, distinct, "links/s", both / distinct,
