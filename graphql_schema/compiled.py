@@ -13,7 +13,6 @@ and graphql-core answers the operation as usual, errors included.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -386,7 +385,7 @@ async def _task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context:
                 map(etag_of, docs) if field.name == "etag" else _column(TASK_FIELDS.get(field.name, field.name))(docs)
             )
         elif field.name == "history":
-            changes = await asyncio.gather(*(context.store.task_history(doc["_id"]) for doc in docs))
+            changes = await context.histories.load_many([doc["_id"] for doc in docs])
             columns.append([_history(each, field.leaves()) for each in changes])
         else:
             linked = await _linked(docs, field, context)
@@ -431,13 +430,10 @@ async def _neighbours(
 async def _each(
     docs: list[TaskDoc], direction: Direction, max_depth: int | None, selection: Selection, context: Context
 ) -> list[list[TaskDoc]]:
-    """Every task reachable from each document, kept by `selection`: one walk per document, run concurrently
-    (as graphql-core runs the resolvers of a list's items)."""
-    walks = await asyncio.gather(
-        *(context.store.walk(doc, direction, max_depth, context.max_traversal) for doc in docs)
-    )
-    for found in walks:
-        context.remember(found)  # their own walks need no second read (graphql_schema.tasks)
+    """Every task reachable from each document, kept by `selection`: the walks of all documents together, as
+    the resolvers ask for them (Context.walks)."""
+    context.remember(docs)
+    walks = await context.walks.load_many([(doc["_id"], direction, max_depth) for doc in docs])
     return [[task for task in found if selection.keeps(task)] for found in walks]
 
 

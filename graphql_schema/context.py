@@ -1,15 +1,19 @@
 """Per-request context: the graph store, the bounds, and the DataLoaders (tasks by id, jobs' summaries and
-whole task lists by job id) that batch what nested fields ask for into one MongoDB round trip."""
+whole task lists by job id, tasks' histories, walks from tasks) that batch what nested fields ask for into one
+MongoDB round trip. Both the resolvers and the compiled path read through them: one read model."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strawberry.dataloader import DataLoader
+from strawberry.dataloader import DataLoader, DefaultCache
 from strawberry.fastapi import BaseContext
 
 from gateway.auth import Access, TokenRegistry
-from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge, defaults
+from models import Direction, GraphStore, JobSummary, TaskChange, TaskDoc, TraversalTooLarge, defaults
+
+WalkKey = tuple[int, Direction, int | None]
+"""A walk asked for: from which task, over which links, how many levels at most (None: all)."""
 
 
 class Context(BaseContext):
@@ -34,9 +38,12 @@ class Context(BaseContext):
         self.over_websocket = False
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
-        self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
+        self._read_tasks = DefaultCache[int, TaskDoc | None]()
+        self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks, cache_map=self._read_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
+        self.histories = DataLoader[int, list[TaskChange]](load_fn=self._load_histories)
+        self.walks = DataLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
 
     def grant(self, access: Access | None) -> None:
         """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
@@ -64,6 +71,37 @@ class Context(BaseContext):
         """One MongoDB round trip for every task asked for in the same tick, e.g. one level of a traversal."""
         found = await self.store.get_tasks(ids)
         return [found.get(task_id) for task_id in ids]
+
+    async def _load_histories(self, ids: Sequence[int]) -> list[list[TaskChange]]:
+        """The histories of every task of a list in one query."""
+        found = await self.store.task_histories(ids)
+        return [found[task_id] for task_id in ids]
+
+    async def _load_walks(self, keys: Sequence[WalkKey]) -> list[list[TaskDoc] | BaseException]:
+        """Every walk asked for in the same tick, the walks of each (direction, depth) together over the tasks
+        this request already read (GraphStore.walk_many); the tasks read on the way answer later fields."""
+        answers: dict[WalkKey, list[TaskDoc] | BaseException] = {}
+        groups: dict[tuple[Direction, int | None], list[int]] = {}
+        for task_id, direction, max_depth in dict.fromkeys(keys):
+            groups.setdefault((direction, max_depth), []).append(task_id)
+        for (direction, max_depth), ids in groups.items():
+            known = self.known_tasks()
+            starts = [known[task_id] for task_id in ids]
+            walks = await self.store.walk_many(starts, direction, max_depth, self.max_traversal, known)
+            self.remember(walks.fetched)
+            for task_id, found in zip(ids, walks.found, strict=True):
+                answers[task_id, direction, max_depth] = found
+        return [answers[key] for key in keys]
+
+    def known_tasks(self) -> dict[int, TaskDoc]:
+        """Every task this request has read so far (whole documents), by id."""
+        known: dict[int, TaskDoc] = {}
+        for future in self._read_tasks.cache_map.values():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                doc = future.result()
+                if doc is not None:
+                    known[doc["_id"]] = doc
+        return known
 
     def cached_tasks(self, ids: Sequence[int]) -> list[TaskDoc | None] | None:
         """The tasks this request has already fetched, or None if any of them still has to be loaded."""

@@ -115,6 +115,26 @@ async def seeded(raw_db) -> None:
     del tasks[6]["status"]  # a task without a status: counted as null
     await raw_db.tasks.insert_many(tasks)
     await raw_db.tasks.insert_many([_stored_task(i, **{"job-id": "too-big"}) for i in range(100, 100 + BOUND + 1)])
+    await raw_db.task_history.insert_many(_history_entries())
+
+
+def _history_entries() -> list[dict[str, Any]]:
+    """Recorded changes of some of the job's tasks (none for the others), as the history writer stores them."""
+    entries = []
+    for task_id in range(1, 31, 3):
+        for change in range(task_id % 4):
+            entries.append(
+                {
+                    "_id": f"{task_id:04d}{change:04d}",
+                    "task": Int64(task_id),
+                    "job": JOB,
+                    "kind": "CREATED" if change == 0 else "UPDATED",
+                    "fields": ["status", "job-id"] if change else [],
+                    "at": T0 + timedelta(seconds=task_id * 10 + change),
+                    **({"status": "RUNNING"} if change == 1 else {}),
+                }
+            )
+    return entries
 
 
 @pytest.fixture
@@ -417,7 +437,16 @@ def selections(draw: st.DrawFn) -> str:
     extras = draw(
         st.lists(
             st.sampled_from(
-                ["edges { to from }", "statusCounts { count status }", "taskCount", "t: tasks { id nexts { id } }"]
+                [
+                    "edges { to from }",
+                    "statusCounts { count status }",
+                    "taskCount",
+                    "t: tasks { id nexts { id } }",
+                    "h: tasks { id history { at kind changedFields status cursor } }",
+                    "b: tasks { id blockedBy { id status } }",
+                    "bt: tasks { id blockedBy(transitive: true) { id } }",
+                    "r: roots { id descendants(maxDepth: 2) { id } ancestors { id } }",
+                ]
             )
         )
     )
