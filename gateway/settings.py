@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(default=5000, ge=1)
     graphql_max_traversal: int = Field(default=20000, ge=1)
     graphql_max_page: int = Field(default=defaults.MAX_PAGE, ge=1)
+    # The budget of an operation's estimated cost (graphql_schema.cost); unset: 25 x graphql_max_traversal.
+    graphql_max_cost: int | None = Field(default=None, ge=1)
     # Dashboard queries answered from one projected read instead of field by field (graphql_schema.compiled).
     graphql_compiled: bool = True
     # What "done" means for job progress and blockedBy (case-sensitive).

@@ -12,6 +12,21 @@ from strawberry.fastapi import BaseContext
 from gateway.auth import Access, TokenRegistry
 from models import Direction, GraphStore, JobSummary, TaskChange, TaskDoc, TraversalTooLarge, defaults
 
+COST_PER_TRAVERSAL_TASK = 110
+"""Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
+README's page of 100 tasks each with its transitive blockedBy (about 101 T, graphql_schema.cost), every query of
+the live view (at most 22 T) and a whole job with each task's history and direct blockedBy (21 T) fit; a whole
+job's transitive walks (T x T) or thirty aliases of a whole job do not."""
+MIN_DEFAULT_COST = 100_000
+"""The default budget is never below this: a gateway with a small traversal bound still answers a few levels of
+nested links (each level multiplies the estimate by 10)."""
+
+
+def default_max_cost(max_traversal: int) -> int:
+    """The budget of an operation when TRACKING_GRAPHQL_MAX_COST is not set."""
+    return max(COST_PER_TRAVERSAL_TASK * max_traversal, MIN_DEFAULT_COST)
+
+
 WalkKey = tuple[int, Direction, int | None]
 """A walk asked for: from which task, over which links, how many levels at most (None: all)."""
 
@@ -25,11 +40,14 @@ class Context(BaseContext):
         tokens: TokenRegistry,
         max_page: int = defaults.MAX_PAGE,
         resume_within_s: float = defaults.SUBSCRIPTION_RESUME_MS / 1000,
+        max_cost: int | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.tokens = tokens
         self.max_traversal = max_traversal
+        self.max_cost = max_cost if max_cost is not None else default_max_cost(max_traversal)
+        """The budget of an operation's estimated cost (TRACKING_GRAPHQL_MAX_COST; graphql_schema.cost)."""
         self.max_page = max_page
         self.resume_within_s = resume_within_s
         self.authenticated = False

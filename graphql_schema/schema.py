@@ -20,6 +20,7 @@ from strawberry.types.graphql import OperationType
 from graphql_schema.compiled import CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
+from graphql_schema.cost import CostBudget
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
 from graphql_schema.events import EventQueries, Subscription
 from graphql_schema.fields import DATETIME_SCALAR, read_field
@@ -184,6 +185,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
             CodedErrors,
             ReadOnlyTokens,
+            CostBudget,  # after the refusals that need no estimate; before anything reads
             SubscriptionsOverWebSocket,
             OperationMetrics,
             CompiledQueries,  # last: it answers after every bound and validation rule has run
