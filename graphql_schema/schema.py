@@ -21,6 +21,7 @@ from graphql_schema.compiled import CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
 from graphql_schema.cost import CostBudget
+from graphql_schema.deadline import OperationDeadline
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket
 from graphql_schema.events import EventQueries, Subscription
 from graphql_schema.fields import DATETIME_SCALAR, read_field
@@ -186,6 +187,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             CodedErrors,
             ReadOnlyTokens,
             CostBudget,  # after the refusals that need no estimate; before anything reads
+            OperationDeadline,  # around every read of the operation, the compiled path's included
             SubscriptionsOverWebSocket,
             OperationMetrics,
             CompiledQueries,  # last: it answers after every bound and validation rule has run
