@@ -17,7 +17,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 
-from graphql_schema.compiled import CompiledQueries
+from graphql_schema.compiled import CachedParsing, CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
 from graphql_schema.cost import CostBudget
@@ -184,6 +184,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             functools.partial(AddValidationRules, [introspection_depth_rule(max_depth), OneOperationOrAName]),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
+            CachedParsing,  # Strawberry's parser cache, after the token bound set the parse options
             CodedErrors,
             ReadOnlyTokens,
             CostBudget,  # after the refusals that need no estimate; before anything reads
