@@ -47,6 +47,7 @@ from models import (
     TaskChange,
     TaskDoc,
     TaskEventKind,
+    TraversalTooLarge,
     etag_of,
     format_datetime,
     parse_task_id,
@@ -147,8 +148,8 @@ async def compiled_answer(
     """The `data` of the operation, or None when graphql-core should answer it, the two planned cases: not
     compiled (NotCompiled, from the plan or a value GraphQL would refuse), or an error the answer must show
     (a GraphError: a job over a bound, a cycle; a GraphQLError: an argument refused, say a bad cursor);
-    graphql-core gives it with its path and code. StorageUnavailable is raised: MongoDB out of reach is reported without waiting for it again. Any
-    other exception is a fault of this path and is raised too."""
+    graphql-core gives it with its path and code. StorageUnavailable is raised: MongoDB out of reach is
+    reported without waiting for it again. Any other exception is a fault of this path and is raised too."""
     try:
         fields = plan(schema, document, operation_name, variables)
         return {field.key: await _root_value(field, context) for field in fields}
@@ -397,7 +398,7 @@ async def _task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context:
                 map(etag_of, docs) if field.name == "etag" else _column(TASK_FIELDS.get(field.name, field.name))(docs)
             )
         elif field.name == "history":
-            changes = await context.histories.load_many([doc["_id"] for doc in docs])
+            changes = await context.read_histories([doc["_id"] for doc in docs])
             columns.append([_history(each, field.leaves()) for each in changes])
         else:
             linked = await _linked(docs, field, context)
@@ -444,9 +445,12 @@ async def _each(
 ) -> list[list[TaskDoc]]:
     """Every task reachable from each document, kept by `selection`: the walks of all documents together, as
     the resolvers ask for them (Context.walks)."""
-    context.remember(docs)
-    walks = await context.walks.load_many([(doc["_id"], direction, max_depth) for doc in docs])
-    return [[task for task in found if selection.keeps(task)] for found in walks]
+    kept = []
+    for found in await context.walk_from_each(docs, direction, max_depth):
+        if isinstance(found, TraversalTooLarge):
+            raise found  # graphql-core answers it, with its path
+        kept.append([task for task in found if selection.keeps(task)])
+    return kept
 
 
 def _history(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -91,7 +91,11 @@ class Context(BaseContext):
         return [found.get(task_id) for task_id in ids]
 
     async def _load_histories(self, ids: Sequence[int]) -> list[list[TaskChange]]:
-        """The histories of every task of a list in one query."""
+        return await self.read_histories(ids)
+
+    async def read_histories(self, ids: Sequence[int]) -> list[list[TaskChange]]:
+        """The histories of every task of a list, in its order, in one query: what `histories` batches for the
+        resolvers, and what the compiled path reads for a whole list at once (without a future per task)."""
         found = await self.store.task_histories(ids)
         return [found[task_id] for task_id in ids]
 
@@ -103,13 +107,23 @@ class Context(BaseContext):
         for task_id, direction, max_depth in dict.fromkeys(keys):
             groups.setdefault((direction, max_depth), []).append(task_id)
         for (direction, max_depth), ids in groups.items():
-            known = self.known_tasks()
-            starts = [known[task_id] for task_id in ids]
-            walks = await self.store.walk_many(starts, direction, max_depth, self.max_traversal, known)
-            self.remember(walks.fetched)
-            for task_id, found in zip(ids, walks.found, strict=True):
+            known = self.known_tasks()  # the resolvers remember a task before asking for its walk
+            walks = await self.walk_from_each([known[task_id] for task_id in ids], direction, max_depth)
+            for task_id, found in zip(ids, walks, strict=True):
                 answers[task_id, direction, max_depth] = found
         return [answers[key] for key in keys]
+
+    async def walk_from_each(
+        self, starts: Sequence[TaskDoc], direction: Direction, max_depth: int | None
+    ) -> list[list[TaskDoc] | TraversalTooLarge]:
+        """The walk from each start (GraphStore.walk_many over the tasks this request has read, the starts
+        included), each refused on its own past the traversal bound: what `walks` batches for the resolvers, and
+        what the compiled path reads for a whole list at once. The tasks read on the way answer later fields."""
+        known = self.known_tasks()
+        known.update((doc["_id"], doc) for doc in starts)
+        walks = await self.store.walk_many(starts, direction, max_depth, self.max_traversal, known)
+        self.remember(walks.fetched)
+        return walks.found
 
     def known_tasks(self) -> dict[int, TaskDoc]:
         """Every task this request has read so far (whole documents), by id."""

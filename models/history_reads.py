@@ -12,6 +12,8 @@ from models.layout import Database
 
 HISTORY_BATCH_SIZE = 100_000
 """Entries come back in as few round trips as 16 MiB batches allow."""
+_CHANGE_FIELDS = {"task": 1, "at": 1, "kind": 1, "fields": 1, "status": 1}
+"""What a TaskChange shows (and `_id`, its cursor): an entry's job is left in MongoDB."""
 
 
 async def read_histories(database: Database, task_ids: Collection[int]) -> dict[int, list[TaskChange]]:
@@ -25,6 +27,7 @@ async def read_histories(database: Database, task_ids: Collection[int]) -> dict[
     history = database.get_collection(HISTORY)
     cursor = history.find(
         {"task": {"$in": wanted}},
+        _CHANGE_FIELDS,
         sort=[("task", ASCENDING), ("_id", ASCENDING)],
         batch_size=HISTORY_BATCH_SIZE,
     )

@@ -58,10 +58,12 @@ async def _seed(raw_db, size: int) -> None:
 async def gateways(
     store, mongo_uri, tmp_path
 ) -> AsyncIterator[tuple[CommandLog, httpx.AsyncClient, httpx.AsyncClient]]:
-    """A gateway with the compiled path and one without, both on one store whose reads are logged."""
+    """A gateway with the compiled path and one without, both on one store whose reads are logged; a budget
+    that lets every task of a job walk (graphql_schema.cost refuses that by default)."""
     async with monitored_store(mongo_uri, TEST_DB) as (monitored, log):
-        compiled, _ = gateway_app(monitored, tmp_path / "a")
-        generic, _ = gateway_app(monitored, tmp_path / "b", graphql_compiled=False)
+        budget = 10**12
+        compiled, _ = gateway_app(monitored, tmp_path / "a", graphql_max_cost=budget)
+        generic, _ = gateway_app(monitored, tmp_path / "b", graphql_compiled=False, graphql_max_cost=budget)
         async with lifespan_client(compiled, AUTH) as one, lifespan_client(generic, AUTH) as other:
             yield log, one, other
 
