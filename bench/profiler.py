@@ -9,8 +9,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 
-async def count_task_reads(db: AsyncDatabase[Any], action: Callable[[], Awaitable[object]]) -> int:
-    """Queries and getMores on `db`'s `tasks` while `action` runs. Profiling is on (level 2) only meanwhile."""
+async def count_task_reads(
+    db: AsyncDatabase[Any], action: Callable[[], Awaitable[object]], collections: tuple[str, ...] = ("tasks",)
+) -> int:
+    """Queries and getMores on `db`'s `tasks` (or `collections`) while `action` runs. Profiling is on (level 2)
+    only meanwhile."""
     await db.command("profile", 0)
     await db.system.profile.drop()
     await db.command("profile", 2)
@@ -18,4 +21,5 @@ async def count_task_reads(db: AsyncDatabase[Any], action: Callable[[], Awaitabl
         await action()
     finally:
         await db.command("profile", 0)
-    return await db.system.profile.count_documents({"ns": f"{db.name}.tasks", "op": {"$in": ["query", "getmore"]}})
+    namespaces = [f"{db.name}.{collection}" for collection in collections]
+    return await db.system.profile.count_documents({"ns": {"$in": namespaces}, "op": {"$in": ["query", "getmore"]}})

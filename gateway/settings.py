@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     graphql_max_page: int = Field(default=defaults.MAX_PAGE, ge=1, le=MAX_COUNT)
     # Fragment spreads chain definitions, which validation follows recursively: bounded before it runs.
     graphql_max_fragment_depth: int = Field(default=defaults.MAX_FRAGMENT_DEPTH, ge=1, le=100)
+    # The budget of an operation's estimated cost (graphql_schema.cost); unset: a multiple of graphql_max_traversal.
+    graphql_max_cost: int | None = Field(default=None, ge=1, le=2**62)
     # Dashboard queries answered from one projected read instead of field by field (graphql_schema.compiled).
     graphql_compiled: bool = True
     # What "done" means for job progress and blockedBy (case-sensitive).

@@ -6,15 +6,17 @@ what the selection names (one projected find of at most TRACKING_GRAPHQL_MAX_TRA
 `tasks`, `edges` and their counts; the summary aggregation otherwise; one read per level of walks, as the
 DataLoaders batch them) and builds the `data` dict directly, a column at a time, in the order and with the
 values graphql-core would give, after Strawberry has parsed and validated the document (so limits and
-validation errors are unchanged; both are remembered by query text). Whenever the answer would hold an error
-(a job over a bound, a page too large, a bad cursor, a cycle, an invalid id, MongoDB out of reach) it gives up
-and graphql-core answers the operation as usual, errors included.
+validation errors are unchanged; both are remembered by query text). Its reads are the resolvers' own
+(graphql_schema.context's DataLoaders, the store's methods): one read model. Whenever the answer would hold an
+error (a job over a bound, a page too large, a bad cursor, a cycle, an invalid id, MongoDB out of reach) it
+answers "not compiled" and graphql-core answers the operation as usual, errors included. Any other exception
+is a fault of this path: answered as an internal error and logged, never run again by graphql-core.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -22,20 +24,22 @@ from itertools import chain, compress, islice, repeat
 from operator import itemgetter
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import DocumentNode, GraphQLError
 from graphql import ExecutionResult as GraphQLExecutionResult
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from graphql_schema.compiled_plan import TASK_FIELDS, TYPENAME, Field, NotCompiled, plan
 from graphql_schema.context import Context
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
+from graphql_schema.errors import INTERNAL_MESSAGE
 from graphql_schema.jobs import as_summary, levels_bound, stage_filter
 from graphql_schema.metrics import COMPILED
 from graphql_schema.rules import REQUESTED_OPERATION
 from graphql_schema.tasks import Selection, graphql_field_names
 from models import (
     Direction,
+    GraphError,
     JobFilter,
     JobPosition,
     JobSummary,
@@ -43,6 +47,7 @@ from models import (
     TaskChange,
     TaskDoc,
     TaskEventKind,
+    TraversalTooLarge,
     etag_of,
     format_datetime,
     parse_task_id,
@@ -51,43 +56,36 @@ from models.deadline import KNOWN_UNAVAILABLE
 from models.layout import DATE, FIELD_KINDS
 
 PARSED_DOCUMENTS = 512
-"""How many parsed documents, and how many validated ones, are kept by query text (least recently used go
-first)."""
+"""How many parsed documents (Strawberry's ParserCache, by query text and parse options), and how many validated
+ones, are kept (least recently used go first)."""
 INT32 = range(-(2**31), 2**31)
 """What GraphQL's Int holds (GraphQL spec §3.5.1); graphql-core refuses other values with an error."""
 
-_parsed: OrderedDict[tuple[str, tuple[tuple[str, Any], ...]], DocumentNode] = OrderedDict()
 _validated: OrderedDict[tuple[object, str | None, str | None], None] = OrderedDict()
-"""Documents that passed validation: (schema, query text, requested operation name), least recently used first."""
+"""Documents that passed validation: (schema, query text, requested operation name), least recently used first.
+Strawberry's ValidationCache keys on the validation rules, which its limiters build anew for every request (so
+it would never hit), and not on the requested operation name, which OneOperationOrAName reads."""
+log = logging.getLogger("gateway.graphql")
 
 
-def _cached_parse(query: str, options: dict[str, Any]) -> DocumentNode | None:
-    """The document of `query`, parsed once per text and parse options; None when it does not parse (Strawberry
-    parses it again and reports the error as it always does)."""
-    key = (query, tuple(sorted(options.items())))
-    document = _parsed.get(key)
-    if document is not None:
-        _parsed.move_to_end(key)
-        return document
-    try:
-        document = parse(query, **options)
-    except GraphQLError:
-        return None
-    _parsed[key] = document
-    if len(_parsed) > PARSED_DOCUMENTS:
-        _parsed.popitem(last=False)
-    return document
+class CachedParsing(ParserCache):
+    """Strawberry's parser cache, leaving a document that does not parse to Strawberry, which parses it again
+    and reports the error as it always does."""
 
-
-class CompiledQueries(SchemaExtension):
-    """Caches parsed documents and answers the operations graphql_schema.compiled_plan recognises (the last
-    extension: it runs after every validation rule and bound)."""
+    def __init__(self) -> None:
+        super().__init__(maxsize=PARSED_DOCUMENTS)
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query:
-            context.graphql_document = _cached_parse(context.query, dict(context.parse_options))
+            with contextlib.suppress(GraphQLError):
+                context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
         yield
+
+
+class CompiledQueries(SchemaExtension):
+    """Answers the operations graphql_schema.compiled_plan recognises (the last extension: it runs after every
+    validation rule and bound); remembers validated documents."""
 
     def on_validate(self) -> Iterator[None]:
         """A document validated once (with the same schema, bounds and requested operation) is not validated
@@ -115,6 +113,7 @@ class CompiledQueries(SchemaExtension):
             and execution.operation_type is OperationType.QUERY
         ):
             unreachable = None
+            path = "compiled"
             try:
                 data = await compiled_answer(
                     execution.schema._schema,
@@ -125,9 +124,15 @@ class CompiledQueries(SchemaExtension):
                 )
             except StorageUnavailable:  # graphql-core reports it, its reads failing at once (no second deadline)
                 data, unreachable = None, KNOWN_UNAVAILABLE.set(True)
+            except Exception:  # a fault of the compiled path: an error, never the same work done twice
+                log.exception("compiled GraphQL path failed")
+                execution.result = GraphQLExecutionResult(None, [compiled_path_error()])
+                data, path = None, "failed"
             if data is not None:
                 execution.result = GraphQLExecutionResult(data, None)
-            COMPILED.labels("compiled" if data is not None else "generic").inc()
+            elif path != "failed":
+                path = "generic"
+            COMPILED.labels(path).inc()
             try:
                 yield
             finally:
@@ -140,16 +145,23 @@ class CompiledQueries(SchemaExtension):
 async def compiled_answer(
     schema: Any, document: DocumentNode, operation_name: str | None, variables: dict[str, Any] | None, context: Context
 ) -> dict[str, Any] | None:
-    """The `data` of the operation, or None when graphql-core should answer it: not compiled, or any error (an
-    answer with errors is graphql-core's to give, with its paths, codes and masking). StorageUnavailable is
-    raised: MongoDB out of reach is reported without waiting for it again."""
+    """The `data` of the operation, or None when graphql-core should answer it, the two planned cases: not
+    compiled (NotCompiled, from the plan or a value GraphQL would refuse), or an error the answer must show
+    (a GraphError: a job over a bound, a cycle; a GraphQLError: an argument refused, say a bad cursor);
+    graphql-core gives it with its path and code. StorageUnavailable is raised: MongoDB out of reach is
+    reported without waiting for it again. Any other exception is a fault of this path and is raised too."""
     try:
         fields = plan(schema, document, operation_name, variables)
         return {field.key: await _root_value(field, context) for field in fields}
     except StorageUnavailable:
         raise
-    except Exception:  # NotCompiled, a GraphError or any other: graphql-core runs it again and reports it
+    except (NotCompiled, GraphError, GraphQLError):  # GraphQLError: an argument refused (say, a bad cursor)
         return None
+
+
+def compiled_path_error() -> GraphQLError:
+    """What a fault of the compiled path answers (the fault itself goes to the log)."""
+    return GraphQLError(INTERNAL_MESSAGE, extensions={"code": "INTERNAL_SERVER_ERROR"})
 
 
 async def _root_value(field: Field, context: Context) -> Any:
@@ -386,7 +398,7 @@ async def _task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context:
                 map(etag_of, docs) if field.name == "etag" else _column(TASK_FIELDS.get(field.name, field.name))(docs)
             )
         elif field.name == "history":
-            changes = await asyncio.gather(*(context.store.task_history(doc["_id"]) for doc in docs))
+            changes = await context.read_histories([doc["_id"] for doc in docs])
             columns.append([_history(each, field.leaves()) for each in changes])
         else:
             linked = await _linked(docs, field, context)
@@ -431,14 +443,14 @@ async def _neighbours(
 async def _each(
     docs: list[TaskDoc], direction: Direction, max_depth: int | None, selection: Selection, context: Context
 ) -> list[list[TaskDoc]]:
-    """Every task reachable from each document, kept by `selection`: one walk per document, run concurrently
-    (as graphql-core runs the resolvers of a list's items)."""
-    walks = await asyncio.gather(
-        *(context.store.walk(doc, direction, max_depth, context.max_traversal) for doc in docs)
-    )
-    for found in walks:
-        context.remember(found)  # their own walks need no second read (graphql_schema.tasks)
-    return [[task for task in found if selection.keeps(task)] for found in walks]
+    """Every task reachable from each document, kept by `selection`: the walks of all documents together, as
+    the resolvers ask for them (Context.walks)."""
+    kept = []
+    for found in await context.walk_from_each(docs, direction, max_depth):
+        if isinstance(found, TraversalTooLarge):
+            raise found  # graphql-core answers it, with its path
+        kept.append([task for task in found if selection.keeps(task)])
+    return kept
 
 
 def _history(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -464,24 +476,7 @@ Column = Callable[[list[TaskDoc]], Iterable[Any]]
 
 def _objects(keys: list[str], columns: Sequence[Iterable[Any]]) -> list[dict[str, Any]]:
     """One dict per row of `columns`, with `keys` in this order."""
-    return _row_builder(tuple(keys))(zip(*columns, strict=True))
-
-
-RowBuilder = Callable[[Iterable[tuple[Any, ...]]], list[dict[str, Any]]]
-
-
-@functools.lru_cache(maxsize=256)
-def _row_builder(keys: tuple[str, ...]) -> RowBuilder:
-    """`[{keys[0]: v0, keys[1]: v1, ...} for v0, v1, ... in rows]`, written out for these keys: a dict display
-    builds each dict about four times faster than dict(zip(keys, row)). The keys are GraphQL response keys
-    (letters, digits and underscores: GraphQL spec §2.1.9, Names), written as Python string literals (repr)."""
-    if not all(key.isidentifier() and key.isascii() for key in keys):
-        return lambda rows: [dict(zip(keys, row, strict=True)) for row in rows]
-    names = [f"v{index}" for index in range(len(keys))]
-    display = ", ".join(f"{key!r}: {name}" for key, name in zip(keys, names, strict=True))
-    source = f"lambda rows: [{{{display}}} for {', '.join(names)}, in rows]"
-    builder: RowBuilder = eval(source)  # noqa: S307 - built from validated names only (see above)
-    return builder
+    return list(map(dict, map(zip, repeat(keys), zip(*columns, strict=True))))
 
 
 def _column(stored: str) -> Column:

@@ -1,16 +1,35 @@
 """Per-request context: the graph store, the bounds, and the DataLoaders (tasks by id, jobs' summaries and
-whole task lists by job id) that batch what nested fields ask for into one MongoDB round trip."""
+whole task lists by job id, tasks' histories, walks from tasks) that batch what nested fields ask for into one
+MongoDB round trip. Both the resolvers and the compiled path read through them: one read model."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strawberry.dataloader import DataLoader
+from strawberry.dataloader import DataLoader, DefaultCache
 from strawberry.fastapi import BaseContext
 
-from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge
+from models import Direction, GraphStore, JobSummary, TaskChange, TaskDoc, TraversalTooLarge
 from web.auth import Access, TokenRegistry, caller_identity
 from web.limits import RequestLimits
+
+COST_PER_TRAVERSAL_TASK = 110
+"""Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
+README's page of 100 tasks each with its transitive blockedBy (about 101 T, graphql_schema.cost), every query of
+the live view (at most 22 T) and a whole job with each task's history and direct blockedBy (21 T) fit; a whole
+job's transitive walks (T x T) or thirty aliases of a whole job do not."""
+MIN_DEFAULT_COST = 100_000
+"""The default budget is never below this: a gateway with a small traversal bound still answers a few levels of
+nested links (each level multiplies the estimate by 10)."""
+
+
+def default_max_cost(max_traversal: int) -> int:
+    """The budget of an operation when TRACKING_GRAPHQL_MAX_COST is not set."""
+    return max(COST_PER_TRAVERSAL_TASK * max_traversal, MIN_DEFAULT_COST)
+
+
+WalkKey = tuple[int, Direction, int | None]
+"""A walk asked for: from which task, over which links, how many levels at most (None: all)."""
 
 
 class Context(BaseContext):
@@ -23,6 +42,7 @@ class Context(BaseContext):
         limits: RequestLimits,
         max_page: int,
         resume_within_s: float,
+        max_cost: int | None = None,
         token: str | None = None,
     ) -> None:
         super().__init__()
@@ -30,6 +50,8 @@ class Context(BaseContext):
         self.tokens = tokens
         self.limits = limits
         self.max_traversal = max_traversal
+        self.max_cost = max_cost if max_cost is not None else default_max_cost(max_traversal)
+        """The budget of an operation's estimated cost (TRACKING_GRAPHQL_MAX_COST; graphql_schema.cost)."""
         self.max_page = max_page
         self.resume_within_s = resume_within_s
         self.authenticated = False
@@ -40,9 +62,12 @@ class Context(BaseContext):
         self.over_websocket = False
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
-        self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
+        self._read_tasks = DefaultCache[int, TaskDoc | None]()
+        self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks, cache_map=self._read_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
+        self.histories = DataLoader[int, list[TaskChange]](load_fn=self._load_histories)
+        self.walks = DataLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
 
     def grant(self, access: Access | None, token: str | None) -> None:
         """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
@@ -71,6 +96,51 @@ class Context(BaseContext):
         """One MongoDB round trip for every task asked for in the same tick, e.g. one level of a traversal."""
         found = await self.store.get_tasks(ids)
         return [found.get(task_id) for task_id in ids]
+
+    async def _load_histories(self, ids: Sequence[int]) -> list[list[TaskChange]]:
+        return await self.read_histories(ids)
+
+    async def read_histories(self, ids: Sequence[int]) -> list[list[TaskChange]]:
+        """The histories of every task of a list, in its order, in one query: what `histories` batches for the
+        resolvers, and what the compiled path reads for a whole list at once (without a future per task)."""
+        found = await self.store.task_histories(ids)
+        return [found[task_id] for task_id in ids]
+
+    async def _load_walks(self, keys: Sequence[WalkKey]) -> list[list[TaskDoc] | BaseException]:
+        """Every walk asked for in the same tick, the walks of each (direction, depth) together over the tasks
+        this request already read (GraphStore.walk_many); the tasks read on the way answer later fields."""
+        answers: dict[WalkKey, list[TaskDoc] | BaseException] = {}
+        groups: dict[tuple[Direction, int | None], list[int]] = {}
+        for task_id, direction, max_depth in dict.fromkeys(keys):
+            groups.setdefault((direction, max_depth), []).append(task_id)
+        for (direction, max_depth), ids in groups.items():
+            known = self.known_tasks()  # the resolvers remember a task before asking for its walk
+            walks = await self.walk_from_each([known[task_id] for task_id in ids], direction, max_depth)
+            for task_id, found in zip(ids, walks, strict=True):
+                answers[task_id, direction, max_depth] = found
+        return [answers[key] for key in keys]
+
+    async def walk_from_each(
+        self, starts: Sequence[TaskDoc], direction: Direction, max_depth: int | None
+    ) -> list[list[TaskDoc] | TraversalTooLarge]:
+        """The walk from each start (GraphStore.walk_many over the tasks this request has read, the starts
+        included), each refused on its own past the traversal bound: what `walks` batches for the resolvers, and
+        what the compiled path reads for a whole list at once. The tasks read on the way answer later fields."""
+        known = self.known_tasks()
+        known.update((doc["_id"], doc) for doc in starts)
+        walks = await self.store.walk_many(starts, direction, max_depth, self.max_traversal, known)
+        self.remember(walks.fetched)
+        return walks.found
+
+    def known_tasks(self) -> dict[int, TaskDoc]:
+        """Every task this request has read so far (whole documents), by id."""
+        known: dict[int, TaskDoc] = {}
+        for future in self._read_tasks.cache_map.values():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                doc = future.result()
+                if doc is not None:
+                    known[doc["_id"]] = doc
+        return known
 
     def cached_tasks(self, ids: Sequence[int]) -> list[TaskDoc | None] | None:
         """The tasks this request has already fetched, or None if any of them still has to be loaded."""

@@ -12,7 +12,8 @@ OPERATIONS = Counter(
 )
 COMPILED = Counter(
     "tracking_graphql_compiled_total",
-    "GraphQL queries answered by the compiled path (compiled) or, with it on, field by field (generic).",
+    "GraphQL queries answered by the compiled path (compiled), with it on field by field (generic), or failed in it "
+    "(failed: an internal error, logged).",
     ["path"],
 )
 OPEN_SUBSCRIPTIONS = Gauge("tracking_graphql_open_subscriptions", "Subscriptions being served right now.")

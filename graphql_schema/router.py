@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import HTTPException as StrawberryHTTPException
@@ -40,6 +40,7 @@ from graphql_schema.http import (
     response_media_type_or_json,
     status_without_data,
 )
+from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large
 from graphql_schema.schema import build_schema
 from models import InvalidOperation
 from web.limits import RequestLimits
@@ -168,13 +169,18 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         if result.data is None and result.errors and all(error.path is None for error in result.errors):
             answer.pop("data", None)
             request.scope[_STATUS_KEY] = status_without_data(answer.get("errors") or [])
+        if is_large(result.extensions):
+            return cast(GraphQLHTTPResponse, await encoded_off_the_loop(cast(dict[str, Any], answer)))
         return answer
 
     def encode_json(self, data: object) -> str | bytes:
         """orjson: several times faster than the standard library on a whole job's answer. It writes UTF-8 where
         the standard library escapes non-ASCII as \\uXXXX (the same JSON); what it cannot encode (an integer
         past 64 bits) goes to the standard library as before. Always text: Strawberry sends bytes over a
-        WebSocket as binary frames, which graphql-transport-ws clients (browsers) do not read as messages."""
+        WebSocket as binary frames, which graphql-transport-ws clients (browsers) do not read as messages. A
+        large answer comes encoded already (graphql_schema.large_answers)."""
+        if isinstance(data, EncodedAnswer):
+            return data.text
         try:
             return orjson.dumps(data).decode()
         except TypeError:
@@ -273,6 +279,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         state["limits"],
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
+        settings.graphql_max_cost,
         token=token,
     )
     context.over_websocket = websocket is not None

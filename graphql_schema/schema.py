@@ -19,9 +19,11 @@ from strawberry.types import ExecutionResult, Info
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from graphql_schema.compiled import CompiledQueries
+from graphql_schema.compiled import CachedParsing, CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context
+from graphql_schema.cost import CostBudget
+from graphql_schema.deadline import OperationDeadline
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, with_codes
 from graphql_schema.events import EventQueries, Subscription
 from graphql_schema.fields import DATETIME_SCALAR, read_field
@@ -229,8 +231,11 @@ def build_schema(
             functools.partial(AddValidationRules, [introspection_depth_rule(max_depth), OneOperationOrAName]),
             functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
+            CachedParsing,  # Strawberry's parser cache, after the token bound set the parse options
             CodedErrors,
             ReadOnlyTokens,
+            CostBudget,  # after the refusals that need no estimate; before anything reads
+            OperationDeadline,  # around every read of the operation, the compiled path's included
             SubscriptionsOverWebSocket,
             OperationMetrics,
             CompiledQueries,  # last: it answers after every bound and validation rule has run

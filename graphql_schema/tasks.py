@@ -107,12 +107,12 @@ def _reachable(direction: Direction) -> Callable[..., Awaitable[list[TaskType]]]
 async def _walk(
     task: TaskDoc, info: Info[Context, None], direction: Direction, max_depth: int | None, selection: Selection
 ) -> list[TaskDoc]:
-    """Over links as stored (GraphStore.walk: one aggregation where MongoDB allows); the tasks found also
-    answer their own `nexts`/`previous` fields without another round trip."""
+    """Over links as stored, the walks of every task of a list together (Context.walks: GraphStore.walk_many);
+    the tasks found also answer their own `nexts`/`previous` fields without another round trip."""
     if max_depth is not None and max_depth < 0:
         raise user_error("maxDepth: must be 0 or more")
-    found = await info.context.store.walk(task, direction, max_depth, info.context.max_traversal)
-    info.context.remember(found)
+    info.context.remember([task])
+    found = await info.context.walks.load((task["_id"], direction, max_depth))
     return [doc for doc in found if selection.keeps(doc)]
 
 
@@ -163,7 +163,7 @@ def as_changes(changes: list[stored.TaskChange]) -> list[TaskChangeType]:
 
 
 async def _history(task: strawberry.Parent[TaskDoc], info: Info[Context, None]) -> list[TaskChangeType]:
-    return as_changes(await info.context.store.task_history(task["_id"]))
+    return as_changes(await info.context.histories.load(task["_id"]))
 
 
 # ---- Task -------------------------------------------------------------------------------------------------------

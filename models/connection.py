@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -13,6 +14,7 @@ import pymongo
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import AsyncMongoClient, ReadPreference
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
+from pymongo.monitoring import CommandListener
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -40,11 +42,15 @@ CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(
 (PyMongo's documented options for out-of-range dates and undecodable strings)."""
 
 
-def make_client(uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS) -> MongoClient:
+def make_client(
+    uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS, event_listeners: Sequence[CommandListener] = ()
+) -> MongoClient:
     """One client for the whole process, with majority reads and writes set explicitly. No operation waits
-    longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole)."""
+    longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole).
+    `event_listeners` see every command it sends (the tests and the bench count reads with them)."""
     return AsyncMongoClient(
         uri,
+        event_listeners=list(event_listeners),
         w="majority",
         readConcernLevel="majority",
         tz_aware=True,

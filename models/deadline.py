@@ -4,9 +4,10 @@ front ends map (models.errors). The details of an outage (hosts, topology) go to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -86,6 +87,33 @@ class RequestDeadline:
 
 REQUEST_DEADLINE: ContextVar[RequestDeadline | None] = ContextVar("request_deadline", default=None)
 """The deadline of the bounded call running in this task, if any."""
+OPERATION_DEADLINE: ContextVar[float | None] = ContextVar("operation_deadline", default=None)
+"""When the operation this task serves must be over (the event loop's clock), if it has one deadline for all its
+store calls (a GraphQL operation: graphql_schema.deadline); None: each call has its own `timeout_s`. A context
+variable: the tasks the operation starts (DataLoader batches) share it, other requests never see it."""
+
+
+@contextlib.contextmanager
+def operation_deadline(timeout_s: float) -> Iterator[None]:
+    """Every bounded store call inside shares one deadline, `timeout_s` from now: a call started after it has
+    passed fails at once (StorageUnavailable), one started before gets only what is left."""
+    token = OPERATION_DEADLINE.set(asyncio.get_running_loop().time() + timeout_s)
+    try:
+        yield
+    finally:
+        OPERATION_DEADLINE.reset(token)
+
+
+def _time_left(own_timeout_s: float) -> float:
+    """The time a store call may take: its own timeout, or less if its operation's deadline comes first;
+    StorageUnavailable once that deadline has passed."""
+    deadline = OPERATION_DEADLINE.get()
+    if deadline is None:
+        return own_timeout_s
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        raise unavailable("the operation's deadline has passed", TimeoutError())
+    return min(own_timeout_s, left)
 
 
 def unavailable(what: str, error: BaseException) -> StorageUnavailable:
@@ -132,23 +160,25 @@ def bounded(
     method: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]],
 ) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
     """The method finishes within its owner's `timeout_s` (TRACKING_MONGODB_TIMEOUT_MS), waits and transaction
-    retries included, else raises StorageUnavailable (a transaction's commit, once sent, is out of that deadline:
-    models.transactions); the driver's errors become typed errors (`domain_error`):
+    retries included, or by its operation's deadline if that comes first (`operation_deadline`), else raises
+    StorageUnavailable (a transaction's commit, once sent, is out of that deadline: models.transactions); the
+    driver's errors become typed errors (`domain_error`):
     StorageUnavailable for an outage, InvalidOperation for a document or transaction MongoDB cannot hold."""
 
     async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if KNOWN_UNAVAILABLE.get():
             raise StorageUnavailable(UNAVAILABLE_MESSAGE)
+        timeout_s = _time_left(self.timeout_s)
         try:
-            async with asyncio.timeout(self.timeout_s + DEADLINE_GRACE_S) as timeout:
-                deadline = REQUEST_DEADLINE.set(RequestDeadline(timeout, self.timeout_s))
+            async with asyncio.timeout(timeout_s + DEADLINE_GRACE_S) as timeout:
+                deadline = REQUEST_DEADLINE.set(RequestDeadline(timeout, timeout_s))
                 try:
-                    with pymongo.timeout(self.timeout_s):
+                    with pymongo.timeout(timeout_s):
                         return await method(self, *args, **kwargs)
                 finally:
                     REQUEST_DEADLINE.reset(deadline)
         except TimeoutError as error:
-            raise unavailable(f"no answer within {self.timeout_s:g}s", error) from None
+            raise unavailable(f"no answer within {timeout_s:g}s", error) from None
         except (PyMongoError, DocumentTooLarge) as error:
             typed = domain_error(error)
             if typed is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from models.batch_walks import ManyWalks, walk_many
 from models.check import CheckReport, check_graph
 from models.coalesce import CoalescedReads
 from models.conditions import EntityTagCondition
@@ -38,10 +39,11 @@ from models.defaults import (
     SUBSCRIPTION_RESUME_MS,
     VALIDATION_ACTION,
 )
-from models.errors import TaskNotFound
+from models.errors import TaskNotFound, TraversalTooLarge
 from models.events import TaskEvent, current_event_cursor, full_document_mode, watch_task_events
 from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
+from models.history_reads import read_histories
 from models.idempotency import IdempotencyKey, IdempotencyRecords, prepare_idempotency
 from models.ids import TASK_COUNTER, FirstWrite, IdAllocator
 from models.jobs import (
@@ -163,6 +165,12 @@ class GraphStore:
         """Every recorded change of the task, oldest first, deleted tasks included (within the retention)."""
         return await read_history(self._database, task_id)
 
+    @bounded
+    async def task_histories(self, task_ids: Collection[int]) -> dict[int, list[TaskChange]]:
+        """Each task's recorded changes, oldest first, by task id, in one query however many tasks
+        (models.history_reads); an empty list for a task without any."""
+        return await read_histories(self._database, task_ids)
+
     # ---- create ---------------------------------------------------------------------------------------------
 
     @bounded
@@ -276,6 +284,26 @@ class GraphStore:
         """Every task reachable from `task` over its `direction` links, nearest level first and by id within a
         level, up to `max_depth` levels (None: all); TraversalTooLarge past `bound` tasks (models.walks)."""
         return await self._walks.walk(task, direction, max_depth, bound)
+
+    @bounded
+    async def walk_many(
+        self,
+        starts: Sequence[TaskDoc],
+        direction: Direction,
+        max_depth: int | None,
+        bound: int,
+        known: Mapping[int, TaskDoc],
+    ) -> ManyWalks:
+        """`walk` from each start, each refused on its own past `bound` tasks: over the tasks in `known` (whole
+        documents the caller already read) and one query per level for the others (models.batch_walks); a lone
+        start whose first level is not known is one aggregation, as `walk`."""
+        if len(starts) == 1 and any(i not in known for i in starts[0].get(direction) or ()):
+            try:
+                found = await self._walks.walk(starts[0], direction, max_depth, bound)
+                return ManyWalks([found], found)
+            except TraversalTooLarge as error:
+                return ManyWalks([error], [])
+        return await walk_many(starts, direction, max_depth, bound, known, self._storage.find_by_ids)
 
     # ---- jobs -----------------------------------------------------------------------------------------------
 

@@ -29,6 +29,11 @@ def next_level(docs: Iterable[TaskDoc], direction: Direction, seen: set[int]) ->
     return fresh
 
 
+def too_large(bound: int) -> TraversalTooLarge:
+    """The refusal of a walk that reaches more than `bound` tasks."""
+    return TraversalTooLarge(f"traversal bound exceeded: more than {bound} tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)")
+
+
 class Walks:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -64,9 +69,7 @@ class Walks:
             log.info("walk from task %s is too large for $graphLookup; walking level by level", task["_id"])
             found = await self._by_levels(task, direction, max_depth, bound)
         if len(found) > bound:
-            raise TraversalTooLarge(
-                f"traversal bound exceeded: more than {bound} tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)"
-            )
+            raise too_large(bound)
         return found
 
     async def _in_one_aggregation(

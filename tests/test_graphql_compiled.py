@@ -115,6 +115,26 @@ async def seeded(raw_db) -> None:
     del tasks[6]["status"]  # a task without a status: counted as null
     await raw_db.tasks.insert_many(tasks)
     await raw_db.tasks.insert_many([_stored_task(i, **{"job-id": "too-big"}) for i in range(100, 100 + BOUND + 1)])
+    await raw_db.task_history.insert_many(_history_entries())
+
+
+def _history_entries() -> list[dict[str, Any]]:
+    """Recorded changes of some of the job's tasks (none for the others), as the history writer stores them."""
+    entries = []
+    for task_id in range(1, 31, 3):
+        for change in range(task_id % 4):
+            entries.append(
+                {
+                    "_id": f"{task_id:04d}{change:04d}",
+                    "task": Int64(task_id),
+                    "job": JOB,
+                    "kind": "CREATED" if change == 0 else "UPDATED",
+                    "fields": ["status", "job-id"] if change else [],
+                    "at": T0 + timedelta(seconds=task_id * 10 + change),
+                    **({"status": "RUNNING"} if change == 1 else {}),
+                }
+            )
+    return entries
 
 
 @pytest.fixture
@@ -432,7 +452,16 @@ def selections(draw: st.DrawFn) -> str:
     extras = draw(
         st.lists(
             st.sampled_from(
-                ["edges { to from }", "statusCounts { count status }", "taskCount", "t: tasks { id nexts { id } }"]
+                [
+                    "edges { to from }",
+                    "statusCounts { count status }",
+                    "taskCount",
+                    "t: tasks { id nexts { id } }",
+                    "h: tasks { id history { at kind changedFields status cursor } }",
+                    "b: tasks { id blockedBy { id status } }",
+                    "bt: tasks { id blockedBy(transitive: true) { id } }",
+                    "r: roots { id descendants(maxDepth: 2) { id } ancestors { id } }",
+                ]
             )
         )
     )
@@ -502,5 +531,37 @@ async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, liv
     assert isinstance(frame, str), "a text frame: browsers read binary ones as Blobs, not messages"
     message = json.loads(frame)
     assert message["type"] == "next"
-    assert message["payload"] == json.loads(over_http)
+    assert message["payload"]["data"] == json.loads(over_http)["data"]
+    assert message["payload"]["extensions"]["cost"]["estimated"] > 0
     assert _compiled_count() > before
+
+
+def _path_count(path: str) -> float:
+    return REGISTRY.get_sample_value("tracking_graphql_compiled_total", {"path": path}) or 0.0
+
+
+async def test_a_fault_in_the_compiled_path_is_an_error_not_a_second_run(clients, monkeypatch, caplog) -> None:
+    """An exception the compiled path did not plan for (a bug, injected here) answers an internal error with
+    its code and is logged; graphql-core does not run the operation again behind it."""
+
+    def broken(*_: object) -> list[dict[str, Any]]:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr("graphql_schema.compiled._edges", broken)
+    before = {path: _path_count(path) for path in ("compiled", "generic", "failed")}
+    answer = await clients[0].post("/graphql", json={"query": f'{{ job(id: "{JOB}") {{ edges {{ from to }} }} }}'})
+    body = answer.json()
+    assert body.get("data") is None
+    assert body["errors"] == [{"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]
+    assert _path_count("failed") == before["failed"] + 1
+    assert _path_count("generic") == before["generic"]
+    assert _path_count("compiled") == before["compiled"]
+    assert any("injected fault" in str(record.exc_info[1]) for record in caplog.records if record.exc_info)
+    fine = await clients[1].post("/graphql", json={"query": f'{{ job(id: "{JOB}") {{ edges {{ from }} }} }}'})
+    assert "errors" not in fine.json()  # the generic path never reads through the compiled one
+
+
+def test_the_compiled_path_builds_no_code() -> None:
+    """Its answers are built from plain functions and data: no eval or exec."""
+    source = (Path(__file__).parent.parent / "graphql_schema" / "compiled.py").read_text()
+    assert not re.search(r"\b(eval|exec|compile)\(", source)

@@ -62,7 +62,10 @@ async def test_a_mutation_over_get_is_405_allowing_post(http, raw_db):
     chosen = await http.get("/graphql", params={"query": document, "operationName": "M"})
     assert_request_error(chosen, 405, "BAD_REQUEST", "POST")
     assert await raw_db.tasks.count_documents({}) == 0
-    assert (await http.get("/graphql", params={"query": "{ __typename }"})).json() == {"data": {"__typename": "Query"}}
+    assert (await http.get("/graphql", params={"query": "{ __typename }"})).json() == {
+        "data": {"__typename": "Query"},
+        "extensions": {"cost": {"estimated": 0, "limit": 110 * 20_000}},
+    }
 
 
 # ---- request errors ------------------------------------------------------------------------------------------------
@@ -185,7 +188,7 @@ async def test_several_operations_without_a_name_run_none(http, raw_db):
     assert_request_error(await post(http, document, MODERN), 400, "OPERATION_RESOLUTION_FAILURE")
     assert await raw_db.tasks.count_documents({}) == 0
     named = await post(http, document, MODERN, operationName="Read")
-    assert named.json() == {"data": {"__typename": "Query"}}
+    assert named.json()["data"] == {"__typename": "Query"}
     assert (await post(http, document, MODERN, operationName="Create")).json()["data"]["createTasks"]
     unknown = await post(http, document, MODERN, operationName="Nope")
     assert_request_error(unknown, 400, "OPERATION_RESOLUTION_FAILURE", 'Unknown operation named "Nope"')
@@ -303,7 +306,7 @@ async def test_queries_and_mutations_run_over_either_websocket_protocol(live, ra
         query = {"query": "query Q { __typename }", "operationName": "Q"}
         await ws.send(json.dumps({"id": "q", "type": START[protocol], "payload": query}))
         read = await answers(ws, "q")
-        assert read[0]["payload"] == {"data": {"__typename": "Query"}}
+        assert read[0]["payload"]["data"] == {"__typename": "Query"}
     assert await raw_db.tasks.count_documents({}) == 1
 
 
@@ -345,5 +348,5 @@ async def test_an_operation_that_cannot_be_determined_is_a_coded_client_error(
         assert fragment in detail["message"]
         # The connection stays usable.
         await ws.send(json.dumps({"id": "2", "type": START[protocol], "payload": {"query": "{ __typename }"}}))
-        assert (await answers(ws, "2"))[0]["payload"] == {"data": {"__typename": "Query"}}
+        assert (await answers(ws, "2"))[0]["payload"]["data"] == {"__typename": "Query"}
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text

@@ -25,6 +25,9 @@ class ServingSettings(Protocol):
     def graphql_compiled(self) -> bool: ...
 
     @property
+    def graphql_max_cost(self) -> int | None: ...
+
+    @property
     def subscription_resume_ms(self) -> int: ...
 
 

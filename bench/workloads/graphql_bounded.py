@@ -1,0 +1,153 @@
+"""GraphQL that does bounded work: a whole 20,000-task job with every task's history (time, MongoDB reads, the
+gateway's memory before and after), and a hostile query, thirty aliases of a whole job's transitive walks and
+histories, refused by the cost budget (time to refusal).
+
+`python -m bench.workloads.graphql_bounded 200` runs these rows alone on a job of 200 tasks: its own mongod
+and gateway, to check they run (the figures of `make bench` are at 20,000)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import orjson
+from bson.int64 import Int64
+from pymongo import AsyncMongoClient
+
+from bench.data import DB, Database
+from bench.measure import REPORT, Bound, Row, Run, Target, median_of, timed
+from bench.processes import TOKEN, rss_mb, start, wait_until_up
+from bench.profiler import count_task_reads
+from bench.report import print_table
+from gateway.embedded import EmbeddedMongo, free_port
+
+JOB = "history-20k"
+FIRST_ID = 3_000_000_000
+"""Far above the ids the other workloads create."""
+HISTORY_TARGET = Target((Bound("gateway", "<=", 3000, "ms"), Bound("reads", "<=", 3, "reads")))
+REFUSAL_TARGET = Target((Bound("gateway", "<=", 50, "ms"),))
+HISTORY_QUERY = f'{{ job(id: "{JOB}") {{ tasks {{ id history {{ at kind }} }} }} }}'
+HOSTILE_ALIAS = "tasks { id etag blockedBy(transitive: true) { id } history { at kind } }"
+HOSTILE_QUERY = f'{{ job(id: "{JOB}") {{ ' + " ".join(f"a{index}: {HOSTILE_ALIAS}" for index in range(30)) + " } }"
+
+
+async def seed(db: Database, size: int) -> None:
+    """A job of `size` linked tasks, each with two recorded changes (as the history writer stores them)."""
+    now = datetime.now(UTC)
+    ids = range(FIRST_ID, FIRST_ID + size)
+    await db.tasks.insert_many(
+        {
+            "_id": Int64(i),
+            "job-id": JOB,
+            "status": ("READY", "RUNNING", "DONE")[i % 3],
+            "name": f"step {i}",
+            "root": i == FIRST_ID,
+            "nexts": [Int64(n) for n in (i + 1, i + 7) if n in ids],
+            "previous": [Int64(p) for p in (i - 1, i - 7) if p in ids],
+        }
+        for i in ids
+    )
+    await db.task_history.insert_many(
+        {
+            "_id": f"bench-{i}-{change}",
+            "task": Int64(i),
+            "job": JOB,
+            "kind": ("CREATED", "UPDATED")[change],
+            "fields": [] if change == 0 else ["status"],
+            "at": now + timedelta(milliseconds=change),
+        }
+        for i in ids
+        for change in (0, 1)
+    )
+
+
+async def _post(session: aiohttp.ClientSession, gateway: str, query: str) -> dict[str, object]:
+    async with session.post(f"{gateway}/graphql", json={"query": query}) as response:
+        answer = orjson.loads(await response.read())
+    assert isinstance(answer, dict)
+    return answer
+
+
+async def history_rows(session: aiohttp.ClientSession, gateway: str, db: Database, pid: int, size: int) -> list[Row]:
+    async def whole_job() -> object:
+        answer = await _post(session, gateway, HISTORY_QUERY)
+        data = answer.get("data")
+        assert isinstance(data, dict) and len(data["job"]["tasks"]) == size, answer.get("errors")
+        return answer
+
+    async def hostile() -> object:
+        answer = await _post(session, gateway, HOSTILE_QUERY)
+        assert "data" not in answer and "COST_LIMIT_EXCEEDED" in str(answer["errors"]), answer
+        return answer
+
+    before = rss_mb(pid)
+    answer_s = await median_of(lambda: timed(whole_job), rounds=3)
+    reads = await count_task_reads(db, whole_job, ("tasks", "task_history"))
+    await asyncio.sleep(1)  # the answer sent and dropped
+    after = rss_mb(pid)
+    refusal_s = await median_of(lambda: timed(hostile))
+    return [
+        Row(
+            f"GraphQL {size}-task job, every task's history (time)",
+            answer_s * 1000,
+            float("nan"),
+            "ms",
+            float("nan"),
+            HISTORY_TARGET,
+            f"{reads} MongoDB reads",
+            reads=reads,
+        ),
+        Row(
+            f"gateway RSS after the {size}-task history answers",
+            after,
+            before,
+            "MB",
+            after / before,
+            REPORT,
+            "reference: RSS before them",
+        ),
+        Row(
+            "GraphQL 30 aliases of a whole job's walks (refusal)",
+            refusal_s * 1000,
+            float("nan"),
+            "ms",
+            float("nan"),
+            REFUSAL_TARGET,
+            "COST_LIMIT_EXCEEDED",
+        ),
+    ]
+
+
+async def measure(run: Run, size: int = 20_000) -> list[Row]:
+    await seed(run.db, size)
+    return await history_rows(run.session, run.gateway, run.db, run.cpu.gateways[0], size)
+
+
+async def small_scale(size: int) -> None:
+    """These rows alone, on a job of `size` tasks, with a mongod and a gateway of their own."""
+    with tempfile.TemporaryDirectory(prefix="tracking-bench-bounded-") as workdir:
+        mongo = EmbeddedMongo(Path(workdir), cache_size_gb=0.25)
+        uri = await mongo.start()
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri, tz_aware=True)
+        port = free_port()
+        gateway = start("gateway", port, uri, Path(workdir) / "gw")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await wait_until_up(f"{url}/readyz", gateway)
+            await seed(client[DB], size)
+            async with aiohttp.ClientSession(headers={"X-Auth-Token": TOKEN}) as session:
+                print_table(await history_rows(session, url, client[DB], gateway.pid, size))
+        finally:
+            gateway.send_signal(signal.SIGTERM)
+            gateway.wait(30)
+            await client.close()
+            await mongo.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(small_scale(int(sys.argv[1]) if len(sys.argv) > 1 else 200))

@@ -1,0 +1,177 @@
+"""The cost budget (graphql_schema.cost): estimated from the document, arguments and variables before anything
+runs; over TRACKING_GRAPHQL_MAX_COST an operation is refused in milliseconds with COST_LIMIT_EXCEEDED, reading
+nothing and changing nothing; every query of the live view and the README fits the default on a job of
+TRACKING_GRAPHQL_MAX_TRAVERSAL tasks; answers report their estimate in `extensions.cost`."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from graphql import OperationDefinitionNode, parse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.settings import load_settings
+from graphql_schema.context import default_max_cost
+from graphql_schema.cost import Bounds, cost_reference, estimate_cost
+from graphql_schema.schema import build_schema
+from tests.conftest import TEST_DB
+from tests.helpers import AUTH, gateway_app, lifespan_client
+from tests.monitoring import CommandLog, monitored_store
+from tests.test_graphql_compiled import UI_QUERIES, _ui_query, _variables
+
+ROOT = Path(__file__).parent.parent
+DEFAULTS = load_settings()
+TRAVERSAL = DEFAULTS.graphql_max_traversal
+LIMIT = default_max_cost(TRAVERSAL)
+SCHEMA = build_schema(DEFAULTS.graphql_max_depth, DEFAULTS.graphql_max_aliases, DEFAULTS.graphql_max_tokens)._schema
+
+
+def cost(query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> int:
+    estimated = estimate_cost(SCHEMA, parse(query), operation, variables, Bounds(TRAVERSAL))
+    assert estimated is not None, query
+    return estimated
+
+
+def _readme_operations() -> list[str]:
+    blocks = re.findall(r"```graphql\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    return [block for block in blocks if not block.lstrip().startswith("subscription")]
+
+
+WHOLE_JOB = '{ job(id: "j") { tasks { id status history { at kind } blockedBy { id } } } }'
+HOSTILE_ALIAS = "tasks { id etag blockedBy(transitive: true) { id } history { at kind } }"
+HOSTILE = '{ job(id: "j") { ' + " ".join(f"a{index}: {HOSTILE_ALIAS}" for index in range(30)) + " } }"
+
+
+@pytest.mark.parametrize("name", sorted(UI_QUERIES))
+def test_every_live_view_query_fits_the_default_budget(name) -> None:
+    query = _ui_query(name)
+    variables = {**_variables(query, True), "depth": 10}  # the deepest neighbourhood the page offers
+    assert cost(query, variables) <= LIMIT, name
+
+
+def test_every_readme_query_fits_the_default_budget() -> None:
+    estimated = {}
+    for block in _readme_operations():
+        for operation in parse(block).definitions:
+            name = operation.name.value if isinstance(operation, OperationDefinitionNode) and operation.name else None
+            estimated[name] = cost(block, operation=name)
+    assert {None, "Fleet", "OneJob"} <= set(estimated)
+    assert all(value <= LIMIT for value in estimated.values()), estimated
+
+
+def test_a_whole_job_with_history_and_blocking_tasks_fits_its_transitive_walks_do_not() -> None:
+    assert cost(WHOLE_JOB) == 1 + TRAVERSAL * (1 + 10 + 10)
+    assert cost(WHOLE_JOB) <= LIMIT
+    assert cost(HOSTILE) == 1 + 30 * TRAVERSAL * (1 + TRAVERSAL + 10)
+    assert cost(HOSTILE) > LIMIT
+    assert cost('{ job(id: "j") { tasks { blockedBy(transitive: true) { id } } } }') > LIMIT
+
+
+def test_variables_and_arguments_are_counted() -> None:
+    query = "query($n: Int!, $ids: [ID!]!) { jobs(first: $n) { edges { node { id } } } tasks(ids: $ids) { id } }"
+    small = cost(query, {"n": 1, "ids": ["1"]})
+    assert cost(query, {"n": 50, "ids": ["1"]}) > small
+    assert cost(query, {"n": 1, "ids": [str(i) for i in range(100)]}) == small + 99
+    assert cost('{ task(id: "1") { descendants(maxDepth: 1) { id } } }') == 1 + 10
+    assert cost('{ task(id: "1") { descendants(maxDepth: 2) { id } } }') == 1 + 110
+    assert cost('{ task(id: "1") { descendants { id } } }') == 1 + TRAVERSAL
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    copies=st.integers(1, 30),
+    selection=st.sampled_from(
+        [
+            "tasks { id history { at } }",
+            "roots { nexts { previous { id } } }",
+            "taskPage(first: 7) { edges { node { blockedBy { id } } } }",
+            "levels { statusCounts { count } }",
+            "taskCount",
+        ]
+    ),
+    through_fragment=st.booleans(),
+)
+def test_aliases_and_fragments_count_each_time_they_are_selected(copies, selection, through_fragment) -> None:
+    """Selecting a field under k aliases costs k times as much (plus the job itself), spelled out or through a
+    fragment spread k times."""
+    one = cost(f'{{ job(id: "j") {{ {selection} }} }}') - 1
+    if through_fragment:
+        spreads = " ".join(f'a{index}: job(id: "j") {{ ...F }}' for index in range(copies))
+        assert cost(f"{{ {spreads} }} fragment F on Job {{ {selection} }}") == copies * (one + 1)
+    else:
+        aliased = " ".join(f"a{index}: {selection}" for index in range(copies))
+        assert cost(f'{{ job(id: "j") {{ {aliased} }} }}') == copies * one + 1
+
+
+def test_a_fragment_bomb_is_estimated_at_once() -> None:
+    """Fragments spreading the one before twice, 40 deep: 2^40 copies of a selection, estimated in a few
+    operations per fragment."""
+    fragments = ["fragment F0 on Task { nexts { id } }"]
+    fragments += [f"fragment F{i} on Task {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 41)]
+    query = '{ task(id: "1") { ...F40 } } ' + " ".join(fragments)
+    started = time.perf_counter()
+    assert cost(query) == 1 + 2**40 * 10
+    assert time.perf_counter() - started < 1
+
+
+def test_the_reference_page_lists_every_rule_as_the_code_has_it() -> None:
+    page = (ROOT / "docs" / "reference" / "graphql-cost.md").read_text()
+    assert cost_reference() in page, "regenerate the table of docs/reference/graphql-cost.md from cost_reference()"
+
+
+@pytest.fixture
+async def gateway(store, mongo_uri, tmp_path) -> AsyncIterator[tuple[CommandLog, httpx.AsyncClient]]:
+    async with monitored_store(mongo_uri, TEST_DB) as (monitored, log):
+        app, _ = gateway_app(monitored, tmp_path)
+        async with lifespan_client(app, AUTH) as client:
+            yield log, client
+
+
+async def test_an_operation_over_the_budget_is_refused_before_anything_is_read(gateway) -> None:
+    log, client = gateway
+    async with log.recorded():
+        started = time.perf_counter()
+        answer = await client.post("/graphql", json={"query": HOSTILE})
+        took = time.perf_counter() - started
+    body = answer.json()
+    assert "data" not in body
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "COST_LIMIT_EXCEEDED", "cost": cost(HOSTILE), "limit": LIMIT}
+    assert "TRACKING_GRAPHQL_MAX_COST" in error["message"]
+    assert log.commands == []  # nothing read
+    assert took < 2, took  # a loaded machine; the estimate itself takes about a millisecond
+    strict = await client.post(
+        "/graphql", json={"query": HOSTILE}, headers={"accept": "application/graphql-response+json"}
+    )
+    assert strict.status_code == 400
+
+
+async def test_an_allowed_answer_reports_its_estimate(gateway) -> None:
+    _, client = gateway
+    body = (await client.post("/graphql", json={"query": WHOLE_JOB})).json()
+    assert body == {"data": {"job": None}, "extensions": {"cost": {"estimated": cost(WHOLE_JOB), "limit": LIMIT}}}
+
+
+async def test_a_mutation_over_the_budget_changes_nothing(gateway, raw_db) -> None:
+    _, client = gateway
+    tasks = ", ".join(f'{{ name: "t{i}", jobId: "j" }}' for i in range(120))
+    mutation = f"mutation {{ createTasks(tasks: [{tasks}]) {{ id descendants {{ id }} }} }}"
+    body = (await client.post("/graphql", json={"query": mutation})).json()
+    assert body["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
+    assert await raw_db.tasks.count_documents({}) == 0
+
+
+async def test_the_budget_is_a_setting(store, tmp_path) -> None:
+    app, _ = gateway_app(store, tmp_path, graphql_max_cost=5)
+    async with lifespan_client(app, AUTH) as client:
+        allowed = (await client.post("/graphql", json={"query": '{ task(id: "1") { nexts { id } } }'})).json()
+        assert allowed["errors"][0]["extensions"] == {"code": "COST_LIMIT_EXCEEDED", "cost": 11, "limit": 5}
+        fits = (await client.post("/graphql", json={"query": '{ task(id: "1") { id } }'})).json()
+        assert fits == {"data": {"task": None}, "extensions": {"cost": {"estimated": 1, "limit": 5}}}
