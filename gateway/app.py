@@ -10,7 +10,6 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
@@ -27,6 +26,7 @@ from gateway.middleware import (
     RequestIdMiddleware,
 )
 from gateway.observability import HttpMetrics, metrics, never_log
+from gateway.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
 from gateway.settings import Settings
 from gateway.state import GatewayState, gateway_state
 from rest import FastTaskRead, TrackingGuard
@@ -42,9 +42,10 @@ def resolve_tokens(settings: Settings) -> TokenRegistry:
 
 
 STATIC = Path(__file__).parent / "static"
-VENDOR = "/static/vendor"
 SWAGGER_UI_PAGE = (Path(__file__).parent / "swagger-ui.html").read_text()
 """Swagger UI on the gateway's own assets, with the token every page shares (static/token.js)."""
+REDOC_PAGE = (Path(__file__).parent / "redoc.html").read_text()
+"""ReDoc on the gateway's own assets (it reads the public /openapi.json only)."""
 
 
 def install_pages(app: FastAPI) -> None:
@@ -55,17 +56,11 @@ def install_pages(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return HTMLResponse(SWAGGER_UI_PAGE)
+        return page_response(SWAGGER_UI_PAGE, SWAGGER_UI)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title=f"{app.title} · ReDoc",
-            redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
-            redoc_favicon_url="/static/favicon.svg",
-            with_google_fonts=False,
-        )
+        return page_response(REDOC_PAGE, REDOC)
 
 
 UI_FILES = {
@@ -95,7 +90,7 @@ def install_live_view(app: FastAPI) -> None:
 
     @app.get("/ui/", include_in_schema=False)
     async def live_view() -> FileResponse:
-        return FileResponse(UI_DIR / "index.html", media_type="text/html")
+        return FileResponse(UI_DIR / "index.html", media_type="text/html", headers=page_headers(LIVE_VIEW))
 
     @app.get("/ui/{name}", include_in_schema=False)
     async def live_view_file(name: str) -> FileResponse:
@@ -125,6 +120,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         max_age=600,
     )
     return [
+        Middleware(SecurityHeadersMiddleware),  # nosniff on every answer, a policy on every page (page_security)
         Middleware(RequestIdMiddleware),  # every answer, even a 413, carries X-Request-ID; last-resort 500s
         Middleware(HttpMetrics),
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is

@@ -29,6 +29,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from gateway.page_security import GRAPHIQL, page_response
 from gateway.state import gateway_state
 from graphql_schema.context import Context
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
@@ -123,7 +124,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_ws_handler_class = _LegacyWSHandler
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(GRAPHIQL_PAGE)
+        return page_response(GRAPHIQL_PAGE, GRAPHIQL)
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
