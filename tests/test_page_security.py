@@ -1,0 +1,128 @@
+"""The security headers, as a browser receives them: every page (the live view, GraphiQL, Swagger UI, ReDoc) sends
+a Content-Security-Policy that runs only the gateway's own scripts, refuses framing and referrers; every answer
+(pages, static files, the APIs' JSON and XML, errors) says nosniff. Whether the pages still work under their
+policy is tested in headless Chromium (tests/test_pages_under_policy.py and every page test: bench.browser fails
+on any refusal)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.responses import HTMLResponse
+
+from gateway.page_security import NONCE_PLACEHOLDER, STRICT
+from tests.helpers import TOKEN, gateway_app, lifespan_client
+
+PAGES = ["/ui/", "/graphql", "/docs", "/redoc"]
+STATIC = Path(__file__).parent.parent / "gateway" / "static"
+UI_FILES = ["app.js", "api.js", "status.js", "job.js", "graph.js", "layout.js", "neighbourhood.js", "timeline.js",
+            "app.css"]  # fmt: skip
+
+
+def policy(response: httpx.Response) -> dict[str, list[str]]:
+    """The response's Content-Security-Policy, by directive."""
+    header = response.headers["content-security-policy"]
+    directives = [part.split() for part in header.split(";") if part.strip()]
+    return {name: sources for name, *sources in directives}
+
+
+def assert_page_headers(response: httpx.Response) -> dict[str, list[str]]:
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+    directives = policy(response)
+    assert directives["default-src"] == ["'none'"]
+    assert directives["script-src"] == ["'self'"], "the gateway's own script files only: no inline, no eval"
+    assert directives["connect-src"] == ["'self'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["object-src"] == ["'none'"]
+    assert directives["base-uri"] == ["'none'"]
+    assert directives["form-action"] == ["'self'"]
+    assert not any("unsafe" in source for sources in directives.values() for source in sources)
+    assert not any(source in ("*", "http:", "https:", "data:") for source in directives["style-src"])
+    return directives
+
+
+@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_every_page_sends_its_policy(client, path, method):
+    response = await client.request(method, path, headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert_page_headers(response)
+
+
+async def test_only_the_live_view_runs_a_worker_of_its_own_and_only_redoc_one_from_a_blob(client):
+    workers = {}
+    for path in PAGES:
+        workers[path] = policy(await client.get(path, headers={"Accept": "text/html"}))["worker-src"]
+    assert workers == {"/ui/": ["'self'"], "/graphql": ["'none'"], "/docs": ["'none'"], "/redoc": ["blob:"]}
+
+
+async def test_redoc_gets_a_fresh_nonce_for_its_styles_in_its_header_and_its_page(client):
+    nonces = []
+    for _ in range(2):
+        response = await client.get("/redoc")
+        assert_page_headers(response)
+        assert response.headers["cache-control"] == "no-store", "a page's nonce is never served twice"
+        [nonce] = [s[len("'nonce-") : -1] for s in policy(response)["style-src"] if s.startswith("'nonce-")]
+        assert len(nonce) >= 22 and re.fullmatch(r"[A-Za-z0-9_-]+", nonce)
+        assert f'<meta name="csp-nonce" nonce="{nonce}">' in response.text
+        assert NONCE_PLACEHOLDER not in response.text
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1]
+
+
+@pytest.mark.parametrize("path", ["/ui/", "/graphql", "/docs"])
+async def test_the_other_pages_need_no_nonce_and_hold_no_inline_script_or_style(client, path):
+    response = await client.get(path, headers={"Accept": "text/html"})
+    assert not any(source.startswith("'nonce-") for source in policy(response)["style-src"])
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.text), "every script is a file"
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", response.text), "no inline style or event handler"
+
+
+async def test_every_static_file_and_live_view_file_says_nosniff(client):
+    files = [f"/static/{path.relative_to(STATIC)}" for path in STATIC.rglob("*") if path.is_file()]
+    files += [f"/ui/{name}" for name in UI_FILES]
+    assert len(files) > 20
+    for path in files:
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/tracking/task/1", {"Accept": "application/json"}, 404),
+        ("GET", "/tracking/task/1", {"Accept": "application/xml"}, 404),
+        ("GET", "/tracking/task/1", {"X-Auth-Token": "wrong"}, 403),
+        ("POST", "/graphql", {"Content-Type": "application/json"}, 200),
+        ("GET", "/openapi.json", {}, 200),
+        ("GET", "/healthz", {}, 200),
+        ("GET", "/metrics", {}, 200),
+        ("GET", "/no/such/path", {}, 404),
+        ("GET", "/ui", {}, 307),
+    ],
+)
+async def test_every_api_answer_says_nosniff_and_carries_no_page_policy(client, method, path, headers, status):
+    body = b'{"query": "{ __typename }"}' if method == "POST" else None
+    response = await client.request(method, path, headers=headers, content=body)
+    assert response.status_code == status, response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"], "said once"
+    assert "content-security-policy" not in response.headers
+
+
+async def test_a_page_served_without_a_policy_of_its_own_gets_the_strict_one(store, tmp_path):
+    """A page a future route forgets to give a policy is locked down, not open."""
+    app, _ = gateway_app(store, tmp_path)
+    app.add_api_route("/forgotten", lambda: HTMLResponse("<p>forgotten</p>"))
+    async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as http:
+        response = await http.get("/forgotten")
+    directives = assert_page_headers(response)
+    assert response.headers["content-security-policy"] == STRICT.header()
+    assert directives["worker-src"] == ["'none'"] and directives["style-src"] == ["'self'"]
