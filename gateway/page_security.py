@@ -64,17 +64,11 @@ STRICT = PagePolicy("any other page")
 """The policy of an HTML answer no page below claims: nothing but the gateway's own scripts and styles."""
 
 LIVE_VIEW = PagePolicy("live view", {"worker-src": ("'self'",)})  # the graph's layout runs in ui/layout.js
-GRAPHIQL = PagePolicy("GraphiQL", {"font-src": ("data:",), "img-src": ("data:",)})
+GRAPHIQL = PagePolicy("GraphiQL", {"font-src": ("data:",)}, style_nonce=True)
 SWAGGER_UI = PagePolicy("Swagger UI", {"img-src": ("data:",)})
-REDOC_LOADING_STYLES = (
-    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # the empty <style> it appends, then fills
-    "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='",  # its scroll bars' CSS (perfect-scrollbar)
-)
-"""The <style> elements redoc.standalone.js (the version in static/vendor/PACKAGES) writes as it loads, before it
-is given the nonce: its upgrade changes them, and the page tests name the hashes of the new ones."""
 REDOC = PagePolicy(
     "ReDoc",
-    {"style-src": REDOC_LOADING_STYLES, "img-src": ("data:",), "worker-src": ("blob:",)},  # blob: its search index
+    {"img-src": ("data:",), "worker-src": ("blob:",)},  # blob: its search index is built in a worker
     style_nonce=True,
 )
 

@@ -7,6 +7,7 @@ still refuse its handlers, and these tests would fail on both counts). Screensho
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,25 +39,32 @@ async def test_render_fails_on_a_refused_inline_script(gateway_with_an_inline_sc
         await render(f"{gateway_with_an_inline_script}/careless", tmp_path)
 
 
+async def open_the_careless_page(url: str, workdir: Path) -> None:
+    async with Browser(workdir) as browser:
+        await browser.open(f"{url}/careless")
+        await browser.wait_for("document.getElementById('p') !== null")
+        assert await browser.evaluate("document.title") != "inline script ran"
+        assert await browser.evaluate("getComputedStyle(document.getElementById('p')).color") == "rgb(0, 0, 0)"
+
+
 async def test_the_browser_fails_on_a_refused_inline_script_and_style(gateway_with_an_inline_script, tmp_path):
     with pytest.raises(CspViolation) as refused:
-        async with Browser(tmp_path) as browser:
-            await browser.open(f"{gateway_with_an_inline_script}/careless")
-            await browser.wait_for("document.getElementById('p') !== null")
-            assert await browser.evaluate("document.title") != "inline script ran"
-            assert await browser.evaluate("getComputedStyle(document.getElementById('p')).color") == "rgb(0, 0, 0)"
+        await open_the_careless_page(gateway_with_an_inline_script, tmp_path)
     assert "script-src" in str(refused.value) and "style-src" in str(refused.value)
+
+
+async def inject_a_script_into_the_live_view(base_url: str, workdir: Path) -> None:
+    async with Browser(workdir) as browser:
+        await browser.open(f"{base_url}/ui/#token={TOKEN}")
+        await browser.wait_for("document.getElementById('main')?.children.length > 0")
+        script = "Object.assign(document.createElement('script'), {textContent: 'window.ran = 1'})"
+        await browser.evaluate(f"document.body.append({script})")
+        assert await browser.evaluate("window.ran") is None
 
 
 async def test_the_browser_fails_on_a_script_injected_into_a_page_after_it_loaded(base_url, tmp_path):
     with pytest.raises(CspViolation, match="inline"):
-        async with Browser(tmp_path) as browser:
-            await browser.open(f"{base_url}/ui/#token={TOKEN}")
-            await browser.wait_for("document.getElementById('main')?.children.length > 0")
-            await browser.evaluate(
-                "document.body.append(Object.assign(document.createElement('script'), {textContent: 'window.ran = 1'}))"
-            )
-            assert await browser.evaluate("window.ran") is None
+        await inject_a_script_into_the_live_view(base_url, tmp_path)
 
 
 # ---- as a person uses them -------------------------------------------------------------------------------------
@@ -135,8 +143,28 @@ async def test_redoc_renders_and_searches_in_its_worker(base_url, tmp_path):
         nonces = await browser.evaluate("[...document.querySelectorAll('style[data-styled]')].map(s => s.nonce)")
         assert nonces and all(nonces), "the styles ReDoc writes as it renders carry the answer's nonce"
         await browser.type("input.search-input", "previous")
-        found = await browser.wait_for(
-            "(r => r.length && r)([...document.querySelectorAll('[data-role=\"search:results\"] li')].map(e => e.textContent))"
-        )
+        results = "[...document.querySelectorAll('[data-role=\"search:results\"] li')].map(e => e.textContent)"
+        found = await browser.wait_for(f"(r => r.length && r)({results})")
         assert any("previous" in text.lower() for text in found), found
         await browser.screenshot(tmp_path / "redoc-search.png")
+        await browser.click('[data-role="search:results"] li')
+        await browser.wait_for("location.hash.includes('getPreviousTasks')")
+        buttons = "[...document.querySelectorAll('button')]"
+        await browser.evaluate(
+            f"{buttons}.filter(b => /^(Expand all|200)/.test(b.textContent.trim())).forEach(b => b.click())"
+        )
+        await browser.screenshot(tmp_path / "redoc-operation.png")
+
+
+async def test_graphiqls_dialogs_open_with_the_styles_they_write(base_url, tmp_path):
+    """GraphiQL's dialogs lock the page's scroll with a <style> element they write: it carries the nonce."""
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/graphql#token={TOKEN}")
+        for dialog in ("Open short keys dialog", "Open settings dialog"):
+            await browser.click(f'.graphiql-sidebar button[aria-label="{dialog}"]')
+            await browser.wait_for("document.querySelector('.graphiql-dialog') !== null")
+            locked = "[...document.querySelectorAll('style[nonce]')].some(s => s.textContent.includes('overflow'))"
+            assert await browser.evaluate(locked), "the scroll lock's <style> was written with the nonce"
+            await browser.screenshot(tmp_path / f"graphiql-{dialog.split()[1]}.png")
+            await browser.click(".graphiql-dialog-close")
+            await browser.wait_for("document.querySelector('.graphiql-dialog') === null")
