@@ -3,8 +3,8 @@
 Every answer gets `X-Content-Type-Options: nosniff`. A page (any text/html answer) also gets a
 Content-Security-Policy, `Referrer-Policy: no-referrer` and the framing refusals: the pages keep the API token in
 `sessionStorage`, so a script that is not the gateway's own must never run on them, and no other site may frame
-them. The policy of each page is the base policy plus what that page was seen to need (docs/reference/
-page-security.md says why each directive is there)."""
+them. The policy of each page is the base policy plus what that page was seen to need in Chromium
+(docs/reference/page-security.md says why each directive is there)."""
 
 from __future__ import annotations
 
@@ -43,10 +43,10 @@ PAGE_HEADERS = {
 
 @dataclass(frozen=True)
 class PagePolicy:
-    """One page's Content-Security-Policy: the base policy with `extra` sources added (or a directive's sources
-    replaced, for `worker-src`), and a nonce for the `<style>` elements a vendored library injects at run time."""
+    """One page's Content-Security-Policy: the base policy with `extra` sources added (replacing a directive's
+    'none'), and whether the page needs a nonce for the `<style>` elements its vendored libraries write as they
+    run (static/style-nonce.js hands it to them)."""
 
-    name: str
     extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
     style_nonce: bool = False
 
@@ -60,16 +60,15 @@ class PagePolicy:
         return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
-STRICT = PagePolicy("any other page")
+STRICT = PagePolicy()
 """The policy of an HTML answer no page below claims: nothing but the gateway's own scripts and styles."""
 
-LIVE_VIEW = PagePolicy("live view", {"worker-src": ("'self'",)})  # the graph's layout runs in ui/layout.js
-GRAPHIQL = PagePolicy("GraphiQL", {"font-src": ("data:",)}, style_nonce=True)
-SWAGGER_UI = PagePolicy("Swagger UI", {"img-src": ("data:",)})
+LIVE_VIEW = PagePolicy({"worker-src": ("'self'",)})  # the graph's layout runs in a worker, ui/layout.js
+GRAPHIQL = PagePolicy({"font-src": ("data:",)}, style_nonce=True)  # fonts in its CSS; its dialogs write <style>
+SWAGGER_UI = PagePolicy({"img-src": ("data:",)})  # the icons in its CSS
 REDOC = PagePolicy(
-    "ReDoc",
-    {"img-src": ("data:",), "worker-src": ("blob:",)},  # blob: its search index is built in a worker
-    style_nonce=True,
+    {"img-src": ("data:",), "worker-src": ("blob:",)},  # its link icons; the worker building its search index
+    style_nonce=True,  # styled-components writes <style> as it renders
 )
 
 
@@ -112,14 +111,15 @@ def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
-_ENCODED_ANSWER_HEADERS = _encoded(ANSWER_HEADERS)
-_ENCODED_STRICT_PAGE = _encoded(page_headers(STRICT))
+_ANSWER = _encoded(ANSWER_HEADERS)
+_STRICT_PAGE = _encoded({"Content-Security-Policy": STRICT.header(), **PAGE_HEADERS})
 
 
 def _with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The answer's headers with nosniff, and an HTML answer's with the strict page headers it lacks."""
     names = {name.lower() for name, _ in headers}
-    added = [header for header in _ENCODED_ANSWER_HEADERS if header[0] not in names]
+    added = [header for header in _ANSWER if header[0] not in names]
     is_html = any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in headers)
     if is_html and b"content-security-policy" not in names:
-        added += [header for header in _ENCODED_STRICT_PAGE if header[0] not in names and header not in added]
+        added += [header for header in _STRICT_PAGE if header[0] not in names]
     return headers + added

@@ -12,8 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.responses import HTMLResponse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from gateway.page_security import NONCE_PLACEHOLDER, STRICT
+from gateway.page_security import NONCE_PLACEHOLDER, STRICT, SecurityHeadersMiddleware
 from tests.helpers import TOKEN, gateway_app, lifespan_client
 
 PAGES = ["/ui/", "/graphql", "/docs", "/redoc"]
@@ -30,7 +34,8 @@ def policy(response: httpx.Response) -> dict[str, list[str]]:
 
 
 def assert_page_headers(response: httpx.Response) -> dict[str, list[str]]:
-    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+    assert len(response.headers.get_list("content-security-policy")) == 1
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["x-frame-options"] == "DENY"
     directives = policy(response)
@@ -129,3 +134,40 @@ async def test_a_page_served_without_a_policy_of_its_own_gets_the_strict_one(sto
     directives = assert_page_headers(response)
     assert response.headers["content-security-policy"] == STRICT.header()
     assert directives["worker-src"] == ["'none'"] and directives["style-src"] == ["'self'"]
+
+
+HEADER_NAMES = st.sampled_from(
+    ["Content-Type", "content-security-policy", "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options",
+     "ETag", "X-Other"]
+)  # fmt: skip
+MEDIA_TYPES = st.sampled_from(["text/html", "text/html; charset=utf-8", "application/json", "application/xml",
+                               "text/plain", "text/javascript", "image/svg+xml"])  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    media_type=MEDIA_TYPES,
+    given_headers=st.dictionaries(HEADER_NAMES, st.from_regex(r"[a-z0-9' -]{0,20}", fullmatch=True), max_size=5),
+)
+async def test_the_middleware_adds_what_an_answer_lacks_once_and_never_replaces_what_it_has(media_type, given_headers):
+    """Whatever headers a route answers with: nosniff exactly once; an HTML answer without a policy gets the
+    strict page headers; a header the route set is kept as it set it (a page's own policy wins)."""
+    headers = {name: value for name, value in given_headers.items() if name.lower() != "content-type"}
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        await Response(b"x", media_type=media_type, headers=headers)(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=SecurityHeadersMiddleware(route))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        answer = await http.get("/")
+    for name, value in headers.items():
+        assert answer.headers.get_list(name) == [value], name
+    assert len(answer.headers.get_list("x-content-type-options")) == 1
+    if "x-content-type-options" not in {name.lower() for name in headers}:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    sets_policy = "content-security-policy" in {name.lower() for name in headers}
+    if media_type.startswith("text/html") and not sets_policy:
+        assert answer.headers["content-security-policy"] == STRICT.header()
+        assert answer.headers["referrer-policy"] == headers.get("Referrer-Policy", "no-referrer")
+    elif not sets_policy:
+        assert "content-security-policy" not in answer.headers

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from bench.browser import Browser, CspViolation, render
 from tests.conftest import PAGES_TOKEN as TOKEN
-from tests.helpers import gateway_app, served
+from tests.helpers import gateway_app, new_change_stream, served
 
 HOSTILE_NAME = '<img src=x onerror="window.pwned = 1">'
 HOSTILE_JOB = "<b>bold</b> job"
@@ -168,3 +168,24 @@ async def test_graphiqls_dialogs_open_with_the_styles_they_write(base_url, tmp_p
             await browser.screenshot(tmp_path / f"graphiql-{dialog.split()[1]}.png")
             await browser.click(".graphiql-dialog-close")
             await browser.wait_for("document.querySelector('.graphiql-dialog') === null")
+
+
+async def test_a_graphiql_subscription_receives_a_rest_change_over_the_websocket(
+    base_url, raw_db, hostile_job, tmp_path
+):
+    """GraphiQL's subscriptions go over a WebSocket to the page's own host: connect-src 'self' lets it through."""
+    query = f"subscription {{ taskEvents(jobId: {json.dumps(HOSTILE_JOB)}) {{ kind taskId task {{ status }} }} }}"
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/graphql#token={TOKEN}")
+        await browser.wait_for("document.querySelector('.graphiql-query-editor .CodeMirror') !== null")
+        await browser.evaluate(
+            f"document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue({json.dumps(query)})"
+        )
+        async with new_change_stream(raw_db):
+            await browser.click(".graphiql-execute-button")
+        async with httpx.AsyncClient(base_url=base_url, headers={"X-Auth-Token": TOKEN}) as http:
+            response = await http.put(f"/tracking/task/{hostile_job['id']}", json={"status": "FAILED"})
+            assert response.status_code == 200, response.text
+        shown = await browser.wait_for(f"{RESULT}?.includes('FAILED') && {RESULT}")
+        assert json.loads(shown)["data"]["taskEvents"]["task"] == {"status": "FAILED"}
+        await browser.screenshot(tmp_path / "graphiql-subscription.png")
