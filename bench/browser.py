@@ -24,6 +24,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _LOCAL = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost)(:\d+)?/")
 
 
+class CspViolation(AssertionError):
+    """A page did something its Content-Security-Policy refused (gateway/page_security.py)."""
+
+
 @dataclass
 class Rendered:
     dom: str
@@ -73,20 +77,30 @@ def _chromium(workdir: Path) -> list[str]:
     ]
 
 
+_CONSOLE_CSP = re.compile(r":CONSOLE[^\]]*\] (\".*Content Security Policy.*)$", re.MULTILINE)
+"""A console line of Chromium's log (--enable-logging=stderr) reporting a refusal by the page's policy."""
+
+
 async def render(url: str, workdir: Path, wait_ms: int = 8000, screenshot: Path | None = None) -> Rendered:
-    """The page's DOM after its scripts ran, with every host but loopback unreachable."""
+    """The page's DOM after its scripts ran, with every host but loopback unreachable. Raises CspViolation if
+    the page's Content-Security-Policy refused anything (read from the console lines of Chromium's log)."""
     net_log = workdir / "net-log.json"
     command = [
         *_chromium(workdir),
         f"--log-net-log={net_log}",
         f"--virtual-time-budget={wait_ms}",
+        "--enable-logging=stderr",
+        "--v=0",
     ]
     command += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
     process = await asyncio.create_subprocess_exec(
-        *command, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        *command, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    stdout, _ = await asyncio.wait_for(process.communicate(), 120)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, f"chromium exited with {process.returncode}"
+    violations = _CONSOLE_CSP.findall(stderr.decode(errors="replace"))
+    if violations:
+        raise CspViolation(f"{url}: the page's Content-Security-Policy refused: " + "; ".join(violations))
     return Rendered(stdout.decode(errors="replace"), _page_requests(net_log, url))
 
 
@@ -95,15 +109,36 @@ _KEY_CODES = {"Tab": 9, "Enter": 13, " ": 32, "ArrowLeft": 37, "ArrowUp": 38, "A
 """Windows virtual key codes, which Chromium needs to act on a key (move the focus on Tab)."""
 
 
+def _csp_violation(event: dict[str, Any]) -> str | None:
+    """What a DevTools event says the page's policy refused, if it is such a report: Chromium files every
+    refusal as a ContentSecurityPolicyIssue (blocked scripts, styles, connections, workers, eval alike) and also
+    writes it to the console log."""
+    params = event.get("params") or {}
+    if event.get("method") == "Audits.issueAdded":
+        issue = params.get("issue") or {}
+        if issue.get("code") == "ContentSecurityPolicyIssue":
+            return json.dumps(issue.get("details", {}).get("contentSecurityPolicyIssueDetails", issue))
+    if event.get("method") == "Log.entryAdded":
+        text = str((params.get("entry") or {}).get("text", ""))
+        if "Content Security Policy" in text:
+            return text
+    return None
+
+
 class Browser:
     """A page kept open in headless Chromium, driven over the DevTools protocol: for pages that change while
-    the test acts (live updates), which a one-shot --dump-dom cannot show."""
+    the test acts (live updates), which a one-shot --dump-dom cannot show.
+
+    Every refusal by a page's Content-Security-Policy is collected (`csp_violations`), and leaving the block
+    raises CspViolation if there was any: every test that drives a page checks that the page's policy lets it
+    work, without a line of its own."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self._process: asyncio.subprocess.Process | None = None
         self._socket: ClientConnection | None = None
         self._ids = itertools.count(1)
+        self.csp_violations: list[str] = []
 
     async def __aenter__(self) -> Browser:
         port_file = self.workdir / "profile" / "DevToolsActivePort"
@@ -120,10 +155,22 @@ class Browser:
             targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
         page = next(target for target in targets if target["type"] == "page")
         self._socket = await websockets.connect(page["webSocketDebuggerUrl"], max_size=None)
+        await self.call("Audits.enable")
+        await self.call("Log.enable")
         return self
 
-    async def __aexit__(self, *_: object) -> None:
-        """Chromium closes itself (with its helper processes); killed only if it does not within 10 s."""
+    async def __aexit__(self, error: type[BaseException] | None, *_: object) -> None:
+        """Chromium closes itself (with its helper processes); killed only if it does not within 10 s. A block
+        that ended well then fails if the page's policy refused anything meanwhile."""
+        if error is None and self._socket is not None:
+            await self.evaluate("0")  # the reports sent before now are read
+        try:
+            await self._close()
+        finally:
+            if error is None and self.csp_violations:
+                raise CspViolation("the page's Content-Security-Policy refused: " + "; ".join(self.csp_violations))
+
+    async def _close(self) -> None:
         if self._socket is not None:
             await self._socket.send(json.dumps({"id": next(self._ids), "method": "Browser.close"}))
             await self._socket.close()
@@ -140,6 +187,9 @@ class Browser:
         await self._socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
         while True:
             reply = json.loads(await self._socket.recv())
+            violation = _csp_violation(reply)
+            if violation is not None:
+                self.csp_violations.append(violation)
             if reply.get("id") == message_id:
                 assert "error" not in reply, reply
                 result: dict[str, Any] = reply["result"]

@@ -11,7 +11,6 @@ from typing import cast
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
@@ -28,6 +27,7 @@ from gateway.middleware import (
     RequestIdMiddleware,
 )
 from gateway.observability import HttpMetrics, metrics, never_log
+from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
 from gateway.settings import Settings
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
@@ -55,9 +55,10 @@ def resolve_tokens(settings: Settings) -> TokenRegistry:
 
 
 STATIC = Path(__file__).parent / "static"
-VENDOR = "/static/vendor"
 SWAGGER_UI_PAGE = (Path(__file__).parent / "swagger-ui.html").read_text()
 """Swagger UI on the gateway's own assets, with the token every page shares (static/token.js)."""
+REDOC_PAGE = (Path(__file__).parent / "redoc.html").read_text()
+"""ReDoc on the gateway's own assets (it reads the public /openapi.json only)."""
 
 
 def install_pages(app: FastAPI) -> None:
@@ -68,17 +69,11 @@ def install_pages(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return HTMLResponse(SWAGGER_UI_PAGE)
+        return page_response(SWAGGER_UI_PAGE, SWAGGER_UI)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title=f"{app.title} · ReDoc",
-            redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
-            redoc_favicon_url="/static/favicon.svg",
-            with_google_fonts=False,
-        )
+        return page_response(REDOC_PAGE, REDOC)
 
 
 UI_FILES = {
@@ -108,7 +103,7 @@ def install_live_view(app: FastAPI) -> None:
 
     @app.get("/ui/", include_in_schema=False)
     async def live_view() -> FileResponse:
-        return FileResponse(UI_DIR / "index.html", media_type="text/html")
+        return FileResponse(UI_DIR / "index.html", media_type="text/html", headers=page_headers(LIVE_VIEW))
 
     @app.get("/ui/{name}", include_in_schema=False)
     async def live_view_file(name: str) -> FileResponse:
@@ -138,6 +133,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         max_age=600,
     )
     return [
+        Middleware(SecurityHeadersMiddleware),  # nosniff on every answer, a policy on every page (page_security)
         Middleware(RequestIdMiddleware),  # every answer, even a 413, carries X-Request-ID; last-resort 500s
         Middleware(HttpMetrics),
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is

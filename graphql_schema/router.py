@@ -29,6 +29,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from web.page_security import GRAPHIQL, page_response
 from graphql_schema.context import Context
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 from graphql_schema.http import (
@@ -125,7 +126,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_ws_handler_class = _LegacyWSHandler
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(GRAPHIQL_PAGE)
+        return page_response(GRAPHIQL_PAGE, GRAPHIQL)
 
     def __init__(self, *args: Any, limits: RequestLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

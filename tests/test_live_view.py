@@ -212,8 +212,8 @@ async def test_the_graph_moves_finds_a_task_and_dims_the_other_statuses(base_url
         await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('slow integration')")
         selected = await browser.wait_for(f"{GRAPH}.marks().selected")
         assert "slow integration" in await browser.evaluate(texts_of("button.task.selected") + "[0]")
-        at = await browser.evaluate(f"{GRAPH}.at({json.dumps(selected)})")
-        assert abs(at["x"] - middle["x"]) < 5 and abs(at["y"] - middle["y"]) < 5, "centred"
+        shown = await browser.evaluate(f"{GRAPH}.at({json.dumps(selected)})")
+        assert abs(shown["x"] - middle["x"]) < 5 and abs(shown["y"] - middle["y"]) < 5, "centred"
         assert sum(await browser.evaluate(pixel_beside(selected, -110 - 5))) < 150, "outlined in black"
 
         await browser.click("[data-act=fit]")

@@ -4,7 +4,7 @@
 
 import { Unauthorized, esc, gql } from "./api.js";
 import { showJob } from "./job.js";
-import { setDoneStatuses, statusChips } from "./status.js";
+import { setDoneStatuses, shareBar, statusChips } from "./status.js";
 
 const JOBS_PAGE = 20;
 const main = document.getElementById("main");
@@ -97,8 +97,8 @@ function jobsTable(jobs) {
   if (!jobs.length) return "<p>No jobs.</p>";
   const rows = jobs.map((job) => `<tr data-job="${esc(job.id)}">
       <td><a href="#job=${encodeURIComponent(job.id)}">${esc(job.id)}</a></td><td>${job.taskCount}</td>
-      <td><div class="bar" title="${Math.round(job.summary.progress * 100)}% done">
-        <span style="width:${job.summary.progress * 100}%"></span></div>${Math.round(job.summary.progress * 100)}%</td>
+      <td><span class="done-bar" title="${Math.round(job.summary.progress * 100)}% done">${shareBar("progress",
+        [{ fraction: job.summary.progress }])}</span>${Math.round(job.summary.progress * 100)}%</td>
       <td>${statusChips(job.statusCounts)}</td><td>${esc(job.summary.lastUpdate ?? "")}</td></tr>`);
   return `<table><thead><tr><th>Job</th><th>Tasks</th><th>Done</th><th>Statuses</th><th>Last update</th>
     </tr></thead><tbody>${rows.join("")}</tbody></table>`;

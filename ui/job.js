@@ -5,7 +5,7 @@ import { esc, gql, gqlAnswer, subscribe, throttled } from "./api.js";
 import { drawGraph } from "./graph.js";
 import { showNeighbourhood } from "./neighbourhood.js";
 import { drawTimeline, markTimeline } from "./timeline.js";
-import { chip, look, setDoneStatuses, statusChips } from "./status.js";
+import { chip, look, setDoneStatuses, shareBar, statusChips } from "./status.js";
 
 export const GRAPH_LIMIT = 10_000; // jobs with more tasks show a filtered, paged task table instead of a graph
 const TASKS_PAGE = 100;
@@ -335,12 +335,12 @@ async function showLevels(target, answer) {
     ${status ? `data-status="in:${status}"` : ""} title="show the stage's tasks${status ? ` (${status})` : ""}">
     ${level[what]}</button>` : `<span class="none">0</span>`;
   const rows = counted.slice(0, LEVELS_SHOWN).map((level) => {
-    const parts = level.statusCounts.map(({ status, count }) => `<span style="width:${100 * count / level.count}%;
-      background:${look(status).fill}" title="${esc(status ?? "none")} ${count}"></span>`).join("");
+    const parts = shareBar("stack", level.statusCounts.map(({ status, count }) => ({ fraction: count / level.count,
+      fill: look(status).fill, title: `${status ?? "none"} ${count}` })));
     const alert = level.failed ? "failed" : level.blockedCount ? "blocked" : "";
     return `<tr class="${alert}"><td><button type="button" class="stage" data-stage="${level.depth}"
       title="show the stage's tasks">${level.depth}</button></td><td>${level.count}</td>
-      <td><div class="stack">${parts}</div></td><td>${statusChips(level.statusCounts)}</td>
+      <td>${parts}</td><td>${statusChips(level.statusCounts)}</td>
       <td>${pick(level, "failed", level.failed && level.statusCounts.find(({ status }) => FAILED.has(status)).status)}</td>
       <td>${pick(level, "running", "RUNNING")}</td><td>${pick({ ...level, blocked: level.blockedCount }, "blocked")}</td></tr>`;
   });

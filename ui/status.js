@@ -10,13 +10,21 @@ export function setDoneStatuses(statuses) {
 }
 
 const LOOKS = {
-  done: { fill: "#009E73", text: "#fff", icon: "✓", meaning: "done" },
-  running: { fill: "#0072B2", text: "#fff", icon: "▶", meaning: "running" },
-  failed: { fill: "#D55E00", text: "#fff", icon: "✗", meaning: "failed" },
-  skipped: { fill: "#BBBBBB", text: "#000", icon: "↷", meaning: "skipped" },
-  waiting: { fill: "#56B4E9", text: "#000", icon: "○", meaning: "not started" },
-  other: { fill: "#E69F00", text: "#000", icon: "◆", meaning: "other status" },
+  done: { name: "done", fill: "#009E73", text: "#fff", icon: "✓", meaning: "done" },
+  running: { name: "running", fill: "#0072B2", text: "#fff", icon: "▶", meaning: "running" },
+  failed: { name: "failed", fill: "#D55E00", text: "#fff", icon: "✗", meaning: "failed" },
+  skipped: { name: "skipped", fill: "#BBBBBB", text: "#000", icon: "↷", meaning: "skipped" },
+  waiting: { name: "waiting", fill: "#56B4E9", text: "#000", icon: "○", meaning: "not started" },
+  other: { name: "other", fill: "#E69F00", text: "#000", icon: "◆", meaning: "other status" },
 };
+
+// A chip's colours are a class per look (`look-done`…), its rules written here from LOOKS: the page's
+// Content-Security-Policy refuses `style` attributes in markup, while a stylesheet built by script is the
+// page's own (constructable stylesheets are not inline styles).
+const chipColours = new CSSStyleSheet();
+chipColours.replaceSync(Object.values(LOOKS).map(({ name, fill, text }) =>
+  `.chip.look-${name} { background: ${fill}; color: ${text}; }`).join("\n"));
+document.adoptedStyleSheets = [...document.adoptedStyleSheets, chipColours];
 
 /** { fill, text, icon, meaning } of a status (null: the task has none). SKIPPED stays "skipped" even when the
  *  gateway counts it as done; the other done statuses come from the gateway, never from a list here. */
@@ -30,9 +38,22 @@ export function look(status) {
 }
 
 export function chip(status, count = null) {
-  const { fill, text, icon, meaning } = look(status);
-  return `<span class="chip" style="background:${fill};color:${text}" title="${esc(meaning)}">${icon}
+  const { name, icon, meaning } = look(status);
+  return `<span class="chip look-${name}" title="${esc(meaning)}">${icon}
     ${esc(status ?? "none")}${count === null ? "" : ` ${count}`}</span>`;
+}
+
+/** A bar of `shares` ([{ fraction, fill, title }], fractions of 1 side by side), drawn in SVG: its widths and
+ *  colours are SVG attributes, which the page's policy allows where `style` attributes are refused. */
+export function shareBar(className, shares) {
+  let x = 0;
+  const rects = shares.map(({ fraction, fill, title }) => {
+    const rect = `<rect x="${100 * x}" width="${100 * fraction}" height="1"${fill ? ` fill="${fill}"` : ""}>${
+      title ? `<title>${esc(title)}</title>` : ""}</rect>`;
+    x += fraction;
+    return rect;
+  });
+  return `<svg class="${className}" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">${rects.join("")}</svg>`;
 }
 
 export function statusChips(counts) {
