@@ -8,7 +8,17 @@ read paths, and `models.layout.readable_task` is the cheap, tolerant rule the st
 
 from models import defaults
 from models.check import CheckReport
-from models.conditions import EntityTagCondition, etag_of, parse_condition
+from models.conditions import (
+    JSON_MEDIA_TYPE,
+    REPRESENTATION_SUFFIXES,
+    EntityTagCondition,
+    Outcome,
+    Preconditions,
+    digest_of,
+    etag_of,
+    evaluate,
+    parse_condition,
+)
 from models.connection import initiate_single_node_replica_set
 from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
 from models.errors import (
@@ -54,7 +64,9 @@ __all__ = [
     "DEFAULT_DONE_STATUSES",
     "INT64_MAX",
     "INT_FIELDS",
+    "JSON_MEDIA_TYPE",
     "NAVIGABLE_TYPES",
+    "REPRESENTATION_SUFFIXES",
     "RESPONSE_FIELD_ORDER",
     "CheckReport",
     "CursorExpired",
@@ -71,7 +83,9 @@ __all__ = [
     "JobSummary",
     "JobsPage",
     "Limits",
+    "Outcome",
     "PreconditionFailed",
+    "Preconditions",
     "ProjectedJob",
     "StageFilter",
     "StorageUnavailable",
@@ -87,7 +101,9 @@ __all__ = [
     "TraversalTooLarge",
     "defaults",
     "describe_invalid_fields",
+    "digest_of",
     "etag_of",
+    "evaluate",
     "format_datetime",
     "initiate_single_node_replica_set",
     "parse_condition",
