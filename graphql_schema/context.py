@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from gateway.auth import Access, TokenRegistry
+from gateway.auth import Access, RepeatedCredential, TokenRegistry
 from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge, defaults
 
 
@@ -32,6 +32,10 @@ class Context(BaseContext):
         self.can_write = False
         self.grant(access)
         self.over_websocket = False
+        self.credential: str | None = None
+        """The X-Auth-Token of the HTTP request or WebSocket upgrade (a connection_init payload must agree)."""
+        self.repeated_credential: RepeatedCredential | None = None
+        """A WebSocket upgrade's repeated X-Auth-Token, refused before the socket is accepted."""
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
