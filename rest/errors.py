@@ -36,13 +36,16 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     CursorExpired: 410,  # the events after the cursor are gone for good
     PreconditionFailed: 412,  # RFC 9110 section 15.5.13: a precondition (If-Match, If-None-Match) was false
 }
+NEGOTIATED = {"Vary": "Accept"}
+"""The header of an answer whose format Accept chose (RFC 9110 section 12.5.5)."""
 _PARAMETER_HINTS = {"taskId": "must be a decimal int64 > 0", "root": "must be true or false"}
 
 
 def error_response(status: int, message: str, accept: str | None, headers: dict[str, str] | None = None) -> Response:
+    """The Error body in the format Accept asks for, saying so (`Vary: Accept`) wherever it is answered."""
     fmt = response_format_or_json(accept)
     body = encode({"error": {"code": status, "message": message}}, fmt)
-    return Response(body, status_code=status, media_type=fmt.value, headers=headers)
+    return Response(body, status_code=status, media_type=fmt.value, headers={**NEGOTIATED, **(headers or {})})
 
 
 def graph_error_response(error: GraphError, accept: str | None) -> Response:

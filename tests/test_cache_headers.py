@@ -105,6 +105,11 @@ async def test_public_answers_keep_their_own_caching(http):
         assert response.status_code == 200, path
         assert "no-store" not in response.headers.get("cache-control", ""), path
         assert "accept" not in response.headers.get("vary", "").lower(), path
+    for path in ("/nothing", "/static/nothing.js", "/ui/nothing"):  # the Error body is negotiated: it says so
+        response = await http.get(path, headers={"Accept": "application/xml"})
+        assert (response.status_code, response.headers["content-type"]) == (404, "application/xml"), path
+        assert "Accept" in [part.strip() for part in response.headers["vary"].split(",")], path
+        assert "cache-control" not in response.headers, path  # public: no token was needed
 
 
 def test_cache_headers_replace_cache_control_and_merge_vary() -> None:
