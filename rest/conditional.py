@@ -42,11 +42,11 @@ def tagged(response: Response, etag: str) -> Response:
     return response
 
 
-def refused_read(request: Request, etag: str, subject: str) -> Response | None:
-    """The answer to a GET (or HEAD) whose representation has `etag` when its conditions say not to send it:
-    304 with the ETag when If-None-Match names it, 412 with the Error body and the ETag when If-Match does not;
-    None when the representation is to be sent. `subject` names the resource in the 412's message."""
-    conditions = preconditions(request)
+def refused_read(request: Request, conditions: Preconditions | None, etag: str, subject: str) -> Response | None:
+    """The answer to a GET (or HEAD) whose representation has `etag` when its `conditions` (`preconditions`, read
+    before the resource so that a malformed one is 400 as on writes) say not to send it: 304 with the ETag when
+    If-None-Match names it, 412 with the Error body and the ETag when If-Match does not; None when the
+    representation is to be sent. `subject` names the resource in the 412's message."""
     if conditions is None:
         return None
     outcome = evaluate(conditions, (etag,), safe=True)
@@ -65,10 +65,10 @@ def body_etag(response: Response) -> str:
     return f'"{digest}"'
 
 
-def conditional_list(request: Request, response: Response, subject: str) -> Response:
+def conditional_list(request: Request, conditions: Preconditions | None, response: Response, subject: str) -> Response:
     """A list answer with its ETag, or the 304 or 412 its conditions call for (`refused_read`)."""
     etag = body_etag(response)
-    return refused_read(request, etag, subject) or tagged(response, etag)
+    return refused_read(request, conditions, etag, subject) or tagged(response, etag)
 
 
 def refused_create(request: Request) -> Response | None:

@@ -184,9 +184,11 @@ async def get_task(request: Request, taskId: TaskIdPath) -> Response:
 async def read_task(request: Request, store: GraphStore, task_id: int, fmt: Format) -> Response:
     """The answer to reading one task, routed or on the fast path (rest.fast_read): the task with the ETag of its
     representation in `fmt`, or the 304 or 412 the request's conditions call for."""
+    conditions = preconditions(request)
     doc = await store.get_task(task_id)
     etag = etag_of(doc, fmt.value)
-    return refused_read(request, etag, f"task {task_id}") or tagged(await task_response(store, doc, fmt), etag)
+    refused = refused_read(request, conditions, etag, f"task {task_id}")
+    return refused or tagged(await task_response(store, doc, fmt), etag)
 
 
 @router.get(
@@ -199,11 +201,11 @@ async def get_job_tasks(
     jobId: Annotated[str, AfterValidator(path_value), Path(description="Job id")],
     root: Annotated[bool | None, BeforeValidator(_true_or_false), Query(description="including roots or not")] = None,
 ) -> Response:
-    store = _store(request)
+    store, conditions = _store(request), preconditions(request)
     # The legacy API's rule: root absent or true lists every task of the job, roots included; false only non-roots.
     only_non_roots = False if root is False else None
     response = await _tasks_response(store, await store.list_job_tasks(jobId, only_non_roots), _format(request))
-    return conditional_list(request, response, f"the task list of job {jobId!r}")
+    return conditional_list(request, conditions, response, f"the task list of job {jobId!r}")
 
 
 @router.put(
@@ -250,10 +252,10 @@ def _install_link_routes(direction: _Direction) -> None:
     async def list_linked(
         request: Request, taskId: TaskIdPath, status: StatusQuery = None, type: TypeQuery = None
     ) -> Response:
-        store = _store(request)
+        store, conditions = _store(request), preconditions(request)
         docs = await getattr(store, f"list_{links}")(taskId, status, type)
         response = await _tasks_response(store, docs, _format(request))
-        return conditional_list(request, response, f"the {direction.segment} task list of task {taskId}")
+        return conditional_list(request, conditions, response, f"the {direction.segment} task list of task {taskId}")
 
     async def add_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
         store = _store(request)

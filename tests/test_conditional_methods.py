@@ -255,3 +255,16 @@ async def test_the_gateway_evaluates_conditions_in_rfc_9110_order(
     assert response.status_code == (SUCCESS[operation.method] if expected == 200 else expected), response.text
     if expected != 200 or operation.safe:
         assert await snapshot(raw_db) == before
+
+
+async def test_a_malformed_condition_is_400_naming_it_on_every_operation(http, raw_db):
+    await reset(http, raw_db)
+    before = await snapshot(raw_db)
+    for operation in OPERATIONS:
+        for task in (operation, replace(operation, path=operation.path.replace("/1", "/99").replace("/2/", "/99/"))):
+            for name in ("If-Match", "If-None-Match"):
+                response = await send(http, task, JSON, {name: "no-quotes"})
+                assert response.status_code == 400, f"{task} {name}"
+                if task.method != "HEAD":
+                    assert name in response.json()["message"]
+    assert await snapshot(raw_db) == before
