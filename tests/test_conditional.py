@@ -166,6 +166,12 @@ async def test_graphql_etag_and_if_match(http):
     ):
         answer = await gql(f"mutation($m: String) {{ {mutation} }}", {"m": tag})
         assert answer["errors"][0]["extensions"]["code"] == "PRECONDITION_FAILED", mutation
+    as_xml = (await http.get("/tracking/task/2", headers={"Accept": "application/xml"})).headers["etag"]
+    assert as_xml != (await gql('{ task(id: "2") { etag } }'))["data"]["task"]["etag"]  # GraphQL shows JSON's
+    by_xml_tag = await gql(
+        'mutation($m: String) { updateTask(id: "2", patch: {status: "X"}, ifMatch: $m) { status } }', {"m": as_xml}
+    )
+    assert by_xml_tag["data"]["updateTask"]["status"] == "X"  # ifMatch takes any representation's ETag
     bad = await gql('mutation { deleteTask(id: "1", ifMatch: "no quotes") }')
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "ifMatch" in bad["errors"][0]["message"]
