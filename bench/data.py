@@ -106,6 +106,34 @@ def staged_job(first_id: int, count: int, levels: int, job: str, now: datetime) 
     return docs
 
 
+TIMED_SPAN = timedelta(hours=25)
+
+
+def timed_job(first_id: int, now: datetime) -> list[Doc]:
+    """A job whose timeline ends now and starts TIMED_SPAN before (so it always crosses midnight): fetch (30 min)
+    -> 300 builds (20 min each, 10 s apart; the last one still running, so its bar runs to now) -> release (3 h
+    after the start) and "release notes", which never started. Relative to `now`: a running bar measured against
+    the clock gives the same picture whatever the day."""
+    start = now - TIMED_SPAN
+    builds = range(first_id + 1, first_id + 301)
+    release, notes = first_id + 301, first_id + 302
+    fetch = linked_task_doc(first_id, "timed", now, list(builds), [])
+    docs = [{**fetch, "name": "fetch", "status": "DONE", "start-time": start,
+             "finish-time": start + timedelta(minutes=30)}]  # fmt: skip
+    for number, task_id in enumerate(builds):
+        began = start + timedelta(minutes=30, seconds=10 * number)
+        doc = linked_task_doc(task_id, "timed", now, [release], [first_id])
+        docs.append({**doc, "name": f"build {number}", "status": "DONE", "start-time": began,
+                     "finish-time": began + timedelta(minutes=20)})  # fmt: skip
+    docs[-1]["status"] = "RUNNING"
+    del docs[-1]["finish-time"]
+    released = {"start-time": start + timedelta(hours=3), "finish-time": start + timedelta(hours=3, minutes=5)}
+    docs.append({**linked_task_doc(release, "timed", now, [], list(builds)), "name": "release", "status": "DONE",
+                 **released})  # fmt: skip
+    docs.append({**linked_task_doc(notes, "timed", now, [], []), "name": "release notes", "status": "READY"})
+    return docs
+
+
 def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[Doc]:
     docs = []
     for index in range(count):
