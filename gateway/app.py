@@ -20,6 +20,7 @@ from starlette.types import Scope
 import graphql_schema
 import rest
 from gateway.backend import Backend
+from gateway.caching import CacheHeaders
 from gateway.middleware import (
     BodySizeLimitMiddleware,
     ExpectContinueMiddleware,
@@ -116,10 +117,15 @@ def front_end_refusal(status: int, message: str, scope: Scope) -> Response:
     """A request refused before it reaches its front end (the body limit), in that front end's shape: GraphQL's
     `errors[]` on /graphql, the REST Error body elsewhere."""
     accept = Headers(scope=scope).get("accept")
-    if scope["path"] == "/graphql":
+    if scope["path"] == graphql_schema.GRAPHQL_PATH:
         media_type = graphql_schema.response_media_type_or_json(accept)
         return graphql_schema.error_response(status, message, "BAD_REQUEST", media_type)
     return rest.error_response(status, message, accept)
+
+
+def needs_token(path: str) -> bool:
+    """Whether answers on this path are token-gated (REST's and GraphQL's, GraphiQL's page sharing the path)."""
+    return path.startswith(REST_PREFIX) or path == graphql_schema.GRAPHQL_PATH
 
 
 def middleware_stack(settings: Settings) -> list[Middleware]:
@@ -134,6 +140,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
     )
     return [
         Middleware(SecurityHeadersMiddleware),  # nosniff on every answer, a policy on every page (page_security)
+        Middleware(CacheHeaders, gated=needs_token),  # no-store and Vary: Accept on every token-gated answer
         Middleware(RequestIdMiddleware),  # every answer, even a 413, carries X-Request-ID; last-resort 500s
         Middleware(HttpMetrics),
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is

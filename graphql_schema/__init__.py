@@ -2,8 +2,9 @@
 
 from fastapi import FastAPI
 
+from graphql_schema.credentials import install_repeated_credential_refusal
 from graphql_schema.http import error_response, response_media_type_or_json
-from graphql_schema.router import graphql_router, install_token_refusal
+from graphql_schema.router import GRAPHQL_PATH, graphql_router, install_token_refusal
 from web.limits import RequestLimits
 
 
@@ -12,6 +13,7 @@ def install(
 ) -> None:
     app.include_router(graphql_router(max_depth, max_aliases, max_tokens, max_fragment_depth, limits))
     install_token_refusal(app)
+    install_repeated_credential_refusal(app)
 
 
-__all__ = ["error_response", "install", "response_media_type_or_json"]
+__all__ = ["GRAPHQL_PATH", "error_response", "install", "response_media_type_or_json"]

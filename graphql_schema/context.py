@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader, DefaultCache
 from strawberry.fastapi import BaseContext
 
 from models import Direction, GraphStore, JobSummary, TaskChange, TaskDoc, TraversalTooLarge
-from web.auth import Access, TokenRegistry, caller_identity
+from web.auth import Access, RepeatedCredential, TokenRegistry, caller_identity
 from web.limits import RequestLimits
 
 COST_PER_TRAVERSAL_TASK = 110
@@ -60,6 +60,10 @@ class Context(BaseContext):
         """Who is calling (web.auth.caller_identity): the owner of a create's idempotency key."""
         self.grant(access, token)
         self.over_websocket = False
+        self.credential: str | None = None
+        """The X-Auth-Token of the HTTP request or WebSocket upgrade (a connection_init payload must agree)."""
+        self.repeated_credential: RepeatedCredential | None = None
+        """A WebSocket upgrade's repeated X-Auth-Token, refused before the socket is accepted."""
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self._read_tasks = DefaultCache[int, TaskDoc | None]()

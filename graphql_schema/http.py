@@ -64,4 +64,5 @@ def error_response(
     """A request refused before any execution: `{"errors": [{"message", "extensions": {"code"}}]}`, no `data`
     (GraphQL spec §7.1.2: no data entry when execution did not start)."""
     body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
-    return Response(body, status_code=status, media_type=CONTENT_TYPE_OF[media_type], headers=dict(headers or {}))
+    negotiated = {"Vary": "Accept", **(headers or {})}  # the media type is Accept's choice (RFC 9110 section 12.5.5)
+    return Response(body, status_code=status, media_type=CONTENT_TYPE_OF[media_type], headers=negotiated)

@@ -18,6 +18,10 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage as TransportConnectionInit,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage,
@@ -29,8 +33,10 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from web.auth import TOKEN_FIELD, RepeatedCredential, request_credential
 from web.page_security import GRAPHIQL, page_response
 from graphql_schema.context import Context
+from graphql_schema.credentials import AMBIGUOUS_CLOSE_CODE, ambiguous_payload, payload_tokens, refuse_upgrade
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 from graphql_schema.http import (
     GRAPHQL_RESPONSE_TYPE,
@@ -47,7 +53,7 @@ from models import InvalidOperation
 from web.limits import RequestLimits
 from web.state import gateway_state
 
-TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name
+GRAPHQL_PATH = "/graphql"
 REJECTED_TOKEN_CLOSE_CODE = 4403
 
 
@@ -60,19 +66,33 @@ class _RefusedJSON(json.JSONDecodeError):
 
 
 def _presented_token(params: object) -> str | None:
-    """The token of a WebSocket's connection_init payload."""
-    if not isinstance(params, dict):
-        return None
-    presented = params.get(TOKEN_HEADER) or params.get(TOKEN_HEADER.lower()) or params.get("token")
-    return presented if isinstance(presented, str) else None
+    """The token of a WebSocket's connection_init payload (its tokens agree: `ambiguous_payload`)."""
+    return next(iter(payload_tokens(params)), None)
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400."""
+
+    async def handle_connection_init(self, message: TransportConnectionInit) -> None:
+        refusal = ambiguous_payload(self.context.credential, message.get("payload"))
+        if refusal is not None:
+            await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
+            return
+        await super().handle_connection_init(message)
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The older graphql-ws protocol closes a rejected connection with 1011 (internal error); a wrong token is
-    no server error, so it is refused here first with the 4403 graphql-transport-ws uses."""
+    no server error, so it is refused here first with the 4403 graphql-transport-ws uses, and tokens that
+    disagree with the 4400 it uses for them."""
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         context = self.context
+        refusal = ambiguous_payload(context.credential, message.get("payload"))
+        if refusal is not None:
+            await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
+            await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
+            return
         if not context.authenticated and not context.tokens.accepts(_presented_token(message.get("payload"))):
             await self.send_message({"type": "connection_error", "payload": {"message": _REJECTION}})
             await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=_REJECTION)
@@ -111,7 +131,7 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             self.tasks.pop(operation_id, None)
 
 
-_REJECTION = f"missing or unknown {TOKEN_HEADER}"
+_REJECTION = f"missing or unknown {TOKEN_FIELD}"
 
 
 class TokenRefused(Exception):
@@ -123,6 +143,7 @@ GRAPHIQL_PAGE = (Path(__file__).parent / "graphiql.html").read_text()
 
 
 class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = _TransportWSHandler
     graphql_ws_handler_class = _LegacyWSHandler
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
@@ -138,9 +159,12 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         a mutation over GET 405 with `Allow: POST`, and under application/graphql-response+json 4xx/5xx when
         execution never started."""
         if self.is_websocket_request(request):
+            if isinstance(context, Context) and context.repeated_credential is not None:
+                await refuse_upgrade(request, context.repeated_credential)
+                return request
             return await super().run(request, context, root_value)
         if not _asks_for_graphiql(request) and not gateway_state(request)["tokens"].accepts(
-            request.headers.get(TOKEN_HEADER)
+            request_credential(request.scope["headers"])
         ):
             raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
         accept = request.headers.get("accept")
@@ -265,10 +289,18 @@ def _asks_for_graphiql(request: Request) -> bool:
 
 
 async def _context(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
+    """The request's context, with what its credential allows. A repeated X-Auth-Token is refused: at once over
+    HTTP (RepeatedCredential, 400), by `run` for a WebSocket (a dependency cannot answer an upgrade)."""
     connection: HTTPConnection = request if request is not None else websocket
     state = gateway_state(connection)
-    token = connection.headers.get(TOKEN_HEADER)
-    access = state["tokens"].access(token)
+    repeated = None
+    try:
+        credential = request_credential(connection.scope["headers"])
+    except RepeatedCredential as error:
+        if websocket is None:
+            raise
+        credential, repeated = None, error
+    access = state["tokens"].access(credential)
     if request is not None and access is None and not _asks_for_graphiql(request):
         raise TokenRefused(_REJECTION)
     settings = state["settings"]
@@ -284,6 +316,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         token=token,
     )
     context.over_websocket = websocket is not None
+    context.credential, context.repeated_credential = credential, repeated
     context.compiled = settings.graphql_compiled
     return context
 
@@ -293,7 +326,7 @@ def graphql_router(
 ) -> TrackingGraphQLRouter:
     return TrackingGraphQLRouter(
         build_schema(max_depth, max_aliases, max_tokens, max_fragment_depth),
-        path="/graphql",
+        path=GRAPHQL_PATH,
         graphql_ide="graphiql",
         context_getter=_context,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),

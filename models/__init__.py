@@ -8,7 +8,16 @@ read paths, and `models.layout.readable_task` is the cheap, tolerant rule the st
 
 from models import defaults
 from models.check import CheckReport
-from models.conditions import EntityTagCondition, etag_of
+from models.conditions import (
+    JSON_MEDIA_TYPE,
+    REPRESENTATION_SUFFIXES,
+    EntityTagCondition,
+    Outcome,
+    Preconditions,
+    digest_of,
+    etag_of,
+    evaluate,
+)
 from models.connection import initiate_single_node_replica_set
 from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
 from models.errors import (
@@ -57,7 +66,9 @@ __all__ = [
     "DEFAULT_DONE_STATUSES",
     "INT64_MAX",
     "INT_FIELDS",
+    "JSON_MEDIA_TYPE",
     "NAVIGABLE_TYPES",
+    "REPRESENTATION_SUFFIXES",
     "RESPONSE_FIELD_ORDER",
     "CheckReport",
     "CommitOutcomeUnknown",
@@ -77,7 +88,9 @@ __all__ = [
     "JobSummary",
     "JobsPage",
     "Limits",
+    "Outcome",
     "PreconditionFailed",
+    "Preconditions",
     "ProjectedJob",
     "StageFilter",
     "StorageUnavailable",
@@ -93,7 +106,9 @@ __all__ = [
     "TraversalTooLarge",
     "defaults",
     "describe_invalid_fields",
+    "digest_of",
     "etag_of",
+    "evaluate",
     "format_datetime",
     "initiate_single_node_replica_set",
     "parse_datetime",

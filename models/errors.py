@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 class GraphError(Exception):
@@ -64,12 +65,19 @@ class TransactionsUnsupported(Exception):
 
 
 class PreconditionFailed(GraphError):
-    """A conditional write found the task changed: its ETag is none of those the caller named (RFC 9110
-    section 13.1.1). Nothing was changed."""
+    """A request's precondition (RFC 9110 section 13.1) is false: If-Match named none of the current versions, or
+    If-None-Match named one (or `*`, and there is one). Nothing was changed. `current` is the task as the
+    evaluation read it (its ETag goes with the answer), when there is one."""
 
-    def __init__(self, task_id: int) -> None:
-        self.task_id = task_id
-        super().__init__(f"task {task_id} has changed: its current ETag is none of those given, nothing was changed")
+    def __init__(self, subject: str, field: str = "If-Match", current: dict[str, Any] | None = None) -> None:
+        self.subject = subject
+        self.field = field
+        self.current = current
+        if field == "If-Match":
+            message = f"{subject} has changed: its current ETag is none of those given"
+        else:
+            message = f"{subject} has a version If-None-Match names (or If-None-Match is * and it exists)"
+        super().__init__(f"{message}, nothing was changed")
 
 
 class CommitOutcomeUnknown(GraphError):

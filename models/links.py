@@ -17,7 +17,7 @@ from bson.int64 import Int64
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from models.conditions import EntityTagCondition, require_match
+from models.conditions import Preconditions, require_preconditions
 from models.errors import InvalidOperation
 from models.layout import TaskDoc, readable_tasks
 from models.locks import JobQueues, QueuesBusy, bump_link_locks
@@ -85,10 +85,10 @@ class Links:
         self._queues = JobQueues()
 
     async def add(
-        self, anchor: int, pairs: list[Link], listing: Direction, if_match: EntityTagCondition | None = None
+        self, anchor: int, pairs: list[Link], listing: Direction, conditions: Preconditions | None = None
     ) -> list[TaskDoc]:
         """Add the links; returns the `listing` neighbours of `anchor` after the change, by ascending id.
-        Errors as the module says; with `if_match`, PreconditionFailed unless the anchor's ETag satisfies it.
+        Errors as the module says; with `conditions`, PreconditionFailed unless the anchor's ETags satisfy them.
 
         Round trips when the jobs' queues are free: one read, the lock bump, the link writes and the commit
         (models.locks.QueueHold says how the queues are taken without a read before the transaction)."""
@@ -99,8 +99,8 @@ class Links:
         async def work(session: AsyncClientSession) -> list[TaskDoc]:
             docs = await self._storage.require_ids(involved, session, whole=True)
             await hold.cover(doc.get("job-id") for doc in docs.values())
-            if if_match is not None:
-                await require_match(self._storage.tasks, anchor, if_match, session)
+            if conditions is not None:
+                await require_preconditions(self._storage.tasks, anchor, conditions, session)
             return await self._link(anchor, pairs, listing, docs, session)
 
         waited = 0.0
@@ -137,14 +137,14 @@ class Links:
             return [written[task_id] for task_id in sorted(linked)]
         return await self._storage.find_sorted({"_id": {"$in": list(linked)}}, session)
 
-    async def remove(self, pairs: list[Link], anchor: int, if_match: EntityTagCondition | None = None) -> None:
+    async def remove(self, pairs: list[Link], anchor: int, conditions: Preconditions | None = None) -> None:
         """Remove the links (those not stored are no error); TaskNotFound naming every id that does not exist;
-        with `if_match`, PreconditionFailed unless the anchor's ETag satisfies it."""
+        with `conditions`, PreconditionFailed unless the anchor's ETags satisfy them."""
 
         async def work(session: AsyncClientSession) -> None:
             await self._storage.require_ids({task_id for pair in pairs for task_id in pair}, session)
-            if if_match is not None:
-                await require_match(self._storage.tasks, anchor, if_match, session)
+            if conditions is not None:
+                await require_preconditions(self._storage.tasks, anchor, conditions, session)
             await self._storage.tasks.bulk_write(link_updates(list(dict.fromkeys(pairs)), "$pull"), session=session)
 
         await self._storage.in_transaction(work, lambda: _read_links(anchor))

@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from models.conditions import EntityTagCondition, require_match
+from models.conditions import Preconditions, require_preconditions
 from models.errors import InvalidOperation, TaskNotFound
 from models.layout import TaskDoc, readable_task
 from models.locks import bump_link_locks
@@ -46,15 +46,15 @@ class Records:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
-    async def update(self, task_id: int, patch: TaskPatch, if_match: EntityTagCondition | None = None) -> TaskDoc:
-        """The task after merging `patch` (`patch_update`); InvalidOperation, TaskNotFound. With `if_match`,
-        only while the task's ETag satisfies it (PreconditionFailed otherwise; models.conditions)."""
+    async def update(self, task_id: int, patch: TaskPatch, conditions: Preconditions | None = None) -> TaskDoc:
+        """The task after merging `patch` (`patch_update`); InvalidOperation, TaskNotFound. With `conditions`,
+        only while the task's ETags satisfy them (PreconditionFailed otherwise; models.conditions)."""
         update = patch_update(task_id, patch)
         moves = "job-id" in update["$set"] or "job-id" in update.get("$unset", {})
 
         async def work(session: AsyncClientSession) -> TaskDoc | None:
-            if if_match is not None:
-                return await self._update_if_match(task_id, update, moves, if_match, session)
+            if conditions is not None:
+                return await self._update_if_preconditions(task_id, update, moves, conditions, session)
             if moves:
                 return await self._move_to_job(task_id, update, session)
             return await self._storage.tasks.find_one_and_update(
@@ -69,15 +69,15 @@ class Records:
             raise TaskNotFound([task_id])
         return readable
 
-    async def _update_if_match(
+    async def _update_if_preconditions(
         self,
         task_id: int,
         update: dict[str, Any],
         moves: bool,
-        if_match: EntityTagCondition,
+        conditions: Preconditions,
         session: AsyncClientSession,
     ) -> TaskDoc | None:
-        await require_match(self._storage.tasks, task_id, if_match, session)
+        await require_preconditions(self._storage.tasks, task_id, conditions, session)
         if moves:
             return await self._move_to_job(task_id, update, session)
         return await self._storage.tasks.find_one_and_update(
@@ -96,16 +96,16 @@ class Records:
             {"_id": task_id}, update, return_document=ReturnDocument.AFTER, session=session
         )
 
-    async def delete(self, task_id: int, if_match: EntityTagCondition | None = None) -> None:
+    async def delete(self, task_id: int, conditions: Preconditions | None = None) -> None:
         """Delete the task and every link to or from it, found through the indexes rather than its own arrays
-        so that links written inconsistently by other tools are cleaned up too; TaskNotFound. With `if_match`,
-        only while the task's ETag satisfies it (PreconditionFailed otherwise)."""
+        so that links written inconsistently by other tools are cleaned up too; TaskNotFound. With `conditions`,
+        only while the task's ETags satisfy them (PreconditionFailed otherwise)."""
         tasks = self._storage.tasks
 
         async def work(session: AsyncClientSession) -> None:
             await self._storage.require_ids({task_id}, session)
-            if if_match is not None:
-                await require_match(tasks, task_id, if_match, session)
+            if conditions is not None:
+                await require_preconditions(tasks, task_id, conditions, session)
             touched = {"$set": {"update-timestamp": now_utc()}}
             await tasks.update_many({"nexts": task_id}, {"$pull": {"nexts": task_id}, **touched}, session=session)
             await tasks.update_many({"previous": task_id}, {"$pull": {"previous": task_id}, **touched}, session=session)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from models.batch_walks import ManyWalks, walk_many
 from models.check import CheckReport, check_graph
 from models.coalesce import CoalescedReads
-from models.conditions import EntityTagCondition
+from models.conditions import Preconditions
 from models.connection import make_client, ping, prepare_database, require_transactions
 from models.creation import Render, client_ids_of, plan_creation
 from models.deadline import bounded
@@ -374,48 +374,48 @@ class GraphStore:
     # ---- update and delete ----------------------------------------------------------------------------------
 
     @bounded
-    async def update_task(self, task_id: int, patch: TaskPatch, if_match: EntityTagCondition | None = None) -> TaskDoc:
+    async def update_task(self, task_id: int, patch: TaskPatch, conditions: Preconditions | None = None) -> TaskDoc:
         """The task after merging `patch`: present fields replace, null clears, absent fields stay.
-        InvalidOperation for a body id other than `task_id`; TaskNotFound; with `if_match`, PreconditionFailed
-        unless the task's ETag satisfies it (models.conditions)."""
-        return await self._records.update(task_id, patch, if_match)
+        InvalidOperation for a body id other than `task_id`; TaskNotFound; with `conditions`,
+        PreconditionFailed unless the task's ETags satisfy them (models.conditions)."""
+        return await self._records.update(task_id, patch, conditions)
 
     @bounded
-    async def delete_task(self, task_id: int, if_match: EntityTagCondition | None = None) -> None:
+    async def delete_task(self, task_id: int, conditions: Preconditions | None = None) -> None:
         """Delete the task and every link to or from it; TaskNotFound; PreconditionFailed as `update_task`."""
-        await self._records.delete(task_id, if_match)
+        await self._records.delete(task_id, conditions)
 
     # ---- links ----------------------------------------------------------------------------------------------
 
     @bounded
     async def add_nexts(
-        self, task_id: int, next_ids: Collection[int], if_match: EntityTagCondition | None = None
+        self, task_id: int, next_ids: Collection[int], conditions: Preconditions | None = None
     ) -> list[TaskDoc]:
         """Link task_id -> each next id; returns all next tasks of task_id after the change, by ascending id.
         InvalidOperation for a self-link or a link that would close a cycle; TaskNotFound (models.links)."""
-        return await self._links.add(task_id, [(task_id, other) for other in next_ids], "nexts", if_match)
+        return await self._links.add(task_id, [(task_id, other) for other in next_ids], "nexts", conditions)
 
     @bounded
     async def add_previous(
-        self, task_id: int, previous_ids: Collection[int], if_match: EntityTagCondition | None = None
+        self, task_id: int, previous_ids: Collection[int], conditions: Preconditions | None = None
     ) -> list[TaskDoc]:
         """Link each previous id -> task_id; returns all previous tasks of task_id after the change, by ascending
         id. InvalidOperation for a self-link or a link that would close a cycle; TaskNotFound (models.links)."""
-        return await self._links.add(task_id, [(other, task_id) for other in previous_ids], "previous", if_match)
+        return await self._links.add(task_id, [(other, task_id) for other in previous_ids], "previous", conditions)
 
     @bounded
     async def remove_nexts(
-        self, task_id: int, next_ids: Collection[int], if_match: EntityTagCondition | None = None
+        self, task_id: int, next_ids: Collection[int], conditions: Preconditions | None = None
     ) -> None:
         """Unlink task_id -> each next id (links not stored are no error); TaskNotFound; PreconditionFailed."""
-        await self._links.remove([(task_id, other) for other in next_ids], task_id, if_match)
+        await self._links.remove([(task_id, other) for other in next_ids], task_id, conditions)
 
     @bounded
     async def remove_previous(
-        self, task_id: int, previous_ids: Collection[int], if_match: EntityTagCondition | None = None
+        self, task_id: int, previous_ids: Collection[int], conditions: Preconditions | None = None
     ) -> None:
         """Unlink each previous id -> task_id (links not stored are no error); TaskNotFound; PreconditionFailed."""
-        await self._links.remove([(other, task_id) for other in previous_ids], task_id, if_match)
+        await self._links.remove([(other, task_id) for other in previous_ids], task_id, conditions)
 
 
 def _stored(doc: TaskDoc, _: Mapping[int, TaskDoc]) -> TaskDoc:

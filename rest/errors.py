@@ -22,6 +22,7 @@ from models import (
     TaskAlreadyExists,
     TaskNotFound,
     TraversalTooLarge,
+    etag_of,
 )
 from rest.encoding import encode
 from rest.negotiation import BadRequest, UnsupportedMediaType, response_format_or_json
@@ -36,20 +37,23 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     # ever surface, it is answered as what it is, never as a 500.
     TraversalTooLarge: 400,  # like every other bound on a request's work
     CursorExpired: 410,  # the events after the cursor are gone for good
-    PreconditionFailed: 412,  # RFC 9110 section 15.5.13: If-Match named none of the task's current ETags
+    PreconditionFailed: 412,  # RFC 9110 section 15.5.13: a precondition (If-Match, If-None-Match) was false
     # Sent for commit, outcome unknown: not a refusal (503 promises nothing changed). 504: the upstream, MongoDB,
     # gave no answer in time; clients do not retry it blindly, and the message says how to learn the outcome.
     CommitOutcomeUnknown: 504,
     IdempotencyKeyReused: 422,  # the Idempotency-Key draft: the key was used with another payload
     IdempotencyKeyInFlight: 409,  # the Idempotency-Key draft: a request with the key is still being processed
 }
+NEGOTIATED = {"Vary": "Accept"}
+"""The header of an answer whose format Accept chose (RFC 9110 section 12.5.5)."""
 _PARAMETER_HINTS = {"taskId": "must be a decimal int64 > 0", "root": "must be true or false"}
 
 
 def error_response(status: int, message: str, accept: str | None, headers: dict[str, str] | None = None) -> Response:
+    """The Error body in the format Accept asks for, saying so (`Vary: Accept`) wherever it is answered."""
     fmt = response_format_or_json(accept)
     body = encode({"error": {"code": status, "message": message}}, fmt)
-    return Response(body, status_code=status, media_type=fmt.value, headers=headers)
+    return Response(body, status_code=status, media_type=fmt.value, headers={**NEGOTIATED, **(headers or {})})
 
 
 def graph_error_response(error: GraphError, accept: str | None) -> Response:
@@ -58,8 +62,15 @@ def graph_error_response(error: GraphError, accept: str | None) -> Response:
     for error_type in type(error).__mro__:
         status = STATUS_OF_GRAPH_ERROR.get(error_type)
         if status is not None:
-            return error_response(status, error.message or str(error), accept)
+            return error_response(status, error.message or str(error), accept, _headers_of(error, accept))
     raise error
+
+
+def _headers_of(error: GraphError, accept: str | None) -> dict[str, str] | None:
+    """A 412 carries the current ETag of the task's representation the caller negotiated (RFC 9110 section
+    8.8.3: the answer's ETag is the selected representation's), so that it can look and try again."""
+    current = getattr(error, "current", None) if isinstance(error, PreconditionFailed) else None
+    return {"ETag": etag_of(current, response_format_or_json(accept).value)} if current is not None else None
 
 
 def _describe_parameter_errors(error: RequestValidationError) -> str:
@@ -86,8 +97,12 @@ def install_error_handlers(app: FastAPI, routes: list[APIRoute]) -> None:
 
         return handler
 
-    for error_type, status in STATUS_OF_GRAPH_ERROR.items():
-        app.add_exception_handler(error_type, answer(status))
+    async def graph_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, GraphError)
+        return graph_error_response(error, request.headers.get("accept"))
+
+    for error_type in STATUS_OF_GRAPH_ERROR:
+        app.add_exception_handler(error_type, graph_error)
     app.add_exception_handler(BadRequest, answer(400))
     app.add_exception_handler(UnsupportedMediaType, answer(415))
 

@@ -1,4 +1,5 @@
-"""The checks every /tracking request passes before any routing work: token (403), then Accept (406)."""
+"""The checks every /tracking request passes before any routing work: one token (400), a known token (403),
+then Accept (406)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.auth import caller_identity
+from web.auth import RepeatedCredential, caller_identity, request_credential
 from rest.errors import error_response
 from rest.negotiation import NotAcceptable, response_format
 
@@ -51,12 +52,12 @@ class TrackingGuard:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        token = accept = None
-        for name, value in scope["headers"]:
-            if name == b"x-auth-token":
-                token = value.decode("latin-1")
-            elif name == b"accept":
-                accept = value.decode("latin-1")
+        accept = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"accept"), None)
+        try:
+            token = request_credential(scope["headers"])
+        except RepeatedCredential as error:
+            await error_response(400, error.message, accept)(scope, receive, send)
+            return
         access = scope["state"]["tokens"].access(token)
         if access is None:
             await error_response(403, "missing or unknown X-Auth-Token", accept)(scope, receive, send)

@@ -11,12 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from models import GraphStore, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
 from models.task import INT64_MAX, created_tasks_of
-from rest.conditional import if_match, not_modified, tagged
+from rest.conditional import conditional_list, preconditions, refused_create, refused_read, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
 from rest.guard import path_value
 from rest.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key
 from rest.negotiation import BadRequest, Format, request_charset, request_format
-from rest.schemas import Task, TaskList, answers, body_of
+from rest.schemas import NOT_MODIFIED, Task, TaskList, answers, body_of
 from rest.xml import parse_xml, xml_task_fields, xml_task_list
 from web.limits import RequestLimits
 from web.state import gateway_state
@@ -166,7 +166,7 @@ async def _task_patch(request: Request) -> TaskPatch:
 @router.post(
     "/task",
     summary="Create Task that not exist",
-    responses=answers(200, "Success", TaskList, 400, 404, 409, 413, 415, 422, 504),
+    responses=answers(200, "Success", TaskList, 400, 404, 409, 412, 413, 415, 422, 504),
     openapi_extra={**body_of("TaskList"), "parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 async def create_tasks(request: Request) -> Response:
@@ -174,6 +174,9 @@ async def create_tasks(request: Request) -> Response:
     an `Idempotency-Key`, stored at most once: the same key and tasks again answer what the first answered."""
     key = idempotency_key(request)
     tasks = await _created_tasks(request)
+    refused = refused_create(request)
+    if refused is not None:
+        return refused
     answers = await _store(request).create_tasks_rendered(tasks, task_to_api, key)
     return await _respond_tasks(answers, _format(request))
 
@@ -181,37 +184,37 @@ async def create_tasks(request: Request) -> Response:
 @router.get(
     "/task/{taskId}",
     summary="Get Task from id",
-    responses={
-        **answers(200, "Task found", Task, 400, 404),
-        304: {"description": "Not modified: If-None-Match names the task's current ETag"},
-    },
+    responses={**answers(200, "Task found", Task, 400, 404, 412), **NOT_MODIFIED},
 )
 async def get_task(request: Request, taskId: TaskIdPath) -> Response:
     return await read_task(request, _store(request), taskId, _format(request))
 
 
 async def read_task(request: Request, store: GraphStore, task_id: int, fmt: Format) -> Response:
-    """The answer to reading one task, routed or on the fast path (rest.fast_read): 304 when If-None-Match
-    names its ETag, else the task with its ETag."""
+    """The answer to reading one task, routed or on the fast path (rest.fast_read): the task with the ETag of its
+    representation in `fmt`, or the 304 or 412 the request's conditions call for."""
+    conditions = preconditions(request)
     doc = await store.get_task(task_id)
-    etag = etag_of(doc)
-    return not_modified(request, etag) or tagged(await task_response(store, doc, fmt), doc, etag)
+    etag = etag_of(doc, fmt.value)
+    refused = refused_read(request, conditions, etag, f"task {task_id}")
+    return refused or tagged(await task_response(store, doc, fmt), etag)
 
 
 @router.get(
     "/{jobId}/task/roots",
     summary="Return the tasks of the job (including roots or not)",
-    responses=answers(200, "Tasks readed", TaskList, 400),
+    responses={**answers(200, "Tasks readed", TaskList, 400, 412), **NOT_MODIFIED},
 )
 async def get_job_tasks(
     request: Request,
     jobId: Annotated[str, AfterValidator(path_value), Path(description="Job id")],
     root: Annotated[bool | None, BeforeValidator(_true_or_false), Query(description="including roots or not")] = None,
 ) -> Response:
-    store = _store(request)
+    store, conditions = _store(request), preconditions(request)
     # The legacy API's rule: root absent or true lists every task of the job, roots included; false only non-roots.
     only_non_roots = False if root is False else None
-    return await _tasks_response(store, await store.list_job_tasks(jobId, only_non_roots), _format(request))
+    response = await _tasks_response(store, await store.list_job_tasks(jobId, only_non_roots), _format(request))
+    return conditional_list(request, conditions, response, f"the task list of job {jobId!r}")
 
 
 @router.put(
@@ -224,8 +227,9 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     """Fields present replace stored values, `null` clears, absent fields stay; `nexts` is refused."""
     patch = await _task_patch(request)
     store = _store(request)
-    doc = await store.update_task(taskId, patch, if_match(request))
-    return tagged(await task_response(store, doc, _format(request)), doc)
+    fmt = _format(request)
+    doc = await store.update_task(taskId, patch, preconditions(request))
+    return tagged(await task_response(store, doc, fmt), etag_of(doc, fmt.value))
 
 
 @router.delete(
@@ -235,7 +239,7 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     responses=answers(204, "Task successfully deleted", None, 400, 404, 412, 504),
 )
 async def delete_task(request: Request, taskId: TaskIdPath) -> Response:
-    await _store(request).delete_task(taskId, if_match(request))
+    await _store(request).delete_task(taskId, preconditions(request))
     return Response(status_code=204)
 
 
@@ -257,17 +261,20 @@ def _install_link_routes(direction: _Direction) -> None:
     async def list_linked(
         request: Request, taskId: TaskIdPath, status: StatusQuery = None, type: TypeQuery = None
     ) -> Response:
-        store = _store(request)
+        store, conditions = _store(request), preconditions(request)
         docs = await getattr(store, f"list_{links}")(taskId, status, type)
-        return await _tasks_response(store, docs, _format(request))
+        response = await _tasks_response(store, docs, _format(request))
+        return conditional_list(request, conditions, response, f"the {direction.segment} task list of task {taskId}")
 
     async def add_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
         store = _store(request)
-        docs = await getattr(store, f"add_{links}")(taskId, _task_ids(request, parameter, ids), if_match(request))
+        ids_given = _task_ids(request, parameter, ids)
+        docs = await getattr(store, f"add_{links}")(taskId, ids_given, preconditions(request))
         return await _tasks_response(store, docs, _format(request))
 
     async def remove_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
-        await getattr(_store(request), f"remove_{links}")(taskId, _task_ids(request, parameter, ids), if_match(request))
+        ids_given = _task_ids(request, parameter, ids)
+        await getattr(_store(request), f"remove_{links}")(taskId, ids_given, preconditions(request))
         return Response(status_code=204)
 
     # Set as objects: this module's annotations are strings, evaluated where `Ids` (a local) is unknown.
@@ -277,7 +284,7 @@ def _install_link_routes(direction: _Direction) -> None:
         path,
         name=f"get_{links}",
         summary=f"Get {plural} Tasks from taskId",
-        responses=answers(200, f"{noun} task found", TaskList, 400, 404),
+        responses={**answers(200, f"{noun} task found", TaskList, 400, 404, 412), **NOT_MODIFIED},
     )(list_linked)
     router.put(
         path,

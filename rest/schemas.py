@@ -51,6 +51,11 @@ def body_of(schema: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": ref, "application/xml": ref}}}
 
 
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: If-None-Match names the answer's current ETag (no body)"}
+}
+
+
 def answers(success: int, description: str, model: type[BaseModel] | None, *errors: int) -> dict[int | str, Any]:
     """The documented responses of one operation, in both media types."""
     error_text = {
@@ -58,7 +63,7 @@ def answers(success: int, description: str, model: type[BaseModel] | None, *erro
         403: "Authentication error. Is token missing?",
         404: "Bad request",
         406: "Not acceptable: ask for application/json or application/xml",
-        412: "Precondition failed: If-Match names none of the task's current ETags; nothing was changed",
+        412: "Precondition failed: If-Match names no current ETag, or If-None-Match names one; nothing was changed",
         413: "Request body too large",
         415: "Unsupported media type: send application/json or application/xml",
         409: "Conflict: a create with this Idempotency-Key is still in progress",

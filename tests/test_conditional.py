@@ -40,7 +40,7 @@ async def test_get_and_put_carry_the_etag_and_every_change_changes_it(http, raw_
     first = await etag(http, 1)
     assert await etag(http, 1) == first  # stable while nothing changes
     xml = await http.get("/tracking/task/1", headers={"Accept": "application/xml"})
-    assert xml.headers["etag"] == first  # the version of the task, whatever the format
+    assert xml.headers["etag"] == first[:-1] + '-xml"'  # each representation has its own strong ETag
     updated = await http.put("/tracking/task/1", json={"status": "RUNNING"})
     assert updated.status_code == 200
     assert updated.headers["etag"] != first
@@ -166,6 +166,12 @@ async def test_graphql_etag_and_if_match(http):
     ):
         answer = await gql(f"mutation($m: String) {{ {mutation} }}", {"m": tag})
         assert answer["errors"][0]["extensions"]["code"] == "PRECONDITION_FAILED", mutation
+    as_xml = (await http.get("/tracking/task/2", headers={"Accept": "application/xml"})).headers["etag"]
+    assert as_xml != (await gql('{ task(id: "2") { etag } }'))["data"]["task"]["etag"]  # GraphQL shows JSON's
+    by_xml_tag = await gql(
+        'mutation($m: String) { updateTask(id: "2", patch: {status: "X"}, ifMatch: $m) { status } }', {"m": as_xml}
+    )
+    assert by_xml_tag["data"]["updateTask"]["status"] == "X"  # ifMatch takes any representation's ETag
     bad = await gql('mutation { deleteTask(id: "1", ifMatch: "no quotes") }')
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "ifMatch" in bad["errors"][0]["message"]

@@ -20,13 +20,14 @@ from strawberry.extensions import MaskErrors
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.http.base import BaseView
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.cli import GatewayServer
 from gateway.server import BoundedHeadProtocol
 from graphql_schema.errors import CodedErrors
-from graphql_schema.router import TrackingGraphQLRouter, _LegacyWSHandler
+from graphql_schema.router import TrackingGraphQLRouter, _LegacyWSHandler, _TransportWSHandler
 from graphql_schema.schema import TrackingSchema
 
 
@@ -63,6 +64,7 @@ def test_the_router_hooks_keep_strawberrys_signatures():
     assert "self.decode_json(data)" in parse_json and "except json.JSONDecodeError as e" in parse_json
     assert "from e" in parse_json
     assert "graphql_ws_handler_class" in vars(AsyncBaseHTTPView)
+    assert "graphql_transport_ws_handler_class" in vars(AsyncBaseHTTPView)
 
 
 def test_the_graphql_ws_handler_hooks_exist_as_used():
@@ -74,6 +76,16 @@ def test_the_graphql_ws_handler_hooks_exist_as_used():
     for attribute in ("websocket", "context", "schema", "root_value", "subscriptions", "tasks"):
         assert assigns(init, attribute), attribute
     assert callable(BaseGraphQLWSHandler.send_message) and callable(BaseGraphQLWSHandler.send_data_message)
+
+
+def test_the_graphql_transport_ws_handler_hook_exists_as_used():
+    """_TransportWSHandler refuses tokens that disagree in `handle_connection_init`, closing `websocket` and
+    reading `context` before Strawberry's own handling."""
+    name = "handle_connection_init"
+    assert parameters(getattr(_TransportWSHandler, name)) == parameters(getattr(BaseGraphQLTransportWSHandler, name))
+    init = inspect.getsource(BaseGraphQLTransportWSHandler.__init__)
+    for attribute in ("websocket", "context"):
+        assert assigns(init, attribute), attribute
 
 
 def test_the_dataloader_cache_is_readable_and_primable():

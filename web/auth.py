@@ -27,6 +27,33 @@ def token_problem(token: str) -> str | None:
                 "(RFC 9110 VCHAR, 0x21-0x7E: no space, control or non-ASCII character)"
             )
     return None
+TOKEN_FIELD = "X-Auth-Token"  # noqa: S105 - a header name
+_TOKEN_FIELD_KEY = TOKEN_FIELD.lower().encode()  # ASGI header names are lower-case
+
+
+class RepeatedCredential(Exception):
+    """A request that carries more than one credential: refused with 400, never authenticated (a proxy in front
+    may have checked another one than the gateway would)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def request_credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The credential of a request: its one X-Auth-Token, from the ASGI header list (HTTP request or WebSocket
+    upgrade); None without one. RepeatedCredential when the field comes more than once, even twice with one value
+    (a proxy may have added it, and which one a check in front read is unknowable), or when its value holds a
+    comma: field lines a proxy joined (RFC 9110 section 5.3), since no configured token can hold one."""
+    values = [value for name, value in headers if name == _TOKEN_FIELD_KEY]
+    if len(values) > 1:
+        raise RepeatedCredential(f"{TOKEN_FIELD}: sent {len(values)} times; send exactly one token per request")
+    if not values:
+        return None
+    token = bytes(values[0]).decode("latin-1")
+    if "," in token:
+        raise RepeatedCredential(f"{TOKEN_FIELD}: several tokens joined with commas; send exactly one per request")
+    return token
 
 
 class Access(enum.Enum):
