@@ -28,12 +28,12 @@ from gateway.middleware import (
     RequestIdMiddleware,
 )
 from gateway.observability import HttpMetrics, metrics, never_log
-from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
 from gateway.settings import Settings
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
 from web.auth import TokenRegistry, generated_token
+from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
 from web.state import GatewayState
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response, WebSocket
 
-from gateway.auth import TOKEN_FIELD, RepeatedCredential
 from graphql_schema.http import JSON_TYPE, error_response, response_media_type_or_json
+from web.auth import TOKEN_FIELD, RepeatedCredential
 
 PAYLOAD_KEYS = (TOKEN_FIELD, TOKEN_FIELD.lower(), "token")
 """Where a connection_init payload may carry the token."""

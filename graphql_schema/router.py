@@ -33,8 +33,6 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from web.auth import TOKEN_FIELD, RepeatedCredential, request_credential
-from web.page_security import GRAPHIQL, page_response
 from graphql_schema.context import Context
 from graphql_schema.credentials import AMBIGUOUS_CLOSE_CODE, ambiguous_payload, payload_tokens, refuse_upgrade
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
@@ -50,7 +48,9 @@ from graphql_schema.http import (
 from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large
 from graphql_schema.schema import build_schema
 from models import InvalidOperation
+from web.auth import TOKEN_FIELD, RepeatedCredential, request_credential
 from web.limits import RequestLimits
+from web.page_security import GRAPHIQL, page_response
 from web.state import gateway_state
 
 GRAPHQL_PATH = "/graphql"
@@ -313,7 +313,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
         settings.graphql_max_cost,
-        token=token,
+        token=credential,
     )
     context.over_websocket = websocket is not None
     context.credential, context.repeated_credential = credential, repeated

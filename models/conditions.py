@@ -36,7 +36,6 @@ version, the ETag every caller (and GraphQL's Task.etag) always had; application
 bytes under different Content-Types, so a cache holding both tells them apart on a 304 by their tags."""
 
 
-
 def digest_of(*parts: bytes | memoryview) -> str:
     """The hash every entity tag is made of: BLAKE2b (ETAG_DIGEST_BYTES) of the parts, in hex."""
     digest = hashlib.blake2b(digest_size=ETAG_DIGEST_BYTES)

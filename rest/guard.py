@@ -7,9 +7,9 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.auth import RepeatedCredential, caller_identity, request_credential
 from rest.errors import error_response
 from rest.negotiation import NotAcceptable, response_format
+from web.auth import RepeatedCredential, caller_identity, request_credential
 
 PREFIX = "/tracking/"
 _READS = frozenset({"GET", "HEAD"})

@@ -15,9 +15,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from gateway.auth import RepeatedCredential
 from graphql_schema.credentials import refuse_upgrade
 from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client
+from web.auth import RepeatedCredential
 
 REPEATS = [
     pytest.param([TOKEN, TOKEN], id="same token twice"),

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from web.page_security import NONCE_PLACEHOLDER, STRICT, SecurityHeadersMiddleware
 from tests.helpers import TOKEN, gateway_app, lifespan_client
+from web.page_security import NONCE_PLACEHOLDER, STRICT, SecurityHeadersMiddleware
 
 PAGES = ["/ui/", "/graphql", "/docs", "/redoc"]
 STATIC = Path(__file__).parent.parent / "gateway" / "static"

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from web.auth import TokenRegistry
 from gateway.settings import MAX_COUNT, SettingsError, load_settings
 from tests.conftest import TEST_DB
 from tests.helpers import task
+from web.auth import TokenRegistry
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 

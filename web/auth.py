@@ -27,6 +27,8 @@ def token_problem(token: str) -> str | None:
                 "(RFC 9110 VCHAR, 0x21-0x7E: no space, control or non-ASCII character)"
             )
     return None
+
+
 TOKEN_FIELD = "X-Auth-Token"  # noqa: S105 - a header name
 _TOKEN_FIELD_KEY = TOKEN_FIELD.lower().encode()  # ASGI header names are lower-case
 
