@@ -203,7 +203,7 @@ class Browser:
         assert "exceptionDetails" not in reply, reply
         return reply["result"].get("value")
 
-    async def wait_for(self, expression: str, timeout_s: float = 20) -> Any:
+    async def wait_for(self, expression: str, timeout_s: float = 60) -> Any:
         """The value of `expression` once it is truthy (polled; the page's own timing decides)."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
