@@ -96,6 +96,7 @@ class Backend:
                 validation_action=settings.validation_action,
                 done_statuses=settings.done_statuses,
                 history_days=settings.history_days,
+                live=settings.live,
             )
         except BaseException:
             if embedded is not None:

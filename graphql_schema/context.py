@@ -9,7 +9,8 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from gateway.auth import Access, TokenRegistry
-from models import GraphStore, JobSummary, TaskDoc, TraversalTooLarge, defaults
+from models import GraphStore, JobSummary, TaskDoc, TooManySubscriptions, TraversalTooLarge, defaults
+from models.metrics import SUBSCRIPTIONS_REFUSED
 
 
 class Context(BaseContext):
@@ -21,6 +22,7 @@ class Context(BaseContext):
         tokens: TokenRegistry,
         max_page: int = defaults.MAX_PAGE,
         resume_within_s: float = defaults.SUBSCRIPTION_RESUME_MS / 1000,
+        max_subscriptions: int = defaults.SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
         super().__init__()
         self.store = store
@@ -32,6 +34,9 @@ class Context(BaseContext):
         self.can_write = False
         self.grant(access)
         self.over_websocket = False
+        self.max_subscriptions = max_subscriptions
+        """Most subscriptions open at once on this context's WebSocket (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
+        self.subscriptions_open = 0
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
@@ -43,6 +48,16 @@ class Context(BaseContext):
         with a TRACKING_API_TOKENS one."""
         self.authenticated = access is not None
         self.can_write = access is not None and access.may_write
+
+    def count_subscription(self) -> None:
+        """One more subscription open on this connection; TooManySubscriptions past the bound (nothing counted)."""
+        if self.subscriptions_open >= self.max_subscriptions:
+            SUBSCRIPTIONS_REFUSED.labels("connection").inc()
+            raise TooManySubscriptions(
+                f"too many subscriptions on this connection: at most {self.max_subscriptions} "
+                "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
+            )
+        self.subscriptions_open += 1
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""

@@ -20,8 +20,10 @@ from models import (
     InvalidOperation,
     PreconditionFailed,
     StorageUnavailable,
+    SubscriberTooSlow,
     TaskAlreadyExists,
     TaskNotFound,
+    TooManySubscriptions,
     TraversalTooLarge,
     describe_invalid_fields,
 )
@@ -36,6 +38,8 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     GraphCycle: "GRAPH_CYCLE",
     CursorExpired: "CURSOR_EXPIRED",
     PreconditionFailed: "PRECONDITION_FAILED",
+    TooManySubscriptions: "TOO_MANY_SUBSCRIPTIONS",
+    SubscriberTooSlow: "SUBSCRIBER_TOO_SLOW",
 }
 
 log = logging.getLogger("gateway.graphql")

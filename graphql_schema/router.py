@@ -269,6 +269,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         state["tokens"],
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
+        settings.subscriptions_per_connection,
     )
     context.over_websocket = websocket is not None
     context.compiled = settings.graphql_compiled

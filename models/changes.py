@@ -75,6 +75,8 @@ class Skipped:
     task_id: int | None
     at: datetime
     reason: str
+    identity: TaskDoc | None = None
+    """What the probe read of the change: its identity and the request's `identity_fields` (the jobs it routes to)."""
 
 
 StreamItem = Change | Idle | Skipped
@@ -94,11 +96,14 @@ class StreamRequest:
     it, images included, which fails over 16 MiB: filtered after the projection, the event is small."""
     full_document: str
     poll_ms: int
+    identity_fields: tuple[str, ...] = ()
+    """Projected fields a probe reads too (besides those `projected_match` tests): what routes the change."""
 
     async def open(self, after: ResumeToken | None, *, probe: bool = False, one_by_one: bool = False) -> Any:
         projection = self.projection
         if probe:
-            projection = _PROBE_PROJECTION | {name: projection[name] for name in self.projected_match or ()}
+            kept = (*(self.projected_match or ()), *self.identity_fields)
+            projection = _PROBE_PROJECTION | {name: projection[name] for name in kept}
         pipeline = [{"$match": self.match}, {"$project": projection}]
         if self.projected_match:
             pipeline.append({"$match": self.projected_match})
@@ -175,7 +180,7 @@ async def _identify_next(request: StreamRequest, after: ResumeToken | None, fail
         for _ in range(_PROBE_POLLS):
             event = await probe.try_next()
             if event is not None:
-                return Skipped(event["_id"], _task_id(event), change_time(event), _reason(failure))
+                return Skipped(event["_id"], _task_id(event), change_time(event), _reason(failure), event)
     return None
 
 

@@ -40,11 +40,16 @@ CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(
 (PyMongo's documented options for out-of-range dates and undecodable strings)."""
 
 
-def make_client(uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS) -> MongoClient:
-    """One client for the whole process, with majority reads and writes set explicitly. No operation waits
-    longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole)."""
+def make_client(
+    uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS, pool_size: int | None = None, purpose: str = ""
+) -> MongoClient:
+    """The client requests use (and, with `pool_size`, one with a pool of its own for another `purpose`), with
+    majority reads and writes set explicitly. No operation waits longer than `timeout_ms` for a server (each
+    store operation also runs under that deadline as a whole)."""
+    pool: dict[str, Any] = {"maxPoolSize": pool_size} if pool_size is not None else {}
     return AsyncMongoClient(
         uri,
+        **pool,
         w="majority",
         readConcernLevel="majority",
         tz_aware=True,
@@ -53,7 +58,7 @@ def make_client(uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS) -> MongoClien
         unicode_decode_error_handler=UNICODE_DECODE_ERROR_HANDLER,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=min(timeout_ms, 5_000),
-        appname="tracking-gateway",
+        appname=f"tracking-gateway{purpose and '-' + purpose}",
     )
 
 

@@ -70,3 +70,13 @@ class PreconditionFailed(GraphError):
     def __init__(self, task_id: int) -> None:
         self.task_id = task_id
         super().__init__(f"task {task_id} has changed: its current ETag is none of those given, nothing was changed")
+
+
+class TooManySubscriptions(GraphError):
+    """A subscription past a bound on open subscriptions (the gateway's, or one connection's): refused, the
+    others untouched. The message names the setting."""
+
+
+class SubscriberTooSlow(GraphError):
+    """A subscription whose reader fell behind the live events by more than its buffer holds: ended, so that it
+    holds neither the shared stream back nor memory. It resumes with the cursor of the last event it read."""
