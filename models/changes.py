@@ -76,7 +76,7 @@ class Skipped:
     at: datetime
     reason: str
     identity: TaskDoc | None = None
-    """What the probe read of the change: its identity and the request's `identity_fields` (the jobs it routes to)."""
+    """What the probe read of the change: its identity and the request's `probe_projection` (what routes it)."""
 
 
 StreamItem = Change | Idle | Skipped
@@ -96,14 +96,15 @@ class StreamRequest:
     it, images included, which fails over 16 MiB: filtered after the projection, the event is small."""
     full_document: str
     poll_ms: int
-    identity_fields: tuple[str, ...] = ()
-    """Projected fields a probe reads too (besides those `projected_match` tests): what routes the change."""
+    probe_projection: Mapping[str, Any] | None = None
+    """What a probe reads besides the event's identity and the fields `projected_match` tests (what routes the
+    change): kept small, as the probe must be deliverable whatever the change."""
 
     async def open(self, after: ResumeToken | None, *, probe: bool = False, one_by_one: bool = False) -> Any:
         projection = self.projection
         if probe:
-            kept = (*(self.projected_match or ()), *self.identity_fields)
-            projection = _PROBE_PROJECTION | {name: projection[name] for name in kept}
+            matched = {name: projection[name] for name in self.projected_match or ()}
+            projection = _PROBE_PROJECTION | matched | dict(self.probe_projection or {})
         pipeline = [{"$match": self.match}, {"$project": projection}]
         if self.projected_match:
             pipeline.append({"$match": self.projected_match})

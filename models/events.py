@@ -115,8 +115,24 @@ def stream_request(
         projection[JOBS] = ["$fullDocument.job-id", "$fullDocumentBeforeChange.job-id"]
     if job_id is not None:
         job_match = {JOBS: job_id}
-    identity = (JOBS,) if routed else ()
-    return StreamRequest(collection, match, projection, job_match, full_document, poll_ms, identity)
+    probe = {JOBS: _small_jobs()} if routed else None
+    return StreamRequest(collection, match, projection, job_match, full_document, poll_ms, probe)
+
+
+_PROBED_JOB_BYTES = 1024
+
+
+def _small_jobs() -> dict[str, Any]:
+    """The jobs of a change for a probe: each job id over 1 KiB as null (two 8 MB job ids are what can make a
+    change undeliverable in the first place); such a change reaches the unfiltered subscriptions only."""
+    small = {
+        "$and": [
+            {"$eq": [{"$type": "$$this"}, "string"]},
+            {"$lte": [{"$strLenBytes": "$$this"}, _PROBED_JOB_BYTES]},
+        ]
+    }
+    jobs = ["$fullDocument.job-id", "$fullDocumentBeforeChange.job-id"]
+    return {"$map": {"input": jobs, "in": {"$cond": [small, "$$this", None]}}}
 
 
 def jobs_of(item: Change | Skipped) -> frozenset[str]:
@@ -126,7 +142,8 @@ def jobs_of(item: Change | Skipped) -> frozenset[str]:
     jobs = (document or {}).get(JOBS)
     if not isinstance(jobs, list):
         return frozenset()
-    return frozenset(job for job in jobs if isinstance(job, str))
+    # Exactly str: a job id of another BSON type (Code is a str, and unhashable) matches no job filter either.
+    return frozenset(job for job in jobs if type(job) is str)
 
 
 JOBS = "jobIds"

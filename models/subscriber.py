@@ -10,7 +10,8 @@ postBatchResumeToken, a point between events). That order is what makes the hand
 - Once the catch-up has read up to `mark` (any token at or past it), every event up to `mark` came from the
   catch-up and every later one is pending: the pending events past the last one delivered are queued, in order,
   and the subscription is live. Kept aside is bounded too: past the buffer, the pending events are dropped and
-  `mark` moves to the event that did not fit, so the catch-up reads that far instead (nothing is lost).
+  `mark` moves to the event that did not fit, so the catch-up reads that far instead (nothing is lost); but if
+  the reader has meanwhile left its buffer full, it fell behind, and is ended as below.
 - Live, the shared stream queues each event for the reader. A reader that lets `buffer` events wait is ended
   with SubscriberTooSlow (after the events already queued): it never holds the shared stream back, and what it
   holds is bounded.
@@ -95,8 +96,13 @@ class Subscriber:
                 self._queue_or_end(event)
             return
         if len(self.pending) >= self.buffer:
-            # Kept aside too long (the catch-up is far behind or waits for its reader): the catch-up reads
-            # this far instead of the shared stream having kept it.
+            if self.full():
+                # As many live events came while the reader left its buffer full: it fell behind, whatever
+                # the catch-up does.
+                self.dropped += 1
+                self.end(too_slow(self.buffer))
+                return
+            # The catch-up is far behind: it reads this far instead of the shared stream keeping it aside.
             self.pending.clear()
             self.mark = event.cursor
             return
