@@ -6,7 +6,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bench.measure import Row, Run
-from bench.workloads import bigjob, create, events, get, graph_view, graphql_job, history, jobs, links, roots, ui, walk
+from bench.workloads import (
+    bigjob,
+    create,
+    events,
+    fleet,
+    get,
+    graph_view,
+    graphql_job,
+    history,
+    jobs,
+    links,
+    roots,
+    ui,
+    walk,
+)
 
 WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "get": get.measure,
@@ -18,6 +32,7 @@ WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "jobs": jobs.measure,
     "bigjob": bigjob.measure,
     "events": events.measure,
+    "fleet": fleet.measure,
     "history": history.measure,
     "ui": ui.measure,
     "graph_view": graph_view.measure,
