@@ -30,7 +30,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from models.changes import Idle, StreamItem, StreamRequest, read_changes
 from models.deadline import unavailable
 from models.defaults import SUBSCRIPTION_BUFFER, SUBSCRIPTION_CATCHUPS, SUBSCRIPTIONS_MAX
-from models.errors import GraphError, SubscriberTooSlow, TooManySubscriptions
+from models.errors import GraphError, StorageUnavailable, SubscriberTooSlow, TooManySubscriptions
 from models.events import (
     EXPIRED_CURSOR_CODES,
     SUBSCRIBER_FIELDS,
@@ -157,15 +157,13 @@ class LiveEvents:
                     await catch_up
 
     async def close(self) -> None:
-        """Stop the shared stream; open subscriptions end as if MongoDB had gone."""
+        """Stop the shared stream; open subscriptions end with StorageUnavailable (resume elsewhere or later)."""
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-        for subscriber in self.subscribers():
-            subscriber.end(_CLOSED)
-            self._unroute(subscriber)
+        self._end_all(_SHUTTING_DOWN)
 
     # ---- routing --------------------------------------------------------------------------------------------
 
@@ -318,6 +316,8 @@ class LiveEvents:
 
 
 _CLOSED = GraphError("subscription closed")
+"""How a subscription its reader left is marked ended (no one reads it)."""
+_SHUTTING_DOWN = StorageUnavailable("the gateway is shutting down: subscribe again with after: your last cursor")
 
 
 def _queued(hub: LiveEvents) -> float:

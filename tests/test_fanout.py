@@ -25,6 +25,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from gateway.app import create_app
+from gateway.backend import Backend
+from gateway.settings import load_settings
 from models import GraphStore
 from models.fanout import LiveLimits
 from tests.conftest import TEST_DB
@@ -374,3 +377,61 @@ async def test_subscriptions_past_the_gateway_s_bound_are_refused_and_metrics_sh
             await ws.send(json.dumps({"id": "1", "type": "complete"}))
             await subscribe(ws, "4", "g")
         await inbox.stop()
+
+
+@pytest.mark.slow
+async def test_many_subscriptions_ride_out_a_mongod_restart_and_miss_nothing(tmp_path):
+    """100 subscriptions on 10 connections, then the embedded mongod killed and restarted by the supervisor: the
+    shared stream resumes after its last position; each subscription gets exactly its events, those made while
+    MongoDB was back up included, and tabs that subscribed with a cursor during the outage too."""
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path / "var", mongodb_timeout_ms=5000)
+    backend = await Backend.open(settings)
+    app = create_app(settings, backend)
+    jobs = [f"r{n}" for n in range(5)]
+    try:
+        async with served(app, settings) as port, AsyncExitStack() as stack:
+            backend.supervise(max_restarts=1)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
+                cursor = (await rest.post("/graphql", json={"query": "{ eventCursor }"})).json()["data"]["eventCursor"]
+                sockets = [await stack.enter_async_context(connection(port)) for _ in range(10)]
+                inboxes = [Inbox(ws) for ws in sockets]
+                wanted = {n: None if n % 10 == 0 else jobs[n % 5] for n in range(100)}
+                async with subscribed(100):
+                    for n, job in wanted.items():
+                        await subscribe(sockets[n % 10], str(n), job)
+                for n, job in enumerate(jobs):
+                    await rest.post("/tracking/task", json={"tasks": [{"id": n + 1, "job-id": job}]})
+                assert backend.embedded is not None
+                backend.embedded.process.kill()
+                await asyncio.to_thread(backend.embedded.process.wait)
+                for n in range(10):  # during the outage, from the cursor taken before anything
+                    await subscribe(sockets[n], f"late{n}", jobs[n % 5], cursor)
+
+                async def back() -> bool:  # written once each: a write retried after a timeout may be two
+                    return (await rest.get("/readyz")).status_code == 200
+
+                await eventually(back, timeout=90, what="MongoDB back")
+                for n in range(5):
+                    answer = await rest.put(f"/tracking/task/{n + 1}", json={"status": "AFTER"})
+                    assert answer.status_code == 200, answer.text
+            changes = [("CREATED", n + 1, job) for n, job in enumerate(jobs)]
+            changes += [("UPDATED", n + 1, job) for n, job in enumerate(jobs)]
+
+            def expected(job: str | None) -> list[tuple[str, str]]:
+                return [(kind, str(task)) for kind, task, of in changes if job is None or of == job]
+
+            everyone = [*((n % 10, str(n), job) for n, job in wanted.items())]
+            everyone += [(n, f"late{n}", jobs[n % 5]) for n in range(10)]
+
+            async def delivered() -> bool:
+                return all(len(inboxes[conn].events[op]) >= len(expected(job)) for conn, op, job in everyone)
+
+            await eventually(delivered, timeout=90, what="every subscription's events")
+            await asyncio.sleep(0.5)
+            for conn, op, job in everyone:
+                got = [(event["kind"], event["taskId"]) for event in inboxes[conn].events[op]]
+                assert got == expected(job), (op, job, inboxes[conn].errors[op])
+            for inbox in inboxes:
+                await inbox.stop()
+    finally:
+        await backend.close()

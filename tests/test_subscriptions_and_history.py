@@ -266,6 +266,7 @@ async def _initiate(hosts: list[str]) -> None:
 
 @pytest.mark.slow
 async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_election(three_members, tmp_path):
+    """Fifty more subscriptions share the gateway's stream meanwhile: each sees the change after the election."""
     store = await GraphStore.open(three_members, "failover", timeout_ms=20_000)
     app, settings = gateway_app(store, tmp_path, subscription_resume_ms=60_000)
     try:
@@ -273,7 +274,12 @@ async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_ele
         async with (
             served(app, settings) as port,
             subscription(port, {"jobId": "f"}, until_live=True) as ws,
+            contextlib.AsyncExitStack() as others,
         ):
+            crowd = []
+            for n in range(50):
+                variables = {"jobId": "f"} if n % 2 else {}
+                crowd.append(await others.enter_async_context(subscription(port, variables, until_live=True)))
             await store.update_task(1, TaskPatch.model_validate({"status": "STILL BEFORE"}))
             assert (await next_event(ws))["task"] == {"status": "STILL BEFORE"}
             with contextlib.suppress(PyMongoError):  # the primary drops its connections as it steps down
@@ -289,5 +295,8 @@ async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_ele
             await eventually(written, timeout=60, what="a write to the new primary")
             event = await next_event(ws, timeout=60)
             assert event["task"] == {"status": "AFTER"}
+            for other in crowd:
+                statuses = [(await next_event(other, timeout=60))["task"] for _ in range(2)]
+                assert statuses == [{"status": "STILL BEFORE"}, {"status": "AFTER"}]
     finally:
         await store.close()
