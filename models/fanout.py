@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 SHARED_POLL_MS = 200
 """How long one getMore of the shared stream waits for a change before it reports its position: also the most
 the first subscription of a process waits for the shared stream's first position."""
+SHARED_LINGER_S = 2.0
+"""How long the shared stream stays open after its last subscription ended: a page reloading subscribes again
+within it, and a gateway nobody watches reads (and decodes) no change at all."""
 CATCH_UP_POLL_MS = 100
 """How long one getMore of a catch-up waits: a catch-up that has read everything hands over at its next answer."""
 
@@ -96,6 +99,7 @@ class LiveEvents:
         """The shared stream's position: the token of the last item it dispatched."""
         self._opened = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
         self.catch_ups_reading = 0
         _HUBS.add(self)
 
@@ -148,6 +152,8 @@ class LiveEvents:
                 yield event
         finally:
             self._registered -= 1
+            if self._registered == 0 and self._stopping is None:
+                self._stopping = asyncio.create_task(self._stop_when_unwatched(), name="shared stream linger")
             if subscriber is not None:
                 subscriber.end(_CLOSED)
                 self._unroute(subscriber)
@@ -156,13 +162,29 @@ class LiveEvents:
                 with contextlib.suppress(asyncio.CancelledError):
                     await catch_up
 
+    async def _stop_when_unwatched(self) -> None:
+        """Close the shared stream once no subscription has wanted it for SHARED_LINGER_S. Reopened later, it
+        starts from then: subscriptions that resume catch up from their own cursors."""
+        try:
+            await asyncio.sleep(SHARED_LINGER_S)
+            if self._registered == 0 and self._reader is not None:
+                reader, self._reader = self._reader, None
+                self.position = None
+                self._opened.clear()
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+        finally:
+            self._stopping = None
+
     async def close(self) -> None:
         """Stop the shared stream; open subscriptions end with StorageUnavailable (resume elsewhere or later)."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        for task in (self._stopping, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reader = None
         self._end_all(_SHUTTING_DOWN)
 
     # ---- routing --------------------------------------------------------------------------------------------

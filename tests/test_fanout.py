@@ -31,7 +31,16 @@ from gateway.settings import load_settings
 from models import GraphStore
 from models.fanout import LiveLimits
 from tests.conftest import TEST_DB
-from tests.helpers import AUTH, TOKEN, change_streams_open, eventually, gateway_app, served, subscribed
+from tests.helpers import (
+    AUTH,
+    TOKEN,
+    change_streams_open,
+    eventually,
+    gateway_app,
+    live_subscriptions,
+    served,
+    subscribed,
+)
 
 READER = "fanout-read-token"
 QUERY = (
@@ -332,11 +341,24 @@ async def test_subscriptions_past_a_connection_s_bound_are_refused_the_others_un
         await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "b", "nexts": [], "previous": []})
         await eventually(lambda: _all_have(inbox, ["1", "2"], 1), what="the first two still served")
         await eventually(lambda: _has(other_inbox, "1", 1), what="another connection served")
-        async with subscribed(1):  # one completed: room for another
-            await ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await complete(ws, "1")  # room for another
+        async with subscribed(1):
             await subscribe(ws, "4", "b")
+        await raw_db.tasks.update_one({"_id": Int64(1)}, {"$set": {"status": "AGAIN"}})
+        await eventually(lambda: _has(inbox, "4", 1), what="the new subscription served")
         await inbox.stop()
         await other_inbox.stop()
+
+
+async def complete(ws: ClientConnection, op: str) -> None:
+    """Complete subscription `op`, returning once the gateway has let it go."""
+    before = live_subscriptions()
+    await ws.send(json.dumps({"id": op, "type": "complete"}))
+
+    async def gone() -> bool:
+        return live_subscriptions() < before
+
+    await eventually(gone, what=f"subscription {op} completed")
 
 
 async def _has_error(inbox: Inbox, op: str) -> bool:
@@ -373,9 +395,10 @@ async def test_subscriptions_past_the_gateway_s_bound_are_refused_and_metrics_sh
             'tracking_subscriptions_refused_total{bound="gateway"}',
         ):
             assert series in metrics, series
+        await complete(ws, "1")
         async with subscribed(1):
-            await ws.send(json.dumps({"id": "1", "type": "complete"}))
             await subscribe(ws, "4", "g")
+        assert not inbox.errors["4"]
         await inbox.stop()
 
 
