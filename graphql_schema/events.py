@@ -33,8 +33,9 @@ class TaskEventType:
 
 _SHARED: dict[str, TaskEventType] = {}
 """The GraphQL object of each recent event, by cursor: an event fanned out to many subscriptions is converted
-once (the shared stream hands each of them the same TaskEvent)."""
-_SHARED_EVENTS = 1024
+once (the shared stream hands each of them the same TaskEvent, and they take it within moments of each other).
+Few: an event holds its whole task, and a task may be 16 MiB."""
+_SHARED_EVENTS = 64
 
 
 def as_event(event: stored.TaskEvent) -> TaskEventType:
