@@ -98,6 +98,7 @@ class Backend:
                 history_days=settings.history_days,
                 commit_outcome_wait_ms=settings.commit_outcome_wait_ms,
                 idempotency_hours=settings.idempotency_hours,
+                live=settings.live,
             )
         except BaseException:
             if embedded is not None:

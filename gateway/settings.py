@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models import defaults
+from models.fanout import LiveLimits
 from web.auth import token_problem
 from web.limits import MAX_IDS_PER_REQUEST, MAX_NESTING, MAX_XML_ATTRIBUTES, RequestLimits
 
@@ -87,6 +88,10 @@ class Settings(BaseSettings):
     # Live updates and their history.
     history_days: int = Field(default=defaults.HISTORY_DAYS, ge=1, le=MAX_HISTORY_DAYS)
     subscription_resume_ms: int = Field(default=defaults.SUBSCRIPTION_RESUME_MS, ge=1000, le=DAY_MS)
+    subscriptions_max: int = Field(default=defaults.SUBSCRIPTIONS_MAX, ge=1, le=MAX_COUNT)
+    subscriptions_per_connection: int = Field(default=defaults.SUBSCRIPTIONS_PER_CONNECTION, ge=1, le=MAX_COUNT)
+    subscription_buffer: int = Field(default=defaults.SUBSCRIPTION_BUFFER, ge=1, le=MAX_COUNT)
+    subscription_catchups: int = Field(default=defaults.SUBSCRIPTION_CATCHUPS, ge=1, le=100)
     # Data lifecycle (models.lifecycle, models.retention): unset retention_days keeps every task forever.
     retention_days: float | None = Field(default=None, gt=0, le=MAX_RETENTION_DAYS)
     retention_interval_s: float = Field(default=3600, ge=1, le=MAX_RETENTION_INTERVAL_S)
@@ -133,6 +138,14 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_mongodb(self) -> bool:
         return self.mongodb_uri is None
+
+    @property
+    def live(self) -> LiveLimits:
+        return LiveLimits(
+            max_subscriptions=self.subscriptions_max,
+            buffer=self.subscription_buffer,
+            catch_ups=self.subscription_catchups,
+        )
 
     @property
     def limits(self) -> RequestLimits:

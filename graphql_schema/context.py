@@ -9,7 +9,17 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader, DefaultCache
 from strawberry.fastapi import BaseContext
 
-from models import Direction, GraphStore, JobSummary, TaskChange, TaskDoc, TraversalTooLarge
+from models import (
+    Direction,
+    GraphStore,
+    JobSummary,
+    TaskChange,
+    TaskDoc,
+    TooManySubscriptions,
+    TraversalTooLarge,
+    defaults,
+)
+from models.metrics import SUBSCRIPTIONS_REFUSED
 from web.auth import Access, RepeatedCredential, TokenRegistry, caller_identity
 from web.limits import RequestLimits
 
@@ -44,6 +54,7 @@ class Context(BaseContext):
         resume_within_s: float,
         max_cost: int | None = None,
         token: str | None = None,
+        max_subscriptions: int = defaults.SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
         super().__init__()
         self.store = store
@@ -64,6 +75,9 @@ class Context(BaseContext):
         """The X-Auth-Token of the HTTP request or WebSocket upgrade (a connection_init payload must agree)."""
         self.repeated_credential: RepeatedCredential | None = None
         """A WebSocket upgrade's repeated X-Auth-Token, refused before the socket is accepted."""
+        self.max_subscriptions = max_subscriptions
+        """Most subscriptions open at once on this context's WebSocket (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
+        self.subscriptions_open = 0
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self._read_tasks = DefaultCache[int, TaskDoc | None]()
@@ -79,6 +93,16 @@ class Context(BaseContext):
         self.authenticated = access is not None
         self.can_write = access is not None and access.may_write
         self.caller = caller_identity(token) if access is not None and token is not None else None
+
+    def count_subscription(self) -> None:
+        """One more subscription open on this connection; TooManySubscriptions past the bound (nothing counted)."""
+        if self.subscriptions_open >= self.max_subscriptions:
+            SUBSCRIPTIONS_REFUSED.labels("connection").inc()
+            raise TooManySubscriptions(
+                f"too many subscriptions on this connection: at most {self.max_subscriptions} "
+                "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
+            )
+        self.subscriptions_open += 1
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""

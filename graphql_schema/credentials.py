@@ -1,4 +1,4 @@
-"""The credential of a GraphQL request, by gateway.auth's one rule (one X-Auth-Token per request), over HTTP and
+"""The credential of a GraphQL request, by web.auth's one rule (one X-Auth-Token per request), over HTTP and
 WebSocket, where a token may also come in the connection_init payload: two that disagree are refused, never
 authenticated."""
 

@@ -23,8 +23,10 @@ from models import (
     InvalidOperation,
     PreconditionFailed,
     StorageUnavailable,
+    SubscriberTooSlow,
     TaskAlreadyExists,
     TaskNotFound,
+    TooManySubscriptions,
     TraversalTooLarge,
     describe_invalid_fields,
 )
@@ -42,6 +44,8 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     CommitOutcomeUnknown: "OUTCOME_UNKNOWN",
     IdempotencyKeyReused: "IDEMPOTENCY_KEY_REUSED",
     IdempotencyKeyInFlight: "IDEMPOTENCY_KEY_IN_FLIGHT",
+    TooManySubscriptions: "TOO_MANY_SUBSCRIPTIONS",
+    SubscriberTooSlow: "SUBSCRIBER_TOO_SLOW",
 }
 
 log = logging.getLogger("gateway.graphql")

@@ -31,7 +31,23 @@ class TaskEventType:
     )
 
 
+_SHARED: dict[str, TaskEventType] = {}
+"""The GraphQL object of each recent event, by cursor: an event fanned out to many subscriptions is converted
+once (the shared stream hands each of them the same TaskEvent, and they take it within moments of each other).
+Few: an event holds its whole task, and a task may be 16 MiB."""
+_SHARED_EVENTS = 64
+
+
 def as_event(event: stored.TaskEvent) -> TaskEventType:
+    shared = _SHARED.get(event.cursor)
+    if shared is None:
+        if len(_SHARED) >= _SHARED_EVENTS:
+            del _SHARED[next(iter(_SHARED))]  # the oldest: events come in order
+        shared = _SHARED[event.cursor] = _converted(event)
+    return shared
+
+
+def _converted(event: stored.TaskEvent) -> TaskEventType:
     return TaskEventType(
         kind=event.kind,
         task_id=strawberry.ID(str(event.task_id)),
@@ -66,13 +82,17 @@ class Subscription:
     async def task_events(
         self, info: Info[Context, None], job_id: str | None = None, after: str | None = None
     ) -> AsyncGenerator[TaskEventType]:
-        events = info.context.store.watch_task_events(job_id, after, resume_within_s=info.context.resume_within_s)
-        OPEN_SUBSCRIPTIONS.inc()
+        context = info.context
         try:
-            async for event in events:
-                yield as_event(event)
+            context.count_subscription()
+            events = context.store.watch_task_events(job_id, after, resume_within_s=context.resume_within_s)
+            OPEN_SUBSCRIPTIONS.inc()
+            try:
+                async for event in events:
+                    yield as_event(event)
+            finally:
+                OPEN_SUBSCRIPTIONS.dec()
+                context.subscriptions_open -= 1
         except GraphError as error:
             # Raised here, the error ends the stream with its code; Strawberry masks nothing in subscriptions.
             raise as_graphql_error(error) from None
-        finally:
-            OPEN_SUBSCRIPTIONS.dec()

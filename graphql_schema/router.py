@@ -314,6 +314,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         settings.subscription_resume_ms / 1000,
         settings.graphql_max_cost,
         token=credential,
+        max_subscriptions=settings.subscriptions_per_connection,
     )
     context.over_websocket = websocket is not None
     context.credential, context.repeated_credential = credential, repeated

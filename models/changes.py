@@ -75,6 +75,8 @@ class Skipped:
     task_id: int | None
     at: datetime
     reason: str
+    identity: TaskDoc | None = None
+    """What the probe read of the change: its identity and the request's `probe_projection` (what routes it)."""
 
 
 StreamItem = Change | Idle | Skipped
@@ -94,11 +96,15 @@ class StreamRequest:
     it, images included, which fails over 16 MiB: filtered after the projection, the event is small."""
     full_document: str
     poll_ms: int
+    probe_projection: Mapping[str, Any] | None = None
+    """What a probe reads besides the event's identity and the fields `projected_match` tests (what routes the
+    change): kept small, as the probe must be deliverable whatever the change."""
 
     async def open(self, after: ResumeToken | None, *, probe: bool = False, one_by_one: bool = False) -> Any:
         projection = self.projection
         if probe:
-            projection = _PROBE_PROJECTION | {name: projection[name] for name in self.projected_match or ()}
+            matched = {name: projection[name] for name in self.projected_match or ()}
+            projection = _PROBE_PROJECTION | matched | dict(self.probe_projection or {})
         pipeline = [{"$match": self.match}, {"$project": projection}]
         if self.projected_match:
             pipeline.append({"$match": self.projected_match})
@@ -175,7 +181,7 @@ async def _identify_next(request: StreamRequest, after: ResumeToken | None, fail
         for _ in range(_PROBE_POLLS):
             event = await probe.try_next()
             if event is not None:
-                return Skipped(event["_id"], _task_id(event), change_time(event), _reason(failure))
+                return Skipped(event["_id"], _task_id(event), change_time(event), _reason(failure), event)
     return None
 
 

@@ -43,14 +43,22 @@ CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(
 
 
 def make_client(
-    uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS, event_listeners: Sequence[CommandListener] = ()
+    uri: str,
+    *,
+    timeout_ms: int = MONGODB_TIMEOUT_MS,
+    event_listeners: Sequence[CommandListener] = (),
+    pool_size: int | None = None,
+    purpose: str = "",
 ) -> MongoClient:
-    """One client for the whole process, with majority reads and writes set explicitly. No operation waits
-    longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole).
-    `event_listeners` see every command it sends (the tests and the bench count reads with them)."""
+    """The client requests use (and, with `pool_size`, one with a pool of its own for another `purpose`), with
+    majority reads and writes set explicitly. No operation waits longer than `timeout_ms` for a server (each
+    store operation also runs under that deadline as a whole). `event_listeners` see every command it sends (the
+    tests and the bench count reads with them)."""
+    pool: dict[str, Any] = {"maxPoolSize": pool_size} if pool_size is not None else {}
     return AsyncMongoClient(
         uri,
         event_listeners=list(event_listeners),
+        **pool,
         w="majority",
         readConcernLevel="majority",
         tz_aware=True,
@@ -59,7 +67,7 @@ def make_client(
         unicode_decode_error_handler=UNICODE_DECODE_ERROR_HANDLER,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=min(timeout_ms, 5_000),
-        appname="tracking-gateway",
+        appname=f"tracking-gateway{purpose and '-' + purpose}",
     )
 
 

@@ -31,3 +31,13 @@ MAX_FRAGMENT_DEPTH = 32
 (TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH)."""
 MAX_PAGE = 100
 """Largest page a listing hands out (TRACKING_GRAPHQL_MAX_PAGE)."""
+
+SUBSCRIPTIONS_MAX = 10_000
+"""Most subscriptions one gateway process serves at once (TRACKING_SUBSCRIPTIONS_MAX)."""
+SUBSCRIPTIONS_PER_CONNECTION = 100
+"""Most subscriptions one WebSocket connection may hold open (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
+SUBSCRIPTION_BUFFER = 10_000
+"""Most events waiting for one subscription's reader before it is ended as too slow (TRACKING_SUBSCRIPTION_BUFFER)."""
+SUBSCRIPTION_CATCHUPS = 4
+"""Most catch-up reads (a subscription resuming from its cursor) running at once, each on a connection of the
+subscriptions' own pool (TRACKING_SUBSCRIPTION_CATCHUPS)."""

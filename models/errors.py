@@ -113,3 +113,13 @@ class IdempotencyKeyInFlight(GraphError):
             f"a create with idempotency key {key!r} is still in progress: send the request again once it has "
             "answered, with the same key, to get its answer"
         )
+
+
+class TooManySubscriptions(GraphError):
+    """A subscription past a bound on open subscriptions (the gateway's, or one connection's): refused, the
+    others untouched. The message names the setting."""
+
+
+class SubscriberTooSlow(GraphError):
+    """A subscription whose reader fell behind the live events by more than its buffer holds: ended, so that it
+    holds neither the shared stream back nor memory. It resumes with the cursor of the last event it read."""

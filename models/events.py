@@ -7,20 +7,15 @@ followed from the oplog, which is what makes subscriptions resumable without a g
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import logging
-import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import OperationFailure, PyMongoError
-
-from models.changes import Change, Idle, ResumeToken, Skipped, StreamItem, StreamRequest, change_time, read_changes
-from models.deadline import unavailable
+from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, change_time, read_changes
 from models.errors import CursorExpired
 from models.layout import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_projected_task, readable_value
 from models.task import RESPONSE_FIELD_ORDER
@@ -82,10 +77,17 @@ HISTORY_LINKS: tuple[str, ...] = tuple(name for name in HISTORY_FIELDS if name i
 
 
 def stream_request(
-    collection: Collection, job_id: str | None, task_fields: Iterable[str], full_document: str, poll_ms: int
+    collection: Collection,
+    job_id: str | None,
+    task_fields: Iterable[str],
+    full_document: str,
+    poll_ms: int,
+    *,
+    routed: bool = False,
 ) -> StreamRequest:
     """The change stream of the tasks (of one job, if given), each event projected to its identity, the
-    `task_fields` of the task after it, the job it left and the names of the fields it changed.
+    `task_fields` of the task after it, the job it left and the names of the fields it changed. `routed`: each
+    event also names its jobs (`jobs_of`), for a stream fanned out to the subscriptions of many jobs.
 
     The projection keeps events far under MongoDB's 16 MiB: the task's fields at most once, however large the
     task or the update (without it, an update of a 9 MB task carries both images and exceeds the limit)."""
@@ -107,12 +109,41 @@ def stream_request(
         NEW_STATUS: _new_status(),
     }
     job_match = None
-    if job_id is not None:
+    if job_id is not None or routed:
         # The job before the change too, so that a deletion (or a task moved to another job) reaches the job's
         # subscribers.
         projection[JOBS] = ["$fullDocument.job-id", "$fullDocumentBeforeChange.job-id"]
+    if job_id is not None:
         job_match = {JOBS: job_id}
-    return StreamRequest(collection, match, projection, job_match, full_document, poll_ms)
+    probe = {JOBS: _small_jobs()} if routed else None
+    return StreamRequest(collection, match, projection, job_match, full_document, poll_ms, probe)
+
+
+_PROBED_JOB_BYTES = 1024
+
+
+def _small_jobs() -> dict[str, Any]:
+    """The jobs of a change for a probe: each job id over 1 KiB as null (two 8 MB job ids are what can make a
+    change undeliverable in the first place); such a change reaches the unfiltered subscriptions only."""
+    small = {
+        "$and": [
+            {"$eq": [{"$type": "$$this"}, "string"]},
+            {"$lte": [{"$strLenBytes": "$$this"}, _PROBED_JOB_BYTES]},
+        ]
+    }
+    jobs = ["$fullDocument.job-id", "$fullDocumentBeforeChange.job-id"]
+    return {"$map": {"input": jobs, "in": {"$cond": [small, "$$this", None]}}}
+
+
+def jobs_of(item: Change | Skipped) -> frozenset[str]:
+    """The jobs a change concerns (the task's job after it and before it), as a job-filtered stream matches
+    them: the subscriptions of these jobs hear of it. Empty when unknown (a skipped change read without them)."""
+    document = item.document if isinstance(item, Change) else item.identity
+    jobs = (document or {}).get(JOBS)
+    if not isinstance(jobs, list):
+        return frozenset()
+    # Exactly str: a job id of another BSON type (Code is a str, and unhashable) matches no job filter either.
+    return frozenset(job for job in jobs if type(job) is str)
 
 
 JOBS = "jobIds"
@@ -230,13 +261,20 @@ WATCH_RETRY_S = 0.5
 """The pause before reopening an interrupted stream."""
 
 
-def _event_of(item: StreamItem) -> TaskEvent | None:
+def event_of(item: StreamItem) -> TaskEvent | None:
     """A subscriber's event for a stream item: None for a poll without a change or a change of no task."""
     if isinstance(item, Idle):
         return None
     if isinstance(item, Change):
         return event_from_change(item.document)
     return skipped_event(item)
+
+
+def cursor_expired() -> CursorExpired:
+    return CursorExpired(
+        "cursor expired: MongoDB no longer holds the events after it (or it is no event cursor); "
+        "subscribe without `after` and reload what the view shows"
+    )
 
 
 CURSOR_POLL_MS = 1
@@ -256,40 +294,3 @@ async def current_event_cursor(tasks: Collection, full_document: str, job_id: st
             if item.token is not None:
                 return str(item.token["_data"])
     raise RuntimeError("the change stream ended before it gave a position")  # read_changes never ends
-
-
-async def watch_task_events(
-    tasks: Collection, full_document: str, job_id: str | None, after: str | None, resume_within_s: float
-) -> AsyncIterator[TaskEvent]:
-    """Every change to the tasks (of one job, if given) from a MongoDB change stream, after the event whose
-    cursor is `after` when given (MongoDB replays the rest from its oplog), then live.
-
-    A primary election or a MongoDB restart does not end it: the stream is reopened after the last event
-    (or the last point the server reported, when there was none), for up to `resume_within_s` seconds; then
-    StorageUnavailable. A cursor MongoDB cannot resume after is CursorExpired."""
-    token: ResumeToken | None = {"_data": after} if after is not None else None
-    request = stream_request(tasks, job_id, SUBSCRIBER_FIELDS, full_document, WATCH_POLL_MS)
-    failing_since: float | None = None
-    while True:
-        try:
-            async with contextlib.aclosing(read_changes(request, token)) as items:
-                async for item in items:
-                    failing_since = None
-                    token = item.token
-                    event = _event_of(item)
-                    if event is not None:
-                        yield event
-        except OperationFailure as error:
-            if error.code in EXPIRED_CURSOR_CODES:
-                raise CursorExpired(
-                    "cursor expired: MongoDB no longer holds the events after it (or it is no event cursor); "
-                    "subscribe without `after` and reload what the view shows"
-                ) from None
-            failure: PyMongoError = error
-        except PyMongoError as error:
-            failure = error
-        failing_since = failing_since or time.monotonic()
-        if time.monotonic() - failing_since > resume_within_s:
-            raise unavailable(f"change stream not resumable within {resume_within_s:g}s", failure)
-        log.info("change stream interrupted (%s); resuming after the last event", failure)
-        await asyncio.sleep(WATCH_RETRY_S)

@@ -2,7 +2,7 @@
 written directly by ops tooling are recorded too.
 
 Exactly one writer among all gateway instances: a lease (the `task_history_lease` document, renewed every
-few seconds, taken over once it expired) picks it. The writer saves the stream's resume token with each batch
+second, taken over once it expired: `LEASE_S`) picks it. The writer saves the stream's resume token with each batch
 of entries, so a new writer goes on where the last one stopped; each entry's `_id` is its change's resume token,
 so a change written twice during a hand-over is stored once. If the oplog no longer holds the resume point,
 the writer records a GAP entry and logs it, then goes on from now. Entries expire after TRACKING_HISTORY_DAYS
@@ -158,6 +158,17 @@ def _is_transient(error: Exception) -> bool:
     )
 
 
+LEASE_S = 3.0
+"""How long the writer's lease lasts unrenewed. The holder renews it, and every other candidate tries to take it,
+every third of that: when the holder dies, another gateway leads within one to one and a third of it. Short,
+so that the history (and its lag) moves on within seconds; a holder whose event loop stalls longer than two
+thirds of it may lose the lease to another, which is harmless (it stops at its next renewal, and a change
+written by both is stored once)."""
+GIVE_UP_S = 30.0
+"""How long a writer that keeps failing holds on before it says so (/readyz) and hands its lease over: longer
+than an election takes, so that one is ridden out rather than handed over."""
+
+
 class HistoryWriter:
     """Runs in every gateway; writes only while it holds the lease. It never stops by itself: any failure is
     logged with its cause and tried again; a change that cannot be recorded is recorded as SKIPPED; a writer
@@ -168,7 +179,7 @@ class HistoryWriter:
         database: Database,
         owner: str,
         *,
-        lease_s: float = 10.0,
+        lease_s: float = LEASE_S,
         flush_s: float = 0.5,
         batch: int = 1000,
         full_document: str = "updateLookup",
@@ -182,7 +193,7 @@ class HistoryWriter:
         self.flush_s = flush_s
         self.batch = batch
         self.written = 0
-        self.give_up_s = give_up_s if give_up_s is not None else 3 * lease_s
+        self.give_up_s = give_up_s if give_up_s is not None else GIVE_UP_S
         self.leading = False
         self._full_document = full_document
         self._failing_since: float | None = None

@@ -22,3 +22,33 @@ HISTORY_LAG = Gauge(
 HISTORY_LEADING = Gauge(
     "tracking_history_writer_leading", "1 on the gateway whose task history writer holds the lease, else 0."
 )
+SUBSCRIPTIONS_OPEN = Gauge(
+    "tracking_subscriptions_open",
+    "Subscriptions registered with this process's fan-out, by phase: catching up (reading from their cursor on a "
+    "change stream of their own) or live (fed by the shared change stream).",
+    ["phase"],
+)
+SUBSCRIPTION_QUEUE_DEPTH = Gauge(
+    "tracking_subscription_queue_depth",
+    "Events waiting in the fan-out for their subscriptions' readers (queued, or kept aside during a catch-up).",
+)
+SUBSCRIPTION_STREAMS = Gauge(
+    "tracking_subscription_change_streams",
+    "Change streams open for subscriptions: the shared one and the catch-up reads (bounded by "
+    "TRACKING_SUBSCRIPTION_CATCHUPS).",
+    ["kind"],
+)
+SUBSCRIPTION_EVENTS_DELIVERED = Counter(
+    "tracking_subscription_events_delivered_total", "Events handed to subscriptions' readers."
+)
+SUBSCRIPTION_EVENTS_DROPPED = Counter(
+    "tracking_subscription_events_dropped_total",
+    "Events not delivered because their subscription fell behind by more than TRACKING_SUBSCRIPTION_BUFFER "
+    "(it was ended with SUBSCRIBER_TOO_SLOW and resumes from its last cursor).",
+)
+SUBSCRIPTIONS_REFUSED = Counter(
+    "tracking_subscriptions_refused_total",
+    "Subscriptions refused by a bound, by which: per gateway (TRACKING_SUBSCRIPTIONS_MAX) or per connection "
+    "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION).",
+    ["bound"],
+)

@@ -40,7 +40,8 @@ from models.defaults import (
     VALIDATION_ACTION,
 )
 from models.errors import TaskNotFound, TraversalTooLarge
-from models.events import TaskEvent, current_event_cursor, full_document_mode, watch_task_events
+from models.events import TaskEvent, current_event_cursor, full_document_mode
+from models.fanout import LiveEvents, LiveLimits
 from models.filters import name_filter, task_filter
 from models.history import HistoryWriter, TaskChange, prepare_history, read_history
 from models.history_reads import read_histories
@@ -62,6 +63,7 @@ from models.limits import Limits
 from models.links import Links
 from models.records import Records
 from models.storage import Storage
+from models.subscriber import Visibility
 from models.task import TaskCreate, TaskPatch
 from models.walks import Direction, Walks
 
@@ -98,6 +100,9 @@ class GraphStore:
         self._links = Links(self._storage)
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
+        self._live_client: MongoClient | None = None
+        self.live = LiveEvents(self._storage.tasks, self.full_document)
+        """The fan-out of live events; `open` gives it a client (and pool) of its own."""
 
     @classmethod
     async def open(
@@ -112,10 +117,14 @@ class GraphStore:
         history_days: int = HISTORY_DAYS,
         commit_outcome_wait_ms: int = COMMIT_OUTCOME_WAIT_MS,
         idempotency_hours: float = IDEMPOTENCY_HOURS,
+        live: LiveLimits | None = None,
     ) -> GraphStore:
-        """A store connected to `uri`, database `db_name`, with the validators and indexes installed.
+        """A store connected to `uri`, database `db_name`, with the validators and indexes installed; live
+        events (`watch_task_events`) on a client of their own, bounded by `live`.
         Raises TransactionsUnsupported on a standalone server, StorageUnavailable when MongoDB does not answer."""
         client = make_client(uri, timeout_ms=timeout_ms)
+        live = live or LiveLimits()
+        live_client = make_client(uri, timeout_ms=timeout_ms, pool_size=live.pool_size, purpose="live")
         try:
             await require_transactions(client)
             database, keeps_images = await prepare_database(client, db_name, validation_action)
@@ -131,14 +140,21 @@ class GraphStore:
                 idempotency_hours=idempotency_hours,
             )
             store.full_document = full_document_mode(keeps_images)
+            live_tasks = live_client.get_database(db_name, codec_options=database.codec_options)["tasks"]
+            store.live = LiveEvents(live_tasks, store.full_document, live)
+            store._live_client = live_client
             await store.sync_id_counter()
         except BaseException:
             await client.close()
+            await live_client.close()
             raise
         return store
 
     async def close(self) -> None:
-        """Close the client (its connections and monitors)."""
+        """Stop the live events and close the clients (their connections and monitors)."""
+        await self.live.close()
+        if self._live_client is not None:
+            await self._live_client.close()
         await self._client.close()
 
     async def is_ready(self, timeout_s: float = 1.0) -> bool:
@@ -273,11 +289,14 @@ class GraphStore:
         after: str | None = None,
         *,
         resume_within_s: float = SUBSCRIPTION_RESUME_MS / 1000,
+        visible: Visibility | None = None,
     ) -> AsyncIterator[TaskEvent]:
-        """The task events (of one job, if given) after the event whose cursor is `after`, then live
-        (models.events.watch_task_events). Raises, while iterated, CursorExpired for a cursor MongoDB cannot
-        resume after, StorageUnavailable once the stream could not be resumed within `resume_within_s`."""
-        return watch_task_events(self._storage.tasks, self.full_document, job_id, after, resume_within_s)
+        """The task events (of one job, if given, and of the jobs `visible` allows) after the event whose cursor
+        is `after`, then live, from this process's shared change stream (models.fanout). Raises
+        TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX and, while iterated, CursorExpired for a cursor
+        MongoDB cannot resume after, StorageUnavailable once the stream could not be resumed within
+        `resume_within_s`, SubscriberTooSlow when the reader fell behind by more than its buffer."""
+        return self.live.subscribe(job_id, after, resume_within_s=resume_within_s, visible=visible)
 
     @bounded
     async def walk(self, task: TaskDoc, direction: Direction, max_depth: int | None, bound: int) -> list[TaskDoc]:

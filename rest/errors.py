@@ -19,8 +19,10 @@ from models import (
     InvalidOperation,
     PreconditionFailed,
     StorageUnavailable,
+    SubscriberTooSlow,
     TaskAlreadyExists,
     TaskNotFound,
+    TooManySubscriptions,
     TraversalTooLarge,
     etag_of,
 )
@@ -33,10 +35,12 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     InvalidOperation: 400,
     StorageUnavailable: 503,
     IdAllocationFailed: 409,  # a conflict with concurrent direct writes: trying again works
-    # No REST operation raises these two today (whole-job reads and event cursors are GraphQL's); should one
-    # ever surface, it is answered as what it is, never as a 500.
+    # No REST operation raises these today (whole-job reads, event cursors and subscriptions are GraphQL's);
+    # should one ever surface, it is answered as what it is, never as a 500.
     TraversalTooLarge: 400,  # like every other bound on a request's work
     CursorExpired: 410,  # the events after the cursor are gone for good
+    TooManySubscriptions: 429,  # a bound on what is open at once: trying again later works
+    SubscriberTooSlow: 503,  # the server ended it; resuming works
     PreconditionFailed: 412,  # RFC 9110 section 15.5.13: a precondition (If-Match, If-None-Match) was false
     # Sent for commit, outcome unknown: not a refusal (503 promises nothing changed). 504: the upstream, MongoDB,
     # gave no answer in time; clients do not retry it blindly, and the message says how to learn the outcome.

@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -126,7 +127,8 @@ async def open_transactions(raw_db: Any) -> list[dict[str, Any]]:
 
 
 async def change_streams_open(raw_db: Any) -> int:
-    """How many change streams are open on the test database's tasks (a subscription's, a history writer's)."""
+    """How many change streams are open on the test database's tasks (a gateway's shared stream, a catch-up, a
+    history writer's)."""
     change_stream = "cursor.originatingCommand.pipeline.0.$changeStream"
     pipeline = [
         {"$currentOp": {"idleCursors": True, "allUsers": True}},
@@ -136,25 +138,30 @@ async def change_streams_open(raw_db: Any) -> int:
     return len(await (await admin.aggregate(pipeline)).to_list(None))
 
 
+def live_subscriptions() -> float:
+    """Subscriptions fed by a shared change stream in this process (the gateways the tests serve here)."""
+    return REGISTRY.get_sample_value("tracking_subscriptions_open", {"phase": "live"}) or 0.0
+
+
 @asynccontextmanager
-async def new_change_stream(raw_db: Any) -> AsyncIterator[None]:
-    """Around subscribing: returns once the server has opened the subscription's change stream, so that
-    changes made next are the subscription's to see."""
-    before = await change_streams_open(raw_db)
+async def subscribed(count: int = 1) -> AsyncIterator[None]:
+    """Around subscribing: returns once `count` more subscriptions are live (fed by their gateway's shared change
+    stream), so that changes made next are theirs to see."""
+    before = live_subscriptions()
     yield
 
-    async def opened() -> bool:
-        return await change_streams_open(raw_db) > before
+    async def live() -> bool:
+        return live_subscriptions() >= before + count
 
-    await eventually(opened, what="the subscription's change stream")
+    await eventually(live, what=f"{count} more live subscriptions")
 
 
 @asynccontextmanager
 async def subscription(
-    port: int, variables: dict[str, Any], token: str, selection: str, streams_of: Any = None
+    port: int, variables: dict[str, Any], token: str, selection: str, until_live: bool = False
 ) -> AsyncIterator[ClientConnection]:
-    """A graphql-transport-ws subscription to taskEvents selecting `selection`; with `streams_of` (the
-    database), once the server's change stream is open."""
+    """A graphql-transport-ws subscription to taskEvents selecting `selection`; with `until_live`, once the
+    gateway feeds it from its shared change stream."""
     query = (
         f"subscription($jobId: String, $after: String) {{ taskEvents(jobId: $jobId, after: $after) {{ {selection} }} }}"
     )
@@ -162,10 +169,10 @@ async def subscription(
         await ws.send(json.dumps({"type": "connection_init", "payload": {"X-Auth-Token": token}}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
         payload = {"query": query, "variables": variables}
-        if streams_of is None:
+        if not until_live:
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
         else:
-            async with new_change_stream(streams_of):
+            async with subscribed():
                 await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
         yield ws
 

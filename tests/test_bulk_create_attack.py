@@ -165,7 +165,7 @@ async def test_a_large_create_reaches_history_and_a_subscription_once_per_task_a
     async with (
         writing_history(raw_db, writer),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH, timeout=120) as rest,
-        _subscription(live, {"jobId": "big"}, TOKEN, "kind taskId cursor", raw_db) as ws,
+        _subscription(live, {"jobId": "big"}, TOKEN, "kind taskId cursor", until_live=True) as ws,
     ):
         response = await rest.post("/tracking/task", json={"tasks": tasks})
         assert response.status_code == 200, response.text[:300]
@@ -403,7 +403,7 @@ async def test_a_large_create_and_its_change_events_do_not_stall_other_requests(
     tasks = [{"name": f"e{i}", "job-id": "ev", "status": "READY", "description": "d" * 1000} for i in range(LARGE)]
     request: dict[str, Any] = {"method": "POST", "url": "/tracking/task", "json": {"tasks": tasks}}
     selection = "kind taskId cursor task { status name }"
-    async with _subscription(live, {"jobId": "ev"}, TOKEN, selection, raw_db) as ws:
+    async with _subscription(live, {"jobId": "ev"}, TOKEN, selection, until_live=True) as ws:
 
         async def create_then_read_events() -> httpx.Response:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH, timeout=120) as rest:

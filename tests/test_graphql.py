@@ -17,7 +17,7 @@ from websockets.typing import Subprotocol
 
 from bench.profiler import count_task_reads
 from gateway.embedded import free_port
-from tests.helpers import AUTH, TOKEN, assert_link_invariant, gateway_app, lifespan_client, new_change_stream
+from tests.helpers import AUTH, TOKEN, assert_link_invariant, gateway_app, lifespan_client, subscribed
 
 TASK_FIELDS = """
   id status creationTimestamp updateTimestamp jobId root name description startTime finishTime lock workflowId
@@ -427,7 +427,7 @@ async def subscribe(
     await ws.send(json.dumps({"type": "connection_init", "payload": init_payload or {}}))
     ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert ack["type"] == "connection_ack", ack
-    async with new_change_stream(raw_db):
+    async with subscribed():
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
     return ws
 

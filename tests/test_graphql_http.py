@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from graphql_schema.rules import INTROSPECTION_QUERY_DEPTH
-from tests.helpers import AUTH, gateway_app, lifespan_client, new_change_stream, served
+from tests.helpers import AUTH, gateway_app, lifespan_client, served, subscribed
 
 READ_TOKEN = "graphql-http-read-token"
 MODERN = "application/graphql-response+json"
@@ -313,7 +313,7 @@ async def test_queries_and_mutations_run_over_either_websocket_protocol(live, ra
 async def test_subscriptions_still_stream_over_graphql_ws(live, raw_db):
     async with await opened(live, "graphql-ws") as ws, httpx.AsyncClient(headers=AUTH) as rest:
         subscription = {"query": "subscription { taskEvents { kind taskId } }"}
-        async with new_change_stream(raw_db):
+        async with subscribed():
             await ws.send(json.dumps({"id": "s", "type": "start", "payload": subscription}))
         await rest.post(f"http://127.0.0.1:{live}/tracking/task", json={"tasks": [{"id": 5}]})
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))

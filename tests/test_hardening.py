@@ -22,7 +22,7 @@ from gateway.settings import load_settings
 from models import GraphStore
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, INT64_MAX, SERVER_ID_MAX
 from tests.conftest import TEST_DB
-from tests.helpers import AUTH, gateway_app, lifespan_client, new_change_stream, served, task
+from tests.helpers import AUTH, gateway_app, lifespan_client, served, subscribed, task
 
 XML = {"Content-Type": "application/xml", "Accept": "application/xml", **AUTH}
 JSON = {"Content-Type": "application/json"}
@@ -422,7 +422,7 @@ async def test_a_subscriber_gets_events_for_malformed_documents(live, raw_db):
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         query = "subscription { taskEvents { kind taskId task { status root } } }"
-        async with new_change_stream(raw_db):
+        async with subscribed():
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         await insert_raw(raw_db, {"_id": Int64(9), "status": 5, "root": "yes", "nexts": [], "previous": []})
         await insert_raw(raw_db, {"_id": Int64(10), "status": "OK", "nexts": [], "previous": []})

@@ -191,7 +191,7 @@ async def test_a_subscriber_sees_one_deleted_event_per_purged_task(store, raw_db
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
     async with (
         served(create_app(settings, Backend(store=store)), settings) as port,
-        subscription(port, {"jobId": "old"}, TOKEN, "kind taskId task { id }", streams_of=raw_db) as ws,
+        subscription(port, {"jobId": "old"}, TOKEN, "kind taskId task { id }", until_live=True) as ws,
     ):
         await store.lifecycle().purge(30)
         events = [await next_event(ws), await next_event(ws)]

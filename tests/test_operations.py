@@ -24,7 +24,7 @@ from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.embedded import free_port
 from gateway.settings import load_settings
-from tests.helpers import eventually, lifespan_client, new_change_stream, served
+from tests.helpers import eventually, lifespan_client, served, subscribed
 
 WRITER, READER = "writer-token", "reader-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -88,7 +88,7 @@ async def test_a_read_token_subscribes(store, tmp_path, raw_db):
         await ws.send(json.dumps({"type": "connection_init", "payload": as_(READER)}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         subscribe = {"query": "subscription { taskEvents { kind taskId } }"}
-        async with new_change_stream(raw_db):
+        async with subscribed():
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
         await raw_db.tasks.insert_one({"_id": Int64(2**40), "nexts": [], "previous": []})
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))

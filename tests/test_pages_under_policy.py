@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from bench.browser import Browser, CspViolation, render
 from tests.conftest import PAGES_TOKEN as TOKEN
-from tests.helpers import gateway_app, new_change_stream, served
+from tests.helpers import gateway_app, served, subscribed
 
 HOSTILE_NAME = '<img src=x onerror="window.pwned = 1">'
 HOSTILE_JOB = "<b>bold</b> job"
@@ -181,7 +181,7 @@ async def test_a_graphiql_subscription_receives_a_rest_change_over_the_websocket
         await browser.evaluate(
             f"document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue({json.dumps(query)})"
         )
-        async with new_change_stream(raw_db):
+        async with subscribed():
             await browser.click(".graphiql-execute-button")
         async with httpx.AsyncClient(base_url=base_url, headers={"X-Auth-Token": TOKEN}) as http:
             response = await http.put(f"/tracking/task/{hostile_job['id']}", json={"status": "FAILED"})

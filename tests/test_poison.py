@@ -151,7 +151,7 @@ async def gateway(store, tmp_path) -> AsyncIterator[tuple[int, httpx.AsyncClient
 
 
 def events_of(port: int, variables: dict[str, Any], raw_db) -> contextlib.AbstractAsyncContextManager[Any]:
-    return subscription(port, variables, TOKEN, EVENT, raw_db)
+    return subscription(port, variables, TOKEN, EVENT, until_live=True)
 
 
 async def events_until(ws, task_id: str, status: str, timeout: float = 30) -> list[dict[str, Any]]:

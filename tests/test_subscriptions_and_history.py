@@ -37,8 +37,8 @@ from tests.helpers import (
 from tests.helpers import subscription as _subscription
 
 
-def subscription(port: int, variables: dict[str, Any], streams_of: Any = None) -> Any:
-    return _subscription(port, variables, TOKEN, EVENT, streams_of)
+def subscription(port: int, variables: dict[str, Any], until_live: bool = False) -> Any:
+    return _subscription(port, variables, TOKEN, EVENT, until_live)
 
 
 EVENT = "kind taskId cursor at changedFields task { status }"
@@ -52,7 +52,7 @@ async def no_event(ws: ClientConnection, within: float = 1.5) -> None:
 
 async def test_resuming_after_a_disconnect_delivers_exactly_the_missed_events_in_order(live, raw_db):
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
-        async with subscription(live, {"jobId": "live"}, raw_db) as ws:
+        async with subscription(live, {"jobId": "live"}, until_live=True) as ws:
             await rest.post("/tracking/task", json={"tasks": [{"id": 1, "job-id": "live", "status": "READY"}]})
             first = await next_event(ws)
         assert first["kind"] == "CREATED" and first["taskId"] == "1"
@@ -64,7 +64,7 @@ async def test_resuming_after_a_disconnect_delivers_exactly_the_missed_events_in
         await rest.post("/tracking/task", json={"tasks": [{"id": 3, "job-id": "elsewhere"}]})
         await rest.delete("/tracking/task/1")
 
-        async with subscription(live, {"jobId": "live", "after": first["cursor"]}, raw_db) as ws:
+        async with subscription(live, {"jobId": "live", "after": first["cursor"]}, until_live=True) as ws:
             missed = [await next_event(ws) for _ in range(3)]
             assert [(e["kind"], e["taskId"]) for e in missed] == [("UPDATED", "1"), ("CREATED", "2"), ("DELETED", "1")]
             assert missed[0]["changedFields"] == ["status", "updateTimestamp"]
@@ -266,14 +266,20 @@ async def _initiate(hosts: list[str]) -> None:
 
 @pytest.mark.slow
 async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_election(three_members, tmp_path):
+    """Fifty more subscriptions share the gateway's stream meanwhile: each sees the change after the election."""
     store = await GraphStore.open(three_members, "failover", timeout_ms=20_000)
     app, settings = gateway_app(store, tmp_path, subscription_resume_ms=60_000)
     try:
         await store.create_tasks([task(id=1, job_id="f", status="BEFORE")])
         async with (
             served(app, settings) as port,
-            subscription(port, {"jobId": "f"}, store._database) as ws,
+            subscription(port, {"jobId": "f"}, until_live=True) as ws,
+            contextlib.AsyncExitStack() as others,
         ):
+            crowd = []
+            for n in range(50):
+                variables = {"jobId": "f"} if n % 2 else {}
+                crowd.append(await others.enter_async_context(subscription(port, variables, until_live=True)))
             await store.update_task(1, TaskPatch.model_validate({"status": "STILL BEFORE"}))
             assert (await next_event(ws))["task"] == {"status": "STILL BEFORE"}
             with contextlib.suppress(PyMongoError):  # the primary drops its connections as it steps down
@@ -289,5 +295,8 @@ async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_ele
             await eventually(written, timeout=60, what="a write to the new primary")
             event = await next_event(ws, timeout=60)
             assert event["task"] == {"status": "AFTER"}
+            for other in crowd:
+                statuses = [(await next_event(other, timeout=60))["task"] for _ in range(2)]
+                assert statuses == [{"status": "STILL BEFORE"}, {"status": "AFTER"}]
     finally:
         await store.close()

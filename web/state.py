@@ -28,6 +28,9 @@ class ServingSettings(Protocol):
     def graphql_max_cost(self) -> int | None: ...
 
     @property
+    def subscriptions_per_connection(self) -> int: ...
+
+    @property
     def subscription_resume_ms(self) -> int: ...
 
 

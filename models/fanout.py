@@ -1,0 +1,357 @@
+"""Live task events for every subscription of a gateway process from one shared change stream, fanned out in
+process.
+
+A waiting change stream holds a pooled connection: one stream per subscription made the number of viewers,
+not the number of changes, the cost of live updates, and a few hundred idle subscriptions emptied the pool that
+serves requests. Here one change stream (per process) reads every change; each event is decoded and projected
+once, then handed to the subscriptions it concerns: those of its jobs (the task's job after and before the
+change) and the unfiltered ones, each after its caller's visibility check (models.subscriber.Visibility).
+
+A subscription with `after` first catches up on a change stream of its own from that cursor (MongoDB replays
+the oplog), then hands over to the shared stream without a gap or a repeat (models.subscriber). At most
+TRACKING_SUBSCRIPTION_CATCHUPS catch-ups read at once, and a catch-up waiting for its reader to make room closes
+its stream meanwhile. The shared stream and the catch-ups use a client of their own, whose pool has a
+connection for each: subscriptions never take a connection from the pool that serves requests, and MongoDB sees
+a constant number of connections and change-stream cursors whatever the number of subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from pymongo.errors import OperationFailure, PyMongoError
+
+from models.changes import Idle, StreamItem, StreamRequest, read_changes
+from models.deadline import unavailable
+from models.defaults import SUBSCRIPTION_BUFFER, SUBSCRIPTION_CATCHUPS, SUBSCRIPTIONS_MAX
+from models.errors import GraphError, StorageUnavailable, SubscriberTooSlow, TooManySubscriptions
+from models.events import (
+    EXPIRED_CURSOR_CODES,
+    SUBSCRIBER_FIELDS,
+    WATCH_RETRY_S,
+    TaskEvent,
+    cursor_expired,
+    event_of,
+    jobs_of,
+    stream_request,
+)
+from models.layout import Collection
+from models.metrics import (
+    SUBSCRIPTION_EVENTS_DELIVERED,
+    SUBSCRIPTION_EVENTS_DROPPED,
+    SUBSCRIPTION_QUEUE_DEPTH,
+    SUBSCRIPTION_STREAMS,
+    SUBSCRIPTIONS_OPEN,
+    SUBSCRIPTIONS_REFUSED,
+)
+from models.subscriber import Phase, Subscriber, Visibility
+
+log = logging.getLogger(__name__)
+
+SHARED_POLL_MS = 200
+"""How long one getMore of the shared stream waits for a change before it reports its position: also the most
+the first subscription of a process waits for the shared stream's first position."""
+SHARED_LINGER_S = 2.0
+"""How long the shared stream stays open after its last subscription ended: a page reloading subscribes again
+within it, and a gateway nobody watches reads (and decodes) no change at all."""
+CATCH_UP_POLL_MS = 100
+"""How long one getMore of a catch-up waits: a catch-up that has read everything hands over at its next answer."""
+
+
+@dataclass(frozen=True)
+class LiveLimits:
+    """The bounds of the fan-out, each named in the error that enforces it."""
+
+    max_subscriptions: int = SUBSCRIPTIONS_MAX
+    buffer: int = SUBSCRIPTION_BUFFER
+    catch_ups: int = SUBSCRIPTION_CATCHUPS
+
+    @property
+    def pool_size(self) -> int:
+        """Connections of the subscriptions' own client: one per catch-up, one for the shared stream, one spare
+        (a cursor's killCursors)."""
+        return self.catch_ups + 2
+
+
+_HUBS: weakref.WeakSet[LiveEvents] = weakref.WeakSet()
+"""Every fan-out of this process (tests run several stores in one), for the metrics."""
+
+
+class LiveEvents:
+    """The fan-out of one gateway process (one per store): `subscribe` gives a subscription's events."""
+
+    def __init__(self, tasks: Collection, full_document: str, limits: LiveLimits | None = None) -> None:
+        """`tasks`: the tasks collection on the subscriptions' own client."""
+        self.limits = limits or LiveLimits()
+        self._tasks = tasks
+        self._full_document = full_document
+        self._slots = asyncio.Semaphore(self.limits.catch_ups)
+        self._everything: set[Subscriber] = set()
+        self._by_job: dict[str, set[Subscriber]] = {}
+        self._registered = 0
+        self.position: str | None = None
+        """The shared stream's position: the token of the last item it dispatched."""
+        self._opened = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self.catch_ups_reading = 0
+        _HUBS.add(self)
+
+    @property
+    def shared_streams(self) -> int:
+        return int(self._reader is not None and not self._reader.done())
+
+    def subscribers(self) -> list[Subscriber]:
+        found = list(self._everything)
+        for subscribers in self._by_job.values():
+            found.extend(subscribers)
+        return found
+
+    async def subscribe(
+        self,
+        job_id: str | None,
+        after: str | None,
+        *,
+        resume_within_s: float,
+        visible: Visibility | None = None,
+    ) -> AsyncIterator[TaskEvent]:
+        """Every event (of one job, if given) after the event whose cursor is `after` (then live), or from now.
+        Raises TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX; while iterated, SubscriberTooSlow,
+        CursorExpired, StorageUnavailable (the shared stream or the catch-up failing for `resume_within_s`)."""
+        if self._registered >= self.limits.max_subscriptions:
+            SUBSCRIPTIONS_REFUSED.labels("gateway").inc()
+            raise TooManySubscriptions(
+                f"too many subscriptions: this gateway serves at most {self.limits.max_subscriptions} "
+                "(TRACKING_SUBSCRIPTIONS_MAX); try again later or on another gateway"
+            )
+        self._registered += 1
+        subscriber: Subscriber | None = None
+        catch_up: asyncio.Task[None] | None = None
+        try:
+            await self._started(resume_within_s)
+            subscriber = Subscriber(
+                job_id,
+                self.limits.buffer,
+                after=after,
+                mark=self.position,
+                visible=visible,
+                resume_within_s=resume_within_s,
+                since=time.monotonic(),
+            )
+            self._route(subscriber)
+            if after is not None:
+                catch_up = asyncio.create_task(self._catch_up(subscriber, after), name="subscription catch-up")
+            async for event in subscriber.events():
+                SUBSCRIPTION_EVENTS_DELIVERED.inc()
+                yield event
+        finally:
+            self._registered -= 1
+            if self._registered == 0 and self._stopping is None:
+                self._stopping = asyncio.create_task(self._stop_when_unwatched(), name="shared stream linger")
+            if subscriber is not None:
+                subscriber.end(_CLOSED)
+                self._unroute(subscriber)
+            if catch_up is not None:
+                catch_up.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await catch_up
+
+    async def _stop_when_unwatched(self) -> None:
+        """Close the shared stream once no subscription has wanted it for SHARED_LINGER_S. Reopened later, it
+        starts from then: subscriptions that resume catch up from their own cursors."""
+        try:
+            await asyncio.sleep(SHARED_LINGER_S)
+            if self._registered == 0 and self._reader is not None:
+                reader, self._reader = self._reader, None
+                self.position = None
+                self._opened.clear()
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+        finally:
+            self._stopping = None
+
+    async def close(self) -> None:
+        """Stop the shared stream; open subscriptions end with StorageUnavailable (resume elsewhere or later)."""
+        for task in (self._stopping, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reader = None
+        self._end_all(_SHUTTING_DOWN)
+
+    # ---- routing --------------------------------------------------------------------------------------------
+
+    def _route(self, subscriber: Subscriber) -> None:
+        if subscriber.job_id is None:
+            self._everything.add(subscriber)
+        else:
+            self._by_job.setdefault(subscriber.job_id, set()).add(subscriber)
+
+    def _unroute(self, subscriber: Subscriber) -> None:
+        if subscriber.job_id is None:
+            self._everything.discard(subscriber)
+            return
+        subscribers = self._by_job.get(subscriber.job_id)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._by_job[subscriber.job_id]
+
+    def _concerned(self, jobs: Iterable[str]) -> list[Subscriber]:
+        targets = list(self._everything)
+        for job in jobs:
+            targets.extend(self._by_job.get(job, ()))
+        return targets
+
+    def _dispatch(self, item: StreamItem) -> None:
+        """One item of the shared stream: its event (decoded once) to every subscription it concerns."""
+        if not isinstance(item, Idle):
+            event = event_of(item)
+            if event is not None:
+                jobs = jobs_of(item)
+                for subscriber in self._concerned(jobs):
+                    subscriber.offer(event, jobs)
+                    if subscriber.phase is Phase.ENDED:
+                        if isinstance(subscriber.ending, SubscriberTooSlow):
+                            SUBSCRIPTION_EVENTS_DROPPED.inc()
+                        self._unroute(subscriber)
+        if item.token is not None:
+            self.position = item.token["_data"]
+            self._opened.set()
+
+    # ---- the shared stream ----------------------------------------------------------------------------------
+
+    async def _started(self, resume_within_s: float) -> None:
+        """Once the shared stream has a position (started here if it is not running)."""
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read_shared(), name="shared change stream")
+        if self._opened.is_set():
+            return
+        try:
+            async with asyncio.timeout(resume_within_s):
+                await self._opened.wait()
+        except TimeoutError:
+            raise unavailable(f"change stream not opened within {resume_within_s:g}s", TimeoutError()) from None
+
+    async def _read_shared(self) -> None:
+        request = stream_request(self._tasks, None, SUBSCRIBER_FIELDS, self._full_document, SHARED_POLL_MS, routed=True)
+        failing_since: float | None = None
+        while True:
+            token = {"_data": self.position} if self.position is not None else None
+            try:
+                async with contextlib.aclosing(read_changes(request, token)) as items:
+                    async for item in items:
+                        failing_since = None
+                        self._dispatch(item)
+                continue
+            except OperationFailure as error:
+                if error.code in EXPIRED_CURSOR_CODES and self.position is not None:
+                    log.error("the shared change stream cannot resume after %s: subscriptions resume", self.position)
+                    self._end_all(cursor_expired())
+                    self.position = None
+                    self._opened.clear()
+                    continue
+                failure: Exception = error
+            except PyMongoError as error:
+                failure = error
+            except Exception as error:  # a bug must not leave subscriptions waiting forever
+                log.exception("the shared change stream failed")
+                self._end_all(unavailable("the shared change stream failed", error))
+                raise
+            failing_since = failing_since or time.monotonic()
+            log.info("shared change stream interrupted (%s); resuming after its last position", failure)
+            self._end_waiting_too_long(failing_since, failure)
+            await asyncio.sleep(WATCH_RETRY_S)
+
+    def _end_all(self, error: GraphError) -> None:
+        for subscriber in self.subscribers():
+            subscriber.end(error)
+            self._unroute(subscriber)
+
+    def _end_waiting_too_long(self, failing_since: float, failure: Exception) -> None:
+        """Subscriptions that have waited for the shared stream longer than their resume window end with
+        UNAVAILABLE (they resume with their cursor)."""
+        now = time.monotonic()
+        errors: dict[float, GraphError] = {}
+        for subscriber in self.subscribers():
+            window = subscriber.resume_within_s
+            if now - max(failing_since, subscriber.since) > window:
+                if window not in errors:
+                    errors[window] = unavailable(f"change stream not resumable within {window:g}s", failure)
+                subscriber.end(errors[window])
+                self._unroute(subscriber)
+
+    # ---- catching up ----------------------------------------------------------------------------------------
+
+    async def _catch_up(self, subscriber: Subscriber, after: str) -> None:
+        """`subscriber`'s events after `after` from a change stream of its own, until it hands over."""
+        request = stream_request(
+            self._tasks, subscriber.job_id, SUBSCRIBER_FIELDS, self._full_document, CATCH_UP_POLL_MS, routed=True
+        )
+        failing_since: float | None = None
+        while subscriber.catching_up:
+            await subscriber.room()
+            try:
+                async with self._slots:
+                    self.catch_ups_reading += 1
+                    try:
+                        await self._read_catch_up(subscriber, request)
+                    finally:
+                        self.catch_ups_reading -= 1
+                failing_since = None
+                continue
+            except OperationFailure as error:
+                if error.code in EXPIRED_CURSOR_CODES:
+                    subscriber.end(cursor_expired())
+                    return
+                failure: Exception = error
+            except PyMongoError as error:
+                failure = error
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since > subscriber.resume_within_s:
+                window = subscriber.resume_within_s
+                subscriber.end(unavailable(f"change stream not resumable within {window:g}s", failure))
+                return
+            log.info("catch-up change stream interrupted (%s); resuming after its last event", failure)
+            await asyncio.sleep(WATCH_RETRY_S)
+
+    async def _read_catch_up(self, subscriber: Subscriber, request: StreamRequest) -> None:
+        """Read from `subscriber.read_to` until the hand-over, or until the buffer is full (the stream is closed
+        while the reader makes room). Raises what the stream raises: `read_to` is where to resume."""
+        async with contextlib.aclosing(read_changes(request, {"_data": subscriber.read_to})) as items:
+            async for item in items:
+                if item.token is not None:
+                    subscriber.read_to = item.token["_data"]
+                event = event_of(item)
+                if event is not None:
+                    subscriber.catch_up(event, jobs_of(item) if not isinstance(item, Idle) else frozenset())
+                if subscriber.hand_over(subscriber.read_to) or subscriber.full():
+                    return
+
+
+_CLOSED = GraphError("subscription closed")
+"""How a subscription its reader left is marked ended (no one reads it)."""
+_SHUTTING_DOWN = StorageUnavailable("the gateway is shutting down: subscribe again with after: your last cursor")
+
+
+def _queued(hub: LiveEvents) -> float:
+    return float(sum(len(subscriber.queue) + len(subscriber.pending) for subscriber in hub.subscribers()))
+
+
+def _in_phase(phase: Phase) -> float:
+    return float(sum(subscriber.phase is phase for hub in list(_HUBS) for subscriber in hub.subscribers()))
+
+
+SUBSCRIPTIONS_OPEN.labels("catching_up").set_function(lambda: _in_phase(Phase.CATCHING_UP))
+SUBSCRIPTIONS_OPEN.labels("live").set_function(lambda: _in_phase(Phase.LIVE))
+SUBSCRIPTION_QUEUE_DEPTH.set_function(lambda: sum(_queued(hub) for hub in list(_HUBS)))
+SUBSCRIPTION_STREAMS.labels("shared").set_function(lambda: float(sum(hub.shared_streams for hub in list(_HUBS))))
+SUBSCRIPTION_STREAMS.labels("catch_up").set_function(lambda: float(sum(hub.catch_ups_reading for hub in list(_HUBS))))

@@ -1,0 +1,97 @@
+"""The history writer's lease between two gateway processes: when the holder dies (kill -9, no goodbye), the
+survivor leads within a few seconds and the history goes on from where the dead one stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from gateway.embedded import free_port
+from models.history import LEASE_S
+from tests.helpers import AUTH, TOKEN, eventually
+
+DB = "lease_handover"
+
+
+def start_gateway(mongo_uri: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKING_")}
+    env |= {
+        "TRACKING_MONGODB_URI": mongo_uri,
+        "TRACKING_MONGODB_DB": DB,
+        "TRACKING_PORT": str(port),
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(data_dir),
+    }
+    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.DEVNULL)
+
+
+async def ready(port: int) -> bool:
+    try:
+        async with httpx.AsyncClient() as http:
+            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.slow
+async def test_the_history_lease_moves_to_the_survivor_within_seconds_of_its_holder_s_death(mongo_uri, tmp_path):
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    await client.drop_database(DB)
+    database = client[DB]
+    ports = [free_port(), free_port()]
+    gateways = [start_gateway(mongo_uri, port, tmp_path / f"var{n}") for n, port in enumerate(ports)]
+    try:
+        for port in ports:
+            await eventually(partial(ready, port), timeout=90, what=f"gateway on {port} ready")
+
+        async def lease() -> dict | None:
+            return await database.task_history_lease.find_one({"_id": "writer"})
+
+        async def held() -> bool:
+            found = await lease()
+            return found is not None and found.get("resumeToken") is not None
+
+        await eventually(held, timeout=60, what="a writer leading")
+        holder = (await lease() or {})["owner"]
+        dead = next(n for n, gateway in enumerate(gateways) if f":{gateway.pid}:" in holder)
+        survivor = ports[1 - dead]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{survivor}", headers=AUTH, timeout=30) as rest:
+            await rest.post("/tracking/task", json={"tasks": [{"id": 1, "status": "BEFORE"}]})
+
+            async def recorded(status: str) -> bool:
+                return await database.task_history.find_one({"task": 1, "status": status}) is not None
+
+            await eventually(lambda: recorded("BEFORE"), what="the holder recording")
+            gateways[dead].send_signal(signal.SIGKILL)
+            died = time.monotonic()
+            await rest.put("/tracking/task/1", json={"status": "WHILE NO ONE LEADS"})
+
+            async def moved() -> bool:
+                found = await lease()
+                return found is not None and found["owner"] != holder
+
+            await eventually(moved, timeout=30, what="the lease moving")
+            moved_after = time.monotonic() - died
+            await eventually(lambda: recorded("WHILE NO ONE LEADS"), timeout=30, what="the survivor recording")
+            recorded_after = time.monotonic() - died
+        print(f"lease moved {moved_after:.2f}s after kill -9; history went on {recorded_after:.2f}s after it")
+        # Within a lease and a third (LEASE_S), and a margin for a loaded machine.
+        assert moved_after < LEASE_S * 4 / 3 + 3, moved_after
+        assert recorded_after < LEASE_S * 4 / 3 + 5, recorded_after
+    finally:
+        for gateway in gateways:
+            if gateway.poll() is None:
+                gateway.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(gateway.wait, 60)
+        await client.drop_database(DB)
+        await client.close()
