@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import TracerProvider
+
 from gateway.embedded import EmbeddedMongo
 from gateway.retention import start_retention
 from gateway.settings import Settings
@@ -80,8 +82,9 @@ class Backend:
         await _cancelled(history)
 
     @classmethod
-    async def open(cls, settings: Settings) -> Backend:
-        """Connect (starting the embedded mongod first if no URI is set); refuses servers without transactions."""
+    async def open(cls, settings: Settings, tracer_provider: TracerProvider | None = None) -> Backend:
+        """Connect (starting the embedded mongod first if no URI is set); refuses servers without transactions.
+        With `tracer_provider`, the store's MongoDB commands and background work are traced."""
         embedded = None
         uri = settings.mongodb_uri
         if uri is None:
@@ -96,6 +99,7 @@ class Backend:
                 validation_action=settings.validation_action,
                 done_statuses=settings.done_statuses,
                 history_days=settings.history_days,
+                tracer_provider=tracer_provider,
             )
         except BaseException:
             if embedded is not None:

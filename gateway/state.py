@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict, cast
 
+from opentelemetry.trace import Tracer
 from starlette.requests import HTTPConnection
 
 from gateway.auth import TokenRegistry
@@ -20,6 +21,8 @@ class GatewayState(TypedDict):
     store: GraphStore
     tokens: TokenRegistry
     settings: Settings
+    tracer: Tracer | None
+    """Where the front ends' spans go (GraphQL operations); None when this app traces nothing."""
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:

@@ -49,6 +49,7 @@ from models import (
 )
 from models.deadline import KNOWN_UNAVAILABLE
 from models.layout import DATE, FIELD_KINDS
+from models.tracing import set_current
 
 PARSED_DOCUMENTS = 512
 """How many parsed documents, and how many validated ones, are kept by query text (least recently used go
@@ -127,7 +128,9 @@ class CompiledQueries(SchemaExtension):
                 data, unreachable = None, KNOWN_UNAVAILABLE.set(True)
             if data is not None:
                 execution.result = GraphQLExecutionResult(data, None)
-            COMPILED.labels("compiled" if data is not None else "generic").inc()
+            path = "compiled" if data is not None else "generic"
+            COMPILED.labels(path).inc()
+            set_current({"tracking.graphql.path": path})
             try:
                 yield
             finally:

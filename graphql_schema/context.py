@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from opentelemetry.context import Context as OtelContext
+from opentelemetry.trace import Tracer
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
@@ -34,6 +36,10 @@ class Context(BaseContext):
         self.over_websocket = False
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
+        self.tracer: Tracer | None = None
+        """Where operation spans go (graphql_schema.tracing); None when the gateway traces nothing."""
+        self.trace_parent: OtelContext | None = None
+        """The trace a WebSocket's operations continue (its handshake's traceparent); None: the current one."""
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)

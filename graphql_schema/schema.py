@@ -28,6 +28,7 @@ from graphql_schema.jobs import JobQueries
 from graphql_schema.metrics import OperationMetrics
 from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
+from graphql_schema.tracing import OperationSpans
 from models import TaskCreate, TaskPatch, parse_task_id
 
 Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
@@ -186,6 +187,7 @@ def build_schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberr
             ReadOnlyTokens,
             SubscriptionsOverWebSocket,
             OperationMetrics,
+            OperationSpans,  # before CompiledQueries: a compiled answer is read within the operation's span
             CompiledQueries,  # last: it answers after every bound and validation rule has run
         ],
     )

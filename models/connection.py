@@ -11,6 +11,7 @@ from typing import Any
 
 import pymongo
 from bson.codec_options import CodecOptions, DatetimeConversion
+from opentelemetry.trace import Tracer
 from pymongo import AsyncMongoClient, ReadPreference
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
@@ -20,6 +21,7 @@ from models.defaults import MONGODB_TIMEOUT_MS
 from models.errors import StorageUnavailable, TransactionsUnsupported
 from models.layout import Database, MongoClient, TaskDoc, counter_validator, task_validator
 from models.task import TaskCounter, TaskRecord
+from models.tracing import CommandSpans
 
 log = logging.getLogger(__name__)
 MAJORITY_WRITES = WriteConcern("majority")
@@ -40,9 +42,11 @@ CODEC_OPTIONS: CodecOptions[TaskDoc] = CodecOptions(
 (PyMongo's documented options for out-of-range dates and undecodable strings)."""
 
 
-def make_client(uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS) -> MongoClient:
+def make_client(uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS, tracer: Tracer | None = None) -> MongoClient:
     """One client for the whole process, with majority reads and writes set explicitly. No operation waits
-    longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole)."""
+    longer than `timeout_ms` for a server (each store operation also runs under that deadline as a whole).
+    With `tracer`, every command sent under a sampled span is a span (models.tracing); without, no listener
+    at all: the driver then builds no monitoring events."""
     return AsyncMongoClient(
         uri,
         w="majority",
@@ -54,6 +58,7 @@ def make_client(uri: str, *, timeout_ms: int = MONGODB_TIMEOUT_MS) -> MongoClien
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=min(timeout_ms, 5_000),
         appname="tracking-gateway",
+        event_listeners=[CommandSpans(tracer)] if tracer is not None else [],
     )
 
 

@@ -25,6 +25,7 @@ from pymongo.errors import (
 
 from models.errors import InvalidOperation, StorageUnavailable
 from models.metrics import MONGODB_FAILURES
+from models.tracing import set_current
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,13 @@ def bounded(
     async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if KNOWN_UNAVAILABLE.get():
             raise StorageUnavailable(UNAVAILABLE_MESSAGE)
+        set_current({"tracking.mongodb.deadline_ms": self.timeout_s * 1000})
         try:
             async with asyncio.timeout(self.timeout_s + DEADLINE_GRACE_S):
                 with pymongo.timeout(self.timeout_s):
                     return await method(self, *args, **kwargs)
         except TimeoutError as error:
+            set_current({"tracking.mongodb.deadline_exceeded": True})
             raise unavailable(f"no answer within {self.timeout_s:g}s", error) from None
         except (PyMongoError, DocumentTooLarge) as error:
             typed = domain_error(error)

@@ -27,3 +27,18 @@ MAX_XML_ATTRIBUTES = 64
 """Most attributes on one element of an XML body (TRACKING_XML_MAX_ATTRIBUTES)."""
 MAX_PAGE = 100
 """Largest page a listing hands out (TRACKING_GRAPHQL_MAX_PAGE)."""
+
+SERVICE_NAME = "tracking-gateway"
+"""The service name traces carry unless OTEL_SERVICE_NAME says otherwise."""
+OTLP_PROTOCOL = "http/protobuf"
+"""The one OTLP protocol the gateway exports traces with (OTEL_EXPORTER_OTLP_PROTOCOL)."""
+OTLP_TIMEOUT_MS = 10_000
+"""Longest one export of spans may take, retries included (OTEL_EXPORTER_OTLP_TIMEOUT, milliseconds)."""
+TRACES_SAMPLER = "parentbased_always_on"
+"""OpenTelemetry's default sampler (OTEL_TRACES_SAMPLER): a caller's sampling decision is followed."""
+BSP_SCHEDULE_DELAY_MS = 5_000
+"""OpenTelemetry's defaults for the batch span processor (OTEL_BSP_*): the delay between two exports, the
+longest an export may take, the spans queued at most (more are dropped, and counted) and per export."""
+BSP_EXPORT_TIMEOUT_MS = 30_000
+BSP_MAX_QUEUE_SIZE = 2_048
+BSP_MAX_EXPORT_BATCH_SIZE = 512

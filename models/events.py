@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from pymongo.errors import OperationFailure, PyMongoError
 
 from models.changes import Change, Idle, ResumeToken, Skipped, StreamItem, StreamRequest, change_time, read_changes
@@ -24,6 +25,7 @@ from models.deadline import unavailable
 from models.errors import CursorExpired
 from models.layout import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_projected_task, readable_value
 from models.task import RESPONSE_FIELD_ORDER
+from models.tracing import StreamSpan
 
 log = logging.getLogger(__name__)
 
@@ -258,28 +260,49 @@ async def current_event_cursor(tasks: Collection, full_document: str, job_id: st
     raise RuntimeError("the change stream ended before it gave a position")  # read_changes never ends
 
 
+def _opening_span(tracer: Tracer | None, *, resuming: bool, after: bool, job_id: str | None) -> StreamSpan | None:
+    """The span of a subscription's stream opening (None untraced); what it names is no task data: whether the
+    stream is of one job, whether it starts after a cursor."""
+    if tracer is None:
+        return None
+    attributes: dict[str, str | int | float | bool] = {"tracking.events.by_job": job_id is not None}
+    attributes["tracking.events.after"] = after
+    return StreamSpan(tracer, "taskEvents resume" if resuming else "taskEvents start", attributes, resuming)
+
+
 async def watch_task_events(
-    tasks: Collection, full_document: str, job_id: str | None, after: str | None, resume_within_s: float
+    tasks: Collection,
+    full_document: str,
+    job_id: str | None,
+    after: str | None,
+    resume_within_s: float,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[TaskEvent]:
     """Every change to the tasks (of one job, if given) from a MongoDB change stream, after the event whose
     cursor is `after` when given (MongoDB replays the rest from its oplog), then live.
 
     A primary election or a MongoDB restart does not end it: the stream is reopened after the last event
     (or the last point the server reported, when there was none), for up to `resume_within_s` seconds; then
-    StorageUnavailable. A cursor MongoDB cannot resume after is CursorExpired."""
+    StorageUnavailable. A cursor MongoDB cannot resume after is CursorExpired. With `tracer`, each opening of
+    the stream is a span (models.tracing.StreamSpan)."""
     token: ResumeToken | None = {"_data": after} if after is not None else None
     request = stream_request(tasks, job_id, SUBSCRIBER_FIELDS, full_document, WATCH_POLL_MS)
     failing_since: float | None = None
     while True:
+        opening = _opening_span(tracer, resuming=failing_since is not None, after=token is not None, job_id=job_id)
         try:
             async with contextlib.aclosing(read_changes(request, token)) as items:
                 async for item in items:
+                    if opening is not None:
+                        opening.end()  # before the first yield: the span must not be current in the caller
                     failing_since = None
                     token = item.token
                     event = _event_of(item)
                     if event is not None:
                         yield event
         except OperationFailure as error:
+            if opening is not None:
+                opening.end(error)
             if error.code in EXPIRED_CURSOR_CODES:
                 raise CursorExpired(
                     "cursor expired: MongoDB no longer holds the events after it (or it is no event cursor); "
@@ -287,7 +310,12 @@ async def watch_task_events(
                 ) from None
             failure: PyMongoError = error
         except PyMongoError as error:
+            if opening is not None:
+                opening.end(error)
             failure = error
+        finally:
+            if opening is not None:
+                opening.end()  # closed or cancelled before the stream answered
         failing_since = failing_since or time.monotonic()
         if time.monotonic() - failing_since > resume_within_s:
             raise unavailable(f"change stream not resumable within {resume_within_s:g}s", failure)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Tracer, TracerProvider
+
 from models.check import CheckReport, check_graph
 from models.coalesce import CoalescedReads
 from models.conditions import EntityTagCondition
@@ -52,6 +54,7 @@ from models.links import Links
 from models.records import Records
 from models.storage import Storage
 from models.task import TaskCreate, TaskPatch
+from models.tracing import store_tracer
 from models.walks import Direction, Walks
 
 _T = TypeVar("_T")
@@ -68,9 +71,12 @@ class GraphStore:
         limits: Limits | None = None,
         timeout_s: float = MONGODB_TIMEOUT_MS / 1000,
         done_statuses: Iterable[str] = DONE_STATUSES,
+        tracer: Tracer | None = None,
     ) -> None:
         """A store over `database`, with collections of its own: several stores (tests standing in for several
         gateway processes) can share a process without sharing any state."""
+        self.tracer = tracer
+        """Where the spans of work no request starts (history batches, subscriptions' streams) go; None: none."""
         self._client = client
         self._database = database
         self._storage = Storage(client, database)
@@ -96,15 +102,25 @@ class GraphStore:
         validation_action: str = VALIDATION_ACTION,
         done_statuses: Iterable[str] = DONE_STATUSES,
         history_days: int = HISTORY_DAYS,
+        tracer_provider: TracerProvider | None = None,
     ) -> GraphStore:
-        """A store connected to `uri`, database `db_name`, with the validators and indexes installed.
+        """A store connected to `uri`, database `db_name`, with the validators and indexes installed; with
+        `tracer_provider`, its MongoDB commands and background work are traced (models.tracing).
         Raises TransactionsUnsupported on a standalone server, StorageUnavailable when MongoDB does not answer."""
-        client = make_client(uri, timeout_ms=timeout_ms)
+        tracer = store_tracer(tracer_provider)
+        client = make_client(uri, timeout_ms=timeout_ms, tracer=tracer)
         try:
             await require_transactions(client)
             database, keeps_images = await prepare_database(client, db_name, validation_action)
             await prepare_history(database, history_days)
-            store = cls(client, database, limits=limits, timeout_s=timeout_ms / 1000, done_statuses=done_statuses)
+            store = cls(
+                client,
+                database,
+                limits=limits,
+                timeout_s=timeout_ms / 1000,
+                done_statuses=done_statuses,
+                tracer=tracer,
+            )
             store.full_document = full_document_mode(keeps_images)
             await store.sync_id_counter()
         except BaseException:
@@ -133,7 +149,7 @@ class GraphStore:
 
     def history_writer(self, owner: str) -> HistoryWriter:
         """This process's candidate for writing the task history (models.history); run it as a task."""
-        return HistoryWriter(self._database, owner, full_document=self.full_document)
+        return HistoryWriter(self._database, owner, full_document=self.full_document, tracer=self.tracer)
 
     @bounded
     async def task_history(self, task_id: int) -> list[TaskChange]:
@@ -228,7 +244,9 @@ class GraphStore:
         """The task events (of one job, if given) after the event whose cursor is `after`, then live
         (models.events.watch_task_events). Raises, while iterated, CursorExpired for a cursor MongoDB cannot
         resume after, StorageUnavailable once the stream could not be resumed within `resume_within_s`."""
-        return watch_task_events(self._storage.tasks, self.full_document, job_id, after, resume_within_s)
+        return watch_task_events(
+            self._storage.tasks, self.full_document, job_id, after, resume_within_s, tracer=self.tracer
+        )
 
     @bounded
     async def walk(self, task: TaskDoc, direction: Direction, max_depth: int | None, bound: int) -> list[TaskDoc]:
