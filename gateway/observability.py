@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import TextIO
 from urllib.parse import quote, quote_plus, unquote
 
 import orjson
@@ -118,6 +119,7 @@ class _RequestIdFilter(logging.Filter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(trace_id)s] %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(trace_id)s %(span_id)s %(message)s"
 REDACTED = "[redacted]"
 _SECRET_PARAMETER = re.compile(
     r"(?i)([?&;](?:[\w.-]*token|[\w.-]*api[_-]?key|authorization|auth|password|secret)=)[^&;\s\"']*"
@@ -173,17 +175,22 @@ class _RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return redact(super().format(record))
 
 
-def configure_logging(level: str, log_format: str) -> None:
-    """One handler on the root logger for every line (uvicorn's included: it is run without a log config of
-    its own): text, or JSON lines with TRACKING_LOG_FORMAT=json; credentials redacted (`never_log`)."""
-    handler = _RedactingHandler(sys.stderr)
+def log_handler(log_format: str, stream: TextIO = sys.stderr) -> logging.Handler:
+    """The gateway's handler: text, or JSON lines with TRACKING_LOG_FORMAT=json, each line with its request and
+    trace ids; credentials redacted (`never_log`)."""
+    handler = _RedactingHandler(stream)
     handler.addFilter(_RequestIdFilter())
     if log_format == "json":
-        handler.setFormatter(
-            JsonFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(trace_id)s %(span_id)s %(message)s")
-        )
+        handler.setFormatter(JsonFormatter(JSON_FIELDS))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """One handler on the root logger for every line (uvicorn's included: it is run without a log config of
+    its own): `log_handler`'s."""
+    handler = log_handler(log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

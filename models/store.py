@@ -86,7 +86,7 @@ class GraphStore:
         self.full_document = full_document_mode(keeps_images=False)
         self._ids = IdAllocator(self._storage)
         self._records = Records(self._storage)
-        self._single_reads = CoalescedReads(self.get_tasks)
+        self._single_reads = CoalescedReads(self.get_tasks, tracer)
         self._links = Links(self._storage)
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
