@@ -100,9 +100,13 @@ class CoalescedReads:
 
 
 def _traced_in_first_caller(tracer: Tracer, callers: list[Span], ids: int) -> None:
-    """In the query's fresh context: a span for the coalesced read, in the trace of the first caller that joined
-    it, linked to the others' spans (each of their traces leads to it), current for the query's commands."""
+    """In the query's fresh context: the query's commands traced in the first caller's trace. A read several
+    callers joined is a span of its own there, linked to the others' spans (each of their traces leads to it);
+    a read of one caller's is no more than its command (the common case when the gateway is not busy)."""
     first, others = callers[0], callers[1:]
+    if not others:
+        otel_context.attach(trace.set_span_in_context(first))
+        return
     span = tracer.start_span(
         "coalesced read",
         context=trace.set_span_in_context(first),

@@ -143,10 +143,8 @@ async def test_rest_requests_continue_the_callers_trace_down_to_each_mongodb_com
     assert server.attributes["http.route"] == "/tracking/task/{taskId}"
     assert server.attributes["http.response.status_code"] == 200
     assert server.attributes["tracking.mongodb.deadline_ms"] == 10_000
-    (coalesced,) = children_of(spans, server)  # single reads arriving together share one query (models.coalesce)
-    assert coalesced.name == "coalesced read" and coalesced.attributes["tracking.reads.requests"] == 1
     (find,) = mongodb_spans(spans)
-    assert find.name == "find tasks" and find.parent_id == coalesced.span_id
+    assert find.name == "find tasks" and find.parent_id == server.span_id
     assert_no_task_data(spans)
 
     # A refusal is traced with its status; a request without traceparent starts a trace of its own.
@@ -162,6 +160,27 @@ async def test_rest_requests_continue_the_callers_trace_down_to_each_mongodb_com
     await eventually(refusal_traced, what="the 404's span")
     (refused,) = refusals()
     assert refused.parent_id == "" and refused.trace_id != trace_id
+
+
+async def test_reads_coalesced_into_one_query_are_one_span_every_callers_trace_leads_to(traced):
+    http, receiver = traced
+    made = await http.post("/tracking/task", json={"tasks": [{"id": i, "name": SECRET_NAME} for i in range(1, 9)]})
+    assert made.status_code == 200
+    callers = [new_trace() for _ in range(8)]
+    answers = await asyncio.gather(
+        *(http.get(f"/tracking/task/{i}", headers=traceparent(*caller)) for i, caller in enumerate(callers, 1))
+    )
+    assert [answer.status_code for answer in answers] == [200] * 8
+    coalesced = await receiver.wait_for("coalesced read")
+    server_spans = set()
+    for trace_id, _ in callers:
+        spans = await receiver.trace_of(trace_id, "GET /tracking/task/{taskId}")
+        server_spans |= {span.span_id for span in spans if span.kind == "server"}
+    joined = {coalesced.parent_id, *coalesced.links}
+    assert joined <= server_spans
+    assert coalesced.attributes["tracking.reads.requests"] == len(joined) > 1
+    (find,) = [span for span in receiver.of_trace(coalesced.trace_id) if span.parent_id == coalesced.span_id]
+    assert find.name == "find tasks" and find.attributes["db.operation.name"] == "find"
 
 
 async def test_a_link_transaction_shows_its_commit_queue_wait_and_deadline(traced):

@@ -6,7 +6,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bench.measure import Row, Run
-from bench.workloads import bigjob, create, events, get, graph_view, graphql_job, history, jobs, links, roots, ui, walk
+from bench.workloads import (
+    bigjob,
+    create,
+    events,
+    get,
+    graph_view,
+    graphql_job,
+    history,
+    jobs,
+    links,
+    roots,
+    tracing,
+    ui,
+    walk,
+)
 
 WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "get": get.measure,
@@ -14,6 +28,7 @@ WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "create": create.measure,
     "links": links.measure,
     "graphql": graphql_job.measure,
+    "tracing": tracing.measure,
     "walk": walk.measure,
     "jobs": jobs.measure,
     "bigjob": bigjob.measure,
