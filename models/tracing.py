@@ -47,12 +47,29 @@ def set_current(attributes: dict[str, str | int | float | bool]) -> None:
 
 @contextmanager
 def root_span(tracer: Tracer | None, name: str, attributes: dict[str, str | int | float | bool]) -> Iterator[None]:
-    """A span starting a trace of its own (whatever is current), current meanwhile; nothing without a tracer."""
+    """A span starting a trace of its own (whatever is current), current meanwhile; nothing without a tracer.
+    An error marks it failed with its type only: an error's message may quote stored values."""
     if tracer is None:
         yield
         return
-    with tracer.start_as_current_span(name, context=otel_context.Context(), attributes=attributes):
-        yield
+    with tracer.start_as_current_span(
+        name,
+        context=otel_context.Context(),
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield
+        except BaseException as error:
+            mark_failed(span, error)
+            raise
+
+
+def mark_failed(span: Span, error: BaseException) -> None:
+    """The span failed, saying with what type of error (not its message, which may quote stored values)."""
+    span.set_attribute("error.type", type(error).__qualname__)
+    span.set_status(StatusCode.ERROR)
 
 
 class CommandSpans(monitoring.CommandListener):
@@ -139,6 +156,5 @@ class StreamSpan:
             return
         otel_context.detach(self._token)
         if error is not None:
-            span.set_attribute("error.type", type(error).__qualname__)
-            span.set_status(StatusCode.ERROR)
+            mark_failed(span, error)
         span.end()

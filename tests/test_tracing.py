@@ -5,6 +5,7 @@ gone or slow costs dropped spans, never time."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import io
 import json
@@ -486,3 +487,38 @@ def test_query_values_never_reach_a_span(pairs):
     redacted = parse_qsl(redacted_query(urlencode(pairs)), keep_blank_values=True)
     assert [name for name, _ in redacted] == [name for name, _ in parse_qsl(urlencode(pairs), keep_blank_values=True)]
     assert {value for _, value in redacted} <= {"REDACTED"}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",  # an all-zero trace id is invalid
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # so is an all-zero span id
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # version ff is forbidden
+        "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",  # upper-case hex
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01",  # a short span id
+        "0af7651916cd43dd8448eb211c80319c",
+        "00-" + "a" * 4000,
+    ],
+)
+async def test_a_malformed_traceparent_starts_a_trace_of_its_own(traced, header):
+    http, receiver = traced
+    answer = await http.get("/tracking/task/77", headers={"traceparent": header})
+    assert answer.status_code == 404
+    span = await receiver.wait_for("GET /tracking/task/{taskId}")
+    assert span.parent_id == "" and span.trace_id not in header.lower()
+
+
+def test_only_the_composition_root_uses_the_sdk():
+    """models/, graphql_schema/ and rest/ use OpenTelemetry's API only; the SDK and the exporter are
+    gateway/tracing.py's."""
+    root = Path(__file__).parent.parent
+    users = set()
+    for package in ("models", "graphql_schema", "rest", "gateway", "ui"):
+        for module in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(module.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+                if any(name.startswith(("opentelemetry.sdk", "opentelemetry.exporter")) for name in names):
+                    users.add(f"{package}/{module.name}")
+    assert users == {"gateway/tracing.py"}
