@@ -128,7 +128,8 @@ async def _check(settings: Settings, repair: bool) -> int:
 @click.group(invoke_without_command=True)
 @click.pass_context
 def main(context: click.Context) -> None:
-    """The tracking gateway. Configured by TRACKING_* environment variables (see README.md)."""
+    """The tracking gateway. Configured by TRACKING_* environment variables (see README.md), traces by
+    OpenTelemetry's OTEL_* ones (docs/operations/tracing.md)."""
     if context.invoked_subcommand is None:
         context.invoke(serve)
 

@@ -10,7 +10,10 @@ import asyncio
 import io
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -522,3 +525,53 @@ def test_only_the_composition_root_uses_the_sdk():
                 if any(name.startswith(("opentelemetry.sdk", "opentelemetry.exporter")) for name in names):
                     users.add(f"{package}/{module.name}")
     assert users == {"gateway/tracing.py"}
+
+
+@pytest.mark.slow
+async def test_the_served_gateway_traces_from_its_variables_and_flushes_at_exit(mongo_uri, tmp_path, receiver):
+    """`tracking-gateway serve` as operators run it: the variables alone turn traces on for the server, the
+    store it opens (its commands), and the background work; SIGTERM sends what is queued and exits promptly."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TRACKING_", "OTEL_"))},
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(tmp_path / "var"),
+        "TRACKING_PORT": str(port),
+        "TRACKING_MONGODB_URI": mongo_uri,
+        "TRACKING_MONGODB_DB": "traced_process",
+        "TRACKING_LOG_FORMAT": "json",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_SERVICE_NAME": "served-gateway",
+        "OTEL_BSP_SCHEDULE_DELAY": "60000",  # nothing leaves before exit: the shutdown must send it
+    }
+    command = [sys.executable, "-m", "gateway"]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    trace_id, caller = new_trace()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
+
+            async def ready() -> bool:
+                assert process.poll() is None
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, timeout=90, what="the gateway")
+            body = {"tasks": [{"id": 3}]}
+            created = await http.post("/tracking/task", json=body, headers=traceparent(trace_id, caller))
+            assert created.status_code == 200
+    finally:
+        process.terminate()
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - started < 15, "the exit waited"
+    spans = receiver.of_trace(trace_id)
+    server = assert_one_tree(spans, caller)
+    assert server.name == "POST /tracking/task" and server.service == "served-gateway"
+    assert any(span.name == "insert tasks" for span in mongodb_spans(spans))
+    assert receiver.named("task history batch"), "the history writer of the served gateway traces its batches"
+    logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(line["trace_id"] == trace_id for line in logged if line["name"] == "uvicorn.access")
+    assert any("traces go to" in line["message"] for line in logged)
