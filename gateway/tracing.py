@@ -11,6 +11,7 @@ and the exporter are wrapped here to count (docs/decisions/tracing.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import MutableMapping, Sequence
@@ -51,6 +52,8 @@ SPANS_DROPPED = Counter(
     "export_failed (the collector was down, slow or refused them).",
     ["reason"],
 )
+for _reason in ("queue_full", "export_failed"):
+    SPANS_DROPPED.labels(_reason)  # both series exist from the start, at 0: alerts can take their rate
 
 
 def traces_endpoint(settings: Settings) -> str | None:
@@ -162,9 +165,22 @@ class Tracing:
     endpoint: str
 
     async def shutdown(self) -> None:
-        """Flush and stop, waiting at most SHUTDOWN_WAIT_S (in a thread: the SDK's shutdown blocks)."""
+        """Flush and stop, waiting at most SHUTDOWN_WAIT_S. The SDK's shutdown blocks (for as long as an export
+        to a collector that is gone keeps retrying), so it runs in a daemon thread of its own: neither the
+        event loop nor the process's exit waits for it past that (an executor's thread would hold the exit)."""
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+
+        def stop() -> None:
+            try:
+                self.provider.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: no one waits any more
+                    loop.call_soon_threadsafe(stopped.set)
+
+        threading.Thread(target=stop, name="tracing shutdown", daemon=True).start()
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.provider.shutdown), SHUTDOWN_WAIT_S)
+            await asyncio.wait_for(stopped.wait(), SHUTDOWN_WAIT_S)
         except TimeoutError:
             log.warning("spans still queued for %s after %gs: dropped at exit", self.endpoint, SHUTDOWN_WAIT_S)
 

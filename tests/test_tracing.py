@@ -575,3 +575,43 @@ async def test_the_served_gateway_traces_from_its_variables_and_flushes_at_exit(
     logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert any(line["trace_id"] == trace_id for line in logged if line["name"] == "uvicorn.access")
     assert any("traces go to" in line["message"] for line in logged)
+
+
+@pytest.mark.slow
+async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mongo_uri, tmp_path):
+    """Each export to a collector that is gone retries for OTEL_EXPORTER_OTLP_TIMEOUT (here 30 s): SIGTERM must
+    not wait for it, nor the interpreter's exit for the thread that does."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TRACKING_", "OTEL_"))},
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(tmp_path / "var"),
+        "TRACKING_PORT": str(port),
+        "TRACKING_MONGODB_URI": mongo_uri,
+        "TRACKING_MONGODB_DB": "traced_collector_gone",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "30000",
+        "OTEL_BSP_SCHEDULE_DELAY": "10",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
+
+            async def ready() -> bool:
+                assert process.poll() is None
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, timeout=90, what="the gateway")
+            for task_id in range(1, 21):
+                started = time.monotonic()
+                assert (await http.get(f"/tracking/task/{task_id}")).status_code == 404
+                assert time.monotonic() - started < 2.0, "a request waited for the collector"
+    finally:
+        process.terminate()
+        stopping = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - stopping < SHUTDOWN_WAIT_S + 8, "the exit waited for the collector"
