@@ -322,7 +322,11 @@ async def served_with_logs(app: Any, settings: Settings) -> AsyncIterator[tuple[
     config = server_config(app, settings)
     config.port = free_port()
     server = uvicorn.Server(config)
+    # Whatever earlier tests left on these loggers (a level, disabled by a logging config): on for this one.
+    saved = [(logger.level, logger.disabled) for logger in loggers]
     for logger in loggers:
+        logger.setLevel(logging.INFO)
+        logger.disabled = False
         for handler in handlers:
             logger.addHandler(handler)
     serving = asyncio.create_task(server.serve())
@@ -333,10 +337,14 @@ async def served_with_logs(app: Any, settings: Settings) -> AsyncIterator[tuple[
         yield config.port, streams
     finally:
         server.should_exit = True
-        await serving
-        for logger in loggers:
-            for handler in handlers:
-                logger.removeHandler(handler)
+        try:
+            await serving
+        finally:
+            for logger, (level, disabled) in zip(loggers, saved, strict=True):
+                logger.setLevel(level)
+                logger.disabled = disabled
+                for handler in handlers:
+                    logger.removeHandler(handler)
 
 
 async def test_every_log_line_of_a_request_carries_its_trace_id_beside_its_request_id(
@@ -381,16 +389,14 @@ async def test_without_an_endpoint_nothing_is_set_up_or_exported(store, tmp_path
         assert start_tracing(settings) is None
         app = create_app(settings, Backend(store=store))
         streams = io.StringIO()
-        handler = log_handler("json", streams)
-        logging.getLogger("gateway").addHandler(handler)
-        try:
-            async with lifespan_client(app, AUTH) as http:
-                assert (await http.post("/tracking/task", json={"tasks": [{"name": "x"}]})).status_code == 200
-                graphql = await http.post("/graphql", json={"query": "{ tasks { id } }"})
-                assert graphql.status_code == 200
-                logging.getLogger("gateway.test").warning("beside the requests")  # no request's: no trace
-        finally:
-            logging.getLogger("gateway").removeHandler(handler)
+        logger = logging.getLogger("tracing-test.untraced")  # the gateway's handler alone, whatever else is set
+        logger.propagate, logger.disabled = False, False
+        logger.handlers[:] = [log_handler("json", streams)]
+        async with lifespan_client(app, AUTH) as http:
+            assert (await http.post("/tracking/task", json={"tasks": [{"name": "x"}]})).status_code == 200
+            graphql = await http.post("/graphql", json={"query": "{ tasks { id } }"})
+            assert graphql.status_code == 200
+            logger.warning("beside the requests")
         assert json.loads(streams.getvalue().splitlines()[-1])["trace_id"] == "-"
         assert _batch_threads() == threads, "no span processor was started"
         assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "no provider installed globally"
