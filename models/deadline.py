@@ -64,6 +64,8 @@ def unavailable(what: str, error: BaseException) -> StorageUnavailable:
     driver error, timeout or not)."""
     timed_out = isinstance(error, TimeoutError | ExecutionTimeout) or getattr(error, "timeout", False)
     MONGODB_FAILURES.labels(kind="timeout" if timed_out else "unavailable").inc()
+    if timed_out:
+        set_current({"tracking.mongodb.deadline_exceeded": True})
     log.warning("MongoDB unavailable: %s: %s", what, error)
     return StorageUnavailable(UNAVAILABLE_MESSAGE)
 
@@ -115,7 +117,6 @@ def bounded(
                 with pymongo.timeout(self.timeout_s):
                     return await method(self, *args, **kwargs)
         except TimeoutError as error:
-            set_current({"tracking.mongodb.deadline_exceeded": True})
             raise unavailable(f"no answer within {self.timeout_s:g}s", error) from None
         except (PyMongoError, DocumentTooLarge) as error:
             typed = domain_error(error)
