@@ -56,7 +56,20 @@ async def main(names: list[str]) -> None:
             connector = aiohttp.TCPConnector(limit=CONCURRENCY)
             async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
                 cpu = CpuMeter((gateway.pid, second.pid), mongo.process.pid)
-                run = Run(session, gateway_url, second_url, reference_url, db, client, ids, load_s, TOTAL_TASKS, cpu)
+                run = Run(
+                    session,
+                    gateway_url,
+                    second_url,
+                    reference_url,
+                    db,
+                    client,
+                    ids,
+                    load_s,
+                    TOTAL_TASKS,
+                    cpu,
+                    uri,
+                    Path(workdir),
+                )
                 rows: list[Row] = [] if names else await scale.measure(run)
                 for name in names or list(WORKLOADS):
                     rows.extend(await WORKLOADS[name](run))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -133,6 +134,9 @@ class Run:
     load_s: float
     total: int
     cpu: CpuMeter
+    uri: str
+    """MongoDB, for workloads that start servers of their own (tracing)."""
+    workdir: Path
 
 
 async def rate(worker: Callable[[int], Awaitable[None]], total: int, concurrency: int = CONCURRENCY) -> float:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -16,8 +17,10 @@ from bench.data import DB
 TOKEN = "bench-token"
 
 
-def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen[bytes]:
-    """`python -m module` serving on loopback `port`, on MongoDB `uri`, with TOKEN."""
+def start(
+    module: str, port: int, uri: str, data_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m module` serving on loopback `port`, on MongoDB `uri`, with TOKEN (and `extra_env`)."""
     env = {
         **os.environ,
         "TRACKING_MONGODB_URI": uri,
@@ -27,6 +30,7 @@ def start(module: str, port: int, uri: str, data_dir: Path) -> subprocess.Popen[
         "TRACKING_DATA_DIR": str(data_dir),
         "TRACKING_LOG_LEVEL": "warning",
         "TRACKING_GRAPHQL_MAX_TRAVERSAL": "20000",
+        **(extra_env or {}),
     }
     return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=subprocess.DEVNULL)
 

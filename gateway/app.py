@@ -27,8 +27,9 @@ from gateway.middleware import (
     HeadAsGetMiddleware,
     RequestIdMiddleware,
 )
-from gateway.observability import HttpMetrics, metrics, never_log
+from gateway.observability import HttpMetrics, RouteOnServerSpan, metrics, never_log
 from gateway.settings import Settings
+from gateway.tracing import Tracing, server_telemetry, start_tracing
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
@@ -128,8 +129,9 @@ def needs_token(path: str) -> bool:
     return path.startswith(REST_PREFIX) or path == graphql_schema.GRAPHQL_PATH
 
 
-def middleware_stack(settings: Settings) -> list[Middleware]:
-    """Every request passes these in this order, which fixes the documented order of checks."""
+def middleware_stack(settings: Settings, traced: bool = False) -> list[Middleware]:
+    """Every request passes these in this order, which fixes the documented order of checks. `traced`: the
+    server span (FastAPI's, around them all) is named by route for requests answered without the router too."""
     cors = Middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -141,6 +143,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
     return [
         Middleware(SecurityHeadersMiddleware),  # nosniff on every answer, a policy on every page (page_security)
         Middleware(CacheHeaders, gated=needs_token),  # no-store and Vary: Accept on every token-gated answer
+        *([Middleware(RouteOnServerSpan)] if traced else []),
         Middleware(RequestIdMiddleware),  # every answer, even a 413, carries X-Request-ID; last-resort 500s
         Middleware(HttpMetrics),
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is
@@ -153,9 +156,9 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
 
 
 @asynccontextmanager
-async def owned_backend(settings: Settings) -> AsyncIterator[Backend]:
+async def owned_backend(settings: Settings, tracing: Tracing | None) -> AsyncIterator[Backend]:
     """A backend opened here, with what runs beside it (history writer, mongod supervision), closed here."""
-    backend = await Backend.open(settings)
+    backend = await Backend.open(settings, tracing.provider if tracing is not None else None)
     backend.start_background(settings)
     try:
         yield backend
@@ -169,30 +172,41 @@ async def borrowed(backend: Backend) -> AsyncIterator[Backend]:
     yield backend
 
 
-def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
+def create_app(settings: Settings, backend: Backend | None = None, tracing: Tracing | None = None) -> FastAPI:
     """Build the app. Whoever opens the backend closes it: without `backend` the app's lifespan opens one and
     closes it at shutdown; a given one is only used (the CLI opens it first, to report start-up errors in one
-    line, and closes it after serving)."""
+    line, and closes it after serving). Tracing likewise: without `tracing`, the app starts what the settings
+    ask for (gateway.tracing) and its lifespan stops it; a given one (whose provider the given backend's store
+    was opened with) is only used."""
     tokens = resolve_tokens(settings)
+    owned_tracing = start_tracing(settings) if tracing is None else None
+    tracing = tracing or owned_tracing
+    tracer = tracing.provider.get_tracer("tracking-gateway") if tracing is not None else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
-        async with owned_backend(settings) if backend is None else borrowed(backend) as current:
-            state: AppState = {
-                "backend": current,
-                "store": current.store,
-                "tokens": tokens,
-                "settings": settings,
-                "limits": settings.limits,
-            }
-            yield state
+        try:
+            async with owned_backend(settings, tracing) if backend is None else borrowed(backend) as current:
+                state: AppState = {
+                    "backend": current,
+                    "store": current.store,
+                    "tokens": tokens,
+                    "settings": settings,
+                    "limits": settings.limits,
+                    "tracer": tracer,
+                }
+                yield state
+        finally:
+            if owned_tracing is not None:
+                await owned_tracing.shutdown()
 
     app = FastAPI(
         title="NFVD tracking API",
         version="4.2.0",
         description="REST resources related with the execution and management of task.",
         lifespan=lifespan,
-        middleware=middleware_stack(settings),
+        middleware=middleware_stack(settings, traced=tracing is not None),
+        telemetry=server_telemetry(tracing),
         docs_url=None,  # served below, on the gateway's own assets
         redoc_url=None,
         # No redirect to the path with(out) a trailing slash: Starlette builds it from the Host header (an

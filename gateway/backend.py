@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import TracerProvider
+
 from gateway.embedded import EmbeddedMongo
 from gateway.retention import start_retention
 from gateway.settings import Settings
@@ -80,8 +82,9 @@ class Backend:
         await _cancelled(history)
 
     @classmethod
-    async def open(cls, settings: Settings) -> Backend:
-        """Connect (starting the embedded mongod first if no URI is set); refuses servers without transactions."""
+    async def open(cls, settings: Settings, tracer_provider: TracerProvider | None = None) -> Backend:
+        """Connect (starting the embedded mongod first if no URI is set); refuses servers without transactions.
+        With `tracer_provider`, the store's MongoDB commands and background work are traced."""
         embedded = None
         uri = settings.mongodb_uri
         if uri is None:
@@ -99,6 +102,7 @@ class Backend:
                 commit_outcome_wait_ms=settings.commit_outcome_wait_ms,
                 idempotency_hours=settings.idempotency_hours,
                 live=settings.live,
+                tracer_provider=tracer_provider,
             )
         except BaseException:
             if embedded is not None:

@@ -19,6 +19,7 @@ from gateway.maintenance import install_maintenance_commands
 from gateway.observability import configure_logging
 from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
+from gateway.tracing import Tracing, start_tracing
 from models import StorageUnavailable, TransactionsUnsupported
 from web.auth import generated_token
 
@@ -52,9 +53,9 @@ def _announce_generated_token(settings: Settings) -> None:
     )
 
 
-async def _open_backend(settings: Settings) -> Backend:
+async def _open_backend(settings: Settings, tracing: Tracing | None = None) -> Backend:
     try:
-        return await Backend.open(settings)
+        return await Backend.open(settings, tracing.provider if tracing is not None else None)
     except STARTUP_ERRORS as error:
         click.echo(f"tracking-gateway: cannot start: {error}", err=True)
         sys.exit(1)
@@ -73,8 +74,9 @@ class GatewayServer(uvicorn.Server):
 
 async def _serve(settings: Settings) -> int:
     """Serve until stopped; the exit status is 1 when the embedded mongod could not be kept running."""
-    backend = await _open_backend(settings)
-    server = GatewayServer(server_config(create_app(settings, backend), settings))
+    tracing = start_tracing(settings)
+    backend = await _open_backend(settings, tracing)
+    server = GatewayServer(server_config(create_app(settings, backend, tracing), settings))
 
     def stop_serving(_reason: str) -> None:
         server.should_exit = True
@@ -86,6 +88,8 @@ async def _serve(settings: Settings) -> int:
         await server.serve()
     finally:
         await backend.close()
+        if tracing is not None:
+            await tracing.shutdown()
     return 1 if backend.failure is not None else 0
 
 
@@ -124,7 +128,8 @@ async def _check(settings: Settings, repair: bool) -> int:
 @click.group(invoke_without_command=True)
 @click.pass_context
 def main(context: click.Context) -> None:
-    """The tracking gateway. Configured by TRACKING_* environment variables (see docs/reference/settings.md)."""
+    """The tracking gateway. Configured by TRACKING_* environment variables (see docs/reference/settings.md),
+    traces by OpenTelemetry's OTEL_* ones (docs/operations/tracing.md)."""
     if context.invoked_subcommand is None:
         context.invoke(serve)
 

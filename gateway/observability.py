@@ -9,9 +9,11 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import TextIO
 from urllib.parse import quote, quote_plus, unquote
 
 import orjson
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
 from starlette.requests import ClientDisconnect, Request
@@ -66,17 +68,58 @@ class HttpMetrics:
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
 
 
+class RouteOnServerSpan:
+    """The server span (FastAPI's) named by route template for requests answered without the router too
+    (rest.fast_read's GET /tracking/task/{taskId}): FastAPI names it only when its router picks the route.
+    Installed only when the app traces."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def naming_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                _name_server_span(scope)
+            await send(message)
+
+        await self.app(scope, receive, naming_send)
+
+
+def _name_server_span(scope: Scope) -> None:
+    route = getattr(scope.get("route"), "path", None)
+    span = trace.get_current_span()
+    if route is None or not span.is_recording():
+        return
+    method = scope["method"] if scope["method"] in _METHODS else "HTTP"
+    span.set_attribute("http.route", route)
+    span.update_name(f"{method} {route}")
+
+
 async def metrics(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 class _RequestIdFilter(logging.Filter):
+    """Every line carries the id of the request being served and, when it is traced, its trace and span ids
+    (W3C hex, as trace back ends show them); "-" otherwise."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            record.trace_id = trace.format_trace_id(span.trace_id)
+            record.span_id = trace.format_span_id(span.span_id)
+        else:
+            record.trace_id = record.span_id = "-"
         return True
 
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(trace_id)s] %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(trace_id)s %(span_id)s %(message)s"
 REDACTED = "[redacted]"
 _SECRET_PARAMETER = re.compile(
     r"(?i)([?&;](?:[\w.-]*token|[\w.-]*api[_-]?key|authorization|auth|password|secret)=)[^&;\s\"']*"
@@ -132,15 +175,22 @@ class _RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return redact(super().format(record))
 
 
-def configure_logging(level: str, log_format: str) -> None:
-    """One handler on the root logger for every line (uvicorn's included: it is run without a log config of
-    its own): text, or JSON lines with TRACKING_LOG_FORMAT=json; credentials redacted (`never_log`)."""
-    handler = _RedactingHandler(sys.stderr)
+def log_handler(log_format: str, stream: TextIO = sys.stderr) -> logging.Handler:
+    """The gateway's handler: text, or JSON lines with TRACKING_LOG_FORMAT=json, each line with its request and
+    trace ids; credentials redacted (`never_log`)."""
+    handler = _RedactingHandler(stream)
     handler.addFilter(_RequestIdFilter())
     if log_format == "json":
-        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"))
+        handler.setFormatter(JsonFormatter(JSON_FIELDS))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """One handler on the root logger for every line (uvicorn's included: it is run without a log config of
+    its own): `log_handler`'s."""
+    handler = log_handler(log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models import defaults
@@ -98,6 +98,47 @@ class Settings(BaseSettings):
     retention_archive_dir: Path | None = None
     purge_batch: int = Field(default=1000, ge=1, le=MAX_PURGE_BATCH)
 
+    # Traces (gateway.tracing): OpenTelemetry's own variables, without the TRACKING_ prefix (their alias). No
+    # endpoint, OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none: no tracing at all.
+    otel_exporter_otlp_endpoint: str | None = Field(default=None, validation_alias="otel_exporter_otlp_endpoint")
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="otel_exporter_otlp_traces_endpoint"
+    )
+    otel_exporter_otlp_protocol: str = Field(
+        default=defaults.OTLP_PROTOCOL, pattern=r"^http/protobuf$", validation_alias="otel_exporter_otlp_protocol"
+    )
+    otel_exporter_otlp_traces_protocol: str | None = Field(
+        default=None, pattern=r"^http/protobuf$", validation_alias="otel_exporter_otlp_traces_protocol"
+    )
+    otel_exporter_otlp_timeout: int = Field(
+        default=defaults.OTLP_TIMEOUT_MS, ge=1, validation_alias="otel_exporter_otlp_timeout"
+    )
+    otel_exporter_otlp_traces_timeout: int | None = Field(
+        default=None, ge=1, validation_alias="otel_exporter_otlp_traces_timeout"
+    )
+    otel_service_name: str = Field(default=defaults.SERVICE_NAME, min_length=1, validation_alias="otel_service_name")
+    otel_traces_sampler: str = Field(
+        default=defaults.TRACES_SAMPLER,
+        pattern=r"^(always_on|always_off|traceidratio|parentbased_always_on|parentbased_always_off"
+        r"|parentbased_traceidratio)$",
+        validation_alias="otel_traces_sampler",
+    )
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0, le=1, validation_alias="otel_traces_sampler_arg")
+    otel_traces_exporter: str = Field(default="otlp", pattern=r"^(otlp|none)$", validation_alias="otel_traces_exporter")
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="otel_sdk_disabled")
+    otel_bsp_schedule_delay: int = Field(
+        default=defaults.BSP_SCHEDULE_DELAY_MS, ge=1, validation_alias="otel_bsp_schedule_delay"
+    )
+    otel_bsp_export_timeout: int = Field(
+        default=defaults.BSP_EXPORT_TIMEOUT_MS, ge=1, validation_alias="otel_bsp_export_timeout"
+    )
+    otel_bsp_max_queue_size: int = Field(
+        default=defaults.BSP_MAX_QUEUE_SIZE, ge=1, validation_alias="otel_bsp_max_queue_size"
+    )
+    otel_bsp_max_export_batch_size: int = Field(
+        default=defaults.BSP_MAX_EXPORT_BATCH_SIZE, ge=1, validation_alias="otel_bsp_max_export_batch_size"
+    )
+
     @field_validator("mongodb_uri", mode="before")
     @classmethod
     def _blank_uri_means_embedded(cls, value: object) -> object:
@@ -135,6 +176,29 @@ class Settings(BaseSettings):
                 raise ValueError(f"token {number}: {problem}")
         return tokens
 
+    @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint", mode="before")
+    @classmethod
+    def _blank_endpoint_means_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (OTLP over HTTP/protobuf)")
+        return value
+
+    @model_validator(mode="after")
+    def _batch_fits_queue(self) -> Settings:
+        if self.otel_bsp_max_export_batch_size > self.otel_bsp_max_queue_size:
+            raise ValueError(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE "
+                f"({self.otel_bsp_max_export_batch_size} > {self.otel_bsp_max_queue_size})"
+            )
+        return self
+
     @property
     def uses_embedded_mongodb(self) -> bool:
         return self.mongodb_uri is None
@@ -162,8 +226,10 @@ def describe_validation_error(error: ValidationError) -> str:
     """One line naming each offending environment variable, e.g. 'TRACKING_PORT: Input should be ...'."""
     parts = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else "?"
-        parts.append(f"{ENV_PREFIX}{field.upper()}: {item['msg']}")
+        field = str(item["loc"][0]) if item["loc"] else ""
+        prefix = "" if field.startswith("otel_") else ENV_PREFIX  # OpenTelemetry's variables keep their own names
+        name = f"{prefix}{field.upper()}: " if field else ""
+        parts.append(f"{name}{item['msg']}")
     return "invalid configuration: " + "; ".join(parts)
 
 

@@ -54,6 +54,7 @@ from models import (
 )
 from models.deadline import KNOWN_UNAVAILABLE
 from models.layout import DATE, FIELD_KINDS
+from models.tracing import set_current
 
 PARSED_DOCUMENTS = 512
 """How many parsed documents (Strawberry's ParserCache, by query text and parse options), and how many validated
@@ -133,6 +134,7 @@ class CompiledQueries(SchemaExtension):
             elif path != "failed":
                 path = "generic"
             COMPILED.labels(path).inc()
+            set_current({"tracking.graphql.path": path})
             try:
                 yield
             finally:

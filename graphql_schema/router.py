@@ -11,6 +11,7 @@ import orjson
 from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
+from opentelemetry import propagate
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
@@ -319,6 +320,9 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     context.over_websocket = websocket is not None
     context.credential, context.repeated_credential = credential, repeated
     context.compiled = settings.graphql_compiled
+    context.tracer = state["tracer"]
+    if context.tracer is not None and websocket is not None:
+        context.trace_parent = propagate.extract(websocket.headers)
     return context
 
 

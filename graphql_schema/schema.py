@@ -33,6 +33,7 @@ from graphql_schema.metrics import OperationMetrics
 from graphql_schema.nesting import fragment_nesting_bound
 from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
+from graphql_schema.tracing import OperationSpans
 from models import TaskCreate, TaskPatch, defaults, parse_task_id
 from models.idempotency import IdempotencyKey, checked_key
 
@@ -238,6 +239,7 @@ def build_schema(
             OperationDeadline,  # around every read of the operation, the compiled path's included
             SubscriptionsOverWebSocket,
             OperationMetrics,
+            OperationSpans,  # before CompiledQueries: a compiled answer is read within the operation's span
             CompiledQueries,  # last: it answers after every bound and validation rule has run
         ],
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pymongo
 from bson.codec_options import CodecOptions, DatetimeConversion
+from opentelemetry.trace import Tracer
 from pymongo import AsyncMongoClient, ReadPreference
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
 from pymongo.monitoring import CommandListener
@@ -22,6 +23,7 @@ from models.defaults import MONGODB_TIMEOUT_MS
 from models.errors import StorageUnavailable, TransactionsUnsupported
 from models.layout import Database, MongoClient, TaskDoc, counter_validator, task_validator
 from models.task import TaskCounter, TaskRecord
+from models.tracing import CommandSpans
 
 log = logging.getLogger(__name__)
 MAJORITY_WRITES = WriteConcern("majority")
@@ -49,15 +51,18 @@ def make_client(
     event_listeners: Sequence[CommandListener] = (),
     pool_size: int | None = None,
     purpose: str = "",
+    tracer: Tracer | None = None,
 ) -> MongoClient:
     """The client requests use (and, with `pool_size`, one with a pool of its own for another `purpose`), with
     majority reads and writes set explicitly. No operation waits longer than `timeout_ms` for a server (each
     store operation also runs under that deadline as a whole). `event_listeners` see every command it sends (the
-    tests and the bench count reads with them)."""
+    tests and the bench count reads with them). With `tracer`, every command sent under a sampled span is a span
+    (models.tracing); without, no listener of tracing: the driver then builds no monitoring events for it."""
     pool: dict[str, Any] = {"maxPoolSize": pool_size} if pool_size is not None else {}
+    listeners = [*event_listeners, *([CommandSpans(tracer)] if tracer is not None else [])]
     return AsyncMongoClient(
         uri,
-        event_listeners=list(event_listeners),
+        event_listeners=listeners,
         **pool,
         w="majority",
         readConcernLevel="majority",

@@ -26,6 +26,7 @@ from pymongo.errors import (
 
 from models.errors import InvalidOperation, StorageUnavailable
 from models.metrics import MONGODB_FAILURES
+from models.tracing import set_current
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ def unavailable(what: str, error: BaseException) -> StorageUnavailable:
     driver error, timeout or not)."""
     timed_out = isinstance(error, TimeoutError | ExecutionTimeout) or getattr(error, "timeout", False)
     MONGODB_FAILURES.labels(kind="timeout" if timed_out else "unavailable").inc()
+    if timed_out:
+        set_current({"tracking.mongodb.deadline_exceeded": True})
     log.warning("MongoDB unavailable: %s: %s", what, error)
     return StorageUnavailable(UNAVAILABLE_MESSAGE)
 
@@ -169,6 +172,7 @@ def bounded(
         if KNOWN_UNAVAILABLE.get():
             raise StorageUnavailable(UNAVAILABLE_MESSAGE)
         timeout_s = _time_left(self.timeout_s)
+        set_current({"tracking.mongodb.deadline_ms": timeout_s * 1000})
         try:
             async with asyncio.timeout(timeout_s + DEADLINE_GRACE_S) as timeout:
                 deadline = REQUEST_DEADLINE.set(RequestDeadline(timeout, timeout_s))

@@ -41,3 +41,17 @@ SUBSCRIPTION_BUFFER = 10_000
 SUBSCRIPTION_CATCHUPS = 4
 """Most catch-up reads (a subscription resuming from its cursor) running at once, each on a connection of the
 subscriptions' own pool (TRACKING_SUBSCRIPTION_CATCHUPS)."""
+SERVICE_NAME = "tracking-gateway"
+"""The service name traces carry unless OTEL_SERVICE_NAME says otherwise."""
+OTLP_PROTOCOL = "http/protobuf"
+"""The one OTLP protocol the gateway exports traces with (OTEL_EXPORTER_OTLP_PROTOCOL)."""
+OTLP_TIMEOUT_MS = 10_000
+"""Longest one export of spans may take, retries included (OTEL_EXPORTER_OTLP_TIMEOUT, milliseconds)."""
+TRACES_SAMPLER = "parentbased_always_on"
+"""OpenTelemetry's default sampler (OTEL_TRACES_SAMPLER): a caller's sampling decision is followed."""
+BSP_SCHEDULE_DELAY_MS = 5_000
+"""OpenTelemetry's defaults for the batch span processor (OTEL_BSP_*): the delay between two exports, the
+longest an export may take, the spans queued at most (more are dropped, and counted) and per export."""
+BSP_EXPORT_TIMEOUT_MS = 30_000
+BSP_MAX_QUEUE_SIZE = 2_048
+BSP_MAX_EXPORT_BATCH_SIZE = 512

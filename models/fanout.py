@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
 from pymongo.errors import OperationFailure, PyMongoError
 
 from models.changes import Idle, StreamItem, StreamRequest, read_changes
@@ -51,6 +53,7 @@ from models.metrics import (
     SUBSCRIPTIONS_REFUSED,
 )
 from models.subscriber import Phase, Subscriber, Visibility
+from models.tracing import StreamSpan
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +89,13 @@ _HUBS: weakref.WeakSet[LiveEvents] = weakref.WeakSet()
 class LiveEvents:
     """The fan-out of one gateway process (one per store): `subscribe` gives a subscription's events."""
 
-    def __init__(self, tasks: Collection, full_document: str, limits: LiveLimits | None = None) -> None:
-        """`tasks`: the tasks collection on the subscriptions' own client."""
+    def __init__(
+        self, tasks: Collection, full_document: str, limits: LiveLimits | None = None, tracer: Tracer | None = None
+    ) -> None:
+        """`tasks`: the tasks collection on the subscriptions' own client; `tracer`: where a subscription's start
+        and the shared stream's resumes are spans (None: nowhere)."""
         self.limits = limits or LiveLimits()
+        self._tracer = tracer
         self._tasks = tasks
         self._full_document = full_document
         self._slots = asyncio.Semaphore(self.limits.catch_ups)
@@ -133,8 +140,14 @@ class LiveEvents:
         self._registered += 1
         subscriber: Subscriber | None = None
         catch_up: asyncio.Task[None] | None = None
+        starting = self._span("taskEvents start", after=after is not None, job_id=job_id)
         try:
-            await self._started(resume_within_s)
+            try:
+                await self._started(resume_within_s)
+            except BaseException as error:
+                if starting is not None:
+                    starting.end(error)
+                raise
             subscriber = Subscriber(
                 job_id,
                 self.limits.buffer,
@@ -145,6 +158,8 @@ class LiveEvents:
                 since=time.monotonic(),
             )
             self._route(subscriber)
+            if starting is not None:
+                starting.end()  # before the first event: the span must not stay current in the caller
             if after is not None:
                 catch_up = asyncio.create_task(self._catch_up(subscriber, after), name="subscription catch-up")
             async for event in subscriber.events():
@@ -232,7 +247,10 @@ class LiveEvents:
     async def _started(self, resume_within_s: float) -> None:
         """Once the shared stream has a position (started here if it is not running)."""
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read_shared(), name="shared change stream")
+            # In a context of its own: the stream serves every subscription, and belongs to no caller's trace.
+            self._reader = asyncio.create_task(
+                self._read_shared(), name="shared change stream", context=contextvars.Context()
+            )
         if self._opened.is_set():
             return
         try:
@@ -246,9 +264,14 @@ class LiveEvents:
         failing_since: float | None = None
         while True:
             token = {"_data": self.position} if self.position is not None else None
+            resuming = None
+            if failing_since is not None:
+                resuming = self._span("taskEvents resume", after=token is not None, job_id=None)
             try:
                 async with contextlib.aclosing(read_changes(request, token)) as items:
                     async for item in items:
+                        if resuming is not None:
+                            resuming.end()
                         failing_since = None
                         self._dispatch(item)
                 continue
@@ -266,10 +289,22 @@ class LiveEvents:
                 log.exception("the shared change stream failed")
                 self._end_all(unavailable("the shared change stream failed", error))
                 raise
+            finally:
+                if resuming is not None:
+                    resuming.end()  # failed or closed before the stream answered (ending twice is a no-op)
             failing_since = failing_since or time.monotonic()
             log.info("shared change stream interrupted (%s); resuming after its last position", failure)
             self._end_waiting_too_long(failing_since, failure)
             await asyncio.sleep(WATCH_RETRY_S)
+
+    def _span(self, name: str, *, after: bool, job_id: str | None) -> StreamSpan | None:
+        """A span current until the stream it opens first answers (None untraced). It names no task data:
+        whether the subscription is of one job, whether it starts after a cursor."""
+        if self._tracer is None:
+            return None
+        attributes: dict[str, str | int | float | bool] = {"tracking.events.by_job": job_id is not None}
+        attributes["tracking.events.after"] = after
+        return StreamSpan(self._tracer, name, attributes, resuming=name.endswith("resume"))
 
     def _end_all(self, error: GraphError) -> None:
         for subscriber in self.subscribers():

@@ -21,6 +21,7 @@ from typing import Any
 
 from bson.errors import BSONError
 from bson.int64 import Int64
+from opentelemetry.trace import Tracer
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import (
     BulkWriteError,
@@ -45,6 +46,7 @@ from models.events import (
 from models.idempotency import IdempotencyRecord
 from models.layout import Collection, Database, TaskDoc
 from models.task import TaskCounter, TaskRecord
+from models.tracing import root_span
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,7 @@ class HistoryWriter:
         batch: int = 1000,
         full_document: str = "updateLookup",
         give_up_s: float | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._tasks: Collection = database.get_collection("tasks", codec_options=EVENT_CODEC_OPTIONS)
         self._history: Collection = database.get_collection(HISTORY)
@@ -196,6 +199,7 @@ class HistoryWriter:
         self.give_up_s = give_up_s if give_up_s is not None else GIVE_UP_S
         self.leading = False
         self._full_document = full_document
+        self._tracer = tracer
         self._failing_since: float | None = None
         self._last_error: str | None = None
         self._caught_up_at = time.monotonic()
@@ -296,7 +300,8 @@ class HistoryWriter:
                 now = time.monotonic()
                 idle = isinstance(item, Idle)
                 if pending and (idle or len(pending) >= self.batch or now >= flush_at):
-                    await self._write(pending)
+                    with root_span(self._tracer, "task history batch", {"tracking.history.entries": len(pending)}):
+                        await self._write(pending)
                     pending = []
                     flush_at = now + self.flush_s
                     renew_at = now  # save the token right after what it covers is written

@@ -24,6 +24,7 @@ from models.locks import JobQueues, QueuesBusy, bump_link_locks
 from models.metrics import LINK_QUEUE_WAIT
 from models.storage import Storage
 from models.task import now_utc
+from models.tracing import set_current
 from models.walks import Direction, next_level
 
 Link = tuple[int, int]
@@ -115,6 +116,7 @@ class Links:
         finally:
             hold.release()
             LINK_QUEUE_WAIT.observe(waited)
+            set_current({"tracking.links.queue_wait_ms": waited * 1000})
 
     async def _link(
         self, anchor: int, pairs: list[Link], listing: Direction, docs: dict[int, TaskDoc], session: AsyncClientSession

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Tracer, TracerProvider
+
 from models.batch_walks import ManyWalks, walk_many
 from models.check import CheckReport, check_graph
 from models.coalesce import CoalescedReads
@@ -65,6 +67,7 @@ from models.records import Records
 from models.storage import Storage
 from models.subscriber import Visibility
 from models.task import TaskCreate, TaskPatch
+from models.tracing import store_tracer
 from models.walks import Direction, Walks
 
 _T = TypeVar("_T")
@@ -83,9 +86,12 @@ class GraphStore:
         done_statuses: Iterable[str] = DONE_STATUSES,
         commit_wait_s: float = COMMIT_OUTCOME_WAIT_MS / 1000,
         idempotency_hours: float = IDEMPOTENCY_HOURS,
+        tracer: Tracer | None = None,
     ) -> None:
         """A store over `database`, with collections of its own: several stores (tests standing in for several
         gateway processes) can share a process without sharing any state."""
+        self.tracer = tracer
+        """Where the spans of work no request starts (history batches, subscriptions' streams) go; None: none."""
         self._client = client
         self._database = database
         self._storage = Storage(client, database, commit_wait_s)
@@ -96,7 +102,7 @@ class GraphStore:
         self.full_document = full_document_mode(keeps_images=False)
         self._ids = IdAllocator(self._storage)
         self._records = Records(self._storage)
-        self._single_reads = CoalescedReads(self.get_tasks)
+        self._single_reads = CoalescedReads(self.get_tasks, tracer)
         self._links = Links(self._storage)
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
@@ -118,13 +124,16 @@ class GraphStore:
         commit_outcome_wait_ms: int = COMMIT_OUTCOME_WAIT_MS,
         idempotency_hours: float = IDEMPOTENCY_HOURS,
         live: LiveLimits | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> GraphStore:
         """A store connected to `uri`, database `db_name`, with the validators and indexes installed; live
-        events (`watch_task_events`) on a client of their own, bounded by `live`.
+        events (`watch_task_events`) on a client of their own, bounded by `live`; with `tracer_provider`, its
+        MongoDB commands and background work are traced (models.tracing).
         Raises TransactionsUnsupported on a standalone server, StorageUnavailable when MongoDB does not answer."""
-        client = make_client(uri, timeout_ms=timeout_ms)
+        tracer = store_tracer(tracer_provider)
+        client = make_client(uri, timeout_ms=timeout_ms, tracer=tracer)
         live = live or LiveLimits()
-        live_client = make_client(uri, timeout_ms=timeout_ms, pool_size=live.pool_size, purpose="live")
+        live_client = make_client(uri, timeout_ms=timeout_ms, pool_size=live.pool_size, purpose="live", tracer=tracer)
         try:
             await require_transactions(client)
             database, keeps_images = await prepare_database(client, db_name, validation_action)
@@ -138,10 +147,11 @@ class GraphStore:
                 done_statuses=done_statuses,
                 commit_wait_s=commit_outcome_wait_ms / 1000,
                 idempotency_hours=idempotency_hours,
+                tracer=tracer,
             )
             store.full_document = full_document_mode(keeps_images)
             live_tasks = live_client.get_database(db_name, codec_options=database.codec_options)["tasks"]
-            store.live = LiveEvents(live_tasks, store.full_document, live)
+            store.live = LiveEvents(live_tasks, store.full_document, live, tracer)
             store._live_client = live_client
             await store.sync_id_counter()
         except BaseException:
@@ -174,7 +184,7 @@ class GraphStore:
 
     def history_writer(self, owner: str) -> HistoryWriter:
         """This process's candidate for writing the task history (models.history); run it as a task."""
-        return HistoryWriter(self._database, owner, full_document=self.full_document)
+        return HistoryWriter(self._database, owner, full_document=self.full_document, tracer=self.tracer)
 
     @bounded
     async def task_history(self, task_id: int) -> list[TaskChange]:

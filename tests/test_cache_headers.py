@@ -13,6 +13,7 @@ from gateway.caching import CacheHeaders, with_cache_headers
 from gateway.middleware import RequestIdMiddleware
 from gateway.settings import load_settings
 from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client
+from web.page_security import SecurityHeadersMiddleware
 
 READ_TOKEN = "read-only-token"
 
@@ -122,10 +123,10 @@ def test_cache_headers_replace_cache_control_and_merge_vary() -> None:
 
 
 async def test_the_last_resort_500_is_uncached_too(tmp_path) -> None:
-    """CacheHeaders sits outside every other layer, so even RequestIdMiddleware's own 500 is covered."""
-    stack = middleware_stack(load_settings(api_tokens="t", data_dir=tmp_path))
-    outermost: object = stack[0].cls
-    assert outermost is CacheHeaders
+    """CacheHeaders sits outside every layer that answers on its own, so even RequestIdMiddleware's own 500 is
+    covered (only the security headers, which never answer, wrap it)."""
+    stack: list[object] = [layer.cls for layer in middleware_stack(load_settings(api_tokens="t", data_dir=tmp_path))]
+    assert stack[: stack.index(CacheHeaders)] == [SecurityHeadersMiddleware]
 
     async def failing(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("boom")

@@ -306,13 +306,14 @@ DOCS = Path(__file__).parent.parent / "docs"
 
 
 def _docs_queries() -> dict[str, str]:
-    """Every query of the docs pages (their ```graphql blocks, one entry per operation; subscriptions left out),
+    """Every query of the docs pages (their ```graphql blocks, one entry per operation; subscriptions and mutations
+    left out: the compiled path answers queries),
     by page, block and operation, with the job each names replaced by this test's job."""
     queries = {}
     for page in sorted(DOCS.rglob("*.md")):
         for block_index, block in enumerate(re.findall(r"```graphql\n(.*?)```", page.read_text(), re.DOTALL)):
             for index, operation in enumerate(re.split(r"\n(?=query\b|subscription\b|mutation\b|\{)", block.strip())):
-                if not operation.startswith("subscription"):
+                if not operation.startswith(("subscription", "mutation")):
                     named = f"{page.relative_to(DOCS)}#{block_index}.{index}"
                     queries[named] = re.sub(r'((?:job\(id|jobId): )"[^"]*"', rf'\1"{JOB}"', operation)
     return queries

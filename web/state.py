@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, TypedDict, cast
 
+from opentelemetry.trace import Tracer
 from starlette.requests import HTTPConnection
 
 from models import GraphStore
@@ -43,6 +44,8 @@ class GatewayState(TypedDict):
     tokens: TokenRegistry
     settings: ServingSettings
     limits: RequestLimits
+    tracer: Tracer | None
+    """Where the front ends' spans go (GraphQL operations); None when this app traces nothing."""
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:

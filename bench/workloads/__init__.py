@@ -19,6 +19,7 @@ from bench.workloads import (
     jobs,
     links,
     roots,
+    tracing,
     ui,
     walk,
 )
@@ -30,6 +31,7 @@ WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "links": links.measure,
     "graphql": graphql_job.measure,
     "graphql_bounded": graphql_bounded.measure,
+    "tracing": tracing.measure,
     "walk": walk.measure,
     "jobs": jobs.measure,
     "bigjob": bigjob.measure,

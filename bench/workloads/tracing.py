@@ -1,0 +1,151 @@
+"""The cost of tracing at full sampling, on the GET and GraphQL job rows: a second gateway process traces every
+request (OTEL_TRACES_SAMPLER=always_on) to an OTLP/HTTP receiver on loopback that discards what it gets; the
+figure is the gateway's CPU seconds per request, traced over untraced (the untraced gateway is the one every
+other row measures). Rounds alternate the two, as the GET rows do. Spans the traced gateway dropped (a full
+queue) are noted: a cost that dropped spans would look smaller than it is."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import subprocess
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.data import BULK_TASKS, JOB_TASKS
+from bench.measure import ROUNDS, Row, Run, at_most, rate
+from bench.processes import peak_rss_mb, start, tree_cpu_s, wait_until_up
+from bench.workloads.graphql_job import JOB_QUERY
+from gateway.embedded import free_port
+
+UNDER_TEN_PERCENT = at_most(1.10)
+
+
+@contextmanager
+def discarding_receiver() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that accepts every export and keeps nothing (an empty ExportTraceServiceResponse
+    is an empty body); yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a collector answers
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="discarding OTLP receiver", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def full_sampling(endpoint: str) -> dict[str, str]:
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+
+
+async def cpu_per_request(pid: int, load: Callable[[], Awaitable[object]], requests: int) -> float:
+    """The process's CPU seconds (with its children) per request over `load`."""
+    before = tree_cpu_s([pid])
+    await load()
+    return (tree_cpu_s([pid]) - before) / requests
+
+
+async def dropped_spans(session: aiohttp.ClientSession, base: str) -> int:
+    async with session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("tracking_trace_spans_dropped_total{")
+        )
+    )
+
+
+async def tracing_rows(
+    session: aiohttp.ClientSession,
+    plain: tuple[str, int],
+    traced: tuple[str, int],
+    *,
+    task_ids: int = BULK_TASKS,
+    job_tasks: int = JOB_TASKS,
+    job_query: str = JOB_QUERY,
+    requests: int = 4000,
+    jobs: int = 10,
+    rounds: int = ROUNDS,
+) -> list[Row]:
+    """The two rows, from the gateways at (base URL, pid) `plain` and `traced` on the same data (tasks 1 to
+    `task_ids`, the job `job_query` reads with `job_tasks` tasks)."""
+
+    def reader(base: str) -> Callable[[int], Awaitable[None]]:
+        async def read(_: int) -> None:
+            async with session.get(f"{base}/tracking/task/{random.randint(1, task_ids)}") as response:
+                assert response.status == 200, response.status
+                await response.read()
+
+        return read
+
+    def get_load(base: str) -> Callable[[], Awaitable[float]]:
+        return lambda: rate(reader(base), requests)
+
+    def job_reader(base: str) -> Callable[[], Awaitable[None]]:
+        async def read_jobs() -> None:
+            for _ in range(jobs):
+                async with session.post(f"{base}/graphql", json={"query": job_query}) as response:
+                    body = orjson.loads(await response.read())
+                assert len(body["data"]["job"]["tasks"]) == job_tasks, body.get("errors")
+
+        return read_jobs
+
+    figures: dict[str, list[float]] = {key: [] for key in ("get plain", "get traced", "job plain", "job traced")}
+    for round_number in range(rounds + 1):
+        for side, (base, pid) in (("plain", plain), ("traced", traced)):
+            get_cpu = await cpu_per_request(pid, get_load(base), requests)
+            job_cpu = await cpu_per_request(pid, job_reader(base), jobs)
+            if round_number:  # round 0 warms up
+                figures[f"get {side}"].append(get_cpu)
+                figures[f"job {side}"].append(job_cpu)
+    get_plain, get_traced, job_plain, job_traced = (statistics.median(values) for values in figures.values())
+    note = f"gateway CPU per request; {await dropped_spans(session, traced[0])} spans dropped"
+    return [
+        Row("GET /tracking/task/{id} traced (always_on) vs untraced", get_traced * 1e3, get_plain * 1e3, "CPU ms",
+            get_traced / get_plain, UNDER_TEN_PERCENT, note),
+        Row("GraphQL 10k-task job traced (always_on) vs untraced", job_traced * 1e3, job_plain * 1e3, "CPU ms",
+            job_traced / job_plain, UNDER_TEN_PERCENT, note),
+    ]  # fmt: skip
+
+
+@contextmanager
+def traced_gateway(run: Run, endpoint: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    process = start("gateway", port, run.uri, run.workdir / "traced", full_sampling(endpoint))
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+async def measure(run: Run) -> list[Row]:
+    with discarding_receiver() as endpoint, traced_gateway(run, endpoint) as (traced_url, traced):
+        await wait_until_up(f"{traced_url}/readyz", traced)
+        rows = await tracing_rows(run.session, (run.gateway, run.cpu.gateways[0]), (traced_url, traced.pid))
+        print(f"traced gateway peak RSS {peak_rss_mb(traced.pid):.0f} MB", flush=True)
+        return rows

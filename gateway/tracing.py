@@ -1,0 +1,229 @@
+"""OpenTelemetry traces over OTLP/HTTP (protobuf), set up from the settings (OpenTelemetry's own variables):
+the only module that uses the SDK. Each app gets its own tracer provider, passed explicitly to FastAPI's
+telemetry, the GraphQL extension and the graph store; nothing is installed globally, so a process without an
+endpoint has no SDK object at all and its requests do no tracing work.
+
+Never in the way of requests: spans wait in a bounded queue (OTEL_BSP_MAX_QUEUE_SIZE) that a thread of the
+SDK empties towards the collector, each export bounded in time (OTEL_EXPORTER_OTLP_TIMEOUT). A collector that
+is down, slow or refusing costs dropped spans, counted on /metrics: the SDK drops silently, so the processor
+and the exporter are wrapped here to count (docs/decisions/tracing.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from prometheus_client import Counter
+
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+TRACES_PATH = "v1/traces"
+"""Where OTLP/HTTP takes traces under OTEL_EXPORTER_OTLP_ENDPOINT (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used
+as it is)."""
+SHUTDOWN_WAIT_S = 2.0
+"""How long stopping the gateway waits for its last spans to go out: a collector that is gone must not hold
+the shutdown (the SDK's own wait is OTEL_BSP_EXPORT_TIMEOUT, 30 s by default)."""
+REDACTED = "REDACTED"
+SPANS_EXPORTED = Counter("tracking_trace_spans_exported_total", "Spans the collector accepted.")
+SPANS_DROPPED = Counter(
+    "tracking_trace_spans_dropped_total",
+    "Spans lost: queue_full (the export queue, OTEL_BSP_MAX_QUEUE_SIZE, was full: the oldest went), "
+    "export_failed (the collector was down, slow or refused them).",
+    ["reason"],
+)
+for _reason in ("queue_full", "export_failed"):
+    SPANS_DROPPED.labels(_reason)  # both series exist from the start, at 0: alerts can take their rate
+
+
+def traces_endpoint(settings: Settings) -> str | None:
+    """Where spans go, or None when tracing is off: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, else
+    OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces; none when OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none."""
+    if settings.otel_sdk_disabled or settings.otel_traces_exporter == "none":
+        return None
+    if settings.otel_exporter_otlp_traces_endpoint is not None:
+        return settings.otel_exporter_otlp_traces_endpoint
+    if settings.otel_exporter_otlp_endpoint is not None:
+        return f"{settings.otel_exporter_otlp_endpoint.rstrip('/')}/{TRACES_PATH}"
+    return None
+
+
+def sampler(settings: Settings) -> Sampler:
+    """OTEL_TRACES_SAMPLER (with OTEL_TRACES_SAMPLER_ARG, the ratio) as the SDK's sampler."""
+    ratio = TraceIdRatioBased(settings.otel_traces_sampler_arg)
+    root: Sampler = {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF, "traceidratio": ratio}[
+        settings.otel_traces_sampler.removeprefix("parentbased_")
+    ]
+    return ParentBased(root) if settings.otel_traces_sampler.startswith("parentbased_") else root
+
+
+class _Backlog:
+    """How many spans wait in the batch processor's queue, mirrored (the SDK does not tell): the queue drops its
+    oldest span whenever one arrives while it holds `capacity`."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._waiting = 0
+        self._lock = threading.Lock()  # spans end in the event loop; the SDK's thread takes them out
+
+    def add_one(self) -> bool:
+        """One more span queued; False when it pushes another out."""
+        with self._lock:
+            if self._waiting >= self.capacity:
+                return False
+            self._waiting += 1
+            return True
+
+    def take(self, count: int) -> None:
+        with self._lock:
+            self._waiting = max(0, self._waiting - count)
+
+
+class CountingExporter(SpanExporter):
+    """The OTLP exporter, counting what the collector accepted and what it did not (down, slow, refusing)."""
+
+    def __init__(self, exporter: SpanExporter, backlog: _Backlog) -> None:
+        self._exporter = exporter
+        self._backlog = backlog
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._backlog.take(len(spans))
+        try:
+            result = self._exporter.export(spans)
+        except Exception:
+            log.exception("exporting %d spans failed", len(spans))
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            SPANS_EXPORTED.inc(len(spans))
+        else:
+            SPANS_DROPPED.labels("export_failed").inc(len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
+class GatewaySpanProcessor(SpanProcessor):
+    """The batch processor, counting the spans its full queue drops, and keeping query values out of spans:
+    a query string may carry a GraphQL document, its variables (task data) or a credential, so `url.query`
+    keeps the parameter names only."""
+
+    def __init__(self, batch: BatchSpanProcessor, backlog: _Backlog) -> None:
+        self._batch = batch
+        self._backlog = backlog
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        query = span.attributes.get("url.query") if span.attributes else None
+        if isinstance(query, str):
+            span.set_attribute("url.query", redacted_query(query))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not self._backlog.add_one():
+            SPANS_DROPPED.labels("queue_full").inc()
+        self._batch.on_end(span)
+
+    def shutdown(self) -> None:
+        self._batch.shutdown()  # type: ignore[no-untyped-call]  # the SDK's own method, untyped
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._batch.force_flush(timeout_millis)
+
+
+def redacted_query(query: str) -> str:
+    """A query string with every value replaced (`query=REDACTED&variables=REDACTED`)."""
+    return urlencode([(name, REDACTED) for name, _ in parse_qsl(query, keep_blank_values=True)])
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """This app's tracer provider and what feeds it; `shutdown` sends what is queued, bounded in time."""
+
+    provider: TracerProvider
+    endpoint: str
+
+    async def shutdown(self) -> None:
+        """Flush and stop, waiting at most SHUTDOWN_WAIT_S. The SDK's shutdown blocks (for as long as an export
+        to a collector that is gone keeps retrying), so it runs in a daemon thread of its own: neither the
+        event loop nor the process's exit waits for it past that (an executor's thread would hold the exit)."""
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+
+        def stop() -> None:
+            try:
+                self.provider.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: no one waits any more
+                    loop.call_soon_threadsafe(stopped.set)
+
+        threading.Thread(target=stop, name="tracing shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(stopped.wait(), SHUTDOWN_WAIT_S)
+        except TimeoutError:
+            log.warning("spans still queued for %s after %gs: dropped at exit", self.endpoint, SHUTDOWN_WAIT_S)
+
+
+def server_telemetry(tracing: Tracing | None) -> TelemetryConfig:
+    """FastAPI's own telemetry: with tracing, one server span per HTTP request (continuing the caller's
+    traceparent), named by route template, with the response status; no FastAPI metrics or logs (/metrics and
+    the gateway's log are the gateway's own), no spans per dependency or serialisation step (their cost buys
+    little), no span for a WebSocket (it would stay open for the connection's life: its operations are traced
+    instead). Without tracing, nothing: FastAPI then does no telemetry work per request."""
+    if tracing is None:
+        return {"tracing": False, "metrics": False, "logs": False}
+    return {
+        "tracer_provider": tracing.provider,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "auto_configure": False,
+        "exclude": _is_websocket,
+    }
+
+
+def _is_websocket(scope: MutableMapping[str, Any]) -> bool:
+    return bool(scope["type"] == "websocket")
+
+
+def start_tracing(settings: Settings) -> Tracing | None:
+    """The tracer provider the settings ask for (its export thread started), or None: tracing off."""
+    endpoint = traces_endpoint(settings)
+    if endpoint is None:
+        return None
+    timeout_ms = settings.otel_exporter_otlp_traces_timeout or settings.otel_exporter_otlp_timeout
+    backlog = _Backlog(settings.otel_bsp_max_queue_size)
+    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000)
+    batch = BatchSpanProcessor(
+        CountingExporter(exporter, backlog),
+        max_queue_size=settings.otel_bsp_max_queue_size,
+        schedule_delay_millis=settings.otel_bsp_schedule_delay,
+        max_export_batch_size=settings.otel_bsp_max_export_batch_size,
+        export_timeout_millis=settings.otel_bsp_export_timeout,
+    )
+    resource = Resource.create({SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: version("tracking-gateway")})
+    provider = TracerProvider(sampler=sampler(settings), resource=resource)
+    provider.add_span_processor(GatewaySpanProcessor(batch, backlog))
+    log.info("traces go to %s (sampler %s)", endpoint, settings.otel_traces_sampler)
+    return Tracing(provider, endpoint)

@@ -1,0 +1,74 @@
+"""A span per GraphQL operation (OpenTelemetry's API only: the provider is the gateway's, in the context).
+
+Named as OpenTelemetry's GraphQL conventions say (`query Dashboard`, `mutation`, a bare type for an anonymous
+operation, `GraphQL Operation` when the document names none it can run), with `graphql.operation.type` and
+`graphql.operation.name`, and `tracking.graphql.path` (compiled or generic) for queries. The document itself
+(`graphql.document`) is left out: its arguments and variables can be task data.
+
+A subscription's span covers its start only (parsing, validation, the subscribe call); its stream's openings
+are spans of their own (models.tracing.StreamSpan), and each event it delivers is none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, StatusCode
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from graphql_schema.context import Context
+
+UNNAMED = "GraphQL Operation"
+
+
+class OperationSpans(SchemaExtension):
+    """Starts each operation's span, current while the operation runs (its MongoDB commands are its children);
+    nothing at all when the gateway traces nothing."""
+
+    _span: Span | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        tracer = context.tracer if isinstance(context, Context) else None
+        if tracer is None:
+            yield
+            return
+        parent = context.trace_parent if isinstance(context, Context) else None
+        self._span = tracer.start_span(UNNAMED, context=parent)
+        token = otel_context.attach(trace.set_span_in_context(self._span, parent))
+        try:
+            yield
+        finally:
+            self._end()
+            otel_context.detach(token)
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        if self._span is not None and self._operation_type() is OperationType.SUBSCRIPTION:
+            self._end()  # its start is done: a span open for the subscription's life would never be seen
+
+    def _operation_type(self) -> OperationType | None:
+        try:
+            return self.execution_context.operation_type
+        except RuntimeError:  # no document (it did not parse)
+            return None
+
+    def _end(self) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return
+        operation_type = self._operation_type()
+        name = self.execution_context.operation_name
+        if operation_type is not None:
+            span.update_name(f"{operation_type.value} {name}" if name else operation_type.value)
+            span.set_attribute("graphql.operation.type", operation_type.value)
+        if name:
+            span.set_attribute("graphql.operation.name", name)
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None) or self.execution_context.pre_execution_errors
+        if errors:
+            span.set_attribute("tracking.graphql.errors", len(errors))
+            span.set_status(StatusCode.ERROR)
+        span.end()

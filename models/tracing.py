@@ -1,0 +1,160 @@
+"""Spans of the graph store, on OpenTelemetry's API only (the SDK, when tracing is on, is the gateway's).
+
+Every MongoDB command sent while a sampled span is current becomes a client span (`CommandSpans`), following
+OpenTelemetry's database semantic conventions for MongoDB: `db.system.name`, `db.namespace`,
+`db.collection.name`, `db.operation.name`, `server.address` and `server.port`, and on failure `error.type` and
+`db.response.status_code`. No command text, filter or document goes into a span (no `db.query.text`): it would
+carry task data. A command sent with no span current (a change stream's getMore between events, the history
+writer's lease renewals) makes no span: it belongs to no request, and would make a trace of its own every
+second per stream.
+
+Spans of work that no request starts (a history batch) are root spans of their own traces (`root_span`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
+from pymongo import monitoring
+
+INSTRUMENTATION = "tracking-gateway.models"
+MAX_OPEN_COMMANDS = 10_000
+"""Commands awaiting their answer whose spans are kept: a command cancelled mid-flight publishes no event that
+ends its span, so past this many the oldest are ended (marked unfinished) rather than kept forever."""
+_COLLECTION_KEYS = ("collection",)
+"""Commands naming their collection in a field rather than as their own value (getMore)."""
+
+
+def store_tracer(provider: TracerProvider | None) -> Tracer | None:
+    """The store's tracer from `provider`; None (no spans at all, nothing on the request path) without one."""
+    return provider.get_tracer(INSTRUMENTATION) if provider is not None else None
+
+
+def tracing_now() -> bool:
+    """Whether a sampled span is current: work on spans is done only then."""
+    return trace.get_current_span().is_recording()
+
+
+def set_current(attributes: dict[str, str | int | float | bool]) -> None:
+    """Set attributes on the current span when it is sampled (a store operation's deadline, a queue wait)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)
+
+
+@contextmanager
+def root_span(tracer: Tracer | None, name: str, attributes: dict[str, str | int | float | bool]) -> Iterator[None]:
+    """A span starting a trace of its own (whatever is current), current meanwhile; nothing without a tracer.
+    An error marks it failed with its type only: an error's message may quote stored values."""
+    if tracer is None:
+        yield
+        return
+    with tracer.start_as_current_span(
+        name,
+        context=otel_context.Context(),
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield
+        except BaseException as error:
+            mark_failed(span, error)
+            raise
+
+
+def mark_failed(span: Span, error: BaseException) -> None:
+    """The span failed, saying with what type of error (not its message, which may quote stored values)."""
+    span.set_attribute("error.type", type(error).__qualname__)
+    span.set_status(StatusCode.ERROR)
+
+
+class CommandSpans(monitoring.CommandListener):
+    """A client span per MongoDB command sent under a sampled span, from PyMongo's command monitoring (which
+    the async client publishes in the task that sends the command, so the request's span is current)."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+        self._open: dict[tuple[object, int], Span] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if not tracing_now():
+            return
+        name = event.command_name
+        collection = _collection_of(event)
+        address, port = event.connection_id
+        attributes: dict[str, str | int | bool] = {
+            "db.system.name": "mongodb",
+            "db.namespace": event.database_name,
+            "db.operation.name": name,
+            "server.address": str(address),
+        }
+        if port is not None:  # None: a Unix socket
+            attributes["server.port"] = port
+        if collection is not None:
+            attributes["db.collection.name"] = collection
+        if "txnNumber" in event.command:
+            attributes["tracking.mongodb.transaction"] = True
+        span = self._tracer.start_span(
+            f"{name} {collection or event.database_name}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+        self._open[(event.connection_id, event.request_id)] = span
+        if len(self._open) > MAX_OPEN_COMMANDS:
+            oldest = next(iter(self._open))
+            self._open.pop(oldest).end()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        span = self._open.pop((event.connection_id, event.request_id), None)
+        if span is not None:
+            span.end()
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        span = self._open.pop((event.connection_id, event.request_id), None)
+        if span is None:
+            return
+        failure = event.failure if isinstance(event.failure, Mapping) else {}
+        code = failure.get("code")
+        error_type = failure.get("codeName") or failure.get("errtype") or (str(code) if code is not None else None)
+        span.set_attribute("error.type", str(error_type or "failed"))
+        if code is not None:
+            span.set_attribute("db.response.status_code", str(code))
+        span.set_status(StatusCode.ERROR)
+        span.end()
+
+
+def _collection_of(event: monitoring.CommandStartedEvent) -> str | None:
+    """The collection a command works on: its own value (`{"find": "tasks"}`) or, for getMore, a field."""
+    value = event.command.get(event.command_name)
+    if isinstance(value, str):
+        return value
+    for key in _COLLECTION_KEYS:
+        named = event.command.get(key)
+        if isinstance(named, str):
+            return named
+    return None
+
+
+class StreamSpan:
+    """The span of one opening of a change stream, current until the stream first answers (its first event,
+    or its first empty poll): a subscription's start (within the subscription's trace) or a resume after
+    MongoDB went away (a trace of its own, linked to the subscription's span: a resume may come hours later)."""
+
+    def __init__(self, tracer: Tracer, name: str, attributes: dict[str, str | int | float | bool], resuming: bool):
+        current = trace.get_current_span().get_span_context()
+        links = [trace.Link(current)] if resuming and current.is_valid else None
+        parent = otel_context.Context() if resuming else None
+        self._span: Span | None = tracer.start_span(name, context=parent, attributes=attributes, links=links)
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End it (once) and make current again what was before; `error` marks it failed."""
+        span, self._span = self._span, None
+        if span is None:
+            return
+        otel_context.detach(self._token)
+        if error is not None:
+            mark_failed(span, error)
+        span.end()
