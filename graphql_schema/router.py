@@ -335,5 +335,8 @@ def graphql_router(
         graphql_ide="graphiql",
         context_getter=_context,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        # The bound is TRACKING_SUBSCRIPTIONS_PER_CONNECTION, counted by the context and refused with a coded
+        # error naming it; Strawberry's own (100, uncoded, counting queries too) would refuse first.
+        max_subscriptions_per_connection=None,
         limits=limits,
     )

@@ -270,6 +270,16 @@ def event_of(item: StreamItem) -> TaskEvent | None:
     return skipped_event(item)
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def is_event_cursor(cursor: str) -> bool:
+    """Whether `cursor` has the form of MongoDB's resume tokens (hex, whole bytes, a KeyString that starts with a
+    timestamp, 0x82): anything else is no cursor the gateway gave, refused at once rather than sent to MongoDB,
+    whose refusals of malformed tokens do not all carry a code that says so."""
+    return len(cursor) >= 4 and len(cursor) % 2 == 0 and cursor[:2] == "82" and _HEX_DIGITS.issuperset(cursor)
+
+
 def cursor_expired() -> CursorExpired:
     return CursorExpired(
         "cursor expired: MongoDB no longer holds the events after it (or it is no event cursor); "

@@ -40,6 +40,7 @@ from models.events import (
     TaskEvent,
     cursor_expired,
     event_of,
+    is_event_cursor,
     jobs_of,
     stream_request,
 )
@@ -131,6 +132,8 @@ class LiveEvents:
         """Every event (of one job, if given) after the event whose cursor is `after` (then live), or from now.
         Raises TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX; while iterated, SubscriberTooSlow,
         CursorExpired, StorageUnavailable (the shared stream or the catch-up failing for `resume_within_s`)."""
+        if after is not None and not is_event_cursor(after):
+            raise cursor_expired()
         if self._registered >= self.limits.max_subscriptions:
             SUBSCRIPTIONS_REFUSED.labels("gateway").inc()
             raise TooManySubscriptions(

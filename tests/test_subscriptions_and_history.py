@@ -106,7 +106,10 @@ async def test_a_subscription_after_an_event_cursor_gets_the_changes_made_before
     assert [(e["kind"], e["taskId"]) for e in every] == [("UPDATED", "1"), ("CREATED", "2"), ("UPDATED", "1")]
 
 
-@pytest.mark.parametrize("cursor", ["zz", "8200", "8200000001000000012B022C0100296E5A1004"])
+@pytest.mark.parametrize(
+    "cursor",
+    ["zz", "8200", "8200000001000000012B022C0100296E5A1004", "", "00", "FF" * 20, "A" * 10_000, "82" * 3 + "F"],
+)
 async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_expired(live, cursor):
     async with subscription(live, {"after": cursor}) as ws:
         message = await next_message(ws)
