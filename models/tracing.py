@@ -12,6 +12,7 @@ Spans of work that no request starts (a history batch) are root spans of their o
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -158,3 +159,12 @@ class StreamSpan:
         if error is not None:
             mark_failed(span, error)
         span.end()
+
+
+def context_keeping_trace() -> contextvars.Context:
+    """A fresh context, none of the caller's context variables (its deadlines among them), but for its trace:
+    work that outlives the request (a transaction's commit or abort) still shows in the request's trace."""
+    current = otel_context.get_current()
+    fresh = contextvars.Context()
+    fresh.run(otel_context.attach, current)
+    return fresh

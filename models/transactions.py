@@ -23,7 +23,6 @@ The rules (docs/decisions/transaction-outcomes.md says why):
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import random
 import time
@@ -39,6 +38,7 @@ from models.connection import MAJORITY_READS, MAJORITY_WRITES
 from models.deadline import REQUEST_DEADLINE, unavailable
 from models.errors import CommitOutcomeUnknown
 from models.layout import MongoClient
+from models.tracing import context_keeping_trace
 
 ABORT_TIMEOUT_S = 15.0
 """How long aborting a failed transaction may take, apart from the request's deadline (which may be what failed
@@ -175,9 +175,10 @@ async def _settle(
 def _finish_in_background(
     session: AsyncClientSession, *, commit: bool, interrupted: bool, commit_wait_s: float = 0
 ) -> asyncio.Task[None]:
-    """The task finishing the transaction: out of the request's deadline (a fresh context), strongly held."""
+    """The task finishing the transaction: out of the request's deadline (a fresh context, keeping only the
+    request's trace), strongly held."""
     finish = _finish(session, commit=commit, interrupted=interrupted, commit_wait_s=commit_wait_s)
-    task = asyncio.get_running_loop().create_task(finish, context=contextvars.Context())
+    task = asyncio.get_running_loop().create_task(finish, context=context_keeping_trace())
     _FINISHING.add(task)
     task.add_done_callback(_FINISHING.discard)
     return task
