@@ -34,8 +34,8 @@ from graphql import (
     get_operation_ast,
     is_leaf_type,
     is_list_type,
+    value_from_ast_untyped,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.type.definition import GraphQLCompositeType, GraphQLInterfaceType, GraphQLObjectType
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -162,7 +162,11 @@ class _Estimator:
     """The cost of one operation's selections, each (selection set, type) computed once."""
 
     def __init__(
-        self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode], variables: Any, bounds: Bounds
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+        bounds: Bounds,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
@@ -218,12 +222,15 @@ class _Estimator:
         return size * (1 + self.selection_cost(node.selection_set, named))
 
     def _arguments(self, definition: Any, node: FieldNode) -> Mapping[str, Any]:
-        if not node.arguments:
-            return {name: argument.default_value for name, argument in definition.args.items()}
-        try:
-            return get_argument_values(definition, node, self.variables)
-        except GraphQLError:  # execution refuses the argument with its own error
-            return {}
+        """The field's arguments as sent (variables substituted, defaults filled in), not coerced: the rules
+        read a number, a flag or a list's length, and coercing a 10,000-task createTasks twice (here and in
+        execution) would cost seconds. A value of the wrong type is execution's to refuse."""
+        given = {
+            argument.name.value: value_from_ast_untyped(argument.value, self.variables)
+            for argument in node.arguments or ()
+        }
+        defaults = {name: argument.default_value for name, argument in definition.args.items()}
+        return {**defaults, **given}
 
 
 def estimate_cost(
@@ -233,23 +240,25 @@ def estimate_cost(
     variables: Mapping[str, Any] | None,
     bounds: Bounds,
 ) -> int | None:
-    """The estimated cost of the operation to run; None when there is none to run or its variables do not
-    coerce (execution refuses those with errors of its own)."""
+    """The estimated cost of the operation to run, from its arguments and variables as sent; None when there is
+    no operation to run (execution refuses that with an error of its own)."""
     operation = get_operation_ast(document, operation_name)
     if not isinstance(operation, OperationDefinitionNode):
         return None
     root = schema.get_root_type(operation.operation)
     if root is None:
         return None
-    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
-    if isinstance(coerced, list):
-        return None
+    given = dict(variables or {})
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        if name not in given and definition.default_value is not None:
+            given[name] = value_from_ast_untyped(definition.default_value)
     fragments = {
         definition.name.value: definition
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    return _Estimator(schema, fragments, coerced, bounds).selection_cost(operation.selection_set, root)
+    return _Estimator(schema, fragments, given, bounds).selection_cost(operation.selection_set, root)
 
 
 def cost_limit_error(cost: int, limit: int) -> GraphQLError:
