@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware import Middleware
@@ -36,6 +36,15 @@ from ui import UI_DIR
 from web.auth import TokenRegistry, generated_token
 from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
 from web.state import GatewayState
+
+
+class GatewayApp(FastAPI):
+    """The app: FastAPI's, with the /tracking API's OpenAPI document as the legacy contract describes it."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = rest.documented_openapi(super().openapi())
+        return self.openapi_schema
 
 
 class AppState(GatewayState):
@@ -200,7 +209,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
             if owned_tracing is not None:
                 await owned_tracing.shutdown()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="NFVD tracking API",
         version="4.2.0",
         description="REST resources related with the execution and management of task.",

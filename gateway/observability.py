@@ -168,7 +168,7 @@ def _redacted_run(match: re.Match[str]) -> str:
     return decoded
 
 
-class _RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _RedactingHandler(logging.StreamHandler[TextIO]):
     """Redacts the whole formatted line (message, arguments, stack trace), so no logger can leak a token."""
 
     def format(self, record: logging.LogRecord) -> str:

@@ -11,7 +11,7 @@ contract's Error body, and then closes the connection.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import uvicorn
@@ -39,8 +39,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     head_timeout_s = 10.0
     body_timeout_s = 60.0
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio hands a stream protocol its Transport; BaseTransport is what asyncio.Protocol declares.
+        super().connection_made(cast(asyncio.Transport, transport))
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._refused = False

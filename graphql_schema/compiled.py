@@ -53,7 +53,7 @@ from models import (
     parse_task_id,
 )
 from models.deadline import KNOWN_UNAVAILABLE
-from models.stored_task import DATE, FIELD_KINDS
+from models.stored_task import DATE, FIELD_KINDS, as_dicts
 from models.tracing import set_current
 
 PARSED_DOCUMENTS = 512
@@ -494,8 +494,8 @@ def _column(stored: str) -> Column:
     if kind is None:
         raise NotCompiled(f"{stored}: no declared kind")
     if kind == DATE:
-        return lambda docs: map(_date, map(dict.get, docs, repeat(stored)))
-    return lambda docs: map(dict.get, docs, repeat(stored))
+        return lambda docs: map(_date, map(dict.get, as_dicts(docs), repeat(stored)))
+    return lambda docs: map(dict.get, as_dicts(docs), repeat(stored))
 
 
 def _task_ids(docs: list[TaskDoc]) -> Iterable[str]:

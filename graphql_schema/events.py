@@ -14,14 +14,14 @@ from strawberry.types import Info
 from graphql_schema.context import Context
 from graphql_schema.errors import as_graphql_error
 from graphql_schema.metrics import OPEN_SUBSCRIPTIONS
-from graphql_schema.tasks import TaskEventKindEnum, TaskType, as_task, graphql_field_names
-from models import GraphError
+from graphql_schema.tasks import TaskType, as_task, graphql_field_names
+from models import GraphError, TaskEventKind
 from models import events as stored
 
 
 @strawberry.type(name="TaskEvent", description="A change to a task, live from MongoDB's change stream.")
 class TaskEventType:
-    kind: TaskEventKindEnum  # type: ignore[valid-type]
+    kind: TaskEventKind
     task_id: strawberry.ID
     task: TaskType | None = strawberry.field(description="The task after the change; null once deleted.")
     cursor: str = strawberry.field(description="Subscribe with after: this to get every event after this one.")

@@ -1,6 +1,6 @@
-"""What every GraphQL type shares: the DateTime scalar, the task fields generated from
-`models.task.CLIENT_FIELDS` (so the REST and GraphQL shapes cannot drift apart), and the default resolver that
-serves a Task straight from its stored document."""
+"""What every GraphQL type shares: the DateTime scalar, the GraphQL type of each field of
+`models.task.CLIENT_FIELDS` (which the Task type and the inputs declare, so the REST and GraphQL shapes cannot
+drift apart), and the default resolver that serves a Task straight from its stored document."""
 
 from __future__ import annotations
 
@@ -43,22 +43,9 @@ def _graphql_type(api_name: str) -> Any:
     return str | None
 
 
-REQUIRED = object()
-"""`generated`'s default meaning: no class-level defaults, every field must be given."""
-
-
-def generated(name: str, fields: dict[str, Any], default: Any, module: str) -> type:
-    """A plain class with these annotated fields (Python name -> type), each defaulting to `default`, for
-    `strawberry.type` or `strawberry.input` to turn into a GraphQL type. Its annotations given as strings are
-    resolved in `module` (where the class is defined)."""
-    namespace: dict[str, Any] = {"__annotations__": dict(fields), "__module__": module}
-    if default is not REQUIRED:
-        namespace.update(dict.fromkeys(fields, default))
-    return type(name, (), namespace)
-
-
 CLIENT_FIELD_TYPES = {python: _graphql_type(api) for python, api in CLIENT_FIELDS.items()}
-"""The Python type of every field a client may set, by Python name (job_id, start_time, ...)."""
+"""The Python type of every field a client may set, by Python name (job_id, start_time, ...): what the Task type
+and the inputs declare (`tests/unit/test_graphql_fields.py` checks them against it)."""
 
 STORED_NAMES = {"creation_timestamp": "creation-timestamp", "update_timestamp": "update-timestamp", **CLIENT_FIELDS}
 

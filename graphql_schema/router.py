@@ -289,10 +289,12 @@ def _asks_for_graphiql(request: Request) -> bool:
     )
 
 
-async def _context(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
-    """The request's context, with what its credential allows. A repeated X-Auth-Token is refused: at once over
-    HTTP (RepeatedCredential, 400), by `run` for a WebSocket (a dependency cannot answer an upgrade)."""
-    connection: HTTPConnection = request if request is not None else websocket
+async def _context(connection: HTTPConnection) -> Context:
+    """The request's context, with what its credential allows (`connection`: the HTTP request or the WebSocket,
+    as FastAPI hands either to a dependency). A repeated X-Auth-Token is refused: at once over HTTP
+    (RepeatedCredential, 400), by `run` for a WebSocket (a dependency cannot answer an upgrade)."""
+    request = connection if isinstance(connection, Request) else None
+    websocket = connection if isinstance(connection, WebSocket) else None
     state = gateway_state(connection)
     repeated = None
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -41,42 +41,36 @@ Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
 """Every query field, each domain's from its own module (tasks, jobs), in that order."""
 
 
-_R = TypeVar("_R", bound=Callable[..., Awaitable[object]])
+NextIds = Annotated[list[strawberry.ID], strawberry.argument(name="nextIds")]
+PreviousIds = Annotated[list[strawberry.ID], strawberry.argument(name="previousIds")]
 
 
-def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType]]]:
-    """The resolver of addNexts or addPrevious."""
-
-    async def add(
-        info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
-    ) -> list[TaskType]:
-        store = info.context.store
-        task_ids = info.context.limits.task_ids(ids, argument)
-        docs = await getattr(store, f"add_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
-        return as_tasks(docs)
-
-    return _named_ids(add, argument)
+async def _add_nexts(
+    info: Info[Context, None], id: strawberry.ID, ids: NextIds, if_match: IfMatch = None
+) -> list[TaskType]:
+    task_ids = info.context.limits.task_ids(ids, "nextIds")
+    return as_tasks(await info.context.store.add_nexts(parse_task_id(id, "id"), task_ids, condition(if_match)))
 
 
-def _removing(links: str, argument: str) -> Callable[..., Awaitable[bool]]:
-    """The resolver of removeNexts or removePrevious."""
-
-    async def remove(
-        info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
-    ) -> bool:
-        store = info.context.store
-        task_ids = info.context.limits.task_ids(ids, argument)
-        await getattr(store, f"remove_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
-        return True
-
-    return _named_ids(remove, argument)
+async def _add_previous(
+    info: Info[Context, None], id: strawberry.ID, ids: PreviousIds, if_match: IfMatch = None
+) -> list[TaskType]:
+    task_ids = info.context.limits.task_ids(ids, "previousIds")
+    return as_tasks(await info.context.store.add_previous(parse_task_id(id, "id"), task_ids, condition(if_match)))
 
 
-def _named_ids(resolver: _R, argument: str) -> _R:
-    """The resolver's `ids` argument as GraphQL names it (nextIds, previousIds). Set as an object, not in the
-    signature: this module's annotations are strings, evaluated where the closure's name is unknown."""
-    resolver.__annotations__["ids"] = Annotated[list[strawberry.ID], strawberry.argument(name=argument)]
-    return resolver
+async def _remove_nexts(info: Info[Context, None], id: strawberry.ID, ids: NextIds, if_match: IfMatch = None) -> bool:
+    task_ids = info.context.limits.task_ids(ids, "nextIds")
+    await info.context.store.remove_nexts(parse_task_id(id, "id"), task_ids, condition(if_match))
+    return True
+
+
+async def _remove_previous(
+    info: Info[Context, None], id: strawberry.ID, ids: PreviousIds, if_match: IfMatch = None
+) -> bool:
+    task_ids = info.context.limits.task_ids(ids, "previousIds")
+    await info.context.store.remove_previous(parse_task_id(id, "id"), task_ids, condition(if_match))
+    return True
 
 
 IdempotencyKeyArgument = Annotated[
@@ -102,7 +96,7 @@ class Mutation:
     async def create_tasks(
         self,
         info: Info[Context, None],
-        tasks: list[TaskInput],  # type: ignore[valid-type]
+        tasks: list[TaskInput],
         idempotency_key: IdempotencyKeyArgument = None,
     ) -> list[TaskType]:
         key = _idempotency_key(info.context, idempotency_key)
@@ -118,7 +112,7 @@ class Mutation:
         self,
         info: Info[Context, None],
         id: strawberry.ID,
-        patch: TaskPatchInput,  # type: ignore[valid-type]
+        patch: TaskPatchInput,
         if_match: IfMatch = None,
     ) -> TaskType:
         doc = await info.context.store.update_task(
@@ -133,18 +127,18 @@ class Mutation:
         return True
 
     add_nexts: list[TaskType] = strawberry.mutation(
-        resolver=_adding("nexts", "nextIds"), description="Link the task to each next task; returns all its next tasks."
+        resolver=_add_nexts, description="Link the task to each next task; returns all its next tasks."
     )
     remove_nexts: bool = strawberry.mutation(
-        resolver=_removing("nexts", "nextIds"),
+        resolver=_remove_nexts,
         description="Unlink the task from each next task (a missing link is no error).",
     )
     add_previous: list[TaskType] = strawberry.mutation(
-        resolver=_adding("previous", "previousIds"),
+        resolver=_add_previous,
         description="Link each previous task to the task; returns all its previous tasks.",
     )
     remove_previous: bool = strawberry.mutation(
-        resolver=_removing("previous", "previousIds"),
+        resolver=_remove_previous,
         description="Unlink each previous task from the task (a missing link is no error).",
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
@@ -17,23 +17,50 @@ from strawberry.types import Info
 from graphql_schema.conditions import task_etag
 from graphql_schema.context import Context
 from graphql_schema.errors import camel_case, user_error
-from graphql_schema.fields import CLIENT_FIELD_TYPES, REQUIRED, generated
 from models import Direction, TaskDoc, TaskEventKind, parse_task_id, task_matches
 from models import history as stored
 
-TaskFields = strawberry.type(
-    generated(
-        "TaskFields",
-        {
-            "id": strawberry.ID,
-            "creation_timestamp": datetime | None,
-            "update_timestamp": datetime | None,
-            **CLIENT_FIELD_TYPES,
-        },
-        REQUIRED,  # no class-level defaults: every value is read from the stored document
-        __name__,
-    )
-)
+
+@strawberry.type
+class TaskFields:
+    """The Task's own fields: its id, the server's timestamps and every field of `models.task.CLIENT_FIELDS`
+    (written out, so that they are typed; `tests/unit/test_graphql_fields.py` checks that they are those fields).
+    No defaults: every value is read from the stored document (`fields.read_field`)."""
+
+    id: strawberry.ID
+    creation_timestamp: datetime | None
+    update_timestamp: datetime | None
+    status: str | None
+    job_id: str | None
+    root: bool | None
+    name: str | None
+    description: str | None
+    start_time: datetime | None
+    finish_time: datetime | None
+    lock: str | None
+    workflow_id: str | None
+    match_id: str | None
+    rollback_status: str | None
+    execution_code: str | None
+    execution_description: str | None
+    initial_artifact_status: str | None
+    type: str | None
+    main_artifact: str | None
+    final_status: str | None
+    condition: str | None
+    path: str | None
+    running_status: str | None
+    workflow: str | None
+    behaviour_on_error: str | None
+    number_of_retries: int | None
+    wait_between_retries: int | None
+    codes_to_do_rollback: str | None
+    rollback_workflow: str | None
+    mapping_list: str | None
+    output_mapping_list: str | None
+    order_by: str | None
+    definition_id: str | None
+
 
 StatusFilter = Annotated[list[str] | None, strawberry.argument(description="any of these statuses")]
 StatusNotFilter = Annotated[list[str] | None, strawberry.argument(description="none of these statuses")]
@@ -72,8 +99,9 @@ async def _load_linked(info: Info[Context, None], ids: list[int], selection: Sel
     return [doc for doc in docs if doc is not None and selection.keeps(doc)]
 
 
-def _neighbours(direction: Direction) -> Callable[..., list[TaskType] | Awaitable[list[TaskType]]]:
-    """The resolver of `nexts` or `previous`."""
+def _neighbours(direction: Direction) -> Callable[..., list[TaskType]]:
+    """The resolver of `nexts` or `previous`. Typed as giving the list: it gives an awaitable of it when the
+    linked tasks must be read first, which graphql-core awaits (the field's value is the list either way)."""
 
     def resolve(
         task: strawberry.Parent[TaskDoc],
@@ -82,9 +110,10 @@ def _neighbours(direction: Direction) -> Callable[..., list[TaskType] | Awaitabl
         status_not: StatusNotFilter = None,
         type_: TypeFilter = None,
     ) -> list[TaskType] | Awaitable[list[TaskType]]:
-        return _linked(task, info, direction, Selection(status, status_not, type_))  # type: ignore[return-value]
+        linked = _linked(task, info, direction, Selection(status, status_not, type_))
+        return cast("list[TaskType] | Awaitable[list[TaskType]]", linked)  # served as Tasks: see as_tasks
 
-    return resolve
+    return cast("Callable[..., list[TaskType]]", resolve)
 
 
 def _reachable(direction: Direction) -> Callable[..., Awaitable[list[TaskType]]]:
@@ -132,7 +161,9 @@ async def _blocked_by(
 
 # ---- history ----------------------------------------------------------------------------------------------------
 
-TaskEventKindEnum = strawberry.enum(TaskEventKind, name="TaskEventKind")
+strawberry.enum(TaskEventKind, name="TaskEventKind")
+"""models' TaskEventKind is the GraphQL enum too: `strawberry.enum` registers the class itself, which fields then
+name as their type."""
 
 
 def graphql_field_names(stored_names: list[str]) -> list[str]:
@@ -144,7 +175,7 @@ def graphql_field_names(stored_names: list[str]) -> list[str]:
 class TaskChangeType:
     cursor: str
     at: datetime
-    kind: TaskEventKindEnum  # type: ignore[valid-type]
+    kind: TaskEventKind
     changed_fields: list[str]
     status: str | None = strawberry.field(description="The task's new status, when this change set it.")
 
@@ -170,14 +201,11 @@ async def _history(task: strawberry.Parent[TaskDoc], info: Info[Context, None]) 
 
 
 @strawberry.type(name="Task", description="A workflow execution task; its links lead to other tasks.")
-class TaskType(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is generated from CLIENT_FIELDS
+class TaskType(TaskFields):
     """Never instantiated: the value of a Task is its stored document, read through `read_field`."""
 
-    # Strawberry's stubs type a field with a resolver as StrawberryField, not as the value it resolves to.
-    nexts: list[TaskType] = strawberry.field(  # type: ignore[assignment]
-        resolver=_neighbours("nexts"), description="Direct next tasks, by id."
-    )
-    previous: list[TaskType] = strawberry.field(  # type: ignore[assignment]
+    nexts: list[TaskType] = strawberry.field(resolver=_neighbours("nexts"), description="Direct next tasks, by id.")
+    previous: list[TaskType] = strawberry.field(
         resolver=_neighbours("previous"), description="Direct previous tasks, by ascending id."
     )
     descendants: list[TaskType] = strawberry.field(
@@ -207,12 +235,13 @@ class TaskType(TaskFields):  # type: ignore[misc, valid-type]  # TaskFields is g
 
 
 def as_tasks(docs: list[TaskDoc]) -> list[TaskType]:
-    """Stored documents, typed as the GraphQL Task they are served as."""
-    return docs  # type: ignore[return-value]
+    """Stored documents, typed as the GraphQL Task they are served as (a Task is never built: `read_field`
+    serves its fields from the document)."""
+    return cast("list[TaskType]", docs)
 
 
 def as_task(doc: TaskDoc) -> TaskType:
-    return doc  # type: ignore[return-value]
+    return cast(TaskType, doc)
 
 
 @strawberry.type

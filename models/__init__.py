@@ -1,9 +1,10 @@
 """Beanie documents and the graph store: the only code that talks to MongoDB.
 
-Beanie's role is declaration: `models.task.TaskRecord` and `TaskCounter` name the collections and their
-indexes, and `models.stored_task` derives the validator and the read rule from the same field declarations. Beanie
-is not initialised and reads bypass it: re-validating every document MongoDB returns was the largest cost on
-read paths, and `models.stored_task.readable_task` is the cheap, tolerant rule the stored layout needs instead.
+`models.documents` holds a Beanie document per collection (what it stores, its `_id`, its indexes);
+`init_beanie` binds them at start-up and `migrations/` (`beanie migrate`) moves a database of an earlier layout
+to this one. Reads and writes bypass Beanie's model layer: re-validating every document MongoDB returns was the
+largest cost on read paths, and `models.stored_task.readable_task` is the cheap, tolerant rule the stored layout
+needs instead, typed by `models.stored_task.TaskDoc`.
 """
 
 from models import defaults

@@ -27,7 +27,7 @@ from bson import json_util
 
 from models.connection import DATETIME_CONVERSION
 from models.errors import InvalidOperation
-from models.stored_task import TaskDoc
+from models.stored_task import RawDocument
 from models.task import now_utc
 
 ARCHIVE_FORMAT = "tracking-gateway-job-archive"
@@ -48,8 +48,8 @@ class JobArchive:
     """A job's (or some jobless tasks') documents, exactly as stored."""
 
     job_id: str | None
-    tasks: list[TaskDoc]
-    history: list[TaskDoc]
+    tasks: list[RawDocument]
+    history: list[RawDocument]
     archived_at: datetime = field(default_factory=now_utc)
     source: str = "the archive"
     """Where it was read from (the file), for errors."""
@@ -126,9 +126,9 @@ def read_archive(path: Path) -> JobArchive:
 
 def _parsed(path: Path, lines: Iterable[tuple[int, str]]) -> JobArchive:
     header: dict[str, Any] | None = None
-    tasks: list[TaskDoc] = []
+    tasks: list[RawDocument] = []
     task_lines: list[int] = []
-    history: list[TaskDoc] = []
+    history: list[RawDocument] = []
     history_lines: list[int] = []
     for number, line in lines:
         if not line.strip():

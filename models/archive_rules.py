@@ -19,7 +19,7 @@ from bson.int64 import Int64
 
 from models.archive import JobArchive
 from models.errors import InvalidOperation
-from models.stored_task import LINK_FIELDS, TaskDoc, is_int64_id
+from models.stored_task import LINK_FIELDS, RawDocument, is_int64_id
 
 Link = tuple[int, int]
 """(source, target): the source's `nexts` holds the target, the target's `previous` the source."""
@@ -27,7 +27,7 @@ Link = tuple[int, int]
 
 @dataclass(frozen=True)
 class CheckedTasks:
-    tasks: list[TaskDoc]
+    tasks: list[RawDocument]
     """The archive's tasks, in its order; those whose links were completed are copies."""
     completed: list[Link]
     """The links one side of which the archive lacked, now on both."""
@@ -68,7 +68,7 @@ def _refuse_repeated_entries(archive: JobArchive) -> None:
 _MISSING = object()
 
 
-def _checked_id(archive: JobArchive, index: int, doc: TaskDoc) -> int:
+def _checked_id(archive: JobArchive, index: int, doc: RawDocument) -> int:
     task_id: Any = doc.get("_id")
     if not is_int64_id(task_id):
         raise InvalidOperation(
@@ -106,7 +106,7 @@ def _shown(value: Any) -> str:
     return f"{int(value) if type(value) is Int64 else repr(value)} ({kind})"
 
 
-def _completed(tasks: list[TaskDoc]) -> CheckedTasks:
+def _completed(tasks: list[RawDocument]) -> CheckedTasks:
     """Each link inside the archive on both sides (ids already checked)."""
     by_id = {doc["_id"]: doc for doc in tasks}
     missing: dict[tuple[int, str], list[int]] = {}
@@ -119,14 +119,14 @@ def _completed(tasks: list[TaskDoc]) -> CheckedTasks:
                     completed.append((source, target))
     if not missing:
         return CheckedTasks(tasks, [])
-    copies: dict[int, TaskDoc] = {}
+    copies: dict[int, RawDocument] = {}
     for (task_id, array), ids in missing.items():
         copy = copies.setdefault(task_id, dict(by_id[task_id]))
         copy[array] = [*copy[array], *map(Int64, ids)]
     return CheckedTasks([copies.get(doc["_id"], doc) for doc in tasks], completed)
 
 
-def _links_within(tasks: list[TaskDoc], by_id: dict[int, TaskDoc]) -> Iterator[Link]:
+def _links_within(tasks: list[RawDocument], by_id: dict[int, RawDocument]) -> Iterator[Link]:
     """Every link between two tasks of the archive, as either side states it, once."""
     links: dict[Link, None] = {}
     for doc in tasks:

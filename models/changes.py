@@ -25,7 +25,7 @@ from bson.errors import BSONError
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.errors import OperationFailure
 
-from models.stored_task import Collection, TaskDoc, as_task_id
+from models.stored_task import Collection, RawDocument, as_task_id
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ _PROBE_PROJECTION = {"operationType": 1, "documentKey": 1, "clusterTime": 1, "wa
 class Change:
     """One change-stream event, as the stream's projection left it."""
 
-    document: TaskDoc
+    document: RawDocument
 
     @property
     def token(self) -> ResumeToken:
@@ -75,7 +75,7 @@ class Skipped:
     task_id: int | None
     at: datetime
     reason: str
-    identity: TaskDoc | None = None
+    identity: RawDocument | None = None
     """What the probe read of the change: its identity and the request's `probe_projection` (what routes it)."""
 
 
@@ -108,7 +108,7 @@ class StreamRequest:
         pipeline = [{"$match": self.match}, {"$project": projection}]
         if self.projected_match:
             pipeline.append({"$match": self.projected_match})
-        stream: AsyncChangeStream[TaskDoc] = await self.collection.watch(
+        stream: AsyncChangeStream[RawDocument] = await self.collection.watch(
             pipeline,
             full_document=self.full_document,
             full_document_before_change="whenAvailable",
@@ -185,11 +185,11 @@ async def _identify_next(request: StreamRequest, after: ResumeToken | None, fail
     return None
 
 
-def _task_id(event: TaskDoc) -> int | None:
+def _task_id(event: RawDocument) -> int | None:
     return as_task_id((event.get("documentKey") or {}).get("_id"))
 
 
-def change_time(event: TaskDoc) -> datetime:
+def change_time(event: RawDocument) -> datetime:
     """The change's wall-clock time as MongoDB recorded it (6.0+), else its cluster time's second."""
     wall = event.get("wallTime")
     if isinstance(wall, datetime):

@@ -11,6 +11,7 @@ from datetime import UTC
 from typing import Any
 
 import pymongo
+from beanie import init_beanie
 from bson.codec_options import CodecOptions, DatetimeConversion
 from opentelemetry.trace import Tracer
 from pymongo import AsyncMongoClient, ReadPreference
@@ -20,9 +21,9 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from models.defaults import MONGODB_TIMEOUT_MS
+from models.documents import DOCUMENTS, TaskCounter, TaskRecord, create_declared_indexes
 from models.errors import StorageUnavailable, TransactionsUnsupported
 from models.stored_task import Database, MongoClient, TaskDoc, counter_validator, task_validator
-from models.task import TaskCounter, TaskRecord
 from models.tracing import CommandSpans
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ async def require_transactions(client: MongoClient) -> None:
 async def prepare_database(
     client: MongoClient, db_name: str, validation_action: str = "error"
 ) -> tuple[Database, bool]:
-    """The database with majority reads and writes; its collections exist with their validators and indexes.
+    """The database with majority reads and writes; its collections exist with their validators and indexes
+    (`init_beanie`, models.documents).
     Also says whether `tasks` keeps change-stream images (see `_keep_images`).
 
     Several gateways may start at once: every step is idempotent and tolerates another one doing it too.
@@ -108,7 +110,8 @@ async def prepare_database(
     )
     await _install_validator(database, TaskRecord.Settings.name, task_validator(), validation_action)
     await _install_validator(database, TaskCounter.Settings.name, counter_validator(), validation_action)
-    await database.get_collection(TaskRecord.Settings.name).create_indexes(TaskRecord.Settings.indexes)
+    await init_beanie(database=database, document_models=DOCUMENTS, skip_indexes=True)
+    await create_declared_indexes(database)
     return database, await _keep_images(database)
 
 

@@ -108,7 +108,7 @@ def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int], now: datetime
         doc["creation-timestamp"] = doc["update-timestamp"] = now
         if parent is not None and "job-id" not in fields and "job-id" in docs[parent]:
             doc["job-id"] = docs[parent]["job-id"]
-        doc.update(fields)
+        doc.update(cast(TaskDoc, fields))  # TaskFields validated them: their keys and types are TaskDoc's
         doc.setdefault("root", parent is None)
         doc.setdefault("type", DEFAULT_TYPE)
         doc["nexts"] = [int64_ids[child] for child in children] if children else []

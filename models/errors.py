@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 
 class GraphError(Exception):
@@ -69,7 +68,7 @@ class PreconditionFailed(GraphError):
     If-None-Match named one (or `*`, and there is one). Nothing was changed. `current` is the task as the
     evaluation read it (its ETag goes with the answer), when there is one."""
 
-    def __init__(self, subject: str, field: str = "If-Match", current: dict[str, Any] | None = None) -> None:
+    def __init__(self, subject: str, field: str = "If-Match", current: Mapping[str, object] | None = None) -> None:
         self.subject = subject
         self.field = field
         self.current = current

@@ -239,11 +239,11 @@ def _event(change: dict[str, Any], task_id: int, links: tuple[str, ...]) -> Task
     stored = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
     task = readable_projected_task(stored, links) if stored is not None else None
     before = change.get("fullDocumentBeforeChange") or {}
-    job = readable_value("job-id", (task or before).get("job-id"))
+    job = readable_value("job-id", task.get("job-id") if task is not None else before.get("job-id"))
     changed = sorted(set(change.get(CHANGED) or ()) & _FIELD_POSITION.keys(), key=_FIELD_POSITION.__getitem__)
     status = None
     if "status" in changed and kind is not TaskEventKind.DELETED:
-        status = readable_value("status", change[NEW_STATUS]) if NEW_STATUS in change else (task or {}).get("status")
+        status = readable_value("status", change[NEW_STATUS]) if NEW_STATUS in change else task and task.get("status")
     return TaskEvent(kind, task_id, task, change["_id"]["_data"], change_time(change), changed, job, status)
 
 

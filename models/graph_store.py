@@ -47,7 +47,7 @@ from models.fanout import LiveEvents, LiveLimits
 from models.history import TaskChange, prepare_history
 from models.history_reads import read_histories, read_history
 from models.history_writer import HistoryWriter
-from models.idempotency import IdempotencyKey, IdempotencyRecords, prepare_idempotency
+from models.idempotency import IdempotencyKey, IdempotencyRecords
 from models.ids import TASK_COUNTER, FirstWrite, IdAllocator
 from models.jobs.queries import JobQueries
 from models.jobs.reads import JobReads
@@ -131,7 +131,6 @@ class GraphStore(JobQueries):
             await require_transactions(client)
             database, keeps_images = await prepare_database(client, db_name, validation_action)
             await prepare_history(database, history_days)
-            await prepare_idempotency(database)
             store = cls(
                 client,
                 database,

@@ -16,20 +16,14 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
 from models.changes import Skipped
+from models.documents import HistoryEntry, Lease
 from models.events import TaskEvent
-from models.idempotency import IdempotencyRecord
-from models.stored_task import Database, TaskDoc
-from models.task import TaskCounter, TaskRecord
+from models.stored_task import Database, RawDocument
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
-HISTORY = "task_history"
-LEASES = "task_history_lease"
-COLLECTIONS = (TaskRecord.Settings.name, TaskCounter.Settings.name, HISTORY, LEASES, IdempotencyRecord.Settings.name)
-"""Every collection the gateway keeps in its database: tasks, counters (and link locks), history and its lease,
-creates' idempotency keys."""
+HISTORY = HistoryEntry.Settings.name
+LEASES = Lease.Settings.name
 _TTL_INDEX = "at_ttl"
 GAP = "GAP"
 SKIPPED = "SKIPPED"
@@ -45,18 +39,17 @@ class TaskChange:
     status: str | None
 
 
-def history_indexes(retention_days: int) -> list[IndexModel]:
-    return [
-        IndexModel([("task", ASCENDING), ("_id", ASCENDING)], name="task_id"),
-        IndexModel([("at", ASCENDING)], name=_TTL_INDEX, expireAfterSeconds=retention_days * 86_400),
-    ]
+def ttl_index(retention_days: int) -> IndexModel:
+    """Entries expire `retention_days` after `at`: the one index of the history that is a setting, so not
+    declared on HistoryEntry (whose indexes `init_beanie` creates)."""
+    return IndexModel([("at", ASCENDING)], name=_TTL_INDEX, expireAfterSeconds=retention_days * 86_400)
 
 
 async def prepare_history(database: Database, retention_days: int) -> None:
-    """Create the history's indexes; a changed retention updates the TTL index in place."""
+    """Create the history's TTL index; a changed retention updates it in place."""
     history = database.get_collection(HISTORY)
     try:
-        await history.create_indexes(history_indexes(retention_days))
+        await history.create_indexes([ttl_index(retention_days)])
     except OperationFailure as error:
         if error.code not in (85, 86):  # IndexOptionsConflict, IndexKeySpecsConflict: another retention
             raise
@@ -64,8 +57,8 @@ async def prepare_history(database: Database, retention_days: int) -> None:
         await database.command("collMod", HISTORY, index=index)
 
 
-def entry_of(event: TaskEvent) -> TaskDoc:
-    entry: TaskDoc = {
+def entry_of(event: TaskEvent) -> RawDocument:
+    entry: RawDocument = {
         "_id": event.cursor,
         "task": Int64(event.task_id),
         "job": event.job_id,
@@ -78,11 +71,11 @@ def entry_of(event: TaskEvent) -> TaskDoc:
     return entry
 
 
-def change_of(entry: TaskDoc) -> TaskChange:
+def change_of(entry: RawDocument) -> TaskChange:
     return TaskChange(entry["_id"], entry["at"], entry["kind"], list(entry.get("fields") or ()), entry.get("status"))
 
 
-def skipped_entry(skipped: Skipped) -> TaskDoc:
+def skipped_entry(skipped: Skipped) -> RawDocument:
     """The entry of a change stepped over (models.changes): which task, when, and why it is not recorded."""
     task = Int64(skipped.task_id) if skipped.task_id is not None else None
     return {

@@ -32,7 +32,7 @@ from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, rea
 from models.connection import CODEC_OPTIONS
 from models.events import EXPIRED_CURSOR_CODES, HISTORY_FIELDS, HISTORY_LINKS, event_from_change, stream_request
 from models.history import GAP, HISTORY, LEASES, SKIPPED, entry_of, skipped_entry
-from models.stored_task import Collection, Database, TaskDoc
+from models.stored_task import Collection, Database, RawDocument
 from models.tracing import root_span
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ EVENT_CODEC_OPTIONS = CODEC_OPTIONS.with_options(tzinfo=None)
 datetime.UTC) rather than converted into datetime.UTC, a Python call per event that is a sixth of decoding it."""
 
 
-def _entry_of(item: StreamItem) -> TaskDoc | None:
+def _entry_of(item: StreamItem) -> RawDocument | None:
     if isinstance(item, Change):
         event = event_from_change(item.document, HISTORY_LINKS)
         return entry_of(event) if event is not None else None
@@ -201,7 +201,7 @@ class HistoryWriter:
             await self._renew(None)
 
     async def _write_from(self, request: StreamRequest, token: Any) -> None:
-        pending: list[TaskDoc] = []
+        pending: list[RawDocument] = []
         renew_at = flush_at = time.monotonic()
         async with contextlib.aclosing(read_changes(request, token)) as items:
             async for item in items:
@@ -235,7 +235,7 @@ class HistoryWriter:
         gap = {"_id": f"gap-{now.isoformat()}", "task": None, "kind": GAP, "fields": [], "at": now, "after": token}
         await self._history.insert_one(gap)
 
-    async def _write(self, entries: list[TaskDoc]) -> None:
+    async def _write(self, entries: list[RawDocument]) -> None:
         """Store the entries; one that MongoDB refuses for itself is stored as SKIPPED (or, failing that, only
         logged), so that the writer never stops at it, now or after a restart."""
         try:
@@ -255,7 +255,7 @@ class HistoryWriter:
                 await self._write_one(entry)
         self.written += len(entries)
 
-    async def _write_one(self, entry: TaskDoc) -> None:
+    async def _write_one(self, entry: RawDocument) -> None:
         try:
             await self._history.insert_one(entry)
         except DuplicateKeyError:
@@ -267,13 +267,13 @@ class HistoryWriter:
         except (BSONError, ValueError, TypeError, OverflowError) as error:
             await self._write_instead(entry, str(error))
 
-    async def _write_instead(self, entry: TaskDoc, reason: str) -> None:
+    async def _write_instead(self, entry: RawDocument, reason: str) -> None:
         log.error(
             "task history: the entry of task %s at %s cannot be stored (%s)", entry.get("task"), entry.get("at"), reason
         )
         task = entry.get("task") if isinstance(entry.get("task"), Int64) else None
         at = entry.get("at") if isinstance(entry.get("at"), datetime) else datetime.now(UTC)
-        skipped: TaskDoc = {
+        skipped: RawDocument = {
             "_id": str(entry.get("_id")),
             "task": task,
             "job": None,

@@ -24,15 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from beanie import Document
 from bson.int64 import Int64
-from pydantic import Field
-from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import OperationFailure
 
 from models.creation import PlannedTask, Render, new_documents
 from models.deadline import is_duplicate_key
+from models.documents import IdempotencyRecord
 from models.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidOperation
 from models.ids import FirstWrite
 from models.stored_task import Collection, Database
@@ -60,25 +58,6 @@ class RecordedCreate:
 
     ids: list[int]
     created: datetime
-
-
-class IdempotencyRecord(Document):
-    """One idempotency key of one caller: `_id` is `{caller, key}` (the caller a SHA-256 of its token, never the
-    token), `fingerprint` the SHA-256 of the create's tasks as planned, `ids` the created ids in request order as
-    runs `[first, count]`, `created` the tasks' creation time, `expires` when MongoDB's TTL monitor removes it."""
-
-    id: dict[str, str]  # type: ignore[assignment]
-    fingerprint: str
-    ids: list[list[int]] = Field(default_factory=list)
-    created: datetime
-    expires: datetime
-
-    class Settings:
-        name = "idempotency_keys"
-        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
-            # The record's own `expires` time, so TRACKING_IDEMPOTENCY_HOURS changes no index.
-            IndexModel([("expires", ASCENDING)], name="expires_ttl", expireAfterSeconds=0),
-        ]
 
 
 def checked_key(key: str, where: str) -> str:
@@ -189,8 +168,3 @@ class IdempotencyRecords:
         docs = new_documents(plan, recorded.ids, recorded.created)
         by_id = {doc["_id"]: doc for doc in docs}
         return [render(doc, by_id) for doc in docs]
-
-
-async def prepare_idempotency(database: Database) -> None:
-    """Create the records' collection indexes (idempotent, as every start's)."""
-    await database.get_collection(IdempotencyRecord.Settings.name).create_indexes(IdempotencyRecord.Settings.indexes)

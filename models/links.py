@@ -65,9 +65,10 @@ def link_updates(
 def with_links(docs: Mapping[int, TaskDoc], new_pairs: Iterable[Link], stamp: datetime) -> dict[int, TaskDoc]:
     """Copies of `docs` as `link_updates(new_pairs, "$addToSet", stamp)` leaves them in MongoDB (every task of
     the pairs is in `docs`)."""
-    written = {task_id: dict(doc) for task_id, doc in docs.items()}
+    written = {task_id: doc.copy() for task_id, doc in docs.items()}
     for source, target in new_pairs:
-        for task_id, array, other in ((source, "nexts", target), (target, "previous", source)):
+        ends: tuple[tuple[int, Direction, int], ...] = ((source, "nexts", target), (target, "previous", source))
+        for task_id, array, other in ends:
             doc = written[task_id]
             ids = doc[array] = list(doc.get(array) or [])
             if other not in ids:

@@ -12,7 +12,7 @@ from models.conditions import Preconditions, require_preconditions
 from models.errors import InvalidOperation, TaskNotFound
 from models.locks import bump_link_locks
 from models.storage import Storage
-from models.stored_task import TaskDoc, readable_task
+from models.stored_task import RawDocument, TaskDoc, readable_task
 from models.task import DEFAULT_TYPE, TaskPatch, now_utc
 
 SERVER_OWNED = frozenset({"id", "creation_timestamp", "update_timestamp"})
@@ -52,7 +52,7 @@ class Records:
         update = patch_update(task_id, patch)
         moves = "job-id" in update["$set"] or "job-id" in update.get("$unset", {})
 
-        async def work(session: AsyncClientSession) -> TaskDoc | None:
+        async def work(session: AsyncClientSession) -> RawDocument | None:
             if conditions is not None:
                 return await self._update_if_preconditions(task_id, update, moves, conditions, session)
             if moves:
@@ -76,7 +76,7 @@ class Records:
         moves: bool,
         conditions: Preconditions,
         session: AsyncClientSession,
-    ) -> TaskDoc | None:
+    ) -> RawDocument | None:
         await require_preconditions(self._storage.tasks, task_id, conditions, session)
         if moves:
             return await self._move_to_job(task_id, update, session)
@@ -84,7 +84,9 @@ class Records:
             {"_id": task_id}, update, return_document=ReturnDocument.AFTER, session=session
         )
 
-    async def _move_to_job(self, task_id: int, update: dict[str, Any], session: AsyncClientSession) -> TaskDoc | None:
+    async def _move_to_job(
+        self, task_id: int, update: dict[str, Any], session: AsyncClientSession
+    ) -> RawDocument | None:
         """An update that may change the task's job also bumps the link locks of its old and new job."""
         before = await self._storage.tasks.find_one({"_id": task_id}, {"job-id": 1}, session=session)
         readable = readable_task(before) if before is not None else None

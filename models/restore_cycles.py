@@ -23,14 +23,14 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.errors import GraphCycle, InvalidOperation
 from models.graph import topological_order
-from models.stored_task import Collection, TaskDoc, readable_tasks
+from models.stored_task import Collection, RawDocument, readable_tasks
 from models.walks import next_level
 
 Path = list[int]
 
 
 async def refuse_cycles(
-    tasks: Collection, restored: list[TaskDoc], present: set[int], source: str, session: AsyncClientSession
+    tasks: Collection, restored: list[RawDocument], present: set[int], source: str, session: AsyncClientSession
 ) -> set[str | None]:
     """InvalidOperation naming a cycle the restored links would close; else the jobs of the stored tasks
     read. `restored`: the documents to insert (ids and links checked); `present`: the stored tasks they link

@@ -6,15 +6,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.defaults import COMMIT_OUTCOME_WAIT_MS
+from models.documents import TaskCounter, TaskRecord
 from models.errors import TaskNotFound
-from models.stored_task import Database, MongoClient, TaskDoc, integral_number, readable_projected_tasks, readable_tasks
-from models.task import TaskCounter, TaskRecord
+from models.stored_task import (
+    Database,
+    MongoClient,
+    RawDocument,
+    TaskDoc,
+    integral_number,
+    readable_projected_tasks,
+    readable_tasks,
+)
 from models.transactions import run_transaction
 
 LIST_BATCH_SIZE = 100_000
@@ -67,7 +75,8 @@ class Storage:
         Why not more: inserting in chunks of 1,000, each encoded to BSON while MongoDB inserted the one before,
         hid the encoding too, but the extra insert commands cost mongod more than that saved (bench/README.md,
         "Bulk create, second pass")."""
-        sending = asyncio.ensure_future(self.tasks.insert_many(docs, ordered=True, session=session))
+        stored = cast(Sequence[RawDocument], docs)  # the driver takes plain dicts, as a TaskDoc is at run time
+        sending = asyncio.ensure_future(self.tasks.insert_many(stored, ordered=True, session=session))
         try:
             for first in range(0, len(docs), ALONGSIDE_SLICE):
                 await asyncio.sleep(0)  # the insert is encoded and sent first, then its reply awaited

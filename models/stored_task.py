@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, Required, cast
 
 from bson.datetime_ms import DatetimeMS
 from bson.decimal128 import Decimal128
@@ -27,17 +27,66 @@ from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from typing_extensions import TypedDict
 
 from models.task import DATE_FIELDS, INT32_MAX, INT32_MIN, INT64_MAX, TaskFields, parse_datetime
 
 log = logging.getLogger(__name__)
 
-TaskDoc = dict[str, Any]
-"""A task as stored: `_id`, hyphenated fields, BSON dates as aware UTC datetimes, `nexts`/`previous`."""
-MongoClient = AsyncMongoClient[TaskDoc]
-Database = AsyncDatabase[TaskDoc]
-Collection = AsyncCollection[TaskDoc]
-"""The driver's types as the graph store uses them: documents are plain dicts."""
+RawDocument = dict[str, Any]
+"""A document as MongoDB hands it over: whatever a tool stored (a task before `readable_task`, a history entry,
+a counter, a lease)."""
+TaskDoc = TypedDict(
+    "TaskDoc",
+    {
+        "_id": Required[int],
+        "nexts": list[int],
+        "previous": list[int],
+        "status": str | None,
+        "creation-timestamp": datetime | None,
+        "update-timestamp": datetime | None,
+        "job-id": str | None,
+        "root": bool | None,
+        "name": str | None,
+        "description": str | None,
+        "start-time": datetime | None,
+        "finish-time": datetime | None,
+        "lock": str | None,
+        "workflow-id": str | None,
+        "match-id": str | None,
+        "rollback-status": str | None,
+        "execution-code": str | None,
+        "execution-description": str | None,
+        "initial-artifact-status": str | None,
+        "type": str | None,
+        "main-artifact": str | None,
+        "final-status": str | None,
+        "condition": str | None,
+        "path": str | None,
+        "running-status": str | None,
+        "workflow": str | None,
+        "behaviour-on-error": str | None,
+        "number-of-retries": int | None,
+        "wait-between-retries": int | None,
+        "codes-to-do-rollback": str | None,
+        "rollback-workflow": str | None,
+        "mapping-list": str | None,
+        "output-mapping-list": str | None,
+        "order-by": str | None,
+        "definition-id": str | None,
+    },
+    total=False,
+)
+"""A task as readers see it (`readable_task`): `_id` the task id, the API's hyphenated field names, BSON dates as
+aware UTC datetimes, `nexts`/`previous` as lists of task ids. The functional form because the keys are
+hyphenated; total=False because a tool may leave any field out, and a projected read holds only what it asked
+for. It describes, it does not validate: a document becomes a TaskDoc by passing `readable_task` (which keeps
+fields a tool added, unknown to this type), and `tests/unit/test_stored_task.py` checks the keys here against
+the declared fields (FIELD_KINDS)."""
+MongoClient = AsyncMongoClient[RawDocument]
+Database = AsyncDatabase[RawDocument]
+Collection = AsyncCollection[RawDocument]
+"""The driver's types as the graph store uses them: documents are plain dicts, typed once read."""
 
 STRING, INT32, BOOL, DATE = "string", "int", "bool", "date"
 _BSON_TYPE_OF_PYTHON = {str: STRING, int: INT32, bool: BOOL, datetime: DATE}
@@ -162,7 +211,7 @@ def is_int64_id(value: Any) -> bool:
     return type(value) is Int64 and value > 0
 
 
-def field_problems(doc: TaskDoc) -> list[str]:
+def field_problems(doc: RawDocument) -> list[str]:
     """The names of the fields of `doc` whose stored type is not the layout's (links and `_id` included)."""
     problems = []
     if not is_int64_id(doc.get("_id")):
@@ -221,7 +270,7 @@ def has_repeated_ids(value: Any) -> bool:
     return len(set(ids)) != len(ids)
 
 
-def _is_clean(doc: TaskDoc, links: tuple[str, ...] = LINK_FIELDS) -> bool:
+def _is_clean(doc: RawDocument, links: tuple[str, ...] = LINK_FIELDS) -> bool:
     """The fast path: true for every document the gateway wrote itself (read with `links` among its fields)."""
     task_id = doc.get("_id")
     if type(task_id) is not Int64 or task_id < 1:
@@ -243,7 +292,7 @@ _COLUMN_TYPES = {STRING: {str, _NONE}, BOOL: {bool, _NONE}, DATE: {datetime, _NO
 """The Python types a column of each kind may hold in clean documents (None: absent or null)."""
 
 
-def _columns_clean(docs: list[TaskDoc], fields: Iterable[str]) -> bool:
+def _columns_clean(docs: list[RawDocument], fields: Iterable[str]) -> bool:
     """Whether `_is_clean` holds for every document of a projected read (only `_id` and `fields` present), one
     field at a time over all documents: the same rule, its loops in C (map, set) rather than per document."""
     ids = list(map(itemgetter("_id"), docs))
@@ -280,19 +329,19 @@ def readable_value(name: str, value: Any) -> Any:
     return _coerced(kind, value)
 
 
-def readable_task(doc: TaskDoc) -> TaskDoc | None:
+def readable_task(doc: RawDocument) -> TaskDoc | None:
     """`doc` as readers may rely on it: integer id and links, every known field of its declared type or absent.
 
     Returns `doc` itself when it is already so, a repaired copy when not, and None for a document whose `_id`
     is not a task id at all (a string or an ObjectId): such a document is not a task the API can name.
     """
     if _is_clean(doc):
-        return doc
+        return cast(TaskDoc, doc)
     task_id = as_task_id(doc.get("_id"))
     if task_id is None:
         _warn_once(doc.get("_id"), "_id", value_problem(doc.get("_id")))
         return None
-    repaired: TaskDoc = {"_id": task_id}
+    repaired: RawDocument = {"_id": task_id}
     for name, value in doc.items():
         if name == "_id" or name in LINK_FIELDS:
             continue
@@ -303,25 +352,31 @@ def readable_task(doc: TaskDoc) -> TaskDoc | None:
             repaired[name] = readable
     for name in LINK_FIELDS:
         repaired[name] = _links(task_id, name, doc.get(name, []))
-    return repaired
+    return cast(TaskDoc, repaired)
 
 
-def readable_projected_task(doc: TaskDoc, links: tuple[str, ...]) -> TaskDoc | None:
+def readable_projected_task(doc: RawDocument, links: tuple[str, ...]) -> TaskDoc | None:
     """`readable_task` for one document read with only the link fields `links` among its fields (a change
     event's task, projected): a clean document is returned as it is, rather than copied for the links left out."""
-    return doc if _is_clean(doc, links) else readable_task(doc)
+    return cast(TaskDoc, doc) if _is_clean(doc, links) else readable_task(doc)
 
 
-def readable_tasks(docs: Iterable[TaskDoc]) -> list[TaskDoc]:
+def as_dicts(tasks: list[TaskDoc]) -> list[RawDocument]:
+    """The same list typed as plain dicts (what a TaskDoc is at run time), for passes over a field of every task
+    in C (`map(dict.get, docs, repeat(name))`), which TaskDoc's literal keys do not allow."""
+    return cast(list[RawDocument], tasks)
+
+
+def readable_tasks(docs: Iterable[RawDocument]) -> list[TaskDoc]:
     return [task for task in map(readable_task, docs) if task is not None]
 
 
-def readable_projected_tasks(docs: list[TaskDoc], projection: Mapping[str, Any]) -> list[TaskDoc]:
+def readable_projected_tasks(docs: list[RawDocument], projection: Mapping[str, Any]) -> list[TaskDoc]:
     """`readable_tasks` for documents read with `projection` (inclusive): a link field left out of it is not
     missing, so a clean document still takes the fast path (a repaired one gets the absent links as []). The
     whole list is checked a column at a time first (the usual answer: all clean, returned as they are)."""
     if _columns_clean(docs, projection):
-        return docs
+        return cast(list[TaskDoc], docs)
     links = tuple(name for name in LINK_FIELDS if name in projection)
-    readable = (doc if _is_clean(doc, links) else readable_task(doc) for doc in docs)
+    readable = (cast(TaskDoc, doc) if _is_clean(doc, links) else readable_task(doc) for doc in docs)
     return [task for task in readable if task is not None]

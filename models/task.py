@@ -13,9 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, NotRequired
 
-from beanie import Document
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
-from pymongo import ASCENDING, DESCENDING, IndexModel
 from typing_extensions import TypedDict
 
 from models.errors import InvalidOperation
@@ -245,49 +243,3 @@ RESPONSE_FIELD_ORDER: tuple[str, ...] = tuple(
     dict.fromkeys(("id", "status", "creation-timestamp", "update-timestamp", *CLIENT_FIELDS.values()))
 )
 """Every Task field in the order the API writes them (id and server timestamps first, as the legacy guide)."""
-
-
-class TaskRecord(Document):
-    """One stored task: `_id` is the int64 task id; links are the `nexts` and `previous` id arrays.
-
-    The graph store writes the BSON itself (see `models.creation.new_documents`) so ids are always int64 and
-    field order is stable; this class declares the collection, its indexes and the shape ops tooling can rely on.
-    """
-
-    id: int  # type: ignore[assignment]
-    status: str | None = None
-    creation_timestamp: datetime = Field(alias="creation-timestamp")
-    update_timestamp: datetime = Field(alias="update-timestamp")
-    job_id: str | None = Field(default=None, alias="job-id")
-    root: bool | None = None
-    type: str = DEFAULT_TYPE
-    nexts: list[int] = Field(default_factory=list)
-    previous: list[int] = Field(default_factory=list)
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    class Settings:
-        name = "tasks"
-        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
-            IndexModel([("job-id", ASCENDING), ("_id", ASCENDING)], name="job-id_id"),
-            IndexModel([("job-id", ASCENDING), ("root", ASCENDING), ("_id", ASCENDING)], name="job-id_root_id"),
-            IndexModel([("job-id", ASCENDING), ("status", ASCENDING)], name="job-id_status"),
-            IndexModel([("status", ASCENDING)], name="status"),
-            # Listing jobs: one key per job, newest update first (models.jobs.listing), and jobs by their tasks' status.
-            IndexModel(
-                [("job-id", ASCENDING), ("update-timestamp", DESCENDING)], name="job-id_update-timestamp"
-            ),  # models.jobs.listing.JOBS_INDEX
-            IndexModel([("status", ASCENDING), ("job-id", ASCENDING)], name="status_job-id"),
-            IndexModel([("nexts", ASCENDING)], name="nexts"),
-            IndexModel([("previous", ASCENDING)], name="previous"),
-        ]
-
-
-class TaskCounter(Document):
-    """A named sequence in the `counters` collection; `tasks` holds the highest task id handed out."""
-
-    id: str  # type: ignore[assignment]
-    seq: int = 0
-
-    class Settings:
-        name = "counters"

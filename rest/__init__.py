@@ -14,10 +14,10 @@ from rest.schemas import TaskUpdate
 
 
 def install(app: FastAPI) -> None:
-    """Mount the /tracking operations, their token and Accept guard, and the Error-body handlers on `app`."""
+    """Mount the /tracking operations, their token and Accept guard, and the Error-body handlers on `app` (whose
+    OpenAPI document `documented_openapi` completes)."""
     install_error_handlers(app, [route for route in router.routes if isinstance(route, APIRoute)])
     app.include_router(router)
-    _document_openapi(app)
 
 
 SECURITY_SCHEME = {
@@ -30,30 +30,23 @@ ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT6
 ID_LISTS = {"nextTaskId": "Next task ids (nextTaskId=1&nextTaskId=2)", "prevTaskId": "Previous task ids"}
 
 
-def _document_openapi(app: FastAPI) -> None:
-    """What FastAPI cannot see, for client generators: the token as a security scheme on every operation (it is
-    checked by TrackingGuard), ids as int64 with their bounds, nextTaskId/prevTaskId as required id arrays
-    (read as strings to name a bad one in the error), parameter errors answered 400 with an Error body rather
-    than FastAPI's 422, and only /tracking documented (/graphql has its own schema)."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            schema["paths"] = {path: ops for path, ops in schema["paths"].items() if path.startswith("/tracking/")}
-            for operations in schema["paths"].values():
-                for operation in operations.values():
-                    _document_operation(operation)
-            components = schema.setdefault("components", {})
-            components["securitySchemes"] = {"apiKey": SECURITY_SCHEME}
-            schemas = components.setdefault("schemas", {})
-            for name in ("HTTPValidationError", "ValidationError"):
-                schemas.pop(name, None)
-            schemas["TaskUpdate"] = TaskUpdate.model_json_schema(ref_template="#/components/schemas/{model}")
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def documented_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's OpenAPI document with what FastAPI cannot see, for client generators: the token as a security
+    scheme on every operation (it is checked by TrackingGuard), ids as int64 with their bounds,
+    nextTaskId/prevTaskId as required id arrays (read as strings to name a bad one in the error), parameter
+    errors answered 400 with an Error body rather than FastAPI's 422, and only /tracking documented (/graphql
+    has its own schema). The app's `openapi` calls it (gateway.app.GatewayApp)."""
+    schema["paths"] = {path: ops for path, ops in schema["paths"].items() if path.startswith("/tracking/")}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            _document_operation(operation)
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = {"apiKey": SECURITY_SCHEME}
+    schemas = components.setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schemas["TaskUpdate"] = TaskUpdate.model_json_schema(ref_template="#/components/schemas/{model}")
+    return schema
 
 
 def _document_operation(operation: dict[str, Any]) -> None:
@@ -68,4 +61,4 @@ def _document_operation(operation: dict[str, Any]) -> None:
             parameter["description"] = ID_LISTS[parameter["name"]]
 
 
-__all__ = ["FastTaskRead", "TrackingGuard", "error_response", "install"]
+__all__ = ["FastTaskRead", "TrackingGuard", "documented_openapi", "error_response", "install"]

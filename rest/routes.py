@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from models import GraphStore, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
+from models import GraphStore, Preconditions, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
 from models.task import INT64_MAX, created_tasks_of
 from rest.conditional import conditional_list, preconditions, refused_create, refused_read, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
@@ -244,65 +244,96 @@ async def delete_task(request: Request, taskId: TaskIdPath) -> Response:
 
 
 @dataclass(frozen=True)
-class _Direction:
+class _Links:
     """The /next or /previous operations: the same three, mirrored."""
 
     segment: str  # next, previous
-    links: str  # the store's name for them: nexts, previous
+    links: str  # the stored field: nexts, previous
     parameter: str  # nextTaskId, prevTaskId
     noun: str  # how the legacy summaries call them
 
+    @property
+    def path(self) -> str:
+        return f"/task/{{taskId}}/{self.segment}"
 
-def _install_link_routes(direction: _Direction) -> None:
-    """GET, PUT and DELETE /task/{taskId}/{next|previous}, with the legacy summaries and operation names."""
-    path, links, parameter = f"/task/{{taskId}}/{direction.segment}", direction.links, direction.parameter
-    Ids = Annotated[list[str] | None, Query(alias=parameter, description=f"{direction.noun} taskId")]
+    def listing(self) -> dict[str, Any]:
+        """The GET route's name, summary and answers, as the legacy API documents them."""
+        plural = "nexts" if self.segment == "next" else "previous"
+        return {
+            "name": f"get_{self.links}",
+            "summary": f"Get {plural} Tasks from taskId",
+            "responses": {**answers(200, f"{self.noun} task found", TaskList, 400, 404, 412), **NOT_MODIFIED},
+        }
 
-    async def list_linked(
-        request: Request, taskId: TaskIdPath, status: StatusQuery = None, type: TypeQuery = None
-    ) -> Response:
-        store, conditions = _store(request), preconditions(request)
-        docs = await getattr(store, f"list_{links}")(taskId, status, type)
-        response = await _tasks_response(store, docs, _format(request))
-        return conditional_list(request, conditions, response, f"the {direction.segment} task list of task {taskId}")
+    def adding(self) -> dict[str, Any]:
+        return {
+            "name": f"add_{self.links}",
+            "summary": f"Add {self.segment} tasks to taskId",
+            "responses": answers(200, f"{self.noun} tasks successfully added", TaskList, 400, 404, 412, 504),
+        }
 
-    async def add_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
-        store = _store(request)
-        ids_given = _task_ids(request, parameter, ids)
-        docs = await getattr(store, f"add_{links}")(taskId, ids_given, preconditions(request))
-        return await _tasks_response(store, docs, _format(request))
-
-    async def remove_links(request: Request, taskId: TaskIdPath, ids: list[str] | None = None) -> Response:
-        ids_given = _task_ids(request, parameter, ids)
-        await getattr(_store(request), f"remove_{links}")(taskId, ids_given, preconditions(request))
-        return Response(status_code=204)
-
-    # Set as objects: this module's annotations are strings, evaluated where `Ids` (a local) is unknown.
-    add_links.__annotations__["ids"] = remove_links.__annotations__["ids"] = Ids
-    noun, plural = direction.noun, "nexts" if direction.segment == "next" else "previous"
-    router.get(
-        path,
-        name=f"get_{links}",
-        summary=f"Get {plural} Tasks from taskId",
-        responses={**answers(200, f"{noun} task found", TaskList, 400, 404, 412), **NOT_MODIFIED},
-    )(list_linked)
-    router.put(
-        path,
-        name=f"add_{links}",
-        summary=f"Add {direction.segment} tasks to taskId",
-        responses=answers(200, f"{noun} tasks successfully added", TaskList, 400, 404, 412, 504),
-    )(add_links)
-    router.delete(
-        path,
-        name=f"remove_{links}",
-        summary=f"Delete {direction.segment} tasks in taskId",
-        status_code=204,
-        responses=answers(204, f"{noun} tasks successfully deleted", None, 400, 404, 412, 504),
-    )(remove_links)
+    def removing(self) -> dict[str, Any]:
+        return {
+            "name": f"remove_{self.links}",
+            "summary": f"Delete {self.segment} tasks in taskId",
+            "status_code": 204,
+            "responses": answers(204, f"{self.noun} tasks successfully deleted", None, 400, 404, 412, 504),
+        }
 
 
-for _direction in (
-    _Direction("next", "nexts", "nextTaskId", "Next"),
-    _Direction("previous", "previous", "prevTaskId", "Previous"),
-):
-    _install_link_routes(_direction)
+NEXT = _Links("next", "nexts", "nextTaskId", "Next")
+PREVIOUS = _Links("previous", "previous", "prevTaskId", "Previous")
+NextIds = Annotated[list[str] | None, Query(alias=NEXT.parameter, description="Next taskId")]
+PreviousIds = Annotated[list[str] | None, Query(alias=PREVIOUS.parameter, description="Previous taskId")]
+
+
+async def _linked_list(
+    request: Request, task_id: int, links: _Links, conditions: Preconditions | None, docs: list[TaskDoc]
+) -> Response:
+    """The linked tasks' list, or 304/412 as the request's `conditions` say (parsed before the read: a malformed
+    one is refused first)."""
+    response = await _tasks_response(_store(request), docs, _format(request))
+    return conditional_list(request, conditions, response, f"the {links.segment} task list of task {task_id}")
+
+
+@router.get(NEXT.path, **NEXT.listing())
+async def get_nexts(
+    request: Request, taskId: TaskIdPath, status: StatusQuery = None, type: TypeQuery = None
+) -> Response:
+    conditions = preconditions(request)
+    return await _linked_list(request, taskId, NEXT, conditions, await _store(request).list_nexts(taskId, status, type))
+
+
+@router.put(NEXT.path, **NEXT.adding())
+async def add_nexts(request: Request, taskId: TaskIdPath, ids: NextIds = None) -> Response:
+    store = _store(request)
+    docs = await store.add_nexts(taskId, _task_ids(request, NEXT.parameter, ids), preconditions(request))
+    return await _tasks_response(store, docs, _format(request))
+
+
+@router.delete(NEXT.path, **NEXT.removing())
+async def remove_nexts(request: Request, taskId: TaskIdPath, ids: NextIds = None) -> Response:
+    await _store(request).remove_nexts(taskId, _task_ids(request, NEXT.parameter, ids), preconditions(request))
+    return Response(status_code=204)
+
+
+@router.get(PREVIOUS.path, **PREVIOUS.listing())
+async def get_previous(
+    request: Request, taskId: TaskIdPath, status: StatusQuery = None, type: TypeQuery = None
+) -> Response:
+    conditions = preconditions(request)
+    docs = await _store(request).list_previous(taskId, status, type)
+    return await _linked_list(request, taskId, PREVIOUS, conditions, docs)
+
+
+@router.put(PREVIOUS.path, **PREVIOUS.adding())
+async def add_previous(request: Request, taskId: TaskIdPath, ids: PreviousIds = None) -> Response:
+    store = _store(request)
+    docs = await store.add_previous(taskId, _task_ids(request, PREVIOUS.parameter, ids), preconditions(request))
+    return await _tasks_response(store, docs, _format(request))
+
+
+@router.delete(PREVIOUS.path, **PREVIOUS.removing())
+async def remove_previous(request: Request, taskId: TaskIdPath, ids: PreviousIds = None) -> Response:
+    await _store(request).remove_previous(taskId, _task_ids(request, PREVIOUS.parameter, ids), preconditions(request))
+    return Response(status_code=204)

@@ -4,9 +4,11 @@ macOS, ARM). Tests that are about the embedded mongod, or that need processes of
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +16,7 @@ from pymongo import AsyncMongoClient
 
 from gateway.embedded import EmbeddedMongo
 from models import GraphStore
-from models.history import COLLECTIONS
+from models.documents import COLLECTIONS
 from tests.helpers import AUTH, gateway_app, lifespan_client, served
 
 TEST_DB = "tracking_test"
@@ -80,18 +82,45 @@ async def base_url(store: GraphStore, tmp_path: Path) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+GatewayClients = Callable[..., Awaitable[httpx.AsyncClient]]
+ServedGateways = Callable[..., Awaitable[int]]
+
+
 @pytest.fixture
-async def client(store: GraphStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway_client(store: GraphStore, tmp_path: Path) -> AsyncIterator[GatewayClients]:
+    """A factory of HTTP clients of a gateway in this process (lifespan run), on the test database, accepting
+    TOKEN: `await gateway_client(headers=AUTH, **settings)`, `settings` as `gateway_app` takes them. Each is
+    closed (its lifespan ended) after the test."""
+    async with contextlib.AsyncExitStack() as opened:
+
+        async def make(headers: dict[str, str] | None = AUTH, **settings: Any) -> httpx.AsyncClient:
+            app, _ = gateway_app(store, tmp_path, **settings)
+            return await opened.enter_async_context(lifespan_client(app, headers))
+
+        yield make
+
+
+@pytest.fixture
+async def served_gateway(store: GraphStore, tmp_path: Path) -> AsyncIterator[ServedGateways]:
+    """A factory of gateways behind their own uvicorn configuration on a free loopback port, on the test
+    database, accepting TOKEN: `await served_gateway(**settings)` gives the port. Each stops after the test."""
+    async with contextlib.AsyncExitStack() as opened:
+
+        async def serve(**settings: Any) -> int:
+            app, loaded = gateway_app(store, tmp_path, **settings)
+            return await opened.enter_async_context(served(app, loaded))
+
+        yield serve
+
+
+@pytest.fixture
+async def client(gateway_client: GatewayClients) -> httpx.AsyncClient:
     """An HTTP client of the gateway in this process (lifespan run), on the test database, sending TOKEN."""
-    app, _ = gateway_app(store, tmp_path)
-    async with lifespan_client(app, AUTH) as http:
-        yield http
+    return await gateway_client()
 
 
 @pytest.fixture
-async def live(store: GraphStore, tmp_path: Path) -> AsyncIterator[int]:
+async def live(served_gateway: ServedGateways) -> int:
     """The gateway behind its own uvicorn configuration on a free loopback port, on the test database, accepting
-    TOKEN; yields the port."""
-    app, settings = gateway_app(store, tmp_path)
-    async with served(app, settings) as port:
-        yield port
+    TOKEN; its port."""
+    return await served_gateway()

@@ -12,19 +12,15 @@ from gateway.app import middleware_stack
 from gateway.caching import CacheHeaders, with_cache_headers
 from gateway.middleware import RequestIdMiddleware
 from gateway.settings import load_settings
-from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client
+from tests.helpers import AUTH, TOKEN
 from web.page_security import SecurityHeadersMiddleware
 
 READ_TOKEN = "read-only-token"
 
 
 @pytest.fixture
-async def http(store, tmp_path):
-    app, _ = gateway_app(
-        store, tmp_path, read_tokens=READ_TOKEN, max_body_bytes=1000, cors_origins="https://dash.example"
-    )
-    async with lifespan_client(app) as client:
-        yield client
+async def http(gateway_client):
+    return await gateway_client(None, read_tokens=READ_TOKEN, max_body_bytes=1000, cors_origins="https://dash.example")
 
 
 def assert_uncached(response: httpx.Response, what: str) -> None:

@@ -15,16 +15,13 @@ from bson.int64 import Int64
 from bench.profiler import count_task_reads
 from models import GraphStore, TaskDoc
 from models.coalesce import BATCH_MAX
-from tests.helpers import AUTH, gateway_app, lifespan_client
 
 NAVIGABLE = "navigable-execution-task"
 
 
 @pytest.fixture
-async def http(store, tmp_path):
-    app, _ = gateway_app(store, tmp_path)
-    async with lifespan_client(app, AUTH) as client:
-        yield client
+async def http(client):
+    return client
 
 
 async def store_tasks(http: httpx.AsyncClient, raw_db) -> None:

@@ -7,19 +7,14 @@ import asyncio
 
 import pytest
 
-from gateway.app import create_app
-from gateway.backend import Backend
-from gateway.settings import load_settings
-from tests.helpers import assert_link_invariant, lifespan_client
+from tests.helpers import assert_link_invariant
 
 TOKEN = "conditional-token"
 
 
 @pytest.fixture
-async def http(store, tmp_path):
-    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path), Backend(store=store))
-    async with lifespan_client(app, {"X-Auth-Token": TOKEN}) as client:
-        yield client
+async def http(gateway_client):
+    return await gateway_client({"X-Auth-Token": TOKEN}, api_tokens=TOKEN)
 
 
 async def create(http, *tasks: dict) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import AUTH, assert_link_invariant, gateway_app, lifespan_client
+from tests.helpers import assert_link_invariant
 from tests.unit.test_preconditions import Field, rfc_status
 
 JSON = "application/json"
@@ -20,10 +20,8 @@ STALE = '"00000000000000000000000000000000"'
 
 
 @pytest.fixture
-async def http(store, tmp_path):
-    app, _ = gateway_app(store, tmp_path)
-    async with lifespan_client(app, AUTH) as client:
-        yield client
+async def http(client):
+    return client
 
 
 @dataclass(frozen=True)

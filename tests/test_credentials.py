@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from graphql_schema.credentials import refuse_upgrade
-from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client
+from tests.helpers import AUTH, TOKEN
 from web.auth import RepeatedCredential
 
 REPEATS = [
@@ -29,10 +29,8 @@ REPEATS = [
 
 
 @pytest.fixture
-async def http(store, tmp_path):
-    app, _ = gateway_app(store, tmp_path)
-    async with lifespan_client(app) as client:
-        yield client
+async def http(gateway_client):
+    return await gateway_client(None)
 
 
 def tokens(values: list[str]) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from models import GraphStore
 from models.graph import GraphCycle, critical_path, duration_ms
+from models.stored_task import TaskDoc
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client
 
@@ -23,10 +24,8 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def http(store, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
-    app, _ = gateway_app(store, tmp_path, graphql_max_traversal=50, graphql_max_page=10)
-    async with lifespan_client(app, AUTH) as c:
-        yield c
+async def http(gateway_client) -> httpx.AsyncClient:
+    return await gateway_client(graphql_max_traversal=50, graphql_max_page=10)
 
 
 @pytest.fixture
@@ -514,7 +513,7 @@ def test_the_critical_path_is_a_longest_chain(tasks):
 
 
 def test_a_cycle_is_refused_naming_it():
-    tasks = {1: {"_id": 1, "nexts": [2]}, 2: {"_id": 2, "nexts": [3]}, 3: {"_id": 3, "nexts": [2]}}
+    tasks: dict[int, TaskDoc] = {1: {"_id": 1, "nexts": [2]}, 2: {"_id": 2, "nexts": [3]}, 3: {"_id": 3, "nexts": [2]}}
     with pytest.raises(GraphCycle) as refused:
         critical_path(tasks, T0)
     assert refused.value.cycle == [2, 3, 2]

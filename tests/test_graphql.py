@@ -60,9 +60,8 @@ EVERY_INPUT = {
 
 
 @pytest.fixture
-async def http(store, tmp_path):
-    async with lifespan_client(gateway_app(store, tmp_path)[0], AUTH) as c:
-        yield c
+async def http(client):
+    return client
 
 
 async def gql(http, query: str, variables: dict | None = None, expect_errors: bool = False) -> dict:

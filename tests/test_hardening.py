@@ -22,7 +22,7 @@ from gateway.settings import load_settings
 from models import GraphStore
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, INT64_MAX, SERVER_ID_MAX
 from tests.conftest import TEST_DB
-from tests.helpers import AUTH, gateway_app, lifespan_client, served, subscribed, task
+from tests.helpers import AUTH, gateway_app, lifespan_client, subscribed, task
 
 XML = {"Content-Type": "application/xml", "Accept": "application/xml", **AUTH}
 JSON = {"Content-Type": "application/json"}
@@ -36,11 +36,9 @@ async def gateway(store: GraphStore, tmp_path, **settings) -> AsyncIterator[http
 
 
 @pytest.fixture
-async def live(store, tmp_path) -> AsyncIterator[int]:
-    """The gateway behind its own uvicorn configuration (a one-second head timeout); yields the port."""
-    app, settings = gateway_app(store, tmp_path, header_timeout_ms=1000)
-    async with served(app, settings) as port:
-        yield port
+async def live(served_gateway) -> int:
+    """The gateway behind its own uvicorn configuration (a one-second head timeout); its port."""
+    return await served_gateway(header_timeout_ms=1000)
 
 
 def websocket(port: int, protocol: str = "graphql-transport-ws") -> connect:

@@ -27,11 +27,9 @@ BODY_TIMEOUT_MS = 1000
 
 
 @pytest.fixture
-async def live(store, tmp_path) -> AsyncIterator[int]:
-    """The gateway behind its own uvicorn configuration (one-second head and body deadlines); yields the port."""
-    app, settings = gateway_app(store, tmp_path, header_timeout_ms=1000, body_timeout_ms=BODY_TIMEOUT_MS)
-    async with served(app, settings) as port:
-        yield port
+async def live(served_gateway) -> int:
+    """The gateway behind its own uvicorn configuration (one-second head and body deadlines); its port."""
+    return await served_gateway(header_timeout_ms=1000, body_timeout_ms=BODY_TIMEOUT_MS)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models import GraphStore, InvalidOperation
-from models.idempotency import IDEMPOTENCY_KEY_MAX, IdempotencyRecord
+from models.documents import IdempotencyRecord
+from models.idempotency import IDEMPOTENCY_KEY_MAX
 from rest.idempotency import sf_string
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client

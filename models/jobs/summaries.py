@@ -10,7 +10,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any
 
-from models.stored_task import TaskDoc, readable_date_expression, readable_value
+from models.stored_task import TaskDoc, as_dicts, readable_date_expression, readable_value
 
 
 @dataclass
@@ -44,7 +44,7 @@ class ProjectedJob:
         way (a number id that is no task id)."""
         if self.stored != len(self.tasks):
             return None
-        statuses = Counter(map(dict.get, self.tasks, repeat("status")))
+        statuses = Counter(map(dict.get, as_dicts(self.tasks), repeat("status")))
         return JobSummary(task_count=len(self.tasks), status_counts=dict(statuses))
 
 

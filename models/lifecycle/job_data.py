@@ -4,28 +4,33 @@ graph store's transaction, and the reads of whole jobs and their history."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from models.documents import TaskCounter, TaskRecord
 from models.history import HISTORY
 from models.locks import bump_link_locks
-from models.stored_task import Database, TaskDoc
-from models.task import TaskCounter, TaskRecord
+from models.stored_task import Database, RawDocument
 
 IN_CHUNK = 10_000
 """Ids per `$in` when reading or deleting the history of many tasks."""
 
 _T = TypeVar("_T")
-InTransaction = Callable[[Callable[[AsyncClientSession], Awaitable[_T]]], Awaitable[_T]]
+
+
+class InTransaction(Protocol):
+    """The graph store's transaction (models.storage.Storage.in_transaction): what `work` returns, committed."""
+
+    async def __call__(self, work: Callable[[AsyncClientSession], Awaitable[_T]]) -> _T: ...
 
 
 class JobData:
     """A database's tasks, counters and history; `in_transaction` is the graph store's (majority, retried by the
     driver on transient errors and write conflicts)."""
 
-    def __init__(self, database: Database, in_transaction: InTransaction[Any], counter_id: str) -> None:
+    def __init__(self, database: Database, in_transaction: InTransaction, counter_id: str) -> None:
         self._database = database
         self._tasks = database.get_collection(TaskRecord.Settings.name)
         self._counters = database.get_collection(TaskCounter.Settings.name)
@@ -37,12 +42,12 @@ class JobData:
     def database(self) -> Database:
         return self._database
 
-    async def _job_tasks(self, job_id: str | None, session: AsyncClientSession) -> list[TaskDoc]:
+    async def _job_tasks(self, job_id: str | None, session: AsyncClientSession) -> list[RawDocument]:
         cursor = self._tasks.find({"job-id": job_id}, sort=[("_id", ASCENDING)], session=session)
         return await cursor.to_list(None)
 
-    async def _history_of(self, task_ids: list[Any], session: AsyncClientSession) -> list[TaskDoc]:
-        entries: list[TaskDoc] = []
+    async def _history_of(self, task_ids: list[Any], session: AsyncClientSession) -> list[RawDocument]:
+        entries: list[RawDocument] = []
         for start in range(0, len(task_ids), IN_CHUNK):
             chunk = task_ids[start : start + IN_CHUNK]
             cursor = self._history.find({"task": {"$in": chunk}}, session=session)

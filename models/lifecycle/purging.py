@@ -21,7 +21,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from models.archive import JobArchive, PurgedUnit, PurgeReport, archive_name, write_archive
 from models.jobs.listing import JOBS_INDEX
 from models.lifecycle.job_data import IN_CHUNK, JobData, bump_job_link_locks
-from models.stored_task import TaskDoc, readable_date_expression
+from models.stored_task import RawDocument, readable_date_expression
 from models.task import now_utc
 
 DEFAULT_PURGE_BATCH = 1000
@@ -92,7 +92,7 @@ class Purging(JobData):
         at = now_utc()
 
         async def work(session: AsyncClientSession) -> tuple[int, list[PurgedUnit], list[str]]:
-            units: list[tuple[str | None, list[TaskDoc]]] = []
+            units: list[tuple[str | None, list[RawDocument]]] = []
             kept: list[str] = []
             total = taken = 0
             for job_id in queue:
@@ -135,7 +135,7 @@ class Purging(JobData):
 
     async def _remove(
         self,
-        units: list[tuple[str | None, list[TaskDoc]]],
+        units: list[tuple[str | None, list[RawDocument]]],
         archive_dir: Path | None,
         at: datetime,
         session: AsyncClientSession,
@@ -147,7 +147,7 @@ class Purging(JobData):
         if not ids:
             return []
         history = await self._history_of(ids, session)
-        by_task: dict[Any, list[TaskDoc]] = {}
+        by_task: dict[Any, list[RawDocument]] = {}
         for entry in history:
             by_task.setdefault(entry.get("task"), []).append(entry)
         purged: list[PurgedUnit] = []
@@ -191,7 +191,7 @@ def _jobless_filter(cutoff: datetime) -> dict[str, Any]:
     return {"job-id": None, "update-timestamp": {"$lt": cutoff}}
 
 
-def _latest_update(tasks: Iterable[TaskDoc]) -> datetime | None:
+def _latest_update(tasks: Iterable[RawDocument]) -> datetime | None:
     dates = [doc.get("update-timestamp") for doc in tasks]
     readable = [value for value in dates if isinstance(value, datetime)]
     return max(readable) if readable else None

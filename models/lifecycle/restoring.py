@@ -21,7 +21,7 @@ from models.archive_rules import CheckedTasks, checked_tasks
 from models.errors import InvalidOperation, TaskAlreadyExists
 from models.lifecycle.job_data import JobData, bump_job_link_locks
 from models.restore_cycles import refuse_cycles
-from models.stored_task import TaskDoc
+from models.stored_task import RawDocument
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, now_utc
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -34,7 +34,7 @@ class Restoring(JobData):
         problem when the archive breaks a graph rule (models.archive_rules, models.restore_cycles),
         TaskAlreadyExists (naming them) when any of its ids is in use; nothing changed then."""
         checked = checked_tasks(archive)
-        return await self._in_transaction(lambda session: self._restore_in(archive, checked, session))  # type: ignore[no-any-return]
+        return await self._in_transaction(lambda session: self._restore_in(archive, checked, session))
 
     async def _restore_in(
         self, archive: JobArchive, checked: CheckedTasks, session: AsyncClientSession
@@ -66,7 +66,7 @@ class Restoring(JobData):
         )
         return RestoreReport(archive.job_id, len(tasks), len(fresh), len(existing), left_out, checked.completed)
 
-    async def _link_back(self, tasks: list[TaskDoc], present: set[Any], session: AsyncClientSession) -> None:
+    async def _link_back(self, tasks: list[RawDocument], present: set[Any], session: AsyncClientSession) -> None:
         """Stored tasks linked from restored ones get their side of each link back (and are stamped, as every
         link change stamps the tasks it changes)."""
         nexts: dict[Any, list[Any]] = {}
@@ -96,7 +96,7 @@ class Restoring(JobData):
 
 
 async def _insert_restored(
-    collection: Any, docs: list[TaskDoc], where: Callable[[int], str], session: AsyncClientSession
+    collection: Any, docs: list[RawDocument], where: Callable[[int], str], session: AsyncClientSession
 ) -> None:
     """Insert restored documents as they were (past the validator); InvalidOperation naming the first one
     MongoDB refuses (a document past 16 MiB, a field name it does not store) rather than its traceback."""
@@ -114,7 +114,7 @@ async def _insert_restored(
         raise InvalidOperation(f"{where(at)}: MongoDB refused the document: {error}; nothing was restored") from None
 
 
-def _storable(doc: TaskDoc) -> bool:
+def _storable(doc: RawDocument) -> bool:
     try:
         return len(bson.encode(doc)) <= MAX_BSON_SIZE
     except InvalidDocument:
@@ -125,17 +125,17 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _linked_ids(doc: TaskDoc) -> Iterator[Any]:
+def _linked_ids(doc: RawDocument) -> Iterator[Any]:
     yield from _list(doc.get("nexts"))
     yield from _list(doc.get("previous"))
 
 
-def _without_links_to(tasks: list[TaskDoc], gone: set[Any]) -> tuple[list[TaskDoc], list[tuple[int, int]]]:
+def _without_links_to(tasks: list[RawDocument], gone: set[Any]) -> tuple[list[RawDocument], list[tuple[int, int]]]:
     """The tasks with links to `gone` ids left out (copies, only of the tasks that had some), and those links."""
     if not gone:
         return tasks, []
     left_out: list[tuple[int, int]] = []
-    kept: list[TaskDoc] = []
+    kept: list[RawDocument] = []
     for doc in tasks:
         if not any(other in gone for other in _linked_ids(doc)):
             kept.append(doc)

@@ -21,6 +21,7 @@ from models.deadline import bounded, domain_error, is_duplicate_key
 from models.filters import task_filter, task_matches
 from models.links import link_updates, refuse_self_links
 from models.records import patch_update
+from models.stored_task import TaskDoc
 from models.walks import next_level
 
 
@@ -64,7 +65,7 @@ def test_link_removals_only_touch_tasks_that_hold_the_link() -> None:
     ],
 )
 def test_the_filter_and_the_in_memory_test_follow_one_rule(
-    doc: dict[str, Any], statuses: list[str] | None, task_type: str | None, statuses_not: list[str] | None, kept: bool
+    doc: TaskDoc, statuses: list[str] | None, task_type: str | None, statuses_not: list[str] | None, kept: bool
 ) -> None:
     assert task_matches(doc, statuses, task_type, statuses_not) is kept
     query = task_filter(statuses, task_type, statuses_not)
@@ -87,7 +88,7 @@ def test_a_patch_replaces_clears_and_keeps() -> None:
 
 def test_a_walk_level_holds_each_unseen_task_once_in_order() -> None:
     seen = {1}
-    docs = [{"_id": 1, "nexts": [3, 2, 1]}, {"_id": 5, "nexts": [2, 4]}]
+    docs: list[TaskDoc] = [{"_id": 1, "nexts": [3, 2, 1]}, {"_id": 5, "nexts": [2, 4]}]
     assert next_level(docs, "nexts", seen) == [3, 2, 4]
     assert seen == {1, 2, 3, 4}
     assert next_level(docs, "previous", seen) == []

@@ -18,6 +18,7 @@ from models import (
     evaluate,
 )
 from models.conditions import etags_of
+from models.stored_task import TaskDoc
 from web.etags import parse_entity_tags
 
 OPAQUE = st.sampled_from(['"a"', '"b"', '"c"', '"a-xml"', '""'])
@@ -106,7 +107,7 @@ def test_evaluate_follows_rfc_9110_section_13_2_2(if_match, if_none_match, curre
 
 
 def test_each_representation_has_its_own_strong_etag() -> None:
-    doc = {"_id": 1, "status": "READY"}
+    doc: TaskDoc = {"_id": 1, "status": "READY"}
     tags = {media_type: etag_of(doc, media_type) for media_type in REPRESENTATION_SUFFIXES}
     assert len(set(tags.values())) == len(REPRESENTATION_SUFFIXES)
     assert tags[JSON_MEDIA_TYPE] == etag_of(doc)  # JSON keeps the ETag callers always had
