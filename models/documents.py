@@ -126,7 +126,7 @@ class HistoryEntry(StoredDocument):
 class Lease(StoredDocument):
     """A lease only one gateway holds at a time: `_id` "writer" (the history writer, models.history_writer,
     which also keeps `resumeToken`, how far the history goes) or "retention" (the background purge,
-    models.retention); `owner` the holder, `expires` when another may take it."""
+    models.retention, which also keeps `lastRun`); `owner` the holder, `expires` when another may take it."""
 
     id: str
     owner: str

@@ -41,6 +41,7 @@ from models.defaults import (
     SUBSCRIPTION_RESUME_MS,
     VALIDATION_ACTION,
 )
+from models.documents import TaskRecord
 from models.errors import TaskNotFound, TraversalTooLarge
 from models.events import TaskEvent, current_event_cursor, full_document_mode
 from models.fanout import LiveEvents, LiveLimits
@@ -142,7 +143,9 @@ class GraphStore(JobQueries):
                 tracer=tracer,
             )
             store.full_document = full_document_mode(keeps_images)
-            live_tasks = live_client.get_database(db_name, codec_options=database.codec_options)["tasks"]
+            live_tasks = live_client.get_database(db_name, codec_options=database.codec_options)[
+                TaskRecord.Settings.name
+            ]
             store.live = LiveEvents(live_tasks, store.full_document, live, tracer)
             store._live_client = live_client
             await store.sync_id_counter()

@@ -30,6 +30,7 @@ from pymongo.errors import (
 
 from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, read_changes
 from models.connection import CODEC_OPTIONS
+from models.documents import TaskRecord
 from models.events import EXPIRED_CURSOR_CODES, HISTORY_FIELDS, HISTORY_LINKS, event_from_change, stream_request
 from models.history import GAP, HISTORY, LEASES, SKIPPED, entry_of, skipped_entry
 from models.stored_task import Collection, Database, RawDocument
@@ -99,7 +100,7 @@ class HistoryWriter:
         give_up_s: float | None = None,
         tracer: Tracer | None = None,
     ) -> None:
-        self._tasks: Collection = database.get_collection("tasks", codec_options=EVENT_CODEC_OPTIONS)
+        self._tasks: Collection = database.get_collection(TaskRecord.Settings.name, codec_options=EVENT_CODEC_OPTIONS)
         self._history: Collection = database.get_collection(HISTORY)
         self._leases: Collection = database.get_collection(LEASES)
         self.owner = owner
