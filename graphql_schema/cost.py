@@ -9,7 +9,7 @@ whatever lists a whole job or a walk, fixed estimates for a task's links, histor
 fragments count each time they are selected; the cost of a selection set is computed once per type and
 memoised, so a document of fragments spreading fragments (a "fragment bomb") costs its estimator a few
 operations per fragment, however large the number it comes to. docs/reference/graphql-cost.md lists every
-rule; tests/test_graphql_cost.py checks it against `cost_reference()`.
+rule; tests/graphql_schema/test_graphql_cost.py checks it against `cost_reference()`.
 """
 
 from __future__ import annotations

@@ -154,6 +154,6 @@ async def create_declared_indexes(database: Database) -> None:
     """The indexes each document declares, created with the driver, each only if missing (several gateways may
     start at once). Not by `init_beanie`: Beanie 2.2 tells indexes apart by their sorted field names
     (`beanie.odm.fields.IndexModelField`), so `job-id_status` and `status_job-id`, the same fields in the other
-    order, collapse into one and the other is never created (tests/test_migrations.py shows it)."""
+    order, collapse into one and the other is never created (tests/models/test_migrations.py shows it)."""
     for document in (TaskRecord, HistoryEntry, IdempotencyRecord):
         await database.get_collection(document.Settings.name).create_indexes(document.Settings.indexes)

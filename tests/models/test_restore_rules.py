@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from models import InvalidOperation
 from models.archive import JobArchive, read_archive, write_archive
 from tests.helpers import assert_link_invariant, reachable, task
-from tests.test_lifecycle import cli
+from tests.models.test_lifecycle import cli
 
 
 def doc(task_id: Any, nexts: Any = (), previous: Any = (), **fields: Any) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from graphql_schema import nesting
 from graphql_schema.nesting import nesting_problem
 from models import defaults
+from tests.graphql_schema.test_graphql_http import START, answers, opened
 from tests.helpers import AUTH, gateway_app, served, task
-from tests.test_graphql_http import START, answers, opened
 
 TASK = 'task(id: "1")'
 

@@ -1,7 +1,7 @@
 """The security headers, as a browser receives them: every page (the live view, GraphiQL, Swagger UI, ReDoc) sends
 a Content-Security-Policy that runs only the gateway's own scripts, refuses framing and referrers; every answer
 (pages, static files, the APIs' JSON and XML, errors) says nosniff. Whether the pages still work under their
-policy is tested in headless Chromium (tests/test_pages_under_policy.py and every page test: bench.browser fails
+policy is tested in headless Chromium (tests/web/test_pages_under_policy.py and every page test: bench.browser fails
 on any refusal)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ui import UI_DIR
 from web.page_security import NONCE_PLACEHOLDER, STRICT, SecurityHeadersMiddleware
 
 PAGES = ["/ui/", "/graphql", "/docs", "/redoc"]
-STATIC = Path(__file__).parent.parent / "gateway" / "static"
+STATIC = Path(__file__).parent.parent.parent / "gateway" / "static"
 UI_FILES = [*sorted(path.name for path in UI_DIR.glob("*.js")), "app.css"]
 
 

@@ -264,7 +264,7 @@ async def test_a_cycle_a_tool_stored_is_the_same_error_on_both_paths(clients, ra
     assert b"cycle" in body
 
 
-DOCS = Path(__file__).parent.parent / "docs"
+DOCS = Path(__file__).parent.parent.parent / "docs"
 
 
 def _docs_queries() -> dict[str, str]:
@@ -526,5 +526,5 @@ async def test_a_fault_in_the_compiled_path_is_an_error_not_a_second_run(clients
 
 def test_the_compiled_path_builds_no_code() -> None:
     """Its answers are built from plain functions and data: no eval or exec."""
-    source = (Path(__file__).parent.parent / "graphql_schema" / "compiled.py").read_text()
+    source = (Path(__file__).parent.parent.parent / "graphql_schema" / "compiled.py").read_text()
     assert not re.search(r"\b(eval|exec|compile)\(", source)

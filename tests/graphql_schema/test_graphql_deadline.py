@@ -13,8 +13,8 @@ import pytest
 
 from models import GraphStore, StorageUnavailable
 from models.deadline import operation_deadline
+from tests.gateway.test_outages import DEADLINE_MS, doomed, is_stopped
 from tests.helpers import AUTH, eventually, gateway_app, lifespan_client
-from tests.test_outages import DEADLINE_MS, doomed, is_stopped
 
 __all__ = ["doomed"]  # the fixture, used by name
 

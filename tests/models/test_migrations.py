@@ -18,7 +18,7 @@ from models.documents import DOCUMENTS, TaskRecord
 
 pytestmark = pytest.mark.slow
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parent.parent.parent
 MIGRATE_DB = "tracking_migrate"
 
 

@@ -22,11 +22,11 @@ from graphql_schema.context import default_max_cost
 from graphql_schema.cost import Bounds, cost_reference, estimate_cost
 from graphql_schema.schema import build_schema
 from tests.conftest import TEST_DB
+from tests.graphql_schema.test_graphql_compiled import UI_QUERIES, _ui_query, _variables
 from tests.helpers import AUTH, gateway_app, lifespan_client
 from tests.monitoring import CommandLog, monitored_store
-from tests.test_graphql_compiled import UI_QUERIES, _ui_query, _variables
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 DEFAULTS = load_settings()
 TRAVERSAL = DEFAULTS.graphql_max_traversal
 LIMIT = default_max_cost(TRAVERSAL)
