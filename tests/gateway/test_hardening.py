@@ -24,6 +24,8 @@ from models.task import COUNTER_FOLLOWS_IDS_UP_TO, INT64_MAX, SERVER_ID_MAX
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client, subscribed, task
 
+pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
+
 XML = {"Content-Type": "application/xml", "Accept": "application/xml", **AUTH}
 JSON = {"Content-Type": "application/json"}
 

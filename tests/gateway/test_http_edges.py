@@ -23,6 +23,8 @@ import xmltodict
 from gateway.embedded import free_port
 from tests.helpers import AUTH, TOKEN, eventually, gateway_app, served
 
+pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
+
 BODY_TIMEOUT_MS = 1000
 
 

@@ -22,6 +22,8 @@ from models import defaults
 from tests.graphql_schema.test_graphql_http import START, answers, opened
 from tests.helpers import AUTH, gateway_app, served, task
 
+pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
+
 TASK = 'task(id: "1")'
 
 

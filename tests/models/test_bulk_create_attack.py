@@ -42,6 +42,8 @@ from tests.helpers import (
 )
 from tests.helpers import subscription as _subscription
 
+pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
+
 LARGE = 10_000
 NAVIGABLE = "navigable-execution-task"
 

@@ -53,6 +53,8 @@ from tests.helpers import (
     writing_history,
 )
 
+pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
+
 EVENT = "kind taskId cursor changedFields task { id status name startTime }"
 NEVER = DatetimeMS(2**63 - 1)  # Java's new Date(Long.MAX_VALUE)
 BEFORE_YEAR_1 = DatetimeMS(-62_135_596_800_000 - 86_400_000)

@@ -22,6 +22,8 @@ from models import BOOL_FIELDS, DATE_FIELDS, INT_FIELDS, RESPONSE_FIELD_ORDER, G
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client, served
 
+pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
+
 XML_IN = {"Content-Type": "application/xml"}
 XML_BOTH = {**XML_IN, "Accept": "application/xml"}
 TEXT_FIELDS = [
