@@ -96,7 +96,7 @@ async def test_a_migrated_task_reads_as_the_store_always_read_it(mongo_uri, old_
         await store.close()
 
 
-async def test_init_beanie_creates_every_index_the_documents_declare(mongo_uri, old_layout):
+async def test_every_index_the_documents_declare_is_created_at_start(mongo_uri, old_layout):
     """At start-up (GraphStore.open), on a database that had none; `job-id_status` and `status_job-id` both
     (the same fields in the other order, which Beanie's own index creation collapses into one)."""
     declared = {
