@@ -60,6 +60,21 @@ def task(**fields: Any) -> TaskCreate:
     return TaskCreate.model_validate({name.replace("_", "-"): value for name, value in fields.items()})
 
 
+async def graphql(http: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of a GraphQL operation POSTed to /graphql, which must be answered 200 (errors may be in it)."""
+    response = await http.post("/graphql", json={"query": query, "variables": variables or {}})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def graphql_data(http: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> Any:
+    """The `data` of a GraphQL operation that must succeed (200, no errors)."""
+    body = await graphql(http, query, variables)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
 async def stored_links(raw_db) -> dict[int, tuple[list[int], list[int]]]:
     return {
         doc["_id"]: (doc.get("nexts", []), doc.get("previous", []))

@@ -23,6 +23,7 @@ from models import GraphStore
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, INT64_MAX, SERVER_ID_MAX
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client, subscribed, task
+from tests.helpers import graphql as gql
 
 pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
 
@@ -65,12 +66,6 @@ def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in body["message"], body["message"]
     return body["message"]
-
-
-async def gql(client: httpx.AsyncClient, query: str, variables: dict | None = None) -> dict:
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def error_code(body: dict) -> str:

@@ -19,6 +19,7 @@ from models.graph import GraphCycle, critical_path, duration_ms
 from models.stored_task import TaskDoc
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client
+from tests.helpers import graphql_data as gql
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -39,14 +40,6 @@ async def patient_http(store, mongo_uri, tmp_path) -> AsyncIterator[httpx.AsyncC
             yield c
     finally:
         await patient.close()
-
-
-async def gql(http: httpx.AsyncClient, query: str, variables: dict | None = None) -> dict:
-    response = await http.post("/graphql", json={"query": query, "variables": variables or {}})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 async def gql_error(http: httpx.AsyncClient, query: str, variables: dict | None = None) -> dict:

@@ -17,7 +17,7 @@ from websockets.typing import Subprotocol
 
 from bench.profiler import count_task_reads
 from gateway.embedded import free_port
-from tests.helpers import AUTH, TOKEN, assert_link_invariant, gateway_app, lifespan_client, subscribed
+from tests.helpers import AUTH, TOKEN, assert_link_invariant, gateway_app, graphql, lifespan_client, subscribed
 
 TASK_FIELDS = """
   id status creationTimestamp updateTimestamp jobId root name description startTime finishTime lock workflowId
@@ -65,9 +65,7 @@ async def http(client):
 
 
 async def gql(http, query: str, variables: dict | None = None, expect_errors: bool = False) -> dict:
-    response = await http.post("/graphql", json={"query": query, "variables": variables or {}})
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = await graphql(http, query, variables)
     if not expect_errors:
         assert "errors" not in body, body
     return body
