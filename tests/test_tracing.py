@@ -37,8 +37,9 @@ from gateway.backend import Backend
 from gateway.embedded import free_port
 from gateway.observability import log_handler
 from gateway.server import server_config
+from gateway.server_spans import redacted_query
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.tracing import SHUTDOWN_WAIT_S, redacted_query, start_tracing
+from gateway.tracing import SHUTDOWN_WAIT_S, start_tracing
 from models import GraphStore
 from models.history import HISTORY
 from tests.conftest import TEST_DB
