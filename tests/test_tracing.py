@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ from websockets.typing import Subprotocol
 from gateway import observability
 from gateway.app import create_app
 from gateway.backend import Backend
-from gateway.embedded import free_port
+from gateway.embedded import EmbeddedMongo, free_port
 from gateway.observability import log_handler
 from gateway.server import server_config
 from gateway.server_spans import redacted_query
@@ -45,6 +46,7 @@ from models.history import HISTORY
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, TOKEN, eventually, lifespan_client, next_event, subscribed, writing_history
 from tests.otlp import ReceivedSpan, Receiver, otlp_receiver
+from tests.test_outages import DEADLINE_MS, is_stopped
 
 SECRET_NAME = "payroll-run-7f3a"
 """Task data the tests write: it must show in no span."""
@@ -633,3 +635,50 @@ async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mon
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert time.monotonic() - stopping < SHUTDOWN_WAIT_S + 8, "the exit waited for the collector"
+
+
+async def test_a_method_the_conventions_do_not_name_is_other_and_keeps_its_original(traced):
+    http, receiver = traced
+    trace_id, caller = new_trace()
+    answer = await http.request("PURGE", "/tracking/task/1", headers=traceparent(trace_id, caller))
+    assert answer.status_code == 405
+    (server,) = await receiver.trace_of(trace_id, "HTTP /tracking/task/{taskId}")
+    assert server.attributes["http.request.method"] == "_OTHER"
+    assert server.attributes["http.request.method_original"] == "PURGE"
+    assert server.attributes["http.response.status_code"] == 405 and not server.error
+
+
+@pytest.mark.slow
+async def test_a_request_past_its_deadline_says_so_on_its_failed_server_span(tmp_path, receiver):
+    """mongod frozen (SIGSTOP: connected, answering nothing): the GET answers 503 at its deadline, and its
+    server span carries the deadline, that it passed, and the failure (error.type, an error status)."""
+    mongo = EmbeddedMongo(tmp_path / "frozen", cache_size_gb=0.25)
+    uri = await mongo.start()
+    try:
+        settings = load_settings(
+            api_tokens=TOKEN, data_dir=tmp_path, otel_exporter_otlp_endpoint=receiver.endpoint, **QUICK_EXPORT
+        )
+        tracing = start_tracing(settings)
+        assert tracing is not None
+        store = await GraphStore.open(uri, "frozen", timeout_ms=DEADLINE_MS, tracer_provider=tracing.provider)
+        try:
+            async with lifespan_client(create_app(settings, Backend(store=store), tracing), AUTH) as http:
+                os.kill(mongo.process.pid, signal.SIGSTOP)
+                try:
+                    await eventually(lambda: is_stopped(mongo.process.pid), what="mongod stopped")
+                    trace_id, caller = new_trace()
+                    answer = await http.get("/tracking/task/1", headers=traceparent(trace_id, caller))
+                finally:
+                    os.kill(mongo.process.pid, signal.SIGCONT)
+                assert answer.status_code == 503, answer.text
+                spans = await receiver.trace_of(trace_id, "GET /tracking/task/{taskId}")
+        finally:
+            await store.close()
+            await tracing.shutdown()
+    finally:
+        await mongo.stop()
+    server = assert_one_tree(spans, caller)
+    assert server.attributes["tracking.mongodb.deadline_ms"] == DEADLINE_MS
+    assert server.attributes["tracking.mongodb.deadline_exceeded"] is True
+    assert server.attributes["http.response.status_code"] == 503
+    assert server.attributes["error.type"] == "503" and server.error
