@@ -71,8 +71,14 @@ class ServerSpans:
 
     def _callers_context(self, headers: Iterable[tuple[bytes, bytes]]) -> Context:
         """The caller's trace from the propagators' headers (`traceparent`, `tracestate`, …), or none (an empty
-        context: the span starts a trace). A malformed header is ignored, as the W3C recommendation says."""
-        carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers if name in self._fields}
+        context: the span starts a trace). A repeated header is one comma-joined value (RFC 9110): two
+        `traceparent`s are then malformed, and a malformed one is ignored, as the W3C recommendation says."""
+        carrier: dict[str, str] = {}
+        for name, value in headers:
+            if name in self._fields:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                carrier[key] = f"{carrier[key]},{text}" if key in carrier else text
         return propagate.extract(carrier) if carrier else Context()
 
 

@@ -637,6 +637,23 @@ async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mon
     assert time.monotonic() - stopping < SHUTDOWN_WAIT_S + 8, "the exit waited for the collector"
 
 
+async def test_two_traceparents_start_a_trace_of_their_own_and_repeated_tracestates_do_not_break_one(traced):
+    http, receiver = traced
+    (first, caller), (second, _) = new_trace(), new_trace()
+    headers = [
+        ("traceparent", traceparent(first, caller)["traceparent"]),
+        ("traceparent", traceparent(second, caller)["traceparent"]),
+    ]
+    assert (await http.get("/tracking/task/71", headers=headers)).status_code == 404
+    span = await receiver.wait_for("GET /tracking/task/{taskId}")
+    assert span.parent_id == "" and span.trace_id not in (first, second), "an ambiguous caller is not followed"
+
+    trace_id, caller = new_trace()
+    headers = [*traceparent(trace_id, caller).items(), ("tracestate", "vendor=a"), ("tracestate", "other=b")]
+    assert (await http.get("/tracking/task/72", headers=headers)).status_code == 404
+    assert_one_tree(await receiver.trace_of(trace_id, "GET /tracking/task/{taskId}"), caller)
+
+
 async def test_a_method_the_conventions_do_not_name_is_other_and_keeps_its_original(traced):
     http, receiver = traced
     trace_id, caller = new_trace()
