@@ -1,7 +1,8 @@
 """OpenTelemetry traces over OTLP/HTTP (protobuf), set up from the settings (OpenTelemetry's own variables):
-the only module that uses the SDK. Each app gets its own tracer provider, passed explicitly to FastAPI's
-telemetry, the GraphQL extension and the graph store; nothing is installed globally, so a process without an
-endpoint has no SDK object at all and its requests do no tracing work.
+the only module that uses the SDK (gateway.otlp_encoding reads its finished spans). Each app gets its own tracer
+provider, passed explicitly to the server span middleware (gateway.server_spans), the GraphQL extension and the
+graph store; nothing is installed globally, so a process without an endpoint has no SDK object at all and its
+requests do no tracing work.
 
 Never in the way of requests: spans wait in a bounded queue (OTEL_BSP_MAX_QUEUE_SIZE) that a thread of the
 SDK empties towards the collector, each export bounded in time (OTEL_EXPORTER_OTLP_TIMEOUT). A collector that
@@ -41,7 +42,6 @@ as it is)."""
 SHUTDOWN_WAIT_S = 2.0
 """How long stopping the gateway waits for its last spans to go out: a collector that is gone must not hold
 the shutdown (the SDK's own wait is OTEL_BSP_EXPORT_TIMEOUT, 30 s by default)."""
-REDACTED = "REDACTED"
 SPANS_EXPORTED = Counter("tracking_trace_spans_exported_total", "Spans the collector accepted.")
 SPANS_DROPPED = Counter(
     "tracking_trace_spans_dropped_total",
@@ -100,7 +100,9 @@ class DirectOTLPExporter(OTLPSpanExporter):
     """The OTLP/HTTP exporter (its endpoint, headers, compression, TLS, retries and timeout, from the settings
     and the standard variables), its spans encoded by gateway.otlp_encoding: the same bytes, at a fraction of
     the CPU of the exporter's protobuf objects. It relies on the exporter's `_client` (the transport of this
-    pinned release; tests/test_tracing.py exports through it to a real receiver)."""
+    pinned release; tests/test_tracing.py exports through it to a real receiver). Left out with `export`: the
+    exporter's own self-metrics (off unless OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED; /metrics counts exports,
+    CountingExporter) and its 64 MiB request bound (a batch is at most MAX_SPAN_QUEUE spans of a few KB)."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
