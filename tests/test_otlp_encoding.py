@@ -29,6 +29,8 @@ values: st.SearchStrategy[Any] = st.one_of(
     st.lists(st.text(max_size=5), max_size=3).map(tuple),
     st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=3).map(tuple),
     st.lists(st.booleans(), max_size=3).map(tuple),
+    st.lists(st.floats(allow_nan=False), max_size=3).map(tuple),
+    st.lists(st.none() | st.text(max_size=3), max_size=3).map(tuple),  # the SDK keeps None in a sequence
 )
 attributes = st.dictionaries(keys, values, max_size=6)
 ids64 = st.integers(min_value=1, max_value=2**64 - 1)
