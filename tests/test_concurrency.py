@@ -36,20 +36,23 @@ async def test_two_stores_racing_cycle_closing_links_never_both_win(store, other
 
 async def test_an_addition_in_one_job_does_not_wait_for_another_jobs(store, raw_db):
     """Another process holds job "busy"'s lock in an open transaction (as an addition in flight there does):
-    an addition in job "free" commits meanwhile; one in "busy" commits only once that transaction ends."""
-    await store.create_tasks([task(id=i, job_id="busy" if i < 3 else "free") for i in (1, 2, 3, 4)])
-    await store.add_nexts(1, [2])  # job "busy" has its lock document from here on
-    await store.remove_nexts(1, [2])
+    an addition in job "free" commits meanwhile; one in "busy" commits only once that transaction ends. Both
+    additions' searches read beyond their endpoints (each endpoint has links on the searched side), so both
+    take their job's lock (models.locks)."""
+    busy, free = [1, 2, 5, 6], [3, 4, 7, 8]
+    await store.create_tasks([task(id=i, job_id="busy" if i in busy else "free") for i in busy + free])
+    for a, b in ((2, 5), (6, 1), (4, 7), (8, 3)):
+        await store.add_nexts(a, [b])
     async with raw_db.client.start_session() as session:
         await session.start_transaction()
-        await raw_db.counters.update_one({"_id": "task-links:busy"}, {"$inc": {"seq": 1}}, session=session)
+        await raw_db.counters.update_one({"_id": "task-links:busy"}, {"$inc": {"seq": 1}}, upsert=True, session=session)
         waiting = asyncio.create_task(store.add_nexts(1, [2]))
         assert [doc["_id"] for doc in await store.add_nexts(3, [4])] == [4]
         with pytest.raises(TimeoutError):  # it cannot commit while the lock is held (within its 10 s deadline)
             await asyncio.wait_for(asyncio.shield(waiting), 1.0)
         await session.commit_transaction()
     assert [doc["_id"] for doc in await waiting] == [2]
-    assert await assert_link_invariant(raw_db) == {(1, 2), (3, 4)}
+    assert await assert_link_invariant(raw_db) == {(1, 2), (2, 5), (6, 1), (3, 4), (4, 7), (8, 3)}
 
 
 async def test_moving_a_task_to_another_job_bumps_both_jobs_link_locks(store, raw_db):
