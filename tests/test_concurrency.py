@@ -34,6 +34,29 @@ async def test_two_stores_racing_cycle_closing_links_never_both_win(store, other
     assert len(edges) == 3 * rounds
 
 
+@pytest.mark.parametrize("size", [2, 3, 4])
+async def test_racing_additions_that_take_no_lock_never_close_a_cycle(store, other_store, raw_db, size):
+    """Every link of a cycle of fresh tasks (no other link) raced at once through two stores: each first try
+    reads nothing beyond its two tasks, so it bumps no lock (models.locks); each link shares a task with the next
+    one, so they conflict on the tasks themselves, the losers run again on what the winners stored, and exactly
+    one link of the cycle is refused."""
+    rounds = 10
+    for round_ in range(rounds):
+        ids = [round_ * size + i for i in range(1, size + 1)]
+        await store.create_tasks([task(id=task_id, job_id=f"free-{task_id}") for task_id in ids])
+        cycle = list(zip(ids, ids[1:] + ids[:1], strict=True))
+        stores = [store, other_store]
+        outcomes = await asyncio.gather(
+            *(stores[index % 2].add_nexts(a, [b]) for index, (a, b) in enumerate(cycle)), return_exceptions=True
+        )
+        refused = [outcome for outcome in outcomes if isinstance(outcome, InvalidOperation)]
+        assert len(refused) == 1 and "would close a cycle" in refused[0].message, outcomes
+    edges = await assert_link_invariant(raw_db)
+    assert len(edges) == (size - 1) * rounds
+    for a, b in edges:
+        assert not reachable(edges - {(a, b)}, b, a)
+
+
 async def test_an_addition_in_one_job_does_not_wait_for_another_jobs(store, raw_db):
     """Another process holds job "busy"'s lock in an open transaction (as an addition in flight there does):
     an addition in job "free" commits meanwhile; one in "busy" commits only once that transaction ends. Both
