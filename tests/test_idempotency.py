@@ -333,6 +333,20 @@ async def test_a_create_sending_the_defaults_is_the_same_create_as_one_leaving_t
     again = await client.post("/tracking/task", json=explicit, headers=KEY)
     assert (again.status_code, again.json()) == (200, first.json())  # its fields in this request's order
     assert await raw_db.tasks.count_documents({"job-id": "defaults"}) == 2
+    xml = await client.post(
+        "/tracking/task",
+        content=b"<tasks><task><root>true</root><name>d</name><type>task</type><job-id>defaults</job-id><nexts>"
+        b"<task><job-id>defaults</job-id><name>d-next</name></task></nexts></task></tasks>",
+        headers={**KEY, "Content-Type": "application/xml"},
+    )
+    assert (xml.status_code, xml.json()) == (200, first.json())
+    graphql = await _graphql(
+        client,
+        [{"name": "d", "jobId": "defaults", "type": "task", "nexts": [{"name": "d-next", "root": False}]}],
+        KEY["Idempotency-Key"].strip('"'),
+    )
+    assert "errors" not in graphql, graphql
+    assert [task["id"] for task in graphql["data"]["createTasks"]] == [str(t["id"]) for t in first.json()["tasks"]]
     other = await client.post("/tracking/task", json={"tasks": [{**bare["tasks"][0], "root": False}]}, headers=KEY)
     assert other.status_code == 422, other.text
     assert await raw_db.tasks.count_documents({"job-id": "defaults"}) == 2
