@@ -12,6 +12,7 @@ from bench.browser import Browser
 from tests.conftest import PAGES_TOKEN
 
 HEADERS = {"X-Auth-Token": PAGES_TOKEN}
+GRAPH = "document.querySelector('#graph .graph-canvas')?.graphView"
 SHOWN = (
     "Object.fromEntries(['#timeline-axis', '#timeline-rows', '.timeline-tools'].map(s => "
     "[s, document.querySelector(s).getClientRects().length > 0]))"
@@ -26,7 +27,8 @@ async def test_a_job_without_start_times_shows_no_time_axis_until_a_task_starts(
         [task] = (await http.get("/tracking/unstarted/task/roots")).json()["tasks"]
     async with Browser(tmp_path) as browser:
         await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=unstarted")
-        await browser.wait_for("document.getElementById('live')?.classList.contains('on')")
+        # drawn (the legend above the tabs filled in, which moves them) and live, before the tab is clicked
+        await browser.wait_for(f"{GRAPH}?.tasks === 1 && document.getElementById('live').classList.contains('on')")
         await browser.click("[data-view=timeline]")
         note = await browser.wait_for("document.getElementById('untimed')?.textContent.trim()")
         assert "No task of this job has a start time yet" in note and "plan" in note
