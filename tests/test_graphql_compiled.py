@@ -344,7 +344,7 @@ async def test_a_stored_value_readers_cannot_hold_is_left_out_on_both_paths(clie
 )
 async def test_a_document_with_wrong_types_is_read_the_same_on_both_paths(clients, raw_db, stored) -> None:
     """The compiled read checks a whole job a column at a time; any document it does not pass is read as every
-    reader reads it (models.layout.readable_task), so both paths agree."""
+    reader reads it (models.stored_task.readable_task), so both paths agree."""
     task = _stored_task(4, **stored) if "_id" not in stored else _stored_task(2, **stored)
     await raw_db.tasks.delete_one({"_id": task["_id"]})
     await raw_db.tasks.insert_one(task, bypass_document_validation=True)
