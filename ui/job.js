@@ -25,84 +25,25 @@ export function showJob(main, jobId, failed) {
     <div class="tabs" role="group" aria-label="how to show the tasks"><button type="button" data-view="graph"
     aria-pressed="true">Graph</button><button type="button" data-view="timeline" aria-pressed="false">Timeline</button>
     </div><div class="job"><div class="graph" id="graph">Loading…</div><div class="details" id="details"></div></div>`;
-  const graphColumn = byId("graph", HTMLElement), tabs = element(main, ".tabs", HTMLElement);
   /** @type {OnSelect} */
   const select = (taskId, options = {}) => { selectTask(page, taskId, options).catch(failed); };
   // closed: the page was left; answers still on their way must not draw into the next one.
   /** @type {JobPage} */
-  const page = { view: "graph", graph: null, table: null, hood: null, tasks: new Map(), selected: null,
-    noPath: null, loading: false, closed: false, select }; // the neighbourhood selects with it too
+  const page = { jobId, view: "graph", graph: null, table: null, hood: null, tasks: new Map(), selected: null,
+    noPath: null, loading: false, closed: false, select, firstLevels: null, failed,
+    column: byId("graph", HTMLElement), tabs: element(main, ".tabs", HTMLElement) };
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
-  const reload = throttled(() => load().catch(failed), REDRAW_MS);
-  // The overview by stage is asked for with the job's counts, before the job's size is known: a big job's
-  // overview is on screen one round trip sooner; a job drawn as a graph drops the answer (links and statuses).
-  /** @type {Promise<Level[] | Error> | null} */
-  let firstLevels = null;
+  const reload = throttled(() => loadJob(page).catch(failed), REDRAW_MS);
   const recount = throttled(async () => {
     const job = await showHead(page, jobId).catch(failed);
     if (job && page.table) page.table.offer(job.statusCounts);
   }, REDRAW_MS);
-  const load = async () => {
-    if (page.closed) return;
-    page.loading = true;
-    try {
-      const job = await showHead(page, jobId);
-      if (page.closed) return;
-      if (!job) { graphColumn.textContent = "No task has this job id (yet)."; return; }
-      if (job.taskCount > GRAPH_LIMIT) {
-        page.table ??= taskTable(jobId, job, select, failed, firstLevels);
-        tabs.hidden = true; // no graph, no timeline: too many tasks to draw
-        showHint(page);
-        return await page.table.refresh();
-      }
-      const { job: full, noPath } = await jobGraph(jobId);
-      if (page.closed) return;
-      if (!full) { graphColumn.textContent = "No task has this job id (any more)."; return; }
-      page.noPath = noPath;
-      page.table = null;
-      tabs.hidden = false;
-      page.tasks = new Map(full.tasks.map((task) => [task.id, task]));
-      if (page.view === "timeline") {
-        page.graph = null;
-        drawTimeline(graphColumn, full, select);
-      } else {
-        const graph = await drawGraph(graphColumn, full, select, page.graph); // laid out off the main thread
-        if (page.closed) return;
-        page.graph = graph;
-      }
-      showHint(page);
-      if (page.selected) await selectTask(page, page.selected);
-    } finally {
-      page.loading = false;
-    }
-  };
-  /** @param {TaskEvent} event */
-  const onEvent = (event) => {
-    // A page being fetched may have been read before this event: it is fetched once more when it is drawn.
-    if (page.loading) reload();
-    const known = page.tasks.get(event.taskId);
-    const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
-    // its links are read again when it is reopened; an update's task is null when it was deleted since
-    if (event.kind === "UPDATED" && event.task) page.hood?.paint(event.task);
-    if (page.table) { // the page being read stays where it is; its rows, the counts and the stages follow
-      page.table.refreshSoon();
-      page.table.recountLevels();
-      recount();
-    } else if (event.kind === "UPDATED" && known && keepsLinks && page.graph) {
-      Object.assign(known, event.task);
-      page.graph?.paint(known);
-      recount();
-    } else {
-      reload();
-    }
-    if (page.selected === event.taskId) select(event.taskId);
-  };
-  tabs.onclick = (event) => {
+  page.tabs.onclick = (event) => {
     const wanted = closest(event, "[data-view]")?.dataset.view;
     if (!wanted || wanted === page.view) return;
     page.view = wanted;
-    for (const tab of tabs.querySelectorAll("button")) tab.setAttribute("aria-pressed", String(tab === event.target));
+    for (const tab of page.tabs.querySelectorAll("button")) tab.setAttribute("aria-pressed", String(tab === event.target));
     reload();
   };
   // Every read comes after the cursor the subscription starts from is taken: a change made in between is
@@ -112,11 +53,75 @@ export function showJob(main, jobId, failed) {
   const freshCursor = async () => (await gql(CURSOR, { job: jobId })).eventCursor;
   freshCursor().then((after) => {
     if (page.closed) return;
-    firstLevels = levelsOf(jobId);
+    // The overview by stage is asked for with the job's counts, before the job's size is known: a big job's
+    // overview is on screen one round trip sooner; a job drawn as a graph drops the answer (links and statuses).
+    page.firstLevels = levelsOf(jobId);
     reload();
+    const onEvent = (/** @type {TaskEvent} */ event) => follow(page, event, reload, recount);
     unsubscribe = subscribe(EVENTS, { job: jobId }, onEvent, { after, freshCursor, onRestart: reload });
   }).catch(failed);
   return () => { page.closed = true; unsubscribe(); };
+}
+
+/** Reads the job again and draws it: its counts, then its graph or timeline, or (over GRAPH_LIMIT tasks) the
+ *  current page of its table; the selected task's details after. @param {JobPage} page */
+async function loadJob(page) {
+  if (page.closed) return;
+  page.loading = true;
+  try {
+    const job = await showHead(page, page.jobId);
+    if (page.closed) return;
+    if (!job) { page.column.textContent = "No task has this job id (yet)."; return; }
+    if (job.taskCount > GRAPH_LIMIT) {
+      page.table ??= taskTable(page.jobId, job, page.select, page.failed, page.firstLevels);
+      page.tabs.hidden = true; // no graph, no timeline: too many tasks to draw
+      showHint(page);
+      return await page.table.refresh();
+    }
+    const { job: full, noPath } = await jobGraph(page.jobId);
+    if (page.closed) return;
+    if (!full) { page.column.textContent = "No task has this job id (any more)."; return; }
+    page.noPath = noPath;
+    page.table = null;
+    page.tabs.hidden = false;
+    page.tasks = new Map(full.tasks.map((task) => [task.id, task]));
+    if (page.view === "timeline") {
+      page.graph = null;
+      drawTimeline(page.column, full, page.select);
+    } else {
+      const graph = await drawGraph(page.column, full, page.select, page.graph); // laid out off the main thread
+      if (page.closed) return;
+      page.graph = graph;
+    }
+    showHint(page);
+    if (page.selected) await selectTask(page, page.selected);
+  } finally {
+    page.loading = false;
+  }
+}
+
+/** What an event of the job changes on the page: a status repainted at once, the counts and the table's rows
+ *  recounted (throttled), anything else (tasks added, deleted, relinked) read again (`reload`, throttled).
+ *  @param {JobPage} page @param {TaskEvent} event @param {() => void} reload @param {() => void} recount */
+function follow(page, event, reload, recount) {
+  // A page being fetched may have been read before this event: it is fetched once more when it is drawn.
+  if (page.loading) reload();
+  const known = page.tasks.get(event.taskId);
+  const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
+  // its links are read again when it is reopened; an update's task is null when it was deleted since
+  if (event.kind === "UPDATED" && event.task) page.hood?.paint(event.task);
+  if (page.table) { // the page being read stays where it is; its rows, the counts and the stages follow
+    page.table.refreshSoon();
+    page.table.recountLevels();
+    recount();
+  } else if (event.kind === "UPDATED" && known && keepsLinks && page.graph) {
+    Object.assign(known, event.task);
+    page.graph?.paint(known);
+    recount();
+  } else {
+    reload();
+  }
+  if (page.selected === event.taskId) page.select(event.taskId);
 }
 
 let headsAsked = 0, headShown = 0; // answers can arrive out of order

@@ -275,6 +275,14 @@ declare global {
 
   /** A job's page (job.js showJob): what is shown, and the answers still on their way must check `closed`. */
   interface JobPage {
+    jobId: string;
+    /** The column that holds the graph, the timeline or the big-job table. */
+    column: HTMLElement;
+    /** The Graph and Timeline tabs (hidden over GRAPH_LIMIT tasks). */
+    tabs: HTMLElement;
+    /** Job.levels asked for on opening the page, before the job's size is known; the table uses it once. */
+    firstLevels: Promise<Level[] | Error> | null;
+    failed(error: Error): void;
     view: string;
     graph: GraphHandle | null;
     table: TaskTable | null;
