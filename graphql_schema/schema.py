@@ -47,19 +47,21 @@ PreviousIds = Annotated[list[strawberry.ID], strawberry.argument(name="previousI
 
 async def _add_nexts(
     info: Info[Context, None], id: strawberry.ID, ids: NextIds, if_match: IfMatch = None
-) -> list[TaskType]:
+) -> list[TaskType] | None:
     task_ids = info.context.limits.task_ids(ids, "nextIds")
     return as_tasks(await info.context.store.add_nexts(parse_task_id(id, "id"), task_ids, condition(if_match)))
 
 
 async def _add_previous(
     info: Info[Context, None], id: strawberry.ID, ids: PreviousIds, if_match: IfMatch = None
-) -> list[TaskType]:
+) -> list[TaskType] | None:
     task_ids = info.context.limits.task_ids(ids, "previousIds")
     return as_tasks(await info.context.store.add_previous(parse_task_id(id, "id"), task_ids, condition(if_match)))
 
 
-async def _remove_nexts(info: Info[Context, None], id: strawberry.ID, ids: NextIds, if_match: IfMatch = None) -> bool:
+async def _remove_nexts(
+    info: Info[Context, None], id: strawberry.ID, ids: NextIds, if_match: IfMatch = None
+) -> bool | None:
     task_ids = info.context.limits.task_ids(ids, "nextIds")
     await info.context.store.remove_nexts(parse_task_id(id, "id"), task_ids, condition(if_match))
     return True
@@ -67,7 +69,7 @@ async def _remove_nexts(info: Info[Context, None], id: strawberry.ID, ids: NextI
 
 async def _remove_previous(
     info: Info[Context, None], id: strawberry.ID, ids: PreviousIds, if_match: IfMatch = None
-) -> bool:
+) -> bool | None:
     task_ids = info.context.limits.task_ids(ids, "previousIds")
     await info.context.store.remove_previous(parse_task_id(id, "id"), task_ids, condition(if_match))
     return True
@@ -92,13 +94,18 @@ def _idempotency_key(context: Context, key: str | None) -> IdempotencyKey | None
 
 @strawberry.type
 class Mutation:
+    """Every field is nullable: a failing field answers null with its error while the others keep what they
+    committed (a non-null field's error would null the whole `data`, hiding what the document's other mutations
+    stored); the fields run one after another, each whatever the earlier ones answered
+    (docs/reference/retries.md)."""
+
     @strawberry.mutation(description="Create tasks (and their nested nexts), all or nothing.")
     async def create_tasks(
         self,
         info: Info[Context, None],
         tasks: list[TaskInput],
         idempotency_key: IdempotencyKeyArgument = None,
-    ) -> list[TaskType]:
+    ) -> list[TaskType] | None:
         key = _idempotency_key(info.context, idempotency_key)
         raw = [creation_fields(task, f"tasks[{index}]") for index, task in enumerate(tasks)]
         info.context.limits.refuse_oversized_creation(raw)
@@ -114,7 +121,7 @@ class Mutation:
         id: strawberry.ID,
         patch: TaskPatchInput,
         if_match: IfMatch = None,
-    ) -> TaskType:
+    ) -> TaskType | None:
         doc = await info.context.store.update_task(
             parse_task_id(id, "id"), TaskPatch.model_validate(patch_fields(patch)), condition(if_match)
         )
@@ -122,22 +129,22 @@ class Mutation:
         return as_task(doc)
 
     @strawberry.mutation(description="Delete a task and every link to or from it.")
-    async def delete_task(self, info: Info[Context, None], id: strawberry.ID, if_match: IfMatch = None) -> bool:
+    async def delete_task(self, info: Info[Context, None], id: strawberry.ID, if_match: IfMatch = None) -> bool | None:
         await info.context.store.delete_task(parse_task_id(id, "id"), condition(if_match))
         return True
 
-    add_nexts: list[TaskType] = strawberry.mutation(
+    add_nexts: list[TaskType] | None = strawberry.mutation(
         resolver=_add_nexts, description="Link the task to each next task; returns all its next tasks."
     )
-    remove_nexts: bool = strawberry.mutation(
+    remove_nexts: bool | None = strawberry.mutation(
         resolver=_remove_nexts,
         description="Unlink the task from each next task (a missing link is no error).",
     )
-    add_previous: list[TaskType] = strawberry.mutation(
+    add_previous: list[TaskType] | None = strawberry.mutation(
         resolver=_add_previous,
         description="Link each previous task to the task; returns all its previous tasks.",
     )
-    remove_previous: bool = strawberry.mutation(
+    remove_previous: bool | None = strawberry.mutation(
         resolver=_remove_previous,
         description="Unlink each previous task from the task (a missing link is no error).",
     )
