@@ -376,7 +376,7 @@ async def bounded(store, tmp_path):
         ('{ task(id: "1") { nexts { nexts { nexts { nexts { id } } } } } }', "exceeds maximum operation depth of 4"),
         (
             '{ a: task(id: "1") { id } b: task(id: "1") { id } c: task(id: "1") { id } d: task(id: "1") { id } }',
-            "aliases found. Allowed: 3",
+            "holds 4 aliases, more than 3 (TRACKING_GRAPHQL_MAX_ALIASES)",
         ),
         ("{ " + " ".join(f'task(id: "{i}") {{ id name status }}' for i in range(1, 9)) + " }", "token"),
         ('{ task(id: "1") { descendants { id } } }', "more than 4 tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)"),
