@@ -49,6 +49,7 @@ from models.history import HistoryWriter, TaskChange, prepare_history, read_hist
 from models.history_reads import read_histories
 from models.idempotency import IdempotencyKey, IdempotencyRecords, prepare_idempotency
 from models.ids import TASK_COUNTER, FirstWrite, IdAllocator
+from models.job_sizes import count_job_tasks
 from models.jobs import (
     JobFilter,
     JobLevel,
@@ -352,6 +353,11 @@ class GraphStore:
     async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
         """Counts, status counts and times of each of these jobs that has tasks, by job id."""
         return await self._jobs.summaries(job_ids)
+
+    @bounded
+    async def job_task_counts(self, job_ids: Collection[str], at_most: int) -> dict[str, int]:
+        """Each job's number of tasks, by job id, counted on the index up to `at_most` (models.job_sizes)."""
+        return await count_job_tasks(self._storage, job_ids, at_most)
 
     @bounded
     async def job_exists(self, job_id: str) -> bool:
