@@ -21,7 +21,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.compiled import CachedParsing, CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
-from graphql_schema.context import Context
+from graphql_schema.context import Context, ForgetReads
 from graphql_schema.cost_budget import CostBudget
 from graphql_schema.deadline import OperationDeadline
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, with_codes
@@ -242,6 +242,7 @@ def build_schema(
             SubscriptionsOverWebSocket,
             OperationMetrics,
             OperationSpans,  # before CompiledQueries: a compiled answer is read within the operation's span
+            ForgetReads,  # once an operation has its answer, its reads are dropped
             CompiledQueries,  # last: it answers after every bound and validation rule has run
         ],
     )
