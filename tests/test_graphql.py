@@ -385,8 +385,10 @@ async def bounded(store, tmp_path):
     ],
 )
 async def test_each_bound_is_named_when_exceeded(bounded, query, fragment):
+    """Each refusal says what is over which bound, and names the setting (TRACKING_*) that bound is."""
     body = await gql(bounded, query, expect_errors=True)
     assert any(fragment in error["message"] for error in body["errors"]), body
+    assert all("(TRACKING_GRAPHQL_MAX_" in error["message"] for error in body["errors"]), body
 
 
 async def test_within_bounds_passes(bounded):
