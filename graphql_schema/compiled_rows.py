@@ -20,6 +20,10 @@ INT32 = range(-(2**31), 2**31)
 """What GraphQL's Int holds (GraphQL spec §3.5.1); graphql-core refuses other values with an error."""
 
 
+_KIND_NAMES = {kind.value: kind.name for kind in TaskEventKind}
+"""A recorded change's kind as GraphQL names it (what TaskEventKind(kind).name gives, without an enum call)."""
+
+
 def history_rows(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Task.history as graphql_schema.tasks.as_changes shows it."""
     columns: list[Iterable[Any]] = []
@@ -27,7 +31,7 @@ def history_rows(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> li
         if name == "at":
             columns.append([format_datetime(change.at) for change in changes])
         elif name == "kind":
-            columns.append([TaskEventKind(change.kind).name for change in changes])
+            columns.append([_KIND_NAMES.get(change.kind) or TaskEventKind(change.kind).name for change in changes])
         elif name == "changedFields":
             columns.append([graphql_field_names(change.changed_fields) for change in changes])
         elif name in ("cursor", "status"):

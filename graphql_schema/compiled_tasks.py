@@ -27,7 +27,8 @@ async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: 
             )
         elif field.name == "history":
             changes = await context.read_histories([doc["_id"] for doc in docs])
-            columns.append([history_rows(each, field.leaves()) for each in changes])
+            rows = iter(history_rows(list(chain.from_iterable(changes)), field.leaves()))  # one pass for all
+            columns.append([list(islice(rows, len(each))) for each in changes])
         else:
             linked = await _linked(docs, field, context)
             built = iter(await task_objects(list(chain.from_iterable(linked)), field.fields, context))
