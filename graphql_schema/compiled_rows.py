@@ -14,7 +14,7 @@ from graphql_schema.compiled_plan import TYPENAME, NotCompiled
 from graphql_schema.jobs import as_summary
 from graphql_schema.tasks import graphql_field_names
 from models import JobSummary, TaskChange, TaskDoc, TaskEventKind, format_datetime
-from models.layout import DATE, FIELD_KINDS
+from models.stored_task import DATE, FIELD_KINDS
 
 INT32 = range(-(2**31), 2**31)
 """What GraphQL's Int holds (GraphQL spec §3.5.1); graphql-core refuses other values with an error."""
@@ -52,7 +52,7 @@ def objects(keys: list[str], columns: Sequence[Iterable[Any]]) -> list[dict[str,
 
 def column(stored: str) -> Column:
     """How graphql-core would serve a Task field (graphql_schema.fields.read_field and the scalars) from
-    documents as readers see them: models.layout.readable_task leaves every known field of its declared kind or
+    documents as readers see them: models.stored_task.readable_task leaves every known field of its declared kind or
     absent (an Int within 32 bits), which String, Int and Boolean serialize as they are; dates in the API
     format."""
     if stored == "id":

@@ -4,7 +4,7 @@ reports its estimate and the budget in the answer's `extensions.cost`.
 
 The estimate first stands the traversal bound in for the size of every job the operation names by id: nearly
 every operation fits so, and costs no read. Only an operation that bound would refuse has those jobs' tasks
-counted (models.job_sizes: one count per job, on the index, stopping past the bound), and is estimated again
+counted (models.jobs.sizes: one count per job, on the index, stopping past the bound), and is estimated again
 with the counts: a job's task count never exceeds the bound it stands in for, so the outcome is exactly what
 costing by the real sizes from the start would give, without a round trip for the operations that fit anyway.
 
