@@ -6,7 +6,6 @@ answer is sent, the memory it took is handed back (`release_after_large_answer`)
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import orjson
@@ -46,8 +45,9 @@ async def encoded_off_the_loop(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def release_after_large_answer() -> None:
-    """Once a large answer is sent (a background task of its response, in a worker thread): what is left of the
-    request in reference cycles collected (the start-up heap is frozen, so a full collection walks only what
-    requests made since), and the memory freed handed back to the operating system (web.memory)."""
-    gc.collect()
+    """Once a large answer is sent (a background task of its response, in a worker thread): the memory its
+    objects took, freed by now, handed back to the operating system (web.memory). No garbage collection first:
+    what a request leaves in reference cycles is small once its context has forgotten its reads
+    (graphql_schema.context.ForgetReads), and a full collection holds the interpreter for as long as it walks
+    every object the process holds."""
     release_free_memory()

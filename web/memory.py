@@ -3,9 +3,8 @@
 CPython returns the small objects of an answer (dicts, strings: most of a whole job's) to its own arenas, and
 frees an arena only when every object in it is gone; what it frees, and every larger block, goes back to the C
 allocator, which keeps it for later unless told otherwise. With glibc, `malloc_trim(0)` returns the free memory
-at the top of the heap and every free page inside it (madvise), so a process that answered a 20,000-task job
-goes back close to its size before (bench/README.md, "Memory after large answers"). Elsewhere (musl, macOS)
-there is no such call and this does nothing."""
+at the top of the heap and every free page inside it (madvise): what is measured in bench/README.md, "Memory
+after large answers". Elsewhere (musl, macOS) there is no such call and this does nothing."""
 
 from __future__ import annotations
 
