@@ -3,6 +3,8 @@ probes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,10 +32,13 @@ from gateway.middleware import (
 from gateway.observability import HttpMetrics, RouteOnServerSpan, metrics, never_log
 from gateway.settings import Settings
 from gateway.tracing import Tracing, server_telemetry, start_tracing
+from models import GraphStore
+from models.tokens import TokenCache
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
 from web.auth import Callers, TokenRegistry, generated_token
+from web.named_tokens import NamedTokenCallers
 from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
 from web.state import GatewayState
 
@@ -167,6 +172,23 @@ async def owned_backend(settings: Settings, tracing: Tracing | None) -> AsyncIte
 
 
 @asynccontextmanager
+async def named_tokens(store: GraphStore, settings: Settings) -> AsyncIterator[TokenCache]:
+    """The named tokens, loaded before the first request and reloaded while the app serves (models.tokens)."""
+    cache = TokenCache(store.named_tokens(), settings.tokens_reload_ms / 1000, settings.token_last_used_s)
+    task = asyncio.create_task(cache.run(), name="named tokens")
+    try:
+        with contextlib.suppress(TimeoutError):  # MongoDB slow at start: the environment's tokens serve meanwhile
+            await asyncio.wait_for(cache.loaded.wait(), settings.mongodb_timeout_ms / 1000)
+        yield cache
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):  # what was used since the last write, best effort at shutdown
+            await cache.write_last_used()
+
+
+@asynccontextmanager
 async def borrowed(backend: Backend) -> AsyncIterator[Backend]:
     """A backend its opener runs and closes (the CLI, tests)."""
     yield backend
@@ -186,11 +208,14 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         try:
-            async with owned_backend(settings, tracing) if backend is None else borrowed(backend) as current:
+            async with (
+                owned_backend(settings, tracing) if backend is None else borrowed(backend) as current,
+                named_tokens(current.store, settings) as cache,
+            ):
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "callers": Callers(environment),
+                    "callers": Callers(environment, NamedTokenCallers(cache)),
                     "settings": settings,
                     "limits": settings.limits,
                     "tracer": tracer,

@@ -67,6 +67,7 @@ from models.records import Records
 from models.storage import Storage
 from models.subscriber import Visibility
 from models.task import TaskCreate, TaskPatch
+from models.tokens import NamedTokens
 from models.tracing import store_tracer
 from models.walks import Direction, Walks
 
@@ -181,6 +182,10 @@ class GraphStore:
         """Archive, restore and purge of whole jobs (models.lifecycle): maintenance work, not bounded by the
         per-request deadline."""
         return Lifecycle(self._database, self._storage.in_transaction, TASK_COUNTER)
+
+    def named_tokens(self) -> NamedTokens:
+        """The named API tokens (models.tokens): the command line manages them, gateways keep them in memory."""
+        return NamedTokens(self._database)
 
     def history_writer(self, owner: str) -> HistoryWriter:
         """This process's candidate for writing the task history (models.history); run it as a task."""
