@@ -24,6 +24,7 @@ from models import (
 from models.metrics import SUBSCRIPTIONS_REFUSED
 from web.auth import Caller, Callers, RepeatedCredential
 from web.limits import RequestLimits
+from web.state import store_for
 
 COST_PER_TRAVERSAL_TASK = 110
 """Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
@@ -58,7 +59,9 @@ class Context(BaseContext):
         max_subscriptions: int = defaults.SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
         super().__init__()
-        self.store = store
+        self.all_tasks = store
+        """The graph store unscoped: `store` is it as the caller may see it (`grant`)."""
+        self.store = store_for(store, caller)
         self.callers = callers
         self.limits = limits
         self.max_traversal = max_traversal
@@ -92,8 +95,9 @@ class Context(BaseContext):
 
     def grant(self, caller: Caller | None) -> None:
         """Who is calling: nothing allowed without a caller, queries and subscriptions with any, mutations with
-        one that may write."""
+        one that may write; every read and write through `store` narrowed to the caller's jobs."""
         self.caller = caller
+        self.store = store_for(self.all_tasks, caller)
 
     @property
     def authenticated(self) -> bool:

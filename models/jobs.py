@@ -35,6 +35,7 @@ from models.layout import (
     readable_tasks,
     readable_value,
 )
+from models.scopes import prefix_range, within
 from models.storage import LIST_BATCH_SIZE, Storage
 from models.task import now_utc
 
@@ -122,15 +123,15 @@ def _later(current: datetime | None, other: Any) -> datetime | None:
     return other if current is None or other > current else current
 
 
-def prefix_range(prefix: str) -> dict[str, str]:
-    """The strings starting with `prefix`, as an index range (a regex would make MongoDB fetch documents)."""
-    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
-
-
 def jobs_pipeline(
-    first: int, after: JobPosition | None, job_filter: JobFilter, job_ids: Collection[str] | None
+    first: int,
+    after: JobPosition | None,
+    job_filter: JobFilter,
+    job_ids: Collection[str] | None,
+    scope_clause: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest activity first, then by id. `job_ids` narrows to jobs found by the status filter."""
+    """Newest activity first, then by id. `job_ids` narrows to jobs found by the status filter, `scope_clause`
+    to the jobs of a caller's scope (models.scopes)."""
     match: dict[str, Any] = {}
     if job_filter.id_prefix:
         match["job-id"] = prefix_range(job_filter.id_prefix)
@@ -148,6 +149,8 @@ def jobs_pipeline(
         after_group.append({"$match": {"lastUpdate": updated}})
     if after is not None:
         after_group.append({"$match": _after(after)})
+    if scope_clause is not None:
+        match = within(match, scope_clause)
     return [
         *([{"$match": match}] if match else []),
         # $sort on the index's own order, then $first: MongoDB answers with one index key per job.
@@ -261,11 +264,12 @@ class JobReads:
         tasks = self._storage.tasks.name
         job_ids = None
         if job_filter.statuses:
-            distinct = {"distinct": tasks, "key": "job-id", "query": {"status": {"$in": job_filter.statuses}}}
+            having = self._storage.within({"status": {"$in": job_filter.statuses}})
+            distinct = {"distinct": tasks, "key": "job-id", "query": having}
             reply = await self._storage.command({**distinct, "readConcern": read_concern})
             job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
             read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
-        pipeline = jobs_pipeline(first, after, job_filter, job_ids)
+        pipeline = jobs_pipeline(first, after, job_filter, job_ids, self._storage.scope_clause)
         command = {
             "aggregate": tasks,
             "pipeline": pipeline,

@@ -53,6 +53,8 @@ class Records:
         moves = "job-id" in update["$set"] or "job-id" in update.get("$unset", {})
 
         async def work(session: AsyncClientSession) -> TaskDoc | None:
+            if self._storage.scope is not None:  # outside the caller's scope is not found, in this transaction
+                await self._storage.require_ids({task_id}, session)
             if conditions is not None:
                 return await self._update_if_preconditions(task_id, update, moves, conditions, session)
             if moves:

@@ -20,6 +20,8 @@ than MongoDB holds; the errors each method names come on top of these.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -41,7 +43,7 @@ from models.defaults import (
     SUBSCRIPTION_RESUME_MS,
     VALIDATION_ACTION,
 )
-from models.errors import TaskNotFound, TraversalTooLarge
+from models.errors import JobOutsideScope, TaskNotFound, TraversalTooLarge
 from models.events import TaskEvent, current_event_cursor, full_document_mode
 from models.fanout import LiveEvents, LiveLimits
 from models.filters import name_filter, task_filter
@@ -64,6 +66,7 @@ from models.lifecycle import Lifecycle
 from models.limits import Limits
 from models.links import Links
 from models.records import Records
+from models.scopes import JobScope, any_in_scope, in_scope, jobs_in_scope, planned_jobs
 from models.storage import Storage
 from models.subscriber import Visibility
 from models.task import TaskCreate, TaskPatch
@@ -72,6 +75,8 @@ from models.tracing import store_tracer
 from models.walks import Direction, Walks
 
 _T = TypeVar("_T")
+SCOPED_STORES = 1024
+"""Most scoped views of a store kept at once (one per distinct set of job prefixes: a token's, a JWT's claim)."""
 
 
 class GraphStore:
@@ -108,6 +113,7 @@ class GraphStore:
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
         self._live_client: MongoClient | None = None
+        self._scoped: dict[tuple[str, ...], GraphStore] = {}
         self.live = LiveEvents(self._storage.tasks, self.full_document)
         """The fan-out of live events; `open` gives it a client (and pool) of its own."""
 
@@ -183,6 +189,43 @@ class GraphStore:
         per-request deadline."""
         return Lifecycle(self._database, self._storage.in_transaction, TASK_COUNTER)
 
+    def scoped(self, scope: JobScope) -> GraphStore:
+        """This store as a caller limited to the jobs of `scope` sees it (models.scopes): tasks, jobs, walks,
+        histories and events of other jobs are not found, and creates or moves into them are refused with
+        JobOutsideScope. Itself for no scope. One per scope, kept (at most SCOPED_STORES of them)."""
+        if scope is None:
+            return self
+        narrowed = self._scoped.get(scope)
+        if narrowed is None:
+            if len(self._scoped) >= SCOPED_STORES:
+                self._scoped.clear()
+            narrowed = self._scoped[scope] = self._narrowed(scope)
+        return narrowed
+
+    def _narrowed(self, scope: JobScope) -> GraphStore:
+        narrowed = copy.copy(self)
+        narrowed._storage = self._storage.scoped(scope)
+        for part in ("_records", "_links", "_walks", "_jobs"):  # the same parts (link queues too), scoped reads
+            scoped_part = copy.copy(getattr(self, part))
+            scoped_part._storage = narrowed._storage
+            setattr(narrowed, part, scoped_part)
+        narrowed._single_reads = CoalescedReads(narrowed.get_tasks, self.tracer)  # never shared across scopes
+        return narrowed
+
+    @property
+    def scope(self) -> JobScope:
+        """The job-id prefixes this store is limited to; None: every job."""
+        return self._storage.scope
+
+    def _refuse_outside(self, job_ids: Iterable[object]) -> None:
+        """JobOutsideScope for a create or move into a job outside this store's scope (or into no job)."""
+        outside = sorted({repr(job_id) for job_id in job_ids if not in_scope(job_id, self.scope)})
+        if outside:
+            raise JobOutsideScope(
+                f"job-id {', '.join(outside)} is outside the jobs this caller may change "
+                f"(job ids starting with {', '.join(map(repr, self.scope or ()))})"
+            )
+
     def named_tokens(self) -> NamedTokens:
         """The named API tokens (models.tokens): the command line manages them, gateways keep them in memory."""
         return NamedTokens(self._database)
@@ -194,13 +237,15 @@ class GraphStore:
     @bounded
     async def task_history(self, task_id: int) -> list[TaskChange]:
         """Every recorded change of the task, oldest first, deleted tasks included (within the retention)."""
+        if self.scope is not None:
+            return (await read_histories(self._database, [task_id], self.scope))[task_id]
         return await read_history(self._database, task_id)
 
     @bounded
     async def task_histories(self, task_ids: Collection[int]) -> dict[int, list[TaskChange]]:
         """Each task's recorded changes, oldest first, by task id, in one query however many tasks
         (models.history_reads); an empty list for a task without any."""
-        return await read_histories(self._database, task_ids)
+        return await read_histories(self._database, task_ids, self.scope)
 
     # ---- create ---------------------------------------------------------------------------------------------
 
@@ -241,6 +286,8 @@ class GraphStore:
         self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], render: Render[_T], key: IdempotencyKey | None
     ) -> list[_T]:
         plan = plan_creation(tasks)
+        if self.scope is not None:
+            self._refuse_outside(planned_jobs(plan))
         client_ids = client_ids_of(plan, self.limits)
 
         async def create(first: FirstWrite | None = None) -> list[_T]:
@@ -311,6 +358,8 @@ class GraphStore:
         TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX and, while iterated, CursorExpired for a cursor
         MongoDB cannot resume after, StorageUnavailable once the stream could not be resumed within
         `resume_within_s`, SubscriberTooSlow when the reader fell behind by more than its buffer."""
+        if visible is None and self.scope is not None:
+            visible = functools.partial(any_in_scope, scope=self.scope)
         return self.live.subscribe(job_id, after, resume_within_s=resume_within_s, visible=visible)
 
     @bounded
@@ -356,16 +405,18 @@ class GraphStore:
     @bounded
     async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
         """Counts, status counts and times of each of these jobs that has tasks, by job id."""
-        return await self._jobs.summaries(job_ids)
+        return await self._jobs.summaries(jobs_in_scope(job_ids, self.scope))
 
     @bounded
     async def job_exists(self, job_id: str) -> bool:
         """Whether any task belongs to the job."""
-        return await self._jobs.exists(job_id)
+        return in_scope(job_id, self.scope) and await self._jobs.exists(job_id)
 
     @bounded
     async def job_tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
         """Every task of the job by ascending id; TraversalTooLarge (counted on the index first) over `bound`."""
+        if not in_scope(job_id, self.scope):
+            return []
         return await self._jobs.tasks(job_id, bound)
 
     @bounded
@@ -373,6 +424,8 @@ class GraphStore:
         """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts"; None:
         every field) besides `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
         (graphql_schema.compiled); TraversalTooLarge over `bound`."""
+        if not in_scope(job_id, self.scope):
+            return ProjectedJob([], 0)
         return await self._jobs.task_fields(job_id, fields, bound)
 
     @bounded
@@ -391,18 +444,24 @@ class GraphStore:
         that depth, as `job_levels` finds them), and whether more follow; InvalidOperation for a name filter over
         NAME_FILTER_MAX characters; with a stage, the errors of `job_levels`."""
         query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
+        if not in_scope(job_id, self.scope):
+            return [], False
         return await self._jobs.task_page(job_id, first, after_id, query, stage)
 
     @bounded
     async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:
         """The job's tasks counted by stage (depth from the roots) and status, shallowest first;
         TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        if not in_scope(job_id, self.scope):
+            return []
         return await self._jobs.levels(job_id, bound)
 
     @bounded
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
         """The tasks of the job's longest chain by duration, first to last; TraversalTooLarge over `bound` tasks,
         GraphCycle when the stored links hold a cycle."""
+        if not in_scope(job_id, self.scope):
+            return []
         return await self._jobs.critical_path(job_id, bound)
 
     # ---- update and delete ----------------------------------------------------------------------------------
@@ -411,7 +470,10 @@ class GraphStore:
     async def update_task(self, task_id: int, patch: TaskPatch, conditions: Preconditions | None = None) -> TaskDoc:
         """The task after merging `patch`: present fields replace, null clears, absent fields stay.
         InvalidOperation for a body id other than `task_id`; TaskNotFound; with `conditions`,
-        PreconditionFailed unless the task's ETags satisfy them (models.conditions)."""
+        PreconditionFailed unless the task's ETags satisfy them (models.conditions); JobOutsideScope for a move
+        out of this store's scope."""
+        if self.scope is not None and "job_id" in patch.model_fields_set:
+            self._refuse_outside([patch.job_id])
         return await self._records.update(task_id, patch, conditions)
 
     @bounded

@@ -71,3 +71,17 @@ def keep_caller(scope: MutableMapping[str, Any], caller: Caller) -> None:
     request: a server may hand every request the lifespan's one dict (ASGI asks servers to copy it; not every
     one does), and one request's caller must never be another's."""
     scope["state"] = {**scope.get("state", {}), CALLER_STATE_KEY: caller}
+
+
+NO_JOBS: tuple[str, ...] = ()
+"""The scope of a request without a caller: no job at all (nothing is served to it anyway)."""
+
+
+def store_for(store: GraphStore, caller: Caller | None) -> GraphStore:
+    """The graph store as `caller` may see it: narrowed to its jobs (models.scopes); nothing without a caller."""
+    return store.scoped(caller.jobs if caller is not None else NO_JOBS)
+
+
+def caller_store(scope: Mapping[str, Any]) -> GraphStore:
+    """The graph store as the request's caller may see it (`store_for`)."""
+    return store_for(scope["state"]["store"], request_caller(scope))
