@@ -13,7 +13,7 @@ from models.scopes import JobScope, scope_filter, within
 
 HISTORY_BATCH_SIZE = 100_000
 """Entries come back in as few round trips as 16 MiB batches allow."""
-_CHANGE_FIELDS = {"task": 1, "at": 1, "kind": 1, "fields": 1, "status": 1}
+_CHANGE_FIELDS = {"task": 1, "at": 1, "kind": 1, "fields": 1, "status": 1, "actor": 1}
 """What a TaskChange shows (and `_id`, its cursor): an entry's job is left in MongoDB."""
 
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from opentelemetry.trace import Tracer, TracerProvider
 
+from models.actors import Actor
 from models.batch_walks import ManyWalks, walk_many
 from models.check import CheckReport, check_graph
 from models.coalesce import CoalescedReads
@@ -113,7 +114,7 @@ class GraphStore:
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
         self._live_client: MongoClient | None = None
-        self._scoped: dict[tuple[str, ...], GraphStore] = {}
+        self._scoped: dict[tuple[JobScope, Actor | None], GraphStore] = {}
         self.live = LiveEvents(self._storage.tasks, self.full_document)
         """The fan-out of live events; `open` gives it a client (and pool) of its own."""
 
@@ -189,23 +190,25 @@ class GraphStore:
         per-request deadline."""
         return Lifecycle(self._database, self._storage.in_transaction, TASK_COUNTER)
 
-    def scoped(self, scope: JobScope) -> GraphStore:
+    def scoped(self, scope: JobScope, actor: Actor | None = None) -> GraphStore:
         """This store as a caller limited to the jobs of `scope` sees it (models.scopes): tasks, jobs, walks,
         histories and events of other jobs are not found, and creates or moves into them are refused with
-        JobOutsideScope. Itself for no scope. One per scope, kept (at most SCOPED_STORES of them)."""
-        if scope is None:
+        JobOutsideScope; every change it writes is marked as `actor`'s (models.actors). Itself for no scope
+        and no actor. One per scope and actor, kept (at most SCOPED_STORES of them)."""
+        if scope is None and actor is None:
             return self
-        narrowed = self._scoped.get(scope)
+        key = (scope, actor)
+        narrowed = self._scoped.get(key)
         if narrowed is None:
             if len(self._scoped) >= SCOPED_STORES:
                 self._scoped.clear()
-            narrowed = self._scoped[scope] = self._narrowed(scope)
+            narrowed = self._scoped[key] = self._narrowed(scope, actor)
         return narrowed
 
-    def _narrowed(self, scope: JobScope) -> GraphStore:
+    def _narrowed(self, scope: JobScope, actor: Actor | None) -> GraphStore:
         narrowed = copy.copy(self)
-        narrowed._storage = self._storage.scoped(scope)
-        for part in ("_records", "_links", "_walks", "_jobs"):  # the same parts (link queues too), scoped reads
+        narrowed._storage = self._storage.scoped(scope, actor)
+        for part in ("_ids", "_records", "_links", "_walks", "_jobs"):  # the same parts (link queues too), scoped reads
             scoped_part = copy.copy(getattr(self, part))
             scoped_part._storage = narrowed._storage
             setattr(narrowed, part, scoped_part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Protocol, TypedDict, cast
 
@@ -66,11 +67,21 @@ def request_caller(scope: Mapping[str, Any]) -> Caller | None:
     return caller if isinstance(caller, Caller) else None
 
 
+CALLER_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller_name", default=None)
+"""Who the request being served is (`caller_label`), for its log lines (the access log's included)."""
+
+
+def caller_label(caller: Caller) -> str:
+    """How logs name a caller: its name, and the issuer of a JWT subject."""
+    return caller.name if caller.issuer is None else f"{caller.name} ({caller.issuer})"
+
+
 def keep_caller(scope: MutableMapping[str, Any], caller: Caller) -> None:
     """Remember the request's Caller in its state (see `request_caller`), in a copy of that state made for this
     request: a server may hand every request the lifespan's one dict (ASGI asks servers to copy it; not every
-    one does), and one request's caller must never be another's."""
+    one does), and one request's caller must never be another's. Its log lines name it (CALLER_NAME)."""
     scope["state"] = {**scope.get("state", {}), CALLER_STATE_KEY: caller}
+    CALLER_NAME.set(caller_label(caller))
 
 
 NO_JOBS: tuple[str, ...] = ()
@@ -78,8 +89,11 @@ NO_JOBS: tuple[str, ...] = ()
 
 
 def store_for(store: GraphStore, caller: Caller | None) -> GraphStore:
-    """The graph store as `caller` may see it: narrowed to its jobs (models.scopes); nothing without a caller."""
-    return store.scoped(caller.jobs if caller is not None else NO_JOBS)
+    """The graph store as `caller` may see it: narrowed to its jobs (models.scopes), its changes marked as its
+    own (models.actors); nothing without a caller."""
+    if caller is None:
+        return store.scoped(NO_JOBS)
+    return store.scoped(caller.jobs, (caller.name, caller.issuer))
 
 
 def caller_store(scope: Mapping[str, Any]) -> GraphStore:
