@@ -40,6 +40,7 @@ from ui import UI_DIR
 from web.auth import Callers, TokenRegistry, generated_token
 from web.named_tokens import NamedTokenCallers
 from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
+from web.rate_limits import CallerLimits
 from web.state import GatewayState
 
 
@@ -201,6 +202,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     ask for (gateway.tracing) and its lifespan stops it; a given one (whose provider the given backend's store
     was opened with) is only used."""
     environment = environment_tokens(settings)
+    caller_limits = CallerLimits(settings.caller_rate, settings.subscriptions_per_caller)
     owned_tracing = start_tracing(settings) if tracing is None else None
     tracing = tracing or owned_tracing
     tracer = tracing.provider.get_tracer("tracking-gateway") if tracing is not None else None
@@ -216,6 +218,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
                     "backend": current,
                     "store": current.store,
                     "callers": Callers(environment, NamedTokenCallers(cache)),
+                    "caller_limits": caller_limits,
                     "settings": settings,
                     "limits": settings.limits,
                     "tracer": tracer,

@@ -24,6 +24,7 @@ from models import (
 from models.metrics import SUBSCRIPTIONS_REFUSED
 from web.auth import Caller, Callers, RepeatedCredential
 from web.limits import RequestLimits
+from web.rate_limits import CallerLimits
 from web.state import store_for
 
 COST_PER_TRAVERSAL_TASK = 110
@@ -80,6 +81,8 @@ class Context(BaseContext):
         self.max_subscriptions = max_subscriptions
         """Most subscriptions open at once on this context's WebSocket (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
         self.subscriptions_open = 0
+        self.caller_limits: CallerLimits | None = None
+        """Every caller's open subscriptions in this process (TRACKING_SUBSCRIPTIONS_PER_CALLER)."""
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tracer: Tracer | None = None
@@ -108,14 +111,26 @@ class Context(BaseContext):
         return self.caller is not None and self.caller.may_write
 
     def count_subscription(self) -> None:
-        """One more subscription open on this connection; TooManySubscriptions past the bound (nothing counted)."""
+        """One more subscription open on this connection and of its caller; TooManySubscriptions past either
+        bound (nothing counted). `end_subscription` when it ends."""
         if self.subscriptions_open >= self.max_subscriptions:
             SUBSCRIPTIONS_REFUSED.labels("connection").inc()
             raise TooManySubscriptions(
                 f"too many subscriptions on this connection: at most {self.max_subscriptions} "
                 "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
             )
+        if self.caller_limits is not None and self.caller is not None:
+            refusal = self.caller_limits.open_subscription(self.caller)
+            if refusal is not None:
+                SUBSCRIPTIONS_REFUSED.labels("caller").inc()
+                raise TooManySubscriptions(refusal)
         self.subscriptions_open += 1
+
+    def end_subscription(self) -> None:
+        """A subscription `count_subscription` counted has ended."""
+        self.subscriptions_open -= 1
+        if self.caller_limits is not None and self.caller is not None:
+            self.caller_limits.close_subscription(self.caller)
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""

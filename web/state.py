@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from models import GraphStore
 from web.auth import Caller, Callers
 from web.limits import RequestLimits
+from web.rate_limits import CallerLimits
 
 
 class ServingSettings(Protocol):
@@ -44,6 +45,8 @@ class GatewayState(TypedDict):
 
     store: GraphStore
     callers: Callers
+    caller_limits: CallerLimits
+    """Every caller's request rate and open subscriptions in this process (web.rate_limits)."""
     """Who presents a credential (web.auth: the one place deciding it)."""
     settings: ServingSettings
     limits: RequestLimits
