@@ -14,8 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from bson.int64 import Int64
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from graphql_schema.schema import build_schema
+from models import GraphStore
+from models.connection import make_client
+from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client, next_event, served, subscription
 
 SCOPE = "team-a-"
@@ -196,3 +200,45 @@ async def test_subscriptions_deliver_only_the_scope_s_events(store, raw_db, tmp_
         assert (await writer.put("/tracking/task/1", json={"status": "DONE"})).status_code == 200  # gone: unseen
         assert (await writer.put("/tracking/task/2", json={"status": "DONE"})).status_code == 200
         assert (await next_event(ws))["task"]["id"] == "2"
+
+
+class TaskQueries(CommandListener):
+    """The filter or pipeline of every find and aggregate sent on `tasks`."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        command = event.command
+        if event.command_name in ("find", "aggregate") and command.get(event.command_name) == "tasks":
+            self.sent.append(command.get("filter", command.get("pipeline")))
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+async def test_the_scope_is_in_every_query_mongodb_is_sent(mongo_uri, store, raw_db, tmp_path):
+    """Filtered by MongoDB, not after reading: every read of tasks a scoped caller makes names its job range."""
+    await raw_db.tasks.insert_many(seed())
+    secret = await store.named_tokens().create("team-a", write=True, jobs=(SCOPE,))
+    listener = TaskQueries()
+    client = make_client(mongo_uri, event_listeners=[listener])
+    try:
+        app, _ = gateway_app(GraphStore(client, client[TEST_DB]), tmp_path)
+        async with lifespan_client(app, {"X-Auth-Token": secret}) as http:
+            listener.sent.clear()
+            assert (await http.get("/tracking/task/3")).status_code == 404
+            assert (await http.get("/tracking/task/2/next")).status_code == 200
+            query = (
+                '{ tasks(ids: ["1", "3"]) { id descendants { id } history { kind } } jobs { edges { node { id } } } }'
+            )
+            assert "errors" not in (await http.post("/graphql", json={"query": query})).json()
+    finally:
+        await client.close()
+    scope_range = {"job-id": {"$gte": SCOPE, "$lt": "team-a."}}
+    assert listener.sent
+    for sent in listener.sent:
+        assert str(scope_range) in str(sent), sent
