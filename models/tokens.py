@@ -26,7 +26,7 @@ from pymongo.errors import OperationFailure
 from models import defaults
 from models.deadline import is_duplicate_key
 from models.errors import InvalidOperation
-from models.layout import Collection, Database
+from models.stored_task import Collection, Database
 
 log = logging.getLogger(__name__)
 
