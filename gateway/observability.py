@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from models.actors import ACTING
 from web.auth import Caller
 from web.state import CALLER_NAME, request_caller
 
@@ -58,7 +59,9 @@ class HttpMetrics:
             return
         started = time.perf_counter()
         status = 500
-        CALLER_NAME.set(None)  # known once its credential is checked (web.state.keep_caller)
+        # Known once its credential is checked (web.state.act_as); whatever ran before in this context (a
+        # server serving requests in one task) is no part of this request, and nothing of it outlives it.
+        named, acting = CALLER_NAME.set(None), ACTING.set(None)
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -77,6 +80,8 @@ class HttpMetrics:
             HTTP_REQUESTS.labels(route, method, str(status)).inc()
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
             CALLER_REQUESTS.labels(caller_metric_label(request_caller(scope)), str(status)).inc()
+            CALLER_NAME.reset(named)
+            ACTING.reset(acting)
 
 
 def caller_metric_label(caller: Caller | None) -> str:

@@ -25,7 +25,7 @@ from models.metrics import SUBSCRIPTIONS_REFUSED
 from web.auth import Caller, Callers, RepeatedCredential
 from web.limits import RequestLimits
 from web.rate_limits import CallerLimits
-from web.state import store_for
+from web.state import act_as, store_for
 
 COST_PER_TRAVERSAL_TASK = 110
 """Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
@@ -101,6 +101,8 @@ class Context(BaseContext):
         one that may write; every read and write through `store` narrowed to the caller's jobs."""
         self.caller = caller
         self.store = store_for(self.all_tasks, caller)
+        if caller is not None:
+            act_as(caller)  # the operations of a WebSocket run in tasks started after this
 
     @property
     def authenticated(self) -> bool:

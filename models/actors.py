@@ -4,6 +4,7 @@ change itself wrote, never by what an earlier one left behind."""
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 from bson.objectid import ObjectId
@@ -16,6 +17,11 @@ deletion's event finds its caller in the task's last state, and that write is no
 
 Actor = tuple[str, str | None]
 """A caller as the history names it: its name (a token's, a JWT's subject) and its issuer (None for tokens)."""
+ACTING: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("tracking_actor", default=None)
+"""Whom the changes made in this context are for: set by a front end once it knows a request's caller, read by
+every write (models.storage.Storage.stamp); None (the command line, tools, background work): nobody's. A
+context variable rather than a view of the store per caller: every unscoped caller keeps using the one store
+(its coalesced reads shared), and no write path needs one more argument."""
 
 
 def changed_by(actor: Actor, *, deleting: bool = False) -> dict[str, Any]:

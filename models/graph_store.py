@@ -20,14 +20,12 @@ than MongoDB holds; the errors each method names come on top of these.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from opentelemetry.trace import Tracer, TracerProvider
 
-from models.actors import Actor
 from models.batch_walks import ManyWalks, walk_many
 from models.check import CheckReport, check_graph
 from models.coalesce import CoalescedReads
@@ -44,7 +42,7 @@ from models.defaults import (
     SUBSCRIPTION_RESUME_MS,
     VALIDATION_ACTION,
 )
-from models.errors import JobOutsideScope, TaskNotFound, TraversalTooLarge
+from models.errors import TaskNotFound, TraversalTooLarge
 from models.events import TaskEvent, current_event_cursor, full_document_mode
 from models.fanout import LiveEvents, LiveLimits
 from models.history import TaskChange, prepare_history
@@ -58,7 +56,8 @@ from models.lifecycle import Lifecycle
 from models.limits import Limits
 from models.links import Links
 from models.records import Records
-from models.scopes import JobScope, any_in_scope, in_scope, planned_jobs
+from models.scoped_views import ScopedViews
+from models.scopes import any_in_scope, planned_jobs
 from models.storage import Storage
 from models.stored_task import Database, MongoClient, TaskDoc
 from models.subscriber import Visibility
@@ -68,11 +67,9 @@ from models.tracing import store_tracer
 from models.walks import Direction, Walks
 
 _T = TypeVar("_T")
-SCOPED_STORES = 1024
-"""Most scoped views of a store kept at once (one per distinct set of job prefixes: a token's, a JWT's claim)."""
 
 
-class GraphStore(JobQueries):
+class GraphStore(JobQueries, ScopedViews):
     """Tasks and their links in MongoDB, and whole jobs (JobQueries). Multi-document changes run in one majority
     transaction."""
 
@@ -107,7 +104,7 @@ class GraphStore(JobQueries):
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
         self._live_client: MongoClient | None = None
-        self._scoped: dict[tuple[JobScope, Actor | None], GraphStore] = {}
+        self._scoped: dict[tuple[str, ...], GraphStore] = {}
         self.live = LiveEvents(self._storage.tasks, self.full_document)
         """The fan-out of live events; `open` gives it a client (and pool) of its own."""
 
@@ -182,40 +179,6 @@ class GraphStore(JobQueries):
         """Archive, restore and purge of whole jobs (models.lifecycle): maintenance work, not bounded by the
         per-request deadline."""
         return Lifecycle(self._database, self._storage.in_transaction, TASK_COUNTER)
-
-    def scoped(self, scope: JobScope, actor: Actor | None = None) -> GraphStore:
-        """This store as a caller limited to the jobs of `scope` sees it (models.scopes): tasks, jobs, walks,
-        histories and events of other jobs are not found, and creates or moves into them are refused with
-        JobOutsideScope; every change it writes is marked as `actor`'s (models.actors). Itself for no scope
-        and no actor. One per scope and actor, kept (at most SCOPED_STORES of them)."""
-        if scope is None and actor is None:
-            return self
-        key = (scope, actor)
-        narrowed = self._scoped.get(key)
-        if narrowed is None:
-            if len(self._scoped) >= SCOPED_STORES:
-                self._scoped.clear()
-            narrowed = self._scoped[key] = self._narrowed(scope, actor)
-        return narrowed
-
-    def _narrowed(self, scope: JobScope, actor: Actor | None) -> GraphStore:
-        narrowed = copy.copy(self)
-        narrowed._storage = self._storage.scoped(scope, actor)
-        for part in ("_ids", "_records", "_links", "_walks", "_jobs"):  # the same parts (link queues too), scoped reads
-            scoped_part = copy.copy(getattr(self, part))
-            scoped_part._storage = narrowed._storage
-            setattr(narrowed, part, scoped_part)
-        narrowed._single_reads = CoalescedReads(narrowed.get_tasks, self.tracer)  # never shared across scopes
-        return narrowed
-
-    def _refuse_outside(self, job_ids: Iterable[object]) -> None:
-        """JobOutsideScope for a create or move into a job outside this store's scope (or into no job)."""
-        outside = sorted({repr(job_id) for job_id in job_ids if not in_scope(job_id, self.scope)})
-        if outside:
-            raise JobOutsideScope(
-                f"job-id {', '.join(outside)} is outside the jobs this caller may change "
-                f"(job ids starting with {', '.join(map(repr, self.scope or ()))})"
-            )
 
     def named_tokens(self) -> NamedTokens:
         """The named API tokens (models.tokens): the command line manages them, gateways keep them in memory."""

@@ -8,6 +8,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from models.actors import ACTING
 from models.conditions import Preconditions, require_preconditions
 from models.errors import InvalidOperation, TaskNotFound
 from models.locks import bump_link_locks
@@ -112,7 +113,7 @@ class Records:
             touched = {"$set": {"update-timestamp": now_utc(), **self._storage.stamp()}}
             await tasks.update_many({"nexts": task_id}, {"$pull": {"nexts": task_id}, **touched}, session=session)
             await tasks.update_many({"previous": task_id}, {"$pull": {"previous": task_id}, **touched}, session=session)
-            if self._storage.actor is not None:  # the deletion's event finds its caller in the task's last state
+            if ACTING.get() is not None:  # the deletion's event finds its caller in the task's last state
                 await tasks.update_one({"_id": task_id}, {"$set": self._storage.stamp(deleting=True)}, session=session)
             await tasks.delete_one({"_id": task_id}, session=session)
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from models.actors import CHANGED_BY, Actor, changed_by
+from models.actors import ACTING, CHANGED_BY, changed_by
 from models.defaults import COMMIT_OUTCOME_WAIT_MS
 from models.errors import TaskNotFound
 from models.scopes import JobScope, scope_filter, within
@@ -47,20 +47,18 @@ class Storage:
         self.scope: JobScope = None
         """The job-id prefixes this storage's reads and checks are narrowed to (models.scopes); None: none."""
         self.scope_clause: dict[str, Any] | None = None
-        self.actor: Actor | None = None
-        """The caller whose changes this storage writes (models.actors); None: a tool's (the command line)."""
 
-    def scoped(self, scope: JobScope, actor: Actor | None = None) -> Storage:
-        """This storage with its task reads, and the existence checks of its writes, narrowed to `scope`, and
-        its writes marked as `actor`'s."""
+    def scoped(self, scope: JobScope) -> Storage:
+        """This storage with its task reads, and the existence checks of its writes, narrowed to `scope`."""
         narrowed = copy.copy(self)
         narrowed.scope, narrowed.scope_clause = scope, scope_filter(scope)
-        narrowed.actor = actor
         return narrowed
 
     def stamp(self, *, deleting: bool = False) -> dict[str, Any]:
-        """What a write sets beside its change: the caller's `changed-by` (models.actors), new for every write."""
-        return {CHANGED_BY: changed_by(self.actor, deleting=deleting)} if self.actor is not None else {}
+        """What a write sets beside its change: the `changed-by` of the caller it is made for (models.actors:
+        the context's ACTING), new for every write; nothing for a tool's (the command line's) write."""
+        actor = ACTING.get()
+        return {CHANGED_BY: changed_by(actor, deleting=deleting)} if actor is not None else {}
 
     def within(self, query: dict[str, Any]) -> dict[str, Any]:
         """`query` narrowed to this storage's scope."""
@@ -91,7 +89,7 @@ class Storage:
         Why not more: inserting in chunks of 1,000, each encoded to BSON while MongoDB inserted the one before,
         hid the encoding too, but the extra insert commands cost mongod more than that saved (bench/README.md,
         "Bulk create, second pass")."""
-        if self.actor is not None:
+        if ACTING.get() is not None:
             for doc in docs:
                 doc.update(self.stamp())
         sending = asyncio.ensure_future(self.tasks.insert_many(docs, ordered=True, session=session))

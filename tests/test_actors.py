@@ -8,11 +8,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 from bson.int64 import Int64
 
 from gateway.observability import CALLER_REQUESTS, log_handler
 from models import HistoryWriter
-from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, writing_history
+from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, served, writing_history
 
 HISTORY = '{ taskHistory(id: "%s") { kind changedFields actor actorIssuer } }'
 
@@ -85,29 +86,31 @@ async def test_a_tool_deleting_a_task_the_gateway_wrote_is_no_gateway_deletion(s
         ]
 
 
-async def test_the_access_log_and_the_metrics_name_the_caller(store, tmp_path, capsys):
+async def test_the_access_log_and_the_metrics_name_the_caller(store, tmp_path):
     secret = await store.named_tokens().create("dashboard", write=False)
-    app, _ = gateway_app(store, tmp_path)
+    app, settings = gateway_app(store, tmp_path)
     before = CALLER_REQUESTS.labels("dashboard", "200")._value.get()
     records: list[str] = []
     handler = log_handler("text")
     handler.emit = lambda record: records.append(handler.format(record))  # type: ignore[method-assign]
     access = logging.getLogger("uvicorn.access")
-    level = access.level
-    access.setLevel(logging.INFO)
-    access.addHandler(handler)
-    try:
-        line = '%s - "%s %s HTTP/%s" %d'
-        async with lifespan_client(app, {"X-Auth-Token": secret}) as http:
-            # The app runs in this task here: a line logged after its answer is logged as uvicorn logs it.
-            assert (await http.post("/graphql", json={"query": "{ doneStatuses }"})).status_code == 200
-            access.info(line, "127.0.0.1", "POST", "/graphql", "1.1", 200)
-            assert (await http.get("/tracking/task/1", headers={"X-Auth-Token": "wrong"})).status_code == 403
-            access.info(line, "127.0.0.1", "GET", "/tracking/task/1", "1.1", 403)
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(level)
+    async with served(app, settings) as port:
+        level, access.level = access.level, logging.INFO  # uvicorn set it from the test server's log level
+        access.addHandler(handler)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                answer = await http.post(
+                    "/graphql", json={"query": "{ doneStatuses }"}, headers={"X-Auth-Token": secret}
+                )
+                assert answer.status_code == 200
+                assert (await http.get("/tracking/task/1", headers={"X-Auth-Token": "wrong"})).status_code == 403
+                assert (await http.get("/tracking/task/1", headers=AUTH)).status_code == 404
+        finally:
+            access.removeHandler(handler)
+            access.setLevel(level)
     assert CALLER_REQUESTS.labels("dashboard", "200")._value.get() == before + 1
+    assert len(records) == 3, records
     assert records[0].endswith('"POST /graphql HTTP/1.1" 200 caller=dashboard'), records
     assert records[1].endswith('"GET /tracking/task/1 HTTP/1.1" 403 caller=-'), records
+    assert records[2].endswith('"GET /tracking/task/1 HTTP/1.1" 404 caller=env-api-1'), records
     assert secret not in "".join(records)

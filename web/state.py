@@ -10,6 +10,7 @@ from opentelemetry.trace import Tracer
 from starlette.requests import HTTPConnection
 
 from models import GraphStore
+from models.actors import ACTING
 from web.auth import Caller, Callers
 from web.limits import RequestLimits
 from web.rate_limits import CallerLimits
@@ -84,7 +85,14 @@ def keep_caller(scope: MutableMapping[str, Any], caller: Caller) -> None:
     request: a server may hand every request the lifespan's one dict (ASGI asks servers to copy it; not every
     one does), and one request's caller must never be another's. Its log lines name it (CALLER_NAME)."""
     scope["state"] = {**scope.get("state", {}), CALLER_STATE_KEY: caller}
-    CALLER_NAME.set(caller_label(caller))
+    act_as(caller)
+
+
+def act_as(caller: Caller | None) -> None:
+    """Name `caller` in this context's log lines (CALLER_NAME) and as the actor of the changes made in it
+    (models.actors.ACTING)."""
+    CALLER_NAME.set(caller_label(caller) if caller is not None else None)
+    ACTING.set((caller.name, caller.issuer) if caller is not None else None)
 
 
 NO_JOBS: tuple[str, ...] = ()
@@ -92,11 +100,9 @@ NO_JOBS: tuple[str, ...] = ()
 
 
 def store_for(store: GraphStore, caller: Caller | None) -> GraphStore:
-    """The graph store as `caller` may see it: narrowed to its jobs (models.scopes), its changes marked as its
-    own (models.actors); nothing without a caller."""
-    if caller is None:
-        return store.scoped(NO_JOBS)
-    return store.scoped(caller.jobs, (caller.name, caller.issuer))
+    """The graph store as `caller` may see it: narrowed to its jobs (models.scopes); nothing without a
+    caller."""
+    return store.scoped(caller.jobs if caller is not None else NO_JOBS)
 
 
 def caller_store(scope: Mapping[str, Any]) -> GraphStore:
