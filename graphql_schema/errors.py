@@ -21,6 +21,7 @@ from models import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidOperation,
+    JobOutsideScope,
     PreconditionFailed,
     StorageUnavailable,
     SubscriberTooSlow,
@@ -33,6 +34,7 @@ from models import (
 
 CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     TaskNotFound: "NOT_FOUND",
+    JobOutsideScope: "FORBIDDEN",
     TaskAlreadyExists: "CONFLICT",
     InvalidOperation: "BAD_USER_INPUT",
     StorageUnavailable: "UNAVAILABLE",
