@@ -79,9 +79,10 @@ class TaskCounter(StoredDocument):
 
 
 class IdempotencyRecord(StoredDocument):
-    """One idempotency key of one caller: `_id` is `{caller, key}` (the caller a SHA-256 of its token, never the
-    token), `fingerprint` the SHA-256 of the create's tasks as planned, `ids` the created ids in request order as
-    runs `[first, count]`, `created` the tasks' creation time, `expires` when MongoDB's TTL monitor removes it."""
+    """One idempotency key of one caller: `_id` is `{caller, key}` (the caller a SHA-256 of its issuer and name,
+    never a token), `fingerprint` the SHA-256 of the create's tasks as planned, `ids` the created ids in request
+    order as runs `[first, count]`, `created` the tasks' creation time, `expires` when MongoDB's TTL monitor
+    removes it."""
 
     id: dict[str, str]
     fingerprint: str
@@ -138,7 +139,29 @@ class Lease(StoredDocument):
         name = "task_history_lease"
 
 
-DOCUMENTS: list[type[Document]] = [TaskRecord, TaskCounter, HistoryEntry, Lease, IdempotencyRecord]
+class NamedToken(StoredDocument):
+    """One named token: `_id` its name, `hash` the SHA-256 (hex) of its secret, `access` "read" or "write",
+    `jobs` the job-id prefixes it is limited to (null: every job), `rate` its requests per second (null: the
+    default), `created`, `expires` (null: never) and `last_used` (written at most once per
+    TRACKING_TOKEN_LAST_USED_S by each gateway)."""
+
+    id: str
+    hash: str
+    access: str
+    jobs: list[str] | None = None
+    rate: float | None = None
+    created: datetime
+    expires: datetime | None = None
+    last_used: datetime | None = None
+
+    class Settings:
+        name = "tokens"
+        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
+            IndexModel([("hash", ASCENDING)], name="hash_unique", unique=True),
+        ]
+
+
+DOCUMENTS: list[type[Document]] = [TaskRecord, TaskCounter, HistoryEntry, Lease, IdempotencyRecord, NamedToken]
 """Every collection the gateway keeps in its database, as the documents `init_beanie` is given."""
 COLLECTIONS = (
     TaskRecord.Settings.name,
@@ -146,8 +169,10 @@ COLLECTIONS = (
     HistoryEntry.Settings.name,
     Lease.Settings.name,
     IdempotencyRecord.Settings.name,
+    NamedToken.Settings.name,
 )
-"""Their names: tasks, counters (and link locks), the history and its leases, creates' idempotency keys."""
+"""Their names: tasks, counters (and link locks), the history and its leases, creates' idempotency keys, the
+named tokens."""
 
 
 async def create_declared_indexes(database: Database) -> None:
@@ -155,5 +180,5 @@ async def create_declared_indexes(database: Database) -> None:
     start at once). Not by `init_beanie`: Beanie 2.2 tells indexes apart by their sorted field names
     (`beanie.odm.fields.IndexModelField`), so `job-id_status` and `status_job-id`, the same fields in the other
     order, collapse into one and the other is never created (tests/models/test_migrations.py shows it)."""
-    for document in (TaskRecord, HistoryEntry, IdempotencyRecord):
+    for document in (TaskRecord, HistoryEntry, IdempotencyRecord, NamedToken):
         await database.get_collection(document.Settings.name).create_indexes(document.Settings.indexes)

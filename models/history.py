@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bson.int64 import Int64
 from pymongo import ASCENDING, IndexModel
@@ -37,11 +38,15 @@ class TaskChange:
     """CREATED, UPDATED or DELETED."""
     changed_fields: list[str]
     status: str | None
+    actor: str | None = None
+    """Who made the change through the gateway: a token's name or a JWT's subject; None for a tool's change."""
+    actor_issuer: str | None = None
+    """The OpenID issuer of a JWT actor; None for tokens and tools."""
 
 
 def ttl_index(retention_days: int) -> IndexModel:
     """Entries expire `retention_days` after `at`: the one index of the history that is a setting, so not
-    declared on HistoryEntry (whose indexes `init_beanie` creates)."""
+    declared on HistoryEntry (whose indexes are created at start: models.documents)."""
     return IndexModel([("at", ASCENDING)], name=_TTL_INDEX, expireAfterSeconds=retention_days * 86_400)
 
 
@@ -68,11 +73,23 @@ def entry_of(event: TaskEvent) -> RawDocument:
     }
     if event.status is not None:
         entry["status"] = event.status
+    if event.actor is not None:
+        entry["actor"] = event.actor
     return entry
 
 
 def change_of(entry: RawDocument) -> TaskChange:
-    return TaskChange(entry["_id"], entry["at"], entry["kind"], list(entry.get("fields") or ()), entry.get("status"))
+    stored_actor = entry.get("actor")
+    actor: dict[str, Any] = stored_actor if isinstance(stored_actor, dict) else {}
+    return TaskChange(
+        entry["_id"],
+        entry["at"],
+        entry["kind"],
+        list(entry.get("fields") or ()),
+        entry.get("status"),
+        actor.get("name"),
+        actor.get("issuer"),
+    )
 
 
 def skipped_entry(skipped: Skipped) -> RawDocument:
