@@ -4,7 +4,7 @@ MongoDB round trip. Both the resolvers and the compiled path read through them: 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from opentelemetry.context import Context as OtelContext
 from opentelemetry.trace import Tracer
@@ -80,6 +80,10 @@ class Context(BaseContext):
         self.max_subscriptions = max_subscriptions
         """Most subscriptions open at once on this context's WebSocket (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
         self.subscriptions_open = 0
+        self.audience: Hashable = None
+        """What this caller may see, as far as a subscription's answers differ by it: subscriptions of callers
+        with the same audience share each event's answer (graphql_schema.event_payloads). Every token sees
+        every task, so all share; a caller who may see less needs an audience of its own."""
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tracer: Tracer | None = None

@@ -23,6 +23,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportConnectionInit,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message as TransportMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage,
@@ -37,6 +38,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from graphql_schema.context import Context
 from graphql_schema.credentials import AMBIGUOUS_CLOSE_CODE, ambiguous_payload, payload_tokens, refuse_upgrade
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
+from graphql_schema.event_payloads import next_frame
 from graphql_schema.http import (
     GRAPHQL_RESPONSE_TYPE,
     JSON_TYPE,
@@ -80,6 +82,10 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
         await super().handle_connection_init(message)
+
+    async def send_message(self, message: TransportMessage) -> None:
+        """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
+        await self.websocket.send_json(next_frame(message))
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):

@@ -1,0 +1,124 @@
+"""Subscriptions of the same dashboard query share each event's execution and its encoded `next` payload: the
+work per event grows with the distinct (selection, variables) payloads, not with the subscribers. Counted on
+/metrics (executions and encodings), not timed; every subscriber still gets exactly its own frame."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+from graphql import OperationDefinitionNode, parse
+from hypothesis import given
+from hypothesis import strategies as st
+
+from graphql_schema.event_payloads import payload_variables
+from models import GraphStore
+from tests.helpers import AUTH, eventually, gateway_app, served, subscribed
+from tests.test_fanout import Inbox, connection
+
+DASHBOARD = (
+    "subscription Dash($jobId: String, $after: String, $full: Boolean!) { taskEvents(jobId: $jobId, after: $after)"
+    " { kind taskId cursor task { status name @include(if: $full) } } }"
+)
+OTHER = "subscription($jobId: String) { taskEvents(jobId: $jobId) { kind taskId } }"
+
+
+def counted(metrics: str, series: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def counts(rest: httpx.AsyncClient) -> dict[str, float]:
+    metrics = (await rest.get("/metrics")).text
+    return {
+        f"{what}.{outcome}": counted(metrics, f'tracking_subscription_event_{what}_total{{outcome="{outcome}"}}')
+        for what in ("executions", "encodings")
+        for outcome in ("executed", "encoded", "shared")
+    }
+
+
+async def send(ws: Any, op: str, query: str, variables: dict[str, Any]) -> None:
+    await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {"query": query, "variables": variables}}))
+
+
+async def test_subscribers_of_one_query_share_each_event_s_execution_and_encoding(store: GraphStore, tmp_path):
+    """14 subscriptions of one dashboard query on 3 connections (on the job or on every job, some after a
+    cursor: those arguments choose events, not payloads) with two values of a variable the payload depends on,
+    and one of another query: each event is executed and encoded once per distinct payload (3), and every
+    subscriber gets its own frame (its id) with the payload it asked for."""
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port, AsyncExitStack() as stack:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
+            cursor = (await rest.post("/graphql", json={"query": "{ eventCursor }"})).json()["data"]["eventCursor"]
+            sockets = [await stack.enter_async_context(connection(port)) for _ in range(3)]
+            inboxes = [Inbox(ws) for ws in sockets]
+            wanted: dict[str, tuple[int, bool | None]] = {}
+            async with subscribed(15):
+                for n in range(14):
+                    full = n < 10
+                    variables = {"jobId": "dash" if n % 2 else None, "full": full}
+                    if n % 3 == 0:
+                        variables["after"] = cursor
+                    await send(sockets[n % 3], f"s{n}", DASHBOARD, variables)
+                    wanted[f"s{n}"] = (n % 3, full)
+                await send(sockets[0], "other", OTHER, {"jobId": "dash"})
+                wanted["other"] = (0, None)
+            before = await counts(rest)
+            for number in (1, 2):
+                answer = await rest.post("/tracking/task", json={"tasks": [{"id": number, "job-id": "dash"}]})
+                assert answer.status_code == 200, answer.text
+
+            async def delivered() -> bool:
+                return all(len(inboxes[conn].events[op]) >= 2 for op, (conn, _) in wanted.items())
+
+            await eventually(delivered, what="every subscriber's two events")
+            after = await counts(rest)
+            for inbox in inboxes:
+                await inbox.stop()
+    for op, (conn, full) in wanted.items():
+        events = inboxes[conn].events[op]
+        assert not inboxes[conn].errors[op], (op, inboxes[conn].errors[op])
+        assert [event["taskId"] for event in events] == ["1", "2"], op
+        for event in events:
+            if full is None:
+                assert set(event) == {"kind", "taskId"}
+            else:
+                expected = {"status": event["task"]["status"], **({"name": event["task"]["name"]} if full else {})}
+                assert event["task"] == expected, (op, event)
+    delta = {name: after[name] - before[name] for name in after}
+    # Two events, three distinct payloads each (full, not full, the other query), fifteen subscribers.
+    assert delta["executions.executed"] == 2 * 3, delta
+    assert delta["executions.shared"] == 2 * 12, delta
+    assert delta["encodings.encoded"] == 2 * 3, delta
+    assert delta["encodings.shared"] == 2 * 12, delta
+
+
+def operation_of(document: str) -> tuple[OperationDefinitionNode, list[Any]]:
+    parsed = parse(document)
+    operations = [node for node in parsed.definitions if isinstance(node, OperationDefinitionNode)]
+    fragments = [node for node in parsed.definitions if not isinstance(node, OperationDefinitionNode)]
+    return operations[0], fragments
+
+
+NAMES = st.sampled_from(["a", "b", "c", "d"])
+
+
+@given(root=st.sets(NAMES), inner=st.sets(NAMES), in_fragment=st.sets(NAMES), spread_at_root=st.booleans())
+def test_a_payload_depends_on_every_variable_but_those_choosing_the_events(root, inner, in_fragment, spread_at_root):
+    """Variables used in the subscription field's own arguments choose its events (not shared across values
+    they do not change); those in its selection, its directives or fragments make the payload; a root selection
+    that is not a plain field makes every variable count."""
+    declared = ", ".join(f"${name}: Boolean" for name in sorted(root | inner | in_fragment)) or "$unused: Boolean"
+    arguments = ", ".join(f"{name}: ${name}" for name in sorted(root)) or "x: 1"
+    inner_fields = " ".join(f"f{name} @include(if: ${name})" for name in sorted(inner)) or "kind"
+    fragment_fields = " ".join(f"g{name} @skip(if: ${name})" for name in sorted(in_fragment)) or "kind"
+    field = f"taskEvents({arguments}) {{ {inner_fields} ...F }}"
+    selection = f"... on Subscription {{ {field} }}" if spread_at_root else field
+    document = f"subscription({declared}) {{ {selection} }} fragment F on TaskEvent {{ {fragment_fields} }}"
+    operation, fragments = operation_of(document)
+    expected = (root | inner | in_fragment) if spread_at_root else (inner | in_fragment)
+    assert payload_variables(operation, fragments) == expected
