@@ -51,34 +51,36 @@ async def test_subscribers_of_one_query_share_each_event_s_execution_and_encodin
     and one of another query: each event is executed and encoded once per distinct payload (3), and every
     subscriber gets its own frame (its id) with the payload it asked for."""
     app, settings = gateway_app(store, tmp_path)
-    async with served(app, settings) as port, AsyncExitStack() as stack:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
-            cursor = (await rest.post("/graphql", json={"query": "{ eventCursor }"})).json()["data"]["eventCursor"]
-            sockets = [await stack.enter_async_context(connection(port)) for _ in range(3)]
-            inboxes = [Inbox(ws) for ws in sockets]
-            wanted: dict[str, tuple[int, bool | None]] = {}
-            async with subscribed(15):
-                for n in range(14):
-                    full = n < 10
-                    variables = {"jobId": "dash" if n % 2 else None, "full": full}
-                    if n % 3 == 0:
-                        variables["after"] = cursor
-                    await send(sockets[n % 3], f"s{n}", DASHBOARD, variables)
-                    wanted[f"s{n}"] = (n % 3, full)
-                await send(sockets[0], "other", OTHER, {"jobId": "dash"})
-                wanted["other"] = (0, None)
-            before = await counts(rest)
-            for number in (1, 2):
-                answer = await rest.post("/tracking/task", json={"tasks": [{"id": number, "job-id": "dash"}]})
-                assert answer.status_code == 200, answer.text
+    async with (
+        served(app, settings) as port,
+        AsyncExitStack() as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest,
+    ):
+        cursor = (await rest.post("/graphql", json={"query": "{ eventCursor }"})).json()["data"]["eventCursor"]
+        sockets = [await stack.enter_async_context(connection(port)) for _ in range(3)]
+        inboxes = [Inbox(ws) for ws in sockets]
+        wanted: dict[str, tuple[int, bool | None]] = {}
+        async with subscribed(15):
+            for n in range(14):
+                variables = {"jobId": "dash" if n % 2 else None, "full": n < 10}
+                if n % 3 == 0:
+                    variables["after"] = cursor
+                await send(sockets[n % 3], f"s{n}", DASHBOARD, variables)
+                wanted[f"s{n}"] = (n % 3, n < 10)
+            await send(sockets[0], "other", OTHER, {"jobId": "dash"})
+            wanted["other"] = (0, None)
+        before = await counts(rest)
+        for number in (1, 2):
+            answer = await rest.post("/tracking/task", json={"tasks": [{"id": number, "job-id": "dash"}]})
+            assert answer.status_code == 200, answer.text
 
-            async def delivered() -> bool:
-                return all(len(inboxes[conn].events[op]) >= 2 for op, (conn, _) in wanted.items())
+        async def delivered() -> bool:
+            return all(len(inboxes[conn].events[op]) >= 2 for op, (conn, _) in wanted.items())
 
-            await eventually(delivered, what="every subscriber's two events")
-            after = await counts(rest)
-            for inbox in inboxes:
-                await inbox.stop()
+        await eventually(delivered, what="every subscriber's two events")
+        after = await counts(rest)
+        for inbox in inboxes:
+            await inbox.stop()
     for op, (conn, full) in wanted.items():
         events = inboxes[conn].events[op]
         assert not inboxes[conn].errors[op], (op, inboxes[conn].errors[op])

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from bson.int64 import Int64
+from prometheus_client import REGISTRY
 from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -281,6 +282,7 @@ async def test_a_reader_that_never_reads_is_ended_as_too_slow_and_holds_nobody_b
     gateway = await own_store(buffer=4)
     app, settings = gateway_app(gateway, tmp_path)
     await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "slow", "nexts": [], "previous": []})
+    dropped_before, too_slow_before = _sample("tracking_subscription_events_dropped_total"), _too_slow()
     async with served(app, settings) as port:
         taken = None
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
@@ -304,6 +306,10 @@ async def test_a_reader_that_never_reads_is_ended_as_too_slow_and_holds_nobody_b
                 return [subscriber.taken for subscriber in gateway.live.subscribers()] == [CHANGES]
 
             await eventually(ended, timeout=30, what="the stuck subscription ended")
+            # /metrics: one subscription ended as too slow, and the events it did not get (at least the one that
+            # did not fit its buffer) counted as dropped.
+            assert _too_slow() == too_slow_before + 1
+            assert _sample("tracking_subscription_events_dropped_total") >= dropped_before + 1
             got: list[dict[str, Any]] = []
             error = None
             while error is None:  # now it reads: what was queued, then the error
@@ -324,6 +330,15 @@ async def test_a_reader_that_never_reads_is_ended_as_too_slow_and_holds_nobody_b
                     rest_of_them.append(message["payload"]["data"]["taskEvents"])
         cursors = [event["cursor"] for event in [*got, *rest_of_them]]
         assert cursors == [event["cursor"] for event in inbox.events["1"]]
+
+
+def _sample(name: str, **labels: str) -> float:
+    """A series of this process's /metrics (the gateways the tests serve here)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _too_slow() -> float:
+    return _sample("tracking_subscriptions_ended_total", reason="too_slow")
 
 
 async def test_subscriptions_past_a_connection_s_bound_are_refused_the_others_untouched(store, tmp_path, raw_db):
