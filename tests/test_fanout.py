@@ -419,7 +419,7 @@ async def test_subscriptions_past_the_gateway_s_bound_are_refused_and_metrics_sh
 
 @pytest.mark.slow
 async def test_many_subscriptions_ride_out_a_mongod_restart_and_miss_nothing(tmp_path):
-    """100 subscriptions on 10 connections, then the embedded mongod killed and restarted by the supervisor: the
+    """300 subscriptions on 30 connections, then the embedded mongod killed and restarted by the supervisor: the
     shared stream resumes after its last position; each subscription gets exactly its events, those made while
     MongoDB was back up included, and tabs that subscribed with a cursor during the outage too."""
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path / "var", mongodb_timeout_ms=5000)
@@ -431,12 +431,12 @@ async def test_many_subscriptions_ride_out_a_mongod_restart_and_miss_nothing(tmp
             backend.supervise(max_restarts=1)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
                 cursor = (await rest.post("/graphql", json={"query": "{ eventCursor }"})).json()["data"]["eventCursor"]
-                sockets = [await stack.enter_async_context(connection(port)) for _ in range(10)]
+                sockets = [await stack.enter_async_context(connection(port)) for _ in range(30)]
                 inboxes = [Inbox(ws) for ws in sockets]
-                wanted = {n: None if n % 10 == 0 else jobs[n % 5] for n in range(100)}
-                async with subscribed(100):
+                wanted = {n: None if n % 10 == 0 else jobs[n % 5] for n in range(300)}
+                async with subscribed(300):
                     for n, job in wanted.items():
-                        await subscribe(sockets[n % 10], str(n), job)
+                        await subscribe(sockets[n % 30], str(n), job)
                 for n, job in enumerate(jobs):
                     await rest.post("/tracking/task", json={"tasks": [{"id": n + 1, "job-id": job}]})
                 assert backend.embedded is not None
@@ -458,7 +458,7 @@ async def test_many_subscriptions_ride_out_a_mongod_restart_and_miss_nothing(tmp
             def expected(job: str | None) -> list[tuple[str, str]]:
                 return [(kind, str(task)) for kind, task, of in changes if job is None or of == job]
 
-            everyone = [*((n % 10, str(n), job) for n, job in wanted.items())]
+            everyone = [*((n % 30, str(n), job) for n, job in wanted.items())]
             everyone += [(n, f"late{n}", jobs[n % 5]) for n in range(10)]
 
             async def delivered() -> bool:
