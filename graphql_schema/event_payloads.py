@@ -16,13 +16,14 @@ encodings. Here the answer to one event for one selection is computed once and s
   that text, not a new encoding of the payload.
 
 What stays per subscription is Strawberry's handling of each result (its extension hooks, the message) and
-the WebSocket's own framing (and compression, when the client asked for it). The shared answers live as long
-as the event (held by the subscriptions' buffers), at most one per distinct selection.
+the WebSocket's own framing (and compression, when the client asked for it). A shared answer lives on its event
+(held by the subscriptions' buffers) until SHARED_ANSWERS newer ones were kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -41,6 +42,12 @@ SHARED_RESULTS = "shared_results"
 
 SelectionKey = tuple[int, tuple[tuple[str, str], ...], Hashable]
 """An operation (by identity), the values of the variables its payload depends on, the caller's audience."""
+
+SHARED_ANSWERS = 4096
+"""Shared answers kept at most, across events, the oldest forgotten first: what a reader lagging further
+behind reads is executed again for it (correct, only not shared). Without a bound, one reader that lets
+events wait would keep alive every answer any selection gave for each of them."""
+_kept: deque[tuple[dict[object, object], SelectionKey]] = deque()
 
 
 class SharedData(dict[str, Any]):
@@ -89,10 +96,10 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
             # Nested fields that read: the first subscriber runs it, the others wait for the same answer (a
             # task of its own, so that one subscriber leaving does not cancel it for the others).
             future = asyncio.ensure_future(_with_shared_data(cast(Awaitable[GraphQLExecutionResult], result)))
-            shared[key] = _Shared(self.operation, future)
+            _keep(shared, key, _Shared(self.operation, future))
             return _awaited(future)
         answer = _sharing_data(cast(GraphQLExecutionResult, result))
-        shared[key] = _Shared(self.operation, answer)
+        _keep(shared, key, _Shared(self.operation, answer))
         return answer
 
     def _key_of_selection(self) -> SelectionKey:
@@ -101,6 +108,14 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         values = tuple((name, repr(coerced[name])) for name in names)
         audience = getattr(self.context_value, "audience", None)
         return (id(self.operation), values, audience if isinstance(audience, Hashable) else id(self.context_value))
+
+
+def _keep(shared: dict[object, object], key: SelectionKey, answer: _Shared) -> None:
+    shared[key] = answer
+    _kept.append((shared, key))
+    while len(_kept) > SHARED_ANSWERS:
+        oldest, its_key = _kept.popleft()
+        oldest.pop(its_key, None)
 
 
 async def _awaited(future: asyncio.Future[GraphQLExecutionResult]) -> GraphQLExecutionResult:

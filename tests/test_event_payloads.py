@@ -13,6 +13,7 @@ from graphql import OperationDefinitionNode, parse
 from hypothesis import given
 from hypothesis import strategies as st
 
+from graphql_schema import event_payloads
 from graphql_schema.event_payloads import payload_variables
 from models import GraphStore
 from tests.helpers import AUTH, eventually, gateway_app, served, subscribed
@@ -124,3 +125,43 @@ def test_a_payload_depends_on_every_variable_but_those_choosing_the_events(root,
     operation, fragments = operation_of(document)
     expected = (root | inner | in_fragment) if spread_at_root else (inner | in_fragment)
     assert payload_variables(operation, fragments) == expected
+
+
+async def test_shared_answers_are_bounded_and_a_forgotten_one_is_executed_again(store, tmp_path, monkeypatch):
+    """With room for two shared answers, three selections on three events: the fan-out keeps no more than two,
+    and every subscriber still gets exactly its own payloads (those forgotten are executed again)."""
+    monkeypatch.setattr(event_payloads, "SHARED_ANSWERS", 2)
+    selections = ["kind taskId", "taskId task { status }", "cursor taskId"]
+    app, settings = gateway_app(store, tmp_path)
+    async with (
+        served(app, settings) as port,
+        AsyncExitStack() as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest,
+    ):
+        sockets = [await stack.enter_async_context(connection(port)) for _ in range(2)]
+        inboxes = [Inbox(ws) for ws in sockets]
+        async with subscribed(6):
+            for n in range(6):
+                query = f'subscription {{ taskEvents(jobId: "b") {{ {selections[n % 3]} }} }}'
+                await send(sockets[n % 2], str(n), query, {})
+        before = await counts(rest)
+        for number in (1, 2, 3):
+            answer = await rest.post("/tracking/task", json={"tasks": [{"id": number, "job-id": "b"}]})
+            assert answer.status_code == 200, answer.text
+
+        async def delivered() -> bool:
+            return all(len(inboxes[n % 2].events[str(n)]) >= 3 for n in range(6))
+
+        await eventually(delivered, what="every subscriber's three events")
+        after = await counts(rest)
+        assert len(event_payloads._kept) <= 2
+        for inbox in inboxes:
+            await inbox.stop()
+    for n in range(6):
+        events = inboxes[n % 2].events[str(n)]
+        assert [event["taskId"] for event in events] == ["1", "2", "3"]
+        fields = {"kind", "taskId"} if n % 3 == 0 else {"taskId", "task"} if n % 3 == 1 else {"cursor", "taskId"}
+        assert all(set(event) == fields for event in events), (n, events)
+    executed = after["executions.executed"] - before["executions.executed"]
+    shared = after["executions.shared"] - before["executions.shared"]
+    assert executed + shared == 18 and executed >= 9, (executed, shared)
