@@ -67,13 +67,14 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, arrivals: Arrivals) -> None
 async def _serve(share: Share, control: Connection) -> None:
     arrivals = Arrivals()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        sockets = []
+        sockets, readers = [], []
         for _ in range(share.connections):
             ws = await session.ws_connect(f"{share.gateway}/graphql", protocols=["graphql-transport-ws"])
             await ws.send_json({"type": "connection_init", "payload": {"X-Auth-Token": share.token}})
             assert (await ws.receive_json())["type"] == "connection_ack"
             sockets.append(ws)
-        readers = [asyncio.create_task(_read(ws, arrivals)) for ws in sockets]
+            # Read at once: the gateway pings every connection, and closes one that does not answer in time.
+            readers.append(asyncio.create_task(_read(ws, arrivals)))
         for position, number in enumerate(share.numbers):
             variables = {"jobId": f"{share.job_prefix}{number % share.jobs}"}
             payload = {"query": share.query, "variables": variables}
