@@ -165,3 +165,37 @@ async def test_shared_answers_are_bounded_and_a_forgotten_one_is_executed_again(
     executed = after["executions.executed"] - before["executions.executed"]
     shared = after["executions.shared"] - before["executions.shared"]
     assert executed + shared == 18 and executed >= 9, (executed, shared)
+
+
+async def test_a_selection_that_reads_is_run_once_and_its_answer_shared(store, tmp_path):
+    """A selection whose nested fields read MongoDB (a task's next tasks) runs once per event for all its
+    subscribers, who all get its answer."""
+    query = 'subscription { taskEvents(jobId: "n") { taskId task { nexts { id } } } }'
+    app, settings = gateway_app(store, tmp_path)
+    async with (
+        served(app, settings) as port,
+        AsyncExitStack() as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest,
+    ):
+        sockets = [await stack.enter_async_context(connection(port)) for _ in range(2)]
+        inboxes = [Inbox(ws) for ws in sockets]
+        async with subscribed(4):
+            for n in range(4):
+                await send(sockets[n % 2], str(n), query, {})
+        before = await counts(rest)
+        created = {"tasks": [{"id": 1, "job-id": "n", "nexts": {"tasks": [{"id": 2, "job-id": "n"}]}}]}
+        answer = await rest.post("/tracking/task", json=created)
+        assert answer.status_code == 200, answer.text
+
+        async def delivered() -> bool:
+            return all(len(inboxes[n % 2].events[str(n)]) >= 2 for n in range(4))
+
+        await eventually(delivered, what="every subscriber's two events")
+        after = await counts(rest)
+        for inbox in inboxes:
+            await inbox.stop()
+    for n in range(4):
+        events = {event["taskId"]: event["task"] for event in inboxes[n % 2].events[str(n)]}
+        assert events["1"] == {"nexts": [{"id": "2"}]}, (n, events)
+    assert after["executions.executed"] - before["executions.executed"] == 2  # two events, one run each
+    assert after["executions.shared"] - before["executions.shared"] == 2 * 3
