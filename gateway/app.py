@@ -3,6 +3,8 @@ probes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,11 +34,15 @@ from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.server_spans import ServerSpans
 from gateway.settings import Settings
 from gateway.tracing import Tracing, start_tracing
+from models import GraphStore
+from models.tokens import TokenCache
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
-from web.auth import TokenRegistry, generated_token
+from web.auth import Callers, TokenRegistry, generated_token
+from web.named_tokens import NamedTokenCallers
 from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
+from web.rate_limits import CallerLimits
 from web.state import GatewayState
 
 
@@ -51,7 +57,7 @@ def app_state(connection: HTTPConnection) -> AppState:
     return cast(AppState, connection.scope["state"])
 
 
-def resolve_tokens(settings: Settings) -> TokenRegistry:
+def environment_tokens(settings: Settings) -> TokenRegistry:
     """TRACKING_API_TOKENS, or else the token generated and kept in the data dir; none of them is ever logged."""
     tokens = list(settings.api_tokens) or [generated_token(settings.data_dir)[0]]
     never_log([*tokens, *settings.read_tokens])
@@ -137,7 +143,7 @@ def middleware_stack(settings: Settings, tracer: Tracer | None = None) -> list[M
         Middleware(HttpMetrics),
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is
         *([cors] if settings.cors_origins else []),  # a preflight is answered before any token is asked for
-        Middleware(TrackingGuard),  # /tracking: token (403), then Accept (406)
+        Middleware(TrackingGuard),  # /tracking: token (403), the caller's rate (429), then Accept (406)
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, refusal=front_end_refusal),  # 413
         Middleware(ExpectContinueMiddleware, prefix=REST_PREFIX),  # 100 Continue before every REST operation
         Middleware(FastTaskRead),  # GET /tracking/task/{taskId} without the router (rest.fast_read)
@@ -156,6 +162,23 @@ async def owned_backend(settings: Settings, tracing: Tracing | None) -> AsyncIte
 
 
 @asynccontextmanager
+async def named_tokens(store: GraphStore, settings: Settings) -> AsyncIterator[TokenCache]:
+    """The named tokens, loaded before the first request and reloaded while the app serves (models.tokens)."""
+    cache = TokenCache(store.named_tokens(), settings.tokens_reload_ms / 1000, settings.token_last_used_s)
+    task = asyncio.create_task(cache.run(), name="named tokens")
+    try:
+        with contextlib.suppress(TimeoutError):  # MongoDB slow at start: the environment's tokens serve meanwhile
+            await asyncio.wait_for(cache.loaded.wait(), settings.mongodb_timeout_ms / 1000)
+        yield cache
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):  # what was used since the last write, best effort at shutdown
+            await cache.write_last_used()
+
+
+@asynccontextmanager
 async def borrowed(backend: Backend) -> AsyncIterator[Backend]:
     """A backend its opener runs and closes (the CLI, tests)."""
     yield backend
@@ -167,7 +190,8 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     line, and closes it after serving). Tracing likewise: without `tracing`, the app starts what the settings
     ask for (gateway.tracing) and its lifespan stops it; a given one (whose provider the given backend's store
     was opened with) is only used."""
-    tokens = resolve_tokens(settings)
+    environment = environment_tokens(settings)
+    caller_limits = CallerLimits(settings.caller_rate, settings.subscriptions_per_caller)
     owned_tracing = start_tracing(settings) if tracing is None else None
     tracing = tracing or owned_tracing
     tracer = tracing.provider.get_tracer("tracking-gateway") if tracing is not None else None
@@ -175,11 +199,15 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         try:
-            async with owned_backend(settings, tracing) if backend is None else borrowed(backend) as current:
+            async with (
+                owned_backend(settings, tracing) if backend is None else borrowed(backend) as current,
+                named_tokens(current.store, settings) as cache,
+            ):
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "tokens": tokens,
+                    "callers": Callers(environment, NamedTokenCallers(cache)),
+                    "caller_limits": caller_limits,
                     "settings": settings,
                     "limits": settings.limits,
                     "tracer": tracer,

@@ -4,12 +4,14 @@ MongoDB round trip. Both the resolvers and the compiled path read through them: 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 from opentelemetry.context import Context as OtelContext
 from opentelemetry.trace import Tracer
 from strawberry.dataloader import DataLoader, DefaultCache
+from strawberry.extensions import SchemaExtension
 from strawberry.fastapi import BaseContext
+from strawberry.types.graphql import OperationType
 
 from models import (
     Direction,
@@ -22,8 +24,10 @@ from models import (
     defaults,
 )
 from models.metrics import SUBSCRIPTIONS_REFUSED
-from web.auth import Access, RepeatedCredential, TokenRegistry, caller_identity
+from web.auth import Caller, Callers, RepeatedCredential
 from web.limits import RequestLimits
+from web.rate_limits import CallerLimits
+from web.state import act_as, store_for
 
 COST_PER_TRAVERSAL_TASK = 110
 """Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
@@ -49,29 +53,28 @@ class Context(BaseContext):
         self,
         store: GraphStore,
         max_traversal: int,
-        access: Access | None,
-        tokens: TokenRegistry,
+        caller: Caller | None,
+        callers: Callers,
         limits: RequestLimits,
         max_page: int,
         resume_within_s: float,
         max_cost: int | None = None,
-        token: str | None = None,
         max_subscriptions: int = defaults.SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
         super().__init__()
-        self.store = store
-        self.tokens = tokens
+        self.all_tasks = store
+        """The graph store unscoped: `store` is it as the caller may see it (`grant`)."""
+        self.store = store_for(store, caller)
+        self.callers = callers
         self.limits = limits
         self.max_traversal = max_traversal
         self.max_cost = max_cost if max_cost is not None else default_max_cost(max_traversal)
         """The budget of an operation's estimated cost (TRACKING_GRAPHQL_MAX_COST; graphql_schema.cost)."""
         self.max_page = max_page
         self.resume_within_s = resume_within_s
-        self.authenticated = False
-        self.can_write = False
-        self.caller: str | None = None
-        """Who is calling (web.auth.caller_identity): the owner of a create's idempotency key."""
-        self.grant(access, token)
+        self.caller: Caller | None = None
+        """Who is calling (web.auth.Callers); None before a WebSocket's connection_init names them."""
+        self.grant(caller)
         self.over_websocket = False
         self.credential: str | None = None
         """The X-Auth-Token of the HTTP request or WebSocket upgrade (a connection_init payload must agree)."""
@@ -80,10 +83,8 @@ class Context(BaseContext):
         self.max_subscriptions = max_subscriptions
         """Most subscriptions open at once on this context's WebSocket (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
         self.subscriptions_open = 0
-        self.audience: Hashable = None
-        """What this caller may see, as far as a subscription's answers differ by it: subscriptions of callers
-        with the same audience share each event's answer (graphql_schema.event_payloads). Every token sees
-        every task, so all share; a caller who may see less needs an audience of its own."""
+        self.caller_limits: CallerLimits | None = None
+        """Every caller's open subscriptions in this process (TRACKING_SUBSCRIPTIONS_PER_CALLER)."""
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tracer: Tracer | None = None
@@ -97,22 +98,50 @@ class Context(BaseContext):
         self.histories = DataLoader[int, list[TaskChange]](load_fn=self._load_histories)
         self.walks = DataLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
 
-    def grant(self, access: Access | None, token: str | None) -> None:
-        """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
-        with a TRACKING_API_TOKENS one; and who is calling."""
-        self.authenticated = access is not None
-        self.can_write = access is not None and access.may_write
-        self.caller = caller_identity(token) if access is not None and token is not None else None
+    def grant(self, caller: Caller | None) -> None:
+        """Who is calling: nothing allowed without a caller, queries and subscriptions with any, mutations with
+        one that may write; every read and write through `store` narrowed to the caller's jobs."""
+        self.caller = caller
+        self.store = store_for(self.all_tasks, caller)
+        if caller is not None:
+            act_as(caller)  # the operations of a WebSocket run in tasks started after this
+
+    @property
+    def audience(self) -> Hashable:
+        """What this caller may see, as far as a subscription's answers differ by it (nested fields read through
+        the caller's `store`): subscriptions of callers with the same audience share each event's answer
+        (graphql_schema.event_payloads). The caller's job prefixes; None: every job."""
+        return self.caller.jobs if self.caller is not None else None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.caller is not None
+
+    @property
+    def can_write(self) -> bool:
+        return self.caller is not None and self.caller.may_write
 
     def count_subscription(self) -> None:
-        """One more subscription open on this connection; TooManySubscriptions past the bound (nothing counted)."""
+        """One more subscription open on this connection and of its caller; TooManySubscriptions past either
+        bound (nothing counted). `end_subscription` when it ends."""
         if self.subscriptions_open >= self.max_subscriptions:
             SUBSCRIPTIONS_REFUSED.labels("connection").inc()
             raise TooManySubscriptions(
                 f"too many subscriptions on this connection: at most {self.max_subscriptions} "
                 "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
             )
+        if self.caller_limits is not None and self.caller is not None:
+            refusal = self.caller_limits.open_subscription(self.caller)
+            if refusal is not None:
+                SUBSCRIPTIONS_REFUSED.labels("caller").inc()
+                raise TooManySubscriptions(refusal)
         self.subscriptions_open += 1
+
+    def end_subscription(self) -> None:
+        """A subscription `count_subscription` counted has ended."""
+        self.subscriptions_open -= 1
+        if self.caller_limits is not None and self.caller is not None:
+            self.caller_limits.close_subscription(self.caller)
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""
@@ -190,7 +219,29 @@ class Context(BaseContext):
             docs.append(future.result())
         return docs
 
+    def forget_reads(self) -> None:
+        """Drop what this context's DataLoaders hold (tasks, jobs, histories, walks read), once an operation has
+        its answer: a WebSocket's context serves every operation of its connection, which must not answer from
+        an earlier operation's reads nor keep them all for as long as it stays open; and a context is in a
+        reference cycle with its DataLoaders (their load functions are its methods), so what they hold would
+        otherwise wait for a full garbage collection. A batch not dispatched yet is left to its operation."""
+        for loader in (self.tasks, self.job_summaries, self.job_tasks, self.histories, self.walks):
+            loader.clear_all()
+            if loader.batch is not None and loader.batch.dispatched:
+                loader.batch = None
+
     def remember(self, docs: Sequence[TaskDoc]) -> None:
         """Tasks already fetched (a job's, a mutation's) need no second trip when a nested field asks again."""
         for doc in docs:
             self.tasks.prime(doc["_id"], doc, force=True)
+
+
+class ForgetReads(SchemaExtension):
+    """Once a query or mutation has its answer, its context forgets what it read (Context.forget_reads); a
+    subscription's stream keeps its reads while it runs, each event reading afresh."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        execution = self.execution_context
+        if isinstance(execution.context, Context) and execution.operation_type is not OperationType.SUBSCRIPTION:
+            execution.context.forget_reads()

@@ -12,6 +12,7 @@ from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
 from opentelemetry import propagate
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
@@ -48,15 +49,17 @@ from graphql_schema.http import (
     response_media_type_or_json,
     status_without_data,
 )
-from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large
+from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large, release_after_large_answer
 from graphql_schema.schema import build_schema
 from models import InvalidOperation
-from web.auth import TOKEN_FIELD, RepeatedCredential, request_credential
+from web.auth import TOKEN_FIELD, Caller, RepeatedCredential, request_credential
 from web.limits import RequestLimits
 from web.page_security import GRAPHIQL, page_response
-from web.state import gateway_state
+from web.state import gateway_state, keep_caller, request_caller
 
 GRAPHQL_PATH = "/graphql"
+RATE_LIMITED = "RATE_LIMITED"
+"""The code of a request past its caller's rate (429, with Retry-After)."""
 REJECTED_TOKEN_CLOSE_CODE = 4403
 
 
@@ -100,7 +103,8 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
-        if not context.authenticated and not context.tokens.accepts(_presented_token(message.get("payload"))):
+        presented = _presented_token(message.get("payload"))
+        if not context.authenticated and await context.callers.resolve(presented) is None:
             await self.send_message({"type": "connection_error", "payload": {"message": _REJECTION}})
             await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=_REJECTION)
             return
@@ -170,10 +174,15 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
                 await refuse_upgrade(request, context.repeated_credential)
                 return request
             return await super().run(request, context, root_value)
-        if not _asks_for_graphiql(request) and not gateway_state(request)["tokens"].accepts(
-            request_credential(request.scope["headers"])
-        ):
-            raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
+        if not _asks_for_graphiql(request):
+            caller = await _authenticated(request)
+            if caller is None:
+                raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
+            limited = await gateway_state(request)["caller_limits"].refusal(caller)
+            if limited is not None:
+                media_type = response_media_type_or_json(request.headers.get("accept"))
+                retry = {"Retry-After": str(limited.retry_after_s)}
+                return error_response(429, limited.message, RATE_LIMITED, media_type, retry)
         accept = request.headers.get("accept")
         try:
             media_type = response_media_type(accept) if not _asks_for_graphiql(request) else JSON_TYPE
@@ -192,6 +201,8 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         if media_type == GRAPHQL_RESPONSE_TYPE and response.media_type == JSON_TYPE:
             response.status_code = _status_without_data(request)
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_TYPE}; charset=utf-8"
+        if request.scope.get(_LARGE_KEY) and isinstance(response, Response) and response.background is None:
+            response.background = BackgroundTask(release_after_large_answer)  # once the answer is sent
         return response
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
@@ -202,6 +213,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
             answer.pop("data", None)
             request.scope[_STATUS_KEY] = status_without_data(answer.get("errors") or [])
         if is_large(result.extensions):
+            request.scope[_LARGE_KEY] = True
             return cast(GraphQLHTTPResponse, await encoded_off_the_loop(cast(dict[str, Any], answer)))
         return answer
 
@@ -234,14 +246,15 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         """A WebSocket may carry the token as a header or in the connection_init payload."""
         if context.authenticated:
             return await super().on_ws_connect(context)
-        token = _presented_token(context.connection_params)
-        access = context.tokens.access(token)
-        if access is None:
+        caller = await context.callers.resolve(_presented_token(context.connection_params))
+        if caller is None:
             raise ConnectionRejectionError({"message": _REJECTION})
-        context.grant(access, token)
+        context.grant(caller)
         return await super().on_ws_connect(context)
 
 
+_LARGE_KEY = "tracking.graphql_large_answer"
+"""Set by `process_result` on a request whose answer is large (graphql_schema.large_answers), for `run`."""
 _STATUS_KEY = "tracking.graphql_status"
 """Where `process_result` leaves the status of an answer without data for `run` (the same request's scope)."""
 
@@ -286,6 +299,14 @@ def install_token_refusal(app: FastAPI) -> None:
     app.add_exception_handler(TokenRefused, _refuse_token)
 
 
+async def _authenticated(request: Request) -> Caller | None:
+    """The request's caller, kept in its state (web.state) for the context, the access log and the metrics."""
+    caller = await gateway_state(request)["callers"].of_request(request.scope["headers"])
+    if caller is not None:
+        keep_caller(request.scope, caller)
+    return caller
+
+
 def _asks_for_graphiql(request: Request) -> bool:
     """A browser opening /graphql gets the GraphiQL page without a token (no operation runs); the token goes
     in GraphiQL's headers pane. Mirrors Strawberry's own test for rendering the IDE."""
@@ -303,29 +324,29 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     repeated = None
     try:
         credential = request_credential(connection.scope["headers"])
+        caller = request_caller(connection.scope) or await state["callers"].resolve(credential)
     except RepeatedCredential as error:
         if websocket is None:
             raise
-        credential, repeated = None, error
-    access = state["tokens"].access(credential)
-    if request is not None and access is None and not _asks_for_graphiql(request):
+        credential, caller, repeated = None, None, error
+    if request is not None and caller is None and not _asks_for_graphiql(request):
         raise TokenRefused(_REJECTION)
     settings = state["settings"]
     context = Context(
         state["store"],
         settings.graphql_max_traversal,
-        access,
-        state["tokens"],
+        caller,
+        state["callers"],
         state["limits"],
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
         settings.graphql_max_cost,
-        token=credential,
         max_subscriptions=settings.subscriptions_per_connection,
     )
     context.over_websocket = websocket is not None
     context.credential, context.repeated_credential = credential, repeated
     context.compiled = settings.graphql_compiled
+    context.caller_limits = state["caller_limits"]
     context.tracer = state["tracer"]
     if context.tracer is not None and websocket is not None:
         context.trace_parent = propagate.extract(websocket.headers)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
@@ -21,8 +21,8 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.compiled import CachedParsing, CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
-from graphql_schema.context import Context
-from graphql_schema.cost import CostBudget
+from graphql_schema.context import Context, ForgetReads
+from graphql_schema.cost_budget import CostBudget
 from graphql_schema.deadline import OperationDeadline
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, with_codes
 from graphql_schema.event_payloads import SharedEventExecution
@@ -32,11 +32,12 @@ from graphql_schema.inputs import TaskInput, TaskPatchInput, creation_fields, pa
 from graphql_schema.jobs import JobQueries
 from graphql_schema.metrics import OperationMetrics
 from graphql_schema.nesting import fragment_nesting_bound
-from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
+from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, alias_bound_rule, introspection_depth_rule
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
 from graphql_schema.tracing import OperationSpans
 from models import TaskCreate, TaskPatch, defaults, parse_task_id
 from models.idempotency import IdempotencyKey, checked_key
+from web.auth import caller_identity
 
 Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
 """Every query field, each domain's from its own module (tasks, jobs), in that order."""
@@ -94,7 +95,7 @@ def _idempotency_key(context: Context, key: str | None) -> IdempotencyKey | None
     if key is None:
         return None
     assert context.caller is not None  # mutations need a token (ReadOnlyTokens)
-    return IdempotencyKey(context.caller, checked_key(key, "idempotencyKey"))
+    return IdempotencyKey(caller_identity(context.caller), checked_key(key, "idempotencyKey"))
 
 
 @strawberry.type
@@ -236,17 +237,20 @@ def build_schema(
         extensions=[
             fragment_nesting_bound(max_fragment_depth, max_tokens),  # first: before any rule follows a spread
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
-            functools.partial(AddValidationRules, [introspection_depth_rule(max_depth), OneOperationOrAName]),
-            functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+            functools.partial(
+                AddValidationRules,
+                [introspection_depth_rule(max_depth), OneOperationOrAName, alias_bound_rule(max_aliases)],
+            ),
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
             CachedParsing,  # Strawberry's parser cache, after the token bound set the parse options
             CodedErrors,
             ReadOnlyTokens,
-            CostBudget,  # after the refusals that need no estimate; before anything reads
+            CostBudget,  # after the refusals that need no estimate; before anything else reads
             OperationDeadline,  # around every read of the operation, the compiled path's included
             SubscriptionsOverWebSocket,
             OperationMetrics,
             OperationSpans,  # before CompiledQueries: a compiled answer is read within the operation's span
+            ForgetReads,  # once an operation has its answer, its reads are dropped
             CompiledQueries,  # last: it answers after every bound and validation rule has run
         ],
     )
