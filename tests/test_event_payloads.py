@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from graphql_schema import event_payloads
 from graphql_schema.event_payloads import payload_variables
 from models import GraphStore
-from tests.helpers import AUTH, eventually, gateway_app, served, subscribed
+from tests.helpers import AUTH, TOKEN, eventually, gateway_app, served, subscribed
 from tests.test_fanout import Inbox, connection
+from tests.test_job_scopes import SCOPE, seed
 
 DASHBOARD = (
     "subscription Dash($jobId: String, $after: String, $full: Boolean!) { taskEvents(jobId: $jobId, after: $after)"
@@ -199,3 +200,40 @@ async def test_a_selection_that_reads_is_run_once_and_its_answer_shared(store, t
         assert events["1"] == {"nexts": [{"id": "2"}]}, (n, events)
     assert after["executions.executed"] - before["executions.executed"] == 2  # two events, one run each
     assert after["executions.shared"] - before["executions.shared"] == 2 * 3
+
+
+async def test_callers_who_may_see_different_jobs_never_share_an_answer(store, raw_db, tmp_path):
+    """Two subscribers with a token scoped to team-a- jobs and two with an unscoped one, on one query whose
+    nested field reads (a task's next tasks): each audience's answer is run once and shared within it, and the
+    scoped callers never see the next task outside their jobs that the others see."""
+    await raw_db.tasks.insert_many(seed())
+    scoped = await store.named_tokens().create("team-a", write=False, jobs=(SCOPE,))
+    query = "subscription { taskEvents { taskId task { nexts { id } } } }"
+    app, settings = gateway_app(store, tmp_path)
+    async with (
+        served(app, settings) as port,
+        AsyncExitStack() as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest,
+    ):
+        sockets = [await stack.enter_async_context(connection(port, token)) for token in (scoped, scoped, TOKEN)]
+        inboxes = [Inbox(ws) for ws in sockets]
+        subscribers = [(0, "a"), (1, "b"), (2, "c"), (2, "d")]  # two scoped, two unscoped
+        async with subscribed(4):
+            for conn, op in subscribers:
+                await send(sockets[conn], op, query, {})
+        before = await counts(rest)
+        assert (await rest.put("/tracking/task/2", json={"status": "DONE"})).status_code == 200
+
+        async def delivered() -> bool:
+            return all(inboxes[conn].events[op] for conn, op in subscribers)
+
+        await eventually(delivered, what="every subscriber's event")
+        after = await counts(rest)
+        for inbox in inboxes:
+            await inbox.stop()
+    seen = {op: inboxes[conn].events[op] for conn, op in subscribers}
+    hidden = [{"taskId": "2", "task": {"nexts": []}}]
+    shown = [{"taskId": "2", "task": {"nexts": [{"id": "3"}]}}]
+    assert seen == {"a": hidden, "b": hidden, "c": shown, "d": shown}
+    assert after["executions.executed"] - before["executions.executed"] == 2
+    assert after["executions.shared"] - before["executions.shared"] == 2
