@@ -256,6 +256,7 @@ class Settings(BaseSettings):
             keys_max_age_s=self.oidc_keys_max_age_s,
             keys_min_interval_s=self.oidc_keys_min_interval_s,
             http_timeout_ms=self.oidc_http_timeout_ms,
+            client_id=self.oidc_client_id,
         )
 
     @model_validator(mode="after")

@@ -51,7 +51,7 @@ from graphql_schema.schema import build_schema
 from models import InvalidOperation
 from web.auth import TOKEN_FIELD, RepeatedCredential, request_credential
 from web.limits import RequestLimits
-from web.page_security import GRAPHIQL, page_response
+from web.page_security import GRAPHIQL, page_response, signing_in
 from web.state import gateway_state
 
 GRAPHQL_PATH = "/graphql"
@@ -148,7 +148,9 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_ws_handler_class = _LegacyWSHandler
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return page_response(GRAPHIQL_PAGE, GRAPHIQL)
+        verifier = gateway_state(request)["oidc"]
+        token_endpoint = verifier.page_token_endpoint if verifier is not None else None
+        return page_response(GRAPHIQL_PAGE, signing_in(GRAPHIQL, token_endpoint))
 
     def __init__(self, *args: Any, limits: RequestLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

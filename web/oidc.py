@@ -4,6 +4,7 @@ claim: tracking:read, tracking:write) and which jobs (the jobs claim; absent: al
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -135,6 +136,8 @@ class OidcConfig:
     keys_max_age_s: float = DEFAULT_KEYS_MAX_AGE_S
     keys_min_interval_s: float = DEFAULT_KEYS_MIN_INTERVAL_S
     http_timeout_ms: int = DEFAULT_HTTP_TIMEOUT_MS
+    client_id: str | None = None
+    """The pages' client at the issuer (TRACKING_OIDC_CLIENT_ID): with one, they offer "Sign in"."""
 
     def __post_init__(self) -> None:
         refused = [algorithm for algorithm in self.algorithms if algorithm not in KEY_TYPES]
@@ -166,6 +169,19 @@ class OidcVerifier:
         self.config = config
         self.keys = keys or IssuerKeys(config.issuer, config.key_policy)
         self._jwt = jwt.PyJWT({"enforce_minimum_key_length": True})
+
+    @property
+    def page_token_endpoint(self) -> str | None:
+        """Where the pages trade a sign-in's code for a token, once the discovery document has been read; None
+        when the pages offer no sign-in (their policy then allows no connection to the issuer)."""
+        metadata = self.keys.metadata
+        return metadata.token_endpoint if self.config.client_id is not None and metadata is not None else None
+
+    async def warm_up(self) -> None:
+        """Fetch the keys before the first token comes; an issuer that cannot be reached is logged (by
+        web.oidc_keys) and asked again when tokens come, as the interval allows."""
+        with contextlib.suppress(IssuerUnavailable):
+            await self.keys.refresh()
 
     async def verify(self, token: str) -> VerifiedToken:
         """The token's caller; InvalidToken (401) for anything but a current token of the issuer for this

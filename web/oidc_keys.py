@@ -23,6 +23,9 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 """The most a discovery document or a JWKS may hold: real ones are a few kilobytes; more is refused unread."""
 
 
+_UNSAFE_IN_URL = frozenset(" \t\r\n\"',;")
+
+
 class IssuerUnavailable(Exception):
     """The issuer's keys could not be had (never fetched yet, or the fetch failed): a token cannot be judged
     now, and is answered 503 with Retry-After rather than 401, which would tell a client that holds a valid token
@@ -52,6 +55,8 @@ def is_loopback(url: str) -> bool:
 def url_problem(url: str) -> str | None:
     """Why `url` may not be used to fetch keys or sign in, or None: https, or http on loopback only (a key fetched
     over plain http from elsewhere could be anyone's)."""
+    if any(character in _UNSAFE_IN_URL for character in url):
+        return f"{url!r} holds a space, quote, comma or semicolon (a URL the pages' policy could not name as it is)"
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None

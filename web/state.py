@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from models import GraphStore
 from web.auth import TokenRegistry
 from web.limits import RequestLimits
+from web.oidc import OidcVerifier
 
 
 class ServingSettings(Protocol):
@@ -46,6 +47,8 @@ class GatewayState(TypedDict):
     limits: RequestLimits
     tracer: Tracer | None
     """Where the front ends' spans go (GraphQL operations); None when this app traces nothing."""
+    oidc: OidcVerifier | None
+    """Verifies `Authorization: Bearer` JWTs (web.oidc); None without TRACKING_OIDC_ISSUER."""
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:
