@@ -35,7 +35,7 @@ from gateway.tracing import Tracing, server_telemetry, start_tracing
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
-from web.auth import TokenRegistry, generated_token
+from web.auth import Callers, TokenRegistry, generated_token
 from web.oidc import OidcVerifier
 from web.page_security import (
     LIVE_VIEW,
@@ -60,7 +60,7 @@ def app_state(connection: HTTPConnection) -> AppState:
     return cast(AppState, connection.scope["state"])
 
 
-def resolve_tokens(settings: Settings) -> TokenRegistry:
+def environment_tokens(settings: Settings) -> TokenRegistry:
     """TRACKING_API_TOKENS, or else the token generated and kept in the data dir; none of them is ever logged."""
     tokens = list(settings.api_tokens) or [generated_token(settings.data_dir)[0]]
     never_log([*tokens, *settings.read_tokens])
@@ -209,7 +209,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     line, and closes it after serving). Tracing likewise: without `tracing`, the app starts what the settings
     ask for (gateway.tracing) and its lifespan stops it; a given one (whose provider the given backend's store
     was opened with) is only used."""
-    tokens = resolve_tokens(settings)
+    environment = environment_tokens(settings)
     owned_tracing = start_tracing(settings) if tracing is None else None
     tracing = tracing or owned_tracing
     tracer = tracing.provider.get_tracer("tracking-gateway") if tracing is not None else None
@@ -224,7 +224,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "tokens": tokens,
+                    "callers": Callers(environment),
                     "settings": settings,
                     "limits": settings.limits,
                     "tracer": tracer,

@@ -22,7 +22,7 @@ from models import (
     defaults,
 )
 from models.metrics import SUBSCRIPTIONS_REFUSED
-from web.auth import Access, RepeatedCredential, TokenRegistry, caller_identity
+from web.auth import Caller, Callers, RepeatedCredential
 from web.limits import RequestLimits
 
 COST_PER_TRAVERSAL_TASK = 110
@@ -49,29 +49,26 @@ class Context(BaseContext):
         self,
         store: GraphStore,
         max_traversal: int,
-        access: Access | None,
-        tokens: TokenRegistry,
+        caller: Caller | None,
+        callers: Callers,
         limits: RequestLimits,
         max_page: int,
         resume_within_s: float,
         max_cost: int | None = None,
-        token: str | None = None,
         max_subscriptions: int = defaults.SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
         super().__init__()
         self.store = store
-        self.tokens = tokens
+        self.callers = callers
         self.limits = limits
         self.max_traversal = max_traversal
         self.max_cost = max_cost if max_cost is not None else default_max_cost(max_traversal)
         """The budget of an operation's estimated cost (TRACKING_GRAPHQL_MAX_COST; graphql_schema.cost)."""
         self.max_page = max_page
         self.resume_within_s = resume_within_s
-        self.authenticated = False
-        self.can_write = False
-        self.caller: str | None = None
-        """Who is calling (web.auth.caller_identity): the owner of a create's idempotency key."""
-        self.grant(access, token)
+        self.caller: Caller | None = None
+        """Who is calling (web.auth.Callers); None before a WebSocket's connection_init names them."""
+        self.grant(caller)
         self.over_websocket = False
         self.credential: str | None = None
         """The X-Auth-Token of the HTTP request or WebSocket upgrade (a connection_init payload must agree)."""
@@ -93,12 +90,18 @@ class Context(BaseContext):
         self.histories = DataLoader[int, list[TaskChange]](load_fn=self._load_histories)
         self.walks = DataLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
 
-    def grant(self, access: Access | None, token: str | None) -> None:
-        """What the token presented allows: nothing without one, queries and subscriptions with any, mutations
-        with a TRACKING_API_TOKENS one; and who is calling."""
-        self.authenticated = access is not None
-        self.can_write = access is not None and access.may_write
-        self.caller = caller_identity(token) if access is not None and token is not None else None
+    def grant(self, caller: Caller | None) -> None:
+        """Who is calling: nothing allowed without a caller, queries and subscriptions with any, mutations with
+        one that may write."""
+        self.caller = caller
+
+    @property
+    def authenticated(self) -> bool:
+        return self.caller is not None
+
+    @property
+    def can_write(self) -> bool:
+        return self.caller is not None and self.caller.may_write
 
     def count_subscription(self) -> None:
         """One more subscription open on this connection; TooManySubscriptions past the bound (nothing counted)."""

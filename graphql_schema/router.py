@@ -49,10 +49,10 @@ from graphql_schema.http import (
 from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large
 from graphql_schema.schema import build_schema
 from models import InvalidOperation
-from web.auth import TOKEN_FIELD, RepeatedCredential, request_credential
+from web.auth import TOKEN_FIELD, Caller, RepeatedCredential, request_credential
 from web.limits import RequestLimits
 from web.page_security import GRAPHIQL, page_response, signing_in
-from web.state import gateway_state
+from web.state import gateway_state, keep_caller, request_caller
 
 GRAPHQL_PATH = "/graphql"
 REJECTED_TOKEN_CLOSE_CODE = 4403
@@ -94,7 +94,8 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
-        if not context.authenticated and not context.tokens.accepts(_presented_token(message.get("payload"))):
+        presented = _presented_token(message.get("payload"))
+        if not context.authenticated and await context.callers.resolve(presented) is None:
             await self.send_message({"type": "connection_error", "payload": {"message": _REJECTION}})
             await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=_REJECTION)
             return
@@ -166,9 +167,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
                 await refuse_upgrade(request, context.repeated_credential)
                 return request
             return await super().run(request, context, root_value)
-        if not _asks_for_graphiql(request) and not gateway_state(request)["tokens"].accepts(
-            request_credential(request.scope["headers"])
-        ):
+        if not _asks_for_graphiql(request) and await _authenticated(request) is None:
             raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
         accept = request.headers.get("accept")
         try:
@@ -230,11 +229,10 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         """A WebSocket may carry the token as a header or in the connection_init payload."""
         if context.authenticated:
             return await super().on_ws_connect(context)
-        token = _presented_token(context.connection_params)
-        access = context.tokens.access(token)
-        if access is None:
+        caller = await context.callers.resolve(_presented_token(context.connection_params))
+        if caller is None:
             raise ConnectionRejectionError({"message": _REJECTION})
-        context.grant(access, token)
+        context.grant(caller)
         return await super().on_ws_connect(context)
 
 
@@ -282,6 +280,14 @@ def install_token_refusal(app: FastAPI) -> None:
     app.add_exception_handler(TokenRefused, _refuse_token)
 
 
+async def _authenticated(request: Request) -> Caller | None:
+    """The request's caller, kept in its state (web.state) for the context, the access log and the metrics."""
+    caller = await gateway_state(request)["callers"].of_request(request.scope["headers"])
+    if caller is not None:
+        keep_caller(request.scope, caller)
+    return caller
+
+
 def _asks_for_graphiql(request: Request) -> bool:
     """A browser opening /graphql gets the GraphiQL page without a token (no operation runs); the token goes
     in GraphiQL's headers pane. Mirrors Strawberry's own test for rendering the IDE."""
@@ -299,24 +305,23 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     repeated = None
     try:
         credential = request_credential(connection.scope["headers"])
+        caller = request_caller(connection.scope) or await state["callers"].resolve(credential)
     except RepeatedCredential as error:
         if websocket is None:
             raise
-        credential, repeated = None, error
-    access = state["tokens"].access(credential)
-    if request is not None and access is None and not _asks_for_graphiql(request):
+        credential, caller, repeated = None, None, error
+    if request is not None and caller is None and not _asks_for_graphiql(request):
         raise TokenRefused(_REJECTION)
     settings = state["settings"]
     context = Context(
         state["store"],
         settings.graphql_max_traversal,
-        access,
-        state["tokens"],
+        caller,
+        state["callers"],
         state["limits"],
         settings.graphql_max_page,
         settings.subscription_resume_ms / 1000,
         settings.graphql_max_cost,
-        token=credential,
         max_subscriptions=settings.subscriptions_per_connection,
     )
     context.over_websocket = websocket is not None

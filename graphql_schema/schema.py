@@ -36,6 +36,7 @@ from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
 from graphql_schema.tracing import OperationSpans
 from models import TaskCreate, TaskPatch, defaults, parse_task_id
 from models.idempotency import IdempotencyKey, checked_key
+from web.auth import caller_identity
 
 Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
 """Every query field, each domain's from its own module (tasks, jobs), in that order."""
@@ -93,7 +94,7 @@ def _idempotency_key(context: Context, key: str | None) -> IdempotencyKey | None
     if key is None:
         return None
     assert context.caller is not None  # mutations need a token (ReadOnlyTokens)
-    return IdempotencyKey(context.caller, checked_key(key, "idempotencyKey"))
+    return IdempotencyKey(caller_identity(context.caller), checked_key(key, "idempotencyKey"))
 
 
 @strawberry.type

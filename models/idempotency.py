@@ -63,9 +63,10 @@ class RecordedCreate:
 
 
 class IdempotencyRecord(Document):
-    """One idempotency key of one caller: `_id` is `{caller, key}` (the caller a SHA-256 of its token, never the
-    token), `fingerprint` the SHA-256 of the create's tasks as planned, `ids` the created ids in request order as
-    runs `[first, count]`, `created` the tasks' creation time, `expires` when MongoDB's TTL monitor removes it."""
+    """One idempotency key of one caller: `_id` is `{caller, key}` (the caller a SHA-256 of its issuer and name,
+    never a token), `fingerprint` the SHA-256 of the create's tasks as planned, `ids` the created ids in request
+    order as runs `[first, count]`, `created` the tasks' creation time, `expires` when MongoDB's TTL monitor
+    removes it."""
 
     id: dict[str, str]  # type: ignore[assignment]
     fingerprint: str

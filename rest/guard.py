@@ -1,5 +1,5 @@
-"""The checks every /tracking request passes before any routing work: one token (400), a known token (403),
-then Accept (406)."""
+"""The checks every /tracking request passes before any routing work: one token (400), a known caller (403),
+then Accept (406). The request's Caller is in its state for the handlers (web.state.request_caller)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest.errors import error_response
 from rest.negotiation import NotAcceptable, response_format
-from web.auth import RepeatedCredential, caller_identity, request_credential
+from web.auth import RepeatedCredential
+from web.state import keep_caller
 
 PREFIX = "/tracking/"
 _READS = frozenset({"GET", "HEAD"})
 READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS)"
 FORMAT_STATE_KEY = "response_format"
-CALLER_STATE_KEY = "caller"
 
 
 def _escaped_segment(segment: str) -> str:
@@ -54,15 +54,14 @@ class TrackingGuard:
             return
         accept = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"accept"), None)
         try:
-            token = request_credential(scope["headers"])
+            caller = await scope["state"]["callers"].of_request(scope["headers"])
         except RepeatedCredential as error:
             await error_response(400, error.message, accept)(scope, receive, send)
             return
-        access = scope["state"]["tokens"].access(token)
-        if access is None:
+        if caller is None:
             await error_response(403, "missing or unknown X-Auth-Token", accept)(scope, receive, send)
             return
-        if scope["method"] not in _READS and not access.may_write:
+        if scope["method"] not in _READS and not caller.may_write:
             await error_response(403, READ_ONLY_MESSAGE, accept)(scope, receive, send)
             return
         try:
@@ -70,11 +69,8 @@ class TrackingGuard:
         except NotAcceptable as error:
             await error_response(406, str(error), accept)(scope, receive, send)
             return
-        state = scope.setdefault("state", {})
-        state[FORMAT_STATE_KEY] = fmt
-        if scope["method"] not in _READS:
-            assert token is not None  # a token was accepted above
-            state[CALLER_STATE_KEY] = caller_identity(token)  # the owner of a create's idempotency key
+        scope.setdefault("state", {})[FORMAT_STATE_KEY] = fmt
+        keep_caller(scope, caller)
         routed = routing_path(scope)
         if routed is None:
             await self.app(scope, receive, send)

@@ -8,8 +8,9 @@ from fastapi import Request
 
 from models import InvalidOperation
 from models.idempotency import IDEMPOTENCY_KEY_MAX, IdempotencyKey, checked_key
-from rest.guard import CALLER_STATE_KEY
 from rest.negotiation import BadRequest
+from web.auth import caller_identity
+from web.state import request_caller
 
 HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PARAMETER = {
@@ -36,8 +37,9 @@ def idempotency_key(request: Request) -> IdempotencyKey | None:
         key = checked_key(sf_string(", ".join(values)), HEADER)
     except InvalidOperation as error:
         raise BadRequest(error.message) from None
-    caller: str = getattr(request.state, CALLER_STATE_KEY)
-    return IdempotencyKey(caller, key)
+    caller = request_caller(request.scope)
+    assert caller is not None  # rest.guard let the request through
+    return IdempotencyKey(caller_identity(caller), key)
 
 
 def sf_string(value: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from models.idempotency import IDEMPOTENCY_KEY_MAX, IdempotencyRecord
 from rest.idempotency import sf_string
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client
+from web.auth import Access, Caller, caller_identity
 
 KEY = {"Idempotency-Key": '"8e03978e-40d5-43e8-bc93-6894a57f9324"'}
 CREATE = (
@@ -98,7 +100,7 @@ async def test_a_failed_create_records_no_key(client, raw_db):
     assert await raw_db.idempotency_keys.count_documents({}) == 1
 
 
-async def test_keys_belong_to_the_caller_and_the_record_holds_a_hash_of_the_token_never_the_token(
+async def test_keys_belong_to_the_caller_and_the_record_holds_a_hash_of_its_name_never_the_token(
     store, tmp_path: Path, raw_db
 ):
     app, _ = gateway_app(store, tmp_path, api_tokens=f"{TOKEN},other-token")
@@ -110,7 +112,8 @@ async def test_keys_belong_to_the_caller_and_the_record_holds_a_hash_of_the_toke
     assert await _stored_count(raw_db) == 4
     records = await raw_db.idempotency_keys.find().to_list(None)
     callers = {record["_id"]["caller"] for record in records}
-    assert callers == {hashlib.sha256(token.encode()).hexdigest() for token in (TOKEN, "other-token")}
+    names = ("env-api-1", "env-api-2")  # the environment's tokens, by their place
+    assert callers == {hashlib.sha256(json.dumps([None, name]).encode()).hexdigest() for name in names}
     assert not any(TOKEN in repr(record) or "other-token" in repr(record) for record in records)
 
 
@@ -196,7 +199,7 @@ async def test_concurrent_requests_with_one_key_create_once(client, raw_db):
 async def test_a_key_held_by_a_create_in_progress_is_a_409_and_free_again_once_that_create_is_aborted(client, raw_db):
     """Another gateway's create holds the key's record uncommitted: 409, nothing stored; once its transaction
     ends without a commit (its gateway died, MongoDB aborted it), the key creates."""
-    caller = hashlib.sha256(TOKEN.encode()).hexdigest()
+    caller = caller_identity(Caller("env-api-1", Access.WRITE))
     other = raw_db.client.start_session()
     try:
         await other.start_transaction()

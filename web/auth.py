@@ -1,14 +1,18 @@
-"""API tokens: where they come from and how a presented one is checked."""
+"""Callers: who presents a credential (an API token from the environment or a named one, or a JWT) and what they
+may do, resolved in one place (`Callers`) for every interface."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 TOKEN_FILE_NAME = "api-token"  # noqa: S105 - a file name, not a secret
 VISIBLE_ASCII = frozenset(map(chr, range(0x21, 0x7F)))
@@ -59,8 +63,8 @@ def request_credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 class Access(enum.Enum):
-    """What a token allows: READ (TRACKING_READ_TOKENS) queries and subscriptions, WRITE (TRACKING_API_TOKENS)
-    everything."""
+    """What a caller may do: READ queries and subscriptions (TRACKING_READ_TOKENS, `token create --read-only`),
+    WRITE everything."""
 
     READ = "read"
     WRITE = "write"
@@ -71,38 +75,111 @@ class Access(enum.Enum):
         return self is Access.WRITE
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, and what they may do: what every interface reads once the credential was checked."""
+
+    name: str
+    """The token's name ("env-api-1", "env-read-1" for the environment's tokens, in their order); a JWT's `sub`."""
+    access: Access
+    jobs: tuple[str, ...] | None = None
+    """The job-id prefixes whose tasks it may see and change; None: every job (and tasks without one)."""
+    issuer: str | None = None
+    """The OpenID issuer of a JWT caller; None for tokens."""
+    rate: float | None = None
+    """Requests per second allowed; None: the default."""
+
+    @property
+    def may_write(self) -> bool:
+        return self.access.may_write
+
+
+ENVIRONMENT_NAME_PREFIX = "env-"
+"""Names of the environment's tokens ("env-api-1", "env-read-1"); no named token may take one."""
+
+
+def environment_name(access: Access, number: int) -> str:
+    """The name of the environment's `number`th token (from 1) of TRACKING_API_TOKENS or TRACKING_READ_TOKENS."""
+    return f"{ENVIRONMENT_NAME_PREFIX}{'api' if access is Access.WRITE else 'read'}-{number}"
+
+
 class TokenRegistry:
-    """The accepted X-Auth-Token values (full access, and read-only), compared in constant time."""
+    """The environment's tokens (TRACKING_API_TOKENS with full access, TRACKING_READ_TOKENS read-only), each a
+    Caller named by its place (`environment_name`), compared in constant time."""
 
     def __init__(self, tokens: Iterable[str], read_tokens: Iterable[str] = ()) -> None:
-        self._tokens = [(token.encode(), Access.WRITE) for token in tokens]
-        self._tokens += [(token.encode(), Access.READ) for token in read_tokens]
+        self._tokens = [
+            (token.encode(), Caller(environment_name(access, number), access))
+            for access, given in ((Access.WRITE, tokens), (Access.READ, read_tokens))
+            for number, token in enumerate(given, start=1)
+        ]
         if not self._tokens:
             raise ValueError("at least one API token is required")
 
-    def access(self, presented: str | None) -> Access | None:
-        """What the token may do; None for a missing or unknown one. Whitespace around it is no part of it (a
-        field value excludes leading and trailing whitespace, RFC 9110 section 5.5)."""
+    def caller(self, presented: str | None) -> Caller | None:
+        """Who presents this token; None for a missing or unknown one. Whitespace around it is no part of it (a
+        field value excludes leading and trailing whitespace, RFC 9110 section 5.5). A token given in both
+        variables is the full-access one."""
         presented = presented.strip(" \t") if presented else None
         if not presented:
             return None
         candidate = presented.encode()
         # Compare against every token, without stopping early, so timing says nothing about which matched.
-        granted = None
-        for token, access in self._tokens:
-            if hmac.compare_digest(candidate, token) and granted is not Access.WRITE:
-                granted = access
+        granted: Caller | None = None
+        for token, caller in self._tokens:
+            if hmac.compare_digest(candidate, token) and (granted is None or not granted.may_write):
+                granted = caller
         return granted
 
+    def access(self, presented: str | None) -> Access | None:
+        """What the token may do; None for a missing or unknown one."""
+        caller = self.caller(presented)
+        return caller.access if caller is not None else None
+
     def accepts(self, presented: str | None) -> bool:
-        return self.access(presented) is not None
+        return self.caller(presented) is not None
 
 
-def caller_identity(token: str) -> str:
-    """Who is calling, as the data the gateway keeps about a caller (a create's idempotency keys) names them:
-    today a caller is its token, named by the SHA-256 of it (hex), so no token is ever stored. The one place
-    that says who a caller is: named callers would change this function only."""
-    return hashlib.sha256(token.strip(" \t").encode()).hexdigest()
+class CallerSource(Protocol):
+    """Somewhere callers are known beside the environment (named tokens in MongoDB, an OpenID issuer)."""
+
+    async def caller(self, credential: str) -> Caller | None:
+        """Who presents `credential` (stripped, not empty); None when this source does not know it."""
+        ...
+
+
+class Callers:
+    """The one place a request's credential becomes its Caller (or None), for REST, GraphQL over HTTP and
+    WebSocket alike: the environment's tokens first (no I/O), then each other source in turn."""
+
+    def __init__(self, environment: TokenRegistry, *sources: CallerSource) -> None:
+        self.environment = environment
+        self.sources = list(sources)
+
+    async def resolve(self, credential: str | None) -> Caller | None:
+        """Who presents `credential`; None for a missing or unknown one."""
+        credential = credential.strip(" \t") if credential else None
+        if not credential:
+            return None
+        found = self.environment.caller(credential)
+        for source in self.sources:
+            if found is not None:
+                break
+            found = await source.caller(credential)
+        return found
+
+    async def of_request(self, headers: Iterable[tuple[bytes, bytes]]) -> Caller | None:
+        """The caller of a request or WebSocket upgrade by its one credential (`request_credential`, which raises
+        RepeatedCredential); None without a known one."""
+        return await self.resolve(request_credential(headers))
+
+
+def caller_identity(caller: Caller) -> str:
+    """Who is calling, as the data the gateway keeps about a caller (a create's idempotency keys) names them: the
+    SHA-256 (hex) of the caller's issuer and name, so a token and a JWT subject of the same name, or the subjects
+    of two issuers, are never one caller, and a token renewed under its name keeps its keys. The one place that
+    says who owns such data."""
+    return hashlib.sha256(json.dumps([caller.issuer, caller.name]).encode()).hexdigest()
 
 
 def generated_token(data_dir: Path) -> tuple[str, Path]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypedDict, cast
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Protocol, TypedDict, cast
 
 from opentelemetry.trace import Tracer
 from starlette.requests import HTTPConnection
 
 from models import GraphStore
-from web.auth import TokenRegistry
+from web.auth import Caller, Callers
 from web.limits import RequestLimits
 from web.oidc import OidcVerifier
 
@@ -42,7 +43,8 @@ class GatewayState(TypedDict):
     (gateway.app.AppState)."""
 
     store: GraphStore
-    tokens: TokenRegistry
+    callers: Callers
+    """Who presents a credential (web.auth: the one place deciding it)."""
     settings: ServingSettings
     limits: RequestLimits
     tracer: Tracer | None
@@ -54,3 +56,21 @@ class GatewayState(TypedDict):
 def gateway_state(connection: HTTPConnection) -> GatewayState:
     """The lifespan's state as a request or WebSocket handler sees it, typed (`request.state.x` is `Any`)."""
     return cast(GatewayState, connection.scope["state"])
+
+
+CALLER_STATE_KEY = "caller"
+"""Where a request's Caller is kept in its state (`scope["state"]`) once its credential was checked: the front
+ends, the access log and the metrics read it there."""
+
+
+def request_caller(scope: Mapping[str, Any]) -> Caller | None:
+    """The Caller a request was authenticated as; None before authentication or without a credential."""
+    caller = scope.get("state", {}).get(CALLER_STATE_KEY)
+    return caller if isinstance(caller, Caller) else None
+
+
+def keep_caller(scope: MutableMapping[str, Any], caller: Caller) -> None:
+    """Remember the request's Caller in its state (see `request_caller`), in a copy of that state made for this
+    request: a server may hand every request the lifespan's one dict (ASGI asks servers to copy it; not every
+    one does), and one request's caller must never be another's."""
+    scope["state"] = {**scope.get("state", {}), CALLER_STATE_KEY: caller}
