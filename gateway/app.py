@@ -224,7 +224,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "callers": Callers(environment),
+                    "callers": Callers(environment, bearer=oidc),
                     "settings": settings,
                     "limits": settings.limits,
                     "tracer": tracer,

@@ -35,7 +35,15 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_schema.context import Context
-from graphql_schema.credentials import AMBIGUOUS_CLOSE_CODE, ambiguous_payload, payload_tokens, refuse_upgrade
+from graphql_schema.credentials import (
+    AMBIGUOUS_CLOSE_CODE,
+    CLOSE_CODE_OF_BEARER_STATUS,
+    ambiguous_payload,
+    close_reason,
+    payload_tokens,
+    refuse_bearer_upgrade,
+    refuse_upgrade,
+)
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 from graphql_schema.http import (
     GRAPHQL_RESPONSE_TYPE,
@@ -49,7 +57,8 @@ from graphql_schema.http import (
 from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large
 from graphql_schema.schema import build_schema
 from models import InvalidOperation
-from web.auth import TOKEN_FIELD, Caller, RepeatedCredential, request_credential
+from web.auth import TOKEN_FIELD, Caller, Credential, RepeatedCredential
+from web.bearer import BearerRefused
 from web.limits import RequestLimits
 from web.page_security import GRAPHIQL, page_response, signing_in
 from web.state import gateway_state, keep_caller, request_caller
@@ -66,18 +75,38 @@ class _RefusedJSON(json.JSONDecodeError):
         self.msg = message
 
 
-def _presented_token(params: object) -> str | None:
-    """The token of a WebSocket's connection_init payload (its tokens agree: `ambiguous_payload`)."""
+def _presented_token(params: object) -> Credential | None:
+    """The credential of a WebSocket's connection_init payload (its credentials agree: `ambiguous_payload`)."""
     return next(iter(payload_tokens(params)), None)
 
 
+async def _payload_caller(context: Context, params: object) -> BearerRefused | None:
+    """Grants the context the caller its connection_init payload names, when the upgrade named none; the refusal
+    of a bearer token it names (web.bearer), to close the connection with."""
+    if context.authenticated:
+        return None
+    try:
+        caller = await context.callers.resolve(_presented_token(params))
+    except BearerRefused as refused:
+        return refused
+    if caller is not None:
+        context.grant(caller)
+    return None
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400."""
+    """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400, and
+    one whose bearer token is refused with 4401, 4403 or 1013 (CLOSE_CODE_OF_BEARER_STATUS)."""
 
     async def handle_connection_init(self, message: TransportConnectionInit) -> None:
         refusal = ambiguous_payload(self.context.credential, message.get("payload"))
         if refusal is not None:
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
+            return
+        refused = await _payload_caller(self.context, message.get("payload"))
+        if refused is not None:
+            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
+            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
             return
         await super().handle_connection_init(message)
 
@@ -94,8 +123,13 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
-        presented = _presented_token(message.get("payload"))
-        if not context.authenticated and await context.callers.resolve(presented) is None:
+        refused = await _payload_caller(context, message.get("payload"))
+        if refused is not None:
+            await self.send_message({"type": "connection_error", "payload": {"message": refused.message}})
+            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
+            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
+            return
+        if not context.authenticated:
             await self.send_message({"type": "connection_error", "payload": {"message": _REJECTION}})
             await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=_REJECTION)
             return
@@ -166,6 +200,9 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
             if isinstance(context, Context) and context.repeated_credential is not None:
                 await refuse_upgrade(request, context.repeated_credential)
                 return request
+            if isinstance(context, Context) and context.refused_bearer is not None:
+                await refuse_bearer_upgrade(request, context.refused_bearer)
+                return request
             return await super().run(request, context, root_value)
         if not _asks_for_graphiql(request) and await _authenticated(request) is None:
             raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
@@ -229,7 +266,10 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         """A WebSocket may carry the token as a header or in the connection_init payload."""
         if context.authenticated:
             return await super().on_ws_connect(context)
-        caller = await context.callers.resolve(_presented_token(context.connection_params))
+        try:
+            caller = await context.callers.resolve(_presented_token(context.connection_params))
+        except BearerRefused as refused:
+            raise ConnectionRejectionError({"message": refused.message}) from None
         if caller is None:
             raise ConnectionRejectionError({"message": _REJECTION})
         context.grant(caller)
@@ -270,7 +310,10 @@ def _request_error(request: Request, error: StrawberryHTTPException, media_type:
 
 async def _refuse_token(request: Request, _: Exception) -> Response:
     media_type = response_media_type_or_json(request.headers.get("accept"))
-    return error_response(403, _REJECTION, "FORBIDDEN", media_type)
+    challenge = gateway_state(request)["callers"].challenge  # when bearer tokens are accepted too (RFC 6750)
+    return error_response(
+        403, _REJECTION, "FORBIDDEN", media_type, {"WWW-Authenticate": challenge} if challenge else None
+    )
 
 
 def install_token_refusal(app: FastAPI) -> None:
@@ -282,7 +325,9 @@ def install_token_refusal(app: FastAPI) -> None:
 
 async def _authenticated(request: Request) -> Caller | None:
     """The request's caller, kept in its state (web.state) for the context, the access log and the metrics."""
-    caller = await gateway_state(request)["callers"].of_request(request.scope["headers"])
+    caller = request_caller(request.scope) or await gateway_state(request)["callers"].of_request(
+        request.scope["headers"]
+    )
     if caller is not None:
         keep_caller(request.scope, caller)
     return caller
@@ -302,14 +347,21 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     HTTP (RepeatedCredential, 400), by `run` for a WebSocket (a dependency cannot answer an upgrade)."""
     connection: HTTPConnection = request if request is not None else websocket
     state = gateway_state(connection)
-    repeated = None
+    repeated, refused = None, None
+    credential: Credential | None = None
     try:
-        credential = request_credential(connection.scope["headers"])
+        credential = state["callers"].credential(connection.scope["headers"])
         caller = request_caller(connection.scope) or await state["callers"].resolve(credential)
     except RepeatedCredential as error:
         if websocket is None:
             raise
         credential, caller, repeated = None, None, error
+    except BearerRefused as error:  # over HTTP: answered by its handler (graphql_schema.credentials)
+        if websocket is None:
+            raise
+        caller, refused = None, error
+    if request is not None and caller is not None:
+        keep_caller(request.scope, caller)  # `run` reads it again rather than verifying the token twice
     if request is not None and caller is None and not _asks_for_graphiql(request):
         raise TokenRefused(_REJECTION)
     settings = state["settings"]
@@ -325,7 +377,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
         max_subscriptions=settings.subscriptions_per_connection,
     )
     context.over_websocket = websocket is not None
-    context.credential, context.repeated_credential = credential, repeated
+    context.credential, context.repeated_credential, context.refused_bearer = credential, repeated, refused
     context.compiled = settings.graphql_compiled
     context.tracer = state["tracer"]
     if context.tracer is not None and websocket is not None:

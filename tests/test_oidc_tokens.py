@@ -16,16 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.oidc_issuer import AUDIENCE, Issuer, ec_key, ed_key, rsa_key, running_issuer
-from web.auth import Access, RepeatedCredential
-from web.oidc import (
-    InsufficientScope,
-    InvalidToken,
-    IssuerUnavailable,
-    OidcConfig,
-    OidcVerifier,
-    bearer_credential,
-    challenge,
-)
+from web.auth import Access, Callers, RepeatedCredential, TokenRegistry, request_bearer
+from web.bearer import BearerToken, InsufficientScope, InvalidToken, challenge
+from web.oidc import IssuerUnavailable, OidcConfig, OidcVerifier
 from web.oidc_keys import IssuerKeys
 
 
@@ -346,15 +339,20 @@ async def test_a_discovery_document_naming_another_issuer_is_refused(issuer: Iss
 
 
 def test_the_bearer_credential_of_a_request():
-    assert bearer_credential([(b"authorization", b"Bearer abc.def-_~+/=")]) == "abc.def-_~+/="
-    assert bearer_credential([(b"authorization", b"bearer   abc")]) == "abc"
-    assert bearer_credential([(b"authorization", b"Basic dXNlcjpwYXNz")]) is None
-    assert bearer_credential([(b"x-auth-token", b"t")]) is None
+    assert request_bearer([(b"authorization", b"Bearer abc.def-_~+/=")]) == BearerToken("abc.def-_~+/=")
+    assert request_bearer([(b"authorization", b"bearer   abc")]) == BearerToken("abc")
+    assert request_bearer([(b"authorization", b"Basic dXNlcjpwYXNz")]) is None
+    assert request_bearer([(b"x-auth-token", b"t")]) is None
     for malformed in (b"Bearer", b"Bearer ", b"Bearer a b", b"Bearer a,b", b'Bearer "a"', b"Bearerabc"):
         with pytest.raises(InvalidToken):
-            bearer_credential([(b"authorization", malformed)])
+            request_bearer([(b"authorization", malformed)])
     with pytest.raises(RepeatedCredential):
-        bearer_credential([(b"authorization", b"Bearer a"), (b"authorization", b"Bearer a")])
+        request_bearer([(b"authorization", b"Bearer a"), (b"authorization", b"Bearer a")])
+    both = [(b"authorization", b"Bearer a"), (b"x-auth-token", b"t")]
+    with pytest.raises(RepeatedCredential, match="not both"):
+        Callers(TokenRegistry(["t"]), bearer=OidcVerifier(OidcConfig("https://issuer.example", "a"))).credential(both)
+    assert Callers(TokenRegistry(["t"])).credential(both) == "t", "without an issuer, Authorization is not ours"
+    assert "a.b.c" not in repr(BearerToken("a.b.c")), "a token is never shown in a log or a traceback"
 
 
 def test_challenges_are_rfc_6750_quoted_strings():

@@ -5,31 +5,18 @@ claim: tracking:read, tracking:write) and which jobs (the jobs claim; absent: al
 from __future__ import annotations
 
 import contextlib
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from web.auth import Access, RepeatedCredential
+from web.auth import Access, Caller
+from web.bearer import READ_SCOPE, WRITE_SCOPE, BearerToken, InsufficientScope, InvalidToken
 from web.oidc_keys import IssuerKeys, IssuerUnavailable, KeyPolicy
 
-__all__ = [
-    "ASYMMETRIC_ALGORITHMS",
-    "BearerRefused",
-    "InsufficientScope",
-    "InvalidToken",
-    "IssuerUnavailable",
-    "OidcConfig",
-    "OidcVerifier",
-    "VerifiedToken",
-    "bearer_credential",
-    "challenge",
-]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerUnavailable", "OidcConfig", "OidcVerifier", "VerifiedToken"]
 
-READ_SCOPE = "tracking:read"
-WRITE_SCOPE = "tracking:write"
 KEY_TYPES = {
     **dict.fromkeys(("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), ("RSA", None)),
     "ES256": ("EC", "P-256"),
@@ -47,80 +34,6 @@ DEFAULT_KEYS_MIN_INTERVAL_S = 30
 DEFAULT_HTTP_TIMEOUT_MS = 5000
 MAX_JOB_PREFIXES = 1000
 """The most job prefixes a token may carry: the job filter is one MongoDB condition per prefix."""
-REALM = "tracking"
-_BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
-"""RFC 6750 section 2.1: the scheme (case-insensitive), one or more spaces, a token68."""
-_AUTHORIZATION = b"authorization"
-
-
-class BearerRefused(Exception):
-    """A bearer token that does not admit its request: the status and the `WWW-Authenticate` challenge (RFC 6750
-    section 3) each front end answers it with, in its own body shape."""
-
-    status = 401
-    error = "invalid_token"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": challenge(self.error, self.message)}
-
-
-class InvalidToken(BearerRefused):
-    """Not a JWT from the issuer, or not one for this gateway now: 401 invalid_token."""
-
-
-class InsufficientScope(BearerRefused):
-    """A valid token that does not allow what was asked (no tracking scope, or a write with tracking:read only):
-    403 insufficient_scope, naming the scope needed."""
-
-    status = 403
-    error = "insufficient_scope"
-
-    def __init__(self, message: str, scope: str) -> None:
-        super().__init__(message)
-        self.scope = scope
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": challenge(self.error, self.message, self.scope)}
-
-
-def _quoted(value: str) -> str:
-    """A quoted-string of `value`: RFC 6750's error_description is printable ASCII without `"` or `\\`."""
-    return '"' + "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "?" for c in value) + '"'
-
-
-def challenge(error: str | None = None, description: str | None = None, scope: str | None = None) -> str:
-    """The `WWW-Authenticate` value of a refusal: `Bearer realm="tracking"` for a request without credentials,
-    with `error` (and a description, and the scope needed) for a token that was refused."""
-    params = [f"realm={_quoted(REALM)}"]
-    if error is not None:
-        params.append(f"error={_quoted(error)}")
-    if description:
-        params.append(f"error_description={_quoted(description)}")
-    if scope:
-        params.append(f"scope={_quoted(scope)}")
-    return "Bearer " + ", ".join(params)
-
-
-def bearer_credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The bearer token of a request's `Authorization` field (ASGI header list), or None without one, or with a
-    field of another scheme (a proxy's Basic credentials are not the gateway's). RepeatedCredential when the field
-    comes more than once; InvalidToken when it says Bearer but holds no token68."""
-    values = [value for name, value in headers if name == _AUTHORIZATION]
-    if len(values) > 1:
-        raise RepeatedCredential(f"Authorization: sent {len(values)} times; send exactly one credential per request")
-    if not values:
-        return None
-    value = bytes(values[0]).decode("latin-1").strip(" \t")
-    if not value.lower().startswith("bearer"):
-        return None
-    matched = _BEARER.match(value)
-    if matched is None:
-        raise InvalidToken("the Authorization field holds no bearer token (expected `Bearer <JWT>`)")
-    return matched.group(1)
 
 
 @dataclass(frozen=True)
@@ -182,6 +95,11 @@ class OidcVerifier:
         web.oidc_keys) and asked again when tokens come, as the interval allows."""
         with contextlib.suppress(IssuerUnavailable):
             await self.keys.refresh()
+
+    async def caller(self, bearer: BearerToken) -> Caller:
+        """The caller a bearer token names (web.auth.BearerSource): its `sub` at its issuer."""
+        verified = await self.verify(bearer.token)
+        return Caller(name=verified.subject, access=verified.access, jobs=verified.jobs, issuer=verified.issuer)
 
     async def verify(self, token: str) -> VerifiedToken:
         """The token's caller; InvalidToken (401) for anything but a current token of the issuer for this

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from web.bearer import BearerRefused
+
 LOGGER = logging.getLogger("tracking.oidc")
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 MAX_DOCUMENT_BYTES = 512 * 1024
@@ -26,15 +28,19 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 _UNSAFE_IN_URL = frozenset(" \t\r\n\"',;")
 
 
-class IssuerUnavailable(Exception):
+class IssuerUnavailable(BearerRefused):
     """The issuer's keys could not be had (never fetched yet, or the fetch failed): a token cannot be judged
     now, and is answered 503 with Retry-After rather than 401, which would tell a client that holds a valid token
     to throw it away."""
 
+    status = 503
+
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
-        self.message = message
         self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class KeyFetchFailed(Exception):
