@@ -48,6 +48,10 @@ class InsufficientScope(BearerRefused):
         return {"WWW-Authenticate": challenge(self.error, self.message, self.scope)}
 
 
+MAX_DESCRIPTION = 200
+"""The longest error_description sent: what a token names (its key id, say) is the sender's, and may be long."""
+
+
 def _quoted(value: str) -> str:
     """A quoted-string of `value`: RFC 6750's error_description is printable ASCII without `"` or `\\`."""
     return '"' + "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "?" for c in value) + '"'
@@ -60,7 +64,8 @@ def challenge(error: str | None = None, description: str | None = None, scope: s
     if error is not None:
         params.append(f"error={_quoted(error)}")
     if description:
-        params.append(f"error_description={_quoted(description)}")
+        shown = description if len(description) <= MAX_DESCRIPTION else description[: MAX_DESCRIPTION - 3] + "..."
+        params.append(f"error_description={_quoted(shown)}")
     if scope:
         params.append(f"scope={_quoted(scope)}")
     return "Bearer " + ", ".join(params)

@@ -115,7 +115,7 @@ class OidcVerifier:
             raise InvalidToken("the key id (kid) is not a string")
         candidates = [key for key in await self.keys.matching(kid) if _fits(key, algorithm)]
         if not candidates:
-            raise InvalidToken(f"no key of the issuer has key id {kid!r} for {algorithm}")
+            raise InvalidToken(f"no key of the issuer has key id {_shown(kid)} for {algorithm}")
         if kid is None and len(candidates) > 1:
             raise InvalidToken("the token names no key id (kid) and the issuer has several keys")
         claims = self._decode(token, _key(candidates[0], algorithm), algorithm)
@@ -213,3 +213,9 @@ def _key(jwk: dict[str, Any], algorithm: str) -> jwt.PyJWK:
         return jwt.PyJWK(jwk, algorithm)
     except jwt.PyJWTError as error:
         raise InvalidToken(f"the issuer's key {jwk.get('kid')!r} is unusable: {error}") from None
+
+
+def _shown(value: str | None, most: int = 64) -> str:
+    """What a token names (its key id), as an error message shows it: quoted, and cut when long."""
+    shown = repr(value)
+    return shown if len(shown) <= most else shown[: most - 4] + "...'"

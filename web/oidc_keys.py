@@ -6,6 +6,7 @@ the gateway against its issuer). A failed fetch keeps the keys held before it.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
@@ -108,28 +109,40 @@ class IssuerKeys:
         self._keys: list[dict[str, Any]] | None = None
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
+        self._background: asyncio.Task[None] | None = None
         self.metadata: IssuerMetadata | None = None
         """The discovery document's endpoints, once it has been read."""
         self.last_failure: str | None = None
         """Why the last fetch failed; None once one succeeded."""
 
     async def aclose(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
         await self._client.aclose()
 
     async def matching(self, kid: str | None) -> list[dict[str, Any]]:
-        """The keys a token's `kid` names (every key when it names none). Fetches first when no keys are held or
-        they are older than max_age_s, and again when none matches, as rate allows. IssuerUnavailable when no keys
-        could ever be fetched."""
-        if self._keys is None or self._stale():
+        """The keys a token's `kid` names (every key when it names none). Fetches first when no keys are held, and
+        again when none matches, as rate allows; keys older than max_age_s are used while they are fetched again
+        in the background (a slow issuer never holds up tokens it signed with a key the gateway has).
+        IssuerUnavailable when no keys could ever be fetched."""
+        if self._keys is None:
             await self.refresh()
+        elif self._stale() and (self._background is None or self._background.done()):
+            self._background = asyncio.create_task(self._refresh_quietly())
         found = self._matching(kid)
         if not found and not await self.refresh() and self.last_failure is not None:
             # The issuer may have rotated to this key while it cannot be reached: no judgement either way.
             wait = max(1, round(self.policy.min_interval_s))
+            shown = repr(kid) if kid is None or len(kid) <= 64 else repr(kid[:60] + "...")
             raise IssuerUnavailable(
-                f"key id {kid!r} is unknown and the issuer cannot be asked: {self.last_failure}", wait
+                f"key id {shown} is unknown and the issuer cannot be asked: {self.last_failure}", wait
             )
         return found or self._matching(kid)
+
+    async def _refresh_quietly(self) -> None:
+        with contextlib.suppress(IssuerUnavailable):
+            await self.refresh()
 
     async def refresh(self) -> bool:
         """Fetch the keys unless a fetch was tried less than min_interval_s ago (then nothing is asked). Waiters

@@ -99,8 +99,20 @@ globalThis.trackingSignIn = (() => {
     const idClaims = claimsOf(answer.id_token);
     if (idClaims.nonce !== pending.nonce) throw new Error("the ID token's nonce is not this sign-in's: sign in again");
     if (idClaims.iss !== known.issuer) throw new Error("the ID token is not from the configured issuer");
+    const audiences = [].concat(idClaims.aud);
+    if (!audiences.includes(known.clientId)) throw new Error("the ID token is not for this client");
     trackingToken.setBearer(kept(known, answer));
-    return pending.returnTo.startsWith("/") && !pending.returnTo.startsWith("//") ? pending.returnTo : "/ui/";
+    return sameOriginPath(pending.returnTo);
+  }
+
+  /** `path` when it is a path of this gateway, else the live view: never a way to another site. */
+  function sameOriginPath(path) {
+    try {
+      const url = new URL(path, location.origin);
+      return url.origin === location.origin ? url.pathname + url.search + url.hash : "/ui/";
+    } catch {
+      return "/ui/";
+    }
   }
 
   /** Renews a signed-in token about to expire with its refresh token, when the provider gave one. Returns
