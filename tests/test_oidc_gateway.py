@@ -150,6 +150,14 @@ async def test_a_token_and_a_bearer_token_together_are_refused(gateway: str, iss
     assert graphql.status_code == 400 and "not both" in graphql.json()["errors"][0]["message"]
 
 
+async def test_what_a_token_names_is_shown_cut_short(gateway: str, issuer: Issuer):
+    token = issuer.token(rsa_key("k" * 5000))
+    async with httpx.AsyncClient(base_url=gateway) as http:
+        refused = await http.get("/tracking/task/1", headers=bearer(token))
+    assert refused.status_code == 401
+    assert len(refused.headers["www-authenticate"]) < 300 and len(refused.json()["message"]) < 200
+
+
 async def test_tokens_with_made_up_key_ids_fetch_the_keys_at_most_once_per_interval(gateway: str, issuer: Issuer):
     async with httpx.AsyncClient(base_url=gateway) as http:
         assert (await http.get("/tracking/task/1", headers=bearer(issuer.token()))).status_code == 404
@@ -162,6 +170,9 @@ async def test_tokens_with_made_up_key_ids_fetch_the_keys_at_most_once_per_inter
 
 
 # ---- WebSocket ----------------------------------------------------------------------------------------------------
+
+
+TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
 
 
 def ws_url(gateway: str) -> str:
@@ -206,7 +217,7 @@ async def test_a_forged_jwt_in_connection_init_closes_the_socket_with_4401(
 
 
 async def test_a_jwt_without_tracking_scope_closes_the_socket_with_4403(gateway: str, issuer: Issuer):
-    async with connect(ws_url(gateway), subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+    async with connect(ws_url(gateway), subprotocols=TRANSPORT_WS) as ws:
         payload = {"authorization": f"Bearer {issuer.token(scope='openid')}"}
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         assert (await closed_with(ws))[0] == 4403
@@ -215,19 +226,25 @@ async def test_a_jwt_without_tracking_scope_closes_the_socket_with_4403(gateway:
 async def test_an_upgrade_with_a_forged_authorization_header_is_answered_401(gateway: str, forgeries: dict[str, str]):
     headers = bearer(forgeries["wrong key under a known key id"])
     with pytest.raises(Exception) as refused:  # noqa: PT011 - websockets' InvalidStatus, its status read below
-        async with connect(
-            ws_url(gateway), subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
-        ):
+        async with connect(ws_url(gateway), subprotocols=TRANSPORT_WS, additional_headers=headers):
             pass
     response = refused.value.response  # type: ignore[attr-defined]
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith(INVALID)
 
 
+async def test_an_upgrade_with_a_jwt_in_its_authorization_header_is_accepted(gateway: str, issuer: Issuer):
+    headers = bearer(issuer.token(scope="tracking:read"))
+    async with connect(ws_url(gateway), subprotocols=TRANSPORT_WS, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": JOBS}}))
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert answer["type"] == "next" and answer["payload"]["data"] == {"jobs": {"edges": []}}, answer
+
+
 async def test_a_payload_jwt_disagreeing_with_the_header_token_is_refused(gateway: str, issuer: Issuer):
-    async with connect(
-        ws_url(gateway), subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=AUTH
-    ) as ws:
+    async with connect(ws_url(gateway), subprotocols=TRANSPORT_WS, additional_headers=AUTH) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {issuer.token()}"}}))
         assert (await closed_with(ws))[0] == 4400
 
