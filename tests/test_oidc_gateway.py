@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,22 @@ async def test_an_issuer_down_at_start_stops_nothing_and_jwts_work_once_it_is_up
             await eventually(accepted, what="the JWT accepted once the issuer is up")
     finally:
         issuer.stop()
+
+
+async def test_a_jwt_is_found_nowhere_in_the_logs_or_the_database(
+    gateway: str, issuer: Issuer, forgeries: dict[str, str], raw_db, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG)
+    token = issuer.token()
+    async with httpx.AsyncClient(base_url=gateway) as http:
+        assert (await http.post("/tracking/task", json=CREATE, headers=bearer(token))).status_code == 200
+        for forged_token in forgeries.values():
+            await http.put("/tracking/task/1", json={"status": "DONE"}, headers=bearer(forged_token))
+    signatures = [part.rsplit(".", 1)[-1] for part in (token, *forgeries.values()) if len(part.rsplit(".", 1)[-1]) > 16]
+    assert signatures and not [signature for signature in signatures if signature in caplog.text]
+    stored = [
+        json.dumps(doc, default=str)
+        for name in await raw_db.list_collection_names()
+        async for doc in raw_db[name].find()
+    ]
+    assert not [signature for signature in signatures if any(signature in doc for doc in stored)]
