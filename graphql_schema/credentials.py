@@ -1,12 +1,18 @@
 """The credential of a GraphQL request, by web.auth's one rule (one credential per request: an X-Auth-Token or an
 `Authorization: Bearer`), over HTTP and WebSocket, where it may also come in the connection_init payload: two that
 disagree are refused, never authenticated. A bearer token refused (web.bearer) is answered with its status and
-challenge."""
+challenge; a WebSocket authenticated with one ends when it expires."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from typing import Any
+
 from fastapi import FastAPI, Request, Response, WebSocket
 
+from graphql_schema.context import Context
 from graphql_schema.http import JSON_TYPE, error_response, response_media_type_or_json
 from web.auth import TOKEN_FIELD, Credential, RepeatedCredential
 from web.bearer import AUTHORIZATION_FIELD, BearerRefused, BearerToken, InvalidToken, parse_authorization
@@ -113,3 +119,48 @@ def install_repeated_credential_refusal(app: FastAPI) -> None:
     answers it in its guard, with its own Error body); a refused bearer token likewise (`bearer_refusal`)."""
     app.add_exception_handler(RepeatedCredential, _refuse_repeated)
     app.add_exception_handler(BearerRefused, _refuse_bearer)
+
+
+def presented_credential(params: object) -> Credential | None:
+    """The credential of a WebSocket's connection_init payload (its credentials agree: `ambiguous_payload`)."""
+    return next(iter(payload_tokens(params)), None)
+
+
+async def payload_caller(context: Context, params: object) -> BearerRefused | None:
+    """Grants the context the caller its connection_init payload names, when the upgrade named none; the refusal
+    of a bearer token it names (web.bearer), to close the connection with."""
+    if context.authenticated:
+        return None
+    try:
+        caller = await context.callers.resolve(presented_credential(params))
+    except BearerRefused as refused:
+        return refused
+    if caller is not None:
+        context.grant(caller)
+    return None
+
+
+EXPIRED_CLOSE_CODE = 4401
+EXPIRED_REASON = "the bearer token has expired: connect again with a fresh one"
+
+
+def ending_at_expiry(websocket: Any, context: Context) -> asyncio.Task[None] | None:
+    """A task closing the connection (4401) when the bearer token it was authenticated with expires, so that a
+    caller whose sign-in ended or whose token the issuer stopped renewing keeps no live feed; None for a
+    credential without an expiry (an API token)."""
+    caller = context.caller
+    if caller is None or caller.expires_at is None:
+        return None
+
+    async def close_then(expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        with contextlib.suppress(Exception):  # the connection may have ended meanwhile
+            await websocket.close(code=EXPIRED_CLOSE_CODE, reason=EXPIRED_REASON)
+
+    return asyncio.create_task(close_then(caller.expires_at))
+
+
+async def stopped(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

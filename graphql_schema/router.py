@@ -40,9 +40,12 @@ from graphql_schema.credentials import (
     CLOSE_CODE_OF_BEARER_STATUS,
     ambiguous_payload,
     close_reason,
-    payload_tokens,
+    ending_at_expiry,
+    payload_caller,
+    presented_credential,
     refuse_bearer_upgrade,
     refuse_upgrade,
+    stopped,
 )
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 from graphql_schema.http import (
@@ -75,25 +78,6 @@ class _RefusedJSON(json.JSONDecodeError):
         self.msg = message
 
 
-def _presented_token(params: object) -> Credential | None:
-    """The credential of a WebSocket's connection_init payload (its credentials agree: `ambiguous_payload`)."""
-    return next(iter(payload_tokens(params)), None)
-
-
-async def _payload_caller(context: Context, params: object) -> BearerRefused | None:
-    """Grants the context the caller its connection_init payload names, when the upgrade named none; the refusal
-    of a bearer token it names (web.bearer), to close the connection with."""
-    if context.authenticated:
-        return None
-    try:
-        caller = await context.callers.resolve(_presented_token(params))
-    except BearerRefused as refused:
-        return refused
-    if caller is not None:
-        context.grant(caller)
-    return None
-
-
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400, and
     one whose bearer token is refused with 4401, 4403 or 1013 (CLOSE_CODE_OF_BEARER_STATUS)."""
@@ -103,12 +87,22 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if refusal is not None:
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
-        refused = await _payload_caller(self.context, message.get("payload"))
+        refused = await payload_caller(self.context, message.get("payload"))
         if refused is not None:
             close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
             await self.websocket.close(code=close_code, reason=close_reason(refused.message))
             return
         await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._expiry is None:
+            self._expiry = ending_at_expiry(self.websocket, self.context)
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await stopped(self._expiry)
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
@@ -123,7 +117,7 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
-        refused = await _payload_caller(context, message.get("payload"))
+        refused = await payload_caller(context, message.get("payload"))
         if refused is not None:
             await self.send_message({"type": "connection_error", "payload": {"message": refused.message}})
             close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
@@ -134,6 +128,16 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=_REJECTION)
             return
         await super().handle_connection_init(message)
+        if self._expiry is None:
+            self._expiry = ending_at_expiry(self.websocket, context)
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await stopped(self._expiry)
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -267,7 +271,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         if context.authenticated:
             return await super().on_ws_connect(context)
         try:
-            caller = await context.callers.resolve(_presented_token(context.connection_params))
+            caller = await context.callers.resolve(presented_credential(context.connection_params))
         except BearerRefused as refused:
             raise ConnectionRejectionError({"message": refused.message}) from None
         if caller is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from graphql_schema.credentials import EXPIRED_REASON
 from models import GraphStore
 from tests.helpers import AUTH, TOKEN, eventually, gateway_app, lifespan_client, next_event, served, subscribed
 from tests.oidc_issuer import AUDIENCE, Issuer, rsa_key, running_issuer
@@ -180,6 +182,12 @@ def ws_url(gateway: str) -> str:
     return gateway.replace("http://", "ws://") + "/graphql"
 
 
+async def drained(ws: Any) -> None:
+    """Reads what comes (keep-alives) until the connection ends, a minute at most between two messages."""
+    while True:
+        await asyncio.wait_for(ws.recv(), 60)
+
+
 async def closed_with(ws: Any) -> tuple[int, str]:
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 10)
@@ -294,3 +302,21 @@ async def test_a_jwt_is_found_nowhere_in_the_logs_or_the_database(
         async for doc in raw_db[name].find()
     ]
     assert not [signature for signature in signatures if any(signature in doc for doc in stored)]
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_websocket_ends_when_its_jwt_expires(store: GraphStore, tmp_path: Path, issuer: Issuer, protocol: str):
+    app, settings = gateway_app(store, tmp_path, **oidc_settings(issuer, oidc_leeway_s=0))
+    async with served(app, settings) as port:
+        url = f"ws://127.0.0.1:{port}/graphql"
+        async with connect(url, subprotocols=[Subprotocol(protocol)]) as ws:
+            payload = {"Authorization": f"Bearer {issuer.token(exp=int(time.time()) + 3)}"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+            with pytest.raises(ConnectionClosed) as closed:
+                await drained(ws)
+        async with connect(url, subprotocols=TRANSPORT_WS) as ws:  # an API token's connection has no end
+            await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, EXPIRED_REASON)

@@ -10,7 +10,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -106,6 +106,9 @@ class Caller:
     """The OpenID issuer of a JWT caller; None for tokens."""
     rate: float | None = None
     """Requests per second allowed; None: the default."""
+    expires_at: float | None = field(default=None, compare=False)
+    """When the credential stops being accepted (a JWT's `exp` and the leeway, epoch seconds): a WebSocket
+    authenticated with it is closed then. None: when it is revoked. No part of who the caller is."""
 
     @property
     def may_write(self) -> bool:

@@ -99,7 +99,8 @@ class OidcVerifier:
     async def caller(self, bearer: BearerToken) -> Caller:
         """The caller a bearer token names (web.auth.BearerSource): its `sub` at its issuer."""
         verified = await self.verify(bearer.token)
-        return Caller(name=verified.subject, access=verified.access, jobs=verified.jobs, issuer=verified.issuer)
+        expires_at = verified.expires_at + self.config.leeway_s  # when `verify` would refuse it
+        return Caller(verified.subject, verified.access, verified.jobs, verified.issuer, expires_at=expires_at)
 
     async def verify(self, token: str) -> VerifiedToken:
         """The token's caller; InvalidToken (401) for anything but a current token of the issuer for this
