@@ -47,8 +47,12 @@ function start() {
   const fetcher = GraphiQL.createFetcher({
     url,
     subscriptionUrl: url.replace(/^http/, "ws"),
-    // Read at each connection: a renewed token goes with the next one.
-    wsConnectionParams: async () => ((await trackingSignIn.fresh()) ? trackingToken.headers() : {}),
+    // GraphiQL copies these into each subscription's connection_init payload: getters, so that each reads the
+    // tab's credential then (a renewed token goes with the next subscription). Undefined ones are left out.
+    wsConnectionParams: Object.defineProperties({}, {
+      "X-Auth-Token": { enumerable: true, get: () => trackingToken.headers()["X-Auth-Token"] },
+      Authorization: { enumerable: true, get: () => trackingToken.headers().Authorization },
+    }),
     fetch: fetchWithToken,
   });
   form.hidden = true;
