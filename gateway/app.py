@@ -89,22 +89,9 @@ def install_pages(app: FastAPI) -> None:
         return page_response(REDOC_PAGE, REDOC)
 
 
-UI_FILES = {
-    **{
-        name: "text/javascript"
-        for name in (
-            "app.js",
-            "api.js",
-            "status.js",
-            "job.js",
-            "graph.js",
-            "layout.js",
-            "neighbourhood.js",
-            "timeline.js",
-        )
-    },
-    "app.css": "text/css",
-}
+UI_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
+UI_FILES = {path.name: UI_MEDIA_TYPES[path.suffix] for path in UI_DIR.iterdir() if path.suffix in UI_MEDIA_TYPES}
+"""The live view's files: its scripts and its style sheet, as the package ships them (ui/__init__.py's folder)."""
 
 
 def install_live_view(app: FastAPI) -> None:

@@ -65,7 +65,7 @@ class Backend:
         self.supervise(settings.embedded_restarts, on_failure)
 
     def write_history(self) -> None:
-        """Take part in writing the task history (one gateway of all writes it at a time; see models.history)."""
+        """Take part in writing the task history (one gateway of all writes it at a time; see models.history_writer)."""
         if self._history is None:
             owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
             self.history_writer = self.store.history_writer(owner)

@@ -53,7 +53,7 @@ from models import (
     parse_task_id,
 )
 from models.deadline import KNOWN_UNAVAILABLE
-from models.layout import DATE, FIELD_KINDS
+from models.stored_task import DATE, FIELD_KINDS
 from models.tracing import set_current
 
 PARSED_DOCUMENTS = 512
@@ -483,7 +483,7 @@ def _objects(keys: list[str], columns: Sequence[Iterable[Any]]) -> list[dict[str
 
 def _column(stored: str) -> Column:
     """How graphql-core would serve a Task field (graphql_schema.fields.read_field and the scalars) from
-    documents as readers see them: models.layout.readable_task leaves every known field of its declared kind or
+    documents as readers see them: models.stored_task.readable_task leaves every known field of its declared kind or
     absent (an Int within 32 bits), which String, Int and Boolean serialize as they are; dates in the API
     format."""
     if stored == "id":

@@ -1,9 +1,9 @@
 """Beanie documents and the graph store: the only code that talks to MongoDB.
 
 Beanie's role is declaration: `models.task.TaskRecord` and `TaskCounter` name the collections and their
-indexes, and `models.layout` derives the validator and the read rule from the same field declarations. Beanie
+indexes, and `models.stored_task` derives the validator and the read rule from the same field declarations. Beanie
 is not initialised and reads bypass it: re-validating every document MongoDB returns was the largest cost on
-read paths, and `models.layout.readable_task` is the cheap, tolerant rule the stored layout needs instead.
+read paths, and `models.stored_task.readable_task` is the cheap, tolerant rule the stored layout needs instead.
 """
 
 from models import defaults
@@ -40,11 +40,12 @@ from models.errors import (
 )
 from models.events import TaskEvent, TaskEventKind
 from models.filters import task_matches
-from models.history import HistoryWriter, TaskChange
+from models.graph_store import GraphStore
+from models.history import TaskChange
+from models.history_writer import HistoryWriter
 from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary, ProjectedJob, StageFilter
-from models.layout import TaskDoc
 from models.limits import Limits
-from models.store import GraphStore
+from models.stored_task import TaskDoc
 from models.task import (
     BOOL_FIELDS,
     DATE_FIELDS,

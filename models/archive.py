@@ -27,7 +27,7 @@ from bson import json_util
 
 from models.connection import DATETIME_CONVERSION
 from models.errors import InvalidOperation
-from models.layout import TaskDoc
+from models.stored_task import TaskDoc
 from models.task import now_utc
 
 ARCHIVE_FORMAT = "tracking-gateway-job-archive"

@@ -19,7 +19,7 @@ from bson.int64 import Int64
 
 from models.archive import JobArchive
 from models.errors import InvalidOperation
-from models.layout import LINK_FIELDS, TaskDoc, is_int64_id
+from models.stored_task import LINK_FIELDS, TaskDoc, is_int64_id
 
 Link = tuple[int, int]
 """(source, target): the source's `nexts` holds the target, the target's `previous` the source."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from models.errors import TraversalTooLarge
-from models.layout import TaskDoc
+from models.stored_task import TaskDoc
 from models.walks import Direction, next_level, too_large
 
 Fetch = Callable[[list[int]], Awaitable[dict[int, TaskDoc]]]

@@ -25,7 +25,7 @@ from bson.errors import BSONError
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.errors import OperationFailure
 
-from models.layout import Collection, TaskDoc, as_task_id
+from models.stored_task import Collection, TaskDoc, as_task_id
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
-from models.layout import (
+from models.stored_task import (
     LINK_FIELDS,
     Collection,
     as_task_id,

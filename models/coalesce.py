@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Tracer
 
-from models.layout import TaskDoc
+from models.stored_task import TaskDoc
 from models.tracing import tracing_now
 
 BATCH_MAX = 1000

@@ -2,7 +2,7 @@
 grammar of the condition fields is HTTP's, read by the front ends (web.etags).
 
 A task's version is computed from the task as the gateway reads it: the BLAKE2b hash (16 bytes, hex) of the BSON
-encoding of its readable document (models.layout.readable_task). Every change of a field readers see, link changes
+encoding of its readable document (models.stored_task.readable_task). Every change of a field readers see, link changes
 and writes by ops tools included, changes it; nothing needs to maintain it. Each media type the task is served in
 has its own strong ETag, the version followed by that media type's suffix (REPRESENTATION_SUFFIXES): a strong
 validator names one representation (section 8.8.3), and JSON and XML answers differ.
@@ -25,8 +25,8 @@ import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.errors import PreconditionFailed, TaskNotFound
-from models.layout import Collection as MongoCollection
-from models.layout import TaskDoc, readable_task
+from models.stored_task import Collection as MongoCollection
+from models.stored_task import TaskDoc, readable_task
 
 ETAG_DIGEST_BYTES = 16
 JSON_MEDIA_TYPE = "application/json"

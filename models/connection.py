@@ -21,7 +21,7 @@ from pymongo.write_concern import WriteConcern
 
 from models.defaults import MONGODB_TIMEOUT_MS
 from models.errors import StorageUnavailable, TransactionsUnsupported
-from models.layout import Database, MongoClient, TaskDoc, counter_validator, task_validator
+from models.stored_task import Database, MongoClient, TaskDoc, counter_validator, task_validator
 from models.task import TaskCounter, TaskRecord
 from models.tracing import CommandSpans
 
@@ -30,7 +30,7 @@ MAJORITY_WRITES = WriteConcern("majority")
 MAJORITY_READS = ReadConcern("majority")
 DATETIME_CONVERSION = DatetimeConversion.DATETIME_AUTO
 """A BSON date Python's datetime cannot hold (before year 1 or after 9999: a Java `Long.MAX_VALUE` "never") is
-decoded as a `bson.DatetimeMS` instead of raising; readers then leave it out (models.layout)."""
+decoded as a `bson.DatetimeMS` instead of raising; readers then leave it out (models.stored_task)."""
 UNICODE_DECODE_ERROR_HANDLER = "replace"
 """A string that is not valid UTF-8 (a tool writing raw BSON can store one) is decoded with U+FFFD in place of
 each undecodable byte instead of raising."""

@@ -16,8 +16,8 @@ from bson.int64 import Int64
 from pydantic import TypeAdapter
 
 from models.errors import InvalidOperation
-from models.layout import TaskDoc
 from models.limits import Limits
+from models.stored_task import TaskDoc
 from models.task import DEFAULT_TYPE, SERVER_OWNED_ON_CREATE, TaskCreate, now_utc
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, change_time, read_changes
 from models.errors import CursorExpired
-from models.layout import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_projected_task, readable_value
+from models.stored_task import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_projected_task, readable_value
 from models.task import RESPONSE_FIELD_ORDER
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def stream_request(
     task or the update (without it, an update of a 9 MB task carries both images and exceeds the limit)."""
     match: dict[str, Any] = {
         "operationType": {"$in": list(_KINDS)},
-        # Changes of documents whose _id is no number are no task's (models.layout): not even read.
+        # Changes of documents whose _id is no number are no task's (models.stored_task): not even read.
         "documentKey._id": {"$type": "number"},
     }
     projection: dict[str, Any] = {

@@ -44,7 +44,6 @@ from models.events import (
     jobs_of,
     stream_request,
 )
-from models.layout import Collection
 from models.metrics import (
     SUBSCRIPTION_EVENTS_DELIVERED,
     SUBSCRIPTION_EVENTS_DROPPED,
@@ -53,6 +52,7 @@ from models.metrics import (
     SUBSCRIPTIONS_OPEN,
     SUBSCRIPTIONS_REFUSED,
 )
+from models.stored_task import Collection
 from models.subscriber import Phase, Subscriber, Visibility
 from models.tracing import StreamSpan
 

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from typing import Any
 
 from models.errors import InvalidOperation
-from models.layout import TaskDoc
+from models.stored_task import TaskDoc
 from models.task import DEFAULT_TYPE
 
 NAME_FILTER_MAX = 200

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from models.errors import GraphCycle
-from models.layout import TaskDoc
+from models.stored_task import TaskDoc
 
 __all__ = ["GraphCycle", "critical_path", "duration_ms", "find_cycle", "stage_depths", "topological_order"]
 

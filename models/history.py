@@ -1,52 +1,27 @@
 """The durable history of every task: one `task_history` entry per change, from the change stream, so changes
-written directly by ops tooling are recorded too.
-
-Exactly one writer among all gateway instances: a lease (the `task_history_lease` document, renewed every
-second, taken over once it expired: `LEASE_S`) picks it. The writer saves the stream's resume token with each batch
-of entries, so a new writer goes on where the last one stopped; each entry's `_id` is its change's resume token,
-so a change written twice during a hand-over is stored once. If the oplog no longer holds the resume point,
-the writer records a GAP entry and logs it, then goes on from now. Entries expire after TRACKING_HISTORY_DAYS
+written directly by ops tooling are recorded too. This module holds what writer and readers share: the
+collections' names, an entry's layout (`entry_of`, `skipped_entry`) and how it reads (`change_of`), the indexes.
+The writer is models.history_writer, the reads models.history_reads. Entries expire after TRACKING_HISTORY_DAYS
 (a TTL index on `at`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from bson.errors import BSONError
 from bson.int64 import Int64
-from opentelemetry.trace import Tracer
-from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import (
-    BulkWriteError,
-    ConnectionFailure,
-    DuplicateKeyError,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-    WTimeoutError,
-)
+from pymongo import ASCENDING, IndexModel
+from pymongo.errors import OperationFailure
 
-from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, read_changes
-from models.connection import CODEC_OPTIONS
-from models.events import (
-    EXPIRED_CURSOR_CODES,
-    HISTORY_FIELDS,
-    HISTORY_LINKS,
-    TaskEvent,
-    event_from_change,
-    stream_request,
-)
+from models.changes import Skipped
+from models.events import TaskEvent
 from models.idempotency import IdempotencyRecord
-from models.layout import Collection, Database, TaskDoc
+from models.stored_task import Database, TaskDoc
 from models.task import TaskCounter, TaskRecord
-from models.tracing import root_span
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +30,9 @@ LEASES = "task_history_lease"
 COLLECTIONS = (TaskRecord.Settings.name, TaskCounter.Settings.name, HISTORY, LEASES, IdempotencyRecord.Settings.name)
 """Every collection the gateway keeps in its database: tasks, counters (and link locks), history and its lease,
 creates' idempotency keys."""
-_LEASE_ID = "writer"
 _TTL_INDEX = "at_ttl"
 GAP = "GAP"
 SKIPPED = "SKIPPED"
-EVENT_CODEC_OPTIONS = CODEC_OPTIONS.with_options(tzinfo=None)
-"""How the writer decodes its change stream: the gateway's options, but times in BSON's own UTC (equal to
-datetime.UTC) rather than converted into datetime.UTC, a Python call per event that is a sixth of decoding it."""
 
 
 @dataclass(frozen=True)
@@ -111,13 +82,6 @@ def change_of(entry: TaskDoc) -> TaskChange:
     return TaskChange(entry["_id"], entry["at"], entry["kind"], list(entry.get("fields") or ()), entry.get("status"))
 
 
-async def read_history(database: Database, task_id: int) -> list[TaskChange]:
-    """A task's changes, oldest first (resume tokens sort in the order of the changes)."""
-    history = database.get_collection(HISTORY)
-    cursor = history.find({"task": task_id}, sort=[("_id", ASCENDING)])
-    return [change_of(entry) async for entry in cursor]
-
-
 def skipped_entry(skipped: Skipped) -> TaskDoc:
     """The entry of a change stepped over (models.changes): which task, when, and why it is not recorded."""
     task = Int64(skipped.task_id) if skipped.task_id is not None else None
@@ -130,247 +94,3 @@ def skipped_entry(skipped: Skipped) -> TaskDoc:
         "at": skipped.at,
         "reason": skipped.reason,
     }
-
-
-def _entry_of(item: StreamItem) -> TaskDoc | None:
-    if isinstance(item, Change):
-        event = event_from_change(item.document, HISTORY_LINKS)
-        return entry_of(event) if event is not None else None
-    if isinstance(item, Skipped):
-        return skipped_entry(item)
-    return None
-
-
-_TRANSIENT_CODES = frozenset({91, 189, 10107, 11600, 11602, 13435, 13436})
-"""ShutdownInProgress, PrimarySteppedDown, NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
-NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary: the write may succeed on the next primary."""
-
-
-def _is_transient(error: Exception) -> bool:
-    """Whether writing may work when tried again (MongoDB unreachable, an election), as opposed to a failure of
-    these entries themselves, which trying again would only repeat."""
-    if isinstance(error, ConnectionFailure | ExecutionTimeout | WTimeoutError):
-        return True
-    if isinstance(error, PyMongoError) and (error.timeout or error.has_error_label("RetryableWriteError")):
-        return True
-    return (
-        isinstance(error, OperationFailure)
-        and not isinstance(error, BulkWriteError)
-        and (error.code in _TRANSIENT_CODES)
-    )
-
-
-LEASE_S = 3.0
-"""How long the writer's lease lasts unrenewed. The holder renews it, and every other candidate tries to take it,
-every third of that: when the holder dies, another gateway leads within one to one and a third of it. Short,
-so that the history (and its lag) moves on within seconds; a holder whose event loop stalls longer than two
-thirds of it may lose the lease to another, which is harmless (it stops at its next renewal, and a change
-written by both is stored once)."""
-GIVE_UP_S = 30.0
-"""How long a writer that keeps failing holds on before it says so (/readyz) and hands its lease over: longer
-than an election takes, so that one is ridden out rather than handed over."""
-
-
-class HistoryWriter:
-    """Runs in every gateway; writes only while it holds the lease. It never stops by itself: any failure is
-    logged with its cause and tried again; a change that cannot be recorded is recorded as SKIPPED; a writer
-    that keeps failing for `give_up_s` hands the lease over (`failure` says why, for /readyz)."""
-
-    def __init__(
-        self,
-        database: Database,
-        owner: str,
-        *,
-        lease_s: float = LEASE_S,
-        flush_s: float = 0.5,
-        batch: int = 1000,
-        full_document: str = "updateLookup",
-        give_up_s: float | None = None,
-        tracer: Tracer | None = None,
-    ) -> None:
-        self._tasks: Collection = database.get_collection("tasks", codec_options=EVENT_CODEC_OPTIONS)
-        self._history: Collection = database.get_collection(HISTORY)
-        self._leases: Collection = database.get_collection(LEASES)
-        self.owner = owner
-        self.lease_s = lease_s
-        self.flush_s = flush_s
-        self.batch = batch
-        self.written = 0
-        self.give_up_s = give_up_s if give_up_s is not None else GIVE_UP_S
-        self.leading = False
-        self._full_document = full_document
-        self._tracer = tracer
-        self._failing_since: float | None = None
-        self._last_error: str | None = None
-        self._caught_up_at = time.monotonic()
-
-    def lag_seconds(self) -> float:
-        """How far behind the changes this writer's history is: seconds since it last had every change up to
-        then recorded, while it leads or keeps failing; else 0 (another writer's lag is its own)."""
-        if self.leading or self._failing_since is not None:
-            return time.monotonic() - self._caught_up_at
-        return 0.0
-
-    @property
-    def failure(self) -> str | None:
-        """Why this writer cannot go on, once it has failed for `give_up_s`; else None."""
-        if self._failing_since is None or time.monotonic() - self._failing_since < self.give_up_s:
-            return None
-        return f"task history writer failing for {time.monotonic() - self._failing_since:.0f}s: {self._last_error}"
-
-    async def run(self) -> None:
-        """Until cancelled: wait for the lease, then write history while it is held."""
-        while True:
-            try:
-                if await self._take_lease():
-                    await self._write_while_leading()
-                    self.leading = False  # another writer took the lease over
-                    continue
-            except Exception as error:  # whatever it is: logged with its cause, never the end of the history
-                self._failed(error)
-                if self.failure is not None:
-                    await self._hand_over()
-                    await asyncio.sleep(self.lease_s)  # long enough for every other candidate to try
-                    continue
-            await asyncio.sleep(self.lease_s / 3)
-
-    def _failed(self, error: Exception) -> None:
-        self._failing_since = self._failing_since or time.monotonic()
-        self._last_error = f"{type(error).__name__}: {error}"
-        if isinstance(error, PyMongoError) and _is_transient(error):
-            log.warning("task history writer %s: %s; trying again", self.owner, error)
-        else:
-            log.error("task history writer %s failed; trying again", self.owner, exc_info=error)
-
-    async def _hand_over(self) -> None:
-        """Give the lease up so that another gateway, which may fare better, takes over."""
-        log.error("task history writer %s hands the lease over: %s", self.owner, self.failure)
-        self.leading = False
-        with contextlib.suppress(PyMongoError):
-            await self._leases.update_one(
-                {"_id": _LEASE_ID, "owner": self.owner}, {"$set": {"expires": datetime.now(UTC)}}
-            )
-
-    async def _take_lease(self) -> bool:
-        now = datetime.now(UTC)
-        try:
-            await self._leases.find_one_and_update(
-                {"_id": _LEASE_ID, "$or": [{"owner": self.owner}, {"expires": {"$lt": now}}]},
-                {"$set": {"owner": self.owner, "expires": now + timedelta(seconds=self.lease_s)}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
-            return False  # another writer holds it
-        return True
-
-    async def _renew(self, token: Any) -> bool:
-        """Keep the lease and save how far the history goes; False once another writer took over."""
-        now = datetime.now(UTC)
-        renewed = await self._leases.update_one(
-            {"_id": _LEASE_ID, "owner": self.owner},
-            {"$set": {"expires": now + timedelta(seconds=self.lease_s), "resumeToken": token}},
-        )
-        return renewed.matched_count == 1
-
-    async def _write_while_leading(self) -> None:
-        lease = await self._leases.find_one({"_id": _LEASE_ID})
-        token = (lease or {}).get("resumeToken")
-        log.info("task history writer %s leads%s", self.owner, " (resuming)" if token else "")
-        self.leading = True
-        if self._failing_since is None:  # a writer failing again keeps counting from its last success
-            self._caught_up_at = time.monotonic()
-        request = stream_request(self._tasks, None, HISTORY_FIELDS, self._full_document, int(self.flush_s * 1000))
-        try:
-            await self._write_from(request, token)
-        except OperationFailure as error:
-            if token is None or error.code not in EXPIRED_CURSOR_CODES:
-                raise
-            await self._record_gap(token)
-            await self._renew(None)
-
-    async def _write_from(self, request: StreamRequest, token: Any) -> None:
-        pending: list[TaskDoc] = []
-        renew_at = flush_at = time.monotonic()
-        async with contextlib.aclosing(read_changes(request, token)) as items:
-            async for item in items:
-                entry = _entry_of(item)
-                if entry is not None:
-                    pending.append(entry)
-                now = time.monotonic()
-                idle = isinstance(item, Idle)
-                if pending and (idle or len(pending) >= self.batch or now >= flush_at):
-                    with root_span(self._tracer, "task history batch", {"tracking.history.entries": len(pending)}):
-                        await self._write(pending)
-                    pending = []
-                    flush_at = now + self.flush_s
-                    renew_at = now  # save the token right after what it covers is written
-                if not pending and now >= renew_at:
-                    if not await self._renew(item.token):
-                        log.info("task history writer %s lost the lease", self.owner)
-                        return
-                    renew_at = now + self.lease_s / 3
-                if idle and not pending:
-                    self._caught_up_at = now
-                    self._failing_since = None
-
-    async def _record_gap(self, token: Any) -> None:
-        now = datetime.now(UTC)
-        log.error(
-            "task history has a GAP: the oplog no longer holds the changes after %s; history resumes from %s",
-            token,
-            now.isoformat(),
-        )
-        gap = {"_id": f"gap-{now.isoformat()}", "task": None, "kind": GAP, "fields": [], "at": now, "after": token}
-        await self._history.insert_one(gap)
-
-    async def _write(self, entries: list[TaskDoc]) -> None:
-        """Store the entries; one that MongoDB refuses for itself is stored as SKIPPED (or, failing that, only
-        logged), so that the writer never stops at it, now or after a restart."""
-        try:
-            await self._history.insert_many(entries, ordered=False)
-        except BulkWriteError as error:
-            # A change the previous writer already stored (its _id is the change's resume token): harmless.
-            refused = [item for item in error.details.get("writeErrors", []) if item.get("code") != 11000]
-            for item in refused:
-                await self._write_instead(entries[item["index"]], item.get("errmsg", "refused"))
-        except PyMongoError as error:
-            if _is_transient(error):
-                raise
-            for entry in entries:
-                await self._write_one(entry)
-        except (BSONError, ValueError, TypeError, OverflowError):
-            for entry in entries:
-                await self._write_one(entry)
-        self.written += len(entries)
-
-    async def _write_one(self, entry: TaskDoc) -> None:
-        try:
-            await self._history.insert_one(entry)
-        except DuplicateKeyError:
-            pass
-        except PyMongoError as error:
-            if _is_transient(error):
-                raise
-            await self._write_instead(entry, str(error))
-        except (BSONError, ValueError, TypeError, OverflowError) as error:
-            await self._write_instead(entry, str(error))
-
-    async def _write_instead(self, entry: TaskDoc, reason: str) -> None:
-        log.error(
-            "task history: the entry of task %s at %s cannot be stored (%s)", entry.get("task"), entry.get("at"), reason
-        )
-        task = entry.get("task") if isinstance(entry.get("task"), Int64) else None
-        at = entry.get("at") if isinstance(entry.get("at"), datetime) else datetime.now(UTC)
-        skipped: TaskDoc = {
-            "_id": str(entry.get("_id")),
-            "task": task,
-            "job": None,
-            "kind": SKIPPED,
-            "fields": [],
-            "at": at,
-            "reason": f"cannot be stored: {reason}"[:1000],
-        }
-        with contextlib.suppress(DuplicateKeyError):
-            # If not even this can be stored, nothing can: the writer fails (and says so) rather than drop it.
-            await self._history.insert_one(skipped)

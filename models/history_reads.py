@@ -1,5 +1,5 @@
-"""Reading the recorded changes of many tasks at once: what a list of tasks asks for when each of its tasks
-selects its history (GraphQL `Task.history` over a whole job)."""
+"""Reading the task history (models.history): one task's recorded changes, and those of many tasks at once (what
+a list of tasks asks for when each of its tasks selects its history: GraphQL `Task.history` over a whole job)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ from collections.abc import Collection
 from pymongo import ASCENDING
 
 from models.history import HISTORY, TaskChange, change_of
-from models.layout import Database
+from models.stored_task import Database
 
 HISTORY_BATCH_SIZE = 100_000
 """Entries come back in as few round trips as 16 MiB batches allow."""
 _CHANGE_FIELDS = {"task": 1, "at": 1, "kind": 1, "fields": 1, "status": 1}
 """What a TaskChange shows (and `_id`, its cursor): an entry's job is left in MongoDB."""
+
+
+async def read_history(database: Database, task_id: int) -> list[TaskChange]:
+    """A task's changes, oldest first (resume tokens sort in the order of the changes)."""
+    history = database.get_collection(HISTORY)
+    cursor = history.find({"task": task_id}, sort=[("_id", ASCENDING)])
+    return [change_of(entry) async for entry in cursor]
 
 
 async def read_histories(database: Database, task_ids: Collection[int]) -> dict[int, list[TaskChange]]:

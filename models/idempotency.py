@@ -35,7 +35,7 @@ from models.creation import PlannedTask, Render, new_documents
 from models.deadline import is_duplicate_key
 from models.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidOperation
 from models.ids import FirstWrite
-from models.layout import Collection, Database
+from models.stored_task import Collection, Database
 
 IDEMPOTENCY_KEY_MAX = 255
 """Most characters an idempotency key may have (a UUID has 36)."""
@@ -174,7 +174,7 @@ class IdempotencyRecords:
         create: Callable[[FirstWrite], Awaitable[list[_T]]],
         render: Render[_T],
     ) -> list[_T]:
-        """`create(first)` (models.store), its key recorded by `first` in its transaction, unless a create with
+        """`create(first)` (models.graph_store), its key recorded by `first` in its transaction, unless a create with
         the same tasks committed under `key` before: then its tasks, rendered as they were created, and nothing
         stored. IdempotencyKeyReused for a key used with other tasks, IdempotencyKeyInFlight for one whose
         create is still running."""

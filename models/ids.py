@@ -20,8 +20,8 @@ from pymongo.errors import OperationFailure
 from models.creation import PlannedTask, Render, new_documents
 from models.deadline import is_duplicate_key
 from models.errors import IdAllocationFailed, TaskAlreadyExists
-from models.layout import TaskDoc
 from models.storage import Storage
+from models.stored_task import TaskDoc
 from models.task import COUNTER_FOLLOWS_IDS_UP_TO, SERVER_ID_MAX, now_utc
 
 TASK_COUNTER = "tasks"

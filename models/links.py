@@ -19,10 +19,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.conditions import Preconditions, require_preconditions
 from models.errors import InvalidOperation
-from models.layout import TaskDoc, readable_tasks
 from models.locks import JobQueues, QueuesBusy, bump_link_locks
 from models.metrics import LINK_QUEUE_WAIT
 from models.storage import Storage
+from models.stored_task import TaskDoc, readable_tasks
 from models.task import now_utc
 from models.tracing import set_current
 from models.walks import Direction, next_level

@@ -24,7 +24,7 @@ from bson.int64 import Int64
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from models.layout import Collection
+from models.stored_task import Collection
 
 LINK_LOCK_PREFIX = "task-links"
 """Lock documents live in `counters`: `{_id: "task-links:<job id>", seq}`; tasks without a job share

@@ -10,9 +10,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.conditions import Preconditions, require_preconditions
 from models.errors import InvalidOperation, TaskNotFound
-from models.layout import TaskDoc, readable_task
 from models.locks import bump_link_locks
 from models.storage import Storage
+from models.stored_task import TaskDoc, readable_task
 from models.task import DEFAULT_TYPE, TaskPatch, now_utc
 
 SERVER_OWNED = frozenset({"id", "creation_timestamp", "update_timestamp"})

@@ -1,5 +1,5 @@
 """Restore refuses links that would close a cycle: among the archive's own tasks, or through the stored tasks
-it links to (models.lifecycle restores; models.archive_rules checked the archive's ids and links first).
+it links to (models.lifecycle.restoring restores; models.archive_rules checked the archive's ids and links first).
 
 A cycle through restored tasks runs from restored task to restored task, each step either a link between two
 of them or a path through stored tasks only (leaving the archive by a link a -> x to a stored x, coming back by
@@ -23,7 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.errors import GraphCycle, InvalidOperation
 from models.graph import topological_order
-from models.layout import Collection, TaskDoc, readable_tasks
+from models.stored_task import Collection, TaskDoc, readable_tasks
 from models.walks import next_level
 
 Path = list[int]

@@ -13,7 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from models.defaults import COMMIT_OUTCOME_WAIT_MS
 from models.errors import TaskNotFound
-from models.layout import Database, MongoClient, TaskDoc, integral_number, readable_projected_tasks, readable_tasks
+from models.stored_task import Database, MongoClient, TaskDoc, integral_number, readable_projected_tasks, readable_tasks
 from models.task import TaskCounter, TaskRecord
 from models.transactions import run_transaction
 
@@ -86,7 +86,7 @@ class Storage:
         session: AsyncClientSession | None = None,
         projection: dict[str, Any] | None = None,
     ) -> list[TaskDoc]:
-        """The tasks matching `query`, by ascending id, as readers see them (models.layout.readable_tasks); only
+        """The tasks matching `query`, by ascending id, as readers see them (models.stored_task.readable_tasks); only
         the fields of `projection` (and `_id`) when given."""
         cursor = self.tasks.find(query, projection, session=session, batch_size=LIST_BATCH_SIZE)
         docs = await cursor.sort("_id", ASCENDING).to_list(None)

@@ -273,10 +273,10 @@ class TaskRecord(Document):
             IndexModel([("job-id", ASCENDING), ("root", ASCENDING), ("_id", ASCENDING)], name="job-id_root_id"),
             IndexModel([("job-id", ASCENDING), ("status", ASCENDING)], name="job-id_status"),
             IndexModel([("status", ASCENDING)], name="status"),
-            # Listing jobs: one key per job, newest update first (models.jobs), and jobs by their tasks' status.
+            # Listing jobs: one key per job, newest update first (models.jobs.listing), and jobs by their tasks' status.
             IndexModel(
                 [("job-id", ASCENDING), ("update-timestamp", DESCENDING)], name="job-id_update-timestamp"
-            ),  # models.jobs.JOBS_INDEX
+            ),  # models.jobs.listing.JOBS_INDEX
             IndexModel([("status", ASCENDING), ("job-id", ASCENDING)], name="status_job-id"),
             IndexModel([("nexts", ASCENDING)], name="nexts"),
             IndexModel([("previous", ASCENDING)], name="previous"),

@@ -37,7 +37,7 @@ from pymongo.errors import ExecutionTimeout, PyMongoError
 from models.connection import MAJORITY_READS, MAJORITY_WRITES
 from models.deadline import REQUEST_DEADLINE, unavailable
 from models.errors import CommitOutcomeUnknown
-from models.layout import MongoClient
+from models.stored_task import MongoClient
 from models.tracing import context_keeping_trace
 
 ABORT_TIMEOUT_S = 15.0

@@ -10,8 +10,8 @@ from pymongo.errors import OperationFailure
 
 from models.errors import TaskNotFound, TraversalTooLarge
 from models.filters import task_filter
-from models.layout import TaskDoc, readable_task, readable_tasks
 from models.storage import Storage
+from models.stored_task import TaskDoc, readable_task, readable_tasks
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,10 +27,25 @@ from gateway.embedded import free_port
 from gateway.server import server_config
 from gateway.settings import Settings, load_settings
 from models import GraphStore, HistoryWriter, TaskCreate
+from ui import UI_DIR
 
 TOKEN = "test-token"
 """The token the tests' gateways accept."""
 AUTH = {"X-Auth-Token": TOKEN}
+
+
+@functools.cache
+def live_view_documents() -> dict[str, str]:
+    """The GraphQL documents the live view sends, by their name in ui/queries.js, exactly as the page sends them:
+    node imports the module (its template literals written out), so the tests send what the page does."""
+    module = (UI_DIR / "queries.js").as_uri()
+    script = f"import * as queries from {json.dumps(module)}; process.stdout.write(JSON.stringify(queries));"
+    run = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, f"node could not import ui/queries.js: {run.stderr}"
+    exported: dict[str, Any] = json.loads(run.stdout)
+    return {name: value for name, value in exported.items() if isinstance(value, str)}
 
 
 def gateway_app(store: GraphStore, data_dir: Path, **settings: Any) -> tuple[FastAPI, Settings]:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from bson.int64 import Int64
+from graphql import OperationDefinitionNode, OperationType, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
@@ -23,70 +24,31 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from graphql_schema.compiled_plan import TASK_FIELDS
-from tests.helpers import AUTH, gateway_app, lifespan_client
+from tests.helpers import AUTH, gateway_app, lifespan_client, live_view_documents
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 JOB = "compiled-job"
 BOUND = 40
-UI_SCRIPTS = sorted((Path(__file__).parent.parent / "ui").glob("*.js"))
-"""The live view's scripts, whose GraphQL documents these tests send as the page does."""
-
-
-def _ui_constants(source: str) -> dict[str, str | list[str]]:
-    """The `const NAME = <number | "text" | ["text", ...]>;` of a script, as text or a list of texts."""
-    found: dict[str, str | list[str]] = {}
-    for name, value in re.findall(r'const (\w+) = (\d+|"[^"\n]*"|\[[^\]]*\]);', source):
-        found[name] = re.findall(r'"([^"]*)"', value) if value.startswith("[") else value.strip('"')
-    return found
-
-
-def _substituted(template: str, constants: dict[str, str | list[str]], where: str) -> str:
-    """A template literal with its `${NAME}` and `${NAME.join("sep")}` written out from the script's constants."""
-
-    def value(match: re.Match[str]) -> str:
-        expression = match.group(1).strip()
-        joined = re.fullmatch(r'(\w+)\.join\("([^"]*)"\)', expression)
-        name = joined.group(1) if joined else expression
-        found = constants.get(name)
-        assert found is not None, f"{where}: teach this test the expression ${{{expression}}}"
-        if isinstance(found, list):
-            assert joined, f"{where}: ${{{expression}}} is a list"
-            return joined.group(2).join(found)
-        return found
-
-    return re.sub(r"\$\{([^}]*)\}", value, template)
 
 
 def _ui_queries() -> dict[str, str]:
-    """Every GraphQL query of the live view (a template literal starting with `query` or `{`), by operation
-    name (or script and position), as the page sends it: whatever queries the scripts hold now are tested."""
-    constants: dict[str, str | list[str]] = {}
-    sources = {path.name: path.read_text() for path in UI_SCRIPTS}
-    for source in sources.values():
-        constants.update(_ui_constants(source))
+    """Every query the live view sends (ui/queries.js, as node reads it), by operation name: whatever queries
+    the page holds now are tested."""
     queries = {}
-    for script, source in sources.items():
-        for index, template in enumerate(re.findall(r"`([^`]*)`", source)):
-            if not re.match(r"\s*(query\b|\{\s*\w+\s*[({])", template):
-                continue
-            named = re.match(r"\s*query\s+(\w+)", template)
-            name = named.group(1) if named else f"{script}#{index}"
-            try:
-                queries[name] = _substituted(template, {**constants, **_ui_constants(source)}, f"{script} #{index}")
-            except AssertionError as error:  # reported by the test of this query, not at collection
-                queries[name] = f"{UNREADABLE}{error}"
+    for document in live_view_documents().values():
+        [operation] = parse(document).definitions
+        assert isinstance(operation, OperationDefinitionNode) and operation.name, document
+        if operation.operation is OperationType.QUERY:
+            queries[operation.name.value] = document
     return queries
 
 
-UNREADABLE = "# not read: "
 UI_QUERIES = _ui_queries()
 
 
 def _ui_query(name: str) -> str:
     """A query of the live view by operation name."""
-    query = UI_QUERIES[name]
-    assert not query.startswith(UNREADABLE), query
-    return query
+    return UI_QUERIES[name]
 
 
 def _stored_task(task_id: int, **fields: Any) -> dict[str, Any]:
@@ -224,7 +186,7 @@ def _variables(query: str, filled: bool) -> dict[str, Any]:
 @pytest.mark.parametrize("filled", [False, True], ids=["required-variables", "every-variable"])
 @pytest.mark.parametrize("name", sorted(UI_QUERIES))
 async def test_every_live_view_query_is_compiled_and_answers_as_graphql_core(clients, name, filled) -> None:
-    """Each query the live view sends (read from ui/*.js, so new ones are covered) is answered by the compiled
+    """Each query the live view sends (ui/queries.js, so new ones are covered) is answered by the compiled
     path (tracking_graphql_compiled_total), with the bytes graphql-core gives."""
     query = _ui_query(name)
     body, compiled = await same_answer(clients, query, _variables(query, filled))
@@ -233,8 +195,8 @@ async def test_every_live_view_query_is_compiled_and_answers_as_graphql_core(cli
 
 
 def test_the_live_view_queries_are_found() -> None:
-    """The extraction above finds the queries the page is known to send (so a change there cannot leave the
-    test above with nothing to check)."""
+    """The queries the page is known to send are among those read (so a change there cannot leave the test
+    above with nothing to check)."""
     assert {"Jobs", "Job", "Graph", "Page", "Levels", "Details"} <= set(UI_QUERIES)
 
 
@@ -382,7 +344,7 @@ async def test_a_stored_value_readers_cannot_hold_is_left_out_on_both_paths(clie
 )
 async def test_a_document_with_wrong_types_is_read_the_same_on_both_paths(clients, raw_db, stored) -> None:
     """The compiled read checks a whole job a column at a time; any document it does not pass is read as every
-    reader reads it (models.layout.readable_task), so both paths agree."""
+    reader reads it (models.stored_task.readable_task), so both paths agree."""
     task = _stored_task(4, **stored) if "_id" not in stored else _stored_task(2, **stored)
     await raw_db.tasks.delete_one({"_id": task["_id"]})
     await raw_db.tasks.insert_one(task, bypass_document_validation=True)

@@ -17,7 +17,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from gateway.embedded import free_port
-from models.history import LEASE_S
+from models.history_writer import LEASE_S
 from tests.helpers import AUTH, TOKEN, eventually
 
 DB = "lease_handover"

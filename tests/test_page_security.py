@@ -18,12 +18,12 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tests.helpers import TOKEN, gateway_app, lifespan_client
+from ui import UI_DIR
 from web.page_security import NONCE_PLACEHOLDER, STRICT, SecurityHeadersMiddleware
 
 PAGES = ["/ui/", "/graphql", "/docs", "/redoc"]
 STATIC = Path(__file__).parent.parent / "gateway" / "static"
-UI_FILES = ["app.js", "api.js", "status.js", "job.js", "graph.js", "layout.js", "neighbourhood.js", "timeline.js",
-            "app.css"]  # fmt: skip
+UI_FILES = [*sorted(path.name for path in UI_DIR.glob("*.js")), "app.css"]
 
 
 def policy(response: httpx.Response) -> dict[str, list[str]]:

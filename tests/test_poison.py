@@ -40,7 +40,7 @@ from gateway.embedded import free_port
 from gateway.settings import load_settings
 from models import HistoryWriter
 from models.check import NON_ARRAY_LINKS, NON_INT64_IDS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
-from models.layout import FIELD_KINDS
+from models.stored_task import FIELD_KINDS
 from tests.helpers import (
     AUTH,
     TOKEN,

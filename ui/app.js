@@ -4,6 +4,7 @@
 
 import { Unauthorized, esc, gql } from "./api.js";
 import { showJob } from "./job.js";
+import { JOBS } from "./queries.js";
 import { setDoneStatuses, shareBar, statusChips } from "./status.js";
 
 const JOBS_PAGE = 20;
@@ -49,12 +50,6 @@ document.getElementById("forget").onclick = () => {
 window.addEventListener("hashchange", route);
 
 // ---- jobs -----------------------------------------------------------------------------------------------------
-
-const JOBS = `query Jobs($first: Int!, $after: String, $filter: JobFilter) {
-  jobs(first: $first, after: $after, filter: $filter) {
-    edges { node { id taskCount statusCounts { status count } summary { progress lastUpdate } } }
-    pageInfo { hasNextPage endCursor } }
-  doneStatuses }`;
 
 function showJobs() {
   const pages = [null]; // the cursor each visited page starts after, for "Previous"

@@ -4,37 +4,17 @@
 import { esc, gql, gqlAnswer, subscribe, throttled } from "./api.js";
 import { drawGraph } from "./graph.js";
 import { showNeighbourhood } from "./neighbourhood.js";
+import { CURSOR, DETAIL_FIELDS, DETAILS, EVENTS, JOB_GRAPH, JOB_HEAD, LEVELS, TASK_PAGE } from "./queries.js";
 import { drawTimeline, markTimeline } from "./timeline.js";
 import { chip, look, setDoneStatuses, shareBar, statusChips } from "./status.js";
 
 export const GRAPH_LIMIT = 10_000; // jobs with more tasks show a filtered, paged task table instead of a graph
-const TASKS_PAGE = 100;
 const REDRAW_MS = 500; // the most often events redraw the counts, the graph or the table
 const LEVELS_MS = 5000; // the most often events recount the stages of a big job (it reads every task's links)
 const LEVELS_SHOWN = 100; // stages listed in the overview; the rest are summed up in one line
 const FAILED = new Set(["FAILED", "ERROR"]); // the statuses status.js shows as failed
-const DETAIL_FIELDS = ["name", "status", "type", "jobId", "root", "description", "startTime", "finishTime",
-  "creationTimestamp", "updateTimestamp", "workflow", "executionCode", "executionDescription", "runningStatus"];
 
-const JOB_HEAD = `query Job($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
-  summary { doneCount progress lastUpdate durationMs firstStart } } doneStatuses }`;
-// criticalPath is null with its error (GRAPH_CYCLE: a cycle a tool wrote into the links) while the graph is answered.
-const JOB_GRAPH = `query Graph($id: String!) { job(id: $id) { tasks { id name status startTime finishTime } edges { from to }
-  criticalPath { id } } }`;
 const REASON_SHOWN = 300; // characters of a refusal shown in the legend (a cycle's message lists every task on it)
-const TASK_PAGE = `query Page($id: String!, $after: String, $status: [String!], $statusNot: [String!], $name: String,
-  $depth: Int) { job(id: $id) { taskPage(first: ${TASKS_PAGE}, after: $after, status: $status, statusNot: $statusNot,
-  name: $name, depth: $depth) {
-  edges { node { id name status type updateTimestamp } } pageInfo { hasNextPage endCursor } } } }`;
-const LEVELS = `query Levels($id: String!) { job(id: $id) { levels { depth count blockedCount
-  statusCounts { status count } } } }`;
-const LINKED = "{ id name status }";
-const DETAILS = `query Details($id: ID!) { task(id: $id) { id ${DETAIL_FIELDS.join(" ")}
-  blockedBy(transitive: true) ${LINKED} previous ${LINKED} nexts ${LINKED}
-  history { at kind changedFields status } } }`;
-const CURSOR = `query Cursor($job: String) { eventCursor(jobId: $job) }`;
-const EVENTS = `subscription Events($job: String!, $after: String) { taskEvents(jobId: $job, after: $after) {
-  kind taskId cursor changedFields task { id name status } } }`;
 
 /** Shows job `jobId` in `main`; returns the page's teardown. `failed` shows an error (or asks for a token). */
 export function showJob(main, jobId, failed) {

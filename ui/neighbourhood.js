@@ -4,11 +4,9 @@
 
 import { esc, gql } from "./api.js";
 import { drawGraph } from "./graph.js";
+import { NEIGHBOURHOOD } from "./queries.js";
 
 export const DEPTHS = [1, 2, 3, 5, 10];
-const AROUND = "{ id name status startTime finishTime nexts { id } }";
-const NEIGHBOURHOOD = `query Neighbourhood($id: ID!, $depth: Int!) { task(id: $id) { id name status startTime
-  finishTime nexts { id } ancestors(maxDepth: $depth) ${AROUND} descendants(maxDepth: $depth) ${AROUND} } }`;
 
 /** Shows task `taskId`'s neighbourhood in a panel laid over the first column of `host` (the job's grid);
  *  `onSelect(taskId, options)` selects a task of it. Resolves to a handle { mark, paint, centre, close, taskId }

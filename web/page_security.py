@@ -63,7 +63,7 @@ class PagePolicy:
 STRICT = PagePolicy()
 """The policy of an HTML answer no page below claims: nothing but the gateway's own scripts and styles."""
 
-LIVE_VIEW = PagePolicy({"worker-src": ("'self'",)})  # the graph's layout runs in a worker, ui/layout.js
+LIVE_VIEW = PagePolicy({"worker-src": ("'self'",)})  # the graph's layout runs in a worker, ui/graph-layout-worker.js
 GRAPHIQL = PagePolicy({"font-src": ("data:",)}, style_nonce=True)  # fonts in its CSS; its dialogs write <style>
 SWAGGER_UI = PagePolicy({"img-src": ("data:",)})  # the icons in its CSS
 REDOC = PagePolicy(

@@ -2,7 +2,7 @@
 with the same validator and indexes, in alternate rounds (bench.measure.medians_alternating).
 
 A round's time is the POST, from sending it to its answer. Its CPU (gateway processes and mongod) runs from
-sending it until the task history has recorded all 10,000 creations (models/history.py writes them after the
+sending it until the task history has recorded all 10,000 creations (models/history_writer.py writes them after the
 answer, from the change stream): the next round starts only then, so one round's history neither slows the next
 POST nor is billed to it, and every round's CPU holds the whole of its own history."""
 

@@ -1,4 +1,4 @@
-"""The jobs listing's aggregation (models/jobs.py), as built for each filter and page position."""
+"""The jobs listing's aggregation (models/jobs/listing.py), as built for each filter and page position."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from bson.code import Code
 
 from models import JobFilter, JobPosition
-from models.jobs import JobListing, JobsPage, jobs_page, jobs_pipeline, prefix_range
+from models.jobs.listing import JobListing, JobsPage, jobs_page, jobs_pipeline, prefix_range
 
 
 def test_a_prefix_is_an_index_range():

@@ -1,4 +1,4 @@
-"""The tolerant reader (models/layout.py `readable_task`): what another tool stored, as readers see it."""
+"""The tolerant reader (models/stored_task.py `readable_task`): what another tool stored, as readers see it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
-from models.layout import readable_task
+from models.stored_task import readable_task
 
 
 def test_a_task_on_the_layout_is_served_as_it_is():

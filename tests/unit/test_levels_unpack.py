@@ -1,4 +1,4 @@
-"""Job.levels reads a job's links packed by chunks (models.jobs.links_pipeline): a clean chunk is taken whole, a
+"""Job.levels reads a job's links packed by chunks (models.jobs.levels.links_pipeline): a clean chunk is taken whole, a
 chunk holding one odd value is read task by task. Both ways must read every task alike."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from bson.int64 import Int64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.jobs import JobLinks, unpack_links
+from models.jobs.levels import JobLinks, unpack_links
 
 ids = st.one_of(
     st.integers(1, 2**63 - 1).map(Int64),

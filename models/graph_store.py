@@ -6,10 +6,10 @@ it to the part that knows it:
 - models.records (one task: read, patch, delete);
 - models.links (adding and removing links, refusing cycles; models.locks for concurrency);
 - models.walks (neighbours and everything reachable);
-- models.jobs (listing jobs, their summaries, tasks and critical path);
+- models.jobs (listing jobs, their summaries, tasks, stages and critical path: models.jobs.queries);
 - models.events (the change stream subscriptions follow), models.history, models.check.
 
-Documents come back as the raw dicts MongoDB stores (the stored layout of models.layout, `_id` = task id) rather
+Documents come back as the raw dicts MongoDB stores (the stored layout of models.stored_task, `_id` = task id) rather
 than Beanie models: re-validating thousands of documents MongoDB just returned is the largest cost on read paths,
 and the stored layout is already what ops tooling reads.
 
@@ -44,27 +44,19 @@ from models.defaults import (
 from models.errors import TaskNotFound, TraversalTooLarge
 from models.events import TaskEvent, current_event_cursor, full_document_mode
 from models.fanout import LiveEvents, LiveLimits
-from models.filters import name_filter, task_filter
-from models.history import HistoryWriter, TaskChange, prepare_history, read_history
-from models.history_reads import read_histories
+from models.history import TaskChange, prepare_history
+from models.history_reads import read_histories, read_history
+from models.history_writer import HistoryWriter
 from models.idempotency import IdempotencyKey, IdempotencyRecords, prepare_idempotency
 from models.ids import TASK_COUNTER, FirstWrite, IdAllocator
-from models.jobs import (
-    JobFilter,
-    JobLevel,
-    JobPosition,
-    JobReads,
-    JobsPage,
-    JobSummary,
-    ProjectedJob,
-    StageFilter,
-)
-from models.layout import Database, MongoClient, TaskDoc
+from models.jobs.queries import JobQueries
+from models.jobs.reads import JobReads
 from models.lifecycle import Lifecycle
 from models.limits import Limits
 from models.links import Links
 from models.records import Records
 from models.storage import Storage
+from models.stored_task import Database, MongoClient, TaskDoc
 from models.subscriber import Visibility
 from models.task import TaskCreate, TaskPatch
 from models.tracing import store_tracer
@@ -73,8 +65,9 @@ from models.walks import Direction, Walks
 _T = TypeVar("_T")
 
 
-class GraphStore:
-    """Tasks and their links in MongoDB. Multi-document changes run in one majority transaction."""
+class GraphStore(JobQueries):
+    """Tasks and their links in MongoDB, and whole jobs (JobQueries). Multi-document changes run in one majority
+    transaction."""
 
     def __init__(
         self,
@@ -183,7 +176,7 @@ class GraphStore:
         return Lifecycle(self._database, self._storage.in_transaction, TASK_COUNTER)
 
     def history_writer(self, owner: str) -> HistoryWriter:
-        """This process's candidate for writing the task history (models.history); run it as a task."""
+        """This process's candidate for writing the task history (models.history_writer); run it as a task."""
         return HistoryWriter(self._database, owner, full_document=self.full_document, tracer=self.tracer)
 
     @bounded
@@ -333,72 +326,6 @@ class GraphStore:
             except TraversalTooLarge as error:
                 return ManyWalks([error], [])
         return await walk_many(starts, direction, max_depth, bound, known, self._storage.find_by_ids)
-
-    # ---- jobs -----------------------------------------------------------------------------------------------
-
-    @bounded
-    async def list_jobs(
-        self,
-        first: int,
-        after: JobPosition | None = None,
-        job_filter: JobFilter | None = None,
-        snapshot: tuple[int, int] | None = None,
-    ) -> JobsPage:
-        """A page of up to `first` jobs, newest activity first, read at `snapshot` (the cluster time of the
-        first page) when MongoDB still holds it, else at a new one (models.jobs)."""
-        return await self._jobs.list_jobs(first, after, job_filter or JobFilter(), snapshot)
-
-    @bounded
-    async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
-        """Counts, status counts and times of each of these jobs that has tasks, by job id."""
-        return await self._jobs.summaries(job_ids)
-
-    @bounded
-    async def job_exists(self, job_id: str) -> bool:
-        """Whether any task belongs to the job."""
-        return await self._jobs.exists(job_id)
-
-    @bounded
-    async def job_tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
-        """Every task of the job by ascending id; TraversalTooLarge (counted on the index first) over `bound`."""
-        return await self._jobs.tasks(job_id, bound)
-
-    @bounded
-    async def job_task_fields(self, job_id: str, fields: Collection[str] | None, bound: int) -> ProjectedJob:
-        """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts"; None:
-        every field) besides `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
-        (graphql_schema.compiled); TraversalTooLarge over `bound`."""
-        return await self._jobs.task_fields(job_id, fields, bound)
-
-    @bounded
-    async def task_page(
-        self,
-        job_id: str,
-        first: int,
-        after_id: int | None = None,
-        statuses: Collection[str] | None = None,
-        statuses_not: Collection[str] | None = None,
-        task_type: str | None = None,
-        name_contains: str | None = None,
-        stage: StageFilter | None = None,
-    ) -> tuple[list[TaskDoc], bool]:
-        """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters; `stage`: only those at
-        that depth, as `job_levels` finds them), and whether more follow; InvalidOperation for a name filter over
-        NAME_FILTER_MAX characters; with a stage, the errors of `job_levels`."""
-        query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
-        return await self._jobs.task_page(job_id, first, after_id, query, stage)
-
-    @bounded
-    async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:
-        """The job's tasks counted by stage (depth from the roots) and status, shallowest first;
-        TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
-        return await self._jobs.levels(job_id, bound)
-
-    @bounded
-    async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
-        """The tasks of the job's longest chain by duration, first to last; TraversalTooLarge over `bound` tasks,
-        GraphCycle when the stored links hold a cycle."""
-        return await self._jobs.critical_path(job_id, bound)
 
     # ---- update and delete ----------------------------------------------------------------------------------
 

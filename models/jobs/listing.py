@@ -1,0 +1,118 @@
+"""Listing jobs: a page of jobs, newest activity first, as one MongoDB aggregation over the `tasks` indexes.
+
+- Listing jobs walks the `job-id`+`update-timestamp` index once per job (a DISTINCT_SCAN: one index key per
+  job, whatever the job's size), then sorts the jobs by their latest update.
+- A page of jobs is read at the cluster time of the listing's first page (a MongoDB snapshot read), so paging
+  is stable while jobs change: no job twice, none skipped that existed throughout. MongoDB keeps that history
+  for `minSnapshotHistoryWindowInSeconds` (300 s by default); a cursor older than that goes on from the same
+  position over the current data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from models.stored_task import readable_date_expression
+
+_SNAPSHOT_TOO_OLD = 239
+JOBS_INDEX = "job-id_update-timestamp"
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    id_prefix: str | None = None
+    statuses: list[str] | None = None
+    """Jobs having a task in any of these statuses."""
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobPosition:
+    """Where a page of jobs ended: the jobs after it come next."""
+
+    last_update: datetime | None
+    job_id: str
+
+
+@dataclass(frozen=True)
+class JobListing:
+    job_id: str
+    last_update: datetime | None
+
+
+@dataclass(frozen=True)
+class JobsPage:
+    jobs: list[JobListing]
+    has_next: bool
+    snapshot: tuple[int, int] | None
+    """The cluster time (seconds, increment) the page was read at; later pages read at it too."""
+
+
+def prefix_range(prefix: str) -> dict[str, str]:
+    """The strings starting with `prefix`, as an index range (a regex would make MongoDB fetch documents)."""
+    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
+def jobs_pipeline(
+    first: int, after: JobPosition | None, job_filter: JobFilter, job_ids: Collection[str] | None
+) -> list[dict[str, Any]]:
+    """Newest activity first, then by id. `job_ids` narrows to jobs found by the status filter."""
+    match: dict[str, Any] = {}
+    if job_filter.id_prefix:
+        match["job-id"] = prefix_range(job_filter.id_prefix)
+    if job_ids is not None:
+        match.setdefault("job-id", {})["$in"] = list(job_ids)
+    # Tasks without a job-id form one group whose id is null; it is dropped in Python (`jobs_page`): a $match
+    # on the group's _id here would be moved before the $group and cost the DISTINCT_SCAN.
+    after_group: list[dict[str, Any]] = []
+    updated: dict[str, Any] = {}
+    if job_filter.updated_after is not None:
+        updated["$gt"] = job_filter.updated_after
+    if job_filter.updated_before is not None:
+        updated["$lt"] = job_filter.updated_before
+    if updated:
+        after_group.append({"$match": {"lastUpdate": updated}})
+    if after is not None:
+        after_group.append({"$match": _after(after)})
+    return [
+        *([{"$match": match}] if match else []),
+        # $sort on the index's own order, then $first: MongoDB answers with one index key per job.
+        {"$sort": {"job-id": 1, "update-timestamp": -1}},
+        {"$group": {"_id": "$job-id", "lastUpdate": {"$first": "$update-timestamp"}}},
+        # A job's latest update as readers see it (a wrong type or a date beyond year 9999 is none), so the
+        # order, the page positions and what is served agree.
+        {"$set": {"lastUpdate": readable_date_expression("$lastUpdate")}},
+        *after_group,
+        {"$sort": {"lastUpdate": -1, "_id": 1}},
+        {"$limit": first + 2},  # one more than the page, and room for the group of tasks without a job-id
+    ]
+
+
+def _after(position: JobPosition) -> dict[str, Any]:
+    """The jobs that sort after `position` (a job without any update-timestamp sorts last)."""
+    if position.last_update is None:
+        return {"lastUpdate": None, "_id": {"$gt": position.job_id}}
+    return {
+        "$or": [
+            {"lastUpdate": {"$lt": position.last_update}},
+            {"lastUpdate": position.last_update, "_id": {"$gt": position.job_id}},
+            {"lastUpdate": None},
+        ]
+    }
+
+
+def jobs_page(rows: list[dict[str, Any]], first: int, snapshot: tuple[int, int] | None) -> JobsPage:
+    listings = [
+        JobListing(row["_id"], row["lastUpdate"] if isinstance(row["lastUpdate"], datetime) else None)
+        for row in rows
+        if type(row["_id"]) is str  # not a str subclass such as bson.Code: the reader leaves those out
+    ]
+    return JobsPage(listings[:first], len(listings) > first, snapshot)
+
+
+def is_snapshot_too_old(code: int | None) -> bool:
+    return code == _SNAPSHOT_TOO_OLD

@@ -1,0 +1,85 @@
+"""The graph store's queries over whole jobs (GraphStore inherits them): each bounded by the deadline
+(models.deadline) and handed to JobReads (models.jobs.reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from models.deadline import bounded
+from models.filters import name_filter, task_filter
+from models.jobs.levels import JobLevel, StageFilter
+from models.jobs.listing import JobFilter, JobPosition, JobsPage
+from models.jobs.reads import JobReads
+from models.jobs.summaries import JobSummary, ProjectedJob
+from models.stored_task import TaskDoc
+
+
+class JobQueries:
+    """Jobs: listing them, their summaries, tasks, pages, stages and critical path."""
+
+    _jobs: JobReads
+    timeout_s: float
+
+    @bounded
+    async def list_jobs(
+        self,
+        first: int,
+        after: JobPosition | None = None,
+        job_filter: JobFilter | None = None,
+        snapshot: tuple[int, int] | None = None,
+    ) -> JobsPage:
+        """A page of up to `first` jobs, newest activity first, read at `snapshot` (the cluster time of the
+        first page) when MongoDB still holds it, else at a new one (models.jobs)."""
+        return await self._jobs.list_jobs(first, after, job_filter or JobFilter(), snapshot)
+
+    @bounded
+    async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
+        """Counts, status counts and times of each of these jobs that has tasks, by job id."""
+        return await self._jobs.summaries(job_ids)
+
+    @bounded
+    async def job_exists(self, job_id: str) -> bool:
+        """Whether any task belongs to the job."""
+        return await self._jobs.exists(job_id)
+
+    @bounded
+    async def job_tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
+        """Every task of the job by ascending id; TraversalTooLarge (counted on the index first) over `bound`."""
+        return await self._jobs.tasks(job_id, bound)
+
+    @bounded
+    async def job_task_fields(self, job_id: str, fields: Collection[str] | None, bound: int) -> ProjectedJob:
+        """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts"; None:
+        every field) besides `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
+        (graphql_schema.compiled); TraversalTooLarge over `bound`."""
+        return await self._jobs.task_fields(job_id, fields, bound)
+
+    @bounded
+    async def task_page(
+        self,
+        job_id: str,
+        first: int,
+        after_id: int | None = None,
+        statuses: Collection[str] | None = None,
+        statuses_not: Collection[str] | None = None,
+        task_type: str | None = None,
+        name_contains: str | None = None,
+        stage: StageFilter | None = None,
+    ) -> tuple[list[TaskDoc], bool]:
+        """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters; `stage`: only those at
+        that depth, as `job_levels` finds them), and whether more follow; InvalidOperation for a name filter over
+        NAME_FILTER_MAX characters; with a stage, the errors of `job_levels`."""
+        query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
+        return await self._jobs.task_page(job_id, first, after_id, query, stage)
+
+    @bounded
+    async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:
+        """The job's tasks counted by stage (depth from the roots) and status, shallowest first;
+        TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        return await self._jobs.levels(job_id, bound)
+
+    @bounded
+    async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
+        """The tasks of the job's longest chain by duration, first to last; TraversalTooLarge over `bound` tasks,
+        GraphCycle when the stored links hold a cycle."""
+        return await self._jobs.critical_path(job_id, bound)

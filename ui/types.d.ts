@@ -1,0 +1,188 @@
+// The types the live view's modules share (named in their JSDoc) and the globals its page's classic scripts
+// define, for the type check alone (`make test` runs tsc over jsconfig.json): never served, never shipped.
+
+import type * as d3Selection from "d3-selection";
+import type * as d3Zoom from "d3-zoom";
+
+declare global {
+  /** d3-selection and d3-zoom, from the vendored scripts index.html loads before the modules. */
+  const d3: typeof d3Selection & typeof d3Zoom;
+
+  /** The token every page of the gateway shares (gateway/static/token.js). */
+  const trackingToken: {
+    KEY: string;
+    takeFromLink(): void;
+    get(): string | null;
+    set(token: string): void;
+    forget(): void;
+  };
+
+  /** A task as the graph reads it (Query.job.tasks, the neighbourhood's tasks, an event's task). */
+  interface GraphTask {
+    id: string;
+    name?: string | null;
+    status?: string | null;
+    startTime?: string | null;
+    finishTime?: string | null;
+  }
+
+  /** What drawGraph draws: the tasks, the links between them (by id) and the critical path (empty: none). */
+  interface GraphJob {
+    tasks: GraphTask[];
+    edges: { from: string; to: string }[];
+    criticalPath: { id: string }[];
+  }
+
+  /** A job's tasks as the graph holds them: by position (the layout's and the scene's index), and by id. */
+  interface Graph {
+    tasks: GraphTask[];
+    index: Map<string, number>;
+    /** The position of a task known to be in the graph. */
+    at(id: string): number;
+    /** The links between two tasks of the graph. */
+    links: { from: string; to: string }[];
+    /** Whether a task has a start time (a critical path is shown only then). */
+    timed: boolean;
+    /** The positions of the tasks of `ids` that are in the graph. */
+    indices(ids: string[]): Set<number>;
+  }
+
+  /** The elements of the graph's markup that the view wires. */
+  interface GraphParts {
+    canvas: GraphCanvas;
+    minimap: HTMLCanvasElement;
+    tip: HTMLDivElement;
+    tools: HTMLDivElement;
+    goto: HTMLFormElement;
+    typed: HTMLInputElement;
+    note: HTMLSpanElement;
+    filter: HTMLSelectElement;
+  }
+
+  /** A graph as drawn: what its controls, its handle and its graphView share. */
+  interface Drawn {
+    container: HTMLElement;
+    graph: Graph;
+    layout: Layout;
+    critical: Set<number>;
+    state: GraphState;
+    scene: Scene;
+    view: Viewport;
+    parts: GraphParts;
+    onSelect: OnSelect;
+    /** The list's buttons by task id (null above LIST_LIMIT tasks). */
+    buttons: Map<string, HTMLButtonElement> | null;
+    /** True while the focus is given back after a redraw: focusing a task then leaves the view where it is. */
+    refocusing: boolean;
+  }
+
+  /** The layout worker's answer (graph-layout-worker.js), and which links lie on the critical path. */
+  interface Layout {
+    x: Float64Array;
+    y: Float64Array;
+    rank: Int32Array;
+    width: number;
+    height: number;
+    points: Float64Array;
+    starts: Int32Array;
+    onPath?: boolean[];
+  }
+
+  /** The part of the layout in view, in layout units. */
+  interface Seen {
+    left: number;
+    top: number;
+    right: number;
+    bottom: number;
+  }
+
+  /** The view's transform: screen = layout * k + (x, y). */
+  interface Transform {
+    x: number;
+    y: number;
+    k: number;
+  }
+
+  /** What the canvas marks, by task index (-1: none). */
+  interface Marks {
+    selected: number;
+    blocking: Set<number>;
+    focused: number;
+  }
+
+  /** What the scene reads at each frame: the marks, the status not dimmed (null: none dimmed) and whether a
+   *  task has a start time (the critical path is starred only then). */
+  interface GraphState extends Marks {
+    dim: string | null;
+    timed: boolean;
+  }
+
+  interface Scene {
+    frames: number[];
+    dimmed(i: number): boolean;
+    draw(now?: boolean): void;
+    move(next: Transform): void;
+    changed(i?: number | null): void;
+    hit(wx: number, wy: number): number;
+  }
+
+  interface Viewport {
+    fit(): void;
+    zoomBy(factor: number): void;
+    centre(x: number, y: number): void;
+    show(x: number, y: number): void;
+    world(event: MouseEvent): [number, number];
+    client(x: number, y: number): { x: number; y: number };
+    rect(): { x: number; y: number; width: number; height: number };
+    kept(): Transform | null;
+  }
+
+  /** The control that had the keyboard focus before a redraw, and the caret of a text field. */
+  interface Focus {
+    selector: string;
+    caret: [number, number] | null;
+  }
+
+  /** The last "go to task": Go again with the same text goes to its next match. */
+  interface Search {
+    wanted: string;
+    at: number;
+  }
+
+  /** What a redraw keeps of the graph it replaces. */
+  interface Kept {
+    transform: Transform | null;
+    dim: string;
+    typed: string;
+    focus: Focus | null;
+    search: Search | null;
+  }
+
+  type OnSelect = (taskId: string, options?: { centre?: boolean }) => void;
+
+  /** What drawGraph resolves to. */
+  interface GraphHandle {
+    critical: boolean;
+    canvas: GraphCanvas;
+    paint(task: GraphTask): void;
+    mark(selectedId: string, blockingIds: string[]): void;
+    centre(taskId: string): void;
+    reveal(taskId: string): void;
+    fit(): void;
+    released(): Promise<void>;
+    kept(): Kept;
+    dim(status: string | null): void;
+  }
+
+  /** What is on screen, for the tests and the bench (`canvas.graphView`). */
+  interface GraphView {
+    view(): { x: number; y: number; width: number; height: number };
+    at(taskId: string): { x: number; y: number } | null;
+    marks(): { selected: string | null; blocking: string[]; dimmed: number; critical: string[] };
+    tasks: number;
+    links: number;
+    frames: number[];
+  }
+
+  type GraphCanvas = HTMLCanvasElement & { graphView?: GraphView };
+}
