@@ -103,6 +103,31 @@ async def test_graphiql_signs_in_with_pkce_and_sends_the_bearer_token(gateway: s
     assert read.status_code == 200
 
 
+async def test_the_live_view_signs_in_and_follows_a_job_live_with_the_bearer_token(
+    gateway: str, provider: Provider, tmp_path
+):
+    """From a fresh tab: "Sign in" beside the token field, the provider, then back on the live view's job, whose
+    graph updates live over the WebSocket authenticated by the token in connection_init."""
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{gateway}/ui/#job=signed-in")
+        await browser.wait_for("document.getElementById('sign-in')?.hidden === false")
+        await browser.screenshot(tmp_path / "live-view-sign-in-offered.png")
+        await browser.click("#sign-in")
+        await sign_in_at_the_provider(browser, provider, "rita")  # tracking:read is enough to look
+        await browser.wait_for("location.pathname === '/ui/' && document.querySelectorAll('.task').length === 1")
+        assert await browser.evaluate("location.hash") == "#job=signed-in", "back where the sign-in started"
+        await browser.wait_for("document.getElementById('live').classList.contains('on')")
+        async with httpx.AsyncClient(base_url=gateway, headers=AUTH) as http:
+            assert (await http.put("/tracking/task/1", json={"status": "FAILED"})).status_code == 200
+        await browser.wait_for("document.querySelector('.task[data-id=\"1\"]').textContent.includes('FAILED')")
+        await browser.screenshot(tmp_path / "live-view-signed-in.png")
+        held = json.loads(await browser.evaluate(f"sessionStorage.getItem('{BEARER_KEY}')"))
+        assert json.loads(base64.urlsafe_b64decode(held["token"].split(".")[1] + "=="))["sub"] == "rita"
+        await browser.click("#forget")  # Sign out: the tab holds nothing, and asks again
+        await browser.wait_for("document.getElementById('login') !== null")
+        assert await browser.evaluate(f"sessionStorage.getItem('{BEARER_KEY}')") is None
+
+
 async def test_a_callback_the_tab_did_not_start_keeps_nothing(gateway: str, provider: Provider, tmp_path):
     """A code and state an attacker sends the browser to (login CSRF) are refused: the tab started no sign-in."""
     async with Browser(tmp_path) as browser:

@@ -1,5 +1,6 @@
 // The gateway's public API as the live view uses it: GraphQL over POST /graphql and the graphql-transport-ws
-// subscription. The token comes from /static/token.js (trackingToken), shared by every page of the gateway.
+// subscription. The credential comes from /static/token.js (trackingToken), shared by every page of the gateway:
+// an API token (X-Auth-Token), or the bearer token of a sign-in (/static/sign-in.js), renewed before it expires.
 
 export class Unauthorized extends Error {}
 
@@ -13,12 +14,14 @@ export async function gql(query, variables = {}) {
 /** The whole answer, `{ data, errors }`: for queries whose nullable fields may be refused alone (the rest of
  *  the data still answered); Unauthorized for a refused token. */
 export async function gqlAnswer(query, variables = {}) {
+  if (!(await trackingSignIn.fresh())) throw new Unauthorized("your sign-in has expired: sign in again");
   const response = await fetch("/graphql", {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-Auth-Token": trackingToken.get() },
+    headers: { "Content-Type": "application/json", ...trackingToken.headers() },
     body: JSON.stringify({ query, variables }),
   });
-  if (response.status === 401 || response.status === 403) throw new Unauthorized("the token was refused");
+  if (response.status === 401) throw new Unauthorized("the sign-in was refused: sign in again");
+  if (response.status === 403) throw new Unauthorized("the token was refused");
   return response.json();
 }
 
@@ -39,8 +42,7 @@ export function subscribe(query, variables, onEvent, start) {
   const connect = () => {
     socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
       "graphql-transport-ws");
-    socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init",
-      payload: { "X-Auth-Token": trackingToken.get() } }));
+    socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init", payload: trackingToken.headers() }));
     socket.onmessage = (message) => {
       const data = JSON.parse(message.data);
       if (data.type === "connection_ack") {
@@ -67,7 +69,8 @@ export function subscribe(query, variables, onEvent, start) {
     socket.onclose = () => {
       show(false);
       if (ended) return;
-      setTimeout(() => ready.then(connect), retryMs);
+      // A signed-in token is renewed first (the gateway ends a connection when its token expires).
+      setTimeout(() => ready.then(() => trackingSignIn.fresh()).then(connect, connect), retryMs);
       retryMs = Math.min(retryMs * 2, 10000);
     };
   };
