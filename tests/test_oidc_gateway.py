@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -50,6 +51,10 @@ async def gateway(store: GraphStore, tmp_path: Path, issuer: Issuer) -> AsyncIte
     app, settings = gateway_app(store, tmp_path, **oidc_settings(issuer))
     async with served(app, settings) as port:
         yield f"http://127.0.0.1:{port}"
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -164,12 +169,13 @@ async def test_what_a_token_names_is_shown_cut_short(gateway: str, issuer: Issue
 async def test_tokens_with_made_up_key_ids_fetch_the_keys_at_most_once_per_interval(gateway: str, issuer: Issuer):
     async with httpx.AsyncClient(base_url=gateway) as http:
         assert (await http.get("/tracking/task/1", headers=bearer(issuer.token()))).status_code == 404
-        before = issuer.jwks_fetches()
+        before, invalid = issuer.jwks_fetches(), counted("tracking_bearer_tokens_total", outcome="invalid_token")
         made_up = [issuer.token(rsa_key(f"made-up-{n}")) for n in range(3)] * 10
         answers = await asyncio.gather(*(http.get("/tracking/task/1", headers=bearer(token)) for token in made_up))
     assert {answer.status_code for answer in answers} == {401}
     # TRACKING_OIDC_KEYS_MIN_INTERVAL_S (30 s) apart: the first fetch was for the first token, within it.
     assert issuer.jwks_fetches() - before <= 1
+    assert counted("tracking_bearer_tokens_total", outcome="invalid_token") == invalid + 30  # on /metrics
 
 
 # ---- WebSocket ----------------------------------------------------------------------------------------------------

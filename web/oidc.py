@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from prometheus_client import Counter
 
 from web.auth import Access, Caller
-from web.bearer import READ_SCOPE, WRITE_SCOPE, BearerToken, InsufficientScope, InvalidToken
+from web.bearer import READ_SCOPE, WRITE_SCOPE, BearerRefused, BearerToken, InsufficientScope, InvalidToken
 from web.oidc_keys import IssuerKeys, IssuerUnavailable, KeyPolicy
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerUnavailable", "OidcConfig", "OidcVerifier", "VerifiedToken"]
@@ -32,6 +33,12 @@ DEFAULT_LEEWAY_S = 30
 DEFAULT_KEYS_MAX_AGE_S = 3600
 DEFAULT_KEYS_MIN_INTERVAL_S = 30
 DEFAULT_HTTP_TIMEOUT_MS = 5000
+BEARER_TOKENS = Counter(
+    "tracking_bearer_tokens_total",
+    "Bearer tokens judged: accepted, invalid_token, insufficient_scope, or unavailable (the issuer's keys could "
+    "not be fetched).",
+    ["outcome"],
+)
 MAX_JOB_PREFIXES = 1000
 """The most job prefixes a token may carry: the job filter is one MongoDB condition per prefix."""
 
@@ -98,7 +105,12 @@ class OidcVerifier:
 
     async def caller(self, bearer: BearerToken) -> Caller:
         """The caller a bearer token names (web.auth.BearerSource): its `sub` at its issuer."""
-        verified = await self.verify(bearer.token)
+        try:
+            verified = await self.verify(bearer.token)
+        except BearerRefused as refused:
+            BEARER_TOKENS.labels("unavailable" if isinstance(refused, IssuerUnavailable) else refused.error).inc()
+            raise
+        BEARER_TOKENS.labels("accepted").inc()
         expires_at = verified.expires_at + self.config.leeway_s  # when `verify` would refuse it
         return Caller(verified.subject, verified.access, verified.jobs, verified.issuer, expires_at=expires_at)
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from prometheus_client import Counter
 
 from web.bearer import BearerRefused
 
@@ -26,6 +27,9 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 """The most a discovery document or a JWKS may hold: real ones are a few kilobytes; more is refused unread."""
 
 
+KEY_FETCHES = Counter(
+    "tracking_oidc_key_fetches_total", "Fetches of the OpenID issuer's discovery document and keys.", ["outcome"]
+)
 _UNSAFE_IN_URL = frozenset(" \t\r\n\"',;")
 
 
@@ -158,10 +162,12 @@ class IssuerKeys:
                 self._keys = await self._fetch_keys(self.metadata.jwks_uri)
             except KeyFetchFailed as failure:
                 self.last_failure = str(failure)
+                KEY_FETCHES.labels("failed").inc()
                 LOGGER.warning("OpenID Connect keys not fetched (keeping those held, if any): %s", failure)
                 self._raise_if_never_fetched(now)
                 return False
             self._fetched_at, self.last_failure = now, None
+            KEY_FETCHES.labels("fetched").inc()
             LOGGER.info("OpenID Connect keys fetched from %s: %d key(s)", self.metadata.jwks_uri, len(self._keys))
             return True
 
