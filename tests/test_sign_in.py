@@ -152,9 +152,9 @@ async def test_the_provider_denying_keeps_nothing(gateway: str, provider: Provid
 
 
 async def test_an_expired_sign_in_asks_again(store: GraphStore, tmp_path: Path):
-    """A token that expires (here after a few seconds, with no refresh token of the kind the pages send) is
-    forgotten, and the page offers "Sign in" again rather than sending it."""
-    with running_provider([ALICE], token_max_age=timedelta(seconds=3)) as provider:
+    """A token that expires (here after 15 seconds, time enough to sign in on a loaded machine), with no refresh
+    token of the kind the pages send, is forgotten, and the page offers "Sign in" again rather than sending it."""
+    with running_provider([ALICE], token_max_age=timedelta(seconds=15)) as provider:
         app, settings = gateway_app(store, tmp_path / "gateway", **sign_in_settings(provider, oidc_leeway_s=0))
         async with served(app, settings) as port, Browser(tmp_path) as browser:
             await browser.open(f"http://127.0.0.1:{port}/graphql")
