@@ -5,6 +5,8 @@ applications is:
 - public clients: the token endpoint takes a client without a secret (`none`), for codes and refresh tokens;
 - PKCE required, S256 only (RFC 7636): Authlib's CodeChallenge, with the challenge kept per code (the mock's
   codes do not keep it);
+- an ID token in the answer to a refresh (OpenID Connect Core section 12.2 allows it; Keycloak and Auth0 do it), so
+  that pages sending ID tokens can renew them;
 - CORS on the token endpoint for loopback origins (the gateways the tests serve), which the pages call from the
   browser.
 
@@ -64,6 +66,12 @@ class _PublicCodeGrant(provider_app.AuthorizationCodeGrant):  # type: ignore[mis
 
 class _PublicRefreshGrant(provider_app.RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar = ["none"]
+    token_max_age = timedelta(hours=1)
+
+    def __init__(self, request: Any, server: Any) -> None:
+        super().__init__(request, server)
+        id_tokens = provider_app.OpenIDCode(require_nonce=False, token_max_age=self.token_max_age)
+        self.register_hook("after_create_token_response", id_tokens.process_token)
 
 
 @dataclass
@@ -97,16 +105,19 @@ def _recording_cors(app: Any, provider: Provider) -> Callable[..., Iterable[byte
 
 @contextmanager
 def running_provider(
-    users: list[oidc_provider_mock.User], token_max_age: timedelta = timedelta(hours=1)
+    users: list[oidc_provider_mock.User], token_max_age: timedelta = timedelta(hours=1), refresh: bool = True
 ) -> Iterator[Provider]:
     """The provider at http://127.0.0.1:<port>, knowing `users` (their claims go into their ID tokens), requiring
-    a nonce; its tokens expire after `token_max_age`."""
+    a nonce; its tokens expire after `token_max_age`; with `refresh`, it issues refresh tokens."""
     saved = provider_app.AuthorizationCodeGrant, provider_app.RefreshTokenGrant
     provider_app.AuthorizationCodeGrant, provider_app.RefreshTokenGrant = _PublicCodeGrant, _PublicRefreshGrant
+    _PublicRefreshGrant.token_max_age = token_max_age
     port = free_port()
     provider = Provider(f"http://127.0.0.1:{port}")
     try:
-        app = oidc_provider_mock.app(require_nonce=True, user_claims=users, access_token_max_age=token_max_age)
+        app = oidc_provider_mock.app(
+            require_nonce=True, user_claims=users, access_token_max_age=token_max_age, issue_refresh_token=refresh
+        )
         server = werkzeug.serving.make_server("127.0.0.1", port, _recording_cors(app, provider), threaded=True)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()

@@ -153,8 +153,8 @@ async def test_the_provider_denying_keeps_nothing(gateway: str, provider: Provid
 
 async def test_an_expired_sign_in_asks_again(store: GraphStore, tmp_path: Path):
     """A token that expires (here after 15 seconds, time enough to sign in on a loaded machine), with no refresh
-    token of the kind the pages send, is forgotten, and the page offers "Sign in" again rather than sending it."""
-    with running_provider([ALICE], token_max_age=timedelta(seconds=15)) as provider:
+    token to renew it, is forgotten, and the page offers "Sign in" again rather than sending it."""
+    with running_provider([ALICE], token_max_age=timedelta(seconds=15), refresh=False) as provider:
         app, settings = gateway_app(store, tmp_path / "gateway", **sign_in_settings(provider, oidc_leeway_s=0))
         async with served(app, settings) as port, Browser(tmp_path) as browser:
             await browser.open(f"http://127.0.0.1:{port}/graphql")
@@ -175,6 +175,25 @@ async def test_an_expired_sign_in_asks_again(store: GraphStore, tmp_path: Path):
             assert await browser.evaluate(f"sessionStorage.getItem('{BEARER_KEY}')") is None
             assert await browser.evaluate("document.getElementById('sign-in').hidden") is False
             await browser.screenshot(tmp_path / "graphiql-expired.png")
+
+
+async def test_a_sign_in_about_to_expire_is_renewed_with_its_refresh_token(store: GraphStore, tmp_path: Path):
+    """A token within 30 s of its expiry is renewed before it is sent (here a 20 s one, at once): the page goes on
+    with the new token, nobody asked to sign in again."""
+    with running_provider([ALICE], token_max_age=timedelta(seconds=20)) as provider:
+        app, settings = gateway_app(store, tmp_path / "gateway", **sign_in_settings(provider))
+        async with served(app, settings) as port, Browser(tmp_path) as browser:
+            await browser.open(f"http://127.0.0.1:{port}/graphql")
+            await browser.click("#sign-in")
+            await sign_in_at_the_provider(browser, provider, "alice")
+            await browser.wait_for("document.querySelector('.graphiql-container') !== null")
+            first = json.loads(await browser.evaluate(f"sessionStorage.getItem('{BEARER_KEY}')"))
+            answer = await run_the_example_query(browser)
+            renewed = json.loads(await browser.evaluate(f"sessionStorage.getItem('{BEARER_KEY}')"))
+    assert "errors" not in answer, answer
+    assert [params["grant_type"] for params in provider.asked("/oauth2/token")][-1] == ["refresh_token"]
+    assert renewed["token"] != first["token"] and renewed["expiresAt"] >= first["expiresAt"]
+    assert renewed["refreshToken"], "the provider's new refresh token is kept"
 
 
 async def test_without_a_client_id_no_page_offers_sign_in(store: GraphStore, tmp_path: Path, provider: Provider):

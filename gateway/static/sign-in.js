@@ -128,7 +128,9 @@ globalThis.trackingSignIn = (() => {
         trackingToken.setBearer(kept(known, answer, held.refreshToken));
         return true;
       } catch {
-        // renewal refused or impossible (no new token of the kind the gateway takes): sign in again
+        // renewal refused or impossible (no new token of the kind the gateway takes): not tried again, and the
+        // page asks to sign in again once the token has expired
+        trackingToken.setBearer({ ...held, refreshToken: null });
       }
     }
     if (held.expiresAt > Date.now()) return true;
