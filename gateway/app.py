@@ -4,6 +4,7 @@ probes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,10 +33,13 @@ from gateway.observability import HttpMetrics, RouteOnServerSpan, metrics, never
 from gateway.settings import Settings
 from gateway.sign_in import install_sign_in
 from gateway.tracing import Tracing, server_telemetry, start_tracing
+from models import GraphStore
+from models.tokens import TokenCache
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
 from web.auth import Callers, TokenRegistry, generated_token
+from web.named_tokens import NamedTokenCallers
 from web.oidc import OidcVerifier
 from web.page_security import (
     LIVE_VIEW,
@@ -46,6 +50,7 @@ from web.page_security import (
     page_response,
     signing_in,
 )
+from web.rate_limits import CallerLimits
 from web.state import GatewayState, gateway_state
 
 
@@ -185,6 +190,23 @@ async def owned_backend(settings: Settings, tracing: Tracing | None) -> AsyncIte
 
 
 @asynccontextmanager
+async def named_tokens(store: GraphStore, settings: Settings) -> AsyncIterator[TokenCache]:
+    """The named tokens, loaded before the first request and reloaded while the app serves (models.tokens)."""
+    cache = TokenCache(store.named_tokens(), settings.tokens_reload_ms / 1000, settings.token_last_used_s)
+    task = asyncio.create_task(cache.run(), name="named tokens")
+    try:
+        with contextlib.suppress(TimeoutError):  # MongoDB slow at start: the environment's tokens serve meanwhile
+            await asyncio.wait_for(cache.loaded.wait(), settings.mongodb_timeout_ms / 1000)
+        yield cache
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):  # what was used since the last write, best effort at shutdown
+            await cache.write_last_used()
+
+
+@asynccontextmanager
 async def borrowed(backend: Backend) -> AsyncIterator[Backend]:
     """A backend its opener runs and closes (the CLI, tests)."""
     yield backend
@@ -197,6 +219,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     ask for (gateway.tracing) and its lifespan stops it; a given one (whose provider the given backend's store
     was opened with) is only used."""
     environment = environment_tokens(settings)
+    caller_limits = CallerLimits(settings.caller_rate, settings.subscriptions_per_caller)
     owned_tracing = start_tracing(settings) if tracing is None else None
     tracing = tracing or owned_tracing
     tracer = tracing.provider.get_tracer("tracking-gateway") if tracing is not None else None
@@ -206,12 +229,14 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
         try:
             async with (
                 owned_backend(settings, tracing) if backend is None else borrowed(backend) as current,
+                named_tokens(current.store, settings) as cache,
                 bearer_verifier(settings) as oidc,
             ):
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "callers": Callers(environment, bearer=oidc),
+                    "callers": Callers(environment, NamedTokenCallers(cache), bearer=oidc),
+                    "caller_limits": caller_limits,
                     "settings": settings,
                     "limits": settings.limits,
                     "tracer": tracer,

@@ -19,6 +19,7 @@ from gateway.maintenance import install_maintenance_commands
 from gateway.observability import configure_logging
 from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
+from gateway.token_commands import install_token_commands
 from gateway.tracing import Tracing, start_tracing
 from models import StorageUnavailable, TransactionsUnsupported
 from web.auth import generated_token
@@ -177,3 +178,4 @@ def show_token() -> None:
 
 
 install_maintenance_commands(main, _open_backend, _settings_or_exit)  # archive, restore, purge
+install_token_commands(main, _open_backend, _settings_or_exit)  # token create, list, revoke

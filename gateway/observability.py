@@ -20,11 +20,21 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from models.actors import ACTING
+from web.auth import Caller
+from web.state import CALLER_NAME, request_caller
+
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 """The id of the request this task serves (set by RequestIdMiddleware), for every log line it writes."""
 
 HTTP_REQUESTS = Counter(
     "tracking_http_requests_total", "HTTP requests answered, by route template.", ["route", "method", "status"]
+)
+CALLER_REQUESTS = Counter(
+    "tracking_caller_requests_total",
+    "HTTP requests answered, by caller: a token's name (the environment's env-api-1, …), `jwt` for every JWT "
+    "subject (unbounded, so never a label), `-` before a caller was known.",
+    ["caller", "status"],
 )
 HTTP_LATENCY = Histogram(
     "tracking_http_request_duration_seconds",
@@ -49,6 +59,9 @@ class HttpMetrics:
             return
         started = time.perf_counter()
         status = 500
+        # Known once its credential is checked (web.state.act_as); whatever ran before in this context (a
+        # server serving requests in one task) is no part of this request, and nothing of it outlives it.
+        named, acting = CALLER_NAME.set(None), ACTING.set(None)
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -66,6 +79,16 @@ class HttpMetrics:
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             HTTP_REQUESTS.labels(route, method, str(status)).inc()
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+            CALLER_REQUESTS.labels(caller_metric_label(request_caller(scope)), str(status)).inc()
+            CALLER_NAME.reset(named)
+            ACTING.reset(acting)
+
+
+def caller_metric_label(caller: Caller | None) -> str:
+    """A caller as a metric label: bounded by the number of tokens (JWT subjects are not: `jwt` for them all)."""
+    if caller is None:
+        return "-"
+    return caller.name if caller.issuer is None else "jwt"
 
 
 class RouteOnServerSpan:
@@ -103,12 +126,21 @@ async def metrics(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+_CALLER_SUFFIX = " caller=%s"
+
+
 class _RequestIdFilter(logging.Filter):
     """Every line carries the id of the request being served and, when it is traced, its trace and span ids
     (W3C hex, as trace back ends show them); "-" otherwise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
+        caller = CALLER_NAME.get() or "-"
+        record.caller = caller
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and not str(record.msg).endswith(_CALLER_SUFFIX):
+            record.msg = f"{record.msg}{_CALLER_SUFFIX}"  # who made the request answered (once per line)
+            record.args = (*args, caller)
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             record.trace_id = trace.format_trace_id(span.trace_id)

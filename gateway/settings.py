@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     commit_outcome_wait_ms: int = Field(default=defaults.COMMIT_OUTCOME_WAIT_MS, ge=100, le=DAY_MS)
     # How long a create's Idempotency-Key is remembered.
     idempotency_hours: int = Field(default=defaults.IDEMPOTENCY_HOURS, ge=1, le=8760)
+    # Named tokens (models.tokens): how often every gateway reloads them, and writes when they were last used.
+    tokens_reload_ms: int = Field(default=defaults.TOKENS_RELOAD_MS, ge=100, le=DAY_MS)
+    token_last_used_s: int = Field(default=defaults.TOKEN_LAST_USED_S, ge=1, le=DAY_MS // 1000)
+    # Per-caller bounds (web.rate_limits): the rate of callers whose token names none, and open subscriptions.
+    caller_rate: float | None = Field(default=None, gt=0, le=defaults.MAX_TOKEN_RATE)
+    subscriptions_per_caller: int | None = Field(default=None, ge=1, le=MAX_COUNT)
     validation_action: str = Field(default=defaults.VALIDATION_ACTION, pattern=r"^(error|warn)$")
     embedded_restarts: int = Field(default=3, ge=0, le=MAX_COUNT)
     log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")

@@ -25,6 +25,8 @@ from models.metrics import SUBSCRIPTIONS_REFUSED
 from web.auth import Caller, Callers, Credential, RepeatedCredential
 from web.bearer import BearerRefused
 from web.limits import RequestLimits
+from web.rate_limits import CallerLimits
+from web.state import act_as, store_for
 
 COST_PER_TRAVERSAL_TASK = 110
 """Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
@@ -59,7 +61,9 @@ class Context(BaseContext):
         max_subscriptions: int = defaults.SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
         super().__init__()
-        self.store = store
+        self.all_tasks = store
+        """The graph store unscoped: `store` is it as the caller may see it (`grant`)."""
+        self.store = store_for(store, caller)
         self.callers = callers
         self.limits = limits
         self.max_traversal = max_traversal
@@ -80,6 +84,8 @@ class Context(BaseContext):
         self.max_subscriptions = max_subscriptions
         """Most subscriptions open at once on this context's WebSocket (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
         self.subscriptions_open = 0
+        self.caller_limits: CallerLimits | None = None
+        """Every caller's open subscriptions in this process (TRACKING_SUBSCRIPTIONS_PER_CALLER)."""
         self.compiled = True
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tracer: Tracer | None = None
@@ -95,8 +101,11 @@ class Context(BaseContext):
 
     def grant(self, caller: Caller | None) -> None:
         """Who is calling: nothing allowed without a caller, queries and subscriptions with any, mutations with
-        one that may write."""
+        one that may write; every read and write through `store` narrowed to the caller's jobs."""
         self.caller = caller
+        self.store = store_for(self.all_tasks, caller)
+        if caller is not None:
+            act_as(caller)  # the operations of a WebSocket run in tasks started after this
 
     @property
     def authenticated(self) -> bool:
@@ -107,14 +116,26 @@ class Context(BaseContext):
         return self.caller is not None and self.caller.may_write
 
     def count_subscription(self) -> None:
-        """One more subscription open on this connection; TooManySubscriptions past the bound (nothing counted)."""
+        """One more subscription open on this connection and of its caller; TooManySubscriptions past either
+        bound (nothing counted). `end_subscription` when it ends."""
         if self.subscriptions_open >= self.max_subscriptions:
             SUBSCRIPTIONS_REFUSED.labels("connection").inc()
             raise TooManySubscriptions(
                 f"too many subscriptions on this connection: at most {self.max_subscriptions} "
                 "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
             )
+        if self.caller_limits is not None and self.caller is not None:
+            refusal = self.caller_limits.open_subscription(self.caller)
+            if refusal is not None:
+                SUBSCRIPTIONS_REFUSED.labels("caller").inc()
+                raise TooManySubscriptions(refusal)
         self.subscriptions_open += 1
+
+    def end_subscription(self) -> None:
+        """A subscription `count_subscription` counted has ended."""
+        self.subscriptions_open -= 1
+        if self.caller_limits is not None and self.caller is not None:
+            self.caller_limits.close_subscription(self.caller)
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""

@@ -21,6 +21,7 @@ from models import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidOperation,
+    JobOutsideScope,
     PreconditionFailed,
     StorageUnavailable,
     SubscriberTooSlow,
@@ -34,6 +35,7 @@ from web.bearer import read_only_bearer
 
 CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     TaskNotFound: "NOT_FOUND",
+    JobOutsideScope: "FORBIDDEN",
     TaskAlreadyExists: "CONFLICT",
     InvalidOperation: "BAD_USER_INPUT",
     StorageUnavailable: "UNAVAILABLE",

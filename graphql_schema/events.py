@@ -92,7 +92,7 @@ class Subscription:
                     yield as_event(event)
             finally:
                 OPEN_SUBSCRIPTIONS.dec()
-                context.subscriptions_open -= 1
+                context.end_subscription()
         except GraphError as error:
             # Raised here, the error ends the stream with its code; Strawberry masks nothing in subscriptions.
             raise as_graphql_error(error) from None

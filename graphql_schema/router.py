@@ -67,6 +67,8 @@ from web.page_security import GRAPHIQL, page_response, signing_in
 from web.state import gateway_state, keep_caller, request_caller
 
 GRAPHQL_PATH = "/graphql"
+RATE_LIMITED = "RATE_LIMITED"
+"""The code of a request past its caller's rate (429, with Retry-After)."""
 REJECTED_TOKEN_CLOSE_CODE = 4403
 
 
@@ -208,8 +210,15 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
                 await refuse_bearer_upgrade(request, context.refused_bearer)
                 return request
             return await super().run(request, context, root_value)
-        if not _asks_for_graphiql(request) and await _authenticated(request) is None:
-            raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
+        if not _asks_for_graphiql(request):
+            caller = await _authenticated(request)
+            if caller is None:
+                raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
+            limited = await gateway_state(request)["caller_limits"].refusal(caller)
+            if limited is not None:
+                media_type = response_media_type_or_json(request.headers.get("accept"))
+                retry = {"Retry-After": str(limited.retry_after_s)}
+                return error_response(429, limited.message, RATE_LIMITED, media_type, retry)
         accept = request.headers.get("accept")
         try:
             media_type = response_media_type(accept) if not _asks_for_graphiql(request) else JSON_TYPE
@@ -383,6 +392,7 @@ async def _context(request: Request = None, websocket: WebSocket = None) -> Cont
     context.over_websocket = websocket is not None
     context.credential, context.repeated_credential, context.refused_bearer = credential, repeated, refused
     context.compiled = settings.graphql_compiled
+    context.caller_limits = state["caller_limits"]
     context.tracer = state["tracer"]
     if context.tracer is not None and websocket is not None:
         context.trace_parent = propagate.extract(websocket.headers)

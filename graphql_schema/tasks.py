@@ -147,6 +147,11 @@ class TaskChangeType:
     kind: TaskEventKindEnum  # type: ignore[valid-type]
     changed_fields: list[str]
     status: str | None = strawberry.field(description="The task's new status, when this change set it.")
+    actor: str | None = strawberry.field(
+        description="Who made the change through the gateway: the token's name or the JWT's subject; null for a "
+        "change a tool made directly in MongoDB."
+    )
+    actor_issuer: str | None = strawberry.field(description="The OpenID issuer of a JWT actor; null for tokens.")
 
 
 def as_changes(changes: list[stored.TaskChange]) -> list[TaskChangeType]:
@@ -157,6 +162,8 @@ def as_changes(changes: list[stored.TaskChange]) -> list[TaskChangeType]:
             kind=TaskEventKind(change.kind),
             changed_fields=graphql_field_names(change.changed_fields),
             status=change.status,
+            actor=change.actor,
+            actor_issuer=change.actor_issuer,
         )
         for change in changes
     ]

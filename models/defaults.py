@@ -55,3 +55,11 @@ longest an export may take, the spans queued at most (more are dropped, and coun
 BSP_EXPORT_TIMEOUT_MS = 30_000
 BSP_MAX_QUEUE_SIZE = 2_048
 BSP_MAX_EXPORT_BATCH_SIZE = 512
+
+TOKENS_RELOAD_MS = 2_000
+"""How often a gateway reloads the named tokens (TRACKING_TOKENS_RELOAD_MS): a token created or revoked is
+honoured by every gateway within this time."""
+TOKEN_LAST_USED_S = 60
+"""How often a gateway writes the named tokens' `last_used` (TRACKING_TOKEN_LAST_USED_S)."""
+MAX_TOKEN_RATE = 100_000.0
+"""The largest `--rate` a token may have, in requests per second."""

@@ -29,6 +29,11 @@ class TaskAlreadyExists(GraphError):
         super().__init__(f"{noun} {', '.join(map(str, self.ids))} already {verb}")
 
 
+class JobOutsideScope(GraphError):
+    """A create, or a move of a task, into a job outside the jobs the caller may change (its job scope). Reads
+    and changes of tasks outside the scope are TaskNotFound instead: their existence is not revealed."""
+
+
 class InvalidOperation(GraphError):
     """The request is well formed but the graph refuses it (self-link, cycle, duplicate id, bad field)."""
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from models.actors import actor_of, marks_deletion, wrote_changed_by
 from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, change_time, read_changes
 from models.errors import CursorExpired
 from models.stored_task import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_projected_task, readable_value
@@ -60,6 +61,8 @@ class TaskEvent:
     job_id: str | None
     status: str | None
     """The task's new status when this change set it."""
+    actor: dict[str, Any] | None = None
+    """Who made the change through the gateway (`{name, issuer}`, models.actors); None for a tool's change."""
 
 
 def full_document_mode(keeps_images: bool) -> str:
@@ -107,6 +110,8 @@ def stream_request(
         **{f"fullDocument.{name}": 1 for name in task_fields},
         CHANGED: _changed_field_names(),
         NEW_STATUS: _new_status(),
+        ACTOR: wrote_changed_by(),
+        DELETION_MARK: marks_deletion(),
     }
     job_match = None
     if job_id is not None or routed:
@@ -146,6 +151,10 @@ def jobs_of(item: Change | Skipped) -> frozenset[str]:
     return frozenset(job for job in jobs if type(job) is str)
 
 
+DELETION_MARK = "deletionMark"
+"""The field of a projected event saying it is the mark a deletion writes first (models.actors): no event."""
+ACTOR = "actor"
+"""The field of a projected event holding the `changed-by` its change wrote (models.actors), or null."""
 JOBS = "jobIds"
 """The field of a projected event holding the task's job after and before the change."""
 CHANGED = "changedFields"
@@ -225,7 +234,7 @@ def event_from_change(change: dict[str, Any], links: tuple[str, ...] = LINK_FIEL
     `links`: the link fields the stream's projection reads of the task (none for HISTORY_FIELDS).
     A change whose content cannot be read becomes a SKIPPED event rather than an error."""
     task_id = as_task_id((change.get("documentKey") or {}).get("_id"))
-    if task_id is None:
+    if task_id is None or change.get(DELETION_MARK) is True:
         return None
     try:
         return _event(change, task_id, links)
@@ -244,7 +253,8 @@ def _event(change: dict[str, Any], task_id: int, links: tuple[str, ...]) -> Task
     status = None
     if "status" in changed and kind is not TaskEventKind.DELETED:
         status = readable_value("status", change[NEW_STATUS]) if NEW_STATUS in change else (task or {}).get("status")
-    return TaskEvent(kind, task_id, task, change["_id"]["_data"], change_time(change), changed, job, status)
+    actor = actor_of(change.get(ACTOR))
+    return TaskEvent(kind, task_id, task, change["_id"]["_data"], change_time(change), changed, job, status, actor)
 
 
 def skipped_event(skipped: Skipped) -> TaskEvent | None:

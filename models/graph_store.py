@@ -20,6 +20,7 @@ than MongoDB holds; the errors each method names come on top of these.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -55,17 +56,20 @@ from models.lifecycle import Lifecycle
 from models.limits import Limits
 from models.links import Links
 from models.records import Records
+from models.scoped_views import ScopedViews
+from models.scopes import any_in_scope, planned_jobs
 from models.storage import Storage
 from models.stored_task import Database, MongoClient, TaskDoc
 from models.subscriber import Visibility
 from models.task import TaskCreate, TaskPatch
+from models.tokens import NamedTokens
 from models.tracing import store_tracer
 from models.walks import Direction, Walks
 
 _T = TypeVar("_T")
 
 
-class GraphStore(JobQueries):
+class GraphStore(JobQueries, ScopedViews):
     """Tasks and their links in MongoDB, and whole jobs (JobQueries). Multi-document changes run in one majority
     transaction."""
 
@@ -100,6 +104,7 @@ class GraphStore(JobQueries):
         self._walks = Walks(self._storage)
         self._jobs = JobReads(self._storage, self.done_statuses)
         self._live_client: MongoClient | None = None
+        self._scoped: dict[tuple[str, ...], GraphStore] = {}
         self.live = LiveEvents(self._storage.tasks, self.full_document)
         """The fan-out of live events; `open` gives it a client (and pool) of its own."""
 
@@ -175,6 +180,10 @@ class GraphStore(JobQueries):
         per-request deadline."""
         return Lifecycle(self._database, self._storage.in_transaction, TASK_COUNTER)
 
+    def named_tokens(self) -> NamedTokens:
+        """The named API tokens (models.tokens): the command line manages them, gateways keep them in memory."""
+        return NamedTokens(self._database)
+
     def history_writer(self, owner: str) -> HistoryWriter:
         """This process's candidate for writing the task history (models.history_writer); run it as a task."""
         return HistoryWriter(self._database, owner, full_document=self.full_document, tracer=self.tracer)
@@ -182,13 +191,15 @@ class GraphStore(JobQueries):
     @bounded
     async def task_history(self, task_id: int) -> list[TaskChange]:
         """Every recorded change of the task, oldest first, deleted tasks included (within the retention)."""
+        if self.scope is not None:
+            return (await read_histories(self._database, [task_id], self.scope))[task_id]
         return await read_history(self._database, task_id)
 
     @bounded
     async def task_histories(self, task_ids: Collection[int]) -> dict[int, list[TaskChange]]:
         """Each task's recorded changes, oldest first, by task id, in one query however many tasks
         (models.history_reads); an empty list for a task without any."""
-        return await read_histories(self._database, task_ids)
+        return await read_histories(self._database, task_ids, self.scope)
 
     # ---- create ---------------------------------------------------------------------------------------------
 
@@ -229,6 +240,8 @@ class GraphStore(JobQueries):
         self, tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]], render: Render[_T], key: IdempotencyKey | None
     ) -> list[_T]:
         plan = plan_creation(tasks)
+        if self.scope is not None:
+            self._refuse_outside(planned_jobs(plan))
         client_ids = client_ids_of(plan, self.limits)
 
         async def create(first: FirstWrite | None = None) -> list[_T]:
@@ -299,6 +312,8 @@ class GraphStore(JobQueries):
         TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX and, while iterated, CursorExpired for a cursor
         MongoDB cannot resume after, StorageUnavailable once the stream could not be resumed within
         `resume_within_s`, SubscriberTooSlow when the reader fell behind by more than its buffer."""
+        if visible is None and self.scope is not None:
+            visible = functools.partial(any_in_scope, scope=self.scope)
         return self.live.subscribe(job_id, after, resume_within_s=resume_within_s, visible=visible)
 
     @bounded
@@ -333,7 +348,10 @@ class GraphStore(JobQueries):
     async def update_task(self, task_id: int, patch: TaskPatch, conditions: Preconditions | None = None) -> TaskDoc:
         """The task after merging `patch`: present fields replace, null clears, absent fields stay.
         InvalidOperation for a body id other than `task_id`; TaskNotFound; with `conditions`,
-        PreconditionFailed unless the task's ETags satisfy them (models.conditions)."""
+        PreconditionFailed unless the task's ETags satisfy them (models.conditions); JobOutsideScope for a move
+        out of this store's scope."""
+        if self.scope is not None and "job_id" in patch.model_fields_set:
+            self._refuse_outside([patch.job_id])
         return await self._records.update(task_id, patch, conditions)
 
     @bounded

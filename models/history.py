@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bson.int64 import Int64
 from pymongo import ASCENDING, IndexModel
@@ -43,6 +44,10 @@ class TaskChange:
     """CREATED, UPDATED or DELETED."""
     changed_fields: list[str]
     status: str | None
+    actor: str | None = None
+    """Who made the change through the gateway: a token's name or a JWT's subject; None for a tool's change."""
+    actor_issuer: str | None = None
+    """The OpenID issuer of a JWT actor; None for tokens and tools."""
 
 
 def history_indexes(retention_days: int) -> list[IndexModel]:
@@ -75,11 +80,23 @@ def entry_of(event: TaskEvent) -> TaskDoc:
     }
     if event.status is not None:
         entry["status"] = event.status
+    if event.actor is not None:
+        entry["actor"] = event.actor
     return entry
 
 
 def change_of(entry: TaskDoc) -> TaskChange:
-    return TaskChange(entry["_id"], entry["at"], entry["kind"], list(entry.get("fields") or ()), entry.get("status"))
+    stored_actor = entry.get("actor")
+    actor: dict[str, Any] = stored_actor if isinstance(stored_actor, dict) else {}
+    return TaskChange(
+        entry["_id"],
+        entry["at"],
+        entry["kind"],
+        list(entry.get("fields") or ()),
+        entry.get("status"),
+        actor.get("name"),
+        actor.get("issuer"),
+    )
 
 
 def skipped_entry(skipped: Skipped) -> TaskDoc:

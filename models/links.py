@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from bson.int64 import Int64
 from pymongo import UpdateOne
@@ -39,10 +39,13 @@ def refuse_self_links(pairs: Iterable[Link]) -> None:
 
 
 def link_updates(
-    pairs: Iterable[Link], operator: Literal["$addToSet", "$pull"], stamp: datetime | None = None
+    pairs: Iterable[Link],
+    operator: Literal["$addToSet", "$pull"],
+    stamp: datetime | None = None,
+    also: dict[str, Any] | None = None,
 ) -> list[UpdateOne]:
     """One update per task touched: `$addToSet` ({"$each": ids}) or `$pull` ({"$in": ids}) on both sides, each
-    setting `update-timestamp` to `stamp` (default: now)."""
+    setting `update-timestamp` to `stamp` (default: now) and the fields of `also` (the caller's `changed-by`)."""
     nexts: dict[int, list[Int64]] = {}
     previous: dict[int, list[Int64]] = {}
     for source, target in pairs:
@@ -50,7 +53,7 @@ def link_updates(
         previous.setdefault(target, []).append(Int64(source))
     adding = operator == "$addToSet"
     wrap = "$each" if adding else "$in"
-    stamped = {"$set": {"update-timestamp": stamp or now_utc()}}
+    stamped = {"$set": {"update-timestamp": stamp or now_utc(), **(also or {})}}
 
     def update(task_id: int, array: Direction, ids: list[Int64]) -> UpdateOne:
         # A removal touches (and re-stamps) only tasks that really hold one of the links.
@@ -130,7 +133,7 @@ class Links:
             jobs = jobs_read | {doc.get("job-id") for doc in docs.values()}
             await bump_link_locks(self._storage.counters, jobs, session)
             await self._storage.tasks.bulk_write(
-                link_updates(new_pairs, "$addToSet", stamp), ordered=True, session=session
+                link_updates(new_pairs, "$addToSet", stamp, self._storage.stamp()), ordered=True, session=session
             )
         # This transaction wrote the anchor's links last (a concurrent change of them would conflict).
         linked = {*(docs[anchor].get(listing) or ()), *(b if a == anchor else a for a, b in new_pairs)}
@@ -147,7 +150,8 @@ class Links:
             await self._storage.require_ids({task_id for pair in pairs for task_id in pair}, session)
             if conditions is not None:
                 await require_preconditions(self._storage.tasks, anchor, conditions, session)
-            await self._storage.tasks.bulk_write(link_updates(list(dict.fromkeys(pairs)), "$pull"), session=session)
+            updates = link_updates(list(dict.fromkeys(pairs)), "$pull", also=self._storage.stamp())
+            await self._storage.tasks.bulk_write(updates, session=session)
 
         await self._storage.in_transaction(work, lambda: _read_links(anchor))
 

@@ -48,7 +48,7 @@ SUBSCRIPTION_EVENTS_DROPPED = Counter(
 )
 SUBSCRIPTIONS_REFUSED = Counter(
     "tracking_subscriptions_refused_total",
-    "Subscriptions refused by a bound, by which: per gateway (TRACKING_SUBSCRIPTIONS_MAX) or per connection "
-    "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION).",
+    "Subscriptions refused by a bound, by which: per gateway (TRACKING_SUBSCRIPTIONS_MAX), per connection "
+    "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION) or per caller (TRACKING_SUBSCRIPTIONS_PER_CALLER).",
     ["bound"],
 )

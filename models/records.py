@@ -8,6 +8,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from models.actors import ACTING
 from models.conditions import Preconditions, require_preconditions
 from models.errors import InvalidOperation, TaskNotFound
 from models.locks import bump_link_locks
@@ -50,9 +51,12 @@ class Records:
         """The task after merging `patch` (`patch_update`); InvalidOperation, TaskNotFound. With `conditions`,
         only while the task's ETags satisfy them (PreconditionFailed otherwise; models.conditions)."""
         update = patch_update(task_id, patch)
+        update["$set"].update(self._storage.stamp())
         moves = "job-id" in update["$set"] or "job-id" in update.get("$unset", {})
 
         async def work(session: AsyncClientSession) -> TaskDoc | None:
+            if self._storage.scope is not None:  # outside the caller's scope is not found, in this transaction
+                await self._storage.require_ids({task_id}, session)
             if conditions is not None:
                 return await self._update_if_preconditions(task_id, update, moves, conditions, session)
             if moves:
@@ -106,9 +110,11 @@ class Records:
             await self._storage.require_ids({task_id}, session)
             if conditions is not None:
                 await require_preconditions(tasks, task_id, conditions, session)
-            touched = {"$set": {"update-timestamp": now_utc()}}
+            touched = {"$set": {"update-timestamp": now_utc(), **self._storage.stamp()}}
             await tasks.update_many({"nexts": task_id}, {"$pull": {"nexts": task_id}, **touched}, session=session)
             await tasks.update_many({"previous": task_id}, {"$pull": {"previous": task_id}, **touched}, session=session)
+            if ACTING.get() is not None:  # the deletion's event finds its caller in the task's last state
+                await tasks.update_one({"_id": task_id}, {"$set": self._storage.stamp(deleting=True)}, session=session)
             await tasks.delete_one({"_id": task_id}, session=session)
 
         await self._storage.in_transaction(work, lambda: f"{_read_task(task_id)}: not found means it was deleted")

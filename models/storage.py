@@ -4,6 +4,7 @@ a majority transaction, tasks by id, tasks sorted by id. No rule of the graph li
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
@@ -11,8 +12,10 @@ from typing import Any, TypeVar
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from models.actors import ACTING, CHANGED_BY, changed_by
 from models.defaults import COMMIT_OUTCOME_WAIT_MS
 from models.errors import TaskNotFound
+from models.scopes import JobScope, scope_filter, within
 from models.stored_task import Database, MongoClient, TaskDoc, integral_number, readable_projected_tasks, readable_tasks
 from models.task import TaskCounter, TaskRecord
 from models.transactions import run_transaction
@@ -41,6 +44,25 @@ class Storage:
         self.database = database
         self.tasks = database.get_collection(TaskRecord.Settings.name)
         self.counters = database.get_collection(TaskCounter.Settings.name)
+        self.scope: JobScope = None
+        """The job-id prefixes this storage's reads and checks are narrowed to (models.scopes); None: none."""
+        self.scope_clause: dict[str, Any] | None = None
+
+    def scoped(self, scope: JobScope) -> Storage:
+        """This storage with its task reads, and the existence checks of its writes, narrowed to `scope`."""
+        narrowed = copy.copy(self)
+        narrowed.scope, narrowed.scope_clause = scope, scope_filter(scope)
+        return narrowed
+
+    def stamp(self, *, deleting: bool = False) -> dict[str, Any]:
+        """What a write sets beside its change: the `changed-by` of the caller it is made for (models.actors:
+        the context's ACTING), new for every write; nothing for a tool's (the command line's) write."""
+        actor = ACTING.get()
+        return {CHANGED_BY: changed_by(actor, deleting=deleting)} if actor is not None else {}
+
+    def within(self, query: dict[str, Any]) -> dict[str, Any]:
+        """`query` narrowed to this storage's scope."""
+        return within(query, self.scope_clause)
 
     async def in_transaction(
         self, work: Callable[[AsyncClientSession], Awaitable[_T]], check: Callable[[], str] = _read_back
@@ -67,6 +89,9 @@ class Storage:
         Why not more: inserting in chunks of 1,000, each encoded to BSON while MongoDB inserted the one before,
         hid the encoding too, but the extra insert commands cost mongod more than that saved (bench/README.md,
         "Bulk create, second pass")."""
+        if ACTING.get() is not None:
+            for doc in docs:
+                doc.update(self.stamp())
         sending = asyncio.ensure_future(self.tasks.insert_many(docs, ordered=True, session=session))
         try:
             for first in range(0, len(docs), ALONGSIDE_SLICE):
@@ -88,7 +113,7 @@ class Storage:
     ) -> list[TaskDoc]:
         """The tasks matching `query`, by ascending id, as readers see them (models.stored_task.readable_tasks); only
         the fields of `projection` (and `_id`) when given."""
-        cursor = self.tasks.find(query, projection, session=session, batch_size=LIST_BATCH_SIZE)
+        cursor = self.tasks.find(self.within(query), projection, session=session, batch_size=LIST_BATCH_SIZE)
         docs = await cursor.sort("_id", ASCENDING).to_list(None)
         return readable_tasks(docs) if projection is None else readable_projected_tasks(docs, projection)
 
@@ -98,16 +123,16 @@ class Storage:
             return {}
         # The whole answer in the first batch, one more than can match so that the server closes the cursor:
         # one round trip, where the default (101 documents, then getMore) costs two or more.
-        cursor = self.tasks.find({"_id": {"$in": list(ids)}}, batch_size=len(ids) + 1)
+        cursor = self.tasks.find(self.within({"_id": {"$in": list(ids)}}), batch_size=len(ids) + 1)
         return {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
 
     async def require_ids(
         self, ids: Collection[int], session: AsyncClientSession | None = None, whole: bool = False
     ) -> dict[int, TaskDoc]:
         """Link arrays and jobs (`nexts`, `previous`, `job-id`) of the given tasks, or with `whole` every field,
-        by id; TaskNotFound naming every id that does not exist."""
+        by id; TaskNotFound naming every id that does not exist (or lies outside the scope)."""
         projection = None if whole else {"nexts": 1, "previous": 1, "job-id": 1}
-        cursor = self.tasks.find({"_id": {"$in": list(ids)}}, projection, session=session)
+        cursor = self.tasks.find(self.within({"_id": {"$in": list(ids)}}), projection, session=session)
         found = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
         missing = set(ids) - found.keys()
         if missing:
@@ -115,8 +140,8 @@ class Storage:
         return found
 
     async def existing_ids(self, ids: Collection[int]) -> set[int]:
-        """Which of `ids` are taken. MongoDB compares numbers across types, so a tool's `_id` of
-        Decimal128("7") or 7.0 takes id 7 too (the unique `_id` index says so)."""
+        """Which of `ids` are taken, in any scope (ids are one space). MongoDB compares numbers across types, so
+        a tool's `_id` of Decimal128("7") or 7.0 takes id 7 too (the unique `_id` index says so)."""
         stored = [doc["_id"] async for doc in self.tasks.find({"_id": {"$in": list(ids)}}, {"_id": 1})]
         return {number for number in map(integral_number, stored) if number is not None and number in ids}
 

@@ -43,7 +43,7 @@ class Walks:
     ) -> list[TaskDoc]:
         """The tasks the task's `direction` links lead to, by ascending id, filtered (models.filters);
         TaskNotFound when the task does not exist."""
-        doc = await self._storage.tasks.find_one({"_id": task_id}, {direction: 1})
+        doc = await self._storage.tasks.find_one(self._storage.within({"_id": task_id}), {direction: 1})
         readable = readable_task(doc) if doc is not None else None
         if readable is None:
             raise TaskNotFound([task_id])
@@ -75,7 +75,9 @@ class Walks:
     async def _in_one_aggregation(
         self, task_id: int, direction: Direction, max_depth: int | None, bound: int
     ) -> list[TaskDoc]:
-        depth_limit = {"maxDepth": max_depth - 1} if max_depth is not None else {}
+        depth_limit: dict[str, Any] = {"maxDepth": max_depth - 1} if max_depth is not None else {}
+        if self._storage.scope_clause is not None:  # a scoped walk goes through the tasks of its scope only
+            depth_limit["restrictSearchWithMatch"] = self._storage.scope_clause
         pipeline: list[dict[str, Any]] = [
             {"$match": {"_id": task_id}},
             {

@@ -17,6 +17,7 @@ from models import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidOperation,
+    JobOutsideScope,
     PreconditionFailed,
     StorageUnavailable,
     SubscriberTooSlow,
@@ -31,6 +32,7 @@ from rest.negotiation import BadRequest, UnsupportedMediaType, response_format_o
 
 STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     TaskNotFound: 404,
+    JobOutsideScope: 403,  # the caller's token may not change that job (a read of it would be 404)
     TaskAlreadyExists: 400,  # the legacy API answers 400, not 409, for an id that already exists
     InvalidOperation: 400,
     StorageUnavailable: 503,

@@ -13,11 +13,12 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from models import INT64_MAX, GraphError, GraphStore
+from models import INT64_MAX, GraphError
 from rest.errors import graph_error_response
 from rest.guard import FORMAT_STATE_KEY, PREFIX
 from rest.negotiation import Format
 from rest.routes import read_task, router
+from web.state import caller_store
 
 TASK_PREFIX = f"{PREFIX}task/"
 
@@ -54,7 +55,7 @@ class FastTaskRead:
             return
         scope["route"] = self.route
         state = scope["state"]
-        store: GraphStore = state["store"]
+        store = caller_store(scope)
         fmt: Format = state[FORMAT_STATE_KEY]
         try:
             response = await read_task(Request(scope), store, task_id, fmt)

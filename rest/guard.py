@@ -1,5 +1,6 @@
 """The checks every /tracking request passes before any routing work: one token (400), a known caller (403),
-then Accept (406). The request's Caller is in its state for the handlers (web.state.request_caller)."""
+within its rate (429), then Accept (406). The request's Caller is in its state for the handlers
+(web.state.request_caller)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,12 @@ class TrackingGuard:
             challenge = {"WWW-Authenticate": callers.challenge} if callers.challenge else None
             await error_response(403, "missing or unknown X-Auth-Token", accept, challenge)(scope, receive, send)
             return
+        keep_caller(scope, caller)
+        limited = await scope["state"]["caller_limits"].refusal(caller)
+        if limited is not None:
+            retry = {"Retry-After": str(limited.retry_after_s)}
+            await error_response(429, limited.message, accept, retry)(scope, receive, send)
+            return
         if scope["method"] not in _READS and not caller.may_write:
             if caller.issuer is not None:
                 read_only = read_only_bearer()
@@ -79,8 +86,7 @@ class TrackingGuard:
         except NotAcceptable as error:
             await error_response(406, str(error), accept)(scope, receive, send)
             return
-        scope.setdefault("state", {})[FORMAT_STATE_KEY] = fmt
-        keep_caller(scope, caller)
+        scope["state"][FORMAT_STATE_KEY] = fmt
         routed = routing_path(scope)
         if routed is None:
             await self.app(scope, receive, send)

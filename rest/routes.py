@@ -19,7 +19,7 @@ from rest.negotiation import BadRequest, Format, request_charset, request_format
 from rest.schemas import NOT_MODIFIED, Task, TaskList, answers, body_of
 from rest.xml import parse_xml, xml_task_fields, xml_task_list
 from web.limits import RequestLimits
-from web.state import gateway_state
+from web.state import caller_store, gateway_state
 
 
 def _format(request: Request) -> Format:
@@ -74,8 +74,8 @@ TypeQuery = Annotated[str | None, Query(description="type")]
 
 
 def _store(request: Request) -> GraphStore:
-    store: GraphStore = request.state.store
-    return store
+    """The graph store as the request's caller may see it: its job scope in every query (web.state)."""
+    return caller_store(request.scope)
 
 
 def _limits(request: Request) -> RequestLimits:

@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 from gateway.embedded import EmbeddedMongo
 from models import GraphStore
 from models.history import COLLECTIONS
+from models.tokens import NamedToken
 from tests.helpers import AUTH, gateway_app, lifespan_client, served
 
 TEST_DB = "tracking_test"
@@ -62,7 +63,7 @@ async def raw_db(mongo_uri: str) -> AsyncIterator:
 
 @pytest.fixture
 async def store(session_store: GraphStore, raw_db) -> GraphStore:
-    for collection in COLLECTIONS:
+    for collection in (*COLLECTIONS, NamedToken.Settings.name):
         await raw_db[collection].delete_many({})
     return session_store
 

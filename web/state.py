@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Protocol, TypedDict, cast
 
@@ -9,9 +10,11 @@ from opentelemetry.trace import Tracer
 from starlette.requests import HTTPConnection
 
 from models import GraphStore
+from models.actors import ACTING
 from web.auth import Caller, Callers
 from web.limits import RequestLimits
 from web.oidc import OidcVerifier
+from web.rate_limits import CallerLimits
 
 
 class ServingSettings(Protocol):
@@ -44,6 +47,8 @@ class GatewayState(TypedDict):
 
     store: GraphStore
     callers: Callers
+    caller_limits: CallerLimits
+    """Every caller's request rate and open subscriptions in this process (web.rate_limits)."""
     """Who presents a credential (web.auth: the one place deciding it)."""
     settings: ServingSettings
     limits: RequestLimits
@@ -69,8 +74,40 @@ def request_caller(scope: Mapping[str, Any]) -> Caller | None:
     return caller if isinstance(caller, Caller) else None
 
 
+CALLER_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller_name", default=None)
+"""Who the request being served is (`caller_label`), for its log lines (the access log's included)."""
+
+
+def caller_label(caller: Caller) -> str:
+    """How logs name a caller: its name, and the issuer of a JWT subject."""
+    return caller.name if caller.issuer is None else f"{caller.name} ({caller.issuer})"
+
+
 def keep_caller(scope: MutableMapping[str, Any], caller: Caller) -> None:
     """Remember the request's Caller in its state (see `request_caller`), in a copy of that state made for this
     request: a server may hand every request the lifespan's one dict (ASGI asks servers to copy it; not every
-    one does), and one request's caller must never be another's."""
+    one does), and one request's caller must never be another's. Its log lines name it (CALLER_NAME)."""
     scope["state"] = {**scope.get("state", {}), CALLER_STATE_KEY: caller}
+    act_as(caller)
+
+
+def act_as(caller: Caller | None) -> None:
+    """Name `caller` in this context's log lines (CALLER_NAME) and as the actor of the changes made in it
+    (models.actors.ACTING)."""
+    CALLER_NAME.set(caller_label(caller) if caller is not None else None)
+    ACTING.set((caller.name, caller.issuer) if caller is not None else None)
+
+
+NO_JOBS: tuple[str, ...] = ()
+"""The scope of a request without a caller: no job at all (nothing is served to it anyway)."""
+
+
+def store_for(store: GraphStore, caller: Caller | None) -> GraphStore:
+    """The graph store as `caller` may see it: narrowed to its jobs (models.scopes); nothing without a
+    caller."""
+    return store.scoped(caller.jobs if caller is not None else NO_JOBS)
+
+
+def caller_store(scope: Mapping[str, Any]) -> GraphStore:
+    """The graph store as the request's caller may see it (`store_for`)."""
+    return store_for(scope["state"]["store"], request_caller(scope))

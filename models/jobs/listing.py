@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from models.scopes import prefix_range, within
 from models.stored_task import readable_date_expression
 
 _SNAPSHOT_TOO_OLD = 239
@@ -52,15 +53,15 @@ class JobsPage:
     """The cluster time (seconds, increment) the page was read at; later pages read at it too."""
 
 
-def prefix_range(prefix: str) -> dict[str, str]:
-    """The strings starting with `prefix`, as an index range (a regex would make MongoDB fetch documents)."""
-    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
-
-
 def jobs_pipeline(
-    first: int, after: JobPosition | None, job_filter: JobFilter, job_ids: Collection[str] | None
+    first: int,
+    after: JobPosition | None,
+    job_filter: JobFilter,
+    job_ids: Collection[str] | None,
+    scope_clause: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest activity first, then by id. `job_ids` narrows to jobs found by the status filter."""
+    """Newest activity first, then by id. `job_ids` narrows to jobs found by the status filter, `scope_clause`
+    to the jobs of a caller's scope (models.scopes)."""
     match: dict[str, Any] = {}
     if job_filter.id_prefix:
         match["job-id"] = prefix_range(job_filter.id_prefix)
@@ -78,6 +79,8 @@ def jobs_pipeline(
         after_group.append({"$match": {"lastUpdate": updated}})
     if after is not None:
         after_group.append({"$match": _after(after)})
+    if scope_clause is not None:
+        match = within(match, scope_clause)
     return [
         *([{"$match": match}] if match else []),
         # $sort on the index's own order, then $first: MongoDB answers with one index key per job.

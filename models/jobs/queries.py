@@ -11,6 +11,8 @@ from models.jobs.levels import JobLevel, StageFilter
 from models.jobs.listing import JobFilter, JobPosition, JobsPage
 from models.jobs.reads import JobReads
 from models.jobs.summaries import JobSummary, ProjectedJob
+from models.scopes import JobScope, in_scope, jobs_in_scope
+from models.storage import Storage
 from models.stored_task import TaskDoc
 
 
@@ -18,7 +20,14 @@ class JobQueries:
     """Jobs: listing them, their summaries, tasks, pages, stages and critical path."""
 
     _jobs: JobReads
+    _storage: Storage
     timeout_s: float
+
+    @property
+    def scope(self) -> JobScope:
+        """The job-id prefixes this store is limited to (models.scopes); None: every job. A job outside them
+        answers what an unknown job answers, without a query."""
+        return self._storage.scope
 
     @bounded
     async def list_jobs(
@@ -35,16 +44,18 @@ class JobQueries:
     @bounded
     async def job_summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
         """Counts, status counts and times of each of these jobs that has tasks, by job id."""
-        return await self._jobs.summaries(job_ids)
+        return await self._jobs.summaries(jobs_in_scope(job_ids, self.scope))
 
     @bounded
     async def job_exists(self, job_id: str) -> bool:
         """Whether any task belongs to the job."""
-        return await self._jobs.exists(job_id)
+        return in_scope(job_id, self.scope) and await self._jobs.exists(job_id)
 
     @bounded
     async def job_tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
         """Every task of the job by ascending id; TraversalTooLarge (counted on the index first) over `bound`."""
+        if not in_scope(job_id, self.scope):
+            return []
         return await self._jobs.tasks(job_id, bound)
 
     @bounded
@@ -52,6 +63,8 @@ class JobQueries:
         """Every task of the job by ascending id with only `fields` (stored names, say "status", "nexts"; None:
         every field) besides `_id`, and how many documents carry the job id: what a compiled GraphQL query reads
         (graphql_schema.compiled); TraversalTooLarge over `bound`."""
+        if not in_scope(job_id, self.scope):
+            return ProjectedJob([], 0)
         return await self._jobs.task_fields(job_id, fields, bound)
 
     @bounded
@@ -70,16 +83,22 @@ class JobQueries:
         that depth, as `job_levels` finds them), and whether more follow; InvalidOperation for a name filter over
         NAME_FILTER_MAX characters; with a stage, the errors of `job_levels`."""
         query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
+        if not in_scope(job_id, self.scope):
+            return [], False
         return await self._jobs.task_page(job_id, first, after_id, query, stage)
 
     @bounded
     async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:
         """The job's tasks counted by stage (depth from the roots) and status, shallowest first;
         TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        if not in_scope(job_id, self.scope):
+            return []
         return await self._jobs.levels(job_id, bound)
 
     @bounded
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:
         """The tasks of the job's longest chain by duration, first to last; TraversalTooLarge over `bound` tasks,
         GraphCycle when the stored links hold a cycle."""
+        if not in_scope(job_id, self.scope):
+            return []
         return await self._jobs.critical_path(job_id, bound)

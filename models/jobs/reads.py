@@ -74,11 +74,12 @@ class JobReads:
         tasks = self._storage.tasks.name
         job_ids = None
         if job_filter.statuses:
-            distinct = {"distinct": tasks, "key": "job-id", "query": {"status": {"$in": job_filter.statuses}}}
+            having = self._storage.within({"status": {"$in": job_filter.statuses}})
+            distinct = {"distinct": tasks, "key": "job-id", "query": having}
             reply = await self._storage.command({**distinct, "readConcern": read_concern})
             job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
             read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
-        pipeline = jobs_pipeline(first, after, job_filter, job_ids)
+        pipeline = jobs_pipeline(first, after, job_filter, job_ids, self._storage.scope_clause)
         command = {
             "aggregate": tasks,
             "pipeline": pipeline,

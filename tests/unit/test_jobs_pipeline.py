@@ -8,7 +8,8 @@ from typing import Any
 from bson.code import Code
 
 from models import JobFilter, JobPosition
-from models.jobs.listing import JobListing, JobsPage, jobs_page, jobs_pipeline, prefix_range
+from models.jobs.listing import JobListing, JobsPage, jobs_page, jobs_pipeline
+from models.scopes import prefix_range
 
 
 def test_a_prefix_is_an_index_range():

@@ -1,0 +1,64 @@
+"""Job scopes: the job-id prefixes a caller may see and change, as the MongoDB filter every scoped read and
+write carries. A task belongs to a scope when its `job-id` is a string starting with one of the prefixes; a task
+without a job is outside every scope. `None` is no scope at all: every task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from models.creation import PlannedTask
+
+JobScope = tuple[str, ...] | None
+"""Job-id prefixes (a plain argument: no HTTP here); None: every job, and tasks without one."""
+
+
+def prefix_range(prefix: str) -> dict[str, str]:
+    """The strings starting with `prefix` (not empty), as an index range (a regex would make MongoDB fetch
+    documents)."""
+    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
+def in_scope(job_id: object, scope: JobScope) -> bool:
+    """Whether a task of job `job_id` (a stored value: a string, None or anything a tool wrote) is in `scope`."""
+    if scope is None:
+        return True
+    return isinstance(job_id, str) and any(job_id.startswith(prefix) for prefix in scope)
+
+
+def any_in_scope(job_ids: Iterable[object], scope: JobScope) -> bool:
+    """Whether a change concerning these jobs (a task's job before and after it) may be seen in `scope`: when
+    one of them is in it (a task moved out of the scope is seen leaving); never for a task without a job."""
+    return any(in_scope(job_id, scope) for job_id in job_ids)
+
+
+def jobs_in_scope(job_ids: Iterable[str], scope: JobScope) -> list[str]:
+    return [job_id for job_id in job_ids if in_scope(job_id, scope)]
+
+
+def scope_filter(scope: JobScope, field: str = "job-id") -> dict[str, Any] | None:
+    """The query clause of the documents in `scope` by their job `field` (a task's `job-id`, a history entry's
+    `job`): index ranges (no regex, which would make MongoDB fetch documents); None for no scope. An empty prefix
+    is every document of a job; no prefix at all is no document."""
+    if scope is None:
+        return None
+    if "" in scope:
+        return {field: {"$type": "string"}}
+    if not scope:
+        return {"_id": {"$in": []}}
+    ranges = [{field: prefix_range(prefix)} for prefix in dict.fromkeys(scope)]
+    return ranges[0] if len(ranges) == 1 else {"$or": ranges}
+
+
+def within(query: dict[str, Any], clause: dict[str, Any] | None) -> dict[str, Any]:
+    """`query` narrowed to the tasks of a scope's `clause` (unchanged without one)."""
+    return query if clause is None else {"$and": [query, clause]}
+
+
+def planned_jobs(plan: Sequence[PlannedTask]) -> list[object]:
+    """The job each planned task will be stored with: its own `job-id`, else its parent's (models.creation)."""
+    jobs: list[object] = []
+    for planned in plan:
+        inherited = jobs[planned.parent] if planned.parent is not None else None
+        jobs.append(planned.fields.get("job-id", inherited))
+    return jobs

@@ -1,0 +1,129 @@
+"""Named tokens in MongoDB (models.tokens) as a gateway in this process honours them: only the SHA-256 of a
+secret is stored, an unknown token costs MongoDB nothing, expiry is enforced, `last_used` is written at most once
+per interval, and the environment's tokens keep working beside them."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models import InvalidOperation
+from models.tokens import TokenCache
+from tests.conftest import TEST_DB
+from tests.helpers import AUTH, eventually, gateway_app, lifespan_client
+from tests.monitoring import monitored_store
+
+DONE = {"query": "{ doneStatuses }"}
+
+
+async def stored_everywhere(raw_db) -> str:
+    """Every document of every collection of the test database, as text (to look for a secret in)."""
+    texts = []
+    for name in await raw_db.list_collection_names():
+        texts += [repr(doc) async for doc in raw_db[name].find()]
+    return "\n".join(texts)
+
+
+async def test_only_the_hash_of_a_secret_is_stored(store, raw_db):
+    tokens = store.named_tokens()
+    secret = await tokens.create("ci", write=True, jobs=("ci-", "ci-"), rate=5.0)
+    stored = await raw_db.tokens.find_one({"_id": "ci"})
+    assert stored["hash"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert stored["access"] == "write" and stored["jobs"] == ["ci-"] and stored["rate"] == 5.0
+    assert stored["expires"] is None and stored["last_used"] is None
+    assert secret not in await stored_everywhere(raw_db)
+    assert len(secret) >= 43  # 256 random bits
+    listed = await tokens.listed()
+    assert [token["_id"] for token in listed] == ["ci"] and "hash" not in listed[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("env-api-1", "environment's"), ("", "1 to 64"), ("a b", "1 to 64"), ("-x", "1 to 64"), ("x" * 65, "1 to 64")],
+)
+async def test_names_that_could_be_mistaken_are_refused(store, raw_db, name, fragment):
+    with pytest.raises(InvalidOperation, match=fragment):
+        await store.named_tokens().create(name, write=True)
+    assert await raw_db.tokens.count_documents({}) == 0
+
+
+async def test_a_name_is_taken_once_and_bad_prefixes_or_rates_are_refused(store, raw_db):
+    tokens = store.named_tokens()
+    await tokens.create("ci", write=False)
+    with pytest.raises(InvalidOperation, match="exists already"):
+        await tokens.create("ci", write=True)
+    with pytest.raises(InvalidOperation, match="--jobs"):
+        await tokens.create("other", write=True, jobs=("",))
+    with pytest.raises(InvalidOperation, match="--rate"):
+        await tokens.create("other", write=True, rate=0)
+    with pytest.raises(InvalidOperation, match="no token named 'nobody'"):
+        await tokens.revoke("nobody")
+    assert [doc["_id"] async for doc in raw_db.tokens.find()] == ["ci"]
+
+
+async def test_an_expired_token_is_refused_and_last_used_is_written_once_per_interval(store, raw_db):
+    tokens = store.named_tokens()
+    secret = await tokens.create("brief", write=True, expires_in=timedelta(hours=1))
+    cache = TokenCache(tokens, reload_s=60, last_used_s=60)
+    await cache.reload()
+    assert cache.grant("not-" + secret) is None
+    for _ in range(50):
+        assert cache.grant(secret) is not None
+    await cache.write_last_used()
+    first = (await raw_db.tokens.find_one({"_id": "brief"}))["last_used"]
+    assert first is not None
+    await cache.write_last_used()  # nothing used since: nothing written
+    assert (await raw_db.tokens.find_one({"_id": "brief"}))["last_used"] == first
+    assert cache.grant(secret, now=datetime.now(UTC) + timedelta(hours=2)) is None
+
+
+async def test_a_gateway_honours_named_tokens_beside_the_environment_s(store, raw_db, tmp_path):
+    tokens = store.named_tokens()
+    secret = await tokens.create("viewer", write=False)
+    app, _ = gateway_app(store, tmp_path, tokens_reload_ms=100)
+    async with lifespan_client(app) as http:
+        named = {"X-Auth-Token": secret}
+        assert (await http.post("/graphql", json=DONE, headers=named)).status_code == 200
+        assert (await http.post("/graphql", json=DONE, headers=AUTH)).status_code == 200  # the environment's
+        refused = await http.post("/tracking/task", json={"tasks": [{"name": "x"}]}, headers=named)
+        assert refused.status_code == 403 and "may only read" in refused.json()["message"]
+        await tokens.revoke("viewer")
+
+        async def refused_now() -> bool:
+            return (await http.post("/graphql", json=DONE, headers=named)).status_code == 403
+
+        await eventually(refused_now, what="the revoked token refused")
+        created = await tokens.create("later", write=True)
+
+        async def accepted() -> bool:
+            answer = await http.post(
+                "/tracking/task", json={"tasks": [{"name": "x"}]}, headers={"X-Auth-Token": created}
+            )
+            return answer.status_code == 200
+
+        await eventually(accepted, what="the new token accepted without a restart")
+    assert await raw_db.tasks.count_documents({}) == 1
+
+
+async def test_unknown_tokens_never_reach_mongodb(mongo_uri, store, tmp_path):
+    async with monitored_store(mongo_uri, TEST_DB) as (monitored, log):
+        app, _ = gateway_app(monitored, tmp_path, tokens_reload_ms=3_600_000)
+        async with lifespan_client(app) as http:
+            async with log.recorded():
+                for attempt in range(100):
+                    answer = await http.get("/tracking/task/1", headers={"X-Auth-Token": f"guess-{attempt}"})
+                    assert answer.status_code == 403
+            assert log.reads("tokens") == []
+
+
+async def test_a_token_stored_wrongly_by_a_tool_is_refused_and_the_others_served(store, raw_db):
+    tokens = store.named_tokens()
+    good = await tokens.create("good", write=True)
+    await raw_db.tokens.insert_one(
+        {"_id": "broken", "hash": "x", "access": "write", "created": "yesterday", "rate": "fast"}
+    )
+    cache = TokenCache(tokens, reload_s=60, last_used_s=60)
+    await cache.reload()
+    assert cache.grant(good) is not None

@@ -1,0 +1,64 @@
+"""Per-caller rates: a token's --rate (else TRACKING_CALLER_RATE) is answered beyond with 429 and Retry-After,
+as a REST Error body or a GraphQL error coded RATE_LIMITED, and changes nothing; other callers are not slowed;
+subscriptions per caller are bounded by TRACKING_SUBSCRIPTIONS_PER_CALLER."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.helpers import AUTH, TOKEN, eventually, gateway_app, lifespan_client, next_message, served, subscription
+
+DONE = {"query": "{ doneStatuses }"}
+
+
+async def test_a_token_s_rate_is_answered_beyond_with_429_and_retry_after(store, raw_db, tmp_path):
+    secret = await store.named_tokens().create("slow", write=True, rate=2.0)
+    app, _ = gateway_app(store, tmp_path)
+    async with lifespan_client(app, {"X-Auth-Token": secret}) as http:
+        statuses = [(await http.get("/tracking/task/1")).status_code for _ in range(6)]
+        assert statuses[:2] == [404, 404] and 429 in statuses
+        refused = await http.post("/tracking/task", json={"tasks": [{"job-id": "j"}]})
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "2 per second" in refused.json()["message"] and "TRACKING_CALLER_RATE" in refused.json()["message"]
+        graphql = await http.post("/graphql", json=DONE)
+        assert graphql.status_code == 429 and int(graphql.headers["Retry-After"]) >= 1
+        assert graphql.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert "data" not in graphql.json()
+        assert (await http.post("/graphql", json=DONE, headers=AUTH)).status_code == 200  # another caller
+        assert await raw_db.tasks.count_documents({}) == 0
+
+        async def served_again() -> bool:
+            await asyncio.sleep(0.5)
+            return (await http.post("/graphql", json=DONE)).status_code == 200
+
+        await eventually(served_again, what="the caller served again after Retry-After")
+
+
+async def test_the_default_rate_applies_to_callers_without_one(store, tmp_path):
+    app, _ = gateway_app(store, tmp_path, caller_rate=1)
+    async with lifespan_client(app, AUTH) as http:
+        statuses = [(await http.post("/graphql", json=DONE)).status_code for _ in range(4)]
+        assert statuses[0] == 200 and 429 in statuses
+
+
+async def test_subscriptions_per_caller_are_bounded_across_connections(store, tmp_path):
+    app, settings = gateway_app(store, tmp_path, subscriptions_per_caller=1)
+    async with served(app, settings) as port, subscription(port, {}, TOKEN, "kind") as first:
+        async with subscription(port, {}, TOKEN, "kind") as second:
+            refused = await next_message(second)
+            assert refused["type"] == "error" or refused["payload"].get("errors"), refused
+            text = json.dumps(refused)
+            assert "TOO_MANY_SUBSCRIPTIONS" in text and "TRACKING_SUBSCRIPTIONS_PER_CALLER" in text
+        await first.send(json.dumps({"id": "1", "type": "complete"}))
+
+        async def room_again() -> bool:
+            async with subscription(port, {}, TOKEN, "kind") as third:
+                try:
+                    message = await next_message(third, timeout=1)
+                except TimeoutError:
+                    return True  # no refusal: it is open, waiting for events
+                return "TOO_MANY_SUBSCRIPTIONS" not in json.dumps(message)
+
+        await eventually(room_again, what="a subscription accepted once the first completed")
