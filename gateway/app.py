@@ -15,6 +15,7 @@ from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from opentelemetry.trace import Tracer
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
@@ -29,10 +30,11 @@ from gateway.middleware import (
     HeadAsGetMiddleware,
     RequestIdMiddleware,
 )
-from gateway.observability import HttpMetrics, RouteOnServerSpan, metrics, never_log
+from gateway.observability import HttpMetrics, metrics, never_log
+from gateway.server_spans import ServerSpans
 from gateway.settings import Settings
 from gateway.sign_in import install_sign_in
-from gateway.tracing import Tracing, server_telemetry, start_tracing
+from gateway.tracing import Tracing, start_tracing
 from models import GraphStore
 from models.tokens import TokenCache
 from rest import FastTaskRead, TrackingGuard
@@ -134,9 +136,9 @@ def needs_token(path: str) -> bool:
     return path.startswith(REST_PREFIX) or path == graphql_schema.GRAPHQL_PATH
 
 
-def middleware_stack(settings: Settings, traced: bool = False) -> list[Middleware]:
-    """Every request passes these in this order, which fixes the documented order of checks. `traced`: the
-    server span (FastAPI's, around them all) is named by route for requests answered without the router too."""
+def middleware_stack(settings: Settings, tracer: Tracer | None = None) -> list[Middleware]:
+    """Every request passes these in this order, which fixes the documented order of checks. With `tracer`, a
+    server span around them all (gateway.server_spans)."""
     cors = Middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -146,9 +148,9 @@ def middleware_stack(settings: Settings, traced: bool = False) -> list[Middlewar
         max_age=600,
     )
     return [
+        *([Middleware(ServerSpans, tracer=tracer)] if tracer is not None else []),
         Middleware(SecurityHeadersMiddleware),  # nosniff on every answer, a policy on every page (page_security)
         Middleware(CacheHeaders, gated=needs_token),  # no-store and Vary: Accept on every token-gated answer
-        *([Middleware(RouteOnServerSpan)] if traced else []),
         Middleware(RequestIdMiddleware),  # every answer, even a 413, carries X-Request-ID; last-resort 500s
         Middleware(HttpMetrics),
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is
@@ -252,8 +254,9 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
         version="4.2.0",
         description="REST resources related with the execution and management of task.",
         lifespan=lifespan,
-        middleware=middleware_stack(settings, traced=tracing is not None),
-        telemetry=server_telemetry(tracing),
+        middleware=middleware_stack(settings, tracer),
+        # FastAPI's own telemetry stays off: the server span is gateway.server_spans' (docs/decisions/tracing.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,  # served below, on the gateway's own assets
         redoc_url=None,
         # No redirect to the path with(out) a trailing slash: Starlette builds it from the Host header (an

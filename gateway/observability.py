@@ -91,37 +91,6 @@ def caller_metric_label(caller: Caller | None) -> str:
     return caller.name if caller.issuer is None else "jwt"
 
 
-class RouteOnServerSpan:
-    """The server span (FastAPI's) named by route template for requests answered without the router too
-    (rest.fast_read's GET /tracking/task/{taskId}): FastAPI names it only when its router picks the route.
-    Installed only when the app traces."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def naming_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                _name_server_span(scope)
-            await send(message)
-
-        await self.app(scope, receive, naming_send)
-
-
-def _name_server_span(scope: Scope) -> None:
-    route = getattr(scope.get("route"), "path", None)
-    span = trace.get_current_span()
-    if route is None or not span.is_recording():
-        return
-    method = scope["method"] if scope["method"] in _METHODS else "HTTP"
-    span.set_attribute("http.route", route)
-    span.update_name(f"{method} {route}")
-
-
 async def metrics(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

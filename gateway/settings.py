@@ -33,6 +33,10 @@ MAX_PURGE_BATCH = 100_000
 """Most tasks one purge transaction may remove (TRACKING_PURGE_BATCH, `purge --batch`)."""
 MAX_RETENTION_INTERVAL_S = 366 * 86_400
 """A year and a day between background purges at most (a longer interval never purges)."""
+MAX_SPAN_QUEUE = 100_000
+"""Most spans OTEL_BSP_MAX_QUEUE_SIZE (and so OTEL_BSP_MAX_EXPORT_BATCH_SIZE) may hold waiting for export: at a
+few kilobytes each, a larger queue is memory the gateway does not have, and a larger batch a request body no
+collector takes (4 MB by default in the OpenTelemetry Collector)."""
 
 
 class SettingsError(Exception):
@@ -134,10 +138,10 @@ class Settings(BaseSettings):
         default=None, pattern=r"^http/protobuf$", validation_alias="otel_exporter_otlp_traces_protocol"
     )
     otel_exporter_otlp_timeout: int = Field(
-        default=defaults.OTLP_TIMEOUT_MS, ge=1, validation_alias="otel_exporter_otlp_timeout"
+        default=defaults.OTLP_TIMEOUT_MS, ge=1, le=DAY_MS, validation_alias="otel_exporter_otlp_timeout"
     )
     otel_exporter_otlp_traces_timeout: int | None = Field(
-        default=None, ge=1, validation_alias="otel_exporter_otlp_traces_timeout"
+        default=None, ge=1, le=DAY_MS, validation_alias="otel_exporter_otlp_traces_timeout"
     )
     otel_service_name: str = Field(default=defaults.SERVICE_NAME, min_length=1, validation_alias="otel_service_name")
     otel_traces_sampler: str = Field(
@@ -150,16 +154,19 @@ class Settings(BaseSettings):
     otel_traces_exporter: str = Field(default="otlp", pattern=r"^(otlp|none)$", validation_alias="otel_traces_exporter")
     otel_sdk_disabled: bool = Field(default=False, validation_alias="otel_sdk_disabled")
     otel_bsp_schedule_delay: int = Field(
-        default=defaults.BSP_SCHEDULE_DELAY_MS, ge=1, validation_alias="otel_bsp_schedule_delay"
+        default=defaults.BSP_SCHEDULE_DELAY_MS, ge=1, le=DAY_MS, validation_alias="otel_bsp_schedule_delay"
     )
     otel_bsp_export_timeout: int = Field(
-        default=defaults.BSP_EXPORT_TIMEOUT_MS, ge=1, validation_alias="otel_bsp_export_timeout"
+        default=defaults.BSP_EXPORT_TIMEOUT_MS, ge=1, le=DAY_MS, validation_alias="otel_bsp_export_timeout"
     )
     otel_bsp_max_queue_size: int = Field(
-        default=defaults.BSP_MAX_QUEUE_SIZE, ge=1, validation_alias="otel_bsp_max_queue_size"
+        default=defaults.BSP_MAX_QUEUE_SIZE, ge=1, le=MAX_SPAN_QUEUE, validation_alias="otel_bsp_max_queue_size"
     )
     otel_bsp_max_export_batch_size: int = Field(
-        default=defaults.BSP_MAX_EXPORT_BATCH_SIZE, ge=1, validation_alias="otel_bsp_max_export_batch_size"
+        default=defaults.BSP_MAX_EXPORT_BATCH_SIZE,
+        ge=1,
+        le=MAX_SPAN_QUEUE,
+        validation_alias="otel_bsp_max_export_batch_size",
     )
 
     @field_validator("mongodb_uri", mode="before")

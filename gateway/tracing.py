@@ -1,7 +1,8 @@
 """OpenTelemetry traces over OTLP/HTTP (protobuf), set up from the settings (OpenTelemetry's own variables):
-the only module that uses the SDK. Each app gets its own tracer provider, passed explicitly to FastAPI's
-telemetry, the GraphQL extension and the graph store; nothing is installed globally, so a process without an
-endpoint has no SDK object at all and its requests do no tracing work.
+the only module that uses the SDK (gateway.otlp_encoding reads its finished spans). Each app gets its own tracer
+provider, passed explicitly to the server span middleware (gateway.server_spans), the GraphQL extension and the
+graph store; nothing is installed globally, so a process without an endpoint has no SDK object at all and its
+requests do no tracing work.
 
 Never in the way of requests: spans wait in a bounded queue (OTEL_BSP_MAX_QUEUE_SIZE) that a thread of the
 SDK empties towards the collector, each export bounded in time (OTEL_EXPORTER_OTLP_TIMEOUT). A collector that
@@ -14,17 +15,13 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
-from fastapi.telemetry import TelemetryConfig
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -35,6 +32,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from prometheus_client import Counter
 
+from gateway.otlp_encoding import encode_request
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,6 @@ as it is)."""
 SHUTDOWN_WAIT_S = 2.0
 """How long stopping the gateway waits for its last spans to go out: a collector that is gone must not hold
 the shutdown (the SDK's own wait is OTEL_BSP_EXPORT_TIMEOUT, 30 s by default)."""
-REDACTED = "REDACTED"
 SPANS_EXPORTED = Counter("tracking_trace_spans_exported_total", "Spans the collector accepted.")
 SPANS_DROPPED = Counter(
     "tracking_trace_spans_dropped_total",
@@ -99,6 +96,26 @@ class _Backlog:
             self._waiting = max(0, self._waiting - count)
 
 
+class DirectOTLPExporter(OTLPSpanExporter):
+    """The OTLP/HTTP exporter (its endpoint, headers, compression, TLS, retries and timeout, from the settings
+    and the standard variables), its spans encoded by gateway.otlp_encoding: the same bytes, at a fraction of
+    the CPU of the exporter's protobuf objects. It relies on the exporter's `_client` (the transport of this
+    pinned release; tests/test_tracing.py exports through it to a real receiver). Left out with `export`: the
+    exporter's own self-metrics (off unless OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED; /metrics counts exports,
+    CountingExporter) and its 64 MiB request bound (a batch is at most MAX_SPAN_QUEUE spans of a few KB)."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            body = encode_request(spans)
+        except Exception:
+            log.exception("encoding %d spans failed", len(spans))
+            return SpanExportResult.FAILURE
+        sent = self._client.export(body)
+        return SpanExportResult.SUCCESS if sent.success else SpanExportResult.FAILURE
+
+
 class CountingExporter(SpanExporter):
     """The OTLP exporter, counting what the collector accepted and what it did not (down, slow, refusing)."""
 
@@ -127,18 +144,11 @@ class CountingExporter(SpanExporter):
 
 
 class GatewaySpanProcessor(SpanProcessor):
-    """The batch processor, counting the spans its full queue drops, and keeping query values out of spans:
-    a query string may carry a GraphQL document, its variables (task data) or a credential, so `url.query`
-    keeps the parameter names only."""
+    """The batch processor, counting the spans its full queue drops."""
 
     def __init__(self, batch: BatchSpanProcessor, backlog: _Backlog) -> None:
         self._batch = batch
         self._backlog = backlog
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        query = span.attributes.get("url.query") if span.attributes else None
-        if isinstance(query, str):
-            span.set_attribute("url.query", redacted_query(query))
 
     def on_end(self, span: ReadableSpan) -> None:
         if not self._backlog.add_one():
@@ -150,11 +160,6 @@ class GatewaySpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._batch.force_flush(timeout_millis)
-
-
-def redacted_query(query: str) -> str:
-    """A query string with every value replaced (`query=REDACTED&variables=REDACTED`)."""
-    return urlencode([(name, REDACTED) for name, _ in parse_qsl(query, keep_blank_values=True)])
 
 
 @dataclass(frozen=True)
@@ -185,28 +190,6 @@ class Tracing:
             log.warning("spans still queued for %s after %gs: dropped at exit", self.endpoint, SHUTDOWN_WAIT_S)
 
 
-def server_telemetry(tracing: Tracing | None) -> TelemetryConfig:
-    """FastAPI's own telemetry: with tracing, one server span per HTTP request (continuing the caller's
-    traceparent), named by route template, with the response status; no FastAPI metrics or logs (/metrics and
-    the gateway's log are the gateway's own), no spans per dependency or serialisation step (their cost buys
-    little), no span for a WebSocket (it would stay open for the connection's life: its operations are traced
-    instead). Without tracing, nothing: FastAPI then does no telemetry work per request."""
-    if tracing is None:
-        return {"tracing": False, "metrics": False, "logs": False}
-    return {
-        "tracer_provider": tracing.provider,
-        "metrics": False,
-        "logs": False,
-        "operation_spans": False,
-        "auto_configure": False,
-        "exclude": _is_websocket,
-    }
-
-
-def _is_websocket(scope: MutableMapping[str, Any]) -> bool:
-    return bool(scope["type"] == "websocket")
-
-
 def start_tracing(settings: Settings) -> Tracing | None:
     """The tracer provider the settings ask for (its export thread started), or None: tracing off."""
     endpoint = traces_endpoint(settings)
@@ -214,7 +197,7 @@ def start_tracing(settings: Settings) -> Tracing | None:
         return None
     timeout_ms = settings.otel_exporter_otlp_traces_timeout or settings.otel_exporter_otlp_timeout
     backlog = _Backlog(settings.otel_bsp_max_queue_size)
-    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000)
+    exporter = DirectOTLPExporter(endpoint=endpoint, timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000)
     batch = BatchSpanProcessor(
         CountingExporter(exporter, backlog),
         max_queue_size=settings.otel_bsp_max_queue_size,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.settings import MAX_COUNT, SettingsError, load_settings
+from gateway.settings import DAY_MS, MAX_COUNT, MAX_SPAN_QUEUE, SettingsError, load_settings
 from tests.conftest import TEST_DB
 from tests.helpers import task
 from web.auth import TokenRegistry
@@ -22,7 +22,7 @@ GATEWAY = [sys.executable, "-m", "gateway"]
 @pytest.fixture(autouse=True)
 def _no_tracking_environment(monkeypatch):
     for name in list(os.environ):
-        if name.startswith("TRACKING_"):
+        if name.startswith(("TRACKING_", "OTEL_")):
             monkeypatch.delenv(name)
 
 
@@ -67,6 +67,19 @@ def test_float_settings_must_be_finite(monkeypatch, variable, value):
         ("TRACKING_PURGE_BATCH", "100001"),
         ("TRACKING_PORT", "-0"),
         ("TRACKING_PORT", "nan"),
+        # OpenTelemetry's numbers, under their own names: finite, at least 1, and bounded.
+        ("OTEL_BSP_SCHEDULE_DELAY", "86400001"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "inf"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", str(10**20)),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "-0"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "nan"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "86400001"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", str(MAX_SPAN_QUEUE + 1)),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "1e3"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", str(2**63)),
+        ("OTEL_TRACES_SAMPLER_ARG", "nan"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1e400"),
+        ("OTEL_TRACES_SAMPLER_ARG", "-0.1"),
     ],
 )
 def test_numbers_out_of_range_are_refused(monkeypatch, variable, value):
@@ -84,6 +97,18 @@ def test_numbers_at_their_edges_are_accepted(monkeypatch):
     assert (settings.retention_days, settings.retention_interval_s, settings.history_days) == (36500, 1, 24855)
     assert (settings.mongodb_timeout_ms, settings.graphql_max_traversal) == (86_400_000, MAX_COUNT)
     assert settings.embedded_restarts == 0
+
+
+def test_opentelemetry_numbers_at_their_edges_are_accepted(monkeypatch):
+    for variable in ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        monkeypatch.setenv(variable, str(DAY_MS))
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", str(MAX_SPAN_QUEUE))
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", str(MAX_SPAN_QUEUE))
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    settings = load_settings()
+    assert (settings.otel_bsp_schedule_delay, settings.otel_exporter_otlp_timeout) == (DAY_MS, DAY_MS)
+    assert settings.otel_bsp_max_export_batch_size == settings.otel_bsp_max_queue_size == MAX_SPAN_QUEUE
+    assert settings.otel_traces_sampler_arg == 0
 
 
 @pytest.mark.parametrize(
@@ -124,7 +149,8 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("variable", "value"), [("TRACKING_RETENTION_DAYS", "inf"), ("TRACKING_API_TOKENS", "caf\u00e9")]
+    ("variable", "value"),
+    [("TRACKING_RETENTION_DAYS", "inf"), ("TRACKING_API_TOKENS", "caf\u00e9"), ("OTEL_BSP_MAX_QUEUE_SIZE", "1e9")],
 )
 def test_the_gateway_refuses_to_start_with_one_line(tmp_path, variable, value):
     result = run("serve", TRACKING_DATA_DIR=str(tmp_path), **{variable: value})

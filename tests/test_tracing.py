@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -34,16 +35,18 @@ from websockets.typing import Subprotocol
 from gateway import observability
 from gateway.app import create_app
 from gateway.backend import Backend
-from gateway.embedded import free_port
+from gateway.embedded import EmbeddedMongo, free_port
 from gateway.observability import log_handler
 from gateway.server import server_config
+from gateway.server_spans import redacted_query
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.tracing import SHUTDOWN_WAIT_S, redacted_query, start_tracing
+from gateway.tracing import SHUTDOWN_WAIT_S, start_tracing
 from models import GraphStore
 from models.history import HISTORY
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, TOKEN, eventually, lifespan_client, next_event, subscribed, writing_history
 from tests.otlp import ReceivedSpan, Receiver, otlp_receiver
+from tests.test_outages import DEADLINE_MS, is_stopped
 
 SECRET_NAME = "payroll-run-7f3a"
 """Task data the tests write: it must show in no span."""
@@ -530,18 +533,18 @@ async def test_a_malformed_traceparent_starts_a_trace_of_its_own(traced, header)
 
 
 def test_only_the_composition_root_uses_the_sdk():
-    """models/, graphql_schema/ and rest/ use OpenTelemetry's API only; the SDK and the exporter are
-    gateway/tracing.py's."""
+    """models/, graphql_schema/, rest/ and web/ use OpenTelemetry's API only; the SDK and the exporter are
+    gateway/tracing.py's (and the encoder's, gateway/otlp_encoding.py, which reads the SDK's finished spans)."""
     root = Path(__file__).parent.parent
     users = set()
-    for package in ("models", "graphql_schema", "rest", "gateway", "ui"):
-        for module in (root / package).glob("*.py"):
+    for package in ("models", "graphql_schema", "rest", "web", "gateway", "ui"):
+        for module in (root / package).rglob("*.py"):
             for node in ast.walk(ast.parse(module.read_text())):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
                 names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
                 if any(name.startswith(("opentelemetry.sdk", "opentelemetry.exporter")) for name in names):
-                    users.add(f"{package}/{module.name}")
-    assert users == {"gateway/tracing.py"}
+                    users.add(module.relative_to(root).as_posix())
+    assert users == {"gateway/tracing.py", "gateway/otlp_encoding.py"}
 
 
 @pytest.mark.slow
@@ -632,3 +635,67 @@ async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mon
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert time.monotonic() - stopping < SHUTDOWN_WAIT_S + 8, "the exit waited for the collector"
+
+
+async def test_two_traceparents_start_a_trace_of_their_own_and_repeated_tracestates_do_not_break_one(traced):
+    http, receiver = traced
+    (first, caller), (second, _) = new_trace(), new_trace()
+    headers = [
+        ("traceparent", traceparent(first, caller)["traceparent"]),
+        ("traceparent", traceparent(second, caller)["traceparent"]),
+    ]
+    assert (await http.get("/tracking/task/71", headers=headers)).status_code == 404
+    span = await receiver.wait_for("GET /tracking/task/{taskId}")
+    assert span.parent_id == "" and span.trace_id not in (first, second), "an ambiguous caller is not followed"
+
+    trace_id, caller = new_trace()
+    headers = [*traceparent(trace_id, caller).items(), ("tracestate", "vendor=a"), ("tracestate", "other=b")]
+    assert (await http.get("/tracking/task/72", headers=headers)).status_code == 404
+    assert_one_tree(await receiver.trace_of(trace_id, "GET /tracking/task/{taskId}"), caller)
+
+
+async def test_a_method_the_conventions_do_not_name_is_other_and_keeps_its_original(traced):
+    http, receiver = traced
+    trace_id, caller = new_trace()
+    answer = await http.request("PURGE", "/tracking/task/1", headers=traceparent(trace_id, caller))
+    assert answer.status_code == 405
+    (server,) = await receiver.trace_of(trace_id, "HTTP /tracking/task/{taskId}")
+    assert server.attributes["http.request.method"] == "_OTHER"
+    assert server.attributes["http.request.method_original"] == "PURGE"
+    assert server.attributes["http.response.status_code"] == 405 and not server.error
+
+
+@pytest.mark.slow
+async def test_a_request_past_its_deadline_says_so_on_its_failed_server_span(tmp_path, receiver):
+    """mongod frozen (SIGSTOP: connected, answering nothing): the GET answers 503 at its deadline, and its
+    server span carries the deadline, that it passed, and the failure (error.type, an error status)."""
+    mongo = EmbeddedMongo(tmp_path / "frozen", cache_size_gb=0.25)
+    uri = await mongo.start()
+    try:
+        settings = load_settings(
+            api_tokens=TOKEN, data_dir=tmp_path, otel_exporter_otlp_endpoint=receiver.endpoint, **QUICK_EXPORT
+        )
+        tracing = start_tracing(settings)
+        assert tracing is not None
+        store = await GraphStore.open(uri, "frozen", timeout_ms=DEADLINE_MS, tracer_provider=tracing.provider)
+        try:
+            async with lifespan_client(create_app(settings, Backend(store=store), tracing), AUTH) as http:
+                os.kill(mongo.process.pid, signal.SIGSTOP)
+                try:
+                    await eventually(lambda: is_stopped(mongo.process.pid), what="mongod stopped")
+                    trace_id, caller = new_trace()
+                    answer = await http.get("/tracking/task/1", headers=traceparent(trace_id, caller))
+                finally:
+                    os.kill(mongo.process.pid, signal.SIGCONT)
+                assert answer.status_code == 503, answer.text
+                spans = await receiver.trace_of(trace_id, "GET /tracking/task/{taskId}")
+        finally:
+            await store.close()
+            await tracing.shutdown()
+    finally:
+        await mongo.stop()
+    server = assert_one_tree(spans, caller)
+    assert server.attributes["tracking.mongodb.deadline_ms"] == DEADLINE_MS
+    assert server.attributes["tracking.mongodb.deadline_exceeded"] is True
+    assert server.attributes["http.response.status_code"] == 503
+    assert server.attributes["error.type"] == "503" and server.error

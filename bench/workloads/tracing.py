@@ -1,11 +1,15 @@
 """The cost of tracing at full sampling, on the GET and GraphQL job rows: a second gateway process traces every
 request (OTEL_TRACES_SAMPLER=always_on) to an OTLP/HTTP receiver on loopback that discards what it gets; the
 figure is the gateway's CPU seconds per request, traced over untraced (the untraced gateway is the one every
-other row measures). Rounds alternate the two, as the GET rows do. Spans the traced gateway dropped (a full
-queue) are noted: a cost that dropped spans would look smaller than it is."""
+other row measures), at the same concurrency on the same data. Rounds alternate the two, and which goes first
+alternates too. The note gives the machine's load average (`uptime`'s first figure) before and after: CPU per
+request on a busy machine is higher for both sides, and less comparable between runs. Spans the traced gateway
+dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 import statistics
 import subprocess
@@ -56,14 +60,28 @@ def discarding_receiver() -> Iterator[str]:
         server.server_close()
 
 
+EXPORT_DELAY_MS = 200
+"""The traced gateway's OTEL_BSP_SCHEDULE_DELAY: a load's last spans leave within it, so their encoding and
+sending fall in the load's own measure (SETTLE_S), not the next one's (the default, 5 s, left a GET load's last
+spans to be exported during the GraphQL load). Under load, exports are of full batches either way."""
+SETTLE_S = 4 * EXPORT_DELAY_MS / 1000
+"""Idle time after each load, inside its measure, on both sides: the traced gateway's export thread sends what
+the load left queued."""
+
+
 def full_sampling(endpoint: str) -> dict[str, str]:
-    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": str(EXPORT_DELAY_MS),
+    }
 
 
 async def cpu_per_request(pid: int, load: Callable[[], Awaitable[object]], requests: int) -> float:
-    """The process's CPU seconds (with its children) per request over `load`."""
+    """The process's CPU seconds (with its children) per request over `load` and the SETTLE_S after it."""
     before = tree_cpu_s([pid])
     await load()
+    await asyncio.sleep(SETTLE_S)
     return (tree_cpu_s([pid]) - before) / requests
 
 
@@ -115,15 +133,22 @@ async def tracing_rows(
         return read_jobs
 
     figures: dict[str, list[float]] = {key: [] for key in ("get plain", "get traced", "job plain", "job traced")}
+    load_before = os.getloadavg()[0]
     for round_number in range(rounds + 1):
-        for side, (base, pid) in (("plain", plain), ("traced", traced)):
+        # Which side goes first alternates (ABBA): the second of two back-to-back measures ran measurably cheaper.
+        sides = (("plain", plain), ("traced", traced))
+        for side, (base, pid) in sides if round_number % 2 else sides[::-1]:
             get_cpu = await cpu_per_request(pid, get_load(base), requests)
             job_cpu = await cpu_per_request(pid, job_reader(base), jobs)
             if round_number:  # round 0 warms up
                 figures[f"get {side}"].append(get_cpu)
                 figures[f"job {side}"].append(job_cpu)
     get_plain, get_traced, job_plain, job_traced = (statistics.median(values) for values in figures.values())
-    note = f"gateway CPU per request; {await dropped_spans(session, traced[0])} spans dropped"
+    note = (
+        f"gateway CPU per request (user + system, /proc, its threads included), medians of {rounds} rounds "
+        f"alternating sides; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
+        f"{await dropped_spans(session, traced[0])} spans dropped"
+    )
     return [
         Row("GET /tracking/task/{id} traced (always_on) vs untraced", get_traced * 1e3, get_plain * 1e3, "CPU ms",
             get_traced / get_plain, UNDER_TEN_PERCENT, note),

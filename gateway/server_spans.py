@@ -1,0 +1,114 @@
+"""One server span per HTTP request, made by this small ASGI middleware (installed only when the app traces):
+cheaper than FastAPI's own telemetry, whose per-request work (inspecting the middleware stack, a Headers
+object, parsing the Host header, two context switches, wrapped receive and send, its route hooks) cost about
+as much as a fast-path GET itself (docs/decisions/tracing.md, "Cost").
+
+The span continues the caller's trace (the propagators' headers, W3C `traceparent` by default), is current
+while the request is served (its MongoDB commands, GraphQL operation and log lines are in it), and carries the
+attributes OpenTelemetry's HTTP server conventions require: `http.request.method`, `url.path`, `url.scheme`,
+`url.query` (names only, every value REDACTED), and at the end `http.route` (the route template),
+`http.response.status_code` and, for a 5xx or an exception, `error.type`. Named `METHOD route`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REDACTED = "REDACTED"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+"""The methods the HTTP conventions name; any other is `_OTHER` (a span name must not grow unbounded)."""
+
+
+def redacted_query(query: str) -> str:
+    """A query string with every value replaced (`query=REDACTED&variables=REDACTED`): a query string may carry a
+    GraphQL document, its variables (task data) or a credential."""
+    return urlencode([(name, REDACTED) for name, _ in parse_qsl(query, keep_blank_values=True)])
+
+
+class ServerSpans:
+    """Pure ASGI, outermost: a server span around each HTTP request (WebSockets make none: a connection's span
+    would stay open for its life; their GraphQL operations are traced)."""
+
+    def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+        self._fields = frozenset(field.encode("latin-1") for field in propagate.get_global_textmap().fields)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        span = self.tracer.start_span(
+            scope["method"] if scope["method"] in _METHODS else "HTTP",
+            context=self._callers_context(scope["headers"]),
+            kind=SpanKind.SERVER,
+            attributes=request_attributes(scope),
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        status: int | None = None
+
+        async def status_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        failure: BaseException | None = None
+        try:
+            await self.app(scope, receive, status_send)
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            end_server_span(span, scope, status, failure)
+            otel_context.detach(token)
+
+    def _callers_context(self, headers: Iterable[tuple[bytes, bytes]]) -> Context:
+        """The caller's trace from the propagators' headers (`traceparent`, `tracestate`, …), or none (an empty
+        context: the span starts a trace). A repeated header is one comma-joined value (RFC 9110): two
+        `traceparent`s are then malformed, and a malformed one is ignored, as the W3C recommendation says."""
+        carrier: dict[str, str] = {}
+        for name, value in headers:
+            if name in self._fields:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                carrier[key] = f"{carrier[key]},{text}" if key in carrier else text
+        return propagate.extract(carrier) if carrier else Context()
+
+
+def request_attributes(scope: Scope) -> dict[str, str]:
+    method = scope["method"]
+    attributes = {
+        "http.request.method": method if method in _METHODS else "_OTHER",
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+    }
+    if method not in _METHODS:
+        attributes["http.request.method_original"] = method
+    if scope.get("query_string"):
+        attributes["url.query"] = redacted_query(scope["query_string"].decode("latin-1"))
+    return attributes
+
+
+def end_server_span(span: Span, scope: Scope, status: int | None, failure: BaseException | None) -> None:
+    """Name the span by its route template (set by the router, or by rest.fast_read ahead of it) and end it with
+    the response's status; a 5xx, no response or an exception marks it failed with `error.type` (the status or
+    the exception's type: a message may quote stored values)."""
+    attributes: dict[str, str | int] = {}
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        attributes["http.route"] = route
+        span.update_name(f"{scope['method'] if scope['method'] in _METHODS else 'HTTP'} {route}")
+    if status is not None:
+        attributes["http.response.status_code"] = status
+    if failure is not None or status is None or status >= 500:
+        attributes["error.type"] = type(failure).__qualname__ if failure is not None else str(status or "incomplete")
+        span.set_status(StatusCode.ERROR)
+    span.set_attributes(attributes)
+    span.end()
