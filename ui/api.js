@@ -14,7 +14,9 @@ export async function gql(query, variables = {}) {
 /** The whole answer, `{ data, errors }`: for queries whose nullable fields may be refused alone (the rest of
  *  the data still answered); Unauthorized for a refused token. */
 export async function gqlAnswer(query, variables = {}) {
-  if (!(await trackingSignIn.fresh())) throw new Unauthorized("your sign-in has expired: sign in again");
+  if (trackingToken.signedIn() && !(await trackingSignIn.fresh())) {
+    throw new Unauthorized("your sign-in has expired: sign in again");
+  }
   const response = await fetch("/graphql", {
     method: "POST",
     headers: { "Content-Type": "application/json", ...trackingToken.headers() },

@@ -29,7 +29,7 @@ let root = null;
 async function fetchWithToken(url, init) {
   const headers = new Headers(init?.headers);
   const own = !headers.has("X-Auth-Token") && !headers.has("Authorization");
-  if (own && !(await trackingSignIn.fresh())) {
+  if (own && trackingToken.signedIn() && !(await trackingSignIn.fresh())) {
     ask("Your sign-in has expired: sign in again.");
     throw new Error("signed out");
   }
