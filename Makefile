@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVING := $(VENV)/.installed-serving
 DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench clean vendor browser docs
+.PHONY: run test lint format bench clean vendor browser docs typecheck-js
 
 $(SERVING): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,19 @@ $(DEV): $(SERVING)
 
 run: $(SERVING)
 	$(BIN)/tracking-gateway serve
+
+# The live view's type check: tsc over its ES modules and their JSDoc types (jsconfig.json; the layout worker in
+# a worker's scope, jsconfig.worker.json). `npm ci` installs exactly what package-lock.json pins, from the npm
+# registry, into node_modules (git-ignored); nothing of it is served or shipped.
+NODE_TOOLS := node_modules/.installed
+TSC := node_modules/.bin/tsc
+$(NODE_TOOLS): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NODE_TOOLS)
+
+typecheck-js: $(NODE_TOOLS)
+	$(TSC) -p jsconfig.json
+	$(TSC) -p jsconfig.worker.json
 
 # The page tests render in headless Chromium: Debian's package, installed when missing.
 browser:
@@ -37,6 +50,7 @@ test: $(DEV) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory typecheck-js
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE)
 	$(BIN)/pytest
@@ -74,4 +88,4 @@ vendor:
 	done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache $(SITE)
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache $(SITE) node_modules

@@ -1,7 +1,10 @@
 """`make bench` (or `python -m bench get walk …` for some workloads): start a real MongoDB (the embedded
 one) and the gateway as a real server process, load data, and measure each workload (bench/workloads/)
 against references taken in the same run. Prints one table and writes bench/results.json. Figures are
-medians over rounds, after a warm-up; ratios are what the targets speak of."""
+medians over rounds, after a warm-up; ratios are what the targets speak of.
+
+`python -m bench --without-data links create` (or `links-cpu`, the judged link row alone) skips loading the
+million tasks (minutes): for the workloads that write tasks of their own, to measure their rows alone."""
 
 from __future__ import annotations
 
@@ -16,21 +19,30 @@ from pathlib import Path
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from bench.data import DB, TOTAL_TASKS, Client, load
+from bench.data import DB, TOTAL_TASKS, Client, load, load_nothing
 from bench.measure import CONCURRENCY, Bound, CpuMeter, Row, Run, Target
 from bench.processes import TOKEN, peak_rss_mb, start, wait_until_up
 from bench.report import write_results
-from bench.workloads import WORKLOADS, scale
+from bench.workloads import ALONE, WORKLOADS, scale
 from gateway.embedded import EmbeddedMongo, free_port
 
 RSS_TARGET = Target((Bound("gateway", "<=", 250, "MB"),))
 
 
-async def main(names: list[str]) -> None:
-    """Run the workloads `names` (all of them, and the scale rows, when empty)."""
-    unknown = set(names) - set(WORKLOADS)
+WITHOUT_DATA = "--without-data"
+
+
+async def main(arguments: list[str]) -> None:
+    """Run the workloads named in `arguments` (all of them, and the scale rows, when none is), on the loaded
+    data unless WITHOUT_DATA is among them."""
+    with_data = WITHOUT_DATA not in arguments
+    names = [name for name in arguments if name != WITHOUT_DATA]
+    if not with_data and not names:
+        raise SystemExit(f"{WITHOUT_DATA} needs the workloads to run (links, create: those that bring their own tasks)")
+    runnable = WORKLOADS | ALONE
+    unknown = set(names) - set(runnable)
     if unknown:
-        raise SystemExit(f"unknown workloads {sorted(unknown)}: choose from {', '.join(WORKLOADS)}")
+        raise SystemExit(f"unknown workloads {sorted(unknown)}: choose from {', '.join(runnable)}")
     with tempfile.TemporaryDirectory(prefix="tracking-bench-") as workdir:
         mongo = EmbeddedMongo(Path(workdir), cache_size_gb=1.0)
         uri = await mongo.start()
@@ -38,9 +50,10 @@ async def main(names: list[str]) -> None:
         db = client[DB]
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            print(f"loading {TOTAL_TASKS} tasks ...", flush=True)
+            total = TOTAL_TASKS if with_data else 0
+            print(f"loading {total} tasks ...", flush=True)
             load_started = time.perf_counter()
-            ids = await load(db)
+            ids = await load(db) if with_data else await load_nothing(db)
             load_s = time.perf_counter() - load_started
             gateway_port, second_port, reference_port = free_port(), free_port(), free_port()
             gateway = start("gateway", gateway_port, uri, Path(workdir) / "gw")
@@ -65,14 +78,14 @@ async def main(names: list[str]) -> None:
                     client,
                     ids,
                     load_s,
-                    TOTAL_TASKS,
+                    total,
                     cpu,
                     uri,
                     Path(workdir),
                 )
                 rows: list[Row] = [] if names else await scale.measure(run)
                 for name in names or list(WORKLOADS):
-                    rows.extend(await WORKLOADS[name](run))
+                    rows.extend(await runnable[name](run))
                     print(f"measured {name}", flush=True)
             rss = peak_rss_mb(gateway.pid)
             rows.append(Row("gateway peak RSS", rss, 250, "MB", rss / 250, RSS_TARGET))

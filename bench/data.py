@@ -156,6 +156,12 @@ async def load(db: Database) -> dict[str, int]:
     return {"walk_root": walk_first, "next_free": next_free}
 
 
+async def load_nothing(db: Database) -> dict[str, int]:
+    """An empty `tasks` (python -m bench --without-data): the ids `load` would return, none of them stored."""
+    await db.tasks.drop()
+    return {"walk_root": 0, "next_free": 1}
+
+
 async def load_fleet(db: Database, first_id: int, now: datetime) -> int:
     """9,000 jobs of 100 tasks (each job last updated at its own time) and one job of 100,000 tasks."""
     rng = random.Random(7)

@@ -7,14 +7,16 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
 from bench.data import DB
 
 TOKEN = "bench-token"
+_T = TypeVar("_T")
 
 
 def start(
@@ -57,6 +59,17 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+async def rss_while(pid: int, work: Awaitable[_T], every_s: float = 0.01) -> tuple[float, _T]:
+    """The process's highest resident memory (VmRSS, in MiB, read every `every_s`) while `work` runs, and what
+    `work` gave. (VmHWM is the peak since the process started: it cannot show one request's.)"""
+    task = asyncio.ensure_future(work)
+    peak = rss_mb(pid)
+    while not task.done():
+        await asyncio.wait({task}, timeout=every_s)
+        peak = max(peak, rss_mb(pid))
+    return peak, task.result()
 
 
 def peak_rss_mb(pid: int) -> float:

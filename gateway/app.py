@@ -155,7 +155,7 @@ def middleware_stack(settings: Settings, tracer: Tracer | None = None) -> list[M
         Middleware(HttpMetrics),
         Middleware(HeadAsGetMiddleware),  # HEAD wherever GET is
         *([cors] if settings.cors_origins else []),  # a preflight is answered before any token is asked for
-        Middleware(TrackingGuard),  # /tracking: token (403), then Accept (406)
+        Middleware(TrackingGuard),  # /tracking: token (403), the caller's rate (429), then Accept (406)
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, refusal=front_end_refusal),  # 413
         Middleware(ExpectContinueMiddleware, prefix=REST_PREFIX),  # 100 Continue before every REST operation
         Middleware(FastTaskRead),  # GET /tracking/task/{taskId} without the router (rest.fast_read)

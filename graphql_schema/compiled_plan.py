@@ -130,6 +130,13 @@ class Field:
         return [(field.key, field.name) for field in self.fields or ()]
 
 
+def children(field: Field) -> tuple[Field, ...]:
+    """The fields selected in an object field; NotCompiled for a leaf (an answer expecting an object)."""
+    if field.fields is None:
+        raise NotCompiled(f"{field.name}: a leaf")
+    return field.fields
+
+
 @dataclass
 class _Walk:
     """What the walk over one operation's selections needs: its fragments, schema and coerced variables."""

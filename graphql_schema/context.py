@@ -4,12 +4,14 @@ MongoDB round trip. Both the resolvers and the compiled path read through them: 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from opentelemetry.context import Context as OtelContext
 from opentelemetry.trace import Tracer
 from strawberry.dataloader import DataLoader, DefaultCache
+from strawberry.extensions import SchemaExtension
 from strawberry.fastapi import BaseContext
+from strawberry.types.graphql import OperationType
 
 from models import (
     Direction,
@@ -213,7 +215,29 @@ class Context(BaseContext):
             docs.append(future.result())
         return docs
 
+    def forget_reads(self) -> None:
+        """Drop what this context's DataLoaders hold (tasks, jobs, histories, walks read), once an operation has
+        its answer: a WebSocket's context serves every operation of its connection, which must not answer from
+        an earlier operation's reads nor keep them all for as long as it stays open; and a context is in a
+        reference cycle with its DataLoaders (their load functions are its methods), so what they hold would
+        otherwise wait for a full garbage collection. A batch not dispatched yet is left to its operation."""
+        for loader in (self.tasks, self.job_summaries, self.job_tasks, self.histories, self.walks):
+            loader.clear_all()
+            if loader.batch is not None and loader.batch.dispatched:
+                loader.batch = None
+
     def remember(self, docs: Sequence[TaskDoc]) -> None:
         """Tasks already fetched (a job's, a mutation's) need no second trip when a nested field asks again."""
         for doc in docs:
             self.tasks.prime(doc["_id"], doc, force=True)
+
+
+class ForgetReads(SchemaExtension):
+    """Once a query or mutation has its answer, its context forgets what it read (Context.forget_reads); a
+    subscription's stream keeps its reads while it runs, each event reading afresh."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        execution = self.execution_context
+        if isinstance(execution.context, Context) and execution.operation_type is not OperationType.SUBSCRIPTION:
+            execution.context.forget_reads()

@@ -1,22 +1,21 @@
-"""The cost of a GraphQL operation, estimated from its document, arguments and variables before anything runs,
-and the budget it must fit (TRACKING_GRAPHQL_MAX_COST).
+"""The cost of a GraphQL operation, estimated from its document, arguments and variables before anything runs.
 
 Every object an answer may hold counts 1; scalars count 0. A field returning objects costs its estimated number
 of objects times (1 + the cost of its selection), so nested lists multiply: a job's 20,000 tasks each with 10
-history entries cost 20,000 x (1 + 10) = 220,000. The estimated sizes (`FIELD_SIZES`) are upper bounds
-known without reading MongoDB: page sizes and id lists from the arguments, TRACKING_GRAPHQL_MAX_TRAVERSAL for
-whatever lists a whole job or a walk, fixed estimates for a task's links, history and counts. Aliases and
-fragments count each time they are selected; the cost of a selection set is computed once per type and
-memoised, so a document of fragments spreading fragments (a "fragment bomb") costs its estimator a few
-operations per fragment, however large the number it comes to. docs/reference/graphql-cost.md lists every
-rule; tests/test_graphql_cost.py checks it against `cost_reference()`.
+history entries cost 20,000 x (1 + 10) = 220,000. The estimated sizes (`FIELD_SIZES`) are upper bounds: page
+sizes and id lists from the arguments, a job's task count for its whole-job lists (`Bounds.job_sizes`, counted
+by graphql_schema.cost_budget; TRACKING_GRAPHQL_MAX_TRAVERSAL while not counted), the traversal bound for walks,
+fixed estimates for a task's links and history. Aliases and fragments count each time they are selected; the
+cost of a selection set is computed once per (type, job) and memoised, so a document of fragments spreading
+fragments (a "fragment bomb") costs its estimator a few operations per fragment, however large the number it
+comes to. docs/reference/graphql-cost.md lists every rule; tests/test_graphql_cost.py checks it against
+`cost_reference()`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -37,12 +36,6 @@ from graphql import (
     value_from_ast_untyped,
 )
 from graphql.type.definition import GraphQLCompositeType, GraphQLInterfaceType, GraphQLObjectType
-from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
-
-from graphql_schema.context import Context
-
-log = logging.getLogger("gateway.graphql")
 
 LINKS_ESTIMATE = 10
 """The estimated number of a task's direct next, previous or blocking tasks."""
@@ -55,25 +48,42 @@ COST_LIMIT_EXCEEDED = "COST_LIMIT_EXCEEDED"
 
 @dataclass(frozen=True)
 class Bounds:
-    """What the estimates depend on besides the document: the request's settings."""
+    """What the estimates depend on besides the document: the request's settings, and the task counts of the
+    jobs the operation names by id, as far as they were counted (a job not counted: the traversal bound)."""
 
     max_traversal: int
+    job_sizes: Mapping[str, int] = field(default_factory=dict)
+
+    def job_size(self, job_id: str | None) -> int:
+        """How many tasks a job's whole-job lists hold at most: its count, never over the traversal bound (past
+        it, those lists are refused, TRAVERSAL_TOO_LARGE)."""
+        counted = self.job_sizes.get(job_id) if job_id is not None else None
+        return self.max_traversal if counted is None else min(counted, self.max_traversal)
 
 
-SizeRule = Callable[[Mapping[str, Any], Bounds], int]
+@dataclass(frozen=True)
+class Scope:
+    """Where a field is estimated: the request's bounds, and the job whose fields these are when the operation
+    named it by id (`Query.job(id)`); None elsewhere (a job of `Query.jobs`, a Task's fields)."""
+
+    bounds: Bounds
+    job_id: str | None = None
 
 
-def _traversal(_: Mapping[str, Any], bounds: Bounds) -> int:
-    return bounds.max_traversal
+SizeRule = Callable[[Mapping[str, Any], Scope], int]
 
 
-def _first(arguments: Mapping[str, Any], _: Bounds) -> int:
+def _job_size(_: Mapping[str, Any], scope: Scope) -> int:
+    return scope.bounds.job_size(scope.job_id)
+
+
+def _first(arguments: Mapping[str, Any], _: Scope) -> int:
     first = arguments.get("first")
     return max(first, 0) if isinstance(first, int) else 0
 
 
 def _listed(name: str) -> SizeRule:
-    def size(arguments: Mapping[str, Any], _: Bounds) -> int:
+    def size(arguments: Mapping[str, Any], _: Scope) -> int:
         given = arguments.get(name)
         return len(given) if isinstance(given, list) else 1
 
@@ -81,15 +91,16 @@ def _listed(name: str) -> SizeRule:
 
 
 def _fixed(count: int) -> SizeRule:
-    def size(_arguments: Mapping[str, Any], _bounds: Bounds) -> int:
+    def size(_arguments: Mapping[str, Any], _scope: Scope) -> int:
         return count
 
     return size
 
 
-def _walk(arguments: Mapping[str, Any], bounds: Bounds) -> int:
+def _walk(arguments: Mapping[str, Any], scope: Scope) -> int:
     """A walk holds at most the traversal bound, and within maxDepth levels at most LINKS_ESTIMATE tasks more
     per task of the level before."""
+    bounds = scope.bounds
     depth = arguments.get("maxDepth")
     if not isinstance(depth, int):
         return bounds.max_traversal
@@ -102,11 +113,11 @@ def _walk(arguments: Mapping[str, Any], bounds: Bounds) -> int:
     return reached
 
 
-def _blocked_by(arguments: Mapping[str, Any], bounds: Bounds) -> int:
-    return bounds.max_traversal if arguments.get("transitive") else LINKS_ESTIMATE
+def _blocked_by(arguments: Mapping[str, Any], scope: Scope) -> int:
+    return scope.bounds.max_traversal if arguments.get("transitive") else LINKS_ESTIMATE
 
 
-def _changed_links(arguments: Mapping[str, Any], _: Bounds) -> int:
+def _changed_links(arguments: Mapping[str, Any], _: Scope) -> int:
     given = arguments.get("nextIds", arguments.get("previousIds"))
     return max(len(given) if isinstance(given, list) else 0, LINKS_ESTIMATE)
 
@@ -119,7 +130,11 @@ class SizeEstimate:
     described: str
 
 
-_TRAVERSAL = SizeEstimate(_traversal, "TRACKING_GRAPHQL_MAX_TRAVERSAL")
+_JOB = SizeEstimate(
+    _job_size,
+    "the job's task count, at most TRACKING_GRAPHQL_MAX_TRAVERSAL (the bound itself for a job not named by "
+    "`Query.job(id)`, or not counted)",
+)
 _LINKS = SizeEstimate(_fixed(LINKS_ESTIMATE), f"{LINKS_ESTIMATE} (estimated links of a task)")
 _WALK = SizeEstimate(
     _walk, f"TRACKING_GRAPHQL_MAX_TRAVERSAL; with maxDepth d, at most {LINKS_ESTIMATE}^1 + ... + {LINKS_ESTIMATE}^d"
@@ -132,11 +147,11 @@ FIELD_SIZES: dict[tuple[str, str], SizeEstimate] = {
     ("Query", "tasks"): SizeEstimate(_listed("ids"), "the number of `ids`"),
     ("Query", "jobs"): _PAGE,
     ("Query", "taskHistory"): _HISTORY,
-    ("Job", "tasks"): _TRAVERSAL,
-    ("Job", "roots"): _TRAVERSAL,
-    ("Job", "edges"): _TRAVERSAL,
-    ("Job", "criticalPath"): _TRAVERSAL,
-    ("Job", "levels"): _TRAVERSAL,
+    ("Job", "tasks"): _JOB,
+    ("Job", "roots"): _JOB,
+    ("Job", "edges"): _JOB,
+    ("Job", "criticalPath"): _JOB,
+    ("Job", "levels"): _JOB,
     ("Job", "taskPage"): _PAGE,
     ("TaskConnection", "edges"): _ONE,
     ("JobConnection", "edges"): _ONE,
@@ -158,8 +173,17 @@ INTROSPECTION = frozenset({"__schema", "__type"})
 """Introspection counts 1 whatever it selects: it reads no data, and its depth is bounded apart."""
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """An operation's estimated cost, and the jobs named by id whose task counts it used (the traversal bound
+    standing for each of them when they were not counted)."""
+
+    cost: int
+    sized_jobs: frozenset[str]
+
+
 class _Estimator:
-    """The cost of one operation's selections, each (selection set, type) computed once."""
+    """The cost of one operation's selections, each (selection set, type, job) computed once."""
 
     def __init__(
         self,
@@ -172,30 +196,33 @@ class _Estimator:
         self.fragments = fragments
         self.variables = variables
         self.bounds = bounds
-        self.known: dict[tuple[int, str], int] = {}
+        self.known: dict[tuple[int, str, str | None], int] = {}
+        self.sized_jobs: set[str] = set()
 
-    def selection_cost(self, selection_set: SelectionSetNode | None, parent: GraphQLCompositeType) -> int:
+    def selection_cost(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLCompositeType, job_id: str | None = None
+    ) -> int:
         if selection_set is None:
             return 0
-        key = (id(selection_set), parent.name)
+        key = (id(selection_set), parent.name, job_id)
         if key not in self.known:
             self.known[key] = 0  # a cycle (refused by validation beforehand) costs nothing more
-            self.known[key] = sum(self._cost(selection, parent) for selection in selection_set.selections)
+            self.known[key] = sum(self._cost(selection, parent, job_id) for selection in selection_set.selections)
         return self.known[key]
 
-    def _cost(self, selection: Any, parent: GraphQLCompositeType) -> int:
+    def _cost(self, selection: Any, parent: GraphQLCompositeType, job_id: str | None) -> int:
         if isinstance(selection, FieldNode):
-            return self._field_cost(selection, parent)
+            return self._field_cost(selection, parent, job_id)
         if isinstance(selection, InlineFragmentNode):
             condition = selection.type_condition
             return self.selection_cost(
-                selection.selection_set, self._type(condition.name.value) if condition else parent
+                selection.selection_set, self._type(condition.name.value) if condition else parent, job_id
             )
         if isinstance(selection, FragmentSpreadNode):
             fragment = self.fragments.get(selection.name.value)
             if fragment is None:
                 return 0
-            return self.selection_cost(fragment.selection_set, self._type(fragment.type_condition.name.value))
+            return self.selection_cost(fragment.selection_set, self._type(fragment.type_condition.name.value), job_id)
         return 0
 
     def _type(self, name: str) -> GraphQLCompositeType:
@@ -203,7 +230,7 @@ class _Estimator:
         assert isinstance(found, GraphQLObjectType | GraphQLInterfaceType)
         return found
 
-    def _field_cost(self, node: FieldNode, parent: GraphQLCompositeType) -> int:
+    def _field_cost(self, node: FieldNode, parent: GraphQLCompositeType, job_id: str | None) -> int:
         name = node.name.value
         if name in INTROSPECTION:
             return 1
@@ -213,13 +240,16 @@ class _Estimator:
         named = get_named_type(definition.type)
         if is_leaf_type(named):
             return 0
+        arguments = self._arguments(definition, node)
         estimate = FIELD_SIZES.get((parent.name, name))
         if estimate is not None:
-            size = estimate.rule(self._arguments(definition, node), self.bounds)
+            size = estimate.rule(arguments, Scope(self.bounds, job_id))
+            if estimate is _JOB and job_id is not None:
+                self.sized_jobs.add(job_id)
         else:
             size = SMALL_LIST if is_list_type(get_nullable_type(definition.type)) else 1
         assert isinstance(named, GraphQLObjectType | GraphQLInterfaceType)
-        return size * (1 + self.selection_cost(node.selection_set, named))
+        return size * (1 + self.selection_cost(node.selection_set, named, _job_of(parent.name, name, arguments)))
 
     def _arguments(self, definition: Any, node: FieldNode) -> Mapping[str, Any]:
         """The field's arguments as sent (variables substituted, defaults filled in), not coerced: the rules
@@ -233,15 +263,24 @@ class _Estimator:
         return {**defaults, **given}
 
 
+def _job_of(parent: str, name: str, arguments: Mapping[str, Any]) -> str | None:
+    """The job whose fields a field's selection holds: the one `Query.job(id)` names; None for any other field
+    (a job of a listing is any job)."""
+    if (parent, name) != ("Query", "job"):
+        return None
+    job_id = arguments.get("id")
+    return job_id if isinstance(job_id, str) else None
+
+
 def estimate_cost(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     bounds: Bounds,
-) -> int | None:
-    """The estimated cost of the operation to run, from its arguments and variables as sent; None when there is
-    no operation to run (execution refuses that with an error of its own)."""
+) -> Estimate | None:
+    """The estimated cost of the operation to run, from its arguments and variables as sent and the job sizes
+    `bounds` holds; None when there is no operation to run (execution refuses that with an error of its own)."""
     operation = get_operation_ast(document, operation_name)
     if not isinstance(operation, OperationDefinitionNode):
         return None
@@ -258,7 +297,9 @@ def estimate_cost(
         for definition in document.definitions
         if isinstance(definition, FragmentDefinitionNode)
     }
-    return _Estimator(schema, fragments, given, bounds).selection_cost(operation.selection_set, root)
+    estimator = _Estimator(schema, fragments, given, bounds)
+    cost = estimator.selection_cost(operation.selection_set, root)
+    return Estimate(cost, frozenset(estimator.sized_jobs))
 
 
 def cost_limit_error(cost: int, limit: int) -> GraphQLError:
@@ -267,38 +308,6 @@ def cost_limit_error(cost: int, limit: int) -> GraphQLError:
         "fewer fields or lists, or page through taskPage (docs/reference/graphql-cost.md)",
         extensions={"code": COST_LIMIT_EXCEEDED, "cost": cost, "limit": limit},
     )
-
-
-class CostBudget(SchemaExtension):
-    """Refuses an operation whose estimated cost is over the budget before anything runs (after parsing and
-    validation: the estimate walks a valid document); reports the estimate and the budget of every operation
-    it lets run in the answer's `extensions.cost`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reported: dict[str, int] = {}
-
-    def on_execute(self) -> Iterator[None]:
-        execution = self.execution_context
-        context = execution.context
-        if isinstance(context, Context) and execution.graphql_document is not None:
-            cost = estimate_cost(
-                execution.schema._schema,
-                execution.graphql_document,
-                execution.operation_name,
-                execution.variables,
-                Bounds(context.max_traversal),
-            )
-            if cost is not None:
-                if cost > context.max_cost:
-                    log.info("GraphQL operation refused: estimated cost %d over %d", cost, context.max_cost)
-                    raise cost_limit_error(cost, context.max_cost)
-                if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
-                    self.reported = {"estimated": cost, "limit": context.max_cost}
-        yield
-
-    def get_results(self) -> dict[str, Any]:
-        return {"cost": self.reported} if self.reported else {}
 
 
 def cost_reference() -> str:

@@ -130,6 +130,21 @@ class CodedErrors(MaskErrors):
         return coded_error(error)
 
 
+LIBRARY_BOUNDS = (
+    ("exceeds maximum operation depth of", "TRACKING_GRAPHQL_MAX_DEPTH"),  # Strawberry's QueryDepthLimiter
+    ("tokens. Parsing aborted.", "TRACKING_GRAPHQL_MAX_TOKENS"),  # graphql-core's parser, under MaxTokensLimiter
+)
+"""The refusals of bounds the libraries enforce, by what their message says, and the setting each bound is."""
+
+
+def _naming_the_setting(message: str) -> str:
+    """A library's refusal of a bound with the setting that bound is, as the gateway's own refusals name theirs."""
+    for says, setting in LIBRARY_BOUNDS:
+        if says in message and setting not in message:
+            return f"{message} ({setting})"
+    return message
+
+
 def with_codes(errors: list[GraphQLError] | None) -> list[GraphQLError] | None:
     """`errors`, each with a code: those without one went round CodedErrors (an exception out of a hook
     before execution, say a RecursionError in a validation rule's constructor, ends Strawberry's operation
@@ -153,7 +168,8 @@ def coded_error(error: GraphQLError) -> GraphQLError:
         return _with_code(error, error.message, "BAD_REQUEST")
     if original is None:
         parsing = error.message.startswith("Syntax Error")
-        return _with_code(error, error.message, "GRAPHQL_PARSE_FAILED" if parsing else "GRAPHQL_VALIDATION_FAILED")
+        code = "GRAPHQL_PARSE_FAILED" if parsing else "GRAPHQL_VALIDATION_FAILED"
+        return _with_code(error, _naming_the_setting(error.message), code)
     if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
         return _with_code(error, error.message, "BAD_USER_INPUT")  # a variable a scalar would not parse
     where = f"resolver at {error.path}" if error.path is not None else "request, before execution"

@@ -12,6 +12,7 @@ from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
 from opentelemetry import propagate
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
@@ -57,7 +58,7 @@ from graphql_schema.http import (
     response_media_type_or_json,
     status_without_data,
 )
-from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large
+from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large, release_after_large_answer
 from graphql_schema.schema import build_schema
 from models import InvalidOperation
 from web.auth import TOKEN_FIELD, Caller, Credential, RepeatedCredential
@@ -237,6 +238,8 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         if media_type == GRAPHQL_RESPONSE_TYPE and response.media_type == JSON_TYPE:
             response.status_code = _status_without_data(request)
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_TYPE}; charset=utf-8"
+        if request.scope.get(_LARGE_KEY) and isinstance(response, Response) and response.background is None:
+            response.background = BackgroundTask(release_after_large_answer)  # once the answer is sent
         return response
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
@@ -247,6 +250,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
             answer.pop("data", None)
             request.scope[_STATUS_KEY] = status_without_data(answer.get("errors") or [])
         if is_large(result.extensions):
+            request.scope[_LARGE_KEY] = True
             return cast(GraphQLHTTPResponse, await encoded_off_the_loop(cast(dict[str, Any], answer)))
         return answer
 
@@ -289,6 +293,8 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         return await super().on_ws_connect(context)
 
 
+_LARGE_KEY = "tracking.graphql_large_answer"
+"""Set by `process_result` on a request whose answer is large (graphql_schema.large_answers), for `run`."""
 _STATUS_KEY = "tracking.graphql_status"
 """Where `process_result` leaves the status of an answer without data for `run` (the same request's scope)."""
 

@@ -1,5 +1,5 @@
-"""Validation rules beside Strawberry's bounds: introspection bounded like any selection, and a document of
-several operations run only by name."""
+"""Validation rules beside Strawberry's bounds: introspection bounded like any selection, a document of several
+operations run only by name, and the alias bound refused with a message naming its setting."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from graphql.language import (
     SelectionSetNode,
 )
 from graphql.language.visitor import SKIP
+from strawberry.extensions.max_aliases import count_fields_with_alias
 
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
 
@@ -102,3 +103,28 @@ def introspection_depth_rule(max_depth: int) -> type[ValidationRule]:
             return SKIP
 
     return IntrospectionDepth
+
+
+ALIASES_SETTING = "TRACKING_GRAPHQL_MAX_ALIASES"
+
+
+def alias_bound_rule(max_aliases: int) -> type[ValidationRule]:
+    """At most `max_aliases` aliases in a document, counted as Strawberry's MaxAliasesLimiter counts them (every
+    operation, each fragment as often as it is spread), refused with a message naming the setting, as every other
+    bound's is."""
+
+    class AliasBound(ValidationRule):
+        def enter_document(self, node: DocumentNode, *_: Any) -> object:
+            fragments = {item.name.value: item for item in node.definitions if isinstance(item, FragmentDefinitionNode)}
+            operations = [item for item in node.definitions if isinstance(item, OperationDefinitionNode)]
+            found = sum(count_fields_with_alias(operation, fragments) for operation in operations)
+            if found > max_aliases:
+                self.report_error(
+                    GraphQLError(
+                        f"the document holds {found} aliases, more than {max_aliases} ({ALIASES_SETTING}): select "
+                        "fewer fields under aliases, or send several requests"
+                    )
+                )
+            return SKIP
+
+    return AliasBound

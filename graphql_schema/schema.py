@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
@@ -21,8 +21,8 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.compiled import CachedParsing, CompiledQueries
 from graphql_schema.conditions import IfMatch, condition
-from graphql_schema.context import Context
-from graphql_schema.cost import CostBudget
+from graphql_schema.context import Context, ForgetReads
+from graphql_schema.cost_budget import CostBudget
 from graphql_schema.deadline import OperationDeadline
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, with_codes
 from graphql_schema.events import EventQueries, Subscription
@@ -31,7 +31,7 @@ from graphql_schema.inputs import TaskInput, TaskPatchInput, creation_fields, pa
 from graphql_schema.jobs import JobQueries
 from graphql_schema.metrics import OperationMetrics
 from graphql_schema.nesting import fragment_nesting_bound
-from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, introspection_depth_rule
+from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, alias_bound_rule, introspection_depth_rule
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
 from graphql_schema.tracing import OperationSpans
 from models import TaskCreate, TaskPatch, defaults, parse_task_id
@@ -45,12 +45,12 @@ Query = merge_types("Query", (TaskQueries, JobQueries, EventQueries))
 _R = TypeVar("_R", bound=Callable[..., Awaitable[object]])
 
 
-def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType]]]:
+def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType] | None]]:
     """The resolver of addNexts or addPrevious."""
 
     async def add(
         info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
-    ) -> list[TaskType]:
+    ) -> list[TaskType] | None:
         store = info.context.store
         task_ids = info.context.limits.task_ids(ids, argument)
         docs = await getattr(store, f"add_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
@@ -59,12 +59,12 @@ def _adding(links: str, argument: str) -> Callable[..., Awaitable[list[TaskType]
     return _named_ids(add, argument)
 
 
-def _removing(links: str, argument: str) -> Callable[..., Awaitable[bool]]:
+def _removing(links: str, argument: str) -> Callable[..., Awaitable[bool | None]]:
     """The resolver of removeNexts or removePrevious."""
 
     async def remove(
         info: Info[Context, None], id: strawberry.ID, ids: list[strawberry.ID], if_match: IfMatch = None
-    ) -> bool:
+    ) -> bool | None:
         store = info.context.store
         task_ids = info.context.limits.task_ids(ids, argument)
         await getattr(store, f"remove_{links}")(parse_task_id(id, "id"), task_ids, condition(if_match))
@@ -99,13 +99,18 @@ def _idempotency_key(context: Context, key: str | None) -> IdempotencyKey | None
 
 @strawberry.type
 class Mutation:
+    """Every field is nullable: a failing field answers null with its error while the others keep what they
+    committed (a non-null field's error would null the whole `data`, hiding what the document's other mutations
+    stored); the fields run one after another, each whatever the earlier ones answered
+    (docs/reference/retries.md)."""
+
     @strawberry.mutation(description="Create tasks (and their nested nexts), all or nothing.")
     async def create_tasks(
         self,
         info: Info[Context, None],
         tasks: list[TaskInput],  # type: ignore[valid-type]
         idempotency_key: IdempotencyKeyArgument = None,
-    ) -> list[TaskType]:
+    ) -> list[TaskType] | None:
         key = _idempotency_key(info.context, idempotency_key)
         raw = [creation_fields(task, f"tasks[{index}]") for index, task in enumerate(tasks)]
         info.context.limits.refuse_oversized_creation(raw)
@@ -121,7 +126,7 @@ class Mutation:
         id: strawberry.ID,
         patch: TaskPatchInput,  # type: ignore[valid-type]
         if_match: IfMatch = None,
-    ) -> TaskType:
+    ) -> TaskType | None:
         doc = await info.context.store.update_task(
             parse_task_id(id, "id"), TaskPatch.model_validate(patch_fields(patch)), condition(if_match)
         )
@@ -129,22 +134,22 @@ class Mutation:
         return as_task(doc)
 
     @strawberry.mutation(description="Delete a task and every link to or from it.")
-    async def delete_task(self, info: Info[Context, None], id: strawberry.ID, if_match: IfMatch = None) -> bool:
+    async def delete_task(self, info: Info[Context, None], id: strawberry.ID, if_match: IfMatch = None) -> bool | None:
         await info.context.store.delete_task(parse_task_id(id, "id"), condition(if_match))
         return True
 
-    add_nexts: list[TaskType] = strawberry.mutation(
+    add_nexts: list[TaskType] | None = strawberry.mutation(
         resolver=_adding("nexts", "nextIds"), description="Link the task to each next task; returns all its next tasks."
     )
-    remove_nexts: bool = strawberry.mutation(
+    remove_nexts: bool | None = strawberry.mutation(
         resolver=_removing("nexts", "nextIds"),
         description="Unlink the task from each next task (a missing link is no error).",
     )
-    add_previous: list[TaskType] = strawberry.mutation(
+    add_previous: list[TaskType] | None = strawberry.mutation(
         resolver=_adding("previous", "previousIds"),
         description="Link each previous task to the task; returns all its previous tasks.",
     )
-    remove_previous: bool = strawberry.mutation(
+    remove_previous: bool | None = strawberry.mutation(
         resolver=_removing("previous", "previousIds"),
         description="Unlink each previous task from the task (a missing link is no error).",
     )
@@ -230,17 +235,20 @@ def build_schema(
         extensions=[
             fragment_nesting_bound(max_fragment_depth, max_tokens),  # first: before any rule follows a spread
             functools.partial(QueryDepthLimiter, max_depth=max_depth),
-            functools.partial(AddValidationRules, [introspection_depth_rule(max_depth), OneOperationOrAName]),
-            functools.partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+            functools.partial(
+                AddValidationRules,
+                [introspection_depth_rule(max_depth), OneOperationOrAName, alias_bound_rule(max_aliases)],
+            ),
             functools.partial(MaxTokensLimiter, max_token_count=max_tokens),
             CachedParsing,  # Strawberry's parser cache, after the token bound set the parse options
             CodedErrors,
             ReadOnlyTokens,
-            CostBudget,  # after the refusals that need no estimate; before anything reads
+            CostBudget,  # after the refusals that need no estimate; before anything else reads
             OperationDeadline,  # around every read of the operation, the compiled path's included
             SubscriptionsOverWebSocket,
             OperationMetrics,
             OperationSpans,  # before CompiledQueries: a compiled answer is read within the operation's span
+            ForgetReads,  # once an operation has its answer, its reads are dropped
             CompiledQueries,  # last: it answers after every bound and validation rule has run
         ],
     )

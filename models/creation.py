@@ -24,7 +24,8 @@ from models.task import DEFAULT_TYPE, SERVER_OWNED_ON_CREATE, TaskCreate, now_ut
 @dataclass(slots=True)
 class PlannedTask:
     fields: dict[str, Any]
-    """The client's fields under their stored names, nulls left out (not `id`, `nexts` or the timestamps)."""
+    """The task's fields as stored, under their stored names: the client's, nulls left out (not `id`, `nexts` or
+    the timestamps), with the defaults applied (`with_defaults`)."""
     id: int | None
     """The id the client gave, if any."""
     parent: int | None
@@ -61,13 +62,27 @@ def plan_creation(tasks: Sequence[TaskCreate] | Sequence[dict[str, Any]]) -> lis
             spec.pop("update-timestamp", None)
         index = len(plan)
         nexts = spec.pop("nexts", None)
-        plan.append(PlannedTask(spec, spec.pop("id", None), parent))
+        task_id = spec.pop("id", None)
+        plan.append(PlannedTask(with_defaults(spec, None if parent is None else plan[parent].fields), task_id, parent))
         if parent is not None:
             plan[parent].children.append(index)
         children = nexts.get("tasks") if nexts else None
         if children:
             stack.extend([(child, index) for child in reversed(children)])
     return plan
+
+
+def with_defaults(fields: dict[str, Any], parent: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A task's fields with the defaults of what it leaves out, as stored: `job-id` (its parent's, for a task
+    of a parent's `nexts`), `root` (true only for a task no other task of the request holds) and `type`
+    (DEFAULT_TYPE). The one place these defaults live, applied when a create is planned: two requests whose
+    plans are equal store the same tasks, whether they sent a default or left it out (an idempotency key's
+    fingerprint compares plans, models.idempotency). `fields` may be updated in place."""
+    if parent is not None and "job-id" not in fields and "job-id" in parent:
+        fields = {"job-id": parent["job-id"], **fields}  # first, where the stored layout has it
+    fields.setdefault("root", parent is None)
+    fields.setdefault("type", DEFAULT_TYPE)
+    return fields
 
 
 def duplicate_ids(ids: Iterable[int]) -> list[int]:
@@ -94,9 +109,9 @@ def client_ids_of(plan: Sequence[PlannedTask], limits: Limits) -> list[int]:
 
 def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int], now: datetime | None = None) -> list[TaskDoc]:
     """The documents to store for a plan whose tasks get `ids` (one per planned task, in plan order): ids as
-    int64, links both ways, one creation time (`now`, default the current time), and the defaults of `type`
-    ("task"), `root` (true only for a task no other task of the request holds) and `job-id` (the parent's). The
-    same plan, ids and time give the same documents (an idempotent create's answer is rebuilt so)."""
+    int64, links both ways, one creation time (`now`, default the current time), and the planned fields (their
+    defaults applied by `plan_creation`). The same plan, ids and time give the same documents (an idempotent
+    create's answer is rebuilt so)."""
     now = now or now_utc()
     int64_ids = list(map(Int64, ids))
     docs: list[TaskDoc] = []
@@ -106,11 +121,7 @@ def new_documents(plan: Sequence[PlannedTask], ids: Sequence[int], now: datetime
         if "status" in fields:
             doc["status"] = fields["status"]
         doc["creation-timestamp"] = doc["update-timestamp"] = now
-        if parent is not None and "job-id" not in fields and "job-id" in docs[parent]:
-            doc["job-id"] = docs[parent]["job-id"]
         doc.update(fields)
-        doc.setdefault("root", parent is None)
-        doc.setdefault("type", DEFAULT_TYPE)
         doc["nexts"] = [int64_ids[child] for child in children] if children else []
         doc["previous"] = [int64_ids[parent]] if parent is not None else []
         docs.append(doc)

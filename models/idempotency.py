@@ -96,8 +96,9 @@ def checked_key(key: str, where: str) -> str:
 
 
 def fingerprint(plan: Sequence[PlannedTask]) -> str:
-    """What a create stores, as planned (fields, given ids, nesting), hashed: equal for two requests that would
-    store the same tasks, whatever their format (JSON, XML, GraphQL) or field order."""
+    """What a create stores, as planned (fields with their defaults applied, given ids, nesting), hashed: equal
+    for two requests that would store the same tasks, whatever their format (JSON, XML, GraphQL), field order
+    or defaults sent or left out (`"type": "task"`, a nested task's parent's `job-id`)."""
     shape = [[item.fields, item.id, item.parent] for item in plan]
     return hashlib.sha256(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -137,10 +138,12 @@ class IdempotencyRecords:
             raise IdempotencyKeyReused(key.key)
         return RecordedCreate(ids_of_runs(record["ids"]), record["created"])
 
-    async def recorded_for(self, key: IdempotencyKey, plan: Sequence[PlannedTask]) -> RecordedCreate | None:
-        """`recorded`, for the plan's digest; a record whose ids do not match the plan (edited by a tool) is
-        another create's too."""
-        recorded = await self.recorded(key, fingerprint(plan))
+    async def recorded_for(
+        self, key: IdempotencyKey, plan: Sequence[PlannedTask], digest: str
+    ) -> RecordedCreate | None:
+        """`recorded`, for the plan and its `digest`; a record whose ids do not match the plan (edited by a tool)
+        is another create's too."""
+        recorded = await self.recorded(key, digest)
         if recorded is not None and len(recorded.ids) != len(plan):
             raise IdempotencyKeyReused(key.key)
         return recorded
@@ -178,13 +181,14 @@ class IdempotencyRecords:
         the same tasks committed under `key` before: then its tasks, rendered as they were created, and nothing
         stored. IdempotencyKeyReused for a key used with other tasks, IdempotencyKeyInFlight for one whose
         create is still running."""
-        recorded = await self.recorded_for(key, plan)
+        digest = fingerprint(plan)
+        recorded = await self.recorded_for(key, plan, digest)
         if recorded is None:
             try:
-                return await create(functools.partial(self.record, key=key, digest=fingerprint(plan)))
+                return await create(functools.partial(self.record, key=key, digest=digest))
             except (KeyRecorded, IdempotencyKeyInFlight):
                 # Another create with the key committed meanwhile, or is committing: its answer, once it has one.
-                recorded = await self.recorded_for(key, plan)
+                recorded = await self.recorded_for(key, plan, digest)
                 if recorded is None:
                     raise IdempotencyKeyInFlight(key.key) from None
         docs = new_documents(plan, recorded.ids, recorded.created)

@@ -1,6 +1,7 @@
-"""Adding and removing links between tasks. An addition runs in one transaction that refuses cycles and bumps
-the lock documents of every job it read (models.locks explains why that keeps concurrent additions from closing
-a cycle).
+"""Adding and removing links between tasks. An addition runs in one transaction that refuses cycles and, when
+its cycle search read tasks beyond the link's endpoints, bumps the lock documents of every job it read
+(models.locks explains why that keeps concurrent additions from closing a cycle, and why a search that read
+nothing beyond the endpoints needs no lock).
 
 Which error wins, in the order checked: a self-link (InvalidOperation, before MongoDB is asked), a task that
 does not exist (TaskNotFound naming every missing id), then a link that would close a cycle (InvalidOperation
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -79,6 +81,15 @@ def with_links(docs: Mapping[int, TaskDoc], new_pairs: Iterable[Link], stamp: da
     return written
 
 
+@dataclass
+class SearchReads:
+    """What the cycle searches of one addition read beyond the endpoints: whether anything (a task, or an id
+    that named none), and the jobs of the tasks found."""
+
+    beyond_endpoints: bool = False
+    jobs: set[str | None] = field(default_factory=set)
+
+
 def _read_links(anchor: int) -> str:
     return f"read task {anchor} (its nexts and previous) to learn whether the change was stored"
 
@@ -94,8 +105,9 @@ class Links:
         """Add the links; returns the `listing` neighbours of `anchor` after the change, by ascending id.
         Errors as the module says; with `conditions`, PreconditionFailed unless the anchor's ETags satisfy them.
 
-        Round trips when the jobs' queues are free: one read, the lock bump, the link writes and the commit
-        (models.locks.QueueHold says how the queues are taken without a read before the transaction)."""
+        Round trips when the jobs' queues are free: one read, the link writes and the commit, as a raw two-update
+        transaction makes; and the lock bump when the cycle search read further (models.locks.QueueHold says
+        how the queues are taken without a read before the transaction)."""
         refuse_self_links(pairs)
         involved = {task_id for pair in pairs for task_id in pair}
         hold = self._queues.hold()
@@ -129,9 +141,10 @@ class Links:
         new_pairs = [(a, b) for a, b in dict.fromkeys(pairs) if b not in (docs[a].get("nexts") or [])]
         stamp = now_utc()
         if new_pairs:
-            jobs_read = await self._refuse_cycles(new_pairs, docs, session)
-            jobs = jobs_read | {doc.get("job-id") for doc in docs.values()}
-            await bump_link_locks(self._storage.counters, jobs, session)
+            searched = await self._refuse_cycles(new_pairs, docs, session)
+            if searched.beyond_endpoints:
+                jobs = searched.jobs | {doc.get("job-id") for doc in docs.values()}
+                await bump_link_locks(self._storage.counters, jobs, session)
             await self._storage.tasks.bulk_write(
                 link_updates(new_pairs, "$addToSet", stamp, self._storage.stamp()), ordered=True, session=session
             )
@@ -157,21 +170,21 @@ class Links:
 
     async def _refuse_cycles(
         self, new_pairs: list[Link], endpoints: Mapping[int, TaskDoc], session: AsyncClientSession
-    ) -> set[str | None]:
-        """Refuse links a->b where a is already reachable from b (the link would close a cycle); returns the
-        jobs of every task the searches read.
+    ) -> SearchReads:
+        """Refuse links a->b where a is already reachable from b (the link would close a cycle); returns what
+        the searches read.
 
         The new pairs all share their source or their target, so no cycle can run through two of them:
         checking each against the stored graph is enough.
         """
-        jobs_read: set[str | None] = set()
+        searched = SearchReads()
         for source, target in new_pairs:
-            if await self._reachable(endpoints[target], endpoints[source], jobs_read, session):
+            if await self._reachable(endpoints[target], endpoints[source], searched, session):
                 raise InvalidOperation(f"linking task {source} to next task {target} would close a cycle")
-        return jobs_read
+        return searched
 
     async def _reachable(
-        self, start: TaskDoc, goal: TaskDoc, jobs_read: set[str | None], session: AsyncClientSession
+        self, start: TaskDoc, goal: TaskDoc, searched: SearchReads, session: AsyncClientSession
     ) -> bool:
         """Whether `goal` is downstream of `start`, searching from both ends and growing the smaller side; the
         endpoints' own links are known already. When it is not, one side has read every task it can reach:
@@ -183,11 +196,11 @@ class Links:
             return True
         while forward and backward:
             if len(forward) <= len(backward):
-                forward = await self._step(forward, "nexts", seen_forward, jobs_read, session)
+                forward = await self._step(forward, "nexts", seen_forward, searched, session)
                 if forward & seen_backward:
                     return True
             else:
-                backward = await self._step(backward, "previous", seen_backward, jobs_read, session)
+                backward = await self._step(backward, "previous", seen_backward, searched, session)
                 if backward & seen_forward:
                     return True
         return False
@@ -197,14 +210,15 @@ class Links:
         frontier: set[int],
         direction: Direction,
         seen: set[int],
-        jobs: set[str | None],
+        searched: SearchReads,
         session: AsyncClientSession,
     ) -> set[int]:
         """One breadth-first level: the not-yet-seen neighbours of `frontier`; marks them seen and notes the
-        jobs of the tasks read."""
+        read and the jobs of the tasks read in `searched`."""
+        searched.beyond_endpoints = True
         cursor = self._storage.tasks.find(
             {"_id": {"$in": list(frontier)}}, {direction: 1, "job-id": 1}, session=session
         )
         docs = readable_tasks(await cursor.to_list(None))
-        jobs.update(doc.get("job-id") for doc in docs)
+        searched.jobs.update(doc.get("job-id") for doc in docs)
         return set(next_level(docs, direction, seen))

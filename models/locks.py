@@ -13,6 +13,11 @@ parallel.
 
 A task changing job between two such reads would make them bump different documents, so a change of `job-id`
 bumps the lock documents of the old and the new job in the same transaction (models.records).
+
+An addition a->b whose search read nothing beyond a and b (b has no next task, or a no previous one, as its
+snapshot shows them: the common case of linking a new task) bumps no lock. A cycle through a->b must leave b by
+a link b->x (or enter a by x->a) that its snapshot does not hold, so the transaction adding that link writes b
+(or a), as this one does: the two conflict on that task itself, and the later one runs again and sees the other.
 """
 
 from __future__ import annotations

@@ -229,6 +229,7 @@ class TokenCache:
         """Reload and write `last_used` until cancelled; a failure (MongoDB away) keeps the grants known so far
         and is tried again at the next turn."""
         last_written = asyncio.get_running_loop().time()
+        failing = False
         while True:
             try:
                 await self.reload()
@@ -236,6 +237,11 @@ class TokenCache:
                 if now - last_written >= self.last_used_s:
                     last_written = now
                     await self.write_last_used()
-            except Exception as error:
-                log.warning("named tokens not reloaded (%s): keeping the %d known", error, len(self._grants))
+                if failing:
+                    log.info("named tokens reloaded again")
+                failing = False
+            except Exception as error:  # any failure (MongoDB away): the next turn tries again
+                if not failing:  # once per outage, not every turn
+                    log.warning("named tokens not reloaded (%s): keeping the %d known", error, len(self._grants))
+                failing = True
             await asyncio.sleep(self.reload_s)

@@ -113,6 +113,19 @@ async def test_public_answers_keep_their_own_caching(http):
         assert "cache-control" not in response.headers, path  # public: no token was needed
 
 
+async def test_redoc_is_public_and_never_stored_for_its_nonce(http):
+    """ReDoc needs no token, yet every answer carries a fresh nonce in its policy and markup (web.page_security),
+    which a cache must never serve twice: `no-store`, from the page itself, and no `Vary: Accept` (one
+    representation). docs/reference/caching.md says so."""
+    for accept in ("text/html", "*/*"):
+        response = await http.get("/redoc", headers={"Accept": accept})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["cache-control"] == "no-store"
+        assert "accept" not in response.headers.get("vary", "").lower()  # (Origin, with CORS on, as here)
+        assert "'nonce-" in response.headers["content-security-policy"]
+
+
 def test_cache_headers_replace_cache_control_and_merge_vary() -> None:
     merged = with_cache_headers(
         [(b"cache-control", b"max-age=60"), (b"vary", b"Origin"), (b"vary", b"accept-encoding")]

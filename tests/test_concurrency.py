@@ -34,22 +34,48 @@ async def test_two_stores_racing_cycle_closing_links_never_both_win(store, other
     assert len(edges) == 3 * rounds
 
 
+@pytest.mark.parametrize("size", [2, 3, 4])
+async def test_racing_additions_that_take_no_lock_never_close_a_cycle(store, other_store, raw_db, size):
+    """Every link of a cycle of fresh tasks (no other link) raced at once through two stores: each first try
+    reads nothing beyond its two tasks, so it bumps no lock (models.locks); each link shares a task with the next
+    one, so they conflict on the tasks themselves, the losers run again on what the winners stored, and exactly
+    one link of the cycle is refused."""
+    rounds = 10
+    for round_ in range(rounds):
+        ids = [round_ * size + i for i in range(1, size + 1)]
+        await store.create_tasks([task(id=task_id, job_id=f"free-{task_id}") for task_id in ids])
+        cycle = list(zip(ids, ids[1:] + ids[:1], strict=True))
+        stores = [store, other_store]
+        outcomes = await asyncio.gather(
+            *(stores[index % 2].add_nexts(a, [b]) for index, (a, b) in enumerate(cycle)), return_exceptions=True
+        )
+        refused = [outcome for outcome in outcomes if isinstance(outcome, InvalidOperation)]
+        assert len(refused) == 1 and "would close a cycle" in refused[0].message, outcomes
+    edges = await assert_link_invariant(raw_db)
+    assert len(edges) == (size - 1) * rounds
+    for a, b in edges:
+        assert not reachable(edges - {(a, b)}, b, a)
+
+
 async def test_an_addition_in_one_job_does_not_wait_for_another_jobs(store, raw_db):
     """Another process holds job "busy"'s lock in an open transaction (as an addition in flight there does):
-    an addition in job "free" commits meanwhile; one in "busy" commits only once that transaction ends."""
-    await store.create_tasks([task(id=i, job_id="busy" if i < 3 else "free") for i in (1, 2, 3, 4)])
-    await store.add_nexts(1, [2])  # job "busy" has its lock document from here on
-    await store.remove_nexts(1, [2])
+    an addition in job "free" commits meanwhile; one in "busy" commits only once that transaction ends. Both
+    additions' searches read beyond their endpoints (each endpoint has links on the searched side), so both
+    take their job's lock (models.locks)."""
+    busy, free = [1, 2, 5, 6], [3, 4, 7, 8]
+    await store.create_tasks([task(id=i, job_id="busy" if i in busy else "free") for i in busy + free])
+    for a, b in ((2, 5), (6, 1), (4, 7), (8, 3)):
+        await store.add_nexts(a, [b])
     async with raw_db.client.start_session() as session:
         await session.start_transaction()
-        await raw_db.counters.update_one({"_id": "task-links:busy"}, {"$inc": {"seq": 1}}, session=session)
+        await raw_db.counters.update_one({"_id": "task-links:busy"}, {"$inc": {"seq": 1}}, upsert=True, session=session)
         waiting = asyncio.create_task(store.add_nexts(1, [2]))
         assert [doc["_id"] for doc in await store.add_nexts(3, [4])] == [4]
         with pytest.raises(TimeoutError):  # it cannot commit while the lock is held (within its 10 s deadline)
             await asyncio.wait_for(asyncio.shield(waiting), 1.0)
         await session.commit_transaction()
     assert [doc["_id"] for doc in await waiting] == [2]
-    assert await assert_link_invariant(raw_db) == {(1, 2), (3, 4)}
+    assert await assert_link_invariant(raw_db) == {(1, 2), (2, 5), (6, 1), (3, 4), (4, 7), (8, 3)}
 
 
 async def test_moving_a_task_to_another_job_bumps_both_jobs_link_locks(store, raw_db):

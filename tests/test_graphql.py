@@ -376,7 +376,7 @@ async def bounded(store, tmp_path):
         ('{ task(id: "1") { nexts { nexts { nexts { nexts { id } } } } } }', "exceeds maximum operation depth of 4"),
         (
             '{ a: task(id: "1") { id } b: task(id: "1") { id } c: task(id: "1") { id } d: task(id: "1") { id } }',
-            "aliases found. Allowed: 3",
+            "holds 4 aliases, more than 3 (TRACKING_GRAPHQL_MAX_ALIASES)",
         ),
         ("{ " + " ".join(f'task(id: "{i}") {{ id name status }}' for i in range(1, 9)) + " }", "token"),
         ('{ task(id: "1") { descendants { id } } }', "more than 4 tasks (TRACKING_GRAPHQL_MAX_TRAVERSAL)"),
@@ -385,8 +385,10 @@ async def bounded(store, tmp_path):
     ],
 )
 async def test_each_bound_is_named_when_exceeded(bounded, query, fragment):
+    """Each refusal says what is over which bound, and names the setting (TRACKING_*) that bound is."""
     body = await gql(bounded, query, expect_errors=True)
     assert any(fragment in error["message"] for error in body["errors"]), body
+    assert all("(TRACKING_GRAPHQL_MAX_" in error["message"] for error in body["errors"]), body
 
 
 async def test_within_bounds_passes(bounded):

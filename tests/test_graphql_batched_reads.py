@@ -16,7 +16,8 @@ from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client
 from tests.monitoring import CommandLog, monitored_store
 
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+"""Changes dated within the history's retention (a TTL index deletes older ones, at any moment of a test)."""
 JOB = "batched"
 STATUSES = ["DONE", "RUNNING", "READY", "FAILED"]
 

@@ -24,6 +24,7 @@ from graphql_schema.schema import build_schema
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, gateway_app, lifespan_client
 from tests.monitoring import CommandLog, monitored_store
+from tests.test_graphql import rest_create
 from tests.test_graphql_compiled import UI_QUERIES, _ui_query, _variables
 
 ROOT = Path(__file__).parent.parent
@@ -33,10 +34,16 @@ LIMIT = default_max_cost(TRAVERSAL)
 SCHEMA = build_schema(DEFAULTS.graphql_max_depth, DEFAULTS.graphql_max_aliases, DEFAULTS.graphql_max_tokens)._schema
 
 
-def cost(query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> int:
-    estimated = estimate_cost(SCHEMA, parse(query), operation, variables, Bounds(TRAVERSAL))
+def cost(
+    query: str,
+    variables: dict[str, Any] | None = None,
+    operation: str | None = None,
+    job_sizes: dict[str, int] | None = None,
+) -> int:
+    """The estimate, every job named by id being of `job_sizes` tasks (not counted: the traversal bound)."""
+    estimated = estimate_cost(SCHEMA, parse(query), operation, variables, Bounds(TRAVERSAL, job_sizes or {}))
     assert estimated is not None, query
-    return estimated
+    return estimated.cost
 
 
 def _docs_operations() -> list[str]:
@@ -56,9 +63,12 @@ HOSTILE = '{ job(id: "j") { ' + " ".join(f"a{index}: {HOSTILE_ALIAS}" for index 
 
 @pytest.mark.parametrize("name", sorted(UI_QUERIES))
 def test_every_live_view_query_fits_the_default_budget(name) -> None:
+    """On a job of TRACKING_GRAPHQL_MAX_TRAVERSAL tasks (counted, or not counted: the bound stands in)."""
     query = _ui_query(name)
     variables = {**_variables(query, True), "depth": 10}  # the deepest neighbourhood the page offers
+    job = variables.get("id", variables.get("job"))
     assert cost(query, variables) <= LIMIT, name
+    assert cost(query, variables, job_sizes={job: TRAVERSAL} if isinstance(job, str) else {}) <= LIMIT, name
 
 
 def test_every_docs_query_fits_the_default_budget() -> None:
@@ -72,11 +82,29 @@ def test_every_docs_query_fits_the_default_budget() -> None:
 
 
 def test_a_whole_job_with_history_and_blocking_tasks_fits_its_transitive_walks_do_not() -> None:
-    assert cost(WHOLE_JOB) == 1 + TRAVERSAL * (1 + 10 + 10)
+    assert cost(WHOLE_JOB) == cost(WHOLE_JOB, job_sizes={"j": TRAVERSAL}) == 1 + TRAVERSAL * (1 + 10 + 10)
     assert cost(WHOLE_JOB) <= LIMIT
     assert cost(HOSTILE) == 1 + 30 * TRAVERSAL * (1 + TRAVERSAL + 10)
     assert cost(HOSTILE) > LIMIT
     assert cost('{ job(id: "j") { tasks { blockedBy(transitive: true) { id } } } }') > LIMIT
+
+
+NESTED = "query($job: String!) { job(id: $job) { tasks { id nexts { nexts { id } } } } }"
+
+
+def test_a_job_named_by_id_costs_its_task_count() -> None:
+    """A job's whole-job lists cost its task count (never more than the traversal bound), each job its own; a
+    job not named by id (one of a listing) the bound; walks the bound whatever the job."""
+    assert cost(NESTED, {"job": "small"}, job_sizes={"small": 5}) == 1 + 5 * (1 + 10 * (1 + 10))
+    assert cost(NESTED, {"job": "small"}) == cost(NESTED, {"job": "big"}, job_sizes={"big": 10**9}) > LIMIT
+    two = '{ a: job(id: "a") { tasks { id } roots { id } } b: job(id: "b") { edges { from } levels { depth } } }'
+    assert cost(two, job_sizes={"a": 3, "b": 7}) == (1 + 3 + 3) + (1 + 7 + 7)
+    listed = "{ jobs(first: 2) { edges { node { tasks { id } } } } }"
+    assert cost(listed, job_sizes={"a": 3}) == 2 * (1 + 1 + 1 + TRAVERSAL)
+    walks = '{ job(id: "a") { tasks { descendants { id } } } }'
+    assert cost(walks, job_sizes={"a": 3}) == 1 + 3 * (1 + TRAVERSAL)
+    through_fragment = 'query { job(id: "a") { ...J } } fragment J on Job { criticalPath { id } }'
+    assert cost(through_fragment, job_sizes={"a": 4}) == 1 + 4
 
 
 def test_variables_and_arguments_are_counted() -> None:
@@ -139,8 +167,19 @@ async def gateway(store, mongo_uri, tmp_path) -> AsyncIterator[tuple[CommandLog,
             yield log, client
 
 
+async def seed_job(client: httpx.AsyncClient, job: str, size: int, first_id: int) -> None:
+    """A chain of `size` tasks in `job`, ids from `first_id`."""
+    await rest_create(client, *({"id": first_id + index, "job-id": job} for index in range(size)))
+    for task_id in range(first_id, first_id + size - 1):
+        linked = await client.put(f"/tracking/task/{task_id}/next?nextTaskId={task_id + 1}")
+        assert linked.status_code < 300, linked.text
+
+
 async def test_an_operation_over_the_budget_is_refused_before_anything_is_read(gateway) -> None:
+    """Refused with nothing read but the job's task count (the job's transitive walks over the bound already on
+    a 5-task job)."""
     log, client = gateway
+    await seed_job(client, "j", 5, 100)
     await client.post("/graphql", json={"query": "{ __typename }"})  # the app's first request warms it up
     async with log.recorded():
         started = time.perf_counter()
@@ -149,9 +188,13 @@ async def test_an_operation_over_the_budget_is_refused_before_anything_is_read(g
     body = answer.json()
     assert "data" not in body
     [error] = body["errors"]
-    assert error["extensions"] == {"code": "COST_LIMIT_EXCEEDED", "cost": cost(HOSTILE), "limit": LIMIT}
+    assert error["extensions"] == {
+        "code": "COST_LIMIT_EXCEEDED",
+        "cost": cost(HOSTILE, job_sizes={"j": 5}),
+        "limit": LIMIT,
+    }
     assert "TRACKING_GRAPHQL_MAX_COST" in error["message"]
-    assert log.commands == []  # nothing read
+    assert log.commands == [("aggregate", "tasks")]  # the job's count, nothing else
     assert took < 2, took  # a loaded machine; the estimate itself takes about a millisecond
     strict = await client.post(
         "/graphql", json={"query": HOSTILE}, headers={"accept": "application/graphql-response+json"}
@@ -172,6 +215,47 @@ async def test_a_mutation_over_the_budget_changes_nothing(gateway, raw_db) -> No
     body = (await client.post("/graphql", json={"query": mutation})).json()
     assert body["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
     assert await raw_db.tasks.count_documents({}) == 0
+
+
+SMALL_BUDGET = {"graphql_max_traversal": 40, "graphql_max_cost": 2000}
+"""Nested links of a 40-task job (1 + 111 x 40) are over 2000; of a 5-task one (1 + 111 x 5) within it."""
+
+
+async def test_the_same_selection_is_admitted_on_a_small_job_and_refused_on_a_big_one(mongo_uri, tmp_path) -> None:
+    async with monitored_store(mongo_uri, TEST_DB) as (monitored, log):
+        app, _ = gateway_app(monitored, tmp_path, **SMALL_BUDGET)
+        async with lifespan_client(app, AUTH) as client:
+            await seed_job(client, "small", 5, 1)
+            await seed_job(client, "big", 30, 100)
+            async with log.recorded():
+                small = (await client.post("/graphql", json={"query": NESTED, "variables": {"job": "small"}})).json()
+            assert small["extensions"]["cost"] == {"estimated": 1 + 111 * 5, "limit": 2000}
+            assert [[len(task["nexts"]) for task in small["data"]["job"]["tasks"]]] == [[1, 1, 1, 1, 0]]
+            assert log.commands[0] == ("aggregate", "tasks")  # the count, before the job is read
+            async with log.recorded():
+                started = time.perf_counter()
+                big = (await client.post("/graphql", json={"query": NESTED, "variables": {"job": "big"}})).json()
+                took = time.perf_counter() - started
+            assert "data" not in big
+            refused = {"code": "COST_LIMIT_EXCEEDED", "cost": 1 + 111 * 30, "limit": 2000}
+            assert big["errors"][0]["extensions"] == refused
+            assert log.commands == [("aggregate", "tasks")]  # counted, then refused: nothing else read
+            assert took < 2, took  # a loaded machine; the count reads at most 41 index keys
+            fits = '{ job(id: "big") { tasks { id } } }'  # within the budget at the bound: nothing counted
+            async with log.recorded():
+                body = (await client.post("/graphql", json={"query": fits})).json()
+            assert body["extensions"]["cost"] == {"estimated": 1 + 40, "limit": 2000}
+            assert ("aggregate", "tasks") not in log.commands
+
+
+async def test_a_job_past_the_bound_is_costed_at_the_bound(store, tmp_path) -> None:
+    """A job of more tasks than TRACKING_GRAPHQL_MAX_TRAVERSAL costs what the bound does (its whole-job lists
+    are refused, TRAVERSAL_TOO_LARGE): the count stops past the bound."""
+    app, _ = gateway_app(store, tmp_path, **SMALL_BUDGET)
+    async with lifespan_client(app, AUTH) as client:
+        await seed_job(client, "huge", 60, 1000)
+        body = (await client.post("/graphql", json={"query": NESTED, "variables": {"job": "huge"}})).json()
+    assert body["errors"][0]["extensions"] == {"code": "COST_LIMIT_EXCEEDED", "cost": 1 + 111 * 40, "limit": 2000}
 
 
 async def test_the_budget_is_a_setting(store, tmp_path) -> None:

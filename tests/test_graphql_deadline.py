@@ -74,3 +74,19 @@ async def test_an_operation_on_a_frozen_mongod_answers_what_it_has_on_time(froze
     assert body["data"]["t"] is None
     assert {error["extensions"]["code"] for error in body["errors"]} == {"UNAVAILABLE"}
     assert {tuple(error["path"]) for error in body["errors"]} == {("job",), ("t",)}
+
+
+@pytest.mark.slow
+async def test_an_operation_whose_jobs_are_counted_answers_unavailable_in_one_deadline(frozen, tmp_path) -> None:
+    """An operation the traversal bound would refuse has its job's tasks counted first
+    (graphql_schema.cost_budget): with MongoDB frozen, the count waits its deadline and the operation is
+    answered UNAVAILABLE without running."""
+    app, _ = gateway_app(frozen, tmp_path, graphql_max_traversal=40, graphql_max_cost=2000)
+    query = '{ job(id: "j") { tasks { id nexts { nexts { id } } } } }'
+    async with lifespan_client(app, AUTH) as client:
+        started = time.monotonic()
+        body = (await client.post("/graphql", json={"query": query})).json()
+        elapsed = time.monotonic() - started
+    assert elapsed < DEADLINE_S + SLACK_S, elapsed
+    assert "data" not in body
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["UNAVAILABLE"]

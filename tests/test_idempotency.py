@@ -281,3 +281,75 @@ def test_a_header_value_reads_as_one_sf_string_or_is_refused_naming_the_header(v
         return
     text = value.strip(" ")
     assert text.startswith('"') and text.endswith('"') and len(key) <= len(text) - 2
+
+
+async def test_a_graphql_document_answers_what_each_of_its_creates_committed(client, raw_db):
+    """A document's mutations run one after another. The second reuses the first's key with other tasks: its
+    field is null with its error, while `data` still shows what the first stored, and the third still runs."""
+    document = """mutation {
+      first: createTasks(tasks: [{name: "one", jobId: "doc"}], idempotencyKey: "doc-key") { id name }
+      second: createTasks(tasks: [{name: "two", jobId: "doc"}], idempotencyKey: "doc-key") { id name }
+      third: createTasks(tasks: [{name: "three", jobId: "doc"}]) { name }
+    }"""
+    body = (await client.post("/graphql", json={"query": document})).json()
+    stored = {doc["name"]: doc["_id"] async for doc in raw_db.tasks.find({"job-id": "doc"})}
+    assert body["data"] == {
+        "first": [{"id": str(stored["one"]), "name": "one"}],
+        "second": None,
+        "third": [{"name": "three"}],
+    }
+    assert [(error["path"], error["extensions"]["code"]) for error in body["errors"]] == [
+        (["second"], "IDEMPOTENCY_KEY_REUSED")
+    ]
+    assert set(stored) == {"one", "three"}
+
+
+async def test_a_failing_mutation_nulls_its_own_field_only(client, raw_db):
+    """Any mutation field, not only createTasks: an update of a missing task is null with NOT_FOUND beside the
+    delete that ran before it."""
+    created = await client.post("/tracking/task", json={"tasks": [{"id": 71, "name": "gone"}]})
+    assert created.status_code == 200, created.text
+    document = 'mutation { deleteTask(id: "71") missing: updateTask(id: "72", patch: {name: "x"}) { id } }'
+    body = (await client.post("/graphql", json={"query": document})).json()
+    assert body["data"] == {"deleteTask": True, "missing": None}
+    assert [(error["path"], error["extensions"]["code"]) for error in body["errors"]] == [(["missing"], "NOT_FOUND")]
+    assert await raw_db.tasks.count_documents({"_id": 71}) == 0
+
+
+async def test_a_create_sending_the_defaults_is_the_same_create_as_one_leaving_them_out(client, raw_db):
+    """`type` "task", `root` true on a task of the list and a nested task's parent's `job-id` are what the
+    gateway stores anyway: sent or not, the same key answers the first create and stores nothing again."""
+    bare = {"tasks": [{"name": "d", "job-id": "defaults", "nexts": {"tasks": [{"name": "d-next"}]}}]}
+    explicit = {
+        "tasks": [
+            {
+                "type": "task",
+                "root": True,
+                "name": "d",
+                "job-id": "defaults",
+                "nexts": {"tasks": [{"name": "d-next", "job-id": "defaults", "type": "task", "root": False}]},
+            }
+        ]
+    }
+    first = await client.post("/tracking/task", json=bare, headers=KEY)
+    assert first.status_code == 200, first.text
+    again = await client.post("/tracking/task", json=explicit, headers=KEY)
+    assert (again.status_code, again.json()) == (200, first.json())  # its fields in this request's order
+    assert await raw_db.tasks.count_documents({"job-id": "defaults"}) == 2
+    xml = await client.post(
+        "/tracking/task",
+        content=b"<tasks><task><root>true</root><name>d</name><type>task</type><job-id>defaults</job-id><nexts>"
+        b"<task><job-id>defaults</job-id><name>d-next</name></task></nexts></task></tasks>",
+        headers={**KEY, "Content-Type": "application/xml"},
+    )
+    assert (xml.status_code, xml.json()) == (200, first.json())
+    graphql = await _graphql(
+        client,
+        [{"name": "d", "jobId": "defaults", "type": "task", "nexts": [{"name": "d-next", "root": False}]}],
+        KEY["Idempotency-Key"].strip('"'),
+    )
+    assert "errors" not in graphql, graphql
+    assert [task["id"] for task in graphql["data"]["createTasks"]] == [str(t["id"]) for t in first.json()["tasks"]]
+    other = await client.post("/tracking/task", json={"tasks": [{**bare["tasks"][0], "root": False}]}, headers=KEY)
+    assert other.status_code == 422, other.text
+    assert await raw_db.tasks.count_documents({"job-id": "defaults"}) == 2

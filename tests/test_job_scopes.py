@@ -166,6 +166,11 @@ async def test_graphql_outside_the_scope_answers_as_for_unknown_tasks_and_change
     assert await stored(raw_db) == before
     walks = await http.post("/graphql", json={"query": '{ task(id: "1") { nexts { id } descendants { id } } }'})
     assert walks.json()["data"]["task"] == {"nexts": [{"id": "2"}], "descendants": [{"id": "2"}]}
+    by_status = '{ jobs(filter: {status: ["READY"]}) { edges { node { id } } } }'
+    listed = (await http.post("/graphql", json={"query": by_status})).json()["data"]["jobs"]["edges"]
+    assert listed == [{"node": {"id": "team-a-1"}}]  # the status filter's own query is scoped too
+    prefixed = '{ jobs(filter: {idPrefix: "other"}) { edges { node { id } } } }'
+    assert (await http.post("/graphql", json={"query": prefixed})).json()["data"]["jobs"]["edges"] == []
     whole = await http.post("/graphql", json={"query": '{ job(id: "team-a-1") { taskCount tasks { id } } }'})
     assert whole.json()["data"]["job"] == {"taskCount": 2, "tasks": [{"id": "1"}, {"id": "2"}]}
 

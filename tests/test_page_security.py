@@ -103,6 +103,17 @@ async def test_every_static_file_and_live_view_file_says_nosniff(client):
 
 
 @pytest.mark.parametrize(
+    "name", ["types.d.ts", "__init__.py", "index.html", "..%2Fpyproject.toml", "%2E%2E%2Fpyproject.toml", "APP.JS"]
+)
+async def test_the_live_view_serves_its_scripts_and_style_sheet_and_nothing_else_of_its_folder(client, name):
+    """The type check's declarations, the package's Python and anything outside ui/ are not files of the page
+    (index.html is the page itself, at /ui/)."""
+    response = await client.get(f"/ui/{name}")
+    assert response.status_code == 404, response.text
+    assert "content-security-policy" not in response.headers
+
+
+@pytest.mark.parametrize(
     ("method", "path", "headers", "status"),
     [
         ("GET", "/tracking/task/1", {"Accept": "application/json"}, 404),

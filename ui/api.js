@@ -2,9 +2,13 @@
 // subscription. The credential comes from /static/token.js (trackingToken), shared by every page of the gateway:
 // an API token (X-Auth-Token), or the bearer token of a sign-in (/static/sign-in.js), renewed before it expires.
 
+import { byId } from "./dom.js";
+
 export class Unauthorized extends Error {}
 
-/** The answer's `data`; any error in it is thrown (Unauthorized for a refused token). */
+/** The answer's `data` (any: its shape is the query's, which the tests validate against the schema); any
+ *  error in it is thrown (Unauthorized for a refused token).
+ *  @param {string} query @param {Record<string, unknown>} [variables] @returns {Promise<any>} */
 export async function gql(query, variables = {}) {
   const body = await gqlAnswer(query, variables);
   if (body.errors?.length) throw new Error(body.errors.map((error) => error.message).join("; "));
@@ -12,14 +16,15 @@ export async function gql(query, variables = {}) {
 }
 
 /** The whole answer, `{ data, errors }`: for queries whose nullable fields may be refused alone (the rest of
- *  the data still answered); Unauthorized for a refused token. */
+ *  the data still answered); Unauthorized for a refused token.
+ *  @param {string} query @param {Record<string, unknown>} [variables] @returns {Promise<GraphQLAnswer>} */
 export async function gqlAnswer(query, variables = {}) {
   if (trackingToken.signedIn() && !(await trackingSignIn.fresh())) {
     throw new Unauthorized("your sign-in has expired: sign in again");
   }
   const response = await fetch("/graphql", {
     method: "POST",
-    headers: { "Content-Type": "application/json", ...trackingToken.headers() },
+    headers: { "Content-Type": "application/json", ...tokenHeader() },
     body: JSON.stringify({ query, variables }),
   });
   if (response.status === 401) throw new Unauthorized("the sign-in was refused: sign in again");
@@ -27,48 +32,63 @@ export async function gqlAnswer(query, variables = {}) {
   return response.json();
 }
 
+/** The token's header, none without a token (forgotten while a read was on its way): never the text "null".
+ *  @returns {Record<string, string>} */
+function tokenHeader() {
+  return trackingToken.headers();
+}
+
 /** A graphql-transport-ws subscription that starts after `start.after` (a cursor taken before the view read
  *  what it shows: Query.eventCursor), reconnects after a disconnect and resumes after the last event it
  *  delivered, so nothing is missed or repeated. When MongoDB no longer holds that point (CURSOR_EXPIRED) it
  *  takes a fresh cursor (`start.freshCursor()`), calls `start.onRestart()` to read the view again, and goes on
- *  from there. Returns a function that ends it. The header's "live" mark says whether it is connected. */
+ *  from there. Returns a function that ends it. The header's "live" mark says whether it is connected.
+ *  @param {string} query @param {Record<string, unknown>} variables @param {(event: any) => void} onEvent
+ *  @param {{ after: string | null, freshCursor(): Promise<string | null>, onRestart(): void }} start
+ *  @returns {() => void} */
 export function subscribe(query, variables, onEvent, start) {
-  let socket = null, after = start.after, retryMs = 500, ended = false;
+  /** @type {WebSocket | null} */
+  let socket = null; // the one open or opening now
+  let after = start.after, retryMs = 500, ended = false;
   let ready = Promise.resolve(); // a reconnect waits for it: a fresh cursor being taken
-  const live = document.getElementById("live");
+  const live = byId("live", HTMLElement);
+  /** @param {boolean} on */
   const show = (on) => {
     live.hidden = ended;
     live.classList.toggle("on", on);
     live.textContent = on ? "● live" : "○ reconnecting";
   };
   const connect = () => {
-    socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
+    if (ended) return; // ended while a reconnect waited: it must not open a subscription for a page left
+    const opened = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
       "graphql-transport-ws");
-    socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init", payload: trackingToken.headers() }));
-    socket.onmessage = (message) => {
+    socket = opened;
+    opened.onopen = () => opened.send(JSON.stringify({ type: "connection_init", payload: tokenHeader() }));
+    opened.onmessage = (message) => {
       const data = JSON.parse(message.data);
       if (data.type === "connection_ack") {
         show(true);
         retryMs = 500;
-        socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables: { ...variables, after } } }));
+        opened.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables: { ...variables, after } } }));
       } else if (data.type === "ping") {
-        socket.send(JSON.stringify({ type: "pong" }));
+        opened.send(JSON.stringify({ type: "pong" }));
       } else if (data.type === "next" && data.payload.data) {
         const event = data.payload.data.taskEvents;
         after = event.cursor;
         onEvent(event);
       } else if (data.type === "next" || data.type === "error") {
+        /** @type {GraphQLError[]} */
         const errors = data.payload.errors || data.payload;
         if (errors.some((error) => error.extensions?.code === "CURSOR_EXPIRED")) {
           after = null; // without a fresh cursor (none could be taken), from whenever it subscribes again
           ready = start.freshCursor().then((cursor) => { after = cursor; }, () => {}).then(() => start.onRestart());
         }
-        socket.close();
+        opened.close();
       } else if (data.type === "complete") {
-        socket.close();
+        opened.close();
       }
     };
-    socket.onclose = () => {
+    opened.onclose = () => {
       show(false);
       if (ended) return;
       // A signed-in token is renewed first (the gateway ends a connection when its token expires).
@@ -78,14 +98,17 @@ export function subscribe(query, variables, onEvent, start) {
   };
   show(false);
   connect();
-  return () => { ended = true; socket.close(); show(false); };
+  return () => { ended = true; socket?.close(); show(false); };
 }
 
 /** `action` (returning a promise) run after a call, at most once every `ms` and never two at a time: a call
  *  while it runs runs it once more when it is done, so the last call is always followed by a complete run.
- *  Unlike a debounce (which restarts its timer on every call), a steady stream of calls still runs it. */
+ *  Unlike a debounce (which restarts its timer on every call), a steady stream of calls still runs it.
+ *  @param {() => Promise<unknown>} action @param {number} ms @returns {() => void} */
 export function throttled(action, ms) {
-  let timer = null, running = false, again = false, last = -Infinity;
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+  let running = false, again = false, last = -Infinity;
   const run = async () => {
     timer = null;
     running = true;
@@ -101,6 +124,8 @@ export function throttled(action, ms) {
   return schedule;
 }
 
+/** `value` as text in HTML (an attribute's or an element's): & < > " ' written as character references.
+ *  @param {unknown} value */
 export function esc(value) {
   return String(value).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }

@@ -3,12 +3,14 @@
 // (api.js: GraphQL and the subscription; status.js: how a status looks; job.js: a job; graph.js: its graph).
 
 import { Unauthorized, esc, gql } from "./api.js";
+import { byId } from "./dom.js";
 import { showJob } from "./job.js";
 import { JOBS } from "./queries.js";
 import { setDoneStatuses, shareBar, statusChips } from "./status.js";
 
 const JOBS_PAGE = 20;
-const main = document.getElementById("main");
+const main = byId("main", HTMLElement);
+/** @type {(() => void) | null} */
 let view = null; // the current page's teardown (closes its subscription)
 
 // ---- token and routing ----------------------------------------------------------------------------------------
@@ -18,20 +20,22 @@ function route() {
   const params = new URLSearchParams(location.hash.slice(1));
   if (view) view();
   view = null;
-  document.getElementById("live").hidden = true; // shown by a page with a subscription
+  byId("live", HTMLElement).hidden = true; // shown by a page with a subscription
   if (!trackingToken.held()) return askForToken();
   const job = params.get("job");
   view = job ? showJob(main, job, failed) : showJobs();
 }
 
+/** The token form, with why it is asked for again (a refused token). */
 function askForToken(message = "") {
   main.innerHTML = `<form class="filter" id="login"><label>Token (X-Auth-Token; a read-only one is enough)
     <input name="token" type="password" autocomplete="off" required autofocus></label>
     <button>Open</button><button type="button" id="sign-in" hidden>Sign in</button>
     <span class="error">${esc(message)}</span></form>`;
-  document.getElementById("login").onsubmit = (event) => {
+  const login = byId("login", HTMLFormElement);
+  login.onsubmit = (event) => {
     event.preventDefault();
-    trackingToken.set(new FormData(event.target).get("token"));
+    trackingToken.set(String(new FormData(login).get("token")));
     route();
   };
   offerSignIn();
@@ -48,6 +52,7 @@ async function offerSignIn() {
   };
 }
 
+/** An error shown above the page, or the token form again for a refused token. @param {Error} error */
 function failed(error) {
   if (error instanceof Unauthorized) {
     trackingToken.forget();
@@ -56,7 +61,7 @@ function failed(error) {
   main.insertAdjacentHTML("afterbegin", `<p class="error">${esc(error.message)}</p>`);
 }
 
-document.getElementById("forget").onclick = () => {
+byId("forget", HTMLButtonElement).onclick = () => {
   trackingToken.forget();
   route();
 };
@@ -64,43 +69,51 @@ window.addEventListener("hashchange", route);
 
 // ---- jobs -----------------------------------------------------------------------------------------------------
 
+/** The jobs list, its first page read again every 15 s; returns the page's teardown. */
 function showJobs() {
+  /** @type {(string | null)[]} */
   const pages = [null]; // the cursor each visited page starts after, for "Previous"
+  /** @type {{ idPrefix?: string, status?: string[] }} */
   let filter = {};
+  let left = false; // the page was left: an answer still on its way must not draw into the next one
   main.innerHTML = `<form class="filter" id="filter">
       <input name="idPrefix" placeholder="job id starts with" aria-label="job id starts with">
       <input name="status" placeholder="has a task in status" aria-label="has a task in status">
       <button>Filter</button><span class="note" id="refreshed"></span></form><div id="jobs">Loading…</div>`;
-  document.getElementById("filter").onsubmit = (event) => {
+  const filterForm = byId("filter", HTMLFormElement);
+  filterForm.onsubmit = (event) => {
     event.preventDefault();
-    const form = new FormData(event.target);
+    const form = new FormData(filterForm);
+    const idPrefix = String(form.get("idPrefix") ?? ""), status = String(form.get("status") ?? "");
     filter = {};
-    if (form.get("idPrefix")) filter.idPrefix = form.get("idPrefix");
-    if (form.get("status")) filter.status = form.get("status").split(",").map((s) => s.trim());
+    if (idPrefix) filter.idPrefix = idPrefix;
+    if (status) filter.status = status.split(",").map((s) => s.trim());
     pages.length = 1;
     load();
   };
   const load = async () => {
     try {
       const { jobs, doneStatuses: done } = await gql(JOBS, { first: JOBS_PAGE, after: pages.at(-1), filter });
+      if (left) return;
       setDoneStatuses(done);
-      document.getElementById("jobs").innerHTML = jobsTable(jobs.edges.map((edge) => edge.node)) +
+      byId("jobs", HTMLElement).innerHTML = jobsTable(jobs.edges.map((/** @type {{ node: JobRow }} */ edge) => edge.node)) +
         `<div class="pager"><button id="previous" ${pages.length > 1 ? "" : "disabled"}>Previous</button>
          <button id="next" ${jobs.pageInfo.hasNextPage ? "" : "disabled"}>Next</button></div>`;
-      document.getElementById("previous").onclick = () => { pages.pop(); load(); };
-      document.getElementById("next").onclick = () => { pages.push(jobs.pageInfo.endCursor); load(); };
+      byId("previous", HTMLButtonElement).onclick = () => { pages.pop(); load(); };
+      byId("next", HTMLButtonElement).onclick = () => { pages.push(jobs.pageInfo.endCursor); load(); };
       // No "live" mark here: this list is polled, not subscribed; it says when it was last read instead.
-      document.getElementById("refreshed").textContent = pages.length === 1
+      byId("refreshed", HTMLElement).textContent = pages.length === 1
         ? `read at ${new Date().toLocaleTimeString()}, again every 15 s` : "";
     } catch (error) {
-      failed(error);
+      if (!left) failed(/** @type {Error} */ (error));
     }
   };
   load();
   const refresh = setInterval(() => { if (pages.length === 1) load(); }, 15000); // the first page stays current
-  return () => clearInterval(refresh);
+  return () => { left = true; clearInterval(refresh); };
 }
 
+/** The jobs as a table (HTML), each a link to its page. @param {JobRow[]} jobs */
 function jobsTable(jobs) {
   if (!jobs.length) return "<p>No jobs.</p>";
   const rows = jobs.map((job) => `<tr data-job="${esc(job.id)}">

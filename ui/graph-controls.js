@@ -118,7 +118,9 @@ function findTasks(tasks, index, wanted) {
   if (byId !== undefined) return [tasks[byId]];
   const lower = wanted.toLowerCase();
   /** @type {GraphTask[]} */
-  const exact = [], partial = [];
+  const exact = [];
+  /** @type {GraphTask[]} */
+  const partial = [];
   for (const task of tasks) {
     const name = (task.name ?? "").toLowerCase();
     if (name === lower) exact.push(task); else if (name.includes(lower)) partial.push(task);

@@ -17,12 +17,23 @@ const PLACEHOLDER_HEIGHT = 12; // the room a pass-through point takes in its ran
 const RETURN_LANE = 40;
 const RETURN_STEP = 16; // how far right of its task (and left of the next) a returning link turns
 
+/** @typedef {{ width: number, height: number }} Box */
+/** @typedef {{ ask: number, count: number, from: Int32Array, to: Int32Array, box: Box,
+ *  gaps: { rank: number, node: number } }} Question */
+/** A long link's pass-through points (node numbers after the tasks'), one per rank it skips from `firstRank`.
+ *  @typedef {{ firstRank: number, nodes: number[] }} Chain */
+/** @typedef {{ list: Chain[], byEdge: (Chain | undefined)[], extra: number, segments: [number, number][] }} Chains */
+/** Nodes (tasks and pass-through points) by neighbour: `up` in the rank before, `down` in the rank after.
+ *  @typedef {number[][]} Neighbours */
+
+/** @param {MessageEvent<Question>} message */
 self.onmessage = ({ data }) => {
   const result = layOut(data);
   self.postMessage({ ask: data.ask, ...result },
     [result.x.buffer, result.y.buffer, result.rank.buffer, result.points.buffer, result.starts.buffer]);
 };
 
+/** @param {Question} question */
 function layOut({ count, from, to, box, gaps }) {
   const rank = ranks(count, from, to);
   const chains = placeholders(count, from, to, rank);
@@ -33,6 +44,8 @@ function layOut({ count, from, to, box, gaps }) {
   const { up, down } = adjacency(total, chains.segments);
   const layers = order(total, rankOf, up, down);
   const y = new Float64Array(total);
+  /** @type {number[]} */
+  const sizes = []; // each rank's height
   let height = 0;
   for (const layer of layers) { // stacked top down, then centred on the tallest rank
     let at = 0;
@@ -41,10 +54,10 @@ function layOut({ count, from, to, box, gaps }) {
       y[node] = at + room / 2;
       at += room;
     }
-    layer.size = at;
+    sizes.push(at);
     height = Math.max(height, at);
   }
-  for (const layer of layers) for (const node of layer) y[node] += (height - layer.size) / 2;
+  layers.forEach((layer, r) => { for (const node of layer) y[node] += (height - sizes[r]) / 2; });
   const pitch = box.width + gaps.rank;
   const x = new Float64Array(total);
   for (let node = 0; node < total; node++) x[node] = rankOf[node] * pitch + box.width / 2;
@@ -56,12 +69,14 @@ function layOut({ count, from, to, box, gaps }) {
 }
 
 /** Longest path from the roots (Kahn's order); tasks on a cycle are placed after what precedes them. A root
- *  that only feeds later ranks moves right, next to its first next task (shorter links). */
+ *  that only feeds later ranks moves right, next to its first next task (shorter links).
+ *  @param {number} count @param {Int32Array} from @param {Int32Array} to */
 function ranks(count, from, to) {
   const rank = new Int32Array(count);
   const waiting = new Int32Array(count);
   const outs = lists(count, from, to);
   for (let edge = 0; edge < to.length; edge++) waiting[to[edge]]++;
+  /** @type {number[]} */
   const queue = [];
   for (let node = 0; node < count; node++) if (!waiting[node]) queue.push(node);
   const placed = new Uint8Array(count);
@@ -91,18 +106,24 @@ function ranks(count, from, to) {
   return rank;
 }
 
+/** Each task's next tasks (a task linked to itself left out). @param {number} count @param {Int32Array} from
+ *  @param {Int32Array} to */
 function lists(count, from, to) {
-  const outs = Array.from({ length: count }, () => []);
+  const outs = Array.from({ length: count }, () => /** @type {number[]} */ ([]));
   for (let edge = 0; edge < from.length; edge++) if (from[edge] !== to[edge]) outs[from[edge]].push(to[edge]);
   return outs;
 }
 
 /** A pass-through point in every rank a link skips (within PLACEHOLDER_BUDGET), and the links between
- *  neighbouring ranks that the ordering sees. */
+ *  neighbouring ranks that the ordering sees.
+ *  @param {number} count @param {Int32Array} from @param {Int32Array} to @param {Int32Array} rank @returns {Chains} */
 function placeholders(count, from, to, rank) {
   let needed = 0;
   for (let edge = 0; edge < from.length; edge++) needed += Math.max(0, rank[to[edge]] - rank[from[edge]] - 1);
-  const list = [], segments = [];
+  /** @type {(Chain | undefined)[]} */
+  const list = [];
+  /** @type {[number, number][]} */
+  const segments = [];
   let extra = 0;
   for (let edge = 0; edge < from.length; edge++) {
     const a = from[edge], b = to[edge], skipped = rank[b] - rank[a] - 1;
@@ -114,27 +135,29 @@ function placeholders(count, from, to, rank) {
     list[edge] = { firstRank: rank[a] + 1, nodes };
     [a, ...nodes, b].reduce((before, node) => { segments.push([before, node]); return node; });
   }
-  return { list: list.filter(Boolean), byEdge: list, extra, segments };
+  return { list: list.filter((chain) => chain !== undefined), byEdge: list, extra, segments };
 }
 
+/** @param {number} total @param {[number, number][]} segments @returns {{ up: Neighbours, down: Neighbours }} */
 function adjacency(total, segments) {
-  const up = Array.from({ length: total }, () => []);
-  const down = Array.from({ length: total }, () => []);
+  const up = Array.from({ length: total }, () => /** @type {number[]} */ ([]));
+  const down = Array.from({ length: total }, () => /** @type {number[]} */ ([]));
   for (const [a, b] of segments) { down[a].push(b); up[b].push(a); }
   return { up, down };
 }
 
 /** Each rank's nodes top to bottom: first as found from the roots, then sorted by the mean position of
- *  their neighbours in the rank before (downward sweeps) or after (upward), SWEEPS times each way. */
+ *  their neighbours in the rank before (downward sweeps) or after (upward), SWEEPS times each way.
+ *  @param {number} total @param {Int32Array} rankOf @param {Neighbours} up @param {Neighbours} down */
 function order(total, rankOf, up, down) {
   let last = 0;
   for (let node = 0; node < total; node++) last = Math.max(last, rankOf[node]);
-  const layers = Array.from({ length: last + 1 }, () => []);
+  const layers = Array.from({ length: last + 1 }, () => /** @type {number[]} */ ([]));
   const seen = new Uint8Array(total);
-  const visit = (start) => { // depth first from each root: related tasks start next to each other
+  const visit = (/** @type {number} */ start) => { // depth first from each root: related tasks start next to each other
     const stack = [start];
     while (stack.length) {
-      const node = stack.pop();
+      const node = /** @type {number} */ (stack.pop());
       if (seen[node]) continue;
       seen[node] = 1;
       layers[rankOf[node]].push(node);
@@ -144,8 +167,9 @@ function order(total, rankOf, up, down) {
   for (let node = 0; node < total; node++) if (!up[node].length) visit(node);
   for (let node = 0; node < total; node++) visit(node);
   const position = new Float64Array(total);
-  const number = (layer) => layer.forEach((node, index) => { position[node] = index; });
+  const number = (/** @type {number[]} */ layer) => layer.forEach((node, index) => { position[node] = index; });
   layers.forEach(number);
+  /** @param {number[]} layer @param {Neighbours} neighbours */
   const sweep = (layer, neighbours) => {
     const keys = new Map(layer.map((node) => {
       const around = neighbours[node];
@@ -154,7 +178,8 @@ function order(total, rankOf, up, down) {
       for (const other of around) sum += position[other];
       return [node, sum / around.length];
     }));
-    layer.sort((a, b) => keys.get(a) - keys.get(b) || position[a] - position[b]);
+    const key = (/** @type {number} */ node) => /** @type {number} */ (keys.get(node));
+    layer.sort((a, b) => key(a) - key(b) || position[a] - position[b]);
     number(layer);
   };
   for (let round = 0; round < SWEEPS; round++) {
@@ -165,9 +190,13 @@ function order(total, rankOf, up, down) {
 }
 
 /** Every link as points: out of the right side of its task, through its pass-through points, into the left
- *  side of its next task. */
+ *  side of its next task.
+ *  @param {number} count @param {Int32Array} from @param {Int32Array} to @param {Chains} chains
+ *  @param {Float64Array} x @param {Float64Array} y @param {Box} box @param {Int32Array} rank
+ *  @param {{ loop: number, back: number }} lanes */
 function paths(count, from, to, chains, x, y, box, rank, lanes) {
   const starts = new Int32Array(from.length + 1);
+  /** @type {number[]} */
   const points = [];
   for (let edge = 0; edge < from.length; edge++) {
     starts[edge] = points.length / 2;

@@ -9,14 +9,14 @@ import { minimapScale } from "./graph-minimap.js";
  *  one transform: screen = layout * k + (x, y). The first view fits the graph if its full labels stay drawn
  *  (READABLE zoom or more), else shows its start (the roots) at full size; `initial` is the transform a redraw
  *  keeps (null: fit again, or start).
- *  @param {HTMLCanvasElement} canvas @param {Layout} layout @param {Scene} scene @param {Transform | null} initial
- *  @returns {Viewport} */
-export function viewport(canvas, layout, scene, initial) {
+ *  @param {HTMLCanvasElement} canvas @param {HTMLCanvasElement} minimap @param {Layout} layout @param {Scene} scene
+ *  @param {Transform | null} initial @returns {Viewport} */
+export function viewport(canvas, minimap, layout, scene, initial) {
   const mover = zoomOn(canvas, layout, scene);
   const { at, set } = mover;
   const k = () => d3.zoomTransform(canvas).k;
   movedByKeys(canvas, mover);
-  movedByMinimap(canvas, layout, mover);
+  movedByMinimap(canvas, minimap, layout, mover);
   new ResizeObserver(() => {
     mover.limit();
     if (mover.fitted) mover.fit(); else scene.draw();
@@ -126,9 +126,9 @@ function movedByKeys(canvas, mover) {
 }
 
 /** A click or a drag in the minimap centres the view on that point, at the same zoom.
- *  @param {HTMLCanvasElement} canvas @param {Layout} layout @param {ReturnType<typeof zoomOn>} mover */
-function movedByMinimap(canvas, layout, mover) {
-  const minimap = /** @type {HTMLCanvasElement} */ (canvas.parentElement?.querySelector(".minimap"));
+ *  @param {HTMLCanvasElement} canvas @param {HTMLCanvasElement} minimap @param {Layout} layout
+ *  @param {ReturnType<typeof zoomOn>} mover */
+function movedByMinimap(canvas, minimap, layout, mover) {
   /** @param {PointerEvent} event */
   const toMinimapPoint = (event) => {
     if (!(event.buttons & 1)) return;

@@ -6,6 +6,7 @@
 // (graph-viewport.js: what is in view), and answers for the graph (its handle and `canvas.graphView`).
 
 import { esc } from "./api.js";
+import { element } from "./dom.js";
 import { focusIn, goToTask, hoverTip, pointerHold, refocus, statusFilter, taskList } from "./graph-controls.js";
 import { layOut } from "./graph-layout-client.js";
 import { MINIMAP } from "./graph-looks.js";
@@ -43,7 +44,7 @@ export async function drawGraph(container, job, onSelect, before = null) {
   /** @type {GraphState} */
   const state = { selected: -1, blocking: new Set(), focused: -1, dim: filter.chosen(), timed: graph.timed };
   const scene = makeScene(parts.canvas, parts.minimap, tasks, layout, critical, state);
-  const view = viewport(parts.canvas, layout, scene, kept.transform);
+  const view = viewport(parts.canvas, parts.minimap, layout, scene, kept.transform);
   parts.typed.value = kept.typed;
   /** @type {Drawn} */
   const drawn = { container, graph, layout, critical, state, scene, view, parts, onSelect, refocusing: false,
@@ -197,21 +198,15 @@ function markup(tasks, listed) {
 
 /** The elements of `markup` the view wires. @param {HTMLElement} container @returns {GraphParts} */
 function partsOf(container) {
-  /** @template {Element} T @param {string} selector @param {new () => T} kind @returns {T} */
-  const one = (selector, kind) => {
-    const element = container.querySelector(selector);
-    if (!(element instanceof kind)) throw new Error(`the graph's markup has no ${selector}`);
-    return element;
-  };
   return {
-    canvas: /** @type {GraphCanvas} */ (one(".graph-canvas", HTMLCanvasElement)),
-    minimap: one(".minimap", HTMLCanvasElement),
-    tip: one(".tip", HTMLDivElement),
-    tools: one(".tools", HTMLDivElement),
-    goto: one(".goto", HTMLFormElement),
-    typed: one(".goto input", HTMLInputElement),
-    note: one(".goto-note", HTMLSpanElement),
-    filter: one(".dim-filter", HTMLSelectElement),
+    canvas: /** @type {GraphCanvas} */ (element(container, ".graph-canvas", HTMLCanvasElement)),
+    minimap: element(container, ".minimap", HTMLCanvasElement),
+    tip: element(container, ".tip", HTMLDivElement),
+    tools: element(container, ".tools", HTMLDivElement),
+    goto: element(container, ".goto", HTMLFormElement),
+    typed: element(container, ".goto input", HTMLInputElement),
+    note: element(container, ".goto-note", HTMLSpanElement),
+    filter: element(container, ".dim-filter", HTMLSelectElement),
   };
 }
 

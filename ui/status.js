@@ -3,8 +3,10 @@
 
 import { esc } from "./api.js";
 
+/** @type {Set<string | null | undefined>} */
 let doneStatuses = new Set(); // the gateway's TRACKING_DONE_STATUSES (Query.doneStatuses), read with every page
 
+/** @param {string[]} statuses Query.doneStatuses */
 export function setDoneStatuses(statuses) {
   doneStatuses = new Set(statuses);
 }
@@ -27,7 +29,8 @@ chipColours.replaceSync(Object.values(LOOKS).map(({ name, fill, text }) =>
 document.adoptedStyleSheets = [...document.adoptedStyleSheets, chipColours];
 
 /** { fill, text, icon, meaning } of a status (null: the task has none). SKIPPED stays "skipped" even when the
- *  gateway counts it as done; the other done statuses come from the gateway, never from a list here. */
+ *  gateway counts it as done; the other done statuses come from the gateway, never from a list here.
+ *  @param {string | null | undefined} status */
 export function look(status) {
   if (status === "SKIPPED") return LOOKS.skipped;
   if (doneStatuses.has(status)) return LOOKS.done;
@@ -37,6 +40,8 @@ export function look(status) {
   return LOOKS.other;
 }
 
+/** A status as a chip (HTML): its look's colours, icon and text, and a count after it (null: none).
+ *  @param {string | null | undefined} status @param {number | null} [count] */
 export function chip(status, count = null) {
   const { name, icon, meaning } = look(status);
   return `<span class="chip look-${name}" title="${esc(meaning)}">${icon}
@@ -44,7 +49,8 @@ export function chip(status, count = null) {
 }
 
 /** A bar of `shares` ([{ fraction, fill, title }], fractions of 1 side by side), drawn in SVG: its widths and
- *  colours are SVG attributes, which the page's policy allows where `style` attributes are refused. */
+ *  colours are SVG attributes, which the page's policy allows where `style` attributes are refused.
+ *  @param {string} className @param {{ fraction: number, fill?: string, title?: string }[]} shares */
 export function shareBar(className, shares) {
   let x = 0;
   const rects = shares.map(({ fraction, fill, title }) => {
@@ -56,6 +62,7 @@ export function shareBar(className, shares) {
   return `<svg class="${className}" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">${rects.join("")}</svg>`;
 }
 
+/** A chip per status with its count (Job.statusCounts). @param {StatusCount[]} counts */
 export function statusChips(counts) {
   return counts.map(({ status, count }) => chip(status, count)).join("");
 }

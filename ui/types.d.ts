@@ -30,6 +30,33 @@ declare global {
     fresh(): Promise<boolean>;
   };
 
+  /** An error of a GraphQL answer (its code in `extensions.code`, the field it refused in `path`). */
+  interface GraphQLError {
+    message: string;
+    path?: (string | number)[];
+    extensions?: { code?: string };
+  }
+
+  /** A GraphQL answer: `data` (any: its shape is the query's, which the tests validate) and the errors. */
+  interface GraphQLAnswer {
+    data?: any;
+    errors?: GraphQLError[];
+  }
+
+  /** How many tasks have a status (null: none), as Job.statusCounts and Job.levels count them. */
+  interface StatusCount {
+    status: string | null;
+    count: number;
+  }
+
+  /** A job as the jobs list reads it (Query.jobs). */
+  interface JobRow {
+    id: string;
+    taskCount: number;
+    statusCounts: StatusCount[];
+    summary: { progress: number; lastUpdate: string | null };
+  }
+
   /** A task as the graph reads it (Query.job.tasks, the neighbourhood's tasks, an event's task). */
   interface GraphTask {
     id: string;
@@ -172,6 +199,114 @@ declare global {
   }
 
   type OnSelect = (taskId: string, options?: { centre?: boolean }) => void;
+
+  /** A task of the drill-down (Query.task with its ancestors and descendants to a depth). */
+  interface HoodTask extends GraphTask {
+    nexts: { id: string }[];
+    ancestors: (GraphTask & { nexts: { id: string }[] })[];
+    descendants: (GraphTask & { nexts: { id: string }[] })[];
+  }
+
+  /** What showNeighbourhood resolves to: the drill-down's answers to the job page. */
+  interface Neighbourhood {
+    taskId: string;
+    mark(selectedId: string, blockingIds: string[]): void;
+    paint(task: GraphTask): void;
+    centre(taskId: string): void;
+    close(): void;
+  }
+
+  /** A row of the timeline: a stage's heading, or a task with a start time (finish null: running). */
+  type TimelineRow = { stage: number } | TaskRow;
+  interface TaskRow {
+    task: GraphTask;
+    start: number;
+    finish: number | null;
+  }
+
+  /** A job's timeline in a container (timeline.js): drawn again by `update`, keeping its window. */
+  interface Timeline {
+    root: HTMLElement;
+    update(job: GraphJob): void;
+    mark(taskId: string, reveal: boolean): void;
+  }
+
+  /** A job's head (Query.job: its counts and progress). */
+  interface JobHead {
+    id: string;
+    taskCount: number;
+    statusCounts: StatusCount[];
+    summary: { doneCount: number; progress: number; lastUpdate: string | null; durationMs: number | null; firstStart: string | null };
+  }
+
+  /** A stage of a big job (Job.levels). */
+  interface Level {
+    depth: number;
+    count: number;
+    blockedCount: number;
+    statusCounts: StatusCount[];
+  }
+
+  /** An event of the job's subscription (Subscription.taskEvents). */
+  interface TaskEvent {
+    kind: string;
+    taskId: string;
+    cursor: string;
+    changedFields: string[];
+    task: GraphTask | null;
+  }
+
+  /** The selected task's details (Query.task with DETAIL_FIELDS, its links and history). */
+  interface TaskDetails extends GraphTask {
+    [field: string]: unknown;
+    blockedBy: GraphTask[];
+    previous: GraphTask[];
+    nexts: GraphTask[];
+    history: { at: string; kind: string; changedFields: string[]; status: string | null }[];
+  }
+
+  /** A row of the big-job table (Job.taskPage's nodes). */
+  interface TaskRowNode extends GraphTask {
+    type: string | null;
+    updateTimestamp: string | null;
+  }
+
+  /** Where a page of a connection ends (Relay's PageInfo). */
+  interface PageInfo {
+    hasNextPage: boolean;
+    endCursor: string | null;
+  }
+
+  /** The table that replaces the graph of a big job (job.js taskTable). */
+  interface TaskTable {
+    refresh(): Promise<void>;
+    refreshSoon(): void;
+    offer(statusCounts: StatusCount[]): void;
+    recountLevels(): void;
+    mark(taskId: string | null): void;
+  }
+
+  /** A job's page (job.js showJob): what is shown, and the answers still on their way must check `closed`. */
+  interface JobPage {
+    jobId: string;
+    /** The column that holds the graph, the timeline or the big-job table. */
+    column: HTMLElement;
+    /** The Graph and Timeline tabs (hidden over GRAPH_LIMIT tasks). */
+    tabs: HTMLElement;
+    /** Job.levels asked for on opening the page, before the job's size is known; the table uses it once. */
+    firstLevels: Promise<Level[] | Error> | null;
+    failed(error: Error): void;
+    view: string;
+    graph: GraphHandle | null;
+    table: TaskTable | null;
+    hood: Neighbourhood | null;
+    tasks: Map<string, GraphTask>;
+    selected: string | null;
+    noPath: string | null;
+    loading: boolean;
+    closed: boolean;
+    select: OnSelect;
+  }
 
   /** What drawGraph resolves to. */
   interface GraphHandle {

@@ -41,3 +41,5 @@ WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "ui": ui.measure,
     "graph_view": graph_view.measure,
 }
+ALONE: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {"links-cpu": links.measure_cpu}
+"""Rows a workload above also measures, by a name of their own to measure them alone (not run by `make bench`)."""

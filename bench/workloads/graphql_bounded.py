@@ -1,6 +1,6 @@
 """GraphQL that does bounded work: a whole 20,000-task job with every task's history (time, MongoDB reads, the
-gateway's memory before and after), and a hostile query, thirty aliases of a whole job's transitive walks and
-histories, refused by the cost budget (time to refusal).
+gateway's memory before, during and after, over repeats), and a hostile query, thirty aliases of a whole job's
+transitive walks and histories, refused by the cost budget (time to refusal).
 
 `python -m bench.workloads.graphql_bounded 200` runs these rows alone on a job of 200 tasks: its own mongod
 and gateway, to check they run (the figures of `make bench` are at 20,000)."""
@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 
 from bench.data import DB, Database
 from bench.measure import REPORT, Bound, Row, Run, Target, median_of, timed
-from bench.processes import TOKEN, rss_mb, start, wait_until_up
+from bench.processes import TOKEN, rss_mb, rss_while, start, wait_until_up
 from bench.profiler import count_task_reads
 from bench.report import print_table
 from gateway.embedded import EmbeddedMongo, free_port
@@ -31,6 +31,12 @@ FIRST_ID = 3_000_000_000
 """Far above the ids the other workloads create."""
 HISTORY_TARGET = Target((Bound("gateway", "<=", 3000, "ms"), Bound("reads", "<=", 3, "reads")))
 REFUSAL_TARGET = Target((Bound("gateway", "<=", 50, "ms"),))
+MEMORY_REPEATS = 5
+"""Whole-job history answers in a row, the gateway's RSS read after each: what it keeps must not grow."""
+GROWTH_TARGET = Target((Bound("gateway", "<=", 10, "MB"),))
+"""RSS after the last repeat over RSS after the first: a little for caches that fill once, no answer's worth."""
+SETTLE_S = 1.0
+"""Waited after an answer before reading RSS: the response sent, the request's objects dropped."""
 HISTORY_QUERY = f'{{ job(id: "{JOB}") {{ tasks {{ id history {{ at kind }} }} }} }}'
 HOSTILE_ALIAS = "tasks { id etag blockedBy(transitive: true) { id } history { at kind } }"
 HOSTILE_QUERY = f'{{ job(id: "{JOB}") {{ ' + " ".join(f"a{index}: {HOSTILE_ALIAS}" for index in range(30)) + " } }"
@@ -88,9 +94,14 @@ async def history_rows(session: aiohttp.ClientSession, gateway: str, db: Databas
     before = rss_mb(pid)
     answer_s = await median_of(lambda: timed(whole_job), rounds=3)
     reads = await count_task_reads(db, whole_job, ("tasks", "task_history"))
-    await asyncio.sleep(1)  # the answer sent and dropped
-    after = rss_mb(pid)
+    during, after = [], []
+    for _ in range(MEMORY_REPEATS):
+        peak, _answer = await rss_while(pid, whole_job())
+        during.append(peak)
+        await asyncio.sleep(SETTLE_S)
+        after.append(rss_mb(pid))
     refusal_s = await median_of(lambda: timed(hostile))
+    repeats = ", ".join(f"{value:.0f}" for value in after)
     return [
         Row(
             f"GraphQL {size}-task job, every task's history (time)",
@@ -104,12 +115,22 @@ async def history_rows(session: aiohttp.ClientSession, gateway: str, db: Databas
         ),
         Row(
             f"gateway RSS after the {size}-task history answers",
-            after,
+            after[-1],
             before,
             "MB",
-            after / before,
+            after[-1] / before,
             REPORT,
-            "reference: RSS before them",
+            f"reference: RSS before them; peak while answering {max(during):.0f} MB; after each of "
+            f"{MEMORY_REPEATS} answers in a row: {repeats} MB",
+        ),
+        Row(
+            f"gateway RSS growth over {MEMORY_REPEATS} {size}-task history answers",
+            after[-1] - after[0],
+            after[0],
+            "MB",
+            after[-1] / after[0],
+            GROWTH_TARGET,
+            "RSS after the last answer minus after the first (reference: after the first)",
         ),
         Row(
             "GraphQL 30 aliases of a whole job's walks (refusal)",

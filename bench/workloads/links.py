@@ -1,12 +1,14 @@
 """PUT /tracking/task/{id}/next: one sequential client against one sequential raw client, 32 clients on 32 jobs
 against 32 concurrent raw clients on 32 jobs (like with like: the same concurrency over the same kind of jobs,
-judged by CPU per link), and 32 clients on one job and over two gateways."""
+judged by CPU per link, both sides in alternate rounds), and 32 clients on one job and over two gateways.
+`python -m bench links-cpu` measures the judged row alone."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -15,7 +17,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.write_concern import WriteConcern
 
 from bench.data import Client, Database, task_doc
-from bench.measure import CONCURRENCY, REPORT, CpuMeter, Row, Run, at_most, median_of
+from bench.measure import CONCURRENCY, REPORT, ROUNDS, CpuMeter, Row, Run, at_most, median_of, medians_alternating
 
 MAJORITY = WriteConcern("majority")
 CPU_OF_RAW = at_most(2.0)
@@ -86,6 +88,38 @@ class LinkLoad:
         return clients * per_client / (time.perf_counter() - started)
 
 
+@dataclass
+class Concurrent:
+    """The judged comparison: 32 clients on 32 jobs through one gateway against 32 concurrent raw clients on 32
+    jobs, in alternate rounds (the same stretch of mongod's state for both sides), each side's medians."""
+
+    rate: float
+    raw_rate: float
+    cpu_ms: float
+    raw_cpu_ms: float
+
+    def cpu_row(self) -> Row:
+        return Row("links: CPU per link, 32 clients on 32 jobs vs 32 raw clients' 2-update transactions",
+                   self.cpu_ms, self.raw_cpu_ms, "CPU ms", self.cpu_ms / self.raw_cpu_ms, CPU_OF_RAW,
+                   "gateway + mongod vs driver clients + mongod, the same concurrency and jobs")  # fmt: skip
+
+
+async def concurrent(load: LinkLoad, client: Client, gateway: str) -> Concurrent:
+    rates: list[float] = []
+    raw_rates: list[float] = []
+
+    async def ours() -> float:
+        rates.append(await load.rate([gateway], CONCURRENCY, 25))
+        return load.cpu_ms[-1]
+
+    async def raw() -> float:
+        raw_rates.append(await load.raw_rate(client, CONCURRENCY, 25))
+        return load.cpu_ms[-1]
+
+    cpu_ms, raw_cpu_ms = await medians_alternating(ours, raw, ROUNDS)
+    return Concurrent(statistics.median(rates[1:]), statistics.median(raw_rates[1:]), cpu_ms, raw_cpu_ms)
+
+
 async def link_rows(
     session: aiohttp.ClientSession,
     gateways: list[str],
@@ -101,26 +135,18 @@ async def link_rows(
     one, two = gateways[:1], gateways[:2]
     sequential = await median_of(lambda: load.rate(one, 1, 150), rounds=3)
     raw = await median_of(lambda: load.raw_rate(client, 1, 150), rounds=3, warmups=0)
-    await load.raw_rate(client, CONCURRENCY, 25)  # warm-up
-    load.cpu_ms.clear()
-    raw_concurrent = await median_of(lambda: load.raw_rate(client, CONCURRENCY, 25), rounds=3, warmups=0)
-    raw_cpu_ms = statistics.median(load.cpu_ms)
-    await load.rate(one, CONCURRENCY, 25)  # warm-up
-    load.cpu_ms.clear()
-    distinct = await median_of(lambda: load.rate(one, CONCURRENCY, 25), rounds=3, warmups=0)
-    distinct_cpu_ms = statistics.median(load.cpu_ms)
+    judged = await concurrent(load, client, gateways[0])
+    distinct = judged.rate
     one_job = await median_of(lambda: load.rate(one, CONCURRENCY, 25, one_job=True), rounds=3)
     both = await median_of(lambda: load.rate(two, CONCURRENCY, 25), rounds=3)
     return [
         Row("links: 1 sequential client vs 1 raw client's 2-update transactions", sequential, raw, "links/s",
             sequential / raw, REPORT, "the gateway also checks ids and cycles"),
-        Row("links: 32 clients on 32 jobs vs 32 raw clients on 32 jobs", distinct, raw_concurrent, "links/s",
-            distinct / raw_concurrent, REPORT),
+        Row("links: 32 clients on 32 jobs vs 32 raw clients on 32 jobs", distinct, judged.raw_rate, "links/s",
+            distinct / judged.raw_rate, REPORT),
         Row("links: 32 clients on 32 jobs vs 1 sequential client", distinct, sequential, "links/s",
             distinct / sequential, REPORT),
-        Row("links: CPU per link, 32 clients on 32 jobs vs 32 raw clients' 2-update transactions", distinct_cpu_ms,
-            raw_cpu_ms, "CPU ms", distinct_cpu_ms / raw_cpu_ms, CPU_OF_RAW,
-            "gateway + mongod vs driver clients + mongod, the same concurrency and jobs"),
+        judged.cpu_row(),
         Row("links: 32 clients on one job vs on 32 jobs", one_job, distinct, "links/s", one_job / distinct,
             REPORT, "one job's additions take turns"),
         Row("links: 2 gateways vs 1, 32 clients on 32 jobs", both, distinct, "links/s", both / distinct,
@@ -130,3 +156,9 @@ async def link_rows(
 
 async def measure(run: Run) -> list[Row]:
     return await link_rows(run.session, [run.gateway, run.second_gateway], run.db, run.client, run.ids, run.cpu)
+
+
+async def measure_cpu(run: Run) -> list[Row]:
+    """The judged row alone (`python -m bench links-cpu`)."""
+    load = LinkLoad(run.session, run.db, run.ids, run.cpu)
+    return [(await concurrent(load, run.client, run.gateway)).cpu_row()]

@@ -3,6 +3,7 @@
 - listing.py: a page of jobs, newest activity first, read at one snapshot however jobs change meanwhile;
 - summaries.py: counts, status counts and times of any number of jobs in one `$group`;
 - levels.py: a job's stages counted by status, from every task's links and status only;
+- sizes.py: how many tasks some jobs hold, counted on the index up to a bound (the GraphQL cost budget's);
 - reads.py: JobReads, the reads of whole jobs (the above, a job's tasks, task pages, critical path);
 - queries.py: JobQueries, those reads as the graph store's methods, bounded by the deadline.
 

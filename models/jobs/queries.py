@@ -47,6 +47,12 @@ class JobQueries:
         return await self._jobs.summaries(jobs_in_scope(job_ids, self.scope))
 
     @bounded
+    async def job_task_counts(self, job_ids: Collection[str], at_most: int) -> dict[str, int]:
+        """Each job's number of tasks, by job id, counted on the index up to `at_most` (models.jobs.sizes): what
+        the GraphQL cost budget reads when the traversal bound would refuse an operation."""
+        return await self._jobs.task_counts(job_ids, at_most)
+
+    @bounded
     async def job_exists(self, job_id: str) -> bool:
         """Whether any task belongs to the job."""
         return in_scope(job_id, self.scope) and await self._jobs.exists(job_id)

@@ -36,6 +36,7 @@ from models.jobs.listing import (
     jobs_page,
     jobs_pipeline,
 )
+from models.jobs.sizes import count_job_tasks
 from models.jobs.summaries import JobSummary, ProjectedJob, summaries, summaries_pipeline
 from models.storage import LIST_BATCH_SIZE, Storage
 from models.stored_task import TaskDoc, readable_projected_tasks, readable_tasks
@@ -95,6 +96,10 @@ class JobReads:
         """Counts, status counts and times of each of these jobs that has tasks, by job id, in one aggregation."""
         rows = await (await self._storage.tasks.aggregate(summaries_pipeline(job_ids))).to_list(None)
         return summaries(rows, job_ids, self._done_statuses)
+
+    async def task_counts(self, job_ids: Collection[str], at_most: int) -> dict[str, int]:
+        """Each job's number of tasks, counted on the index up to `at_most` (models.jobs.sizes)."""
+        return await count_job_tasks(self._storage, job_ids, at_most)
 
     async def exists(self, job_id: str) -> bool:
         """Whether any task belongs to the job."""

@@ -1,0 +1,63 @@
+"""The cost budget (TRACKING_GRAPHQL_MAX_COST) checked before anything runs: an operation whose estimated cost
+(graphql_schema.cost) is over it is refused with COST_LIMIT_EXCEEDED; every query and mutation it lets run
+reports its estimate and the budget in the answer's `extensions.cost`.
+
+The estimate first stands the traversal bound in for the size of every job the operation names by id: nearly
+every operation fits so, and costs no read. Only an operation that bound would refuse has those jobs' tasks
+counted (models.jobs.sizes: one count per job, on the index, stopping past the bound), and is estimated again
+with the counts: a job's task count never exceeds the bound it stands in for, so the outcome is exactly what
+costing by the real sizes from the start would give, without a round trip for the operations that fit anyway.
+
+The count runs before the operation's deadline starts (graphql_schema.deadline), under a deadline of its own
+(TRACKING_MONGODB_TIMEOUT_MS): a hook that raises (the refusal) must come before any hook holding state across
+execution, which Strawberry would not unwind. When MongoDB does not answer the count, the operation is answered
+UNAVAILABLE without running, so it still waits one deadline at most."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from graphql_schema.context import Context
+from graphql_schema.cost import Bounds, Estimate, cost_limit_error, estimate_cost
+
+log = logging.getLogger("gateway.graphql")
+
+
+class CostBudget(SchemaExtension):
+    """Refuses an operation whose estimated cost is over the budget before anything else runs (after parsing and
+    validation: the estimate walks a valid document); reports the estimate and the budget of every query and
+    mutation it lets run in the answer's `extensions.cost`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported: dict[str, int] = {}
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        document = execution.graphql_document
+        if isinstance(context, Context) and document is not None:
+
+            def estimate(bounds: Bounds) -> Estimate | None:
+                schema = execution.schema._schema
+                return estimate_cost(schema, document, execution.operation_name, execution.variables, bounds)
+
+            found = estimate(Bounds(context.max_traversal))
+            if found is not None and found.cost > context.max_cost and found.sized_jobs:
+                counts = await context.store.job_task_counts(found.sized_jobs, context.max_traversal + 1)
+                found = estimate(Bounds(context.max_traversal, counts))
+            if found is not None:
+                if found.cost > context.max_cost:
+                    log.info("GraphQL operation refused: estimated cost %d over %d", found.cost, context.max_cost)
+                    raise cost_limit_error(found.cost, context.max_cost)
+                if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
+                    self.reported = {"estimated": found.cost, "limit": context.max_cost}
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        return {"cost": self.reported} if self.reported else {}
