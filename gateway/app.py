@@ -33,6 +33,7 @@ from gateway.middleware import (
 from gateway.observability import HttpMetrics, metrics, never_log
 from gateway.server_spans import ServerSpans
 from gateway.settings import Settings
+from gateway.sign_in import install_sign_in
 from gateway.tracing import Tracing, start_tracing
 from models import GraphStore
 from models.tokens import TokenCache
@@ -41,9 +42,18 @@ from rest.guard import PREFIX as REST_PREFIX
 from ui import UI_DIR
 from web.auth import Callers, TokenRegistry, generated_token
 from web.named_tokens import NamedTokenCallers
-from web.page_security import LIVE_VIEW, REDOC, SWAGGER_UI, SecurityHeadersMiddleware, page_headers, page_response
+from web.oidc import OidcVerifier
+from web.page_security import (
+    LIVE_VIEW,
+    REDOC,
+    SWAGGER_UI,
+    SecurityHeadersMiddleware,
+    page_headers,
+    page_response,
+    signing_in,
+)
 from web.rate_limits import CallerLimits
-from web.state import GatewayState
+from web.state import GatewayState, gateway_state
 
 
 class GatewayApp(FastAPI):
@@ -108,8 +118,10 @@ def install_live_view(app: FastAPI) -> None:
         return RedirectResponse("/ui/")
 
     @app.get("/ui/", include_in_schema=False)
-    async def live_view() -> FileResponse:
-        return FileResponse(UI_DIR / "index.html", media_type="text/html", headers=page_headers(LIVE_VIEW))
+    async def live_view(request: Request) -> FileResponse:
+        verifier = gateway_state(request)["oidc"]
+        policy = signing_in(LIVE_VIEW, verifier.page_token_endpoint if verifier is not None else None)
+        return FileResponse(UI_DIR / "index.html", media_type="text/html", headers=page_headers(policy))
 
     @app.get("/ui/{name}", include_in_schema=False)
     async def live_view_file(name: str) -> FileResponse:
@@ -140,7 +152,7 @@ def middleware_stack(settings: Settings, tracer: Tracer | None = None) -> list[M
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["X-Auth-Token", "Content-Type", "Accept", "X-Request-ID", "Idempotency-Key"],
+        allow_headers=["X-Auth-Token", "Authorization", "Content-Type", "Accept", "X-Request-ID", "Idempotency-Key"],
         expose_headers=["X-Request-ID"],
         max_age=600,
     )
@@ -157,6 +169,24 @@ def middleware_stack(settings: Settings, tracer: Tracer | None = None) -> list[M
         Middleware(ExpectContinueMiddleware, prefix=REST_PREFIX),  # 100 Continue before every REST operation
         Middleware(FastTaskRead),  # GET /tracking/task/{taskId} without the router (rest.fast_read)
     ]
+
+
+@asynccontextmanager
+async def bearer_verifier(settings: Settings) -> AsyncIterator[OidcVerifier | None]:
+    """The verifier of bearer JWTs (None without TRACKING_OIDC_ISSUER). Its keys are asked for in the background
+    at once: an issuer that cannot be reached is logged and never stops the gateway (web.oidc_keys)."""
+    config = settings.oidc
+    if config is None:
+        yield None
+        return
+    verifier = OidcVerifier(config)
+    warming = asyncio.create_task(verifier.warm_up())
+    try:
+        yield verifier
+    finally:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+        await verifier.keys.aclose()
 
 
 @asynccontextmanager
@@ -211,15 +241,17 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
             async with (
                 owned_backend(settings, tracing) if backend is None else borrowed(backend) as current,
                 named_tokens(current.store, settings) as cache,
+                bearer_verifier(settings) as oidc,
             ):
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "callers": Callers(environment, NamedTokenCallers(cache)),
+                    "callers": Callers(environment, NamedTokenCallers(cache), bearer=oidc),
                     "caller_limits": caller_limits,
                     "settings": settings,
                     "limits": settings.limits,
                     "tracer": tracer,
+                    "oidc": oidc,
                 }
                 yield state
         finally:
@@ -252,6 +284,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     )
     app.add_route("/metrics", metrics, include_in_schema=False)
     install_pages(app)
+    install_sign_in(app, settings)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:

@@ -20,6 +20,20 @@ from models import GraphError
 from models.archive import read_archive, write_archive
 
 OpenBackend = Callable[[Settings], Awaitable[Backend]]
+Work = Callable[[Backend, Settings], Awaitable[Iterable[str]]]
+"""What a command does with the backend: the lines it prints on success."""
+
+
+def command_runner(open_backend: OpenBackend, settings_or_exit: Callable[[], Settings]) -> Callable[[Work], None]:
+    """How every command that works on the database runs: settings read, logging configured, the backend opened
+    and closed, the work's lines printed, exit 0; or exit 1 with one line on stderr for a refused change."""
+
+    def run(work: Work) -> None:
+        settings = settings_or_exit()
+        configure_logging(settings.log_level, settings.log_format)
+        sys.exit(uvloop.run(_run(settings, open_backend, work)))
+
+    return run
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -43,11 +57,7 @@ def install_maintenance_commands(
     main: click.Group, open_backend: OpenBackend, settings_or_exit: Callable[[], Settings]
 ) -> None:
     """Add archive, restore and purge to the `tracking-gateway` group."""
-
-    def run(work: Callable[[Backend, Settings], Awaitable[Iterable[str]]]) -> None:
-        settings = settings_or_exit()
-        configure_logging(settings.log_level, settings.log_format)
-        sys.exit(uvloop.run(_run(settings, open_backend, work)))
+    run = command_runner(open_backend, settings_or_exit)
 
     @main.command()
     @click.option("--job-id", required=True, help="The job to archive.")
@@ -110,9 +120,7 @@ def install_maintenance_commands(
         run(work)
 
 
-async def _run(
-    settings: Settings, open_backend: OpenBackend, work: Callable[[Backend, Settings], Awaitable[Iterable[str]]]
-) -> int:
+async def _run(settings: Settings, open_backend: OpenBackend, work: Work) -> int:
     backend = await open_backend(settings)
     try:
         lines = list(await work(backend, settings))

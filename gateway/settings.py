@@ -10,8 +10,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models import defaults
 from models.fanout import LiveLimits
+from web import oidc
 from web.auth import token_problem
 from web.limits import MAX_IDS_PER_REQUEST, MAX_NESTING, MAX_XML_ATTRIBUTES, RequestLimits
+from web.oidc_keys import url_problem
 
 ENV_PREFIX = "TRACKING_"
 ASCII_SPACE = " \t\r\n"
@@ -108,6 +110,21 @@ class Settings(BaseSettings):
     retention_archive_dir: Path | None = None
     purge_batch: int = Field(default=1000, ge=1, le=MAX_PURGE_BATCH)
 
+    # OpenID Connect (web.oidc): with an issuer and an audience, `Authorization: Bearer <JWT>` from that issuer is a
+    # credential; with a client id too, the pages offer "Sign in" (authorization code with PKCE, a public client).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = Field(default=None, min_length=1)
+    oidc_scope_claim: str = Field(default="scope", min_length=1)
+    oidc_jobs_claim: str = Field(default="tracking_jobs", min_length=1)
+    oidc_algorithms: Annotated[tuple[str, ...], NoDecode] = oidc.DEFAULT_ALGORITHMS
+    oidc_leeway_s: int = Field(default=oidc.DEFAULT_LEEWAY_S, ge=0, le=300)
+    oidc_keys_max_age_s: int = Field(default=oidc.DEFAULT_KEYS_MAX_AGE_S, ge=60, le=86_400)
+    oidc_keys_min_interval_s: int = Field(default=oidc.DEFAULT_KEYS_MIN_INTERVAL_S, ge=1, le=3600)
+    oidc_http_timeout_ms: int = Field(default=oidc.DEFAULT_HTTP_TIMEOUT_MS, ge=100, le=60_000)
+    oidc_client_id: str | None = Field(default=None, min_length=1)
+    oidc_client_scopes: str = Field(default="openid tracking:read tracking:write", min_length=1)
+    oidc_page_token: str = Field(default="access_token", pattern=r"^(access_token|id_token)$")
+
     # Traces (gateway.tracing): OpenTelemetry's own variables, without the TRACKING_ prefix (their alias). No
     # endpoint, OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none: no tracing at all.
     otel_exporter_otlp_endpoint: str | None = Field(default=None, validation_alias="otel_exporter_otlp_endpoint")
@@ -173,7 +190,33 @@ class Settings(BaseSettings):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
 
-    @field_validator("api_tokens", "read_tokens", "cors_origins", "done_statuses", mode="before")
+    @field_validator("oidc_issuer", "oidc_audience", "oidc_client_id", mode="before")
+    @classmethod
+    def _blank_oidc_means_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_is_https(cls, value: str | None) -> str | None:
+        problem = url_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _algorithms_are_asymmetric(cls, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+        refused = [algorithm for algorithm in algorithms if algorithm not in oidc.ASYMMETRIC_ALGORITHMS]
+        if refused or not algorithms:
+            raise ValueError(
+                f"{', '.join(refused) or 'nothing'} is not an asymmetric signature algorithm; list some of "
+                + ", ".join(oidc.ASYMMETRIC_ALGORITHMS)
+            )
+        return algorithms
+
+    @field_validator("api_tokens", "read_tokens", "cors_origins", "done_statuses", "oidc_algorithms", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
@@ -202,6 +245,32 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL (OTLP over HTTP/protobuf)")
         return value
+
+    @model_validator(mode="after")
+    def _oidc_is_whole(self) -> Settings:
+        if (self.oidc_issuer is None) != (self.oidc_audience is None):
+            raise ValueError("TRACKING_OIDC_ISSUER and TRACKING_OIDC_AUDIENCE go together: set both or neither")
+        if self.oidc_client_id is not None and self.oidc_issuer is None:
+            raise ValueError("TRACKING_OIDC_CLIENT_ID needs TRACKING_OIDC_ISSUER and TRACKING_OIDC_AUDIENCE")
+        return self
+
+    @property
+    def oidc(self) -> oidc.OidcConfig | None:
+        """How bearer tokens are verified; None without an issuer (no bearer token is then a credential)."""
+        if self.oidc_issuer is None or self.oidc_audience is None:
+            return None
+        return oidc.OidcConfig(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            scope_claim=self.oidc_scope_claim,
+            jobs_claim=self.oidc_jobs_claim,
+            algorithms=self.oidc_algorithms,
+            leeway_s=self.oidc_leeway_s,
+            keys_max_age_s=self.oidc_keys_max_age_s,
+            keys_min_interval_s=self.oidc_keys_min_interval_s,
+            http_timeout_ms=self.oidc_http_timeout_ms,
+            client_id=self.oidc_client_id,
+        )
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> Settings:

@@ -5,21 +5,17 @@ A secret is printed once, by `create`, alone on the last line of standard output
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import click
-import uvloop
 
-from gateway.backend import Backend
-from gateway.observability import configure_logging
+from gateway.maintenance import OpenBackend, command_runner
 from gateway.settings import Settings
-from models import GraphError, defaults
+from models import defaults
 from models.tokens import NamedTokens
 
-OpenBackend = Callable[[Settings], Awaitable[Backend]]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_EXPIRY = timedelta(days=3660)
 
@@ -85,10 +81,10 @@ def install_token_commands(
 ) -> None:
     """Add `token create|list|revoke` to the `tracking-gateway` group."""
 
+    run_with_backend = command_runner(open_backend, settings_or_exit)
+
     def run(work: Callable[[NamedTokens], Awaitable[list[str]]]) -> None:
-        settings = settings_or_exit()
-        configure_logging(settings.log_level, settings.log_format)
-        sys.exit(uvloop.run(_run(settings, open_backend, work)))
+        run_with_backend(lambda backend, _settings: work(backend.store.named_tokens()))
 
     @main.group()
     def token() -> None:
@@ -130,19 +126,3 @@ def install_token_commands(
             return [f"revoked token {name!r}"]
 
         run(work)
-
-
-async def _run(
-    settings: Settings, open_backend: OpenBackend, work: Callable[[NamedTokens], Awaitable[list[str]]]
-) -> int:
-    backend = await open_backend(settings)
-    try:
-        lines = await work(backend.store.named_tokens())
-    except GraphError as error:
-        click.echo(f"tracking-gateway: {error.message}", err=True)
-        return 1
-    finally:
-        await backend.close()
-    for line in lines:
-        click.echo(line)
-    return 0

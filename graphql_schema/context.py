@@ -4,7 +4,7 @@ MongoDB round trip. Both the resolvers and the compiled path read through them: 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 from opentelemetry.context import Context as OtelContext
 from opentelemetry.trace import Tracer
@@ -24,7 +24,8 @@ from models import (
     defaults,
 )
 from models.metrics import SUBSCRIPTIONS_REFUSED
-from web.auth import Caller, Callers, RepeatedCredential
+from web.auth import Caller, Callers, Credential, RepeatedCredential
+from web.bearer import BearerRefused
 from web.limits import RequestLimits
 from web.rate_limits import CallerLimits
 from web.state import act_as, store_for
@@ -76,10 +77,12 @@ class Context(BaseContext):
         """Who is calling (web.auth.Callers); None before a WebSocket's connection_init names them."""
         self.grant(caller)
         self.over_websocket = False
-        self.credential: str | None = None
-        """The X-Auth-Token of the HTTP request or WebSocket upgrade (a connection_init payload must agree)."""
+        self.credential: Credential | None = None
+        """The credential of the HTTP request or WebSocket upgrade (a connection_init payload must agree)."""
         self.repeated_credential: RepeatedCredential | None = None
         """A WebSocket upgrade's repeated X-Auth-Token, refused before the socket is accepted."""
+        self.refused_bearer: BearerRefused | None = None
+        """A WebSocket upgrade's refused bearer token, refused before the socket is accepted."""
         self.max_subscriptions = max_subscriptions
         """Most subscriptions open at once on this context's WebSocket (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
         self.subscriptions_open = 0
@@ -105,6 +108,13 @@ class Context(BaseContext):
         self.store = store_for(self.all_tasks, caller)
         if caller is not None:
             act_as(caller)  # the operations of a WebSocket run in tasks started after this
+
+    @property
+    def audience(self) -> Hashable:
+        """What this caller may see, as far as a subscription's answers differ by it (nested fields read through
+        the caller's `store`): subscriptions of callers with the same audience share each event's answer
+        (graphql_schema.event_payloads). The caller's job prefixes; None: every job."""
+        return self.caller.jobs if self.caller is not None else None
 
     @property
     def authenticated(self) -> bool:

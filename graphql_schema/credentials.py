@@ -1,36 +1,96 @@
-"""The credential of a GraphQL request, by web.auth's one rule (one X-Auth-Token per request), over HTTP and
-WebSocket, where a token may also come in the connection_init payload: two that disagree are refused, never
-authenticated."""
+"""The credential of a GraphQL request, by web.auth's one rule (one credential per request: an X-Auth-Token or an
+`Authorization: Bearer`), over HTTP and WebSocket, where it may also come in the connection_init payload: two that
+disagree are refused, never authenticated. A bearer token refused (web.bearer) is answered with its status and
+challenge; a WebSocket authenticated with one ends when it expires."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from typing import Any
+
 from fastapi import FastAPI, Request, Response, WebSocket
 
+from graphql_schema.context import Context
 from graphql_schema.http import JSON_TYPE, error_response, response_media_type_or_json
-from web.auth import TOKEN_FIELD, RepeatedCredential
+from web.auth import TOKEN_FIELD, Credential, RepeatedCredential
+from web.bearer import AUTHORIZATION_FIELD, BearerRefused, BearerToken, InvalidToken, parse_authorization
 
 PAYLOAD_KEYS = (TOKEN_FIELD, TOKEN_FIELD.lower(), "token")
 """Where a connection_init payload may carry the token."""
+BEARER_PAYLOAD_KEYS = (AUTHORIZATION_FIELD, AUTHORIZATION_FIELD.lower())
+"""Where a connection_init payload may carry a bearer token (`"Authorization": "Bearer <JWT>"`), as browsers,
+which cannot set an upgrade request's header fields, send it."""
+CODE_OF_BEARER_STATUS = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 503: "UNAVAILABLE"}
+CLOSE_CODE_OF_BEARER_STATUS = {401: 4401, 403: 4403, 503: 1013}
+"""How a WebSocket whose bearer token is refused is closed: graphql-transport-ws's Unauthorized (4401) and
+Forbidden (4403), and RFC 6455's Try Again Later (1013) while the issuer cannot be reached."""
+MAX_CLOSE_REASON_BYTES = 123
+"""The longest reason a close frame carries (RFC 6455 section 5.5: 125 bytes of payload, 2 of them the code)."""
 AMBIGUOUS_CLOSE_CODE = 4400
 """graphql-transport-ws's close code for a request it cannot act on."""
 AMBIGUOUS_PAYLOAD = f"{TOKEN_FIELD}: the connection_init payload names another token than the header, or several"
 
 
-def payload_tokens(params: object) -> list[str]:
-    """The tokens a connection_init payload names (strings under PAYLOAD_KEYS), around their white space."""
+def payload_tokens(params: object) -> list[Credential]:
+    """The credentials a connection_init payload names: strings under PAYLOAD_KEYS, around their white space, and
+    bearer tokens under BEARER_PAYLOAD_KEYS."""
     if not isinstance(params, dict):
         return []
     values = (params.get(key) for key in PAYLOAD_KEYS)
-    return [value.strip(" \t") for value in values if isinstance(value, str) and value.strip(" \t")]
+    tokens: list[Credential] = [value.strip(" \t") for value in values if isinstance(value, str) and value.strip(" \t")]
+    authorizations = (params.get(key) for key in BEARER_PAYLOAD_KEYS)
+    return tokens + [_payload_bearer(value) for value in authorizations if isinstance(value, str) and value.strip()]
 
 
-def ambiguous_payload(header_token: str | None, params: object) -> str | None:
-    """Why a connection_init must be refused: its payload names tokens that disagree with each other or with the
-    upgrade request's X-Auth-Token; None when every token given names the same one."""
+def _payload_bearer(value: str) -> BearerToken:
+    """The bearer token of a payload's Authorization value; one that is not `Bearer <token68>` is kept whole, to be
+    refused as a token that is no JWT (a payload cannot be answered 400 as a header field can)."""
+    try:
+        parsed = parse_authorization(value)
+    except InvalidToken:
+        parsed = None
+    return parsed if parsed is not None else BearerToken(value.strip())
+
+
+def ambiguous_payload(header_credential: Credential | None, params: object) -> str | None:
+    """Why a connection_init must be refused: its payload names credentials that disagree with each other or with
+    the upgrade request's; None when every credential given is the same one."""
     tokens = set(payload_tokens(params))
-    if header_token is not None and header_token.strip(" \t"):
-        tokens.add(header_token.strip(" \t"))
+    if isinstance(header_credential, BearerToken):
+        tokens.add(header_credential)
+    elif header_credential is not None and header_credential.strip(" \t"):
+        tokens.add(header_credential.strip(" \t"))
     return AMBIGUOUS_PAYLOAD if len(tokens) > 1 else None
+
+
+def close_reason(message: str) -> str:
+    """`message` cut to what a close frame can carry."""
+    encoded = message.encode()
+    return (
+        message
+        if len(encoded) <= MAX_CLOSE_REASON_BYTES
+        else encoded[: MAX_CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "..."
+    )
+
+
+def bearer_refusal(refused: BearerRefused, media_type: str) -> Response:
+    """A refused bearer token over HTTP: its status, `errors[]` with a code, and its challenge (WWW-Authenticate)
+    or Retry-After."""
+    code = CODE_OF_BEARER_STATUS.get(refused.status, "FORBIDDEN")
+    return error_response(refused.status, refused.message, code, media_type, refused.headers())
+
+
+async def refuse_bearer_upgrade(websocket: WebSocket, refused: BearerRefused) -> None:
+    """A WebSocket upgrade whose Authorization header is refused: answered over HTTP as `bearer_refusal` where the
+    server can (ASGI's WebSocket Denial Response), else closed before it is accepted."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(bearer_refusal(refused, JSON_TYPE))
+    else:
+        await websocket.close(
+            code=CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, 4403), reason=close_reason(refused.message)
+        )
 
 
 async def refuse_upgrade(websocket: WebSocket, error: RepeatedCredential) -> None:
@@ -49,7 +109,58 @@ async def _refuse_repeated(request: Request, error: Exception) -> Response:
     return error_response(400, error.message, "BAD_REQUEST", media_type)
 
 
+async def _refuse_bearer(request: Request, error: Exception) -> Response:
+    assert isinstance(error, BearerRefused)
+    return bearer_refusal(error, response_media_type_or_json(request.headers.get("accept")))
+
+
 def install_repeated_credential_refusal(app: FastAPI) -> None:
-    """A repeated X-Auth-Token on /graphql over HTTP: 400 with `errors[]` and the code BAD_REQUEST (/tracking
-    answers it in its guard, with its own Error body)."""
+    """A repeated credential on /graphql over HTTP: 400 with `errors[]` and the code BAD_REQUEST (/tracking
+    answers it in its guard, with its own Error body); a refused bearer token likewise (`bearer_refusal`)."""
     app.add_exception_handler(RepeatedCredential, _refuse_repeated)
+    app.add_exception_handler(BearerRefused, _refuse_bearer)
+
+
+def presented_credential(params: object) -> Credential | None:
+    """The credential of a WebSocket's connection_init payload (its credentials agree: `ambiguous_payload`)."""
+    return next(iter(payload_tokens(params)), None)
+
+
+async def payload_caller(context: Context, params: object) -> BearerRefused | None:
+    """Grants the context the caller its connection_init payload names, when the upgrade named none; the refusal
+    of a bearer token it names (web.bearer), to close the connection with."""
+    if context.authenticated:
+        return None
+    try:
+        caller = await context.callers.resolve(presented_credential(params))
+    except BearerRefused as refused:
+        return refused
+    if caller is not None:
+        context.grant(caller)
+    return None
+
+
+EXPIRED_CLOSE_CODE = 4401
+EXPIRED_REASON = "the bearer token has expired: connect again with a fresh one"
+
+
+def ending_at_expiry(websocket: Any, context: Context) -> asyncio.Task[None] | None:
+    """A task closing the connection (4401) when the bearer token it was authenticated with expires, so that a
+    caller whose sign-in ended or whose token the issuer stopped renewing keeps no live feed; None for a
+    credential without an expiry (an API token)."""
+    caller = context.caller
+    if caller is None or caller.expires_at is None:
+        return None
+
+    async def close_then(expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        with contextlib.suppress(Exception):  # the connection may have ended meanwhile
+            await websocket.close(code=EXPIRED_CLOSE_CODE, reason=EXPIRED_REASON)
+
+    return asyncio.create_task(close_then(caller.expires_at))
+
+
+async def stopped(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -31,6 +31,7 @@ from models import (
     TraversalTooLarge,
     describe_invalid_fields,
 )
+from web.bearer import read_only_bearer
 
 CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     TaskNotFound: "NOT_FOUND",
@@ -84,7 +85,10 @@ class ReadOnlyTokens(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context.context
         if self.execution_context.operation_type is OperationType.MUTATION and not getattr(context, "can_write", False):
-            raise GraphQLError(READ_ONLY_MESSAGE, extensions={"code": "FORBIDDEN"})
+            caller = getattr(context, "caller", None)
+            bearer = caller is not None and caller.issuer is not None  # a JWT's scope, not a token's variable
+            message = read_only_bearer().message if bearer else READ_ONLY_MESSAGE
+            raise GraphQLError(message, extensions={"code": "FORBIDDEN"})
         yield
 
 

@@ -6,6 +6,7 @@ Python names end in Type where models/ has a class of the same name (the schema 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import field
 from datetime import datetime
 
 import strawberry
@@ -29,21 +30,17 @@ class TaskEventType:
     changed_fields: list[str] = strawberry.field(
         description="The fields the change set or removed (GraphQL names; nexts/previous when links changed)."
     )
-
-
-_SHARED: dict[str, TaskEventType] = {}
-"""The GraphQL object of each recent event, by cursor: an event fanned out to many subscriptions is converted
-once (the shared stream hands each of them the same TaskEvent, and they take it within moments of each other).
-Few: an event holds its whole task, and a task may be 16 MiB."""
-_SHARED_EVENTS = 64
+    shared_results: strawberry.Private[dict[object, object]] = field(default_factory=dict)
+    """The answers to this event shared by the subscriptions with the same selection
+    (graphql_schema.event_payloads)."""
 
 
 def as_event(event: stored.TaskEvent) -> TaskEventType:
-    shared = _SHARED.get(event.cursor)
-    if shared is None:
-        if len(_SHARED) >= _SHARED_EVENTS:
-            del _SHARED[next(iter(_SHARED))]  # the oldest: events come in order
-        shared = _SHARED[event.cursor] = _converted(event)
+    """The event's GraphQL object, converted once for every subscription it reaches (the shared stream hands
+    each of them the same TaskEvent); it lives as long as the event."""
+    shared = event.derived.get(TaskEventType)
+    if not isinstance(shared, TaskEventType):
+        shared = event.derived[TaskEventType] = _converted(event)
     return shared
 
 

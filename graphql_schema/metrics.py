@@ -17,6 +17,18 @@ COMPILED = Counter(
     ["path"],
 )
 OPEN_SUBSCRIPTIONS = Gauge("tracking_graphql_open_subscriptions", "Subscriptions being served right now.")
+SUBSCRIPTION_EXECUTIONS = Counter(
+    "tracking_subscription_event_executions_total",
+    "Subscription selections run on an event (executed), or answered by the run of another subscription with the "
+    "same selection, variables and audience (shared).",
+    ["outcome"],
+)
+SUBSCRIPTION_ENCODINGS = Counter(
+    "tracking_subscription_event_encodings_total",
+    "graphql-transport-ws `next` payloads encoded to JSON (encoded), or sent as the text encoded for another "
+    "subscription of the same payload (shared).",
+    ["outcome"],
+)
 MAX_NAMES = 100
 """Operation names are the clients' choice: past this many distinct ones, the rest count as "other"."""
 _seen_names: set[str] = set()

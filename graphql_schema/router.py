@@ -24,6 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportConnectionInit,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message as TransportMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage,
@@ -36,8 +37,20 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_schema.context import Context
-from graphql_schema.credentials import AMBIGUOUS_CLOSE_CODE, ambiguous_payload, payload_tokens, refuse_upgrade
+from graphql_schema.credentials import (
+    AMBIGUOUS_CLOSE_CODE,
+    CLOSE_CODE_OF_BEARER_STATUS,
+    ambiguous_payload,
+    close_reason,
+    ending_at_expiry,
+    payload_caller,
+    presented_credential,
+    refuse_bearer_upgrade,
+    refuse_upgrade,
+    stopped,
+)
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
+from graphql_schema.event_payloads import next_frame
 from graphql_schema.http import (
     GRAPHQL_RESPONSE_TYPE,
     JSON_TYPE,
@@ -50,9 +63,10 @@ from graphql_schema.http import (
 from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large, release_after_large_answer
 from graphql_schema.schema import build_schema
 from models import InvalidOperation
-from web.auth import TOKEN_FIELD, Caller, RepeatedCredential, request_credential
+from web.auth import TOKEN_FIELD, Caller, Credential, RepeatedCredential
+from web.bearer import BearerRefused
 from web.limits import RequestLimits
-from web.page_security import GRAPHIQL, page_response
+from web.page_security import GRAPHIQL, page_response, signing_in
 from web.state import gateway_state, keep_caller, request_caller
 
 GRAPHQL_PATH = "/graphql"
@@ -69,20 +83,35 @@ class _RefusedJSON(json.JSONDecodeError):
         self.msg = message
 
 
-def _presented_token(params: object) -> str | None:
-    """The token of a WebSocket's connection_init payload (its tokens agree: `ambiguous_payload`)."""
-    return next(iter(payload_tokens(params)), None)
-
-
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400."""
+    """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400, and
+    one whose bearer token is refused with 4401, 4403 or 1013 (CLOSE_CODE_OF_BEARER_STATUS)."""
 
     async def handle_connection_init(self, message: TransportConnectionInit) -> None:
         refusal = ambiguous_payload(self.context.credential, message.get("payload"))
         if refusal is not None:
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
+        refused = await payload_caller(self.context, message.get("payload"))
+        if refused is not None:
+            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
+            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
+            return
         await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._expiry is None:
+            self._expiry = ending_at_expiry(self.websocket, self.context)
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await stopped(self._expiry)
+
+    async def send_message(self, message: TransportMessage) -> None:
+        """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
+        await self.websocket.send_json(next_frame(message))
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
@@ -97,12 +126,27 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
             return
-        presented = _presented_token(message.get("payload"))
-        if not context.authenticated and await context.callers.resolve(presented) is None:
+        refused = await payload_caller(context, message.get("payload"))
+        if refused is not None:
+            await self.send_message({"type": "connection_error", "payload": {"message": refused.message}})
+            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
+            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
+            return
+        if not context.authenticated:
             await self.send_message({"type": "connection_error", "payload": {"message": _REJECTION}})
             await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=_REJECTION)
             return
         await super().handle_connection_init(message)
+        if self._expiry is None:
+            self._expiry = ending_at_expiry(self.websocket, context)
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await stopped(self._expiry)
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -152,7 +196,9 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_ws_handler_class = _LegacyWSHandler
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return page_response(GRAPHIQL_PAGE, GRAPHIQL)
+        verifier = gateway_state(request)["oidc"]
+        token_endpoint = verifier.page_token_endpoint if verifier is not None else None
+        return page_response(GRAPHIQL_PAGE, signing_in(GRAPHIQL, token_endpoint))
 
     def __init__(self, *args: Any, limits: RequestLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -166,6 +212,9 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         if self.is_websocket_request(request):
             if isinstance(context, Context) and context.repeated_credential is not None:
                 await refuse_upgrade(request, context.repeated_credential)
+                return request
+            if isinstance(context, Context) and context.refused_bearer is not None:
+                await refuse_bearer_upgrade(request, context.refused_bearer)
                 return request
             return await super().run(request, context, root_value)
         if not _asks_for_graphiql(request):
@@ -240,7 +289,10 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         """A WebSocket may carry the token as a header or in the connection_init payload."""
         if context.authenticated:
             return await super().on_ws_connect(context)
-        caller = await context.callers.resolve(_presented_token(context.connection_params))
+        try:
+            caller = await context.callers.resolve(presented_credential(context.connection_params))
+        except BearerRefused as refused:
+            raise ConnectionRejectionError({"message": refused.message}) from None
         if caller is None:
             raise ConnectionRejectionError({"message": _REJECTION})
         context.grant(caller)
@@ -283,7 +335,10 @@ def _request_error(request: Request, error: StrawberryHTTPException, media_type:
 
 async def _refuse_token(request: Request, _: Exception) -> Response:
     media_type = response_media_type_or_json(request.headers.get("accept"))
-    return error_response(403, _REJECTION, "FORBIDDEN", media_type)
+    challenge = gateway_state(request)["callers"].challenge  # when bearer tokens are accepted too (RFC 6750)
+    return error_response(
+        403, _REJECTION, "FORBIDDEN", media_type, {"WWW-Authenticate": challenge} if challenge else None
+    )
 
 
 def install_token_refusal(app: FastAPI) -> None:
@@ -295,7 +350,9 @@ def install_token_refusal(app: FastAPI) -> None:
 
 async def _authenticated(request: Request) -> Caller | None:
     """The request's caller, kept in its state (web.state) for the context, the access log and the metrics."""
-    caller = await gateway_state(request)["callers"].of_request(request.scope["headers"])
+    caller = request_caller(request.scope) or await gateway_state(request)["callers"].of_request(
+        request.scope["headers"]
+    )
     if caller is not None:
         keep_caller(request.scope, caller)
     return caller
@@ -317,14 +374,21 @@ async def _context(connection: HTTPConnection) -> Context:
     request = connection if isinstance(connection, Request) else None
     websocket = connection if isinstance(connection, WebSocket) else None
     state = gateway_state(connection)
-    repeated = None
+    repeated, refused = None, None
+    credential: Credential | None = None
     try:
-        credential = request_credential(connection.scope["headers"])
+        credential = state["callers"].credential(connection.scope["headers"])
         caller = request_caller(connection.scope) or await state["callers"].resolve(credential)
     except RepeatedCredential as error:
         if websocket is None:
             raise
         credential, caller, repeated = None, None, error
+    except BearerRefused as error:  # over HTTP: answered by its handler (graphql_schema.credentials)
+        if websocket is None:
+            raise
+        caller, refused = None, error
+    if request is not None and caller is not None:
+        keep_caller(request.scope, caller)  # `run` reads it again rather than verifying the token twice
     if request is not None and caller is None and not _asks_for_graphiql(request):
         raise TokenRefused(_REJECTION)
     settings = state["settings"]
@@ -340,7 +404,7 @@ async def _context(connection: HTTPConnection) -> Context:
         max_subscriptions=settings.subscriptions_per_connection,
     )
     context.over_websocket = websocket is not None
-    context.credential, context.repeated_credential = credential, repeated
+    context.credential, context.repeated_credential, context.refused_bearer = credential, repeated, refused
     context.compiled = settings.graphql_compiled
     context.caller_limits = state["caller_limits"]
     context.tracer = state["tracer"]

@@ -25,6 +25,7 @@ from graphql_schema.context import Context, ForgetReads
 from graphql_schema.cost_budget import CostBudget
 from graphql_schema.deadline import OperationDeadline
 from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, with_codes
+from graphql_schema.event_payloads import SharedEventExecution
 from graphql_schema.events import EventQueries, Subscription
 from graphql_schema.fields import DATETIME_SCALAR, read_field
 from graphql_schema.inputs import TaskInput, TaskPatchInput, creation_fields, patch_fields
@@ -228,6 +229,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DATETIME_SCALAR}, default_resolver=read_field),
+        execution_context_class=SharedEventExecution,  # one answer per event and selection, for all subscribers
         extensions=[
             fragment_nesting_bound(max_fragment_depth, max_tokens),  # first: before any rule follows a spread
             functools.partial(QueryDepthLimiter, max_depth=max_depth),

@@ -11,7 +11,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,9 @@ class TaskEvent:
     """The task's new status when this change set it."""
     actor: dict[str, Any] | None = None
     """Who made the change through the gateway (`{name, issuer}`, models.actors); None for a tool's change."""
+    derived: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    """What a front end derives from this event once for all the subscriptions it reaches (their answer, its
+    encoding), keyed by that front end: it lives as long as the event, which subscriptions' buffers share."""
 
 
 def full_document_mode(keeps_images: bool) -> str:

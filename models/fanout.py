@@ -32,7 +32,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from models.changes import Idle, StreamItem, StreamRequest, read_changes
 from models.deadline import unavailable
 from models.defaults import SUBSCRIPTION_BUFFER, SUBSCRIPTION_CATCHUPS, SUBSCRIPTIONS_MAX
-from models.errors import GraphError, StorageUnavailable, SubscriberTooSlow, TooManySubscriptions
+from models.errors import GraphError, StorageUnavailable, TooManySubscriptions
 from models.events import (
     EXPIRED_CURSOR_CODES,
     SUBSCRIBER_FIELDS,
@@ -46,7 +46,6 @@ from models.events import (
 )
 from models.metrics import (
     SUBSCRIPTION_EVENTS_DELIVERED,
-    SUBSCRIPTION_EVENTS_DROPPED,
     SUBSCRIPTION_QUEUE_DEPTH,
     SUBSCRIPTION_STREAMS,
     SUBSCRIPTIONS_OPEN,
@@ -238,8 +237,6 @@ class LiveEvents:
                 for subscriber in self._concerned(jobs):
                     subscriber.offer(event, jobs)
                     if subscriber.phase is Phase.ENDED:
-                        if isinstance(subscriber.ending, SubscriberTooSlow):
-                            SUBSCRIPTION_EVENTS_DROPPED.inc()
                         self._unroute(subscriber)
         if item.token is not None:
             self.position = item.token["_data"]

@@ -43,8 +43,16 @@ SUBSCRIPTION_EVENTS_DELIVERED = Counter(
 )
 SUBSCRIPTION_EVENTS_DROPPED = Counter(
     "tracking_subscription_events_dropped_total",
-    "Events not delivered because their subscription fell behind by more than TRACKING_SUBSCRIPTION_BUFFER "
-    "(it was ended with SUBSCRIBER_TOO_SLOW and resumes from its last cursor).",
+    "Events a subscription did not get because it fell behind by more than TRACKING_SUBSCRIPTION_BUFFER: the one "
+    "that did not fit and those kept aside for it (it was ended with SUBSCRIBER_TOO_SLOW and gets them again when "
+    "it resumes from its last cursor). Events, not subscriptions: see tracking_subscriptions_ended_total.",
+)
+SUBSCRIPTIONS_ENDED = Counter(
+    "tracking_subscriptions_ended_total",
+    "Subscriptions that ended, by why: closed (its client completed it or left), too_slow (SUBSCRIBER_TOO_SLOW), "
+    "unavailable (UNAVAILABLE: MongoDB gone longer than TRACKING_SUBSCRIPTION_RESUME_MS, or the gateway stopping), "
+    "cursor_expired (CURSOR_EXPIRED).",
+    ["reason"],
 )
 SUBSCRIPTIONS_REFUSED = Counter(
     "tracking_subscriptions_refused_total",

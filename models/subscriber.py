@@ -24,8 +24,9 @@ import enum
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
-from models.errors import GraphError, SubscriberTooSlow
+from models.errors import CursorExpired, GraphError, StorageUnavailable, SubscriberTooSlow
 from models.events import TaskEvent
+from models.metrics import SUBSCRIPTION_EVENTS_DROPPED, SUBSCRIPTIONS_ENDED
 
 Visibility = Callable[[frozenset[str]], bool]
 """Whether a caller may see a change of these jobs (e.g. the job prefixes its token allows); applied to every
@@ -99,7 +100,7 @@ class Subscriber:
             if self.full():
                 # As many live events came while the reader left its buffer full: it fell behind, whatever
                 # the catch-up does.
-                self.dropped += 1
+                self._drop(1)
                 self.end(too_slow(self.buffer))
                 return
             # The catch-up is far behind: it reads this far instead of the shared stream keeping it aside.
@@ -112,14 +113,21 @@ class Subscriber:
         """End the subscription with `error`, after the events already queued."""
         if self.phase is Phase.ENDED:
             return
+        if isinstance(error, SubscriberTooSlow):
+            self._drop(len(self.pending))  # kept aside for it, never to be queued: it gets them when it resumes
+        SUBSCRIPTIONS_ENDED.labels(_reason(error)).inc()
         self.phase = Phase.ENDED
         self.ending = error
         self.pending.clear()
         self._wake.set()
 
+    def _drop(self, events: int) -> None:
+        self.dropped += events
+        SUBSCRIPTION_EVENTS_DROPPED.inc(events)
+
     def _queue_or_end(self, event: TaskEvent) -> None:
         if len(self.queue) >= self.buffer:
-            self.dropped += 1
+            self._drop(1)
             self.end(too_slow(self.buffer))
             return
         self.queue.append(event)
@@ -185,3 +193,14 @@ class Subscriber:
                 raise self.ending
             self._wake.clear()
             await self._wake.wait()
+
+
+def _reason(error: GraphError) -> str:
+    """How tracking_subscriptions_ended_total names an ending."""
+    if isinstance(error, SubscriberTooSlow):
+        return "too_slow"
+    if isinstance(error, StorageUnavailable):
+        return "unavailable"
+    if isinstance(error, CursorExpired):
+        return "cursor_expired"
+    return "closed"

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rest.errors import error_response
 from rest.negotiation import NotAcceptable, response_format
 from web.auth import RepeatedCredential
+from web.bearer import BearerRefused, read_only_bearer
 from web.state import keep_caller
 
 PREFIX = "/tracking/"
@@ -54,13 +55,18 @@ class TrackingGuard:
             await self.app(scope, receive, send)
             return
         accept = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"accept"), None)
+        callers = scope["state"]["callers"]
         try:
-            caller = await scope["state"]["callers"].of_request(scope["headers"])
+            caller = await callers.of_request(scope["headers"])
         except RepeatedCredential as error:
             await error_response(400, error.message, accept)(scope, receive, send)
             return
+        except BearerRefused as refused:  # 401 invalid_token, 403 insufficient_scope, 503 issuer unreachable
+            await error_response(refused.status, refused.message, accept, refused.headers())(scope, receive, send)
+            return
         if caller is None:
-            await error_response(403, "missing or unknown X-Auth-Token", accept)(scope, receive, send)
+            challenge = {"WWW-Authenticate": callers.challenge} if callers.challenge else None
+            await error_response(403, "missing or unknown X-Auth-Token", accept, challenge)(scope, receive, send)
             return
         keep_caller(scope, caller)
         limited = await scope["state"]["caller_limits"].refusal(caller)
@@ -69,6 +75,10 @@ class TrackingGuard:
             await error_response(429, limited.message, accept, retry)(scope, receive, send)
             return
         if scope["method"] not in _READS and not caller.may_write:
+            if caller.issuer is not None:
+                read_only = read_only_bearer()
+                await error_response(403, read_only.message, accept, read_only.headers())(scope, receive, send)
+                return
             await error_response(403, READ_ONLY_MESSAGE, accept)(scope, receive, send)
             return
         try:

@@ -1,5 +1,6 @@
 // The gateway's public API as the live view uses it: GraphQL over POST /graphql and the graphql-transport-ws
-// subscription. The token comes from /static/token.js (trackingToken), shared by every page of the gateway.
+// subscription. The credential comes from /static/token.js (trackingToken), shared by every page of the gateway:
+// an API token (X-Auth-Token), or the bearer token of a sign-in (/static/sign-in.js), renewed before it expires.
 
 import { byId } from "./dom.js";
 
@@ -18,20 +19,23 @@ export async function gql(query, variables = {}) {
  *  the data still answered); Unauthorized for a refused token.
  *  @param {string} query @param {Record<string, unknown>} [variables] @returns {Promise<GraphQLAnswer>} */
 export async function gqlAnswer(query, variables = {}) {
+  if (trackingToken.signedIn() && !(await trackingSignIn.fresh())) {
+    throw new Unauthorized("your sign-in has expired: sign in again");
+  }
   const response = await fetch("/graphql", {
     method: "POST",
     headers: { "Content-Type": "application/json", ...tokenHeader() },
     body: JSON.stringify({ query, variables }),
   });
-  if (response.status === 401 || response.status === 403) throw new Unauthorized("the token was refused");
+  if (response.status === 401) throw new Unauthorized("the sign-in was refused: sign in again");
+  if (response.status === 403) throw new Unauthorized("the token was refused");
   return response.json();
 }
 
 /** The token's header, none without a token (forgotten while a read was on its way): never the text "null".
  *  @returns {Record<string, string>} */
 function tokenHeader() {
-  const token = trackingToken.get();
-  return token ? { "X-Auth-Token": token } : {};
+  return trackingToken.headers();
 }
 
 /** A graphql-transport-ws subscription that starts after `start.after` (a cursor taken before the view read
@@ -87,7 +91,8 @@ export function subscribe(query, variables, onEvent, start) {
     opened.onclose = () => {
       show(false);
       if (ended) return;
-      setTimeout(() => ready.then(connect), retryMs);
+      // A signed-in token is renewed first (the gateway ends a connection when its token expires).
+      setTimeout(() => ready.then(() => trackingSignIn.fresh()).then(connect, connect), retryMs);
       retryMs = Math.min(retryMs * 2, 10000);
     };
   };

@@ -21,7 +21,7 @@ function route() {
   if (view) view();
   view = null;
   byId("live", HTMLElement).hidden = true; // shown by a page with a subscription
-  if (!trackingToken.get()) return askForToken();
+  if (!trackingToken.held()) return askForToken();
   const job = params.get("job");
   view = job ? showJob(main, job, failed) : showJobs();
 }
@@ -30,12 +30,25 @@ function route() {
 function askForToken(message = "") {
   main.innerHTML = `<form class="filter" id="login"><label>Token (X-Auth-Token; a read-only one is enough)
     <input name="token" type="password" autocomplete="off" required autofocus></label>
-    <button>Open</button><span class="error">${esc(message)}</span></form>`;
+    <button>Open</button><button type="button" id="sign-in" hidden>Sign in</button>
+    <span class="error">${esc(message)}</span></form>`;
   const login = byId("login", HTMLFormElement);
   login.onsubmit = (event) => {
     event.preventDefault();
     trackingToken.set(String(new FormData(login).get("token")));
     route();
+  };
+  offerSignIn();
+}
+
+/** "Sign in" beside the token field, when the gateway has an identity provider (TRACKING_OIDC_CLIENT_ID). */
+async function offerSignIn() {
+  const known = await trackingSignIn.settings();
+  const button = document.getElementById("sign-in");
+  if (!known || !button) return;
+  button.hidden = false;
+  button.onclick = () => {
+    trackingSignIn.start(location.pathname + location.hash).catch((error) => askForToken(error.message));
   };
 }
 

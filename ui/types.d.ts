@@ -8,13 +8,26 @@ declare global {
   /** d3-selection and d3-zoom, from the vendored scripts index.html loads before the modules. */
   const d3: typeof d3Selection & typeof d3Zoom;
 
-  /** The token every page of the gateway shares (gateway/static/token.js). */
+  /** The credential every page of the gateway shares (gateway/static/token.js). */
   const trackingToken: {
     KEY: string;
+    BEARER_KEY: string;
     takeFromLink(): void;
+    signedIn(): { token: string; expiresAt: number; refreshToken: string | null } | null;
+    bearer(): string | null;
     get(): string | null;
     set(token: string): void;
+    setBearer(held: { token: string; expiresAt: number; refreshToken: string | null }): void;
+    held(): boolean;
+    headers(): Record<string, string>;
     forget(): void;
+  };
+
+  /** "Sign in" with the gateway's identity provider (gateway/static/sign-in.js). */
+  const trackingSignIn: {
+    settings(): Promise<{ clientId: string; issuer: string; scope: string; token: string } | null>;
+    start(returnTo?: string): Promise<void>;
+    fresh(): Promise<boolean>;
   };
 
   /** An error of a GraphQL answer (its code in `extensions.code`, the field it refused in `path`). */

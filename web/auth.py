@@ -10,9 +10,11 @@ import json
 import os
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from web.bearer import AUTHORIZATION_FIELD, BearerToken, challenge, parse_authorization
 
 TOKEN_FILE_NAME = "api-token"  # noqa: S105 - a file name, not a secret
 VISIBLE_ASCII = frozenset(map(chr, range(0x21, 0x7F)))
@@ -62,6 +64,22 @@ def request_credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return token
 
 
+_AUTHORIZATION_KEY = AUTHORIZATION_FIELD.lower().encode()
+
+
+def request_bearer(headers: Iterable[tuple[bytes, bytes]]) -> BearerToken | None:
+    """The bearer token of a request's one `Authorization` field (web.bearer), by the rule of `request_credential`:
+    RepeatedCredential when the field comes more than once; None without one, or with another scheme."""
+    values = [value for name, value in headers if name == _AUTHORIZATION_KEY]
+    if len(values) > 1:
+        raise RepeatedCredential(f"{AUTHORIZATION_FIELD}: sent {len(values)} times; send exactly one per request")
+    return parse_authorization(bytes(values[0]).decode("latin-1")) if values else None
+
+
+Credential = str | BearerToken
+"""What a request presents: an API token (X-Auth-Token) or a bearer token (Authorization: Bearer)."""
+
+
 class Access(enum.Enum):
     """What a caller may do: READ queries and subscriptions (TRACKING_READ_TOKENS, `token create --read-only`),
     WRITE everything."""
@@ -88,6 +106,9 @@ class Caller:
     """The OpenID issuer of a JWT caller; None for tokens."""
     rate: float | None = None
     """Requests per second allowed; None: the default."""
+    expires_at: float | None = field(default=None, compare=False)
+    """When the credential stops being accepted (a JWT's `exp` and the leeway, epoch seconds): a WebSocket
+    authenticated with it is closed then. None: when it is revoked. No part of who the caller is."""
 
     @property
     def may_write(self) -> bool:
@@ -148,16 +169,35 @@ class CallerSource(Protocol):
         ...
 
 
+class BearerSource(Protocol):
+    """Who presents a bearer token (web.oidc: an OpenID Connect issuer's JWTs)."""
+
+    async def caller(self, bearer: BearerToken) -> Caller:
+        """The token's caller; raises web.bearer.BearerRefused (401, 403 or 503) for a token it does not admit."""
+        ...
+
+
 class Callers:
     """The one place a request's credential becomes its Caller (or None), for REST, GraphQL over HTTP and
-    WebSocket alike: the environment's tokens first (no I/O), then each other source in turn."""
+    WebSocket alike: the environment's tokens first (no I/O), then each other source in turn; a bearer token goes
+    to the bearer source (None without one: no bearer token is then a credential)."""
 
-    def __init__(self, environment: TokenRegistry, *sources: CallerSource) -> None:
+    def __init__(self, environment: TokenRegistry, *sources: CallerSource, bearer: BearerSource | None = None) -> None:
         self.environment = environment
         self.sources = list(sources)
+        self.bearer = bearer
 
-    async def resolve(self, credential: str | None) -> Caller | None:
-        """Who presents `credential`; None for a missing or unknown one."""
+    @property
+    def challenge(self) -> str | None:
+        """The `WWW-Authenticate` of an answer refusing a request without credentials, when bearer tokens are
+        accepted (RFC 6750 section 3); None otherwise (X-Auth-Token is no HTTP authentication scheme)."""
+        return challenge() if self.bearer is not None else None
+
+    async def resolve(self, credential: Credential | None) -> Caller | None:
+        """Who presents `credential`; None for a missing or unknown one. A bearer token the bearer source does not
+        admit raises web.bearer.BearerRefused."""
+        if isinstance(credential, BearerToken):
+            return await self.bearer.caller(credential) if self.bearer is not None else None
         credential = credential.strip(" \t") if credential else None
         if not credential:
             return None
@@ -169,9 +209,20 @@ class Callers:
         return found
 
     async def of_request(self, headers: Iterable[tuple[bytes, bytes]]) -> Caller | None:
-        """The caller of a request or WebSocket upgrade by its one credential (`request_credential`, which raises
+        """The caller of a request or WebSocket upgrade by its one credential (`credential`, which raises
         RepeatedCredential); None without a known one."""
-        return await self.resolve(request_credential(headers))
+        return await self.resolve(self.credential(headers))
+
+    def credential(self, headers: Iterable[tuple[bytes, bytes]]) -> Credential | None:
+        """A request's one credential: its X-Auth-Token, or its bearer token when bearer tokens are accepted (else
+        the Authorization field is not the gateway's: a proxy's, say). RepeatedCredential for a repeated field,
+        and for both at once (which one a proxy in front checked is unknowable)."""
+        headers = list(headers)
+        token = request_credential(headers)
+        bearer = request_bearer(headers) if self.bearer is not None else None
+        if token is not None and bearer is not None:
+            raise RepeatedCredential(f"send either {TOKEN_FIELD} or {AUTHORIZATION_FIELD}: Bearer, not both")
+        return bearer if bearer is not None else token
 
 
 def caller_identity(caller: Caller) -> str:

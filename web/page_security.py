@@ -72,6 +72,19 @@ REDOC = PagePolicy(
 )
 
 
+SIGN_IN = PagePolicy()
+"""/auth/callback, where the identity provider sends the browser back: it connects to the token endpoint only."""
+
+
+def signing_in(policy: PagePolicy, token_endpoint: str | None) -> PagePolicy:
+    """`policy` allowing connections to the identity provider's token endpoint (that URL exactly), where a page
+    trades a sign-in's code for a token; `policy` itself when the pages offer no sign-in."""
+    if token_endpoint is None:
+        return policy
+    connect = (*policy.extra.get("connect-src", ()), token_endpoint)
+    return PagePolicy({**policy.extra, "connect-src": connect}, policy.style_nonce)
+
+
 def page_headers(policy: PagePolicy, nonce: str | None = None) -> dict[str, str]:
     """Every header a page is answered with."""
     return {"Content-Security-Policy": policy.header(nonce), **PAGE_HEADERS, **ANSWER_HEADERS}

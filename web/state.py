@@ -13,6 +13,7 @@ from models import GraphStore
 from models.actors import ACTING
 from web.auth import Caller, Callers
 from web.limits import RequestLimits
+from web.oidc import OidcVerifier
 from web.rate_limits import CallerLimits
 
 
@@ -53,6 +54,8 @@ class GatewayState(TypedDict):
     limits: RequestLimits
     tracer: Tracer | None
     """Where the front ends' spans go (GraphQL operations); None when this app traces nothing."""
+    oidc: OidcVerifier | None
+    """Verifies `Authorization: Bearer` JWTs (web.oidc); None without TRACKING_OIDC_ISSUER."""
 
 
 def gateway_state(connection: HTTPConnection) -> GatewayState:

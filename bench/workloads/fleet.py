@@ -11,12 +11,11 @@ to check that it works."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,37 +27,18 @@ from pymongo.read_concern import ReadConcern
 from bench.data import DB, Database, task_doc
 from bench.measure import REPORT, Bound, Row, Run, Target, at_most
 from bench.processes import TOKEN, start, tree_cpu_s, wait_until_up
+from bench.workloads.fleet_clients import ClientProcesses, Share
 
 SUBSCRIPTIONS, CONNECTIONS, JOBS = 10_000, 2_000, 1_000
 CHANGES_PER_S = 100
 SECONDS = 30
+WRITE_TIMEOUT_S = 30
+"""A change not answered within this long counts as not made."""
+CLIENT_PROCESSES = 4
+"""Processes the subscribers are spread over (bench.workloads.fleet_clients)."""
 ID_BASE = 7 * 10**12
 QUERY = "subscription($jobId: String) { taskEvents(jobId: $jobId) { cursor task { status } } }"
 P99_TARGET = Target((Bound("gateway", "<=", 250, "ms"),))
-
-
-@dataclass
-class Fleet:
-    """The connections, and when each change was answered and each of its events arrived."""
-
-    sockets: list[aiohttp.ClientWebSocketResponse] = field(default_factory=list)
-    readers: list[asyncio.Task[None]] = field(default_factory=list)
-    answered: dict[str, float] = field(default_factory=dict)
-    arrivals: list[tuple[str, float]] = field(default_factory=list)
-
-    async def read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
-            payload = message.json().get("payload") or {}
-            event = (payload.get("data") or {}).get("taskEvents")
-            if event is not None:
-                self.arrivals.append((event["task"]["status"], time.perf_counter()))
-
-    def delays_ms(self) -> list[float]:
-        return sorted(
-            max(0.0, arrived - self.answered[status]) * 1000
-            for status, arrived in self.arrivals
-            if status in self.answered
-        )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -103,24 +83,6 @@ async def live_subscriptions(session: aiohttp.ClientSession, gateway: str) -> fl
     return 0.0
 
 
-async def connect_fleet(gateway: str, sockets_session: aiohttp.ClientSession, fleet: Fleet, connections: int) -> None:
-    for _ in range(connections):
-        ws = await sockets_session.ws_connect(f"{gateway}/graphql", protocols=["graphql-transport-ws"])
-        await ws.send_json({"type": "connection_init", "payload": {"X-Auth-Token": TOKEN}})
-        assert (await ws.receive_json())["type"] == "connection_ack"
-        fleet.sockets.append(ws)
-        fleet.readers.append(asyncio.create_task(fleet.read(ws)))
-
-
-async def subscribe(fleet: Fleet, numbers: range, jobs: int) -> None:
-    """Subscription `number` on connection number % connections, to job number % jobs."""
-    for number in numbers:
-        payload = {"query": QUERY, "variables": {"jobId": f"fleet-live-{number % jobs}"}}
-        await fleet.sockets[number % len(fleet.sockets)].send_json(
-            {"id": str(number), "type": "subscribe", "payload": payload}
-        )
-
-
 async def until_live(session: aiohttp.ClientSession, gateway: str, count: int) -> None:
     """Until the gateway's /metrics says `count` subscriptions are live (at most five minutes)."""
     deadline = time.monotonic() + 300
@@ -139,63 +101,110 @@ async def get_latencies(gateway: str, seconds: float) -> list[float]:
         while time.perf_counter() < ends:
             started = time.perf_counter()
             async with session.get(f"{gateway}/tracking/task/{ID_BASE}") as response:
-                assert response.status == 200
                 await response.read()
+            # A refusal (503 past the deadline) is timed like an answer: it is how long a caller waited.
             latencies.append((time.perf_counter() - started) * 1000)
             await asyncio.sleep(0.01)
     return sorted(latencies)
 
 
-async def change(session: aiohttp.ClientSession, gateway: str, fleet: Fleet, task_id: int, status: str) -> None:
-    async with session.put(f"{gateway}/tracking/task/{task_id}", json={"status": status}) as response:
-        assert response.status == 200, await response.text()
-    fleet.answered[status] = time.perf_counter()
+async def change(
+    session: aiohttp.ClientSession, gateway: str, answered: dict[str, float], task_id: int, status: str
+) -> bool:
+    """One REST change; whether it was made (a refusal or no answer within WRITE_TIMEOUT_S is reported, not
+    raised: the run goes on)."""
+    try:
+        async with session.put(
+            f"{gateway}/tracking/task/{task_id}",
+            json={"status": status},
+            timeout=aiohttp.ClientTimeout(total=WRITE_TIMEOUT_S),
+        ) as response:
+            await response.read()
+            if response.status != 200:
+                return False
+    except TimeoutError:
+        return False
+    answered[status] = time.perf_counter()
+    return True
+
+
+def delays_ms(answered: dict[str, float], arrivals: list[tuple[str, float]]) -> list[float]:
+    """From each write's answer to each of its events' arrivals, sorted (an event may arrive before the
+    answer: 0)."""
+    return sorted(max(0.0, at - answered[status]) * 1000 for status, at in arrivals if status in answered)
+
+
+async def metric_sums(session: aiohttp.ClientSession, gateway: str, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """The gateway's /metrics series starting with one of `prefixes`, by series (labels included)."""
+    async with session.get(f"{gateway}/metrics") as response:
+        lines = (await response.text()).splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefixes)}
+
+
+SHARING = ("tracking_subscription_event_executions_total", "tracking_subscription_event_encodings_total")
 
 
 async def run_fleet(
-    session: aiohttp.ClientSession, gateway: str, gateway_pid: int, db: Database, scale: float = 1.0
+    session: aiohttp.ClientSession,
+    gateway: str,
+    gateway_pid: int,
+    db: Database,
+    scale: float = 1.0,
+    client_processes: int = CLIENT_PROCESSES,
 ) -> list[Row]:
     subscriptions = max(1, int(SUBSCRIPTIONS * scale))
     connections, jobs = max(1, int(CONNECTIONS * scale)), max(1, int(JOBS * scale))
+    client_processes = max(1, min(client_processes, connections))
     seconds = max(5.0, SECONDS * min(1.0, scale * 10))
+    rate = max(10.0, CHANGES_PER_S * min(1.0, scale * 10))  # a small scale's few tasks would conflict at 100/s
     now = datetime.now(UTC)
     await db.tasks.delete_many({"_id": {"$gte": ID_BASE, "$lt": ID_BASE + JOBS}})
     await db.tasks.insert_many([task_doc(ID_BASE + job, f"fleet-live-{job}", now) for job in range(jobs)])
     idle = await get_latencies(gateway, 5)
-    fleet = Fleet()
     rss_before = rss_kb(gateway_pid)
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as sockets_session:
-        await connect_fleet(gateway, sockets_session, fleet, connections)
-        await subscribe(fleet, range(1), jobs)
-        await until_live(session, gateway, 1)
-        at_one = await live_connections_and_cursors(db)
-        await subscribe(fleet, range(1, subscriptions), jobs)
-        await until_live(session, gateway, subscriptions)
-        rss_per_subscription = (rss_kb(gateway_pid) - rss_before) / subscriptions
-        at_all = await live_connections_and_cursors(db)
-        cpu_before = tree_cpu_s([gateway_pid])
-        probing = asyncio.create_task(get_latencies(gateway, seconds))
-        writes: list[asyncio.Task[None]] = []
-        rng = random.Random(30)
-        started = time.perf_counter()
-        for number in range(int(seconds * CHANGES_PER_S)):
-            await asyncio.sleep(max(0.0, started + number / CHANGES_PER_S - time.perf_counter()))
-            task_id = ID_BASE + rng.randrange(jobs)
-            writes.append(asyncio.create_task(change(session, gateway, fleet, task_id, f"F{number}")))
-        await asyncio.gather(*writes)
-        busy = await probing
-        await asyncio.sleep(2)  # the last events arrive
-        cpu = tree_cpu_s([gateway_pid]) - cpu_before
-        for reader in fleet.readers:
-            reader.cancel()
-        await asyncio.gather(*fleet.readers, return_exceptions=True)
-        for ws in fleet.sockets:
-            with contextlib.suppress(Exception):
-                await ws.close()
-    delays = fleet.delays_ms()
-    changes = len(writes)
-    shape = f"{subscriptions} subscriptions, {connections} connections, {jobs} jobs, {CHANGES_PER_S} changes/s"
+    one = ClientProcesses(1, Share(gateway, TOKEN, QUERY, 1, range(1), jobs, "fleet-live-"), 1)
+    await one.subscribed()
+    await until_live(session, gateway, 1)
+    at_one = await live_connections_and_cursors(db)
+    share = Share(gateway, TOKEN, QUERY, connections, range(subscriptions), jobs, "fleet-live-")
+    clients = ClientProcesses(client_processes, share, subscriptions - 1)
+    await clients.subscribed()
+    await until_live(session, gateway, subscriptions)
+    rss_per_subscription = (rss_kb(gateway_pid) - rss_before) / subscriptions
+    at_all = await live_connections_and_cursors(db)
+    sharing_before = await metric_sums(session, gateway, SHARING)
+    cpu_before = tree_cpu_s([gateway_pid])
+    one.start_measuring()
+    clients.start_measuring()
+    probing = asyncio.create_task(get_latencies(gateway, seconds))
+    answered: dict[str, float] = {}
+    sent: dict[str, float] = {}
+    writes: list[asyncio.Task[bool]] = []
+    rng = random.Random(30)
+    started = time.perf_counter()
+    for number in range(int(seconds * rate)):
+        await asyncio.sleep(max(0.0, started + number / rate - time.perf_counter()))
+        task_id = ID_BASE + rng.randrange(jobs)
+        sent[f"F{number}"] = time.perf_counter()
+        writes.append(asyncio.create_task(change(session, gateway, answered, task_id, f"F{number}")))
+    made = sum(await asyncio.gather(*writes))
+    writing_s = time.perf_counter() - started
+    busy = await probing
+    await asyncio.sleep(2)  # the last events arrive
+    cpu = tree_cpu_s([gateway_pid]) - cpu_before
+    sharing = await metric_sums(session, gateway, SHARING)
+    received = [*await one.stop(), *await clients.stop()]
+    arrivals = [event for client in received for event in client.events]
+    errors = sum(len(client.errors) for client in received)
+    delays = delays_ms(answered, arrivals)
+    # From the write sent: an upper bound of the delivery delay that stays meaningful when the writes' answers
+    # are slow (an event then arrives before its write's answer, and the row above says 0).
+    from_sent = delays_ms({status: sent[status] for status in answered}, arrivals)
+    changes = made
+    executed = sum(v - sharing_before.get(k, 0) for k, v in sharing.items() if "executions" in k and "executed" in k)
+    encoded = sum(v - sharing_before.get(k, 0) for k, v in sharing.items() if "encodings" in k and "encoded" in k)
+    busiest = max(client.cpu_s / max(client.wall_s, 1e-9) for client in received) * 100
+    shape = f"{subscriptions} subscriptions, {connections} connections, {jobs} jobs, {rate:g} changes/s asked"
     return [
         Row(
             "fleet: live-update MongoDB connections",
@@ -223,10 +232,29 @@ async def run_fleet(
             "ms",
             percentile(delays, 0.99) / 250,
             P99_TARGET,
-            f"{len(delays)} deliveries",
+            f"{len(delays)} deliveries, {errors} errors, {made} of {len(writes)} changes made "
+            f"({made / writing_s:.0f}/s)",
+        ),
+        Row(
+            "fleet: delivery p99 (write sent -> event)",
+            percentile(from_sent, 0.99),
+            0,
+            "ms",
+            0,
+            REPORT,
+            f"p50 {percentile(from_sent, 0.5):.0f} ms; includes the write's own time",
         ),
         Row("fleet: gateway CPU per delivered event", cpu / max(1, len(delays)) * 1e6, 0, "us", 0, REPORT),
         Row("fleet: gateway CPU per change", cpu / max(1, changes) * 1e3, 0, "ms", 0, REPORT),
+        Row(
+            "fleet: selection executions per change",
+            executed / max(1, changes),
+            len(delays) / max(1, changes),
+            "runs",
+            executed / max(1, len(delays)),
+            REPORT,
+            f"against deliveries per change; {encoded / max(1, changes):.2f} encodings per change",
+        ),
         Row(
             "fleet: REST GET p99 while it runs",
             percentile(busy, 0.99),
@@ -237,6 +265,15 @@ async def run_fleet(
             "against idle",
         ),
         Row("fleet: gateway RSS per open subscription", rss_per_subscription, 0, "KB", 0, REPORT),
+        Row(
+            "fleet: busiest client process CPU",
+            busiest,
+            100,
+            "%",
+            busiest / 100,
+            REPORT,
+            f"{client_processes} client processes: near 100% the client, not the gateway, sets the pace",
+        ),
     ]
 
 
@@ -244,7 +281,7 @@ async def measure(run: Run) -> list[Row]:
     return await run_fleet(run.session, run.gateway, run.cpu.gateways[0], run.db)
 
 
-async def _alone(scale: float) -> None:
+async def _alone(scale: float, client_processes: int) -> None:
     from gateway.embedded import EmbeddedMongo, free_port
 
     with tempfile.TemporaryDirectory(prefix="tracking-fleet-") as workdir:
@@ -256,15 +293,20 @@ async def _alone(scale: float) -> None:
         try:
             await wait_until_up(f"http://127.0.0.1:{port}/readyz", gateway)
             async with aiohttp.ClientSession(headers={"X-Auth-Token": TOKEN}) as session:
-                rows = await run_fleet(session, f"http://127.0.0.1:{port}", gateway.pid, client[DB], scale)
+                rows = await run_fleet(
+                    session, f"http://127.0.0.1:{port}", gateway.pid, client[DB], scale, client_processes
+                )
             for row in rows:
                 print(f"{row.workload:50} {row.gateway:10.2f} {row.unit:8} ref {row.reference:8.2f}  {row.note}")
         finally:
             gateway.terminate()
-            gateway.wait(30)
+            try:
+                gateway.wait(60)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
             await client.close()
             await mongo.stop()
 
 
 if __name__ == "__main__":
-    asyncio.run(_alone(float(sys.argv[1]) if len(sys.argv) > 1 else 0.01))
+    asyncio.run(_alone(float(sys.argv[1]) if len(sys.argv) > 1 else 0.01, int(sys.argv[2]) if len(sys.argv) > 2 else 4))

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import socket
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from bson.int64 import Int64
+from prometheus_client import REGISTRY
 from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -142,16 +142,17 @@ async def test_a_thousand_subscriptions_share_one_stream_and_pool_while_rest_ans
         cursors_for_10 = await change_streams_open(raw_db)
         assert cursors_for_10 == 1, "one shared change stream"
 
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
-            slowest = 0.0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60) as rest:
+            answered = 0
 
             async def answering() -> None:
-                nonlocal slowest
+                # A starved pool shows as a 503 (the request's MongoDB wait is bounded by its settings), not as a
+                # slow answer: how long an answer takes here is the machine's load, which the test cannot own.
+                nonlocal answered
                 while True:
-                    started = time.monotonic()
                     assert (await rest.get("/tracking/task/1")).status_code == 200
                     assert (await rest.get("/readyz")).status_code == 200
-                    slowest = max(slowest, time.monotonic() - started)
+                    answered += 1
                     await asyncio.sleep(0.05)
 
             probing = asyncio.create_task(answering())
@@ -179,9 +180,10 @@ async def test_a_thousand_subscriptions_share_one_stream_and_pool_while_rest_ans
                 return all(len(inboxes[conn].events[op]) >= len(expected(job)) for (conn, op), job in wanted.items())
 
             await eventually(delivered, timeout=60, what="every subscription's events")
+            assert not probing.done(), probing.exception()  # a refused probe ends the task with its assertion
             probing.cancel()
             await asyncio.gather(probing, return_exceptions=True)
-            assert slowest < 5, f"REST waited {slowest:.1f}s"
+            assert answered > 0
             assert await live_connections(raw_db) == connections_for_10
             assert await change_streams_open(raw_db) == cursors_for_10
         await asyncio.sleep(0.5)  # anything extra would have come by now
@@ -281,6 +283,7 @@ async def test_a_reader_that_never_reads_is_ended_as_too_slow_and_holds_nobody_b
     gateway = await own_store(buffer=4)
     app, settings = gateway_app(gateway, tmp_path)
     await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "slow", "nexts": [], "previous": []})
+    dropped_before, too_slow_before = _sample("tracking_subscription_events_dropped_total"), _too_slow()
     async with served(app, settings) as port:
         taken = None
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
@@ -304,6 +307,10 @@ async def test_a_reader_that_never_reads_is_ended_as_too_slow_and_holds_nobody_b
                 return [subscriber.taken for subscriber in gateway.live.subscribers()] == [CHANGES]
 
             await eventually(ended, timeout=30, what="the stuck subscription ended")
+            # /metrics: one subscription ended as too slow, and the events it did not get (at least the one that
+            # did not fit its buffer) counted as dropped.
+            assert _too_slow() == too_slow_before + 1
+            assert _sample("tracking_subscription_events_dropped_total") >= dropped_before + 1
             got: list[dict[str, Any]] = []
             error = None
             while error is None:  # now it reads: what was queued, then the error
@@ -324,6 +331,15 @@ async def test_a_reader_that_never_reads_is_ended_as_too_slow_and_holds_nobody_b
                     rest_of_them.append(message["payload"]["data"]["taskEvents"])
         cursors = [event["cursor"] for event in [*got, *rest_of_them]]
         assert cursors == [event["cursor"] for event in inbox.events["1"]]
+
+
+def _sample(name: str, **labels: str) -> float:
+    """A series of this process's /metrics (the gateways the tests serve here)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _too_slow() -> float:
+    return _sample("tracking_subscriptions_ended_total", reason="too_slow")
 
 
 async def test_subscriptions_past_a_connection_s_bound_are_refused_the_others_untouched(store, tmp_path, raw_db):
@@ -404,7 +420,7 @@ async def test_subscriptions_past_the_gateway_s_bound_are_refused_and_metrics_sh
 
 @pytest.mark.slow
 async def test_many_subscriptions_ride_out_a_mongod_restart_and_miss_nothing(tmp_path):
-    """100 subscriptions on 10 connections, then the embedded mongod killed and restarted by the supervisor: the
+    """300 subscriptions on 30 connections, then the embedded mongod killed and restarted by the supervisor: the
     shared stream resumes after its last position; each subscription gets exactly its events, those made while
     MongoDB was back up included, and tabs that subscribed with a cursor during the outage too."""
     settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path / "var", mongodb_timeout_ms=5000)
@@ -416,12 +432,12 @@ async def test_many_subscriptions_ride_out_a_mongod_restart_and_miss_nothing(tmp
             backend.supervise(max_restarts=1)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest:
                 cursor = (await rest.post("/graphql", json={"query": "{ eventCursor }"})).json()["data"]["eventCursor"]
-                sockets = [await stack.enter_async_context(connection(port)) for _ in range(10)]
+                sockets = [await stack.enter_async_context(connection(port)) for _ in range(30)]
                 inboxes = [Inbox(ws) for ws in sockets]
-                wanted = {n: None if n % 10 == 0 else jobs[n % 5] for n in range(100)}
-                async with subscribed(100):
+                wanted = {n: None if n % 10 == 0 else jobs[n % 5] for n in range(300)}
+                async with subscribed(300):
                     for n, job in wanted.items():
-                        await subscribe(sockets[n % 10], str(n), job)
+                        await subscribe(sockets[n % 30], str(n), job)
                 for n, job in enumerate(jobs):
                     await rest.post("/tracking/task", json={"tasks": [{"id": n + 1, "job-id": job}]})
                 assert backend.embedded is not None
@@ -443,7 +459,7 @@ async def test_many_subscriptions_ride_out_a_mongod_restart_and_miss_nothing(tmp
             def expected(job: str | None) -> list[tuple[str, str]]:
                 return [(kind, str(task)) for kind, task, of in changes if job is None or of == job]
 
-            everyone = [*((n % 10, str(n), job) for n, job in wanted.items())]
+            everyone = [*((n % 30, str(n), job) for n, job in wanted.items())]
             everyone += [(n, f"late{n}", jobs[n % 5]) for n in range(10)]
 
             async def delivered() -> bool:

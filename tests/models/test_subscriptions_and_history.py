@@ -31,10 +31,16 @@ from tests.helpers import (
     next_event,
     next_message,
     served,
+    subscribed,
     task,
     writing_history,
 )
 from tests.helpers import subscription as _subscription
+from tests.test_fanout import Inbox, connection, subscribe
+
+STATUS_QUERY = (
+    "subscription($jobId: String, $after: String) { taskEvents(jobId: $jobId, after: $after) { task { status } } }"
+)
 
 
 def subscription(port: int, variables: dict[str, Any], until_live: bool = False) -> Any:
@@ -269,7 +275,8 @@ async def _initiate(hosts: list[str]) -> None:
 
 @pytest.mark.slow
 async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_election(three_members, tmp_path):
-    """Fifty more subscriptions share the gateway's stream meanwhile: each sees the change after the election."""
+    """Fifty more subscriptions on connections of their own, and 200 more on 5 connections, share the gateway's
+    stream meanwhile: each sees the change before and the change after the election, once each."""
     store = await GraphStore.open(three_members, "failover", timeout_ms=20_000)
     app, settings = gateway_app(store, tmp_path, subscription_resume_ms=60_000)
     try:
@@ -283,6 +290,11 @@ async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_ele
             for n in range(50):
                 variables = {"jobId": "f"} if n % 2 else {}
                 crowd.append(await others.enter_async_context(subscription(port, variables, until_live=True)))
+            sockets = [await others.enter_async_context(connection(port)) for _ in range(5)]
+            inboxes = [Inbox(ws) for ws in sockets]
+            async with subscribed(200):
+                for n in range(200):
+                    await subscribe(sockets[n % 5], str(n), "f" if n % 2 else None, query=STATUS_QUERY)
             await store.update_task(1, TaskPatch.model_validate({"status": "STILL BEFORE"}))
             assert (await next_event(ws))["task"] == {"status": "STILL BEFORE"}
             with contextlib.suppress(PyMongoError):  # the primary drops its connections as it steps down
@@ -301,5 +313,17 @@ async def test_a_subscription_survives_a_failover_and_sees_changes_after_the_ele
             for other in crowd:
                 statuses = [(await next_event(other, timeout=60))["task"] for _ in range(2)]
                 assert statuses == [{"status": "STILL BEFORE"}, {"status": "AFTER"}]
+
+            async def both() -> bool:
+                return all(len(inboxes[n % 5].events[str(n)]) >= 2 for n in range(200))
+
+            await eventually(both, timeout=60, what="the 200 subscriptions' two events")
+            await asyncio.sleep(0.5)  # anything extra would have come by now
+            for n in range(200):
+                inbox = inboxes[n % 5]
+                statuses = [event["task"] for event in inbox.events[str(n)]]
+                assert statuses == [{"status": "STILL BEFORE"}, {"status": "AFTER"}], (n, inbox.errors[str(n)])
+            for inbox in inboxes:
+                await inbox.stop()
     finally:
         await store.close()

@@ -1,0 +1,184 @@
+"""One execution and one encoding per distinct subscription payload, whatever the number of subscribers.
+
+graphql-core runs a subscription's selection on every event for every subscription, and each `next` message is
+encoded for each: with ten dashboards per job on the same query, each event cost ten identical executions and
+encodings. Here the answer to one event for one selection is computed once and shared:
+
+- **Execution**: the per-event executor (`SharedEventExecution`, the schema's execution context class) keeps
+  each answer on the event itself (`models.events.TaskEvent.derived`, through the GraphQL event object), keyed
+  by the operation (the parsed document: Strawberry's parser cache gives the same query text the same
+  document), the values of the variables the payload depends on (those outside the subscription field's own
+  arguments: `jobId` and `after` choose the events, not what an event's payload holds), and the caller's
+  audience (`Context.audience`: what the caller may see). Subscribers of the same dashboard query share one
+  execution, whichever job or cursor they subscribed with.
+- **Encoding**: the shared answer's `data` is a `SharedData` dict that remembers its JSON text; a
+  graphql-transport-ws `next` message carrying it (`next_frame`) is the per-subscription `id` spliced around
+  that text, not a new encoding of the payload.
+
+What stays per subscription is Strawberry's handling of each result (its extension hooks, the message) and
+the WebSocket's own framing (and compression, when the client asked for it). A shared answer lives on its event
+(held by the subscriptions' buffers) until SHARED_ANSWERS newer ones were kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import FieldNode, OperationDefinitionNode, OperationType, VariableNode
+from graphql.language import Node
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from graphql_schema.large_answers import EncodedAnswer
+from graphql_schema.metrics import SUBSCRIPTION_ENCODINGS, SUBSCRIPTION_EXECUTIONS
+
+SHARED_RESULTS = "shared_results"
+"""The attribute of a subscription's event object holding the answers shared by its subscribers."""
+
+SelectionKey = tuple[int, tuple[tuple[str, str], ...], Hashable]
+"""An operation (by identity), the values of the variables its payload depends on, the caller's audience."""
+
+SHARED_ANSWERS = 4096
+"""Shared answers kept at most, across events, the oldest forgotten first: what a reader lagging further
+behind reads is executed again for it (correct, only not shared). Without a bound, one reader that lets
+events wait would keep alive every answer any selection gave for each of them."""
+_kept: deque[tuple[dict[object, object], SelectionKey]] = deque()
+
+
+class SharedData(dict[str, Any]):
+    """A shared answer's `data`: a plain dict to everything that reads it, with the JSON text of the `next`
+    payload it was sent in, by what else that payload held (errors, extensions)."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        super().__init__(data)
+        self.encoded: list[tuple[dict[str, Any], str]] = []
+
+
+@dataclass
+class _Shared:
+    operation: OperationDefinitionNode
+    """Kept to check the key's identity: an operation's id may be reused once it is gone."""
+    result: GraphQLExecutionResult | asyncio.Future[GraphQLExecutionResult]
+
+
+class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context; a subscription's per-event execution shares its answer with every
+    subscription of the same selection, variables and audience (see the module's docstring)."""
+
+    _selection_key: SelectionKey | None = None
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        if self._selection_key is None:  # once per subscription: the per-event executors are copies of this one
+            self._selection_key = self._key_of_selection()
+        return super().build_per_event_executor(payload)
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        shared = getattr(self.root_value, SHARED_RESULTS, None)
+        key = self._selection_key
+        if key is None or not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return super().execute_operation(serially)
+        found = shared.get(key)
+        if isinstance(found, _Shared) and found.operation is self.operation:
+            SUBSCRIPTION_EXECUTIONS.labels("shared").inc()
+            if isinstance(found.result, asyncio.Future):
+                return _awaited(found.result)
+            return found.result
+        SUBSCRIPTION_EXECUTIONS.labels("executed").inc()
+        result = super().execute_operation(serially)
+        if self.is_awaitable(result):
+            # Nested fields that read: the first subscriber runs it, the others wait for the same answer (a
+            # task of its own, so that one subscriber leaving does not cancel it for the others).
+            future = asyncio.ensure_future(_with_shared_data(cast(Awaitable[GraphQLExecutionResult], result)))
+            _keep(shared, key, _Shared(self.operation, future))
+            return _awaited(future)
+        answer = _sharing_data(cast(GraphQLExecutionResult, result))
+        _keep(shared, key, _Shared(self.operation, answer))
+        return answer
+
+    def _key_of_selection(self) -> SelectionKey:
+        coerced = self.variable_values.coerced
+        names = sorted(payload_variables(self.operation, self.fragment_definitions.values()) & coerced.keys())
+        values = tuple((name, repr(coerced[name])) for name in names)
+        audience = getattr(self.context_value, "audience", None)
+        return (id(self.operation), values, audience if isinstance(audience, Hashable) else id(self.context_value))
+
+
+def _keep(shared: dict[object, object], key: SelectionKey, answer: _Shared) -> None:
+    shared[key] = answer
+    _kept.append((shared, key))
+    while len(_kept) > SHARED_ANSWERS:
+        oldest, its_key = _kept.popleft()
+        oldest.pop(its_key, None)
+
+
+async def _awaited(future: asyncio.Future[GraphQLExecutionResult]) -> GraphQLExecutionResult:
+    return await asyncio.shield(future)
+
+
+async def _with_shared_data(result: Awaitable[GraphQLExecutionResult]) -> GraphQLExecutionResult:
+    return _sharing_data(await result)
+
+
+def _sharing_data(result: GraphQLExecutionResult) -> GraphQLExecutionResult:
+    if result.data is not None and not isinstance(result.data, SharedData):
+        result.data = SharedData(result.data)
+    return result
+
+
+def payload_variables(operation: OperationDefinitionNode, fragments: Any) -> set[str]:
+    """The variables an event's payload may depend on: every one the operation uses except in the arguments of
+    its root fields (they choose the events); all of them when the root selection is not plain fields."""
+    found: set[str] = set()
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            _variables_in(selection.directives, found)
+            _variables_in(selection.selection_set, found)
+        else:
+            return _variables_in((operation.directives, operation.selection_set, tuple(fragments)), set())
+    _variables_in(operation.directives, found)
+    return _variables_in(tuple(fragments), found)
+
+
+def _variables_in(node: object, found: set[str]) -> set[str]:
+    if isinstance(node, VariableNode):
+        found.add(node.name.value)
+    elif isinstance(node, tuple | list):
+        for child in node:
+            _variables_in(child, found)
+    elif isinstance(node, Node):
+        for name in node.keys:
+            if name != "loc":
+                _variables_in(getattr(node, name), found)
+    return found
+
+
+def next_frame(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A graphql-transport-ws message, with its text already encoded (an `EncodedAnswer`, which the router's
+    `encode_json` sends as it is) when it is a `next` whose payload's data is shared: the payload's text is
+    encoded once, then each subscription's frame is its `id` around it."""
+    payload = message.get("payload")
+    if message.get("type") != "next" or not isinstance(payload, dict):
+        return message
+    data = payload.get("data")
+    if not isinstance(data, SharedData):
+        return message
+    rest = {name: value for name, value in payload.items() if name != "data"}
+    text = next((text for other, text in data.encoded if other == rest), None)
+    if text is None:
+        try:
+            text = orjson.dumps(payload).decode()
+        except TypeError:  # what orjson cannot encode (an integer past 64 bits): the router's fallback, unshared
+            return message
+        data.encoded.append((rest, text))
+        SUBSCRIPTION_ENCODINGS.labels("encoded").inc()
+    else:
+        SUBSCRIPTION_ENCODINGS.labels("shared").inc()
+    frame = f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"next","payload":{text}}}'
+    return EncodedAnswer(dict(message), frame)
