@@ -36,7 +36,7 @@ from tests.helpers import (
     writing_history,
 )
 from tests.helpers import subscription as _subscription
-from tests.test_fanout import Inbox, connection, subscribe
+from tests.models.test_fanout import Inbox, connection, subscribe
 
 STATUS_QUERY = (
     "subscription($jobId: String, $after: String) { taskEvents(jobId: $jobId, after: $after) { task { status } } }"

@@ -12,8 +12,8 @@ import pytest
 
 from models import GraphStore, HistoryWriter
 from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, writing_history
+from tests.models.test_actors import HISTORY
 from tests.oidc_issuer import AUDIENCE, Issuer, rsa_key, running_issuer
-from tests.test_actors import HISTORY
 
 
 @pytest.fixture(scope="module")

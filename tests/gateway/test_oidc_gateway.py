@@ -23,7 +23,7 @@ from graphql_schema.credentials import EXPIRED_REASON
 from models import GraphStore
 from tests.helpers import AUTH, TOKEN, eventually, gateway_app, lifespan_client, next_event, served, subscribed
 from tests.oidc_issuer import AUDIENCE, Issuer, rsa_key, running_issuer
-from tests.test_oidc_tokens import FORGED_KINDS, forged
+from tests.web.test_oidc_tokens import FORGED_KINDS, forged
 
 INVALID = 'Bearer realm="tracking", error="invalid_token"'
 CREATE = {"tasks": [{"id": 1, "job-id": "j1", "status": "READY"}]}

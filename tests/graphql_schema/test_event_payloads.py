@@ -17,8 +17,8 @@ from graphql_schema import event_payloads
 from graphql_schema.event_payloads import payload_variables
 from models import GraphStore
 from tests.helpers import AUTH, TOKEN, eventually, gateway_app, served, subscribed
-from tests.test_fanout import Inbox, connection
-from tests.test_job_scopes import SCOPE, seed
+from tests.models.test_fanout import Inbox, connection
+from tests.models.test_job_scopes import SCOPE, seed
 
 DASHBOARD = (
     "subscription Dash($jobId: String, $after: String, $full: Boolean!) { taskEvents(jobId: $jobId, after: $after)"

@@ -20,9 +20,9 @@ import pytest
 
 from bench.browser import Browser
 from models import GraphStore
+from tests.gateway.test_pages import run_the_example_query
 from tests.helpers import AUTH, gateway_app, served
 from tests.oidc_provider import Provider, running_provider
-from tests.test_pages import run_the_example_query
 
 CLIENT_ID = "tracking-pages"
 BEARER_KEY = "tracking-bearer"  # gateway/static/token.js

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.embedded import free_port
 from tests.helpers import AUTH, TOKEN, eventually
-from tests.test_fanout import connection, subscribe
+from tests.models.test_fanout import connection, subscribe
 
 DB = "shutdown_subscriptions"
 SERVICE_RESTART = 1012
