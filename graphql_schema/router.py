@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any, cast
@@ -20,37 +19,17 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
-    ConnectionInitMessage as TransportConnectionInit,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message as TransportMessage
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import (
-    CompleteMessage,
-    ConnectionInitMessage,
-    ErrorMessage,
-)
 from strawberry.types import ExecutionResult
-from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_schema.context import Context
 from graphql_schema.credentials import (
-    AMBIGUOUS_CLOSE_CODE,
-    CLOSE_CODE_OF_BEARER_STATUS,
-    ambiguous_payload,
-    close_reason,
-    ending_at_expiry,
-    payload_caller,
     presented_credential,
     refuse_bearer_upgrade,
     refuse_upgrade,
-    stopped,
 )
 from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
-from graphql_schema.event_payloads import next_frame
 from graphql_schema.http import (
     GRAPHQL_RESPONSE_TYPE,
     JSON_TYPE,
@@ -62,8 +41,9 @@ from graphql_schema.http import (
 )
 from graphql_schema.large_answers import EncodedAnswer, encoded_off_the_loop, is_large, release_after_large_answer
 from graphql_schema.schema import build_schema
+from graphql_schema.websocket_handlers import TOKEN_REJECTION, LegacyWSHandler, TransportWSHandler
 from models import InvalidOperation
-from web.auth import TOKEN_FIELD, Caller, Credential, RepeatedCredential
+from web.auth import Caller, Credential, RepeatedCredential
 from web.bearer import BearerRefused
 from web.limits import RequestLimits
 from web.page_security import GRAPHIQL, page_response, signing_in
@@ -72,7 +52,6 @@ from web.state import gateway_state, keep_caller, request_caller
 GRAPHQL_PATH = "/graphql"
 RATE_LIMITED = "RATE_LIMITED"
 """The code of a request past its caller's rate (429, with Retry-After)."""
-REJECTED_TOKEN_CLOSE_CODE = 4403
 
 
 class _RefusedJSON(json.JSONDecodeError):
@@ -81,106 +60,6 @@ class _RefusedJSON(json.JSONDecodeError):
     def __init__(self, message: str) -> None:
         super().__init__(message, "", 0)
         self.msg = message
-
-
-class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400, and
-    one whose bearer token is refused with 4401, 4403 or 1013 (CLOSE_CODE_OF_BEARER_STATUS)."""
-
-    async def handle_connection_init(self, message: TransportConnectionInit) -> None:
-        refusal = ambiguous_payload(self.context.credential, message.get("payload"))
-        if refusal is not None:
-            await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
-            return
-        refused = await payload_caller(self.context, message.get("payload"))
-        if refused is not None:
-            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
-            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
-            return
-        await super().handle_connection_init(message)
-        if self.connection_acknowledged and self._expiry is None:
-            self._expiry = ending_at_expiry(self.websocket, self.context)
-
-    _expiry: asyncio.Task[None] | None = None
-
-    async def handle(self) -> None:
-        try:
-            await super().handle()
-        finally:
-            await stopped(self._expiry)
-
-    async def send_message(self, message: TransportMessage) -> None:
-        """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
-        await self.websocket.send_json(next_frame(message))
-
-
-class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The older graphql-ws protocol closes a rejected connection with 1011 (internal error); a wrong token is
-    no server error, so it is refused here first with the 4403 graphql-transport-ws uses, and tokens that
-    disagree with the 4400 it uses for them."""
-
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        context = self.context
-        refusal = ambiguous_payload(context.credential, message.get("payload"))
-        if refusal is not None:
-            await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
-            await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
-            return
-        refused = await payload_caller(context, message.get("payload"))
-        if refused is not None:
-            await self.send_message({"type": "connection_error", "payload": {"message": refused.message}})
-            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
-            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
-            return
-        if not context.authenticated:
-            await self.send_message({"type": "connection_error", "payload": {"message": _REJECTION}})
-            await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=_REJECTION)
-            return
-        await super().handle_connection_init(message)
-        if self._expiry is None:
-            self._expiry = ending_at_expiry(self.websocket, context)
-
-    _expiry: asyncio.Task[None] | None = None
-
-    async def handle(self) -> None:
-        try:
-            await super().handle()
-        finally:
-            await stopped(self._expiry)
-
-    async def handle_async_results(
-        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
-    ) -> None:
-        """Strawberry's, through `Schema.stream` rather than `Schema.subscribe`: a query or mutation sent with
-        `start` runs too (one `data`, then `complete`), as the graphql-ws protocol has it, where Strawberry's
-        own runs subscriptions only."""
-        try:
-            results = await self.schema.stream(
-                query,
-                variable_values=variables,
-                context_value=self.context,
-                root_value=self.root_value,
-                operation_name=operation_name,
-            )
-            self.subscriptions[operation_id] = results
-            first = True
-            async for result in results:
-                if first and isinstance(result, PreExecutionError) and result.errors:
-                    payload = result.errors[0].formatted
-                    await self.send_message(ErrorMessage(type="error", id=operation_id, payload=payload))
-                    return
-                if isinstance(result, ExecutionResult):
-                    await self.send_data_message(result, operation_id)
-                first = False
-            await self.send_message(CompleteMessage(type="complete", id=operation_id))
-        except asyncio.CancelledError:
-            await self.send_message(CompleteMessage(type="complete", id=operation_id))
-        finally:
-            self.subscriptions.pop(operation_id, None)
-            self.tasks.pop(operation_id, None)
-
-
-_REJECTION = f"missing or unknown {TOKEN_FIELD}"
 
 
 class TokenRefused(Exception):
@@ -192,8 +71,8 @@ GRAPHIQL_PAGE = (Path(__file__).parent / "graphiql.html").read_text()
 
 
 class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
-    graphql_transport_ws_handler_class = _TransportWSHandler
-    graphql_ws_handler_class = _LegacyWSHandler
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         verifier = gateway_state(request)["oidc"]
@@ -220,7 +99,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         if not _asks_for_graphiql(request):
             caller = await _authenticated(request)
             if caller is None:
-                raise TokenRefused(_REJECTION)  # before the body is read: no 100 Continue for a refused request
+                raise TokenRefused(TOKEN_REJECTION)  # before the body is read: no 100 Continue for a refused request
             limited = await gateway_state(request)["caller_limits"].refusal(caller)
             if limited is not None:
                 media_type = response_media_type_or_json(request.headers.get("accept"))
@@ -294,7 +173,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         except BearerRefused as refused:
             raise ConnectionRejectionError({"message": refused.message}) from None
         if caller is None:
-            raise ConnectionRejectionError({"message": _REJECTION})
+            raise ConnectionRejectionError({"message": TOKEN_REJECTION})
         context.grant(caller)
         return await super().on_ws_connect(context)
 
@@ -337,7 +216,7 @@ async def _refuse_token(request: Request, _: Exception) -> Response:
     media_type = response_media_type_or_json(request.headers.get("accept"))
     challenge = gateway_state(request)["callers"].challenge  # when bearer tokens are accepted too (RFC 6750)
     return error_response(
-        403, _REJECTION, "FORBIDDEN", media_type, {"WWW-Authenticate": challenge} if challenge else None
+        403, TOKEN_REJECTION, "FORBIDDEN", media_type, {"WWW-Authenticate": challenge} if challenge else None
     )
 
 
@@ -390,7 +269,7 @@ async def _context(connection: HTTPConnection) -> Context:
     if request is not None and caller is not None:
         keep_caller(request.scope, caller)  # `run` reads it again rather than verifying the token twice
     if request is not None and caller is None and not _asks_for_graphiql(request):
-        raise TokenRefused(_REJECTION)
+        raise TokenRefused(TOKEN_REJECTION)
     settings = state["settings"]
     context = Context(
         state["store"],

@@ -27,8 +27,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway.cli import GatewayServer
 from gateway.server import BoundedHeadProtocol
 from graphql_schema.errors import CodedErrors
-from graphql_schema.router import TrackingGraphQLRouter, _LegacyWSHandler, _TransportWSHandler
+from graphql_schema.router import TrackingGraphQLRouter
 from graphql_schema.schema import TrackingSchema
+from graphql_schema.websocket_handlers import LegacyWSHandler, TransportWSHandler
 
 
 def assigns(source: str, attribute: str) -> bool:
@@ -68,10 +69,10 @@ def test_the_router_hooks_keep_strawberrys_signatures():
 
 
 def test_the_graphql_ws_handler_hooks_exist_as_used():
-    """_LegacyWSHandler refuses a wrong token in `handle_connection_init` and runs queries in
+    """LegacyWSHandler refuses a wrong token in `handle_connection_init` and runs queries in
     `handle_async_results`, with the handler's own attributes."""
     for name in ("handle_connection_init", "handle_async_results"):
-        assert parameters(getattr(_LegacyWSHandler, name)) == parameters(getattr(BaseGraphQLWSHandler, name)), name
+        assert parameters(getattr(LegacyWSHandler, name)) == parameters(getattr(BaseGraphQLWSHandler, name)), name
     init = inspect.getsource(BaseGraphQLWSHandler.__init__)
     for attribute in ("websocket", "context", "schema", "root_value", "subscriptions", "tasks"):
         assert assigns(init, attribute), attribute
@@ -79,10 +80,10 @@ def test_the_graphql_ws_handler_hooks_exist_as_used():
 
 
 def test_the_graphql_transport_ws_handler_hook_exists_as_used():
-    """_TransportWSHandler refuses tokens that disagree in `handle_connection_init`, closing `websocket` and
+    """TransportWSHandler refuses tokens that disagree in `handle_connection_init`, closing `websocket` and
     reading `context` before Strawberry's own handling."""
     name = "handle_connection_init"
-    assert parameters(getattr(_TransportWSHandler, name)) == parameters(getattr(BaseGraphQLTransportWSHandler, name))
+    assert parameters(getattr(TransportWSHandler, name)) == parameters(getattr(BaseGraphQLTransportWSHandler, name))
     init = inspect.getsource(BaseGraphQLTransportWSHandler.__init__)
     for attribute in ("websocket", "context"):
         assert assigns(init, attribute), attribute

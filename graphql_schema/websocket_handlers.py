@@ -1,0 +1,135 @@
+"""The WebSocket protocols' handlers: Strawberry's, refusing a connection whose credentials disagree or are
+refused before it is acknowledged, closing it when a bearer token expires, and sending a shared subscription
+answer as the text encoded once for every subscriber of it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage as TransportConnectionInit,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message as TransportMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    CompleteMessage,
+    ConnectionInitMessage,
+    ErrorMessage,
+)
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
+from graphql_schema.context import Context
+from graphql_schema.credentials import (
+    AMBIGUOUS_CLOSE_CODE,
+    CLOSE_CODE_OF_BEARER_STATUS,
+    ambiguous_payload,
+    close_reason,
+    ending_at_expiry,
+    payload_caller,
+    stopped,
+)
+from graphql_schema.event_payloads import next_frame
+from web.auth import TOKEN_FIELD
+
+REJECTED_TOKEN_CLOSE_CODE = 4403
+TOKEN_REJECTION = f"missing or unknown {TOKEN_FIELD}"
+"""What a request or connection without a valid credential is told."""
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, refusing a connection_init whose tokens disagree (`ambiguous_payload`) with 4400, and
+    one whose bearer token is refused with 4401, 4403 or 1013 (CLOSE_CODE_OF_BEARER_STATUS)."""
+
+    async def handle_connection_init(self, message: TransportConnectionInit) -> None:
+        refusal = ambiguous_payload(self.context.credential, message.get("payload"))
+        if refusal is not None:
+            await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
+            return
+        refused = await payload_caller(self.context, message.get("payload"))
+        if refused is not None:
+            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
+            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
+            return
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._expiry is None:
+            self._expiry = ending_at_expiry(self.websocket, self.context)
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await stopped(self._expiry)
+
+    async def send_message(self, message: TransportMessage) -> None:
+        """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
+        await self.websocket.send_json(next_frame(message))
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The older graphql-ws protocol closes a rejected connection with 1011 (internal error); a wrong token is
+    no server error, so it is refused here first with the 4403 graphql-transport-ws uses, and tokens that
+    disagree with the 4400 it uses for them."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        context = self.context
+        refusal = ambiguous_payload(context.credential, message.get("payload"))
+        if refusal is not None:
+            await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
+            await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
+            return
+        refused = await payload_caller(context, message.get("payload"))
+        if refused is not None:
+            await self.send_message({"type": "connection_error", "payload": {"message": refused.message}})
+            close_code = CLOSE_CODE_OF_BEARER_STATUS.get(refused.status, REJECTED_TOKEN_CLOSE_CODE)
+            await self.websocket.close(code=close_code, reason=close_reason(refused.message))
+            return
+        if not context.authenticated:
+            await self.send_message({"type": "connection_error", "payload": {"message": TOKEN_REJECTION}})
+            await self.websocket.close(code=REJECTED_TOKEN_CLOSE_CODE, reason=TOKEN_REJECTION)
+            return
+        await super().handle_connection_init(message)
+        if self._expiry is None:
+            self._expiry = ending_at_expiry(self.websocket, context)
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            await stopped(self._expiry)
+
+    async def handle_async_results(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
+        """Strawberry's, through `Schema.stream` rather than `Schema.subscribe`: a query or mutation sent with
+        `start` runs too (one `data`, then `complete`), as the graphql-ws protocol has it, where Strawberry's
+        own runs subscriptions only."""
+        try:
+            results = await self.schema.stream(
+                query,
+                variable_values=variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation_name,
+            )
+            self.subscriptions[operation_id] = results
+            first = True
+            async for result in results:
+                if first and isinstance(result, PreExecutionError) and result.errors:
+                    payload = result.errors[0].formatted
+                    await self.send_message(ErrorMessage(type="error", id=operation_id, payload=payload))
+                    return
+                if isinstance(result, ExecutionResult):
+                    await self.send_data_message(result, operation_id)
+                first = False
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        except asyncio.CancelledError:
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
