@@ -206,9 +206,7 @@ async def named_tokens(store: GraphStore, settings: Settings) -> AsyncIterator[T
     cache = TokenCache(store.named_tokens(), settings.tokens_reload_ms / 1000, settings.token_last_used_s)
     task = asyncio.create_task(cache.run(), name="named tokens")
     try:
-        with contextlib.suppress(TimeoutError):  # MongoDB slow at start: the environment's tokens serve meanwhile
-            await asyncio.wait_for(cache.loaded.wait(), settings.mongodb_timeout_ms / 1000)
-        yield cache
+        yield cache  # not loaded yet: web.named_tokens has a request wait for the first load
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -246,7 +244,9 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "callers": Callers(environment, NamedTokenCallers(cache), bearer=oidc),
+                    "callers": Callers(
+                        environment, NamedTokenCallers(cache, settings.mongodb_timeout_ms / 1000), bearer=oidc
+                    ),
                     "caller_limits": caller_limits,
                     "settings": settings,
                     "limits": settings.limits,

@@ -29,6 +29,20 @@ class BearerRefused(Exception):
         return {"WWW-Authenticate": challenge(self.error, self.message)}
 
 
+class CannotJudgeNow(BearerRefused):
+    """A credential that cannot be judged now (what it is checked against could not be had yet): answered 503 with
+    Retry-After, never 401 or 403, which would tell a client holding a valid credential to throw it away."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
 class InvalidToken(BearerRefused):
     """Not a JWT from the issuer, or not one for this gateway now: 401 invalid_token."""
 

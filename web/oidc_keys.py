@@ -19,7 +19,7 @@ import httpx
 import orjson
 from prometheus_client import Counter
 
-from web.bearer import BearerRefused
+from web.bearer import CannotJudgeNow
 
 LOGGER = logging.getLogger("tracking.oidc")
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -33,19 +33,9 @@ KEY_FETCHES = Counter(
 _UNSAFE_IN_URL = frozenset(" \t\r\n\"',;")
 
 
-class IssuerUnavailable(BearerRefused):
+class IssuerUnavailable(CannotJudgeNow):
     """The issuer's keys could not be had (never fetched yet, or the fetch failed): a token cannot be judged
-    now, and is answered 503 with Retry-After rather than 401, which would tell a client that holds a valid token
-    to throw it away."""
-
-    status = 503
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
+    now (503 with Retry-After)."""
 
 
 class KeyFetchFailed(Exception):

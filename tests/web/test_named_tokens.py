@@ -5,6 +5,8 @@ per interval, and the environment's tokens keep working beside them."""
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,10 +14,12 @@ import pytest
 from models import InvalidOperation
 from models.tokens import TokenCache
 from tests.conftest import TEST_DB
+from tests.gateway.test_outages import doomed, is_stopped
 from tests.helpers import AUTH, eventually, gateway_app, lifespan_client
 from tests.monitoring import monitored_store
 
 DONE = {"query": "{ doneStatuses }"}
+__all__ = ["doomed"]  # the fixture, used by name
 
 
 async def stored_everywhere(raw_db) -> str:
@@ -111,6 +115,8 @@ async def test_unknown_tokens_never_reach_mongodb(mongo_uri, store, tmp_path):
     async with monitored_store(mongo_uri, TEST_DB) as (monitored, log):
         app, _ = gateway_app(monitored, tmp_path, tokens_reload_ms=3_600_000)
         async with lifespan_client(app) as http:
+            # The first request with a token not from the environment waits for the first load of them.
+            assert (await http.get("/tracking/task/1", headers={"X-Auth-Token": "first"})).status_code == 403
             async with log.recorded():
                 for attempt in range(100):
                     answer = await http.get("/tracking/task/1", headers={"X-Auth-Token": f"guess-{attempt}"})
@@ -127,3 +133,24 @@ async def test_a_token_stored_wrongly_by_a_tool_is_refused_and_the_others_served
     cache = TokenCache(tokens, reload_s=60, last_used_s=60)
     await cache.reload()
     assert cache.grant(good) is not None
+
+
+@pytest.mark.slow
+async def test_with_mongodb_frozen_at_start_a_token_not_yet_loaded_is_503_never_403(doomed, tmp_path):
+    """Start-up does not wait for the named tokens: the environment's tokens are judged at once, and a token the
+    gateway cannot look up yet is answered 503 with Retry-After (a 403 would tell its holder to throw it away)."""
+    mongo, store = doomed
+    os.kill(mongo.process.pid, signal.SIGSTOP)
+    try:
+        await eventually(lambda: is_stopped(mongo.process.pid), what="mongod stopped")
+        app, _ = gateway_app(store, tmp_path)
+        async with lifespan_client(app) as http:
+            unknown_yet = await http.get("/tracking/task/1", headers={"X-Auth-Token": "named-maybe"})
+            assert unknown_yet.status_code == 503, unknown_yet.text
+            assert "named tokens" in unknown_yet.json()["message"]
+            assert int(unknown_yet.headers["Retry-After"]) >= 1
+            from_environment = await http.get("/tracking/task/1", headers=AUTH)
+            assert from_environment.status_code == 503  # accepted; MongoDB is what is away
+            assert "named tokens" not in from_environment.text
+    finally:
+        os.kill(mongo.process.pid, signal.SIGCONT)
