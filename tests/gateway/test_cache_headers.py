@@ -134,7 +134,7 @@ def test_cache_headers_replace_cache_control_and_merge_vary() -> None:
 async def test_the_last_resort_500_is_uncached_too(tmp_path) -> None:
     """CacheHeaders sits outside every layer that answers on its own, so even RequestIdMiddleware's own 500 is
     covered (only the security headers, which never answer, wrap it)."""
-    stack: list[object] = [layer.cls for layer in middleware_stack(load_settings(api_tokens="t", data_dir=tmp_path))]
+    stack: list[object] = [layer.cls for layer in middleware_stack(load_settings(api_tokens=TOKEN, data_dir=tmp_path))]
     assert stack[: stack.index(CacheHeaders)] == [SecurityHeadersMiddleware]
 
     async def failing(scope: Scope, receive: Receive, send: Send) -> None:

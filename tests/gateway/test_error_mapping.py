@@ -13,6 +13,7 @@ from gateway.app import create_app
 from gateway.settings import load_settings
 from graphql_schema.errors import CODE_OF_GRAPH_ERROR, describe_domain_error
 from models.errors import GraphError
+from tests.helpers import TOKEN
 
 
 def _domain_errors() -> list[type[GraphError]]:
@@ -44,7 +45,7 @@ def test_every_domain_error_lives_in_models_errors_and_is_exported() -> None:
 
 @pytest.mark.parametrize("kind", DOMAIN_ERRORS, ids=lambda kind: kind.__name__)
 async def test_rest_answers_each_domain_error_with_its_own_status(kind: type[GraphError], tmp_path: Path) -> None:
-    app = create_app(load_settings(api_tokens="t", data_dir=tmp_path))
+    app = create_app(load_settings(api_tokens=TOKEN, data_dir=tmp_path))
     # Starlette picks the handler of the nearest class in the error's MRO (as here); without one it is a 500.
     handler = next((app.exception_handlers[base] for base in kind.__mro__ if base in app.exception_handlers), None)
     assert handler is not None, f"{kind.__name__} has no REST status"
