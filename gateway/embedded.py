@@ -183,7 +183,8 @@ class EmbeddedMongo:
             os.close(descriptor)
             raise EmbeddedMongoError(
                 f"another gateway (pid {owner}) is using the data dir {self.db_path.parent}: stop it, or give "
-                "this one its own TRACKING_DATA_DIR"
+                "this one its own TRACKING_DATA_DIR; to reach its MongoDB while it runs (check, token, purge), "
+                "set TRACKING_MONGODB_URI=$(tracking-gateway mongodb-uri)"
             ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)

@@ -131,12 +131,14 @@ async def payload_caller(context: Context, params: object) -> BearerRefused | No
     of a bearer token it names (web.bearer), to close the connection with."""
     if context.authenticated:
         return None
+    credential = presented_credential(params)
     try:
-        caller = await context.callers.resolve(presented_credential(params))
+        caller = await context.callers.resolve(credential)
     except BearerRefused as refused:
         return refused
     if caller is not None:
         context.grant(caller)
+        context.credential = credential  # what `ending_with_credential` asks about again
     return None
 
 
@@ -144,20 +146,45 @@ EXPIRED_CLOSE_CODE = 4401
 EXPIRED_REASON = "the bearer token has expired: connect again with a fresh one"
 
 
-def ending_at_expiry(websocket: Any, context: Context) -> asyncio.Task[None] | None:
-    """A task closing the connection (4401) when the bearer token it was authenticated with expires, so that a
-    caller whose sign-in ended or whose token the issuer stopped renewing keeps no live feed; None for a
-    credential without an expiry (an API token)."""
+REVOKED_CLOSE_CODE = 4403
+REVOKED_REASON = "the token has been revoked or has expired: connect again with a valid one"
+TOKEN_RECHECK_S = 1.0
+"""How often an open WebSocket's API token is looked up again (in memory: the named tokens every gateway reloads
+within TRACKING_TOKENS_RELOAD_MS)."""
+
+
+def ending_with_credential(
+    websocket: Any, context: Context, recheck_s: float = TOKEN_RECHECK_S
+) -> asyncio.Task[None] | None:
+    """A task closing the connection when the credential it was authenticated with stops being valid, so that a
+    caller whose access was taken away keeps neither a live feed nor a way to send operations: a bearer token
+    at its expiry (4401: a sign-in ended, or the issuer stopped renewing it); an API token once it no longer
+    names a caller (4403: a named token revoked or expired), looked up again every `recheck_s`. None without a
+    caller."""
     caller = context.caller
-    if caller is None or caller.expires_at is None:
+    if caller is None:
         return None
 
-    async def close_then(expires_at: float) -> None:
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
+    async def close(code: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # the connection may have ended meanwhile
-            await websocket.close(code=EXPIRED_CLOSE_CODE, reason=EXPIRED_REASON)
+            await websocket.close(code=code, reason=reason)
 
-    return asyncio.create_task(close_then(caller.expires_at))
+    async def close_at(expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await close(EXPIRED_CLOSE_CODE, EXPIRED_REASON)
+
+    async def close_once_unknown(credential: str) -> None:
+        while True:
+            await asyncio.sleep(recheck_s)
+            if await context.callers.resolve(credential) is None:
+                await close(REVOKED_CLOSE_CODE, REVOKED_REASON)
+                return
+
+    if caller.expires_at is not None:
+        return asyncio.create_task(close_at(caller.expires_at))
+    if isinstance(context.credential, str):
+        return asyncio.create_task(close_once_unknown(context.credential))
+    return None
 
 
 async def stopped(task: asyncio.Task[None] | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from graphql import GraphQLError
 from pydantic import ValidationError
@@ -89,6 +89,28 @@ class ReadOnlyTokens(SchemaExtension):
             bearer = caller is not None and caller.issuer is not None  # a JWT's scope, not a token's variable
             message = read_only_bearer().message if bearer else READ_ONLY_MESSAGE
             raise GraphQLError(message, extensions={"code": "FORBIDDEN"})
+        yield
+
+
+RATE_LIMITED = "RATE_LIMITED"
+"""The code of a request past its caller's rate (over HTTP a 429, with Retry-After)."""
+
+
+class RatesOverWebSocket(SchemaExtension):
+    """A query or mutation sent over a WebSocket counts against its caller's rate (web.rate_limits) as one sent
+    over HTTP does (graphql_schema.router counts those before anything runs): past it, the error RATE_LIMITED
+    with `retryAfter` (seconds), nothing run. Subscriptions are bounded by how many a caller holds open
+    (TRACKING_SUBSCRIPTIONS_PER_CALLER) instead, so a view that opens several at once is not refused."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        limits, caller = getattr(context, "caller_limits", None), getattr(context, "caller", None)
+        counted = self.execution_context.operation_type is not OperationType.SUBSCRIPTION
+        if counted and getattr(context, "over_websocket", False) and limits is not None and caller is not None:
+            limited = await limits.refusal(caller)
+            if limited is not None:
+                extensions = {"code": RATE_LIMITED, "retryAfter": limited.retry_after_s}
+                raise GraphQLError(limited.message, extensions=extensions)
         yield
 
 

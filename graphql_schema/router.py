@@ -29,7 +29,7 @@ from graphql_schema.credentials import (
     refuse_bearer_upgrade,
     refuse_upgrade,
 )
-from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE
+from graphql_schema.errors import OPERATION_RESOLUTION_FAILURE, RATE_LIMITED
 from graphql_schema.http import (
     GRAPHQL_RESPONSE_TYPE,
     JSON_TYPE,
@@ -50,8 +50,6 @@ from web.page_security import GRAPHIQL, page_response, signing_in
 from web.state import gateway_state, keep_caller, request_caller
 
 GRAPHQL_PATH = "/graphql"
-RATE_LIMITED = "RATE_LIMITED"
-"""The code of a request past its caller's rate (429, with Retry-After)."""
 
 
 class _RefusedJSON(json.JSONDecodeError):

@@ -24,7 +24,13 @@ from graphql_schema.conditions import IfMatch, condition
 from graphql_schema.context import Context, ForgetReads
 from graphql_schema.cost_budget import CostBudget
 from graphql_schema.deadline import OperationDeadline
-from graphql_schema.errors import CodedErrors, ReadOnlyTokens, SubscriptionsOverWebSocket, with_codes
+from graphql_schema.errors import (
+    CodedErrors,
+    RatesOverWebSocket,
+    ReadOnlyTokens,
+    SubscriptionsOverWebSocket,
+    with_codes,
+)
 from graphql_schema.event_payloads import SharedEventExecution
 from graphql_schema.events import EventQueries, Subscription
 from graphql_schema.fields import DATETIME_SCALAR, read_field
@@ -241,6 +247,7 @@ def build_schema(
             CachedParsing,  # Strawberry's parser cache, after the token bound set the parse options
             CodedErrors,
             ReadOnlyTokens,
+            RatesOverWebSocket,  # HTTP requests are counted by the router, before the body is read
             CostBudget,  # after the refusals that need no estimate; before anything else reads
             OperationDeadline,  # around every read of the operation, the compiled path's included
             SubscriptionsOverWebSocket,

@@ -26,7 +26,7 @@ from graphql_schema.credentials import (
     CLOSE_CODE_OF_BEARER_STATUS,
     ambiguous_payload,
     close_reason,
-    ending_at_expiry,
+    ending_with_credential,
     payload_caller,
     stopped,
 )
@@ -54,7 +54,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_connection_init(message)
         if self.connection_acknowledged and self._expiry is None:
-            self._expiry = ending_at_expiry(self.websocket, self.context)
+            self._expiry = ending_with_credential(self.websocket, self.context)
 
     _expiry: asyncio.Task[None] | None = None
 
@@ -93,7 +93,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             return
         await super().handle_connection_init(message)
         if self._expiry is None:
-            self._expiry = ending_at_expiry(self.websocket, context)
+            self._expiry = ending_with_credential(self.websocket, context)
 
     _expiry: asyncio.Task[None] | None = None
 

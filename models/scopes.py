@@ -13,10 +13,23 @@ JobScope = tuple[str, ...] | None
 """Job-id prefixes (a plain argument: no HTTP here); None: every job, and tasks without one."""
 
 
+LAST_CODE_POINT = 0x10FFFF
+SURROGATES = range(0xD800, 0xE000)
+"""Code points no string MongoDB is sent may hold (UTF-8 has none for them)."""
+
+
 def prefix_range(prefix: str) -> dict[str, str]:
     """The strings starting with `prefix` (not empty), as an index range (a regex would make MongoDB fetch
-    documents)."""
-    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+    documents): up to the first string after them all, the prefix with its last character that can be raised
+    raised to the next code point (over the surrogates, which UTF-8 cannot hold); without one (every character
+    the last code point), no upper bound."""
+    stem = prefix.rstrip(chr(LAST_CODE_POINT))
+    if not stem:
+        return {"$gte": prefix}
+    following = ord(stem[-1]) + 1
+    if following in SURROGATES:
+        following = SURROGATES.stop
+    return {"$gte": prefix, "$lt": stem[:-1] + chr(following)}
 
 
 def in_scope(job_id: object, scope: JobScope) -> bool:

@@ -247,3 +247,15 @@ async def test_the_scope_is_in_every_query_mongodb_is_sent(mongo_uri, store, raw
     assert listener.sent
     for sent in listener.sent:
         assert str(scope_range) in str(sent), sent
+
+
+async def test_a_prefix_ending_in_the_last_code_points_is_a_scope_too(store, raw_db):
+    """A JWT's jobs claim may hold any non-empty string: a prefix ending in U+10FFFF made its range's upper bound
+    chr(0x110000) (ValueError), one ending in U+D7FF the surrogate U+D800 MongoDB cannot be sent
+    (UnicodeEncodeError): every read of such a caller failed with an internal error instead of answering."""
+    jobs = {1: "\U0010ffffjob", 2: "x\U0010ffff\U0010ffff", 3: "\ud7ffjob", 4: "\ue000job", 5: "y"}
+    docs = [{"_id": Int64(task_id), "job-id": job, "nexts": [], "previous": []} for task_id, job in jobs.items()]
+    await raw_db.tasks.insert_many(docs)
+    for prefix, expected in (("\U0010ffff", {1}), ("x\U0010ffff", {2}), ("\ud7ff", {3}), ("\ue000", {4})):
+        found = await store.scoped((prefix,)).get_tasks(list(jobs))
+        assert set(found) == expected, prefix

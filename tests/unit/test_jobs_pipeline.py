@@ -16,6 +16,15 @@ def test_a_prefix_is_an_index_range():
     assert prefix_range("fleet-") == {"$gte": "fleet-", "$lt": "fleet."}
 
 
+def test_a_prefix_range_holds_no_code_point_past_the_last_nor_a_surrogate():
+    """`jobs(filter: {idPrefix: "\\uDBFF\\uDFFF"})` (U+10FFFF) or ending in U+D7FF, from any caller, answered
+    INTERNAL_SERVER_ERROR: the upper bound was chr(0x110000) (ValueError) or the surrogate U+D800 (MongoDB is sent
+    UTF-8, which has none)."""
+    assert prefix_range("a\U0010ffff") == {"$gte": "a\U0010ffff", "$lt": "b"}
+    assert prefix_range("\U0010ffff\U0010ffff") == {"$gte": "\U0010ffff\U0010ffff"}
+    assert prefix_range("job-\ud7ff") == {"$gte": "job-\ud7ff", "$lt": "job-\ue000"}
+
+
 def test_an_unfiltered_first_page_groups_on_the_index_and_reads_two_more_than_the_page():
     pipeline = jobs_pipeline(20, None, JobFilter(), None)
     assert pipeline[0] == {"$sort": {"job-id": 1, "update-timestamp": -1}}

@@ -4,18 +4,22 @@ per interval, and the environment's tokens keep working beside them."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import os
 import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from models import InvalidOperation
 from models.tokens import TokenCache
 from tests.conftest import TEST_DB
 from tests.gateway.test_outages import doomed, is_stopped
-from tests.helpers import AUTH, eventually, gateway_app, lifespan_client
+from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, served
 from tests.monitoring import monitored_store
 
 DONE = {"query": "{ doneStatuses }"}
@@ -154,3 +158,26 @@ async def test_with_mongodb_frozen_at_start_a_token_not_yet_loaded_is_503_never_
             assert "named tokens" not in from_environment.text
     finally:
         os.kill(mongo.process.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("in_payload", [True, False], ids=["connection_init", "upgrade"])
+async def test_a_revoked_token_s_open_websocket_is_closed(store, raw_db, tmp_path, in_payload):
+    """Revoking a token took nothing from a WebSocket it had opened: its subscriptions kept delivering and it
+    kept running mutations on it for as long as the socket lived. Now the socket is closed (4403) once the
+    gateway has reloaded the tokens (TRACKING_TOKENS_RELOAD_MS) and looked the socket's token up again."""
+    tokens = store.named_tokens()
+    secret = await tokens.create("writer", write=True)
+    app, settings = gateway_app(store, tmp_path, tokens_reload_ms=100)
+    headers = {} if in_payload else {"X-Auth-Token": secret}
+    payload = {"X-Auth-Token": secret} if in_payload else {}
+    async with served(app, settings) as port:
+        uri = f"ws://127.0.0.1:{port}/graphql"
+        async with connect(uri, subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+            subscribe = {"query": "subscription { taskEvents { kind } }"}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+            await tokens.revoke("writer")
+            await asyncio.wait_for(ws.wait_closed(), 15)
+            assert ws.close_code == 4403 and "revoked" in (ws.close_reason or "")
+    assert await raw_db.tasks.count_documents({}) == 0

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
 from tests.helpers import AUTH, TOKEN, eventually, gateway_app, lifespan_client, next_message, served, subscription
 
 DONE = {"query": "{ doneStatuses }"}
@@ -62,3 +65,28 @@ async def test_subscriptions_per_caller_are_bounded_across_connections(store, tm
                 return "TOO_MANY_SUBSCRIPTIONS" not in json.dumps(message)
 
         await eventually(room_again, what="a subscription accepted once the first completed")
+
+
+async def test_queries_and_mutations_over_a_websocket_count_against_the_caller_s_rate(store, raw_db, tmp_path):
+    """A token's rate bounds what it sends, whichever transport carries it: mutations sent as `subscribe`
+    messages on one open WebSocket (graphql-transport-ws runs queries and mutations too) were never counted, so a
+    token allowed 2 per second wrote as fast as the socket carried them."""
+    secret = await store.named_tokens().create("slow", write=True, rate=2.0)
+    app, settings = gateway_app(store, tmp_path)
+    create = {"query": 'mutation { createTasks(tasks: [{jobId: "j"}]) { id } }'}
+    async with served(app, settings) as port:
+        uri = f"ws://127.0.0.1:{port}/graphql"
+        async with connect(uri, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"X-Auth-Token": secret}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+            for number in range(6):
+                await ws.send(json.dumps({"id": str(number), "type": "subscribe", "payload": create}))
+            answers: dict[str, dict[str, object]] = {}
+            while len(answers) < 6:
+                message = await next_message(ws)
+                if message["type"] in ("next", "error"):
+                    answers[message["id"]] = message
+    refused = [message for message in answers.values() if "RATE_LIMITED" in json.dumps(message)]
+    assert refused, answers
+    assert "2 per second" in json.dumps(refused[0])
+    assert await raw_db.tasks.count_documents({}) == 6 - len(refused) <= 2
