@@ -206,7 +206,11 @@ async def named_tokens(store: GraphStore, settings: Settings) -> AsyncIterator[T
     cache = TokenCache(store.named_tokens(), settings.tokens_reload_ms / 1000, settings.token_last_used_s)
     task = asyncio.create_task(cache.run(), name="named tokens")
     try:
-        yield cache  # not loaded yet: web.named_tokens has a request wait for the first load
+        # At most one MongoDB deadline: a MongoDB slow or away at start holds nothing up longer, the environment's
+        # tokens serve at once, and a request with another token waits for the load itself (web.named_tokens).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(cache.loaded.wait(), store.timeout_s)
+        yield cache
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -244,9 +248,7 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
                 state: AppState = {
                     "backend": current,
                     "store": current.store,
-                    "callers": Callers(
-                        environment, NamedTokenCallers(cache, settings.mongodb_timeout_ms / 1000), bearer=oidc
-                    ),
+                    "callers": Callers(environment, NamedTokenCallers(cache, current.store.timeout_s), bearer=oidc),
                     "caller_limits": caller_limits,
                     "settings": settings,
                     "limits": settings.limits,

@@ -12,9 +12,9 @@ from web.bearer import CannotJudgeNow
 
 class NamedTokenCallers:
     """The callers of the named tokens a gateway knows (models.tokens.TokenCache: no MongoDB round trip once the
-    tokens are loaded). Start-up does not wait for the first load (a MongoDB slow or away at start holds nothing
-    up, and the environment's tokens serve at once); a request presenting another token waits for it, at most
-    `load_wait_s`, then is answered 503: whether its token is known cannot be told yet."""
+    tokens are loaded). Until the first load has happened (MongoDB slow or away when the gateway started), a
+    request presenting a token not from the environment waits for it, at most `load_wait_s`, then is answered
+    503: whether its token is known cannot be told yet."""
 
     def __init__(self, cache: TokenCache, load_wait_s: float) -> None:
         self.cache = cache
