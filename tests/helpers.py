@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -236,3 +238,26 @@ async def writing_history(raw_db: Any, *writers: HistoryWriter) -> AsyncIterator
         for running in tasks:
             running.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def gateway_process(mongo_uri: str, db: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    """A gateway in a process of its own (`python -m gateway`) on `db`, with the test token and only these
+    TRACKING_* settings: for tests that kill, stop or run several gateways."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKING_")}
+    env |= {
+        "TRACKING_MONGODB_URI": mongo_uri,
+        "TRACKING_MONGODB_DB": db,
+        "TRACKING_PORT": str(port),
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(data_dir),
+    }
+    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.DEVNULL)
+
+
+async def gateway_ready(port: int) -> bool:
+    """Whether the gateway on `port` answers /readyz with 200 (False while it is not listening yet)."""
+    try:
+        async with httpx.AsyncClient() as http:
+            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+    except httpx.TransportError:
+        return False

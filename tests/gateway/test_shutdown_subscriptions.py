@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from contextlib import AsyncExitStack
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,31 +18,11 @@ from pymongo import AsyncMongoClient
 from websockets.exceptions import ConnectionClosed
 
 from gateway.embedded import free_port
-from tests.helpers import AUTH, TOKEN, eventually
+from tests.helpers import AUTH, eventually, gateway_process, gateway_ready
 from tests.models.test_fanout import connection, subscribe
 
 DB = "shutdown_subscriptions"
 SERVICE_RESTART = 1012
-
-
-def start_gateway(mongo_uri: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKING_")}
-    env |= {
-        "TRACKING_MONGODB_URI": mongo_uri,
-        "TRACKING_MONGODB_DB": DB,
-        "TRACKING_PORT": str(port),
-        "TRACKING_API_TOKENS": TOKEN,
-        "TRACKING_DATA_DIR": str(data_dir),
-    }
-    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.DEVNULL)
-
-
-async def ready(port: int) -> bool:
-    try:
-        async with httpx.AsyncClient() as http:
-            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 async def live_subscriptions(rest: httpx.AsyncClient) -> float:
@@ -72,9 +48,9 @@ async def test_a_stopped_gateway_closes_every_websocket_with_1012_and_no_error_f
     client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
     await client.drop_database(DB)
     port = free_port()
-    gateway = start_gateway(mongo_uri, port, tmp_path / "var")
+    gateway = gateway_process(mongo_uri, DB, port, tmp_path / "var")
     try:
-        await eventually(partial(ready, port), timeout=90, what="the gateway ready")
+        await eventually(partial(gateway_ready, port), timeout=90, what="the gateway ready")
         async with (
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest,
             AsyncExitStack() as stack,

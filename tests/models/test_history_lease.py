@@ -4,13 +4,9 @@ survivor leads within a few seconds and the history goes on from where the dead 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,29 +14,9 @@ from pymongo import AsyncMongoClient
 
 from gateway.embedded import free_port
 from models.history_writer import LEASE_S
-from tests.helpers import AUTH, TOKEN, eventually
+from tests.helpers import AUTH, eventually, gateway_process, gateway_ready
 
 DB = "lease_handover"
-
-
-def start_gateway(mongo_uri: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKING_")}
-    env |= {
-        "TRACKING_MONGODB_URI": mongo_uri,
-        "TRACKING_MONGODB_DB": DB,
-        "TRACKING_PORT": str(port),
-        "TRACKING_API_TOKENS": TOKEN,
-        "TRACKING_DATA_DIR": str(data_dir),
-    }
-    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.DEVNULL)
-
-
-async def ready(port: int) -> bool:
-    try:
-        async with httpx.AsyncClient() as http:
-            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.mark.slow
@@ -49,10 +25,10 @@ async def test_the_history_lease_moves_to_the_survivor_within_seconds_of_its_hol
     await client.drop_database(DB)
     database = client[DB]
     ports = [free_port(), free_port()]
-    gateways = [start_gateway(mongo_uri, port, tmp_path / f"var{n}") for n, port in enumerate(ports)]
+    gateways = [gateway_process(mongo_uri, DB, port, tmp_path / f"var{n}") for n, port in enumerate(ports)]
     try:
         for port in ports:
-            await eventually(partial(ready, port), timeout=90, what=f"gateway on {port} ready")
+            await eventually(partial(gateway_ready, port), timeout=90, what=f"gateway on {port} ready")
 
         async def lease() -> dict | None:
             return await database.task_history_lease.find_one({"_id": "writer"})
