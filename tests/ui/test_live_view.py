@@ -339,6 +339,22 @@ async def test_a_wrong_token_asks_again(base_url, small_job, tmp_path):
         message = await browser.wait_for("document.querySelector('#login .error')?.textContent")
         assert "refused" in message
         assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
+        assert await browser.evaluate("document.getElementById('forget').hidden"), "no Sign out before a token"
+
+
+async def test_sign_out_forgets_the_token_and_asks_for_one(base_url, small_job, tmp_path):
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/")
+        assert await browser.wait_for("document.getElementById('forget')?.hidden && !!document.querySelector('#login')")
+        await browser.type("#login input", PAGES_TOKEN)
+        await browser.press("Enter")
+        await browser.wait_for("document.querySelector('tr[data-job]') !== null")
+        assert not await browser.evaluate("document.getElementById('forget').hidden"), "Sign out once a token is held"
+        await browser.screenshot(tmp_path / "signed-in.png")
+        await browser.click("#forget")
+        assert await browser.wait_for("document.getElementById('forget')?.hidden && !!document.querySelector('#login')")
+        assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
+        await browser.screenshot(tmp_path / "signed-out.png")
 
 
 def pipeline(job: str, stages: int, width: int) -> dict:
