@@ -445,6 +445,22 @@ async def test_the_standard_variables_configure_the_exporter(store, mongo_uri, t
     assert receiver.paths == {"/v1/traces"} and receiver.content_types == {"application/x-protobuf"}
 
 
+@pytest.mark.hostile
+async def test_a_collector_password_in_the_endpoint_is_used_and_never_logged(tmp_path, receiver, caplog):
+    """A URL's user and password are the exporter's basic authentication: spans still go there, and the log
+    line saying where traces go shows the collector without them."""
+    endpoint = receiver.endpoint.replace("http://", "http://collector:s3cr3t-pw@")
+    settings = load_settings(data_dir=tmp_path, otel_exporter_otlp_endpoint=endpoint, otel_bsp_schedule_delay=50)
+    with caplog.at_level(logging.INFO, logger="gateway.tracing"):
+        tracing = start_tracing(settings)
+        assert tracing is not None
+        tracing.provider.get_tracer("probe").start_span("probe").end()
+        await receiver.wait_for("probe")
+        await tracing.shutdown()
+    assert f"traces go to {receiver.endpoint}/v1/traces" in caplog.text
+    assert "s3cr3t-pw" not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
