@@ -232,7 +232,9 @@ def create_app(settings: Settings, backend: Backend | None = None, tracing: Trac
     ask for (gateway.tracing) and its lifespan stops it; a given one (whose provider the given backend's store
     was opened with) is only used."""
     environment = environment_tokens(settings)
-    caller_limits = CallerLimits(settings.caller_rate, settings.subscriptions_per_caller)
+    caller_limits = CallerLimits(
+        settings.caller_rate, settings.subscriptions_per_caller, settings.subscription_selections_per_caller
+    )
     owned_tracing = start_tracing(settings) if tracing is None else None
     tracing = tracing or owned_tracing
     tracer = tracing.provider.get_tracer("tracking-gateway") if tracing is not None else None

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # Per-caller bounds (web.rate_limits): the rate of callers whose token names none, and open subscriptions.
     caller_rate: float | None = Field(default=None, gt=0, le=defaults.MAX_TOKEN_RATE)
     subscriptions_per_caller: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    subscription_selections_per_caller: int = Field(
+        default=defaults.SUBSCRIPTION_SELECTIONS_PER_CALLER, ge=1, le=MAX_COUNT
+    )
     validation_action: str = Field(default=defaults.VALIDATION_ACTION, pattern=r"^(error|warn)$")
     embedded_restarts: int = Field(default=3, ge=0, le=MAX_COUNT)
     log_level: str = Field(default="info", pattern=r"^(?i:critical|error|warning|info|debug)$")
@@ -93,6 +96,8 @@ class Settings(BaseSettings):
     graphql_max_fragment_depth: int = Field(default=defaults.MAX_FRAGMENT_DEPTH, ge=1, le=100)
     # The budget of an operation's estimated cost (graphql_schema.cost); unset: a multiple of graphql_max_traversal.
     graphql_max_cost: int | None = Field(default=None, ge=1, le=2**62)
+    # The budget of a subscription's estimated cost per event (its selection runs on every event).
+    graphql_max_event_cost: int = Field(default=defaults.MAX_EVENT_COST, ge=1, le=2**62)
     # Dashboard queries answered from one projected read instead of field by field (graphql_schema.compiled).
     graphql_compiled: bool = True
     # What "done" means for job progress and blockedBy (case-sensitive).

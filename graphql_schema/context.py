@@ -71,6 +71,8 @@ class Context(BaseContext):
         self.max_traversal = max_traversal
         self.max_cost = max_cost if max_cost is not None else default_max_cost(max_traversal)
         """The budget of an operation's estimated cost (TRACKING_GRAPHQL_MAX_COST; graphql_schema.cost)."""
+        self.max_event_cost = defaults.MAX_EVENT_COST
+        """The budget of a subscription's estimated cost per event (TRACKING_GRAPHQL_MAX_EVENT_COST)."""
         self.max_page = max_page
         self.resume_within_s = resume_within_s
         self.caller: Caller | None = None
@@ -124,9 +126,10 @@ class Context(BaseContext):
     def can_write(self) -> bool:
         return self.caller is not None and self.caller.may_write
 
-    def count_subscription(self) -> None:
-        """One more subscription open on this connection and of its caller; TooManySubscriptions past either
-        bound (nothing counted). `end_subscription` when it ends."""
+    def count_subscription(self, selection: Hashable) -> None:
+        """One more subscription open on this connection and of its caller, of `selection`
+        (graphql_schema.event_payloads.caller_selection); TooManySubscriptions past any bound (nothing counted).
+        `end_subscription` when it ends."""
         if self.subscriptions_open >= self.max_subscriptions:
             SUBSCRIPTIONS_REFUSED.labels("connection").inc()
             raise TooManySubscriptions(
@@ -134,17 +137,17 @@ class Context(BaseContext):
                 "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
             )
         if self.caller_limits is not None and self.caller is not None:
-            refusal = self.caller_limits.open_subscription(self.caller)
+            refusal = self.caller_limits.open_subscription(self.caller, selection)
             if refusal is not None:
                 SUBSCRIPTIONS_REFUSED.labels("caller").inc()
                 raise TooManySubscriptions(refusal)
         self.subscriptions_open += 1
 
-    def end_subscription(self) -> None:
+    def end_subscription(self, selection: Hashable) -> None:
         """A subscription `count_subscription` counted has ended."""
         self.subscriptions_open -= 1
         if self.caller_limits is not None and self.caller is not None:
-            self.caller_limits.close_subscription(self.caller)
+            self.caller_limits.close_subscription(self.caller, selection)
 
     async def _load_summaries(self, job_ids: Sequence[str]) -> list[JobSummary | None]:
         """Every job of a page of jobs summarised by one aggregation."""

@@ -1,6 +1,7 @@
 """The cost budget (TRACKING_GRAPHQL_MAX_COST) checked before anything runs: an operation whose estimated cost
 (graphql_schema.cost) is over it is refused with COST_LIMIT_EXCEEDED; every query and mutation it lets run
-reports its estimate and the budget in the answer's `extensions.cost`.
+reports its estimate and the budget in the answer's `extensions.cost`. A subscription's estimate is its cost per
+event, checked against TRACKING_GRAPHQL_MAX_EVENT_COST instead (graphql_schema.event_cost).
 
 The estimate first stands the traversal bound in for the size of every job the operation names by id: nearly
 every operation fits so, and costs no read. Only an operation that bound would refuse has those jobs' tasks
@@ -24,6 +25,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
 from graphql_schema.cost import Bounds, Estimate, cost_limit_error, estimate_cost
+from graphql_schema.event_cost import event_cost_error
 
 log = logging.getLogger("gateway.graphql")
 
@@ -47,14 +49,17 @@ class CostBudget(SchemaExtension):
                 schema = execution.schema._schema
                 return estimate_cost(schema, document, execution.operation_name, execution.variables, bounds)
 
+            # A subscription's estimate is the cost of each event's answer: bounded per event (event_cost).
+            per_event = execution.operation_type is OperationType.SUBSCRIPTION
+            limit = context.max_event_cost if per_event else context.max_cost
             found = estimate(Bounds(context.max_traversal))
-            if found is not None and found.cost > context.max_cost and found.sized_jobs:
+            if found is not None and found.cost > limit and found.sized_jobs:
                 counts = await context.store.job_task_counts(found.sized_jobs, context.max_traversal + 1)
                 found = estimate(Bounds(context.max_traversal, counts))
             if found is not None:
-                if found.cost > context.max_cost:
-                    log.info("GraphQL operation refused: estimated cost %d over %d", found.cost, context.max_cost)
-                    raise cost_limit_error(found.cost, context.max_cost)
+                if found.cost > limit:
+                    log.info("GraphQL operation refused: estimated cost %d over %d", found.cost, limit)
+                    raise (event_cost_error if per_event else cost_limit_error)(found.cost, limit)
                 if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
                     self.reported = {"estimated": found.cost, "limit": context.max_cost}
         yield

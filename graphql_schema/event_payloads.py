@@ -103,9 +103,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         return answer
 
     def _key_of_selection(self) -> SelectionKey:
-        coerced = self.variable_values.coerced
-        names = sorted(payload_variables(self.operation, self.fragment_definitions.values()) & coerced.keys())
-        values = tuple((name, repr(coerced[name])) for name in names)
+        values = payload_values(self.operation, self.fragment_definitions, self.variable_values.coerced)
         audience = getattr(self.context_value, "audience", None)
         return (id(self.operation), values, audience if isinstance(audience, Hashable) else id(self.context_value))
 
@@ -130,6 +128,26 @@ def _sharing_data(result: GraphQLExecutionResult) -> GraphQLExecutionResult:
     if result.data is not None and not isinstance(result.data, SharedData):
         result.data = SharedData(result.data)
     return result
+
+
+def payload_values(
+    operation: OperationDefinitionNode, fragments: Mapping[str, Any], coerced: Mapping[str, Any]
+) -> tuple[tuple[str, str], ...]:
+    """The values of the variables an event's payload depends on (`payload_variables`), by name."""
+    names = sorted(payload_variables(operation, fragments.values()) & coerced.keys())
+    return tuple((name, repr(coerced[name])) for name in names)
+
+
+def caller_selection(
+    operation: OperationDefinitionNode, fragments: Mapping[str, Any], coerced: Mapping[str, Any]
+) -> Hashable:
+    """What one caller's subscriptions share an answer by, as the per-caller bound on distinct selections
+    (TRACKING_SUBSCRIPTION_SELECTIONS_PER_CALLER) counts them: the document's text and operation (the same text
+    is parsed into the same shared operation) and the payload's variables. By text rather than by the parsed
+    document's identity, so that a subscription whose document was parsed again still counts as the same."""
+    source = operation.loc.source.body if operation.loc is not None else id(operation)
+    name = operation.name.value if operation.name is not None else None
+    return (source, name, payload_values(operation, fragments, coerced))
 
 
 def payload_variables(operation: OperationDefinitionNode, fragments: Any) -> set[str]:

@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.errors import as_graphql_error
+from graphql_schema.event_payloads import caller_selection
 from graphql_schema.metrics import OPEN_SUBSCRIPTIONS
 from graphql_schema.tasks import TaskType, as_task, graphql_field_names
 from models import GraphError, TaskEventKind
@@ -80,8 +81,9 @@ class Subscription:
         self, info: Info[Context, None], job_id: str | None = None, after: str | None = None
     ) -> AsyncGenerator[TaskEventType]:
         context = info.context
+        selection = caller_selection(info.operation, info._raw_info.fragments, info.variable_values)
         try:
-            context.count_subscription()
+            context.count_subscription(selection)
             events = context.store.watch_task_events(job_id, after, resume_within_s=context.resume_within_s)
             OPEN_SUBSCRIPTIONS.inc()
             try:
@@ -89,7 +91,7 @@ class Subscription:
                     yield as_event(event)
             finally:
                 OPEN_SUBSCRIPTIONS.dec()
-                context.end_subscription()
+                context.end_subscription(selection)
         except GraphError as error:
             # Raised here, the error ends the stream with its code; Strawberry masks nothing in subscriptions.
             raise as_graphql_error(error) from None

@@ -280,6 +280,7 @@ async def _context(connection: HTTPConnection) -> Context:
         settings.graphql_max_cost,
         max_subscriptions=settings.subscriptions_per_connection,
     )
+    context.max_event_cost = settings.graphql_max_event_cost
     context.over_websocket = websocket is not None
     context.credential, context.repeated_credential, context.refused_bearer = credential, repeated, refused
     context.compiled = settings.graphql_compiled

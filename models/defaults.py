@@ -36,6 +36,13 @@ SUBSCRIPTIONS_MAX = 10_000
 """Most subscriptions one gateway process serves at once (TRACKING_SUBSCRIPTIONS_MAX)."""
 SUBSCRIPTIONS_PER_CONNECTION = 100
 """Most subscriptions one WebSocket connection may hold open (TRACKING_SUBSCRIPTIONS_PER_CONNECTION)."""
+SUBSCRIPTION_SELECTIONS_PER_CALLER = 16
+"""Most distinct selections (query text and the variables its payload depends on) one caller's subscriptions may
+hold at once on one gateway (TRACKING_SUBSCRIPTION_SELECTIONS_PER_CALLER): each costs a per-event execution,
+subscriptions sharing one cost it once."""
+MAX_EVENT_COST = 1_000
+"""The budget of a subscription's estimated cost per event (TRACKING_GRAPHQL_MAX_EVENT_COST): every event runs its
+selection again, so it is bounded apart from, and far below, an operation's (TRACKING_GRAPHQL_MAX_COST)."""
 SUBSCRIPTION_BUFFER = 10_000
 """Most events waiting for one subscription's reader before it is ended as too slow (TRACKING_SUBSCRIPTION_BUFFER)."""
 SUBSCRIPTION_CATCHUPS = 4

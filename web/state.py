@@ -34,6 +34,9 @@ class ServingSettings(Protocol):
     def graphql_max_cost(self) -> int | None: ...
 
     @property
+    def graphql_max_event_cost(self) -> int: ...
+
+    @property
     def subscriptions_per_connection(self) -> int: ...
 
     @property

@@ -1,0 +1,216 @@
+"""What one caller's subscriptions cost per event is bounded: a selection over TRACKING_GRAPHQL_MAX_EVENT_COST is
+refused when it subscribes (COST_LIMIT_EXCEEDED naming the setting), and a caller holds at most
+TRACKING_SUBSCRIPTION_SELECTIONS_PER_CALLER distinct selections (TOO_MANY_SUBSCRIPTIONS naming it), however many
+subscriptions share them. On a real MongoDB, through the gateway's WebSocket, as a dashboard (or an attacker with
+a read-only token) sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+from bson.int64 import Int64
+
+from models import GraphStore, defaults
+from tests.helpers import AUTH, eventually, gateway_app, live_subscriptions, live_view_documents, served, subscribed
+from tests.models.test_fanout import Inbox, code_of, complete, connection, subscribe
+
+READER = "subcost-read-token"
+STAR = "star"
+STAR_NEXTS = 3000
+SELECTIONS_SETTING = "TRACKING_SUBSCRIPTION_SELECTIONS_PER_CALLER"
+EVENT_COST_SETTING = "TRACKING_GRAPHQL_MAX_EVENT_COST"
+
+
+def attack(n: int) -> str:
+    """The reviewer's subscription, made distinct by an alias: each event of the star job reads the root's
+    thousands of next tasks again for it."""
+    return f'subscription {{ taskEvents(jobId: "{STAR}") {{ t{n}: task {{ previous {{ nexts {{ id }} }} }} }} }}'
+
+
+async def star_job(raw_db: Any) -> None:
+    """A job whose root has STAR_NEXTS next tasks, each with the root as its only previous task (written as ops
+    tools write it: straight into the tasks collection)."""
+    leaves = range(2, 2 + STAR_NEXTS)
+    root = {"_id": Int64(1), "job-id": STAR, "nexts": [Int64(n) for n in leaves], "previous": []}
+    others = [{"_id": Int64(n), "job-id": STAR, "nexts": [], "previous": [Int64(1)]} for n in leaves]
+    await raw_db.tasks.insert_many([root, *others])
+
+
+async def slowest_answer(http: httpx.AsyncClient, stop: asyncio.Event) -> float:
+    """The longest /healthz or REST GET took until `stop`, each answered 200."""
+    slowest = 0.0
+    while not stop.is_set():
+        for path in ("/healthz", "/tracking/task/2"):
+            started = time.monotonic()
+            answer = await http.get(path)
+            slowest = max(slowest, time.monotonic() - started)
+            assert answer.status_code == 200, (path, answer.text)
+        await asyncio.sleep(0.02)
+    return slowest
+
+
+async def test_alias_varied_subscriptions_past_the_bound_are_refused_and_the_gateway_keeps_answering(
+    store: GraphStore, raw_db: Any, tmp_path: Any
+) -> None:
+    """The reviewer's attack: a read-only token opens 100 subscriptions on 2 connections, each a differently
+    aliased selection over the star job. The first TRACKING_SUBSCRIPTION_SELECTIONS_PER_CALLER are served, the
+    others refused naming it; an update of one task is fanned out to those while /healthz and REST answer
+    promptly; completing one makes room for another selection, the others untouched."""
+    await star_job(raw_db)
+    bound = defaults.SUBSCRIPTION_SELECTIONS_PER_CALLER
+    app, settings = gateway_app(store, tmp_path, read_tokens=READER)
+    async with (
+        served(app, settings) as port,
+        AsyncExitStack() as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=60) as rest,
+    ):
+        sockets = [await stack.enter_async_context(connection(port, READER)) for _ in range(2)]
+        inboxes = [Inbox(ws) for ws in sockets]
+        ops = {str(n): inboxes[n % 2] for n in range(100)}
+
+        def refused() -> list[str]:
+            return [op for op, inbox in ops.items() if inbox.errors[op]]
+
+        async def all_answered() -> bool:
+            return len(refused()) == 100 - bound
+
+        async with subscribed(bound):
+            for n in range(100):
+                await subscribe(sockets[n % 2], str(n), None, query=attack(n))
+            await eventually(all_answered, what="every subscription past the bound refused")
+        for op in refused():
+            error = ops[op].errors[op][0]
+            assert code_of(ops[op].errors[op]) == "TOO_MANY_SUBSCRIPTIONS", error
+            assert SELECTIONS_SETTING in error["message"] and f"at most {bound}" in error["message"], error
+        served_ops = sorted(set(ops) - set(refused()), key=int)
+        assert len(served_ops) == bound
+
+        stop = asyncio.Event()
+        probing = asyncio.create_task(slowest_answer(rest, stop))
+        await raw_db.tasks.update_one({"_id": Int64(2)}, {"$set": {"status": "RUNNING"}})
+
+        async def fanned_out() -> bool:
+            return all(ops[op].events[op] for op in served_ops)
+
+        await eventually(fanned_out, timeout=60, what="the update delivered to every served subscription")
+        stop.set()
+        slowest = await probing
+        # A hundred such selections held the event loop for seconds; what one caller can open now is bounded.
+        assert slowest < 1.0, f"a /healthz or REST GET took {slowest:.2f}s while the update was fanned out"
+        for op in served_ops:
+            [event] = ops[op].events[op]
+            [previous] = event[f"t{op}"]["previous"]
+            assert len(previous["nexts"]) == STAR_NEXTS
+
+        await complete(sockets[int(served_ops[0]) % 2], served_ops[0])  # released: room for one more selection
+        async with subscribed(1):
+            await subscribe(sockets[0], "fresh", None, query=attack(1000))
+        await raw_db.tasks.update_one({"_id": Int64(3)}, {"$set": {"status": "RUNNING"}})
+        still_served = [*served_ops[1:], "fresh"]
+
+        async def served_again() -> bool:
+            return all(len(ops.get(op, inboxes[0]).events[op]) >= (1 if op == "fresh" else 2) for op in still_served)
+
+        await eventually(served_again, timeout=60, what="the other subscriptions and the new one served")
+        assert not inboxes[0].errors["fresh"]
+        for inbox in inboxes:
+            await inbox.stop()
+
+
+async def test_a_heavy_selection_is_refused_when_it_subscribes_naming_the_per_event_budget(
+    store: GraphStore, raw_db: Any, tmp_path: Any
+) -> None:
+    """Each event of a selection walking a task's descendants may read the traversal bound's tasks: refused at
+    once, COST_LIMIT_EXCEEDED with its estimate and the budget, the connection and its other subscriptions
+    untouched. The live view's subscription (ui/queries.js) and the reference's are served under the defaults."""
+    app, settings = gateway_app(store, tmp_path, read_tokens=READER)
+    heavy = 'subscription { taskEvents(jobId: "j") { task { descendants { id history { at } } } } }'
+    reference = (
+        "subscription($job: String, $after: String) {\n"
+        "  taskEvents(jobId: $job, after: $after) { kind taskId cursor at changedFields task { status } }\n}"
+    )
+    async with served(app, settings) as port, connection(port, READER) as ws:
+        inbox = Inbox(ws)
+        async with subscribed(2):
+            await ws.send(json.dumps({"id": "heavy", "type": "subscribe", "payload": {"query": heavy}}))
+            payload = {"query": live_view_documents()["EVENTS"], "variables": {"job": "j"}}
+            await ws.send(json.dumps({"id": "live", "type": "subscribe", "payload": payload}))
+            payload = {"query": reference, "variables": {"job": "j"}}
+            await ws.send(json.dumps({"id": "reference", "type": "subscribe", "payload": payload}))
+        await eventually(lambda: _has_error(inbox, "heavy"), what="the heavy selection refused")
+        [error] = inbox.errors["heavy"]
+        assert error["extensions"]["code"] == "COST_LIMIT_EXCEEDED", error
+        assert error["extensions"]["limit"] == defaults.MAX_EVENT_COST
+        assert error["extensions"]["cost"] > defaults.MAX_EVENT_COST
+        assert EVENT_COST_SETTING in error["message"], error
+        await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "j", "nexts": [], "previous": []})
+
+        async def both_served() -> bool:
+            return bool(inbox.events["live"]) and bool(inbox.events["reference"])
+
+        await eventually(both_served, what="the live view's and the reference's subscriptions served")
+        assert inbox.events["live"][0]["task"]["id"] == "1"
+        assert not inbox.errors["live"] and not inbox.errors["reference"]
+        await inbox.stop()
+
+
+async def _has_error(inbox: Inbox, op: str) -> bool:
+    return bool(inbox.errors[op])
+
+
+async def test_the_per_event_budget_is_a_setting(store: GraphStore, tmp_path: Any) -> None:
+    """A gateway with a per-event budget of 2 serves the live view's subscription (a task's own fields: 2) and
+    refuses one that adds a task's next tasks (10 more, estimated), naming the setting and the figures."""
+    app, settings = gateway_app(store, tmp_path, graphql_max_event_cost=2)
+    nexts = 'subscription { taskEvents(jobId: "j") { task { id nexts { id } } } }'
+    async with served(app, settings) as port, connection(port) as ws:
+        inbox = Inbox(ws)
+        async with subscribed(1):
+            payload = {"query": live_view_documents()["EVENTS"], "variables": {"job": "j"}}
+            await ws.send(json.dumps({"id": "live", "type": "subscribe", "payload": payload}))
+            await ws.send(json.dumps({"id": "nexts", "type": "subscribe", "payload": {"query": nexts}}))
+        await eventually(lambda: _has_error(inbox, "nexts"), what="the selection over the budget refused")
+        [error] = inbox.errors["nexts"]
+        assert error["extensions"] == {"code": "COST_LIMIT_EXCEEDED", "cost": 12, "limit": 2}, error
+        assert EVENT_COST_SETTING in error["message"]
+        assert not inbox.errors["live"]
+        await inbox.stop()
+
+
+async def test_a_thousand_identical_subscriptions_of_one_token_share_one_selection(
+    store: GraphStore, raw_db: Any, tmp_path: Any
+) -> None:
+    """A fleet of dashboards on one read-only token, 1,000 subscriptions of the live view's query on 10
+    connections over many jobs: one selection (jobId and after choose events, not payloads), all accepted, each
+    served its job's event."""
+    app, settings = gateway_app(store, tmp_path, read_tokens=READER)
+    query = live_view_documents()["EVENTS"]
+    async with served(app, settings) as port, AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(connection(port, READER)) for _ in range(10)]
+        inboxes = [Inbox(ws) for ws in sockets]
+        before = live_subscriptions()
+        async with subscribed(1000):
+            for n in range(1000):
+                variables = {"job": f"fleet-{n % 20}"}
+                message = {"id": str(n), "type": "subscribe", "payload": {"query": query, "variables": variables}}
+                await sockets[n % 10].send(json.dumps(message))
+        assert live_subscriptions() == before + 1000
+        await raw_db.tasks.insert_many(
+            [{"_id": Int64(job + 1), "job-id": f"fleet-{job}", "nexts": [], "previous": []} for job in range(20)]
+        )
+
+        async def delivered() -> bool:
+            return all(inboxes[n % 10].events[str(n)] for n in range(1000))
+
+        await eventually(delivered, timeout=120, what="every subscription's event")
+        for n in range(1000):
+            inbox = inboxes[n % 10]
+            assert not inbox.errors[str(n)]
+            assert [event["taskId"] for event in inbox.events[str(n)]] == [str(n % 20 + 1)]
+        for inbox in inboxes:
+            await inbox.stop()
