@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 from bson.int64 import Int64
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from models import GraphStore, defaults
 from tests.helpers import AUTH, eventually, gateway_app, live_subscriptions, live_view_documents, served, subscribed
@@ -227,3 +229,40 @@ async def test_a_thousand_identical_subscriptions_of_one_token_share_one_selecti
             assert [event["taskId"] for event in inbox.events[str(n)]] == [str(n % 20 + 1)]
         for inbox in inboxes:
             await inbox.stop()
+
+
+async def test_the_older_graphql_ws_protocol_is_bounded_alike(store: GraphStore, tmp_path: Any) -> None:
+    """Over graphql-ws too: a heavy selection is refused naming the per-event budget, and with room for one
+    selection per caller, a second subscription of the same query is served and one of another is refused."""
+    app, settings = gateway_app(store, tmp_path, subscription_selections_per_caller=1)
+    heavy = 'subscription { taskEvents(jobId: "j") { task { descendants { id } } } }'
+    light = "subscription($jobId: String) { taskEvents(jobId: $jobId) { kind taskId } }"
+    other = "subscription($jobId: String) { taskEvents(jobId: $jobId) { taskId kind } }"
+    async with (
+        served(app, settings) as port,
+        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws,
+    ):
+        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "connection_ack"
+
+        async def start(op: str, query: str, job: str) -> None:
+            payload = {"query": query, "variables": {"jobId": job}}
+            await ws.send(json.dumps({"id": op, "type": "start", "payload": payload}))
+
+        async def refusal_of(op: str) -> dict[str, Any]:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if message.get("id") == op and message["type"] in ("error", "data"):
+                    payload = message["payload"]
+                    return dict(payload["errors"][0] if "errors" in payload else payload)
+
+        await start("heavy", heavy, "j")
+        refused = await refusal_of("heavy")
+        assert refused["extensions"]["code"] == "COST_LIMIT_EXCEEDED" and EVENT_COST_SETTING in refused["message"]
+        async with subscribed(2):
+            await start("a", light, "j")
+            await start("b", light, "k")  # another job, the same selection
+        await start("c", other, "j")
+        refused = await refusal_of("c")
+        assert refused["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", refused
+        assert SELECTIONS_SETTING in refused["message"]
