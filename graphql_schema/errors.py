@@ -100,7 +100,8 @@ class RatesOverWebSocket(SchemaExtension):
     """A query or mutation sent over a WebSocket counts against its caller's rate (web.rate_limits) as one sent
     over HTTP does (graphql_schema.router counts those before anything runs): past it, the error RATE_LIMITED
     with `retryAfter` (seconds), nothing run. Subscriptions are bounded by how many a caller holds open
-    (TRACKING_SUBSCRIPTIONS_PER_CALLER) instead, so a view that opens several at once is not refused."""
+    (TRACKING_SUBSCRIPTIONS_PER_CALLER) and how many distinct selections among them
+    (TRACKING_SUBSCRIPTION_SELECTIONS_PER_CALLER) instead, so a view that opens several at once is not refused."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context

@@ -57,6 +57,7 @@ SUBSCRIPTIONS_ENDED = Counter(
 SUBSCRIPTIONS_REFUSED = Counter(
     "tracking_subscriptions_refused_total",
     "Subscriptions refused by a bound, by which: per gateway (TRACKING_SUBSCRIPTIONS_MAX), per connection "
-    "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION) or per caller (TRACKING_SUBSCRIPTIONS_PER_CALLER).",
+    "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION) or per caller (TRACKING_SUBSCRIPTIONS_PER_CALLER and "
+    "TRACKING_SUBSCRIPTION_SELECTIONS_PER_CALLER).",
     ["bound"],
 )
