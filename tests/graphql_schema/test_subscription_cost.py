@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from contextlib import AsyncExitStack
 from typing import Any
@@ -19,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from models import GraphStore, defaults
+from tests.graphql_schema.test_graphql_cost import ROOT, cost
 from tests.helpers import AUTH, eventually, gateway_app, live_subscriptions, live_view_documents, served, subscribed
 from tests.models.test_fanout import Inbox, code_of, complete, connection, subscribe
 
@@ -274,3 +276,23 @@ async def test_the_older_graphql_ws_protocol_is_bounded_alike(store: GraphStore,
         refused = await refusal_of("c")
         assert refused["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", refused
         assert SELECTIONS_SETTING in refused["message"]
+
+
+def _docs_subscriptions() -> list[str]:
+    """Every ```graphql block of the docs pages that is a subscription."""
+    blocks = [
+        block
+        for page in sorted((ROOT / "docs").rglob("*.md"))
+        for block in re.findall(r"```graphql\n(.*?)```", page.read_text(), re.DOTALL)
+    ]
+    return [block for block in blocks if block.lstrip().startswith("subscription")]
+
+
+def test_the_docs_and_live_view_subscriptions_cost_a_small_part_of_the_per_event_budget() -> None:
+    """The default per-event budget is well above what the subscriptions the gateway documents and its live
+    view make cost: each is within a tenth of it."""
+    documents = {f"docs {n}": block for n, block in enumerate(_docs_subscriptions())}
+    documents["live view"] = live_view_documents()["EVENTS"]
+    assert len(documents) >= 3, documents
+    for name, document in documents.items():
+        assert cost(document) * 10 <= defaults.MAX_EVENT_COST, name
