@@ -24,6 +24,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
 from graphql_schema.cost import Bounds, Estimate, cost_limit_error, estimate_cost
+from graphql_schema.cost_meter import OPERATION_METER, CostMeter
 
 log = logging.getLogger("gateway.graphql")
 
@@ -41,23 +42,34 @@ class CostBudget(SchemaExtension):
         execution = self.execution_context
         context = execution.context
         document = execution.graphql_document
+        meter: CostMeter | None = None
         if isinstance(context, Context) and document is not None:
 
             def estimate(bounds: Bounds) -> Estimate | None:
                 schema = execution.schema._schema
                 return estimate_cost(schema, document, execution.operation_name, execution.variables, bounds)
 
-            found = estimate(Bounds(context.max_traversal))
+            found = estimate(Bounds(context.max_traversal, max_history=context.max_history))
             if found is not None and found.cost > context.max_cost and found.sized_jobs:
                 counts = await context.store.job_task_counts(found.sized_jobs, context.max_traversal + 1)
-                found = estimate(Bounds(context.max_traversal, counts))
+                found = estimate(Bounds(context.max_traversal, counts, context.max_history))
             if found is not None:
                 if found.cost > context.max_cost:
                     log.info("GraphQL operation refused: estimated cost %d over %d", found.cost, context.max_cost)
                     raise cost_limit_error(found.cost, context.max_cost)
                 if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
                     self.reported = {"estimated": found.cost, "limit": context.max_cost}
-        yield
+                    meter = CostMeter(context.max_cost, found.cost, found.metered)
+        if meter is None:
+            yield
+            return
+        metering = OPERATION_METER.set(meter)
+        try:
+            yield
+        finally:
+            OPERATION_METER.reset(metering)
+            if meter.spent > self.reported["estimated"]:  # links past the estimate's figure (cost_meter)
+                self.reported = {**self.reported, "charged": meter.spent}
 
     def get_results(self) -> dict[str, Any]:
         return {"cost": self.reported} if self.reported else {}

@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_schema.context import Context
+from graphql_schema.cost_meter import charge
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
 from graphql_schema.errors import user_error
 from graphql_schema.tasks import (
@@ -153,6 +154,7 @@ class Job:
     @strawberry.field(description="Every link between two tasks of the job.")
     async def edges(self, info: Info[Context, None]) -> list[Edge]:
         docs = await self._every_task(info)
+        charge(info._raw_info.field_nodes[0], [sum(len(doc.get("nexts") or ()) for doc in docs)])  # metered
         members = {doc["_id"] for doc in docs}
         return [
             Edge(from_=strawberry.ID(str(doc["_id"])), to=strawberry.ID(str(next_id)))
