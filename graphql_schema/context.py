@@ -33,7 +33,7 @@ from web.state import act_as, store_for
 COST_PER_TRAVERSAL_TASK = 110
 """Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
 README's page of 100 tasks each with its transitive blockedBy (about 101 T, graphql_schema.cost), every query of
-the live view (at most 22 T) and a whole job with each task's history and direct blockedBy (21 T) fit; a whole
+the live view (at most 22 T) and a whole job with each task's history page and direct blockedBy (61 T) fit; a whole
 job's transitive walks (T x T) or thirty aliases of a whole job do not."""
 MIN_DEFAULT_COST = 100_000
 """The default budget is never below this: a gateway with a small traversal bound still answers a few levels of
