@@ -44,7 +44,7 @@ async def record_changes(raw_db, task_id: int, count: int) -> list[str]:
         for i in range(count)
     ]
     await raw_db.task_history.insert_many(entries)
-    return [entry["_id"] for entry in entries]
+    return [cursor(task_id, i) for i in range(count)]
 
 
 def recorded(changes: list[dict]) -> list[str]:
