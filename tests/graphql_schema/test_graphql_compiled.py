@@ -477,10 +477,12 @@ CHANGE_FIELDS = ["cursor", "at", "kind", "changedFields", "status", "__typename"
 
 @st.composite
 def history_selection(draw: st.DrawFn) -> str:
-    """Task.history with some of a change's fields, maybe aliased."""
+    """Task.history with some of a change's fields, maybe aliased, maybe a page shorter than the history (the
+    tasks have up to 3 changes)."""
     fields = draw(st.lists(st.sampled_from(CHANGE_FIELDS), min_size=1, max_size=4, unique=True))
+    page = draw(st.sampled_from(["", "(last: 1)", "(last: 2)", "(last: 50)"]))
     return (
-        "history { "
+        f"history{page} {{ "
         + " ".join(f"c{i}: {name}" if draw(st.booleans()) else name for i, name in enumerate(fields))
         + " }"
     )
