@@ -28,7 +28,8 @@ async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: 
             )
         elif field.name == "history":
             size = history_size(field.arguments.get("last"), context.max_history)
-            changes = [page.changes for page in await context.read_histories([doc["_id"] for doc in docs], size)]
+            pages = await context.read_histories([doc["_id"] for doc in docs], size, field.arguments.get("before"))
+            changes = [page.changes for page in pages]
             rows = iter(history_rows(list(chain.from_iterable(changes)), field.leaves()))  # one pass for all
             columns.append([list(islice(rows, len(each))) for each in changes])
         else:

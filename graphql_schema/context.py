@@ -45,8 +45,9 @@ def default_max_cost(max_traversal: int) -> int:
     return max(COST_PER_TRAVERSAL_TASK * max_traversal, MIN_DEFAULT_COST)
 
 
-HistoryKey = tuple[int, int]
-"""A history asked for: of which task, how many of its newest changes at most."""
+HistoryKey = tuple[int, int, str | None]
+"""A history asked for: of which task, how many of its newest changes at most, older than which cursor (None:
+the newest)."""
 WalkKey = tuple[int, Direction, int | None]
 """A walk asked for: from which task, over which links, how many levels at most (None: all)."""
 
@@ -175,19 +176,19 @@ class Context(BaseContext):
     async def _load_histories(self, keys: Sequence[HistoryKey]) -> list[HistoryPage]:
         """Every history asked for in the same tick, those of one page size together in one read."""
         pages: dict[HistoryKey, HistoryPage] = {}
-        groups: dict[int, list[int]] = {}
-        for task_id, last in dict.fromkeys(keys):
-            groups.setdefault(last, []).append(task_id)
-        for last, ids in groups.items():
-            found = await self.read_histories(ids, last)
-            pages.update(((task_id, last), page) for task_id, page in zip(ids, found, strict=True))
+        groups: dict[tuple[int, str | None], list[int]] = {}
+        for task_id, last, before in dict.fromkeys(keys):
+            groups.setdefault((last, before), []).append(task_id)
+        for (last, before), ids in groups.items():
+            found = await self.read_histories(ids, last, before)
+            pages.update(((task_id, last, before), page) for task_id, page in zip(ids, found, strict=True))
         return [pages[key] for key in keys]
 
-    async def read_histories(self, ids: Sequence[int], last: int) -> list[HistoryPage]:
+    async def read_histories(self, ids: Sequence[int], last: int, before: str | None = None) -> list[HistoryPage]:
         """The newest `last` changes of every task of a list, in its order, in one query (two when a task has
         more): what `histories` batches for the resolvers, and what the compiled path reads for a whole list at
         once (without a future per task)."""
-        found = await self.store.task_histories(ids, last)
+        found = await self.store.task_histories(ids, last, before)
         return [found[task_id] for task_id in ids]
 
     async def _load_walks(self, keys: Sequence[WalkKey]) -> list[list[TaskDoc] | BaseException]:

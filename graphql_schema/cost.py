@@ -1,11 +1,13 @@
 """The cost of a GraphQL operation, estimated from its document, arguments and variables before anything runs.
 
 Every object an answer may hold counts 1; scalars count 0. A field returning objects costs its estimated number
-of objects times (1 + the cost of its selection), so nested lists multiply: a job's 20,000 tasks each with 10
-history entries cost 20,000 x (1 + 10) = 220,000. The estimated sizes (`FIELD_SIZES`) are upper bounds: page
+of objects times (1 + the cost of its selection), so nested lists multiply: a job's 20,000 tasks each with a
+page of 50 history entries cost 20,000 x (1 + 50). The estimated sizes (`FIELD_SIZES`) are upper bounds: page
 sizes and id lists from the arguments, a job's task count for its whole-job lists (`Bounds.job_sizes`, counted
 by graphql_schema.cost_budget; TRACKING_GRAPHQL_MAX_TRAVERSAL while not counted), the traversal bound for walks,
-fixed estimates for a task's links and history. Aliases and fragments count each time they are selected; the
+a history's page (`last`, at most TRACKING_GRAPHQL_MAX_HISTORY); the lists nothing bounds (a task's links, a
+job's edges: METERED) are estimated at a figure whose excess graphql_schema.cost_meter charges as the answer
+meets it. Aliases and fragments count each time they are selected; the
 cost of a selection set is computed once per (type, job) and memoised, so a document of fragments spreading
 fragments (a "fragment bomb") costs its estimator a few operations per fragment, however large the number it
 comes to. docs/reference/graphql-cost.md lists every rule; tests/graphql_schema/test_graphql_cost.py checks it against

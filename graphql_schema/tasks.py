@@ -212,6 +212,15 @@ LastChanges = Annotated[
 ]
 
 
+Before = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Only changes older than this cursor (a change's `cursor`): the page before it, to page back "
+        "through a long history."
+    ),
+]
+
+
 def history_size(last: int | None, max_history: int) -> int:
     """How many of a task's newest changes a history field returns: `last` within 1 and
     TRACKING_GRAPHQL_MAX_HISTORY, the bound when not given."""
@@ -225,18 +234,18 @@ def history_size(last: int | None, max_history: int) -> int:
 
 
 async def _history(
-    task: strawberry.Parent[TaskDoc], info: Info[Context, None], last: LastChanges = None
+    task: strawberry.Parent[TaskDoc], info: Info[Context, None], last: LastChanges = None, before: Before = None
 ) -> list[TaskChangeType]:
     context = info.context
-    page = await context.histories.load((task["_id"], history_size(last, context.max_history)))
+    page = await context.histories.load((task["_id"], history_size(last, context.max_history), before))
     return as_changes(page.changes)
 
 
 async def _history_truncated(
-    task: strawberry.Parent[TaskDoc], info: Info[Context, None], last: LastChanges = None
+    task: strawberry.Parent[TaskDoc], info: Info[Context, None], last: LastChanges = None, before: Before = None
 ) -> bool:
     context = info.context
-    return (await context.histories.load((task["_id"], history_size(last, context.max_history)))).truncated
+    return (await context.histories.load((task["_id"], history_size(last, context.max_history), before))).truncated
 
 
 # ---- Task -------------------------------------------------------------------------------------------------------
@@ -264,7 +273,7 @@ class TaskType(TaskFields):
     )
     history_truncated: bool = strawberry.field(
         resolver=_history_truncated,
-        description="Whether the task has recorded changes older than the `last` newest that `history(last)` returns.",
+        description="Whether the task has recorded changes older than those `history(last, before)` returns.",
     )
     blocked_by: list[TaskType] = strawberry.field(
         resolver=_blocked_by,
@@ -312,8 +321,8 @@ class TaskQueries:
         "of them, TRACKING_GRAPHQL_MAX_HISTORY when not given (Task.historyTruncated says whether there are more)."
     )
     async def task_history(
-        self, info: Info[Context, None], id: strawberry.ID, last: LastChanges = None
+        self, info: Info[Context, None], id: strawberry.ID, last: LastChanges = None, before: Before = None
     ) -> list[TaskChangeType]:
         context = info.context
         size = history_size(last, context.max_history)
-        return as_changes((await context.histories.load((parse_task_id(id, "id"), size))).changes)
+        return as_changes((await context.histories.load((parse_task_id(id, "id"), size, before))).changes)

@@ -191,17 +191,20 @@ class GraphStore(JobQueries, ScopedViews):
         return HistoryWriter(self._database, owner, full_document=self.full_document, tracer=self.tracer)
 
     @bounded
-    async def task_history(self, task_id: int, last: int) -> HistoryPage:
-        """The task's newest `last` recorded changes, oldest first, deleted tasks included (within the
-        retention), and whether older ones were left out (models.history_reads)."""
-        return (await read_history_pages(self._database, [task_id], last, self.scope))[task_id]
+    async def task_history(self, task_id: int, last: int, before: str | None = None) -> HistoryPage:
+        """The task's newest `last` recorded changes (older than the cursor `before`, when given), oldest first,
+        deleted tasks included (within the retention), and whether older ones were left out
+        (models.history_reads)."""
+        return (await read_history_pages(self._database, [task_id], last, self.scope, before))[task_id]
 
     @bounded
-    async def task_histories(self, task_ids: Collection[int], last: int) -> dict[int, HistoryPage]:
-        """Each task's newest `last` recorded changes, oldest first, by task id, in one query (or two) however
-        many tasks and however long their histories (models.history_reads); an empty page for a task without
-        any."""
-        return await read_history_pages(self._database, task_ids, last, self.scope)
+    async def task_histories(
+        self, task_ids: Collection[int], last: int, before: str | None = None
+    ) -> dict[int, HistoryPage]:
+        """Each task's newest `last` recorded changes (older than the cursor `before`, when given), oldest first,
+        by task id, in one query (or two) however many tasks and however long their histories
+        (models.history_reads); an empty page for a task without any."""
+        return await read_history_pages(self._database, task_ids, last, self.scope, before)
 
     # ---- create ---------------------------------------------------------------------------------------------
 

@@ -37,16 +37,18 @@ class HistoryPage:
 
 
 async def read_history_pages(
-    database: Database, task_ids: Collection[int], last: int, scope: JobScope = None
+    database: Database, task_ids: Collection[int], last: int, scope: JobScope = None, before: str | None = None
 ) -> dict[int, HistoryPage]:
     """Each task's newest `last` changes (`last` >= 1), oldest first, by task id, reading at most
     `len(task_ids) x last + 1` entries in one query, and for the tasks that query could not finish, `last` + 1
-    each in one aggregation; only the changes made while the task was in a job of `scope`, when given. A task
-    without any recorded change maps to an empty page."""
+    each in one aggregation; only the changes made while the task was in a job of `scope`, when given, and only
+    those older than the cursor `before` (a change's id), when given: the page before it. A task without any
+    recorded change maps to an empty page."""
     wanted = sorted(set(task_ids))
     if not wanted:
         return {}
-    entries = await _oldest_first(database, wanted, len(wanted) * last + 1, scope)
+    older = {"_id": {"$lt": before}} if before is not None else None
+    entries = await _oldest_first(database, wanted, len(wanted) * last + 1, scope, older)
     read: dict[int, list[RawDocument]] = {task_id: [] for task_id in wanted}
     for entry in entries:
         read[int(entry["task"])].append(entry)
@@ -55,7 +57,7 @@ async def read_history_pages(
     unfinished = [task_id for task_id in wanted if stopped_at is not None and task_id >= stopped_at]
     pages = {task_id: _page(read[task_id], last) for task_id in wanted[: len(wanted) - len(unfinished)]}
     if unfinished:
-        newest = await _newest_first(database, unfinished, last + 1, scope)
+        newest = await _newest_first(database, unfinished, last + 1, scope, older)
         pages.update((task_id, _page(list(reversed(newest[task_id])), last)) for task_id in unfinished)
     return pages
 
@@ -64,10 +66,12 @@ def _page(oldest_first: list[RawDocument], last: int) -> HistoryPage:
     return HistoryPage([change_of(entry) for entry in oldest_first[-last:]], len(oldest_first) > last)
 
 
-async def _oldest_first(database: Database, task_ids: list[int], at_most: int, scope: JobScope) -> list[RawDocument]:
+async def _oldest_first(
+    database: Database, task_ids: list[int], at_most: int, scope: JobScope, older: RawDocument | None
+) -> list[RawDocument]:
     """The tasks' changes by task, then oldest first (the order of the `(task, _id)` index), `at_most` of them."""
     cursor = database.get_collection(HISTORY).find(
-        within({"task": {"$in": task_ids}}, scope_filter(scope, "job")),
+        within({"task": {"$in": task_ids}, **(older or {})}, scope_filter(scope, "job")),
         _CHANGE_FIELDS,
         sort=[("task", ASCENDING), ("_id", ASCENDING)],
         limit=at_most,
@@ -77,12 +81,13 @@ async def _oldest_first(database: Database, task_ids: list[int], at_most: int, s
 
 
 async def _newest_first(
-    database: Database, task_ids: list[int], each: int, scope: JobScope
+    database: Database, task_ids: list[int], each: int, scope: JobScope, older: RawDocument | None
 ) -> dict[int, list[RawDocument]]:
     """Each task's `each` newest changes, newest first: one aggregation, each task's looked up on the
     `(task, _id)` index and stopped after `each` entries."""
     kept = scope_filter(scope, "job")
     lookup = [
+        *([{"$match": older}] if older else []),
         *([{"$match": kept}] if kept else []),
         {"$sort": {"_id": DESCENDING}},
         {"$limit": each},

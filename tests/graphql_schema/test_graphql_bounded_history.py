@@ -87,6 +87,34 @@ async def test_a_history_is_its_newest_page_and_says_when_older_changes_were_lef
     assert recorded(single["data"]["taskHistory"]) == short[-2:]
 
 
+PAGE_BACK = """query($before: String) {
+  taskHistory(id: "1", last: 50, before: $before) { cursor }
+  task(id: "1") { historyTruncated(last: 50, before: $before) }
+}"""
+
+
+async def test_a_long_history_is_paged_back_with_before(clients, raw_db) -> None:
+    """Each page before the first cursor of the one after it, until historyTruncated says there is no more: every
+    change once, in order."""
+    _, compiled, generic = clients
+    await rest_create(compiled, {"id": 1, "job-id": "j"})
+    changes = await record_changes(raw_db, 1, 120)
+    pages: list[list[str]] = []
+    before = None
+    for _ in range(10):
+        data = (await generic.post("/graphql", json={"query": PAGE_BACK, "variables": {"before": before}})).json()
+        page = [change["cursor"] for change in data["data"]["taskHistory"]]
+        pages.insert(0, page)
+        if not data["data"]["task"]["historyTruncated"]:
+            break
+        before = page[0]
+    assert recorded([{"cursor": c} for page in pages for c in page]) == changes
+    assert [len(page) for page in pages][1:] == [50, 50]  # the oldest page holds the rest (and the create)
+    older = f'{{ task(id: "1") {{ history(last: 3, before: "{changes[10]}") {{ cursor }} }} }}'
+    for client in (compiled, generic):
+        assert recorded((await ask(client, older))["data"]["task"]["history"]) == changes[7:10]
+
+
 async def test_a_page_past_the_bound_is_refused_naming_the_setting(store, tmp_path) -> None:
     app, _ = gateway_app(store, tmp_path, graphql_max_history=3)
     async with lifespan_client(app, AUTH) as client:
