@@ -11,7 +11,11 @@ costing by the real sizes from the start would give, without a round trip for th
 The count runs before the operation's deadline starts (graphql_schema.deadline), under a deadline of its own
 (TRACKING_MONGODB_TIMEOUT_MS): a hook that raises (the refusal) must come before any hook holding state across
 execution, which Strawberry would not unwind. When MongoDB does not answer the count, the operation is answered
-UNAVAILABLE without running, so it still waits one deadline at most."""
+UNAVAILABLE without running, so it still waits one deadline at most.
+
+While a query or mutation runs, its meter (graphql_schema.cost_meter) charges the lists no setting bounds (a
+task's links, a job's edges) past the figure the estimate took for them; an answer that was charged reports
+`extensions.cost.charged`."""
 
 from __future__ import annotations
 
@@ -60,15 +64,12 @@ class CostBudget(SchemaExtension):
                 if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
                     self.reported = {"estimated": found.cost, "limit": context.max_cost}
                     meter = CostMeter(context.max_cost, found.cost, found.metered)
-        if meter is None:
-            yield
-            return
-        metering = OPERATION_METER.set(meter)
+        metering = OPERATION_METER.set(meter)  # None too: no meter of an earlier operation of the task applies
         try:
             yield
         finally:
             OPERATION_METER.reset(metering)
-            if meter.spent > self.reported["estimated"]:  # links past the estimate's figure (cost_meter)
+            if meter is not None and meter.spent > self.reported["estimated"]:  # links past their figure
                 self.reported = {**self.reported, "charged": meter.spent}
 
     def get_results(self) -> dict[str, Any]:
