@@ -63,7 +63,8 @@ class CostBudget(SchemaExtension):
                     raise cost_limit_error(found.cost, context.max_cost)
                 if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
                     self.reported = {"estimated": found.cost, "limit": context.max_cost}
-                    meter = CostMeter(context.max_cost, found.cost, found.metered)
+                    refuses = execution.operation_type is OperationType.QUERY  # a mutation's change is made
+                    meter = CostMeter(context.max_cost, found.cost, found.metered, refuses)
         metering = OPERATION_METER.set(meter)  # None too: no meter of an earlier operation of the task applies
         try:
             yield

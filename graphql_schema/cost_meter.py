@@ -36,15 +36,18 @@ class CostMeter:
     spent: int
     figures: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     """id of a metered field's node -> (the objects the estimate counted per parent, the cost of each object)."""
+    refuses: bool = True
+    """False for a mutation: its change is made by the time its answer is built, and an error there would say it
+    failed; what it charges is reported, never refused."""
 
     def charge(self, node: FieldNode, lengths: Iterable[int]) -> None:
         """The lengths the field `node` has for each of its parents: what each holds past the estimate's figure
-        is spent, or COST_LIMIT_EXCEEDED (nothing spent) when it would take the operation over the budget."""
+        is spent, or COST_LIMIT_EXCEEDED (nothing spent) when it would take a query over the budget."""
         figure, each = self.figures.get(id(node), (0, 1))
         extra = sum(length - figure for length in lengths if length > figure) * each
         if extra == 0:
             return
-        if self.spent + extra > self.limit:
+        if self.refuses and self.spent + extra > self.limit:
             raise cost_limit_error(self.spent + extra, self.limit)
         self.spent += extra
 

@@ -203,6 +203,21 @@ async def test_links_past_the_estimate_are_charged_and_refused_over_the_budget(
         assert nested["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
 
 
+async def test_a_mutations_answer_is_charged_but_never_refused(store, raw_db, tmp_path) -> None:
+    """A mutation's change is made before its answer is built: links past the budget in its answer are reported
+    (extensions.cost.charged), not refused (an error would say the change failed)."""
+    app, _ = gateway_app(store, tmp_path, graphql_max_cost=100)
+    async with lifespan_client(app, AUTH) as client:
+        await fan_out(client, raw_db)
+        mutation = 'mutation { updateTask(id: "1", patch: { status: "RUNNING" }) { status nexts { id } } }'
+        body = await ask(client, mutation)
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["updateTask"]["status"] == "RUNNING"
+    assert len(body["data"]["updateTask"]["nexts"]) == FAN_OUT
+    assert body["extensions"]["cost"]["charged"] > 100
+    assert (await raw_db.tasks.find_one({"_id": 1}))["status"] == "RUNNING"
+
+
 async def test_a_jobs_edges_past_its_task_count_are_charged(store, raw_db, tmp_path) -> None:
     app, _ = gateway_app(store, tmp_path, graphql_max_cost=500)
     async with lifespan_client(app, AUTH) as client:
