@@ -23,6 +23,8 @@ from models.stored_task import Database, RawDocument
 
 HISTORY_BATCH_SIZE = 100_000
 """Entries come back in as few round trips as 16 MiB batches allow."""
+LOOKUP_BATCH = 100_000
+"""Tasks whose pages one aggregation looks up: their ids fill a few MB of its command (MongoDB takes 16 MiB)."""
 _CHANGE_FIELDS = {"task": 1, "at": 1, "kind": 1, "fields": 1, "status": 1, "actor": 1}
 """What a TaskChange shows (and `_id`, its cursor): an entry's job is left in MongoDB."""
 
@@ -83,8 +85,9 @@ async def _oldest_first(
 async def _newest_first(
     database: Database, task_ids: list[int], each: int, scope: JobScope, older: RawDocument | None
 ) -> dict[int, list[RawDocument]]:
-    """Each task's `each` newest changes, newest first: one aggregation, each task's looked up on the
-    `(task, _id)` index and stopped after `each` entries."""
+    """Each task's `each` newest changes, newest first: one aggregation per LOOKUP_BATCH tasks (the ids are in
+    the command, which MongoDB takes up to 16 MiB), each task's looked up on the `(task, _id)` index and stopped
+    after `each` entries."""
     kept = scope_filter(scope, "job")
     lookup = [
         *([{"$match": older}] if older else []),
@@ -93,10 +96,10 @@ async def _newest_first(
         {"$limit": each},
         {"$project": _CHANGE_FIELDS},
     ]
-    cursor = await database.aggregate(
-        [
-            {"$documents": [{"task": task_id} for task_id in task_ids]},
-            {"$lookup": {"from": HISTORY, "localField": "task", "foreignField": "task", "pipeline": lookup, "as": "c"}},
-        ]
-    )
-    return {int(found["task"]): found["c"] async for found in cursor}
+    looked_up = {"from": HISTORY, "localField": "task", "foreignField": "task", "pipeline": lookup, "as": "c"}
+    newest: dict[int, list[RawDocument]] = {}
+    for start in range(0, len(task_ids), LOOKUP_BATCH):
+        tasks = [{"task": task_id} for task_id in task_ids[start : start + LOOKUP_BATCH]]
+        cursor = await database.aggregate([{"$documents": tasks}, {"$lookup": looked_up}])
+        newest.update([(int(found["task"]), found["c"]) async for found in cursor])
+    return newest
