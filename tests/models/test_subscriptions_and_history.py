@@ -115,7 +115,11 @@ async def test_a_subscription_after_an_event_cursor_gets_the_changes_made_before
 
 @pytest.mark.parametrize(
     "cursor",
-    ["zz", "8200", "8200000001000000012B022C0100296E5A1004", "", "00", "FF" * 20, "A" * 10_000, "82" * 3 + "F"],
+    [
+        *["zz", "8200", "8200000001000000012B022C0100296E5A1004", "", "00", "FF" * 20, "A" * 10_000, "82" * 3 + "F"],
+        # Of the form of a cursor, refused by MongoDB's resume-token decoding with codes of no name of their own.
+        *["82" + "FF" * 50, "822F1EABE28762BB9D", "8207EDBFCAC66094DB2570D56AF0854CE0F2E0E6"],
+    ],
 )
 async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_expired(live, cursor):
     async with subscription(live, {"after": cursor}) as ws:
