@@ -110,6 +110,7 @@ def _kept(docs: list[TaskDoc], field: Field) -> list[TaskDoc]:
 def _job_count(job_id: str, summary: JobSummary, field: Field) -> Any:
     """A Job field served from its summary: id, taskCount, statusCounts, summary, __typename."""
     if field.name == "statusCounts":
+        metered(field, [len(summary.status_counts)])  # a status is any string
         return status_count_rows(summary.status_counts, field.leaves())
     if field.name == "summary":
         return summary_row(summary, field.leaves())

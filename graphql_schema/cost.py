@@ -157,6 +157,10 @@ FIELD_SIZES: dict[tuple[str, str], SizeEstimate] = {
     ("Job", "criticalPath"): _JOB,
     ("Job", "levels"): _JOB,
     ("Job", "taskPage"): _PAGE,
+    ("Job", "statusCounts"): SizeEstimate(
+        _fixed(SMALL_LIST),
+        f"{SMALL_LIST} (the job's distinct statuses), and each status past them as the answer meets it (metered)",
+    ),
     ("TaskConnection", "edges"): _ONE,
     ("JobConnection", "edges"): _ONE,
     ("Task", "nexts"): _LINKS,
@@ -178,10 +182,13 @@ FIELD_SIZES: dict[tuple[str, str], SizeEstimate] = {
 }
 """(type, field) -> the estimated number of objects the field holds. Any other field: 1 object, or SMALL_LIST
 objects for a list; a scalar (or a list of scalars) costs nothing."""
-METERED = frozenset({("Task", "nexts"), ("Task", "previous"), ("Task", "blockedBy"), ("Job", "edges")})
-"""Lists no setting bounds, estimated at a figure (a task's direct links, a job's edges: a task may hold any number
-of links) whose excess graphql_schema.cost_meter charges as the answer meets it; `blockedBy(transitive: true)`
-is a walk, bounded by TRACKING_GRAPHQL_MAX_TRAVERSAL."""
+METERED = frozenset(
+    {("Task", "nexts"), ("Task", "previous"), ("Task", "blockedBy"), ("Job", "edges"), ("Job", "statusCounts")}
+)
+"""Lists no setting bounds, estimated at a figure whose excess graphql_schema.cost_meter charges as the answer
+meets it: a task's direct links and a job's edges (a task may hold any number of links), a job's distinct
+statuses (a status is any string); `blockedBy(transitive: true)` is a walk, bounded by
+TRACKING_GRAPHQL_MAX_TRAVERSAL."""
 INTROSPECTION = frozenset({"__schema", "__type"})
 """Introspection counts 1 whatever it selects: it reads no data, and its depth is bounded apart."""
 

@@ -165,7 +165,9 @@ class Job:
 
     @strawberry.field(description="How many of the job's tasks have each status (null: no status), null first.")
     async def status_counts(self, info: Info[Context, None]) -> list[StatusCount]:
-        return ordered_counts((await self._stored_summary(info)).status_counts)
+        counts = (await self._stored_summary(info)).status_counts
+        charge(info._raw_info.field_nodes[0], [len(counts)])  # a status is any string: metered
+        return ordered_counts(counts)
 
     @strawberry.field(description="How many tasks the job has.")
     async def task_count(self, info: Info[Context, None]) -> int:

@@ -228,3 +228,20 @@ async def test_a_jobs_edges_past_its_task_count_are_charged(store, raw_db, tmp_p
         assert body["errors"][0]["path"] == ["job", "edges"]
         fits = await ask(client, '{ job(id: "w") { taskCount } }')
         assert fits["data"]["job"]["taskCount"] == FAN_OUT + 1
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+async def test_a_jobs_statuses_past_the_estimate_are_charged(store, tmp_path, compiled) -> None:
+    """A status is any string: a job whose 30 tasks each have their own costs 20 statuses past the figure of 10."""
+    app, _ = gateway_app(store, tmp_path, graphql_max_cost=25, graphql_compiled=compiled)
+    async with lifespan_client(app, AUTH) as client:
+        await rest_create(client, *({"id": i, "job-id": "s", "status": f"S{i}"} for i in range(1, 31)))
+        body = await ask(client, '{ job(id: "s") { id statusCounts { status } } }')
+        assert body["data"]["job"] is None
+        assert body["errors"][0]["path"] == ["job", "statusCounts"]
+        assert body["errors"][0]["extensions"] == {"code": "COST_LIMIT_EXCEEDED", "cost": 1 + 10 + 20, "limit": 25}
+    app, _ = gateway_app(store, tmp_path / "b", graphql_max_cost=100, graphql_compiled=compiled)
+    async with lifespan_client(app, AUTH) as client:
+        body = await ask(client, '{ job(id: "s") { statusCounts { status count } } }')
+        assert len(body["data"]["job"]["statusCounts"]) == 30
+        assert body["extensions"]["cost"] == {"estimated": 11, "limit": 100, "charged": 31}
