@@ -12,7 +12,11 @@ costing by the real sizes from the start would give, without a round trip for th
 The count runs before the operation's deadline starts (graphql_schema.deadline), under a deadline of its own
 (TRACKING_MONGODB_TIMEOUT_MS): a hook that raises (the refusal) must come before any hook holding state across
 execution, which Strawberry would not unwind. When MongoDB does not answer the count, the operation is answered
-UNAVAILABLE without running, so it still waits one deadline at most."""
+UNAVAILABLE without running, so it still waits one deadline at most.
+
+While a query or mutation runs, its meter (graphql_schema.cost_meter) charges the lists no setting bounds (a
+task's links, a job's edges) past the figure the estimate took for them; an answer that was charged reports
+`extensions.cost.charged`."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
 from graphql_schema.cost import Bounds, Estimate, cost_limit_error, estimate_cost
+from graphql_schema.cost_meter import OPERATION_METER, CostMeter
 from graphql_schema.event_cost import event_cost_error
 
 log = logging.getLogger("gateway.graphql")
@@ -43,6 +48,7 @@ class CostBudget(SchemaExtension):
         execution = self.execution_context
         context = execution.context
         document = execution.graphql_document
+        meter: CostMeter | None = None
         if isinstance(context, Context) and document is not None:
 
             def estimate(bounds: Bounds) -> Estimate | None:
@@ -52,17 +58,25 @@ class CostBudget(SchemaExtension):
             # A subscription's estimate is the cost of each event's answer: bounded per event (event_cost).
             per_event = execution.operation_type is OperationType.SUBSCRIPTION
             limit = context.max_event_cost if per_event else context.max_cost
-            found = estimate(Bounds(context.max_traversal))
+            found = estimate(Bounds(context.max_traversal, max_history=context.max_history))
             if found is not None and found.cost > limit and found.sized_jobs:
                 counts = await context.store.job_task_counts(found.sized_jobs, context.max_traversal + 1)
-                found = estimate(Bounds(context.max_traversal, counts))
+                found = estimate(Bounds(context.max_traversal, counts, context.max_history))
             if found is not None:
                 if found.cost > limit:
                     log.info("GraphQL operation refused: estimated cost %d over %d", found.cost, limit)
                     raise (event_cost_error if per_event else cost_limit_error)(found.cost, limit)
                 if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
                     self.reported = {"estimated": found.cost, "limit": context.max_cost}
-        yield
+                    refuses = execution.operation_type is OperationType.QUERY  # a mutation's change is made
+                    meter = CostMeter(context.max_cost, found.cost, found.metered, refuses)
+        metering = OPERATION_METER.set(meter)  # None too: no meter of an earlier operation of the task applies
+        try:
+            yield
+        finally:
+            OPERATION_METER.reset(metering)
+            if meter is not None and meter.spent > self.reported["estimated"]:  # links past their figure
+                self.reported = {**self.reported, "charged": meter.spent}
 
     def get_results(self) -> dict[str, Any]:
         return {"cost": self.reported} if self.reported else {}

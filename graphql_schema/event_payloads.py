@@ -34,6 +34,7 @@ from graphql import FieldNode, OperationDefinitionNode, OperationType, VariableN
 from graphql.language import Node
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from graphql_schema.event_cost import EventBudget, event_budget, metered_event
 from graphql_schema.large_answers import EncodedAnswer
 from graphql_schema.metrics import SUBSCRIPTION_ENCODINGS, SUBSCRIPTION_EXECUTIONS
 
@@ -73,10 +74,15 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
     subscription of the same selection, variables and audience (see the module's docstring)."""
 
     _selection_key: SelectionKey | None = None
+    _budget: EventBudget | None = None
 
     def build_per_event_executor(self, payload: Any) -> Any:
         if self._selection_key is None:  # once per subscription: the per-event executors are copies of this one
             self._selection_key = self._key_of_selection()
+            coerced = self.variable_values.coerced
+            self._budget = event_budget(
+                self.schema, self.operation, self.fragment_definitions, coerced, self.context_value
+            )
         return super().build_per_event_executor(payload)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
@@ -91,13 +97,14 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
                 return _awaited(found.result)
             return found.result
         SUBSCRIPTION_EXECUTIONS.labels("executed").inc()
-        result = super().execute_operation(serially)
-        if self.is_awaitable(result):
-            # Nested fields that read: the first subscriber runs it, the others wait for the same answer (a
-            # task of its own, so that one subscriber leaving does not cancel it for the others).
-            future = asyncio.ensure_future(_with_shared_data(cast(Awaitable[GraphQLExecutionResult], result)))
-            _keep(shared, key, _Shared(self.operation, future))
-            return _awaited(future)
+        with metered_event(self._budget):  # what the answer holds past its estimate (graphql_schema.event_cost)
+            result = super().execute_operation(serially)
+            if self.is_awaitable(result):
+                # Nested fields that read: the first subscriber runs it, the others wait for the same answer (a
+                # task of its own, so that one subscriber leaving does not cancel it for the others).
+                future = asyncio.ensure_future(_with_shared_data(cast(Awaitable[GraphQLExecutionResult], result)))
+                _keep(shared, key, _Shared(self.operation, future))
+                return _awaited(future)
         answer = _sharing_data(cast(GraphQLExecutionResult, result))
         _keep(shared, key, _Shared(self.operation, answer))
         return answer
