@@ -54,6 +54,12 @@ class ServerSpans:
             attributes=request_attributes(scope),
         )
         token = otel_context.attach(trace.set_span_in_context(span))
+        if not span.is_recording():  # unsampled: its trace is current (log lines), nothing else to record
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(token)
+            return
         status: int | None = None
 
         async def status_send(message: Message) -> None:
