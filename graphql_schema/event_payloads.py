@@ -48,6 +48,8 @@ SHARED_ANSWERS = 4096
 behind reads is executed again for it (correct, only not shared). Without a bound, one reader that lets
 events wait would keep alive every answer any selection gave for each of them."""
 _kept: deque[tuple[dict[object, object], SelectionKey]] = deque()
+_SHARED_EXECUTIONS = SUBSCRIPTION_EXECUTIONS.labels("shared")
+_SHARED_ENCODINGS = SUBSCRIPTION_ENCODINGS.labels("shared")
 
 
 class SharedData(dict[str, Any]):
@@ -77,19 +79,28 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
     def build_per_event_executor(self, payload: Any) -> Any:
         if self._selection_key is None:  # once per subscription: the per-event executors are copies of this one
             self._selection_key = self._key_of_selection()
+        found = self._shared_answer(payload)
+        if found is not None:
+            # Answered already: no copy of the executor, no execution to set up (most deliveries of a change).
+            return _Answered(found)
         return super().build_per_event_executor(payload)
+
+    def _shared_answer(self, payload: Any) -> _Shared | None:
+        """The answer another subscription of this selection already has for `payload`'s event, if any."""
+        shared = getattr(payload, SHARED_RESULTS, None)
+        if not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return None
+        found = shared.get(self._selection_key)
+        return found if isinstance(found, _Shared) and found.operation is self.operation else None
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         shared = getattr(self.root_value, SHARED_RESULTS, None)
         key = self._selection_key
         if key is None or not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
             return super().execute_operation(serially)
-        found = shared.get(key)
-        if isinstance(found, _Shared) and found.operation is self.operation:
-            SUBSCRIPTION_EXECUTIONS.labels("shared").inc()
-            if isinstance(found.result, asyncio.Future):
-                return _awaited(found.result)
-            return found.result
+        found = self._shared_answer(self.root_value)
+        if found is not None:
+            return _Answered(found).execute_operation(serially)
         SUBSCRIPTION_EXECUTIONS.labels("executed").inc()
         result = super().execute_operation(serially)
         if self.is_awaitable(result):
@@ -108,6 +119,21 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         values = tuple((name, repr(coerced[name])) for name in names)
         audience = getattr(self.context_value, "audience", None)
         return (id(self.operation), values, audience if isinstance(audience, Hashable) else id(self.context_value))
+
+
+class _Answered:
+    """A per-event executor whose answer is shared: graphql-core's subscription loop only calls
+    `execute_operation` on it (graphql.execution.execute_subscription_event)."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: _Shared) -> None:
+        self._found = found
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        _SHARED_EXECUTIONS.inc()
+        result = self._found.result
+        return _awaited(result) if isinstance(result, asyncio.Future) else result
 
 
 def _keep(shared: dict[object, object], key: SelectionKey, answer: _Shared) -> None:
@@ -179,6 +205,6 @@ def next_frame(message: Mapping[str, Any]) -> Mapping[str, Any]:
         data.encoded.append((rest, text))
         SUBSCRIPTION_ENCODINGS.labels("encoded").inc()
     else:
-        SUBSCRIPTION_ENCODINGS.labels("shared").inc()
+        _SHARED_ENCODINGS.inc()
     frame = f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"next","payload":{text}}}'
     return EncodedAnswer(dict(message), frame)
