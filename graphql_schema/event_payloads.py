@@ -23,6 +23,7 @@ the WebSocket's own framing (and compression, when the client asked for it). A s
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ SHARED_ANSWERS = 4096
 behind reads is executed again for it (correct, only not shared). Without a bound, one reader that lets
 events wait would keep alive every answer any selection gave for each of them."""
 _kept: deque[tuple[dict[object, object], SelectionKey]] = deque()
+OPERATIONS_KEPT = 1024
+"""Operations whose payload variables are remembered (by identity: an id alone may be reused once its operation
+is gone, so each entry holds a weak reference to check it)."""
+_VARIABLES_OF: dict[int, tuple[weakref.ref[OperationDefinitionNode], frozenset[str]]] = {}
 _SHARED_EXECUTIONS = SUBSCRIPTION_EXECUTIONS.labels("shared")
 _SHARED_ENCODINGS = SUBSCRIPTION_ENCODINGS.labels("shared")
 
@@ -115,7 +120,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
 
     def _key_of_selection(self) -> SelectionKey:
         coerced = self.variable_values.coerced
-        names = sorted(payload_variables(self.operation, self.fragment_definitions.values()) & coerced.keys())
+        names = sorted(_payload_variables_of(self.operation, self.fragment_definitions.values()) & coerced.keys())
         values = tuple((name, repr(coerced[name])) for name in names)
         audience = getattr(self.context_value, "audience", None)
         return (id(self.operation), values, audience if isinstance(audience, Hashable) else id(self.context_value))
@@ -156,6 +161,20 @@ def _sharing_data(result: GraphQLExecutionResult) -> GraphQLExecutionResult:
     if result.data is not None and not isinstance(result.data, SharedData):
         result.data = SharedData(result.data)
     return result
+
+
+def _payload_variables_of(operation: OperationDefinitionNode, fragments: Any) -> frozenset[str]:
+    """`payload_variables`, walked once per parsed operation (Strawberry's parser cache hands every subscription
+    of the same query text the same document): a fleet of tabs on one dashboard query walks its document once,
+    not once per tab on its first event."""
+    known = _VARIABLES_OF.get(id(operation))
+    if known is not None and known[0]() is operation:
+        return known[1]
+    names = frozenset(payload_variables(operation, fragments))
+    if len(_VARIABLES_OF) >= OPERATIONS_KEPT:
+        del _VARIABLES_OF[next(iter(_VARIABLES_OF))]  # the oldest: dicts keep their order
+    _VARIABLES_OF[id(operation)] = (weakref.ref(operation), names)
+    return names
 
 
 def payload_variables(operation: OperationDefinitionNode, fragments: Any) -> set[str]:

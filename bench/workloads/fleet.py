@@ -127,7 +127,7 @@ async def run_fleet(
     task_ids = [ID_BASE + job for job in range(jobs)]
     await db.tasks.delete_many({"_id": {"$gte": ID_BASE, "$lt": ID_BASE + JOBS}})
     await db.tasks.insert_many([task_doc(ID_BASE + job, f"fleet-live-{job}", now) for job in range(jobs)])
-    idle, cpu_per_get = await idle_probe(gateway, gateway_pid, ID_BASE, 5)
+    idle, cpu_per_get = await idle_probe(gateway, gateway_pid, ID_BASE, seconds)
     alone = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "W", cpu_per_get)
     rss_before = rss_kb(gateway_pid)
     one = ClientProcesses(1, Share(gateway, TOKEN, QUERY, 1, range(1), jobs, "fleet-live-"), 1)

@@ -18,8 +18,10 @@ from bench.processes import TOKEN, tree_cpu_s
 
 WRITE_TIMEOUT_S = 30
 """A change not answered within this long counts as not made."""
-PROBE_PAUSE_S = 0.01
-"""Between two GETs of the probe: it samples the gateway's latency, it does not load it."""
+PROBE_PAUSE_S = 0.05
+"""Between two GETs of the probe: it samples the gateway's latency, it does not load it (at a GET every 10 ms the
+probe's own CPU was several times the writes', and the CPU per change, net of it, mostly the error of that
+subtraction)."""
 
 
 def system_s(pid: int) -> float:
