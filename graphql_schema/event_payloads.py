@@ -14,6 +14,9 @@ encodings. Here the answer to one event for one selection is computed once and s
 - **Encoding**: the shared answer's `data` is a `SharedData` dict that remembers its JSON text; a
   graphql-transport-ws `next` message carrying it (`next_frame`) is the per-subscription `id` spliced around
   that text, not a new encoding of the payload.
+- **Cost**: each execution runs with a meter of its own against the per-event budget (graphql_schema.event_cost),
+  so a shared answer is metered once; `caller_selection` is the sharing key as the per-caller bound on distinct
+  selections (web.rate_limits) counts it.
 
 What stays per subscription is Strawberry's handling of each result (its extension hooks, the message) and
 the WebSocket's own framing (and compression, when the client asked for it). A shared answer lives on its event
@@ -23,6 +26,7 @@ the WebSocket's own framing (and compression, when the client asked for it). A s
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass
@@ -49,6 +53,12 @@ SHARED_ANSWERS = 4096
 behind reads is executed again for it (correct, only not shared). Without a bound, one reader that lets
 events wait would keep alive every answer any selection gave for each of them."""
 _kept: deque[tuple[dict[object, object], SelectionKey]] = deque()
+OPERATIONS_KEPT = 1024
+"""Operations whose payload variables are remembered (by identity: an id alone may be reused once its operation
+is gone, so each entry holds a weak reference to check it)."""
+_VARIABLES_OF: dict[int, tuple[weakref.ref[OperationDefinitionNode], frozenset[str]]] = {}
+_SHARED_EXECUTIONS = SUBSCRIPTION_EXECUTIONS.labels("shared")
+_SHARED_ENCODINGS = SUBSCRIPTION_ENCODINGS.labels("shared")
 
 
 class SharedData(dict[str, Any]):
@@ -83,19 +93,28 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
             self._budget = event_budget(
                 self.schema, self.operation, self.fragment_definitions, coerced, self.context_value
             )
+        found = self._shared_answer(payload)
+        if found is not None:
+            # Answered already: no copy of the executor, no execution to set up (most deliveries of a change).
+            return _Answered(found)
         return super().build_per_event_executor(payload)
+
+    def _shared_answer(self, payload: Any) -> _Shared | None:
+        """The answer another subscription of this selection already has for `payload`'s event, if any."""
+        shared = getattr(payload, SHARED_RESULTS, None)
+        if not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return None
+        found = shared.get(self._selection_key)
+        return found if isinstance(found, _Shared) and found.operation is self.operation else None
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         shared = getattr(self.root_value, SHARED_RESULTS, None)
         key = self._selection_key
         if key is None or not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
             return super().execute_operation(serially)
-        found = shared.get(key)
-        if isinstance(found, _Shared) and found.operation is self.operation:
-            SUBSCRIPTION_EXECUTIONS.labels("shared").inc()
-            if isinstance(found.result, asyncio.Future):
-                return _awaited(found.result)
-            return found.result
+        found = self._shared_answer(self.root_value)
+        if found is not None:
+            return _Answered(found).execute_operation(serially)
         SUBSCRIPTION_EXECUTIONS.labels("executed").inc()
         with metered_event(self._budget):  # what the answer holds past its estimate (graphql_schema.event_cost)
             result = super().execute_operation(serially)
@@ -113,6 +132,21 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         values = payload_values(self.operation, self.fragment_definitions, self.variable_values.coerced)
         audience = getattr(self.context_value, "audience", None)
         return (id(self.operation), values, audience if isinstance(audience, Hashable) else id(self.context_value))
+
+
+class _Answered:
+    """A per-event executor whose answer is shared: graphql-core's subscription loop only calls
+    `execute_operation` on it (graphql.execution.execute_subscription_event)."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: _Shared) -> None:
+        self._found = found
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        _SHARED_EXECUTIONS.inc()
+        result = self._found.result
+        return _awaited(result) if isinstance(result, asyncio.Future) else result
 
 
 def _keep(shared: dict[object, object], key: SelectionKey, answer: _Shared) -> None:
@@ -141,7 +175,7 @@ def payload_values(
     operation: OperationDefinitionNode, fragments: Mapping[str, Any], coerced: Mapping[str, Any]
 ) -> tuple[tuple[str, str], ...]:
     """The values of the variables an event's payload depends on (`payload_variables`), by name."""
-    names = sorted(payload_variables(operation, fragments.values()) & coerced.keys())
+    names = sorted(_payload_variables_of(operation, fragments.values()) & coerced.keys())
     return tuple((name, repr(coerced[name])) for name in names)
 
 
@@ -155,6 +189,20 @@ def caller_selection(
     source = operation.loc.source.body if operation.loc is not None else id(operation)
     name = operation.name.value if operation.name is not None else None
     return (source, name, payload_values(operation, fragments, coerced))
+
+
+def _payload_variables_of(operation: OperationDefinitionNode, fragments: Any) -> frozenset[str]:
+    """`payload_variables`, walked once per parsed operation (Strawberry's parser cache hands every subscription
+    of the same query text the same document): a fleet of tabs on one dashboard query walks its document once,
+    not once per tab on its first event."""
+    known = _VARIABLES_OF.get(id(operation))
+    if known is not None and known[0]() is operation:
+        return known[1]
+    names = frozenset(payload_variables(operation, fragments))
+    if len(_VARIABLES_OF) >= OPERATIONS_KEPT:
+        del _VARIABLES_OF[next(iter(_VARIABLES_OF))]  # the oldest: dicts keep their order
+    _VARIABLES_OF[id(operation)] = (weakref.ref(operation), names)
+    return names
 
 
 def payload_variables(operation: OperationDefinitionNode, fragments: Any) -> set[str]:
@@ -204,6 +252,6 @@ def next_frame(message: Mapping[str, Any]) -> Mapping[str, Any]:
         data.encoded.append((rest, text))
         SUBSCRIPTION_ENCODINGS.labels("encoded").inc()
     else:
-        SUBSCRIPTION_ENCODINGS.labels("shared").inc()
+        _SHARED_ENCODINGS.inc()
     frame = f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"next","payload":{text}}}'
     return EncodedAnswer(dict(message), frame)
