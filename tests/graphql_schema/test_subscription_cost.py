@@ -340,3 +340,47 @@ def test_the_docs_and_live_view_subscriptions_cost_a_small_part_of_the_per_event
     assert len(documents) >= 3, documents
     for name, document in documents.items():
         assert cost(document) * 10 <= defaults.MAX_EVENT_COST, name
+
+
+async def test_a_selection_is_its_text_and_payload_variables_and_is_released_with_its_last_subscription(
+    store: GraphStore, tmp_path: Any
+) -> None:
+    """With room for two selections: one query on two jobs and after a cursor is one selection, the same query
+    with another value of a variable its payload uses is a second, another text is refused; it is accepted once
+    every subscription of the first selection has ended (not before)."""
+    app, settings = gateway_app(store, tmp_path, subscription_selections_per_caller=2)
+    query = (
+        "subscription($jobId: String, $after: String, $full: Boolean!) { taskEvents(jobId: $jobId, after: $after) "
+        "{ taskId task { status name @include(if: $full) } } }"
+    )
+    other = 'subscription { taskEvents(jobId: "a") { kind } }'
+    async with served(app, settings) as port, connection(port) as ws:
+        inbox = Inbox(ws)
+        after = await cursor_now(port)
+
+        async def send(op: str, text: str, variables: dict[str, Any]) -> None:
+            message = {"id": op, "type": "subscribe", "payload": {"query": text, "variables": variables}}
+            await ws.send(json.dumps(message))
+
+        async def refused(op: str) -> dict[str, Any]:
+            await eventually(lambda: _has_error(inbox, op), what=f"{op} refused")
+            [error] = inbox.errors.pop(op)
+            assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS" and SELECTIONS_SETTING in error["message"]
+            return dict(error)
+
+        async with subscribed(4):
+            await send("full-a", query, {"jobId": "a", "full": True})
+            await send("full-b", query, {"jobId": "b", "full": True, "after": after})
+            await send("short", query, {"jobId": "a", "full": False})
+            await send("full-c", query, {"jobId": "c", "full": True})
+        await send("other", other, {})
+        await refused("other")
+        await complete(ws, "full-a")
+        await complete(ws, "full-b")
+        await send("other-again", other, {})
+        await refused("other-again")  # full-c still holds the first selection
+        await complete(ws, "full-c")
+        async with subscribed(1):
+            await send("other-last", other, {})
+        assert not inbox.errors["other-last"] and not inbox.errors["short"]
+        await inbox.stop()
