@@ -40,7 +40,9 @@ class Sample:
 
 @dataclass(frozen=True)
 class Side:
-    """One side's medians over its rounds."""
+    """One side over its rounds: the median figure, and CPU per operation over all its rounds together (the CPU
+    of all rounds over all their operations: a round of a few short requests uses a few clock ticks of CPU, so
+    a median of rounds would only pick between two or three values)."""
 
     figure: float
     gateway_cpu_ms: float
@@ -72,10 +74,11 @@ class Compared:
 def side_of(samples: list[Sample]) -> Side:
     if not samples:
         raise ValueError("a side needs at least one measured round")
+    operations = sum(sample.operations for sample in samples)
     return Side(
         statistics.median(sample.figure for sample in samples),
-        statistics.median(sample.gateway_cpu_ms for sample in samples),
-        statistics.median(sample.mongod_cpu_ms for sample in samples),
+        sum(sample.gateway_cpu_s for sample in samples) * 1000 / operations,
+        sum(sample.mongod_cpu_s for sample in samples) * 1000 / operations,
     )
 
 

@@ -120,12 +120,12 @@ async def jobs(session: aiohttp.ClientSession, gateway: Gateway) -> None:
 
 ROWS = (
     VersionRow(f"GET /tracking/task/{{id}}, {CONCURRENCY} clients", "req/s", True, get_round),
-    VersionRow("GET /{jobId}/task/roots, 10k tasks", "ms", False, repeated(3, roots)),
+    VersionRow("GET /{jobId}/task/roots, 10k tasks", "ms", False, repeated(5, roots)),
     VersionRow("POST /tracking/task, 10k tasks (no idempotency key)", "ms", False, create_round, checkpoint),
     VersionRow(f"links: {CONCURRENCY} clients on {CONCURRENCY} jobs, gateway + mongod", "CPU ms/link", False,
                links_round),
-    VersionRow("GraphQL 10k-task job, 20 levels, edges + counts", "ms", False, repeated(3, graphql_job)),
-    VersionRow("Dashboard walk of 1k tasks (GraphQL)", "ms", False, repeated(5, walk)),
-    VersionRow("GraphQL jobs(first: 20) + summaries", "ms", False, repeated(10, jobs)),
+    VersionRow("GraphQL 10k-task job, 20 levels, edges + counts", "ms", False, repeated(5, graphql_job)),
+    VersionRow("Dashboard walk of 1k tasks (GraphQL)", "ms", False, repeated(10, walk)),
+    VersionRow("GraphQL jobs(first: 20) + summaries", "ms", False, repeated(20, jobs)),
 )  # fmt: skip
 """In the order they run (bench/README.md, "Main against the code before the architecture work")."""

@@ -91,7 +91,8 @@ async def measure_row(
             except (AssertionError, KeyError, TypeError, aiohttp.ClientError) as error:
                 if side == 0 or round_number:
                     raise
-                return f"not served by the old version: {type(error).__name__}: {str(error)[:120]}"
+                first_line = (str(error).splitlines() or [""])[0][:160]
+                return f"not served by the old version: {type(error).__name__}: {first_line}"
             sample = Sample(
                 measured.figure,
                 measured.operations,
