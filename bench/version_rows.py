@@ -49,6 +49,8 @@ class Measured:
 class VersionRow:
     """A row: `measure` runs one round against one gateway; `prepare` (not metered) runs before it."""
 
+    key: str
+    """A short name: what `python -m bench.versions ROW` matches first, and the profiles' file names."""
     name: str
     unit: str
     higher_is_better: bool
@@ -119,13 +121,13 @@ async def jobs(session: aiohttp.ClientSession, gateway: Gateway) -> None:
 
 
 ROWS = (
-    VersionRow(f"GET /tracking/task/{{id}}, {CONCURRENCY} clients", "req/s", True, get_round),
-    VersionRow("GET /{jobId}/task/roots, 10k tasks", "ms", False, repeated(5, roots)),
-    VersionRow("POST /tracking/task, 10k tasks (no idempotency key)", "ms", False, create_round, checkpoint),
-    VersionRow(f"links: {CONCURRENCY} clients on {CONCURRENCY} jobs, gateway + mongod", "CPU ms/link", False,
+    VersionRow("get", f"GET /tracking/task/{{id}}, {CONCURRENCY} clients", "req/s", True, get_round),
+    VersionRow("roots", "GET /{jobId}/task/roots, 10k tasks", "ms", False, repeated(5, roots)),
+    VersionRow("create", "POST /tracking/task, 10k tasks (no idempotency key)", "ms", False, create_round, checkpoint),
+    VersionRow("links", f"links: {CONCURRENCY} clients on {CONCURRENCY} jobs, gateway + mongod", "CPU ms/link", False,
                links_round),
-    VersionRow("GraphQL 10k-task job, 20 levels, edges + counts", "ms", False, repeated(5, graphql_job)),
-    VersionRow("Dashboard walk of 1k tasks (GraphQL)", "ms", False, repeated(10, walk)),
-    VersionRow("GraphQL jobs(first: 20) + summaries", "ms", False, repeated(20, jobs)),
+    VersionRow("graphql", "GraphQL 10k-task job, 20 levels, edges + counts", "ms", False, repeated(5, graphql_job)),
+    VersionRow("walk", "Dashboard walk of 1k tasks (GraphQL)", "ms", False, repeated(10, walk)),
+    VersionRow("jobs", "GraphQL jobs(first: 20) + summaries", "ms", False, repeated(20, jobs)),
 )  # fmt: skip
 """In the order they run (bench/README.md, "Main against the code before the architecture work")."""

@@ -11,8 +11,9 @@ goes first (bench/comparison.py), and reports each side's median, the ratio main
 operation from /proc. A row the old version cannot serve is skipped, and the table says why.
 
 By default the fleet holds 500 jobs of 100 tasks and no 100,000-task job (161,000 tasks: loaded in about a
-minute); `--full` loads bench's full 1,111,000 tasks. ROW names (substrings of the rows' names, e.g. `GET`
-`links`) run only those rows."""
+minute); `--full` loads bench's full 1,111,000 tasks. ROW names (the rows' keys: get, roots, create, links,
+graphql, walk, jobs; or parts of their names) run only those rows. `--py-spy DIR` samples each side's measured
+rounds with py-spy into DIR (bench/spy.py), for finding out why a row moved."""
 
 from __future__ import annotations
 
@@ -35,10 +36,12 @@ from bench.comparison import SIDES, Compared, Sample, compare, round_order
 from bench.data import DB, FLEET_JOBS, Client, Database, load
 from bench.measure import CONCURRENCY, ROUNDS, CpuMeter
 from bench.processes import TOKEN, start, tree_cpu_s, wait_until_up
+from bench.spy import py_spy, sampled
 from bench.version_rows import ROWS, Gateway, VersionRow
 from gateway.embedded import EmbeddedMongo, free_port
 
 SMALL_FLEET_JOBS = 500
+KEEPALIVE_S = 2.0
 OLD_DB = f"{DB}_old"
 HERE = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "versions.json"
@@ -49,13 +52,25 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("checkout", type=Path, help="the other version's checkout, with its .venv")
     parser.add_argument("--full", action="store_true", help="bench's full data (1,111,000 tasks)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="measured rounds per side (after a warm-up)")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="sample each gateway's rounds into DIR (py-spy)")
     parser.add_argument("rows", nargs="*", help="run only the rows whose names contain one of these")
-    parsed = parser.parse_args(argv)
+    parsed = parser.parse_intermixed_args(argv)
     if not (parsed.checkout / ".venv" / "bin" / "python").exists():
         parser.error(f"{parsed.checkout}/.venv/bin/python not found: build its venv (make .venv/.installed-dev)")
     if parsed.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if parsed.py_spy is not None:
+        py_spy()  # before minutes of loading, not after
+        parsed.py_spy.mkdir(parents=True, exist_ok=True)
     return parsed
+
+
+def chosen_rows(names: Sequence[str]) -> list[VersionRow]:
+    """The rows named (by key, or by a part of their name), in their order; all of them when none is."""
+    rows = [row for row in ROWS if not names or any(name == row.key or name in row.name for name in names)]
+    if not rows:
+        raise SystemExit(f"no row matches {list(names)}: the rows are {', '.join(row.key for row in ROWS)}")
+    return rows
 
 
 def commit_of(checkout: Path) -> str:
@@ -78,27 +93,31 @@ async def measure_row(
     pids: tuple[int, int],
     mongod: int,
     rounds: int,
+    profiles: Path | None = None,
 ) -> Compared | str:
-    """The row compared over `rounds` rounds after a warm-up, or why the old version cannot serve it."""
+    """The row compared over `rounds` rounds after a warm-up, or why the old version cannot serve it. With
+    `profiles`, each measured round of each side is sampled by py-spy into a file there (bench.spy)."""
     samples: tuple[list[Sample], list[Sample]] = ([], [])
     for round_number in range(1 + rounds):
         for side in round_order(round_number):
             if row.prepare is not None:
                 await row.prepare(gateways[side])
-            gateway_cpu, mongod_cpu = tree_cpu_s([pids[side]]), tree_cpu_s([mongod])
-            try:
-                measured = await row.measure(session, gateways[side])
-            except (AssertionError, KeyError, TypeError, aiohttp.ClientError) as error:
-                if side == 0 or round_number:
-                    raise
-                first_line = (str(error).splitlines() or [""])[0][:160]
-                return f"not served by the old version: {type(error).__name__}: {first_line}"
-            sample = Sample(
-                measured.figure,
-                measured.operations,
-                tree_cpu_s([pids[side]]) - gateway_cpu,
-                tree_cpu_s([mongod]) - mongod_cpu,
-            )
+            output = profiles / f"{row.key}-{SIDES[side]}-{round_number}.txt" if profiles and round_number else None
+            async with sampled(pids[side], output):
+                gateway_cpu, mongod_cpu = tree_cpu_s([pids[side]]), tree_cpu_s([mongod])
+                try:
+                    measured = await row.measure(session, gateways[side])
+                except (AssertionError, KeyError, TypeError, aiohttp.ClientError) as error:
+                    if side == 0 or round_number:
+                        raise
+                    first_line = (str(error).splitlines() or [""])[0][:160]
+                    return f"not served by the old version: {type(error).__name__}: {first_line}"
+                sample = Sample(
+                    measured.figure,
+                    measured.operations,
+                    tree_cpu_s([pids[side]]) - gateway_cpu,
+                    tree_cpu_s([mongod]) - mongod_cpu,
+                )
             if round_number:  # round 0 warms up
                 samples[side].append(sample)
     return compare(samples[0], samples[1], row.higher_is_better)
@@ -130,9 +149,7 @@ def uptime() -> str:
 
 async def main(argv: Sequence[str]) -> None:
     options = arguments(argv)
-    rows = [row for row in ROWS if not options.rows or any(name in row.name for name in options.rows)]
-    if not rows:
-        raise SystemExit(f"no row matches {options.rows}: the rows are {[row.name for row in ROWS]}")
+    rows = chosen_rows(options.rows)
     versions = {"main": commit_of(HERE), "old": commit_of(options.checkout)}
     print(f"main: {HERE} ({versions['main']}); old: {options.checkout} ({versions['old']})", flush=True)
     with tempfile.TemporaryDirectory(prefix="tracking-bench-versions-") as workdir:
@@ -163,11 +180,14 @@ async def main(argv: Sequence[str]) -> None:
             load_before = uptime()
             print(f"load average before: {load_before}; {options.rounds} rounds per side, {CONCURRENCY} clients")
             print(HEADER)
-            connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+            # Idle connections are let go before uvicorn's keep-alive (5 s) closes them: a request sent on a
+            # connection the server is closing at that moment fails (ServerDisconnectedError).
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY, keepalive_timeout=KEEPALIVE_S)
             async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
                 for row in rows:
+                    both = (gateways[0], gateways[1])
                     result = await measure_row(
-                        row, session, (gateways[0], gateways[1]), pids, mongo.process.pid, options.rounds
+                        row, session, both, pids, mongo.process.pid, options.rounds, options.py_spy
                     )
                     print_row(row, result)
                     results[row.name] = result if isinstance(result, str) else {"unit": row.unit, **asdict(result)}
@@ -182,7 +202,9 @@ async def main(argv: Sequence[str]) -> None:
             )  # fmt: skip
             print(f"written to {RESULTS}")
         finally:
-            for process in processes:
+            for name, process in zip(SIDES, processes, strict=False):
+                if process.poll() is not None:
+                    print(f"the {name} gateway had exited, with {process.returncode}", flush=True)
                 process.send_signal(signal.SIGTERM)
                 process.wait(30)
             await client.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+from pathlib import Path
 from typing import cast
 
 import aiohttp
@@ -13,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.comparison import Sample, compare, round_order
+from bench.comparison import Compared, Sample, compare, round_order
 from bench.data import Database
 from bench.measure import CpuMeter
 from bench.version_rows import Gateway, Measured, VersionRow
-from bench.versions import measure_row
+from bench.versions import arguments, chosen_rows, measure_row
 
 
 @given(st.integers(min_value=1, max_value=200))
@@ -43,7 +44,7 @@ def test_medians_ratio_and_paired_range_of_a_time_row() -> None:
     assert compared.main.figure == 120
     assert compared.old.figure == 100
     assert compared.ratio == pytest.approx(1.2)
-    assert compared.paired == (pytest.approx(1.0), pytest.approx(3.0))
+    assert compared.paired == pytest.approx((1.0, 3.0))
     assert compared.slowdown == pytest.approx(1.2)
 
 
@@ -88,7 +89,7 @@ def gateway(name: str) -> Gateway:
     return Gateway(name, cast(Database, None), {}, CpuMeter((), os.getpid()))
 
 
-def run_row(row: VersionRow, rounds: int) -> object:
+def run_row(row: VersionRow, rounds: int) -> Compared | str:
     """measure_row with this process standing in for both gateways and mongod (their CPU is only read)."""
     me = os.getpid()
     session = cast(aiohttp.ClientSession, None)
@@ -103,7 +104,7 @@ def test_rounds_alternate_and_the_warm_up_is_left_out() -> None:
         calls.append(side.url)
         return Measured(next(figures[side.url]), 1)
 
-    compared = run_row(VersionRow("row", "ms", False, measure), rounds=3)
+    compared = run_row(VersionRow("row", "row", "ms", False, measure), rounds=3)
     assert calls == ["main", "old", "old", "main", "main", "old", "old", "main"]
     assert not isinstance(compared, str)
     assert compared.main.figure == 4
@@ -121,7 +122,7 @@ def test_prepare_runs_before_each_side_of_each_round() -> None:
         calls.append(side.url)
         return Measured(1, 1)
 
-    run_row(VersionRow("row", "ms", False, measure, prepare), rounds=1)
+    run_row(VersionRow("row", "row", "ms", False, measure, prepare), rounds=1)
     assert calls == ["prepare main", "main", "prepare old", "old", "prepare old", "old", "prepare main", "main"]
 
 
@@ -130,7 +131,7 @@ def test_a_row_the_old_version_cannot_serve_is_skipped_with_why() -> None:
         assert side.url == "main", "GET /tracking/new-route: 404"
         return Measured(1, 1)
 
-    result = run_row(VersionRow("row", "ms", False, measure), rounds=3)
+    result = run_row(VersionRow("row", "row", "ms", False, measure), rounds=3)
     assert result == "not served by the old version: AssertionError: GET /tracking/new-route: 404"
 
 
@@ -140,7 +141,7 @@ def test_a_failure_of_main_or_after_the_warm_up_is_not_hidden() -> None:
         return Measured(1, 1)
 
     with pytest.raises(AssertionError, match="main answered 500"):
-        run_row(VersionRow("row", "ms", False, main_fails), rounds=1)
+        run_row(VersionRow("row", "row", "ms", False, main_fails), rounds=1)
 
     old_rounds = iter(range(10))
 
@@ -150,4 +151,34 @@ def test_a_failure_of_main_or_after_the_warm_up_is_not_hidden() -> None:
         return Measured(1, 1)
 
     with pytest.raises(AssertionError, match="old answered 500 in round 1"):
-        run_row(VersionRow("row", "ms", False, old_fails_later), rounds=2)
+        run_row(VersionRow("row", "row", "ms", False, old_fails_later), rounds=2)
+
+
+def checkout_with_venv(root: Path) -> Path:
+    python = root / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.touch()
+    return root
+
+
+def test_rows_may_follow_the_options(tmp_path: Path) -> None:
+    options = arguments([str(checkout_with_venv(tmp_path)), "--rounds", "15", "GET", "links"])
+    assert options.rounds == 15
+    assert options.rows == ["GET", "links"]
+    assert not options.full
+
+
+def test_no_venv_or_no_rounds_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        arguments([str(tmp_path)])
+    assert f"{tmp_path}/.venv/bin/python not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        arguments([str(checkout_with_venv(tmp_path)), "--rounds", "0"])
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+
+
+def test_rows_are_chosen_by_key_or_part_of_their_name_in_their_order() -> None:
+    assert [row.key for row in chosen_rows(["walk", "GET"])] == ["get", "roots", "walk"]
+    assert [row.key for row in chosen_rows([])] == ["get", "roots", "create", "links", "graphql", "walk", "jobs"]
+    with pytest.raises(SystemExit, match="no row matches \\['nothing'\\]: the rows are get, roots"):
+        chosen_rows(["nothing"])
