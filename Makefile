@@ -40,11 +40,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-# The docs site (mkdocs.yml, docs/): `make docs` serves it at http://127.0.0.1:8000 while you edit; `make test`
-# builds it with --strict into $(SITE) (git-ignored), so that a broken link or a page missing from the nav fails.
+# The docs site (mkdocs.yml, docs/): `make docs` serves it at http://127.0.0.1:$(DOCS_PORT) while you edit
+# (`make docs DOCS_PORT=8001` beside another server); `make test` builds it with --strict into $(SITE)
+# (git-ignored), so that a broken link or a page missing from the nav fails.
 SITE := site
+DOCS_PORT ?= 8000
 docs: $(DEV)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 test: $(DEV) browser
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.settings import Settings
+from gateway.websocket_protocol import AbortingWebSocketProtocol
 
 _REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 _LINGER_S = 2.0
@@ -201,6 +202,7 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         http=bounded_protocol(settings),
+        ws=AbortingWebSocketProtocol,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's lines go through the gateway's own handler (gateway.observability)
         proxy_headers=False,

@@ -6,7 +6,8 @@ as much as a fast-path GET itself (docs/decisions/tracing.md, "Cost").
 The span continues the caller's trace (the propagators' headers, W3C `traceparent` by default), is current
 while the request is served (its MongoDB commands, GraphQL operation and log lines are in it), and carries the
 attributes OpenTelemetry's HTTP server conventions require: `http.request.method`, `url.path`, `url.scheme`,
-`url.query` (names only, every value REDACTED), and at the end `http.route` (the route template),
+`url.query` (names only, every value REDACTED), both without any configured token (a client may put one in
+a path or a parameter's name, as the logs redact it), and at the end `http.route` (the route template),
 `http.response.status_code` and, for a 5xx or an exception, `error.type`. Named `METHOD route`."""
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.observability import without_tokens
 
 REDACTED = "REDACTED"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -86,13 +89,13 @@ def request_attributes(scope: Scope) -> dict[str, str]:
     method = scope["method"]
     attributes = {
         "http.request.method": method if method in _METHODS else "_OTHER",
-        "url.path": scope["path"],
+        "url.path": without_tokens(scope["path"]),
         "url.scheme": scope.get("scheme", "http"),
     }
     if method not in _METHODS:
         attributes["http.request.method_original"] = method
     if scope.get("query_string"):
-        attributes["url.query"] = redacted_query(scope["query_string"].decode("latin-1"))
+        attributes["url.query"] = without_tokens(redacted_query(scope["query_string"].decode("latin-1")))
     return attributes
 
 

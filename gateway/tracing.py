@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -162,6 +163,15 @@ class GatewaySpanProcessor(SpanProcessor):
         return self._batch.force_flush(timeout_millis)
 
 
+def shown_endpoint(endpoint: str) -> str:
+    """The endpoint as log lines show it: without the user and password a URL may carry (the exporter sends
+    them to the collector as basic authentication: they are a credential)."""
+    parts = urlsplit(endpoint)
+    if "@" not in parts.netloc:
+        return endpoint
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 @dataclass(frozen=True)
 class Tracing:
     """This app's tracer provider and what feeds it; `shutdown` sends what is queued, bounded in time."""
@@ -187,7 +197,9 @@ class Tracing:
         try:
             await asyncio.wait_for(stopped.wait(), SHUTDOWN_WAIT_S)
         except TimeoutError:
-            log.warning("spans still queued for %s after %gs: dropped at exit", self.endpoint, SHUTDOWN_WAIT_S)
+            log.warning(
+                "spans still queued for %s after %gs: dropped at exit", shown_endpoint(self.endpoint), SHUTDOWN_WAIT_S
+            )
 
 
 def start_tracing(settings: Settings) -> Tracing | None:
@@ -208,5 +220,5 @@ def start_tracing(settings: Settings) -> Tracing | None:
     resource = Resource.create({SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: version("tracking-gateway")})
     provider = TracerProvider(sampler=sampler(settings), resource=resource)
     provider.add_span_processor(GatewaySpanProcessor(batch, backlog))
-    log.info("traces go to %s (sampler %s)", endpoint, settings.otel_traces_sampler)
+    log.info("traces go to %s (sampler %s)", shown_endpoint(endpoint), settings.otel_traces_sampler)
     return Tracing(provider, endpoint)

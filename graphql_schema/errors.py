@@ -31,6 +31,7 @@ from models import (
     TraversalTooLarge,
     describe_invalid_fields,
 )
+from web.auth import read_only_refusal
 from web.bearer import read_only_bearer
 
 CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
@@ -55,7 +56,6 @@ log = logging.getLogger("gateway.graphql")
 INTERNAL_MESSAGE = "internal server error"
 OPERATION_RESOLUTION_FAILURE = "OPERATION_RESOLUTION_FAILURE"
 """The operation to run cannot be determined: an unknown operationName, or several operations and none named."""
-READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS): mutations need a TRACKING_API_TOKENS one"
 
 
 def user_error(message: str, code: str = "BAD_USER_INPUT") -> GraphQLError:
@@ -86,8 +86,8 @@ class ReadOnlyTokens(SchemaExtension):
         context = self.execution_context.context
         if self.execution_context.operation_type is OperationType.MUTATION and not getattr(context, "can_write", False):
             caller = getattr(context, "caller", None)
-            bearer = caller is not None and caller.issuer is not None  # a JWT's scope, not a token's variable
-            message = read_only_bearer().message if bearer else READ_ONLY_MESSAGE
+            bearer = caller is not None and caller.issuer is not None  # a JWT's scope, not a token's setting
+            message = read_only_bearer().message if bearer else read_only_refusal(caller)
             raise GraphQLError(message, extensions={"code": "FORBIDDEN"})
         yield
 

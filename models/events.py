@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pymongo.errors import OperationFailure
+
 from models.actors import actor_of, marks_deletion, wrote_changed_by
 from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, change_time, read_changes
 from models.errors import CursorExpired
@@ -35,6 +37,18 @@ class TaskEventKind(enum.Enum):
 EXPIRED_CURSOR_CODES = frozenset({2, 9, 15, 136, 260, 280, 286})
 """BadValue, FailedToParse, Overflow, CappedPositionLost, InvalidResumeToken, ChangeStreamFatalError,
 ChangeStreamHistoryLost: the resume point is malformed or gone."""
+
+
+def refuses_resume_point(error: OperationFailure) -> bool:
+    """Whether MongoDB refused a change stream's resume point as malformed or gone: one of the codes above, or an
+    assertion of its resume-token decoding (code name `Location<n>`: "KeyString format error", "Resume Token
+    does not contain version", …), which a cursor of the right form but not made by MongoDB meets. Those have
+    no code of their own and never mean an outage (whose errors all have named codes): retried as one, a
+    subscription after such a cursor failed for TRACKING_SUBSCRIPTION_RESUME_MS, then said UNAVAILABLE, and its
+    client resubscribed with the same cursor."""
+    code_name = (error.details or {}).get("codeName")
+    return error.code in EXPIRED_CURSOR_CODES or (isinstance(code_name, str) and code_name.startswith("Location"))
+
 
 _KINDS = {
     "insert": TaskEventKind.CREATED,

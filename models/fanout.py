@@ -42,6 +42,7 @@ from models.events import (
     event_of,
     is_event_cursor,
     jobs_of,
+    refuses_resume_point,
     stream_request,
 )
 from models.metrics import (
@@ -344,7 +345,7 @@ class LiveEvents:
                 failing_since = None
                 continue
             except OperationFailure as error:
-                if error.code in EXPIRED_CURSOR_CODES:
+                if refuses_resume_point(error):
                     subscriber.end(cursor_expired())
                     return
                 failure: Exception = error

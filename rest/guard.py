@@ -10,13 +10,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest.errors import error_response
 from rest.negotiation import NotAcceptable, response_format
-from web.auth import RepeatedCredential
+from web.auth import RepeatedCredential, read_only_refusal
 from web.bearer import BearerRefused, read_only_bearer
 from web.state import keep_caller
 
 PREFIX = "/tracking/"
 _READS = frozenset({"GET", "HEAD"})
-READ_ONLY_MESSAGE = "this X-Auth-Token may only read (TRACKING_READ_TOKENS)"
 FORMAT_STATE_KEY = "response_format"
 
 
@@ -79,7 +78,7 @@ class TrackingGuard:
                 read_only = read_only_bearer()
                 await error_response(403, read_only.message, accept, read_only.headers())(scope, receive, send)
                 return
-            await error_response(403, READ_ONLY_MESSAGE, accept)(scope, receive, send)
+            await error_response(403, read_only_refusal(caller), accept)(scope, receive, send)
             return
         try:
             fmt = response_format(accept)

@@ -113,12 +113,16 @@ def reachable(edges: set[tuple[int, int]], start: int, goal: int) -> bool:
 
 
 @asynccontextmanager
-async def served(app: FastAPI, settings: Settings) -> AsyncIterator[int]:
+async def served(app: FastAPI, settings: Settings, **uvicorn_options: Any) -> AsyncIterator[int]:
     """`app` behind the gateway's own uvicorn configuration on a free loopback port, in this event loop (the
-    store's client lives here); yields the port."""
+    store's client lives here); yields the port. `uvicorn_options` override attributes of that configuration
+    (e.g. `ws_ping_interval`)."""
     port = free_port()
     config = server_config(app, settings)
     config.port, config.log_level = port, "warning"
+    for name, value in uvicorn_options.items():
+        assert hasattr(config, name), name
+        setattr(config, name, value)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:

@@ -22,12 +22,14 @@ function route() {
   view = null;
   byId("live", HTMLElement).hidden = true; // shown by a page with a subscription
   if (!trackingToken.held()) return askForToken();
+  byId("forget", HTMLButtonElement).hidden = false;
   const job = params.get("job");
   view = job ? showJob(main, job, failed) : showJobs();
 }
 
 /** The token form, with why it is asked for again (a refused token). */
 function askForToken(message = "") {
+  byId("forget", HTMLButtonElement).hidden = true; // nothing to forget until a token or sign-in is held
   main.innerHTML = `<form class="filter" id="login"><label>Token (X-Auth-Token; a read-only one is enough)
     <input name="token" type="password" autocomplete="off" required autofocus></label>
     <button>Open</button><button type="button" id="sign-in" hidden>Sign in</button>

@@ -124,6 +124,17 @@ def environment_name(access: Access, number: int) -> str:
     return f"{ENVIRONMENT_NAME_PREFIX}{'api' if access is Access.WRITE else 'read'}-{number}"
 
 
+def read_only_refusal(caller: Caller | None) -> str:
+    """Why a change asked for by a read-only token caller is refused, naming where its read-only access comes
+    from: the environment's TRACKING_READ_TOKENS, or the named token's `--read-only`."""
+    if caller is None or caller.name.startswith(ENVIRONMENT_NAME_PREFIX):
+        return "this X-Auth-Token may only read (TRACKING_READ_TOKENS): changes need a TRACKING_API_TOKENS one"
+    return (
+        f"this X-Auth-Token may only read (token {caller.name!r} was created with `token create --read-only`): "
+        "changes need a token with write access"
+    )
+
+
 class TokenRegistry:
     """The environment's tokens (TRACKING_API_TOKENS with full access, TRACKING_READ_TOKENS read-only), each a
     Caller named by its place (`environment_name`), compared in constant time."""

@@ -23,9 +23,11 @@ from strawberry.http.base import BaseView
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from gateway.cli import GatewayServer
 from gateway.server import BoundedHeadProtocol
+from gateway.websocket_protocol import AbortingWebSocketProtocol
 from graphql_schema.errors import CodedErrors
 from graphql_schema.router import TrackingGraphQLRouter
 from graphql_schema.schema import TrackingSchema
@@ -113,3 +115,18 @@ def test_uvicorn_hooks_exist_as_used():
         assert assigns(source, attribute), attribute
     ours = {name for name in vars(BoundedHeadProtocol) if name.startswith("_") and not name.startswith("__")}
     assert not ours & set(dir(HttpToolsProtocol)), "a private name of the gateway's would shadow uvicorn's"
+
+
+def test_uvicorn_websocket_hooks_exist_as_used():
+    """AbortingWebSocketProtocol extends the keepalive timeout and connection_lost of uvicorn's sans-I/O
+    WebSocket protocol (the one "auto" picks with websockets installed) and reads its connection state."""
+    for name in ("keepalive_timeout", "connection_lost"):
+        assert name in vars(WebSocketsSansIOProtocol), name
+        assert parameters(getattr(AbortingWebSocketProtocol, name)) == parameters(
+            getattr(WebSocketsSansIOProtocol, name)
+        ), name
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    for attribute in ("disconnected", "ping_timeout", "close_timeout", "transport", "loop"):
+        assert assigns(source, attribute), attribute
+    ours = {name for name in vars(AbortingWebSocketProtocol) if name.startswith("_") and not name.startswith("__")}
+    assert not ours & set(dir(WebSocketsSansIOProtocol)), "a private name of the gateway's would shadow uvicorn's"

@@ -59,7 +59,10 @@ async def test_a_read_token_reads_but_every_write_is_403(client, raw_db):
     ]
     for response in await asyncio.gather(*writes):
         assert response.status_code == 403
-        assert response.json() == {"code": 403, "message": "this X-Auth-Token may only read (TRACKING_READ_TOKENS)"}
+        assert response.json() == {
+            "code": 403,
+            "message": "this X-Auth-Token may only read (TRACKING_READ_TOKENS): changes need a TRACKING_API_TOKENS one",
+        }
     assert await raw_db.tasks.count_documents({}) == 2
     assert (await raw_db.tasks.find_one({"_id": 1})).get("status") is None
 

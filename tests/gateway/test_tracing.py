@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -444,6 +445,22 @@ async def test_the_standard_variables_configure_the_exporter(store, mongo_uri, t
     assert receiver.paths == {"/v1/traces"} and receiver.content_types == {"application/x-protobuf"}
 
 
+@pytest.mark.hostile
+async def test_a_collector_password_in_the_endpoint_is_used_and_never_logged(tmp_path, receiver, caplog):
+    """A URL's user and password are the exporter's basic authentication: spans still go there, and the log
+    line saying where traces go shows the collector without them."""
+    endpoint = receiver.endpoint.replace("http://", "http://collector:s3cr3t-pw@")
+    settings = load_settings(data_dir=tmp_path, otel_exporter_otlp_endpoint=endpoint, otel_bsp_schedule_delay=50)
+    with caplog.at_level(logging.INFO, logger="gateway.tracing"):
+        tracing = start_tracing(settings)
+        assert tracing is not None
+        tracing.provider.get_tracer("probe").start_span("probe").end()
+        await receiver.wait_for("probe")
+        await tracing.shutdown()
+    assert f"traces go to {receiver.endpoint}/v1/traces" in caplog.text
+    assert "s3cr3t-pw" not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -530,6 +547,26 @@ async def test_a_malformed_traceparent_starts_a_trace_of_its_own(traced, header)
     assert answer.status_code == 404
     span = await receiver.wait_for("GET /tracking/task/{taskId}")
     assert span.parent_id == "" and span.trace_id not in header.lower()
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    ("path", "span_name"),
+    [
+        (f"/tracking/task/{TOKEN}", "GET /tracking/task/{taskId}"),  # a token where an id goes
+        (f"/nowhere/{TOKEN}", "GET"),  # no route at all
+        (f"/tracking/task/1?{TOKEN}", "GET /tracking/task/{taskId}"),  # a token as a parameter's name
+        (f"/tracking/task/1?{quote(TOKEN + '=')}=x", "GET /tracking/task/{taskId}"),  # encoded, with a value
+    ],
+)
+async def test_a_token_a_client_puts_in_the_url_reaches_no_span(traced, path, span_name):
+    """The logs redact a configured token wherever a client puts it; the server span's `url.path` and
+    `url.query` (names kept) must not carry it to the collector either."""
+    http, receiver = traced
+    await http.get(path)
+    span = await receiver.wait_for(span_name)
+    assert_no_task_data([span])
+    assert TOKEN not in unquote(json.dumps(span.attributes)), span.attributes
 
 
 def test_only_the_composition_root_uses_the_sdk():

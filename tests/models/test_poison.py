@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import string
-import sys
-from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import bson
 import httpx
 import pytest
 import xmltodict
@@ -27,7 +22,6 @@ from bson.int64 import Int64
 from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from bson.objectid import ObjectId
-from bson.raw_bson import RawBSONDocument
 from bson.regex import Regex
 from bson.timestamp import Timestamp
 from hypothesis import HealthCheck, given, settings
@@ -36,7 +30,6 @@ from pymongo.errors import WriteError
 
 from gateway.app import create_app
 from gateway.backend import Backend
-from gateway.embedded import free_port
 from gateway.settings import load_settings
 from models import HistoryWriter
 from models.check import NON_ARRAY_LINKS, NON_INT64_IDS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
@@ -52,94 +45,21 @@ from tests.helpers import (
     subscription,
     writing_history,
 )
+from tests.models.poison_corpus import (
+    BEFORE_YEAR_1,
+    MB,
+    NEVER,
+    assert_every_read_answers,
+    assert_graphql_ok,
+    plant_corpus,
+    raw_task,
+    recorded,
+    with_invalid_utf8,
+)
 
 pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
 
 EVENT = "kind taskId cursor changedFields task { id status name startTime }"
-NEVER = DatetimeMS(2**63 - 1)  # Java's new Date(Long.MAX_VALUE)
-BEFORE_YEAR_1 = DatetimeMS(-62_135_596_800_000 - 86_400_000)
-MB = 1024 * 1024
-TASK_QUERY = "id status name jobId startTime finishTime numberOfRetries root nexts { id } previous { id }"
-JOB_QUERY = (
-    "id taskCount tasks { id status name startTime } edges { from to } statusCounts { status count } "
-    "summary { firstStart lastFinish lastUpdate doneCount progress } taskPage(first: 5) { edges { node { id } } }"
-)
-
-
-def raw_task(task_id: int, **fields: Any) -> dict[str, Any]:
-    return {"_id": Int64(task_id), "nexts": [], "previous": [], **fields}
-
-
-def with_invalid_utf8(doc: dict[str, Any], marker: str) -> RawBSONDocument:
-    """`doc` as BSON in which the string `marker` is replaced by bytes that are not UTF-8 (same length)."""
-    encoded = bson.encode(doc)
-    assert encoded.count(marker.encode()) == 1
-    return RawBSONDocument(encoded.replace(marker.encode(), b"\xff\xfe" + marker.encode()[2:]))
-
-
-def nested(depth: int) -> dict[str, Any]:
-    value: dict[str, Any] = {"leaf": 1}
-    for _ in range(depth):
-        value = {"inner": value}
-    return value
-
-
-async def plant_corpus(raw_db) -> dict[str, list[int]]:
-    """The poison corpus, written as a tool would (the validator is bypassed, as a tool with the right may):
-    job -> ids planted in it."""
-    tasks = raw_db.tasks
-    bypass = {"bypass_document_validation": True}
-    dates = {"job-id": "poison", "start-time": NEVER, "finish-time": BEFORE_YEAR_1}
-    await tasks.insert_one(raw_task(9001, **dates), **bypass)
-    await tasks.insert_one(
-        with_invalid_utf8(raw_task(9002, **{"job-id": "poison", "name": "XXname", "status": "XXstat"}), "XXname")
-    )
-    await tasks.insert_one(raw_task(9003, **{"job-id": "poison", "nexts": [Int64(10**6 + i) for i in range(100_000)]}))
-    await tasks.insert_one(raw_task(9004, **{"job-id": "poison", "nexts": "9005", "previous": {"a": 1}}), **bypass)
-    await tasks.insert_one(raw_task(9005, **{"job-id": "poison", "nexts": [Int64(9006), Int64(9006)]}), **bypass)
-    await tasks.insert_one(raw_task(9006, **{"job-id": "poison", "previous": [Int64(9005)]}))
-    await tasks.insert_one(raw_task(9007, **{"job-id": "poison", "details": nested(90), "status": nested(5)}), **bypass)
-    odd = [ObjectId(), Decimal128("1.5"), Binary(b"\x00"), Code("x"), Regex("a"), MinKey(), MaxKey(), Timestamp(1, 1)]
-    odd += [DBRef("c", 1), float("nan"), Int64(2**62), [1, "a"], {"k": "v"}, NEVER]
-    for offset, value in enumerate(odd):
-        fields = dict.fromkeys(FIELD_KINDS, value) | {"job-id": "poison"}
-        await tasks.insert_one(raw_task(9100 + offset, **fields), **bypass)
-    # The job's own id undecodable: the job is listed under its U+FFFD spelling.
-    await tasks.insert_one(with_invalid_utf8(raw_task(9200, **{"job-id": "XXjob"}), "XXjob"))
-    # Ids of other numeric or unhashable types (7001 is taken by the Decimal128), job ids of other types, a link
-    # array holding a document, a negative id linking to a task.
-    await tasks.insert_one({"_id": Decimal128("9301"), "job-id": "poison", "nexts": [], "previous": []}, **bypass)
-    await tasks.insert_one({"_id": {"a": 1}, "job-id": "poison", "nexts": [], "previous": []}, **bypass)
-    await tasks.insert_one(raw_task(9302, **{"job-id": Code("poison")}), **bypass)
-    await tasks.insert_one(raw_task(9303, **{"job-id": ["poison", "other"]}), **bypass)
-    await tasks.insert_one(raw_task(9304, **{"job-id": "poison", "nexts": [{"a": 1}]}), **bypass)
-    await tasks.insert_one(raw_task(-5, **{"job-id": "poison", "nexts": [Int64(9006)]}), **bypass)
-    return {"poison": [9001, 9002, 9003, 9004, 9005, 9006, 9007, *range(9100, 9100 + len(odd)), 9302, 9303, 9304]}
-
-
-async def assert_every_read_answers(http: httpx.AsyncClient, task_ids: list[int], jobs: list[str]) -> None:
-    """REST (JSON and XML) and GraphQL reads of each task, its job and the jobs list: no server error."""
-    for task_id in task_ids:
-        for accept in ("application/json", "application/xml"):
-            answer = await http.get(f"/tracking/task/{task_id}", headers={"Accept": accept})
-            assert answer.status_code == 200, (task_id, accept, answer.text[:300])
-            if accept == "application/xml":
-                xmltodict.parse(answer.content)  # well-formed whatever was stored
-        await assert_graphql_ok(http, f'{{ task(id: "{task_id}") {{ {TASK_QUERY} }} }}')
-    for job in jobs:
-        for accept in ("application/json", "application/xml"):
-            answer = await http.get(f"/tracking/{job}/task/roots", headers={"Accept": accept})
-            assert answer.status_code == 200, (job, accept, answer.text[:300])
-        await assert_graphql_ok(http, f'{{ job(id: "{job}") {{ {JOB_QUERY} }} }}')
-    await assert_graphql_ok(http, "{ jobs(first: 50) { edges { node { id taskCount summary { lastUpdate } } } } }")
-
-
-async def assert_graphql_ok(http: httpx.AsyncClient, query: str) -> dict[str, Any]:
-    answer = await http.post("/graphql", json={"query": query})
-    assert answer.status_code == 200, answer.text[:500]
-    body = answer.json()
-    assert "errors" not in body, (query, body["errors"])
-    return dict(body["data"])
 
 
 @pytest.fixture
@@ -169,10 +89,6 @@ async def events_until(ws, task_id: str, status: str, timeout: float = 30) -> li
         seen.append(event)
         if event["taskId"] == task_id and (event["task"] or {}).get("status") == status:
             return seen
-
-
-async def recorded(raw_db, task_id: int, status: str) -> bool:
-    return await raw_db.task_history.find_one({"task": task_id, "status": status}) is not None
 
 
 # ---- decoding ------------------------------------------------------------------------------------------------------
@@ -428,72 +344,3 @@ async def test_any_bson_value_in_any_task_field_is_read_without_a_server_error(g
     await raw_db.tasks.insert_one(doc, bypass_document_validation=True)
     await assert_every_read_answers(http, [42], ["any"])
     await assert_graphql_ok(http, '{ job(id: "any") { criticalPath { id } } }')
-
-
-# ---- real processes --------------------------------------------------------------------------------------------------
-
-POISON_DB = "tracking_poison"
-
-
-@pytest.fixture
-async def poisoned_db(raw_db) -> AsyncIterator[Any]:
-    """A database of its own holding the corpus, for gateway processes started on it."""
-    database = raw_db.client[POISON_DB]
-    await database.drop_collection("tasks")
-    await plant_corpus(database)
-    yield database
-    await raw_db.client.drop_database(POISON_DB)
-
-
-def gateway_process_env(mongo_uri: str, tmp_path, **values: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TRACKING_")}
-    env.update(TRACKING_MONGODB_URI=mongo_uri, TRACKING_MONGODB_DB=POISON_DB, TRACKING_DATA_DIR=str(tmp_path), **values)
-    return env
-
-
-@pytest.mark.slow
-async def test_the_gateway_process_serves_the_corpus_and_exits_0_on_sigterm(poisoned_db, mongo_uri, tmp_path):
-    port = free_port()
-    env = gateway_process_env(mongo_uri, tmp_path, TRACKING_PORT=str(port), TRACKING_API_TOKENS=TOKEN)
-    log_file = tmp_path / "gateway.log"
-    with log_file.open("w") as log:
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", env=env, stderr=log)
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as http:
-
-                async def ready() -> bool:
-                    assert process.returncode is None, log_file.read_text()
-                    with contextlib.suppress(httpx.TransportError):
-                        return (await http.get("/readyz")).status_code == 200
-                    return False
-
-                await eventually(ready, timeout=60, what="the gateway ready")
-                await assert_every_read_answers(http, [9001, 9002, 9004, 9005, 9007, 9113], ["poison"])
-                await poisoned_db.tasks.update_one({"_id": 9001}, {"$set": {"status": "TOUCHED"}})
-
-                async def recorded_touch() -> bool:
-                    return await recorded(poisoned_db, 9001, "TOUCHED")
-
-                await eventually(recorded_touch, what="the history of the poison task's change")
-        finally:
-            process.send_signal(signal.SIGTERM)
-            returncode = await asyncio.wait_for(process.wait(), 60)
-    stderr = log_file.read_text()
-    assert returncode == 0, stderr
-    assert "Traceback" not in stderr, stderr
-
-
-@pytest.mark.slow
-async def test_check_reports_the_corpus_and_repair_finishes_with_a_report(poisoned_db, mongo_uri, tmp_path):
-    env = gateway_process_env(mongo_uri, tmp_path)
-    command = [sys.executable, "-m", "gateway", "check", "--repair"]
-    process = await asyncio.create_subprocess_exec(*command, env=env, stdout=PIPE, stderr=PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    stdout, stderr = out.decode(), err.decode()
-    assert process.returncode == 1, stderr  # problems that need a person are left
-    assert "Traceback" not in stderr, stderr
-    for finding in (NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES):
-        assert finding in stdout
-    assert "outside years 1-9999" in stdout
-    assert "dangling ids: 100000" in stdout and "repaired 100000" in stdout
-    assert (await poisoned_db.tasks.find_one({"_id": 9005}))["nexts"] == [9006]

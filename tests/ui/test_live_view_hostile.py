@@ -14,11 +14,10 @@ import pytest
 from bench.browser import Browser
 from bench.data import layered_job, linked_task_doc, task_doc
 from tests.conftest import PAGES_TOKEN
+from tests.ui.pages import GRAPH, HEADERS
 
 pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
 
-HEADERS = {"X-Auth-Token": PAGES_TOKEN}
-GRAPH = "document.querySelector('#graph .graph-canvas')?.graphView"
 FIRST = 60_000_000
 
 

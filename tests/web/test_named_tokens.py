@@ -97,6 +97,12 @@ async def test_a_gateway_honours_named_tokens_beside_the_environment_s(store, ra
         assert (await http.post("/graphql", json=DONE, headers=AUTH)).status_code == 200  # the environment's
         refused = await http.post("/tracking/task", json={"tasks": [{"name": "x"}]}, headers=named)
         assert refused.status_code == 403 and "may only read" in refused.json()["message"]
+        assert "'viewer' was created with `token create --read-only`" in refused.json()["message"]
+        assert "TRACKING_READ_TOKENS" not in refused.json()["message"]  # not how this token was made
+        mutation = await http.post(
+            "/graphql", json={"query": 'mutation { createTasks(tasks: [{id: "1"}]) { id } }'}, headers=named
+        )
+        assert "'viewer' was created with `token create --read-only`" in mutation.json()["errors"][0]["message"]
         await tokens.revoke("viewer")
 
         async def refused_now() -> bool:
