@@ -123,6 +123,29 @@ async def measure_row(
     return compare(samples[0], samples[1], row.higher_is_better)
 
 
+SETTLE_S = 120.0
+IDLE_CPU_S = 0.05
+"""A gateway is settled once it uses less CPU than this in a second (its lease renewals and polls only)."""
+
+
+async def settled(pids: Sequence[int]) -> None:
+    """Once every gateway is idle (less than IDLE_CPU_S of CPU in a second), at most SETTLE_S: work a gateway does
+    after start-up on its own (its history writer catching up, index builds) would otherwise be billed to the
+    first row's rounds, on one side only. Prints how long it took and what each used in its last second."""
+    started = time.perf_counter()
+    before = [tree_cpu_s([pid]) for pid in pids]
+    while True:
+        await asyncio.sleep(1.0)
+        now = [tree_cpu_s([pid]) for pid in pids]
+        used = [after - earlier for after, earlier in zip(now, before, strict=True)]
+        waited = time.perf_counter() - started
+        if all(cpu < IDLE_CPU_S for cpu in used) or waited >= SETTLE_S:
+            idle = ", ".join(f"{name} {cpu:.2f} s" for name, cpu in zip(SIDES, used, strict=True))
+            print(f"gateways settled after {waited:.0f} s (CPU in the last second: {idle})", flush=True)
+            return
+        before = now
+
+
 def print_row(row: VersionRow, result: Compared | str) -> None:
     if isinstance(result, str):
         print(f"{row.name:56} skipped: {result}", flush=True)
@@ -176,6 +199,7 @@ async def main(argv: Sequence[str]) -> None:
                 cpu = CpuMeter((process.pid,), mongo.process.pid)
                 gateways.append(Gateway(f"http://127.0.0.1:{port}", db, dict(ids), cpu))
             pids = (processes[0].pid, processes[1].pid)
+            await settled(pids)
             results: dict[str, object] = {}
             load_before = uptime()
             print(f"load average before: {load_before}; {options.rounds} rounds per side, {CONCURRENCY} clients")
