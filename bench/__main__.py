@@ -23,7 +23,7 @@ from bench.data import DB, TOTAL_TASKS, Client, load, load_nothing
 from bench.measure import CONCURRENCY, Bound, CpuMeter, Row, Run, Target
 from bench.processes import TOKEN, peak_rss_mb, start, wait_until_up
 from bench.report import write_results
-from bench.workloads import ALONE, WORKLOADS, scale
+from bench.workloads import ALONE, OWN_DATA, WORKLOADS, scale
 from gateway.embedded import EmbeddedMongo, free_port
 
 RSS_TARGET = Target((Bound("gateway", "<=", 250, "MB"),))
@@ -35,8 +35,8 @@ WITHOUT_DATA = "--without-data"
 async def main(arguments: list[str]) -> None:
     """Run the workloads named in `arguments` (all of them, and the scale rows, when none is), on the loaded
     data unless WITHOUT_DATA is among them."""
-    with_data = WITHOUT_DATA not in arguments
     names = [name for name in arguments if name != WITHOUT_DATA]
+    with_data = WITHOUT_DATA not in arguments and not (names and set(names) <= OWN_DATA)
     if not with_data and not names:
         raise SystemExit(f"{WITHOUT_DATA} needs the workloads to run (links, create: those that bring their own tasks)")
     runnable = WORKLOADS | ALONE

@@ -12,7 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 async def count_task_reads(
     db: AsyncDatabase[Any], action: Callable[[], Awaitable[object]], collections: tuple[str, ...] = ("tasks",)
 ) -> int:
-    """Queries and getMores on `db`'s `tasks` (or `collections`) while `action` runs, change streams' left out.
+    """Queries and getMores on `db`'s `tasks` (or `collections`) while `action` runs, change streams' left out,
+    and aggregations of the database that look them up (models.history_reads' page of each task).
     Profiling is on (level 2) only meanwhile."""
     await db.command("profile", 0)
     await db.system.profile.drop()
@@ -22,8 +23,10 @@ async def count_task_reads(
     finally:
         await db.command("profile", 0)
     namespaces = [f"{db.name}.{collection}" for collection in collections]
+    looked_up = {"op": "command", "command.aggregate": 1, "command.pipeline.$lookup.from": {"$in": collections}}
     operations = db.system.profile.find(
-        {"ns": {"$in": namespaces}, "op": {"$in": ["query", "getmore"]}}, {"originatingCommand.pipeline": 1}
+        {"$or": [{"ns": {"$in": namespaces}, "op": {"$in": ["query", "getmore"]}}, looked_up]},
+        {"originatingCommand.pipeline": 1},
     )
     return len([operation async for operation in operations if not _of_a_change_stream(operation)])
 

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(default=5000, ge=1, le=MAX_COUNT)
     graphql_max_traversal: int = Field(default=20000, ge=1, le=MAX_COUNT)
     graphql_max_page: int = Field(default=defaults.MAX_PAGE, ge=1, le=MAX_COUNT)
+    # A task's history has no bound of its own: each history field returns at most this many changes per task.
+    graphql_max_history: int = Field(default=defaults.MAX_HISTORY, ge=1, le=MAX_COUNT)
     # Fragment spreads chain definitions, which validation follows recursively: bounded before it runs.
     graphql_max_fragment_depth: int = Field(default=defaults.MAX_FRAGMENT_DEPTH, ge=1, le=100)
     # The budget of an operation's estimated cost (graphql_schema.cost); unset: a multiple of graphql_max_traversal.

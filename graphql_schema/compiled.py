@@ -34,6 +34,7 @@ from strawberry.types.graphql import OperationType
 from graphql_schema.compiled_jobs import root_value
 from graphql_schema.compiled_plan import NotCompiled, plan
 from graphql_schema.context import Context
+from graphql_schema.cost_meter import OPERATION_METER
 from graphql_schema.errors import INTERNAL_MESSAGE
 from graphql_schema.metrics import COMPILED
 from graphql_schema.rules import REQUESTED_OPERATION
@@ -135,12 +136,16 @@ async def compiled_answer(
     (a GraphError: a job over a bound, a cycle; a GraphQLError: an argument refused, say a bad cursor);
     graphql-core gives it with its path and code. StorageUnavailable is raised: MongoDB out of reach is
     reported without waiting for it again. Any other exception is a fault of this path and is raised too."""
+    meter = OPERATION_METER.get()
+    spent = meter.spent if meter is not None else 0
     try:
         fields = plan(schema, document, operation_name, variables)
         return {field.key: await root_value(field, context) for field in fields}
     except StorageUnavailable:
         raise
     except (NotCompiled, GraphError, GraphQLError):  # GraphQLError: an argument refused (say, a bad cursor)
+        if meter is not None:  # graphql-core meters the operation from its estimate again
+            meter.spent = spent
         return None
 
 

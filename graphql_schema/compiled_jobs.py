@@ -11,6 +11,7 @@ from graphql_schema.compiled_plan import TASK_FIELDS, TYPENAME, Field, NotCompil
 from graphql_schema.compiled_rows import edge_rows, graphql_int, status_count_rows, summary_row
 from graphql_schema.compiled_tasks import task_objects
 from graphql_schema.context import Context
+from graphql_schema.cost_meter import metered
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
 from graphql_schema.jobs import levels_bound, stage_filter
 from graphql_schema.tasks import Selection
@@ -64,6 +65,7 @@ async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict
         if field.name in ("tasks", "roots"):
             answer[field.key] = await task_objects(_kept(docs, field), children(field), context)
         elif field.name == "edges":
+            metered(field, [sum(len(doc.get("nexts") or ()) for doc in docs)])  # a task holds any number of links
             answer[field.key] = edge_rows(docs, field.leaves())
         elif field.name == "criticalPath":
             path = await store.critical_path(job_id, context.max_traversal)
@@ -108,6 +110,7 @@ def _kept(docs: list[TaskDoc], field: Field) -> list[TaskDoc]:
 def _job_count(job_id: str, summary: JobSummary, field: Field) -> Any:
     """A Job field served from its summary: id, taskCount, statusCounts, summary, __typename."""
     if field.name == "statusCounts":
+        metered(field, [len(summary.status_counts)])  # a status is any string
         return status_count_rows(summary.status_counts, field.leaves())
     if field.name == "summary":
         return summary_row(summary, field.leaves())

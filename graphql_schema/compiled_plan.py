@@ -16,7 +16,7 @@ this module.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -110,6 +110,7 @@ WITH_ARGUMENTS = frozenset(
         ("Query", "eventCursor"),
         ("Job", "tasks"),
         ("Job", "taskPage"),
+        ("Task", "history"),
         *(("Task", name) for name in WALKS),
     }
 )
@@ -124,6 +125,8 @@ class Field:
     name: str
     arguments: Mapping[str, Any]
     fields: tuple[Field, ...] | None = None
+    node: FieldNode | None = field(default=None, compare=False)
+    """Where the document selects it (what graphql_schema.cost_meter charges a metered list to)."""
 
     def leaves(self) -> list[tuple[str, str]]:
         """(key, name) of the selected fields (of a selection of leaves)."""
@@ -160,7 +163,7 @@ class _Walk:
             arguments = get_argument_values(graphql_type.fields[name], node, self.variables) if name != TYPENAME else {}
             child = allowed[name]
             fields = self.select(node.selection_set, child) if child is not None else None
-            selected.append(Field(_key(node), name, arguments, fields))
+            selected.append(Field(_key(node), name, arguments, fields, node))
         return tuple(selected)
 
     def fields(self, selection_set: SelectionSetNode | None, type_name: str) -> list[FieldNode]:

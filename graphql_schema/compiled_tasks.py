@@ -11,7 +11,8 @@ from typing import Any
 from graphql_schema.compiled_plan import TASK_FIELDS, Field, NotCompiled
 from graphql_schema.compiled_rows import column, history_rows, objects
 from graphql_schema.context import Context
-from graphql_schema.tasks import Selection
+from graphql_schema.cost_meter import metered
+from graphql_schema.tasks import Selection, history_size
 from models import Direction, TaskDoc, TraversalTooLarge, etag_of
 
 
@@ -26,7 +27,9 @@ async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: 
                 map(etag_of, docs) if field.name == "etag" else column(TASK_FIELDS.get(field.name, field.name))(docs)
             )
         elif field.name == "history":
-            changes = await context.read_histories([doc["_id"] for doc in docs])
+            size = history_size(field.arguments.get("last"), context.max_history)
+            pages = await context.read_histories([doc["_id"] for doc in docs], size, field.arguments.get("before"))
+            changes = [page.changes for page in pages]
             rows = iter(history_rows(list(chain.from_iterable(changes)), field.leaves()))  # one pass for all
             columns.append([list(islice(rows, len(each))) for each in changes])
         else:
@@ -36,9 +39,15 @@ async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: 
     return objects([field.key for field in fields], columns)
 
 
+METERED_LINKS = ("nexts", "previous", "blockedBy")
+
+
 async def _linked(docs: list[TaskDoc], field: Field, context: Context) -> list[list[TaskDoc]]:
     """The tasks a walk field leads to from each document, as graphql_schema.tasks resolves it."""
     arguments, store = field.arguments, context.store
+    if field.name in METERED_LINKS and not arguments.get("transitive"):  # a task holds any number of links
+        links: Direction = "nexts" if field.name == "nexts" else "previous"
+        metered(field, [len(set(doc.get(links) or ())) for doc in docs])
     selection = Selection(arguments.get("status"), arguments.get("statusNot"), arguments.get("type"))
     if field.name in ("nexts", "previous"):
         return await _neighbours(docs, "nexts" if field.name == "nexts" else "previous", selection, context)

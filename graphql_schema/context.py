@@ -16,8 +16,8 @@ from strawberry.types.graphql import OperationType
 from models import (
     Direction,
     GraphStore,
+    HistoryPage,
     JobSummary,
-    TaskChange,
     TaskDoc,
     TooManySubscriptions,
     TraversalTooLarge,
@@ -33,7 +33,7 @@ from web.state import act_as, store_for
 COST_PER_TRAVERSAL_TASK = 110
 """Without TRACKING_GRAPHQL_MAX_COST, the budget is this many times TRACKING_GRAPHQL_MAX_TRAVERSAL (T): the
 README's page of 100 tasks each with its transitive blockedBy (about 101 T, graphql_schema.cost), every query of
-the live view (at most 22 T) and a whole job with each task's history and direct blockedBy (21 T) fit; a whole
+the live view (at most 22 T) and a whole job with each task's history page and direct blockedBy (61 T) fit; a whole
 job's transitive walks (T x T) or thirty aliases of a whole job do not."""
 MIN_DEFAULT_COST = 100_000
 """The default budget is never below this: a gateway with a small traversal bound still answers a few levels of
@@ -45,6 +45,9 @@ def default_max_cost(max_traversal: int) -> int:
     return max(COST_PER_TRAVERSAL_TASK * max_traversal, MIN_DEFAULT_COST)
 
 
+HistoryKey = tuple[int, int, str | None]
+"""A history asked for: of which task, how many of its newest changes at most, older than which cursor (None:
+the newest)."""
 WalkKey = tuple[int, Direction, int | None]
 """A walk asked for: from which task, over which links, how many levels at most (None: all)."""
 
@@ -61,6 +64,7 @@ class Context(BaseContext):
         resume_within_s: float,
         max_cost: int | None = None,
         max_subscriptions: int = defaults.SUBSCRIPTIONS_PER_CONNECTION,
+        max_history: int = defaults.MAX_HISTORY,
     ) -> None:
         super().__init__()
         self.all_tasks = store
@@ -72,6 +76,8 @@ class Context(BaseContext):
         self.max_cost = max_cost if max_cost is not None else default_max_cost(max_traversal)
         """The budget of an operation's estimated cost (TRACKING_GRAPHQL_MAX_COST; graphql_schema.cost)."""
         self.max_page = max_page
+        self.max_history = max_history
+        """Most changes a history field returns per task (TRACKING_GRAPHQL_MAX_HISTORY)."""
         self.resume_within_s = resume_within_s
         self.caller: Caller | None = None
         """Who is calling (web.auth.Callers); None before a WebSocket's connection_init names them."""
@@ -98,7 +104,7 @@ class Context(BaseContext):
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks, cache_map=self._read_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
-        self.histories = DataLoader[int, list[TaskChange]](load_fn=self._load_histories)
+        self.histories = DataLoader[HistoryKey, HistoryPage](load_fn=self._load_histories)
         self.walks = DataLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
 
     def grant(self, caller: Caller | None) -> None:
@@ -167,13 +173,22 @@ class Context(BaseContext):
         found = await self.store.get_tasks(ids)
         return [found.get(task_id) for task_id in ids]
 
-    async def _load_histories(self, ids: Sequence[int]) -> list[list[TaskChange]]:
-        return await self.read_histories(ids)
+    async def _load_histories(self, keys: Sequence[HistoryKey]) -> list[HistoryPage]:
+        """Every history asked for in the same tick, those of one page size together in one read."""
+        pages: dict[HistoryKey, HistoryPage] = {}
+        groups: dict[tuple[int, str | None], list[int]] = {}
+        for task_id, last, before in dict.fromkeys(keys):
+            groups.setdefault((last, before), []).append(task_id)
+        for (last, before), ids in groups.items():
+            found = await self.read_histories(ids, last, before)
+            pages.update(((task_id, last, before), page) for task_id, page in zip(ids, found, strict=True))
+        return [pages[key] for key in keys]
 
-    async def read_histories(self, ids: Sequence[int]) -> list[list[TaskChange]]:
-        """The histories of every task of a list, in its order, in one query: what `histories` batches for the
-        resolvers, and what the compiled path reads for a whole list at once (without a future per task)."""
-        found = await self.store.task_histories(ids)
+    async def read_histories(self, ids: Sequence[int], last: int, before: str | None = None) -> list[HistoryPage]:
+        """The newest `last` changes of every task of a list, in its order, in one query (two when a task has
+        more): what `histories` batches for the resolvers, and what the compiled path reads for a whole list at
+        once (without a future per task)."""
+        found = await self.store.task_histories(ids, last, before)
         return [found[task_id] for task_id in ids]
 
     async def _load_walks(self, keys: Sequence[WalkKey]) -> list[list[TaskDoc] | BaseException]:

@@ -1,11 +1,13 @@
 """The cost of a GraphQL operation, estimated from its document, arguments and variables before anything runs.
 
 Every object an answer may hold counts 1; scalars count 0. A field returning objects costs its estimated number
-of objects times (1 + the cost of its selection), so nested lists multiply: a job's 20,000 tasks each with 10
-history entries cost 20,000 x (1 + 10) = 220,000. The estimated sizes (`FIELD_SIZES`) are upper bounds: page
+of objects times (1 + the cost of its selection), so nested lists multiply: a job's 20,000 tasks each with a
+page of 50 history entries cost 20,000 x (1 + 50). The estimated sizes (`FIELD_SIZES`) are upper bounds: page
 sizes and id lists from the arguments, a job's task count for its whole-job lists (`Bounds.job_sizes`, counted
 by graphql_schema.cost_budget; TRACKING_GRAPHQL_MAX_TRAVERSAL while not counted), the traversal bound for walks,
-fixed estimates for a task's links and history. Aliases and fragments count each time they are selected; the
+a history's page (`last`, at most TRACKING_GRAPHQL_MAX_HISTORY); the lists nothing bounds (a task's links, a
+job's edges: METERED) are estimated at a figure whose excess graphql_schema.cost_meter charges as the answer
+meets it. Aliases and fragments count each time they are selected; the
 cost of a selection set is computed once per (type, job) and memoised, so a document of fragments spreading
 fragments (a "fragment bomb") costs its estimator a few operations per fragment, however large the number it
 comes to. docs/reference/graphql-cost.md lists every rule; tests/graphql_schema/test_graphql_cost.py checks it against
@@ -37,10 +39,10 @@ from graphql import (
 )
 from graphql.type.definition import GraphQLCompositeType, GraphQLInterfaceType, GraphQLObjectType
 
+from models.defaults import MAX_HISTORY
+
 LINKS_ESTIMATE = 10
 """The estimated number of a task's direct next, previous or blocking tasks."""
-HISTORY_ESTIMATE = 10
-"""The estimated number of a task's recorded changes."""
 SMALL_LIST = 10
 """The estimated length of any other list of objects (a job's status counts, say)."""
 COST_LIMIT_EXCEEDED = "COST_LIMIT_EXCEEDED"
@@ -53,6 +55,7 @@ class Bounds:
 
     max_traversal: int
     job_sizes: Mapping[str, int] = field(default_factory=dict)
+    max_history: int = MAX_HISTORY
 
     def job_size(self, job_id: str | None) -> int:
         """How many tasks a job's whole-job lists hold at most: its count, never over the traversal bound (past
@@ -97,20 +100,17 @@ def _fixed(count: int) -> SizeRule:
     return size
 
 
-def _walk(arguments: Mapping[str, Any], scope: Scope) -> int:
-    """A walk holds at most the traversal bound, and within maxDepth levels at most LINKS_ESTIMATE tasks more
-    per task of the level before."""
-    bounds = scope.bounds
-    depth = arguments.get("maxDepth")
-    if not isinstance(depth, int):
-        return bounds.max_traversal
-    reached, level = 0, 1
-    for _ in range(min(max(depth, 0), 32)):  # past a few levels the bound is the smaller
-        level *= LINKS_ESTIMATE
-        reached += level
-        if reached >= bounds.max_traversal:
-            return bounds.max_traversal
-    return reached
+def _walk(_: Mapping[str, Any], scope: Scope) -> int:
+    """A walk holds at most the traversal bound (refused past it, TRAVERSAL_TOO_LARGE), maxDepth or not: a few
+    levels of a wide fan-out reach as many tasks as the whole walk."""
+    return scope.bounds.max_traversal
+
+
+def _history(arguments: Mapping[str, Any], scope: Scope) -> int:
+    """A history field returns at most `last` changes, TRACKING_GRAPHQL_MAX_HISTORY when not given (more is
+    refused when it runs)."""
+    last, bound = arguments.get("last"), scope.bounds.max_history
+    return min(max(last, 0), bound) if isinstance(last, int) else bound
 
 
 def _blocked_by(arguments: Mapping[str, Any], scope: Scope) -> int:
@@ -135,11 +135,13 @@ _JOB = SizeEstimate(
     "the job's task count, at most TRACKING_GRAPHQL_MAX_TRAVERSAL (the bound itself for a job not named by "
     "`Query.job(id)`, or not counted)",
 )
-_LINKS = SizeEstimate(_fixed(LINKS_ESTIMATE), f"{LINKS_ESTIMATE} (estimated links of a task)")
-_WALK = SizeEstimate(
-    _walk, f"TRACKING_GRAPHQL_MAX_TRAVERSAL; with maxDepth d, at most {LINKS_ESTIMATE}^1 + ... + {LINKS_ESTIMATE}^d"
+_LINKS = SizeEstimate(
+    _fixed(LINKS_ESTIMATE), f"{LINKS_ESTIMATE} per task, and each link past them as the answer meets it (metered)"
 )
-_HISTORY = SizeEstimate(_fixed(HISTORY_ESTIMATE), f"{HISTORY_ESTIMATE} (estimated changes of a task)")
+_WALK = SizeEstimate(_walk, "TRACKING_GRAPHQL_MAX_TRAVERSAL, with or without maxDepth")
+_HISTORY = SizeEstimate(
+    _history, "`last`, TRACKING_GRAPHQL_MAX_HISTORY when not given (at most that many changes are read per task)"
+)
 _PAGE = SizeEstimate(_first, "`first` (the connection's edges, node and cursor count once per edge)")
 _ONE = SizeEstimate(_fixed(1), "1 (the page's edges: `first` is counted by the connection)")
 
@@ -149,26 +151,44 @@ FIELD_SIZES: dict[tuple[str, str], SizeEstimate] = {
     ("Query", "taskHistory"): _HISTORY,
     ("Job", "tasks"): _JOB,
     ("Job", "roots"): _JOB,
-    ("Job", "edges"): _JOB,
+    ("Job", "edges"): SizeEstimate(
+        _job_size, "the job's task count as for `Job.tasks`, and each link past it as the answer meets it (metered)"
+    ),
     ("Job", "criticalPath"): _JOB,
     ("Job", "levels"): _JOB,
     ("Job", "taskPage"): _PAGE,
+    ("Job", "statusCounts"): SizeEstimate(
+        _fixed(SMALL_LIST),
+        f"{SMALL_LIST} (the job's distinct statuses), and each status past them as the answer meets it (metered)",
+    ),
     ("TaskConnection", "edges"): _ONE,
     ("JobConnection", "edges"): _ONE,
     ("Task", "nexts"): _LINKS,
     ("Task", "previous"): _LINKS,
     ("Task", "blockedBy"): SizeEstimate(
-        _blocked_by, f"{LINKS_ESTIMATE}; with transitive: true, TRACKING_GRAPHQL_MAX_TRAVERSAL"
+        _blocked_by,
+        f"{LINKS_ESTIMATE}, and each previous task past them as the answer meets it (metered); with transitive: "
+        "true, TRACKING_GRAPHQL_MAX_TRAVERSAL",
     ),
     ("Task", "descendants"): _WALK,
     ("Task", "ancestors"): _WALK,
     ("Task", "history"): _HISTORY,
+    ("Task", "historyTruncated"): SizeEstimate(
+        _history, "`last` (a scalar, but it reads the changes `history(last)` would: counted as those)"
+    ),
     ("Mutation", "createTasks"): SizeEstimate(_listed("tasks"), "the number of `tasks` given"),
     ("Mutation", "addNexts"): SizeEstimate(_changed_links, f"the number of ids given, at least {LINKS_ESTIMATE}"),
     ("Mutation", "addPrevious"): SizeEstimate(_changed_links, f"the number of ids given, at least {LINKS_ESTIMATE}"),
 }
 """(type, field) -> the estimated number of objects the field holds. Any other field: 1 object, or SMALL_LIST
 objects for a list; a scalar (or a list of scalars) costs nothing."""
+METERED = frozenset(
+    {("Task", "nexts"), ("Task", "previous"), ("Task", "blockedBy"), ("Job", "edges"), ("Job", "statusCounts")}
+)
+"""Lists no setting bounds, estimated at a figure whose excess graphql_schema.cost_meter charges as the answer
+meets it: a task's direct links and a job's edges (a task may hold any number of links), a job's distinct
+statuses (a status is any string); `blockedBy(transitive: true)` is a walk, bounded by
+TRACKING_GRAPHQL_MAX_TRAVERSAL."""
 INTROSPECTION = frozenset({"__schema", "__type"})
 """Introspection counts 1 whatever it selects: it reads no data, and its depth is bounded apart."""
 
@@ -180,6 +200,9 @@ class Estimate:
 
     cost: int
     sized_jobs: frozenset[str]
+    metered: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    """id of the node of each field whose length no setting bounds (METERED) -> (the objects counted per parent,
+    the cost of each): graphql_schema.cost_meter charges what the answer holds past them."""
 
 
 class _Estimator:
@@ -198,6 +221,7 @@ class _Estimator:
         self.bounds = bounds
         self.known: dict[tuple[int, str, str | None], int] = {}
         self.sized_jobs: set[str] = set()
+        self.metered: dict[int, tuple[int, int]] = {}
 
     def selection_cost(
         self, selection_set: SelectionSetNode | None, parent: GraphQLCompositeType, job_id: str | None = None
@@ -238,18 +262,27 @@ class _Estimator:
         if definition is None:  # __typename, or a field validation refused
             return 0
         named = get_named_type(definition.type)
-        if is_leaf_type(named):
-            return 0
-        arguments = self._arguments(definition, node)
         estimate = FIELD_SIZES.get((parent.name, name))
+        if is_leaf_type(named):  # a scalar costs nothing, but for what it reads (FIELD_SIZES)
+            return estimate.rule(self._arguments(definition, node), Scope(self.bounds, job_id)) if estimate else 0
+        arguments = self._arguments(definition, node)
         if estimate is not None:
             size = estimate.rule(arguments, Scope(self.bounds, job_id))
-            if estimate is _JOB and job_id is not None:
+            if estimate.rule is _job_size and job_id is not None:
                 self.sized_jobs.add(job_id)
         else:
             size = SMALL_LIST if is_list_type(get_nullable_type(definition.type)) else 1
         assert isinstance(named, GraphQLObjectType | GraphQLInterfaceType)
-        return size * (1 + self.selection_cost(node.selection_set, named, _job_of(parent.name, name, arguments)))
+        each = 1 + self.selection_cost(node.selection_set, named, _job_of(parent.name, name, arguments))
+        if (parent.name, name) in METERED and not arguments.get("transitive"):
+            self._meter(node, size, each)
+        return size * each
+
+    def _meter(self, node: FieldNode, size: int, each: int) -> None:
+        """The figures a metered field was estimated with; a node estimated twice (a fragment spread under two
+        jobs) keeps the smaller count and the larger cost, which charge the more."""
+        counted, cost = self.metered.get(id(node), (size, each))
+        self.metered[id(node)] = (min(counted, size), max(cost, each))
 
     def _arguments(self, definition: Any, node: FieldNode) -> Mapping[str, Any]:
         """The field's arguments as sent (variables substituted, defaults filled in), not coerced: the rules
@@ -299,7 +332,7 @@ def estimate_cost(
     }
     estimator = _Estimator(schema, fragments, given, bounds)
     cost = estimator.selection_cost(operation.selection_set, root)
-    return Estimate(cost, frozenset(estimator.sized_jobs))
+    return Estimate(cost, frozenset(estimator.sized_jobs), estimator.metered)
 
 
 def cost_limit_error(cost: int, limit: int) -> GraphQLError:

@@ -11,7 +11,11 @@ costing by the real sizes from the start would give, without a round trip for th
 The count runs before the operation's deadline starts (graphql_schema.deadline), under a deadline of its own
 (TRACKING_MONGODB_TIMEOUT_MS): a hook that raises (the refusal) must come before any hook holding state across
 execution, which Strawberry would not unwind. When MongoDB does not answer the count, the operation is answered
-UNAVAILABLE without running, so it still waits one deadline at most."""
+UNAVAILABLE without running, so it still waits one deadline at most.
+
+While a query or mutation runs, its meter (graphql_schema.cost_meter) charges the lists no setting bounds (a
+task's links, a job's edges) past the figure the estimate took for them; an answer that was charged reports
+`extensions.cost.charged`."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
 from graphql_schema.cost import Bounds, Estimate, cost_limit_error, estimate_cost
+from graphql_schema.cost_meter import OPERATION_METER, CostMeter
 
 log = logging.getLogger("gateway.graphql")
 
@@ -41,23 +46,32 @@ class CostBudget(SchemaExtension):
         execution = self.execution_context
         context = execution.context
         document = execution.graphql_document
+        meter: CostMeter | None = None
         if isinstance(context, Context) and document is not None:
 
             def estimate(bounds: Bounds) -> Estimate | None:
                 schema = execution.schema._schema
                 return estimate_cost(schema, document, execution.operation_name, execution.variables, bounds)
 
-            found = estimate(Bounds(context.max_traversal))
+            found = estimate(Bounds(context.max_traversal, max_history=context.max_history))
             if found is not None and found.cost > context.max_cost and found.sized_jobs:
                 counts = await context.store.job_task_counts(found.sized_jobs, context.max_traversal + 1)
-                found = estimate(Bounds(context.max_traversal, counts))
+                found = estimate(Bounds(context.max_traversal, counts, context.max_history))
             if found is not None:
                 if found.cost > context.max_cost:
                     log.info("GraphQL operation refused: estimated cost %d over %d", found.cost, context.max_cost)
                     raise cost_limit_error(found.cost, context.max_cost)
                 if execution.operation_type is not OperationType.SUBSCRIPTION:  # not on every event
                     self.reported = {"estimated": found.cost, "limit": context.max_cost}
-        yield
+                    refuses = execution.operation_type is OperationType.QUERY  # a mutation's change is made
+                    meter = CostMeter(context.max_cost, found.cost, found.metered, refuses)
+        metering = OPERATION_METER.set(meter)  # None too: no meter of an earlier operation of the task applies
+        try:
+            yield
+        finally:
+            OPERATION_METER.reset(metering)
+            if meter is not None and meter.spent > self.reported["estimated"]:  # links past their figure
+                self.reported = {**self.reported, "charged": meter.spent}
 
     def get_results(self) -> dict[str, Any]:
         return {"cost": self.reported} if self.reported else {}

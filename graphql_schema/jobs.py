@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_schema.context import Context
+from graphql_schema.cost_meter import charge
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
 from graphql_schema.errors import user_error
 from graphql_schema.tasks import (
@@ -153,6 +154,7 @@ class Job:
     @strawberry.field(description="Every link between two tasks of the job.")
     async def edges(self, info: Info[Context, None]) -> list[Edge]:
         docs = await self._every_task(info)
+        charge(info._raw_info.field_nodes[0], [sum(len(doc.get("nexts") or ()) for doc in docs)])  # metered
         members = {doc["_id"] for doc in docs}
         return [
             Edge(from_=strawberry.ID(str(doc["_id"])), to=strawberry.ID(str(next_id)))
@@ -163,7 +165,9 @@ class Job:
 
     @strawberry.field(description="How many of the job's tasks have each status (null: no status), null first.")
     async def status_counts(self, info: Info[Context, None]) -> list[StatusCount]:
-        return ordered_counts((await self._stored_summary(info)).status_counts)
+        counts = (await self._stored_summary(info)).status_counts
+        charge(info._raw_info.field_nodes[0], [len(counts)])  # a status is any string: metered
+        return ordered_counts(counts)
 
     @strawberry.field(description="How many tasks the job has.")
     async def task_count(self, info: Info[Context, None]) -> int:

@@ -279,6 +279,7 @@ async def _context(connection: HTTPConnection) -> Context:
         settings.subscription_resume_ms / 1000,
         settings.graphql_max_cost,
         max_subscriptions=settings.subscriptions_per_connection,
+        max_history=settings.graphql_max_history,
     )
     context.over_websocket = websocket is not None
     context.credential, context.repeated_credential, context.refused_bearer = credential, repeated, refused

@@ -16,6 +16,7 @@ from strawberry.types import Info
 
 from graphql_schema.conditions import task_etag
 from graphql_schema.context import Context
+from graphql_schema.cost_meter import charge
 from graphql_schema.errors import camel_case, user_error
 from models import Direction, TaskDoc, TaskEventKind, parse_task_id, task_matches
 from models import history as stored
@@ -88,6 +89,7 @@ def _linked(
 ) -> list[TaskDoc] | Awaitable[list[TaskDoc]]:
     """The linked tasks, at once when this request already fetched them all (no coroutine per task)."""
     ids = sorted(set(task.get(direction) or ()))
+    charge(info._raw_info.field_nodes[0], [len(ids)])  # a task holds any number of links: metered
     docs = info.context.cached_tasks(ids)
     if docs is None:
         return _load_linked(info, ids, selection)
@@ -156,7 +158,9 @@ async def _blocked_by(
     not_done = Selection(status_not=list(info.context.store.done_statuses))
     if transitive:
         return as_tasks(await _walk(task, info, "previous", None, not_done))
-    return as_tasks(await _load_linked(info, sorted(set(task.get("previous") or ())), not_done))
+    previous = sorted(set(task.get("previous") or ()))
+    charge(info._raw_info.field_nodes[0], [len(previous)])  # a task holds any number of links: metered
+    return as_tasks(await _load_linked(info, previous, not_done))
 
 
 # ---- history ----------------------------------------------------------------------------------------------------
@@ -200,8 +204,48 @@ def as_changes(changes: list[stored.TaskChange]) -> list[TaskChangeType]:
     ]
 
 
-async def _history(task: strawberry.Parent[TaskDoc], info: Info[Context, None]) -> list[TaskChangeType]:
-    return as_changes(await info.context.histories.load(task["_id"]))
+LastChanges = Annotated[
+    int | None,
+    strawberry.argument(
+        description="How many of the newest changes, at most TRACKING_GRAPHQL_MAX_HISTORY (the default when not given)."
+    ),
+]
+
+
+Before = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Only changes older than this cursor (a change's `cursor`): the page before it, to page back "
+        "through a long history."
+    ),
+]
+
+
+def history_size(last: int | None, max_history: int) -> int:
+    """How many of a task's newest changes a history field returns: `last` within 1 and
+    TRACKING_GRAPHQL_MAX_HISTORY, the bound when not given."""
+    if last is None:
+        return max_history
+    if last < 1:
+        raise user_error("last: must be at least 1")
+    if last > max_history:
+        raise user_error(f"last: at most {max_history} (TRACKING_GRAPHQL_MAX_HISTORY)")
+    return last
+
+
+async def _history(
+    task: strawberry.Parent[TaskDoc], info: Info[Context, None], last: LastChanges = None, before: Before = None
+) -> list[TaskChangeType]:
+    context = info.context
+    page = await context.histories.load((task["_id"], history_size(last, context.max_history), before))
+    return as_changes(page.changes)
+
+
+async def _history_truncated(
+    task: strawberry.Parent[TaskDoc], info: Info[Context, None], last: LastChanges = None, before: Before = None
+) -> bool:
+    context = info.context
+    return (await context.histories.load((task["_id"], history_size(last, context.max_history), before))).truncated
 
 
 # ---- Task -------------------------------------------------------------------------------------------------------
@@ -223,7 +267,13 @@ class TaskType(TaskFields):
         description="Every task upstream, breadth-first, each once, this task excluded.",
     )
     history: list[TaskChangeType] = strawberry.field(
-        resolver=_history, description="Every recorded change of the task, oldest first (TRACKING_HISTORY_DAYS)."
+        resolver=_history,
+        description="The task's newest recorded changes (kept TRACKING_HISTORY_DAYS), oldest first: `last` of them, "
+        "TRACKING_GRAPHQL_MAX_HISTORY when not given. historyTruncated says whether older ones were left out.",
+    )
+    history_truncated: bool = strawberry.field(
+        resolver=_history_truncated,
+        description="Whether the task has recorded changes older than those `history(last, before)` returns.",
     )
     blocked_by: list[TaskType] = strawberry.field(
         resolver=_blocked_by,
@@ -266,6 +316,13 @@ class TaskQueries:
         docs = await info.context.tasks.load_many([parse_task_id(i, "ids") for i in ids])
         return [as_task(doc) if doc is not None else None for doc in docs]
 
-    @strawberry.field(description="Every recorded change of the task with this id, oldest first, also once deleted.")
-    async def task_history(self, info: Info[Context, None], id: strawberry.ID) -> list[TaskChangeType]:
-        return as_changes(await info.context.store.task_history(parse_task_id(id, "id")))
+    @strawberry.field(
+        description="The newest recorded changes of the task with this id, also once deleted, oldest first: `last` "
+        "of them, TRACKING_GRAPHQL_MAX_HISTORY when not given (Task.historyTruncated says whether there are more)."
+    )
+    async def task_history(
+        self, info: Info[Context, None], id: strawberry.ID, last: LastChanges = None, before: Before = None
+    ) -> list[TaskChangeType]:
+        context = info.context
+        size = history_size(last, context.max_history)
+        return as_changes((await context.histories.load((parse_task_id(id, "id"), size, before))).changes)

@@ -44,6 +44,7 @@ from models.events import TaskEvent, TaskEventKind
 from models.filters import task_matches
 from models.graph_store import GraphStore
 from models.history import TaskChange
+from models.history_reads import HistoryPage
 from models.history_writer import HistoryWriter
 from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary, ProjectedJob, StageFilter
 from models.limits import Limits
@@ -83,6 +84,7 @@ __all__ = [
     "GraphCycle",
     "GraphError",
     "GraphStore",
+    "HistoryPage",
     "HistoryWriter",
     "IdAllocationFailed",
     "IdempotencyKeyInFlight",

@@ -31,6 +31,9 @@ MAX_FRAGMENT_DEPTH = 32
 (TRACKING_GRAPHQL_MAX_FRAGMENT_DEPTH)."""
 MAX_PAGE = 100
 """Largest page a listing hands out (TRACKING_GRAPHQL_MAX_PAGE)."""
+MAX_HISTORY = 50
+"""Most recorded changes one GraphQL history field returns per task, its newest (TRACKING_GRAPHQL_MAX_HISTORY):
+also what it returns when `last` is not given."""
 
 SUBSCRIPTIONS_MAX = 10_000
 """Most subscriptions one gateway process serves at once (TRACKING_SUBSCRIPTIONS_MAX)."""

@@ -46,8 +46,8 @@ from models.documents import TaskRecord
 from models.errors import TaskNotFound, TraversalTooLarge
 from models.events import TaskEvent, current_event_cursor, full_document_mode
 from models.fanout import LiveEvents, LiveLimits
-from models.history import TaskChange, prepare_history
-from models.history_reads import read_histories, read_history
+from models.history import prepare_history
+from models.history_reads import HistoryPage, read_history_pages
 from models.history_writer import HistoryWriter
 from models.idempotency import IdempotencyKey, IdempotencyRecords
 from models.ids import TASK_COUNTER, FirstWrite, IdAllocator
@@ -191,17 +191,20 @@ class GraphStore(JobQueries, ScopedViews):
         return HistoryWriter(self._database, owner, full_document=self.full_document, tracer=self.tracer)
 
     @bounded
-    async def task_history(self, task_id: int) -> list[TaskChange]:
-        """Every recorded change of the task, oldest first, deleted tasks included (within the retention)."""
-        if self.scope is not None:
-            return (await read_histories(self._database, [task_id], self.scope))[task_id]
-        return await read_history(self._database, task_id)
+    async def task_history(self, task_id: int, last: int, before: str | None = None) -> HistoryPage:
+        """The task's newest `last` recorded changes (older than the cursor `before`, when given), oldest first,
+        deleted tasks included (within the retention), and whether older ones were left out
+        (models.history_reads)."""
+        return (await read_history_pages(self._database, [task_id], last, self.scope, before))[task_id]
 
     @bounded
-    async def task_histories(self, task_ids: Collection[int]) -> dict[int, list[TaskChange]]:
-        """Each task's recorded changes, oldest first, by task id, in one query however many tasks
-        (models.history_reads); an empty list for a task without any."""
-        return await read_histories(self._database, task_ids, self.scope)
+    async def task_histories(
+        self, task_ids: Collection[int], last: int, before: str | None = None
+    ) -> dict[int, HistoryPage]:
+        """Each task's newest `last` recorded changes (older than the cursor `before`, when given), oldest first,
+        by task id, in one query (or two) however many tasks and however long their histories
+        (models.history_reads); an empty page for a task without any."""
+        return await read_history_pages(self._database, task_ids, last, self.scope, before)
 
     # ---- create ---------------------------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ class CommandLog(CommandListener):
 
     def __init__(self) -> None:
         self.commands: list[tuple[str, str]] = []
+        self.sent: list[dict] = []
+        """The commands of `commands`, as sent (their filters, limits and pipelines)."""
         self.recording = False
         self._pending: dict[int, tuple[str, str]] = {}
         self._cursors: set[int] = set()
@@ -29,13 +31,17 @@ class CommandLog(CommandListener):
             if self.recording and command["getMore"] in self._cursors:
                 self.commands.append((name, command["collection"]))
             return
-        if name not in READS or not isinstance(command.get(name), str):
+        target = command.get(name)
+        if name == "aggregate" and target == 1:  # a database's aggregation: named by what it looks up
+            target = next((stage["$lookup"]["from"] for stage in command["pipeline"] if "$lookup" in stage), None)
+        if name not in READS or not isinstance(target, str):
             return
         if name == "aggregate" and any("$changeStream" in stage for stage in command.get("pipeline", [])):
             return
-        self._pending[event.request_id] = (name, command[name])
+        self._pending[event.request_id] = (name, target)
         if self.recording:
-            self.commands.append((name, command[name]))
+            self.commands.append((name, target))
+            self.sent.append(dict(command))
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         if self._pending.pop(event.request_id, None) is not None:
@@ -54,6 +60,7 @@ class CommandLog(CommandListener):
     async def recorded(self) -> AsyncIterator[CommandLog]:
         """Only the reads sent inside the block, from a fresh log."""
         self.commands.clear()
+        self.sent.clear()
         self.recording = True
         try:
             yield self

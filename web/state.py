@@ -28,6 +28,9 @@ class ServingSettings(Protocol):
     def graphql_max_page(self) -> int: ...
 
     @property
+    def graphql_max_history(self) -> int: ...
+
+    @property
     def graphql_compiled(self) -> bool: ...
 
     @property

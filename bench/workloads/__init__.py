@@ -43,3 +43,5 @@ WORKLOADS: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
 }
 ALONE: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {"links-cpu": links.measure_cpu}
 """Rows a workload above also measures, by a name of their own to measure them alone (not run by `make bench`)."""
+OWN_DATA = frozenset({"graphql_bounded"})
+"""Workloads that seed what they measure: `python -m bench` naming only these does not load the million tasks."""

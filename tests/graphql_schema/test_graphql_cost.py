@@ -82,11 +82,28 @@ def test_every_docs_query_fits_the_default_budget() -> None:
 
 
 def test_a_whole_job_with_history_and_blocking_tasks_fits_its_transitive_walks_do_not() -> None:
-    assert cost(WHOLE_JOB) == cost(WHOLE_JOB, job_sizes={"j": TRAVERSAL}) == 1 + TRAVERSAL * (1 + 10 + 10)
+    history, links = DEFAULTS.graphql_max_history, 10  # the page a history returns by default; links' figure
+    assert cost(WHOLE_JOB) == cost(WHOLE_JOB, job_sizes={"j": TRAVERSAL}) == 1 + TRAVERSAL * (1 + history + links)
     assert cost(WHOLE_JOB) <= LIMIT
-    assert cost(HOSTILE) == 1 + 30 * TRAVERSAL * (1 + TRAVERSAL + 10)
+    assert cost(HOSTILE) == 1 + 30 * TRAVERSAL * (1 + TRAVERSAL + history)
     assert cost(HOSTILE) > LIMIT
     assert cost('{ job(id: "j") { tasks { blockedBy(transitive: true) { id } } } }') > LIMIT
+
+
+def test_a_history_costs_its_page() -> None:
+    """A history returns at most `last` changes (TRACKING_GRAPHQL_MAX_HISTORY when not given, past it refused
+    when it runs): that is its estimate, historyTruncated's too (it reads the same page)."""
+    history = DEFAULTS.graphql_max_history
+    assert cost('{ taskHistory(id: "1") { at } }') == history
+    assert cost('{ taskHistory(id: "1", last: 3) { at } }') == 3
+    assert cost('{ task(id: "1") { history(last: 10000) { at } } }') == 1 + history
+    assert cost('{ task(id: "1") { historyTruncated(last: 4) } }') == 1 + 4
+    page = '{ job(id: "j") { tasks { history(last: 50) { at } } } }'
+    assert cost(page) == 1 + TRAVERSAL * 51 <= LIMIT
+    three = " ".join(f"a{i}: tasks {{ history(last: 50) {{ at }} }}" for i in range(3))
+    assert cost(f'{{ job(id: "j") {{ {three} }} }}') > LIMIT
+    hostile = "{ " + " ".join(f'a{i}: taskHistory(id: "7") {{ at kind }}' for i in range(30)) + " }"
+    assert cost(hostile) == 30 * history
 
 
 NESTED = "query($job: String!) { job(id: $job) { tasks { id nexts { nexts { id } } } } }"
@@ -112,8 +129,8 @@ def test_variables_and_arguments_are_counted() -> None:
     small = cost(query, {"n": 1, "ids": ["1"]})
     assert cost(query, {"n": 50, "ids": ["1"]}) > small
     assert cost(query, {"n": 1, "ids": [str(i) for i in range(100)]}) == small + 99
-    assert cost('{ task(id: "1") { descendants(maxDepth: 1) { id } } }') == 1 + 10
-    assert cost('{ task(id: "1") { descendants(maxDepth: 2) { id } } }') == 1 + 110
+    # A walk's maxDepth bounds nothing the estimate could rely on: one level of a wide fan-out is the whole walk.
+    assert cost('{ task(id: "1") { descendants(maxDepth: 1) { id } } }') == 1 + TRAVERSAL
     assert cost('{ task(id: "1") { descendants { id } } }') == 1 + TRAVERSAL
 
 

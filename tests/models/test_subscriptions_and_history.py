@@ -17,6 +17,7 @@ import pytest
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
+from pymongo.read_concern import ReadConcern
 from websockets.asyncio.client import ClientConnection
 
 from gateway.embedded import find_mongod_binary, free_port
@@ -132,7 +133,10 @@ async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_ex
 
 
 async def history_of(raw_db, task_id: int) -> list[dict[str, Any]]:
-    return [entry async for entry in raw_db.task_history.find({"task": task_id}, sort=[("_id", 1)])]
+    """The task's entries as the gateway reads them (majority read concern): an entry only this test's local
+    read already saw is not in a gateway's answer yet on a loaded machine."""
+    history = raw_db.task_history.with_options(read_concern=ReadConcern("majority"))
+    return [entry async for entry in history.find({"task": task_id}, sort=[("_id", 1)])]
 
 
 async def test_the_history_of_a_task_through_its_status_changes_and_after_deletion(store, raw_db, tmp_path):
