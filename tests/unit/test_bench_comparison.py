@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
+import threading
 from pathlib import Path
 from typing import cast
 
@@ -14,11 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench import versions
 from bench.comparison import Compared, Sample, compare, round_order
 from bench.data import Database
 from bench.measure import CpuMeter
 from bench.version_rows import Gateway, Measured, VersionRow
-from bench.versions import arguments, chosen_rows, measure_row
+from bench.versions import arguments, chosen_rows, measure_row, settled
 
 
 @given(st.integers(min_value=1, max_value=200))
@@ -182,3 +185,34 @@ def test_rows_are_chosen_by_key_or_part_of_their_name_in_their_order() -> None:
     assert [row.key for row in chosen_rows([])] == ["get", "roots", "create", "links", "graphql", "walk", "jobs"]
     with pytest.raises(SystemExit, match="no row matches \\['nothing'\\]: the rows are get, roots"):
         chosen_rows(["nothing"])
+
+
+def test_settled_returns_once_the_gateways_are_idle(capsys: pytest.CaptureFixture[str]) -> None:
+    """This process stands in for both gateways: asleep in the event loop, it uses no CPU."""
+    asyncio.run(settled([os.getpid(), os.getpid()]))
+    assert re.search(r"gateways settled after [12] s \(CPU in the last second: main 0\.0\d s", capsys.readouterr().out)
+
+
+def test_settled_gives_up_on_a_busy_gateway(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A thread of this process spinning: more than IDLE_CPU_S every second, so it waits SETTLE_S and goes on."""
+    monkeypatch.setattr(versions, "SETTLE_S", 2.0)
+    busy = threading.Event()
+
+    def spin() -> None:
+        while not busy.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        asyncio.run(settled([os.getpid(), os.getpid()]))
+    finally:
+        busy.set()
+        spinner.join()
+    out = capsys.readouterr().out
+    waited = re.search(r"gateways settled after (\d+) s \(CPU in the last second: main (\d\.\d\d) s", out)
+    assert waited is not None, out
+    assert int(waited[1]) in (2, 3)
+    assert float(waited[2]) >= versions.IDLE_CPU_S
