@@ -335,9 +335,15 @@ def estimate_cost(
     return Estimate(cost, frozenset(estimator.sized_jobs), estimator.metered)
 
 
-def cost_limit_error(cost: int, limit: int) -> GraphQLError:
+def cost_limit_error(cost: int, limit: int, *, charged: bool = False) -> GraphQLError:
+    """COST_LIMIT_EXCEEDED: the operation's estimate over the budget, or (`charged`) its cost once a list met
+    while it ran was charged past its estimate (graphql_schema.cost_meter: that field alone is refused)."""
+    what = (
+        "the operation's cost with this field's lists charged past their estimate" if charged else
+        "the operation's estimated cost"
+    )  # fmt: skip
     return GraphQLError(
-        f"the operation's estimated cost {cost} is over the limit of {limit} (TRACKING_GRAPHQL_MAX_COST): select "
+        f"{what} {cost} is over the limit of {limit} (TRACKING_GRAPHQL_MAX_COST): select "
         "fewer fields or lists, or page through taskPage (docs/reference/graphql-cost.md)",
         extensions={"code": COST_LIMIT_EXCEEDED, "cost": cost, "limit": limit},
     )

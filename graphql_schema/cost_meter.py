@@ -48,7 +48,7 @@ class CostMeter:
         if extra == 0:
             return
         if self.refuses and self.spent + extra > self.limit:
-            raise cost_limit_error(self.spent + extra, self.limit)
+            raise cost_limit_error(self.spent + extra, self.limit, charged=True)
         self.spent += extra
 
 

@@ -146,6 +146,12 @@ class CodedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=lambda _: True, error_message=INTERNAL_MESSAGE)
 
+    def _process_result(self, result: object) -> None:
+        # MaskErrors's check is an isinstance of a runtime-checkable Protocol, slow and run on every streamed
+        # result (each event of each subscription): a result without errors skips it.
+        if getattr(result, "errors", None):
+            super()._process_result(result)
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """MaskErrors hands every error here (`should_mask_error` says yes to all); only the unexpected ones are
         masked."""

@@ -23,6 +23,7 @@ the WebSocket's own framing (and compression, when the client asked for it). A s
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,12 @@ SHARED_ANSWERS = 4096
 behind reads is executed again for it (correct, only not shared). Without a bound, one reader that lets
 events wait would keep alive every answer any selection gave for each of them."""
 _kept: deque[tuple[dict[object, object], SelectionKey]] = deque()
+OPERATIONS_KEPT = 1024
+"""Operations whose payload variables are remembered (by identity: an id alone may be reused once its operation
+is gone, so each entry holds a weak reference to check it)."""
+_VARIABLES_OF: dict[int, tuple[weakref.ref[OperationDefinitionNode], frozenset[str]]] = {}
+_SHARED_EXECUTIONS = SUBSCRIPTION_EXECUTIONS.labels("shared")
+_SHARED_ENCODINGS = SUBSCRIPTION_ENCODINGS.labels("shared")
 
 
 class SharedData(dict[str, Any]):
@@ -77,19 +84,28 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
     def build_per_event_executor(self, payload: Any) -> Any:
         if self._selection_key is None:  # once per subscription: the per-event executors are copies of this one
             self._selection_key = self._key_of_selection()
+        found = self._shared_answer(payload)
+        if found is not None:
+            # Answered already: no copy of the executor, no execution to set up (most deliveries of a change).
+            return _Answered(found)
         return super().build_per_event_executor(payload)
+
+    def _shared_answer(self, payload: Any) -> _Shared | None:
+        """The answer another subscription of this selection already has for `payload`'s event, if any."""
+        shared = getattr(payload, SHARED_RESULTS, None)
+        if not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return None
+        found = shared.get(self._selection_key)
+        return found if isinstance(found, _Shared) and found.operation is self.operation else None
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         shared = getattr(self.root_value, SHARED_RESULTS, None)
         key = self._selection_key
         if key is None or not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
             return super().execute_operation(serially)
-        found = shared.get(key)
-        if isinstance(found, _Shared) and found.operation is self.operation:
-            SUBSCRIPTION_EXECUTIONS.labels("shared").inc()
-            if isinstance(found.result, asyncio.Future):
-                return _awaited(found.result)
-            return found.result
+        found = self._shared_answer(self.root_value)
+        if found is not None:
+            return _Answered(found).execute_operation(serially)
         SUBSCRIPTION_EXECUTIONS.labels("executed").inc()
         result = super().execute_operation(serially)
         if self.is_awaitable(result):
@@ -104,10 +120,25 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
 
     def _key_of_selection(self) -> SelectionKey:
         coerced = self.variable_values.coerced
-        names = sorted(payload_variables(self.operation, self.fragment_definitions.values()) & coerced.keys())
+        names = sorted(_payload_variables_of(self.operation, self.fragment_definitions.values()) & coerced.keys())
         values = tuple((name, repr(coerced[name])) for name in names)
         audience = getattr(self.context_value, "audience", None)
         return (id(self.operation), values, audience if isinstance(audience, Hashable) else id(self.context_value))
+
+
+class _Answered:
+    """A per-event executor whose answer is shared: graphql-core's subscription loop only calls
+    `execute_operation` on it (graphql.execution.execute_subscription_event)."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: _Shared) -> None:
+        self._found = found
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        _SHARED_EXECUTIONS.inc()
+        result = self._found.result
+        return _awaited(result) if isinstance(result, asyncio.Future) else result
 
 
 def _keep(shared: dict[object, object], key: SelectionKey, answer: _Shared) -> None:
@@ -130,6 +161,20 @@ def _sharing_data(result: GraphQLExecutionResult) -> GraphQLExecutionResult:
     if result.data is not None and not isinstance(result.data, SharedData):
         result.data = SharedData(result.data)
     return result
+
+
+def _payload_variables_of(operation: OperationDefinitionNode, fragments: Any) -> frozenset[str]:
+    """`payload_variables`, walked once per parsed operation (Strawberry's parser cache hands every subscription
+    of the same query text the same document): a fleet of tabs on one dashboard query walks its document once,
+    not once per tab on its first event."""
+    known = _VARIABLES_OF.get(id(operation))
+    if known is not None and known[0]() is operation:
+        return known[1]
+    names = frozenset(payload_variables(operation, fragments))
+    if len(_VARIABLES_OF) >= OPERATIONS_KEPT:
+        del _VARIABLES_OF[next(iter(_VARIABLES_OF))]  # the oldest: dicts keep their order
+    _VARIABLES_OF[id(operation)] = (weakref.ref(operation), names)
+    return names
 
 
 def payload_variables(operation: OperationDefinitionNode, fragments: Any) -> set[str]:
@@ -179,6 +224,6 @@ def next_frame(message: Mapping[str, Any]) -> Mapping[str, Any]:
         data.encoded.append((rest, text))
         SUBSCRIPTION_ENCODINGS.labels("encoded").inc()
     else:
-        SUBSCRIPTION_ENCODINGS.labels("shared").inc()
+        _SHARED_ENCODINGS.inc()
     frame = f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"next","payload":{text}}}'
     return EncodedAnswer(dict(message), frame)

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext as StrawberryExecutionContext
 from strawberry.types import ExecutionResult, Info
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -39,6 +41,7 @@ from graphql_schema.jobs import JobQueries
 from graphql_schema.metrics import OperationMetrics
 from graphql_schema.nesting import fragment_nesting_bound
 from graphql_schema.rules import REQUESTED_OPERATION, OneOperationOrAName, alias_bound_rule, introspection_depth_rule
+from graphql_schema.stream_extensions import LeanExtensionsRunner
 from graphql_schema.tasks import TaskQueries, TaskType, as_task, as_tasks
 from graphql_schema.tracing import OperationSpans
 from models import TaskCreate, TaskPatch, defaults, parse_task_id
@@ -161,6 +164,12 @@ class Mutation:
 class TrackingSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Errors the caller caused are answered, not logged; internal ones are logged where they are masked."""
+
+    def create_extensions_runner(
+        self, execution_context: StrawberryExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        """Strawberry's runner, visiting per streamed result only the extensions that act on it."""
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     async def execute(
         self,

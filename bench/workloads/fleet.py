@@ -2,16 +2,18 @@
 jobs, while 100 changes a second are made through REST. Measures what MongoDB holds for live updates
 (connections and change-stream cursors at one subscription and at all of them), the delay from each write's
 answer to its event's arrival (p50, p99), the gateway's CPU per delivered event and per change, REST GET p99
-while it runs against idle, and the gateway's RSS per open subscription.
+while it runs against idle, and the gateway's RSS per open subscription. The same writes are made first with no
+subscription and with one (bench.workloads.fleet_phases): the reference that says how much of the CPU and of the
+GET's latency is the writes' own and how much the fan-out's.
 
 `python -m bench fleet` runs it in the benchmark; `python -m bench.workloads.fleet 0.01` runs it alone at a
 hundredth of the scale (100 subscriptions on 20 connections over 10 jobs) on an embedded MongoDB of its own,
-to check that it works."""
+to check that it works; `python -m bench.workloads.fleet SCALE CLIENTS RATE` sets the client processes and the
+changes a second (the same in every phase)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import subprocess
 import sys
 import tempfile
@@ -26,23 +28,18 @@ from pymongo.read_concern import ReadConcern
 
 from bench.data import DB, Database, task_doc
 from bench.measure import REPORT, Bound, Row, Run, Target, at_most
-from bench.processes import TOKEN, start, tree_cpu_s, wait_until_up
+from bench.processes import TOKEN, start, wait_until_up
 from bench.workloads.fleet_clients import ClientProcesses, Share
+from bench.workloads.fleet_phases import idle_probe, percentile, write_phase
 
 SUBSCRIPTIONS, CONNECTIONS, JOBS = 10_000, 2_000, 1_000
 CHANGES_PER_S = 100
 SECONDS = 30
-WRITE_TIMEOUT_S = 30
-"""A change not answered within this long counts as not made."""
 CLIENT_PROCESSES = 4
 """Processes the subscribers are spread over (bench.workloads.fleet_clients)."""
 ID_BASE = 7 * 10**12
 QUERY = "subscription($jobId: String) { taskEvents(jobId: $jobId) { cursor task { status } } }"
 P99_TARGET = Target((Bound("gateway", "<=", 250, "ms"),))
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * fraction))] if values else float("nan")
 
 
 def rss_kb(pid: int) -> int:
@@ -92,42 +89,6 @@ async def until_live(session: aiohttp.ClientSession, gateway: str, count: int) -
         await asyncio.sleep(0.2)
 
 
-async def get_latencies(gateway: str, seconds: float) -> list[float]:
-    """Sequential GETs of one task for `seconds`, each latency in ms, sorted. On a connection of their own: the
-    writes' session may have all its connections busy, which would time the client's queue, not the gateway."""
-    latencies: list[float] = []
-    ends = time.perf_counter() + seconds
-    async with aiohttp.ClientSession(headers={"X-Auth-Token": TOKEN}) as session:
-        while time.perf_counter() < ends:
-            started = time.perf_counter()
-            async with session.get(f"{gateway}/tracking/task/{ID_BASE}") as response:
-                await response.read()
-            # A refusal (503 past the deadline) is timed like an answer: it is how long a caller waited.
-            latencies.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.01)
-    return sorted(latencies)
-
-
-async def change(
-    session: aiohttp.ClientSession, gateway: str, answered: dict[str, float], task_id: int, status: str
-) -> bool:
-    """One REST change; whether it was made (a refusal or no answer within WRITE_TIMEOUT_S is reported, not
-    raised: the run goes on)."""
-    try:
-        async with session.put(
-            f"{gateway}/tracking/task/{task_id}",
-            json={"status": status},
-            timeout=aiohttp.ClientTimeout(total=WRITE_TIMEOUT_S),
-        ) as response:
-            await response.read()
-            if response.status != 200:
-                return False
-    except TimeoutError:
-        return False
-    answered[status] = time.perf_counter()
-    return True
-
-
 def delays_ms(answered: dict[str, float], arrivals: list[tuple[str, float]]) -> list[float]:
     """From each write's answer to each of its events' arrivals, sorted (an event may arrive before the
     answer: 0)."""
@@ -151,21 +112,29 @@ async def run_fleet(
     db: Database,
     scale: float = 1.0,
     client_processes: int = CLIENT_PROCESSES,
+    rate: float | None = None,
 ) -> list[Row]:
+    """The fleet's rows. The same writes (`rate` a second, by default CHANGES_PER_S scaled) are made three times:
+    with no subscription open, with one, and with the whole fleet, so that the fleet's CPU per change and GET
+    latency have the writes' own as their reference, measured in the same run."""
     subscriptions = max(1, int(SUBSCRIPTIONS * scale))
     connections, jobs = max(1, int(CONNECTIONS * scale)), max(1, int(JOBS * scale))
     client_processes = max(1, min(client_processes, connections))
     seconds = max(5.0, SECONDS * min(1.0, scale * 10))
-    rate = max(10.0, CHANGES_PER_S * min(1.0, scale * 10))  # a small scale's few tasks would conflict at 100/s
+    if rate is None:
+        rate = max(10.0, CHANGES_PER_S * min(1.0, scale * 10))  # a small scale's few tasks would conflict at 100/s
     now = datetime.now(UTC)
+    task_ids = [ID_BASE + job for job in range(jobs)]
     await db.tasks.delete_many({"_id": {"$gte": ID_BASE, "$lt": ID_BASE + JOBS}})
     await db.tasks.insert_many([task_doc(ID_BASE + job, f"fleet-live-{job}", now) for job in range(jobs)])
-    idle = await get_latencies(gateway, 5)
+    idle, cpu_per_get = await idle_probe(gateway, gateway_pid, ID_BASE, seconds)
+    alone = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "W", cpu_per_get)
     rss_before = rss_kb(gateway_pid)
     one = ClientProcesses(1, Share(gateway, TOKEN, QUERY, 1, range(1), jobs, "fleet-live-"), 1)
     await one.subscribed()
     await until_live(session, gateway, 1)
     at_one = await live_connections_and_cursors(db)
+    single = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "S", cpu_per_get)
     share = Share(gateway, TOKEN, QUERY, connections, range(subscriptions), jobs, "fleet-live-")
     clients = ClientProcesses(client_processes, share, subscriptions - 1)
     await clients.subscribed()
@@ -173,38 +142,23 @@ async def run_fleet(
     rss_per_subscription = (rss_kb(gateway_pid) - rss_before) / subscriptions
     at_all = await live_connections_and_cursors(db)
     sharing_before = await metric_sums(session, gateway, SHARING)
-    cpu_before = tree_cpu_s([gateway_pid])
     one.start_measuring()
     clients.start_measuring()
-    probing = asyncio.create_task(get_latencies(gateway, seconds))
-    answered: dict[str, float] = {}
-    sent: dict[str, float] = {}
-    writes: list[asyncio.Task[bool]] = []
-    rng = random.Random(30)
-    started = time.perf_counter()
-    for number in range(int(seconds * rate)):
-        await asyncio.sleep(max(0.0, started + number / rate - time.perf_counter()))
-        task_id = ID_BASE + rng.randrange(jobs)
-        sent[f"F{number}"] = time.perf_counter()
-        writes.append(asyncio.create_task(change(session, gateway, answered, task_id, f"F{number}")))
-    made = sum(await asyncio.gather(*writes))
-    writing_s = time.perf_counter() - started
-    busy = await probing
-    await asyncio.sleep(2)  # the last events arrive
-    cpu = tree_cpu_s([gateway_pid]) - cpu_before
+    fleet = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "F", cpu_per_get)
     sharing = await metric_sums(session, gateway, SHARING)
     received = [*await one.stop(), *await clients.stop()]
     arrivals = [event for client in received for event in client.events]
     errors = sum(len(client.errors) for client in received)
-    delays = delays_ms(answered, arrivals)
+    delays = delays_ms(fleet.answered, arrivals)
     # From the write sent: an upper bound of the delivery delay that stays meaningful when the writes' answers
     # are slow (an event then arrives before its write's answer, and the row above says 0).
-    from_sent = delays_ms({status: sent[status] for status in answered}, arrivals)
-    changes = made
+    from_sent = delays_ms({status: fleet.sent[status] for status in fleet.answered}, arrivals)
+    changes = fleet.made
     executed = sum(v - sharing_before.get(k, 0) for k, v in sharing.items() if "executions" in k and "executed" in k)
     encoded = sum(v - sharing_before.get(k, 0) for k, v in sharing.items() if "encodings" in k and "encoded" in k)
     busiest = max(client.cpu_s / max(client.wall_s, 1e-9) for client in received) * 100
     shape = f"{subscriptions} subscriptions, {connections} connections, {jobs} jobs, {rate:g} changes/s asked"
+    idle_p99 = percentile(idle, 0.99)
     return [
         Row(
             "fleet: live-update MongoDB connections",
@@ -232,8 +186,8 @@ async def run_fleet(
             "ms",
             percentile(delays, 0.99) / 250,
             P99_TARGET,
-            f"{len(delays)} deliveries, {errors} errors, {made} of {len(writes)} changes made "
-            f"({made / writing_s:.0f}/s)",
+            f"{len(delays)} deliveries, {errors} errors, {fleet.made} of {fleet.asked} changes made "
+            f"({fleet.made / fleet.writing_s:.0f}/s)",
         ),
         Row(
             "fleet: delivery p99 (write sent -> event)",
@@ -244,8 +198,24 @@ async def run_fleet(
             REPORT,
             f"p50 {percentile(from_sent, 0.5):.0f} ms; includes the write's own time",
         ),
-        Row("fleet: gateway CPU per delivered event", cpu / max(1, len(delays)) * 1e6, 0, "us", 0, REPORT),
-        Row("fleet: gateway CPU per change", cpu / max(1, changes) * 1e3, 0, "ms", 0, REPORT),
+        Row(
+            "fleet: gateway CPU per delivered event",
+            (fleet.cpu_s - fleet.probe_cpu_s) / max(1, len(delays)) * 1e6,
+            0,
+            "us",
+            0,
+            REPORT,
+            "the CPU per change over the deliveries: an upper bound",
+        ),
+        Row(
+            "fleet: gateway CPU per change (fleet vs 1 subscription)",
+            fleet.cpu_per_change_ms,
+            single.cpu_per_change_ms,
+            "ms",
+            fleet.cpu_per_change_ms / single.cpu_per_change_ms,
+            REPORT,
+            f"same writes, the GET probe's CPU left out; no subscription: {alone.cpu_per_change_ms:.2f} ms",
+        ),
         Row(
             "fleet: selection executions per change",
             executed / max(1, changes),
@@ -257,12 +227,30 @@ async def run_fleet(
         ),
         Row(
             "fleet: REST GET p99 while it runs",
-            percentile(busy, 0.99),
-            percentile(idle, 0.99),
+            fleet.get_p99_ms,
+            idle_p99,
             "ms",
-            percentile(busy, 0.99) / percentile(idle, 0.99),
+            fleet.get_p99_ms / idle_p99,
             at_most(1.5),
             "against idle",
+        ),
+        Row(
+            "fleet: REST GET p99, the same writes at 1 subscription",
+            single.get_p99_ms,
+            idle_p99,
+            "ms",
+            single.get_p99_ms / idle_p99,
+            REPORT,
+            f"against idle; no subscription: {alone.get_p99_ms:.1f} ms ({alone.get_p99_ms / idle_p99:.1f}x)",
+        ),
+        Row(
+            "fleet: write p99 (sent -> answered), fleet vs 1 subscription",
+            percentile(fleet.write_ms(), 0.99),
+            percentile(single.write_ms(), 0.99),
+            "ms",
+            percentile(fleet.write_ms(), 0.99) / percentile(single.write_ms(), 0.99),
+            REPORT,
+            f"no subscription: {percentile(alone.write_ms(), 0.99):.0f} ms",
         ),
         Row("fleet: gateway RSS per open subscription", rss_per_subscription, 0, "KB", 0, REPORT),
         Row(
@@ -281,7 +269,7 @@ async def measure(run: Run) -> list[Row]:
     return await run_fleet(run.session, run.gateway, run.cpu.gateways[0], run.db)
 
 
-async def _alone(scale: float, client_processes: int) -> None:
+async def _alone(scale: float, client_processes: int, rate: float | None) -> None:
     from gateway.embedded import EmbeddedMongo, free_port
 
     with tempfile.TemporaryDirectory(prefix="tracking-fleet-") as workdir:
@@ -292,9 +280,10 @@ async def _alone(scale: float, client_processes: int) -> None:
         gateway = start("gateway", port, uri, Path(workdir) / "gw")
         try:
             await wait_until_up(f"http://127.0.0.1:{port}/readyz", gateway)
+            print(f"gateway pid {gateway.pid}", file=sys.stderr, flush=True)
             async with aiohttp.ClientSession(headers={"X-Auth-Token": TOKEN}) as session:
                 rows = await run_fleet(
-                    session, f"http://127.0.0.1:{port}", gateway.pid, client[DB], scale, client_processes
+                    session, f"http://127.0.0.1:{port}", gateway.pid, client[DB], scale, client_processes, rate
                 )
             for row in rows:
                 print(f"{row.workload:50} {row.gateway:10.2f} {row.unit:8} ref {row.reference:8.2f}  {row.note}")
@@ -309,4 +298,11 @@ async def _alone(scale: float, client_processes: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_alone(float(sys.argv[1]) if len(sys.argv) > 1 else 0.01, int(sys.argv[2]) if len(sys.argv) > 2 else 4))
+    arguments = sys.argv[1:]
+    asyncio.run(
+        _alone(
+            float(arguments[0]) if arguments else 0.01,
+            int(arguments[1]) if len(arguments) > 1 else CLIENT_PROCESSES,
+            float(arguments[2]) if len(arguments) > 2 else None,
+        )
+    )

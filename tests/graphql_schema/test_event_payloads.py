@@ -5,6 +5,7 @@ work per event grows with the distinct (selection, variables) payloads, not with
 from __future__ import annotations
 
 import json
+import weakref
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -126,6 +127,23 @@ def test_a_payload_depends_on_every_variable_but_those_choosing_the_events(root,
     operation, fragments = operation_of(document)
     expected = (root | inner | in_fragment) if spread_at_root else (inner | in_fragment)
     assert payload_variables(operation, fragments) == expected
+
+
+def test_an_operation_s_payload_variables_are_remembered_by_identity_and_bounded(monkeypatch):
+    """Found once per parsed operation: an entry left under a reused id (its operation gone, or another one) is
+    not taken for a new operation's, and no more than OPERATIONS_KEPT operations are remembered."""
+    monkeypatch.setattr(event_payloads, "OPERATIONS_KEPT", 2)
+    monkeypatch.setattr(event_payloads, "_VARIABLES_OF", {})
+    full, _ = operation_of("subscription($full: Boolean!) { taskEvents { kind @include(if: $full) } }")
+    plain, _ = operation_of("subscription($jobId: String) { taskEvents(jobId: $jobId) { kind } }")
+    remembered = event_payloads._VARIABLES_OF
+    remembered[id(plain)] = (weakref.ref(full), frozenset({"full"}))  # as if plain's id had been full's
+    assert event_payloads._payload_variables_of(plain, ()) == frozenset()
+    assert event_payloads._payload_variables_of(full, ()) == {"full"}
+    assert event_payloads._payload_variables_of(plain, ()) == frozenset()
+    third, _ = operation_of("subscription($a: Boolean!) { taskEvents { kind @skip(if: $a) } }")
+    assert event_payloads._payload_variables_of(third, ()) == {"a"}
+    assert len(remembered) == 2 and id(third) in remembered
 
 
 async def test_shared_answers_are_bounded_and_a_forgotten_one_is_executed_again(store, tmp_path, monkeypatch):

@@ -199,6 +199,7 @@ async def test_links_past_the_estimate_are_charged_and_refused_over_the_budget(
         assert error["path"] == ["b", "nexts"]
         assert error["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
         assert "TRACKING_GRAPHQL_MAX_COST" in error["message"]
+        assert "lists charged past their estimate" in error["message"]  # not the estimate, which was admitted
         nested = await ask(client, '{ task(id: "2") { previous { nexts { id } } } }')  # 10 x 10 estimated
         assert nested["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
 

@@ -8,149 +8,29 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from bson.int64 import Int64
-from graphql import OperationDefinitionNode, OperationType, parse
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from graphql_schema.compiled_plan import TASK_FIELDS
-from tests.helpers import AUTH, gateway_app, lifespan_client, live_view_documents
-
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-"""The tasks' and their changes' times: relative to now, for the history's retention (TRACKING_HISTORY_DAYS, a
-TTL index) would delete changes dated further back while the test reads them, one path seeing them and not the
-other."""
-JOB = "compiled-job"
-BOUND = 40
-EQUIVALENCE_BUDGET = 10_000_000
-"""Generated walks two levels deep, their tasks with pages of 50 changes, cost past the default budget's floor
-(100,000) on a traversal bound of 40; the equivalence of the two paths is what these tests judge."""
-
-
-def _ui_queries() -> dict[str, str]:
-    """Every query the live view sends (ui/queries.js, as node reads it), by operation name: whatever queries
-    the page holds now are tested."""
-    queries = {}
-    for document in live_view_documents().values():
-        [operation] = parse(document).definitions
-        assert isinstance(operation, OperationDefinitionNode) and operation.name, document
-        if operation.operation is OperationType.QUERY:
-            queries[operation.name.value] = document
-    return queries
-
-
-UI_QUERIES = _ui_queries()
-
-
-def _ui_query(name: str) -> str:
-    """A query of the live view by operation name."""
-    return UI_QUERIES[name]
-
-
-def _stored_task(task_id: int, **fields: Any) -> dict[str, Any]:
-    level = task_id % 5
-    return {
-        "_id": Int64(task_id),
-        "job-id": JOB,
-        "status": ["DONE", "RUNNING", "FAILED", "READY", "DONE"][level],
-        "name": f"step ü {task_id}",  # not ASCII: the encoder writes it the same way on both paths
-        "type": "task",
-        "root": task_id <= 2,
-        "number-of-retries": task_id,
-        "creation-timestamp": T0,
-        "update-timestamp": T0 + timedelta(seconds=task_id),
-        "start-time": T0 + timedelta(minutes=task_id),
-        "finish-time": T0 + timedelta(minutes=task_id + level + 1),
-        "nexts": [Int64(n) for n in (task_id + 1, task_id + 2) if n <= 30],
-        "previous": [Int64(p) for p in (task_id - 1, task_id - 2) if p >= 1],
-        **fields,
-    }
-
-
-@pytest.fixture
-async def seeded(raw_db) -> None:
-    tasks = [_stored_task(i) for i in range(1, 31)]
-    del tasks[6]["status"]  # a task without a status: counted as null
-    await raw_db.tasks.insert_many(tasks)
-    await raw_db.tasks.insert_many([_stored_task(i, **{"job-id": "too-big"}) for i in range(100, 100 + BOUND + 1)])
-    await raw_db.task_history.insert_many(_history_entries())
-
-
-def _history_entries() -> list[dict[str, Any]]:
-    """Recorded changes of some of the job's tasks (none for the others), as the history writer stores them."""
-    entries = []
-    for task_id in range(1, 31, 3):
-        for change in range(task_id % 4):
-            entries.append(
-                {
-                    "_id": f"{task_id:04d}{change:04d}",
-                    "task": Int64(task_id),
-                    "job": JOB,
-                    "kind": "CREATED" if change == 0 else "UPDATED",
-                    "fields": ["status", "job-id"] if change else [],
-                    "at": T0 + timedelta(seconds=task_id * 10 + change),
-                    **({"status": "RUNNING"} if change == 1 else {}),
-                }
-            )
-    return entries
-
-
-@pytest.fixture
-async def clients(store, tmp_path, seeded) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """A gateway with the compiled path and one without, on the same database; a budget the generated walks fit
-    (nested walks with history pages cost more than the default's floor on so small a traversal bound)."""
-    budget = {"graphql_max_traversal": BOUND, "graphql_max_cost": EQUIVALENCE_BUDGET}
-    compiled, _ = gateway_app(store, tmp_path / "a", **budget)
-    generic, _ = gateway_app(store, tmp_path / "b", graphql_compiled=False, **budget)
-    async with lifespan_client(compiled, AUTH) as one, lifespan_client(generic, AUTH) as other:
-        yield one, other
-
-
-def _path_count(path: str) -> float:
-    """How many queries the compiled path answered (`compiled`), left to graphql-core (`generic`) or failed on."""
-    return REGISTRY.get_sample_value("tracking_graphql_compiled_total", {"path": path}) or 0.0
-
-
-def _compiled_count() -> float:
-    return _path_count("compiled")
-
-
-async def same_answer(
-    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], query: str, variables: dict[str, Any] | None = None
-) -> tuple[bytes, bool]:
-    """The body both gateways give (asserted equal, with the status and media type), and whether the compiled
-    path answered it."""
-    body = {"query": query, "variables": variables or {}}
-    before, faults = _compiled_count(), _path_count("failed")
-    compiled = await clients[0].post("/graphql", json=body)
-    was_compiled = _compiled_count() > before
-    assert _path_count("failed") == faults, f"the compiled path failed on {query}: see the log"
-    generic = await clients[1].post("/graphql", json=body)
-    assert compiled.status_code == generic.status_code
-    assert compiled.headers["content-type"] == generic.headers["content-type"]
-    assert _comparable(compiled.content) == _comparable(generic.content), query
-    return compiled.content, was_compiled
-
-
-def _comparable(body: bytes) -> bytes:
-    """The body with each eventCursor (a point in the change stream, later at each read) as one placeholder."""
-    cursors = re.findall(rb'"eventCursor":"([0-9A-Fa-f]+)"', body)
-    assert all(cursors), body
-    return re.sub(rb'"eventCursor":"[0-9A-Fa-f]+"', b'"eventCursor":"<cursor>"', body)
-
+from tests.graphql_schema.compiled_pair import (
+    JOB,
+    UI_QUERIES,
+    compiled_count,
+    path_count,
+    same_answer,
+    stored_task,
+    ui_query,
+    ui_variables,
+)
+from tests.helpers import AUTH, gateway_app, lifespan_client
 
 COMPILED_QUERIES = [
-    _ui_query("Graph"),
+    ui_query("Graph"),
     '{ job(id: "compiled-job") { tasks { id status } edges { from to } statusCounts { status count } } }',
     'query { job(id: "compiled-job") { id taskCount statusCounts { status count } '
     "summary { firstStart lastFinish lastUpdate durationMs doneCount progress } } doneStatuses }",
@@ -173,37 +53,13 @@ async def test_compiled_queries_answer_as_graphql_core(clients, query) -> None:
     assert b'"errors"' not in body
 
 
-def _variables(query: str, filled: bool) -> dict[str, Any]:
-    """Values for the variables a query declares, by type: the required ones, and with `filled` the optional
-    ones too (filters that keep some tasks; never a cursor, which only an answer gives)."""
-    values: dict[str, Any] = {}
-    for name, declared in re.findall(r"\$(\w+)\s*:\s*([\w\[\]!]+)", query.split("{", 1)[0]):
-        required = declared.endswith("!")
-        kind = declared.rstrip("!")
-        if not (required or filled) or name == "after":
-            continue
-        if kind == "ID":
-            values[name] = "3"
-        elif kind == "String":
-            values[name] = JOB if required or name in ("job", "jobId") else "1"
-        elif kind == "Int":
-            values[name] = 2
-        elif kind == "Boolean":
-            values[name] = True
-        elif kind == "JobFilter":
-            values[name] = {"idPrefix": "compiled", "status": ["DONE"]}
-        elif kind.startswith("["):
-            values[name] = ["DONE", "FAILED"]
-    return values
-
-
 @pytest.mark.parametrize("filled", [False, True], ids=["required-variables", "every-variable"])
 @pytest.mark.parametrize("name", sorted(UI_QUERIES))
 async def test_every_live_view_query_is_compiled_and_answers_as_graphql_core(clients, name, filled) -> None:
     """Each query the live view sends (ui/queries.js, so new ones are covered) is answered by the compiled
     path (tracking_graphql_compiled_total), with the bytes graphql-core gives."""
-    query = _ui_query(name)
-    body, compiled = await same_answer(clients, query, _variables(query, filled))
+    query = ui_query(name)
+    body, compiled = await same_answer(clients, query, ui_variables(query, filled))
     assert b'"errors"' not in body, (name, body)
     assert compiled, f"{name}: answered field by field, not compiled"
 
@@ -216,11 +72,9 @@ def test_the_live_view_queries_are_found() -> None:
 
 async def test_a_second_page_of_the_live_view_queries_answers_as_graphql_core(clients) -> None:
     """Cursors from a first page lead to the same second page on both paths."""
-    first = json.loads(
-        (await same_answer(clients, _ui_query("Page").replace("first: 100", "first: 7"), {"id": JOB}))[0]
-    )
+    first = json.loads((await same_answer(clients, ui_query("Page").replace("first: 100", "first: 7"), {"id": JOB}))[0])
     after = first["data"]["job"]["taskPage"]["pageInfo"]["endCursor"]
-    body, compiled = await same_answer(clients, _ui_query("Page"), {"id": JOB, "after": after, "statusNot": ["X"]})
+    body, compiled = await same_answer(clients, ui_query("Page"), {"id": JOB, "after": after, "statusNot": ["X"]})
     assert compiled
     assert b'"id":"8"' in body
 
@@ -359,7 +213,7 @@ async def test_a_stored_value_readers_cannot_hold_is_left_out_on_both_paths(clie
 async def test_a_document_with_wrong_types_is_read_the_same_on_both_paths(clients, raw_db, stored) -> None:
     """The compiled read checks a whole job a column at a time; any document it does not pass is read as every
     reader reads it (models.stored_task.readable_task), so both paths agree."""
-    task = _stored_task(4, **stored) if "_id" not in stored else _stored_task(2, **stored)
+    task = stored_task(4, **stored) if "_id" not in stored else stored_task(2, **stored)
     await raw_db.tasks.delete_one({"_id": task["_id"]})
     await raw_db.tasks.insert_one(task, bypass_document_validation=True)
     query = (
@@ -406,122 +260,10 @@ def test_every_task_scalar_field_is_in_the_schema() -> None:
     assert set(TASK_FIELDS) <= set(task_type.fields)  # type: ignore[attr-defined]
 
 
-SCALARS = sorted(TASK_FIELDS)
-
-
-@st.composite
-def selections(draw: st.DrawFn) -> str:
-    """A job query: its tasks (all, roots or filtered) with some fields, each maybe aliased, maybe through a
-    fragment; maybe edges, counts, and tasks with their walks."""
-    fields = draw(st.lists(st.sampled_from([*SCALARS, "__typename"]), min_size=1, max_size=8, unique=True))
-    parts = [f"a{index}: {name}" if draw(st.booleans()) else name for index, name in enumerate(fields)]
-    split = draw(st.integers(0, len(parts)))
-    inline, spread = parts[:split], parts[split:]
-    wrap = draw(st.sampled_from(["plain", "inline", "fragment"]))
-    tasks = draw(st.sampled_from(["tasks", "roots", "tasks(root: false)", 'tasks(status: ["DONE", "FAILED"])']))
-    tasks = draw(st.sampled_from([tasks, 'tasks(statusNot: ["DONE"], type: "task")', 'tasks(type: "other")']))
-    if wrap == "inline":
-        tasks = f"{tasks} {{ {' '.join(inline)} ... on Task {{ {' '.join(spread) or 'id'} }} }}"
-    elif wrap == "fragment":
-        tasks = f"{tasks} {{ {' '.join(inline)} ...F }}"
-    else:
-        tasks = f"{tasks} {{ {' '.join(parts)} }}"
-    extras = draw(
-        st.lists(
-            st.sampled_from(
-                [
-                    "edges { to from }",
-                    "statusCounts { count status }",
-                    "taskCount",
-                    "t: tasks { id nexts { id } }",
-                    "h: tasks { id history { at kind changedFields status cursor } }",
-                    "b: tasks { id blockedBy { id status } }",
-                    "bt: tasks { id blockedBy(transitive: true) { id } }",
-                    "bh: roots { id blockedBy { id history { kind at } } b2: blockedBy { status } }",
-                    'hb: tasks(statusNot: ["DONE"]) { history { __typename status } blockedBy { id etag } }',
-                    "r: roots { id descendants(maxDepth: 2) { id } ancestors { id } }",
-                ]
-            )
-        )
-    )
-    job = f'job(id: "{JOB}") {{ {tasks} {" ".join(dict.fromkeys(extras))} }}'
-    fragment = f" fragment F on Task {{ {' '.join(spread) or 'id'} }}" if wrap == "fragment" else ""
-    return f"query {{ {job} }}{fragment}"
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(query=selections())
-async def test_generated_selections_answer_as_graphql_core(clients, query) -> None:
-    body, compiled = await same_answer(clients, query)
-    assert compiled
-    assert b'"errors"' not in body
-
-
-WALK_FIELDS = ["nexts", "previous", "descendants", "ancestors", "blockedBy"]
-
-
-@st.composite
-def walk_arguments(draw: st.DrawFn, field: str) -> str:
-    """Arguments a walk field takes, some of them, with values that keep some tasks and some that keep none."""
-    if field == "blockedBy":
-        return draw(st.sampled_from(["", "(transitive: true)", "(transitive: false)"]))
-    chosen = []
-    if field in ("descendants", "ancestors") and draw(st.booleans()):
-        chosen.append(f"maxDepth: {draw(st.integers(0, 4))}")
-    if draw(st.booleans()):
-        chosen.append(f"status: {json.dumps(draw(st.lists(st.sampled_from(['DONE', 'FAILED', 'NOPE']), max_size=2)))}")
-    if draw(st.booleans()):
-        chosen.append(f"statusNot: {json.dumps(draw(st.lists(st.sampled_from(['DONE', 'READY']), max_size=2)))}")
-    if draw(st.booleans()):
-        chosen.append(f"type: {json.dumps(draw(st.sampled_from(['task', 'other'])))}")
-    return f"({', '.join(chosen)})" if chosen else ""
-
-
-CHANGE_FIELDS = ["cursor", "at", "kind", "changedFields", "status", "__typename"]
-
-
-@st.composite
-def history_selection(draw: st.DrawFn) -> str:
-    """Task.history with some of a change's fields, maybe aliased, maybe a page shorter than the history (the
-    tasks have up to 3 changes)."""
-    fields = draw(st.lists(st.sampled_from(CHANGE_FIELDS), min_size=1, max_size=4, unique=True))
-    page = draw(st.sampled_from(["", "(last: 1)", "(last: 2)", "(last: 50)"]))
-    return (
-        f"history{page} {{ "
-        + " ".join(f"c{i}: {name}" if draw(st.booleans()) else name for i, name in enumerate(fields))
-        + " }"
-    )
-
-
-@st.composite
-def task_selection(draw: st.DrawFn, depth: int) -> str:
-    """Some scalar fields (maybe aliased), maybe the task's history and, while `depth` lasts, walks with their own
-    selections."""
-    fields = draw(st.lists(st.sampled_from([*SCALARS, "__typename", "etag"]), min_size=1, max_size=4, unique=True))
-    parts = [f"s{index}: {name}" if draw(st.booleans()) else name for index, name in enumerate(fields)]
-    if draw(st.booleans()):
-        parts.append(f"h: {draw(history_selection())}")
-    if depth:
-        walks = draw(st.lists(st.sampled_from(WALK_FIELDS), max_size=2))
-        for index, walk in enumerate(walks):
-            parts.append(f"w{index}: {walk}{draw(walk_arguments(walk))} {draw(task_selection(depth - 1))}")
-    return f"{{ {' '.join(parts)} }}"
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(task_id=st.integers(1, 31), selection=task_selection(2))
-async def test_generated_walks_answer_as_graphql_core(clients, task_id, selection) -> None:
-    """A task (or none: 31 does not exist) with generated scalar fields, history and walks (blockedBy plain and
-    transitive among them), nested two deep."""
-    body, compiled = await same_answer(clients, f'{{ task(id: "{task_id}") {selection} }}')
-    assert b'"errors"' not in body
-    assert compiled
-
-
 async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, live) -> None:
     query = COMPILED_QUERIES[1]
     over_http, _ = await same_answer(clients, query)
-    before = _compiled_count()
+    before = compiled_count()
     async with connect(f"ws://127.0.0.1:{live}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
@@ -532,7 +274,7 @@ async def test_a_compiled_query_over_websocket_answers_as_over_http(clients, liv
     assert message["type"] == "next"
     assert message["payload"]["data"] == json.loads(over_http)["data"]
     assert message["payload"]["extensions"]["cost"]["estimated"] > 0
-    assert _compiled_count() > before
+    assert compiled_count() > before
 
 
 FAULTS = [
@@ -558,14 +300,14 @@ async def test_a_fault_in_the_compiled_path_is_an_error_not_a_second_run(
         raise RuntimeError("injected fault")
 
     monkeypatch.setattr(target, broken)
-    before = {path: _path_count(path) for path in ("compiled", "generic", "failed")}
+    before = {path: path_count(path) for path in ("compiled", "generic", "failed")}
     answer = await clients[0].post("/graphql", json={"query": query})
     body = answer.json()
     assert body.get("data") is None
     assert body["errors"] == [{"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]
-    assert _path_count("failed") == before["failed"] + 1
-    assert _path_count("generic") == before["generic"]
-    assert _path_count("compiled") == before["compiled"]
+    assert path_count("failed") == before["failed"] + 1
+    assert path_count("generic") == before["generic"]
+    assert path_count("compiled") == before["compiled"]
     assert any("injected fault" in str(record.exc_info[1]) for record in caplog.records if record.exc_info)
     monkeypatch.undo()
     fine = await clients[1].post("/graphql", json={"query": query})

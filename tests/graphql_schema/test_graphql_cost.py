@@ -22,8 +22,8 @@ from graphql_schema.context import default_max_cost
 from graphql_schema.cost import Bounds, cost_reference, estimate_cost
 from graphql_schema.schema import build_schema
 from tests.conftest import TEST_DB
+from tests.graphql_schema.compiled_pair import UI_QUERIES, ui_query, ui_variables
 from tests.graphql_schema.test_graphql import rest_create
-from tests.graphql_schema.test_graphql_compiled import UI_QUERIES, _ui_query, _variables
 from tests.helpers import AUTH, gateway_app, lifespan_client
 from tests.monitoring import CommandLog, monitored_store
 
@@ -64,8 +64,8 @@ HOSTILE = '{ job(id: "j") { ' + " ".join(f"a{index}: {HOSTILE_ALIAS}" for index 
 @pytest.mark.parametrize("name", sorted(UI_QUERIES))
 def test_every_live_view_query_fits_the_default_budget(name) -> None:
     """On a job of TRACKING_GRAPHQL_MAX_TRAVERSAL tasks (counted, or not counted: the bound stands in)."""
-    query = _ui_query(name)
-    variables = {**_variables(query, True), "depth": 10}  # the deepest neighbourhood the page offers
+    query = ui_query(name)
+    variables = {**ui_variables(query, True), "depth": 10}  # the deepest neighbourhood the page offers
     job = variables.get("id", variables.get("job"))
     assert cost(query, variables) <= LIMIT, name
     assert cost(query, variables, job_sizes={job: TRAVERSAL} if isinstance(job, str) else {}) <= LIMIT, name

@@ -1,0 +1,31 @@
+"""Fixtures of the GraphQL tests: the compiled path's pair of gateways on one seeded job."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.graphql_schema.compiled_pair import BOUND, EQUIVALENCE_BUDGET, history_entries, stored_task
+from tests.helpers import AUTH, gateway_app, lifespan_client
+
+
+@pytest.fixture
+async def seeded(raw_db) -> None:
+    tasks = [stored_task(i) for i in range(1, 31)]
+    del tasks[6]["status"]  # a task without a status: counted as null
+    await raw_db.tasks.insert_many(tasks)
+    await raw_db.tasks.insert_many([stored_task(i, **{"job-id": "too-big"}) for i in range(100, 100 + BOUND + 1)])
+    await raw_db.task_history.insert_many(history_entries())
+
+
+@pytest.fixture
+async def clients(store, tmp_path, seeded) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """A gateway with the compiled path and one without, on the same database; a budget the generated walks fit
+    (nested walks with history pages cost more than the default's floor on so small a traversal bound)."""
+    budget = {"graphql_max_traversal": BOUND, "graphql_max_cost": EQUIVALENCE_BUDGET}
+    compiled, _ = gateway_app(store, tmp_path / "a", **budget)
+    generic, _ = gateway_app(store, tmp_path / "b", graphql_compiled=False, **budget)
+    async with lifespan_client(compiled, AUTH) as one, lifespan_client(generic, AUTH) as other:
+        yield one, other
