@@ -66,8 +66,14 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def chosen_rows(names: Sequence[str]) -> list[VersionRow]:
-    """The rows named (by key, or by a part of their name), in their order; all of them when none is."""
-    rows = [row for row in ROWS if not names or any(name == row.key or name in row.name for name in names)]
+    """The rows named (by key, or by a part of their name when the name is no key: "jobs" is the jobs listing,
+    not also the links row of "32 clients on 32 jobs"), in their order; all of them when none is."""
+    keys = {row.key for row in ROWS}
+
+    def named(row: VersionRow, name: str) -> bool:
+        return name == row.key if name in keys else name in row.name
+
+    rows = [row for row in ROWS if not names or any(named(row, name) for name in names)]
     if not rows:
         raise SystemExit(f"no row matches {list(names)}: the rows are {', '.join(row.key for row in ROWS)}")
     return rows

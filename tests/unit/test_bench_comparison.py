@@ -182,6 +182,8 @@ def test_no_venv_or_no_rounds_is_refused(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_rows_are_chosen_by_key_or_part_of_their_name_in_their_order() -> None:
     assert [row.key for row in chosen_rows(["walk", "GET"])] == ["get", "roots", "walk"]
+    assert [row.key for row in chosen_rows(["jobs"])] == ["jobs"]
+    assert [row.key for row in chosen_rows(["clients"])] == ["get", "links"]
     assert [row.key for row in chosen_rows([])] == ["get", "roots", "create", "links", "graphql", "walk", "jobs"]
     with pytest.raises(SystemExit, match="no row matches \\['nothing'\\]: the rows are get, roots"):
         chosen_rows(["nothing"])
