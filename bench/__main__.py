@@ -3,8 +3,9 @@ one) and the gateway as a real server process, load data, and measure each workl
 against references taken in the same run. Prints one table and writes bench/results.json. Figures are
 medians over rounds, after a warm-up; ratios are what the targets speak of.
 
-`python -m bench --without-data links create` (or `links-cpu`, the judged link row alone) skips loading the
-million tasks (minutes): for the workloads that write tasks of their own, to measure their rows alone."""
+`python -m bench --without-data links create` (or `links-cpu`, the judged link row alone, or `tracing`) skips
+loading the million tasks (minutes): for the workloads that write tasks of their own, to measure their rows
+alone."""
 
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ async def main(arguments: list[str]) -> None:
     names = [name for name in arguments if name != WITHOUT_DATA]
     with_data = WITHOUT_DATA not in arguments and not (names and set(names) <= OWN_DATA)
     if not with_data and not names:
-        raise SystemExit(f"{WITHOUT_DATA} needs the workloads to run (links, create: those that bring their own tasks)")
+        raise SystemExit(
+            f"{WITHOUT_DATA} needs the workloads to run (links, create, tracing: those that bring their own tasks)"
+        )
     runnable = WORKLOADS | ALONE
     unknown = set(names) - set(runnable)
     if unknown:

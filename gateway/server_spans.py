@@ -54,6 +54,12 @@ class ServerSpans:
             attributes=request_attributes(scope),
         )
         token = otel_context.attach(trace.set_span_in_context(span))
+        if not span.is_recording():  # unsampled: its trace is current (log lines), nothing else to record
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(token)
+            return
         status: int | None = None
 
         async def status_send(message: Message) -> None:
@@ -102,16 +108,20 @@ def request_attributes(scope: Scope) -> dict[str, str]:
 def end_server_span(span: Span, scope: Scope, status: int | None, failure: BaseException | None) -> None:
     """Name the span by its route template (set by the router, or by rest.fast_read ahead of it) and end it with
     the response's status; a 5xx, no response or an exception marks it failed with `error.type` (the status or
-    the exception's type: a message may quote stored values)."""
-    attributes: dict[str, str | int] = {}
+    the exception's type: a message may quote stored values). An unsampled span records nothing: it is left
+    alone. Attributes are set one by one: the SDK's `set_attributes` first checks the mapping as a whole
+    (abstract-class checks), which costs more than the calls it saves (docs/decisions/tracing.md, "Cost")."""
+    if not span.is_recording():
+        return
     route = getattr(scope.get("route"), "path", None)
     if route is not None:
-        attributes["http.route"] = route
+        span.set_attribute("http.route", route)
         span.update_name(f"{scope['method'] if scope['method'] in _METHODS else 'HTTP'} {route}")
     if status is not None:
-        attributes["http.response.status_code"] = status
+        span.set_attribute("http.response.status_code", status)
     if failure is not None or status is None or status >= 500:
-        attributes["error.type"] = type(failure).__qualname__ if failure is not None else str(status or "incomplete")
+        span.set_attribute(
+            "error.type", type(failure).__qualname__ if failure is not None else str(status or "incomplete")
+        )
         span.set_status(StatusCode.ERROR)
-    span.set_attributes(attributes)
     span.end()

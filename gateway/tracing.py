@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -144,23 +144,24 @@ class CountingExporter(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-class GatewaySpanProcessor(SpanProcessor):
-    """The batch processor, counting the spans its full queue drops."""
+class CountingSpanProcessor(BatchSpanProcessor):
+    """The SDK's batch processor, counting the spans its full queue drops. A subclass rather than a wrapper: a
+    span's end passes one processor call fewer (every span pays it)."""
 
-    def __init__(self, batch: BatchSpanProcessor, backlog: _Backlog) -> None:
-        self._batch = batch
+    def __init__(self, exporter: SpanExporter, backlog: _Backlog, settings: Settings) -> None:
+        super().__init__(
+            exporter,
+            max_queue_size=settings.otel_bsp_max_queue_size,
+            schedule_delay_millis=settings.otel_bsp_schedule_delay,
+            max_export_batch_size=settings.otel_bsp_max_export_batch_size,
+            export_timeout_millis=settings.otel_bsp_export_timeout,
+        )
         self._backlog = backlog
 
     def on_end(self, span: ReadableSpan) -> None:
         if not self._backlog.add_one():
             SPANS_DROPPED.labels("queue_full").inc()
-        self._batch.on_end(span)
-
-    def shutdown(self) -> None:
-        self._batch.shutdown()  # type: ignore[no-untyped-call]  # the SDK's own method, untyped
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._batch.force_flush(timeout_millis)
+        super().on_end(span)
 
 
 def shown_endpoint(endpoint: str) -> str:
@@ -210,15 +211,8 @@ def start_tracing(settings: Settings) -> Tracing | None:
     timeout_ms = settings.otel_exporter_otlp_traces_timeout or settings.otel_exporter_otlp_timeout
     backlog = _Backlog(settings.otel_bsp_max_queue_size)
     exporter = DirectOTLPExporter(endpoint=endpoint, timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000)
-    batch = BatchSpanProcessor(
-        CountingExporter(exporter, backlog),
-        max_queue_size=settings.otel_bsp_max_queue_size,
-        schedule_delay_millis=settings.otel_bsp_schedule_delay,
-        max_export_batch_size=settings.otel_bsp_max_export_batch_size,
-        export_timeout_millis=settings.otel_bsp_export_timeout,
-    )
     resource = Resource.create({SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: version("tracking-gateway")})
     provider = TracerProvider(sampler=sampler(settings), resource=resource)
-    provider.add_span_processor(GatewaySpanProcessor(batch, backlog))
+    provider.add_span_processor(CountingSpanProcessor(CountingExporter(exporter, backlog), backlog, settings))
     log.info("traces go to %s (sampler %s)", shown_endpoint(endpoint), settings.otel_traces_sampler)
     return Tracing(provider, endpoint)

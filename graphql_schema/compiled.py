@@ -118,7 +118,7 @@ class CompiledQueries(SchemaExtension):
             elif path != "failed":
                 path = "generic"
             COMPILED.labels(path).inc()
-            set_current({"tracking.graphql.path": path})
+            set_current("tracking.graphql.path", path)
             try:
                 yield
             finally:

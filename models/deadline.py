@@ -123,7 +123,7 @@ def unavailable(what: str, error: BaseException) -> StorageUnavailable:
     timed_out = isinstance(error, TimeoutError | ExecutionTimeout) or getattr(error, "timeout", False)
     MONGODB_FAILURES.labels(kind="timeout" if timed_out else "unavailable").inc()
     if timed_out:
-        set_current({"tracking.mongodb.deadline_exceeded": True})
+        set_current("tracking.mongodb.deadline_exceeded", True)
     log.warning("MongoDB unavailable: %s: %s", what, error)
     return StorageUnavailable(UNAVAILABLE_MESSAGE)
 
@@ -172,7 +172,7 @@ def bounded(
         if KNOWN_UNAVAILABLE.get():
             raise StorageUnavailable(UNAVAILABLE_MESSAGE)
         timeout_s = _time_left(self.timeout_s)
-        set_current({"tracking.mongodb.deadline_ms": timeout_s * 1000})
+        set_current("tracking.mongodb.deadline_ms", timeout_s * 1000)
         try:
             async with asyncio.timeout(timeout_s + DEADLINE_GRACE_S) as timeout:
                 deadline = REQUEST_DEADLINE.set(RequestDeadline(timeout, timeout_s))

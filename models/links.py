@@ -132,7 +132,7 @@ class Links:
         finally:
             hold.release()
             LINK_QUEUE_WAIT.observe(waited)
-            set_current({"tracking.links.queue_wait_ms": waited * 1000})
+            set_current("tracking.links.queue_wait_ms", waited * 1000)
 
     async def _link(
         self, anchor: int, pairs: list[Link], listing: Direction, docs: dict[int, TaskDoc], session: AsyncClientSession

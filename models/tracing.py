@@ -39,11 +39,12 @@ def tracing_now() -> bool:
     return trace.get_current_span().is_recording()
 
 
-def set_current(attributes: dict[str, str | int | float | bool]) -> None:
-    """Set attributes on the current span when it is sampled (a store operation's deadline, a queue wait)."""
+def set_current(key: str, value: str | int | float | bool) -> None:
+    """Set an attribute on the current span when it is sampled (a store operation's deadline, a queue wait). One
+    key at a time: the SDK's `set_attributes` first checks the mapping as a whole, which costs more."""
     span = trace.get_current_span()
     if span.is_recording():
-        span.set_attributes(attributes)
+        span.set_attribute(key, value)
 
 
 @contextmanager

@@ -4,7 +4,10 @@ figure is the gateway's CPU seconds per request, traced over untraced (the untra
 other row measures), at the same concurrency on the same data. Rounds alternate the two, and which goes first
 alternates too. The note gives the machine's load average (`uptime`'s first figure) before and after: CPU per
 request on a busy machine is higher for both sides, and less comparable between runs. Spans the traced gateway
-dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is."""
+dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is.
+
+With `python -m bench --without-data tracing` the workload loads the little it needs itself (TRACING_TASKS tasks
+to GET and the 10k-task job the GraphQL row reads, seconds instead of the million tasks' minutes)."""
 
 from __future__ import annotations
 
@@ -16,19 +19,25 @@ import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import aiohttp
 import orjson
 
-from bench.data import BULK_TASKS, JOB_TASKS
+from bench.data import BULK_TASKS, JOB_LEVELS, JOB_TASKS, Database, layered_job, task_doc
 from bench.measure import ROUNDS, Row, Run, at_most, rate
 from bench.processes import peak_rss_mb, start, tree_cpu_s, wait_until_up
 from bench.workloads.graphql_job import JOB_QUERY
 from gateway.embedded import free_port
 
 UNDER_TEN_PERCENT = at_most(1.10)
+TRACING_TASKS = 10_000
+"""Tasks the GET load reads when the workload loads its own data (--without-data): enough that random ids rarely
+repeat within a round's coalesced reads."""
+OWN_DATA_OFFSET = 50_000_000
+"""Where the workload's own tasks start past the run's `next_free` (each workload writing tasks has its own)."""
 
 
 @contextmanager
@@ -102,19 +111,19 @@ async def tracing_rows(
     plain: tuple[str, int],
     traced: tuple[str, int],
     *,
-    task_ids: int = BULK_TASKS,
+    task_ids: tuple[int, int] = (1, BULK_TASKS),
     job_tasks: int = JOB_TASKS,
     job_query: str = JOB_QUERY,
     requests: int = 4000,
     jobs: int = 10,
     rounds: int = ROUNDS,
 ) -> list[Row]:
-    """The two rows, from the gateways at (base URL, pid) `plain` and `traced` on the same data (tasks 1 to
-    `task_ids`, the job `job_query` reads with `job_tasks` tasks)."""
+    """The two rows, from the gateways at (base URL, pid) `plain` and `traced` on the same data (the tasks
+    `task_ids` first to last, the job `job_query` reads with `job_tasks` tasks)."""
 
     def reader(base: str) -> Callable[[int], Awaitable[None]]:
         async def read(_: int) -> None:
-            async with session.get(f"{base}/tracking/task/{random.randint(1, task_ids)}") as response:
+            async with session.get(f"{base}/tracking/task/{random.randint(*task_ids)}") as response:
                 assert response.status == 200, response.status
                 await response.read()
 
@@ -168,9 +177,21 @@ def traced_gateway(run: Run, endpoint: str) -> Iterator[tuple[str, subprocess.Po
         process.wait(30)
 
 
+async def load_own_data(db: Database, first_id: int) -> tuple[int, int]:
+    """TRACING_TASKS tasks from `first_id` and, after them, the job JOB_QUERY reads ("job-10k", as `load` makes
+    it); the ids of the tasks to GET, first and last."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    last = first_id + TRACING_TASKS - 1
+    await db.tasks.insert_many([task_doc(i, f"tracing-{i // 1000}", now) for i in range(first_id, last + 1)])
+    await db.tasks.insert_many(layered_job(last + 1, JOB_TASKS, JOB_LEVELS, "job-10k", now))
+    return first_id, last
+
+
 async def measure(run: Run) -> list[Row]:
+    task_ids = (1, BULK_TASKS) if run.total else await load_own_data(run.db, run.ids["next_free"] + OWN_DATA_OFFSET)
     with discarding_receiver() as endpoint, traced_gateway(run, endpoint) as (traced_url, traced):
         await wait_until_up(f"{traced_url}/readyz", traced)
-        rows = await tracing_rows(run.session, (run.gateway, run.cpu.gateways[0]), (traced_url, traced.pid))
+        plain = (run.gateway, run.cpu.gateways[0])
+        rows = await tracing_rows(run.session, plain, (traced_url, traced.pid), task_ids=task_ids)
         print(f"traced gateway peak RSS {peak_rss_mb(traced.pid):.0f} MB", flush=True)
         return rows

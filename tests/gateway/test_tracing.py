@@ -384,6 +384,27 @@ async def test_every_log_line_of_a_request_carries_its_trace_id_beside_its_reque
     assert other and other[0]["trace_id"] not in ("-", trace_id), "a request without traceparent: a new trace"
 
 
+async def test_a_request_its_caller_did_not_sample_exports_nothing_yet_its_log_lines_carry_the_callers_trace(
+    store, mongo_uri, data_dir, receiver, no_earlier_secrets
+):
+    async with (
+        traced_gateway(mongo_uri, data_dir, receiver.endpoint) as (app, settings, *_),
+        served_with_logs(app, settings) as (port, streams),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http,
+    ):
+        trace_id, caller = new_trace()
+        unsampled = {"traceparent": f"00-{trace_id}-{caller}-00", "X-Request-ID": "req-unsampled-1"}
+        assert (await http.get("/tracking/task/44", headers=unsampled)).status_code == 404
+        later_id, later_caller = new_trace()
+        assert (await http.get("/tracking/task/45", headers=traceparent(later_id, later_caller))).status_code == 404
+        # Spans are exported in the order they end: once the later request's arrived, the first one's would have.
+        await receiver.trace_of(later_id, "GET /tracking/task/{taskId}")
+    assert receiver.of_trace(trace_id) == []
+    lines = [json.loads(line) for line in streams["json"].getvalue().splitlines()]
+    unsampled_lines = [line for line in lines if line["request_id"] == "req-unsampled-1"]
+    assert unsampled_lines and all(line["trace_id"] == trace_id for line in unsampled_lines), unsampled_lines
+
+
 def _batch_threads() -> int:
     return sum(1 for thread in threading.enumerate() if thread.name.startswith("OtelBatch"))
 
