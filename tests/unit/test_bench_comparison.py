@@ -192,7 +192,10 @@ def test_rows_are_chosen_by_key_or_part_of_their_name_in_their_order() -> None:
 def test_settled_returns_once_the_gateways_are_idle(capsys: pytest.CaptureFixture[str]) -> None:
     """This process stands in for both gateways: asleep in the event loop, it uses no CPU."""
     asyncio.run(settled([os.getpid(), os.getpid()]))
-    assert re.search(r"gateways settled after [12] s \(CPU in the last second: main 0\.0\d s", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    settled_after = re.search(r"gateways settled after (\d+) s \(CPU in the last second: main 0\.0\d s", out)
+    assert settled_after is not None, out
+    assert int(settled_after[1]) < versions.SETTLE_S  # at the first quiet second, not at its limit
 
 
 def test_settled_gives_up_on_a_busy_gateway(
@@ -216,5 +219,5 @@ def test_settled_gives_up_on_a_busy_gateway(
     out = capsys.readouterr().out
     waited = re.search(r"gateways settled after (\d+) s \(CPU in the last second: main (\d\.\d\d) s", out)
     assert waited is not None, out
-    assert int(waited[1]) in (2, 3)
+    assert 2 <= int(waited[1]) < 30  # at its limit, not before; a loaded machine wakes it late
     assert float(waited[2]) >= versions.IDLE_CPU_S
