@@ -143,7 +143,9 @@ def binary_tree(first_id: int, count: int, job: str, now: datetime) -> list[Doc]
     return docs
 
 
-async def load(db: Database) -> dict[str, int]:
+async def load(db: Database, fleet_jobs: int = FLEET_JOBS, big_job_tasks: int = BIG_JOB_TASKS) -> dict[str, int]:
+    """Every workload's tasks (TOTAL_TASKS with the defaults; fewer fleet jobs or a smaller big job for a smaller
+    database, as `python -m bench.versions` loads by default)."""
     await db.tasks.drop()
     now = datetime.now(UTC).replace(microsecond=0)
     for start in range(1, BULK_TASKS + 1, 10_000):
@@ -152,7 +154,7 @@ async def load(db: Database) -> dict[str, int]:
     await db.tasks.insert_many(layered_job(job_first, JOB_TASKS, JOB_LEVELS, "job-10k", now))
     walk_first = job_first + JOB_TASKS
     await db.tasks.insert_many(binary_tree(walk_first, WALK_TASKS, "walk-1k", now))
-    next_free = await load_fleet(db, walk_first + WALK_TASKS, now)
+    next_free = await load_fleet(db, walk_first + WALK_TASKS, now, fleet_jobs, big_job_tasks)
     return {"walk_root": walk_first, "next_free": next_free}
 
 
@@ -162,12 +164,15 @@ async def load_nothing(db: Database) -> dict[str, int]:
     return {"walk_root": 0, "next_free": 1}
 
 
-async def load_fleet(db: Database, first_id: int, now: datetime) -> int:
-    """9,000 jobs of 100 tasks (each job last updated at its own time) and one job of 100,000 tasks."""
+async def load_fleet(
+    db: Database, first_id: int, now: datetime, fleet_jobs: int = FLEET_JOBS, big_job_tasks: int = BIG_JOB_TASKS
+) -> int:
+    """`fleet_jobs` jobs of 100 tasks (each job last updated at its own time) and one job of `big_job_tasks`
+    tasks (9,000 and 100,000 by default)."""
     rng = random.Random(7)
     batch: list[Doc] = []
     task_id = first_id
-    for job in range(FLEET_JOBS):
+    for job in range(fleet_jobs):
         updated = now - timedelta(seconds=rng.randint(0, 30 * 86_400))
         for _ in range(FLEET_JOB_SIZE):
             batch.append(task_doc(task_id, f"fleet-{job:05d}", updated, **{"start-time": updated - timedelta(hours=1)}))
@@ -175,7 +180,7 @@ async def load_fleet(db: Database, first_id: int, now: datetime) -> int:
         if len(batch) >= 20_000:
             await db.tasks.insert_many(batch)
             batch = []
-    for _ in range(BIG_JOB_TASKS):
+    for _ in range(big_job_tasks):
         batch.append(task_doc(task_id, "job-100k", now))
         task_id += 1
         if len(batch) >= 20_000:

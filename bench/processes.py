@@ -20,9 +20,17 @@ _T = TypeVar("_T")
 
 
 def start(
-    module: str, port: int, uri: str, data_dir: Path, extra_env: Mapping[str, str] | None = None
+    module: str,
+    port: int,
+    uri: str,
+    data_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    python: str = sys.executable,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`python -m module` serving on loopback `port`, on MongoDB `uri`, with TOKEN (and `extra_env`)."""
+    """`python -m module` serving on loopback `port`, on MongoDB `uri`, with TOKEN (and `extra_env`); by default
+    this interpreter in this directory, or another checkout's (`python` its venv's, `cwd` the checkout, whose
+    modules `-m` then finds first)."""
     env = {
         **os.environ,
         "TRACKING_MONGODB_URI": uri,
@@ -34,7 +42,7 @@ def start(
         "TRACKING_GRAPHQL_MAX_TRAVERSAL": "20000",
         **(extra_env or {}),
     }
-    return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=subprocess.DEVNULL)
+    return subprocess.Popen([python, "-m", module], env=env, stdout=subprocess.DEVNULL, cwd=cwd)
 
 
 async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:

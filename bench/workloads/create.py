@@ -37,24 +37,35 @@ HISTORY_WAIT_S = 120.0
 _POLL_S = 0.02
 
 
+def create_body() -> bytes:
+    """The JSON body of one bulk create: TASKS new tasks of job "created"."""
+    return orjson.dumps({"tasks": [{"job-id": "created", "status": "READY", "name": f"n{i}"} for i in range(TASKS)]})
+
+
+async def post_tasks(
+    session: aiohttp.ClientSession, gateway: str, body: bytes, idempotency_key: str | None = None
+) -> list[int]:
+    """One POST /tracking/task of `body` (with `idempotency_key` when given); the created tasks' ids."""
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    async with session.post(f"{gateway}/tracking/task", data=body, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        answer = orjson.loads(await response.read())
+    return [task["id"] for task in answer["tasks"]]
+
+
 async def create_rows(
     session: aiohttp.ClientSession, gateway: str, db: Database, ids: dict[str, int], cpu_meter: CpuMeter
 ) -> list[Row]:
-    body = orjson.dumps({"tasks": [{"job-id": "created", "status": "READY", "name": f"n{i}"} for i in range(TASKS)]})
+    body = create_body()
     recorded_after: list[float] = []
     rounds = itertools.count()
 
     async def post() -> list[int]:
         # Each round a create of its own, sent as a careful client sends it: with a fresh idempotency key, whose
         # record the gateway writes in the create's transaction.
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": f'"bench-create-{uuid.uuid4()}-{next(rounds)}"',
-        }
-        async with session.post(f"{gateway}/tracking/task", data=body, headers=headers) as response:
-            assert response.status == 200, await response.text()
-            answer = orjson.loads(await response.read())
-        return [task["id"] for task in answer["tasks"]]
+        return await post_tasks(session, gateway, body, f'"bench-create-{uuid.uuid4()}-{next(rounds)}"')
 
     async def ours() -> float:
         """One round: the POST's seconds; returns once the history holds every task it created."""

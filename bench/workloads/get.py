@@ -19,16 +19,20 @@ from bench.processes import TOKEN
 AS_FAST_AS_HAND_WRITTEN = at_least(1.1)
 
 
+def task_reader(session: aiohttp.ClientSession, base: str) -> Callable[[int], Awaitable[None]]:
+    """One GET of a random bulk task under `base` (the gateway's /tracking, or the hand-written endpoint) per call,
+    for `bench.measure.rate`."""
+
+    async def read(_: int) -> None:
+        async with session.get(f"{base}/task/{random.randint(1, BULK_TASKS)}") as response:
+            assert response.status == 200, f"GET {base}/task/{{id}}: {response.status}"
+            await response.read()
+
+    return read
+
+
 async def get_task_rows(session: aiohttp.ClientSession, gateway: str, reference: str, db: Database) -> list[Row]:
     requests = 4000
-
-    def reader(base: str, prefix: str) -> Callable[[int], Awaitable[None]]:
-        async def read(_: int) -> None:
-            async with session.get(f"{base}{prefix}/task/{random.randint(1, BULK_TASKS)}") as response:
-                assert response.status == 200
-                await response.read()
-
-        return read
 
     async def raw_read(_: int) -> None:
         doc = await db.tasks.find_one({"_id": random.randint(1, BULK_TASKS)})
@@ -37,8 +41,8 @@ async def get_task_rows(session: aiohttp.ClientSession, gateway: str, reference:
     # Interleaved rounds: on a shared 2-core machine, drift between three back-to-back blocks of rounds
     # moved the ratios by more than the differences being measured.
     measures: dict[str, Callable[[], Awaitable[float]]] = {
-        "ours": lambda: rate(reader(gateway, "/tracking"), requests),
-        "hand": lambda: rate(reader(reference, ""), requests),
+        "ours": lambda: rate(task_reader(session, f"{gateway}/tracking"), requests),
+        "hand": lambda: rate(task_reader(session, reference), requests),
         "raw": lambda: rate(raw_read, requests),
     }
     figures: dict[str, list[float]] = {name: [] for name in measures}

@@ -19,12 +19,17 @@ TARGET = Target((Bound("ratio", "<=", 1.5), Bound("reads", "<=", JOB_LEVELS + 3,
 JOB_QUERY = '{ job(id: "job-10k") { tasks { id status name } edges { from to } statusCounts { status count } } }'
 
 
+async def job_query(session: aiohttp.ClientSession, gateway: str) -> object:
+    """One GraphQL query of the whole 10,000-task job (JOB_QUERY); its answer."""
+    async with session.post(f"{gateway}/graphql", json={"query": JOB_QUERY}) as response:
+        body = orjson.loads(await response.read())
+    assert len(body["data"]["job"]["tasks"]) == JOB_TASKS, body.get("errors")
+    return body
+
+
 async def graphql_job_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
     async def ours() -> object:
-        async with session.post(f"{gateway}/graphql", json={"query": JOB_QUERY}) as response:
-            body = orjson.loads(await response.read())
-        assert len(body["data"]["job"]["tasks"]) == JOB_TASKS, body.get("errors")
-        return body
+        return await job_query(session, gateway)
 
     async def raw() -> object:
         projection = {"status": 1, "name": 1, "nexts": 1}

@@ -20,16 +20,21 @@ JOBS_QUERY = """{ jobs(first: 20, filter: {idPrefix: "fleet-"}) {
   pageInfo { hasNextPage endCursor } } }"""
 
 
+async def jobs_page(session: aiohttp.ClientSession, gateway: str) -> object:
+    """The first page of the fleet jobs with their summaries (JOBS_QUERY); its answer."""
+    async with session.post(f"{gateway}/graphql", json={"query": JOBS_QUERY}) as response:
+        body = orjson.loads(await response.read())
+    assert len(body["data"]["jobs"]["edges"]) == 20, body.get("errors")
+    return body
+
+
 async def jobs_row(session: aiohttp.ClientSession, gateway: str, db: Database) -> Row:
     """The first page of the 9,000 fleet jobs (100 tasks each) with summaries, in a database of over a million
     tasks, against the same two aggregations run through the driver and encoded. (The newest jobs overall are
     the bench's own huge ones, whose summaries read 100,000 tasks: see bigjob.)"""
 
     async def ours() -> object:
-        async with session.post(f"{gateway}/graphql", json={"query": JOBS_QUERY}) as response:
-            body = orjson.loads(await response.read())
-        assert len(body["data"]["jobs"]["edges"]) == 20, body.get("errors")
-        return body
+        return await jobs_page(session, gateway)
 
     async def raw() -> object:
         pipeline = jobs_pipeline(20, None, JobFilter(id_prefix="fleet-"), None)

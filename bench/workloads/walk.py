@@ -11,15 +11,20 @@ from bench.data import WALK_TASKS
 from bench.measure import REPORT, Row, Run, median_of, timed
 
 
+async def walk_query(session: aiohttp.ClientSession, gateway: str, root: int) -> object:
+    """The dashboard's one GraphQL query: the 1,000-task tree below `root`; its answer."""
+    query = f'{{ task(id: "{root}") {{ id status descendants {{ id status nexts {{ id }} }} }} }}'
+    async with session.post(f"{gateway}/graphql", json={"query": query}) as response:
+        body = orjson.loads(await response.read())
+    assert len(body["data"]["task"]["descendants"]) == WALK_TASKS - 1, body.get("errors")
+    return body
+
+
 async def walk_row(session: aiohttp.ClientSession, gateway: str, ids: dict[str, int]) -> Row:
     root = ids["walk_root"]
-    query = f'{{ task(id: "{root}") {{ id status descendants {{ id status nexts {{ id }} }} }} }}'
 
     async def one_query() -> object:
-        async with session.post(f"{gateway}/graphql", json={"query": query}) as response:
-            body = orjson.loads(await response.read())
-        assert len(body["data"]["task"]["descendants"]) == WALK_TASKS - 1, body.get("errors")
-        return body
+        return await walk_query(session, gateway, root)
 
     async def rest_walk() -> object:
         seen, level = {root}, [root]
