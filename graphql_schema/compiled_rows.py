@@ -4,12 +4,13 @@ summary and a task's history."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from itertools import chain, compress, repeat
 from operator import itemgetter
 from typing import Any
 
+from graphql_schema.compiled_objects import objects
 from graphql_schema.compiled_plan import TYPENAME, NotCompiled
 from graphql_schema.jobs import as_summary
 from graphql_schema.tasks import graphql_field_names
@@ -43,11 +44,6 @@ def history_rows(changes: list[TaskChange], leaves: list[tuple[str, str]]) -> li
 
 Column = Callable[[list[TaskDoc]], Iterable[Any]]
 """One field of every task of a list, in order."""
-
-
-def objects(keys: list[str], columns: Sequence[Iterable[Any]]) -> list[dict[str, Any]]:
-    """One dict per row of `columns`, with `keys` in this order."""
-    return list(map(dict, map(zip, repeat(keys), zip(*columns, strict=True))))
 
 
 def column(stored: str) -> Column:

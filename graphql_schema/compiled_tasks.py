@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from itertools import chain, islice
 from typing import Any
 
+from graphql_schema.compiled_objects import objects
 from graphql_schema.compiled_plan import TASK_FIELDS, Field, NotCompiled
-from graphql_schema.compiled_rows import column, history_rows, objects
+from graphql_schema.compiled_rows import column, history_rows
 from graphql_schema.context import Context
 from graphql_schema.cost_meter import metered
 from graphql_schema.tasks import Selection, history_size

@@ -12,42 +12,6 @@ from openapi_spec_validator import validate
 from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client
 from tests.rest.api import assert_error, create, ids
 
-XML = {"Content-Type": "application/xml", "Accept": "application/xml"}
-
-EVERY_FIELD = {
-    "status": "RUNNING",
-    "job-id": "job-1",
-    "root": True,
-    "name": "deploy",
-    "description": "deploy the VNF",
-    "start-time": "2026-11-22T18:00:00.000Z",
-    "finish-time": "2026-11-22T18:30:00.250Z",
-    "lock": "L",
-    "workflow-id": "wf",
-    "match-id": "m",
-    "rollback-status": "NONE",
-    "execution-code": "0",
-    "execution-description": "ok",
-    "initial-artifact-status": "NEW",
-    "type": "execution-task",
-    "main-artifact": "vnf",
-    "final-status": "DONE",
-    "condition": "c",
-    "path": "/p",
-    "running-status": "R",
-    "workflow": "w",
-    "behaviour-on-error": "STOP",
-    "number-of-retries": 3,
-    "wait-between-retries": 1000,
-    "codes-to-do-rollback": "1,2",
-    "rollback-workflow": "rw",
-    "mapping-list": "ml",
-    "output-mapping-list": "oml",
-    "order-by": "name",
-    "definition-id": "def",
-}
-
-
 # ---- auth, negotiation, limits, request ids --------------------------------------------------------------------
 
 OPERATIONS = [

@@ -1,0 +1,262 @@
+"""The trace exporter: nothing set up without OpenTelemetry's variables, configured by them (refused, naming the
+variable, when out of bounds), a collector that is gone, slow or refusing costing dropped spans and never time,
+and a served gateway flushing its spans at exit or exiting promptly without its collector."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from opentelemetry import trace
+
+from gateway.app import create_app
+from gateway.backend import Backend
+from gateway.embedded import free_port
+from gateway.observability import log_handler
+from gateway.settings import SettingsError, load_settings
+from gateway.tracing import SHUTDOWN_WAIT_S, start_tracing
+from tests.conftest import TEST_DB
+from tests.gateway.tracing_setup import (
+    assert_one_tree,
+    mongodb_spans,
+    new_trace,
+    traced_gateway,
+    traceparent,
+)
+from tests.helpers import AUTH, TOKEN, eventually, lifespan_client
+
+
+def _batch_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name.startswith("OtelBatch"))
+
+
+async def test_without_an_endpoint_nothing_is_set_up_or_exported(
+    store, tmp_path, monkeypatch, receiver, no_earlier_secrets
+):
+    """OpenTelemetry's other variables alone turn nothing on; OTEL_SDK_DISABLED and OTEL_TRACES_EXPORTER=none
+    turn off even a configured endpoint."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "not-exported")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    threads = _batch_threads()
+    for off in ({}, {"OTEL_SDK_DISABLED": "true"}, {"OTEL_TRACES_EXPORTER": "none"}):
+        for name, value in {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **off}.items():
+            if off:
+                monkeypatch.setenv(name, value)
+        settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+        assert start_tracing(settings) is None
+        app = create_app(settings, Backend(store=store))
+        streams = io.StringIO()
+        logger = logging.getLogger("tracing-test.untraced")  # the gateway's handler alone, whatever else is set
+        logger.propagate, logger.disabled = False, False
+        logger.handlers[:] = [log_handler("json", streams)]
+        async with lifespan_client(app, AUTH) as http:
+            assert (await http.post("/tracking/task", json={"tasks": [{"name": "x"}]})).status_code == 200
+            graphql = await http.post("/graphql", json={"query": "{ tasks { id } }"})
+            assert graphql.status_code == 200
+            logger.warning("beside the requests")
+        assert json.loads(streams.getvalue().splitlines()[-1])["trace_id"] == "-"
+        assert _batch_threads() == threads, "no span processor was started"
+        assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "no provider installed globally"
+        monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+        monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    await asyncio.sleep(0.3)  # six export periods of a gateway that would trace
+    assert receiver.requests == 0
+
+
+async def test_the_standard_variables_configure_the_exporter(store, mongo_uri, tmp_path, monkeypatch, receiver):
+    """The app reads OTEL_* from the environment, opens its own backend on the traced provider, and exports
+    OTLP over HTTP/protobuf to OTEL_EXPORTER_OTLP_ENDPOINT's /v1/traces."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint + "/")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "tracking-eu-1")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
+    monkeypatch.setenv("TRACKING_MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("TRACKING_MONGODB_DB", TEST_DB)
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+    async with lifespan_client(create_app(settings), AUTH) as http:
+        sampled, caller = new_trace()
+        assert (await http.get("/tracking/task/7", headers=traceparent(sampled, caller))).status_code == 404
+        spans = await receiver.trace_of(sampled, "GET /tracking/task/{taskId}")
+        assert {span.service for span in spans} == {"tracking-eu-1"}
+        assert mongodb_spans(spans), "the app's own backend traces its commands"
+        unsampled = f"00-{secrets.token_hex(16)}-{caller}-00"
+        assert (await http.get("/tracking/task/8", headers={"traceparent": unsampled})).status_code == 404
+        assert (await http.get("/tracking/task/9")).status_code == 404  # a root: parentbased_always_off
+    await asyncio.sleep(0.3)
+    assert {span.trace_id for span in receiver.spans} == {sampled}, "only the sampled caller's trace"
+    assert receiver.paths == {"/v1/traces"} and receiver.content_types == {"application/x-protobuf"}
+
+
+@pytest.mark.hostile
+async def test_a_collector_password_in_the_endpoint_is_used_and_never_logged(tmp_path, receiver, caplog):
+    """A URL's user and password are the exporter's basic authentication: spans still go there, and the log
+    line saying where traces go shows the collector without them."""
+    endpoint = receiver.endpoint.replace("http://", "http://collector:s3cr3t-pw@")
+    settings = load_settings(data_dir=tmp_path, otel_exporter_otlp_endpoint=endpoint, otel_bsp_schedule_delay=50)
+    with caplog.at_level(logging.INFO, logger="gateway.tracing"):
+        tracing = start_tracing(settings)
+        assert tracing is not None
+        tracing.provider.get_tracer("probe").start_span("probe").end()
+        await receiver.wait_for("probe")
+        await tracing.shutdown()
+    assert f"traces go to {receiver.endpoint}/v1/traces" in caplog.text
+    assert "s3cr3t-pw" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
+    ],
+)
+def test_a_bad_variable_is_refused_naming_it(monkeypatch, tmp_path, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+
+
+def test_an_export_batch_larger_than_the_queue_is_refused_naming_both(tmp_path):
+    with pytest.raises(SettingsError, match=r"OTEL_BSP_MAX_EXPORT_BATCH_SIZE.*OTEL_BSP_MAX_QUEUE_SIZE"):
+        load_settings(data_dir=tmp_path, otel_bsp_max_queue_size=10, otel_bsp_max_export_batch_size=11)
+
+
+def dropped(metrics_text: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics_text.splitlines()
+        if line.startswith("tracking_trace_spans_dropped_total{")
+    )
+
+
+async def _answers_promptly(http: httpx.AsyncClient, count: int) -> None:
+    for _ in range(count):
+        started = time.monotonic()
+        assert (await http.get("/tracking/task/1")).status_code == 404
+        assert time.monotonic() - started < 2.0, "a request waited for the collector"
+
+
+@pytest.mark.parametrize("trouble", ["gone", "slow", "refusing"])
+async def test_a_collector_in_trouble_costs_dropped_spans_never_time(store, mongo_uri, data_dir, receiver, trouble):
+    endpoint = f"http://127.0.0.1:{free_port()}" if trouble == "gone" else receiver.endpoint
+    receiver.delay_s = 3.0 if trouble == "slow" else 0.0
+    receiver.status = 503 if trouble == "refusing" else 200
+    small = {"otel_bsp_max_queue_size": 4, "otel_bsp_max_export_batch_size": 2, "otel_exporter_otlp_timeout": 500}
+    async with traced_gateway(mongo_uri, data_dir, endpoint, **small) as (app, _, tracing, _):
+        async with lifespan_client(app, AUTH) as http:
+            before = dropped((await http.get("/metrics")).text)
+            await _answers_promptly(http, 30)
+
+            async def counted() -> bool:
+                return dropped((await http.get("/metrics")).text) > before
+
+            await eventually(counted, what="dropped spans counted on /metrics")
+        started = time.monotonic()
+        await tracing.shutdown()
+        assert time.monotonic() - started < SHUTDOWN_WAIT_S + 2, "stopping waited for the collector"
+
+
+@pytest.mark.slow
+async def test_the_served_gateway_traces_from_its_variables_and_flushes_at_exit(mongo_uri, tmp_path, receiver):
+    """`tracking-gateway serve` as operators run it: the variables alone turn traces on for the server, the
+    store it opens (its commands), and the background work; SIGTERM sends what is queued and exits promptly."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TRACKING_", "OTEL_"))},
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(tmp_path / "var"),
+        "TRACKING_PORT": str(port),
+        "TRACKING_MONGODB_URI": mongo_uri,
+        "TRACKING_MONGODB_DB": "traced_process",
+        "TRACKING_LOG_FORMAT": "json",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_SERVICE_NAME": "served-gateway",
+        "OTEL_BSP_SCHEDULE_DELAY": "60000",  # nothing leaves before exit: the shutdown must send it
+    }
+    command = [sys.executable, "-m", "gateway"]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    trace_id, caller = new_trace()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
+
+            async def ready() -> bool:
+                assert process.poll() is None
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, timeout=90, what="the gateway")
+            body = {"tasks": [{"id": 3}]}
+            created = await http.post("/tracking/task", json=body, headers=traceparent(trace_id, caller))
+            assert created.status_code == 200
+    finally:
+        process.terminate()
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - started < 15, "the exit waited"
+    spans = receiver.of_trace(trace_id)
+    server = assert_one_tree(spans, caller)
+    assert server.name == "POST /tracking/task" and server.service == "served-gateway"
+    assert any(span.name == "insert tasks" for span in mongodb_spans(spans))
+    assert receiver.named("task history batch"), "the history writer of the served gateway traces its batches"
+    logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(line["trace_id"] == trace_id for line in logged if line["name"] == "uvicorn.access")
+    assert any("traces go to" in line["message"] for line in logged)
+
+
+@pytest.mark.slow
+async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mongo_uri, tmp_path):
+    """Each export to a collector that is gone retries for OTEL_EXPORTER_OTLP_TIMEOUT (here 30 s): SIGTERM must
+    not wait for it, nor the interpreter's exit for the thread that does."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TRACKING_", "OTEL_"))},
+        "TRACKING_API_TOKENS": TOKEN,
+        "TRACKING_DATA_DIR": str(tmp_path / "var"),
+        "TRACKING_PORT": str(port),
+        "TRACKING_MONGODB_URI": mongo_uri,
+        "TRACKING_MONGODB_DB": "traced_collector_gone",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "30000",
+        "OTEL_BSP_SCHEDULE_DELAY": "10",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
+
+            async def ready() -> bool:
+                assert process.poll() is None
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, timeout=90, what="the gateway")
+            for task_id in range(1, 21):
+                started = time.monotonic()
+                assert (await http.get(f"/tracking/task/{task_id}")).status_code == 404
+                assert time.monotonic() - started < 2.0, "a request waited for the collector"
+    finally:
+        process.terminate()
+        stopping = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - stopping < SHUTDOWN_WAIT_S + 8, "the exit waited for the collector"
