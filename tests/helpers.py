@@ -184,14 +184,16 @@ def live_subscriptions() -> float:
 @asynccontextmanager
 async def subscribed(count: int = 1) -> AsyncIterator[None]:
     """Around subscribing: returns once `count` more subscriptions are live (fed by their gateway's shared change
-    stream), so that changes made next are theirs to see."""
+    stream), so that changes made next are theirs to see. The bound is generous: each subscription resuming
+    after a cursor runs its own catch-up read and hand-over (models.subscriber), which a loaded machine slows
+    down; the wait ends as soon as they are live."""
     before = live_subscriptions()
     yield
 
     async def live() -> bool:
         return live_subscriptions() >= before + count
 
-    await eventually(live, what=f"{count} more live subscriptions")
+    await eventually(live, timeout=120, what=f"{count} more live subscriptions")
 
 
 @asynccontextmanager
