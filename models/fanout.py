@@ -83,8 +83,8 @@ class LiveLimits:
         return self.catch_ups + 2
 
 
-_HUBS: weakref.WeakSet[LiveEvents] = weakref.WeakSet()
-"""Every fan-out of this process (tests run several stores in one), for the metrics."""
+LIVE_HUBS: weakref.WeakSet[LiveEvents] = weakref.WeakSet()
+"""Every fan-out of this process (tests run several stores in one), for the metrics and the tests' waits."""
 
 
 class LiveEvents:
@@ -109,7 +109,7 @@ class LiveEvents:
         self._reader: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self.catch_ups_reading = 0
-        _HUBS.add(self)
+        LIVE_HUBS.add(self)
 
     @property
     def shared_streams(self) -> int:
@@ -383,11 +383,13 @@ def _queued(hub: LiveEvents) -> float:
 
 
 def _in_phase(phase: Phase) -> float:
-    return float(sum(subscriber.phase is phase for hub in list(_HUBS) for subscriber in hub.subscribers()))
+    return float(sum(subscriber.phase is phase for hub in list(LIVE_HUBS) for subscriber in hub.subscribers()))
 
 
 SUBSCRIPTIONS_OPEN.labels("catching_up").set_function(lambda: _in_phase(Phase.CATCHING_UP))
 SUBSCRIPTIONS_OPEN.labels("live").set_function(lambda: _in_phase(Phase.LIVE))
-SUBSCRIPTION_QUEUE_DEPTH.set_function(lambda: sum(_queued(hub) for hub in list(_HUBS)))
-SUBSCRIPTION_STREAMS.labels("shared").set_function(lambda: float(sum(hub.shared_streams for hub in list(_HUBS))))
-SUBSCRIPTION_STREAMS.labels("catch_up").set_function(lambda: float(sum(hub.catch_ups_reading for hub in list(_HUBS))))
+SUBSCRIPTION_QUEUE_DEPTH.set_function(lambda: sum(_queued(hub) for hub in list(LIVE_HUBS)))
+SUBSCRIPTION_STREAMS.labels("shared").set_function(lambda: float(sum(hub.shared_streams for hub in list(LIVE_HUBS))))
+SUBSCRIPTION_STREAMS.labels("catch_up").set_function(
+    lambda: float(sum(hub.catch_ups_reading for hub in list(LIVE_HUBS)))
+)

@@ -29,6 +29,8 @@ from gateway.embedded import free_port
 from gateway.server import server_config
 from gateway.settings import Settings, load_settings
 from models import GraphStore, HistoryWriter, TaskCreate
+from models.fanout import LIVE_HUBS
+from models.subscriber import Phase
 from ui import UI_DIR
 
 TOKEN = "test-token"
@@ -181,17 +183,24 @@ def live_subscriptions() -> float:
     return REGISTRY.get_sample_value("tracking_subscriptions_open", {"phase": "live"}) or 0.0
 
 
+def _live_by_hub() -> dict[int, int]:
+    """Each gateway's (shared change stream's) live subscriptions in this process, by the hub's identity."""
+    return {id(hub): sum(subscriber.phase is Phase.LIVE for subscriber in hub.subscribers()) for hub in list(LIVE_HUBS)}
+
+
 @asynccontextmanager
 async def subscribed(count: int = 1) -> AsyncIterator[None]:
     """Around subscribing: returns once `count` more subscriptions are live (fed by their gateway's shared change
-    stream), so that changes made next are theirs to see. The bound is generous: each subscription resuming
-    after a cursor runs its own catch-up read and hand-over (models.subscriber), which a loaded machine slows
-    down; the wait ends as soon as they are live."""
-    before = live_subscriptions()
+    stream), so that changes made next are theirs to see. Counted gateway by gateway: an earlier test's gateway
+    whose subscriptions end (or which is collected) meanwhile takes nothing off the count. The bound is
+    generous: each subscription resuming after a cursor runs its own catch-up read and hand-over
+    (models.subscriber), which a loaded machine slows down; the wait ends as soon as they are live."""
+    before = _live_by_hub()
     yield
 
     async def live() -> bool:
-        return live_subscriptions() >= before + count
+        now = _live_by_hub()
+        return sum(max(0, live - before.get(hub, 0)) for hub, live in now.items()) >= count
 
     await eventually(live, timeout=120, what=f"{count} more live subscriptions")
 
