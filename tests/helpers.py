@@ -269,8 +269,10 @@ def gateway_process(mongo_uri: str, db: str, port: int, data_dir: Path) -> subpr
     return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.DEVNULL)
 
 
-async def gateway_ready(port: int) -> bool:
-    """Whether the gateway on `port` answers /readyz with 200 (False while it is not listening yet)."""
+async def gateway_ready(port: int, process: subprocess.Popen[str] | subprocess.Popen[bytes] | None = None) -> bool:
+    """Whether the gateway on `port` answers /readyz with 200 (False while it is not listening yet); fails at
+    once when its `process`, if given, has exited."""
+    assert process is None or process.poll() is None, f"the gateway exited with {process.returncode}"
     try:
         async with httpx.AsyncClient() as http:
             return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,7 @@ from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.embedded import free_port
 from gateway.settings import load_settings
-from tests.helpers import eventually, lifespan_client, served, subscribed
+from tests.helpers import eventually, gateway_ready, lifespan_client, served, subscribed
 
 WRITER, READER = "writer-token", "reader-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -243,15 +244,7 @@ async def test_json_logs_carry_request_ids_never_tokens_and_ops_tools_find_the_e
     process = subprocess.Popen(GATEWAY, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-
-            async def ready() -> bool:
-                assert process.poll() is None
-                try:
-                    return (await http.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout=90, what="the gateway")
+            await eventually(partial(gateway_ready, port, process), timeout=90, what="the gateway")
             headers = {**as_(WRITER), "X-Request-ID": "trace-me-42"}
             await http.post("/tracking/task", json={"tasks": [{"id": 9, "name": "seen by mongosh"}]}, headers=headers)
             await http.post("/graphql", json={"query": "{ nope }"}, headers={**as_(WRITER), "X-Request-ID": "gql-7"})

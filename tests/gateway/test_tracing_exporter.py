@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 
 import httpx
 import pytest
@@ -33,7 +34,7 @@ from tests.gateway.tracing_setup import (
     traced_gateway,
     traceparent,
 )
-from tests.helpers import AUTH, TOKEN, eventually, lifespan_client
+from tests.helpers import AUTH, TOKEN, eventually, gateway_ready, lifespan_client
 
 
 def _batch_threads() -> int:
@@ -194,15 +195,7 @@ async def test_the_served_gateway_traces_from_its_variables_and_flushes_at_exit(
     trace_id, caller = new_trace()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
-
-            async def ready() -> bool:
-                assert process.poll() is None
-                try:
-                    return (await http.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout=90, what="the gateway")
+            await eventually(partial(gateway_ready, port, process), timeout=90, what="the gateway")
             body = {"tasks": [{"id": 3}]}
             created = await http.post("/tracking/task", json=body, headers=traceparent(trace_id, caller))
             assert created.status_code == 200
@@ -241,15 +234,7 @@ async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mon
     process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
-
-            async def ready() -> bool:
-                assert process.poll() is None
-                try:
-                    return (await http.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout=90, what="the gateway")
+            await eventually(partial(gateway_ready, port, process), timeout=90, what="the gateway")
             for task_id in range(1, 21):
                 started = time.monotonic()
                 assert (await http.get(f"/tracking/task/{task_id}")).status_code == 404
