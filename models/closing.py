@@ -3,8 +3,9 @@
 Closing asks MongoDB things: a client ends its sessions (endSessions) and kills the cursors it still holds
 (killCursors), and a task reading a change stream, once cancelled, kills its cursor. Each of those first selects a
 server, and with MongoDB gone each would wait the whole server-selection timeout, one after the other: a gateway
-whose mongod died took several of those deadlines to exit. Here every such wait shares one bound, and a bound of
-zero (MongoDB known gone) asks MongoDB nothing at all.
+whose mongod died waited out at least one such deadline before exiting, and one more for each step that had
+something to ask. Here every such wait shares one bound, and a bound of zero (MongoDB known gone) asks MongoDB
+nothing at all.
 """
 
 from __future__ import annotations
