@@ -129,6 +129,29 @@ async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_ex
     assert errors[0]["extensions"]["code"] == "CURSOR_EXPIRED"
 
 
+async def foreign_event_cursor(collection: Any) -> str:
+    """The cursor of a change to `collection` (not the tasks): an event cursor of the right form."""
+    async with await collection.watch() as stream:
+        await collection.insert_one({"x": 1})
+        change = await stream.next()
+    return str(change["_id"]["_data"])
+
+
+@pytest.mark.parametrize("where", ["another collection", "another database"])
+async def test_a_cursor_of_another_collection_ends_the_subscription_at_once_with_cursor_expired(live, raw_db, where):
+    """MongoDB waits for the next change of `tasks` before it refuses such a cursor: no change comes here, and the
+    subscription must not wait silently for one."""
+    other = raw_db["not_tasks"] if where == "another collection" else raw_db.client[f"{TEST_DB}_other"]["tasks"]
+    try:
+        cursor = await foreign_event_cursor(other)
+        async with subscription(live, {"after": cursor}) as ws:
+            message = await next_message(ws)
+    finally:
+        await other.drop()
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "CURSOR_EXPIRED", message
+
+
 # ---- history ---------------------------------------------------------------------------------------------------------
 
 
