@@ -6,6 +6,7 @@ of operation."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -149,6 +150,21 @@ async def test_statuses_follow_the_media_type(http, query, json_status, modern_s
     else:
         assert body["errors"][0]["extensions"]["code"] == code
         assert ("data" in body) == (modern_status == 200), body  # no data entry when execution never started
+
+
+async def test_a_subscription_sent_over_http_is_refused_and_leaves_no_operation_open(http, caplog):
+    """Refused before the hooks that hold state across execution (the cost meter, the deadline) start: once they
+    had, each such request left its operation open until the garbage collector closed it in another context,
+    which logged a ValueError traceback at ERROR ("Task exception was never retrieved")."""
+    with caplog.at_level(logging.ERROR):
+        for accept in ('multipart/mixed;subscriptionSpec="1.0", application/json', "application/json"):
+            response = await post(http, "subscription { taskEvents { kind } }", accept)
+            assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", response.text
+            assert "not over HTTP" in response.text
+        for _ in range(3):
+            gc.collect()
+            await asyncio.sleep(0)  # the finalizers the collector scheduled run
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
 
 
 @pytest.mark.parametrize(
