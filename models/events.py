@@ -324,6 +324,21 @@ def cursor_collection(cursor: str) -> bytes | None:
     return uuid if len(uuid) == 16 else None
 
 
+FUTURE_CURSOR_S = 60
+"""How far past the shared stream's position (now) a cursor's time may be: another gateway's stream may be a
+little ahead of this one's; a cursor further ahead is no cursor MongoDB gave."""
+
+
+def cursor_later_than(cursor: str, position: str, slack_s: int = FUTURE_CURSOR_S) -> bool:
+    """Whether `cursor` (of is_event_cursor's form) names a time more than `slack_s` seconds after `position`
+    (a resume token: MongoDB's seconds are the 8 hex digits after the 0x82). MongoDB resumes from a future time
+    without a word: every change until then would be skipped, the subscription silent meanwhile."""
+    try:
+        return int(cursor[2:10], 16) > int(position[2:10], 16) + slack_s
+    except ValueError:
+        return False
+
+
 async def collection_uuid(collection: Collection) -> bytes | None:
     """`collection`'s UUID as its change events' cursors name it; None where MongoDB does not say."""
     found = await (await collection.database.list_collections(filter={"name": collection.name})).to_list()

@@ -41,6 +41,7 @@ from models.events import (
     collection_uuid,
     cursor_collection,
     cursor_expired,
+    cursor_later_than,
     event_of,
     is_event_cursor,
     jobs_of,
@@ -151,6 +152,8 @@ class LiveEvents:
         try:
             try:
                 await self._started(resume_within_s)
+                if after is not None and self.position is not None and cursor_later_than(after, self.position):
+                    raise cursor_expired()
             except BaseException as error:
                 if starting is not None:
                     starting.end(error)
