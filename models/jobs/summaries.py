@@ -42,7 +42,7 @@ class ProjectedJob:
     def counts(self) -> JobSummary | None:
         """`task_count` and `status_counts` as `summaries` gives them, from the tasks read (with `status` in the
         projection); None when a stored document is no task readers see, which the aggregation counts its own
-        way (a number id that is no task id)."""
+        way (TASK_ID_MATCH: a fractional double id passes it)."""
         if self.stored != len(self.tasks):
             return None
         statuses = Counter(map(dict.get, as_dicts(self.tasks), repeat("status")))
