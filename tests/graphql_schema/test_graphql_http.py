@@ -18,7 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from graphql_schema.rules import INTROSPECTION_QUERY_DEPTH
-from tests.helpers import AUTH, gateway_app, lifespan_client, served, subscribed
+from models.fanout import LIVE_HUBS
+from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, served, subscribed
 
 READ_TOKEN = "graphql-http-read-token"
 MODERN = "application/graphql-response+json"
@@ -340,6 +341,31 @@ async def test_subscriptions_still_stream_over_graphql_ws(live, raw_db):
         }
         await ws.send(json.dumps({"id": "s", "type": "stop"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "complete", "id": "s"}
+
+
+async def no_subscription_open() -> bool:
+    return not any(hub.subscribers() for hub in list(LIVE_HUBS))
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_client_gone_while_its_answers_are_sent_is_no_server_error(live, raw_db, caplog, protocol):
+    """A peer that drops its connection while changes stream to it (a closed laptop, a killed tab) ends its
+    operations with the connection; the send that finds it gone was logged at ERROR with three tracebacks
+    ("Exception in worker task"), once per such client, as if the gateway had failed."""
+    subscription = {"query": "subscription { taskEvents { kind taskId } }"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
+        with caplog.at_level(logging.ERROR):
+            for _ in range(3):
+                ws = await opened(live, protocol)
+                async with subscribed():
+                    await ws.send(json.dumps({"id": "s", "type": START[protocol], "payload": subscription}))
+                created = [rest.post("/tracking/task", json={"tasks": [{"job-id": "gone"}]}) for _ in range(20)]
+                writes = asyncio.gather(*created)
+                json.loads(await asyncio.wait_for(ws.recv(), 10))  # the events are flowing
+                ws.transport.abort()  # gone, without a close frame, while the changes go on
+                await writes
+                await eventually(no_subscription_open, what="the gone client's subscription ended")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
