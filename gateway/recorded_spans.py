@@ -11,7 +11,8 @@ context's current span (a remote `SpanContext` is enough), the resource and inst
 provider's, and `SpanLimits` (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
 OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT) bound what a span keeps. Attribute values of the plain
 types are kept as they are; any other is cleaned by the SDK's own `BoundedAttributes` (sequences made tuples,
-invalid types dropped).
+invalid types dropped). Keys are not checked (the SDK drops an empty one): every key is a literal of the
+gateway's own code.
 
 What differs: a span belongs to the thread that made it (the gateway's event loop) until it ends, so it takes no
 lock; after its end it is only read (by the export thread). The provider has exactly one span processor, given at

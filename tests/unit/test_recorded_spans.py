@@ -204,3 +204,15 @@ def test_attributes_are_cleaned_as_the_sdk_cleans_them_and_encode_to_the_same_by
         readable._context = SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED))
         readable._start_time = 1_000
     assert encode_request([recorded]) == encode_request([sdk_span])
+
+
+def test_the_provider_has_one_processor_and_shuts_it_down():
+    """A second processor would never see its on_start (the tracers hand spans to the first only): refused."""
+    collected = Collected()
+    provider = RecordingTracerProvider(ALWAYS_ON, RESOURCE, collected)
+    with pytest.raises(TypeError, match="one processor"):
+        provider.add_span_processor(Collected())
+    shut: list[bool] = []
+    collected.shutdown = lambda: shut.append(True)  # type: ignore[method-assign]
+    provider.shutdown()
+    assert shut == [True]
