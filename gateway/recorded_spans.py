@@ -3,7 +3,8 @@ attributes a plain dict, handed as it is to the provider's span processor when i
 `BatchSpanProcessor`, its bounded queue and export thread, unchanged). The SDK's own span costs several times
 more on the request path: a lock, bounded attribute, event and link containers, each attribute checked through
 abstract-class tests, and a second `ReadableSpan` copied at its end; and its dozen objects per span, kept until
-exported, set off the garbage collector far more often (docs/decisions/tracing.md, "Cost").
+exported, set off the garbage collector far more often (docs/decisions/tracing.md, "Spans recorded at the cost
+of a dict").
 
 What the SDK's spans do and these do the same: the provider's sampler decides (an unsampled span is the API's
 `NonRecordingSpan`, with its ids, and nothing else), the provider's id generator makes the ids, the parent is the

@@ -1,5 +1,5 @@
-"""OpenTelemetry traces over OTLP/HTTP (protobuf), set up from the settings (OpenTelemetry's own variables):
-the only module that uses the SDK (gateway.otlp_encoding reads its finished spans). Each app gets its own tracer
+"""OpenTelemetry traces over OTLP/HTTP (protobuf), set up from the settings (OpenTelemetry's own variables) with
+the SDK (gateway.recorded_spans makes its spans, gateway.otlp_encoding encodes them). Each app gets its own tracer
 provider, passed explicitly to the server span middleware (gateway.server_spans), the GraphQL extension and the
 graph store; nothing is installed globally, so a process without an endpoint has no SDK object at all and its
 requests do no tracing work.
