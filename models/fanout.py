@@ -103,6 +103,8 @@ class LiveEvents:
         self._everything: set[Subscriber] = set()
         self._by_job: dict[str, set[Subscriber]] = {}
         self._registered = 0
+        self.ended = 0
+        """Subscriptions ended since the fan-out was made (the gateway's heap upkeep counts them)."""
         self.position: str | None = None
         """The shared stream's position: the token of the last item it dispatched."""
         self._opened = asyncio.Event()
@@ -110,6 +112,10 @@ class LiveEvents:
         self._stopping: asyncio.Task[None] | None = None
         self.catch_ups_reading = 0
         LIVE_HUBS.add(self)
+
+    def counts(self) -> tuple[int, int]:
+        """Subscriptions open, and ended since the fan-out was made."""
+        return self._registered, self.ended
 
     @property
     def shared_streams(self) -> int:
@@ -174,6 +180,7 @@ class LiveEvents:
                 yield event
         finally:
             self._registered -= 1
+            self.ended += 1
             if self._registered == 0 and self._stopping is None:
                 self._stopping = asyncio.create_task(self._stop_when_unwatched(), name="shared stream linger")
             if subscriber is not None:

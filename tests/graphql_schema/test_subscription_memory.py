@@ -7,10 +7,12 @@ from __future__ import annotations
 import gc
 import json
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import httpx
 
+from gateway.heap import HeapUpkeep, reclaim
 from graphql_schema.event_payloads import SharedResults
 from graphql_schema.events import TaskEventType
 from models import GraphStore
@@ -23,6 +25,9 @@ from tests.models.test_fanout import Inbox, connection
 CONNECTIONS, PER_CONNECTION, WARM_UP, ROUNDS = 4, 10, 2, 6
 QUERY = 'subscription { taskEvents(jobId: "mem") { kind taskId cursor task { status } } }'
 WATCHED = (Subscriber, TaskEvent, TaskEventType, SharedResults)
+LOOP_SCHEDULE = ("TimerHandle", "Context", "hamt", "hamt_bitmap_node")
+"""The event loop's timers and their contexts: a cancelled timer (a closed connection's ping) waits in the
+loop's schedule until its time, however loaded the machine."""
 
 
 def tracked_by_type() -> Counter[str]:
@@ -30,9 +35,11 @@ def tracked_by_type() -> Counter[str]:
     return Counter(type(thing).__qualname__ for thing in gc.get_objects())
 
 
-async def one_round(store: GraphStore, port: int, rest: httpx.AsyncClient, number: int) -> None:
-    """CONNECTIONS x PER_CONNECTION subscriptions, one event each, then half completed and half dropped with
-    their connection."""
+async def one_round(
+    store: GraphStore, port: int, rest: httpx.AsyncClient, number: int, while_open: Callable[[], None] = lambda: None
+) -> None:
+    """CONNECTIONS x PER_CONNECTION subscriptions, one event each, `while_open` called, then half completed and
+    half dropped with their connection."""
     async with AsyncExitStack() as stack:
         sockets = [await stack.enter_async_context(connection(port)) for _ in range(CONNECTIONS)]
         inboxes = [Inbox(ws) for ws in sockets]
@@ -47,6 +54,7 @@ async def one_round(store: GraphStore, port: int, rest: httpx.AsyncClient, numbe
             return all(len(inbox.events[str(op)]) == 1 for inbox in inboxes for op in range(PER_CONNECTION))
 
         await eventually(delivered, what="every subscription's event")
+        while_open()
         for ws in sockets[: CONNECTIONS // 2]:
             for op in range(PER_CONNECTION):
                 await ws.send(json.dumps({"id": str(op), "type": "complete"}))
@@ -78,7 +86,47 @@ async def test_subscriptions_opened_and_closed_for_many_rounds_leave_no_object_b
         assert after[kind.__qualname__] == 0, (kind, after[kind.__qualname__])
     grown = {name: after[name] - before[name] for name in after if after[name] > before[name]}
     grown.pop("LogRecord", None)  # kept by pytest's log capture, not by the gateway
+    for scheduled in LOOP_SCHEDULE:
+        grown.pop(scheduled, None)
     # Not one object per two subscriptions stays (a subscription is over a hundred): what differs is of the
-    # moment (timers and their contexts, a weak reference).
+    # moment (a weak reference, a tuple).
     subscriptions = ROUNDS * CONNECTIONS * PER_CONNECTION
     assert sum(grown.values()) < subscriptions / 2, sorted(grown.items(), key=lambda item: -item[1])[:20]
+
+
+async def test_a_frozen_fleet_s_garbage_is_given_back_once_enough_subscriptions_ended(store: GraphStore, tmp_path):
+    """The heap upkeep freezes what is alive while subscriptions are open (the collector no longer walks them);
+    once they have ended, what they left in reference cycles stays frozen (thousands of objects for these 40),
+    and the upkeep's reclaim, due once that many ended, frees it: the frozen heap is back where it was, no
+    subscription's object left."""
+    app, settings = gateway_app(store, tmp_path)
+    async with (
+        served(app, settings) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest,
+    ):
+        for number in range(WARM_UP):
+            await one_round(store, port, rest, number)
+        upkeep = HeapUpkeep(store.live.counts, reclaim_after_ended=CONNECTIONS * PER_CONNECTION)
+        try:
+            reclaim()
+            frozen_before = gc.get_freeze_count()
+            due_while_open: list[bool] = []
+
+            def freeze_while_open() -> None:
+                due_while_open.append(upkeep.due())
+                upkeep.step()  # not due: freezes the subscriptions' objects
+
+            await one_round(store, port, rest, WARM_UP, freeze_while_open)
+            assert due_while_open == [False]
+            gc.collect()  # walks none of the frozen objects: what the closed subscriptions left in cycles stays
+            kept = gc.get_freeze_count() - frozen_before
+            assert upkeep.due()
+            upkeep.step()
+            frozen_after = gc.get_freeze_count()
+            left = tracked_by_type()
+        finally:
+            gc.unfreeze()
+    for kind in WATCHED:
+        assert left[kind.__qualname__] == 0, (kind, left[kind.__qualname__])
+    assert kept > CONNECTIONS * PER_CONNECTION  # the garbage a frozen fleet keeps until reclaimed
+    assert frozen_after - frozen_before < kept / 10, (kept, frozen_after - frozen_before)
