@@ -2,26 +2,29 @@
 from them is given back.
 
 Start-up freezes what it made (`freeze_startup_heap`). A gateway serving a fleet of live subscriptions then
-holds hundreds of tracked objects per open subscription (Strawberry's operation, its task and generators, their
-contexts, the fan-out's record: a few million for ten thousand tabs). CPython promotes them to the oldest
-generation, and every full collection walks all of them while the event loop waits: hundreds of milliseconds,
-during which no request is answered. Full collections come whenever a quarter as many objects again were
-promoted since the last one, and a fleet's deliveries promote objects all the time (each delivery replaces
-each waiting subscription's awaiting state, which has often lived through a few young collections by then).
+holds a few hundred tracked objects per open subscription (Strawberry's operation, its task, generators and
+extension hooks, their contexts, the fan-out's record: over two million for ten thousand tabs). CPython
+promotes them to the oldest generation, and each full collection walks all of them while the event loop waits
+(hundreds of milliseconds: no request is answered meanwhile). Full collections come whenever a quarter as
+many objects again were promoted since the last one, and a fleet's deliveries promote objects all the time:
+each delivery replaces the awaiting state of the subscription it reaches, which has often lived through a few
+young collections by then.
 
-`keep_heap_frozen` therefore freezes the heap (gc.freeze: the objects alive move to a generation the
-collector never walks) every FREEZE_EVERY_S: a full collection then walks only what became long-lived since.
-A frozen object is still freed as soon as nothing refers to it; only garbage in reference cycles stays, and a
-closed subscription leaves some (a task and its coroutine, an exception and its traceback). So the heap is
-unfrozen and collected whole (`reclaim`) once the subscriptions that ended since the last time reach a quarter
-of those open (at least RECLAIM_AFTER_ENDED), or RECLAIM_EVERY_S at the latest: what is kept is bounded by a
-quarter of the fleet's objects (plus what other work left in cycles meanwhile), and the full walk, the cost
-freezing avoids, comes once per quarter of the fleet that came and went instead of every few seconds.
+So `HeapUpkeep` freezes (gc.freeze: into a generation the collector never walks) what survives each collection
+of the middle or oldest generation, at the moment it is known to be alive: a full collection then walks only
+what was promoted since the last one. A frozen object is still freed as soon as nothing refers to it; only
+garbage in reference cycles stays, and a closed subscription leaves some (a task and its coroutine, an
+exception and its traceback). So the whole heap, frozen part included, is collected (`reclaim`) when the
+frozen objects grew by a quarter since the last time (what CPython's own rule bounds), when the subscriptions
+that ended since then reach a quarter of those open (at least RECLAIM_AFTER_ENDED), or every RECLAIM_EVERY_S
+at the latest. What is kept is bounded by about a quarter of the heap, and the walk of the whole fleet, the
+cost freezing avoids, comes once per quarter of it that came and went instead of every few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -31,13 +34,15 @@ log = logging.getLogger(__name__)
 
 GC_YOUNGEST_THRESHOLD = 10_000
 """Allocations between two collections of the youngest generation (CPython's default: 700)."""
-FREEZE_EVERY_S = 30.0
-"""How often what is alive is frozen: objects that became long-lived meanwhile are walked until then."""
+CHECK_EVERY_S = 10.0
+"""How often the upkeep looks whether a reclaim is due."""
+RECLAIM_GROWTH = 0.25
+"""The growth of the frozen objects since the last reclaim past which the next one is due."""
 RECLAIM_AFTER_ENDED = 200
-"""Subscriptions ended since the last reclaim below which the frozen heap is not collected whole (unless
-RECLAIM_EVERY_S passed): a few tabs closing must not cost a walk of the whole fleet each."""
+"""The fewest subscriptions ended since the last reclaim that make the next one due (more when a quarter of
+those open is more): a few tabs closing must not cost a walk of the whole fleet each."""
 RECLAIM_EVERY_S = 3600.0
-"""The longest the frozen heap goes without a whole collection (cycles left by other work than subscriptions)."""
+"""The longest the frozen heap goes without a whole collection."""
 
 
 def freeze_startup_heap() -> None:
@@ -66,44 +71,65 @@ def reclaim() -> int:
 
 
 class HeapUpkeep:
-    """When to freeze and when to reclaim, from the subscriptions open and ended (`subscriptions`: a function
-    giving both, counted since the process started)."""
+    """Freezes what survives collections of the older generations (`install`), and says when to reclaim
+    (`due`). `subscriptions` gives the subscriptions open and ended since the process started; `frozen` the
+    objects frozen (gc.get_freeze_count)."""
 
     def __init__(
         self,
         subscriptions: Callable[[], tuple[int, int]],
         *,
+        frozen: Callable[[], int] = gc.get_freeze_count,
         reclaim_after_ended: int = RECLAIM_AFTER_ENDED,
         reclaim_every_s: float = RECLAIM_EVERY_S,
     ) -> None:
         self._subscriptions = subscriptions
+        self._frozen = frozen
         self._reclaim_after_ended = reclaim_after_ended
         self._reclaim_every_s = reclaim_every_s
-        self._ended_at_reclaim = subscriptions()[1]
+        self._mark()
+
+    def _mark(self) -> None:
+        self._frozen_at_reclaim = self._frozen()
+        self._ended_at_reclaim = self._subscriptions()[1]
         self._reclaimed_at = time.monotonic()
 
+    def install(self) -> None:
+        gc.callbacks.append(self._after_collection)
+
+    def uninstall(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._after_collection)
+
+    def _after_collection(self, phase: str, info: dict[str, int]) -> None:
+        # Right after a collection of the middle or oldest generation, what is left in them is alive.
+        if phase == "stop" and info["generation"] >= 1:
+            gc.freeze()
+
     def due(self) -> bool:
-        """Whether enough subscriptions ended (or time passed) since the last reclaim for another."""
+        """Whether the frozen heap should be collected whole now."""
+        if self._frozen() > self._frozen_at_reclaim * (1 + RECLAIM_GROWTH):
+            return True
         open_now, ended = self._subscriptions()
-        ended_since = ended - self._ended_at_reclaim
-        if ended_since >= max(self._reclaim_after_ended, open_now // 4):
+        if ended - self._ended_at_reclaim >= max(self._reclaim_after_ended, open_now // 4):
             return True
         return time.monotonic() - self._reclaimed_at >= self._reclaim_every_s
 
-    def step(self) -> None:
-        """Reclaim if due, else freeze what is alive."""
-        if not self.due():
-            gc.freeze()
-            return
+    def reclaim(self) -> None:
         started = time.perf_counter()
         collected = reclaim()
-        self._ended_at_reclaim = self._subscriptions()[1]
-        self._reclaimed_at = time.monotonic()
+        self._mark()
         log.info("heap reclaimed: %d objects collected in %.0f ms", collected, (time.perf_counter() - started) * 1e3)
 
 
-async def keep_heap_frozen(upkeep: HeapUpkeep, every_s: float = FREEZE_EVERY_S) -> None:
-    """Run `upkeep` every `every_s` until cancelled."""
-    while True:
-        await asyncio.sleep(every_s)
-        upkeep.step()
+async def keep_heap_frozen(upkeep: HeapUpkeep, every_s: float = CHECK_EVERY_S) -> None:
+    """Run `upkeep` until cancelled: freezing after collections, reclaiming when due (looked at every
+    `every_s`)."""
+    upkeep.install()
+    try:
+        while True:
+            await asyncio.sleep(every_s)
+            if upkeep.due():
+                upkeep.reclaim()
+    finally:
+        upkeep.uninstall()

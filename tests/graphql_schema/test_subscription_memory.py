@@ -95,10 +95,10 @@ async def test_subscriptions_opened_and_closed_for_many_rounds_leave_no_object_b
 
 
 async def test_a_frozen_fleet_s_garbage_is_given_back_once_enough_subscriptions_ended(store: GraphStore, tmp_path):
-    """The heap upkeep freezes what is alive while subscriptions are open (the collector no longer walks them);
-    once they have ended, what they left in reference cycles stays frozen (thousands of objects for these 40),
-    and the upkeep's reclaim, due once that many ended, frees it: the frozen heap is back where it was, no
-    subscription's object left."""
+    """The heap upkeep freezes what survives a collection of the middle generation while subscriptions are open
+    (the collector no longer walks them); once they have ended, what they left in reference cycles stays frozen
+    (thousands of objects for these 40), and the upkeep's reclaim, due once that many ended, frees it: the
+    frozen heap is back where it was, no subscription's object left."""
     app, settings = gateway_app(store, tmp_path)
     async with (
         served(app, settings) as port,
@@ -106,25 +106,27 @@ async def test_a_frozen_fleet_s_garbage_is_given_back_once_enough_subscriptions_
     ):
         for number in range(WARM_UP):
             await one_round(store, port, rest, number)
+        reclaim()
         upkeep = HeapUpkeep(store.live.counts, reclaim_after_ended=CONNECTIONS * PER_CONNECTION)
+        upkeep.install()
         try:
-            reclaim()
             frozen_before = gc.get_freeze_count()
             due_while_open: list[bool] = []
 
             def freeze_while_open() -> None:
+                gc.collect(1)  # the subscriptions' objects survive it, and are frozen
                 due_while_open.append(upkeep.due())
-                upkeep.step()  # not due: freezes the subscriptions' objects
 
             await one_round(store, port, rest, WARM_UP, freeze_while_open)
             assert due_while_open == [False]
             gc.collect()  # walks none of the frozen objects: what the closed subscriptions left in cycles stays
             kept = gc.get_freeze_count() - frozen_before
             assert upkeep.due()
-            upkeep.step()
+            upkeep.reclaim()
             frozen_after = gc.get_freeze_count()
             left = tracked_by_type()
         finally:
+            upkeep.uninstall()
             gc.unfreeze()
     for kind in WATCHED:
         assert left[kind.__qualname__] == 0, (kind, left[kind.__qualname__])
