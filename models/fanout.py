@@ -23,6 +23,7 @@ import contextvars
 import logging
 import time
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -103,8 +104,8 @@ class LiveEvents:
         self._everything: set[Subscriber] = set()
         self._by_job: dict[str, set[Subscriber]] = {}
         self._registered = 0
-        self.ended = 0
-        """Subscriptions ended since the fan-out was made (the gateway's heap upkeep counts them)."""
+        self.phases: Counter[Phase] = Counter()  # kept as they move: /metrics walks no subscriber per scrape
+        self.ended = 0  # subscriptions ended since the fan-out was made
         self.position: str | None = None
         """The shared stream's position: the token of the last item it dispatched."""
         self._opened = asyncio.Event()
@@ -165,6 +166,7 @@ class LiveEvents:
                 visible=visible,
                 resume_within_s=resume_within_s,
                 since=time.monotonic(),
+                phases=self.phases,
             )
             self._route(subscriber)
             if starting is not None:
@@ -394,7 +396,7 @@ def _queued(hub: LiveEvents) -> float:
 
 
 def _in_phase(phase: Phase) -> float:
-    return float(sum(subscriber.phase is phase for hub in list(LIVE_HUBS) for subscriber in hub.subscribers()))
+    return float(sum(hub.phases[phase] for hub in list(LIVE_HUBS)))
 
 
 SUBSCRIPTIONS_OPEN.labels("catching_up").set_function(lambda: _in_phase(Phase.CATCHING_UP))

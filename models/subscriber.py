@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 
 from models.errors import CursorExpired, GraphError, StorageUnavailable, SubscriberTooSlow
@@ -55,6 +55,7 @@ class Subscriber:
     good), so that the fleet's waiting state is fewer objects for the garbage collector to walk."""
 
     __slots__ = (
+        "_phases",
         "_room",
         "_waiter",
         "buffer",
@@ -83,13 +84,18 @@ class Subscriber:
         visible: Visibility | None = None,
         resume_within_s: float = 30.0,
         since: float = 0.0,
+        phases: Counter[Phase] | None = None,
     ) -> None:
+        """`phases`: the counts of its fan-out's subscriptions by phase, kept as this one moves (until it ends)."""
         self.job_id = job_id
         self.buffer = buffer
         self.visible = visible
         self.resume_within_s = resume_within_s
         self.since = since  # when it registered (monotonic): a failing shared stream's wait counts from here
+        self._phases = phases
         self.phase = Phase.CATCHING_UP if after is not None else Phase.LIVE
+        if phases is not None:
+            phases[self.phase] += 1
         self.delivered = after  # the last event queued (or `after`): nothing at or before it is queued again
         self.mark = mark
         self.read_to = after or ""  # how far its catch-up has read (where a catch-up reopened goes on)
@@ -136,7 +142,7 @@ class Subscriber:
         if isinstance(error, SubscriberTooSlow):
             self._drop(len(self.pending))  # kept aside for it, never to be queued: it gets them when it resumes
         SUBSCRIPTIONS_ENDED.labels(_reason(error)).inc()
-        self.phase = Phase.ENDED
+        self._enter(Phase.ENDED)
         self.ending = error
         self.pending.clear()
         self._wake()
@@ -145,6 +151,13 @@ class Subscriber:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _enter(self, phase: Phase) -> None:
+        if self._phases is not None:
+            self._phases[self.phase] -= 1
+            if phase is not Phase.ENDED:
+                self._phases[phase] += 1
+        self.phase = phase
 
     def _drop(self, events: int) -> None:
         self.dropped += events
@@ -199,7 +212,7 @@ class Subscriber:
         self.pending.clear()
         for event in later:
             self._queue_or_end(event)
-        self.phase = Phase.LIVE
+        self._enter(Phase.LIVE)
         return True
 
     # ---- the reader's side ---------------------------------------------------------------------------------
