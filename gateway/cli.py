@@ -91,6 +91,8 @@ async def _serve(settings: Settings) -> int:
         await server.serve()
     finally:
         upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
         await backend.close()
         if tracing is not None:
             await tracing.shutdown()

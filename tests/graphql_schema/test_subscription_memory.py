@@ -82,8 +82,8 @@ async def test_subscriptions_opened_and_closed_for_many_rounds_leave_no_object_b
         for number in range(WARM_UP + ROUNDS, WARM_UP + 2 * ROUNDS):
             await one_round(store, port, rest, number)
         after = tracked_by_type()
-    for kind in WATCHED:
-        assert after[kind.__qualname__] == 0, (kind, after[kind.__qualname__])
+    for kind in WATCHED:  # none of the rounds' (none before them either, unless another test's)
+        assert after[kind.__qualname__] <= before[kind.__qualname__], (kind, after[kind.__qualname__])
     grown = {name: after[name] - before[name] for name in after if after[name] > before[name]}
     grown.pop("LogRecord", None)  # kept by pytest's log capture, not by the gateway
     for scheduled in LOOP_SCHEDULE:
@@ -106,6 +106,7 @@ async def test_a_frozen_fleet_s_garbage_is_given_back_once_enough_subscriptions_
     ):
         for number in range(WARM_UP):
             await one_round(store, port, rest, number)
+        existing = tracked_by_type()
         reclaim()
         upkeep = HeapUpkeep(store.live.counts, reclaim_after_ended=CONNECTIONS * PER_CONNECTION)
         upkeep.install()
@@ -124,11 +125,11 @@ async def test_a_frozen_fleet_s_garbage_is_given_back_once_enough_subscriptions_
             assert upkeep.due()
             upkeep.reclaim()
             frozen_after = gc.get_freeze_count()
-            left = tracked_by_type()
         finally:
             upkeep.uninstall()
             gc.unfreeze()
+        left = tracked_by_type()  # frozen objects included, now unfrozen
     for kind in WATCHED:
-        assert left[kind.__qualname__] == 0, (kind, left[kind.__qualname__])
+        assert left[kind.__qualname__] <= existing[kind.__qualname__], (kind, left[kind.__qualname__])
     assert kept > CONNECTIONS * PER_CONNECTION  # the garbage a frozen fleet keeps until reclaimed
     assert frozen_after - frozen_before < kept / 10, (kept, frozen_after - frozen_before)
