@@ -15,10 +15,12 @@ of the middle or oldest generation, at the moment it is known to be alive: a ful
 what was promoted since the last one. A frozen object is still freed as soon as nothing refers to it; only
 garbage in reference cycles stays, and a closed subscription leaves some (a task and its coroutine, an
 exception and its traceback). So the whole heap, frozen part included, is collected (`reclaim`) when the
-frozen objects grew by a quarter since the last time (what CPython's own rule bounds), when the subscriptions
-that ended since then reach a quarter of those open (at least RECLAIM_AFTER_ENDED), or every RECLAIM_EVERY_S
-at the latest. What is kept is bounded by about a quarter of the heap, and the walk of the whole fleet, the
-cost freezing avoids, comes once per quarter of it that came and went instead of every few seconds.
+frozen objects grew by a quarter more than the open subscriptions did since the last time (CPython's own rule,
+without counting a fleet subscribing as garbage), when the subscriptions that ended since then reach a quarter
+of those open (at least RECLAIM_AFTER_ENDED), or every RECLAIM_EVERY_S at the latest. What is kept is the
+garbage of at most a quarter of the subscriptions, and of other work about a quarter of the heap, for an hour
+at most; and the walk of the whole fleet, the cost freezing avoids, comes once per quarter of it that came and
+went instead of every few seconds.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class HeapUpkeep:
 
     def _mark(self) -> None:
         self._frozen_at_reclaim = self._frozen()
-        self._ended_at_reclaim = self._subscriptions()[1]
+        self._open_at_reclaim, self._ended_at_reclaim = self._subscriptions()
         self._reclaimed_at = time.monotonic()
 
     def install(self) -> None:
@@ -108,9 +110,13 @@ class HeapUpkeep:
 
     def due(self) -> bool:
         """Whether the frozen heap should be collected whole now."""
-        if self._frozen() > self._frozen_at_reclaim * (1 + RECLAIM_GROWTH):
-            return True
         open_now, ended = self._subscriptions()
+        # A fleet subscribing grows the frozen heap with live objects: only growth beyond the subscriptions'
+        # own counts (a fleet that doubled may double it), else every tab of a morning's fleet arriving would
+        # cost walks of the whole heap as it grows.
+        fleet_growth = max(1.0, (open_now + 1) / (self._open_at_reclaim + 1))
+        if self._frozen() > self._frozen_at_reclaim * (1 + RECLAIM_GROWTH) * fleet_growth:
+            return True
         if ended - self._ended_at_reclaim >= max(self._reclaim_after_ended, open_now // 4):
             return True
         return time.monotonic() - self._reclaimed_at >= self._reclaim_every_s

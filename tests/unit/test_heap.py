@@ -1,6 +1,6 @@
 """When the gateway's heap upkeep (gateway.heap) collects the frozen heap whole: once the frozen objects grew by
-a quarter since the last time, once the subscriptions ended since then reach a quarter of those open (and a
-floor), or after its longest interval."""
+a quarter more than the open subscriptions did since the last time, once the subscriptions ended since then
+reach a quarter of those open (and a floor), or after its longest interval."""
 
 from __future__ import annotations
 
@@ -53,4 +53,14 @@ def test_a_frozen_heap_grown_by_a_quarter_makes_one() -> None:
     counts.frozen = 1250
     assert not upkeep.due()
     counts.frozen = 1251
+    assert upkeep.due()
+
+
+def test_a_fleet_subscribing_grows_the_frozen_heap_without_making_one() -> None:
+    counts = Counts()
+    counts.open = 99
+    upkeep = upkeep_of(counts)
+    counts.open, counts.frozen = 199, 2400  # twice the fleet: up to 2 x 1.25 x the frozen heap is its own
+    assert not upkeep.due()
+    counts.frozen = 2501
     assert upkeep.due()
