@@ -89,7 +89,7 @@ def _stored_fields(whole_job: list[Field]) -> set[str] | None:
         needed |= {"status"} if arguments.get("status") or arguments.get("statusNot") else set()
         needed |= {"type"} if arguments.get("type") is not None else set()
         for leaf in children(field):
-            if leaf.name in ("id", TYPENAME, "history"):  # history is read by task id
+            if leaf.name in ("id", TYPENAME, "history", "historyTruncated"):  # history is read by task id
                 continue
             if leaf.fields is not None or leaf.name not in TASK_FIELDS:
                 return None

@@ -7,10 +7,10 @@ It covers what dashboards ask: `Query.job(id)` with its counts, summary, whole-j
 `roots` (from one read, projected to the fields selected when they are stored ones), `edges`, `criticalPath`,
 `taskPage` and `levels`; `Query.jobs` with each job's counts and summary; `Query.task(id)` with every Task field,
 its walks (`nexts`, `previous`, `descendants`, `ancestors`, `blockedBy`, with their arguments) nested as deep as
-the depth bound lets them, `history` and `etag`; `Query.doneStatuses` and `Query.eventCursor`; `__typename`
-anywhere. Anything else (another field, an argument elsewhere, a directive, a response key given twice, a
-variable that does not coerce) is `NotCompiled`: graphql-core answers the operation field by field, as without
-this module.
+the depth bound lets them, `history`, `historyTruncated` and `etag`; `Query.doneStatuses` and
+`Query.eventCursor`; `__typename` anywhere. Anything else (another field, an argument elsewhere, a directive, a
+response key given twice, a variable that does not coerce) is `NotCompiled`: graphql-core answers the operation
+field by field, as without this module.
 """
 
 from __future__ import annotations
@@ -80,7 +80,16 @@ SHAPES: dict[str, tuple[str, dict[str, str | None]]] = {
             "levels": "JobLevel",
         },
     ),
-    "Task": ("Task", {**_TASK_SCALARS, "etag": None, "history": "TaskChange", **dict.fromkeys(WALKS, "Task")}),
+    "Task": (
+        "Task",
+        {
+            **_TASK_SCALARS,
+            "etag": None,
+            "history": "TaskChange",
+            "historyTruncated": None,
+            **dict.fromkeys(WALKS, "Task"),
+        },
+    ),
     "Edge": ("Edge", dict.fromkeys(["from", "to", TYPENAME])),
     "StatusCount": ("StatusCount", dict.fromkeys(["status", "count", TYPENAME])),
     "JobSummary": (
@@ -111,6 +120,7 @@ WITH_ARGUMENTS = frozenset(
         ("Job", "tasks"),
         ("Job", "taskPage"),
         ("Task", "history"),
+        ("Task", "historyTruncated"),
         *(("Task", name) for name in WALKS),
     }
 )

@@ -23,7 +23,11 @@ async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: 
     as graphql-core's DataLoader batches them)."""
     columns: list[Iterable[Any]] = []
     for field in fields:
-        if field.fields is None:
+        if field.name == "historyTruncated":  # a leaf read as `history` reads its page
+            size = history_size(field.arguments.get("last"), context.max_history)
+            pages = await context.read_histories([doc["_id"] for doc in docs], size, field.arguments.get("before"))
+            columns.append([page.truncated for page in pages])
+        elif field.fields is None:
             columns.append(
                 map(etag_of, docs) if field.name == "etag" else column(TASK_FIELDS.get(field.name, field.name))(docs)
             )

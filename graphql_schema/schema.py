@@ -257,9 +257,9 @@ def build_schema(
             CodedErrors,
             ReadOnlyTokens,
             RatesOverWebSocket,  # HTTP requests are counted by the router, before the body is read
+            SubscriptionsOverWebSocket,  # a refusal: before every hook that holds state across execution
             CostBudget,  # after the refusals that need no estimate; before anything else reads
             OperationDeadline,  # around every read of the operation, the compiled path's included
-            SubscriptionsOverWebSocket,
             OperationMetrics,
             OperationSpans,  # before CompiledQueries: a compiled answer is read within the operation's span
             ForgetReads,  # once an operation has its answer, its reads are dropped

@@ -5,7 +5,9 @@ answer as the text encoded once for every subscriber of it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportConnectionInit,
@@ -68,6 +70,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
         await self.websocket.send_json(next_frame(message))
 
+    async def handle_task_exception(self, error: Exception) -> None:
+        """A send that finds the peer gone ends its operation (Strawberry closes its stream): no server error to
+        log, as Strawberry would, with three tracebacks, for every client that leaves while it is answered."""
+        if not isinstance(error, WebSocketDisconnected):
+            await super().handle_task_exception(error)
+
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The older graphql-ws protocol closes a rejected connection with 1011 (internal error); a wrong token is
@@ -119,17 +127,21 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             )
             self.subscriptions[operation_id] = results
             first = True
-            async for result in results:
-                if first and isinstance(result, PreExecutionError) and result.errors:
-                    payload = result.errors[0].formatted
-                    await self.send_message(ErrorMessage(type="error", id=operation_id, payload=payload))
-                    return
-                if isinstance(result, ExecutionResult):
-                    await self.send_data_message(result, operation_id)
-                first = False
+            async with contextlib.aclosing(results):  # a subscription ends here, not when collected
+                async for result in results:
+                    if first and isinstance(result, PreExecutionError) and result.errors:
+                        payload = result.errors[0].formatted
+                        await self.send_message(ErrorMessage(type="error", id=operation_id, payload=payload))
+                        return
+                    if isinstance(result, ExecutionResult):
+                        await self.send_data_message(result, operation_id)
+                    first = False
             await self.send_message(CompleteMessage(type="complete", id=operation_id))
         except asyncio.CancelledError:
-            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+            with contextlib.suppress(WebSocketDisconnected):
+                await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        except WebSocketDisconnected:
+            pass  # the peer is gone: nothing to tell it, and the connection's end ends its other operations
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from pymongo.errors import OperationFailure
 
@@ -305,6 +306,44 @@ def is_event_cursor(cursor: str) -> bool:
     timestamp, 0x82): anything else is no cursor the gateway gave, refused at once rather than sent to MongoDB,
     whose refusals of malformed tokens do not all carry a code that says so."""
     return len(cursor) >= 4 and len(cursor) % 2 == 0 and cursor[:2] == "82" and _HEX_DIGITS.issuperset(cursor)
+
+
+_UUID_MARK = b"\x5a\x10\x04"
+"""In a resume token's KeyString, what starts a collection's UUID: BinData (0x5A) of 16 bytes (0x10), subtype 4."""
+
+
+def cursor_collection(cursor: str) -> bytes | None:
+    """The UUID of the collection whose change `cursor` (of is_event_cursor's form) is, or None for a cursor that
+    names none (a position in the oplog: Query.eventCursor's, an idle stream's) or cannot be read here."""
+    try:
+        token = bytes.fromhex(cursor)
+    except ValueError:
+        return None
+    at = token.find(_UUID_MARK, 9)  # after the 0x82 timestamp
+    uuid = token[at + len(_UUID_MARK) : at + len(_UUID_MARK) + 16] if at >= 0 else b""
+    return uuid if len(uuid) == 16 else None
+
+
+FUTURE_CURSOR_S = 60
+"""How far past the shared stream's position (now) a cursor's time may be: another gateway's stream may be a
+little ahead of this one's; a cursor further ahead is no cursor MongoDB gave."""
+
+
+def cursor_later_than(cursor: str, position: str, slack_s: int = FUTURE_CURSOR_S) -> bool:
+    """Whether `cursor` (of is_event_cursor's form) names a time more than `slack_s` seconds after `position`
+    (a resume token: MongoDB's seconds are the 8 hex digits after the 0x82). MongoDB resumes from a future time
+    without a word: every change until then would be skipped, the subscription silent meanwhile."""
+    try:
+        return int(cursor[2:10], 16) > int(position[2:10], 16) + slack_s
+    except ValueError:
+        return False
+
+
+async def collection_uuid(collection: Collection) -> bytes | None:
+    """`collection`'s UUID as its change events' cursors name it; None where MongoDB does not say."""
+    found = await (await collection.database.list_collections(filter={"name": collection.name})).to_list()
+    uuid = found[0].get("info", {}).get("uuid") if found else None
+    return bytes(uuid.bytes if isinstance(uuid, UUID) else uuid) if isinstance(uuid, UUID | bytes) else None
 
 
 def cursor_expired() -> CursorExpired:

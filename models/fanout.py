@@ -39,7 +39,10 @@ from models.events import (
     SUBSCRIBER_FIELDS,
     WATCH_RETRY_S,
     TaskEvent,
+    collection_uuid,
+    cursor_collection,
     cursor_expired,
+    cursor_later_than,
     event_of,
     is_event_cursor,
     jobs_of,
@@ -112,6 +115,8 @@ class LiveEvents:
         self._reader: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self.catch_ups_reading = 0
+        self._tasks_uuid: bytes | None = None
+        """The tasks collection's UUID, which its events' cursors name (read at the first cursor naming one)."""
         LIVE_HUBS.add(self)
 
     def counts(self) -> tuple[int, int]:
@@ -139,7 +144,7 @@ class LiveEvents:
         """Every event (of one job, if given) after the event whose cursor is `after` (then live), or from now.
         Raises TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX; while iterated, SubscriberTooSlow,
         CursorExpired, StorageUnavailable (the shared stream or the catch-up failing for `resume_within_s`)."""
-        if after is not None and not is_event_cursor(after):
+        if after is not None and (not is_event_cursor(after) or await self._of_another_collection(after)):
             raise cursor_expired()
         if self._registered >= self.limits.max_subscriptions:
             SUBSCRIPTIONS_REFUSED.labels("gateway").inc()
@@ -154,6 +159,8 @@ class LiveEvents:
         try:
             try:
                 await self._started(resume_within_s)
+                if after is not None and self.position is not None and cursor_later_than(after, self.position):
+                    raise cursor_expired()
             except BaseException as error:
                 if starting is not None:
                     starting.end(error)
@@ -310,6 +317,21 @@ class LiveEvents:
             log.info("shared change stream interrupted (%s); resuming after its last position", failure)
             self._end_waiting_too_long(failing_since, failure)
             await asyncio.sleep(WATCH_RETRY_S)
+
+    async def _of_another_collection(self, cursor: str) -> bool:
+        """Whether `cursor` is the event of another collection or database: MongoDB would refuse it only at the
+        next change of the tasks, and the subscription would wait silently until then. The UUID is read again
+        whenever a cursor names another one (the collection may have been made anew); unknown (MongoDB away):
+        not refused here, the catch-up's stream answers."""
+        named = cursor_collection(cursor)
+        if named is None:
+            return False
+        if named != self._tasks_uuid:
+            try:
+                self._tasks_uuid = await collection_uuid(self._tasks)
+            except PyMongoError:
+                return False
+        return self._tasks_uuid is not None and named != self._tasks_uuid
 
     def _span(self, name: str, *, after: bool, job_id: str | None) -> StreamSpan | None:
         """A span current until the stream it opens first answers (None untraced). It names no task data:

@@ -238,13 +238,21 @@ def value_problem(value: Any) -> str:
     return f"has type {type(value).__name__}, which the layout does not allow"
 
 
+def _id_problem(value: Any) -> str:
+    """Why a stored `_id` names no task: a number of the wrong value (-5, 2.5) is told apart from a wrong type."""
+    if isinstance(value, int | float | Decimal128) and not isinstance(value, bool):
+        return "is no task id (an int64 > 0)"
+    return value_problem(value)
+
+
 def _warn_once(task_id: Any, field: str, problem: str) -> None:
     """One warning per task and field per process: a bad document read a thousand times logs once."""
     key = (repr(task_id), field)  # any stored _id: unhashable ones (a document, Decimal128) and NaN included
     if key in _warned or len(_warned) >= _WARNINGS_KEPT:
         return
     _warned.add(key)
-    log.warning("task %r: stored %s %s; served without it (run `tracking-gateway check`)", task_id, field, problem)
+    served = "the document is served as no task" if field == "_id" else "served without it"
+    log.warning("task %r: stored %s %s; %s (run `tracking-gateway check`)", task_id, field, problem, served)
 
 
 def _links(task_id: Any, name: str, value: Any) -> list[int]:
@@ -339,7 +347,7 @@ def readable_task(doc: RawDocument) -> TaskDoc | None:
         return cast(TaskDoc, doc)
     task_id = as_task_id(doc.get("_id"))
     if task_id is None:
-        _warn_once(doc.get("_id"), "_id", value_problem(doc.get("_id")))
+        _warn_once(doc.get("_id"), "_id", _id_problem(doc.get("_id")))
         return None
     repaired: RawDocument = {"_id": task_id}
     for name, value in doc.items():

@@ -198,7 +198,10 @@ async function selectTask(page, taskId, { centre = false } = {}) {
     <dl>${fields.join("")}</dl>
     <h4>Blocked by</h4>${linked(task.blockedBy, "nothing: every task before it is done")}
     <h4>Previous tasks</h4>${linked(task.previous, "none")}<h4>Next tasks</h4>${linked(task.nexts, "none")}
-    <h4>History of ${esc(task.name ?? task.id)}</h4><table class="history"><thead><tr><th>When</th><th>Change</th>
+    <h4>History of ${esc(task.name ?? task.id)}</h4>${task.historyTruncated
+    ? `<p class="truncated">Only the newest ${task.history.length} changes are shown: older ones were left out ` +
+      "(GraphQL <code>taskHistory(id, before:)</code> pages back through them).</p>"
+    : ""}<table class="history"><thead><tr><th>When</th><th>Change</th>
     <th>Status</th><th>Fields</th></tr></thead><tbody>${history.join("") || '<tr><td colspan="4">none recorded</td></tr>'}
     </tbody></table>`;
   element(details, ".open-hood", HTMLButtonElement).onclick = () => openNeighbourhood(page, task.id);

@@ -38,10 +38,11 @@ export const TASK_PAGE = `query Page($id: String!, $after: String, $status: [Str
 export const LEVELS = `query Levels($id: String!) { job(id: $id) { levels { depth count blockedCount
   statusCounts { status count } } } }`;
 
-/** The selected task: its fields, what blocks it, its links and its history. */
+/** The selected task: its fields, what blocks it, its links and its history (the newest changes, and whether
+ *  older ones were left out). */
 export const DETAILS = `query Details($id: ID!) { task(id: $id) { id ${DETAIL_FIELDS.join(" ")}
   blockedBy(transitive: true) ${LINKED} previous ${LINKED} nexts ${LINKED}
-  history { at kind changedFields status } } }`;
+  history { at kind changedFields status } historyTruncated } }`;
 
 /** The drill-down: a task's ancestors and descendants to a depth. */
 export const NEIGHBOURHOOD = `query Neighbourhood($id: ID!, $depth: Int!) { task(id: $id) { id name status startTime

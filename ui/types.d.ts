@@ -263,6 +263,8 @@ declare global {
     previous: GraphTask[];
     nexts: GraphTask[];
     history: { at: string; kind: string; changedFields: string[]; status: string | null }[];
+    /** Whether older changes than `history`'s were left out (TRACKING_GRAPHQL_MAX_HISTORY). */
+    historyTruncated: boolean;
   }
 
   /** A row of the big-job table (Job.taskPage's nodes). */

@@ -11,6 +11,7 @@ from itertools import repeat
 from typing import Any
 
 from models.stored_task import TaskDoc, as_dicts, readable_date_expression, readable_value
+from models.task import INT64_MAX
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ProjectedJob:
     def counts(self) -> JobSummary | None:
         """`task_count` and `status_counts` as `summaries` gives them, from the tasks read (with `status` in the
         projection); None when a stored document is no task readers see, which the aggregation counts its own
-        way (a number id that is no task id)."""
+        way (TASK_ID_MATCH: a fractional double id passes it)."""
         if self.stored != len(self.tasks):
             return None
         statuses = Counter(map(dict.get, as_dicts(self.tasks), repeat("status")))
@@ -66,10 +67,16 @@ def _only_dates(field_name: str) -> dict[str, Any]:
     return readable_date_expression(f"${field_name}")
 
 
+TASK_ID_MATCH: dict[str, Any] = {"$type": ["int", "long", "double"], "$gt": 0, "$lte": INT64_MAX}
+"""The stored ids that can be task ids, as a query on `_id` (a fractional double still passes: as_task_id
+decides)."""
+
+
 def summaries_pipeline(job_ids: Collection[str]) -> list[dict[str, Any]]:
     return [
-        # Documents whose _id is no number are no tasks (models.stored_task), so they count for nothing.
-        {"$match": {"job-id": {"$in": list(job_ids)}, "_id": {"$type": "number"}}},
+        # Documents whose _id is no task id (models.stored_task.as_task_id: no number, or one no reader serves,
+        # such as -5, 0 or a Decimal128) count for nothing: the counts are of the tasks the pages show.
+        {"$match": {"job-id": {"$in": list(job_ids)}, "_id": TASK_ID_MATCH}},
         {
             "$group": {
                 "_id": {"job": "$job-id", "status": "$status"},

@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import pytest
+from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 from pymongo.errors import WriteError
 from websockets.asyncio.client import connect
@@ -78,6 +79,32 @@ async def test_wrong_typed_fields_never_fail_a_reader(client, raw_db):
     assert [t["id"] for t in rest] == [1, 2, 3]
     assert rest[0]["status"] == "5" and "number-of-retries" not in rest[1]
     assert (await client.get("/tracking/task/3")).json()["id"] == 3
+
+
+async def test_the_counts_of_a_job_leave_out_documents_whose_id_is_no_task_id(client, gateway_client, raw_db):
+    """Numbers that are no task id (negative, zero, Decimal128, past int64) are served by no reader: the job's
+    taskCount, statusCounts and summary, and the listing's, count only the tasks its pages show."""
+    await insert_raw(
+        raw_db,
+        {"_id": Int64(1), "job-id": "ops", "status": "READY", "nexts": [], "previous": []},
+        {"_id": 2.0, "job-id": "ops", "status": "READY", "nexts": [], "previous": []},
+        *(
+            {"_id": bad, "job-id": "ops", "status": "GHOST", "nexts": [], "previous": []}
+            for bad in (Int64(-5), 0, Decimal128("7"), 1e19)
+        ),
+    )
+    for compiled in (True, False):
+        http = client if compiled else await gateway_client(graphql_compiled=False)
+        body = await gql(
+            http,
+            '{ job(id: "ops") { taskCount statusCounts { status count } summary { progress } tasks { id } } '
+            "jobs(first: 10) { edges { node { id taskCount } } } }",
+        )
+        assert "errors" not in body, body
+        job = body["data"]["job"]
+        assert [t["id"] for t in job["tasks"]] == ["1", "2"]
+        assert (job["taskCount"], job["statusCounts"]) == (2, [{"status": "READY", "count": 2}]), compiled
+        assert body["data"]["jobs"]["edges"] == [{"node": {"id": "ops", "taskCount": 2}}], compiled
 
 
 async def test_a_subscriber_gets_events_for_malformed_documents(live, raw_db):

@@ -6,6 +6,7 @@ of operation."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -17,7 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from graphql_schema.rules import INTROSPECTION_QUERY_DEPTH
-from tests.helpers import AUTH, gateway_app, lifespan_client, served, subscribed
+from models.fanout import LIVE_HUBS
+from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, served, subscribed
 
 READ_TOKEN = "graphql-http-read-token"
 MODERN = "application/graphql-response+json"
@@ -149,6 +151,21 @@ async def test_statuses_follow_the_media_type(http, query, json_status, modern_s
     else:
         assert body["errors"][0]["extensions"]["code"] == code
         assert ("data" in body) == (modern_status == 200), body  # no data entry when execution never started
+
+
+async def test_a_subscription_sent_over_http_is_refused_and_leaves_no_operation_open(http, caplog):
+    """Refused before the hooks that hold state across execution (the cost meter, the deadline) start: once they
+    had, each such request left its operation open until the garbage collector closed it in another context,
+    which logged a ValueError traceback at ERROR ("Task exception was never retrieved")."""
+    with caplog.at_level(logging.ERROR):
+        for accept in ('multipart/mixed;subscriptionSpec="1.0", application/json', "application/json"):
+            response = await post(http, "subscription { taskEvents { kind } }", accept)
+            assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", response.text
+            assert "not over HTTP" in response.text
+        for _ in range(3):
+            gc.collect()
+            await asyncio.sleep(0)  # the finalizers the collector scheduled run
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
 
 
 @pytest.mark.parametrize(
@@ -324,6 +341,31 @@ async def test_subscriptions_still_stream_over_graphql_ws(live, raw_db):
         }
         await ws.send(json.dumps({"id": "s", "type": "stop"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "complete", "id": "s"}
+
+
+async def no_subscription_open() -> bool:
+    return not any(hub.subscribers() for hub in list(LIVE_HUBS))
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_client_gone_while_its_answers_are_sent_is_no_server_error(live, raw_db, caplog, protocol):
+    """A peer that drops its connection while changes stream to it (a closed laptop, a killed tab) ends its
+    operations with the connection; the send that finds it gone was logged at ERROR with three tracebacks
+    ("Exception in worker task"), once per such client, as if the gateway had failed."""
+    subscription = {"query": "subscription { taskEvents { kind taskId } }"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
+        with caplog.at_level(logging.ERROR):
+            for _ in range(3):
+                ws = await opened(live, protocol)
+                async with subscribed():
+                    await ws.send(json.dumps({"id": "s", "type": START[protocol], "payload": subscription}))
+                created = [rest.post("/tracking/task", json={"tasks": [{"job-id": "gone"}]}) for _ in range(20)]
+                writes = asyncio.gather(*created)
+                json.loads(await asyncio.wait_for(ws.recv(), 10))  # the events are flowing
+                ws.transport.abort()  # gone, without a close frame, while the changes go on
+                await writes
+                await eventually(no_subscription_open, what="the gone client's subscription ended")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])

@@ -129,6 +129,45 @@ async def test_an_unknown_or_expired_cursor_ends_the_subscription_with_cursor_ex
     assert errors[0]["extensions"]["code"] == "CURSOR_EXPIRED"
 
 
+async def foreign_event_cursor(collection: Any) -> str:
+    """The cursor of a change to `collection` (not the tasks): an event cursor of the right form."""
+    async with await collection.watch() as stream:
+        await collection.insert_one({"x": 1})
+        change = await stream.next()
+    return str(change["_id"]["_data"])
+
+
+@pytest.mark.parametrize("where", ["another collection", "another database"])
+async def test_a_cursor_of_another_collection_ends_the_subscription_at_once_with_cursor_expired(live, raw_db, where):
+    """MongoDB waits for the next change of `tasks` before it refuses such a cursor: no change comes here, and the
+    subscription must not wait silently for one."""
+    other = raw_db["not_tasks"] if where == "another collection" else raw_db.client[f"{TEST_DB}_other"]["tasks"]
+    try:
+        cursor = await foreign_event_cursor(other)
+        async with subscription(live, {"after": cursor}) as ws:
+            message = await next_message(ws)
+    finally:
+        await other.drop()
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "CURSOR_EXPIRED", message
+
+
+async def test_a_cursor_of_a_time_to_come_ends_the_subscription_at_once_with_cursor_expired(live):
+    """MongoDB resumes from a point later than now without a word, skipping every change until then: a cursor a
+    day ahead (made from a real one) is no cursor the gateway gave, and the subscription is told so."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
+        taken = await rest.post("/graphql", json={"query": "{ eventCursor }"})
+        cursor = taken.json()["data"]["eventCursor"]
+        ahead = f"{cursor[:2]}{int(cursor[2:10], 16) + 86_400:08X}{cursor[10:]}"
+        async with subscription(live, {"after": ahead}) as ws:
+            await rest.post("/tracking/task", json={"tasks": [{"job-id": "meanwhile"}]})
+            message = await next_message(ws)
+        async with subscription(live, {"after": cursor}) as ws:  # the real one still resumes
+            assert (await next_event(ws))["kind"] == "CREATED"
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "CURSOR_EXPIRED", message
+
+
 # ---- history ---------------------------------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import httpx
 
 from bench.browser import Browser
 from tests.conftest import PAGES_TOKEN
+from tests.graphql_schema.test_graphql_bounded_history import record_changes
 from tests.ui.pages import GRAPH, HEADERS, click_task, create, texts_of
 
 
@@ -70,6 +71,26 @@ async def test_the_job_page_shows_every_task_and_a_rest_change_live(base_url, sm
         )
         await browser.screenshot(tmp_path / "job.png")
     assert (tmp_path / "job.png").stat().st_size > 10_000
+
+
+async def test_the_details_say_when_a_tasks_history_was_cut(base_url, small_job, raw_db, tmp_path):
+    """A task with more recorded changes than TRACKING_GRAPHQL_MAX_HISTORY (50) shows the newest 50 and says
+    older ones were left out; one with a short history says nothing of the kind."""
+    build, _, deploy = small_job
+    await record_changes(raw_db, deploy, 60)
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=release-7")
+        await browser.wait_for("document.querySelectorAll('.task').length === 3")
+        await click_task(browser, deploy)
+        note = await browser.wait_for("document.querySelector('#details .truncated')?.textContent")
+        assert "Only the newest 50 changes are shown" in note and "taskHistory" in note
+        assert await browser.evaluate("document.querySelectorAll('#details table.history tbody tr').length") == 50
+        await browser.evaluate("document.querySelector('#details .truncated').scrollIntoView()")
+        await browser.screenshot(tmp_path / "truncated.png")
+        await click_task(browser, build)
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('build')")
+        assert await browser.evaluate("document.querySelector('#details .truncated')") is None
+    assert (tmp_path / "truncated.png").stat().st_size > 10_000
 
 
 LIVE_LAG_S = 3.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from bson.int64 import Int64
@@ -43,3 +44,17 @@ def test_a_document_whose_id_is_no_task_id_is_no_task():
     assert readable_task({"_id": "seven", "status": "READY"}) is None
     assert readable_task({"_id": ObjectId(), "status": "READY"}) is None
     assert readable_task({"_id": 0, "status": "READY"}) is None
+
+
+def test_the_warning_for_a_number_id_that_is_no_task_id_names_its_value_not_its_type(caplog):
+    """A negative id is an int64: "has type Int64, which the layout does not allow" sent ops looking for a wrong
+    type. Ids no other test uses: each task and field is warned of once per process."""
+    with caplog.at_level(logging.WARNING, logger="models.stored_task"):
+        assert readable_task({"_id": Int64(-987_654_321), "status": "READY"}) is None
+        assert readable_task({"_id": 98_765.5, "status": "READY"}) is None
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(
+        "-987654321: stored _id is no task id (an int64 > 0); the document is served as no task" in warning
+        for warning in warnings
+    ), warnings
+    assert any("98765.5: stored _id is no task id (an int64 > 0)" in warning for warning in warnings), warnings
