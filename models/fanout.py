@@ -22,7 +22,6 @@ import contextlib
 import contextvars
 import logging
 import time
-import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -49,13 +48,8 @@ from models.events import (
     refuses_resume_point,
     stream_request,
 )
-from models.metrics import (
-    SUBSCRIPTION_EVENTS_DELIVERED,
-    SUBSCRIPTION_QUEUE_DEPTH,
-    SUBSCRIPTION_STREAMS,
-    SUBSCRIPTIONS_OPEN,
-    SUBSCRIPTIONS_REFUSED,
-)
+from models.fanout_metrics import LIVE_HUBS as LIVE_HUBS
+from models.metrics import SUBSCRIPTION_EVENTS_DELIVERED, SUBSCRIPTIONS_REFUSED
 from models.stored_task import Collection
 from models.subscriber import Phase, Subscriber, Visibility
 from models.tracing import StreamSpan
@@ -87,10 +81,6 @@ class LiveLimits:
         return self.catch_ups + 2
 
 
-LIVE_HUBS: weakref.WeakSet[LiveEvents] = weakref.WeakSet()
-"""Every fan-out of this process (tests run several stores in one), for the metrics and the tests' waits."""
-
-
 class LiveEvents:
     """The fan-out of one gateway process (one per store): `subscribe` gives a subscription's events."""
 
@@ -114,7 +104,7 @@ class LiveEvents:
         self._opened = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
-        self.catch_ups_reading = 0
+        self.catch_ups_reading: int = 0
         self._tasks_uuid: bytes | None = None
         """The tasks collection's UUID, which its events' cursors name (read at the first cursor naming one)."""
         LIVE_HUBS.add(self)
@@ -411,20 +401,3 @@ class LiveEvents:
 _CLOSED = GraphError("subscription closed")
 """How a subscription its reader left is marked ended (no one reads it)."""
 _SHUTTING_DOWN = StorageUnavailable("the gateway is shutting down: subscribe again with after: your last cursor")
-
-
-def _queued(hub: LiveEvents) -> float:
-    return float(sum(len(subscriber.queue) + len(subscriber.pending) for subscriber in hub.subscribers()))
-
-
-def _in_phase(phase: Phase) -> float:
-    return float(sum(hub.phases[phase] for hub in list(LIVE_HUBS)))
-
-
-SUBSCRIPTIONS_OPEN.labels("catching_up").set_function(lambda: _in_phase(Phase.CATCHING_UP))
-SUBSCRIPTIONS_OPEN.labels("live").set_function(lambda: _in_phase(Phase.LIVE))
-SUBSCRIPTION_QUEUE_DEPTH.set_function(lambda: sum(_queued(hub) for hub in list(LIVE_HUBS)))
-SUBSCRIPTION_STREAMS.labels("shared").set_function(lambda: float(sum(hub.shared_streams for hub in list(LIVE_HUBS))))
-SUBSCRIPTION_STREAMS.labels("catch_up").set_function(
-    lambda: float(sum(hub.catch_ups_reading for hub in list(LIVE_HUBS)))
-)
