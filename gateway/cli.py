@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import gc
 import logging
 import sys
 from collections.abc import Iterator
@@ -14,6 +14,7 @@ import uvloop
 
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError
+from gateway.heap import HeapUpkeep, freeze_startup_heap, keep_heap_frozen
 from gateway.maintenance import install_maintenance_commands
 from gateway.observability import configure_logging
 from gateway.settings import Settings, SettingsError, load_settings
@@ -88,34 +89,17 @@ async def _serve(settings: Settings) -> int:
     backend.start_background(settings, stop_serving)
     log.info("live view of jobs and their task graphs: %s", _live_view_link(settings))
     freeze_startup_heap()
+    upkeep = asyncio.create_task(keep_heap_frozen(HeapUpkeep(backend.store.live.counts)), name="heap upkeep")
     try:
         await server.serve()
     finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
         await backend.close()
         if tracing is not None:
             await tracing.shutdown()
     return 1 if backend.failure is not None else 0
-
-
-GC_YOUNGEST_THRESHOLD = 10_000
-"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
-
-
-def freeze_startup_heap() -> None:
-    """Move everything start-up made (the imported libraries, the app, the schema: over 100,000 objects) out of
-    the cyclic garbage collector's sight (gc.freeze): they live as long as the process, yet every full collection
-    walked them all. An answer that builds tens of thousands of objects (a whole job over GraphQL) triggers
-    several full collections, which cost more than building it did (bench/README.md, "GraphQL job").
-
-    And collect the youngest generation every GC_YOUNGEST_THRESHOLD allocations rather than 700: a request that
-    builds tens of thousands of objects it keeps until its answer (a 10,000-task create: its validated body, plan,
-    documents and answer) otherwise has them walked by dozens of collections, each promoting them towards the
-    full collections; a third of a create's Python time went there (bench/README.md, "Bulk create"). A young
-    collection then walks at most 10,000 objects (about a millisecond); cyclic garbage lives a little longer."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNGEST_THRESHOLD, older, oldest)
 
 
 async def _check(settings: Settings, repair: bool) -> int:

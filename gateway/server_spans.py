@@ -26,6 +26,9 @@ from gateway.observability import without_tokens
 REDACTED = "REDACTED"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 """The methods the HTTP conventions name; any other is `_OTHER` (a span name must not grow unbounded)."""
+MAX_METHOD_ORIGINAL = 32
+"""Characters of an unknown method kept in `http.request.method_original`: the request line's method is any token
+a client sends, and an attribute of every such span must not grow with it."""
 
 
 def redacted_query(query: str) -> str:
@@ -99,7 +102,7 @@ def request_attributes(scope: Scope) -> dict[str, str]:
         "url.scheme": scope.get("scheme", "http"),
     }
     if method not in _METHODS:
-        attributes["http.request.method_original"] = method
+        attributes["http.request.method_original"] = method[:MAX_METHOD_ORIGINAL]
     if scope.get("query_string"):
         attributes["url.query"] = without_tokens(redacted_query(scope["query_string"].decode("latin-1")))
     return attributes

@@ -1,5 +1,5 @@
-"""OpenTelemetry traces over OTLP/HTTP (protobuf), set up from the settings (OpenTelemetry's own variables):
-the only module that uses the SDK (gateway.otlp_encoding reads its finished spans). Each app gets its own tracer
+"""OpenTelemetry traces over OTLP/HTTP (protobuf), set up from the settings (OpenTelemetry's own variables) with
+the SDK (gateway.recorded_spans makes its spans, gateway.otlp_encoding encodes them). Each app gets its own tracer
 provider, passed explicitly to the server span middleware (gateway.server_spans), the GraphQL extension and the
 graph store; nothing is installed globally, so a process without an endpoint has no SDK object at all and its
 requests do no tracing work.
@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.sampling import (
 from prometheus_client import Counter
 
 from gateway.otlp_encoding import encode_request
+from gateway.recorded_spans import RecordingTracerProvider
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ def start_tracing(settings: Settings) -> Tracing | None:
     backlog = _Backlog(settings.otel_bsp_max_queue_size)
     exporter = DirectOTLPExporter(endpoint=endpoint, timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000)
     resource = Resource.create({SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: version("tracking-gateway")})
-    provider = TracerProvider(sampler=sampler(settings), resource=resource)
-    provider.add_span_processor(CountingSpanProcessor(CountingExporter(exporter, backlog), backlog, settings))
+    processor = CountingSpanProcessor(CountingExporter(exporter, backlog), backlog, settings)
+    provider = RecordingTracerProvider(sampler(settings), resource, processor)
     log.info("traces go to %s (sampler %s)", shown_endpoint(endpoint), settings.otel_traces_sampler)
     return Tracing(provider, endpoint)

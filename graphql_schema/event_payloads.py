@@ -20,7 +20,7 @@ encodings. Here the answer to one event for one selection is computed once and s
 
 What stays per subscription is Strawberry's handling of each result (its extension hooks, the message) and
 the WebSocket's own framing (and compression, when the client asked for it). A shared answer lives on its event
-(held by the subscriptions' buffers) until SHARED_ANSWERS newer ones were kept.
+(held by the subscriptions' buffers) and goes with it, or earlier once SHARED_ANSWERS newer ones were kept.
 """
 
 from __future__ import annotations
@@ -52,13 +52,23 @@ SHARED_ANSWERS = 4096
 """Shared answers kept at most, across events, the oldest forgotten first: what a reader lagging further
 behind reads is executed again for it (correct, only not shared). Without a bound, one reader that lets
 events wait would keep alive every answer any selection gave for each of them."""
-_kept: deque[tuple[dict[object, object], SelectionKey]] = deque()
+_kept: deque[tuple[weakref.ref[SharedResults], SelectionKey]] = deque()
+"""Weakly: an event's answers go with the event once every subscriber has read it (the bound only forgets
+answers of events still held); held strongly, the bound kept thousands of answers of events long gone alive,
+each promoted through the garbage collector's generations before it died."""
 OPERATIONS_KEPT = 1024
 """Operations whose payload variables are remembered (by identity: an id alone may be reused once its operation
 is gone, so each entry holds a weak reference to check it)."""
 _VARIABLES_OF: dict[int, tuple[weakref.ref[OperationDefinitionNode], frozenset[str]]] = {}
 _SHARED_EXECUTIONS = SUBSCRIPTION_EXECUTIONS.labels("shared")
 _SHARED_ENCODINGS = SUBSCRIPTION_ENCODINGS.labels("shared")
+
+
+class SharedResults(dict[object, object]):
+    """An event's answers by selection (`TaskEventType.shared_results`): a dict the bound on kept answers can
+    refer to weakly."""
+
+    __slots__ = ("__weakref__",)
 
 
 class SharedData(dict[str, Any]):
@@ -102,7 +112,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
     def _shared_answer(self, payload: Any) -> _Shared | None:
         """The answer another subscription of this selection already has for `payload`'s event, if any."""
         shared = getattr(payload, SHARED_RESULTS, None)
-        if not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
+        if not isinstance(shared, SharedResults) or self.operation.operation is not OperationType.SUBSCRIPTION:
             return None
         found = shared.get(self._selection_key)
         return found if isinstance(found, _Shared) and found.operation is self.operation else None
@@ -110,7 +120,8 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
     def execute_operation(self, serially: bool | None = None) -> Any:
         shared = getattr(self.root_value, SHARED_RESULTS, None)
         key = self._selection_key
-        if key is None or not isinstance(shared, dict) or self.operation.operation is not OperationType.SUBSCRIPTION:
+        subscription = self.operation.operation is OperationType.SUBSCRIPTION
+        if key is None or not isinstance(shared, SharedResults) or not subscription:
             return super().execute_operation(serially)
         found = self._shared_answer(self.root_value)
         if found is not None:
@@ -149,12 +160,14 @@ class _Answered:
         return _awaited(result) if isinstance(result, asyncio.Future) else result
 
 
-def _keep(shared: dict[object, object], key: SelectionKey, answer: _Shared) -> None:
+def _keep(shared: SharedResults, key: SelectionKey, answer: _Shared) -> None:
     shared[key] = answer
-    _kept.append((shared, key))
+    _kept.append((weakref.ref(shared), key))
     while len(_kept) > SHARED_ANSWERS:
         oldest, its_key = _kept.popleft()
-        oldest.pop(its_key, None)
+        answers = oldest()
+        if answers is not None:
+            answers.pop(its_key, None)
 
 
 async def _awaited(future: asyncio.Future[GraphQLExecutionResult]) -> GraphQLExecutionResult:

@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.errors import as_graphql_error
-from graphql_schema.event_payloads import caller_selection
+from graphql_schema.event_payloads import SharedResults, caller_selection
 from graphql_schema.metrics import OPEN_SUBSCRIPTIONS
 from graphql_schema.tasks import TaskType, as_task, graphql_field_names
 from models import GraphError, TaskEventKind
@@ -31,7 +31,7 @@ class TaskEventType:
     changed_fields: list[str] = strawberry.field(
         description="The fields the change set or removed (GraphQL names; nexts/previous when links changed)."
     )
-    shared_results: strawberry.Private[dict[object, object]] = field(default_factory=dict)
+    shared_results: strawberry.Private[SharedResults] = field(default_factory=SharedResults)
     """The answers to this event shared by the subscriptions with the same selection
     (graphql_schema.event_payloads)."""
 

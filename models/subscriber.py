@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 
 from models.errors import CursorExpired, GraphError, StorageUnavailable, SubscriberTooSlow
@@ -48,7 +48,31 @@ def too_slow(buffer: int) -> SubscriberTooSlow:
 
 class Subscriber:
     """A subscription registered with the fan-out. Events are queued by the shared stream (`offer`) or by the
-    catch-up read (`catch_up`, `hand_over`); the reader takes them with `events()`."""
+    catch-up read (`catch_up`, `hand_over`); the reader takes them with `take` and `wait` (or `events()`).
+
+    Every open subscription holds one, for as long as it is open: its attributes are slots, and waiting for an
+    event costs one future, not an asyncio.Event's wait (a coroutine and a future each time, and a deque for
+    good), so that the fleet's waiting state is fewer objects for the garbage collector to walk."""
+
+    __slots__ = (
+        "_phases",
+        "_room",
+        "_waiter",
+        "buffer",
+        "delivered",
+        "dropped",
+        "ending",
+        "job_id",
+        "mark",
+        "pending",
+        "phase",
+        "queue",
+        "read_to",
+        "resume_within_s",
+        "since",
+        "taken",
+        "visible",
+    )
 
     def __init__(
         self,
@@ -60,25 +84,27 @@ class Subscriber:
         visible: Visibility | None = None,
         resume_within_s: float = 30.0,
         since: float = 0.0,
+        phases: Counter[Phase] | None = None,
     ) -> None:
+        """`phases`: the counts of its fan-out's subscriptions by phase, kept as this one moves (until it ends)."""
         self.job_id = job_id
         self.buffer = buffer
         self.visible = visible
         self.resume_within_s = resume_within_s
-        self.since = since
-        """When it registered (monotonic): how long the shared stream has failed is counted from here."""
+        self.since = since  # when it registered (monotonic): a failing shared stream's wait counts from here
+        self._phases = phases
         self.phase = Phase.CATCHING_UP if after is not None else Phase.LIVE
-        self.delivered = after
-        """The position of the last event queued (or of `after`): nothing at or before it is queued again."""
+        if phases is not None:
+            phases[self.phase] += 1
+        self.delivered = after  # the last event queued (or `after`): nothing at or before it is queued again
         self.mark = mark
-        self.read_to = after or ""
-        """How far its catch-up has read (where a catch-up reopened goes on)."""
+        self.read_to = after or ""  # how far its catch-up has read (where a catch-up reopened goes on)
         self.pending: list[TaskEvent] = []
         self.queue: deque[TaskEvent] = deque()
         self.ending: GraphError | None = None
         self.dropped = 0
         self.taken = 0
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._room = asyncio.Event()
         self._room.set()
 
@@ -116,10 +142,22 @@ class Subscriber:
         if isinstance(error, SubscriberTooSlow):
             self._drop(len(self.pending))  # kept aside for it, never to be queued: it gets them when it resumes
         SUBSCRIPTIONS_ENDED.labels(_reason(error)).inc()
-        self.phase = Phase.ENDED
+        self._enter(Phase.ENDED)
         self.ending = error
         self.pending.clear()
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _enter(self, phase: Phase) -> None:
+        if self._phases is not None:
+            self._phases[self.phase] -= 1
+            if phase is not Phase.ENDED:
+                self._phases[phase] += 1
+        self.phase = phase
 
     def _drop(self, events: int) -> None:
         self.dropped += events
@@ -132,7 +170,7 @@ class Subscriber:
             return
         self.queue.append(event)
         self.delivered = event.cursor
-        self._wake.set()
+        self._wake()
         if len(self.queue) >= self.buffer:
             self._room.clear()
 
@@ -174,25 +212,42 @@ class Subscriber:
         self.pending.clear()
         for event in later:
             self._queue_or_end(event)
-        self.phase = Phase.LIVE
+        self._enter(Phase.LIVE)
         return True
 
     # ---- the reader's side ---------------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[TaskEvent]:
-        """The queued events as they come; raises the ending error once the queue is empty."""
+    def take(self) -> TaskEvent | None:
+        """The next queued event; None when none waits; raises the ending error once the queue is empty."""
         queue = self.queue
-        while True:
-            while queue:
-                event = queue.popleft()
-                self.taken += 1
-                if len(queue) <= self.buffer // 2:
-                    self._room.set()
-                yield event
+        if not queue:
             if self.ending is not None:
                 raise self.ending
-            self._wake.clear()
-            await self._wake.wait()
+            return None
+        event = queue.popleft()
+        self.taken += 1
+        if len(queue) <= self.buffer // 2:
+            self._room.set()
+        return event
+
+    async def wait(self) -> None:
+        """Until an event is queued or the subscription ends (at once if either is so)."""
+        if self.queue or self.ending is not None:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def events(self) -> AsyncIterator[TaskEvent]:
+        """The queued events as they come; raises the ending error once the queue is empty."""
+        while True:
+            event = self.take()
+            if event is None:
+                await self.wait()
+            else:
+                yield event
 
 
 def _reason(error: GraphError) -> str:

@@ -4,7 +4,9 @@ figure is the gateway's CPU seconds per request, traced over untraced (the untra
 other row measures), at the same concurrency on the same data. Rounds alternate the two, and which goes first
 alternates too. The note gives the machine's load average (`uptime`'s first figure) before and after: CPU per
 request on a busy machine is higher for both sides, and less comparable between runs. Spans the traced gateway
-dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is.
+dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is. A third gateway samples
+SAMPLED_RATIO of requests (parentbased_traceidratio, the documented lever where full sampling costs too much): its
+GETs over the untraced ones are a third row.
 
 With `python -m bench --without-data tracing` the workload loads the little it needs itself (TRACING_TASKS tasks
 to GET and the 10k-task job the GraphQL row reads, seconds instead of the million tasks' minutes)."""
@@ -78,11 +80,23 @@ SETTLE_S = 4 * EXPORT_DELAY_MS / 1000
 the load left queued."""
 
 
+SAMPLED_RATIO = 0.05
+"""The ratio of the sampled row's gateway (parentbased_traceidratio): the lever the operations page documents."""
+
+
 def full_sampling(endpoint: str) -> dict[str, str]:
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_TRACES_SAMPLER": "always_on",
         "OTEL_BSP_SCHEDULE_DELAY": str(EXPORT_DELAY_MS),
+    }
+
+
+def ratio_sampling(endpoint: str) -> dict[str, str]:
+    return {
+        **full_sampling(endpoint),
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(SAMPLED_RATIO),
     }
 
 
@@ -117,9 +131,11 @@ async def tracing_rows(
     requests: int = 4000,
     jobs: int = 10,
     rounds: int = ROUNDS,
+    sampled: tuple[str, int] | None = None,
 ) -> list[Row]:
     """The two rows, from the gateways at (base URL, pid) `plain` and `traced` on the same data (the tasks
-    `task_ids` first to last, the job `job_query` reads with `job_tasks` tasks)."""
+    `task_ids` first to last, the job `job_query` reads with `job_tasks` tasks); with `sampled` (a gateway
+    sampling SAMPLED_RATIO of requests), a third: its GETs over the untraced ones, measured in the same rounds."""
 
     def reader(base: str) -> Callable[[int], Awaitable[None]]:
         async def read(_: int) -> None:
@@ -141,35 +157,52 @@ async def tracing_rows(
 
         return read_jobs
 
-    figures: dict[str, list[float]] = {key: [] for key in ("get plain", "get traced", "job plain", "job traced")}
+    figures: dict[str, list[float]] = {
+        key: [] for key in ("get plain", "get traced", "job plain", "job traced", "get sampled")
+    }
     load_before = os.getloadavg()[0]
     for round_number in range(rounds + 1):
         # Which side goes first alternates (ABBA): the second of two back-to-back measures ran measurably cheaper.
-        sides = (("plain", plain), ("traced", traced))
+        sides = (("plain", plain), ("traced", traced), *((("sampled", sampled),) if sampled else ()))
         for side, (base, pid) in sides if round_number % 2 else sides[::-1]:
             get_cpu = await cpu_per_request(pid, get_load(base), requests)
-            job_cpu = await cpu_per_request(pid, job_reader(base), jobs)
             if round_number:  # round 0 warms up
                 figures[f"get {side}"].append(get_cpu)
+            if side == "sampled":  # the lever is for the cheapest requests: its GETs only
+                continue
+            job_cpu = await cpu_per_request(pid, job_reader(base), jobs)
+            if round_number:
                 figures[f"job {side}"].append(job_cpu)
-    get_plain, get_traced, job_plain, job_traced = (statistics.median(values) for values in figures.values())
+    get_plain, get_traced, job_plain, job_traced = (
+        statistics.median(figures[key]) for key in ("get plain", "get traced", "job plain", "job traced")
+    )
     note = (
         f"gateway CPU per request (user + system, /proc, its threads included), medians of {rounds} rounds "
         f"alternating sides; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
         f"{await dropped_spans(session, traced[0])} spans dropped"
     )
-    return [
+    rows = [
         Row("GET /tracking/task/{id} traced (always_on) vs untraced", get_traced * 1e3, get_plain * 1e3, "CPU ms",
             get_traced / get_plain, UNDER_TEN_PERCENT, note),
         Row("GraphQL 10k-task job traced (always_on) vs untraced", job_traced * 1e3, job_plain * 1e3, "CPU ms",
             job_traced / job_plain, UNDER_TEN_PERCENT, note),
     ]  # fmt: skip
+    if sampled:
+        get_sampled = statistics.median(figures["get sampled"])
+        rows.append(
+            Row(f"GET /tracking/task/{{id}} sampled ({SAMPLED_RATIO:.0%}) vs untraced", get_sampled * 1e3,
+                get_plain * 1e3, "CPU ms", get_sampled / get_plain, UNDER_TEN_PERCENT,
+                f"parentbased_traceidratio {SAMPLED_RATIO}, the documented lever; {note}")
+        )  # fmt: skip
+    return rows
 
 
 @contextmanager
-def traced_gateway(run: Run, endpoint: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def traced_gateway(
+    run: Run, endpoint: str, sampling: Callable[[str], dict[str, str]] = full_sampling, name: str = "traced"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    process = start("gateway", port, run.uri, run.workdir / "traced", full_sampling(endpoint))
+    process = start("gateway", port, run.uri, run.workdir / name, sampling(endpoint))
     try:
         yield f"http://127.0.0.1:{port}", process
     finally:
@@ -189,9 +222,16 @@ async def load_own_data(db: Database, first_id: int) -> tuple[int, int]:
 
 async def measure(run: Run) -> list[Row]:
     task_ids = (1, BULK_TASKS) if run.total else await load_own_data(run.db, run.ids["next_free"] + OWN_DATA_OFFSET)
-    with discarding_receiver() as endpoint, traced_gateway(run, endpoint) as (traced_url, traced):
+    with (
+        discarding_receiver() as endpoint,
+        traced_gateway(run, endpoint) as (traced_url, traced),
+        traced_gateway(run, endpoint, ratio_sampling, "sampled") as (sampled_url, sampled),
+    ):
         await wait_until_up(f"{traced_url}/readyz", traced)
+        await wait_until_up(f"{sampled_url}/readyz", sampled)
         plain = (run.gateway, run.cpu.gateways[0])
-        rows = await tracing_rows(run.session, plain, (traced_url, traced.pid), task_ids=task_ids)
+        rows = await tracing_rows(
+            run.session, plain, (traced_url, traced.pid), task_ids=task_ids, sampled=(sampled_url, sampled.pid)
+        )
         print(f"traced gateway peak RSS {peak_rss_mb(traced.pid):.0f} MB", flush=True)
         return rows

@@ -25,7 +25,7 @@ from websockets.typing import Subprotocol
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo
-from gateway.server_spans import redacted_query
+from gateway.server_spans import MAX_METHOD_ORIGINAL, redacted_query
 from gateway.settings import load_settings
 from gateway.tracing import start_tracing
 from models import GraphStore
@@ -297,7 +297,8 @@ async def test_a_token_a_client_puts_in_the_url_reaches_no_span(traced, path, sp
 
 def test_only_the_composition_root_uses_the_sdk():
     """models/, graphql_schema/, rest/ and web/ use OpenTelemetry's API only; the SDK and the exporter are
-    gateway/tracing.py's (and the encoder's, gateway/otlp_encoding.py, which reads the SDK's finished spans)."""
+    gateway/tracing.py's (with gateway/recorded_spans.py, the SDK's provider making its spans, and the encoder,
+    gateway/otlp_encoding.py, which reads the SDK's finished spans)."""
     root = Path(__file__).parent.parent.parent
     users = set()
     for package in ("models", "graphql_schema", "rest", "web", "gateway", "ui"):
@@ -307,7 +308,7 @@ def test_only_the_composition_root_uses_the_sdk():
                 names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
                 if any(name.startswith(("opentelemetry.sdk", "opentelemetry.exporter")) for name in names):
                     users.add(module.relative_to(root).as_posix())
-    assert users == {"gateway/tracing.py", "gateway/otlp_encoding.py"}
+    assert users == {"gateway/tracing.py", "gateway/recorded_spans.py", "gateway/otlp_encoding.py"}
 
 
 async def test_two_traceparents_start_a_trace_of_their_own_and_repeated_tracestates_do_not_break_one(traced):
@@ -336,6 +337,12 @@ async def test_a_method_the_conventions_do_not_name_is_other_and_keeps_its_origi
     assert server.attributes["http.request.method"] == "_OTHER"
     assert server.attributes["http.request.method_original"] == "PURGE"
     assert server.attributes["http.response.status_code"] == 405 and not server.error
+
+    trace_id, caller = new_trace()
+    answer = await http.request("X" * 5000, "/tracking/task/1", headers=traceparent(trace_id, caller))
+    assert answer.status_code == 405
+    (server,) = await receiver.trace_of(trace_id, "HTTP /tracking/task/{taskId}")
+    assert server.attributes["http.request.method_original"] == "X" * MAX_METHOD_ORIGINAL, "bounded"
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ between event i and i+1 (a postBatchResumeToken) at 2i+1."""
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -49,7 +50,8 @@ async def test_a_resumed_subscription_gets_each_event_after_its_cursor_once_in_o
     jobs, committed, after, dispatched, steps = scenario
     events = [event(index + 1, job) for index, job in enumerate(jobs)]
     wanted = [e for e in events if e.job_id == "a" and e.cursor > token(after)]
-    subscriber = Subscriber("a", buffer, after=token(after), mark=token(2 * dispatched + 1))
+    phases: Counter[Phase] = Counter()
+    subscriber = Subscriber("a", buffer, after=token(after), mark=token(2 * dispatched + 1), phases=phases)
     reader = subscriber.events()
     received: list[TaskEvent] = []
     catch_up_read = after  # the catch-up's position, as positions (reopened here when it paused)
@@ -110,6 +112,8 @@ async def test_a_resumed_subscription_gets_each_event_after_its_cursor_once_in_o
         pass
 
     assert all(a.cursor < b.cursor for a, b in itertools.pairwise(received)), "out of order or twice"
+    # The counts /metrics shows follow the subscription's phase (an ended one is in none).
+    assert +phases == ({} if subscriber.phase is Phase.ENDED else {subscriber.phase: 1})
     if isinstance(subscriber.ending, SubscriberTooSlow):
         assert received == wanted[: len(received)]
     else:

@@ -1,0 +1,141 @@
+"""The serving process's cyclic garbage collector: what lives long is kept out of its walks, and what it keeps
+from them is given back.
+
+Start-up freezes what it made (`freeze_startup_heap`). A gateway serving a fleet of live subscriptions then
+holds a few hundred tracked objects per open subscription (Strawberry's operation, its task, generators and
+extension hooks, their contexts, the fan-out's record: over two million for ten thousand tabs). CPython
+promotes them to the oldest generation, and each full collection walks all of them while the event loop waits
+(hundreds of milliseconds: no request is answered meanwhile). Full collections come whenever a quarter as
+many objects again were promoted since the last one, and a fleet's deliveries promote objects all the time:
+each delivery replaces the awaiting state of the subscription it reaches, which has often lived through a few
+young collections by then.
+
+So `HeapUpkeep` freezes (gc.freeze: into a generation the collector never walks) what survives each collection
+of the middle or oldest generation, at the moment it is known to be alive: a full collection then walks only
+what was promoted since the last one. A frozen object is still freed as soon as nothing refers to it; only
+garbage in reference cycles stays, and a closed subscription leaves some (a task and its coroutine, an
+exception and its traceback). So the whole heap, frozen part included, is collected (`reclaim`) when the
+frozen objects grew by a quarter more than the open subscriptions did since the last time (CPython's own rule,
+without counting a fleet subscribing as garbage), when the subscriptions that ended since then reach a quarter
+of those open (at least RECLAIM_AFTER_ENDED), or every RECLAIM_EVERY_S at the latest. What is kept is the
+garbage of at most a quarter of the subscriptions, and of other work about a quarter of the heap, for an hour
+at most; and the walk of the whole fleet, the cost freezing avoids, comes once per quarter of it that came and
+went instead of every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+GC_YOUNGEST_THRESHOLD = 10_000
+"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
+CHECK_EVERY_S = 10.0
+"""How often the upkeep looks whether a reclaim is due."""
+RECLAIM_GROWTH = 0.25
+"""The growth of the frozen objects since the last reclaim past which the next one is due."""
+RECLAIM_AFTER_ENDED = 200
+"""The fewest subscriptions ended since the last reclaim that make the next one due (more when a quarter of
+those open is more): a few tabs closing must not cost a walk of the whole fleet each."""
+RECLAIM_EVERY_S = 3600.0
+"""The longest the frozen heap goes without a whole collection."""
+
+
+def freeze_startup_heap() -> None:
+    """Move everything start-up made (the imported libraries, the app, the schema: over 100,000 objects) out of
+    the cyclic garbage collector's sight (gc.freeze): they live as long as the process, yet every full collection
+    walked them all. An answer that builds tens of thousands of objects (a whole job over GraphQL) triggers
+    several full collections, which cost more than building it did (bench/README.md, "GraphQL job").
+
+    And collect the youngest generation every GC_YOUNGEST_THRESHOLD allocations rather than 700: a request that
+    builds tens of thousands of objects it keeps until its answer (a 10,000-task create: its validated body, plan,
+    documents and answer) otherwise has them walked by dozens of collections, each promoting them towards the
+    full collections; a third of a create's Python time went there (bench/README.md, "Bulk create"). A young
+    collection then walks at most 10,000 objects (about a millisecond); cyclic garbage lives a little longer."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNGEST_THRESHOLD, older, oldest)
+
+
+def reclaim() -> int:
+    """Collect the whole heap, frozen part included, then freeze what survived; the objects collected."""
+    gc.unfreeze()
+    collected = gc.collect()
+    gc.freeze()
+    return collected
+
+
+class HeapUpkeep:
+    """Freezes what survives collections of the older generations (`install`), and says when to reclaim
+    (`due`). `subscriptions` gives the subscriptions open and ended since the process started; `frozen` the
+    objects frozen (gc.get_freeze_count)."""
+
+    def __init__(
+        self,
+        subscriptions: Callable[[], tuple[int, int]],
+        *,
+        frozen: Callable[[], int] = gc.get_freeze_count,
+        reclaim_after_ended: int = RECLAIM_AFTER_ENDED,
+        reclaim_every_s: float = RECLAIM_EVERY_S,
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._frozen = frozen
+        self._reclaim_after_ended = reclaim_after_ended
+        self._reclaim_every_s = reclaim_every_s
+        self._mark()
+
+    def _mark(self) -> None:
+        self._frozen_at_reclaim = self._frozen()
+        self._open_at_reclaim, self._ended_at_reclaim = self._subscriptions()
+        self._reclaimed_at = time.monotonic()
+
+    def install(self) -> None:
+        gc.callbacks.append(self._after_collection)
+
+    def uninstall(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._after_collection)
+
+    def _after_collection(self, phase: str, info: dict[str, int]) -> None:
+        # Right after a collection of the middle or oldest generation, what is left in them is alive.
+        if phase == "stop" and info["generation"] >= 1:
+            gc.freeze()
+
+    def due(self) -> bool:
+        """Whether the frozen heap should be collected whole now."""
+        open_now, ended = self._subscriptions()
+        # A fleet subscribing grows the frozen heap with live objects: only growth beyond the subscriptions'
+        # own counts (a fleet that doubled may double it), else every tab of a morning's fleet arriving would
+        # cost walks of the whole heap as it grows.
+        fleet_growth = max(1.0, (open_now + 1) / (self._open_at_reclaim + 1))
+        if self._frozen() > self._frozen_at_reclaim * (1 + RECLAIM_GROWTH) * fleet_growth:
+            return True
+        if ended - self._ended_at_reclaim >= max(self._reclaim_after_ended, open_now // 4):
+            return True
+        return time.monotonic() - self._reclaimed_at >= self._reclaim_every_s
+
+    def reclaim(self) -> None:
+        started = time.perf_counter()
+        collected = reclaim()
+        self._mark()
+        log.info("heap reclaimed: %d objects collected in %.0f ms", collected, (time.perf_counter() - started) * 1e3)
+
+
+async def keep_heap_frozen(upkeep: HeapUpkeep, every_s: float = CHECK_EVERY_S) -> None:
+    """Run `upkeep` until cancelled: freezing after collections, reclaiming when due (looked at every
+    `every_s`)."""
+    upkeep.install()
+    try:
+        while True:
+            await asyncio.sleep(every_s)
+            if upkeep.due():
+                upkeep.reclaim()
+    finally:
+        upkeep.uninstall()

@@ -1,0 +1,303 @@
+"""The SDK's tracer provider with a leaner span: each span is the SDK's own `ReadableSpan` from its start, its
+attributes a plain dict, handed as it is to the provider's span processor when it ends (the SDK's
+`BatchSpanProcessor`, its bounded queue and export thread, unchanged). The SDK's own span costs several times
+more on the request path: a lock, bounded attribute, event and link containers, each attribute checked through
+abstract-class tests, and a second `ReadableSpan` copied at its end; and its dozen objects per span, kept until
+exported, set off the garbage collector far more often (docs/decisions/tracing.md, "Spans recorded at the cost
+of a dict").
+
+What the SDK's spans do and these do the same: the provider's sampler decides (an unsampled span is the API's
+`NonRecordingSpan`, with its ids, and nothing else), the provider's id generator makes the ids, the parent is the
+context's current span (a remote `SpanContext` is enough), the resource and instrumentation scope are the
+provider's, and `SpanLimits` (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT) bound what a span keeps. Attribute values of the plain
+types are kept as they are; any other is cleaned by the SDK's own `BoundedAttributes` (sequences made tuples,
+invalid types dropped). Keys are not checked (the SDK drops an empty one): every key is a literal of the
+gateway's own code.
+
+What differs: a span belongs to the thread that made it (the gateway's event loop) until it ends, so it takes no
+lock; after its end it is only read (by the export thread). The provider has exactly one span processor, given at
+its creation, whose `on_start` is not called (the batch processor's does nothing)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import time_ns
+from types import TracebackType
+
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+log = logging.getLogger(__name__)
+_PLAIN = frozenset({str, bool, int, float})
+"""Attribute value types kept as they are (exact types: a subclass goes through the SDK's cleaning)."""
+_UNSET = Status(StatusCode.UNSET)
+_NO_EVENTS: tuple[Event, ...] = ()
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+class RecordingTracerProvider(TracerProvider):
+    """The SDK's `TracerProvider` (its sampler, resource, id generator, shutdown and flush) whose tracers make
+    `RecordedSpan`s, all ended into `processor`, its one span processor."""
+
+    def __init__(self, sampler: Sampler, resource: Resource, processor: SpanProcessor) -> None:
+        super().__init__(sampler=sampler, resource=resource)
+        super().add_span_processor(processor)
+        self.processor = processor
+        self.limits = SpanLimits()
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        raise TypeError("a RecordingTracerProvider ends its spans into the one processor it was made with")
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes = None,
+    ) -> trace.Tracer:
+        scope = InstrumentationScope(
+            instrumenting_module_name, instrumenting_library_version or "", schema_url, attributes
+        )
+        return RecordingTracer(self, scope)
+
+
+class RecordingTracer(trace.Tracer):
+    """Starts `RecordedSpan`s as the SDK's tracer starts its spans: sampler, ids, parent from the context."""
+
+    def __init__(self, provider: RecordingTracerProvider, scope: InstrumentationScope) -> None:
+        self.provider = provider
+        self.scope = scope
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        provider = self.provider
+        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        ids = provider.id_generator
+        if parent is not None and parent.is_valid:
+            trace_id = parent.trace_id
+            random_trace_id = parent.trace_flags.random_trace_id
+        else:
+            parent = None
+            trace_id = ids.generate_trace_id()
+            random_trace_id = ids.is_trace_id_random()
+        sampled = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        flags = _SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
+        if random_trace_id:
+            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+        span_context = SpanContext(
+            trace_id, ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=sampled.trace_state
+        )
+        if sampled.decision is Decision.DROP:
+            return trace.NonRecordingSpan(span_context)
+        return RecordedSpan(
+            name,
+            span_context,
+            parent,
+            kind,
+            self,
+            sampled.attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+        )
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]  # the API's is its own context-manager decorator
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        span = self.start_span(
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
+        with trace.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current
+
+
+class RecordedSpan(trace.Span, ReadableSpan):
+    """A sampled span, recording into the `ReadableSpan` the processor receives at its end (no copy)."""
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        tracer: RecordingTracer,
+        attributes: types.Attributes,
+        links: Sequence[Link] | None,
+        start_time: int | None,
+        record_exception: bool,
+        set_status_on_exception: bool,
+    ) -> None:
+        # ReadableSpan's fields, set here rather than by its __init__ (which would make a Resource when none is given).
+        provider = tracer.provider
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._resource = provider.resource
+        self._instrumentation_scope = tracer.scope
+        self._instrumentation_info = None
+        self._status = _UNSET
+        self._start_time = start_time if start_time is not None else time_ns()
+        self._end_time: int | None = None
+        self._limits = provider.limits
+        self._processor = provider.processor
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+        self._dropped = 0
+        self._attributes: dict[str, types.AttributeValue] = {}
+        self._events: list[Event] | tuple[Event, ...] = _NO_EVENTS
+        self._links: tuple[Link, ...] = _bounded_links(links, self._limits.max_links)
+        self._dropped_links = len(links) - len(self._links) if links else 0
+        if attributes:
+            for key, value in attributes.items():
+                self.set_attribute(key, value)
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped
+
+    @property
+    def dropped_links(self) -> int:
+        return self._dropped_links
+
+    def get_span_context(self) -> SpanContext:
+        return self._context  # type: ignore[return-value]  # set at its start, never None
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        if self._end_time is not None:
+            log.debug("attribute %s set on the ended span %s: ignored", key, self._name)
+            return
+        if type(value) not in _PLAIN:
+            cleaned = BoundedAttributes(attributes={key: value}, immutable=False)
+            if key not in cleaned:
+                return
+            value = cleaned[key]
+        limit = self._limits.max_span_attribute_length
+        if limit is not None and type(value) is str and len(value) > limit:
+            value = value[:limit]
+        attributes = self._attributes
+        most = self._limits.max_span_attributes
+        if key in attributes or most is None or len(attributes) < most:
+            attributes[key] = value
+        else:
+            self._dropped += 1
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        if not isinstance(self._events, list):
+            self._events = []
+        if self._limits.max_events is not None and len(self._events) >= self._limits.max_events:
+            return
+        cleaned = BoundedAttributes(
+            self._limits.max_event_attributes, attributes, max_value_len=self._limits.max_attribute_length
+        )
+        self._events.append(Event(name, cleaned, timestamp if timestamp is not None else time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self._end_time is not None or not context.is_valid:
+            return
+        if self._limits.max_links is not None and len(self._links) >= self._limits.max_links:
+            self._dropped_links += 1
+            return
+        self._links = (*self._links, Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """As the SDK's: an OK status is final, UNSET is ignored."""
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """An `exception` event with the exception's type only: its message may quote stored values."""
+        self.add_event(
+            "exception",
+            {"exception.type": type(exception).__qualname__, "exception.escaped": escaped, **(attributes or {})},
+            timestamp,
+        )
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            log.debug("span %s ended twice: ignored", self._name)
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        self._processor.on_end(self)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """Ends it; an exception escaping it is recorded (its type, as `record_exception`) and marks it failed,
+        as the span was asked at its start."""
+        if exc_val is not None and self.is_recording():
+            if self._record_exception:
+                self.record_exception(exc_val, escaped=True)
+            if self._set_status_on_exception:
+                self.set_status(Status(StatusCode.ERROR, type(exc_val).__qualname__))
+        self.end()
+
+
+def _bounded_links(links: Sequence[Link] | None, limit: int | None) -> tuple[Link, ...]:
+    if not links:
+        return ()
+    valid = tuple(link for link in links if link.context.is_valid)
+    return valid if limit is None else valid[:limit]

@@ -1,0 +1,66 @@
+"""When the gateway's heap upkeep (gateway.heap) collects the frozen heap whole: once the frozen objects grew by
+a quarter more than the open subscriptions did since the last time, once the subscriptions ended since then
+reach a quarter of those open (and a floor), or after its longest interval."""
+
+from __future__ import annotations
+
+from gateway.heap import HeapUpkeep
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.open, self.ended, self.frozen = 0, 0, 1000
+
+    def __call__(self) -> tuple[int, int]:
+        return self.open, self.ended
+
+    def frozen_objects(self) -> int:
+        return self.frozen
+
+
+def upkeep_of(counts: Counts, reclaim_every_s: float = 3600) -> HeapUpkeep:
+    return HeapUpkeep(counts, frozen=counts.frozen_objects, reclaim_after_ended=50, reclaim_every_s=reclaim_every_s)
+
+
+def test_a_few_tabs_closing_do_not_make_a_whole_collection() -> None:
+    counts = Counts()
+    counts.open = 100
+    upkeep = upkeep_of(counts)
+    counts.ended = 49
+    assert not upkeep.due()
+    counts.ended = 50
+    assert upkeep.due()
+
+
+def test_a_quarter_of_a_large_fleet_ending_makes_one() -> None:
+    counts = Counts()
+    counts.open, counts.ended = 10_000, 7  # ended before the upkeep began: not counted
+    upkeep = upkeep_of(counts)
+    counts.ended = 7 + 2_499
+    assert not upkeep.due()
+    counts.ended = 7 + 2_500
+    assert upkeep.due()
+
+
+def test_the_longest_interval_makes_one_whatever_ended() -> None:
+    assert upkeep_of(Counts(), reclaim_every_s=0).due()
+    assert not upkeep_of(Counts()).due()
+
+
+def test_a_frozen_heap_grown_by_a_quarter_makes_one() -> None:
+    counts = Counts()
+    upkeep = upkeep_of(counts)
+    counts.frozen = 1250
+    assert not upkeep.due()
+    counts.frozen = 1251
+    assert upkeep.due()
+
+
+def test_a_fleet_subscribing_grows_the_frozen_heap_without_making_one() -> None:
+    counts = Counts()
+    counts.open = 99
+    upkeep = upkeep_of(counts)
+    counts.open, counts.frozen = 199, 2400  # twice the fleet: up to 2 x 1.25 x the frozen heap is its own
+    assert not upkeep.due()
+    counts.frozen = 2501
+    assert upkeep.due()
