@@ -36,6 +36,7 @@ from gateway.settings import Settings
 from gateway.sign_in import install_sign_in
 from gateway.tracing import Tracing, start_tracing
 from models import GraphStore
+from models.closing import Bound, stop_task
 from models.tokens import TokenCache
 from rest import FastTaskRead, TrackingGuard
 from rest.guard import PREFIX as REST_PREFIX
@@ -212,11 +213,12 @@ async def named_tokens(store: GraphStore, settings: Settings) -> AsyncIterator[T
             await asyncio.wait_for(cache.loaded.wait(), store.timeout_s)
         yield cache
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # The reload and the last write share one MongoDB deadline: with MongoDB gone, a shutdown waits no longer.
+        bound = Bound(store.timeout_s)
+        await stop_task(task, bound)
         with contextlib.suppress(Exception):  # what was used since the last write, best effort at shutdown
-            await cache.write_last_used()
+            async with asyncio.timeout(bound.left()):
+                await cache.write_last_used()
 
 
 @asynccontextmanager

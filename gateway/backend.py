@@ -17,23 +17,10 @@ from gateway.embedded import EmbeddedMongo
 from gateway.retention import start_retention
 from gateway.settings import Settings
 from models import GraphStore, HistoryWriter
+from models.closing import Bound, stop_task
 from models.metrics import HISTORY_LAG, HISTORY_LEADING
 
 log = logging.getLogger(__name__)
-
-
-async def _cancelled(task: asyncio.Task[None] | None) -> None:
-    """Stop a background task; whatever it ended with is logged, never raised into the shutdown (which must
-    close MongoDB and exit 0 whatever the data holds)."""
-    if task is None:
-        return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    except Exception:
-        log.exception("background task %s had failed", task.get_name())
 
 
 @dataclass
@@ -77,9 +64,10 @@ class Backend:
         """Why this process's history writer cannot go on (it handed its lease over), else None."""
         return self.history_writer.failure if self.history_writer is not None else None
 
-    async def stop_writing_history(self) -> None:
+    async def stop_writing_history(self, bound: Bound | None = None) -> None:
+        """Stop this process's history writer, its change stream closed within `bound` (default: the deadline)."""
         history, self._history = self._history, None
-        await _cancelled(history)
+        await stop_task(history, bound or Bound(self.store.timeout_s))
 
     @classmethod
     async def open(cls, settings: Settings, tracer_provider: TracerProvider | None = None) -> Backend:
@@ -123,14 +111,18 @@ class Backend:
         self._supervisor = asyncio.create_task(self.embedded.supervise(max_restarts, give_up))
 
     async def close(self) -> None:
+        """Stop what runs beside serving, close MongoDB, then stop the embedded mongod. What asks MongoDB anything
+        on the way (closing change streams, ending sessions) does so within one MongoDB deadline in all, and not
+        at all once the embedded mongod is known gone (models.closing): the process then exits at once."""
         if self._closed:
             return
         self._closed = True
-        await self.stop_writing_history()
-        await _cancelled(self._retention)
-        await _cancelled(self._supervisor)
+        bound = Bound(0 if self.failure is not None else self.store.timeout_s)
+        await self.stop_writing_history(bound)
+        await stop_task(self._retention, bound)
+        await stop_task(self._supervisor, bound)
         try:
-            await self.store.close()
+            await self.store.close(bound.left())
         finally:
             if self.embedded is not None:
                 await self.embedded.stop()

@@ -12,13 +12,11 @@ import click
 import uvicorn
 import uvloop
 
-from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError
 from gateway.heap import HeapUpkeep, freeze_startup_heap, keep_heap_frozen
 from gateway.maintenance import install_maintenance_commands
 from gateway.observability import configure_logging
-from gateway.server import server_config
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.token_commands import install_token_commands
 from gateway.tracing import Tracing, start_tracing
@@ -76,6 +74,11 @@ class GatewayServer(uvicorn.Server):
 
 async def _serve(settings: Settings) -> int:
     """Serve until stopped; the exit status is 1 when the embedded mongod could not be kept running."""
+    # Imported here, not with the module: the app and its front ends are most of the start-up's imports, which
+    # the other commands (check, token, archive, purge, …) do not need.
+    from gateway.app import create_app
+    from gateway.server import server_config
+
     tracing = start_tracing(settings)
     backend = await _open_backend(settings, tracing)
     server = GatewayServer(server_config(create_app(settings, backend, tracing), settings))

@@ -30,6 +30,7 @@ from opentelemetry.trace import Tracer
 from pymongo.errors import OperationFailure, PyMongoError
 
 from models.changes import Idle, StreamItem, StreamRequest, read_changes
+from models.closing import Bound, stop_task
 from models.deadline import unavailable
 from models.defaults import SUBSCRIPTION_BUFFER, SUBSCRIPTION_CATCHUPS, SUBSCRIPTIONS_MAX
 from models.errors import GraphError, StorageUnavailable, TooManySubscriptions
@@ -205,13 +206,11 @@ class LiveEvents:
         finally:
             self._stopping = None
 
-    async def close(self) -> None:
-        """Stop the shared stream; open subscriptions end with StorageUnavailable (resume elsewhere or later)."""
+    async def close(self, bound: Bound) -> None:
+        """Stop the shared stream, its cursor killed within `bound` (models.closing); open subscriptions end with
+        StorageUnavailable (resume elsewhere or later)."""
         for task in (self._stopping, self._reader):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_task(task, bound)
         self._reader = None
         self._end_all(_SHUTTING_DOWN)
 

@@ -28,6 +28,7 @@ from opentelemetry.trace import Tracer, TracerProvider
 
 from models.batch_walks import ManyWalks, walk_many
 from models.check import CheckReport, check_graph
+from models.closing import Bound, close_clients
 from models.coalesce import CoalescedReads
 from models.conditions import Preconditions
 from models.connection import make_client, ping, prepare_database, require_transactions
@@ -160,12 +161,12 @@ class GraphStore(JobQueries, ScopedViews):
             raise
         return store
 
-    async def close(self) -> None:
-        """Stop the live events and close the clients (their connections and monitors)."""
-        await self.live.close()
-        if self._live_client is not None:
-            await self._live_client.close()
-        await self._client.close()
+    async def close(self, within_s: float | None = None) -> None:
+        """Stop the live events and close the clients (their connections and monitors), asking MongoDB for at
+        most `within_s` in all (default: the deadline; 0 when MongoDB is known gone) (models.closing)."""
+        bound = Bound(self.timeout_s if within_s is None else within_s)
+        await self.live.close(bound)
+        await close_clients((self._live_client, self._client), bound)
 
     async def is_ready(self, timeout_s: float = 1.0) -> bool:
         """Whether MongoDB answers within `timeout_s` (for /readyz, whose probes give up after a few seconds);

@@ -137,12 +137,20 @@ async def served(app: FastAPI, settings: Settings, **uvicorn_options: Any) -> As
         await serving
 
 
+POLL_FIRST_S = 0.005
+POLL_MAX_S = 0.1
+"""`eventually` polls soon after a first miss, then less and less often: most conditions hold within a few
+milliseconds (an event delivered, a change stream opened), a few take seconds (a process starting)."""
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30, what: str = "condition") -> None:
     """Wait for `check` to hold, polling; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
+    interval = POLL_FIRST_S
     while not await check():
         assert time.monotonic() < deadline, f"{what} did not hold within {timeout}s"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, POLL_MAX_S)
 
 
 @asynccontextmanager

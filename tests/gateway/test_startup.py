@@ -189,9 +189,11 @@ async def test_backend_uses_the_configured_uri_without_starting_mongod(mongo_uri
         await backend.close()
 
 
-@pytest.fixture
-def standalone_uri(tmp_path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def standalone_uri(tmp_path_factory) -> Iterator[str]:
+    """A standalone mongod (no replica set), which the tests only try to open: one for the module."""
     port = free_port()
+    tmp_path = tmp_path_factory.mktemp("standalone")
     (tmp_path / "standalone").mkdir()
     process = subprocess.Popen(
         [

@@ -347,12 +347,11 @@ async def test_levels_count_the_blocked_tasks_and_the_table_goes_to_a_stage(http
 async def test_levels_of_tasks_with_more_links_than_one_answer_document_holds(patient_http, raw_db):
     """25 tasks with 50,000 next tasks each (of another job): their links, about 17 MiB, are more than one
     document of the packed read holds, so they are read task by task, with the same answer."""
-    fan_out = [Int64(i) for i in range(1_000_000, 1_050_000)]
-    await raw_db.tasks.insert_many([doc(i, "fan", status="RUNNING" if i == 1 else "READY") for i in range(1, 26)])
-    for task_id in range(1, 26):
-        await raw_db.tasks.update_one({"_id": task_id}, {"$set": {"nexts": fan_out}})
-    await raw_db.tasks.update_one({"_id": 1}, {"$push": {"nexts": Int64(2)}})
-    await raw_db.tasks.update_one({"_id": 2}, {"$set": {"previous": [Int64(1)]}})
+    fan_out = range(1_000_000, 1_050_000)
+    tasks = [doc(i, "fan", status="RUNNING" if i == 1 else "READY", nexts=fan_out) for i in range(1, 26)]
+    tasks[0]["nexts"].append(Int64(2))
+    tasks[1]["previous"] = [Int64(1)]
+    await raw_db.tasks.insert_many(tasks)  # in one go: each update of a task's links stored an image of it
     levels = (await gql(patient_http, BLOCKED, {"id": "fan"}))["job"]["levels"]
     assert levels == [{"depth": 0, "count": 24, "blockedCount": 0}, {"depth": 1, "count": 1, "blockedCount": 1}]
 
