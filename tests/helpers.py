@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -261,6 +262,28 @@ async def writing_history(raw_db: Any, *writers: HistoryWriter) -> AsyncIterator
         for running in tasks:
             running.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class LoggedProcess(subprocess.Popen[str]):
+    """A process whose standard error (where the gateway logs) goes to a file, read by `output`, and whose
+    standard output is discarded. A pipe that nobody reads while the process runs would block it once it had
+    written 64 KiB: a gateway logging MongoDB or a collector gone would then hang instead of exiting, and the
+    test would blame the gateway."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in `output`, once the process ended
+        self.written = ""
+        super().__init__(command, env=env, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
+
+    def output(self, timeout: float = 60) -> str:
+        """What the process wrote to its standard error, once it has exited (waited for at most `timeout`
+        seconds)."""
+        self.wait(timeout)
+        if not self.log.closed:
+            self.log.seek(0)
+            self.written = self.log.read()
+            self.log.close()
+        return self.written
 
 
 def gateway_process(mongo_uri: str, db: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:

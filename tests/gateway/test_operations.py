@@ -25,7 +25,7 @@ from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.embedded import free_port
 from gateway.settings import load_settings
-from tests.helpers import eventually, gateway_ready, lifespan_client, served, subscribed
+from tests.helpers import LoggedProcess, eventually, gateway_ready, lifespan_client, served, subscribed
 
 WRITER, READER = "writer-token", "reader-token"
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -241,7 +241,7 @@ async def test_json_logs_carry_request_ids_never_tokens_and_ops_tools_find_the_e
         "TRACKING_LOG_FORMAT": "json",
         "TRACKING_EMBEDDED_MONGODB_PORT": str(mongo_port),
     }
-    process = subprocess.Popen(GATEWAY, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    process = LoggedProcess(GATEWAY, env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             await eventually(partial(gateway_ready, port, process), timeout=90, what="the gateway")
@@ -260,7 +260,7 @@ async def test_json_logs_carry_request_ids_never_tokens_and_ops_tools_find_the_e
             await tool.close()
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=60)
+        stderr = process.output()
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert lines and len(lines) == len([line for line in stderr.splitlines() if line.strip()]), stderr
     assert {"asctime", "levelname", "name", "message", "request_id"} <= set(lines[0])

@@ -22,7 +22,7 @@ from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, free_port
 from gateway.settings import load_settings
 from models import GraphStore, StorageUnavailable, TaskPatch
-from tests.helpers import AUTH, TOKEN, eventually, gateway_app, lifespan_client, task
+from tests.helpers import AUTH, TOKEN, LoggedProcess, eventually, gateway_app, lifespan_client, task
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 DEADLINE_MS = 1500
@@ -229,13 +229,13 @@ def gateway_env(**values: str) -> dict[str, str]:
     return {**env, "TRACKING_API_TOKENS": TOKEN, **values}
 
 
-def start_gateway(**env: str) -> subprocess.Popen:
-    return subprocess.Popen(GATEWAY, env=gateway_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_gateway(**env: str) -> LoggedProcess:
+    return LoggedProcess(GATEWAY, gateway_env(**env))
 
 
-async def wait_until_ready(port: int, process: subprocess.Popen) -> None:
+async def wait_until_ready(port: int, process: LoggedProcess) -> None:
     async def ready() -> bool:
-        assert process.poll() is None, process.communicate()[1]
+        assert process.poll() is None, process.output()
         try:
             async with httpx.AsyncClient() as http:
                 return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
@@ -245,10 +245,10 @@ async def wait_until_ready(port: int, process: subprocess.Popen) -> None:
     await eventually(ready, timeout=90, what="the gateway answering /readyz")
 
 
-def stop(process: subprocess.Popen) -> str:
+def stop(process: LoggedProcess) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-    return process.communicate(timeout=60)[1]
+    return process.output()
 
 
 @pytest.mark.slow
@@ -258,7 +258,7 @@ async def test_a_second_gateway_on_the_same_data_dir_refuses_and_the_first_keeps
     try:
         await wait_until_ready(port, first)
         second = start_gateway(TRACKING_DATA_DIR=str(data_dir), TRACKING_PORT=str(free_port()))
-        _, stderr = second.communicate(timeout=60)
+        stderr = second.output()
         assert second.returncode == 1
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and "another gateway" in lines[0] and str(first.pid) in lines[0], stderr

@@ -19,7 +19,7 @@ from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, find_mongod_binary, free_port
 from gateway.settings import SettingsError, load_settings
 from models import GraphStore, TransactionsUnsupported
-from tests.helpers import task
+from tests.helpers import LoggedProcess, task
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 
@@ -257,19 +257,13 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 90) -> httpx.
             time.sleep(0.2)
 
 
-def start_gateway(data_dir: Path, port: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        GATEWAY,
-        env=gateway_env(TRACKING_PORT=str(port), TRACKING_DATA_DIR=str(data_dir)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_gateway(data_dir: Path, port: int) -> LoggedProcess:
+    return LoggedProcess(GATEWAY, gateway_env(TRACKING_PORT=str(port), TRACKING_DATA_DIR=str(data_dir)))
 
 
-def stop_gateway(process: subprocess.Popen) -> str:
+def stop_gateway(process: LoggedProcess) -> str:
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
+    stderr = process.output()
     # uvicorn shuts down cleanly, then re-raises the SIGTERM it caught so the exit status tells a supervisor why
     assert process.returncode in (0, -signal.SIGTERM), stderr
     return stderr

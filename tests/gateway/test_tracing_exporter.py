@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ from tests.gateway.tracing_setup import (
     traced_gateway,
     traceparent,
 )
-from tests.helpers import AUTH, TOKEN, eventually, gateway_ready, lifespan_client
+from tests.helpers import AUTH, TOKEN, LoggedProcess, eventually, gateway_ready, lifespan_client
 
 
 def _batch_threads() -> int:
@@ -191,7 +190,7 @@ async def test_the_served_gateway_traces_from_its_variables_and_flushes_at_exit(
         "OTEL_BSP_SCHEDULE_DELAY": "60000",  # nothing leaves before exit: the shutdown must send it
     }
     command = [sys.executable, "-m", "gateway"]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    process = LoggedProcess(command, env)
     trace_id, caller = new_trace()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
@@ -202,7 +201,7 @@ async def test_the_served_gateway_traces_from_its_variables_and_flushes_at_exit(
     finally:
         process.terminate()
         started = time.monotonic()
-        _, stderr = process.communicate(timeout=60)
+        stderr = process.output()
     assert process.returncode == 0, stderr
     assert time.monotonic() - started < 15, "the exit waited"
     spans = receiver.of_trace(trace_id)
@@ -231,7 +230,7 @@ async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mon
         "OTEL_EXPORTER_OTLP_TIMEOUT": "30000",
         "OTEL_BSP_SCHEDULE_DELAY": "10",
     }
-    process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    process = LoggedProcess([sys.executable, "-m", "gateway"], env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
             await eventually(partial(gateway_ready, port, process), timeout=90, what="the gateway")
@@ -242,6 +241,6 @@ async def test_a_served_gateway_whose_collector_is_gone_still_exits_promptly(mon
     finally:
         process.terminate()
         stopping = time.monotonic()
-        _, stderr = process.communicate(timeout=60)
+        stderr = process.output()
     assert process.returncode == 0, stderr
     assert time.monotonic() - stopping < SHUTDOWN_WAIT_S + 8, "the exit waited for the collector"
