@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from fastapi import FastAPI, Request, Response, WebSocket
 
 from graphql_schema.context import Context
 from graphql_schema.http import JSON_TYPE, error_response, response_media_type_or_json
-from web.auth import TOKEN_FIELD, Credential, RepeatedCredential
+from web.auth import TOKEN_FIELD, Callers, Credential, RepeatedCredential
 from web.bearer import AUTHORIZATION_FIELD, BearerRefused, BearerToken, InvalidToken, parse_authorization
 
 PAYLOAD_KEYS = (TOKEN_FIELD, TOKEN_FIELD.lower(), "token")
@@ -149,18 +151,77 @@ EXPIRED_REASON = "the bearer token has expired: connect again with a fresh one"
 REVOKED_CLOSE_CODE = 4403
 REVOKED_REASON = "the token has been revoked or has expired: connect again with a valid one"
 TOKEN_RECHECK_S = 1.0
-"""How often an open WebSocket's API token is looked up again (in memory: the named tokens every gateway reloads
-within TRACKING_TOKENS_RELOAD_MS)."""
+"""How often the API tokens of open WebSockets are looked up again (in memory: the named tokens every gateway
+reloads within TRACKING_TOKENS_RELOAD_MS)."""
+
+Close = Callable[[int, str], Coroutine[Any, Any, None]]
+Stop = Callable[[], Awaitable[None]]
 
 
-def ending_with_credential(
-    websocket: Any, context: Context, recheck_s: float = TOKEN_RECHECK_S
-) -> asyncio.Task[None] | None:
-    """A task closing the connection when the credential it was authenticated with stops being valid, so that a
-    caller whose access was taken away keeps neither a live feed nor a way to send operations: a bearer token
-    at its expiry (4401: a sign-in ended, or the issuer stopped renewing it); an API token once it no longer
-    names a caller (4403: a named token revoked or expired), looked up again every `recheck_s`. None without a
-    caller."""
+class RevocationWatch:
+    """Closes the open WebSockets whose API token no longer names a caller (a named token revoked or expired):
+    one loop for all of them, looking each distinct token up once every `recheck_s`. A fleet of dashboards on one
+    token then costs one lookup a second, not one per connection: a loop per connection made a timer, futures
+    and a lookup for every connection every second whatever changed, and those objects were much of what each
+    young garbage collection walked."""
+
+    def __init__(self, callers: Callers, recheck_s: float = TOKEN_RECHECK_S) -> None:
+        self._callers = callers
+        self._recheck_s = recheck_s
+        self._open: dict[str, dict[int, Close]] = {}
+        """The connections' close functions by their token, each under a key of its own."""
+        self._loop: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def watch(self, credential: str, close: Close) -> Stop:
+        """Close with `close` once `credential` no longer names a caller; the function returned stops that."""
+        key = id(close)
+        self._open.setdefault(credential, {})[key] = close
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.create_task(self._recheck(), name="API tokens of open WebSockets")
+
+        async def stop() -> None:
+            closes = self._open.get(credential)
+            if closes is not None:
+                closes.pop(key, None)
+                if not closes:
+                    del self._open[credential]
+            if not self._open and self._loop is not None:
+                loop, self._loop = self._loop, None
+                loop.cancel()
+                await asyncio.gather(loop, return_exceptions=True)
+
+        return stop
+
+    async def _recheck(self) -> None:
+        while self._open:
+            await asyncio.sleep(self._recheck_s)
+            for credential in list(self._open):
+                if await self._callers.resolve(credential) is None:
+                    for close in self._open.pop(credential, {}).values():
+                        # Each in a task of its own: a peer slow to take its close frame holds up no other.
+                        closing = asyncio.create_task(close(REVOKED_CLOSE_CODE, REVOKED_REASON))
+                        self._closing.add(closing)
+                        closing.add_done_callback(self._closing.discard)
+
+
+_WATCHES: WeakKeyDictionary[Callers, RevocationWatch] = WeakKeyDictionary()
+"""Each app's watch, by the Callers it looks tokens up with."""
+
+
+def revocation_watch(callers: Callers) -> RevocationWatch:
+    watch = _WATCHES.get(callers)
+    if watch is None:
+        watch = _WATCHES[callers] = RevocationWatch(callers)
+    return watch
+
+
+def ending_with_credential(websocket: Any, context: Context) -> Stop | None:
+    """Close the connection when the credential it was authenticated with stops being valid, so that a caller
+    whose access was taken away keeps neither a live feed nor a way to send operations: a bearer token at its
+    expiry (4401: a sign-in ended, or the issuer stopped renewing it); an API token once it no longer names a
+    caller (4403: a named token revoked or expired; see RevocationWatch). The function returned stops watching
+    (when the connection ends); None without a caller."""
     caller = context.caller
     if caller is None:
         return None
@@ -169,25 +230,26 @@ def ending_with_credential(
         with contextlib.suppress(Exception):  # the connection may have ended meanwhile
             await websocket.close(code=code, reason=reason)
 
-    async def close_at(expires_at: float) -> None:
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
-        await close(EXPIRED_CLOSE_CODE, EXPIRED_REASON)
-
-    async def close_once_unknown(credential: str) -> None:
-        while True:
-            await asyncio.sleep(recheck_s)
-            if await context.callers.resolve(credential) is None:
-                await close(REVOKED_CLOSE_CODE, REVOKED_REASON)
-                return
-
     if caller.expires_at is not None:
-        return asyncio.create_task(close_at(caller.expires_at))
+        return _cancelling(asyncio.create_task(_close_at(caller.expires_at, close)))
     if isinstance(context.credential, str):
-        return asyncio.create_task(close_once_unknown(context.credential))
+        return revocation_watch(context.callers).watch(context.credential, close)
     return None
 
 
-async def stopped(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
+async def _close_at(expires_at: float, close: Close) -> None:
+    await asyncio.sleep(max(0.0, expires_at - time.time()))
+    await close(EXPIRED_CLOSE_CODE, EXPIRED_REASON)
+
+
+def _cancelling(task: asyncio.Task[None]) -> Stop:
+    async def stop() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+    return stop
+
+
+async def stopped(stop: Stop | None) -> None:
+    if stop is not None:
+        await stop()

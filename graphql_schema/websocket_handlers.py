@@ -26,6 +26,7 @@ from graphql_schema.context import Context
 from graphql_schema.credentials import (
     AMBIGUOUS_CLOSE_CODE,
     CLOSE_CODE_OF_BEARER_STATUS,
+    Stop,
     ambiguous_payload,
     close_reason,
     ending_with_credential,
@@ -58,7 +59,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and self._expiry is None:
             self._expiry = ending_with_credential(self.websocket, self.context)
 
-    _expiry: asyncio.Task[None] | None = None
+    _expiry: Stop | None = None
 
     async def handle(self) -> None:
         try:
@@ -103,7 +104,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         if self._expiry is None:
             self._expiry = ending_with_credential(self.websocket, context)
 
-    _expiry: asyncio.Task[None] | None = None
+    _expiry: Stop | None = None
 
     async def handle(self) -> None:
         try:

@@ -5,22 +5,26 @@ per interval, and the environment's tokens keep working beside them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from graphql_schema.credentials import TOKEN_RECHECK_S
 from models import InvalidOperation
 from models.tokens import TokenCache
 from tests.conftest import TEST_DB
 from tests.gateway.test_outages import doomed, is_stopped
 from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, served
 from tests.monitoring import monitored_store
+from web.auth import Caller, Callers, Credential
 
 DONE = {"query": "{ doneStatuses }"}
 __all__ = ["doomed"]  # the fixture, used by name
@@ -187,3 +191,38 @@ async def test_a_revoked_token_s_open_websocket_is_closed(store, raw_db, tmp_pat
             await asyncio.wait_for(ws.wait_closed(), 15)
             assert ws.close_code == 4403 and "revoked" in (ws.close_reason or "")
     assert await raw_db.tasks.count_documents({}) == 0
+
+
+async def test_open_websockets_of_one_token_cost_one_lookup_per_recheck(store, tmp_path, monkeypatch):
+    """Each open WebSocket looked its token up again every second, in a loop of its own: a fleet of dashboards
+    on one token cost a timer, futures and a lookup per connection per second, whatever changed. The tokens of
+    open WebSockets are now looked up once per recheck for all of them."""
+    secret = await store.named_tokens().create("wallboards", write=False)
+    lookups: list[float] = []
+    resolve = Callers.resolve
+
+    async def counted(self: Callers, credential: Credential | None) -> Caller | None:
+        if credential == secret:
+            lookups.append(time.monotonic())
+        return await resolve(self, credential)
+
+    monkeypatch.setattr(Callers, "resolve", counted)
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port, contextlib.AsyncExitStack() as sockets:
+        for _ in range(CONNECTIONS):
+            ws = await sockets.enter_async_context(
+                connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")])
+            )
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"X-Auth-Token": secret}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        lookups.clear()  # those of the connections' own authentication
+
+        async def rechecked_thrice() -> bool:
+            return len(lookups) >= 2 and lookups[-1] - lookups[0] >= 2 * TOKEN_RECHECK_S
+
+        await eventually(rechecked_thrice, timeout=60, what="three rechecks of the open WebSockets' token")
+        rechecks = round((lookups[-1] - lookups[0]) / TOKEN_RECHECK_S) + 1
+        assert len(lookups) <= rechecks + 1, f"{len(lookups)} lookups in {rechecks} rechecks of {CONNECTIONS} sockets"
+
+
+CONNECTIONS = 20
