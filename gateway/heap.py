@@ -34,8 +34,6 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-GC_YOUNGEST_THRESHOLD = 10_000
-"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
 CHECK_EVERY_S = 10.0
 """How often the upkeep looks whether a reclaim is due."""
 RECLAIM_GROWTH = 0.25
@@ -53,15 +51,13 @@ def freeze_startup_heap() -> None:
     walked them all. An answer that builds tens of thousands of objects (a whole job over GraphQL) triggers
     several full collections, which cost more than building it did (bench/README.md, "GraphQL job").
 
-    And collect the youngest generation every GC_YOUNGEST_THRESHOLD allocations rather than 700: a request that
-    builds tens of thousands of objects it keeps until its answer (a 10,000-task create: its validated body, plan,
-    documents and answer) otherwise has them walked by dozens of collections, each promoting them towards the
-    full collections; a third of a create's Python time went there (bench/README.md, "Bulk create"). A young
-    collection then walks at most 10,000 objects (about a millisecond); cyclic garbage lives a little longer."""
+    The generations' thresholds are CPython's own. A larger youngest threshold once spared a large create most of
+    its collections, before `HeapUpkeep` froze what survives each middle collection; with the upkeep, a create
+    costs the same at either and a whole job's answer less at CPython's, and under a fleet of subscriptions each
+    young collection walks (and holds the event loop for) far fewer objects, which is what a GET's p99 feels
+    (bench/README.md, "The youngest generation's threshold")."""
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNGEST_THRESHOLD, older, oldest)
 
 
 def reclaim() -> int:

@@ -24,7 +24,7 @@ from websockets.typing import Subprotocol
 
 import models.storage
 import rest.routes as routes
-from gateway.heap import freeze_startup_heap
+from gateway.heap import HeapUpkeep, freeze_startup_heap
 from models import GraphStore, HistoryWriter
 from models.ids import IdAllocator
 from rest.encoding import task_to_api
@@ -197,12 +197,14 @@ async def test_a_large_create_reaches_history_and_a_subscription_once_per_task_a
 
 @pytest.fixture
 def serving_gc() -> Any:
-    """The collector as the serving process sets it (gateway.heap.freeze_startup_heap), undone after: without
-    it the test process's collections, not the gateway's work, would dominate what is timed."""
-    before = gc.get_threshold()
+    """The collector as the serving process keeps it (gateway.heap: the start-up heap frozen, then what survives
+    each middle collection), undone after: without it the test process's collections, not the gateway's work,
+    would dominate what is timed."""
     freeze_startup_heap()
+    upkeep = HeapUpkeep(lambda: (0, 0))
+    upkeep.install()
     yield
-    gc.set_threshold(*before)
+    upkeep.uninstall()
     gc.unfreeze()
 
 
