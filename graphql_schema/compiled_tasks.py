@@ -14,7 +14,7 @@ from graphql_schema.compiled_rows import column, history_rows
 from graphql_schema.context import Context
 from graphql_schema.cost_meter import metered
 from graphql_schema.tasks import Selection, history_size
-from models import Direction, TaskDoc, TraversalTooLarge, etag_of
+from models import Direction, HistoryPage, TaskDoc, TraversalTooLarge, etag_of
 
 
 async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: Context) -> list[dict[str, Any]]:
@@ -22,19 +22,25 @@ async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: 
     column is one list of tasks per document, built for all documents at once (one read per level of nesting,
     as graphql-core's DataLoader batches them)."""
     columns: list[Iterable[Any]] = []
+    pages_read: dict[tuple[int, str | None], list[HistoryPage]] = {}
+
+    async def history_pages(field: Field) -> list[HistoryPage]:
+        """Each document's history page for `field`'s arguments, read once for `history` and `historyTruncated`
+        alike (the live view's details ask both)."""
+        page = (history_size(field.arguments.get("last"), context.max_history), field.arguments.get("before"))
+        if page not in pages_read:
+            pages_read[page] = await context.read_histories([doc["_id"] for doc in docs], *page)
+        return pages_read[page]
+
     for field in fields:
         if field.name == "historyTruncated":  # a leaf read as `history` reads its page
-            size = history_size(field.arguments.get("last"), context.max_history)
-            pages = await context.read_histories([doc["_id"] for doc in docs], size, field.arguments.get("before"))
-            columns.append([page.truncated for page in pages])
+            columns.append([page.truncated for page in await history_pages(field)])
         elif field.fields is None:
             columns.append(
                 map(etag_of, docs) if field.name == "etag" else column(TASK_FIELDS.get(field.name, field.name))(docs)
             )
         elif field.name == "history":
-            size = history_size(field.arguments.get("last"), context.max_history)
-            pages = await context.read_histories([doc["_id"] for doc in docs], size, field.arguments.get("before"))
-            changes = [page.changes for page in pages]
+            changes = [page.changes for page in await history_pages(field)]
             rows = iter(history_rows(list(chain.from_iterable(changes)), field.leaves()))  # one pass for all
             columns.append([list(islice(rows, len(each))) for each in changes])
         else:

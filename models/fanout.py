@@ -171,7 +171,7 @@ class LiveEvents:
                 starting.end()  # before the first event: the span must not stay current in the caller
             if after is not None:
                 catch_up = asyncio.create_task(self._catch_up(subscriber, after), name="subscription catch-up")
-            while True:  # subscriber.events() inlined: one async generator fewer waiting per subscription
+            while True:  # read here, not through a generator of the subscriber: one fewer waiting per subscription
                 event = subscriber.take()
                 if event is None:
                     await subscriber.wait()

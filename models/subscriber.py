@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from models.errors import CursorExpired, GraphError, StorageUnavailable, SubscriberTooSlow
 from models.events import TaskEvent
@@ -48,7 +48,7 @@ def too_slow(buffer: int) -> SubscriberTooSlow:
 
 class Subscriber:
     """A subscription registered with the fan-out. Events are queued by the shared stream (`offer`) or by the
-    catch-up read (`catch_up`, `hand_over`); the reader takes them with `take` and `wait` (or `events()`).
+    catch-up read (`catch_up`, `hand_over`); the reader takes them with `take`, and `wait`s for more.
 
     Every open subscription holds one, for as long as it is open: its attributes are slots, and waiting for an
     event costs one future, not an asyncio.Event's wait (a coroutine and a future each time, and a deque for
@@ -239,15 +239,6 @@ class Subscriber:
             await self._waiter
         finally:
             self._waiter = None
-
-    async def events(self) -> AsyncIterator[TaskEvent]:
-        """The queued events as they come; raises the ending error once the queue is empty."""
-        while True:
-            event = self.take()
-            if event is None:
-                await self.wait()
-            else:
-                yield event
 
 
 def _reason(error: GraphError) -> str:

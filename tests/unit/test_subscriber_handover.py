@@ -52,7 +52,6 @@ async def test_a_resumed_subscription_gets_each_event_after_its_cursor_once_in_o
     wanted = [e for e in events if e.job_id == "a" and e.cursor > token(after)]
     phases: Counter[Phase] = Counter()
     subscriber = Subscriber("a", buffer, after=token(after), mark=token(2 * dispatched + 1), phases=phases)
-    reader = subscriber.events()
     received: list[TaskEvent] = []
     catch_up_read = after  # the catch-up's position, as positions (reopened here when it paused)
     paused = False
@@ -61,9 +60,11 @@ async def test_a_resumed_subscription_gets_each_event_after_its_cursor_once_in_o
         if not subscriber.queue and subscriber.ending is None:
             return False
         try:
-            received.append(await anext(reader))
-        except (SubscriberTooSlow, StopAsyncIteration):  # ended now, or already (a reader asks on after an end)
+            taken = subscriber.take()
+        except SubscriberTooSlow:  # ended now, or already (a reader asks on after an end)
             return False
+        assert taken is not None  # something was queued
+        received.append(taken)
         return True
 
     def dispatch() -> bool:
@@ -134,10 +135,10 @@ async def test_the_events_queued_before_the_end_are_delivered_then_the_error() -
     subscriber = Subscriber(None, 2, after=None, mark=token(1))
     for index in range(1, 4):
         subscriber.offer(event(index, "a"), frozenset({"a"}))
-    reader = subscriber.events()
-    assert [(await anext(reader)).task_id for _ in range(2)] == [1, 2]
+    assert [taken.task_id for taken in (subscriber.take(), subscriber.take()) if taken is not None] == [1, 2]
+    await subscriber.wait()  # at once: it has ended
     with pytest.raises(SubscriberTooSlow):
-        await anext(reader)
+        subscriber.take()
 
 
 def test_visibility_is_applied_before_an_event_is_queued() -> None:
