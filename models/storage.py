@@ -72,6 +72,11 @@ class Storage:
         """`query` narrowed to this storage's scope."""
         return within(query, self.scope_clause)
 
+    def of_job(self, job_id: str) -> dict[str, Any]:
+        """The query of the job's tasks this storage sees: narrowed to its scope even for a job id in it, since
+        `{"job-id": job_id}` also matches a tool's array holding the id, which no scope holds (models.scopes)."""
+        return self.within({"job-id": job_id})
+
     async def in_transaction(
         self, work: Callable[[AsyncClientSession], Awaitable[_T]], check: Callable[[], str] = _read_back
     ) -> _T:

@@ -15,6 +15,6 @@ from models.storage import Storage
 async def count_job_tasks(storage: Storage, job_ids: Collection[str], at_most: int) -> dict[str, int]:
     """Each job's number of tasks, by job id, counting stops at `at_most` (a job with more shows `at_most`)."""
     return {
-        job_id: await storage.tasks.count_documents({"job-id": job_id}, limit=at_most)
+        job_id: await storage.tasks.count_documents(storage.of_job(job_id), limit=at_most)
         for job_id in sorted(set(job_ids))
     }

@@ -10,6 +10,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any
 
+from models.scopes import within
 from models.stored_task import TaskDoc, as_dicts, readable_date_expression, readable_value
 from models.task import INT64_MAX
 
@@ -72,11 +73,13 @@ TASK_ID_MATCH: dict[str, Any] = {"$type": ["int", "long", "double"], "$gt": 0, "
 decides)."""
 
 
-def summaries_pipeline(job_ids: Collection[str]) -> list[dict[str, Any]]:
+def summaries_pipeline(job_ids: Collection[str], scope_clause: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows `summaries` reads, of the tasks of `scope_clause` (a caller's scope, models.scopes) when given."""
+    match: dict[str, Any] = {"job-id": {"$in": list(job_ids)}, "_id": TASK_ID_MATCH}
     return [
         # Documents whose _id is no task id (models.stored_task.as_task_id: no number, or one no reader serves,
         # such as -5, 0 or a Decimal128) count for nothing: the counts are of the tasks the pages show.
-        {"$match": {"job-id": {"$in": list(job_ids)}, "_id": TASK_ID_MATCH}},
+        {"$match": within(match, scope_clause)},
         {
             "$group": {
                 "_id": {"job": "$job-id", "status": "$status"},
