@@ -22,6 +22,7 @@ from models.stored_task import (
     MongoClient,
     RawDocument,
     TaskDoc,
+    as_task_id,
     integral_number,
     readable_projected_tasks,
     readable_tasks,
@@ -158,6 +159,13 @@ class Storage:
         a tool's `_id` of Decimal128("7") or 7.0 takes id 7 too (the unique `_id` index says so)."""
         stored = [doc["_id"] async for doc in self.tasks.find({"_id": {"$in": list(ids)}}, {"_id": 1})]
         return {number for number in map(integral_number, stored) if number is not None and number in ids}
+
+    async def seen_ids(self, ids: Collection[int]) -> set[int]:
+        """Which of `ids` are tasks this storage's scope sees (their ids only are read)."""
+        if not ids:
+            return set()
+        stored = [doc["_id"] async for doc in self.tasks.find(self.within({"_id": {"$in": list(ids)}}), {"_id": 1})]
+        return {task_id for task_id in map(as_task_id, stored) if task_id is not None}
 
     async def command(self, command: dict[str, Any]) -> dict[str, Any]:
         """The reply of a database command, decoded like every read (`Database.command` defaults to PyMongo's
