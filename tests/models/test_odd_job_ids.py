@@ -14,9 +14,20 @@ from bson.code import Code
 from bson.int64 import Int64
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pymongo.read_concern import ReadConcern
 
+from models import HistoryWriter
 from models.scopes import in_scope, scope_filter
-from tests.helpers import AUTH, gateway_app, lifespan_client, next_event, served, subscription
+from tests.helpers import (
+    AUTH,
+    eventually,
+    gateway_app,
+    lifespan_client,
+    next_event,
+    served,
+    subscription,
+    writing_history,
+)
 
 pytestmark = pytest.mark.hostile  # an attack on what it tests (pyproject.toml, markers)
 
@@ -185,6 +196,34 @@ async def test_a_scoped_subscription_hears_nothing_of_them(store, raw_db, tmp_pa
             changed = await writer.put(f"/tracking/task/{task_id}", json={"status": "RUNNING"})
             assert changed.status_code == 200, changed.text
         assert (await next_event(ws))["task"]["id"] == "1"
+
+
+async def test_their_history_is_read_by_no_scoped_caller(store, raw_db, tmp_path):
+    """The history writer records an entry's job for scoped reads: a job stored as a number (served as its text,
+    "7") must not make the task's changes readable to a caller scoped to "7"."""
+    await seed(raw_db)
+    tokens = store.named_tokens()
+    seven = {"X-Auth-Token": await tokens.create("seven", write=False, jobs=("7",))}
+    team_a = {"X-Auth-Token": await tokens.create("team-a", write=False, jobs=(SCOPE,))}
+    app, _ = gateway_app(store, tmp_path)
+    changed = [*ODD_IDS, 1]
+    async with (
+        writing_history(raw_db, HistoryWriter(store._database, "solo", flush_s=0.2)),
+        lifespan_client(app, AUTH) as http,
+    ):
+        for task_id in changed:
+            assert (await http.put(f"/tracking/task/{task_id}", json={"status": "RUNNING"})).status_code == 200
+        majority = raw_db.task_history.with_options(read_concern=ReadConcern("majority"))
+
+        async def recorded() -> bool:
+            return len(await majority.distinct("task")) == len(changed)
+
+        await eventually(recorded, what="an entry for each change")
+        fields = " ".join(f'h{task_id}: taskHistory(id: "{task_id}") {{ kind }}' for task_id in changed)
+        for headers, expected in ((seven, set()), (team_a, {1}), (AUTH, set(changed))):
+            answer = (await http.post("/graphql", json={"query": f"{{ {fields} }}"}, headers=headers)).json()
+            assert "errors" not in answer, answer
+            assert {int(key[1:]) for key, entries in answer["data"].items() if entries} == expected, headers
 
 
 # ---- the rule itself: MongoDB's filter and the Python predicate agree -----------------------------------------------
