@@ -8,10 +8,9 @@ not stored as int64 (an int32, a double holding an integer: served, off the layo
 `repair`: absent or null link fields become [] (every reader took them for that), one-sided links are completed
 (the link stays, both sides now say so), dangling ids are removed and repeated ids kept once, in transactions of
 up to 500 link arrays. Each transaction reads the arrays again and changes only what still needs it, so the
-counts of repairs are what changed. A repair MongoDB refuses, or an
-array a tool turned into something else since the scan, is reported and the rest goes on. Cycles, wrong
-types, undecodable strings, link fields of another type (a string, a number) and ids are reported only: fixing
-them needs a person's decision.
+counts of repairs are what changed. A repair MongoDB refuses, or an array a tool turned into something else
+since the scan, is reported and the rest goes on. Cycles, wrong types, undecodable strings, link fields of
+another type (a string, a number) and ids are reported only: fixing them needs a person's decision.
 
 Whatever a document holds, the scan reports it and goes on: it never stops at one.
 
