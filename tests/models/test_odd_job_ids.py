@@ -41,9 +41,10 @@ ODD_JOBS: dict[int, Any] = {
     14: None,
     15: Code(JOB),
     16: [[JOB]],
+    17: ["a-9"],  # the only task holding job a-9
 }
-"""Task id -> its stored job-id; task 17 has none. Each holds the status ODD and the job's name."""
-ODD_IDS = [*ODD_JOBS, 17]
+"""Task id -> its stored job-id; task 18 has none. Each holds the status ODD and the job's name."""
+ODD_IDS = [*ODD_JOBS, 18]
 
 
 def link_ids(*ids: int) -> list[Int64]:
@@ -147,7 +148,8 @@ async def test_graphql_reads_leave_them_out_on_both_paths(scoped):
             {"jobs": {"edges": [{"node": {"id": JOB, "taskCount": 2}}]}},
         ),
         "jobs by status": ('{ jobs(filter: {status: ["ODD"]}) { edges { node { id } } } }', {"jobs": {"edges": []}}),
-        "a job only an array names": ('{ job(id: "b-7") { id } }', {"job": None}),
+        "a job only an array names": ('{ job(id: "a-9") { id taskCount } }', {"job": None}),
+        "its tasks alone": ('{ job(id: "a-9") { tasks { id } } }', {"job": None}),
     }
     for path in scoped:
         for name, (query, expected) in reads.items():
