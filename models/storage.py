@@ -164,7 +164,7 @@ class Storage:
         """Which of `ids` are tasks this storage's scope sees (their ids only are read)."""
         if not ids:
             return set()
-        stored = [doc["_id"] async for doc in self.tasks.find(self.within({"_id": {"$in": list(ids)}}), {"_id": 1})]
+        stored = [doc["_id"] async for doc in self.tasks.find(self.within({"_id": {"$in": sorted(ids)}}), {"_id": 1})]
         return {task_id for task_id in map(as_task_id, stored) if task_id is not None}
 
     async def command(self, command: dict[str, Any]) -> dict[str, Any]:

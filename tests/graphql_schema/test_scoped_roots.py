@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 from bson.int64 import Int64
 
+from models import GraphStore
+from models.connection import make_client
+from tests.conftest import TEST_DB
 from tests.graphql_schema.compiled_pair import compiled_count
 from tests.helpers import AUTH, gateway_app, lifespan_client
+from tests.models.test_job_scopes import TaskQueries
 
 JOB = "a-7"
 # (id, job, root, previous): 1 (b-7) -> 2 -> 3 -> 7; 2 -> 6 and 1 -> 6; 4 (a-8) -> 5.
@@ -79,3 +83,22 @@ async def test_roots_seen_from_a_narrower_scope(gateways):
     clients, _, narrow = gateways
     for http in clients:
         assert await roots(http, QUERIES[0], narrow) == ["2", "5", "7"]
+
+
+async def test_the_roots_read_only_ids_and_only_in_the_scope(mongo_uri, store, raw_db, tmp_path):
+    """What MongoDB is asked for a scoped caller's roots: the previous tasks of other jobs (1 and 4), by id,
+    within the scope's range, and nothing else beside the job's own read."""
+    await raw_db.tasks.insert_many([stored(*task) for task in TASKS])
+    scoped = {"X-Auth-Token": await store.named_tokens().create("team-a", write=False, jobs=("a-",))}
+    listener = TaskQueries()
+    client = make_client(mongo_uri, event_listeners=[listener])
+    try:
+        app, _ = gateway_app(GraphStore(client, client[TEST_DB]), tmp_path)
+        async with lifespan_client(app, scoped) as http:
+            listener.sent.clear()
+            assert await roots(http, QUERIES[0], scoped) == ["2", "7"]
+    finally:
+        await client.close()
+    in_scope = {"$gte": "a-", "$lt": "a."}
+    elsewhere = [sent for sent in listener.sent if "'_id': {'$in'" in str(sent)]
+    assert len(elsewhere) == 1 and "[1, 4]" in str(elsewhere[0]) and str(in_scope) in str(elsewhere[0]), elsewhere
