@@ -185,13 +185,14 @@ async def test_callers_allowed_every_job_still_see_them(store, raw_db, tmp_path)
         assert [task["id"] for task in nexts] == ODD_IDS
 
 
-async def test_a_scoped_subscription_hears_nothing_of_them(store, raw_db, tmp_path):
+@pytest.mark.parametrize("variables", [{}, {"jobId": JOB}], ids=["every job", "job a-7"])
+async def test_a_scoped_subscription_hears_nothing_of_them(store, raw_db, tmp_path, variables):
     await seed(raw_db)
     secret = await store.named_tokens().create("team-a", write=True, jobs=(SCOPE,))
     app, settings = gateway_app(store, tmp_path)
     async with (
         served(app, settings) as port,
-        subscription(port, {}, secret, "kind task { id }", until_live=True) as ws,
+        subscription(port, variables, secret, "kind task { id }", until_live=True) as ws,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as writer,
     ):
         for task_id in [*ODD_IDS, 1]:  # the odd ones first: only task 1's change may come
