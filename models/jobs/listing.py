@@ -101,7 +101,9 @@ def jobs_pipeline(
 
 JOB_GROUP = "isJob"
 """The field the listing computes on each group: whether its id, the stored job-id, is a string (a job)."""
-_IS_STRING_ID: dict[str, Any] = {"$eq": [{"$type": "$_id"}, "string"]}
+_IS_STRING_ID: dict[str, Any] = {"$in": [{"$type": "$_id"}, ["string", "symbol"]]}
+"""A BSON symbol (a deprecated type old drivers write) is a string to every other reader: MongoDB compares it as
+one (so a scope's range holds it) and PyMongo decodes it as a `str`."""
 
 
 def _after(position: JobPosition) -> dict[str, Any]:
