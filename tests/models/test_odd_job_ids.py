@@ -201,6 +201,22 @@ async def test_a_scoped_subscription_hears_nothing_of_them(store, raw_db, tmp_pa
         assert (await next_event(ws))["task"]["id"] == "1"
 
 
+async def test_a_link_closing_a_cycle_through_them_is_refused_naming_no_hidden_task(scoped, raw_db):
+    """Cycle refusal walks every task (docs/decisions/callers.md): 1 -> 2 -> 13 -> 1 must not close through task
+    13, which the caller cannot see; the refusal names the link asked for, and nothing of the path."""
+    await raw_db.tasks.update_one({"_id": 13}, {"$set": {"nexts": link_ids(1)}})
+    await raw_db.tasks.update_many({"_id": {"$in": [1, 2]}}, {"$set": {"nexts": [], "previous": []}})
+    await raw_db.tasks.update_one({"_id": 2}, {"$set": {"nexts": link_ids(13)}})
+    await raw_db.tasks.update_one({"_id": 1}, {"$set": {"previous": link_ids(13)}})  # both sides, as a tool links
+    before = await stored(raw_db)
+    for path in scoped:
+        refused = await path.put("/tracking/task/1/next?nextTaskId=2")
+        assert refused.json() == {"code": 400, "message": "linking task 1 to next task 2 would close a cycle"}
+        answer = await path.post("/graphql", json={"query": 'mutation { addNexts(id: "1", nextIds: ["2"]) { id } }'})
+        assert answer.json()["errors"][0]["message"] == "linking task 1 to next task 2 would close a cycle"
+    assert await stored(raw_db) == before
+
+
 async def test_their_history_is_read_by_no_scoped_caller(store, raw_db, tmp_path):
     """The history writer records an entry's job for scoped reads: a job stored as a number (served as its text,
     "7") must not make the task's changes readable to a caller scoped to "7"."""
