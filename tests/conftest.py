@@ -12,12 +12,19 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 from pymongo import AsyncMongoClient
 
 from gateway.embedded import EmbeddedMongo
 from models import GraphStore
 from models.documents import COLLECTIONS
 from tests.helpers import AUTH, gateway_app, lifespan_client, served
+
+# Hypothesis's deadline and its too_slow health check judge wall time, which a loaded machine stretches (CI
+# shares its machine): a test would fail for being slow, not wrong. Off for every property test; a test's own
+# suppress_health_check list replaces this one, so those lists name too_slow again.
+settings.register_profile("loaded-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("loaded-machine")
 
 TEST_DB = "tracking_test"
 PAGES_TOKEN = "pages-token"

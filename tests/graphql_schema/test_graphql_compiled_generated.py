@@ -57,7 +57,7 @@ def selections(draw: st.DrawFn) -> str:
     return f"query {{ {job} }}{fragment}"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(query=selections())
 async def test_generated_selections_answer_as_graphql_core(clients, query) -> None:
     body, compiled = await same_answer(clients, query)
@@ -116,7 +116,7 @@ def task_selection(draw: st.DrawFn, depth: int) -> str:
     return f"{{ {' '.join(parts)} }}"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(task_id=st.integers(1, 31), selection=task_selection(2))
 async def test_generated_walks_answer_as_graphql_core(clients, task_id, selection) -> None:
     """A task (or none: 31 does not exist) with generated scalar fields, history and walks (blockedBy plain and

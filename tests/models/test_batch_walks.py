@@ -39,7 +39,7 @@ def _docs(nexts: dict[int, list[int]]) -> list[dict[str, Any]]:
     ]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     nexts=graphs(),
     starts=st.lists(st.integers(1, SIZE), min_size=1, max_size=SIZE),

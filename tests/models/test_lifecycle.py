@@ -204,7 +204,7 @@ LINKS = st.lists(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(links=LINKS)
 async def test_purge_racing_link_additions_across_jobs_keeps_the_invariant(store, other_store, raw_db, links):
     """Job "old" (1, 2, 3) is purged while another gateway links tasks of job "live" (10, 11, 12) to and from

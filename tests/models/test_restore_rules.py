@@ -223,7 +223,7 @@ STORED = [10, 11, 12]
 EDGE = st.tuples(st.sampled_from(ARCHIVED + STORED), st.sampled_from(ARCHIVED + STORED)).filter(lambda e: e[0] != e[1])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     archive_edges=st.lists(st.tuples(EDGE, st.sampled_from(["both", "nexts", "previous"])), max_size=8),
     stored_edges=st.lists(

@@ -226,7 +226,7 @@ def concrete(field: Field, tags: dict[str, str]) -> Field:
     return Field(field.star, tuple((weak, names[symbol]) for weak, symbol in field.tags))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     operation=st.sampled_from(OPERATIONS),
     accept=st.sampled_from([JSON, XML]),
