@@ -4,9 +4,11 @@ loopback that discards what it gets), sampled (SAMPLED_RATIO of requests, parent
 documented lever where full sampling costs too much; its GETs only) and a second untraced one, the A/A control:
 its figures over the first untraced one's show the method's own bias and spread, which a row must exceed to say
 anything. The figure is each gateway's CPU seconds per request (/proc: its threads included), at the same
-concurrency. Each round measures every side one after the other, in an order balanced over rounds
-(bench.paired_rounds: each side in each position, and after each other side, equally often), and each row is the
-median of the rounds' paired ratios (a side's round over the untraced side's same round), given with their
+concurrency. In each round the sides take turns in short blocks (BLOCKS turns at the GETs, then one job each
+turn), each side's CPU counted over the whole phase, so that every side is measured over the same seconds of a
+drifting load while each block serves one gateway at the load's full concurrency; the turns go in an order
+balanced over rounds (bench.paired_rounds: each side in each position, and after each other side, equally
+often). Each row is the median of the rounds' paired ratios (a side's round over the untraced side's same round), given with their
 quartiles and range. The note gives the machine's load average (`uptime`'s first figure) before and after: CPU
 per request on a busy machine is higher for every side, and less comparable between runs. Spans the traced
 gateway dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is.
@@ -80,12 +82,12 @@ def discarding_receiver() -> Iterator[str]:
 
 
 EXPORT_DELAY_MS = 200
-"""The traced gateway's OTEL_BSP_SCHEDULE_DELAY: a load's last spans leave within it, so their encoding and
-sending fall in the load's own measure (SETTLE_S), not the next one's (the default, 5 s, left a GET load's last
+"""The traced gateways' OTEL_BSP_SCHEDULE_DELAY: a phase's last spans leave within it, so their encoding and
+sending fall in the phase's own measure (SETTLE_S), not the next one's (the default, 5 s, left a GET load's last
 spans to be exported during the GraphQL load). Under load, exports are of full batches either way."""
 SETTLE_S = 4 * EXPORT_DELAY_MS / 1000
-"""Idle time after each load, inside its measure, on both sides: the traced gateway's export thread sends what
-the load left queued."""
+"""Idle time after each phase (the GETs, the jobs), inside its measure, for every side: the traced gateways'
+export threads send what the phase left queued."""
 
 
 CLIENT_KEEPALIVE_S = 1.0
@@ -113,12 +115,16 @@ def ratio_sampling(endpoint: str) -> dict[str, str]:
     }
 
 
-async def cpu_per_request(pid: int, load: Callable[[], Awaitable[object]], requests: int) -> float:
-    """The process's CPU seconds (with its children) per request over `load` and the SETTLE_S after it."""
-    before = tree_cpu_s([pid])
-    await load()
-    await asyncio.sleep(SETTLE_S)
-    return (tree_cpu_s([pid]) - before) / requests
+async def dropped_spans(session: aiohttp.ClientSession, base: str) -> int:
+    async with session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("tracking_trace_spans_dropped_total{")
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -132,17 +138,10 @@ class Side:
     jobs: bool = True
 
 
-async def dropped_spans(session: aiohttp.ClientSession, base: str) -> int:
-    async with session.get(f"{base}/metrics") as response:
-        text = await response.text()
-    return int(
-        sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("tracking_trace_spans_dropped_total{")
-        )
-    )
-
+BLOCKS = 6
+"""Turns the sides take at the GETs in a round (each block a sixth of a side's GETs): short, so that every side
+is measured over the same seconds of a drifting load, and long enough that a block's first requests after its
+gateway idled weigh little."""
 
 UNTRACED, CONTROL, TRACED, SAMPLED = "untraced", "control", "traced", "sampled"
 
@@ -160,8 +159,8 @@ async def tracing_rows(
 ) -> list[Row]:
     """The rows from the gateways `sides` (UNTRACED and TRACED, CONTROL and SAMPLED if there) on the same data
     (the tasks `task_ids` first to last, the job `job_query` reads with `job_tasks` tasks), measured in the same
-    rounds after a warm-up one, each round in a balanced order. Each row is the median of the rounds' paired
-    ratios (a side's round over the untraced side's same round): a drift of the machine's load moves both
+    rounds after a warm-up one, the sides' turns in a balanced order. Each row is the median of the rounds'
+    paired ratios (a side's round over the untraced side's same round): a drift of the machine's load moves both
     figures of a pair alike."""
 
     def reader(base: str) -> Callable[[int], Awaitable[None]]:
@@ -172,32 +171,41 @@ async def tracing_rows(
 
         return read
 
-    def get_load(base: str) -> Callable[[], Awaitable[float]]:
-        return lambda: rate(reader(base), requests)
+    async def one_job(base: str) -> None:
+        async with session.post(f"{base}/graphql", json={"query": job_query}) as response:
+            body = orjson.loads(await response.read())
+        assert len(body["data"]["job"]["tasks"]) == job_tasks, body.get("errors")
 
-    def job_reader(base: str) -> Callable[[], Awaitable[None]]:
-        async def read_jobs() -> None:
-            for _ in range(jobs):
-                async with session.post(f"{base}/graphql", json={"query": job_query}) as response:
-                    body = orjson.loads(await response.read())
-                assert len(body["data"]["job"]["tasks"]) == job_tasks, body.get("errors")
-
-        return read_jobs
-
-    async def sequential_round(order: list[Side]) -> list[tuple[Side, float, float | None]]:
-        """One side after the other, each its GETs then its jobs."""
-        measured = []
-        for side in order:
-            one_get = await cpu_per_request(side.pid, get_load(side.base), requests)
-            one_job = await cpu_per_request(side.pid, job_reader(side.base), jobs) if side.jobs else None
-            measured.append((side, one_get, one_job))
-        return measured
+    async def alternating_round(order: list[Side]) -> list[tuple[Side, float, float | None]]:
+        """The sides take turns in short blocks (BLOCKS of GETs each, then one job each, turn after turn), each
+        side's CPU counted over the whole phase: every side is measured over the same seconds, and each block
+        serves one gateway at the load's full concurrency."""
+        cpu = {side.name: tree_cpu_s([side.pid]) for side in order}
+        for block in range(BLOCKS):
+            for side in order if block % 2 == 0 else order[::-1]:
+                await rate(reader(side.base), requests // BLOCKS)
+        await asyncio.sleep(SETTLE_S)
+        after_gets = {side.name: tree_cpu_s([side.pid]) for side in order}
+        with_jobs = [side for side in order if side.jobs]
+        for job in range(jobs):
+            for side in with_jobs if job % 2 == 0 else with_jobs[::-1]:
+                await one_job(side.base)
+        await asyncio.sleep(SETTLE_S)
+        after_jobs = {side.name: tree_cpu_s([side.pid]) for side in order}
+        return [
+            (
+                side,
+                (after_gets[side.name] - cpu[side.name]) / (requests // BLOCKS * BLOCKS),
+                (after_jobs[side.name] - after_gets[side.name]) / jobs if side.jobs else None,
+            )
+            for side in order
+        ]
 
     figures: dict[tuple[str, str], list[float]] = {}
     load_before = os.getloadavg()[0]
     for round_number in range(rounds + 1):  # round 0 warms up
         order = [sides[index] for index in balanced_order(len(sides), round_number)]
-        measured = await sequential_round(order)
+        measured = await alternating_round(order)
         for position, (side, side_get, side_job) in enumerate(measured):
             print(f"tracing round {round_number} position {position} {side.name}: GET {side_get * 1e6:.1f} µs"
                   + (f", job {side_job * 1e3:.2f} ms" if side_job is not None else ""), flush=True)  # fmt: skip
