@@ -136,7 +136,7 @@ def serve() -> None:
 @main.command()
 @click.option("--repair", is_flag=True, help="Complete one-sided links and remove dangling ids, in transactions.")
 def check(repair: bool) -> None:
-    """Scan the tasks for broken links, cycles, wrong types and non-int64 ids; exit 1 if any is left."""
+    """Scan the tasks for broken links, cycles, wrong types and ids off the layout; exit 1 if any is left."""
     settings = _settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
     sys.exit(uvloop.run(_check(settings, repair)))

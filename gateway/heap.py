@@ -15,8 +15,9 @@ of the middle or oldest generation, at the moment it is known to be alive: a ful
 what was promoted since the last one. A frozen object is still freed as soon as nothing refers to it; only
 garbage in reference cycles stays, and a closed subscription leaves some (a task and its coroutine, an
 exception and its traceback). So the whole heap, frozen part included, is collected (`reclaim`) when the
-frozen objects grew by a quarter more than the open subscriptions did since the last time (CPython's own rule,
-without counting a fleet subscribing as garbage), when the subscriptions that ended since then reach a quarter
+heap grew by a quarter more than the open subscriptions did since the last time (CPython's own rule, on the
+blocks its allocator holds rather than on the frozen objects, whose count is a walk of them all; without
+counting a fleet subscribing as garbage), when the subscriptions that ended since then reach a quarter
 of those open (at least RECLAIM_AFTER_ENDED), or every RECLAIM_EVERY_S at the latest. What is kept is the
 garbage of at most a quarter of the subscriptions, and of other work about a quarter of the heap, for an hour
 at most; and the walk of the whole fleet, the cost freezing avoids, comes once per quarter of it that came and
@@ -29,6 +30,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_S = 10.0
 """How often the upkeep looks whether a reclaim is due."""
 RECLAIM_GROWTH = 0.25
-"""The growth of the frozen objects since the last reclaim past which the next one is due."""
+"""The growth of the heap since the last reclaim past which the next one is due."""
 RECLAIM_AFTER_ENDED = 200
 """The fewest subscriptions ended since the last reclaim that make the next one due (more when a quarter of
 those open is more): a few tabs closing must not cost a walk of the whole fleet each."""
@@ -70,25 +72,28 @@ def reclaim() -> int:
 
 class HeapUpkeep:
     """Freezes what survives collections of the older generations (`install`), and says when to reclaim
-    (`due`). `subscriptions` gives the subscriptions open and ended since the process started; `frozen` the
-    objects frozen (gc.get_freeze_count)."""
+    (`due`). `subscriptions` gives the subscriptions open and ended since the process started; `heap_size` the
+    heap's size: by default the memory blocks of Python's small-object allocator in use (sys.getallocatedblocks,
+    every object of the heap, frozen or not: a walk of the allocator's arenas, well under a millisecond), not
+    the objects frozen (gc.get_freeze_count, a walk of every frozen object: tens of milliseconds, the event loop
+    waiting, under a fleet of subscriptions)."""
 
     def __init__(
         self,
         subscriptions: Callable[[], tuple[int, int]],
         *,
-        frozen: Callable[[], int] = gc.get_freeze_count,
+        heap_size: Callable[[], int] = sys.getallocatedblocks,
         reclaim_after_ended: int = RECLAIM_AFTER_ENDED,
         reclaim_every_s: float = RECLAIM_EVERY_S,
     ) -> None:
         self._subscriptions = subscriptions
-        self._frozen = frozen
+        self._heap_size = heap_size
         self._reclaim_after_ended = reclaim_after_ended
         self._reclaim_every_s = reclaim_every_s
         self._mark()
 
     def _mark(self) -> None:
-        self._frozen_at_reclaim = self._frozen()
+        self._heap_at_reclaim = self._heap_size()
         self._open_at_reclaim, self._ended_at_reclaim = self._subscriptions()
         self._reclaimed_at = time.monotonic()
 
@@ -107,11 +112,11 @@ class HeapUpkeep:
     def due(self) -> bool:
         """Whether the frozen heap should be collected whole now."""
         open_now, ended = self._subscriptions()
-        # A fleet subscribing grows the frozen heap with live objects: only growth beyond the subscriptions'
-        # own counts (a fleet that doubled may double it), else every tab of a morning's fleet arriving would
-        # cost walks of the whole heap as it grows.
+        # A fleet subscribing grows the heap with live objects: only growth beyond the subscriptions' own counts
+        # (a fleet that doubled may double it), else every tab of a morning's fleet arriving would cost walks
+        # of the whole heap as it grows.
         fleet_growth = max(1.0, (open_now + 1) / (self._open_at_reclaim + 1))
-        if self._frozen() > self._frozen_at_reclaim * (1 + RECLAIM_GROWTH) * fleet_growth:
+        if self._heap_size() > self._heap_at_reclaim * (1 + RECLAIM_GROWTH) * fleet_growth:
             return True
         if ended - self._ended_at_reclaim >= max(self._reclaim_after_ended, open_now // 4):
             return True

@@ -49,6 +49,8 @@ async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict
         stored = _stored_fields(whole_job)
         if stored is not None:
             stored |= ({"nexts"} if "edges" in names else set()) | ({"status"} if counted else set())
+            if "roots" in names and store.scope is not None:  # a scoped caller's roots (models.jobs.roots)
+                stored.add("previous")
         job = await store.job_task_fields(job_id, stored, context.max_traversal)
         if not job.stored:
             return None
@@ -62,7 +64,9 @@ async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict
         summary = (await store.job_summaries([job_id])).get(job_id)
     answer: dict[str, Any] = {}
     for field in fields:
-        if field.name in ("tasks", "roots"):
+        if field.name == "roots":
+            answer[field.key] = await task_objects(await store.job_roots(docs), children(field), context)
+        elif field.name == "tasks":
             answer[field.key] = await task_objects(_kept(docs, field), children(field), context)
         elif field.name == "edges":
             metered(field, [sum(len(doc.get("nexts") or ()) for doc in docs)])  # a task holds any number of links
@@ -98,9 +102,9 @@ def _stored_fields(whole_job: list[Field]) -> set[str] | None:
 
 
 def _kept(docs: list[TaskDoc], field: Field) -> list[TaskDoc]:
-    """The tasks of the job Job.tasks (with its filters) or Job.roots keeps, as graphql_schema.jobs does."""
+    """The tasks of the job Job.tasks keeps with its filters, as graphql_schema.jobs does."""
     arguments = field.arguments
-    root = True if field.name == "roots" else arguments.get("root")
+    root = arguments.get("root")
     selection = Selection(arguments.get("status"), arguments.get("statusNot"), arguments.get("type"))
     if root is None and selection == Selection():
         return docs

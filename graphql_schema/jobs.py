@@ -147,9 +147,12 @@ class Job:
         info.context.remember(docs)
         return docs
 
-    @strawberry.field(description="The job's root tasks.")
+    @strawberry.field(
+        description="The job's root tasks: those stored with root true, and for a caller limited to some jobs also "
+        "the tasks none of whose previous tasks it may see."
+    )
     async def roots(self, info: Info[Context, None]) -> list[TaskType]:
-        return as_tasks([doc for doc in await self._every_task(info) if doc.get("root") is True])
+        return as_tasks(await info.context.store.job_roots(await self._every_task(info)))
 
     @strawberry.field(description="Every link between two tasks of the job.")
     async def edges(self, info: Info[Context, None]) -> list[Edge]:

@@ -2,14 +2,15 @@
 
 Found: one-sided links (b in a.nexts without a in b.previous, or the mirror), dangling ids (a link to a task
 that does not exist), cycles, fields of the wrong type (dates outside years 1-9999 among them), strings that are
-not UTF-8, link fields that are not arrays (absent and null among them), ids repeated in one link array, and ids
-that are not int64. Repaired with `repair`: absent or null link fields become [] (every reader took them for
-that), one-sided links are completed (the link stays, both sides now say so), dangling ids are removed and
-repeated ids kept once, in transactions of up to 500 link arrays. Each transaction reads the arrays again and
-changes only what still needs it, so the counts of repairs are what changed. A repair MongoDB refuses, or an
-array a tool turned into something else since the scan, is reported and the rest goes on. Cycles, wrong
-types, undecodable strings, link fields of another type (a string, a number) and ids are reported only: fixing
-them needs a person's decision.
+not UTF-8, link fields that are not arrays (absent and null among them), ids repeated in one link array, task ids
+not stored as int64 (an int32, a double holding an integer: served, off the layout) and ids that are no task id
+(-5, 0, 2.5, a string: a document served as no task, a link left out; models.check_ids). Repaired with
+`repair`: absent or null link fields become [] (every reader took them for that), one-sided links are completed
+(the link stays, both sides now say so), dangling ids are removed and repeated ids kept once, in transactions of
+up to 500 link arrays. Each transaction reads the arrays again and changes only what still needs it, so the
+counts of repairs are what changed. A repair MongoDB refuses, or an array a tool turned into something else
+since the scan, is reported and the rest goes on. Cycles, wrong types, undecodable strings, link fields of
+another type (a string, a number) and ids are reported only: fixing them needs a person's decision.
 
 Whatever a document holds, the scan reports it and goes on: it never stops at one.
 
@@ -32,6 +33,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
+from models.check_ids import NO_TASK_IDS, NOT_INT64_IDS, id_problems
 from models.stored_task import (
     LINK_FIELDS,
     Collection,
@@ -49,12 +51,21 @@ ONE_SIDED = "one-sided links"
 DANGLING = "dangling ids"
 CYCLES = "tasks on cycles"
 WRONG_TYPES = "fields of the wrong type"
-NON_INT64_IDS = "non-int64 ids"
 NON_ARRAY_LINKS = "link fields that are not arrays"
 REPEATED_IDS = "link arrays repeating an id"
 UNDECODABLE = "strings that are not UTF-8"
 NOT_REPAIRED = "repairs MongoDB refused"
-_FINDINGS = (ONE_SIDED, DANGLING, REPEATED_IDS, CYCLES, WRONG_TYPES, UNDECODABLE, NON_ARRAY_LINKS, NON_INT64_IDS)
+_FINDINGS = (
+    ONE_SIDED,
+    DANGLING,
+    REPEATED_IDS,
+    CYCLES,
+    WRONG_TYPES,
+    UNDECODABLE,
+    NON_ARRAY_LINKS,
+    NOT_INT64_IDS,
+    NO_TASK_IDS,
+)
 _STRICT_STRINGS: CodecOptions[dict[str, Any]] = CodecOptions(
     unicode_decode_error_handler="strict", datetime_conversion=DatetimeConversion.DATETIME_AUTO
 )
@@ -160,12 +171,10 @@ def _is_utf8(raw: bytes) -> bool:
 
 
 def _check_types(doc: dict[str, Any], report: CheckReport) -> None:
-    problems = field_problems(doc)
-    # A link field that is no array is its own finding (NON_ARRAY_LINKS).
-    ids = [name for name in problems if name == "_id" or (name in LINK_FIELDS and isinstance(doc.get(name), list))]
-    others = [name for name in problems if name not in ids and name not in LINK_FIELDS]
-    if ids:
-        report.findings[NON_INT64_IDS].add(f"{doc.get('_id')!r}: {', '.join(ids)}")
+    # Ids (`_id`, link arrays) are their own findings (models.check_ids), and so is a link field that is no array.
+    others = [name for name in field_problems(doc) if name != "_id" and name not in LINK_FIELDS]
+    for finding, example in id_problems(doc).items():
+        report.findings[finding].add(example)
     if others:
         described = (f"{name} {value_problem(doc[name])}" for name in others)
         report.findings[WRONG_TYPES].add(f"{doc.get('_id')!r}: {'; '.join(described)}")

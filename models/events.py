@@ -74,6 +74,8 @@ class TaskEvent:
     changed_fields: list[str]
     """Stored (API) names of the fields the change set or removed, in the API's order; links as nexts/previous."""
     job_id: str | None
+    """The task's job (after the change, else before it) when stored as a string: the job scopes read the history
+    by it, and a job of another type is in no scope (models.scopes), though readers serve a number as its text."""
     status: str | None
     """The task's new status when this change set it."""
     actor: dict[str, Any] | None = None
@@ -266,13 +268,14 @@ def _event(change: dict[str, Any], task_id: int, links: tuple[str, ...]) -> Task
     stored = None if kind is TaskEventKind.DELETED else change.get("fullDocument")
     task = readable_projected_task(stored, links) if stored is not None else None
     before = change.get("fullDocumentBeforeChange") or {}
-    job = readable_value("job-id", task.get("job-id") if task is not None else before.get("job-id"))
+    job = (stored if stored is not None else before).get("job-id")
     changed = sorted(set(change.get(CHANGED) or ()) & _FIELD_POSITION.keys(), key=_FIELD_POSITION.__getitem__)
     status = None
     if "status" in changed and kind is not TaskEventKind.DELETED:
         status = readable_value("status", change[NEW_STATUS]) if NEW_STATUS in change else task and task.get("status")
     actor = actor_of(change.get(ACTOR))
-    return TaskEvent(kind, task_id, task, change["_id"]["_data"], change_time(change), changed, job, status, actor)
+    job_id = job if type(job) is str else None
+    return TaskEvent(kind, task_id, task, change["_id"]["_data"], change_time(change), changed, job_id, status, actor)
 
 
 def skipped_event(skipped: Skipped) -> TaskEvent | None:

@@ -23,7 +23,7 @@ import contextvars
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from opentelemetry.trace import Tracer
@@ -50,6 +50,7 @@ from models.events import (
     stream_request,
 )
 from models.fanout_metrics import LIVE_HUBS as LIVE_HUBS
+from models.fanout_routes import Routes, resume_readers
 from models.metrics import SUBSCRIPTION_EVENTS_DELIVERED, SUBSCRIPTIONS_REFUSED
 from models.stored_task import Collection
 from models.subscriber import Phase, Subscriber, Visibility
@@ -95,8 +96,7 @@ class LiveEvents:
         self._tasks = tasks
         self._full_document = full_document
         self._slots = asyncio.Semaphore(self.limits.catch_ups)
-        self._everything: set[Subscriber] = set()
-        self._by_job: dict[str, set[Subscriber]] = {}
+        self._routes = Routes()
         self._registered = 0
         self.phases: Counter[Phase] = Counter()  # kept as they move: /metrics walks no subscriber per scrape
         self.ended = 0  # subscriptions ended since the fan-out was made
@@ -119,10 +119,7 @@ class LiveEvents:
         return int(self._reader is not None and not self._reader.done())
 
     def subscribers(self) -> list[Subscriber]:
-        found = list(self._everything)
-        for subscribers in self._by_job.values():
-            found.extend(subscribers)
-        return found
+        return self._routes.all()
 
     async def subscribe(
         self,
@@ -166,7 +163,7 @@ class LiveEvents:
                 since=time.monotonic(),
                 phases=self.phases,
             )
-            self._route(subscriber)
+            self._routes.add(subscriber)
             if starting is not None:
                 starting.end()  # before the first event: the span must not stay current in the caller
             if after is not None:
@@ -185,7 +182,7 @@ class LiveEvents:
                 self._stopping = asyncio.create_task(self._stop_when_unwatched(), name="shared stream linger")
             if subscriber is not None:
                 subscriber.end(_CLOSED)
-                self._unroute(subscriber)
+                self._routes.discard(subscriber)
             if catch_up is not None:
                 catch_up.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -214,43 +211,25 @@ class LiveEvents:
         self._reader = None
         self._end_all(_SHUTTING_DOWN)
 
-    # ---- routing --------------------------------------------------------------------------------------------
+    # ---- dispatching ---------------------------------------------------------------------------------------
 
-    def _route(self, subscriber: Subscriber) -> None:
-        if subscriber.job_id is None:
-            self._everything.add(subscriber)
-        else:
-            self._by_job.setdefault(subscriber.job_id, set()).add(subscriber)
-
-    def _unroute(self, subscriber: Subscriber) -> None:
-        if subscriber.job_id is None:
-            self._everything.discard(subscriber)
-            return
-        subscribers = self._by_job.get(subscriber.job_id)
-        if subscribers is not None:
-            subscribers.discard(subscriber)
-            if not subscribers:
-                del self._by_job[subscriber.job_id]
-
-    def _concerned(self, jobs: Iterable[str]) -> list[Subscriber]:
-        targets = list(self._everything)
-        for job in jobs:
-            targets.extend(self._by_job.get(job, ()))
-        return targets
-
-    def _dispatch(self, item: StreamItem) -> None:
-        """One item of the shared stream: its event (decoded once) to every subscription it concerns."""
+    def _dispatch(self, item: StreamItem) -> list[Subscriber]:
+        """One item of the shared stream: its event (decoded once) queued for every subscription it concerns, at
+        once (a subscription registered later starts after it). Returns the subscriptions to resume."""
+        concerned: list[Subscriber] = []
         if not isinstance(item, Idle):
             event = event_of(item)
             if event is not None:
                 jobs = jobs_of(item)
-                for subscriber in self._concerned(jobs):
+                concerned = self._routes.concerned(jobs)
+                for subscriber in concerned:
                     subscriber.offer(event, jobs)
                     if subscriber.phase is Phase.ENDED:
-                        self._unroute(subscriber)
+                        self._routes.discard(subscriber)
         if item.token is not None:
             self.position = item.token["_data"]
             self._opened.set()
+        return concerned
 
     # ---- the shared stream ----------------------------------------------------------------------------------
 
@@ -283,7 +262,7 @@ class LiveEvents:
                         if resuming is not None:
                             resuming.end()
                         failing_since = None
-                        self._dispatch(item)
+                        await resume_readers(self._dispatch(item))
                 continue
             except OperationFailure as error:
                 if error.code in EXPIRED_CURSOR_CODES and self.position is not None:
@@ -334,7 +313,7 @@ class LiveEvents:
     def _end_all(self, error: GraphError) -> None:
         for subscriber in self.subscribers():
             subscriber.end(error)
-            self._unroute(subscriber)
+            self._routes.discard(subscriber)
 
     def _end_waiting_too_long(self, failing_since: float, failure: Exception) -> None:
         """Subscriptions that have waited for the shared stream longer than their resume window end with
@@ -347,7 +326,7 @@ class LiveEvents:
                 if window not in errors:
                     errors[window] = unavailable(f"change stream not resumable within {window:g}s", failure)
                 subscriber.end(errors[window])
-                self._unroute(subscriber)
+                self._routes.discard(subscriber)
 
     # ---- catching up ----------------------------------------------------------------------------------------
 

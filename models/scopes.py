@@ -1,6 +1,7 @@
 """Job scopes: the job-id prefixes a caller may see and change, as the MongoDB filter every scoped read and
 write carries. A task belongs to a scope when its `job-id` is a string starting with one of the prefixes; a task
-without a job is outside every scope. `None` is no scope at all: every task."""
+without a job, or whose `job-id` a tool stored as anything but a string (an array, a document, a number, null),
+is outside every scope. `None` is no scope at all: every task."""
 
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ def prefix_range(prefix: str) -> dict[str, str]:
 
 
 def in_scope(job_id: object, scope: JobScope) -> bool:
-    """Whether a task of job `job_id` (a stored value: a string, None or anything a tool wrote) is in `scope`."""
+    """Whether a task of job `job_id` (a stored value: a string, None or anything a tool wrote) is in `scope`.
+    Exactly a str: bson.Code (JavaScript, a str subclass) is no string to MongoDB, which no range matches."""
     if scope is None:
         return True
-    return isinstance(job_id, str) and any(job_id.startswith(prefix) for prefix in scope)
+    return type(job_id) is str and any(job_id.startswith(prefix) for prefix in scope)
 
 
 def any_in_scope(job_ids: Iterable[object], scope: JobScope) -> bool:
@@ -51,8 +53,20 @@ def jobs_in_scope(job_ids: Iterable[str], scope: JobScope) -> list[str]:
 
 def scope_filter(scope: JobScope, field: str = "job-id") -> dict[str, Any] | None:
     """The query clause of the documents in `scope` by their job `field` (a task's `job-id`, a history entry's
-    `job`): index ranges (no regex, which would make MongoDB fetch documents); None for no scope. An empty prefix
-    is every document of a job; no prefix at all is no document."""
+    `job`): `scope_ranges`, and the field no array. MongoDB matches a range against each element of an array, so
+    a tool's `["b-7", "a-7"]` would be in scope `a-`: a job of another type is in no scope (numbers, documents,
+    null and absent fields match no string range). None for no scope."""
+    ranges = scope_ranges(scope, field)
+    if ranges is None:
+        return None
+    return {"$and": [ranges, {field: {"$not": {"$type": "array"}}}]}
+
+
+def scope_ranges(scope: JobScope, field: str = "job-id") -> dict[str, Any] | None:
+    """The job `field` within the prefixes of `scope`, as index ranges (no regex, which would make MongoDB fetch
+    documents); None for no scope. An empty prefix is every string; no prefix at all is no document. An array
+    holding such a string matches too: only a query that groups by the field itself, so that an array is a group
+    of its own, may use the ranges without `scope_filter`."""
     if scope is None:
         return None
     if "" in scope:

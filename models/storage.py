@@ -22,6 +22,7 @@ from models.stored_task import (
     MongoClient,
     RawDocument,
     TaskDoc,
+    as_task_id,
     integral_number,
     readable_projected_tasks,
     readable_tasks,
@@ -71,6 +72,11 @@ class Storage:
     def within(self, query: dict[str, Any]) -> dict[str, Any]:
         """`query` narrowed to this storage's scope."""
         return within(query, self.scope_clause)
+
+    def of_job(self, job_id: str) -> dict[str, Any]:
+        """The query of the job's tasks this storage sees: narrowed to its scope even for a job id in it, since
+        `{"job-id": job_id}` also matches a tool's array holding the id, which no scope holds (models.scopes)."""
+        return self.within({"job-id": job_id})
 
     async def in_transaction(
         self, work: Callable[[AsyncClientSession], Awaitable[_T]], check: Callable[[], str] = _read_back
@@ -153,6 +159,13 @@ class Storage:
         a tool's `_id` of Decimal128("7") or 7.0 takes id 7 too (the unique `_id` index says so)."""
         stored = [doc["_id"] async for doc in self.tasks.find({"_id": {"$in": list(ids)}}, {"_id": 1})]
         return {number for number in map(integral_number, stored) if number is not None and number in ids}
+
+    async def seen_ids(self, ids: Collection[int]) -> set[int]:
+        """Which of `ids` are tasks this storage's scope sees (their ids only are read)."""
+        if not ids:
+            return set()
+        stored = [doc["_id"] async for doc in self.tasks.find(self.within({"_id": {"$in": sorted(ids)}}), {"_id": 1})]
+        return {task_id for task_id in map(as_task_id, stored) if task_id is not None}
 
     async def command(self, command: dict[str, Any]) -> dict[str, Any]:
         """The reply of a database command, decoded like every read (`Database.command` defaults to PyMongo's

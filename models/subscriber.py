@@ -114,13 +114,14 @@ class Subscriber:
         return self.visible is None or self.visible(jobs)
 
     def offer(self, event: TaskEvent, jobs: frozenset[str]) -> None:
-        """An event of the shared stream that concerns this subscription's job."""
+        """An event of the shared stream that concerns this subscription's job, queued without resuming the
+        reader: the fan-out resumes readers a few at a time (`wake`)."""
         if self.phase is Phase.ENDED or not self.sees(jobs):
             return
         if self.phase is Phase.LIVE:
             # A catch-up that ran ahead of the shared stream delivered this one already.
             if self.delivered is None or event.cursor > self.delivered:
-                self._queue_or_end(event)
+                self._queue_or_end(event, wake=False)
             return
         if len(self.pending) >= self.buffer:
             if self.full():
@@ -145,12 +146,15 @@ class Subscriber:
         self._enter(Phase.ENDED)
         self.ending = error
         self.pending.clear()
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> bool:
+        """Resume the reader if it waits and an event or the end is there for it (whether it did)."""
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is None or waiter.done() or not (self.queue or self.ending is not None):
+            return False
+        waiter.set_result(None)
+        return True
 
     def _enter(self, phase: Phase) -> None:
         if self._phases is not None:
@@ -163,14 +167,15 @@ class Subscriber:
         self.dropped += events
         SUBSCRIPTION_EVENTS_DROPPED.inc(events)
 
-    def _queue_or_end(self, event: TaskEvent) -> None:
+    def _queue_or_end(self, event: TaskEvent, *, wake: bool = True) -> None:
         if len(self.queue) >= self.buffer:
             self._drop(1)
             self.end(too_slow(self.buffer))
             return
         self.queue.append(event)
         self.delivered = event.cursor
-        self._wake()
+        if wake:
+            self.wake()
         if len(self.queue) >= self.buffer:
             self._room.clear()
 

@@ -2,7 +2,7 @@
 // double click), the keys (arrows, + and -, 0 to fit), the tool buttons and the minimap all move. d3 is the
 // global the page's vendored d3-zoom scripts define (index.html).
 
-import { MAX_ZOOM, READABLE } from "./graph-looks.js";
+import { BOX, GAPS, MAX_ZOOM, READABLE } from "./graph-looks.js";
 import { minimapScale } from "./graph-minimap.js";
 
 /** d3-zoom on the canvas (drag, wheel, pinch, double click), the keys, the buttons and the minimap, all moving
@@ -101,12 +101,30 @@ function zoomOn(canvas, layout, scene) {
   return mover;
 }
 
-/** The first view: the whole graph if its full labels stay drawn (READABLE zoom or more), else the left edge of
- *  the graph, halfway down, at full size. @param {ReturnType<typeof zoomOn>} mover @param {Layout} layout */
+/** The first view: the whole graph if its full labels stay drawn (READABLE zoom or more), else its start at full
+ *  size: the left edge, on the roots (`rootsMiddle`). @param {ReturnType<typeof zoomOn>} mover
+ *  @param {Layout} layout */
 function start(mover, layout) {
   if (mover.fitScale() >= READABLE) { mover.fit(); return; }
-  const { width } = mover.size();
-  mover.set(mover.at(1, width / 2 - 20, layout.height / 2));
+  const { width, height } = mover.size();
+  mover.set(mover.at(1, width / 2 - 20, rootsMiddle(layout, height)));
+}
+
+/** Where the first view is centred, down the layout: on the middle of the first rank's tasks (the roots, centred
+ *  on the tallest rank by the layout) when they fit in a view `viewHeight` high, else half a view below the
+ *  first of them, which is then the first task in view (halfway down the graph, a tall first rank began out of
+ *  sight). @param {Layout} layout @param {number} viewHeight */
+function rootsMiddle(layout, viewHeight) {
+  let top = Infinity;
+  let bottom = -Infinity;
+  for (let i = 0; i < layout.rank.length; i++) {
+    if (layout.rank[i] !== 0) continue;
+    top = Math.min(top, layout.y[i]);
+    bottom = Math.max(bottom, layout.y[i]);
+  }
+  if (top > bottom) return layout.height / 2;
+  const margin = BOX.height / 2 + GAPS.node;
+  return bottom - top + 2 * margin <= viewHeight ? (top + bottom) / 2 : top - margin + viewHeight / 2;
 }
 
 /** With the canvas focused: the arrow keys move the view, + and - zoom, 0 fits.

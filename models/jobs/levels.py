@@ -60,12 +60,12 @@ class JobLinks:
         self.nexts.append(nexts)
 
 
-def links_pipeline(job_id: str) -> list[dict[str, Any]]:
-    """The job's tasks' ids, statuses and `nexts`, LEVELS_CHUNK ids to an answer document, as three arrays in
-    the same order (a missing field pushed as null or [], so they stay aligned). Documents whose _id is no
-    number are no tasks (models.stored_task)."""
+def links_pipeline(job_query: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ids, statuses and `nexts` of the tasks of `job_query` (a job's, as Storage.of_job gives it), LEVELS_CHUNK
+    ids to an answer document, as three arrays in the same order (a missing field pushed as null or [], so they
+    stay aligned). Documents whose _id is no number are no tasks (models.stored_task)."""
     return [
-        {"$match": {"job-id": job_id, "_id": {"$type": "number"}}},
+        {"$match": {**job_query, "_id": {"$type": "number"}}},
         {
             "$group": {
                 "_id": {"$floor": {"$divide": ["$_id", LEVELS_CHUNK]}},

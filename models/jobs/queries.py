@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from models.deadline import bounded
 from models.filters import name_filter, task_filter
 from models.jobs.levels import JobLevel, StageFilter
 from models.jobs.listing import JobFilter, JobPosition, JobsPage
 from models.jobs.reads import JobReads
+from models.jobs.roots import previous_elsewhere, roots_seen, stored_roots
 from models.jobs.summaries import JobSummary, ProjectedJob
 from models.scopes import JobScope, in_scope, jobs_in_scope
 from models.storage import Storage
@@ -72,6 +73,15 @@ class JobQueries:
         if not in_scope(job_id, self.scope):
             return ProjectedJob([], 0)
         return await self._jobs.task_fields(job_id, fields, bound)
+
+    @bounded
+    async def job_roots(self, tasks: Sequence[TaskDoc]) -> list[TaskDoc]:
+        """The roots of a job among its `tasks` as this store read them (job_tasks, job_task_fields with `root`
+        and `previous`), as the caller sees them (models.jobs.roots): the stored roots, and to a scoped caller
+        also the tasks none of whose previous tasks it sees (one read of ids, for previous tasks of other jobs)."""
+        if self.scope is None:
+            return stored_roots(tasks)
+        return roots_seen(tasks, await self._storage.seen_ids(previous_elsewhere(tasks)))
 
     @bounded
     async def task_page(

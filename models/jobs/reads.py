@@ -38,6 +38,7 @@ from models.jobs.listing import (
 )
 from models.jobs.sizes import count_job_tasks
 from models.jobs.summaries import JobSummary, ProjectedJob, summaries, summaries_pipeline
+from models.scopes import scope_ranges
 from models.storage import LIST_BATCH_SIZE, Storage
 from models.stored_task import TaskDoc, readable_projected_tasks, readable_tasks
 from models.task import now_utc
@@ -80,7 +81,9 @@ class JobReads:
             reply = await self._storage.command({**distinct, "readConcern": read_concern})
             job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
             read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
-        pipeline = jobs_pipeline(first, after, job_filter, job_ids, self._storage.scope_clause)
+        # The ranges alone keep the plan that reads one index key per job: the listing groups by the stored
+        # job-id itself, so a tool's array is a group of its own, and jobs_page drops it (models.scopes).
+        pipeline = jobs_pipeline(first, after, job_filter, job_ids, scope_ranges(self._storage.scope))
         command = {
             "aggregate": tasks,
             "pipeline": pipeline,
@@ -94,7 +97,8 @@ class JobReads:
 
     async def summaries(self, job_ids: Collection[str]) -> dict[str, JobSummary]:
         """Counts, status counts and times of each of these jobs that has tasks, by job id, in one aggregation."""
-        rows = await (await self._storage.tasks.aggregate(summaries_pipeline(job_ids))).to_list(None)
+        pipeline = summaries_pipeline(job_ids, self._storage.scope_clause)
+        rows = await (await self._storage.tasks.aggregate(pipeline)).to_list(None)
         return summaries(rows, job_ids, self._done_statuses)
 
     async def task_counts(self, job_ids: Collection[str], at_most: int) -> dict[str, int]:
@@ -103,19 +107,20 @@ class JobReads:
 
     async def exists(self, job_id: str) -> bool:
         """Whether any task belongs to the job."""
-        return await self._storage.tasks.find_one({"job-id": job_id}, {"_id": 1}) is not None
+        return await self._storage.tasks.find_one(self._storage.of_job(job_id), {"_id": 1}) is not None
 
     async def tasks(self, job_id: str, bound: int) -> list[TaskDoc]:
         """Every task of the job by ascending id; TraversalTooLarge over `bound`."""
         await self._refuse_job_over(job_id, bound, "list every task of it")
-        return await self._storage.find_sorted({"job-id": job_id})
+        return await self._storage.find_sorted({"job-id": job_id})  # narrowed to the scope by find_sorted
 
     async def task_fields(self, job_id: str, fields: Collection[str] | None, bound: int) -> ProjectedJob:
         """Every task of the job by ascending id with only `fields` (stored names; None: all) besides `_id`, as
         one find of at most `bound` + 1 documents (no count first: a job within the bound, the usual case, costs
         one round trip); TraversalTooLarge over `bound`, as `tasks`."""
         projection = {"_id": 1, **dict.fromkeys(fields, 1)} if fields is not None else None
-        cursor = self._storage.tasks.find({"job-id": job_id}, projection, limit=bound + 1, batch_size=LIST_BATCH_SIZE)
+        query = self._storage.of_job(job_id)
+        cursor = self._storage.tasks.find(query, projection, limit=bound + 1, batch_size=LIST_BATCH_SIZE)
         docs = await cursor.sort("_id", ASCENDING).to_list(None)
         if len(docs) > bound:
             await self._refuse_job_over(job_id, bound, "list every task of it", at_least=len(docs))
@@ -125,7 +130,7 @@ class JobReads:
     async def _refuse_job_over(self, job_id: str, bound: int, what: str, at_least: int = 0) -> int:
         """How many documents carry the job id; TraversalTooLarge over `bound` (or when `at_least` documents
         were already seen, say before a concurrent delete)."""
-        count = max(await self._storage.tasks.count_documents({"job-id": job_id}), at_least)
+        count = max(await self._storage.tasks.count_documents(self._storage.of_job(job_id)), at_least)
         if count > bound:
             raise TraversalTooLarge(
                 f"traversal bound exceeded: job {job_id} has {count} tasks, more than {bound} "
@@ -139,7 +144,7 @@ class JobReads:
         """Up to `first` tasks of the job matching `task_query` (and in `stage`, when given) after `after_id`, by
         id, and whether more follow. Ids never change, so paging by id yields each task once however the job
         changes meanwhile. A stage costs what `levels` costs (every task's links read), on every page."""
-        query: dict[str, Any] = {"job-id": job_id, **task_query}
+        query: dict[str, Any] = {"job-id": job_id, **task_query}  # narrowed to the scope below
         ids: dict[str, Any] = {}
         if stage is not None:
             ids["$in"] = await self.stage_ids(job_id, stage.depth, stage.bound)
@@ -147,7 +152,9 @@ class JobReads:
             ids["$gt"] = after_id
         if ids:
             query["_id"] = ids
-        cursor = self._storage.tasks.find(query, sort=[("_id", ASCENDING)], limit=first + 1, batch_size=first + 1)
+        cursor = self._storage.tasks.find(
+            self._storage.within(query), sort=[("_id", ASCENDING)], limit=first + 1, batch_size=first + 1
+        )
         docs = readable_tasks(await cursor.to_list(None))
         return docs[:first], len(docs) > first
 
@@ -167,7 +174,7 @@ class JobReads:
         arrays instead of a document per task halves the time and the memory of a 100,000-task job
         (bench/README.md). A chunk MongoDB refuses to build (over 16 MiB: tasks with very many links) falls
         back to one projected document per task."""
-        count = await self._storage.tasks.count_documents({"job-id": job_id})
+        count = await self._storage.tasks.count_documents(self._storage.of_job(job_id))
         if count > bound:
             raise TraversalTooLarge(
                 f"traversal bound exceeded: job {job_id} has {count} tasks, more than {bound} "
@@ -175,7 +182,8 @@ class JobReads:
                 "use Job.statusCounts"
             )
         try:
-            cursor = await self._storage.tasks.aggregate(links_pipeline(job_id), batchSize=LIST_BATCH_SIZE)
+            pipeline = links_pipeline(self._storage.of_job(job_id))
+            cursor = await self._storage.tasks.aggregate(pipeline, batchSize=LIST_BATCH_SIZE)
             return unpack_links(await cursor.to_list(None))
         except OperationFailure as error:
             if error.code not in TOO_LARGE_CODES:
@@ -183,7 +191,7 @@ class JobReads:
             log.info("job %s: links too large to pack by %d tasks (%s); reading them task by task", job_id,
                      LEVELS_CHUNK, error)  # fmt: skip
         projection = dict.fromkeys(LEVEL_FIELDS, 1)
-        documents = self._storage.tasks.find({"job-id": job_id}, projection, batch_size=100)
+        documents = self._storage.tasks.find(self._storage.of_job(job_id), projection, batch_size=100)
         links = JobLinks()
         async for doc in documents:  # one batch of documents held at a time
             task = readable_projected_tasks([doc], projection)
@@ -196,7 +204,7 @@ class JobReads:
         TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
         await self._refuse_job_over(job_id, bound, "find its critical path")
         projection = {"nexts": 1, "previous": 1, "start-time": 1, "finish-time": 1}
-        cursor = self._storage.tasks.find({"job-id": job_id}, projection, batch_size=LIST_BATCH_SIZE)
+        cursor = self._storage.tasks.find(self._storage.of_job(job_id), projection, batch_size=LIST_BATCH_SIZE)
         timing = {doc["_id"]: doc for doc in readable_tasks(await cursor.to_list(None))}
         path = critical_path(timing, now_utc())
         found = await self._storage.find_by_ids(path)

@@ -10,6 +10,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any
 
+from models.scopes import within
 from models.stored_task import TaskDoc, as_dicts, readable_date_expression, readable_value
 from models.task import INT64_MAX
 
@@ -41,8 +42,8 @@ class ProjectedJob:
 
     def counts(self) -> JobSummary | None:
         """`task_count` and `status_counts` as `summaries` gives them, from the tasks read (with `status` in the
-        projection); None when a stored document is no task readers see, which the aggregation counts its own
-        way (TASK_ID_MATCH: a fractional double id passes it)."""
+        projection); None when a stored document is no task readers see: the aggregation, which leaves such
+        documents out (TASK_ID_MATCH), counts then."""
         if self.stored != len(self.tasks):
             return None
         statuses = Counter(map(dict.get, as_dicts(self.tasks), repeat("status")))
@@ -67,16 +68,23 @@ def _only_dates(field_name: str) -> dict[str, Any]:
     return readable_date_expression(f"${field_name}")
 
 
-TASK_ID_MATCH: dict[str, Any] = {"$type": ["int", "long", "double"], "$gt": 0, "$lte": INT64_MAX}
-"""The stored ids that can be task ids, as a query on `_id` (a fractional double still passes: as_task_id
-decides)."""
+TASK_ID_MATCH: dict[str, Any] = {
+    "$type": ["int", "long", "double"],
+    "$gt": 0,
+    "$lte": INT64_MAX,
+    # Matches only numbers a signed 64-bit integer holds exactly: no fractional double (2.5) passes.
+    "$bitsAllClear": 0,
+}
+"""The stored ids that are task ids (models.stored_task.as_task_id), as a query on `_id`."""
 
 
-def summaries_pipeline(job_ids: Collection[str]) -> list[dict[str, Any]]:
+def summaries_pipeline(job_ids: Collection[str], scope_clause: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows `summaries` reads, of the tasks of `scope_clause` (a caller's scope, models.scopes) when given."""
+    match: dict[str, Any] = {"job-id": {"$in": list(job_ids)}, "_id": TASK_ID_MATCH}
     return [
         # Documents whose _id is no task id (models.stored_task.as_task_id: no number, or one no reader serves,
-        # such as -5, 0 or a Decimal128) count for nothing: the counts are of the tasks the pages show.
-        {"$match": {"job-id": {"$in": list(job_ids)}, "_id": TASK_ID_MATCH}},
+        # such as -5, 0, 2.5 or a Decimal128) count for nothing: the counts are of the tasks the pages show.
+        {"$match": within(match, scope_clause)},
         {
             "$group": {
                 "_id": {"job": "$job-id", "status": "$status"},

@@ -82,15 +82,16 @@ async def test_wrong_typed_fields_never_fail_a_reader(client, raw_db):
 
 
 async def test_the_counts_of_a_job_leave_out_documents_whose_id_is_no_task_id(client, gateway_client, raw_db):
-    """Numbers that are no task id (negative, zero, Decimal128, past int64) are served by no reader: the job's
-    taskCount, statusCounts and summary, and the listing's, count only the tasks its pages show."""
+    """Numbers that are no task id (negative, zero, fractional, Decimal128, past int64) are served by no reader:
+    the job's taskCount, statusCounts and summary, and the listing's, count only the tasks its pages show, whether
+    the tasks are read in the same query or not."""
     await insert_raw(
         raw_db,
         {"_id": Int64(1), "job-id": "ops", "status": "READY", "nexts": [], "previous": []},
         {"_id": 2.0, "job-id": "ops", "status": "READY", "nexts": [], "previous": []},
         *(
             {"_id": bad, "job-id": "ops", "status": "GHOST", "nexts": [], "previous": []}
-            for bad in (Int64(-5), 0, Decimal128("7"), 1e19)
+            for bad in (Int64(-5), 0, 2.5, 1e-300, Decimal128("7"), 1e19)
         ),
     )
     for compiled in (True, False):
@@ -105,6 +106,8 @@ async def test_the_counts_of_a_job_leave_out_documents_whose_id_is_no_task_id(cl
         assert [t["id"] for t in job["tasks"]] == ["1", "2"]
         assert (job["taskCount"], job["statusCounts"]) == (2, [{"status": "READY", "count": 2}]), compiled
         assert body["data"]["jobs"]["edges"] == [{"node": {"id": "ops", "taskCount": 2}}], compiled
+        counts = await gql(http, '{ job(id: "ops") { taskCount statusCounts { status count } summary { progress } } }')
+        assert counts["data"]["job"]["taskCount"] == 2 and len(counts["data"]["job"]["statusCounts"]) == 1, compiled
 
 
 async def test_a_subscriber_gets_events_for_malformed_documents(live, raw_db):

@@ -332,7 +332,8 @@ async def test_check_reports_each_fault_and_repair_fixes_what_is_safe(store, raw
         "dangling ids": 1,
         "tasks on cycles": 2,
         "fields of the wrong type": 1,
-        "non-int64 ids": 1,
+        "task ids not stored as int64": 1,
+        "ids that are no task id (an int64 > 0)": 0,
         "link arrays repeating an id": 0,
         "link fields that are not arrays": 0,
         "strings that are not UTF-8": 0,
@@ -353,7 +354,7 @@ async def test_check_reports_each_fault_and_repair_fixes_what_is_safe(store, raw
     assert {name: finding.count for name, finding in after.findings.items() if finding.count} == {
         "tasks on cycles": 2,
         "fields of the wrong type": 1,
-        "non-int64 ids": 1,
+        "task ids not stored as int64": 1,
     }
 
 

@@ -241,12 +241,21 @@ async def test_the_scope_is_in_every_query_mongodb_is_sent(mongo_uri, store, raw
                 '{ tasks(ids: ["1", "3"]) { id descendants { id } history { kind } } jobs { edges { node { id } } } }'
             )
             assert "errors" not in (await http.post("/graphql", json={"query": query})).json()
+            job = (
+                '{ job(id: "team-a-1") { taskCount tasks { id } levels { depth } criticalPath { id } '
+                "taskPage(depth: 0) { edges { node { id } } } } }"
+            )
+            assert "errors" not in (await http.post("/graphql", json={"query": job})).json()
     finally:
         await client.close()
     scope_range = {"job-id": {"$gte": SCOPE, "$lt": "team-a."}}
+    no_array = {"job-id": {"$not": {"$type": "array"}}}  # a tool's ["other-1", "team-a-1"] is in no scope
     assert listener.sent
     for sent in listener.sent:
         assert str(scope_range) in str(sent), sent
+        # The jobs list alone groups by the stored job-id itself: an array is a group of its own, never listed.
+        listing = isinstance(sent, list) and any(stage.get("$group", {}).get("_id") == "$job-id" for stage in sent)
+        assert listing or str(no_array) in str(sent), sent
 
 
 async def test_a_prefix_ending_in_the_last_code_points_is_a_scope_too(store, raw_db):

@@ -32,7 +32,8 @@ from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.settings import load_settings
 from models import HistoryWriter
-from models.check import NON_ARRAY_LINKS, NON_INT64_IDS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
+from models.check import NON_ARRAY_LINKS, REPEATED_IDS, UNDECODABLE, WRONG_TYPES
+from models.check_ids import NO_TASK_IDS, NOT_INT64_IDS
 from models.stored_task import FIELD_KINDS
 from tests.helpers import (
     AUTH,
@@ -175,7 +176,8 @@ async def test_check_tells_a_date_from_a_string_and_flags_ids_that_are_no_task_i
     report = await store.check(repair=True)
     assert report.findings[UNDECODABLE].count == 0
     assert report.findings[WRONG_TYPES].count == 1
-    assert report.findings[NON_INT64_IDS].count == 1
+    assert report.findings[NO_TASK_IDS].count == 1  # -5: an int64, but no task id
+    assert report.findings[NOT_INT64_IDS].count == 0
     assert (await raw_db.tasks.find_one({"_id": 2}))["previous"] == []
 
 

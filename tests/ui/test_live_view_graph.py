@@ -200,6 +200,32 @@ async def test_a_small_graph_is_readable_as_first_shown(base_url, tmp_path, stag
         await browser.screenshot(tmp_path / f"readable-{stages * width}.png")
 
 
+async def test_a_graph_too_tall_to_read_whole_opens_with_its_first_root_in_view(base_url, tmp_path):
+    job = "tall-roots"
+    roots = []
+    for row in range(14):  # fourteen roots, each a chain of four: too tall to fit at a readable zoom
+        chain: dict = {"name": f"last of row {row}", "status": "READY"}
+        for stage in (2, 1):
+            chain = {"name": f"stage {stage} of row {row}", "status": "RUNNING", "nexts": {"tasks": [chain]}}
+        roots.append({"name": f"root {row}", "status": "DONE", "job-id": job, "nexts": {"tasks": [chain]}})
+    await create(base_url, roots)
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job={job}")
+        await browser.wait_for("document.querySelectorAll('button.task').length === 56")
+        root_ids = await browser.evaluate(
+            "[...document.querySelectorAll('button.task')].filter(b => b.textContent.includes('root'))"
+            ".map(b => b.dataset.id)"
+        )
+        places = [await browser.evaluate(f"{GRAPH}.at({json.dumps(root)})") for root in root_ids]
+        canvas = await canvas_box(browser)
+        zoom = canvas["width"] / (await view_box(browser))["width"]
+        await browser.screenshot(tmp_path / "tall-roots.png")
+    assert zoom == pytest.approx(1, rel=0.01), "too tall to fit readably: shown at full size"
+    first = min(places, key=lambda place: place["y"])
+    assert canvas["top"] < first["y"] < canvas["bottom"], ("the first root is in view", first, canvas)
+    assert all(canvas["left"] < place["x"] < canvas["right"] for place in places), "the roots' column is in view"
+
+
 async def insert_layered(raw_db, first_id: int, count: int, job: str) -> None:
     """A job of 20 equal stages, each task linked to two of the next stage, written straight into MongoDB
     (bench.data.layered_job: task i is READY, RUNNING, DONE or FAILED as i % 4 is 0 to 3; named "task i")."""

@@ -1,5 +1,5 @@
-"""When the gateway's heap upkeep (gateway.heap) collects the frozen heap whole: once the frozen objects grew by
-a quarter more than the open subscriptions did since the last time, once the subscriptions ended since then
+"""When the gateway's heap upkeep (gateway.heap) collects the frozen heap whole: once the heap grew by a quarter
+more than the open subscriptions did since the last time, once the subscriptions ended since then
 reach a quarter of those open (and a floor), or after its longest interval."""
 
 from __future__ import annotations
@@ -9,17 +9,17 @@ from gateway.heap import HeapUpkeep
 
 class Counts:
     def __init__(self) -> None:
-        self.open, self.ended, self.frozen = 0, 0, 1000
+        self.open, self.ended, self.heap = 0, 0, 1000
 
     def __call__(self) -> tuple[int, int]:
         return self.open, self.ended
 
-    def frozen_objects(self) -> int:
-        return self.frozen
+    def heap_size(self) -> int:
+        return self.heap
 
 
 def upkeep_of(counts: Counts, reclaim_every_s: float = 3600) -> HeapUpkeep:
-    return HeapUpkeep(counts, frozen=counts.frozen_objects, reclaim_after_ended=50, reclaim_every_s=reclaim_every_s)
+    return HeapUpkeep(counts, heap_size=counts.heap_size, reclaim_after_ended=50, reclaim_every_s=reclaim_every_s)
 
 
 def test_a_few_tabs_closing_do_not_make_a_whole_collection() -> None:
@@ -47,20 +47,20 @@ def test_the_longest_interval_makes_one_whatever_ended() -> None:
     assert not upkeep_of(Counts()).due()
 
 
-def test_a_frozen_heap_grown_by_a_quarter_makes_one() -> None:
+def test_a_heap_grown_by_a_quarter_makes_one() -> None:
     counts = Counts()
     upkeep = upkeep_of(counts)
-    counts.frozen = 1250
+    counts.heap = 1250
     assert not upkeep.due()
-    counts.frozen = 1251
+    counts.heap = 1251
     assert upkeep.due()
 
 
-def test_a_fleet_subscribing_grows_the_frozen_heap_without_making_one() -> None:
+def test_a_fleet_subscribing_grows_the_heap_without_making_one() -> None:
     counts = Counts()
     counts.open = 99
     upkeep = upkeep_of(counts)
-    counts.open, counts.frozen = 199, 2400  # twice the fleet: up to 2 x 1.25 x the frozen heap is its own
+    counts.open, counts.heap = 199, 2400  # twice the fleet: up to 2 x 1.25 x the heap is its own
     assert not upkeep.due()
-    counts.frozen = 2501
+    counts.heap = 2501
     assert upkeep.due()
