@@ -350,8 +350,9 @@ def children_follow_sampled_parent(sampler: Sampler) -> bool:
     """Whether `sampler` samples every child of a sampled span of this process, with its parent's trace state
     and no attribute of its own: true of every sampler OTEL_TRACES_SAMPLER names (always_on; always_off, which
     samples no span to be a parent; traceidratio, which decides by the trace id, the parent's; and the
-    parent-based ones, whose sampled local parent is followed by ALWAYS_ON), told by their descriptions (the
-    SDK's public interface). Any other sampler is asked for each span."""
+    parent-based ones, whose sampled local parent is followed by ALWAYS_ON), told by their types and, for a
+    parent-based one, by its description (the SDK's public interface; its delegates are private). Any other
+    sampler is asked for each span."""
     if sampler is ALWAYS_ON or sampler is ALWAYS_OFF or type(sampler) is TraceIdRatioBased:
         return True
     followed = f"localParentSampled:{ALWAYS_ON.get_description()},"

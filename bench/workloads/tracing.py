@@ -8,10 +8,11 @@ concurrency. In each round the sides take turns in short blocks (BLOCKS turns at
 turn), each side's CPU counted over the whole phase, so that every side is measured over the same seconds of a
 drifting load while each block serves one gateway at the load's full concurrency; the turns go in an order
 balanced over rounds (bench.paired_rounds: each side in each position, and after each other side, equally
-often). Each row is the median of the rounds' paired ratios (a side's round over the untraced side's same round), given with their
-quartiles and range. The note gives the machine's load average (`uptime`'s first figure) before and after: CPU
-per request on a busy machine is higher for every side, and less comparable between runs. Spans the traced
-gateway dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is.
+often). Each row is the median of the rounds' paired ratios (a side's round over the untraced side's same
+round), given with their quartiles and range. The note gives the machine's load average (`uptime`'s first
+figure) before and after: CPU per request on a busy machine is higher for every side, and less comparable
+between runs. Spans the traced gateway dropped (a full queue) are noted: a cost that dropped spans would look
+smaller than it is.
 
 With `python -m bench --without-data tracing` the workload loads the little it needs itself (TRACING_TASKS tasks
 to GET and the 10k-task job the GraphQL row reads, seconds instead of the million tasks' minutes)."""
