@@ -216,8 +216,8 @@ async def tracing_rows(
                     figures.setdefault(("job", side.name), []).append(side_job)
     names = {side.name: side for side in sides}
     note = (
-        f"gateway CPU per request (user + system, /proc, its threads included), {rounds} rounds in a balanced "
-        f"order after a warm-up; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
+        f"gateway CPU per request (user + system, /proc, its threads included), {rounds} rounds of turns in a "
+        f"balanced order after a warm-up; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
         f"{await dropped_spans(session, names[TRACED].base)} spans dropped"
     )
 
@@ -295,5 +295,6 @@ async def measure(run: Run) -> list[Row]:
         connector = aiohttp.TCPConnector(limit=CONCURRENCY, keepalive_timeout=CLIENT_KEEPALIVE_S)
         async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
             rows = await tracing_rows(session, sides, task_ids=task_ids)
-        print(f"traced gateway peak RSS {peak_rss_mb(sides[1].pid):.0f} MB", flush=True)
+        traced = next(side for side in sides if side.name == TRACED)
+        print(f"traced gateway peak RSS {peak_rss_mb(traced.pid):.0f} MB", flush=True)
         return rows
