@@ -8,9 +8,9 @@ of a dict").
 
 What the SDK's spans do and these do the same: the provider's sampler decides (an unsampled span is the API's
 `NonRecordingSpan`, with its ids, and nothing else; where its decision is known without asking, it is not
-asked: a child of a sampled span with any sampler OTEL_TRACES_SAMPLER names, every span with always_on, see
-`children_follow_sampled_parent`), the provider's id generator makes the ids, the parent is the
-context's current span (a remote `SpanContext` is enough), the resource and instrumentation scope are the
+asked: a child of a span the same provider sampled, with any sampler OTEL_TRACES_SAMPLER names, and every
+span with always_on, see `children_follow_sampled_parent`), the provider's id generator makes the ids, the
+parent is the context's current span (a remote `SpanContext` is enough), the resource and instrumentation scope are the
 provider's, and `SpanLimits` (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
 OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT) bound what a span keeps. Attribute values of the plain
 types are kept as they are; any other is cleaned by the SDK's own `BoundedAttributes` (sequences made tuples,
@@ -107,8 +107,10 @@ class RecordingTracer(trace.Tracer):
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
             trace_state: TraceState | None = parent.trace_state
-            known = provider.samples_every_span or (
-                provider.children_follow_parent and type(parent_span) is RecordedSpan
+            known = provider.samples_every_span or (  # a parent of this provider's: its sampler sampled it
+                provider.children_follow_parent
+                and type(parent_span) is RecordedSpan
+                and parent_span._processor is provider.processor
             )
         else:
             parent = None
@@ -347,7 +349,7 @@ def _plain_within_limits(attributes: types.Attributes, limits: SpanLimits) -> di
 
 
 def children_follow_sampled_parent(sampler: Sampler) -> bool:
-    """Whether `sampler` samples every child of a sampled span of this process, with its parent's trace state
+    """Whether `sampler` samples every child of a span it sampled itself, with its parent's trace state
     and no attribute of its own: true of every sampler OTEL_TRACES_SAMPLER names (always_on; always_off, which
     samples no span to be a parent; traceidratio, which decides by the trace id, the parent's; and the
     parent-based ones, whose sampled local parent is followed by ALWAYS_ON), told by their types and, for a

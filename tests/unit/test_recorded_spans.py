@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -264,6 +264,7 @@ class FixedIds(IdGenerator):
         return self.random
 
 
+@settings(deadline=None)  # Settings are read per example: slow on a loaded machine, not wrong
 @given(
     name=st.sampled_from(SAMPLER_NAMES),
     ratio=st.floats(min_value=0, max_value=1),
@@ -282,7 +283,7 @@ def test_every_sampler_the_settings_name_samples_spans_and_their_children_as_the
     trace_state: str | None,
     depth: int,
 ):
-    """A child of a sampled span of this process, and with always_on any span, is sampled without asking the
+    """A child of a span the same provider sampled, and with always_on any span, is sampled without asking the
     sampler when the sampler is one OTEL_TRACES_SAMPLER names (children_follow_sampled_parent): the decisions,
     ids, flags and trace states are the SDK's own tracer's, span after span, with a caller or without."""
     chosen = configured_sampler(Settings(otel_traces_sampler=name, otel_traces_sampler_arg=ratio))
@@ -312,3 +313,18 @@ def test_a_sampler_that_may_refuse_a_sampled_parents_child_is_asked_for_each_spa
     root, child = chain(recording(refusing)[0], otel_context.Context(), 2)
     assert root.is_recording() and not child.is_recording()
     assert child.get_span_context().trace_id == root.get_span_context().trace_id
+
+
+def test_a_child_of_another_providers_sampled_span_is_decided_by_its_own_sampler():
+    """Each app has its own provider: a span one app sampled is current when another app, whose sampler
+    samples nothing, starts a span. The SDK's tracer asks its own sampler: so does this one."""
+    sampled_elsewhere = chain(recording(ALWAYS_ON)[0], otel_context.Context(), 1)[0]
+    token = otel_context.attach(trace.set_span_in_context(sampled_elsewhere))
+    try:
+        mine = recording(ALWAYS_OFF)[0].start_span("mine")
+        theirs = sdk(ALWAYS_OFF)[0].start_span("theirs")
+    finally:
+        otel_context.detach(token)
+    assert sampled_elsewhere.is_recording() and not theirs.is_recording()
+    assert not mine.is_recording()
+    assert mine.get_span_context().trace_id == sampled_elsewhere.get_span_context().trace_id
