@@ -152,6 +152,7 @@ class RecordingTracer(trace.Tracer):
             start_time,
             record_exception,
             set_status_on_exception,
+            sampled.decision is Decision.RECORD_AND_SAMPLE,
         )
 
     @contextmanager
@@ -180,7 +181,9 @@ class RecordingTracer(trace.Tracer):
 
 
 class RecordedSpan(trace.Span, ReadableSpan):
-    """A sampled span, recording into the `ReadableSpan` the processor receives at its end (no copy)."""
+    """A recording span, recording into the `ReadableSpan` the processor receives at its end (no copy);
+    `sampled` says whether it is to be exported (the sampler's RECORD_AND_SAMPLE: its trace flags say the same,
+    read at the cost of two properties)."""
 
     def __init__(
         self,
@@ -194,6 +197,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
         start_time: int | None,
         record_exception: bool,
         set_status_on_exception: bool,
+        sampled: bool = True,
     ) -> None:
         # ReadableSpan's fields, set here rather than by its __init__ (which would make a Resource when none is given).
         provider = tracer.provider
@@ -211,6 +215,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
         self._processor = provider.processor
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception
+        self.sampled = sampled
         self._dropped = 0
         self._attributes: dict[str, types.AttributeValue] = {}
         self._events: list[Event] | tuple[Event, ...] = _NO_EVENTS

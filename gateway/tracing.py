@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.sampling import (
 from prometheus_client import Counter
 
 from gateway.otlp_encoding import encode_request
-from gateway.recorded_spans import RecordingTracerProvider
+from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -160,9 +160,11 @@ class CountingSpanProcessor(BatchSpanProcessor):
         self._backlog = backlog
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue the span (the SDK's batch processor's own queue, through its `emit`): every span ending here is
-        sampled (a RecordingTracerProvider's spans are), so the SDK's `on_end`, which checks that first through
-        three properties, is passed by."""
+        """Queue the span if sampled (a sampler may say record-only: such a span is not exported), as the SDK's
+        `on_end` does, through the SDK's batch processor's own `emit`, without the SDK's checks through three
+        properties: a recorded span says whether it is sampled."""
+        if not (span.sampled if type(span) is RecordedSpan else span.context and span.context.trace_flags.sampled):
+            return
         if not self._backlog.add_one():
             SPANS_DROPPED.labels("queue_full").inc()
         self._batch_processor.emit(span)
