@@ -67,8 +67,10 @@ def jobs_pipeline(
         match["job-id"] = prefix_range(job_filter.id_prefix)
     if job_ids is not None:
         match.setdefault("job-id", {})["$in"] = list(job_ids)
-    # Tasks without a job-id form one group whose id is null; it is dropped in Python (`jobs_page`): a $match
-    # on the group's _id here would be moved before the $group and cost the DISTINCT_SCAN.
+    # Tasks without a job-id form one group whose id is null, and each job-id a tool stored as no string (an
+    # array, a number, a document, JavaScript) one of its own: no job, yet it would take a place on the page
+    # before $limit. They are matched out after the group on a field computed there (`JOB_GROUP`): a $match on
+    # the group's _id would be moved before the $group and cost the DISTINCT_SCAN.
     after_group: list[dict[str, Any]] = []
     updated: dict[str, Any] = {}
     if job_filter.updated_after is not None:
@@ -88,11 +90,20 @@ def jobs_pipeline(
         {"$group": {"_id": "$job-id", "lastUpdate": {"$first": "$update-timestamp"}}},
         # A job's latest update as readers see it (a wrong type or a date beyond year 9999 is none), so the
         # order, the page positions and what is served agree.
-        {"$set": {"lastUpdate": readable_date_expression("$lastUpdate")}},
+        {"$set": {"lastUpdate": readable_date_expression("$lastUpdate"), JOB_GROUP: _IS_STRING_ID}},
+        {"$match": {JOB_GROUP: True}},
+        {"$unset": JOB_GROUP},
         *after_group,
         {"$sort": {"lastUpdate": -1, "_id": 1}},
-        {"$limit": first + 2},  # one more than the page, and room for the group of tasks without a job-id
+        {"$limit": first + 1},  # one more than the page: whether another follows
     ]
+
+
+JOB_GROUP = "isJob"
+"""The field the listing computes on each group: whether its id, the stored job-id, is a string (a job)."""
+_IS_STRING_ID: dict[str, Any] = {"$in": [{"$type": "$_id"}, ["string", "symbol"]]}
+"""A BSON symbol (a deprecated type old drivers write) is a string to every other reader: MongoDB compares it as
+one (so a scope's range holds it) and PyMongo decodes it as a `str`."""
 
 
 def _after(position: JobPosition) -> dict[str, Any]:

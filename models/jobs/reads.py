@@ -82,7 +82,7 @@ class JobReads:
             job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
             read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
         # The ranges alone keep the plan that reads one index key per job: the listing groups by the stored
-        # job-id itself, so a tool's array is a group of its own, and jobs_page drops it (models.scopes).
+        # job-id itself, so a tool's array is a group of its own, which the pipeline leaves out (models.scopes).
         pipeline = jobs_pipeline(first, after, job_filter, job_ids, scope_ranges(self._storage.scope))
         command = {
             "aggregate": tasks,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bson
@@ -14,12 +15,13 @@ from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 
 from models import GraphStore
-from models.documents import DOCUMENTS, TaskRecord
+from models.documents import DOCUMENTS, HistoryEntry, TaskRecord
 
 pytestmark = pytest.mark.slow
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
 MIGRATE_DB = "tracking_migrate"
+AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 async def _migrate(mongo_uri: str) -> str:
@@ -70,13 +72,58 @@ async def test_link_arrays_are_added_where_an_earlier_layout_left_them_out(mongo
     for unchanged in ("3", "'not-a-task'"):
         assert bson.encode(after[unchanged]) == before[unchanged], unchanged
     assert after["5"] == {"_id": 5, "nexts": "a tool's string", "previous": []}
-    log = await old_layout["migrations_log"].find_one({"is_current": True})
-    assert log is not None and log["name"] == "20261206_01_link_arrays_on_every_task.py", output
+    assert "20261206_01_link_arrays_on_every_task.py" in await applied(old_layout), output
 
     # Recorded: a second run changes nothing, and what it would change (a task added since) is left alone.
     await tasks.insert_one({"_id": Int64(6)}, bypass_document_validation=True)
     await _migrate(mongo_uri)
     assert await tasks.find_one({"_id": 6}) == {"_id": 6}
+
+
+async def applied(database) -> list[str]:
+    """The migrations `migrations_log` records as run."""
+    return [entry["name"] async for entry in database["migrations_log"].find({}, {"name": 1})]
+
+
+async def test_history_entries_no_longer_name_a_job_stored_as_no_string(mongo_uri, old_layout):
+    """Entries written before the rule named the number 7 as job "7": a caller scoped to `7` read them."""
+    tasks, history = old_layout[TaskRecord.Settings.name], old_layout[HistoryEntry.Settings.name]
+    await tasks.insert_many(
+        [
+            {"_id": Int64(1), "job-id": 7, "nexts": [], "previous": []},
+            {"_id": 2.0, "job-id": True, "nexts": [], "previous": []},  # mongosh's id, a boolean job
+            {"_id": Int64(3), "job-id": "7", "nexts": [], "previous": []},  # the string: its entries stay
+            {"_id": Int64(4), "job-id": 7.5, "nexts": [], "previous": []},
+        ],
+        bypass_document_validation=True,
+    )
+    entries = [
+        ("e1", 1, "7"),
+        ("e2", 2, "true"),
+        ("e3", 3, "7"),
+        ("e4", 4, "7.5"),
+        ("e5", 1, "other"),  # another job the task held then: the task's job-id does not name it
+        ("e6", 9, "7"),  # a task deleted since: which type its job had is unknown
+    ]
+    await history.insert_many(
+        [
+            {"_id": key, "task": Int64(task), "job": job, "kind": "UPDATED", "fields": [], "at": AT}
+            for key, task, job in entries
+        ]
+    )
+
+    output = await _migrate(mongo_uri)
+
+    jobs = {entry["_id"]: entry["job"] async for entry in history.find()}
+    assert jobs == {"e1": None, "e2": None, "e3": "7", "e4": None, "e5": "other", "e6": "7"}, output
+    assert "20261207_01_history_of_jobs_stored_as_no_string.py" in await applied(old_layout)
+    store = await GraphStore.open(mongo_uri, MIGRATE_DB)
+    try:
+        seven = store.scoped(("7",))
+        read = {task: [change.cursor for change in (await seven.task_history(task, 10)).changes] for task in (1, 3)}
+        assert read == {1: [], 3: ["e3"]}
+    finally:
+        await store.close()
 
 
 async def test_a_migrated_task_reads_as_the_store_always_read_it(mongo_uri, old_layout):

@@ -81,8 +81,8 @@ async def stored(raw_db) -> list[dict[str, Any]]:
     return await raw_db.tasks.find({}).sort("_id").to_list(None)
 
 
-async def data(http: httpx.AsyncClient, query: str) -> Any:
-    answer = (await http.post("/graphql", json={"query": query})).json()
+async def data(http: httpx.AsyncClient, query: str, headers: dict[str, str] | None = None) -> Any:
+    answer = (await http.post("/graphql", json={"query": query}, headers=headers)).json()
     assert "errors" not in answer, answer
     return answer["data"]
 
@@ -199,6 +199,38 @@ async def test_a_scoped_subscription_hears_nothing_of_them(store, raw_db, tmp_pa
             changed = await writer.put(f"/tracking/task/{task_id}", json={"status": "RUNNING"})
             assert changed.status_code == 200, changed.text
         assert (await next_event(ws))["task"]["id"] == "1"
+
+
+@pytest.mark.parametrize("variables", [{}, {"jobId": JOB}], ids=["every job", "job a-7"])
+async def test_a_scoped_subscription_catching_up_hears_nothing_of_them(store, raw_db, tmp_path, variables):
+    """Its catch-up (`after:` a cursor taken before the changes) reads a change stream of its own."""
+    await seed(raw_db)
+    secret = await store.named_tokens().create("team-a", write=True, jobs=(SCOPE,))
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        cursor = await data(http, "{ eventCursor }", {"X-Auth-Token": secret})
+        for task_id in [*ODD_IDS, 1, 2]:  # the odd ones first: only tasks 1 and 2 may be heard of
+            changed = await http.put(f"/tracking/task/{task_id}", json={"status": "RUNNING"}, headers=AUTH)
+            assert changed.status_code == 200, changed.text
+        after = variables | {"after": cursor["eventCursor"]}
+        async with subscription(port, after, secret, "kind task { id }") as ws:
+            assert [(await next_event(ws))["task"]["id"] for _ in range(2)] == ["1", "2"]
+
+
+async def test_a_link_closing_a_cycle_through_them_is_refused_naming_no_hidden_task(scoped, raw_db):
+    """Cycle refusal walks every task (docs/decisions/callers.md): 1 -> 2 -> 13 -> 1 must not close through task
+    13, which the caller cannot see; the refusal names the link asked for, and nothing of the path."""
+    await raw_db.tasks.update_one({"_id": 13}, {"$set": {"nexts": link_ids(1)}})
+    await raw_db.tasks.update_many({"_id": {"$in": [1, 2]}}, {"$set": {"nexts": [], "previous": []}})
+    await raw_db.tasks.update_one({"_id": 2}, {"$set": {"nexts": link_ids(13)}})
+    await raw_db.tasks.update_one({"_id": 1}, {"$set": {"previous": link_ids(13)}})  # both sides, as a tool links
+    before = await stored(raw_db)
+    for path in scoped:
+        refused = await path.put("/tracking/task/1/next?nextTaskId=2")
+        assert refused.json() == {"code": 400, "message": "linking task 1 to next task 2 would close a cycle"}
+        answer = await path.post("/graphql", json={"query": 'mutation { addNexts(id: "1", nextIds: ["2"]) { id } }'})
+        assert answer.json()["errors"][0]["message"] == "linking task 1 to next task 2 would close a cycle"
+    assert await stored(raw_db) == before
 
 
 async def test_their_history_is_read_by_no_scoped_caller(store, raw_db, tmp_path):
