@@ -3,7 +3,8 @@
 The OTLP exporter's own encoder (opentelemetry-exporter-otlp-proto-common) builds a protobuf message object for
 every span, attribute and value, then serialises them: at full sampling that cost the gateway more CPU than a
 fast-path GET itself (docs/decisions/tracing.md, "Cost"). This writes the same bytes directly, field by field,
-with what repeats encoded once: the resource and the instrumentation scope of a batch, the attribute keys.
+with what repeats encoded once: the resource and the instrumentation scope of a batch, the attributes, the span
+names with their kinds; each span is read from the `ReadableSpan`'s fields and joined once into the request.
 The message is exactly the exporter's (tests/unit/test_otlp_encoding.py decodes both with opentelemetry-proto and
 compares them), down to its choices: span `flags` say only whether the parent is remote, a link's trace state
 is not sent, a span's status is always present.
@@ -21,7 +22,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 from opentelemetry.util.types import Attributes
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -110,29 +111,39 @@ _KIND_FIELDS = {kind: _SPAN_KIND + _varint(number) for kind, number in _KINDS.it
 _EMPTY_STATUS = _SPAN_STATUS + b"\x00"
 _LOCAL_PARENT = _FIXED32(_FLAGS_HAS_IS_REMOTE)
 _REMOTE_PARENT = _FIXED32(_FLAGS_HAS_IS_REMOTE | _FLAGS_IS_REMOTE)
+_LINK_TRACE_ID_PREFIX = _LINK_TRACE_ID + b"\x10"
+_LINK_SPAN_ID_PREFIX = _LINK_SPAN_ID + b"\x08"
+_LINK_LOCAL_FLAGS = _LINK_FLAGS + _LOCAL_PARENT
+_LINK_REMOTE_FLAGS = _LINK_FLAGS + _REMOTE_PARENT
 _SCALARS = frozenset({str, bool, int, float})
 _pairs: dict[tuple[str, type, object], bytes] = {}
+_names: dict[tuple[str, SpanKind], bytes] = {}
 
 
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     """The ExportTraceServiceRequest carrying `spans`, grouped by resource, then by instrumentation scope."""
-    # By identity: a Resource hashes by serialising its attributes to JSON; a provider's spans share one.
-    resources: dict[int, Resource] = {}
-    grouped: dict[int, dict[InstrumentationScope | None, list[bytes]]] = {}
+    # A Resource hashes by serialising its attributes to JSON: resources go by identity (a provider's spans
+    # share one). Scopes go by equality, as the exporter groups them (each `get_tracer` makes its own), each
+    # scope object looked up once per batch: a scope hashes its fields anew every time.
+    resources: dict[int, tuple[Resource, dict[InstrumentationScope | None, list[bytes]]]] = {}
+    scope_parts: dict[tuple[int, int], list[bytes]] = {}
     for span in spans:
-        resources.setdefault(id(span.resource), span.resource)
-        by_scope = grouped.setdefault(id(span.resource), {})
-        by_scope.setdefault(span.instrumentation_scope or None, []).append(_span(span))
+        resource, scope = span._resource, span._instrumentation_scope or None
+        parts = scope_parts.get((id(resource), id(scope)))
+        if parts is None:
+            grouped = resources.get(id(resource))
+            if grouped is None:
+                grouped = resources[id(resource)] = (resource, {})
+            parts = scope_parts[(id(resource), id(scope))] = grouped[1].setdefault(scope, [])
+        parts.extend(_span(span))
     out = bytearray()
-    for resource_id, by_scope in grouped.items():
-        resource = resources[resource_id]
+    for resource, scopes in resources.values():
         body = bytearray(
             _len_field(_RESOURCE_SPANS_RESOURCE, _attributes_field(_RESOURCE_ATTRIBUTES, resource.attributes))
         )
-        for scope, encoded in by_scope.items():
+        for scope, parts in scopes.items():
             scope_spans = bytearray(_len_field(_SCOPE_SPANS_SCOPE, _scope(scope)))
-            for span_bytes in encoded:
-                scope_spans += _len_field(_SCOPE_SPANS_SPANS, span_bytes)
+            scope_spans += b"".join(parts)
             scope_spans += _string_field(_SCOPE_SPANS_SCHEMA, scope.schema_url if scope else None)
             body += _len_field(_RESOURCE_SPANS_SCOPE_SPANS, bytes(scope_spans))
         body += _string_field(_RESOURCE_SPANS_SCHEMA, resource.schema_url)
@@ -150,9 +161,13 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
     )
 
 
-def _span(span: ReadableSpan) -> bytes:
-    context = span.get_span_context()
+def _span(span: ReadableSpan) -> tuple[bytes, bytes, bytes]:
+    """The span as a ScopeSpans `spans` field: its tag, length and message. It reads the `ReadableSpan`'s own
+    fields (what its properties return, without the copies they make: a tuple of the events, another of the
+    links, a read-only view of the attributes), which every span of the pinned SDK has."""
+    context = span._context
     assert context is not None  # an SDK span always has one
+    parent = span._parent
     parts = [
         _TRACE_ID_PREFIX,
         context.trace_id.to_bytes(16, "big"),
@@ -161,40 +176,51 @@ def _span(span: ReadableSpan) -> bytes:
     ]
     if context.trace_state:
         parts.append(_string_field(_SPAN_TRACE_STATE, _trace_state(context)))
-    if span.parent is not None:
-        parts += (_PARENT_PREFIX, span.parent.span_id.to_bytes(8, "big"))
-    parts += (_string_field(_SPAN_NAME, span.name), _KIND_FIELDS[span.kind])
-    if span.start_time:
-        parts += (_SPAN_START, _FIXED64(span.start_time))
-    if span.end_time:
-        parts += (_SPAN_END, _FIXED64(span.end_time))
-    _add_attributes(parts, _SPAN_ATTRIBUTES, span.attributes)
-    parts.append(_uint_field(_SPAN_DROPPED_ATTRIBUTES, span.dropped_attributes))
-    for event in span.events:
+    if parent is not None:
+        parts += (_PARENT_PREFIX, parent.span_id.to_bytes(8, "big"))
+    parts.append(_name_and_kind(span._name, span._kind))
+    if span._start_time:
+        parts += (_SPAN_START, _FIXED64(span._start_time))
+    if span._end_time:
+        parts += (_SPAN_END, _FIXED64(span._end_time))
+    _add_attributes(parts, _SPAN_ATTRIBUTES, span._attributes)
+    if dropped := span.dropped_attributes:
+        parts.append(_uint_field(_SPAN_DROPPED_ATTRIBUTES, dropped))
+    for event in span._events:
         parts.append(_len_field(_SPAN_EVENTS, _event(event)))
-    parts.append(_uint_field(_SPAN_DROPPED_EVENTS, span.dropped_events))
-    for link in span.links:
+    if dropped := span.dropped_events:
+        parts.append(_uint_field(_SPAN_DROPPED_EVENTS, dropped))
+    for link in span._links:
         parts.append(_len_field(_SPAN_LINKS, _link(link)))
-    parts.append(_uint_field(_SPAN_DROPPED_LINKS, span.dropped_links))
-    status = span.status
-    if status.description or status.status_code.value:
+    if dropped := span.dropped_links:
+        parts.append(_uint_field(_SPAN_DROPPED_LINKS, dropped))
+    status = span._status
+    if status.status_code is StatusCode.UNSET and not status.description:
+        parts.append(_EMPTY_STATUS)
+    else:
         status_bytes = _string_field(_STATUS_MESSAGE, status.description) + _uint_field(
             _STATUS_CODE, status.status_code.value
         )
         parts.append(_len_field(_SPAN_STATUS, status_bytes))
-    else:
-        parts.append(_EMPTY_STATUS)
-    parts += (_SPAN_FLAGS, _REMOTE_PARENT if span.parent is not None and span.parent.is_remote else _LOCAL_PARENT)
-    return b"".join(parts)
+    parts += (_SPAN_FLAGS, _REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
+    message = b"".join(parts)
+    return _SCOPE_SPANS_SPANS, _varint(len(message)), message
+
+
+def _name_and_kind(name: str, kind: SpanKind) -> bytes:
+    """A span's name and kind fields, kept: a gateway's span names are few (a route, a command and its
+    collection, an operation), emptied like the attributes' when full."""
+    encoded = _names.get((name, kind))
+    if encoded is None:
+        encoded = _string_field(_SPAN_NAME, name) + _KIND_FIELDS[kind]
+        if len(_names) >= _PAIRS_KEPT:
+            _names.clear()
+        _names[(name, kind)] = encoded
+    return encoded
 
 
 def _trace_state(context: SpanContext) -> str:
     return ",".join(f"{key}={value}" for key, value in context.trace_state.items())
-
-
-def _flags(parent: SpanContext | None) -> int:
-    """What the exporter's encoder sends: whether the parent's remoteness is known (always), and is remote."""
-    return _FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if parent is not None and parent.is_remote else 0)
 
 
 def _event(event: Event) -> bytes:
@@ -207,14 +233,19 @@ def _event(event: Event) -> bytes:
 
 
 def _link(link: Link) -> bytes:
-    return (
-        _len_field(_LINK_TRACE_ID, link.context.trace_id.to_bytes(16, "big"))
-        + _len_field(_LINK_SPAN_ID, link.context.span_id.to_bytes(8, "big"))
-        + _attributes_field(_LINK_ATTRIBUTES, link.attributes)
-        + _uint_field(_LINK_DROPPED, link.dropped_attributes)
-        + _LINK_FLAGS
-        + _FIXED32(_flags(link.context))
-    )
+    """A link: a coalesced read carries one per caller beyond the first, so under load about one per GET."""
+    context = link.context
+    parts = [
+        _LINK_TRACE_ID_PREFIX,
+        context.trace_id.to_bytes(16, "big"),
+        _LINK_SPAN_ID_PREFIX,
+        context.span_id.to_bytes(8, "big"),
+    ]
+    _add_attributes(parts, _LINK_ATTRIBUTES, link.attributes)
+    if dropped := link.dropped_attributes:
+        parts.append(_uint_field(_LINK_DROPPED, dropped))
+    parts.append(_LINK_REMOTE_FLAGS if context.is_remote else _LINK_LOCAL_FLAGS)
+    return b"".join(parts)
 
 
 def _attributes_field(tag: bytes, attributes: Attributes) -> bytes:

@@ -7,12 +7,15 @@ exported, set off the garbage collector far more often (docs/decisions/tracing.m
 of a dict").
 
 What the SDK's spans do and these do the same: the provider's sampler decides (an unsampled span is the API's
-`NonRecordingSpan`, with its ids, and nothing else), the provider's id generator makes the ids, the parent is the
-context's current span (a remote `SpanContext` is enough), the resource and instrumentation scope are the
+`NonRecordingSpan`, with its ids, and nothing else; where its decision is known without asking, it is not
+asked: a child of a span the same provider sampled, with any sampler OTEL_TRACES_SAMPLER names, and every
+span with always_on, see `children_follow_sampled_parent`), the provider's id generator makes the ids, the
+parent is the context's current span (a remote `SpanContext` is enough), the resource and instrumentation scope are the
 provider's, and `SpanLimits` (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
 OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT) bound what a span keeps. Attribute values of the plain
 types are kept as they are; any other is cleaned by the SDK's own `BoundedAttributes` (sequences made tuples,
-invalid types dropped). Keys are not checked (the SDK drops an empty one): every key is a literal of the
+invalid types dropped); start attributes that setting one by one would keep unchanged are copied at once. Keys
+are not checked (the SDK drops an empty one): every key is a literal of the
 gateway's own code.
 
 What differs: a span belongs to the thread that made it (the gateway's event loop) until it ends, so it takes no
@@ -32,9 +35,10 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util import types
 
 log = logging.getLogger(__name__)
@@ -44,17 +48,22 @@ _UNSET = Status(StatusCode.UNSET)
 _NO_EVENTS: tuple[Event, ...] = ()
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 
 
 class RecordingTracerProvider(TracerProvider):
     """The SDK's `TracerProvider` (its sampler, resource, id generator, shutdown and flush) whose tracers make
     `RecordedSpan`s, all ended into `processor`, its one span processor."""
 
-    def __init__(self, sampler: Sampler, resource: Resource, processor: SpanProcessor) -> None:
-        super().__init__(sampler=sampler, resource=resource)
+    def __init__(
+        self, sampler: Sampler, resource: Resource, processor: SpanProcessor, id_generator: IdGenerator | None = None
+    ) -> None:
+        super().__init__(sampler=sampler, resource=resource, id_generator=id_generator)
         super().add_span_processor(processor)
         self.processor = processor
         self.limits = SpanLimits()
+        self.children_follow_parent = children_follow_sampled_parent(sampler)
+        self.samples_every_span = sampler is ALWAYS_ON
 
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
         raise TypeError("a RecordingTracerProvider ends its spans into the one processor it was made with")
@@ -91,15 +100,38 @@ class RecordingTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         provider = self.provider
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        parent_span = trace.get_current_span(context)
+        parent: SpanContext | None = parent_span.get_span_context()
         ids = provider.id_generator
         if parent is not None and parent.is_valid:
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
+            trace_state: TraceState | None = parent.trace_state
+            known = provider.samples_every_span or (  # a parent of this provider's: its sampler sampled it
+                provider.children_follow_parent
+                and type(parent_span) is RecordedSpan
+                and parent_span._processor is provider.processor
+            )
         else:
             parent = None
             trace_id = ids.generate_trace_id()
             random_trace_id = ids.is_trace_id_random()
+            trace_state = None
+            known = provider.samples_every_span
+        if known:
+            # The sampler's decision is known without asking it (children_follow_sampled_parent): sampled, with
+            # the parent's trace state (none without a parent) and the attributes as given, as it would say.
+            span_context = SpanContext(
+                trace_id,
+                ids.generate_span_id(),
+                is_remote=False,
+                trace_flags=_SAMPLED_RANDOM if random_trace_id else _SAMPLED,
+                trace_state=trace_state,
+            )
+            return RecordedSpan(
+                name, span_context, parent, kind, self, attributes, links, start_time, record_exception,
+                set_status_on_exception,
+            )  # fmt: skip
         sampled = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
         flags = _SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
         if random_trace_id:
@@ -120,6 +152,7 @@ class RecordingTracer(trace.Tracer):
             start_time,
             record_exception,
             set_status_on_exception,
+            sampled.decision is Decision.RECORD_AND_SAMPLE,
         )
 
     @contextmanager
@@ -148,7 +181,9 @@ class RecordingTracer(trace.Tracer):
 
 
 class RecordedSpan(trace.Span, ReadableSpan):
-    """A sampled span, recording into the `ReadableSpan` the processor receives at its end (no copy)."""
+    """A recording span, recording into the `ReadableSpan` the processor receives at its end (no copy);
+    `sampled` says whether it is to be exported (the sampler's RECORD_AND_SAMPLE: its trace flags say the same,
+    read at the cost of two properties)."""
 
     def __init__(
         self,
@@ -162,6 +197,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
         start_time: int | None,
         record_exception: bool,
         set_status_on_exception: bool,
+        sampled: bool = True,
     ) -> None:
         # ReadableSpan's fields, set here rather than by its __init__ (which would make a Resource when none is given).
         provider = tracer.provider
@@ -179,14 +215,19 @@ class RecordedSpan(trace.Span, ReadableSpan):
         self._processor = provider.processor
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception
+        self.sampled = sampled
         self._dropped = 0
         self._attributes: dict[str, types.AttributeValue] = {}
         self._events: list[Event] | tuple[Event, ...] = _NO_EVENTS
         self._links: tuple[Link, ...] = _bounded_links(links, self._limits.max_links)
         self._dropped_links = len(links) - len(self._links) if links else 0
         if attributes:
-            for key, value in attributes.items():
-                self.set_attribute(key, value)
+            plain = _plain_within_limits(attributes, self._limits)
+            if plain is not None:
+                self._attributes = plain
+            else:
+                for key, value in attributes.items():
+                    self.set_attribute(key, value)
 
     @property
     def dropped_attributes(self) -> int:
@@ -294,6 +335,35 @@ class RecordedSpan(trace.Span, ReadableSpan):
             if self._set_status_on_exception:
                 self.set_status(Status(StatusCode.ERROR, type(exc_val).__qualname__))
         self.end()
+
+
+def _plain_within_limits(attributes: types.Attributes, limits: SpanLimits) -> dict[str, types.AttributeValue] | None:
+    """`attributes` as a span keeps them when setting them one by one would change none (every value of a plain
+    type, no string past the length limit, no more than the count limit), else None: the same result, without a
+    call per attribute (a span's start attributes are most of what it records)."""
+    assert attributes is not None
+    most = limits.max_span_attributes
+    if most is not None and len(attributes) > most:
+        return None
+    longest = limits.max_span_attribute_length
+    for value in attributes.values():
+        kind = type(value)
+        if kind not in _PLAIN or (kind is str and longest is not None and len(value) > longest):  # type: ignore[arg-type]
+            return None
+    return dict(attributes)
+
+
+def children_follow_sampled_parent(sampler: Sampler) -> bool:
+    """Whether `sampler` samples every child of a span it sampled itself, with its parent's trace state
+    and no attribute of its own: true of every sampler OTEL_TRACES_SAMPLER names (always_on; always_off, which
+    samples no span to be a parent; traceidratio, which decides by the trace id, the parent's; and the
+    parent-based ones, whose sampled local parent is followed by ALWAYS_ON), told by their types and, for a
+    parent-based one, by its description (the SDK's public interface; its delegates are private). Any other
+    sampler is asked for each span."""
+    if sampler is ALWAYS_ON or sampler is ALWAYS_OFF or type(sampler) is TraceIdRatioBased:
+        return True
+    followed = f"localParentSampled:{ALWAYS_ON.get_description()},"
+    return type(sampler) is ParentBased and followed in sampler.get_description()  # type: ignore[no-untyped-call]
 
 
 def _bounded_links(links: Sequence[Link] | None, limit: int | None) -> tuple[Link, ...]:

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.sampling import (
 from prometheus_client import Counter
 
 from gateway.otlp_encoding import encode_request
-from gateway.recorded_spans import RecordingTracerProvider
+from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,24 +78,24 @@ def sampler(settings: Settings) -> Sampler:
 
 class _Backlog:
     """How many spans wait in the batch processor's queue, mirrored (the SDK does not tell): the queue drops its
-    oldest span whenever one arrives while it holds `capacity`."""
+    oldest span whenever one arrives while it holds `capacity`. Two counts, each written by one thread only (the
+    spans' ends in the event loop, the takes in the SDK's export thread, whose exports the SDK serialises):
+    reading an int is atomic, so neither side takes a lock, which every span's end would pay."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._waiting = 0
-        self._lock = threading.Lock()  # spans end in the event loop; the SDK's thread takes them out
+        self._added = 0
+        self._taken = 0
 
     def add_one(self) -> bool:
         """One more span queued; False when it pushes another out."""
-        with self._lock:
-            if self._waiting >= self.capacity:
-                return False
-            self._waiting += 1
-            return True
+        if self._added - self._taken >= self.capacity:
+            return False
+        self._added += 1
+        return True
 
     def take(self, count: int) -> None:
-        with self._lock:
-            self._waiting = max(0, self._waiting - count)
+        self._taken = min(self._added, self._taken + count)
 
 
 class DirectOTLPExporter(OTLPSpanExporter):
@@ -146,8 +146,8 @@ class CountingExporter(SpanExporter):
 
 
 class CountingSpanProcessor(BatchSpanProcessor):
-    """The SDK's batch processor, counting the spans its full queue drops. A subclass rather than a wrapper: a
-    span's end passes one processor call fewer (every span pays it)."""
+    """The SDK's batch processor, counting the spans its full queue drops, for a RecordingTracerProvider. A
+    subclass rather than a wrapper: a span's end passes one processor call fewer (every span pays it)."""
 
     def __init__(self, exporter: SpanExporter, backlog: _Backlog, settings: Settings) -> None:
         super().__init__(
@@ -160,9 +160,14 @@ class CountingSpanProcessor(BatchSpanProcessor):
         self._backlog = backlog
 
     def on_end(self, span: ReadableSpan) -> None:
+        """Queue the span if sampled (a sampler may say record-only: such a span is not exported), as the SDK's
+        `on_end` does, through the SDK's batch processor's own `emit`, without the SDK's checks through three
+        properties: a recorded span says whether it is sampled."""
+        if not (span.sampled if type(span) is RecordedSpan else span.context and span.context.trace_flags.sampled):
+            return
         if not self._backlog.add_one():
             SPANS_DROPPED.labels("queue_full").inc()
-        super().on_end(span)
+        self._batch_processor.emit(span)
 
 
 def shown_endpoint(endpoint: str) -> str:

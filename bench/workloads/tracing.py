@@ -1,12 +1,18 @@
-"""The cost of tracing at full sampling, on the GET and GraphQL job rows: a second gateway process traces every
-request (OTEL_TRACES_SAMPLER=always_on) to an OTLP/HTTP receiver on loopback that discards what it gets; the
-figure is the gateway's CPU seconds per request, traced over untraced (the untraced gateway is the one every
-other row measures), at the same concurrency on the same data. Rounds alternate the two, and which goes first
-alternates too. The note gives the machine's load average (`uptime`'s first figure) before and after: CPU per
-request on a busy machine is higher for both sides, and less comparable between runs. Spans the traced gateway
-dropped (a full queue) are noted: a cost that dropped spans would look smaller than it is. A third gateway samples
-SAMPLED_RATIO of requests (parentbased_traceidratio, the documented lever where full sampling costs too much): its
-GETs over the untraced ones are a third row.
+"""The cost of tracing at full sampling, on the GET and GraphQL job rows. The workload starts four gateway
+processes alike on the same data: untraced, traced (OTEL_TRACES_SAMPLER=always_on, to an OTLP/HTTP receiver on
+loopback that discards what it gets), sampled (SAMPLED_RATIO of requests, parentbased_traceidratio: the
+documented lever where full sampling costs too much; its GETs only) and a second untraced one, the A/A control:
+its figures over the first untraced one's show the method's own bias and spread, which a row must exceed to say
+anything. The figure is each gateway's CPU seconds per request (/proc: its threads included), at the same
+concurrency. In each round the sides take turns in short blocks (BLOCKS turns at the GETs, then one job each
+turn), each side's CPU counted over the whole phase, so that every side is measured over the same seconds of a
+drifting load while each block serves one gateway at the load's full concurrency; the turns go in an order
+balanced over rounds (bench.paired_rounds: each side in each position, and after each other side, equally
+often). Each row is the median of the rounds' paired ratios (a side's round over the untraced side's same
+round), given with their quartiles and range. The note gives the machine's load average (`uptime`'s first
+figure) before and after: CPU per request on a busy machine is higher for every side, and less comparable
+between runs. Spans the traced gateway dropped (a full queue) are noted: a cost that dropped spans would look
+smaller than it is.
 
 With `python -m bench --without-data tracing` the workload loads the little it needs itself (TRACING_TASKS tasks
 to GET and the 10k-task job the GraphQL row reads, seconds instead of the million tasks' minutes)."""
@@ -20,7 +26,8 @@ import statistics
 import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,12 +36,16 @@ import aiohttp
 import orjson
 
 from bench.data import BULK_TASKS, JOB_LEVELS, JOB_TASKS, Database, layered_job, task_doc
-from bench.measure import ROUNDS, Row, Run, at_most, rate
-from bench.processes import peak_rss_mb, start, tree_cpu_s, wait_until_up
+from bench.measure import CONCURRENCY, REPORT, Row, Run, Target, at_most, rate
+from bench.paired_rounds import PairedRatios, balanced_order
+from bench.processes import TOKEN, peak_rss_mb, start, tree_cpu_s, wait_until_up
 from bench.workloads.graphql_job import JOB_QUERY
 from gateway.embedded import free_port
 
 UNDER_TEN_PERCENT = at_most(1.10)
+TRACING_ROUNDS = 12
+"""Measured rounds (after a warm-up): a multiple of the four sides, so that each is measured in each position of
+a round equally often (bench.paired_rounds.balanced_order)."""
 TRACING_TASKS = 10_000
 """Tasks the GET load reads when the workload loads its own data (--without-data): enough that random ids rarely
 repeat within a round's coalesced reads."""
@@ -72,12 +83,17 @@ def discarding_receiver() -> Iterator[str]:
 
 
 EXPORT_DELAY_MS = 200
-"""The traced gateway's OTEL_BSP_SCHEDULE_DELAY: a load's last spans leave within it, so their encoding and
-sending fall in the load's own measure (SETTLE_S), not the next one's (the default, 5 s, left a GET load's last
+"""The traced gateways' OTEL_BSP_SCHEDULE_DELAY: a phase's last spans leave within it, so their encoding and
+sending fall in the phase's own measure (SETTLE_S), not the next one's (the default, 5 s, left a GET load's last
 spans to be exported during the GraphQL load). Under load, exports are of full batches either way."""
 SETTLE_S = 4 * EXPORT_DELAY_MS / 1000
-"""Idle time after each load, inside its measure, on both sides: the traced gateway's export thread sends what
-the load left queued."""
+"""Idle time after each phase (the GETs, the jobs), inside its measure, for every side: the traced gateways'
+export threads send what the phase left queued."""
+
+
+CLIENT_KEEPALIVE_S = 1.0
+"""How long the workload's client keeps an idle connection: less than the gateway's (uvicorn's 5 s), so that a
+connection the gateway closed while the other sides were measured is never reused (a POST on it fails)."""
 
 
 SAMPLED_RATIO = 0.05
@@ -100,14 +116,6 @@ def ratio_sampling(endpoint: str) -> dict[str, str]:
     }
 
 
-async def cpu_per_request(pid: int, load: Callable[[], Awaitable[object]], requests: int) -> float:
-    """The process's CPU seconds (with its children) per request over `load` and the SETTLE_S after it."""
-    before = tree_cpu_s([pid])
-    await load()
-    await asyncio.sleep(SETTLE_S)
-    return (tree_cpu_s([pid]) - before) / requests
-
-
 async def dropped_spans(session: aiohttp.ClientSession, base: str) -> int:
     async with session.get(f"{base}/metrics") as response:
         text = await response.text()
@@ -120,22 +128,41 @@ async def dropped_spans(session: aiohttp.ClientSession, base: str) -> int:
     )
 
 
+@dataclass(frozen=True)
+class Side:
+    """One gateway process of the workload: its name in the rows, base URL and pid, and whether its GraphQL job
+    is measured (the sampled side's GETs only: the lever is for the cheapest requests)."""
+
+    name: str
+    base: str
+    pid: int
+    jobs: bool = True
+
+
+BLOCKS = 6
+"""Turns the sides take at the GETs in a round (each block a sixth of a side's GETs): short, so that every side
+is measured over the same seconds of a drifting load, and long enough that a block's first requests after its
+gateway idled weigh little."""
+
+UNTRACED, CONTROL, TRACED, SAMPLED = "untraced", "control", "traced", "sampled"
+
+
 async def tracing_rows(
     session: aiohttp.ClientSession,
-    plain: tuple[str, int],
-    traced: tuple[str, int],
+    sides: list[Side],
     *,
     task_ids: tuple[int, int] = (1, BULK_TASKS),
     job_tasks: int = JOB_TASKS,
     job_query: str = JOB_QUERY,
-    requests: int = 4000,
+    requests: int = 3000,
     jobs: int = 10,
-    rounds: int = ROUNDS,
-    sampled: tuple[str, int] | None = None,
+    rounds: int = TRACING_ROUNDS,
 ) -> list[Row]:
-    """The two rows, from the gateways at (base URL, pid) `plain` and `traced` on the same data (the tasks
-    `task_ids` first to last, the job `job_query` reads with `job_tasks` tasks); with `sampled` (a gateway
-    sampling SAMPLED_RATIO of requests), a third: its GETs over the untraced ones, measured in the same rounds."""
+    """The rows from the gateways `sides` (UNTRACED and TRACED, CONTROL and SAMPLED if there) on the same data
+    (the tasks `task_ids` first to last, the job `job_query` reads with `job_tasks` tasks), measured in the same
+    rounds after a warm-up one, the sides' turns in a balanced order. Each row is the median of the rounds'
+    paired ratios (a side's round over the untraced side's same round): a drift of the machine's load moves both
+    figures of a pair alike."""
 
     def reader(base: str) -> Callable[[int], Awaitable[None]]:
         async def read(_: int) -> None:
@@ -145,61 +172,83 @@ async def tracing_rows(
 
         return read
 
-    def get_load(base: str) -> Callable[[], Awaitable[float]]:
-        return lambda: rate(reader(base), requests)
+    async def one_job(base: str) -> None:
+        async with session.post(f"{base}/graphql", json={"query": job_query}) as response:
+            body = orjson.loads(await response.read())
+        assert len(body["data"]["job"]["tasks"]) == job_tasks, body.get("errors")
 
-    def job_reader(base: str) -> Callable[[], Awaitable[None]]:
-        async def read_jobs() -> None:
-            for _ in range(jobs):
-                async with session.post(f"{base}/graphql", json={"query": job_query}) as response:
-                    body = orjson.loads(await response.read())
-                assert len(body["data"]["job"]["tasks"]) == job_tasks, body.get("errors")
+    async def alternating_round(order: list[Side]) -> list[tuple[Side, float, float | None]]:
+        """The sides take turns in short blocks (BLOCKS of GETs each, then one job each, turn after turn), each
+        side's CPU counted over the whole phase: every side is measured over the same seconds, and each block
+        serves one gateway at the load's full concurrency."""
+        cpu = {side.name: tree_cpu_s([side.pid]) for side in order}
+        for block in range(BLOCKS):
+            for side in order if block % 2 == 0 else order[::-1]:
+                await rate(reader(side.base), requests // BLOCKS)
+        await asyncio.sleep(SETTLE_S)
+        after_gets = {side.name: tree_cpu_s([side.pid]) for side in order}
+        with_jobs = [side for side in order if side.jobs]
+        for job in range(jobs):
+            for side in with_jobs if job % 2 == 0 else with_jobs[::-1]:
+                await one_job(side.base)
+        await asyncio.sleep(SETTLE_S)
+        after_jobs = {side.name: tree_cpu_s([side.pid]) for side in order}
+        return [
+            (
+                side,
+                (after_gets[side.name] - cpu[side.name]) / (requests // BLOCKS * BLOCKS),
+                (after_jobs[side.name] - after_gets[side.name]) / jobs if side.jobs else None,
+            )
+            for side in order
+        ]
 
-        return read_jobs
-
-    figures: dict[str, list[float]] = {
-        key: [] for key in ("get plain", "get traced", "job plain", "job traced", "get sampled")
-    }
+    figures: dict[tuple[str, str], list[float]] = {}
     load_before = os.getloadavg()[0]
-    for round_number in range(rounds + 1):
-        # Which side goes first alternates (ABBA): the second of two back-to-back measures ran measurably cheaper.
-        sides = (("plain", plain), ("traced", traced), *((("sampled", sampled),) if sampled else ()))
-        for side, (base, pid) in sides if round_number % 2 else sides[::-1]:
-            get_cpu = await cpu_per_request(pid, get_load(base), requests)
-            if round_number:  # round 0 warms up
-                figures[f"get {side}"].append(get_cpu)
-            if side == "sampled":  # the lever is for the cheapest requests: its GETs only
-                continue
-            job_cpu = await cpu_per_request(pid, job_reader(base), jobs)
+    for round_number in range(rounds + 1):  # round 0 warms up
+        order = [sides[index] for index in balanced_order(len(sides), round_number)]
+        measured = await alternating_round(order)
+        for position, (side, side_get, side_job) in enumerate(measured):
+            print(f"tracing round {round_number} position {position} {side.name}: GET {side_get * 1e6:.1f} µs"
+                  + (f", job {side_job * 1e3:.2f} ms" if side_job is not None else ""), flush=True)  # fmt: skip
             if round_number:
-                figures[f"job {side}"].append(job_cpu)
-    get_plain, get_traced, job_plain, job_traced = (
-        statistics.median(figures[key]) for key in ("get plain", "get traced", "job plain", "job traced")
-    )
+                figures.setdefault(("get", side.name), []).append(side_get)
+                if side_job is not None:
+                    figures.setdefault(("job", side.name), []).append(side_job)
+    names = {side.name: side for side in sides}
     note = (
-        f"gateway CPU per request (user + system, /proc, its threads included), medians of {rounds} rounds "
-        f"alternating sides; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
-        f"{await dropped_spans(session, traced[0])} spans dropped"
+        f"gateway CPU per request (user + system, /proc, its threads included), {rounds} rounds of turns in a "
+        f"balanced order after a warm-up; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
+        f"{await dropped_spans(session, names[TRACED].base)} spans dropped"
     )
+
+    def row(load: str, side: str, title: str, target: Target, remark: str = "") -> Row:
+        ours, untraced = figures[(load, side)], figures[(load, UNTRACED)]
+        paired = PairedRatios.of(ours, untraced)
+        return Row(title, statistics.median(ours) * 1e3, statistics.median(untraced) * 1e3, "CPU ms", paired.median,
+                   target, f"{remark}{paired.text()}; {note}")  # fmt: skip
+
     rows = [
-        Row("GET /tracking/task/{id} traced (always_on) vs untraced", get_traced * 1e3, get_plain * 1e3, "CPU ms",
-            get_traced / get_plain, UNDER_TEN_PERCENT, note),
-        Row("GraphQL 10k-task job traced (always_on) vs untraced", job_traced * 1e3, job_plain * 1e3, "CPU ms",
-            job_traced / job_plain, UNDER_TEN_PERCENT, note),
-    ]  # fmt: skip
-    if sampled:
-        get_sampled = statistics.median(figures["get sampled"])
-        rows.append(
-            Row(f"GET /tracking/task/{{id}} sampled ({SAMPLED_RATIO:.0%}) vs untraced", get_sampled * 1e3,
-                get_plain * 1e3, "CPU ms", get_sampled / get_plain, UNDER_TEN_PERCENT,
-                f"parentbased_traceidratio {SAMPLED_RATIO}, the documented lever; {note}")
-        )  # fmt: skip
+        row("get", TRACED, "GET /tracking/task/{id} traced (always_on) vs untraced", UNDER_TEN_PERCENT),
+        row("job", TRACED, "GraphQL 10k-task job traced (always_on) vs untraced", UNDER_TEN_PERCENT),
+    ]
+    if SAMPLED in names:
+        title = f"GET /tracking/task/{{id}} sampled ({SAMPLED_RATIO:.0%}) vs untraced"
+        lever = f"parentbased_traceidratio {SAMPLED_RATIO}, the documented lever; "
+        rows.append(row("get", SAMPLED, title, UNDER_TEN_PERCENT, lever))
+    if CONTROL in names:
+        remark = "A/A: two untraced gateway processes, the method's own bias and spread; "
+        rows.append(row("get", CONTROL, "A/A control: GET untraced vs untraced (another process)", REPORT, remark))
+        rows.append(row("job", CONTROL, "A/A control: GraphQL 10k-task job untraced vs untraced", REPORT, remark))
     return rows
 
 
+def untraced(_: str) -> dict[str, str]:
+    return {}
+
+
 @contextmanager
-def traced_gateway(
-    run: Run, endpoint: str, sampling: Callable[[str], dict[str, str]] = full_sampling, name: str = "traced"
+def gateway_process(
+    run: Run, endpoint: str, name: str, sampling: Callable[[str], dict[str, str]]
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     process = start("gateway", port, run.uri, run.workdir / name, sampling(endpoint))
@@ -220,18 +269,32 @@ async def load_own_data(db: Database, first_id: int) -> tuple[int, int]:
     return first_id, last
 
 
+SIDES: tuple[tuple[str, Callable[[str], dict[str, str]], bool], ...] = (
+    (UNTRACED, untraced, True),
+    (TRACED, full_sampling, True),
+    (SAMPLED, ratio_sampling, False),
+    (CONTROL, untraced, True),
+)
+"""The workload's gateways in the order they start (the A/A control last: if starting later biased a side, the
+control row would show it), each with its environment and whether its GraphQL job is measured."""
+
+
 async def measure(run: Run) -> list[Row]:
+    """The rows from four gateway processes the workload starts alike (the run's own gateway, which the other
+    workloads have used for minutes, is not one of them: its heap and history are not the traced one's)."""
     task_ids = (1, BULK_TASKS) if run.total else await load_own_data(run.db, run.ids["next_free"] + OWN_DATA_OFFSET)
-    with (
-        discarding_receiver() as endpoint,
-        traced_gateway(run, endpoint) as (traced_url, traced),
-        traced_gateway(run, endpoint, ratio_sampling, "sampled") as (sampled_url, sampled),
-    ):
-        await wait_until_up(f"{traced_url}/readyz", traced)
-        await wait_until_up(f"{sampled_url}/readyz", sampled)
-        plain = (run.gateway, run.cpu.gateways[0])
-        rows = await tracing_rows(
-            run.session, plain, (traced_url, traced.pid), task_ids=task_ids, sampled=(sampled_url, sampled.pid)
-        )
+    with ExitStack() as stack:
+        endpoint = stack.enter_context(discarding_receiver())
+        started = [
+            (name, jobs, *stack.enter_context(gateway_process(run, endpoint, name, environment)))
+            for name, environment, jobs in SIDES
+        ]
+        for _, _, url, process in started:
+            await wait_until_up(f"{url}/readyz", process)
+        sides = [Side(name, url, process.pid, jobs) for name, jobs, url, process in started]
+        connector = aiohttp.TCPConnector(limit=CONCURRENCY, keepalive_timeout=CLIENT_KEEPALIVE_S)
+        async with aiohttp.ClientSession(connector=connector, headers={"X-Auth-Token": TOKEN}) as session:
+            rows = await tracing_rows(session, sides, task_ids=task_ids)
+        traced = next(side for side in sides if side.name == TRACED)
         print(f"traced gateway peak RSS {peak_rss_mb(traced.pid):.0f} MB", flush=True)
         return rows

@@ -90,6 +90,7 @@ def batches(draw: st.DrawFn) -> list[ReadableSpan]:
     scopes: list[InstrumentationScope | None] = [
         None,
         InstrumentationScope("tracking-gateway"),
+        InstrumentationScope("tracking-gateway"),  # equal, another object (each get_tracer makes one): one group
         InstrumentationScope("tracking-gateway.models", "1.0", "https://opentelemetry.io/schemas/1.30.0"),
     ]
     return draw(st.lists(spans(resource, scopes), max_size=6))

@@ -7,17 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from gateway.otlp_encoding import encode_request
-from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
+from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider, children_follow_sampled_parent
+from gateway.settings import Settings
+from gateway.tracing import sampler as configured_sampler
 
 RESOURCE = Resource.create({"service.name": "recorded-spans-test"})
 
@@ -216,3 +219,112 @@ def test_the_provider_has_one_processor_and_shuts_it_down():
     collected.shutdown = lambda: shut.append(True)  # type: ignore[method-assign]
     provider.shutdown()
     assert shut == [True]
+
+
+SAMPLER_NAMES = [
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+]
+
+
+def chain(tracer: trace.Tracer, context: otel_context.Context, depth: int) -> list[trace.Span]:
+    """A span under the caller's `context`, a child under it, and so on (`depth` spans), each current in turn."""
+    made: list[trace.Span] = []
+    tokens = []
+    try:
+        for level in range(depth):
+            span = tracer.start_span(f"level {level}", context=context if level == 0 else None)
+            made.append(span)
+            tokens.append(otel_context.attach(trace.set_span_in_context(span)))
+    finally:
+        for token in reversed(tokens):
+            otel_context.detach(token)
+    return made
+
+
+class FixedIds(IdGenerator):
+    """The same trace id for every trace, and span ids counting up: two providers make the same ids."""
+
+    def __init__(self, trace_id: int, random: bool) -> None:
+        self.trace_id = trace_id
+        self.random = random
+        self.span_ids = iter(range(1, 2**64))
+
+    def generate_span_id(self) -> int:
+        return next(self.span_ids)
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id
+
+    def is_trace_id_random(self) -> bool:
+        return self.random
+
+
+@settings(deadline=None)  # Settings are read per example: slow on a loaded machine, not wrong
+@given(
+    name=st.sampled_from(SAMPLER_NAMES),
+    ratio=st.floats(min_value=0, max_value=1),
+    caller=st.sampled_from([None, "sampled", "unsampled"]),
+    trace_id=st.integers(min_value=1, max_value=2**128 - 1),
+    random_ids=st.booleans(),
+    trace_state=st.sampled_from([None, "vendor=a1", "one=1,two=2"]),
+    depth=st.integers(min_value=1, max_value=4),
+)
+def test_every_sampler_the_settings_name_samples_spans_and_their_children_as_the_sdk_does(
+    name: str,
+    ratio: float,
+    caller: str | None,
+    trace_id: int,
+    random_ids: bool,
+    trace_state: str | None,
+    depth: int,
+):
+    """A child of a span the same provider sampled, and with always_on any span, is sampled without asking the
+    sampler when the sampler is one OTEL_TRACES_SAMPLER names (children_follow_sampled_parent): the decisions,
+    ids, flags and trace states are the SDK's own tracer's, span after span, with a caller or without."""
+    chosen = configured_sampler(Settings(otel_traces_sampler=name, otel_traces_sampler_arg=ratio))
+    assert children_follow_sampled_parent(chosen)
+    context = otel_context.Context()
+    if caller is not None:
+        flags = TraceFlags(TraceFlags.SAMPLED if caller == "sampled" else TraceFlags.DEFAULT)
+        state = TraceState.from_header([trace_state]) if trace_state else None
+        remote = SpanContext(trace_id, 0xB7AD6B7169203331, is_remote=True, trace_flags=flags, trace_state=state)
+        context = trace.set_span_in_context(NonRecordingSpan(remote))
+    ours = RecordingTracerProvider(chosen, RESOURCE, Collected(), FixedIds(trace_id, random_ids))
+    theirs = TracerProvider(sampler=chosen, resource=RESOURCE, id_generator=FixedIds(trace_id, random_ids))
+
+    def made(provider: TracerProvider) -> list[tuple[bool, SpanContext, SpanContext | None]]:
+        return [
+            (span.is_recording(), span.get_span_context(), getattr(span, "parent", None))
+            for span in chain(provider.get_tracer("test.scope"), context, depth)
+        ]
+
+    assert made(ours) == made(theirs)
+
+
+def test_a_sampler_that_may_refuse_a_sampled_parents_child_is_asked_for_each_span():
+    """Not one OTEL_TRACES_SAMPLER names: its decision for a child is not assumed."""
+    refusing = ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF)
+    assert not children_follow_sampled_parent(refusing)
+    root, child = chain(recording(refusing)[0], otel_context.Context(), 2)
+    assert root.is_recording() and not child.is_recording()
+    assert child.get_span_context().trace_id == root.get_span_context().trace_id
+
+
+def test_a_child_of_another_providers_sampled_span_is_decided_by_its_own_sampler():
+    """Each app has its own provider: a span one app sampled is current when another app, whose sampler
+    samples nothing, starts a span. The SDK's tracer asks its own sampler: so does this one."""
+    sampled_elsewhere = chain(recording(ALWAYS_ON)[0], otel_context.Context(), 1)[0]
+    token = otel_context.attach(trace.set_span_in_context(sampled_elsewhere))
+    try:
+        mine = recording(ALWAYS_OFF)[0].start_span("mine")
+        theirs = sdk(ALWAYS_OFF)[0].start_span("theirs")
+    finally:
+        otel_context.detach(token)
+    assert sampled_elsewhere.is_recording() and not theirs.is_recording()
+    assert not mine.is_recording()
+    assert mine.get_span_context().trace_id == sampled_elsewhere.get_span_context().trace_id
