@@ -48,6 +48,10 @@ DOCS_PORT ?= 8000
 docs: $(DEV)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each with a session mongod of its own: most tests wait
+# on MongoDB, a browser or a process they started, so two workers keep two cores busy (docs/how-to/develop.md).
+# `make test TEST_WORKERS=1` runs it in one process.
+TEST_WORKERS ?= 2
 test: $(DEV) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,7 +59,7 @@ test: $(DEV) browser
 	$(MAKE) --no-print-directory typecheck-js
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(DEV)
 	$(BIN)/ruff check --fix .
