@@ -168,12 +168,7 @@ def _span(span: ReadableSpan) -> tuple[bytes, bytes, bytes]:
     context = span._context
     assert context is not None  # an SDK span always has one
     parent = span._parent
-    parts = [
-        _TRACE_ID_PREFIX,
-        context.trace_id.to_bytes(16, "big"),
-        _SPAN_ID_PREFIX,
-        context.span_id.to_bytes(8, "big"),
-    ]
+    parts = _ids(_TRACE_ID_PREFIX, _SPAN_ID_PREFIX, context)
     if context.trace_state:
         parts.append(_string_field(_SPAN_TRACE_STATE, _trace_state(context)))
     if parent is not None:
@@ -232,19 +227,18 @@ def _event(event: Event) -> bytes:
     )
 
 
+def _ids(trace_id_prefix: bytes, span_id_prefix: bytes, context: SpanContext) -> list[bytes]:
+    """A span's or a link's trace and span ids, each after its field's precomputed tag and length."""
+    return [trace_id_prefix, context.trace_id.to_bytes(16, "big"), span_id_prefix, context.span_id.to_bytes(8, "big")]
+
+
 def _link(link: Link) -> bytes:
     """A link: a coalesced read carries one per caller beyond the first, so under load about one per GET."""
-    context = link.context
-    parts = [
-        _LINK_TRACE_ID_PREFIX,
-        context.trace_id.to_bytes(16, "big"),
-        _LINK_SPAN_ID_PREFIX,
-        context.span_id.to_bytes(8, "big"),
-    ]
+    parts = _ids(_LINK_TRACE_ID_PREFIX, _LINK_SPAN_ID_PREFIX, link.context)
     _add_attributes(parts, _LINK_ATTRIBUTES, link.attributes)
     if dropped := link.dropped_attributes:
         parts.append(_uint_field(_LINK_DROPPED, dropped))
-    parts.append(_LINK_REMOTE_FLAGS if context.is_remote else _LINK_LOCAL_FLAGS)
+    parts.append(_LINK_REMOTE_FLAGS if link.context.is_remote else _LINK_LOCAL_FLAGS)
     return b"".join(parts)
 
 
