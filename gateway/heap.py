@@ -45,6 +45,12 @@ RECLAIM_AFTER_ENDED = 200
 those open is more): a few tabs closing must not cost a walk of the whole fleet each."""
 RECLAIM_EVERY_S = 3600.0
 """The longest the frozen heap goes without a whole collection."""
+MIDDLE_AFTER_YOUNG = 3
+"""Young collections between two of the middle generation while the upkeep runs (CPython's is 10). Under a
+fleet, a middle collection walks the awaiting state of every delivery since the last one, and holds the event
+loop that long: at a third of CPython's interval each walks a third as much, thrice as often. The price: what
+lives through three young collections instead of ten is frozen, so more of a request's reference cycles wait
+for the reclaim (bench/README.md, "The middle generation's interval")."""
 
 
 def freeze_startup_heap() -> None:
@@ -53,11 +59,11 @@ def freeze_startup_heap() -> None:
     walked them all. An answer that builds tens of thousands of objects (a whole job over GraphQL) triggers
     several full collections, which cost more than building it did (bench/README.md, "GraphQL job").
 
-    The generations' thresholds are CPython's own. A larger youngest threshold once spared a large create most of
-    its collections, before `HeapUpkeep` froze what survives each middle collection; with the upkeep, a create
-    costs the same at either and a whole job's answer less at CPython's, and under a fleet of subscriptions each
-    young collection walks (and holds the event loop for) far fewer objects, which is what a GET's p99 feels
-    (bench/README.md, "The youngest generation's threshold")."""
+    The youngest generation's threshold is CPython's own (the middle one is `HeapUpkeep`'s). A larger youngest
+    threshold once spared a large create most of its collections, before `HeapUpkeep` froze what survives each
+    middle collection; with the upkeep, a create costs the same at either and a whole job's answer less at
+    CPython's, and under a fleet of subscriptions each young collection walks (and holds the event loop for) far
+    fewer objects, which is what a GET's p99 feels (bench/README.md, "The youngest generation's threshold")."""
     gc.collect()
     gc.freeze()
 
@@ -97,12 +103,23 @@ class HeapUpkeep:
         self._open_at_reclaim, self._ended_at_reclaim = self._subscriptions()
         self._reclaimed_at = time.monotonic()
 
+    _thresholds: tuple[int, int, int] | None = None
+
     def install(self) -> None:
+        """Freeze after each middle or full collection, and collect the middle generation every
+        MIDDLE_AFTER_YOUNG young collections."""
+        self._thresholds = gc.get_threshold()
+        youngest, _, oldest = self._thresholds
+        gc.set_threshold(youngest, MIDDLE_AFTER_YOUNG, oldest)
         gc.callbacks.append(self._after_collection)
 
     def uninstall(self) -> None:
+        """Undo `install`: the thresholds it found, no freezing."""
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._after_collection)
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
 
     def _after_collection(self, phase: str, info: dict[str, int]) -> None:
         # Right after a collection of the middle or oldest generation, what is left in them is alive.

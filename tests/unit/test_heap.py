@@ -4,7 +4,9 @@ reach a quarter of those open (and a floor), or after its longest interval."""
 
 from __future__ import annotations
 
-from gateway.heap import HeapUpkeep
+import gc
+
+from gateway.heap import MIDDLE_AFTER_YOUNG, HeapUpkeep
 
 
 class Counts:
@@ -64,3 +66,14 @@ def test_a_fleet_subscribing_grows_the_heap_without_making_one() -> None:
     assert not upkeep.due()
     counts.heap = 2501
     assert upkeep.due()
+
+
+def test_while_installed_the_middle_generation_is_collected_more_often_then_as_before() -> None:
+    before = gc.get_threshold()
+    upkeep = upkeep_of(Counts())
+    upkeep.install()
+    try:
+        assert gc.get_threshold() == (before[0], MIDDLE_AFTER_YOUNG, before[2])
+    finally:
+        upkeep.uninstall()
+    assert gc.get_threshold() == before
