@@ -262,7 +262,9 @@ class LiveEvents:
                         if resuming is not None:
                             resuming.end()
                         failing_since = None
-                        await resume_readers(self._dispatch(item))
+                        concerned = self._dispatch(item)
+                        if concerned:  # most changes concern no open subscription: no coroutine for them
+                            await resume_readers(concerned)
                 continue
             except OperationFailure as error:
                 if error.code in EXPIRED_CURSOR_CODES and self.position is not None:
