@@ -34,11 +34,21 @@ from typing import Any, cast
 
 import orjson
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import FieldNode, OperationDefinitionNode, OperationType, VariableNode
+from graphql import (
+    FieldNode,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+)
 from graphql.language import Node
+from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graphql_schema.event_cost import EventBudget, event_budget, metered_event
+from graphql_schema.event_delivery import SUBSCRIBING_EXECUTOR
 from graphql_schema.large_answers import EncodedAnswer
 from graphql_schema.metrics import SUBSCRIPTION_ENCODINGS, SUBSCRIPTION_EXECUTIONS
 
@@ -95,6 +105,16 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
 
     _selection_key: SelectionKey | None = None
     _budget: EventBudget | None = None
+    _per_event = False
+
+    def build_resolve_info(
+        self, field_def: GraphQLField, field_nodes: list[FieldNode], parent_type: GraphQLObjectType, path: Path
+    ) -> GraphQLResolveInfo[Any]:
+        """graphql-core's; the subscription's own executor (not a per-event copy) is made known to its resolver,
+        which its operation's task runs next (graphql_schema.event_delivery)."""
+        if path.prev is None and not self._per_event and self.operation.operation is OperationType.SUBSCRIPTION:
+            SUBSCRIBING_EXECUTOR.set(self)
+        return super().build_resolve_info(field_def, field_nodes, parent_type, path)
 
     def build_per_event_executor(self, payload: Any) -> Any:
         if self._selection_key is None:  # once per subscription: the per-event executors are copies of this one
@@ -107,7 +127,9 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         if found is not None:
             # Answered already: no copy of the executor, no execution to set up (most deliveries of a change).
             return _Answered(found)
-        return super().build_per_event_executor(payload)
+        executor = super().build_per_event_executor(payload)
+        executor._per_event = True  # type: ignore[attr-defined]  # a copy of this class: an instance of it
+        return executor
 
     def _shared_answer(self, payload: Any) -> _Shared | None:
         """The answer another subscription of this selection already has for `payload`'s event, if any."""

@@ -10,10 +10,12 @@ from dataclasses import field
 from datetime import datetime
 
 import strawberry
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.errors import as_graphql_error
+from graphql_schema.event_delivery import direct_delivery
 from graphql_schema.event_payloads import SharedResults, caller_selection
 from graphql_schema.metrics import OPEN_SUBSCRIPTIONS
 from graphql_schema.tasks import TaskType, as_task, graphql_field_names
@@ -82,13 +84,21 @@ class Subscription:
     ) -> AsyncGenerator[TaskEventType]:
         context = info.context
         selection = caller_selection(info.operation, info._raw_info.fragments, info.variable_values)
+        delivery = direct_delivery()  # over graphql-transport-ws: answers with data are sent from here
         try:
             context.count_subscription(selection)
             events = context.store.watch_task_events(job_id, after, resume_within_s=context.resume_within_s)
             OPEN_SUBSCRIPTIONS.inc()
             try:
                 async for event in events:
-                    yield as_event(event)
+                    payload = as_event(event)
+                    if delivery is not None:
+                        try:
+                            if await delivery.sent(payload):
+                                continue
+                        except WebSocketDisconnected:
+                            return  # the peer is gone: the stream ends, and the connection's end with it
+                    yield payload
             finally:
                 OPEN_SUBSCRIPTIONS.dec()
                 context.end_subscription(selection)

@@ -1,6 +1,7 @@
 """The WebSocket protocols' handlers: Strawberry's, refusing a connection whose credentials disagree or are
-refused before it is acknowledged, closing it when a bearer token expires, and sending a shared subscription
-answer as the text encoded once for every subscriber of it."""
+refused before it is acknowledged, closing it when a bearer token expires, sending a shared subscription
+answer as the text encoded once for every subscriber of it, and letting a graphql-transport-ws subscription's
+resolver send its events itself (graphql_schema.event_delivery)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import contextlib
 
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportConnectionInit,
 )
@@ -33,6 +34,7 @@ from graphql_schema.credentials import (
     payload_caller,
     stopped,
 )
+from graphql_schema.event_delivery import DIRECT_OPERATION
 from graphql_schema.event_payloads import next_frame
 from web.auth import TOKEN_FIELD
 
@@ -66,6 +68,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().handle()
         finally:
             await stopped(self._expiry)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """Strawberry's, in the operation's own task, where a `taskEvents` resolver finds the operation to send
+        its events to (graphql_schema.event_delivery)."""
+        DIRECT_OPERATION.set(operation)
+        await super().run_operation(operation)
 
     async def send_message(self, message: TransportMessage) -> None:
         """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""

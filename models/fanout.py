@@ -171,7 +171,9 @@ class LiveEvents:
             while True:  # read here, not through a generator of the subscriber: one fewer waiting per subscription
                 event = subscriber.take()
                 if event is None:
-                    await subscriber.wait()
+                    waiter = subscriber.waiter()
+                    if waiter is not None:
+                        await waiter
                     continue
                 SUBSCRIPTION_EVENTS_DELIVERED.inc()
                 yield event

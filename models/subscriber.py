@@ -48,7 +48,7 @@ def too_slow(buffer: int) -> SubscriberTooSlow:
 
 class Subscriber:
     """A subscription registered with the fan-out. Events are queued by the shared stream (`offer`) or by the
-    catch-up read (`catch_up`, `hand_over`); the reader takes them with `take`, and `wait`s for more.
+    catch-up read (`catch_up`, `hand_over`); the reader takes them with `take`, and awaits its `waiter` for more.
 
     Every open subscription holds one, for as long as it is open: its attributes are slots, and waiting for an
     event costs one future, not an asyncio.Event's wait (a coroutine and a future each time, and a deque for
@@ -235,15 +235,19 @@ class Subscriber:
             self._room.set()
         return event
 
-    async def wait(self) -> None:
-        """Until an event is queued or the subscription ends (at once if either is so)."""
+    def waiter(self) -> asyncio.Future[None] | None:
+        """A future done once an event is queued or the subscription ends; None when either is so already. The
+        reader awaits the future itself, not a coroutine around it: every waiting subscription holds one object
+        fewer for the garbage collector to walk."""
         if self.queue or self.ending is not None:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+            return None
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the reader waits for an event now."""
+        return self._waiter is not None and not self._waiter.done()
 
 
 def _reason(error: GraphError) -> str:

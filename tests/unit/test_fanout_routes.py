@@ -38,9 +38,11 @@ async def read(
         except GraphError as ending:
             return str(ending)
         if taken is None:
-            waiting[0] = True
-            await subscriber.wait()
-            waiting[0] = False
+            waiter = subscriber.waiter()
+            if waiter is not None:
+                waiting[0] = True
+                await waiter
+                waiting[0] = False
             continue
         received.append(taken)
         for _ in range(pace):

@@ -136,7 +136,7 @@ async def test_the_events_queued_before_the_end_are_delivered_then_the_error() -
     for index in range(1, 4):
         subscriber.offer(event(index, "a"), frozenset({"a"}))
     assert [taken.task_id for taken in (subscriber.take(), subscriber.take()) if taken is not None] == [1, 2]
-    await subscriber.wait()  # at once: it has ended
+    assert subscriber.waiter() is None  # nothing to wait for: it has ended
     with pytest.raises(SubscriberTooSlow):
         subscriber.take()
 
