@@ -287,9 +287,12 @@ class RecordedSpan(trace.Span, ReadableSpan):
             return
         if not isinstance(self._events, list):
             self._events = []
-        if self._limits.max_events is not None and len(self._events) >= self._limits.max_events:
-            self._dropped_events += 1  # counted, as the SDK's bounded list counts
-            return
+        most = self._limits.max_events
+        if most is not None and len(self._events) >= most:
+            self._dropped_events += 1  # the oldest goes, counted, as in the SDK's bounded list
+            if not most:
+                return
+            del self._events[0]
         cleaned = BoundedAttributes(
             self._limits.max_event_attributes, attributes, max_value_len=self._limits.max_attribute_length
         )
