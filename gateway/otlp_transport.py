@@ -9,10 +9,10 @@ tracing"): requests merges its session's settings, looks up proxies and a netrc 
 prepares a request object for every POST. Those lookups are what requests adds that urllib3 lacks, so the
 urllib3 transport is used only when none of them would change the request, checked once at start-up with
 requests' own functions: no proxy for the endpoint (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), no CA bundle from the
-environment for an https endpoint (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), no netrc entry for the collector's
-host, no credential provider (OpenTelemetry's variables naming a requests session). A user and password in the
-endpoint's URL are sent as basic authentication, as requests sends them. TLS: the CA file and client certificate
-and key the exporter resolved (OTEL_EXPORTER_OTLP_CERTIFICATE, ..._CLIENT_CERTIFICATE, ..._CLIENT_KEY)."""
+environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), no netrc entry for the collector's host, no credential
+provider (OpenTelemetry's variables naming a requests session). A user and password in the endpoint's URL
+are sent as basic authentication, as requests sends them. TLS: the CA file and client certificate and key the
+exporter resolved (OTEL_EXPORTER_OTLP_CERTIFICATE, ..._CLIENT_CERTIFICATE, ..._CLIENT_KEY)."""
 
 from __future__ import annotations
 
@@ -30,15 +30,14 @@ from opentelemetry.sdk.environment_variables import (
 )
 from urllib3.util import make_headers
 
-CREDENTIAL_PROVIDERS = (
+REQUESTS_ONLY_VARIABLES = (
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER,
 )
-"""OpenTelemetry's variables naming a requests session of the operator's: with one set, requests is kept."""
-CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-"""requests' CA bundle variables: they take precedence over the exporter's CA file when requests verifies a
-collector's certificate, so with one set requests is kept for an https endpoint (an http one has nothing to
-verify: many images set them for every process)."""
+"""Variables that change what requests sends (its CA bundle, a session of the operator's): with any of them set,
+the exporter keeps requests."""
 
 
 class BasicAuthUrllib3Transport(Urllib3HTTPTransport):
@@ -74,9 +73,7 @@ class BasicAuthUrllib3Transport(Urllib3HTTPTransport):
 def leaner_transport(transport: BaseHTTPTransport, endpoint: str) -> BaseHTTPTransport | None:
     """A urllib3 transport sending what `transport` (the exporter's requests transport, as the SDK configured
     it) would send to `endpoint`, or None where requests would send something else (see the module's doc)."""
-    if type(transport) is not RequestsHTTPTransport or any(os.environ.get(name) for name in CREDENTIAL_PROVIDERS):
-        return None
-    if urlsplit(endpoint).scheme == "https" and any(os.environ.get(name) for name in CA_BUNDLES):
+    if type(transport) is not RequestsHTTPTransport or any(os.environ.get(name) for name in REQUESTS_ONLY_VARIABLES):
         return None
     session = transport._session
     if type(session) is not requests.Session or session.auth is not None or session.proxies:

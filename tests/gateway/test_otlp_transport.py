@@ -78,7 +78,6 @@ def test_url_credentials_are_read_as_requests_reads_them():
     ("variable", "value"),
     [
         ("HTTP_PROXY", "http://proxy.invalid:3128"),
-        ("HTTPS_PROXY", "http://proxy.invalid:3128"),
         ("ALL_PROXY", "http://proxy.invalid:3128"),
         ("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
         ("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
@@ -90,14 +89,7 @@ def test_what_changes_a_request_of_requests_keeps_requests(monkeypatch, variable
     if variable == _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER:
         # The SDK loads the provider's session at the exporter's creation: a provider of a plain session.
         monkeypatch.setattr(trace_exporter, "_load_session_from_envvar", lambda _: requests.Session())
-    assert type(_transport("https://collector.example:4318/v1/traces")) is RequestsHTTPTransport
-
-
-def test_a_ca_bundle_variable_does_not_keep_requests_for_an_http_endpoint(monkeypatch):
-    """Many images set REQUESTS_CA_BUNDLE for every process; a plain-HTTP collector has no certificate to check."""
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    assert type(_transport("http://collector.example:4318/v1/traces")) is BasicAuthUrllib3Transport
+    assert type(_transport("http://collector.example:4318/v1/traces")) is RequestsHTTPTransport
 
 
 def test_a_proxy_the_endpoint_bypasses_does_not_keep_requests(monkeypatch):
