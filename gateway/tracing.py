@@ -34,7 +34,6 @@ from opentelemetry.sdk.trace.sampling import (
 from prometheus_client import Counter
 
 from gateway.otlp_encoding import encode_request
-from gateway.otlp_transport import leaner_transport
 from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
 from gateway.settings import Settings
 
@@ -102,19 +101,10 @@ class _Backlog:
 class DirectOTLPExporter(OTLPSpanExporter):
     """The OTLP/HTTP exporter (its endpoint, headers, compression, TLS, retries and timeout, from the settings
     and the standard variables), its spans encoded by gateway.otlp_encoding: the same bytes, at a fraction of
-    the CPU of the exporter's protobuf objects, posted through the SDK's urllib3 transport where it sends what
-    requests would (gateway.otlp_transport). It relies on the exporter's `_client` and its `_transport` (the
-    transport of this pinned release; tests/gateway/test_tracing*.py export through it to a real receiver).
-    Left out with `export`: the exporter's own self-metrics (off unless OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED;
-    /metrics counts exports, CountingExporter) and its 64 MiB request bound (a batch is at most MAX_SPAN_QUEUE
-    spans of a few KB)."""
-
-    def __init__(self, endpoint: str, timeout: float) -> None:
-        super().__init__(endpoint=endpoint, timeout=timeout)
-        leaner = leaner_transport(self._client._transport, endpoint)
-        if leaner is not None:
-            self._client._transport.close()
-            self._client._transport = leaner
+    the CPU of the exporter's protobuf objects. It relies on the exporter's `_client` (the transport of this
+    pinned release; tests/gateway/test_tracing.py exports through it to a real receiver). Left out with `export`: the
+    exporter's own self-metrics (off unless OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED; /metrics counts exports,
+    CountingExporter) and its 64 MiB request bound (a batch is at most MAX_SPAN_QUEUE spans of a few KB)."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:

@@ -47,8 +47,6 @@ class Receiver:
     """How long it waits before answering (a slow collector)."""
     content_types: set[str] = field(default_factory=set)
     paths: set[str] = field(default_factory=set)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    """Each export's headers, names lower-cased."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -129,7 +127,6 @@ def otlp_receiver() -> Iterator[Receiver]:
                 receiver.requests += 1
                 receiver.content_types.add(self.headers.get("content-type", ""))
                 receiver.paths.add(self.path)
-                receiver.headers.append({name.lower(): value for name, value in self.headers.items()})
             if receiver.delay_s:
                 time.sleep(receiver.delay_s)
             if receiver.status != 200:
