@@ -39,7 +39,7 @@ _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
 _DOUBLE = struct.Struct("<d").pack
 _PAIRS_KEPT = 4096
-"""Scalar attributes (key and value) whose encoding is kept."""
+"""Scalar attributes (key and value) whose encoding is kept, under each tag."""
 
 
 def _varint(value: int) -> bytes:
@@ -70,6 +70,12 @@ def _string_field(tag: bytes, value: str | None) -> bytes:
 
 def _uint_field(tag: bytes, value: int) -> bytes:
     return tag + _varint(value) if value else b""
+
+
+def _id_prefixes(trace_id_prefix: bytes, span_id_prefix: bytes) -> int:
+    """The two prefixes (tag and length, two bytes each) of `_ids` at their places in its 28 bytes: the trace
+    id's prefix, the 16 bytes of the trace id, the span id's prefix, the 8 bytes of the span id."""
+    return int.from_bytes(trace_id_prefix, "big") << 208 | int.from_bytes(span_id_prefix, "big") << 64
 
 
 # Tags, by message (field number, wire type).
@@ -116,7 +122,14 @@ _LINK_SPAN_ID_PREFIX = _LINK_SPAN_ID + b"\x08"
 _LINK_LOCAL_FLAGS = _LINK_FLAGS + _LOCAL_PARENT
 _LINK_REMOTE_FLAGS = _LINK_FLAGS + _REMOTE_PARENT
 _SCALARS = frozenset({str, bool, int, float})
-_pairs: dict[tuple[str, type, object], bytes] = {}
+_SPAN_IDS_PREFIXES = _id_prefixes(_TRACE_ID_PREFIX, _SPAN_ID_PREFIX)
+_LINK_IDS_PREFIXES = _id_prefixes(_LINK_TRACE_ID_PREFIX, _LINK_SPAN_ID_PREFIX)
+_PARENT_PREFIX_BITS = int.from_bytes(_PARENT_PREFIX, "big") << 64
+_TIMES = struct.Struct("<BQBQ").pack
+"""A span's start and end fields: each a one-byte tag and its fixed64."""
+_SPAN_START_TAG, _SPAN_END_TAG = _SPAN_START[0], _SPAN_END[0]
+_pairs: dict[bytes, dict[tuple[str, type, object], bytes]] = {}
+"""Encoded attributes, by the tag they are written under (a span's, an event's, a link's, a scope's or resource's)."""
 _names: dict[tuple[str, SpanKind], bytes] = {}
 
 
@@ -168,16 +181,20 @@ def _span(span: ReadableSpan) -> tuple[bytes, bytes, bytes]:
     context = span._context
     assert context is not None  # an SDK span always has one
     parent = span._parent
-    parts = _ids(_TRACE_ID_PREFIX, _SPAN_ID_PREFIX, context)
+    parts = [_ids(_SPAN_IDS_PREFIXES, context)]
     if context.trace_state:
         parts.append(_string_field(_SPAN_TRACE_STATE, _trace_state(context)))
     if parent is not None:
-        parts += (_PARENT_PREFIX, parent.span_id.to_bytes(8, "big"))
+        parts.append((_PARENT_PREFIX_BITS | parent.span_id).to_bytes(10, "big"))
     parts.append(_name_and_kind(span._name, span._kind))
-    if span._start_time:
-        parts += (_SPAN_START, _FIXED64(span._start_time))
-    if span._end_time:
-        parts += (_SPAN_END, _FIXED64(span._end_time))
+    start, end = span._start_time, span._end_time
+    if start and end:
+        parts.append(_TIMES(_SPAN_START_TAG, start, _SPAN_END_TAG, end))
+    else:
+        if start:
+            parts += (_SPAN_START, _FIXED64(start))
+        if end:
+            parts += (_SPAN_END, _FIXED64(end))
     _add_attributes(parts, _SPAN_ATTRIBUTES, span._attributes)
     if dropped := span.dropped_attributes:
         parts.append(_uint_field(_SPAN_DROPPED_ATTRIBUTES, dropped))
@@ -227,17 +244,20 @@ def _event(event: Event) -> bytes:
     )
 
 
-def _ids(trace_id_prefix: bytes, span_id_prefix: bytes, context: SpanContext) -> list[bytes]:
-    """A span's or a link's trace and span ids, each after its field's precomputed tag and length."""
-    return [trace_id_prefix, context.trace_id.to_bytes(16, "big"), span_id_prefix, context.span_id.to_bytes(8, "big")]
+def _ids(prefixes: int, context: SpanContext) -> bytes:
+    """A span's or a link's trace and span ids, each after its field's tag and length: `prefixes` holds both
+    (`_id_prefixes`), so the 28 bytes are one integer's (no intermediate bytes per field)."""
+    return (prefixes | context.trace_id << 80 | context.span_id).to_bytes(28, "big")
 
 
 def _link(link: Link) -> bytes:
     """A link: a coalesced read carries one per caller beyond the first, so under load about one per GET."""
-    parts = _ids(_LINK_TRACE_ID_PREFIX, _LINK_SPAN_ID_PREFIX, link.context)
-    _add_attributes(parts, _LINK_ATTRIBUTES, link.attributes)
-    if dropped := link.dropped_attributes:
-        parts.append(_uint_field(_LINK_DROPPED, dropped))
+    parts = [_ids(_LINK_IDS_PREFIXES, link.context)]
+    attributes = link.attributes
+    if attributes:  # the gateway's links have none: their dropped count is not looked up (an abstract-class check)
+        _add_attributes(parts, _LINK_ATTRIBUTES, attributes)
+        if dropped := link.dropped_attributes:
+            parts.append(_uint_field(_LINK_DROPPED, dropped))
     parts.append(_LINK_REMOTE_FLAGS if link.context.is_remote else _LINK_LOCAL_FLAGS)
     return b"".join(parts)
 
@@ -250,21 +270,24 @@ def _attributes_field(tag: bytes, attributes: Attributes) -> bytes:
 
 
 def _add_attributes(parts: list[bytes], tag: bytes, attributes: Attributes) -> None:
-    """Each attribute as a repeated KeyValue field `tag`, onto `parts`. A scalar attribute's encoding (with its
-    length) is kept: most repeat from span to span (a method, a route, a collection, a status). The store is
+    """Each attribute as a repeated KeyValue field `tag`, onto `parts`. A scalar attribute's field (tag, length
+    and pair) is kept: most repeat from span to span (a method, a route, a collection, a status). The store is
     emptied when full, so values that never repeat (a path) cannot crowd the others out for long."""
     if not attributes:
         return
+    pairs = _pairs.get(tag)
+    if pairs is None:
+        pairs = _pairs[tag] = {}
     for key, value in attributes.items():
         if type(value) in _SCALARS:
             kept = (key, type(value), value)  # the type: True == 1, yet they encode differently
-            encoded = _pairs.get(kept)
+            encoded = pairs.get(kept)
             if encoded is None:
-                encoded = _length_prefixed(_key_value(key, value))
-                if len(_pairs) >= _PAIRS_KEPT:
-                    _pairs.clear()
-                _pairs[kept] = encoded
-            parts += (tag, encoded)
+                encoded = tag + _length_prefixed(_key_value(key, value))
+                if len(pairs) >= _PAIRS_KEPT:
+                    pairs.clear()
+                pairs[kept] = encoded
+            parts.append(encoded)
         else:
             parts += (tag, _length_prefixed(_key_value(key, value)))
 

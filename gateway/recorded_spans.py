@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ _NO_EVENTS: tuple[Event, ...] = ()
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_TRACE_ID_MAX = 2**128 - 1
+_SPAN_ID_MAX = 2**64 - 1
 
 
 class RecordingTracerProvider(TracerProvider):
@@ -121,12 +124,8 @@ class RecordingTracer(trace.Tracer):
         if known:
             # The sampler's decision is known without asking it (children_follow_sampled_parent): sampled, with
             # the parent's trace state (none without a parent) and the attributes as given, as it would say.
-            span_context = SpanContext(
-                trace_id,
-                ids.generate_span_id(),
-                is_remote=False,
-                trace_flags=_SAMPLED_RANDOM if random_trace_id else _SAMPLED,
-                trace_state=trace_state,
+            span_context = _local_context(
+                trace_id, ids.generate_span_id(), _SAMPLED_RANDOM if random_trace_id else _SAMPLED, trace_state
             )
             return RecordedSpan(
                 name, span_context, parent, kind, self, attributes, links, start_time, record_exception,
@@ -185,6 +184,18 @@ class RecordedSpan(trace.Span, ReadableSpan):
     `sampled` says whether it is to be exported (the sampler's RECORD_AND_SAMPLE: its trace flags say the same,
     read at the cost of two properties)."""
 
+    _instrumentation_info = None
+    _status = _UNSET
+    _end_time: int | None = None
+    _record_exception = True
+    _set_status_on_exception = True
+    sampled = True
+    _dropped = 0
+    _dropped_events = 0
+    _dropped_links = 0
+    _events: list[Event] | tuple[Event, ...] = _NO_EVENTS
+    _links: tuple[Link, ...] = ()
+
     def __init__(
         self,
         name: str,
@@ -200,6 +211,8 @@ class RecordedSpan(trace.Span, ReadableSpan):
         sampled: bool = True,
     ) -> None:
         # ReadableSpan's fields, set here rather than by its __init__ (which would make a Resource when none is given).
+        # Fields most spans leave at their default (no end yet, no status, events, links or drops) are the class's
+        # until set: each span's own dict holds what differs.
         provider = tracer.provider
         self._name = name
         self._context = context
@@ -207,20 +220,19 @@ class RecordedSpan(trace.Span, ReadableSpan):
         self._kind = kind
         self._resource = provider.resource
         self._instrumentation_scope = tracer.scope
-        self._instrumentation_info = None
-        self._status = _UNSET
         self._start_time = start_time if start_time is not None else time_ns()
-        self._end_time: int | None = None
         self._limits = provider.limits
         self._processor = provider.processor
-        self._record_exception = record_exception
-        self._set_status_on_exception = set_status_on_exception
-        self.sampled = sampled
-        self._dropped = 0
+        if not record_exception:
+            self._record_exception = False
+        if not set_status_on_exception:
+            self._set_status_on_exception = False
+        if not sampled:
+            self.sampled = False
         self._attributes: dict[str, types.AttributeValue] = {}
-        self._events: list[Event] | tuple[Event, ...] = _NO_EVENTS
-        self._links: tuple[Link, ...] = _bounded_links(links, self._limits.max_links)
-        self._dropped_links = len(links) - len(self._links) if links else 0
+        if links:
+            self._links = _bounded_links(links, self._limits.max_links)
+            self._dropped_links = len(links) - len(self._links)
         if attributes:
             plain = _plain_within_limits(attributes, self._limits)
             if plain is not None:
@@ -232,6 +244,10 @@ class RecordedSpan(trace.Span, ReadableSpan):
     @property
     def dropped_attributes(self) -> int:
         return self._dropped
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped_events
 
     @property
     def dropped_links(self) -> int:
@@ -271,8 +287,12 @@ class RecordedSpan(trace.Span, ReadableSpan):
             return
         if not isinstance(self._events, list):
             self._events = []
-        if self._limits.max_events is not None and len(self._events) >= self._limits.max_events:
-            return
+        most = self._limits.max_events
+        if most is not None and len(self._events) >= most:
+            self._dropped_events += 1  # the oldest goes, counted, as in the SDK's bounded list
+            if not most:
+                return
+            del self._events[0]
         cleaned = BoundedAttributes(
             self._limits.max_event_attributes, attributes, max_value_len=self._limits.max_attribute_length
         )
@@ -364,6 +384,14 @@ def children_follow_sampled_parent(sampler: Sampler) -> bool:
         return True
     followed = f"localParentSampled:{ALWAYS_ON.get_description()},"
     return type(sampler) is ParentBased and followed in sampler.get_description()  # type: ignore[no-untyped-call]
+
+
+def _local_context(trace_id: int, span_id: int, flags: TraceFlags, trace_state: TraceState | None) -> SpanContext:
+    """The `SpanContext` the API's constructor makes (its validity worked out, no trace state an empty one), built
+    as that constructor builds it, without its keyword call and defaults: every sampled span has one."""
+    valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
+    state = DEFAULT_TRACE_STATE if trace_state is None else trace_state
+    return tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, valid))
 
 
 def _bounded_links(links: Sequence[Link] | None, limit: int | None) -> tuple[Link, ...]:

@@ -24,7 +24,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Tracer
 
 from models.stored_task import TaskDoc
-from models.tracing import tracing_now
 
 BATCH_MAX = 1000
 """Ids per query at most: a larger crowd of reads is sent as several queries, each answer well within a batch."""
@@ -53,8 +52,10 @@ class CoalescedReads:
             loop.call_soon(self._send, loop)
         future: asyncio.Future[_Outcome] = loop.create_future()
         self._waiting.setdefault(task_id, []).append(future)
-        if self._tracer is not None and tracing_now():
-            self._callers.append(trace.get_current_span())
+        if self._tracer is not None:
+            caller = trace.get_current_span()
+            if caller.is_recording():  # sampled (tracing_now), looked up once
+                self._callers.append(caller)
         if len(self._waiting) >= BATCH_MAX:
             self._send(loop)
         outcome = await future

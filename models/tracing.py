@@ -19,12 +19,16 @@ from contextlib import contextmanager
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
+from opentelemetry.util.types import Attributes
 from pymongo import monitoring
 
 INSTRUMENTATION = "tracking-gateway.models"
 MAX_OPEN_COMMANDS = 10_000
 """Commands awaiting their answer whose spans are kept: a command cancelled mid-flight publishes no event that
 ends its span, so past this many the oldest are ended (marked unfinished) rather than kept forever."""
+MAX_COMMAND_KINDS = 1024
+"""Kinds of command (database, command, collection, server, in a transaction or not) whose span name and
+attributes are kept: a gateway sends a few dozen; the store is emptied if ever full."""
 _COLLECTION_KEYS = ("collection",)
 """Commands naming their collection in a field rather than as their own value (getMore)."""
 
@@ -81,28 +85,25 @@ class CommandSpans(monitoring.CommandListener):
     def __init__(self, tracer: Tracer) -> None:
         self._tracer = tracer
         self._open: dict[tuple[object, int], Span] = {}
+        self._kinds: dict[tuple[str, str, str | None, tuple[str, int | None], bool], tuple[str, Attributes]] = {}
+        """Each kind of command's span name and attributes, made once: a tracer copies the attributes it is given."""
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if not tracing_now():
             return
-        name = event.command_name
-        collection = _collection_of(event)
-        address, port = event.connection_id
-        attributes: dict[str, str | int | bool] = {
-            "db.system.name": "mongodb",
-            "db.namespace": event.database_name,
-            "db.operation.name": name,
-            "server.address": str(address),
-        }
-        if port is not None:  # None: a Unix socket
-            attributes["server.port"] = port
-        if collection is not None:
-            attributes["db.collection.name"] = collection
-        if "txnNumber" in event.command:
-            attributes["tracking.mongodb.transaction"] = True
-        span = self._tracer.start_span(
-            f"{name} {collection or event.database_name}", kind=SpanKind.CLIENT, attributes=attributes
+        kind = (
+            event.database_name,
+            event.command_name,
+            _collection_of(event),
+            event.connection_id,
+            "txnNumber" in event.command,
         )
+        named = self._kinds.get(kind)
+        if named is None:
+            if len(self._kinds) >= MAX_COMMAND_KINDS:
+                self._kinds.clear()
+            named = self._kinds[kind] = _name_and_attributes(*kind)
+        span = self._tracer.start_span(named[0], kind=SpanKind.CLIENT, attributes=named[1])
         self._open[(event.connection_id, event.request_id)] = span
         if len(self._open) > MAX_OPEN_COMMANDS:
             oldest = next(iter(self._open))
@@ -125,6 +126,26 @@ class CommandSpans(monitoring.CommandListener):
             span.set_attribute("db.response.status_code", str(code))
         span.set_status(StatusCode.ERROR)
         span.end()
+
+
+def _name_and_attributes(
+    database: str, name: str, collection: str | None, server: tuple[str, int | None], transaction: bool
+) -> tuple[str, Attributes]:
+    """A command's span name (`find tasks`) and attributes, by the MongoDB conventions."""
+    address, port = server
+    attributes: dict[str, str | int | bool] = {
+        "db.system.name": "mongodb",
+        "db.namespace": database,
+        "db.operation.name": name,
+        "server.address": str(address),
+    }
+    if port is not None:  # None: a Unix socket
+        attributes["server.port"] = port
+    if collection is not None:
+        attributes["db.collection.name"] = collection
+    if transaction:
+        attributes["tracking.mongodb.transaction"] = True
+    return f"{name} {collection or database}", attributes
 
 
 def _collection_of(event: monitoring.CommandStartedEvent) -> str | None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
@@ -171,6 +172,23 @@ def test_the_attribute_limit_drops_new_keys_and_counts_them(monkeypatch):
     capped = tracer.start_span("b", attributes={"long": "abcdef"})
     capped.end()
     assert dict(collected.spans[1].attributes or {}) == {"long": "abc"}
+
+
+def test_events_past_the_limit_drop_the_oldest_and_are_counted_as_the_sdk_does(monkeypatch):
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "2")
+    requests = []
+    for make in (recording, sdk):
+        tracer, collected = make()
+        span = tracer.start_span("a")
+        for attempt in range(5):
+            span.add_event("retry", {"attempt": attempt})
+        span.end(end_time=2_000)
+        (ended,) = collected.spans
+        assert [dict(event.attributes or {}) for event in ended.events] == [{"attempt": 3}, {"attempt": 4}]
+        assert ended.dropped_events == 3
+        requests.append(ExportTraceServiceRequest.FromString(encode_request([ended])))
+    recorded, sdks = (request.resource_spans[0].scope_spans[0].spans[0] for request in requests)
+    assert recorded.dropped_events_count == sdks.dropped_events_count == 3
 
 
 ATTRIBUTE_VALUES = st.one_of(
