@@ -4,9 +4,12 @@ reach a quarter of those open (and a floor), or after its longest interval."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import itertools
 
-from gateway.heap import MIDDLE_AFTER_YOUNG, HeapUpkeep
+from gateway.heap import MIDDLE_AFTER_YOUNG, HeapUpkeep, keep_heap_frozen
 
 
 class Counts:
@@ -77,3 +80,35 @@ def test_while_installed_the_middle_generation_is_collected_more_often_then_as_b
     finally:
         upkeep.uninstall()
     assert gc.get_threshold() == before
+
+
+async def test_the_youngest_generation_is_collected_on_a_clock_and_the_middle_one_every_few() -> None:
+    """With nothing to set them off (the automatic collections off, as if every allocation were matched by a
+    deallocation, which CPython counts against it), the upkeep still collects the youngest generation every
+    `young_every_s`, and the middle one instead after MIDDLE_AFTER_YOUNG young collections."""
+    generations: list[int] = []
+    three_middle = asyncio.Event()
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+            if generations.count(1) == 3:
+                three_middle.set()
+
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(note)
+    upkeep = asyncio.create_task(keep_heap_frozen(upkeep_of(Counts()), every_s=3600, young_every_s=0.001))
+    try:
+        async with asyncio.timeout(60):
+            await three_middle.wait()
+    finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
+        gc.callbacks.remove(note)
+        if enabled:
+            gc.enable()
+    assert set(generations) == {0, 1}, generations
+    middles = [index for index, generation in enumerate(generations) if generation == 1]
+    assert all(later - earlier == MIDDLE_AFTER_YOUNG + 1 for earlier, later in itertools.pairwise(middles)), generations
