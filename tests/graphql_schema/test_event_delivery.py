@@ -1,7 +1,6 @@
 """What a delivered event leaves behind on the server: a subscription served over graphql-transport-ws waits for
 its next event holding nearly nothing new (graphql_schema.event_delivery), so that a fleet's deliveries do not
-give the garbage collector's middle generation each subscription's whole generator stack to walk again. Also:
-answers sent that way are the protocol's `next` messages, and an answer with errors still goes the full way."""
+give the garbage collector's middle generation each subscription's whole generator stack to walk again."""
 
 from __future__ import annotations
 
@@ -14,11 +13,9 @@ from contextlib import AsyncExitStack
 import httpx
 
 from models import GraphStore
-from tests.graphql_schema.test_event_payloads import send
-from tests.helpers import AUTH, eventually, gateway_app, served, subscribed
-from tests.models.test_fanout import Inbox, connection
+from tests.graphql_schema.test_subscription_memory import CONNECTIONS, PER_CONNECTION, open_subscriptions
+from tests.helpers import AUTH, eventually, gateway_app, served
 
-CONNECTIONS, PER_CONNECTION = 4, 10
 QUERY = 'subscription { taskEvents(jobId: "kept") { kind taskId cursor task { status } } }'
 
 
@@ -35,12 +32,7 @@ async def test_a_delivered_event_leaves_a_waiting_subscription_nearly_nothing_ne
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as rest,
         AsyncExitStack() as stack,
     ):
-        sockets = [await stack.enter_async_context(connection(port)) for _ in range(CONNECTIONS)]
-        inboxes = [Inbox(ws) for ws in sockets]
-        async with subscribed(CONNECTIONS * PER_CONNECTION):
-            for ws in sockets:
-                for op in range(PER_CONNECTION):
-                    await send(ws, str(op), QUERY, {})
+        sockets, inboxes = await open_subscriptions(stack, port, QUERY)
 
         def each_has(count: int) -> Callable[[], Awaitable[bool]]:
             async def delivered() -> bool:

@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 
@@ -35,18 +36,25 @@ def tracked_by_type() -> Counter[str]:
     return Counter(type(thing).__qualname__ for thing in gc.get_objects())
 
 
+async def open_subscriptions(stack: AsyncExitStack, port: int, query: str) -> tuple[list[Any], list[Inbox]]:
+    """CONNECTIONS connections (closed with `stack`), each with PER_CONNECTION subscriptions of `query` (ids "0",
+    "1", ...) and an inbox reading it; once all are live."""
+    sockets = [await stack.enter_async_context(connection(port)) for _ in range(CONNECTIONS)]
+    inboxes = [Inbox(ws) for ws in sockets]
+    async with subscribed(CONNECTIONS * PER_CONNECTION):
+        for ws in sockets:
+            for op in range(PER_CONNECTION):
+                await send(ws, str(op), query, {})
+    return sockets, inboxes
+
+
 async def one_round(
     store: GraphStore, port: int, rest: httpx.AsyncClient, number: int, while_open: Callable[[], None] = lambda: None
 ) -> None:
     """CONNECTIONS x PER_CONNECTION subscriptions, one event each, `while_open` called, then half completed and
     half dropped with their connection."""
     async with AsyncExitStack() as stack:
-        sockets = [await stack.enter_async_context(connection(port)) for _ in range(CONNECTIONS)]
-        inboxes = [Inbox(ws) for ws in sockets]
-        async with subscribed(CONNECTIONS * PER_CONNECTION):
-            for ws in sockets:
-                for op in range(PER_CONNECTION):
-                    await send(ws, str(op), QUERY, {})
+        sockets, inboxes = await open_subscriptions(stack, port, QUERY)
         answer = await rest.post("/tracking/task", json={"tasks": [{"id": 7000 + number, "job-id": "mem"}]})
         assert answer.status_code == 200, answer.text
 
