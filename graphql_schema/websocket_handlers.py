@@ -37,7 +37,7 @@ from graphql_schema.credentials import (
     payload_caller,
     stopped,
 )
-from graphql_schema.event_delivery import DIRECT_OPERATION
+from graphql_schema.event_delivery import DIRECT_OPERATION, ServedOperation
 from graphql_schema.event_payloads import next_frame
 from web.auth import TOKEN_FIELD
 
@@ -75,8 +75,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, in the operation's own task, where a `taskEvents` resolver finds the operation to send
         its events to (graphql_schema.event_delivery)."""
-        DIRECT_OPERATION.set(operation)
-        await super().run_operation(operation)
+        served = ServedOperation(operation)
+        DIRECT_OPERATION.set(served)
+        try:
+            await super().run_operation(operation)
+        finally:
+            served.ended()
 
     async def send_message(self, message: TransportMessage) -> None:
         """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""

@@ -4,6 +4,7 @@ plain ones, a query and a mutation on the same socket, a peer leaving mid-send; 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from typing import Any
@@ -14,6 +15,7 @@ from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from graphql_schema.websocket_handlers import TransportWSHandler
 from models import GraphStore
 from tests.graphql_schema.test_subscription_cost import cursor_now
 from tests.helpers import AUTH, eventually, gateway_app, served, subscribed
@@ -171,3 +173,88 @@ async def test_a_graphql_ws_peer_leaving_mid_burst_ends_its_subscriptions_quietl
             await eventually(ended, what="the leaving peer's subscriptions ended")
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not noisy, [r.getMessage() for r in noisy]
+
+
+VARIED = (
+    'subscription($after: String, $full: Boolean!) { taskEvents(jobId: "mix", after: $after) '
+    "{ taskId task { status nexts @include(if: $full) { id } } } }"
+)
+MUTATION = 'mutation { createTasks(tasks: [{id: 9, jobId: "mix"}]) { id } }'
+
+
+async def test_subscriptions_of_one_socket_get_their_own_answers_through_catch_up_and_live(
+    store: GraphStore, raw_db: Any, tmp_path: Any
+) -> None:
+    """Three subscriptions on one socket after one cursor (two share a selection, one has another value of a
+    variable its payload depends on), events made before they start (caught up) and after (live), a mutation
+    and a query on the same socket, and one of the two sharing ones completed mid-way: every one gets each event
+    of its own once, in order, with its own payload; the completed one gets nothing once the gateway has read
+    its `complete` (a ping answered after it)."""
+    await mixed_job(raw_db)
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port:
+        after = await cursor_now(port)
+        for n in range(3):
+            await raw_db.tasks.update_one({"_id": Int64(1 + n % 2)}, {"$set": {"status": f"S{n}"}})
+        async with connection(port) as ws:
+            async with subscribed(3):
+                for op, full in (("a", True), ("b", True), ("c", False)):
+                    payload = {"query": VARIED, "variables": {"after": after, "full": full}}
+                    await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))
+            got: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "m": [], "q": [], "pong": []}
+            while len(got["a"]) < 2:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                got[message.get("id", message["type"])].append(message)
+            await ws.send(json.dumps({"id": "a", "type": "complete"}))
+            await ws.send(json.dumps({"type": "ping"}))
+            await ws.send(json.dumps({"id": "m", "type": "subscribe", "payload": {"query": MUTATION}}))
+            for n in range(3, 6):
+                await raw_db.tasks.update_one({"_id": Int64(1 + n % 2)}, {"$set": {"status": f"S{n}"}})
+            await ws.send(json.dumps({"id": "q", "type": "subscribe", "payload": {"query": "{ task(id: 2) { id } }"}}))
+            late: list[dict[str, Any]] = []
+            while len(got["b"]) < 7 or len(got["c"]) < 7 or len(got["m"]) < 2 or len(got["q"]) < 2:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                got[message.get("id", message["type"])].append(message)
+                if message.get("id") == "a" and got["pong"]:
+                    late.append(message)
+    assert not late, late
+    assert [m["type"] for m in got["m"]] == ["next", "complete"] and "errors" not in got["m"][0]["payload"], got["m"]
+    assert [m["type"] for m in got["q"]] == ["next", "complete"] and got["q"][0]["payload"]["data"] == {
+        "task": {"id": "2"}
+    }, got["q"]
+    for op in "bc":
+        assert all(m["type"] == "next" and set(m["payload"]) == {"data"} for m in got[op]), got[op]
+        events = [m["payload"]["data"]["taskEvents"] for m in got[op]]
+        updates = [event["task"]["status"] for event in events if event["taskId"] != "9"]
+        assert updates == [f"S{n}" for n in range(6)], events
+        assert [event["taskId"] for event in events].count("9") == 1, events
+        assert all(("nexts" in event["task"]) is (op == "b") for event in events), events
+
+
+async def test_a_closed_connection_that_ran_a_query_and_a_mutation_is_let_go(
+    store: GraphStore, raw_db: Any, tmp_path: Any
+) -> None:
+    """Its operations' reads start timers that copy their task's context, and a cancelled timer waits in the
+    loop's schedule until its time (the MongoDB timeout): what that context holds for the operation must not keep
+    the connection's handler (its socket, its caller's context) alive so long after the connection is closed."""
+    await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "j", "nexts": [], "previous": []})
+    app, settings = gateway_app(store, tmp_path)
+    earlier = _handlers()  # held: none of their ids can be reused by this test's handler
+
+    async def gone() -> bool:
+        gc.collect()
+        return all(any(handler is other for other in earlier) for handler in _handlers())
+
+    async with served(app, settings) as port:
+        async with connection(port) as ws:
+            for op, query in (("q", "{ task(id: 1) { id nexts { id } } }"), ("m", MUTATION)):
+                await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {"query": query}}))
+                answer = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                end = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                assert answer["type"] == "next" and "errors" not in answer["payload"], answer
+                assert end == {"id": op, "type": "complete"}, end
+        await eventually(gone, timeout=store.timeout_s / 2, what="the closed connection's handler collected")
+
+
+def _handlers() -> list[TransportWSHandler]:
+    return [thing for thing in gc.get_objects() if type(thing) is TransportWSHandler]
