@@ -98,7 +98,7 @@ async def test_a_peer_leaving_mid_burst_ends_its_subscriptions_quietly(
         [{"_id": Int64(n), "job-id": "burst", "nexts": [], "previous": []} for n in range(1, 21)]
     )
     async with served(app, settings) as port:
-        before = open_subscriptions()
+        before, failed = open_subscriptions(), operations_counted("anonymous", "error")
         async with connection(port) as ws, connection(port) as other:
             async with subscribed(31):
                 for op in range(30):
@@ -138,6 +138,7 @@ async def test_a_peer_leaving_mid_burst_ends_its_subscriptions_quietly(
                         assert message["id"] == "0"
                         break
     await asyncio.sleep(0)
+    assert operations_counted("anonymous", "error") == failed  # a peer leaving is no failed operation
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not noisy, [r.getMessage() for r in noisy]
 
@@ -258,3 +259,43 @@ async def test_a_closed_connection_that_ran_a_query_and_a_mutation_is_let_go(
 
 def _handlers() -> list[TransportWSHandler]:
     return [thing for thing in gc.get_objects() if type(thing) is TransportWSHandler]
+
+
+def operations_counted(name: str, outcome: str) -> float:
+    labels = {"operation": name, "outcome": outcome}
+    return REGISTRY.get_sample_value("tracking_graphql_operations_total", labels) or 0.0
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_subscription_whose_peer_left_is_not_counted_as_an_operation_in_error(
+    store: GraphStore, raw_db: Any, tmp_path: Any, protocol: str
+) -> None:
+    """A dashboard closed while its events were being sent is no failed operation on /metrics (an error rate
+    would rise with every tab closed), whichever protocol served it."""
+    name = f"Left_{protocol.replace('-', '_')}"
+    query = f'subscription {name} {{ taskEvents(jobId: "left") {{ taskId }} }}'
+    start = "subscribe" if protocol == "graphql-transport-ws" else "start"
+    app, settings = gateway_app(store, tmp_path)
+    errors = operations_counted(name, "error")
+    earlier = _handlers()
+    async with served(app, settings) as port:
+        before = open_subscriptions()
+        async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol(protocol)]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            async with subscribed(1):
+                await ws.send(json.dumps({"id": "1", "type": start, "payload": {"query": query}}))
+            await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "left", "nexts": [], "previous": []})
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert message["payload"] == {"data": {"taskEvents": {"taskId": "1"}}}, message
+            ws.transport.abort()
+            for n in range(2, 6):  # sent after the peer left
+                await raw_db.tasks.insert_one({"_id": Int64(n), "job-id": "left", "nexts": [], "previous": []})
+
+            async def ended() -> bool:
+                gc.collect()
+                handlers_gone = all(any(h is other for other in earlier) for h in _handlers())
+                return open_subscriptions() == before and handlers_gone
+
+            await eventually(ended, what="the subscription and its connection ended")
+    assert operations_counted(name, "error") == errors
