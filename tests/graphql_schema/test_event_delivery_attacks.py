@@ -299,3 +299,37 @@ async def test_a_subscription_whose_peer_left_is_not_counted_as_an_operation_in_
 
             await eventually(ended, what="the subscription and its connection ended")
     assert operations_counted(name, "error") == errors
+
+
+ODD_DOCUMENTS = [
+    'subscription { ...Root } fragment Root on Subscription { taskEvents(jobId: "odd") { taskId } }',
+    'subscription { renamed: taskEvents(jobId: "odd") { __typename id: taskId t: task { __typename id } } }',
+    'subscription S($no: Boolean = true) { taskEvents(jobId: "odd") { taskId task @skip(if: $no) { id } } }',
+    'subscription { taskEvents(jobId: "odd") { ... on TaskEvent { kind task { nexts { id } } } } }',
+]
+
+
+@pytest.mark.parametrize("document", ODD_DOCUMENTS)
+async def test_odd_documents_are_answered_as_over_graphql_ws(
+    store: GraphStore, raw_db: Any, tmp_path: Any, document: str
+) -> None:
+    """A root field reached through a fragment or an alias, introspection fields, directives with defaulted
+    variables: the same payloads over both protocols."""
+    app, settings = gateway_app(store, tmp_path)
+    async with (
+        served(app, settings) as port,
+        connection(port) as ws,
+        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as legacy,
+    ):
+        await legacy.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+        assert json.loads(await legacy.recv())["type"] == "connection_ack"
+        async with subscribed(2):
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document}}))
+            await legacy.send(json.dumps({"id": "1", "type": "start", "payload": {"query": document}}))
+        await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "odd", "nexts": [], "previous": []})
+        sent = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        older = json.loads(await asyncio.wait_for(legacy.recv(), 30))
+        while older["type"] == "ka":
+            older = json.loads(await asyncio.wait_for(legacy.recv(), 30))
+    assert set(sent) == {"id", "type", "payload"} and sent["type"] == "next", sent
+    assert "errors" not in sent["payload"] and sent["payload"] == older["payload"], (sent, older)
