@@ -1,7 +1,8 @@
 """The WebSocket protocols' handlers: Strawberry's, refusing a connection whose credentials disagree or are
 refused before it is acknowledged, closing it when a bearer token expires, sending a shared subscription
-answer as the text encoded once for every subscriber of it, and letting a graphql-transport-ws subscription's
-resolver send its events itself (graphql_schema.event_delivery)."""
+answer as the text encoded once for every subscriber of it, letting a graphql-transport-ws subscription's
+resolver send its events itself (graphql_schema.event_delivery), and taking a send after the close went out for
+the peer gone (`peer_gone_as_disconnected`)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, in the operation's own task, where a `taskEvents` resolver finds the operation to send
-        its events to (graphql_schema.event_delivery)."""
+        its events to (graphql_schema.event_delivery), let go of when the operation ends."""
         served = ServedOperation(operation)
         DIRECT_OPERATION.set(served)
         try:
