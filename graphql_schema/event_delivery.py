@@ -43,8 +43,25 @@ class NextSender(Protocol):
 
 SUBSCRIBING_EXECUTOR: ContextVar[Executor | None] = ContextVar("subscribing_executor", default=None)
 """The executor of the subscription whose source stream the operation's task is creating."""
-DIRECT_OPERATION: ContextVar[NextSender | None] = ContextVar("direct_operation", default=None)
-"""The graphql-transport-ws operation the task serves: where its `next` messages go."""
+
+
+class ServedOperation:
+    """The graphql-transport-ws operation a task serves (where its `next` messages go), for as long as it is
+    served: `ended` lets go of it. A query's or mutation's reads start timers that copy the task's context, and
+    a cancelled timer waits in the loop's schedule until its time: held there, the operation would keep its
+    connection's handler (socket, caller) alive long after the connection closed."""
+
+    __slots__ = ("operation",)
+
+    def __init__(self, operation: NextSender) -> None:
+        self.operation: NextSender | None = operation
+
+    def ended(self) -> None:
+        self.operation = None
+
+
+DIRECT_OPERATION: ContextVar[ServedOperation | None] = ContextVar("direct_operation", default=None)
+"""The graphql-transport-ws operation the task serves."""
 
 
 class DirectDelivery:
@@ -74,7 +91,8 @@ def direct_delivery() -> DirectDelivery | None:
     variables are cleared as they are read: a timer or task started later in the operation's task copies its
     context, and such a copy (a cancelled timer waits in the loop's schedule until its time) must not keep the
     operation and its executor alive after the subscription."""
-    executor, operation = SUBSCRIBING_EXECUTOR.get(), DIRECT_OPERATION.get()
+    executor, served = SUBSCRIBING_EXECUTOR.get(), DIRECT_OPERATION.get()
+    operation = served.operation if served is not None else None
     SUBSCRIBING_EXECUTOR.set(None)
     DIRECT_OPERATION.set(None)
     if executor is None or operation is None:

@@ -97,7 +97,10 @@ class Subscription:
                             if await delivery.sent(payload):
                                 continue
                         except WebSocketDisconnected:
-                            return  # the peer is gone: the stream ends, and the connection's end with it
+                            # The peer is gone: the event goes Strawberry's way, whose send finds it gone and ends
+                            # the operation as a peer leaving (ending the stream here would end the operation as
+                            # one that finished, counted on /metrics as an operation with no answer: an error).
+                            pass
                     yield payload
             finally:
                 OPEN_SUBSCRIPTIONS.dec()

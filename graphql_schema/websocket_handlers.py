@@ -1,13 +1,16 @@
 """The WebSocket protocols' handlers: Strawberry's, refusing a connection whose credentials disagree or are
 refused before it is acknowledged, closing it when a bearer token expires, sending a shared subscription
-answer as the text encoded once for every subscriber of it, and letting a graphql-transport-ws subscription's
-resolver send its events itself (graphql_schema.event_delivery)."""
+answer as the text encoded once for every subscriber of it, letting a graphql-transport-ws subscription's
+resolver send its events itself (graphql_schema.event_delivery), and taking a send after the close went out for
+the peer gone (`peer_gone_as_disconnected`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 
+from starlette.websockets import WebSocketDisconnected as StarletteClosed
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
@@ -19,6 +22,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage,
     ConnectionInitMessage,
     ErrorMessage,
+    OperationMessage,
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -34,7 +38,7 @@ from graphql_schema.credentials import (
     payload_caller,
     stopped,
 )
-from graphql_schema.event_delivery import DIRECT_OPERATION
+from graphql_schema.event_delivery import DIRECT_OPERATION, ServedOperation
 from graphql_schema.event_payloads import next_frame
 from web.auth import TOKEN_FIELD
 
@@ -71,13 +75,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, in the operation's own task, where a `taskEvents` resolver finds the operation to send
-        its events to (graphql_schema.event_delivery)."""
-        DIRECT_OPERATION.set(operation)
-        await super().run_operation(operation)
+        its events to (graphql_schema.event_delivery), let go of when the operation ends."""
+        served = ServedOperation(operation)
+        DIRECT_OPERATION.set(served)
+        try:
+            await super().run_operation(operation)
+        finally:
+            served.ended()
 
     async def send_message(self, message: TransportMessage) -> None:
         """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
-        await self.websocket.send_json(next_frame(message))
+        with peer_gone_as_disconnected():
+            await self.websocket.send_json(next_frame(message))
 
     async def handle_task_exception(self, error: Exception) -> None:
         """A send that finds the peer gone ends its operation (Strawberry closes its stream): no server error to
@@ -120,6 +129,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         finally:
             await stopped(self._expiry)
 
+    async def send_message(self, message: OperationMessage) -> None:
+        with peer_gone_as_disconnected():
+            await self.websocket.send_json(message)
+
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
     ) -> None:
@@ -154,3 +167,15 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
+
+
+@contextlib.contextmanager
+def peer_gone_as_disconnected() -> Iterator[None]:
+    """Starlette refuses a send once the connection's close went out (the peer gone while answers were queued)
+    with an error of its own, which Strawberry's adapter lets through as it is: raised as the WebSocketDisconnected
+    Strawberry raises when the peer is gone, so that it ends the operation quietly (`handle_task_exception`, a
+    resolver's own sends) rather than as a server failure logged with its traceback."""
+    try:
+        yield
+    except StarletteClosed as closed:
+        raise WebSocketDisconnected from closed
