@@ -54,12 +54,14 @@ for the reclaim (bench/README.md, "The middle generation's interval")."""
 
 
 YOUNG_EVERY_S = 0.05
-"""The longest the youngest generation goes uncollected while the upkeep runs. CPython counts the youngest
-generation's allocations net of deallocations, and under a fleet each delivery frees the awaiting state it
-replaces about as fast as it makes the new one: the count hardly rises, its collections come seldom, and each
+"""The longest the youngest generation goes uncollected while subscriptions are open. CPython counts the
+youngest generation's allocations net of deallocations, and under a fleet each delivery frees the awaiting state
+it replaces about as fast as it makes the new one: the count hardly rises, its collections come seldom, and each
 walks everything that survived since the last one, the event loop waiting, longer as the fleet grows. On a
 clock each walks what a twentieth of a second left, and the middle generation's collections (every
-MIDDLE_AFTER_YOUNG of them) stay as short."""
+MIDDLE_AFTER_YOUNG of them) stay as short. Not without subscriptions: then CPython's own trigger comes as often
+as anything is made, and a clock would only freeze sooner what a slow request holds (its reference cycles
+wait for the reclaim)."""
 
 
 def freeze_startup_heap() -> None:
@@ -136,9 +138,10 @@ class HeapUpkeep:
             gc.freeze()
 
     def collect_young(self) -> None:
-        """Collect the youngest generation now, and the middle one instead when MIDDLE_AFTER_YOUNG young
-        collections have passed since its last (as CPython's own trigger would; the freeze follows it)."""
-        gc.collect(1 if gc.get_count()[1] >= MIDDLE_AFTER_YOUNG else 0)
+        """While subscriptions are open (YOUNG_EVERY_S), collect the youngest generation now, and the middle one
+        instead when MIDDLE_AFTER_YOUNG young collections have passed since its last (the freeze follows it)."""
+        if self._subscriptions()[0]:
+            gc.collect(1 if gc.get_count()[1] >= MIDDLE_AFTER_YOUNG else 0)
 
     def due(self) -> bool:
         """Whether the frozen heap should be collected whole now."""
@@ -164,7 +167,7 @@ async def keep_heap_frozen(
     upkeep: HeapUpkeep, every_s: float = CHECK_EVERY_S, young_every_s: float = YOUNG_EVERY_S
 ) -> None:
     """Run `upkeep` until cancelled: freezing after collections, the youngest generation collected at least
-    every `young_every_s`, reclaiming when due (looked at every `every_s`)."""
+    every `young_every_s` while subscriptions are open, reclaiming when due (looked at every `every_s`)."""
     upkeep.install()
     try:
         looked_at = time.monotonic()
