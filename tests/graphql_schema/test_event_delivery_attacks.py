@@ -88,15 +88,20 @@ async def test_errors_interleaved_with_answers_come_in_order_once_as_over_graphq
 PLAIN = 'subscription { taskEvents(jobId: "burst") { taskId cursor task { status } } }'
 
 
+async def burst_job(raw_db: Any) -> None:
+    """Twenty tasks of job "burst", each changed at once to make a burst of events."""
+    await raw_db.tasks.insert_many(
+        [{"_id": Int64(n), "job-id": "burst", "nexts": [], "previous": []} for n in range(1, 21)]
+    )
+
+
 @pytest.mark.parametrize("leaving", ["abort", "complete"])
 async def test_a_peer_leaving_mid_burst_ends_its_subscriptions_quietly(
     store: GraphStore, raw_db: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture, leaving: str
 ) -> None:
     caplog.set_level(logging.WARNING)
     app, settings = gateway_app(store, tmp_path)
-    await raw_db.tasks.insert_many(
-        [{"_id": Int64(n), "job-id": "burst", "nexts": [], "previous": []} for n in range(1, 21)]
-    )
+    await burst_job(raw_db)
     async with served(app, settings) as port:
         before, failed = open_subscriptions(), operations_counted("anonymous", "error")
         async with connection(port) as ws, connection(port) as other:
@@ -148,9 +153,7 @@ async def test_a_graphql_ws_peer_leaving_mid_burst_ends_its_subscriptions_quietl
 ) -> None:
     caplog.set_level(logging.WARNING)
     app, settings = gateway_app(store, tmp_path)
-    await raw_db.tasks.insert_many(
-        [{"_id": Int64(n), "job-id": "burst", "nexts": [], "previous": []} for n in range(1, 21)]
-    )
+    await burst_job(raw_db)
     async with served(app, settings) as port:
         before = open_subscriptions()
         async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
