@@ -31,7 +31,7 @@ from gateway.server import server_config
 from gateway.settings import Settings, load_settings
 from models import GraphStore, HistoryWriter, TaskCreate
 from models.fanout import LIVE_HUBS
-from models.subscriber import Phase
+from models.subscriber import Phase, Subscriber
 from ui import UI_DIR
 
 TOKEN = "test-token"
@@ -192,24 +192,24 @@ def live_subscriptions() -> float:
     return REGISTRY.get_sample_value("tracking_subscriptions_open", {"phase": "live"}) or 0.0
 
 
-def _live_by_hub() -> dict[int, int]:
-    """Each gateway's (shared change stream's) live subscriptions in this process, by the hub's identity."""
-    return {id(hub): sum(subscriber.phase is Phase.LIVE for subscriber in hub.subscribers()) for hub in list(LIVE_HUBS)}
+def _subscribers() -> list[Subscriber]:
+    """Every gateway's (shared change stream's) open subscriptions in this process."""
+    return [subscriber for hub in list(LIVE_HUBS) for subscriber in hub.subscribers()]
 
 
 @asynccontextmanager
 async def subscribed(count: int = 1) -> AsyncIterator[None]:
     """Around subscribing: returns once `count` more subscriptions are live (fed by their gateway's shared change
-    stream), so that changes made next are theirs to see. Counted gateway by gateway: an earlier test's gateway
-    whose subscriptions end (or which is collected) meanwhile takes nothing off the count. The bound is
-    generous: each subscription resuming after a cursor runs its own catch-up read and hand-over
-    (models.subscriber), which a loaded machine slows down; the wait ends as soon as they are live."""
-    before = _live_by_hub()
+    stream), so that changes made next are theirs to see. Counted are those live now that were not live before:
+    a live one of an earlier test that ends meanwhile (the tests share a store, so often its gateway) takes
+    nothing off the count. The bound is generous: each subscription resuming after a cursor runs its own catch-up
+    read and hand-over (models.subscriber), which a loaded machine slows down; the wait ends as soon as they are
+    live."""
+    live_before = {s for s in _subscribers() if s.phase is Phase.LIVE}  # held, not by id: ids are reused
     yield
 
     async def live() -> bool:
-        now = _live_by_hub()
-        return sum(max(0, live - before.get(hub, 0)) for hub, live in now.items()) >= count
+        return sum(s.phase is Phase.LIVE and s not in live_before for s in _subscribers()) >= count
 
     await eventually(live, timeout=120, what=f"{count} more live subscriptions")
 
