@@ -5,6 +5,7 @@ Python names end in Type where models/ has a class of the same name (the schema 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import field
 from datetime import datetime
@@ -90,18 +91,22 @@ class Subscription:
             events = context.store.watch_task_events(job_id, after, resume_within_s=context.resume_within_s)
             OPEN_SUBSCRIPTIONS.inc()
             try:
-                async for event in events:
-                    payload = as_event(event)
-                    if delivery is not None:
-                        try:
-                            if await delivery.sent(payload):
-                                continue
-                        except WebSocketDisconnected:
-                            # The peer is gone: the event goes Strawberry's way, whose send finds it gone and ends
-                            # the operation as a peer leaving (ending the stream here would end the operation as
-                            # one that finished, counted on /metrics as an operation with no answer: an error).
-                            pass
-                    yield payload
+                # Closed here, however this ends: an exception would leave the stream suspended, still registered
+                # with the fan-out, until the garbage collector found it (the heap upkeep may freeze it first).
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        payload = as_event(event)
+                        if delivery is not None:
+                            try:
+                                if await delivery.sent(payload):
+                                    continue
+                            except WebSocketDisconnected:
+                                # The peer is gone: the event goes Strawberry's way, whose send finds it gone and
+                                # ends the operation as a peer leaving (ending the stream here would end the
+                                # operation as one that finished, counted on /metrics as an operation with no
+                                # answer: an error).
+                                pass
+                        yield payload
             finally:
                 OPEN_SUBSCRIPTIONS.dec()
                 context.end_subscription(selection)

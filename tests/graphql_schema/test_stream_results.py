@@ -11,7 +11,17 @@ import httpx
 
 from graphql_schema import events
 from models import GraphStore, TaskPatch
-from tests.helpers import AUTH, gateway_app, next_event, next_message, served, subscribed, task
+from tests.helpers import (
+    AUTH,
+    eventually,
+    gateway_app,
+    next_event,
+    next_message,
+    no_open_subscriptions,
+    served,
+    subscribed,
+    task,
+)
 from tests.models.test_fanout import connection, subscribe
 
 STATUS = "subscription($jobId: String) { taskEvents(jobId: $jobId) { task { status } } }"
@@ -46,6 +56,8 @@ async def test_an_unexpected_failure_on_a_later_event_is_masked_and_coded(
         error = {"message": "internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
         assert [{k: v for k, v in e.items() if k in error} for e in failed["payload"]["errors"]] == [error]
         assert (await next_message(ws))["type"] == "complete"
+        # Ended, it leaves the fan-out at once, its connection still open: not when its stream is collected.
+        await eventually(no_open_subscriptions, what="the failed subscription to leave the fan-out")
 
 
 async def test_a_query_over_websocket_reports_its_cost_as_over_http(store: GraphStore, tmp_path: Any) -> None:
