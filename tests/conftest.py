@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from gateway.embedded import EmbeddedMongo
 from models import GraphStore
 from models.documents import COLLECTIONS
-from tests.helpers import AUTH, gateway_app, lifespan_client, served
+from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, no_open_subscriptions, served
 
 # Hypothesis's deadline and its too_slow health check judge wall time, which a loaded machine stretches (CI
 # shares its machine): a test would fail for being slow, not wrong. Off for every property test; a test's own
@@ -71,6 +71,9 @@ async def raw_db(mongo_uri: str) -> AsyncIterator:
 
 @pytest.fixture
 async def store(session_store: GraphStore, raw_db) -> GraphStore:
+    """A clean database, and no subscription of an earlier test still open in this process: one that ends while
+    this test runs would move the gauges and counts this test reads."""
+    await eventually(no_open_subscriptions, timeout=60, what="the subscriptions of earlier tests to end")
     for collection in COLLECTIONS:
         await raw_db[collection].delete_many({})
     return session_store
@@ -131,3 +134,4 @@ async def live(served_gateway: ServedGateways) -> int:
     """The gateway behind its own uvicorn configuration on a free loopback port, on the test database, accepting
     TOKEN; its port."""
     return await served_gateway()
+

@@ -197,6 +197,10 @@ def _subscribers() -> list[Subscriber]:
     return [subscriber for hub in list(LIVE_HUBS) for subscriber in hub.subscribers()]
 
 
+async def no_open_subscriptions() -> bool:
+    return not _subscribers()
+
+
 @asynccontextmanager
 async def subscribed(count: int = 1) -> AsyncIterator[None]:
     """Around subscribing: returns once `count` more subscriptions are live (fed by their gateway's shared change
