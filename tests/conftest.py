@@ -134,4 +134,3 @@ async def live(served_gateway: ServedGateways) -> int:
     """The gateway behind its own uvicorn configuration on a free loopback port, on the test database, accepting
     TOKEN; its port."""
     return await served_gateway()
-
