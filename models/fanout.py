@@ -23,7 +23,7 @@ import contextvars
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from opentelemetry.trace import Tracer
@@ -128,7 +128,7 @@ class LiveEvents:
         *,
         resume_within_s: float,
         visible: Visibility | None = None,
-    ) -> AsyncIterator[TaskEvent]:
+    ) -> AsyncGenerator[TaskEvent]:
         """Every event (of one job, if given) after the event whose cursor is `after` (then live), or from now.
         Raises TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX; while iterated, SubscriberTooSlow,
         CursorExpired, StorageUnavailable (the shared stream or the catch-up failing for `resume_within_s`)."""

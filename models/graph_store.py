@@ -21,7 +21,7 @@ than MongoDB holds; the errors each method names come on top of these.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from opentelemetry.trace import Tracer, TracerProvider
@@ -312,7 +312,7 @@ class GraphStore(JobQueries, ScopedViews):
         *,
         resume_within_s: float = SUBSCRIPTION_RESUME_MS / 1000,
         visible: Visibility | None = None,
-    ) -> AsyncIterator[TaskEvent]:
+    ) -> AsyncGenerator[TaskEvent]:
         """The task events (of one job, if given, and of the jobs `visible` allows) after the event whose cursor
         is `after`, then live, from this process's shared change stream (models.fanout). Raises
         TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX and, while iterated, CursorExpired for a cursor

@@ -53,7 +53,7 @@ async def test_an_event_for_many_subscriptions_resumes_their_readers_a_few_per_t
             reader.cancel()
         for stream in streams:
             with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
     assert received == [changes] * READERS, "every reader got every event once"
     assert max(per_turn) <= WAKES_PER_TURN * changes, per_turn
     assert sum(1 for delivered in per_turn if delivered) >= READERS // WAKES_PER_TURN, per_turn
