@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from prometheus_client import Counter, Gauge
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 OPERATIONS = Counter(
     "tracking_graphql_operations_total", "GraphQL operations, by operation name and outcome.", ["operation", "outcome"]
@@ -45,7 +47,14 @@ def _label(name: str | None) -> str:
 
 class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except (GeneratorExit, asyncio.CancelledError):
+            # A subscription the client ended (complete or stop, or its socket closed): ended, not failed. A
+            # query or mutation cancelled midway has no outcome to count.
+            if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+                OPERATIONS.labels(_label(self.execution_context.operation_name), "ok").inc()
+            raise
         result = self.execution_context.result
         outcome = "error" if result is None or getattr(result, "errors", None) else "ok"
         OPERATIONS.labels(_label(self.execution_context.operation_name), outcome).inc()

@@ -269,17 +269,18 @@ def operations_counted(name: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("tracking_graphql_operations_total", labels) or 0.0
 
 
+@pytest.mark.parametrize("ending", ["peer left", "client completed"])
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
-async def test_a_subscription_whose_peer_left_is_not_counted_as_an_operation_in_error(
-    store: GraphStore, raw_db: Any, tmp_path: Any, protocol: str
+async def test_a_subscription_the_client_ended_is_counted_once_and_not_as_an_operation_in_error(
+    store: GraphStore, raw_db: Any, tmp_path: Any, protocol: str, ending: str
 ) -> None:
-    """A dashboard closed while its events were being sent is no failed operation on /metrics (an error rate
-    would rise with every tab closed), whichever protocol served it."""
-    name = f"Left_{protocol.replace('-', '_')}"
+    """A dashboard closed (or navigating away) while its events were being sent is an operation that ended, not
+    one that failed, on /metrics (an error rate would rise with every tab closed), whichever protocol served it."""
+    name = f"Left_{protocol.replace('-', '_')}_{ending.replace(' ', '_')}"
     query = f'subscription {name} {{ taskEvents(jobId: "left") {{ taskId }} }}'
-    start = "subscribe" if protocol == "graphql-transport-ws" else "start"
+    start, stop = ("subscribe", "complete") if protocol == "graphql-transport-ws" else ("start", "stop")
     app, settings = gateway_app(store, tmp_path)
-    errors = operations_counted(name, "error")
+    errors, ended_ok = operations_counted(name, "error"), operations_counted(name, "ok")
     earlier = _handlers()
     async with served(app, settings) as port:
         before = open_subscriptions()
@@ -291,16 +292,21 @@ async def test_a_subscription_whose_peer_left_is_not_counted_as_an_operation_in_
             await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "left", "nexts": [], "previous": []})
             message = json.loads(await asyncio.wait_for(ws.recv(), 30))
             assert message["payload"] == {"data": {"taskEvents": {"taskId": "1"}}}, message
-            ws.transport.abort()
-            for n in range(2, 6):  # sent after the peer left
+            if ending == "peer left":
+                ws.transport.abort()
+            else:
+                await ws.send(json.dumps({"id": "1", "type": stop}))
+            for n in range(2, 6):  # sent after it ended
                 await raw_db.tasks.insert_one({"_id": Int64(n), "job-id": "left", "nexts": [], "previous": []})
 
             async def ended() -> bool:
                 gc.collect()
                 handlers_gone = all(any(h is other for other in earlier) for h in _handlers())
-                return open_subscriptions() == before and handlers_gone
+                left = ending != "peer left" or handlers_gone
+                return open_subscriptions() == before and left and operations_counted(name, "ok") > ended_ok
 
-            await eventually(ended, what="the subscription and its connection ended")
+            await eventually(ended, what="the subscription ended, counted")
+    assert operations_counted(name, "ok") == ended_ok + 1
     assert operations_counted(name, "error") == errors
 
 
