@@ -52,9 +52,15 @@ class OperationMetrics(SchemaExtension):
         except (GeneratorExit, asyncio.CancelledError):
             # A subscription the client ended (complete or stop, or its socket closed): ended, not failed. A
             # query or mutation cancelled midway has no outcome to count.
-            if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            if self._is_subscription():
                 OPERATIONS.labels(_label(self.execution_context.operation_name), "ok").inc()
             raise
         result = self.execution_context.result
         outcome = "error" if result is None or getattr(result, "errors", None) else "ok"
         OPERATIONS.labels(_label(self.execution_context.operation_name), outcome).inc()
+
+    def _is_subscription(self) -> bool:
+        try:
+            return self.execution_context.operation_type is OperationType.SUBSCRIPTION
+        except RuntimeError:  # Strawberry's answer for a document whose operation cannot be told: none ran
+            return False
