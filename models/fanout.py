@@ -358,6 +358,10 @@ class LiveEvents:
                 failure: Exception = error
             except PyMongoError as error:
                 failure = error
+            except Exception as error:  # a bug must not leave it waiting forever (as in the shared stream)
+                log.exception("a subscription's catch-up failed")
+                subscriber.end(unavailable("the catch-up change stream failed", error))
+                return
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since > subscriber.resume_within_s:
                 window = subscriber.resume_within_s
