@@ -281,7 +281,12 @@ class LiveEvents:
             except Exception as error:  # a bug must not leave subscriptions waiting forever
                 log.exception("the shared change stream failed")
                 self._end_all(unavailable("the shared change stream failed", error))
-                raise
+                # Every subscription it served has ended: the stream reopened by the next one starts from then,
+                # not from this position (that subscription would get changes made before it subscribed). Ended,
+                # not raised: logged once, not again as a task exception nobody retrieved.
+                self.position = None
+                self._opened.clear()
+                return
             finally:
                 if resuming is not None:
                     resuming.end()  # failed or closed before the stream answered (ending twice is a no-op)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 from typing import Any
 
 import pytest
 from bson.int64 import Int64
 
 from models import GraphStore, StorageUnavailable
+from models.changes import Idle
+from models.fanout import LiveEvents
 from models.subscriber import Subscriber
 from tests.helpers import eventually, no_open_subscriptions
 
@@ -32,3 +36,46 @@ async def test_a_catch_up_that_fails_unexpectedly_ends_its_subscription(
         with pytest.raises(StorageUnavailable):
             await asyncio.wait_for(anext(events), 30)
     await eventually(no_open_subscriptions, what="the subscription left the fan-out")
+
+
+async def test_a_shared_stream_that_fails_unexpectedly_ends_its_subscriptions_and_is_reopened(
+    store: GraphStore, raw_db: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in the shared stream ends every subscription with UNAVAILABLE (they resume with after), is logged
+    once, and the next subscription opens the stream again."""
+    caplog.set_level(logging.WARNING)
+    dispatch = LiveEvents._dispatch
+    failures = 0
+
+    def failing_once(live: LiveEvents, item: Any) -> Any:
+        nonlocal failures
+        if not isinstance(item, Idle) and failures == 0:
+            failures += 1
+            raise RuntimeError("a bug in the shared stream")
+        return dispatch(live, item)
+
+    monkeypatch.setattr(LiveEvents, "_dispatch", failing_once)
+    events = store.watch_task_events("shared", resume_within_s=30)
+    async with contextlib.aclosing(events):
+        waiting = asyncio.ensure_future(anext(events))
+        await eventually(_subscribed, what="the subscription registered")
+        await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "shared", "nexts": [], "previous": []})
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(waiting, 30)
+    await eventually(no_open_subscriptions, what="the subscription left the fan-out")
+    again = store.watch_task_events("shared", resume_within_s=30)
+    async with contextlib.aclosing(again):
+        waiting = asyncio.ensure_future(anext(again))
+        await eventually(_subscribed, what="the subscription registered")
+        await raw_db.tasks.insert_one({"_id": Int64(2), "job-id": "shared", "nexts": [], "previous": []})
+        assert (await asyncio.wait_for(waiting, 30)).task_id == 2
+    gc.collect()
+    await asyncio.sleep(0)
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and "shared change stream failed" in logged[0].getMessage(), [
+        r.getMessage() for r in logged
+    ]
+
+
+async def _subscribed() -> bool:
+    return not await no_open_subscriptions()
