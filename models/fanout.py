@@ -211,7 +211,7 @@ class LiveEvents:
         for task in (self._stopping, self._reader):
             await stop_task(task, bound)
         self._reader = None
-        self._end_all(_SHUTTING_DOWN)
+        self._end_all(_shutting_down())
 
     # ---- dispatching ---------------------------------------------------------------------------------------
 
@@ -391,4 +391,9 @@ class LiveEvents:
 
 _CLOSED = GraphError("subscription closed")
 """How a subscription its reader left is marked ended (no one reads it)."""
-_SHUTTING_DOWN = StorageUnavailable("the gateway is shutting down: subscribe again with after: your last cursor")
+
+
+def _shutting_down() -> StorageUnavailable:
+    """A new one at each shutdown: raised in each reader, an error chains the reader's frames onto its traceback,
+    and one made once for the process would keep every reader it ended alive."""
+    return StorageUnavailable("the gateway is shutting down: subscribe again with after: your last cursor")

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import weakref
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -14,8 +16,10 @@ from bson.int64 import Int64
 
 from models import GraphStore, StorageUnavailable
 from models.changes import Idle
+from models.closing import Bound
 from models.fanout import LiveEvents
 from models.subscriber import Subscriber
+from tests.conftest import TEST_DB
 from tests.helpers import eventually, no_open_subscriptions
 
 
@@ -79,3 +83,36 @@ async def test_a_shared_stream_that_fails_unexpectedly_ends_its_subscriptions_an
 
 async def _subscribed() -> bool:
     return not await no_open_subscriptions()
+
+
+class _Reader:
+    """Something a subscription's reader holds while it reads (its connection's state, say)."""
+
+
+async def _read_until_shut_down(events: AsyncGenerator[Any]) -> weakref.ref[_Reader]:
+    held = _Reader()
+    async with contextlib.aclosing(events):
+        with pytest.raises(StorageUnavailable, match="shutting down"):
+            await anext(events)
+    return weakref.ref(held)
+
+
+async def test_subscriptions_ended_by_a_shutdown_are_let_go(mongo_uri: str, store: GraphStore) -> None:
+    """Ending every open subscription as the gateway shuts down raised one error object in each of their readers:
+    each raise chained the reader's frames onto that object's traceback, and the object, made once for the
+    process, kept every reader it ended (and what their frames held) for good."""
+    own = await GraphStore.open(mongo_uri, TEST_DB)
+    try:
+        readers = [asyncio.ensure_future(_read_until_shut_down(own.watch_task_events("down"))) for _ in range(2)]
+        await eventually(lambda: _registered(own, 2), what="the subscriptions registered")
+        await own.live.close(Bound(5))
+        held = await asyncio.wait_for(asyncio.gather(*readers), 30)
+    finally:
+        await own.close()
+    del readers
+    gc.collect()
+    assert [ref() for ref in held] == [None, None]
+
+
+async def _registered(store: GraphStore, count: int) -> bool:
+    return len(store.live.subscribers()) >= count
