@@ -187,8 +187,9 @@ class LiveEvents:
                 self._routes.discard(subscriber)
             if catch_up is not None:
                 catch_up.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await catch_up
+                # Waited for, not awaited under suppress(CancelledError): that swallowed this task's own
+                # cancellation too (a shutdown's, while the catch-up's stream closes).
+                await asyncio.wait({catch_up})
 
     async def _stop_when_unwatched(self) -> None:
         """Close the shared stream once no subscription has wanted it for SHARED_LINGER_S. Reopened later, it

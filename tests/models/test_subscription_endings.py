@@ -116,3 +116,34 @@ async def test_subscriptions_ended_by_a_shutdown_are_let_go(mongo_uri: str, stor
 
 async def _registered(store: GraphStore, count: int) -> bool:
     return len(store.live.subscribers()) >= count
+
+
+async def test_a_reader_cancelled_while_its_catch_up_stops_stays_cancelled(
+    store: GraphStore, raw_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription closed while it catches up waits for its catch-up to stop (closing a change stream asks
+    MongoDB to kill its cursor, which takes a while when MongoDB is slow): a cancellation of the reader's task
+    meanwhile (a shutdown) must end that task, not be swallowed as if it were the catch-up's own."""
+    after = await store.event_cursor("slow")
+    await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "slow", "nexts": [], "previous": []})
+    catch_up = LiveEvents._catch_up
+    stopping = asyncio.Event()
+
+    async def slow_to_stop(live: LiveEvents, subscriber: Subscriber, cursor: str) -> None:
+        try:
+            await catch_up(live, subscriber, cursor)
+        except asyncio.CancelledError:
+            stopping.set()
+            await asyncio.sleep(1)
+            raise
+
+    monkeypatch.setattr(LiveEvents, "_catch_up", slow_to_stop)
+    monkeypatch.setattr(Subscriber, "hand_over", lambda subscriber, position: False)  # still catching up
+    events = store.watch_task_events("slow", after, resume_within_s=30)
+    assert (await asyncio.wait_for(anext(events), 30)).task_id == 1
+    closing = asyncio.ensure_future(events.aclose())
+    await asyncio.wait_for(stopping.wait(), 30)
+    closing.cancel()
+    await asyncio.wait({closing}, timeout=30)
+    assert closing.cancelled()
+    await eventually(no_open_subscriptions, what="the subscription left the fan-out")
