@@ -193,7 +193,7 @@ def peer_gone_as_disconnected() -> Iterator[None]:
 
 @contextlib.contextmanager
 def failing_its_operation() -> Iterator[None]:
-    """A send that fails but for the peer being gone marks the operation of the task sending as failed
+    """A send that fails for any reason but the peer being gone marks the operation of the task sending as failed
     (graphql_schema.metrics.OPERATION_FAILED): its stream, closed as the error goes up, counts as an error."""
     try:
         yield
