@@ -199,8 +199,10 @@ def coded_error(error: GraphQLError) -> GraphQLError:
         parsing = error.message.startswith("Syntax Error")
         code = "GRAPHQL_PARSE_FAILED" if parsing else "GRAPHQL_VALIDATION_FAILED"
         return _with_code(error, _naming_the_setting(error.message), code)
-    if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
-        return _with_code(error, error.message, "BAD_USER_INPUT")  # a variable a scalar would not parse
+    if error.path is None and error.nodes and isinstance(original, ValueError | TypeError | GraphQLError):
+        # A variable a scalar would not parse names its definition; an exception out of a subscription's event
+        # stream names no node (nor path): that one is a bug.
+        return _with_code(error, error.message, "BAD_USER_INPUT")
     where = f"resolver at {error.path}" if error.path is not None else "request, before execution"
     log.error("unhandled error in GraphQL %s", where, exc_info=original)
     return _with_code(error, INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR")

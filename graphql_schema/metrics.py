@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 from prometheus_client import Counter, Gauge
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 OPERATIONS = Counter(
@@ -31,6 +34,9 @@ SUBSCRIPTION_ENCODINGS = Counter(
     "subscription of the same payload (shared).",
     ["outcome"],
 )
+OPERATION_FAILED: ContextVar[bool] = ContextVar("operation_failed", default=False)
+"""Set in an operation's task when an answer of it could not be sent (a bug, not the peer gone): its stream is
+then closed by the protocol handler as one the client ended would be, and is counted as an error."""
 MAX_NAMES = 100
 """Operation names are the clients' choice: past this many distinct ones, the rest count as "other"."""
 _seen_names: set[str] = set()
@@ -45,22 +51,32 @@ def _label(name: str | None) -> str:
     return "other"
 
 
+def _closed_outcome(context: ExecutionContext) -> str | None:
+    """The outcome of an operation whose stream was closed before its end (None: none to count)."""
+    if isinstance(context.result, PreExecutionError):
+        # Refused before it ran (invalid, or no operation to run could be determined): a WebSocket handler
+        # stops reading after that answer.
+        return "error"
+    try:
+        subscription = context.operation_type is OperationType.SUBSCRIPTION
+    except RuntimeError:  # no operation to run: nothing ran
+        return None
+    if not subscription:
+        return None  # a query or mutation cancelled midway has no outcome
+    # A subscription the client ended (complete or stop, or its socket closed) ended, it did not fail; unless an
+    # answer of it could not be sent.
+    return "error" if OPERATION_FAILED.get() else "ok"
+
+
 class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         try:
             yield
         except (GeneratorExit, asyncio.CancelledError):
-            # A subscription the client ended (complete or stop, or its socket closed): ended, not failed. A
-            # query or mutation cancelled midway has no outcome to count.
-            if self._is_subscription():
-                OPERATIONS.labels(_label(self.execution_context.operation_name), "ok").inc()
+            outcome = _closed_outcome(self.execution_context)
+            if outcome is not None:
+                OPERATIONS.labels(_label(self.execution_context.operation_name), outcome).inc()
             raise
         result = self.execution_context.result
         outcome = "error" if result is None or getattr(result, "errors", None) else "ok"
         OPERATIONS.labels(_label(self.execution_context.operation_name), outcome).inc()
-
-    def _is_subscription(self) -> bool:
-        try:
-            return self.execution_context.operation_type is OperationType.SUBSCRIPTION
-        except RuntimeError:  # Strawberry's answer for a document whose operation cannot be told: none ran
-            return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from starlette.websockets import WebSocketDisconnected as StarletteClosed
@@ -40,7 +41,10 @@ from graphql_schema.credentials import (
 )
 from graphql_schema.event_delivery import DIRECT_OPERATION, ServedOperation
 from graphql_schema.event_payloads import next_frame
+from graphql_schema.metrics import OPERATION_FAILED
 from web.auth import TOKEN_FIELD
+
+log = logging.getLogger("gateway.graphql")
 
 REJECTED_TOKEN_CLOSE_CODE = 4403
 TOKEN_REJECTION = f"missing or unknown {TOKEN_FIELD}"
@@ -85,7 +89,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def send_message(self, message: TransportMessage) -> None:
         """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
-        with peer_gone_as_disconnected():
+        with failing_its_operation(), peer_gone_as_disconnected():
             await self.websocket.send_json(next_frame(message))
 
     async def handle_task_exception(self, error: Exception) -> None:
@@ -130,7 +134,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await stopped(self._expiry)
 
     async def send_message(self, message: OperationMessage) -> None:
-        with peer_gone_as_disconnected():
+        with failing_its_operation(), peer_gone_as_disconnected():
             await self.websocket.send_json(message)
 
     async def handle_async_results(
@@ -164,6 +168,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 await self.send_message(CompleteMessage(type="complete", id=operation_id))
         except WebSocketDisconnected:
             pass  # the peer is gone: nothing to tell it, and the connection's end ends its other operations
+        except Exception:
+            # A bug (an answer that cannot be sent): logged, and the client told the operation is over (as
+            # Strawberry does over graphql-transport-ws), not left waiting on a subscription nobody serves.
+            log.exception("graphql-ws operation %r failed", operation_id)
+            with contextlib.suppress(Exception):
+                await self.send_message(CompleteMessage(type="complete", id=operation_id))
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
@@ -179,3 +189,16 @@ def peer_gone_as_disconnected() -> Iterator[None]:
         yield
     except StarletteClosed as closed:
         raise WebSocketDisconnected from closed
+
+
+@contextlib.contextmanager
+def failing_its_operation() -> Iterator[None]:
+    """A send that fails for any reason but the peer being gone marks the operation of the task sending as failed
+    (graphql_schema.metrics.OPERATION_FAILED): its stream, closed as the error goes up, counts as an error."""
+    try:
+        yield
+    except WebSocketDisconnected:
+        raise
+    except Exception:
+        OPERATION_FAILED.set(True)
+        raise

@@ -187,8 +187,9 @@ class LiveEvents:
                 self._routes.discard(subscriber)
             if catch_up is not None:
                 catch_up.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await catch_up
+                # Waited for, not awaited under suppress(CancelledError): that swallowed this task's own
+                # cancellation too (a shutdown's, while the catch-up's stream closes).
+                await asyncio.wait({catch_up})
 
     async def _stop_when_unwatched(self) -> None:
         """Close the shared stream once no subscription has wanted it for SHARED_LINGER_S. Reopened later, it
@@ -211,7 +212,7 @@ class LiveEvents:
         for task in (self._stopping, self._reader):
             await stop_task(task, bound)
         self._reader = None
-        self._end_all(_SHUTTING_DOWN)
+        self._end_all(_shutting_down())
 
     # ---- dispatching ---------------------------------------------------------------------------------------
 
@@ -281,7 +282,12 @@ class LiveEvents:
             except Exception as error:  # a bug must not leave subscriptions waiting forever
                 log.exception("the shared change stream failed")
                 self._end_all(unavailable("the shared change stream failed", error))
-                raise
+                # Every subscription it served has ended: the stream reopened by the next one starts from then,
+                # not from this position (that subscription would get changes made before it subscribed). Ended,
+                # not raised: logged once, not again as a task exception nobody retrieved.
+                self.position = None
+                self._opened.clear()
+                return
             finally:
                 if resuming is not None:
                     resuming.end()  # failed or closed before the stream answered (ending twice is a no-op)
@@ -358,6 +364,10 @@ class LiveEvents:
                 failure: Exception = error
             except PyMongoError as error:
                 failure = error
+            except Exception as error:  # a bug must not leave it waiting forever (as in the shared stream)
+                log.exception("a subscription's catch-up failed")
+                subscriber.end(unavailable("the catch-up change stream failed", error))
+                return
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since > subscriber.resume_within_s:
                 window = subscriber.resume_within_s
@@ -382,4 +392,9 @@ class LiveEvents:
 
 _CLOSED = GraphError("subscription closed")
 """How a subscription its reader left is marked ended (no one reads it)."""
-_SHUTTING_DOWN = StorageUnavailable("the gateway is shutting down: subscribe again with after: your last cursor")
+
+
+def _shutting_down() -> StorageUnavailable:
+    """A new one at each shutdown: raised in each reader, an error chains the reader's frames onto its traceback,
+    and one made once for the process would keep every reader it ended alive."""
+    return StorageUnavailable("the gateway is shutting down: subscribe again with after: your last cursor")

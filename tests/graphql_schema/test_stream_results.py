@@ -5,9 +5,11 @@ error masking and coding, and answers over WebSocket carry the extensions' resul
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
+import pytest
 
 from graphql_schema import events
 from models import GraphStore, TaskPatch
@@ -27,9 +29,13 @@ from tests.models.test_fanout import connection, subscribe
 STATUS = "subscription($jobId: String) { taskEvents(jobId: $jobId) { task { status } } }"
 
 
-async def test_an_unexpected_failure_on_a_later_event_is_masked_and_coded(
-    store: GraphStore, tmp_path: Any, monkeypatch: Any
+@pytest.mark.parametrize("failure", [RuntimeError, ValueError, TypeError])
+async def test_an_unexpected_failure_on_a_later_event_is_masked_coded_and_logged(
+    store: GraphStore, tmp_path: Any, monkeypatch: Any, caplog: pytest.LogCaptureFixture, failure: type[Exception]
 ) -> None:
+    """Whatever the bug raises: a ValueError or a TypeError out of the event stream is no variable a scalar would
+    not parse, to be answered as BAD_USER_INPUT with its message and not logged."""
+    caplog.set_level(logging.ERROR, logger="gateway.graphql")
     app, settings = gateway_app(store, tmp_path)
     converted = events.as_event
     calls = 0
@@ -38,7 +44,7 @@ async def test_an_unexpected_failure_on_a_later_event_is_masked_and_coded(
         nonlocal calls
         calls += 1
         if calls == 3:
-            raise RuntimeError("secret internals of the third event")
+            raise failure("secret internals of the third event")
         return converted(event)
 
     monkeypatch.setattr(events, "as_event", failing_on_the_third)
@@ -58,6 +64,8 @@ async def test_an_unexpected_failure_on_a_later_event_is_masked_and_coded(
         assert (await next_message(ws))["type"] == "complete"
         # Ended, it leaves the fan-out at once, its connection still open: not when its stream is collected.
         await eventually(no_open_subscriptions, what="the failed subscription to leave the fan-out")
+    logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], failure)]
+    assert len(logged) == 1, [r.getMessage() for r in caplog.records]
 
 
 async def test_a_query_over_websocket_reports_its_cost_as_over_http(store: GraphStore, tmp_path: Any) -> None:
