@@ -239,6 +239,25 @@ async def subscription(
         yield ws
 
 
+START_MESSAGE = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
+"""The message that starts an operation, by WebSocket subprotocol."""
+
+
+@asynccontextmanager
+async def acknowledged(port: int, protocol: str) -> AsyncIterator[ClientConnection]:
+    """A WebSocket to /graphql speaking `protocol`, its connection_init (with AUTH) acknowledged."""
+    async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol(protocol)]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        yield ws
+
+
+def operations_counted(name: str, outcome: str) -> float:
+    """`tracking_graphql_operations_total` of operation `name` with `outcome`, in this process."""
+    labels = {"operation": name, "outcome": outcome}
+    return REGISTRY.get_sample_value("tracking_graphql_operations_total", labels) or 0.0
+
+
 async def next_message(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
     return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
 

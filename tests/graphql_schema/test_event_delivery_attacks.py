@@ -18,7 +18,16 @@ from websockets.typing import Subprotocol
 from graphql_schema.websocket_handlers import TransportWSHandler
 from models import GraphStore
 from tests.graphql_schema.test_subscription_cost import cursor_now
-from tests.helpers import AUTH, eventually, gateway_app, served, subscribed
+from tests.helpers import (
+    AUTH,
+    START_MESSAGE,
+    acknowledged,
+    eventually,
+    gateway_app,
+    operations_counted,
+    served,
+    subscribed,
+)
 from tests.models.test_fanout import connection
 
 HUB_NEXTS = 40
@@ -264,11 +273,6 @@ def _handlers() -> list[TransportWSHandler]:
     return [thing for thing in gc.get_objects() if type(thing) is TransportWSHandler]
 
 
-def operations_counted(name: str, outcome: str) -> float:
-    labels = {"operation": name, "outcome": outcome}
-    return REGISTRY.get_sample_value("tracking_graphql_operations_total", labels) or 0.0
-
-
 @pytest.mark.parametrize("ending", ["peer left", "client completed"])
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
 async def test_a_subscription_the_client_ended_is_counted_once_and_not_as_an_operation_in_error(
@@ -278,17 +282,15 @@ async def test_a_subscription_the_client_ended_is_counted_once_and_not_as_an_ope
     one that failed, on /metrics (an error rate would rise with every tab closed), whichever protocol served it."""
     name = f"Left_{protocol.replace('-', '_')}_{ending.replace(' ', '_')}"
     query = f'subscription {name} {{ taskEvents(jobId: "left") {{ taskId }} }}'
-    start, stop = ("subscribe", "complete") if protocol == "graphql-transport-ws" else ("start", "stop")
+    stop = "complete" if protocol == "graphql-transport-ws" else "stop"
     app, settings = gateway_app(store, tmp_path)
     errors, ended_ok = operations_counted(name, "error"), operations_counted(name, "ok")
     earlier = _handlers()
     async with served(app, settings) as port:
         before = open_subscriptions()
-        async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol(protocol)]) as ws:
-            await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
+        async with acknowledged(port, protocol) as ws:
             async with subscribed(1):
-                await ws.send(json.dumps({"id": "1", "type": start, "payload": {"query": query}}))
+                await ws.send(json.dumps({"id": "1", "type": START_MESSAGE[protocol], "payload": {"query": query}}))
             await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "left", "nexts": [], "previous": []})
             message = json.loads(await asyncio.wait_for(ws.recv(), 30))
             assert message["payload"] == {"data": {"taskEvents": {"taskId": "1"}}}, message

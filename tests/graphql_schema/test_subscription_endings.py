@@ -11,23 +11,23 @@ from typing import Any
 import pytest
 from bson.int64 import Int64
 from prometheus_client import REGISTRY
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
 
 from graphql_schema.router import TrackingGraphQLRouter
 from models import GraphStore
-from tests.helpers import AUTH, eventually, gateway_app, no_open_subscriptions, served, subscribed
-
-START = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
+from tests.helpers import (
+    START_MESSAGE,
+    acknowledged,
+    eventually,
+    gateway_app,
+    no_open_subscriptions,
+    operations_counted,
+    served,
+    subscribed,
+)
 
 
 def open_subscriptions() -> float:
     return REGISTRY.get_sample_value("tracking_graphql_open_subscriptions") or 0.0
-
-
-def operations_counted(name: str, outcome: str) -> float:
-    labels = {"operation": name, "outcome": outcome}
-    return REGISTRY.get_sample_value("tracking_graphql_operations_total", labels) or 0.0
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
@@ -58,11 +58,9 @@ async def test_an_answer_that_cannot_be_sent_ends_its_subscription_as_failed_and
     errors, ended = operations_counted(name, "error"), operations_counted(name, "ok")
     async with served(app, settings) as port:
         before = open_subscriptions()
-        async with connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol(protocol)]) as ws:
-            await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
+        async with acknowledged(port, protocol) as ws:
             async with subscribed(1):
-                await ws.send(json.dumps({"id": "1", "type": START[protocol], "payload": {"query": query}}))
+                await ws.send(json.dumps({"id": "1", "type": START_MESSAGE[protocol], "payload": {"query": query}}))
             document = {"_id": Int64(1), "job-id": "enc", "status": "UNENCODABLE", "nexts": [], "previous": []}
             await raw_db.tasks.insert_one(document)
             while (message := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] != "complete":
@@ -103,12 +101,10 @@ async def test_a_subscription_refused_before_it_runs_is_counted_once_as_an_error
     errors, ended = operations_counted(name, "error"), operations_counted(name, "ok")
     async with (
         served(app, settings) as port,
-        connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol(protocol)]) as ws,
+        acknowledged(port, protocol) as ws,
     ):
-        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
         payload = {"query": query, "operationName": operation_name}
-        await ws.send(json.dumps({"id": "1", "type": START[protocol], "payload": payload}))
+        await ws.send(json.dumps({"id": "1", "type": START_MESSAGE[protocol], "payload": payload}))
         message = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert message["type"] == "error" and message["id"] == "1", message
 
