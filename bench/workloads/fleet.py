@@ -9,7 +9,8 @@ GET's latency is the writes' own and how much the fan-out's.
 `python -m bench fleet` runs it in the benchmark; `python -m bench.workloads.fleet 0.01` runs it alone at a
 hundredth of the scale (100 subscriptions on 20 connections over 10 jobs) on an embedded MongoDB of its own,
 to check that it works; `python -m bench.workloads.fleet SCALE CLIENTS RATE` sets the client processes and the
-changes a second (the same in every phase)."""
+changes a second (the same in every phase), and `--subscribers-apart` puts the subscribers on a second gateway
+process: what the WebSockets on a process of their own would give (docs/decisions/subscription-fanout.md)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ CLIENT_PROCESSES = 4
 ID_BASE = 7 * 10**12
 QUERY = "subscription($jobId: String) { taskEvents(jobId: $jobId) { cursor task { status } } }"
 P99_TARGET = Target((Bound("gateway", "<=", 250, "ms"),))
+SUBSCRIBERS_APART = "--subscribers-apart"
+"""Run alone with it, the subscribers connect to a second gateway process on the same database, the writes and
+the GET probe to the first (`run_fleet`'s `subscribers_on`)."""
 
 
 def rss_kb(pid: int) -> int:
@@ -113,39 +117,44 @@ async def run_fleet(
     scale: float = 1.0,
     client_processes: int = CLIENT_PROCESSES,
     rate: float | None = None,
+    subscribers_on: tuple[str, int] | None = None,
 ) -> list[Row]:
     """The fleet's rows. The same writes (`rate` a second, by default CHANGES_PER_S scaled) are made three times:
     with no subscription open, with one, and with the whole fleet, so that the fleet's CPU per change and GET
-    latency have the writes' own as their reference, measured in the same run."""
+    latency have the writes' own as their reference, measured in the same run. `subscribers_on`: another
+    gateway process on the same database (its URL and pid) that the subscribers connect to, the writes and the
+    GET probe staying on `gateway`: the WebSockets on a process of their own (the CPU rows are then `gateway`'s
+    alone)."""
     subscriptions = max(1, int(SUBSCRIPTIONS * scale))
     connections, jobs = max(1, int(CONNECTIONS * scale)), max(1, int(JOBS * scale))
     client_processes = max(1, min(client_processes, connections))
     seconds = max(5.0, SECONDS * min(1.0, scale * 10))
     if rate is None:
         rate = max(10.0, CHANGES_PER_S * min(1.0, scale * 10))  # a small scale's few tasks would conflict at 100/s
+    live, live_pid = subscribers_on or (gateway, gateway_pid)
     now = datetime.now(UTC)
     task_ids = [ID_BASE + job for job in range(jobs)]
     await db.tasks.delete_many({"_id": {"$gte": ID_BASE, "$lt": ID_BASE + JOBS}})
     await db.tasks.insert_many([task_doc(ID_BASE + job, f"fleet-live-{job}", now) for job in range(jobs)])
     idle, cpu_per_get = await idle_probe(gateway, gateway_pid, ID_BASE, seconds)
     alone = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "W", cpu_per_get)
-    rss_before = rss_kb(gateway_pid)
-    one = ClientProcesses(1, Share(gateway, TOKEN, QUERY, 1, range(1), jobs, "fleet-live-"), 1)
+    rss_before = rss_kb(live_pid)
+    one = ClientProcesses(1, Share(live, TOKEN, QUERY, 1, range(1), jobs, "fleet-live-"), 1)
     await one.subscribed()
-    await until_live(session, gateway, 1)
+    await until_live(session, live, 1)
     at_one = await live_connections_and_cursors(db)
     single = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "S", cpu_per_get)
-    share = Share(gateway, TOKEN, QUERY, connections, range(subscriptions), jobs, "fleet-live-")
+    share = Share(live, TOKEN, QUERY, connections, range(subscriptions), jobs, "fleet-live-")
     clients = ClientProcesses(client_processes, share, subscriptions - 1)
     await clients.subscribed()
-    await until_live(session, gateway, subscriptions)
-    rss_per_subscription = (rss_kb(gateway_pid) - rss_before) / subscriptions
+    await until_live(session, live, subscriptions)
+    rss_per_subscription = (rss_kb(live_pid) - rss_before) / subscriptions
     at_all = await live_connections_and_cursors(db)
-    sharing_before = await metric_sums(session, gateway, SHARING)
+    sharing_before = await metric_sums(session, live, SHARING)
     one.start_measuring()
     clients.start_measuring()
     fleet = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "F", cpu_per_get)
-    sharing = await metric_sums(session, gateway, SHARING)
+    sharing = await metric_sums(session, live, SHARING)
     received = [*await one.stop(), *await clients.stop()]
     arrivals = [event for client in received for event in client.events]
     errors = sum(len(client.errors) for client in received)
@@ -158,6 +167,8 @@ async def run_fleet(
     encoded = sum(v - sharing_before.get(k, 0) for k, v in sharing.items() if "encodings" in k and "encoded" in k)
     busiest = max(client.cpu_s / max(client.wall_s, 1e-9) for client in received) * 100
     shape = f"{subscriptions} subscriptions, {connections} connections, {jobs} jobs, {rate:g} changes/s asked"
+    if subscribers_on is not None:
+        shape += "; the subscribers on a gateway process of their own"
     idle_p99 = percentile(idle, 0.99)
     return [
         Row(
@@ -269,40 +280,52 @@ async def measure(run: Run) -> list[Row]:
     return await run_fleet(run.session, run.gateway, run.cpu.gateways[0], run.db)
 
 
-async def _alone(scale: float, client_processes: int, rate: float | None) -> None:
+async def _alone(scale: float, client_processes: int, rate: float | None, subscribers_apart: bool) -> None:
     from gateway.embedded import EmbeddedMongo, free_port
 
     with tempfile.TemporaryDirectory(prefix="tracking-fleet-") as workdir:
         mongo = EmbeddedMongo(Path(workdir), cache_size_gb=0.25)
         uri = await mongo.start()
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
-        port = free_port()
-        gateway = start("gateway", port, uri, Path(workdir) / "gw")
+        ports = [free_port() for _ in range(2 if subscribers_apart else 1)]
+        gateways = [start("gateway", port, uri, Path(workdir) / f"gw{n}") for n, port in enumerate(ports)]
         try:
-            await wait_until_up(f"http://127.0.0.1:{port}/readyz", gateway)
-            print(f"gateway pid {gateway.pid}", file=sys.stderr, flush=True)
+            for port, gateway in zip(ports, gateways, strict=True):
+                await wait_until_up(f"http://127.0.0.1:{port}/readyz", gateway)
+                print(f"gateway pid {gateway.pid} on port {port}", file=sys.stderr, flush=True)
+            apart = (f"http://127.0.0.1:{ports[1]}", gateways[1].pid) if subscribers_apart else None
             async with aiohttp.ClientSession(headers={"X-Auth-Token": TOKEN}) as session:
                 rows = await run_fleet(
-                    session, f"http://127.0.0.1:{port}", gateway.pid, client[DB], scale, client_processes, rate
+                    session,
+                    f"http://127.0.0.1:{ports[0]}",
+                    gateways[0].pid,
+                    client[DB],
+                    scale,
+                    client_processes,
+                    rate,
+                    apart,
                 )
             for row in rows:
                 print(f"{row.workload:50} {row.gateway:10.2f} {row.unit:8} ref {row.reference:8.2f}  {row.note}")
         finally:
-            gateway.terminate()
-            try:
-                gateway.wait(60)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
+            for gateway in gateways:
+                gateway.terminate()
+            for gateway in gateways:
+                try:
+                    gateway.wait(60)
+                except subprocess.TimeoutExpired:
+                    gateway.kill()
             await client.close()
             await mongo.stop()
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
+    arguments = [argument for argument in sys.argv[1:] if argument != SUBSCRIBERS_APART]
     asyncio.run(
         _alone(
             float(arguments[0]) if arguments else 0.01,
             int(arguments[1]) if len(arguments) > 1 else CLIENT_PROCESSES,
             float(arguments[2]) if len(arguments) > 2 else None,
+            SUBSCRIBERS_APART in sys.argv[1:],
         )
     )
