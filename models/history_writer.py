@@ -198,8 +198,11 @@ class HistoryWriter:
         except OperationFailure as error:
             if token is None or error.code not in EXPIRED_CURSOR_CODES:
                 raise
+            # Where the history goes on is taken before the gap is recorded: the next stream resumes from there,
+            # so a change made while the gap is written, or before the next stream opens, is not lost as well.
+            resume_from = await _resume_token_now(request)
             await self._record_gap(token)
-            await self._renew(None)
+            await self._renew(resume_from)
 
     async def _write_from(self, request: StreamRequest, token: Any) -> None:
         pending: list[RawDocument] = []
@@ -286,3 +289,9 @@ class HistoryWriter:
         with contextlib.suppress(DuplicateKeyError):
             # If not even this can be stored, nothing can: the writer fails (and says so) rather than drop it.
             await self._history.insert_one(skipped)
+
+
+async def _resume_token_now(request: StreamRequest) -> Any:
+    """A resume token for this moment: the one a stream opened now reports before any change."""
+    async with await request.open(None) as stream:
+        return stream.resume_token

@@ -249,7 +249,16 @@ async def test_two_writers_racing_for_the_lease_write_each_change_once(mongo_uri
         await other.close()
 
 
-async def test_a_lost_resume_point_is_recorded_as_a_gap(store, raw_db):
+async def test_a_lost_resume_point_is_recorded_as_a_gap(store, raw_db, monkeypatch):
+    """The changes the oplog no longer holds are a GAP entry; every change from then on is recorded, also one
+    made while the gap is being recorded, before the writer reads on."""
+    record_gap = HistoryWriter._record_gap
+
+    async def gap_and_a_change_meanwhile(writer: HistoryWriter, token: Any) -> None:
+        await record_gap(writer, token)
+        await store.create_tasks([task(id=2)])
+
+    monkeypatch.setattr(HistoryWriter, "_record_gap", gap_and_a_change_meanwhile)
     await raw_db.task_history_lease.insert_one(
         {
             "_id": "writer",
@@ -267,9 +276,9 @@ async def test_a_lost_resume_point_is_recorded_as_a_gap(store, raw_db):
         await store.create_tasks([task(id=1)])
 
         async def went_on() -> bool:
-            return len(await history_of(raw_db, 1)) == 1
+            return len(await history_of(raw_db, 1)) == 1 and len(await history_of(raw_db, 2)) == 1
 
-        await eventually(went_on, what="history going on after the gap")
+        await eventually(went_on, what="history going on after the gap, from the moment it was recorded")
 
 
 # ---- failover ------------------------------------------------------------------------------------------------------
