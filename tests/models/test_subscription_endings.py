@@ -127,14 +127,14 @@ async def test_a_reader_cancelled_while_its_catch_up_stops_stays_cancelled(
     after = await store.event_cursor("slow")
     await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "slow", "nexts": [], "previous": []})
     catch_up = LiveEvents._catch_up
-    stopping = asyncio.Event()
+    stopping, stopped = asyncio.Event(), asyncio.Event()
 
     async def slow_to_stop(live: LiveEvents, subscriber: Subscriber, cursor: str) -> None:
         try:
             await catch_up(live, subscriber, cursor)
         except asyncio.CancelledError:
             stopping.set()
-            await asyncio.sleep(1)
+            await stopped.wait()  # as long as the test needs, however loaded the machine
             raise
 
     monkeypatch.setattr(LiveEvents, "_catch_up", slow_to_stop)
@@ -145,5 +145,6 @@ async def test_a_reader_cancelled_while_its_catch_up_stops_stays_cancelled(
     await asyncio.wait_for(stopping.wait(), 30)
     closing.cancel()
     await asyncio.wait({closing}, timeout=30)
+    stopped.set()
     assert closing.cancelled()
     await eventually(no_open_subscriptions, what="the subscription left the fan-out")
