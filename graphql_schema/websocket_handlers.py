@@ -2,16 +2,17 @@
 refused before it is acknowledged, closing it when a bearer token expires, sending a shared subscription
 answer as the text encoded once for every subscriber of it, letting a graphql-transport-ws subscription's
 resolver send its events itself (graphql_schema.event_delivery), and taking a send after the close went out for
-the peer gone (`peer_gone_as_disconnected`)."""
+the peer gone (`send_json`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Mapping
 
 from starlette.websockets import WebSocketDisconnected as StarletteClosed
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
@@ -89,8 +90,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def send_message(self, message: TransportMessage) -> None:
         """A `next` whose payload other subscriptions share goes out as the text encoded once for all of them."""
-        with failing_its_operation(), peer_gone_as_disconnected():
-            await self.websocket.send_json(next_frame(message))
+        await send_json(self.websocket, next_frame(message))
 
     async def handle_task_exception(self, error: Exception) -> None:
         """A send that finds the peer gone ends its operation (Strawberry closes its stream): no server error to
@@ -134,8 +134,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await stopped(self._expiry)
 
     async def send_message(self, message: OperationMessage) -> None:
-        with failing_its_operation(), peer_gone_as_disconnected():
-            await self.websocket.send_json(message)
+        await send_json(self.websocket, message)
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -179,24 +178,18 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             self.tasks.pop(operation_id, None)
 
 
-@contextlib.contextmanager
-def peer_gone_as_disconnected() -> Iterator[None]:
-    """Starlette refuses a send once the connection's close went out (the peer gone while answers were queued)
-    with an error of its own, which Strawberry's adapter lets through as it is: raised as the WebSocketDisconnected
-    Strawberry raises when the peer is gone, so that it ends the operation quietly (`handle_task_exception`, a
-    resolver's own sends) rather than as a server failure logged with its traceback."""
+async def send_json(websocket: AsyncWebSocketAdapter, message: Mapping[str, object]) -> None:
+    """Send an operation's message. Starlette refuses a send once the connection's close went out (the peer gone
+    while answers were queued) with an error of its own, which Strawberry's adapter lets through as it is: raised
+    as the WebSocketDisconnected Strawberry raises when the peer is gone, so that it ends the operation quietly
+    (`handle_task_exception`, a resolver's own sends) rather than as a server failure logged with its traceback.
+    A send that fails for any other reason marks the operation of the task sending as failed
+    (graphql_schema.metrics.OPERATION_FAILED): its stream, closed as the error goes up, counts as an error. One
+    function, not context managers: every `next` frame goes through it."""
     try:
-        yield
+        await websocket.send_json(message)
     except StarletteClosed as closed:
         raise WebSocketDisconnected from closed
-
-
-@contextlib.contextmanager
-def failing_its_operation() -> Iterator[None]:
-    """A send that fails for any reason but the peer being gone marks the operation of the task sending as failed
-    (graphql_schema.metrics.OPERATION_FAILED): its stream, closed as the error goes up, counts as an error."""
-    try:
-        yield
     except WebSocketDisconnected:
         raise
     except Exception:
