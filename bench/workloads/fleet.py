@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from bench.workloads.fleet_phases import idle_probe, percentile, write_phase
 SUBSCRIPTIONS, CONNECTIONS, JOBS = 10_000, 2_000, 1_000
 CHANGES_PER_S = 100
 SECONDS = 30
+WARM_UP_S = 10
+"""Unmeasured writes before the idle reference (`warm_up`)."""
 CLIENT_PROCESSES = 4
 """Processes the subscribers are spread over (bench.workloads.fleet_clients)."""
 ID_BASE = 7 * 10**12
@@ -74,6 +76,29 @@ async def live_connections_and_cursors(db: Database) -> tuple[int, int]:
         )
     ).to_list(None)
     return len(connections), len(cursors)
+
+
+async def until_history_holds(db: Database, entries: dict[str, Any], count: int) -> None:
+    """Until the task history holds `count` entries matching `entries` (at most five minutes): the history
+    writer catching up would otherwise be timed as the next phase's."""
+    deadline = time.monotonic() + 300
+    while await db.task_history.count_documents(entries) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the task history did not record {count} entries {entries} within five minutes")
+        await asyncio.sleep(0.2)
+
+
+async def warm_up(
+    session: aiohttp.ClientSession, gateway: str, gateway_pid: int, db: Database, task_ids: list[int], rate: float
+) -> None:
+    """The gateway and MongoDB warmed by the writes the phases make, and the task history caught up with them and
+    with the tasks' creation, before anything is timed: the idle reference is then a gateway in the state the
+    phases after it meet, not one just started, and the history writer recording a thousand creations is not
+    timed as the idle gateway's GETs."""
+    created = {"task": {"$in": task_ids}, "kind": "CREATED", "at": {"$gte": datetime.now(UTC) - timedelta(seconds=60)}}
+    warmed = await write_phase(session, gateway, gateway_pid, task_ids, rate, WARM_UP_S, "warm-up", 0.0)
+    await until_history_holds(db, created, len(task_ids))
+    await until_history_holds(db, {"status": {"$in": list(warmed.answered)}}, len(warmed.answered))
 
 
 async def live_subscriptions(session: aiohttp.ClientSession, gateway: str) -> float:
@@ -136,6 +161,7 @@ async def run_fleet(
     task_ids = [ID_BASE + job for job in range(jobs)]
     await db.tasks.delete_many({"_id": {"$gte": ID_BASE, "$lt": ID_BASE + JOBS}})
     await db.tasks.insert_many([task_doc(ID_BASE + job, f"fleet-live-{job}", now) for job in range(jobs)])
+    await warm_up(session, gateway, gateway_pid, db, task_ids, rate)
     idle, cpu_per_get = await idle_probe(gateway, gateway_pid, ID_BASE, seconds)
     alone = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "W", cpu_per_get)
     rss_before = rss_kb(live_pid)
@@ -148,13 +174,15 @@ async def run_fleet(
     clients = ClientProcesses(client_processes, share, subscriptions - 1)
     await clients.subscribed()
     await until_live(session, live, subscriptions)
-    rss_per_subscription = (rss_kb(live_pid) - rss_before) / subscriptions
+    rss_subscribed = (rss_kb(live_pid) - rss_before) / subscriptions
     at_all = await live_connections_and_cursors(db)
     sharing_before = await metric_sums(session, live, SHARING)
     one.start_measuring()
     clients.start_measuring()
     fleet = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, "F", cpu_per_get)
     sharing = await metric_sums(session, live, SHARING)
+    # After the events: what each connection's compressor and each subscription's buffer have grown to.
+    rss_per_subscription = (rss_kb(live_pid) - rss_before) / subscriptions
     received = [*await one.stop(), *await clients.stop()]
     arrivals = [event for client in received for event in client.events]
     errors = sum(len(client.errors) for client in received)
@@ -263,7 +291,15 @@ async def run_fleet(
             REPORT,
             f"no subscription: {percentile(alone.write_ms(), 0.99):.0f} ms",
         ),
-        Row("fleet: gateway RSS per open subscription", rss_per_subscription, 0, "KB", 0, REPORT),
+        Row(
+            "fleet: gateway RSS per open subscription",
+            rss_per_subscription,
+            0,
+            "KB",
+            0,
+            REPORT,
+            f"after the fleet's events; {rss_subscribed:.1f} KB once subscribed",
+        ),
         Row(
             "fleet: busiest client process CPU",
             busiest,

@@ -17,6 +17,9 @@ from typing import Any
 import aiohttp
 
 READY, STOP = "ready", "stop"
+DEFLATE_WINDOW_BITS = 15
+"""What the client offers for permessage-deflate's window (aiohttp's `compress`), a browser's offer: the
+gateway's answer bounds it (uvicorn's, 12 bits)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,10 @@ async def _serve(share: Share, control: Connection) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets, readers = [], []
         for _ in range(share.connections):
-            ws = await session.ws_connect(f"{share.gateway}/graphql", protocols=["graphql-transport-ws"])
+            # Offering permessage-deflate, as browsers do: the gateway then keeps a compressor per connection.
+            ws = await session.ws_connect(
+                f"{share.gateway}/graphql", protocols=["graphql-transport-ws"], compress=DEFLATE_WINDOW_BITS
+            )
             await ws.send_json({"type": "connection_init", "payload": {"X-Auth-Token": share.token}})
             assert (await ws.receive_json())["type"] == "connection_ack"
             sockets.append(ws)
