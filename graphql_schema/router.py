@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -63,6 +64,11 @@ class _RefusedJSON(json.JSONDecodeError):
 class TokenRefused(Exception):
     """A GraphQL request without a valid token: 403 with a GraphQL-shaped body (see `install_token_refusal`)."""
 
+
+CONNECTION_INIT_WAIT = timedelta(minutes=1)
+"""How long a WebSocket connection may go without sending its connection_init, over either protocol, before it
+is closed with 4408: Strawberry's own for graphql-transport-ws, which graphql-ws lacks
+(websocket_handlers.LegacyWSHandler)."""
 
 GRAPHIQL_PAGE = (Path(__file__).parent / "graphiql.html").read_text()
 """GraphiQL on assets the gateway serves itself (no CDN), asking for the token once."""
@@ -304,5 +310,6 @@ def graphql_router(
         # The bound is TRACKING_SUBSCRIPTIONS_PER_CONNECTION, counted by the context and refused with a coded
         # error naming it; Strawberry's own (100, uncoded, counting queries too) would refuse first.
         max_subscriptions_per_connection=None,
+        connection_init_wait_timeout=CONNECTION_INIT_WAIT,
         limits=limits,
     )

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
+from typing import Protocol, cast
 
 from starlette.websockets import WebSocketDisconnected as StarletteClosed
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
@@ -48,6 +50,8 @@ from web.auth import TOKEN_FIELD
 log = logging.getLogger("gateway.graphql")
 
 REJECTED_TOKEN_CLOSE_CODE = 4403
+INIT_TIMEOUT_CLOSE_CODE = 4408
+"""graphql-transport-ws's close for a connection that sent no connection_init in time, used for graphql-ws too."""
 TOKEN_REJECTION = f"missing or unknown {TOKEN_FIELD}"
 """What a request or connection without a valid credential is told."""
 
@@ -99,12 +103,21 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().handle_task_exception(error)
 
 
+class _InitWait(Protocol):
+    connection_init_wait_timeout: timedelta
+
+
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The older graphql-ws protocol closes a rejected connection with 1011 (internal error); a wrong token is
     no server error, so it is refused here first with the 4403 graphql-transport-ws uses, and tokens that
-    disagree with the 4400 it uses for them."""
+    disagree with the 4400 it uses for them. It sets no deadline for connection_init either: a socket that never
+    sends one (and no subscription can start before it is acknowledged) held its connection for the life of the
+    process; it gets graphql-transport-ws's deadline and close (`_close_unless_initialised`)."""
+
+    _init_received = False
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        self._init_received = True
         context = self.context
         refusal = ambiguous_payload(context.credential, message.get("payload"))
         if refusal is not None:
@@ -128,10 +141,20 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     _expiry: Stop | None = None
 
     async def handle(self) -> None:
+        deadline = asyncio.create_task(self._close_unless_initialised())
         try:
             await super().handle()
         finally:
+            deadline.cancel()
             await stopped(self._expiry)
+
+    async def _close_unless_initialised(self) -> None:
+        """After the router's connection_init_wait_timeout, close the connection with 4408 unless a
+        connection_init came (as Strawberry's graphql-transport-ws handler does)."""
+        await asyncio.sleep(cast("_InitWait", self.view).connection_init_wait_timeout.total_seconds())
+        if not self._init_received:
+            with contextlib.suppress(WebSocketDisconnected, StarletteClosed):
+                await self.websocket.close(code=INIT_TIMEOUT_CLOSE_CODE, reason="Connection initialisation timeout")
 
     async def send_message(self, message: OperationMessage) -> None:
         await send_json(self.websocket, message)
