@@ -31,7 +31,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from models.changes import Idle, StreamItem, StreamRequest, read_changes
 from models.closing import Bound, stop_task
-from models.deadline import unavailable
+from models.deadline import UNAVAILABLE_MESSAGE, unavailable
 from models.defaults import SUBSCRIPTION_BUFFER, SUBSCRIPTION_CATCHUPS, SUBSCRIPTIONS_MAX
 from models.errors import GraphError, StorageUnavailable, TooManySubscriptions
 from models.events import (
@@ -279,9 +279,9 @@ class LiveEvents:
                 failure: Exception = error
             except PyMongoError as error:
                 failure = error
-            except Exception as error:  # a bug must not leave subscriptions waiting forever
+            except Exception:  # a bug must not leave subscriptions waiting forever; nor is it MongoDB's failure
                 log.exception("the shared change stream failed")
-                self._end_all(unavailable("the shared change stream failed", error))
+                self._end_all(StorageUnavailable(UNAVAILABLE_MESSAGE))
                 # Every subscription it served has ended: the stream reopened by the next one starts from then,
                 # not from this position (that subscription would get changes made before it subscribed). Ended,
                 # not raised: logged once, not again as a task exception nobody retrieved.
@@ -364,9 +364,9 @@ class LiveEvents:
                 failure: Exception = error
             except PyMongoError as error:
                 failure = error
-            except Exception as error:  # a bug must not leave it waiting forever (as in the shared stream)
+            except Exception:  # a bug must not leave it waiting forever (as in the shared stream)
                 log.exception("a subscription's catch-up failed")
-                subscriber.end(unavailable("the catch-up change stream failed", error))
+                subscriber.end(StorageUnavailable(UNAVAILABLE_MESSAGE))
                 return
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since > subscriber.resume_within_s:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from bson.int64 import Int64
+from prometheus_client import REGISTRY
 
 from models import GraphStore, StorageUnavailable
 from models.changes import Idle
@@ -21,6 +22,9 @@ from models.fanout import LiveEvents
 from models.subscriber import Subscriber
 from tests.conftest import TEST_DB
 from tests.helpers import eventually, no_open_subscriptions
+
+MONGODB_FAILURES_TOTAL = "tracking_mongodb_failures_total"
+KINDS = ("timeout", "unavailable")
 
 
 async def test_a_catch_up_that_fails_unexpectedly_ends_its_subscription(
@@ -46,8 +50,10 @@ async def test_a_shared_stream_that_fails_unexpectedly_ends_its_subscriptions_an
     store: GraphStore, raw_db: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bug in the shared stream ends every subscription with UNAVAILABLE (they resume with after), is logged
-    once, and the next subscription opens the stream again."""
+    once as the error it is (not as MongoDB unavailable, nor counted as MongoDB's failure), and the next
+    subscription opens the stream again."""
     caplog.set_level(logging.WARNING)
+    failed_before = mongodb_failures()
     dispatch = LiveEvents._dispatch
     failures = 0
 
@@ -79,6 +85,37 @@ async def test_a_shared_stream_that_fails_unexpectedly_ends_its_subscriptions_an
     assert len(logged) == 1 and "shared change stream failed" in logged[0].getMessage(), [
         r.getMessage() for r in logged
     ]
+    assert not [r for r in caplog.records if "MongoDB unavailable" in r.getMessage()]
+    assert mongodb_failures() == failed_before
+
+
+def mongodb_failures() -> float:
+    return sum(REGISTRY.get_sample_value(MONGODB_FAILURES_TOTAL, {"kind": kind}) or 0.0 for kind in KINDS)
+
+
+async def test_a_catch_up_that_fails_unexpectedly_ends_its_subscription_as_unavailable(
+    store: GraphStore, raw_db: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in a subscription's catch-up ends that subscription with UNAVAILABLE (it resumes with after), logged
+    once with its traceback, not as MongoDB unavailable nor counted as MongoDB's failure."""
+    caplog.set_level(logging.WARNING)
+    after = await store.event_cursor("caught")
+    await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "caught", "nexts": [], "previous": []})
+
+    async def failing(*_: Any) -> None:
+        raise RuntimeError("a bug in the catch-up")
+
+    monkeypatch.setattr(LiveEvents, "_read_catch_up", failing)
+    failed_before = mongodb_failures()
+    events = store.watch_task_events("caught", after, resume_within_s=30)
+    async with contextlib.aclosing(events):
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(anext(events), 30)
+    await eventually(no_open_subscriptions, what="the subscription left the fan-out")
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.getMessage(), r.exc_info is not None) for r in logged] == [("a subscription's catch-up failed", True)]
+    assert not [r for r in caplog.records if "MongoDB unavailable" in r.getMessage()]
+    assert mongodb_failures() == failed_before
 
 
 async def _subscribed() -> bool:
