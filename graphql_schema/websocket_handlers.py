@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Protocol, cast
 
+from starlette.websockets import WebSocketDisconnect as StarletteGone
 from starlette.websockets import WebSocketDisconnected as StarletteClosed
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -61,6 +62,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     one whose bearer token is refused with 4401, 4403 or 1013 (CLOSE_CODE_OF_BEARER_STATUS)."""
 
     async def handle_connection_init(self, message: TransportConnectionInit) -> None:
+        if self.connection_timed_out or self.connection_init_received:
+            await super().handle_connection_init(message)  # too late, or a second one: refused as Strawberry does
+            return
+        # The connection_init came in time: the deadline stops here, as in Strawberry's, not once the token is
+        # checked (a slow token source, an issuer's keys fetched) or the connection closed with 4408 meanwhile.
+        if self.connection_init_timeout_task is not None:
+            self.connection_init_timeout_task.cancel()
         refusal = ambiguous_payload(self.context.credential, message.get("payload"))
         if refusal is not None:
             await self.websocket.close(code=AMBIGUOUS_CLOSE_CODE, reason=refusal)
@@ -98,8 +106,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_task_exception(self, error: Exception) -> None:
         """A send that finds the peer gone ends its operation (Strawberry closes its stream): no server error to
-        log, as Strawberry would, with three tracebacks, for every client that leaves while it is answered."""
-        if not isinstance(error, WebSocketDisconnected):
+        log, as Strawberry would, with three tracebacks, for every client that leaves while it is answered. Nor is
+        the connection_init deadline's close that finds the peer gone (its close or its TCP end came, not yet read
+        by the handler: Starlette raises its own WebSocketDisconnect, 1006, as no send goes through `send_json`)."""
+        if not isinstance(error, WebSocketDisconnected | StarletteGone | StarletteClosed):
             await super().handle_task_exception(error)
 
 
@@ -153,7 +163,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         connection_init came (as Strawberry's graphql-transport-ws handler does)."""
         await asyncio.sleep(cast("_InitWait", self.view).connection_init_wait_timeout.total_seconds())
         if not self._init_received:
-            with contextlib.suppress(WebSocketDisconnected, StarletteClosed):
+            with contextlib.suppress(WebSocketDisconnected, StarletteGone, StarletteClosed):  # the peer gone
                 await self.websocket.close(code=INIT_TIMEOUT_CLOSE_CODE, reason="Connection initialisation timeout")
 
     async def send_message(self, message: OperationMessage) -> None:
