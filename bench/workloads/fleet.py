@@ -35,7 +35,11 @@ from bench.workloads.fleet_phases import idle_probe, percentile, write_phase
 
 SUBSCRIPTIONS, CONNECTIONS, JOBS = 10_000, 2_000, 1_000
 CHANGES_PER_S = 100
-SECONDS = 30
+SECONDS = 60
+"""Each phase's length: at 20 GETs a second, its p99 is the twelfth slowest of about 1,200 GETs. At 30 s (the
+sixth of 600) one slow stretch of mongod's decided the row: the fleet's GET p99 ranged from 5.9 to 18.9 ms over
+eighteen runs, against 6.6-7.3 ms over three at 60 s (bench/README.md, "The fleet's GET row on a fresh
+machine")."""
 WARM_UP_S = 10
 """Unmeasured writes before the idle reference (`warm_up`)."""
 CLIENT_PROCESSES = 4
