@@ -245,11 +245,16 @@ class LiveEvents:
             )
         if self._opened.is_set():
             return
+        reader, opened = self._reader, asyncio.ensure_future(self._opened.wait())
         try:
             async with asyncio.timeout(resume_within_s):
-                await self._opened.wait()
+                await asyncio.wait({reader, opened}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise unavailable(f"change stream not opened within {resume_within_s:g}s", TimeoutError()) from None
+        finally:
+            opened.cancel()
+        if not self._opened.is_set():  # the reader ended before the stream opened: a shutdown, or a bug (logged)
+            raise _shutting_down() if reader.cancelled() else StorageUnavailable(UNAVAILABLE_MESSAGE)
 
     async def _read_shared(self) -> None:
         request = stream_request(self._tasks, None, SUBSCRIBER_FIELDS, self._full_document, SHARED_POLL_MS, routed=True)

@@ -89,6 +89,30 @@ async def test_a_shared_stream_that_fails_unexpectedly_ends_its_subscriptions_an
     assert mongodb_failures() == failed_before
 
 
+async def test_a_subscription_waiting_for_the_shared_stream_to_open_is_told_at_once_when_its_reader_fails(
+    store: GraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug before the shared stream's first position ends its reader with nothing yet registered to end: a
+    subscription waiting for the stream to open is answered UNAVAILABLE then, not after its resume window."""
+    reached = asyncio.Event()
+
+    def failing(live: LiveEvents, item: Any) -> Any:
+        reached.set()
+        raise RuntimeError("a bug before the stream opened")
+
+    monkeypatch.setattr(LiveEvents, "_dispatch", failing)
+    events = store.watch_task_events("opening", resume_within_s=OPENING_WINDOW_S)
+    async with contextlib.aclosing(events):
+        with pytest.raises(StorageUnavailable, match="MongoDB unavailable"):
+            await asyncio.wait_for(anext(events), OPENING_WINDOW_S / 2)
+    assert reached.is_set()
+    await eventually(no_open_subscriptions, what="the subscription left the fan-out")
+
+
+OPENING_WINDOW_S = 240
+"""The test's resume window: waiting it out instead of being told would fail the test at half of it."""
+
+
 def mongodb_failures() -> float:
     return sum(REGISTRY.get_sample_value(MONGODB_FAILURES_TOTAL, {"kind": kind}) or 0.0 for kind in KINDS)
 
