@@ -53,6 +53,8 @@ log = logging.getLogger("gateway.graphql")
 REJECTED_TOKEN_CLOSE_CODE = 4403
 INIT_TIMEOUT_CLOSE_CODE = 4408
 """graphql-transport-ws's close for a connection that sent no connection_init in time, used for graphql-ws too."""
+PEER_GONE = (WebSocketDisconnected, StarletteGone, StarletteClosed)
+"""What a send or close raises when the peer is gone (Strawberry's error, Starlette's two): no server error."""
 TOKEN_REJECTION = f"missing or unknown {TOKEN_FIELD}"
 """What a request or connection without a valid credential is told."""
 
@@ -109,7 +111,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         log, as Strawberry would, with three tracebacks, for every client that leaves while it is answered. Nor is
         the connection_init deadline's close that finds the peer gone (its close or its TCP end came, not yet read
         by the handler: Starlette raises its own WebSocketDisconnect, 1006, as no send goes through `send_json`)."""
-        if not isinstance(error, WebSocketDisconnected | StarletteGone | StarletteClosed):
+        if not isinstance(error, PEER_GONE):
             await super().handle_task_exception(error)
 
 
@@ -163,7 +165,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         connection_init came (as Strawberry's graphql-transport-ws handler does)."""
         await asyncio.sleep(cast("_InitWait", self.view).connection_init_wait_timeout.total_seconds())
         if not self._init_received:
-            with contextlib.suppress(WebSocketDisconnected, StarletteGone, StarletteClosed):  # the peer gone
+            with contextlib.suppress(*PEER_GONE):
                 await self.websocket.close(code=INIT_TIMEOUT_CLOSE_CODE, reason="Connection initialisation timeout")
 
     async def send_message(self, message: OperationMessage) -> None:

@@ -24,7 +24,7 @@ from websockets.typing import Subprotocol
 from graphql_schema import router
 from graphql_schema.websocket_handlers import LegacyWSHandler, TransportWSHandler
 from models import GraphStore
-from tests.helpers import AUTH, gateway_app, served
+from tests.helpers import AUTH, START_MESSAGE, gateway_app, served
 from web.auth import Caller, Callers, Credential
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
@@ -68,8 +68,7 @@ async def test_an_initialised_connection_outlives_the_deadline(
         # Past the deadline (what is asserted is that nothing happens, so only a wait can show it) ...
         await asyncio.sleep(DEADLINE.total_seconds() * 3)
         # ... the connection still answers a query.
-        start = "subscribe" if protocol == "graphql-transport-ws" else "start"
-        await ws.send(json.dumps({"id": "1", "type": start, "payload": {"query": "{ __typename }"}}))
+        await ws.send(json.dumps({"id": "1", "type": START_MESSAGE[protocol], "payload": {"query": "{ __typename }"}}))
         assert json.loads(await ws.recv())["payload"]["data"] == {"__typename": "Query"}
         assert ws.close_code is None
 
