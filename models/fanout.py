@@ -7,12 +7,11 @@ serves requests. Here one change stream (per process) reads every change; each e
 once, then handed to the subscriptions it concerns: those of its jobs (the task's job after and before the
 change) and the unfiltered ones, each after its caller's visibility check (models.subscriber.Visibility).
 
-A subscription with `after` first catches up on a change stream of its own from that cursor (MongoDB replays
-the oplog), then hands over to the shared stream without a gap or a repeat (models.subscriber). At most
-TRACKING_SUBSCRIPTION_CATCHUPS catch-ups read at once, and a catch-up waiting for its reader to make room closes
-its stream meanwhile. The shared stream and the catch-ups use a client of their own, whose pool has a
-connection for each: subscriptions never take a connection from the pool that serves requests, and MongoDB sees
-a constant number of connections and change-stream cursors whatever the number of subscriptions.
+A subscription with `after` first catches up on a change stream of its own from that cursor, then hands over
+to the shared stream without a gap or a repeat (models.catch_ups, models.subscriber). The shared stream and the
+catch-ups use a client of their own, whose pool has a connection for each: subscriptions never take a connection
+from the pool that serves requests, and MongoDB sees a constant number of connections and change-stream cursors
+whatever the number of subscriptions.
 """
 
 from __future__ import annotations
@@ -29,7 +28,8 @@ from dataclasses import dataclass
 from opentelemetry.trace import Tracer
 from pymongo.errors import OperationFailure, PyMongoError
 
-from models.changes import Idle, StreamItem, StreamRequest, read_changes
+from models.catch_ups import CatchUps
+from models.changes import Idle, StreamItem, read_changes
 from models.closing import Bound, stop_task
 from models.deadline import UNAVAILABLE_MESSAGE, unavailable
 from models.defaults import SUBSCRIPTION_BUFFER, SUBSCRIPTION_CATCHUPS, SUBSCRIPTIONS_MAX
@@ -46,7 +46,6 @@ from models.events import (
     event_of,
     is_event_cursor,
     jobs_of,
-    refuses_resume_point,
     stream_request,
 )
 from models.fanout_metrics import LIVE_HUBS as LIVE_HUBS
@@ -64,8 +63,6 @@ the first subscription of a process waits for the shared stream's first position
 SHARED_LINGER_S = 2.0
 """How long the shared stream stays open after its last subscription ended: a page reloading subscribes again
 within it, and a gateway nobody watches reads (and decodes) no change at all."""
-CATCH_UP_POLL_MS = 100
-"""How long one getMore of a catch-up waits: a catch-up that has read everything hands over at its next answer."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,7 @@ class LiveEvents:
         self._tracer = tracer
         self._tasks = tasks
         self._full_document = full_document
-        self._slots = asyncio.Semaphore(self.limits.catch_ups)
+        self.catch_ups: CatchUps = CatchUps(tasks, full_document, self.limits.catch_ups)
         self._routes = Routes()
         self._registered = 0
         self.phases: Counter[Phase] = Counter()  # kept as they move: /metrics walks no subscriber per scrape
@@ -105,7 +102,6 @@ class LiveEvents:
         self._opened = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
-        self.catch_ups_reading: int = 0
         self._tasks_uuid: bytes | None = None
         """The tasks collection's UUID, which its events' cursors name (read at the first cursor naming one)."""
         LIVE_HUBS.add(self)
@@ -167,7 +163,7 @@ class LiveEvents:
             if starting is not None:
                 starting.end()  # before the first event: the span must not stay current in the caller
             if after is not None:
-                catch_up = asyncio.create_task(self._catch_up(subscriber, after), name="subscription catch-up")
+                catch_up = asyncio.create_task(self.catch_ups.run(subscriber, after), name="subscription catch-up")
             while True:  # read here, not through a generator of the subscriber: one fewer waiting per subscription
                 event = subscriber.take()
                 if event is None:
@@ -342,57 +338,6 @@ class LiveEvents:
                     errors[window] = unavailable(f"change stream not resumable within {window:g}s", failure)
                 subscriber.end(errors[window])
                 self._routes.discard(subscriber)
-
-    # ---- catching up ----------------------------------------------------------------------------------------
-
-    async def _catch_up(self, subscriber: Subscriber, after: str) -> None:
-        """`subscriber`'s events after `after` from a change stream of its own, until it hands over."""
-        request = stream_request(
-            self._tasks, subscriber.job_id, SUBSCRIBER_FIELDS, self._full_document, CATCH_UP_POLL_MS, routed=True
-        )
-        failing_since: float | None = None
-        while subscriber.catching_up:
-            await subscriber.room()
-            try:
-                async with self._slots:
-                    self.catch_ups_reading += 1
-                    try:
-                        await self._read_catch_up(subscriber, request)
-                    finally:
-                        self.catch_ups_reading -= 1
-                failing_since = None
-                continue
-            except OperationFailure as error:
-                if refuses_resume_point(error):
-                    subscriber.end(cursor_expired())
-                    return
-                failure: Exception = error
-            except PyMongoError as error:
-                failure = error
-            except Exception:  # a bug must not leave it waiting forever (as in the shared stream)
-                log.exception("a subscription's catch-up failed")
-                subscriber.end(StorageUnavailable(UNAVAILABLE_MESSAGE))
-                return
-            failing_since = failing_since or time.monotonic()
-            if time.monotonic() - failing_since > subscriber.resume_within_s:
-                window = subscriber.resume_within_s
-                subscriber.end(unavailable(f"change stream not resumable within {window:g}s", failure))
-                return
-            log.info("catch-up change stream interrupted (%s); resuming after its last event", failure)
-            await asyncio.sleep(WATCH_RETRY_S)
-
-    async def _read_catch_up(self, subscriber: Subscriber, request: StreamRequest) -> None:
-        """Read from `subscriber.read_to` until the hand-over, or until the buffer is full (the stream is closed
-        while the reader makes room). Raises what the stream raises: `read_to` is where to resume."""
-        async with contextlib.aclosing(read_changes(request, {"_data": subscriber.read_to})) as items:
-            async for item in items:
-                if item.token is not None:
-                    subscriber.read_to = item.token["_data"]
-                event = event_of(item)
-                if event is not None:
-                    subscriber.catch_up(event, jobs_of(item) if not isinstance(item, Idle) else frozenset())
-                if subscriber.hand_over(subscriber.read_to) or subscriber.full():
-                    return
 
 
 _CLOSED = GraphError("subscription closed")

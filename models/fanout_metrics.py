@@ -30,5 +30,5 @@ SUBSCRIPTIONS_OPEN.labels("live").set_function(lambda: _in_phase(Phase.LIVE))
 SUBSCRIPTION_QUEUE_DEPTH.set_function(lambda: sum(_queued(hub) for hub in list(LIVE_HUBS)))
 SUBSCRIPTION_STREAMS.labels("shared").set_function(lambda: float(sum(hub.shared_streams for hub in list(LIVE_HUBS))))
 SUBSCRIPTION_STREAMS.labels("catch_up").set_function(
-    lambda: float(sum(hub.catch_ups_reading for hub in list(LIVE_HUBS)))
+    lambda: float(sum(hub.catch_ups.reading for hub in list(LIVE_HUBS)))
 )

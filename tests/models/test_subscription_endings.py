@@ -15,7 +15,8 @@ import pytest
 from bson.int64 import Int64
 from prometheus_client import REGISTRY
 
-from models import GraphStore, StorageUnavailable
+from models import GraphStore, StorageUnavailable, catch_ups
+from models.catch_ups import CatchUps
 from models.changes import Idle
 from models.closing import Bound
 from models.fanout import LiveEvents
@@ -129,7 +130,7 @@ async def test_a_catch_up_that_fails_unexpectedly_ends_its_subscription_as_unava
     async def failing(*_: Any) -> None:
         raise RuntimeError("a bug in the catch-up")
 
-    monkeypatch.setattr(LiveEvents, "_read_catch_up", failing)
+    monkeypatch.setattr(catch_ups, "_read", failing)
     failed_before = mongodb_failures()
     events = store.watch_task_events("caught", after, resume_within_s=30)
     async with contextlib.aclosing(events):
@@ -187,18 +188,18 @@ async def test_a_reader_cancelled_while_its_catch_up_stops_stays_cancelled(
     meanwhile (a shutdown) must end that task, not be swallowed as if it were the catch-up's own."""
     after = await store.event_cursor("slow")
     await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "slow", "nexts": [], "previous": []})
-    catch_up = LiveEvents._catch_up
+    catch_up = CatchUps.run
     stopping, stopped = asyncio.Event(), asyncio.Event()
 
-    async def slow_to_stop(live: LiveEvents, subscriber: Subscriber, cursor: str) -> None:
+    async def slow_to_stop(catch_ups: CatchUps, subscriber: Subscriber, cursor: str) -> None:
         try:
-            await catch_up(live, subscriber, cursor)
+            await catch_up(catch_ups, subscriber, cursor)
         except asyncio.CancelledError:
             stopping.set()
             await stopped.wait()  # as long as the test needs, however loaded the machine
             raise
 
-    monkeypatch.setattr(LiveEvents, "_catch_up", slow_to_stop)
+    monkeypatch.setattr(CatchUps, "run", slow_to_stop)
     monkeypatch.setattr(Subscriber, "hand_over", lambda subscriber, position: False)  # still catching up
     events = store.watch_task_events("slow", after, resume_within_s=30)
     assert (await asyncio.wait_for(anext(events), 30)).task_id == 1
