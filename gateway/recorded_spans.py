@@ -12,11 +12,10 @@ asked: a child of a span the same provider sampled, with any sampler OTEL_TRACES
 span with always_on, see `children_follow_sampled_parent`), the provider's id generator makes the ids, the
 parent is the context's current span (a remote `SpanContext` is enough), the resource and instrumentation scope are the
 provider's, and `SpanLimits` (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
-OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT) bound what a span keeps. Attribute values of the plain
-types are kept as they are; any other is cleaned by the SDK's own `BoundedAttributes` (sequences made tuples,
-invalid types dropped); start attributes that setting one by one would keep unchanged are copied at once. Keys
-are not checked (the SDK drops an empty one): every key is a literal of the
-gateway's own code.
+OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT, OTEL_LINK_ATTRIBUTE_COUNT_LIMIT) bound what a span keeps.
+Attribute values of the plain types are kept as they are; any other is cleaned by the SDK's own `BoundedAttributes`
+(sequences made tuples, invalid types dropped); start attributes that setting one by one would keep unchanged are
+copied at once. Keys are not checked (the SDK drops an empty one): every key is a literal of the gateway's code.
 
 What differs: a span belongs to the thread that made it (the gateway's event loop) until it ends, so it takes no
 lock; after its end it is only read (by the export thread). The provider has exactly one span processor, given at
@@ -231,7 +230,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
             self.sampled = False
         self._attributes: dict[str, types.AttributeValue] = {}
         if links:
-            self._links = _bounded_links(links, self._limits.max_links)
+            self._links = _bounded_links(links, self._limits)
             self._dropped_links = len(links) - len(self._links)
         if attributes:
             plain = _plain_within_limits(attributes, self._limits)
@@ -304,7 +303,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
         if self._limits.max_links is not None and len(self._links) >= self._limits.max_links:
             self._dropped_links += 1
             return
-        self._links = (*self._links, Link(context, attributes))
+        self._links = (*self._links, _bounded_link(context, attributes, self._limits))
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -394,8 +393,17 @@ def _local_context(trace_id: int, span_id: int, flags: TraceFlags, trace_state: 
     return tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, valid))
 
 
-def _bounded_links(links: Sequence[Link] | None, limit: int | None) -> tuple[Link, ...]:
+def _bounded_links(links: Sequence[Link] | None, limits: SpanLimits) -> tuple[Link, ...]:
     if not links:
         return ()
-    valid = tuple(link for link in links if link.context.is_valid)
-    return valid if limit is None else valid[:limit]
+    valid = [link for link in links if link.context.is_valid]
+    kept = valid if limits.max_links is None else valid[: limits.max_links]
+    return tuple(_bounded_link(link.context, link.attributes, limits) for link in kept)
+
+
+def _bounded_link(context: SpanContext, attributes: types.Attributes, limits: SpanLimits) -> Link:
+    """A link, its attributes bounded as the SDK bounds them."""
+    most, longest = limits.max_link_attributes, limits.max_attribute_length
+    return Link(
+        context, BoundedAttributes(most, attributes, max_value_len=longest, immutable=True) if attributes else None
+    )

@@ -191,6 +191,28 @@ def test_events_past_the_limit_drop_the_oldest_and_are_counted_as_the_sdk_does(m
     assert recorded.dropped_events_count == sdks.dropped_events_count == 3
 
 
+def test_link_attributes_are_bounded_as_the_sdk_bounds_them(monkeypatch):
+    monkeypatch.setenv("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "2")
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "3")
+    requests = []
+    for make in (recording, sdk):
+        tracer, collected = make()
+        other, _ = remote_parent(sampled=True)
+        span = tracer.start_span("a", links=[trace.Link(other, {"one": "abcdef", "two": 2})])
+        span.add_link(other, {"three": "ghijkl", "four": 4, "five": 5})
+        span.end(end_time=2_000)
+        (ended,) = collected.spans
+        # Values cut to the length limit; past the count limit the oldest key goes (BoundedAttributes, as in the SDK).
+        assert [dict(link.attributes or {}) for link in ended.links] == [
+            {"one": "abc", "two": 2},
+            {"four": 4, "five": 5},
+        ]
+        requests.append(ExportTraceServiceRequest.FromString(encode_request([ended])))
+    recorded, sdks = (request.resource_spans[0].scope_spans[0].spans[0] for request in requests)
+    assert [link.dropped_attributes_count for link in recorded.links] == [0, 1]
+    assert recorded.links == sdks.links
+
+
 ATTRIBUTE_VALUES = st.one_of(
     st.text(max_size=5),
     st.booleans(),
