@@ -12,6 +12,8 @@ from strawberry.types import ExecutionContext
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from graphql_schema.operation_names import executed_operation, recorded_name
+
 OPERATIONS = Counter(
     "tracking_graphql_operations_total", "GraphQL operations, by operation name and outcome.", ["operation", "outcome"]
 )
@@ -38,7 +40,8 @@ OPERATION_FAILED: ContextVar[bool] = ContextVar("operation_failed", default=Fals
 """Set in an operation's task when an answer of it could not be sent (a bug, not the peer gone): its stream is
 then closed by the protocol handler as one the client ended would be, and is counted as an error."""
 MAX_NAMES = 100
-"""Operation names are the clients' choice: past this many distinct ones, the rest count as "other"."""
+"""Operation names are the clients' choice: past this many distinct ones, the rest count as "other" (each one as
+graphql_schema.operation_names records it: defined by its document, cut)."""
 _seen_names: set[str] = set()
 
 
@@ -75,8 +78,15 @@ class OperationMetrics(SchemaExtension):
         except (GeneratorExit, asyncio.CancelledError):
             outcome = _closed_outcome(self.execution_context)
             if outcome is not None:
-                OPERATIONS.labels(_label(self.execution_context.operation_name), outcome).inc()
+                self._count(outcome)
+            raise
+        except Exception:
+            # Raised through the operation (a refusal before execution, a limit's error, no operation to run):
+            # answered as an error.
+            self._count("error")
             raise
         result = self.execution_context.result
-        outcome = "error" if result is None or getattr(result, "errors", None) else "ok"
-        OPERATIONS.labels(_label(self.execution_context.operation_name), outcome).inc()
+        self._count("error" if result is None or getattr(result, "errors", None) else "ok")
+
+    def _count(self, outcome: str) -> None:
+        OPERATIONS.labels(_label(recorded_name(executed_operation(self.execution_context))), outcome).inc()

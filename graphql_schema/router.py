@@ -131,6 +131,17 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
             response.background = BackgroundTask(release_after_large_answer)  # once the answer is sent
         return response
 
+    async def parse_http_body(self, request: Any) -> Any:
+        """As Strawberry parses it, and `operationName` checked as Strawberry checks `query` and `variables`
+        (GraphQL over HTTP: a string or null); a list or a number would be run as an unknown name."""
+        parsed = await super().parse_http_body(request)
+        for data in parsed if isinstance(parsed, list) else [parsed]:
+            if not isinstance(data.operation_name, str | None):
+                raise StrawberryHTTPException(
+                    400, "The GraphQL operation's `operationName` must be a string or null, if provided."
+                )
+        return parsed
+
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """No `data` entry when execution never started (GraphQL spec §7.1.2): errors that name no path and no
         data mean a request error (parsing, validation, variables, a refused operation)."""

@@ -1,7 +1,8 @@
 """A span per GraphQL operation (OpenTelemetry's API only: the provider is the gateway's, in the context).
 
 Named as OpenTelemetry's GraphQL conventions say (`query Dashboard`, `mutation`, a bare type for an anonymous
-operation, `GraphQL Operation` when the document names none it can run), with `graphql.operation.type` and
+operation, `GraphQL Operation` when the document names none it can run; a name only as the document defines it,
+graphql_schema.operation_names), with `graphql.operation.type` and
 `graphql.operation.name`, and `tracking.graphql.path` (compiled or generic) for queries. The document itself
 (`graphql.document`) is left out: its arguments and variables can be task data.
 
@@ -19,6 +20,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
+from graphql_schema.operation_names import executed_operation, recorded_name
 
 UNNAMED = "GraphQL Operation"
 
@@ -28,6 +30,7 @@ class OperationSpans(SchemaExtension):
     nothing at all when the gateway traces nothing."""
 
     _span: Span | None = None
+    _raised = False
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context
@@ -40,6 +43,11 @@ class OperationSpans(SchemaExtension):
         token = otel_context.attach(trace.set_span_in_context(self._span, parent))
         try:
             yield
+        except Exception:
+            # Raised through the operation (a refusal before execution, a limit's error, no operation to run):
+            # Strawberry answers it as one error, or refuses the request.
+            self._raised = True
+            raise
         finally:
             self._end()
             otel_context.detach(token)
@@ -59,16 +67,17 @@ class OperationSpans(SchemaExtension):
         span, self._span = self._span, None
         if span is None:
             return
-        operation_type = self._operation_type()
-        name = self.execution_context.operation_name
-        if operation_type is not None:
-            span.update_name(f"{operation_type.value} {name}" if name else operation_type.value)
-            span.set_attribute("graphql.operation.type", operation_type.value)
-        if name:
-            span.set_attribute("graphql.operation.name", name)
+        operation = executed_operation(self.execution_context)
+        if operation is not None:
+            kind, name = operation.operation.value, recorded_name(operation)
+            span.update_name(f"{kind} {name}" if name else kind)
+            span.set_attribute("graphql.operation.type", kind)
+            if name:
+                span.set_attribute("graphql.operation.name", name)
         result = self.execution_context.result
         errors = getattr(result, "errors", None) or self.execution_context.pre_execution_errors
-        if errors:
-            span.set_attribute("tracking.graphql.errors", len(errors))
+        count = len(errors) if errors else int(self._raised)
+        if count:
+            span.set_attribute("tracking.graphql.errors", count)
             span.set_status(StatusCode.ERROR)
         span.end()

@@ -78,7 +78,8 @@ async def test_an_answer_that_cannot_be_sent_ends_its_subscription_as_failed_and
 
 REFUSED = [
     ("Invalid", 'subscription Invalid { taskEvents(jobId: "x") { noSuchField } }', None),
-    ("Nope", "subscription Known { taskEvents { taskId } }", "Nope"),
+    # A name its document does not define is the client's text, not an operation's: counted as no name.
+    ("anonymous", "subscription Known { taskEvents { taskId } }", "Nope"),
 ]
 
 
