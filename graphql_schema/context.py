@@ -137,17 +137,21 @@ class Context(BaseContext):
         (graphql_schema.event_payloads.caller_selection); TooManySubscriptions past any bound (nothing counted).
         `end_subscription` when it ends."""
         if self.subscriptions_open >= self.max_subscriptions:
-            SUBSCRIPTIONS_REFUSED.labels("connection").inc()
-            raise TooManySubscriptions(
-                f"too many subscriptions on this connection: at most {self.max_subscriptions} "
-                "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
-            )
+            raise self.connection_refusal()
         if self.caller_limits is not None and self.caller is not None:
             refusal = self.caller_limits.open_subscription(self.caller, selection)
             if refusal is not None:
                 SUBSCRIPTIONS_REFUSED.labels("caller").inc()
                 raise TooManySubscriptions(refusal)
         self.subscriptions_open += 1
+
+    def connection_refusal(self) -> TooManySubscriptions:
+        """The refusal of a subscription past TRACKING_SUBSCRIPTIONS_PER_CONNECTION, counted."""
+        SUBSCRIPTIONS_REFUSED.labels("connection").inc()
+        return TooManySubscriptions(
+            f"too many subscriptions on this connection: at most {self.max_subscriptions} "
+            "(TRACKING_SUBSCRIPTIONS_PER_CONNECTION); complete one first or open another connection"
+        )
 
     def end_subscription(self, selection: Hashable) -> None:
         """A subscription `count_subscription` counted has ended."""

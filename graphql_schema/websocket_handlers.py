@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from typing import Protocol, cast
 
+from graphql import GraphQLFormattedError
 from starlette.websockets import WebSocketDisconnect as StarletteGone
 from starlette.websockets import WebSocketDisconnected as StarletteClosed
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
@@ -22,12 +23,14 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportConnectionInit,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message as TransportMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage,
     ConnectionInitMessage,
     ErrorMessage,
     OperationMessage,
+    StartMessage,
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -43,6 +46,7 @@ from graphql_schema.credentials import (
     payload_caller,
     stopped,
 )
+from graphql_schema.errors import as_graphql_error
 from graphql_schema.event_delivery import DIRECT_OPERATION, ServedOperation
 from graphql_schema.event_payloads import next_frame
 from graphql_schema.metrics import OPERATION_FAILED
@@ -91,6 +95,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().handle()
         finally:
             await stopped(self._expiry)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        refusal = past_connection_bound(self.context, message["id"], self.operations, self.connection_acknowledged)
+        if refusal is not None:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [refusal]})
+            return
+        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, in the operation's own task, where a `taskEvents` resolver finds the operation to send
@@ -160,6 +171,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             deadline.cancel()
             await stopped(self._expiry)
 
+    async def handle_start(self, message: StartMessage) -> None:
+        refusal = past_connection_bound(self.context, message["id"], self.tasks, self.connection_acknowledged)
+        if refusal is not None:
+            await self.send_message(ErrorMessage(type="error", id=message["id"], payload=refusal))
+            return
+        await super().handle_start(message)
+
     async def _close_unless_initialised(self) -> None:
         """After the router's connection_init_wait_timeout, close the connection with 4408 unless a
         connection_init came (as Strawberry's graphql-transport-ws handler does)."""
@@ -211,6 +229,20 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
+
+
+def past_connection_bound(
+    context: Context, operation_id: str, in_flight: Collection[str], acknowledged: bool
+) -> GraphQLFormattedError | None:
+    """The refusal of an operation started on a connection that has TRACKING_SUBSCRIPTIONS_PER_CONNECTION
+    operations in flight already (subscriptions open, queries and mutations running), answered before its document
+    is parsed or a task is made for it: a client sending starts as fast as it can is refused at a small, fixed
+    cost for each, where each went through parsing, validation and its own task before its resolver refused it
+    (the gateway's loop and memory taken by one token). None: Strawberry handles the start (an operation id in
+    flight replaces or refuses as the protocol says, an unacknowledged connection is closed)."""
+    if not acknowledged or operation_id in in_flight or len(in_flight) < context.max_subscriptions:
+        return None
+    return as_graphql_error(context.connection_refusal()).formatted
 
 
 async def send_json(websocket: AsyncWebSocketAdapter, message: Mapping[str, object]) -> None:

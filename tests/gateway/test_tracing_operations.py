@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import REGISTRY
-
 from graphql_schema.operation_names import OPERATION_NAME_MOST
 from graphql_schema.tracing import UNNAMED
 from tests.gateway.tracing_setup import assert_one_tree, children_of, new_trace, traced_gateway, traceparent
-from tests.helpers import AUTH, lifespan_client
+from tests.helpers import AUTH, lifespan_client, operations_counted
 from tests.otlp import ReceivedSpan
 
 
@@ -54,13 +52,13 @@ async def test_an_operation_span_is_named_only_by_an_operation_of_its_document(t
     assert span.error
 
 
-REFUSED = [
-    {"query": "query Costly { jobs(first: 100) { edges { node { id } } } }"},  # over TRACKING_GRAPHQL_MAX_COST
-    {"query": "fragment F on Task { id }"},
-    {"query": "subscription S { taskEvents { kind } }"},  # not over HTTP
-    {"query": ""},
-    {"query": "query V { task(id: 1) { nope } }"},
-    {"query": "query A { __typename }", "operationName": "C"},
+REFUSED = [  # each with the name its error is counted under on /metrics
+    ({"query": "query Costly { jobs(first: 100) { edges { node { id } } } }"}, "Costly"),  # over the cost limit
+    ({"query": "fragment F on Task { id }"}, "anonymous"),
+    ({"query": "subscription S { taskEvents { kind } }"}, "S"),  # not over HTTP
+    ({"query": ""}, "anonymous"),
+    ({"query": "query V { task(id: 1) { nope } }"}, "V"),
+    ({"query": "query A { __typename }", "operationName": "C"}, "anonymous"),  # no operation C to run
 ]
 
 
@@ -71,20 +69,12 @@ async def test_an_answer_with_errors_marks_its_operation_span_failed_and_counts_
         traced_gateway(mongo_uri, data_dir, receiver.endpoint, graphql_max_cost=1) as (app, *_),
         lifespan_client(app, AUTH) as http,
     ):
-        errors_before = operations_counted("error")
-        for body in REFUSED:
+        names = sorted({name for _, name in REFUSED})
+        errors_before = {name: operations_counted(name, "error") for name in names}
+        for body, _ in REFUSED:
             status, answer, span = await operation_span(http, receiver, body)
             assert status >= 400 or answer.get("errors"), (body, answer)
             assert span.error, (body, answer, span)
             assert span.attributes["tracking.graphql.errors"] >= 1, (body, span)
-        assert operations_counted("error") - errors_before == len(REFUSED)
-
-
-def operations_counted(outcome: str) -> float:
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        if metric.name == "tracking_graphql_operations"
-        for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels["outcome"] == outcome
-    )
+        counted = {name: operations_counted(name, "error") - errors_before[name] for name in names}
+        assert counted == {name: sum(1 for _, named in REFUSED if named == name) for name in names}
