@@ -128,8 +128,12 @@ class LiveEvents:
         """Every event (of one job, if given) after the event whose cursor is `after` (then live), or from now.
         Raises TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX; while iterated, SubscriberTooSlow,
         CursorExpired, StorageUnavailable (the shared stream or the catch-up failing for `resume_within_s`)."""
-        if after is not None and (not is_event_cursor(after) or await self._of_another_collection(after)):
-            raise cursor_expired()
+        if after is not None:
+            # MongoDB's resume tokens are upper-case hex, and positions are compared as text: a cursor written in
+            # lower case (MongoDB takes either) would be "before" every event, its subscription silent for good.
+            after = after.upper()
+            if not is_event_cursor(after) or await self._of_another_collection(after):
+                raise cursor_expired()
         if self._registered >= self.limits.max_subscriptions:
             SUBSCRIPTIONS_REFUSED.labels("gateway").inc()
             raise TooManySubscriptions(

@@ -106,6 +106,12 @@ async def test_a_subscription_after_an_event_cursor_gets_the_changes_made_before
             await no_event(ws)
         async with subscription(live, {"after": unfiltered}) as ws:
             every = [await next_event(ws) for _ in range(3)]
+        # Hex in either case is the same cursor (MongoDB takes both); compared as given, a lowercased one was
+        # "before" every event, and its subscription silent for good.
+        async with subscription(live, {"jobId": "seen", "after": cursor.lower()}) as ws:
+            lowered = [await next_event(ws) for _ in range(2)]
+            await no_event(ws)
+    assert lowered == missed
     assert [(e["kind"], e["taskId"], e["task"]) for e in missed] == [
         ("UPDATED", "1", {"status": "RUNNING"}),
         ("UPDATED", "1", {"status": "DONE"}),
