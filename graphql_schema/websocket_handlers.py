@@ -18,6 +18,7 @@ from starlette.websockets import WebSocketDisconnect as StarletteGone
 from starlette.websockets import WebSocketDisconnected as StarletteClosed
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportConnectionInit,
@@ -50,6 +51,7 @@ from graphql_schema.errors import as_graphql_error
 from graphql_schema.event_delivery import DIRECT_OPERATION, ServedOperation
 from graphql_schema.event_payloads import next_frame
 from graphql_schema.metrics import OPERATION_FAILED
+from graphql_schema.websocket_messages import INVALID_MESSAGE_CLOSE_CODE, message_problem
 from web.auth import TOKEN_FIELD
 
 log = logging.getLogger("gateway.graphql")
@@ -95,6 +97,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().handle()
         finally:
             await stopped(self._expiry)
+
+    async def handle_message(self, message: TransportMessage) -> None:
+        problem = message_problem(GRAPHQL_TRANSPORT_WS_PROTOCOL, message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         refusal = past_connection_bound(self.context, message["id"], self.operations, self.connection_acknowledged)
@@ -170,6 +179,14 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         finally:
             deadline.cancel()
             await stopped(self._expiry)
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        problem = message_problem(GRAPHQL_WS_PROTOCOL, message)
+        if problem is not None:
+            with contextlib.suppress(*PEER_GONE):
+                await self.websocket.close(code=INVALID_MESSAGE_CLOSE_CODE, reason=close_reason(problem))
+            return
+        await super().handle_message(message)
 
     async def handle_start(self, message: StartMessage) -> None:
         refusal = past_connection_bound(self.context, message["id"], self.tasks, self.connection_acknowledged)

@@ -1,0 +1,42 @@
+"""A WebSocket message its protocol's handler cannot read (not an object, an `id` that is no string, a `payload`
+or `query` of the wrong type) closes the connection with 4400 and the reason, and logs nothing: it is the
+client's mistake, not the gateway's. Before, such messages dropped the connection without a close frame and
+logged tracebacks, or ran the operation into an INTERNAL_SERVER_ERROR."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from tests.helpers import START_MESSAGE, acknowledged, gateway_app, served
+
+QUERY = "subscription { taskEvents { kind } }"
+INVALID = [
+    ([1, 2], "JSON object"),
+    ({"type": "START", "id": {"a": 1}, "payload": {"query": QUERY}}, "`id`"),
+    ({"type": "START", "id": "1", "payload": "x"}, "`payload`"),
+    ({"type": "START", "id": "1", "payload": {"query": 123}}, "`payload.query`"),
+    ({"type": "START", "id": "1", "payload": {"query": QUERY, "variables": "x"}}, "`payload.variables`"),
+]
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+@pytest.mark.parametrize(("message", "named"), INVALID, ids=["list", "id", "payload", "query", "variables"])
+async def test_a_message_the_handler_cannot_read_closes_with_4400_and_logs_nothing(
+    store: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture, protocol: str, message: Any, named: str
+) -> None:
+    caplog.set_level(logging.WARNING)
+    if isinstance(message, dict):
+        message = {**message, "type": START_MESSAGE[protocol]}
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port, acknowledged(port, protocol) as ws:
+        await ws.send(json.dumps(message))
+        await asyncio.wait_for(ws.wait_closed(), 30)
+    # 1006 (no close frame) was what the client saw before.
+    assert ws.close_code == 4400 and named in (ws.close_reason or ""), (ws.close_code, ws.close_reason)
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not noisy, [r.getMessage() for r in noisy]
