@@ -203,6 +203,7 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         port=settings.port,
         http=bounded_protocol(settings),
         ws=AbortingWebSocketProtocol,
+        ws_max_size=settings.websocket_max_message_bytes,  # past it: closed with 1009 (message too big)
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's lines go through the gateway's own handler (gateway.observability)
         proxy_headers=False,

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
     embedded_mongodb_port: int | None = Field(default=None, ge=1, le=65535)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1, le=MAX_COUNT)
+    # A subscription holds its start message's document and variables for its life (a dashboard's is a few KB).
+    websocket_max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=MAX_COUNT)
     # Bounded work per request: each limit is named (with its variable) in the error that refuses a request.
     max_tasks_per_create: int = Field(default=defaults.MAX_TASKS_PER_CREATE, ge=1, le=MAX_COUNT)
     max_ids_per_request: int = Field(default=MAX_IDS_PER_REQUEST, ge=1, le=MAX_COUNT)

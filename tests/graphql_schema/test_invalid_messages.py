@@ -40,3 +40,18 @@ async def test_a_message_the_handler_cannot_read_closes_with_4400_and_logs_nothi
     assert ws.close_code == 4400 and named in (ws.close_reason or ""), (ws.close_code, ws.close_reason)
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not noisy, [r.getMessage() for r in noisy]
+
+
+async def test_a_message_past_the_websocket_bound_closes_the_connection_with_1009(store: Any, tmp_path: Any) -> None:
+    """A subscription holds its start message's document and variables for its life: a message of megabytes
+    (variables of 15 MB held by each of a hundred subscriptions per connection) is refused as the WebSocket
+    protocol refuses a message too big."""
+    app, settings = gateway_app(store, tmp_path, websocket_max_message_bytes=64 * 1024)
+    async with served(app, settings) as port, acknowledged(port, "graphql-transport-ws") as ws:
+        payload = {
+            "query": "subscription($j: String) { taskEvents(jobId: $j) { kind } }",
+            "variables": {"j": "x" * 70_000},
+        }
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        await asyncio.wait_for(ws.wait_closed(), 30)
+    assert ws.close_code == 1009, (ws.close_code, ws.close_reason)
