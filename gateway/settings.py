@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -251,8 +252,22 @@ class Settings(BaseSettings):
     @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint")
     @classmethod
     def _endpoint_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        """An http(s) URL with a host, a valid port, and no query or fragment (the path /v1/traces is added to
+        OTEL_EXPORTER_OTLP_ENDPOINT): one that cannot be sent to fails here, naming the variable, not in every
+        export or in a traceback at start."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as error:
+            raise ValueError(f"is not a URL: {error}") from None
+        if parts.scheme.lower() not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL (OTLP over HTTP/protobuf)")
+        if not parts.hostname or " " in parts.netloc:
+            raise ValueError("names no host")
+        if parts.query or parts.fragment or port == 0:
+            raise ValueError("must have no query, no fragment and a port from 1 to 65535")
         return value
 
     @model_validator(mode="after")

@@ -122,6 +122,12 @@ async def test_a_collector_password_in_the_endpoint_is_used_and_never_logged(tmp
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317"),
+        # Not URLs one can send to: each was a traceback at start, or accepted and every export failed.
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:99999"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a b/"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/base?x=1#f"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
     ],
@@ -130,6 +136,11 @@ def test_a_bad_variable_is_refused_naming_it(monkeypatch, tmp_path, variable, va
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=variable):
         load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+
+
+def test_an_endpoint_s_scheme_is_read_in_either_case(tmp_path):
+    settings = load_settings(data_dir=tmp_path, otel_exporter_otlp_endpoint="HTTPS://collector:4318/base")
+    assert settings.otel_exporter_otlp_endpoint == "HTTPS://collector:4318/base"
 
 
 def test_an_export_batch_larger_than_the_queue_is_refused_naming_both(tmp_path):
