@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     otel_exporter_otlp_traces_timeout: int | None = Field(
         default=None, ge=1, le=DAY_MS, validation_alias="otel_exporter_otlp_traces_timeout"
     )
-    otel_service_name: str = Field(default=defaults.SERVICE_NAME, min_length=1, validation_alias="otel_service_name")
+    otel_service_name: str | None = Field(default=None, min_length=1, validation_alias="otel_service_name")
     otel_traces_sampler: str = Field(
         default=defaults.TRACES_SAMPLER,
         pattern=r"^(always_on|always_off|traceidratio|parentbased_always_on|parentbased_always_off"

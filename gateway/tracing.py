@@ -36,6 +36,7 @@ from prometheus_client import Counter
 from gateway.otlp_encoding import encode_request
 from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
 from gateway.settings import Settings
+from models import defaults
 
 log = logging.getLogger(__name__)
 TRACES_PATH = "v1/traces"
@@ -179,6 +180,19 @@ def shown_endpoint(endpoint: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def service_resource(settings: Settings) -> Resource:
+    """The resource of every span: OTEL_RESOURCE_ATTRIBUTES, the gateway's version, and `service.name` from
+    OTEL_SERVICE_NAME, else from OTEL_RESOURCE_ATTRIBUTES, else the gateway's own name (the SDK's rule: the
+    dedicated variable wins, and only when it is set)."""
+    attributes: dict[str, str] = {SERVICE_VERSION: version("tracking-gateway")}
+    if settings.otel_service_name is not None:
+        attributes[SERVICE_NAME] = settings.otel_service_name
+    resource = Resource.create(attributes)
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):  # the SDK's default
+        resource = resource.merge(Resource({SERVICE_NAME: defaults.SERVICE_NAME}))
+    return resource
+
+
 @dataclass(frozen=True)
 class Tracing:
     """This app's tracer provider and what feeds it; `shutdown` sends what is queued, bounded in time."""
@@ -217,7 +231,7 @@ def start_tracing(settings: Settings) -> Tracing | None:
     timeout_ms = settings.otel_exporter_otlp_traces_timeout or settings.otel_exporter_otlp_timeout
     backlog = _Backlog(settings.otel_bsp_max_queue_size)
     exporter = DirectOTLPExporter(endpoint=endpoint, timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000)
-    resource = Resource.create({SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: version("tracking-gateway")})
+    resource = service_resource(settings)
     processor = CountingSpanProcessor(CountingExporter(exporter, backlog), backlog, settings)
     provider = RecordingTracerProvider(sampler(settings), resource, processor)
     log.info("traces go to %s (sampler %s)", shown_endpoint(endpoint), settings.otel_traces_sampler)

@@ -24,7 +24,7 @@ from gateway.backend import Backend
 from gateway.embedded import free_port
 from gateway.observability import log_handler
 from gateway.settings import SettingsError, load_settings
-from gateway.tracing import SHUTDOWN_WAIT_S, start_tracing
+from gateway.tracing import SHUTDOWN_WAIT_S, service_resource, start_tracing
 from tests.conftest import TEST_DB
 from tests.gateway.tracing_setup import (
     assert_one_tree,
@@ -141,6 +141,26 @@ def test_a_bad_variable_is_refused_naming_it(monkeypatch, tmp_path, variable, va
 def test_an_endpoint_s_scheme_is_read_in_either_case(tmp_path):
     settings = load_settings(data_dir=tmp_path, otel_exporter_otlp_endpoint="HTTPS://collector:4318/base")
     assert settings.otel_exporter_otlp_endpoint == "HTTPS://collector:4318/base"
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({}, "tracking-gateway"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=eu-gw-7,deployment.environment=prod"}, "eu-gw-7"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=eu-gw-7", "OTEL_SERVICE_NAME": "eu-gw-8"}, "eu-gw-8"),
+    ],
+)
+def test_service_name_comes_from_otel_service_name_then_the_resource_attributes(
+    monkeypatch, tmp_path, environment, named
+):
+    for variable in ("OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    resource = service_resource(load_settings(data_dir=tmp_path))
+    assert resource.attributes["service.name"] == named
+    assert resource.attributes["service.version"]
 
 
 def test_an_export_batch_larger_than_the_queue_is_refused_naming_both(tmp_path):
