@@ -172,7 +172,7 @@ def bounded(
         if KNOWN_UNAVAILABLE.get():
             raise StorageUnavailable(UNAVAILABLE_MESSAGE)
         timeout_s = _time_left(self.timeout_s)
-        set_current("tracking.mongodb.deadline_ms", timeout_s * 1000)
+        set_current("tracking.mongodb.deadline_ms", round(timeout_s * 1000))  # whole ms: what is left, not 9992.99…
         try:
             async with asyncio.timeout(timeout_s + DEADLINE_GRACE_S) as timeout:
                 deadline = REQUEST_DEADLINE.set(RequestDeadline(timeout, timeout_s))

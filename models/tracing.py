@@ -162,14 +162,13 @@ def _collection_of(event: monitoring.CommandStartedEvent) -> str | None:
 
 class StreamSpan:
     """The span of one opening of a change stream, current until the stream first answers (its first event,
-    or its first empty poll): a subscription's start (within the subscription's trace) or a resume after
-    MongoDB went away (a trace of its own, linked to the subscription's span: a resume may come hours later)."""
+    or its first empty poll): a subscription's start (within the subscription's trace) or the shared stream's
+    resume after MongoDB went away (a trace of its own, linked to none: it serves every subscription, and may
+    come hours after any of them started)."""
 
     def __init__(self, tracer: Tracer, name: str, attributes: dict[str, str | int | float | bool], resuming: bool):
-        current = trace.get_current_span().get_span_context()
-        links = [trace.Link(current)] if resuming and current.is_valid else None
         parent = otel_context.Context() if resuming else None
-        self._span: Span | None = tracer.start_span(name, context=parent, attributes=attributes, links=links)
+        self._span: Span | None = tracer.start_span(name, context=parent, attributes=attributes)
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def end(self, error: BaseException | None = None) -> None:
