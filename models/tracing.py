@@ -106,8 +106,10 @@ class CommandSpans(monitoring.CommandListener):
         span = self._tracer.start_span(named[0], kind=SpanKind.CLIENT, attributes=named[1])
         self._open[(event.connection_id, event.request_id)] = span
         if len(self._open) > MAX_OPEN_COMMANDS:
-            oldest = next(iter(self._open))
-            self._open.pop(oldest).end()
+            oldest = self._open.pop(next(iter(self._open)))
+            oldest.set_attribute("error.type", "unfinished")
+            oldest.set_status(StatusCode.ERROR)
+            oldest.end()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         span = self._open.pop((event.connection_id, event.request_id), None)
