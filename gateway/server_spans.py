@@ -8,7 +8,8 @@ while the request is served (its MongoDB commands, GraphQL operation and log lin
 attributes OpenTelemetry's HTTP server conventions require: `http.request.method`, `url.path`, `url.scheme`,
 `url.query` (names only, every value REDACTED), both without any configured token (a client may put one in
 a path or a parameter's name, as the logs redact it), and at the end `http.route` (the route template),
-`http.response.status_code` and, for a 5xx or an exception, `error.type`. Named `METHOD route`."""
+`http.response.status_code` and, for a 5xx or an exception, `error.type`. Named `METHOD route`. A caller's
+`tracestate` is continued unless it holds a configured token or is longer than MAX_TRACESTATE."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTION
 MAX_METHOD_ORIGINAL = 32
 """Characters of an unknown method kept in `http.request.method_original`: the request line's method is any token
 a client sends, and an attribute of every such span must not grow with it."""
+
+
+MAX_TRACESTATE = 512
+"""Characters of a caller's `tracestate` the gateway continues: the W3C recommendation's minimum a platform must
+propagate; a longer one is not continued (the trace itself is)."""
 
 
 def redacted_query(query: str) -> str:
@@ -91,6 +97,11 @@ class ServerSpans:
                 key = name.decode("latin-1")
                 text = value.decode("latin-1")
                 carrier[key] = f"{carrier[key]},{text}" if key in carrier else text
+        state = carrier.get("tracestate")
+        if state is not None and (len(state) > MAX_TRACESTATE or without_tokens(state) != state):
+            # Continued, a tracestate is on every span of the trace (a token in it would reach the collector),
+            # and the SDK logs a malformed one in full on every request.
+            del carrier["tracestate"]
         return propagate.extract(carrier) if carrier else Context()
 
 

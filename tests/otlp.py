@@ -34,6 +34,7 @@ class ReceivedSpan:
     error: bool
     service: str
     links: tuple[str, ...] = ()
+    trace_state: str = ""
 
 
 @dataclass
@@ -110,6 +111,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         error=span.status.code == 2,
                         service=service,
                         links=tuple(link.span_id.hex() for link in span.links),
+                        trace_state=span.trace_state,
                     )
                 )
     return spans

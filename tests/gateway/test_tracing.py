@@ -329,6 +329,31 @@ async def test_two_traceparents_start_a_trace_of_their_own_and_repeated_tracesta
     assert_one_tree(await receiver.trace_of(trace_id, "GET /tracking/task/{taskId}"), caller)
 
 
+@pytest.mark.parametrize(
+    "state",
+    [f"tok={TOKEN}", "vendor=" + "a" * 600, "vendor=a," + ",".join(f"bad{n}=\x01" for n in range(400))],
+    ids=["a token", "over 512 characters", "malformed and long"],
+)
+async def test_a_tracestate_holding_a_token_or_past_its_size_is_not_continued(traced, caplog, state):
+    """The caller's trace is followed, its tracestate is not: exported on every span of the trace, a token in it
+    would reach the collector (the logs redact tokens), and a long malformed one was logged in full by the SDK
+    on every request."""
+    http, receiver = traced
+    trace_id, caller = new_trace()
+    headers = {**traceparent(trace_id, caller), "tracestate": state}
+    assert (await http.get("/tracking/task/73", headers=headers)).status_code == 404
+    spans = await receiver.trace_of(trace_id, "GET /tracking/task/{taskId}")
+    assert assert_one_tree(spans, caller).trace_state == ""
+    assert all(TOKEN not in span.trace_state for span in spans)
+    assert not [r for r in caplog.records if "bad1" in r.getMessage()]
+
+    kept, other = new_trace()
+    headers = {**traceparent(kept, other), "tracestate": "vendor=a,other=b"}
+    assert (await http.get("/tracking/task/73", headers=headers)).status_code == 404
+    spans = await receiver.trace_of(kept, "GET /tracking/task/{taskId}")
+    assert assert_one_tree(spans, other).trace_state == "vendor=a,other=b"
+
+
 async def test_a_method_the_conventions_do_not_name_is_other_and_keeps_its_original(traced):
     http, receiver = traced
     trace_id, caller = new_trace()
