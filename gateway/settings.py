@@ -242,12 +242,30 @@ class Settings(BaseSettings):
                 raise ValueError(f"token {number}: {problem}")
         return tokens
 
-    @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _blank_endpoint_means_unset(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+    def _blank_otel_variable_means_unset(cls, data: object) -> object:
+        """OpenTelemetry's variables: an empty value is the variable unset (the specification's rule), so a
+        deployment template that writes `OTEL_TRACES_SAMPLER=` starts as if it wrote nothing."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: value
+            for key, value in data.items()
+            if not (isinstance(key, str) and key.startswith("otel_") and isinstance(value, str) and not value.strip())
+        }
+
+    @field_validator(
+        "otel_traces_sampler",
+        "otel_traces_exporter",
+        "otel_exporter_otlp_protocol",
+        "otel_exporter_otlp_traces_protocol",
+        mode="before",
+    )
+    @classmethod
+    def _otel_enumeration_in_any_case(cls, value: object) -> object:
+        """OpenTelemetry's enumerated values are read in any case (`ALWAYS_ON`), as the specification asks."""
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint")
     @classmethod

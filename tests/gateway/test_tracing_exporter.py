@@ -138,6 +138,24 @@ def test_a_bad_variable_is_refused_naming_it(monkeypatch, tmp_path, variable, va
         load_settings(api_tokens=TOKEN, data_dir=tmp_path)
 
 
+def test_an_empty_variable_is_unset_and_enumerations_are_read_in_any_case(monkeypatch, tmp_path):
+    """OpenTelemetry's rules for its variables: empty means unset, enumerated values in any case."""
+    for variable in (
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+    ):
+        monkeypatch.setenv(variable, "")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/Protobuf")
+    settings = load_settings(api_tokens=TOKEN, data_dir=tmp_path)
+    assert settings.otel_traces_sampler == "parentbased_always_on" and settings.otel_bsp_max_queue_size == 2048
+    assert settings.otel_exporter_otlp_endpoint is None and settings.otel_service_name is None
+    assert settings.otel_exporter_otlp_traces_protocol == "http/protobuf"
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "ALWAYS_OFF")
+    assert load_settings(api_tokens=TOKEN, data_dir=tmp_path).otel_traces_sampler == "always_off"
+
+
 def test_an_endpoint_s_scheme_is_read_in_either_case(tmp_path):
     settings = load_settings(data_dir=tmp_path, otel_exporter_otlp_endpoint="HTTPS://collector:4318/base")
     assert settings.otel_exporter_otlp_endpoint == "HTTPS://collector:4318/base"
