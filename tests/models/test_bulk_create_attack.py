@@ -333,11 +333,13 @@ async def test_the_xml_answer_of_a_navigable_create_is_what_reading_each_task_in
 
 @pytest.mark.parametrize("after_s", [0, 0.05, 0.1, 0.2, 0.4])
 async def test_a_create_over_a_websocket_closed_mid_create_is_whole_or_absent_and_holds_nothing(
-    live, raw_db, caplog, no_transaction_left, after_s
+    served_gateway, raw_db, caplog, no_transaction_left, after_s
 ):
     """`createTasks` sent over the GraphQL websocket, which is closed `after_s` once the create's transaction
     is open in MongoDB: Strawberry cancels the operation wherever it is (the insert in flight, the commit). The
-    tasks are all stored or none, nothing stays open in MongoDB, and nothing is logged as an unhandled error."""
+    tasks are all stored or none, nothing stays open in MongoDB, and nothing is logged as an unhandled error.
+    The create is large enough to be cut mid-way: its message (a few MB) past the default WebSocket bound."""
+    live = await served_gateway(websocket_max_message_bytes=16 * 1024 * 1024)
     mutation = "mutation($tasks: [TaskInput!]!) { createTasks(tasks: $tasks) { id } }"
     tasks = [{"name": f"w{i}", "jobId": "ws", "description": "d" * 200} for i in range(LARGE)]
     with caplog.at_level(logging.WARNING):
