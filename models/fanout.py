@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 SHARED_POLL_MS = 200
 """How long one getMore of the shared stream waits for a change before it reports its position: also the most
 the first subscription of a process waits for the shared stream's first position."""
+SILENCE_CHECK_S = 1.0
+"""How often the shared stream's silence is checked: a stream that answers polls every SHARED_POLL_MS and has not
+answered for longer has its waiting subscriptions ended once their resume window has passed since its last
+answer, however long the driver itself takes to give up on a MongoDB that stopped answering."""
 SHARED_LINGER_S = 2.0
 """How long the shared stream stays open after its last subscription ended: a page reloading subscribes again
 within it, and a gateway nobody watches reads (and decodes) no change at all."""
@@ -100,6 +104,8 @@ class LiveEvents:
         self.position: str | None = None
         """The shared stream's position: the token of the last item it dispatched."""
         self._opened = asyncio.Event()
+        self._answered_at = time.monotonic()
+        """When the shared stream last answered (an event or an empty poll)."""
         self._reader: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._tasks_uuid: bytes | None = None
@@ -257,6 +263,25 @@ class LiveEvents:
             raise _shutting_down() if reader.cancelled() else StorageUnavailable(UNAVAILABLE_MESSAGE)
 
     async def _read_shared(self) -> None:
+        self._answered_at = time.monotonic()
+        watchdog = asyncio.create_task(self._end_waiting_on_silence(), name="shared change stream silence")
+        try:
+            await self._read_shared_stream()
+        finally:
+            watchdog.cancel()
+
+    async def _end_waiting_on_silence(self) -> None:
+        """While the shared stream reads: a MongoDB that stops answering without closing its connections (frozen,
+        a network dropping packets) leaves the stream's poll waiting until the driver gives up on the server, tens
+        of seconds later; subscriptions waiting meanwhile end with UNAVAILABLE once their resume window has passed
+        since the stream's last answer, as when the stream fails."""
+        while True:
+            await asyncio.sleep(SILENCE_CHECK_S)
+            answered_at = self._answered_at
+            if time.monotonic() - answered_at > SILENCE_CHECK_S:
+                self._end_waiting_too_long(answered_at, TimeoutError("the shared change stream does not answer"))
+
+    async def _read_shared_stream(self) -> None:
         request = stream_request(self._tasks, None, SUBSCRIBER_FIELDS, self._full_document, SHARED_POLL_MS, routed=True)
         failing_since: float | None = None
         while True:
@@ -267,6 +292,7 @@ class LiveEvents:
             try:
                 async with contextlib.aclosing(read_changes(request, token)) as items:
                     async for item in items:
+                        self._answered_at = time.monotonic()
                         if resuming is not None:
                             resuming.end()
                         failing_since = None
@@ -296,7 +322,7 @@ class LiveEvents:
             finally:
                 if resuming is not None:
                     resuming.end()  # failed or closed before the stream answered (ending twice is a no-op)
-            failing_since = failing_since or time.monotonic()
+            failing_since = failing_since or self._answered_at  # the window runs from the last answer
             log.info("shared change stream interrupted (%s); resuming after its last position", failure)
             self._end_waiting_too_long(failing_since, failure)
             await asyncio.sleep(WATCH_RETRY_S)

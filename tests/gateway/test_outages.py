@@ -22,6 +22,7 @@ from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, free_port
 from gateway.settings import load_settings
 from models import GraphStore, StorageUnavailable, TaskPatch
+from models.subscriber import Phase
 from tests.helpers import AUTH, TOKEN, LoggedProcess, eventually, gateway_app, lifespan_client, task
 
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -385,3 +386,37 @@ async def _seed_in_other_db(uri: str) -> None:
         await seed_every_fault(database)
     finally:
         await client.close()
+
+
+RESUME_WITHIN_S = 2.0
+
+
+@pytest.mark.slow
+async def test_subscriptions_end_within_their_resume_window_when_mongodb_stops_answering(doomed):
+    """mongod frozen (SIGSTOP: connected, answering nothing): the shared stream's poll waits until the driver
+    gives up on the server, tens of seconds later; a subscription waiting meanwhile ends with UNAVAILABLE once its
+    resume window has passed since the stream last answered, not once the driver raises."""
+    mongo, _ = doomed
+    # The default deadline: the driver's monitor then takes 20-35 s to give up on a frozen server.
+    store = await GraphStore.open(mongo.uri, "outage")
+    after = await store.event_cursor("j")
+    await store.update_task(1, TaskPatch.model_validate({"status": "LIVE"}))
+    events = store.watch_task_events("j", after, resume_within_s=RESUME_WITHIN_S)
+    assert (await asyncio.wait_for(anext(events), 30)).task_id == 1  # caught up
+
+    async def live() -> bool:
+        return [subscriber.phase for subscriber in store.live.subscribers()] == [Phase.LIVE]
+
+    await eventually(live, what="the subscription handed over to the shared stream")
+    os.kill(mongo.process.pid, signal.SIGSTOP)
+    try:
+        await eventually(lambda: is_stopped(mongo.process.pid), what="mongod stopped")
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(anext(events), 60)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(mongo.process.pid, signal.SIGCONT)
+        await events.aclose()
+        await store.close()
+    assert elapsed < RESUME_WITHIN_S + ANSWER_WITHIN, elapsed
