@@ -45,14 +45,14 @@ class Bound:
 async def stop_task(task: asyncio.Task[Any] | None, bound: Bound) -> None:
     """Cancel `task` and wait for it to end within `bound`; past it, cancel it again (a task cancelled while it
     closes a change stream waits to select a server for the killCursors) and wait a little more. Whatever the
-    task ended with is logged, never raised (a shutdown goes on whatever the data holds); a cancellation of the
-    caller is never swallowed."""
+    task ended with is logged, never raised (a shutdown, or a subscription's end, goes on whatever the data holds);
+    a cancellation of the caller is never swallowed."""
     if task is None:
         return
     task.cancel()
     await asyncio.wait({task}, timeout=max(bound.left(), SETTLE_S))
     if not task.done():
-        log.warning("%s still closing what it read past the shutdown's bound; cancelled again", task.get_name())
+        log.warning("%s still closing what it read past its bound; cancelled again", task.get_name())
         task.cancel()
         await asyncio.wait({task}, timeout=RECANCEL_WAIT_S)
     if not task.done():

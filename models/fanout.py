@@ -64,6 +64,9 @@ SILENCE_CHECK_S = 1.0
 """How often the shared stream's silence is checked: a stream that answers polls every SHARED_POLL_MS and has not
 answered for longer has its waiting subscriptions ended once their resume window has passed since its last
 answer, however long the driver itself takes to give up on a MongoDB that stopped answering."""
+CATCH_UP_CLOSE_S = 1.0
+"""How long a subscription's end waits for its catch-up's stream to close before cancelling it again
+(models.closing)."""
 SHARED_LINGER_S = 2.0
 """How long the shared stream stays open after its last subscription ended: a page reloading subscribes again
 within it, and a gateway nobody watches reads (and decodes) no change at all."""
@@ -192,10 +195,9 @@ class LiveEvents:
                 subscriber.end(_CLOSED)
                 self._routes.discard(subscriber)
             if catch_up is not None:
-                catch_up.cancel()
-                # Waited for, not awaited under suppress(CancelledError): that swallowed this task's own
-                # cancellation too (a shutdown's, while the catch-up's stream closes).
-                await asyncio.wait({catch_up})
+                # Its stream's close asks MongoDB (killCursors): bounded, or a subscription ended because MongoDB
+                # stopped answering would wait for the driver to give up on it before its reader hears.
+                await stop_task(catch_up, Bound(CATCH_UP_CLOSE_S))
 
     async def _stop_when_unwatched(self) -> None:
         """Close the shared stream once no subscription has wanted it for SHARED_LINGER_S. Reopened later, it

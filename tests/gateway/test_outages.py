@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo, free_port
 from gateway.settings import load_settings
 from models import GraphStore, StorageUnavailable, TaskPatch
-from models.subscriber import Phase
+from models.subscriber import Phase, Subscriber
 from tests.helpers import AUTH, TOKEN, LoggedProcess, eventually, gateway_app, lifespan_client, task
 
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -56,6 +57,17 @@ def process_state(pid: int) -> str:
 async def is_stopped(pid: int) -> bool:
     """Whether the process is stopped (a signal is delivered when the kernel next schedules its target)."""
     return process_state(pid) == "T"
+
+
+@contextlib.asynccontextmanager
+async def frozen(mongo: EmbeddedMongo) -> AsyncIterator[None]:
+    """mongod stopped (SIGSTOP: alive, connected, answering nothing) for the block, then let go on."""
+    os.kill(mongo.process.pid, signal.SIGSTOP)
+    try:
+        await eventually(lambda: is_stopped(mongo.process.pid), what="mongod stopped")
+        yield
+    finally:
+        os.kill(mongo.process.pid, signal.SIGCONT)
 
 
 async def timed(operation) -> float:
@@ -408,15 +420,40 @@ async def test_subscriptions_end_within_their_resume_window_when_mongodb_stops_a
         return [subscriber.phase for subscriber in store.live.subscribers()] == [Phase.LIVE]
 
     await eventually(live, what="the subscription handed over to the shared stream")
-    os.kill(mongo.process.pid, signal.SIGSTOP)
     try:
-        await eventually(lambda: is_stopped(mongo.process.pid), what="mongod stopped")
-        started = time.monotonic()
-        with pytest.raises(StorageUnavailable):
-            await asyncio.wait_for(anext(events), 60)
-        elapsed = time.monotonic() - started
+        async with frozen(mongo):
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                await asyncio.wait_for(anext(events), 60)
+            elapsed = time.monotonic() - started
     finally:
-        os.kill(mongo.process.pid, signal.SIGCONT)
+        await events.aclose()
+        await store.close()
+    assert elapsed < RESUME_WITHIN_S + ANSWER_WITHIN, elapsed
+
+
+@pytest.mark.slow
+async def test_a_subscription_catching_up_when_mongodb_stops_answering_ends_within_its_resume_window(
+    doomed, monkeypatch
+):
+    """mongod frozen while a subscription catches up from its cursor, its catch-up's stream open: the
+    subscription ends with UNAVAILABLE within its resume window, and its end does not wait for the catch-up's
+    stream to close (a killCursors the frozen server never answers) until the driver gives up on the server."""
+    mongo, _ = doomed
+    store = await GraphStore.open(mongo.uri, "outage")
+    after = await store.event_cursor("j")
+    await store.update_task(1, TaskPatch.model_validate({"status": "LIVE"}))
+    monkeypatch.setattr(Subscriber, "hand_over", lambda subscriber, position: False)  # its stream stays open
+    events = store.watch_task_events("j", after, resume_within_s=RESUME_WITHIN_S)
+    assert (await asyncio.wait_for(anext(events), 30)).task_id == 1
+    assert [subscriber.phase for subscriber in store.live.subscribers()] == [Phase.CATCHING_UP]
+    try:
+        async with frozen(mongo):
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                await asyncio.wait_for(anext(events), 60)
+            elapsed = time.monotonic() - started
+    finally:
         await events.aclose()
         await store.close()
     assert elapsed < RESUME_WITHIN_S + ANSWER_WITHIN, elapsed
