@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability import without_tokens
@@ -45,7 +46,7 @@ def redacted_query(query: str) -> str:
 
 class ServerSpans:
     """Pure ASGI, outermost: a server span around each HTTP request (WebSockets make none: a connection's span
-    would stay open for its life; their GraphQL operations are traced)."""
+    would stay open for its life; their GraphQL operations are traced, in the trace the handshake continued)."""
 
     def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
         self.app = app
@@ -53,6 +54,15 @@ class ServerSpans:
         self._fields = frozenset(field.encode("latin-1") for field in propagate.get_global_textmap().fields)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # No span for the connection, but its operations' spans continue the caller's trace from the
+            # handshake's headers, read by the same rules as a request's.
+            caller = otel_context.attach(self._callers_context(scope["headers"]))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(caller)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -119,6 +129,25 @@ def request_attributes(scope: Scope) -> dict[str, str]:
     return attributes
 
 
+def route_template(scope: Scope) -> str | None:
+    """The template of the route that served the request: the router's own for the API's routes (FastAPI sets
+    `scope["route"]` for those alone); for the app's other routes (`/metrics`, `/openapi.json`) and mounts
+    (`/static`: `/static/{path}`, as FastAPI's own telemetry names it), the one whose endpoint the router chose.
+    None when no route matched (a 404): the path is no template."""
+    route = scope.get("route")
+    if route is not None:
+        return getattr(route, "path", None)
+    endpoint, app = scope.get("endpoint"), scope.get("app")
+    if endpoint is None or app is None:
+        return None
+    for candidate in app.router.routes:  # a handful of routes, for the few requests FastAPI does not name
+        if isinstance(candidate, Mount) and candidate.app is endpoint:
+            return f"{candidate.path}/{{path}}"
+        if isinstance(candidate, Route) and candidate.endpoint is endpoint:
+            return candidate.path
+    return None
+
+
 def end_server_span(span: Span, scope: Scope, status: int | None, failure: BaseException | None) -> None:
     """Name the span by its route template (set by the router, or by rest.fast_read ahead of it) and end it with
     the response's status; a 5xx, no response or an exception marks it failed with `error.type` (the status or
@@ -127,7 +156,7 @@ def end_server_span(span: Span, scope: Scope, status: int | None, failure: BaseE
     (abstract-class checks), which costs more than the calls it saves (docs/decisions/tracing.md, "Cost")."""
     if not span.is_recording():
         return
-    route = getattr(scope.get("route"), "path", None)
+    route = route_template(scope)
     if route is not None:
         span.set_attribute("http.route", route)
         span.update_name(f"{scope['method'] if scope['method'] in _METHODS else 'HTTP'} {route}")

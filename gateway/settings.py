@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -154,6 +155,9 @@ class Settings(BaseSettings):
         default=None, ge=1, le=DAY_MS, validation_alias="otel_exporter_otlp_traces_timeout"
     )
     otel_service_name: str | None = Field(default=None, min_length=1, validation_alias="otel_service_name")
+    # Read by OpenTelemetry's API itself when the app is imported (a name it cannot find raises there): checked
+    # here first, so that a misspelt one is an error naming the variable.
+    otel_propagators: str | None = Field(default=None, validation_alias="otel_propagators")
     otel_traces_sampler: str = Field(
         default=defaults.TRACES_SAMPLER,
         pattern=r"^(always_on|always_off|traceidratio|parentbased_always_on|parentbased_always_off"
@@ -266,6 +270,24 @@ class Settings(BaseSettings):
     def _otel_enumeration_in_any_case(cls, value: object) -> object:
         """OpenTelemetry's enumerated values are read in any case (`ALWAYS_ON`), as the specification asks."""
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("otel_propagators")
+    @classmethod
+    def _propagators_installed(cls, value: str | None) -> str | None:
+        """Each name an installed propagator's (as OpenTelemetry's API looks them up), or `none` among them."""
+        if value is None:
+            return None
+        names = [name.strip() for name in value.split(",")]
+        if any(name.lower() == "none" for name in names):
+            return value
+        installed = {entry.name for entry in entry_points(group="opentelemetry_propagator")}
+        unknown = [name for name in names if name not in installed]
+        if unknown:
+            raise ValueError(
+                f"names no installed propagator: {', '.join(map(repr, unknown))} "
+                f"(installed: {', '.join(sorted(installed))}; or none)"
+            )
+        return value
 
     @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence
 
-from opentelemetry.context import Context as OtelContext
 from opentelemetry.trace import Tracer
 from strawberry.dataloader import DataLoader, DefaultCache
 from strawberry.extensions import SchemaExtension
@@ -100,8 +99,6 @@ class Context(BaseContext):
         """Whether queries graphql_schema.compiled recognises are answered by it (TRACKING_GRAPHQL_COMPILED)."""
         self.tracer: Tracer | None = None
         """Where operation spans go (graphql_schema.tracing); None when the gateway traces nothing."""
-        self.trace_parent: OtelContext | None = None
-        """The trace a WebSocket's operations continue (its handshake's traceparent); None: the current one."""
         self._read_tasks = DefaultCache[int, TaskDoc | None]()
         self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks, cache_map=self._read_tasks)
         self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)

@@ -11,7 +11,6 @@ import orjson
 from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
-from opentelemetry import propagate
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -304,8 +303,6 @@ async def _context(connection: HTTPConnection) -> Context:
     context.compiled = settings.graphql_compiled
     context.caller_limits = state["caller_limits"]
     context.tracer = state["tracer"]
-    if context.tracer is not None and websocket is not None:
-        context.trace_parent = propagate.extract(websocket.headers)
     return context
 
 

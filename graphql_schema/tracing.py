@@ -38,9 +38,8 @@ class OperationSpans(SchemaExtension):
         if tracer is None:
             yield
             return
-        parent = context.trace_parent if isinstance(context, Context) else None
-        self._span = tracer.start_span(UNNAMED, context=parent)
-        token = otel_context.attach(trace.set_span_in_context(self._span, parent))
+        self._span = tracer.start_span(UNNAMED)
+        token = otel_context.attach(trace.set_span_in_context(self._span))
         try:
             yield
         except Exception:

@@ -150,7 +150,13 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("TRACKING_RETENTION_DAYS", "inf"), ("TRACKING_API_TOKENS", "caf\u00e9"), ("OTEL_BSP_MAX_QUEUE_SIZE", "1e9")],
+    [
+        ("TRACKING_RETENTION_DAYS", "inf"),
+        ("TRACKING_API_TOKENS", "caf\u00e9"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "1e9"),
+        # Read by OpenTelemetry's API as the app is imported: a name it cannot find was its traceback.
+        ("OTEL_PROPAGATORS", "tracecontext,b3"),
+    ],
 )
 def test_the_gateway_refuses_to_start_with_one_line(tmp_path, variable, value):
     result = run("serve", TRACKING_DATA_DIR=str(tmp_path), **{variable: value})

@@ -130,6 +130,8 @@ async def test_a_collector_password_in_the_endpoint_is_used_and_never_logged(tmp
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/base?x=1#f"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
+        ("OTEL_PROPAGATORS", "tracecontext,b3"),
+        ("OTEL_PROPAGATORS", "tracecontext,"),
     ],
 )
 def test_a_bad_variable_is_refused_naming_it(monkeypatch, tmp_path, variable, value):
@@ -154,6 +156,13 @@ def test_an_empty_variable_is_unset_and_enumerations_are_read_in_any_case(monkey
     assert settings.otel_exporter_otlp_traces_protocol == "http/protobuf"
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "ALWAYS_OFF")
     assert load_settings(api_tokens=TOKEN, data_dir=tmp_path).otel_traces_sampler == "always_off"
+
+
+@pytest.mark.parametrize("propagators", ["tracecontext", " tracecontext , baggage", "none", "b3,None"])
+def test_installed_propagators_or_none_are_accepted(monkeypatch, tmp_path, propagators):
+    """As OpenTelemetry's API reads OTEL_PROPAGATORS: names trimmed, `none` anywhere meaning no propagator."""
+    monkeypatch.setenv("OTEL_PROPAGATORS", propagators)
+    assert load_settings(api_tokens=TOKEN, data_dir=tmp_path).otel_propagators == propagators
 
 
 def test_an_endpoint_s_scheme_is_read_in_either_case(tmp_path):

@@ -83,12 +83,14 @@ def children_of(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[Receive
 
 
 @asynccontextmanager
-async def served_with_logs(app: Any, settings: Settings) -> AsyncIterator[tuple[int, dict[str, io.StringIO]]]:
-    """`app` behind the gateway's uvicorn configuration, its access log on, every line written through the
-    gateway's handlers (text and JSON) into the streams yielded."""
+async def served_with_logs(
+    app: Any, settings: Settings, logged: tuple[str, ...] = ("uvicorn.access", "gateway")
+) -> AsyncIterator[tuple[int, dict[str, io.StringIO]]]:
+    """`app` behind the gateway's uvicorn configuration, its access log on, every line of the `logged` loggers
+    written through the gateway's handlers (text and JSON) into the streams yielded."""
     streams = {"text": io.StringIO(), "json": io.StringIO()}
     handlers = [log_handler(log_format, stream) for log_format, stream in streams.items()]
-    loggers = [logging.getLogger(name) for name in ("uvicorn.access", "gateway")]
+    loggers = [logging.getLogger(name) for name in logged]
     config = server_config(app, settings)
     config.port = free_port()
     server = uvicorn.Server(config)
