@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 0.5
 """The driver's own deadline (pymongo.timeout) ends almost every late operation; asyncio's, a little later,
 ends what the driver does not watch (waiting for the link queue) and anything the driver overran."""
-_DOCUMENT_TOO_LARGE = 10334  # BSONObjectTooLarge
+_DOCUMENT_TOO_LARGE_CODES = frozenset({10334, 17419})
+"""BSONObjectTooLarge; an update whose result would be larger than 16 MiB ("Resulting document after update is
+larger than 16777216"), a task stored near the limit by a tool and grown by a change or a link."""
 _DUPLICATE_KEY = 11000
 _TRANSACTION_TOO_LARGE_CODES = frozenset({257, 334})  # TransactionTooLarge, TransactionTooLargeForCache
 _REFUSED_UPDATE_CODES = frozenset({2, 14})  # BadValue, TypeMismatch: e.g. $addToSet on a stored non-array
@@ -137,9 +139,14 @@ def is_duplicate_key(error: OperationFailure) -> bool:
     """Whether a write failed (in part) because a unique index already holds the key (E11000)."""
     if isinstance(error, DuplicateKeyError) or error.code == _DUPLICATE_KEY:
         return True
-    if isinstance(error, BulkWriteError):
-        return any(item.get("code") == _DUPLICATE_KEY for item in error.details.get("writeErrors", []))
-    return False
+    return _DUPLICATE_KEY in _write_error_codes(error)
+
+
+def _write_error_codes(error: OperationFailure) -> set[int]:
+    """The codes of a bulk write's failed writes (a BulkWriteError's own code says only that some failed)."""
+    if not isinstance(error, BulkWriteError):
+        return set()
+    return {item.get("code") for item in error.details.get("writeErrors", []) if isinstance(item.get("code"), int)}
 
 
 def domain_error(error: PyMongoError | DocumentTooLarge) -> InvalidOperation | StorageUnavailable | None:
@@ -147,7 +154,7 @@ def domain_error(error: PyMongoError | DocumentTooLarge) -> InvalidOperation | S
     if isinstance(error, DocumentTooLarge):
         return InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE)  # a bson error, raised before anything is sent
     if isinstance(error, OperationFailure):
-        if error.code == _DOCUMENT_TOO_LARGE:
+        if error.code in _DOCUMENT_TOO_LARGE_CODES or _write_error_codes(error) & _DOCUMENT_TOO_LARGE_CODES:
             return InvalidOperation(_DOCUMENT_TOO_LARGE_MESSAGE)
         if error.code in _TRANSACTION_TOO_LARGE_CODES:
             return InvalidOperation("the change is too large for one MongoDB transaction: send it in smaller requests")
