@@ -23,6 +23,7 @@ from models.events import (
     cursor_expired,
     event_of,
     jobs_of,
+    listed_jobs_of,
     refuses_resume_point,
     stream_request,
 )
@@ -31,6 +32,9 @@ from models.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
+RESUME_TOKEN_NOT_FOUND = 280
+"""ChangeStreamFatalError, as MongoDB refuses a resume point its stream does not hold: gone, or an event the
+stream's filter drops."""
 CATCH_UP_POLL_MS = 100
 """How long one getMore of a catch-up waits: a catch-up that has read everything hands over at its next answer."""
 
@@ -48,9 +52,8 @@ class CatchUps:
     async def run(self, subscriber: Subscriber, after: str) -> None:
         """`subscriber`'s events after `after` from a change stream of its own, until it hands over (or ends it:
         CURSOR_EXPIRED when MongoDB cannot resume there, UNAVAILABLE past its resume window)."""
-        request = stream_request(
-            self._tasks, subscriber.job_id, SUBSCRIBER_FIELDS, self._full_document, CATCH_UP_POLL_MS, routed=True
-        )
+        by_job = subscriber.job_id
+        request = self._request(by_job)
         failing_since: float | None = None
         while subscriber.catching_up:
             await subscriber.room()
@@ -58,12 +61,17 @@ class CatchUps:
                 async with self._slots:
                     self.reading += 1
                     try:
-                        await _read(subscriber, request)
+                        await _read(subscriber, request, by_job)
                     finally:
                         self.reading -= 1
                 failing_since = None
                 continue
             except OperationFailure as error:
+                if error.code == RESUME_TOKEN_NOT_FOUND and by_job is not None:
+                    # The cursor is another job's event (a dashboard that followed every job opens one): a stream
+                    # filtered by job cannot resume at an event its filter drops. Read every job's, keep its own.
+                    by_job, request = None, self._request(None)
+                    continue
                 if refuses_resume_point(error):
                     subscriber.end(cursor_expired())
                     return
@@ -82,16 +90,26 @@ class CatchUps:
             log.info("catch-up change stream interrupted (%s); resuming after its last event", failure)
             await asyncio.sleep(WATCH_RETRY_S)
 
+    def _request(self, job_id: str | None) -> StreamRequest:
+        """The catch-up's stream: of one job's events when `job_id` is given (MongoDB filters them), else of every
+        job's (`_read` keeps the subscription's own)."""
+        return stream_request(
+            self._tasks, job_id, SUBSCRIBER_FIELDS, self._full_document, CATCH_UP_POLL_MS, routed=True
+        )
 
-async def _read(subscriber: Subscriber, request: StreamRequest) -> None:
+
+async def _read(subscriber: Subscriber, request: StreamRequest, by_job: str | None) -> None:
     """Read from `subscriber.read_to` until the hand-over, or until the buffer is full (the stream is closed while
-    the reader makes room). Raises what the stream raises: `read_to` is where to resume."""
+    the reader makes room); `by_job`: the job `request` is filtered by (None: the subscription's job, if any, is
+    kept here). Raises what the stream raises: `read_to` is where to resume."""
     async with contextlib.aclosing(read_changes(request, {"_data": subscriber.read_to})) as items:
         async for item in items:
             if item.token is not None:
                 subscriber.read_to = item.token["_data"]
             event = event_of(item)
-            if event is not None:
-                subscriber.catch_up(event, jobs_of(item) if not isinstance(item, Idle) else frozenset())
+            if event is not None and not isinstance(item, Idle):
+                jobs = jobs_of(item)
+                if by_job is not None or subscriber.job_id in (None, *jobs, *listed_jobs_of(item)):
+                    subscriber.catch_up(event, jobs)
             if subscriber.hand_over(subscriber.read_to) or subscriber.full():
                 return

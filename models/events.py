@@ -137,34 +137,56 @@ def stream_request(
     if job_id is not None or routed:
         # The job before the change too, so that a deletion (or a task moved to another job) reaches the job's
         # subscribers.
-        projection[JOBS] = ["$fullDocument.job-id", "$fullDocumentBeforeChange.job-id"]
+        projection[JOBS] = list(_JOB_IDS)
+        projection[LISTED_JOBS] = {"$concatArrays": [_elements(job_ids) for job_ids in _JOB_IDS]}
     if job_id is not None:
-        job_match = {JOBS: job_id}
-    probe = {JOBS: _small_jobs()} if routed else None
+        job_match = {"$or": [{JOBS: job_id}, {LISTED_JOBS: job_id}]}
+    probe = {JOBS: _small_jobs(_JOB_IDS), LISTED_JOBS: _small_jobs(projection[LISTED_JOBS])} if routed else None
     return StreamRequest(collection, match, projection, job_match, full_document, poll_ms, probe)
 
 
 _PROBED_JOB_BYTES = 1024
 
 
-def _small_jobs() -> dict[str, Any]:
-    """The jobs of a change for a probe: each job id over 1 KiB as null (two 8 MB job ids are what can make a
-    change undeliverable in the first place); such a change reaches the unfiltered subscriptions only."""
+_JOB_IDS = ("$fullDocument.job-id", "$fullDocumentBeforeChange.job-id")
+"""The task's job after the change and before it: a deletion (or a task moved to another job) reaches the job's
+subscribers too."""
+
+
+def _elements(job_id: str) -> dict[str, Any]:
+    """The elements of a job-id a tool stored as an array (none for any other value)."""
+    return {"$cond": [{"$isArray": job_id}, job_id, []]}
+
+
+def _small_jobs(jobs: Any) -> dict[str, Any]:
+    """`jobs` (an array expression) for a probe: each job id over 1 KiB as null (two 8 MB job ids are what can
+    make a change undeliverable in the first place); such a change reaches the unfiltered subscriptions only."""
     small = {
         "$and": [
             {"$eq": [{"$type": "$$this"}, "string"]},
             {"$lte": [{"$strLenBytes": "$$this"}, _PROBED_JOB_BYTES]},
         ]
     }
-    jobs = ["$fullDocument.job-id", "$fullDocumentBeforeChange.job-id"]
     return {"$map": {"input": jobs, "in": {"$cond": [small, "$$this", None]}}}
 
 
 def jobs_of(item: Change | Skipped) -> frozenset[str]:
     """The jobs a change concerns (the task's job after it and before it), as a job-filtered stream matches
-    them: the subscriptions of these jobs hear of it. Empty when unknown (a skipped change read without them)."""
+    them, and as a caller's job scope reads them: a task whose job-id a tool stored as an array is in none
+    (`listed_jobs_of`). Empty when unknown (a skipped change read without them)."""
+    return _strings(item, JOBS)
+
+
+def listed_jobs_of(item: Change | Skipped) -> frozenset[str]:
+    """The job ids in a job-id a tool stored as an array, after the change and before it: the subscriptions of
+    these jobs hear of it too (to callers allowed every job the task belongs to each, as queries read it), but
+    no job scope holds it (docs/reference/stored-layout.md)."""
+    return _strings(item, LISTED_JOBS)
+
+
+def _strings(item: Change | Skipped, field: str) -> frozenset[str]:
     document = item.document if isinstance(item, Change) else item.identity
-    jobs = (document or {}).get(JOBS)
+    jobs = (document or {}).get(field)
     if not isinstance(jobs, list):
         return frozenset()
     # Exactly str: a job id of another BSON type (Code is a str, and unhashable) matches no job filter either.
@@ -177,6 +199,9 @@ ACTOR = "actor"
 """The field of a projected event holding the `changed-by` its change wrote (models.actors), or null."""
 JOBS = "jobIds"
 """The field of a projected event holding the task's job after and before the change."""
+LISTED_JOBS = "listedJobIds"
+"""The field of a projected event holding the elements of the task's job-id after and before the change, where a
+tool stored it as an array."""
 CHANGED = "changedFields"
 """The field of a projected event listing the stored task fields its change set or removed."""
 NEW_STATUS = "newStatus"

@@ -46,6 +46,7 @@ from models.events import (
     event_of,
     is_event_cursor,
     jobs_of,
+    listed_jobs_of,
     stream_request,
 )
 from models.fanout_metrics import LIVE_HUBS as LIVE_HUBS
@@ -232,7 +233,7 @@ class LiveEvents:
             event = event_of(item)
             if event is not None:
                 jobs = jobs_of(item)
-                concerned = self._routes.concerned(jobs)
+                concerned = self._routes.concerned(jobs | listed_jobs_of(item))
                 for subscriber in concerned:
                     subscriber.offer(event, jobs)
                     if subscriber.phase is Phase.ENDED:

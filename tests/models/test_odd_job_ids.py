@@ -217,6 +217,34 @@ async def test_a_scoped_subscription_catching_up_hears_nothing_of_them(store, ra
             assert [(await next_event(ws))["task"]["id"] for _ in range(2)] == ["1", "2"]
 
 
+@pytest.mark.parametrize("catching_up", [False, True], ids=["live", "catching up"])
+async def test_a_job_s_subscription_allowed_every_job_hears_of_the_arrays_holding_the_job(
+    store, raw_db, tmp_path, catching_up
+):
+    """To callers allowed every job, an array's task belongs to each job id it holds (as queries read it): that
+    job's subscriptions hear of its changes, live and catching up, as its queries list it."""
+    await seed(raw_db)
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        listed = await data(http, '{ job(id: "a-7") { tasks { id } } }', AUTH)
+        assert {"10", "11"} <= {task["id"] for task in listed["job"]["tasks"]}
+        cursor = (await data(http, "{ eventCursor }", AUTH))["eventCursor"]
+
+        async def change_each() -> None:
+            for task_id in [*ODD_IDS, 1]:
+                changed = await http.put(f"/tracking/task/{task_id}", json={"status": "RUNNING"}, headers=AUTH)
+                assert changed.status_code == 200, changed.text
+
+        if catching_up:  # changed before it subscribes: its catch-up reads them
+            await change_each()
+        variables = {"jobId": JOB} | ({"after": cursor} if catching_up else {})
+        async with subscription(port, variables, AUTH["X-Auth-Token"], "kind task { id }", until_live=True) as ws:
+            if not catching_up:
+                await change_each()
+            heard = [(await next_event(ws))["task"]["id"] for _ in range(3)]
+    assert heard == ["10", "11", "1"]
+
+
 async def test_a_link_closing_a_cycle_through_them_is_refused_naming_no_hidden_task(scoped, raw_db):
     """Cycle refusal walks every task (docs/decisions/callers.md): 1 -> 2 -> 13 -> 1 must not close through task
     13, which the caller cannot see; the refusal names the link asked for, and nothing of the path."""

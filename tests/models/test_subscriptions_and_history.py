@@ -119,6 +119,27 @@ async def test_a_subscription_after_an_event_cursor_gets_the_changes_made_before
     assert [(e["kind"], e["taskId"]) for e in every] == [("UPDATED", "1"), ("CREATED", "2"), ("UPDATED", "1")]
 
 
+async def test_a_job_s_subscription_resumes_from_the_cursor_of_another_job_s_event(live):
+    """A view that followed every job (or another job) opens one job with the last cursor it applied: the
+    subscription gets exactly that job's events after it, where MongoDB refuses to resume a job-filtered stream at
+    an event its filter drops (it ended with CURSOR_EXPIRED)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live}", headers=AUTH) as rest:
+        async with subscription(live, {}, until_live=True) as ws:
+            await rest.post("/tracking/task", json={"tasks": [{"id": 1, "job-id": "watched", "status": "READY"}]})
+            await rest.post("/tracking/task", json={"tasks": [{"id": 2, "job-id": "elsewhere"}]})
+            other_jobs = [await next_event(ws) for _ in range(2)]
+        assert [e["taskId"] for e in other_jobs] == ["1", "2"]
+        await rest.put("/tracking/task/1", json={"status": "RUNNING"})
+        await rest.put("/tracking/task/2", json={"status": "RUNNING"})
+        async with subscription(live, {"jobId": "watched", "after": other_jobs[1]["cursor"]}, until_live=True) as ws:
+            caught_up = await next_event(ws)
+            await no_event(ws)
+            await rest.put("/tracking/task/1", json={"status": "DONE"})
+            live_event = await next_event(ws)
+    assert (caught_up["kind"], caught_up["taskId"], caught_up["task"]) == ("UPDATED", "1", {"status": "RUNNING"})
+    assert (live_event["taskId"], live_event["task"]) == ("1", {"status": "DONE"})
+
+
 @pytest.mark.parametrize(
     "cursor",
     [
