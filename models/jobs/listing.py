@@ -67,6 +67,10 @@ def jobs_pipeline(
         match["job-id"] = prefix_range(job_filter.id_prefix)
     if job_ids is not None:
         match.setdefault("job-id", {})["$in"] = list(job_ids)
+    if "job-id" not in match:
+        # Strings only (symbols compare as strings), read off the index: a job-id stored as JavaScript holding a
+        # job's name was grouped apart from that job, then served as a string, the job listed twice.
+        match["job-id"] = {"$gte": ""}
     # Tasks without a job-id form one group whose id is null, and each job-id a tool stored as no string (an
     # array, a number, a document, JavaScript) one of its own: no job, yet it would take a place on the page
     # before $limit. They are matched out after the group on a field computed there (`JOB_GROUP`): a $match on

@@ -79,7 +79,8 @@ class JobReads:
             having = self._storage.within({"status": {"$in": job_filter.statuses}})
             distinct = {"distinct": tasks, "key": "job-id", "query": having}
             reply = await self._storage.command({**distinct, "readConcern": read_concern})
-            job_ids = [job_id for job_id in reply["values"] if isinstance(job_id, str)]
+            # Exactly str: PyMongo's JavaScript (Code) is a str, and it matches only itself, no job.
+            job_ids = [job_id for job_id in reply["values"] if type(job_id) is str]
             read_concern = {"level": "snapshot", "atClusterTime": reply["atClusterTime"]}
         # The ranges alone keep the plan that reads one index key per job: the listing groups by the stored
         # job-id itself, so a tool's array is a group of its own, which the pipeline leaves out (models.scopes).

@@ -80,8 +80,9 @@ async def test_groups_of_odd_job_ids_take_no_place_on_a_page(store, raw_db, tmp_
         assert [page for page in pages if page[0] in ("a-1", "a-2", "a-3")] == [["a-1"], ["a-2"], ["a-3"]]
 
 
+@pytest.mark.parametrize("scoped", [True, False], ids=["scoped", "every job"])
 @pytest.mark.parametrize("after", [None, JobPosition(OLD, "a-0")], ids=["first page", "a later page"])
-async def test_the_listing_still_reads_one_index_key_per_job(raw_db, after):
+async def test_the_listing_still_reads_one_index_key_per_job(raw_db, after, scoped):
     """Leaving the groups out after the $group keeps the plan the listing is built for (models.jobs.listing). On
     a collection of its own: an index that ever held an array (as the test above stores) stays multikey, and a
     multikey index offers no DISTINCT_SCAN whatever the pipeline."""
@@ -90,13 +91,36 @@ async def test_the_listing_still_reads_one_index_key_per_job(raw_db, after):
     await tasks.insert_many(
         [{"_id": Int64(task_id), "job-id": f"a-{task_id % 3}", "update-timestamp": OLD} for task_id in range(1, 10)]
     )
-    pipeline = jobs_pipeline(1, after, JobFilter(), None, scope_ranges(("a-",)))
+    pipeline = jobs_pipeline(1, after, JobFilter(), None, scope_ranges(("a-",)) if scoped else None)
     explain = {"aggregate": tasks.name, "pipeline": pipeline, "cursor": {}, "hint": JOBS_INDEX}
     plan = await raw_db.command({"explain": explain, "verbosity": "queryPlanner"})
     rows = await (await tasks.aggregate(pipeline, hint=JOBS_INDEX)).to_list(None)
     await tasks.drop()
     assert "DISTINCT_SCAN" in str(plan), plan
     assert [row["_id"] for row in rows] == (["a-0", "a-1"] if after is None else ["a-1", "a-2"])
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["scoped", "every job"])
+async def test_a_job_whose_name_a_tool_also_stored_as_javascript_is_listed_once(store, raw_db, tmp_path, scoped):
+    """JavaScript holding a job's name is no job; grouped apart from the job's tasks, it was served as the same
+    string: the job twice on a page. The empty array makes the index multikey, as any array job-id does."""
+    await raw_db.tasks.insert_many(
+        [
+            {"_id": Int64(1), "job-id": Code("a-dup"), "status": "S", "update-timestamp": OLD + timedelta(days=1)},
+            {"_id": Int64(2), "job-id": [], "update-timestamp": OLD},
+            {"_id": Int64(3), "job-id": "a-dup", "status": "S", "update-timestamp": OLD},
+        ],
+        bypass_document_validation=True,
+    )
+    app, _ = gateway_app(store, tmp_path)
+    headers = {"X-Auth-Token": await store.named_tokens().create("team-a", write=False, jobs=("a-",))}
+    listing = "{ jobs(first: 10%s) { edges { node { id taskCount } } } }"
+    async with lifespan_client(app, headers if scoped else AUTH) as http:
+        for condition in ("", ', filter: {status: ["S"]}'):
+            answer = (await http.post("/graphql", json={"query": listing % condition})).json()
+            assert answer["data"]["jobs"]["edges"] == [{"node": {"id": "a-dup", "taskCount": 1}}], (condition, answer)
+        pages = await every_page(http)
+    assert pages == [["a-dup"]]
 
 
 async def test_a_symbol_job_id_is_its_string_on_every_path_of_a_scope(store, raw_db, tmp_path):
