@@ -86,7 +86,7 @@ class Storage:
         that fails otherwise, or that the deadline or a cancellation cuts before the commit, is aborted with
         nothing stored. CommitOutcomeUnknown, naming `check()`, when the commit was sent and its outcome could
         not be learned within the commit's own wait."""
-        return await run_transaction(self.client, work, self.commit_wait_s, check)
+        return await run_transaction(self.tasks, work, self.commit_wait_s, check)
 
     async def insert_in_order(
         self,

@@ -17,7 +17,9 @@ The rules (docs/decisions/transaction-outcomes.md says why):
 - An abort after an interrupted operation (the deadline or a cancellation cut it while MongoDB may still be
   running it) first kills the session's operations (killSessions), so the abort does not wait for an insert of
   thousands of tasks to finish; a plain abort would, and under its own deadline could give up while MongoDB
-  keeps the transaction for its whole lifetime (60 s).
+  keeps the transaction for its whole lifetime (60 s). It is then superseded: a newer transaction on the same
+  session, started and aborted once MongoDB answers, so that a command of the request MongoDB had not read yet
+  (a server that froze) cannot open the aborted transaction again afterwards (`_supersede`).
 """
 
 from __future__ import annotations
@@ -26,24 +28,28 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import pymongo
 from pymongo import ReadPreference
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import ExecutionTimeout, PyMongoError
+from pymongo.errors import ExecutionTimeout, InvalidOperation, PyMongoError
 
 from models.connection import MAJORITY_READS, MAJORITY_WRITES
 from models.deadline import REQUEST_DEADLINE, unavailable
 from models.errors import CommitOutcomeUnknown
-from models.stored_task import MongoClient
+from models.stored_task import Collection
 from models.tracing import context_keeping_trace
 
 ABORT_TIMEOUT_S = 15.0
 """How long aborting a failed transaction may take, apart from the request's deadline (which may be what failed
 it). Generous: a request is answered by its own deadline meanwhile, and a loaded MongoDB may take seconds to stop
 a killed insert of thousands of tasks; an abort given up leaves the transaction to MongoDB's lifetime (60 s)."""
+SUPERSEDE_WITHIN_S = 120.0
+"""How long an interrupted transaction's supersession (`_supersede`) waits for MongoDB to answer: twice MongoDB's
+transaction lifetime."""
+SUPERSEDE_BACKOFF_MAX_S = 2.0
 UNBOUNDED_RETRIES_S = 120.0
 """How long a transaction without a request deadline (maintenance: restore, purge, repair) is run again after
 transient errors: PyMongo's `with_transaction` limit."""
@@ -68,8 +74,9 @@ class _NotCommitted(Exception):
         self.transient = error.has_error_label(_TRANSIENT)
 
 
-async def run_transaction(client: MongoClient, work: Work[_T], commit_wait_s: float, check: Callable[[], str]) -> _T:
-    """What `work` returns, its writes committed in one majority transaction on the primary (module rules).
+async def run_transaction(tasks: Collection, work: Work[_T], commit_wait_s: float, check: Callable[[], str]) -> _T:
+    """What `work` returns, its writes committed in one majority transaction on the primary (module rules), on
+    the client of `tasks` (the collection an interrupted transaction's supersession reads).
     Raises what `work` raises (the transaction aborted), StorageUnavailable when the deadline passed before the
     commit or the commit failed, CommitOutcomeUnknown (naming `check()`, how the caller can learn the outcome)
     when the commit was sent and no answer came within `commit_wait_s`. Each try has a session of its own,
@@ -78,16 +85,16 @@ async def run_transaction(client: MongoClient, work: Work[_T], commit_wait_s: fl
     attempt = 0
     while True:
         attempt += 1
-        session = client.start_session()
+        session = tasks.database.client.start_session()
         try:
             await session.start_transaction(MAJORITY_READS, MAJORITY_WRITES, ReadPreference.PRIMARY)
             result = await work(session)
             _refuse_past_deadline()
         except asyncio.CancelledError:
-            _finish_in_background(session, commit=False, interrupted=True)
+            _finish_in_background(session, tasks, commit=False, interrupted=True)
             raise
         except BaseException as error:
-            await _settle(session, commit=False, interrupted=_interrupted(error))
+            await _settle(session, tasks, commit=False, interrupted=_interrupted(error))
             if not _transient(error):
                 raise
             if await _backoff(attempt, started):
@@ -95,7 +102,7 @@ async def run_transaction(client: MongoClient, work: Work[_T], commit_wait_s: fl
             raise unavailable("write conflicts until the deadline", error) from None
         try:
             with _RequestDeadlineSuspended():
-                await _settle(session, commit=True, commit_wait_s=commit_wait_s)
+                await _settle(session, tasks, commit=True, commit_wait_s=commit_wait_s)
         except _NotCommitted as failed:
             if failed.transient and _deadline_left() and await _backoff(attempt, started):
                 continue
@@ -163,34 +170,58 @@ async def _backoff(attempt: int, started: float) -> bool:
 
 
 async def _settle(
-    session: AsyncClientSession, *, commit: bool, interrupted: bool = False, commit_wait_s: float = 0
+    session: AsyncClientSession,
+    tasks: Collection,
+    *,
+    commit: bool,
+    interrupted: bool = False,
+    commit_wait_s: float = 0,
 ) -> None:
     """Commit or abort in a task of its own (`_finish`), waited for here; should this request be cancelled
     meanwhile, the task goes on all the same, and ends the session."""
     await asyncio.shield(
-        _finish_in_background(session, commit=commit, interrupted=interrupted, commit_wait_s=commit_wait_s)
+        _finish_in_background(session, tasks, commit=commit, interrupted=interrupted, commit_wait_s=commit_wait_s)
     )
 
 
 def _finish_in_background(
-    session: AsyncClientSession, *, commit: bool, interrupted: bool, commit_wait_s: float = 0
+    session: AsyncClientSession, tasks: Collection, *, commit: bool, interrupted: bool, commit_wait_s: float = 0
 ) -> asyncio.Task[None]:
-    """The task finishing the transaction: out of the request's deadline (a fresh context, keeping only the
-    request's trace), strongly held."""
-    finish = _finish(session, commit=commit, interrupted=interrupted, commit_wait_s=commit_wait_s)
-    task = asyncio.get_running_loop().create_task(finish, context=context_keeping_trace())
+    """The task finishing the transaction: out of the request's deadline."""
+    return _in_background(_finish(session, tasks, commit=commit, interrupted=interrupted, commit_wait_s=commit_wait_s))
+
+
+def _in_background(finishing: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """`finishing` in a task of its own: a fresh context (keeping only the request's trace), strongly held."""
+    task = asyncio.get_running_loop().create_task(finishing, context=context_keeping_trace())
     _FINISHING.add(task)
     task.add_done_callback(_FINISHING.discard)
     return task
 
 
-async def _finish(session: AsyncClientSession, *, commit: bool, interrupted: bool, commit_wait_s: float) -> None:
-    """Commit (learning the outcome) or abort, then end the session: never before."""
+async def _finish(
+    session: AsyncClientSession, tasks: Collection, *, commit: bool, interrupted: bool, commit_wait_s: float
+) -> None:
+    """Commit (learning the outcome) or abort, then end the session: never before. After an interrupted
+    operation the aborted transaction is superseded too, in a task of its own that ends the session then
+    (`_supersede`): the caller waits for the abort only."""
+    superseding = False
     try:
         if commit:
             await _commit(session, commit_wait_s)
         else:
             await _abort(session, interrupted)
+            if interrupted:
+                _in_background(_superseded_then_ended(session, tasks))
+                superseding = True
+    finally:
+        if not superseding:
+            await session.end_session()
+
+
+async def _superseded_then_ended(session: AsyncClientSession, tasks: Collection) -> None:
+    try:
+        await _supersede(session, tasks)
     finally:
         await session.end_session()
 
@@ -223,6 +254,35 @@ async def _commit(session: AsyncClientSession, wait_s: float) -> None:
                 raise _OutcomeUnknown() from error
             log.warning("the outcome of a commit is unknown (%s): asking again", error)
             await asyncio.sleep(min(_BACKOFF_INITIAL_S * 2**attempt, _BACKOFF_MAX_S))
+
+
+async def _supersede(session: AsyncClientSession, tasks: Collection) -> None:
+    """After an interrupted operation, whatever its abort did: a command MongoDB has not read yet (sent to a server
+    that froze, or that a network held back) may still open the transaction later, and MongoDB would keep it,
+    with its locks and the idempotency key its writes took, for its whole lifetime (60 s): retries of the
+    request were told it was still in progress, and index builds waited. A newer transaction on the same session,
+    started and aborted once MongoDB answers, supersedes it whichever comes first: MongoDB aborts the older one,
+    or refuses it later as too old (TransactionTooOld). Tried until MongoDB answers, for SUPERSEDE_WITHIN_S at
+    most (past that MongoDB has ended anything a late command opened)."""
+    ends = time.monotonic() + SUPERSEDE_WITHIN_S
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with pymongo.timeout(ABORT_TIMEOUT_S):
+                if session.in_transaction:  # an abort or a try given up: ended (PyMongo ignores its errors)
+                    await session.abort_transaction()
+                await session.start_transaction(MAJORITY_READS, MAJORITY_WRITES, ReadPreference.PRIMARY)
+                await tasks.find_one({"_id": None}, {"_id": 1}, session=session)  # starts it on MongoDB
+                await session.abort_transaction()
+            return
+        except InvalidOperation:  # the client is closed: the process is ending
+            return
+        except PyMongoError as error:
+            if time.monotonic() >= ends:
+                log.warning("a transaction interrupted by MongoDB not answering could not be superseded: %s", error)
+                return
+        await asyncio.sleep(min(_BACKOFF_INITIAL_S * 2**attempt, SUPERSEDE_BACKOFF_MAX_S))
 
 
 async def _abort(session: AsyncClientSession, interrupted: bool) -> None:

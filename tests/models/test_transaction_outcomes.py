@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pymongo
 import pytest
+from bson.int64 import Int64
 
-from models import GraphStore
+from models import GraphStore, transactions
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, eventually, gateway_app, lifespan_client, open_transactions
 from tests.proxy import CommitReplyHold, commit_reply_hold
@@ -275,3 +277,32 @@ async def test_a_write_that_meets_conflicts_until_its_deadline_is_a_503_and_chan
     assert response.json()["message"] == "MongoDB unavailable: try again later"
     assert (await raw_db.tasks.find_one({"_id": 1}))["name"] == "before"
     await _no_transaction_open(raw_db)
+
+
+async def test_a_transaction_whose_abort_was_given_up_is_superseded_once_mongodb_answers(
+    raw_db, monkeypatch, no_transaction_left
+):
+    """An interrupted request's abort may be given up (MongoDB frozen) while a command of it that MongoDB had not
+    read yet opens the transaction when it wakes: MongoDB then held it, its writes' locks and keys with it, for
+    its whole lifetime (60 s), and a retry with the same idempotency key was told it was still in progress. Here
+    the abort is given up at once, the transaction already open in MongoDB: it is ended within seconds."""
+
+    async def given_up(session: Any, interrupted: bool) -> None:
+        """As when MongoDB does not answer: no time to send the abort (PyMongo ends the transaction locally)."""
+        with pymongo.timeout(1e-6):
+            await session.abort_transaction()
+        assert not session.in_transaction
+
+    monkeypatch.setattr(transactions, "_abort", given_up)
+    opened = asyncio.Event()
+
+    async def work(session: Any) -> None:
+        await raw_db.tasks.insert_one({"_id": Int64(77), "nexts": [], "previous": []}, session=session)
+        opened.set()
+        raise TimeoutError("the request's deadline")
+
+    with pytest.raises(TimeoutError):
+        await transactions.run_transaction(raw_db.tasks, work, 1.0, lambda: "")
+    assert opened.is_set()
+    await _no_transaction_open(raw_db)
+    assert await raw_db.tasks.count_documents({"_id": 77}) == 0
