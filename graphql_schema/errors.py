@@ -13,6 +13,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from models import (
+    ChangeUnread,
     CommitOutcomeUnknown,
     CursorExpired,
     GraphCycle,
@@ -46,6 +47,7 @@ CODE_OF_GRAPH_ERROR: dict[type[GraphError], str] = {
     CursorExpired: "CURSOR_EXPIRED",
     PreconditionFailed: "PRECONDITION_FAILED",
     CommitOutcomeUnknown: "OUTCOME_UNKNOWN",
+    ChangeUnread: "CHANGE_UNREAD",
     IdempotencyKeyReused: "IDEMPOTENCY_KEY_REUSED",
     IdempotencyKeyInFlight: "IDEMPOTENCY_KEY_IN_FLIGHT",
     TooManySubscriptions: "TOO_MANY_SUBSCRIPTIONS",
@@ -155,8 +157,23 @@ class CodedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """MaskErrors hands every error here (`should_mask_error` says yes to all); only the unexpected ones are
-        masked."""
+        masked. MongoDB unavailable in a field of a mutation's result (its `nexts`, say) is no refusal: the
+        mutation field resolved, so its change was committed; it is ChangeUnread, not UNAVAILABLE (which says
+        nothing changed)."""
+        if (
+            isinstance(error.original_error, StorageUnavailable)
+            and error.path is not None
+            and len(error.path) > 1
+            and self._operation_type() is OperationType.MUTATION
+        ):
+            return _with_code(error, *describe_domain_error(ChangeUnread(f"what {error.path[0]} changed")))
         return coded_error(error)
+
+    def _operation_type(self) -> OperationType | None:
+        try:
+            return self.execution_context.operation_type
+        except RuntimeError:  # no document (it did not parse)
+            return None
 
 
 LIBRARY_BOUNDS = (

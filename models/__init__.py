@@ -22,6 +22,7 @@ from models.conditions import (
 from models.connection import initiate_single_node_replica_set
 from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
 from models.errors import (
+    ChangeUnread,
     CommitOutcomeUnknown,
     CursorExpired,
     GraphCycle,
@@ -76,6 +77,7 @@ __all__ = [
     "NAVIGABLE_TYPES",
     "REPRESENTATION_SUFFIXES",
     "RESPONSE_FIELD_ORDER",
+    "ChangeUnread",
     "CheckReport",
     "CommitOutcomeUnknown",
     "CursorExpired",

@@ -84,6 +84,17 @@ class PreconditionFailed(GraphError):
         super().__init__(f"{message}, nothing was changed")
 
 
+class ChangeUnread(GraphError):
+    """The change was committed, and a read its answer needs failed after (MongoDB unavailable): not a refusal.
+    Raised by a front end that reads after the write (the linked tasks an answer shows)."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"the change was made, but its answer could not be read from MongoDB (unavailable): read {subject} "
+            "again to see it"
+        )
+
+
 class CommitOutcomeUnknown(GraphError):
     """The change was sent to MongoDB for commit and no answer said whether it committed within the commit's
     own wait (TRACKING_COMMIT_OUTCOME_WAIT_MS): it may or may not be stored. Not a refusal: `check` says how the

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from models import (
+    ChangeUnread,
     CommitOutcomeUnknown,
     CursorExpired,
     GraphError,
@@ -47,6 +48,9 @@ STATUS_OF_GRAPH_ERROR: dict[type[GraphError], int] = {
     # Sent for commit, outcome unknown: not a refusal (503 promises nothing changed). 504: the upstream, MongoDB,
     # gave no answer in time; clients do not retry it blindly, and the message says how to learn the outcome.
     CommitOutcomeUnknown: 504,
+    # Committed, its answer unread (a read after the commit failed): no refusal either, so not 503; 504 as the
+    # upstream gave no answer, the message saying the change was made.
+    ChangeUnread: 504,
     IdempotencyKeyReused: 422,  # the Idempotency-Key draft: the key was used with another payload
     IdempotencyKeyInFlight: 409,  # the Idempotency-Key draft: a request with the key is still being processed
 }

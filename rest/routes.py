@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -9,7 +10,16 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from models import GraphStore, Preconditions, TaskDoc, TaskPatch, describe_invalid_fields, etag_of
+from models import (
+    ChangeUnread,
+    GraphStore,
+    Preconditions,
+    StorageUnavailable,
+    TaskDoc,
+    TaskPatch,
+    describe_invalid_fields,
+    etag_of,
+)
 from models.task import INT64_MAX, created_tasks_of
 from rest.conditional import conditional_list, preconditions, refused_create, refused_read, tagged
 from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
@@ -101,15 +111,27 @@ async def _respond_tasks(tasks: list[dict[str, Any]], fmt: Format) -> Response:
 
 
 async def _tasks_response(store: GraphStore, docs: list[TaskDoc], fmt: Format) -> Response:
-    wanted = navigable_next_ids(docs)
-    linked = await store.get_tasks(wanted) if wanted else {}
+    linked = await _linked(store, docs)
     return await _respond_tasks([task_to_api(doc, linked) for doc in docs], fmt)
 
 
 async def task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
-    wanted = navigable_next_ids([doc])
-    linked = await store.get_tasks(wanted) if wanted else {}
-    return _respond({"task": task_to_api(doc, linked)}, fmt)
+    return _respond({"task": task_to_api(doc, await _linked(store, [doc]))}, fmt)
+
+
+async def _linked(store: GraphStore, docs: list[TaskDoc]) -> dict[int, TaskDoc]:
+    """The next tasks the answer of navigable `docs` shows, read after them."""
+    wanted = navigable_next_ids(docs)
+    return await store.get_tasks(wanted) if wanted else {}
+
+
+async def _answer_of_change(answer: Awaitable[Response], subject: str) -> Response:
+    """The answer of a change MongoDB committed: a read it needs failing after the commit is no refusal (503
+    says nothing changed), but ChangeUnread (504) saying the change was made and what to read again."""
+    try:
+        return await answer
+    except StorageUnavailable as error:
+        raise ChangeUnread(subject) from error
 
 
 def _task_ids(request: Request, parameter: str, values: list[str] | None) -> list[int]:
@@ -229,7 +251,8 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     store = _store(request)
     fmt = _format(request)
     doc = await store.update_task(taskId, patch, preconditions(request))
-    return tagged(await task_response(store, doc, fmt), etag_of(doc, fmt.value))
+    answer = await _answer_of_change(task_response(store, doc, fmt), f"task {taskId}")
+    return tagged(answer, etag_of(doc, fmt.value))
 
 
 @router.delete(
@@ -308,7 +331,7 @@ async def get_nexts(
 async def add_nexts(request: Request, taskId: TaskIdPath, ids: NextIds = None) -> Response:
     store = _store(request)
     docs = await store.add_nexts(taskId, _task_ids(request, NEXT.parameter, ids), preconditions(request))
-    return await _tasks_response(store, docs, _format(request))
+    return await _answer_of_change(_tasks_response(store, docs, _format(request)), f"the next tasks of task {taskId}")
 
 
 @router.delete(NEXT.path, **NEXT.removing())
@@ -330,7 +353,8 @@ async def get_previous(
 async def add_previous(request: Request, taskId: TaskIdPath, ids: PreviousIds = None) -> Response:
     store = _store(request)
     docs = await store.add_previous(taskId, _task_ids(request, PREVIOUS.parameter, ids), preconditions(request))
-    return await _tasks_response(store, docs, _format(request))
+    subject = f"the previous tasks of task {taskId}"
+    return await _answer_of_change(_tasks_response(store, docs, _format(request)), subject)
 
 
 @router.delete(PREVIOUS.path, **PREVIOUS.removing())
