@@ -60,9 +60,10 @@ async def _no_transaction_open(raw_db: Any) -> None:
     async def closed() -> bool:
         return await open_transactions(raw_db) == []
 
-    # A few seconds on a quiet machine (MongoDB stops a killed insert within a second or so); generous for a
-    # loaded one.
-    await eventually(closed, timeout=20, what="no transaction open in MongoDB")
+    # A few seconds on a quiet machine (MongoDB stops a killed insert within a second or so). On a loaded one an
+    # abort may be given up (ABORT_TIMEOUT_S) and the transaction ended by its supersession: the bound stays
+    # under MongoDB's transaction lifetime (60 s), so that only the gateway can have ended it.
+    await eventually(closed, timeout=50, what="no transaction open in MongoDB")
 
 
 async def test_a_commit_answered_after_the_request_deadline_is_answered_as_committed(
@@ -254,7 +255,10 @@ async def test_creates_cancelled_at_random_points_are_whole_or_absent_and_leave_
             else:
                 assert isinstance(outcome, asyncio.CancelledError)
                 assert stored in (0, 6_000), stored
-    assert not [record.getMessage() for record in caplog.records if "abort" in record.getMessage()]
+    # No abort failed (one after its session ended: "Cannot use ended session"), but for one that MongoDB, loaded,
+    # did not answer within ABORT_TIMEOUT_S: its transaction is then superseded, as checked above.
+    failed = [record.getMessage() for record in caplog.records if "abort" in record.getMessage()]
+    assert not [message for message in failed if "timed out" not in message], failed
 
 
 async def test_a_write_that_meets_conflicts_until_its_deadline_is_a_503_and_changes_nothing(
