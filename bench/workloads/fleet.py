@@ -4,7 +4,8 @@ jobs, while 100 changes a second are made through REST. Measures what MongoDB ho
 answer to its event's arrival (p50, p99), the gateway's CPU per delivered event and per change, REST GET p99
 while it runs against idle, and the gateway's RSS per open subscription. The same writes are made first with no
 subscription and with one (bench.workloads.fleet_phases): the reference that says how much of the CPU and of the
-GET's latency is the writes' own and how much the fan-out's.
+GET's latency is the writes' own and how much the fan-out's. Then, the fleet still open, the GET probe is timed in
+turns with and without the writes (`in_turns`): the fleet's GET p99 against idle measured over the same minutes.
 
 `python -m bench fleet` runs it in the benchmark; `python -m bench.workloads.fleet 0.01` runs it alone at a
 hundredth of the scale (100 subscriptions on 20 connections over 10 jobs) on an embedded MongoDB of its own,
@@ -31,7 +32,7 @@ from bench.data import DB, Database, task_doc
 from bench.measure import REPORT, Bound, Row, Run, Target, at_most
 from bench.processes import TOKEN, start, wait_until_up
 from bench.workloads.fleet_clients import ClientProcesses, Share
-from bench.workloads.fleet_phases import idle_probe, percentile, write_phase
+from bench.workloads.fleet_phases import PhaseFigures, idle_probe, in_turns, percentile, write_phase
 
 SUBSCRIPTIONS, CONNECTIONS, JOBS = 10_000, 2_000, 1_000
 CHANGES_PER_S = 100
@@ -40,6 +41,9 @@ SECONDS = 60
 sixth of 600) one slow stretch of mongod's decided the row: the fleet's GET p99 ranged from 5.9 to 18.9 ms over
 eighteen runs, against 6.6-7.3 ms over three at 60 s (bench/README.md, "The fleet's GET row on a fresh
 machine")."""
+TURN_PAIRS = 6
+"""Pairs of windows in the comparison in turns (bench.workloads.fleet_phases.in_turns), each window a sixth of a
+phase: each side then has as many GETs as a phase."""
 WARM_UP_S = 10
 """Unmeasured writes before the idle reference (`warm_up`)."""
 CLIENT_PROCESSES = 4
@@ -187,6 +191,13 @@ async def run_fleet(
     sharing = await metric_sums(session, live, SHARING)
     # After the events: what each connection's compressor and each subscription's buffer have grown to.
     rss_per_subscription = (rss_kb(live_pid) - rss_before) / subscriptions
+
+    async def history_caught_up(figures: PhaseFigures) -> None:
+        await until_history_holds(db, {"status": {"$in": list(figures.answered)}}, len(figures.answered))
+
+    turns = await in_turns(
+        session, gateway, gateway_pid, task_ids, rate, TURN_PAIRS, seconds / TURN_PAIRS, history_caught_up
+    )
     received = [*await one.stop(), *await clients.stop()]
     arrivals = [event for client in received for event in client.events]
     errors = sum(len(client.errors) for client in received)
@@ -276,6 +287,16 @@ async def run_fleet(
             fleet.get_p99_ms / idle_p99,
             at_most(1.5),
             "against idle",
+        ),
+        Row(
+            "fleet: REST GET p99 in turns with idle",
+            percentile(turns.busy, 0.99),
+            percentile(turns.idle, 0.99),
+            "ms",
+            percentile(turns.busy, 0.99) / percentile(turns.idle, 0.99),
+            at_most(1.5),
+            f"the fleet open throughout, {TURN_PAIRS} pairs of windows with the writes and without "
+            f"({len(turns.busy)} and {len(turns.idle)} GETs)",
         ),
         Row(
             "fleet: REST GET p99, the same writes at 1 subscription",

@@ -9,6 +9,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,3 +157,40 @@ async def write_phase(
     figures.probe_cpu_s = len(figures.gets) * cpu_per_get_s
     print(f"phase {label}: {figures.summary()}", file=sys.stderr, flush=True)
     return figures
+
+
+@dataclass
+class Turns:
+    """The GET probe's latencies (ms, sorted) in the windows with the writes and in those without."""
+
+    busy: list[float]
+    idle: list[float]
+
+
+async def in_turns(
+    session: aiohttp.ClientSession,
+    gateway: str,
+    gateway_pid: int,
+    task_ids: list[int],
+    rate: float,
+    pairs: int,
+    seconds: float,
+    settled: Callable[[PhaseFigures], Awaitable[None]],
+) -> Turns:
+    """The GET probe in `pairs` pairs of windows of `seconds`: one with the writes at `rate` (and whatever else is
+    open: the fleet's subscriptions), one with nothing; each pair's order the other way round from the last's.
+    Both sides are then timed over the same minutes, so that a drift of the machine (other processes, mongod's
+    checkpoints, the gateway's collections) falls on both alike, where one phase after the other gave it to
+    whichever phase it fell in. `settled`: waits for what a busy window left behind (its task history) before
+    an idle one is timed."""
+    busy: list[float] = []
+    idle: list[float] = []
+    for pair in range(pairs):
+        for writing in (True, False) if pair % 2 == 0 else (False, True):
+            if writing:
+                figures = await write_phase(session, gateway, gateway_pid, task_ids, rate, seconds, f"T{pair}", 0.0)
+                busy += figures.gets
+                await settled(figures)
+            else:
+                idle += await get_latencies(gateway, task_ids[0], seconds)
+    return Turns(sorted(busy), sorted(idle))
