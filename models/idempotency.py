@@ -31,7 +31,7 @@ from pymongo.errors import OperationFailure
 from models.creation import PlannedTask, Render, new_documents
 from models.deadline import is_duplicate_key
 from models.documents import IdempotencyRecord
-from models.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidOperation
+from models.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidOperation, TaskAlreadyExists
 from models.ids import FirstWrite
 from models.stored_task import Collection, Database
 
@@ -169,6 +169,12 @@ class IdempotencyRecords:
                 recorded = await self.recorded_for(key, plan, digest)
                 if recorded is None:
                     raise IdempotencyKeyInFlight(key.key) from None
+            except TaskAlreadyExists:
+                # Its given ids are taken: by a create with the key that committed since the look-up above (a
+                # retry sent while the first was committing), whose answer this is, or by another (refused).
+                recorded = await self.recorded_for(key, plan, digest)
+                if recorded is None:
+                    raise
         docs = new_documents(plan, recorded.ids, recorded.created)
         by_id = {doc["_id"]: doc for doc in docs}
         return [render(doc, by_id) for doc in docs]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from models import GraphStore, InvalidOperation
 from models.documents import IdempotencyRecord
-from models.idempotency import IDEMPOTENCY_KEY_MAX
+from models.idempotency import IDEMPOTENCY_KEY_MAX, IdempotencyRecords
 from rest.idempotency import sf_string
 from tests.conftest import TEST_DB
 from tests.helpers import AUTH, TOKEN, gateway_app, lifespan_client
@@ -195,6 +195,32 @@ async def test_concurrent_requests_with_one_key_create_once(client, raw_db):
     assert await raw_db.tasks.count_documents({"job-id": "together"}) == 2_000
     again = await client.post("/tracking/task", json=body, headers=KEY)
     assert again.status_code == 200 and again.content == created[0]
+
+
+async def test_a_retry_whose_given_ids_the_first_create_committed_meanwhile_gets_its_answer(
+    client, raw_db, monkeypatch
+):
+    """A retry sent while the first create (with given ids) was committing looked the key up before that commit,
+    then found the ids taken: it answered 400 "already exists", which a client reads as its own fault. The first
+    create commits here between the retry's look-up and its ids' check (the look-up made to miss it once)."""
+    body = {"tasks": [{"id": 7001, "name": "given", "job-id": "retried"}]}
+    first = await client.post("/tracking/task", json=body, headers=KEY)
+    assert first.status_code == 200, first.text
+    recorded_for = IdempotencyRecords.recorded_for
+    missed: list[bool] = []
+
+    async def before_the_commit(self: IdempotencyRecords, *args: Any) -> Any:
+        if not missed:
+            missed.append(True)
+            return None
+        return await recorded_for(self, *args)
+
+    monkeypatch.setattr(IdempotencyRecords, "recorded_for", before_the_commit)
+    retried = await client.post("/tracking/task", json=body, headers=KEY)
+    assert (retried.status_code, retried.content) == (200, first.content), retried.text
+    other = await client.post("/tracking/task", json=body, headers={"Idempotency-Key": '"another"'})
+    assert other.status_code == 400 and "already exists" in other.json()["message"], other.text
+    assert await raw_db.tasks.count_documents({"job-id": "retried"}) == 1
 
 
 async def test_a_key_held_by_a_create_in_progress_is_a_409_and_free_again_once_that_create_is_aborted(client, raw_db):
