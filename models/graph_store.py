@@ -66,6 +66,7 @@ from models.subscriber import Visibility
 from models.task import TaskCreate, TaskPatch
 from models.tokens import NamedTokens
 from models.tracing import store_tracer
+from models.transactions import finishing
 from models.walks import Direction, Walks
 
 _T = TypeVar("_T")
@@ -162,10 +163,12 @@ class GraphStore(JobQueries, ScopedViews):
         return store
 
     async def close(self, within_s: float | None = None) -> None:
-        """Stop the live events and close the clients (their connections and monitors), asking MongoDB for at
-        most `within_s` in all (default: the deadline; 0 when MongoDB is known gone) (models.closing)."""
+        """Stop the live events, let the transactions being finished in the background end, and close the clients
+        (their connections and monitors), asking MongoDB for at most `within_s` in all (default: the deadline; 0
+        when MongoDB is known gone) (models.closing)."""
         bound = Bound(self.timeout_s if within_s is None else within_s)
         await self.live.close(bound)
+        await finishing(bound.left())
         await close_clients((self._live_client, self._client), bound)
 
     async def is_ready(self, timeout_s: float = 1.0) -> bool:

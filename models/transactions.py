@@ -17,9 +17,9 @@ The rules (docs/decisions/transaction-outcomes.md says why):
 - An abort after an interrupted operation (the deadline or a cancellation cut it while MongoDB may still be
   running it) first kills the session's operations (killSessions), so the abort does not wait for an insert of
   thousands of tasks to finish; a plain abort would, and under its own deadline could give up while MongoDB
-  keeps the transaction for its whole lifetime (60 s). It is then superseded: a newer transaction on the same
-  session, started and aborted once MongoDB answers, so that a command of the request MongoDB had not read yet
-  (a server that froze) cannot open the aborted transaction again afterwards (`_supersede`).
+  keeps the transaction for its whole lifetime (60 s). It is then superseded: the session's next transaction
+  number is sent once MongoDB answers, so that a command of the request MongoDB had not read yet (a server that
+  froze) cannot open the aborted transaction again afterwards (`_supersede`).
 """
 
 from __future__ import annotations
@@ -191,6 +191,13 @@ def _finish_in_background(
     return _in_background(_finish(session, tasks, commit=commit, interrupted=interrupted, commit_wait_s=commit_wait_s))
 
 
+async def finishing(within_s: float) -> None:
+    """Until the commits, aborts and supersessions running in the background have ended, `within_s` at most: a
+    store closing its client would cut them (an abort cut leaves its transaction to MongoDB's lifetime)."""
+    if _FINISHING and within_s > 0:
+        await asyncio.wait(set(_FINISHING), timeout=within_s)
+
+
 def _in_background(finishing: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     """`finishing` in a task of its own: a fresh context (keeping only the request's trace), strongly held."""
     task = asyncio.get_running_loop().create_task(finishing, context=context_keeping_trace())
@@ -260,10 +267,10 @@ async def _supersede(session: AsyncClientSession, tasks: Collection) -> None:
     """After an interrupted operation, whatever its abort did: a command MongoDB has not read yet (sent to a server
     that froze, or that a network held back) may still open the transaction later, and MongoDB would keep it,
     with its locks and the idempotency key its writes took, for its whole lifetime (60 s): retries of the
-    request were told it was still in progress, and index builds waited. A newer transaction on the same session,
-    started and aborted once MongoDB answers, supersedes it whichever comes first: MongoDB aborts the older one,
-    or refuses it later as too old (TransactionTooOld). Tried until MongoDB answers, for SUPERSEDE_WITHIN_S at
-    most (past that MongoDB has ended anything a late command opened)."""
+    request were told it was still in progress, and index builds waited. A newer transaction number on the same
+    session, sent once MongoDB answers (a retryable write that changes nothing), supersedes it whichever comes
+    first: MongoDB aborts the older transaction, or refuses it later as too old (TransactionTooOld). Tried until
+    MongoDB answers, for SUPERSEDE_WITHIN_S at most (past that MongoDB has ended anything a late command opened)."""
     ends = time.monotonic() + SUPERSEDE_WITHIN_S
     attempt = 0
     while True:
@@ -272,9 +279,10 @@ async def _supersede(session: AsyncClientSession, tasks: Collection) -> None:
             with pymongo.timeout(ABORT_TIMEOUT_S):
                 if session.in_transaction:  # an abort or a try given up: ended (PyMongo ignores its errors)
                     await session.abort_transaction()
-                await session.start_transaction(MAJORITY_READS, MAJORITY_WRITES, ReadPreference.PRIMARY)
-                await tasks.find_one({"_id": None}, {"_id": 1}, session=session)  # starts it on MongoDB
-                await session.abort_transaction()
+                # A retryable write that changes nothing: it carries the session's next transaction number, and
+                # leaves nothing open should the process end meanwhile (a transaction started to supersede
+                # would).
+                await tasks.update_one({"_id": None}, {"$set": {}}, session=session)
             return
         except InvalidOperation:  # the client is closed: the process is ending
             return
