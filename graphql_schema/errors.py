@@ -162,18 +162,12 @@ class CodedErrors(MaskErrors):
         nothing changed)."""
         if (
             isinstance(error.original_error, StorageUnavailable)
-            and error.path is not None
+            and error.path is not None  # an error of execution: its document parsed, its operation known
             and len(error.path) > 1
-            and self._operation_type() is OperationType.MUTATION
+            and self.execution_context.operation_type is OperationType.MUTATION
         ):
             return _with_code(error, *describe_domain_error(ChangeUnread(f"what {error.path[0]} changed")))
         return coded_error(error)
-
-    def _operation_type(self) -> OperationType | None:
-        try:
-            return self.execution_context.operation_type
-        except RuntimeError:  # no document (it did not parse)
-            return None
 
 
 LIBRARY_BOUNDS = (
