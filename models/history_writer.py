@@ -138,6 +138,7 @@ class HistoryWriter:
                     await self._write_while_leading()
                     self.leading = False  # another writer took the lease over
                     continue
+                self._standing_by()
             except Exception as error:  # whatever it is: logged with its cause, never the end of the history
                 self._failed(error)
                 if self.failure is not None:
@@ -145,6 +146,14 @@ class HistoryWriter:
                     await asyncio.sleep(self.lease_s)  # long enough for every other candidate to try
                     continue
             await asyncio.sleep(self.lease_s / 3)
+
+    def _standing_by(self) -> None:
+        """MongoDB answered and another writer leads: whatever this one failed at before (reaching MongoDB, or
+        writing while it led) is behind it, and it has no history of its own to lag behind."""
+        if self._failing_since is not None:
+            log.info("task history writer %s stands by: another writer leads", self.owner)
+        self._failing_since = None
+        self._last_error = None
 
     def _failed(self, error: Exception) -> None:
         self._failing_since = self._failing_since or time.monotonic()

@@ -284,6 +284,37 @@ async def test_a_failing_history_writer_says_so_in_readyz_and_metrics_and_hands_
         await raw_db.command("collMod", "task_history", validator={})
 
 
+async def test_a_standby_writer_that_failed_is_ready_again_once_it_finds_another_writer_leading(raw_db, store):
+    """A writer that does not lead and could not reach the lease for a while (here a validator a tool put on the
+    lease collection refuses it; in production, MongoDB out of reach) says so once it has failed for `give_up_s`;
+    once MongoDB answers it again and another writer leads, it is a healthy standby: no failure for /readyz (which
+    would keep the gateway out of service for good), no lag of its own."""
+    leader = HistoryWriter(store._database, "leader", flush_s=0.2)
+    standby = HistoryWriter(store._database, "standby", give_up_s=0.5)
+
+    async def standby_failing() -> bool:
+        return standby.failure is not None
+
+    async def standby_well() -> bool:
+        return standby.failure is None
+
+    async with writing_history(raw_db, leader):
+        await raw_db.command("collMod", "task_history_lease", validator={"owner": {"$ne": "standby"}})
+        running = asyncio.create_task(standby.run())
+        try:
+            await eventually(standby_failing, what="the standby saying it fails")
+            assert "failing for" in (standby.failure or "")
+            assert standby.lag_seconds() > 0
+            await raw_db.command("collMod", "task_history_lease", validator={})
+            await eventually(standby_well, what="the standby well again")
+            assert standby.lag_seconds() == 0.0
+            assert (await raw_db.task_history_lease.find_one({"_id": "writer"}))["owner"] == "leader"
+        finally:
+            await raw_db.command("collMod", "task_history_lease", validator={})
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+
 # ---- check -----------------------------------------------------------------------------------------------------------
 
 
