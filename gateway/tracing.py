@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -32,6 +33,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from prometheus_client import Counter
+from requests import PreparedRequest, Response, Session
 
 from gateway.otlp_encoding import encode_request
 from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
@@ -54,6 +56,33 @@ SPANS_DROPPED = Counter(
 )
 for _reason in ("queue_full", "export_failed"):
     SPANS_DROPPED.labels(_reason)  # both series exist from the start, at 0: alerts can take their rate
+
+
+MAX_COLLECTOR_ANSWER_BYTES = 64 * 1024
+"""How much of a collector's answer to an export is read. An OTLP answer is a few bytes (a partial success, a
+status message); whatever answers at the endpoint with more (a misconfigured proxy, a file server) has its
+connection closed past this, and the export's outcome is its status code as before."""
+_ANSWER_CHUNK_BYTES = 16 * 1024
+
+
+class BoundedAnswers(Session):
+    """The exporter's HTTP session (its `session`): an answer's body is read as a stream, at most
+    MAX_COLLECTOR_ANSWER_BYTES of it, where requests would read a whole body, however large, into the export
+    thread's memory. A body read to its end leaves the connection to be used again; a longer one is closed."""
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        kwargs["stream"] = True
+        response = super().send(request, **kwargs)
+        read = 0
+        for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
+            read += len(chunk)
+            if read > MAX_COLLECTOR_ANSWER_BYTES:
+                log.warning(
+                    "the collector's answer is longer than %d bytes: not read further", MAX_COLLECTOR_ANSWER_BYTES
+                )
+                break
+        response.close()  # read to its end: the connection goes back to the pool; else it is closed
+        return response
 
 
 def traces_endpoint(settings: Settings) -> str | None:
@@ -230,7 +259,11 @@ def start_tracing(settings: Settings) -> Tracing | None:
         return None
     timeout_ms = settings.otel_exporter_otlp_traces_timeout or settings.otel_exporter_otlp_timeout
     backlog = _Backlog(settings.otel_bsp_max_queue_size)
-    exporter = DirectOTLPExporter(endpoint=endpoint, timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000)
+    exporter = DirectOTLPExporter(
+        endpoint=endpoint,
+        timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000,
+        session=BoundedAnswers(),
+    )
     resource = service_resource(settings)
     processor = CountingSpanProcessor(CountingExporter(exporter, backlog), backlog, settings)
     provider = RecordingTracerProvider(sampler(settings), resource, processor)

@@ -46,6 +46,10 @@ class Receiver:
     """What the receiver answers (a 503 refuses every export)."""
     delay_s: float = 0.0
     """How long it waits before answering (a slow collector)."""
+    answer_bytes: int = 0
+    """A body this long after the OTLP answer (whatever answers at the endpoint sending more than a collector)."""
+    answer_bytes_sent: list[int] = field(default_factory=list)
+    """Of each such answer, how much went out before the exporter closed the connection."""
     content_types: set[str] = field(default_factory=set)
     paths: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -142,9 +146,22 @@ def otlp_receiver() -> Iterator[Receiver]:
             answer = ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("content-type", "application/x-protobuf")
-            self.send_header("content-length", str(len(answer)))
+            self.send_header("content-length", str(len(answer) + receiver.answer_bytes))
             self.end_headers()
             self.wfile.write(answer)
+            if receiver.answer_bytes:
+                self._send_padding(receiver.answer_bytes)
+
+        def _send_padding(self, length: int) -> None:
+            sent, chunk = 0, b"\0" * 65536
+            try:
+                while sent < length:
+                    self.wfile.write(chunk[: length - sent])
+                    sent += min(len(chunk), length - sent)
+            except OSError:
+                pass  # the exporter closed the connection
+            with receiver.lock:
+                receiver.answer_bytes_sent.append(sent)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -230,6 +230,38 @@ async def test_a_collector_in_trouble_costs_dropped_spans_never_time(store, mong
         assert time.monotonic() - started < SHUTDOWN_WAIT_S + 2, "stopping waited for the collector"
 
 
+async def test_a_collector_answering_with_a_huge_body_is_read_no_further_than_its_bound(
+    store, mongo_uri, data_dir, receiver
+):
+    """Whatever answers at the endpoint with far more than an OTLP answer (here 256 MiB after it) costs the export
+    thread no more than MAX_COLLECTOR_ANSWER_BYTES of reading: the connection is closed past it, the export counts
+    as its status says, and the next batch goes out on a new connection."""
+    receiver.answer_bytes = 256 * 1024 * 1024
+    async with (
+        traced_gateway(mongo_uri, data_dir, receiver.endpoint) as (app, _, _, _),
+        lifespan_client(app, AUTH) as http,
+    ):
+        before = (await http.get("/metrics")).text
+        for answers in (1, 2):
+            assert (await http.get("/tracking/task/1")).status_code == 404
+
+            async def cut(answers: int = answers) -> bool:
+                with receiver.lock:
+                    return len(receiver.answer_bytes_sent) >= answers
+
+            await eventually(cut, what=f"answer {answers} cut short")
+        metrics = (await http.get("/metrics")).text
+    # What the sockets' buffers take before the exporter stops reading comes on top of the bound.
+    assert all(sent < 32 * 1024 * 1024 for sent in receiver.answer_bytes_sent), receiver.answer_bytes_sent
+    # The process's counters: what this gateway's exports added to them.
+    assert _exported(metrics) > _exported(before) and dropped(metrics) == dropped(before)
+
+
+def _exported(metrics_text: str) -> float:
+    line = next(line for line in metrics_text.splitlines() if line.startswith("tracking_trace_spans_exported_total "))
+    return float(line.split()[1])
+
+
 @pytest.mark.slow
 async def test_the_served_gateway_traces_from_its_variables_and_flushes_at_exit(mongo_uri, tmp_path, receiver):
     """`tracking-gateway serve` as operators run it: the variables alone turn traces on for the server, the
