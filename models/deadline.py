@@ -26,7 +26,7 @@ from pymongo.errors import (
 
 from models.errors import InvalidOperation, StorageUnavailable
 from models.metrics import MONGODB_FAILURES
-from models.tracing import set_current
+from models.tracing import end_abandoned_command, set_current
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,11 @@ def bounded(
                 finally:
                     REQUEST_DEADLINE.reset(deadline)
         except TimeoutError as error:
+            end_abandoned_command()
             raise unavailable(f"no answer within {timeout_s:g}s", error) from None
+        except asyncio.CancelledError:
+            end_abandoned_command()
+            raise
         except (PyMongoError, DocumentTooLarge) as error:
             typed = domain_error(error)
             if typed is None:

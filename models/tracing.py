@@ -25,7 +25,8 @@ from pymongo import monitoring
 INSTRUMENTATION = "tracking-gateway.models"
 MAX_OPEN_COMMANDS = 10_000
 """Commands awaiting their answer whose spans are kept: a command cancelled mid-flight publishes no event that
-ends its span, so past this many the oldest are ended (marked unfinished) rather than kept forever."""
+ends its span. Its sender ends it where it hears of the cancellation (`end_abandoned_command`); past this many
+(a sender that never did) the oldest are ended, marked unfinished, rather than kept forever."""
 MAX_COMMAND_KINDS = 1024
 """Kinds of command (database, command, collection, server, in a transaction or not) whose span name and
 attributes are kept: a gateway sends a few dozen; the store is emptied if ever full."""
@@ -78,6 +79,28 @@ def mark_failed(span: Span, error: BaseException) -> None:
     span.set_status(StatusCode.ERROR)
 
 
+_IN_FLIGHT: contextvars.ContextVar[tuple[dict[tuple[object, int], Span], tuple[object, int]] | None] = (
+    contextvars.ContextVar("tracking_command_in_flight", default=None)
+)
+"""The last command a task sent under a sampled span (the open spans it is kept among, and its key). A task
+awaits one command at a time: where it is not awaiting one, that command's span still open means the command
+was abandoned. Set by the listener, which PyMongo calls in the sending task's context."""
+
+
+def end_abandoned_command() -> None:
+    """End, marked `cancelled`, the span of the command this task was awaiting when its wait was cut (cancelled,
+    or out of time): PyMongo publishes no event for it. Nothing when that command answered."""
+    in_flight = _IN_FLIGHT.get()
+    if in_flight is None:
+        return
+    spans, key = in_flight
+    span = spans.pop(key, None)
+    if span is not None:
+        span.set_attribute("error.type", "cancelled")
+        span.set_status(StatusCode.ERROR)
+        span.end()
+
+
 class CommandSpans(monitoring.CommandListener):
     """A client span per MongoDB command sent under a sampled span, from PyMongo's command monitoring (which
     the async client publishes in the task that sends the command, so the request's span is current)."""
@@ -104,7 +127,9 @@ class CommandSpans(monitoring.CommandListener):
                 self._kinds.clear()
             named = self._kinds[kind] = _name_and_attributes(*kind)
         span = self._tracer.start_span(named[0], kind=SpanKind.CLIENT, attributes=named[1])
-        self._open[(event.connection_id, event.request_id)] = span
+        key = (event.connection_id, event.request_id)
+        self._open[key] = span
+        _IN_FLIGHT.set((self._open, key))
         if len(self._open) > MAX_OPEN_COMMANDS:
             oldest = self._open.pop(next(iter(self._open)))
             oldest.set_attribute("error.type", "unfinished")
@@ -178,6 +203,7 @@ class StreamSpan:
         span, self._span = self._span, None
         if span is None:
             return
+        end_abandoned_command()  # the stream's opening command, if it was cut before it answered
         otel_context.detach(self._token)
         if error is not None:
             mark_failed(span, error)
