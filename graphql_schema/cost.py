@@ -201,6 +201,9 @@ class Estimate:
     cost: int
     sized_jobs: frozenset[str]
     metered: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    created: int = 0
+    """The tasks the operation's createTasks fields ask for together, nested ones included: bounded per operation
+    as one create is (TRACKING_MAX_TASKS_PER_CREATE), before any of them runs."""
     """id of the node of each field whose length no setting bounds (METERED) -> (the objects counted per parent,
     the cost of each): graphql_schema.cost_meter charges what the answer holds past them."""
 
@@ -222,6 +225,7 @@ class _Estimator:
         self.known: dict[tuple[int, str, str | None], int] = {}
         self.sized_jobs: set[str] = set()
         self.metered: dict[int, tuple[int, int]] = {}
+        self.created = 0
 
     def selection_cost(
         self, selection_set: SelectionSetNode | None, parent: GraphQLCompositeType, job_id: str | None = None
@@ -266,6 +270,8 @@ class _Estimator:
         if is_leaf_type(named):  # a scalar costs nothing, but for what it reads (FIELD_SIZES)
             return estimate.rule(self._arguments(definition, node), Scope(self.bounds, job_id)) if estimate else 0
         arguments = self._arguments(definition, node)
+        if (parent.name, name) == ("Mutation", "createTasks"):
+            self.created += tasks_given(arguments.get("tasks"))
         if estimate is not None:
             size = estimate.rule(arguments, Scope(self.bounds, job_id))
             if estimate.rule is _job_size and job_id is not None:
@@ -294,6 +300,18 @@ class _Estimator:
         }
         defaults = {name: argument.default_value for name, argument in definition.args.items()}
         return {**defaults, **given}
+
+
+def tasks_given(tasks: object) -> int:
+    """How many tasks a createTasks `tasks` argument (as sent) holds, those in `nexts` included."""
+    count = 0
+    pending = [tasks]
+    while pending:
+        given = pending.pop()
+        if isinstance(given, list):
+            count += len(given)
+            pending.extend(task.get("nexts") for task in given if isinstance(task, dict))
+    return count
 
 
 def _job_of(parent: str, name: str, arguments: Mapping[str, Any]) -> str | None:
@@ -332,7 +350,7 @@ def estimate_cost(
     }
     estimator = _Estimator(schema, fragments, given, bounds)
     cost = estimator.selection_cost(operation.selection_set, root)
-    return Estimate(cost, frozenset(estimator.sized_jobs), estimator.metered)
+    return Estimate(cost, frozenset(estimator.sized_jobs), estimator.metered, estimator.created)
 
 
 def cost_limit_error(cost: int, limit: int, *, charged: bool = False) -> GraphQLError:

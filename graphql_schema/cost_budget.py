@@ -30,9 +30,21 @@ from strawberry.types.graphql import OperationType
 from graphql_schema.context import Context
 from graphql_schema.cost import Bounds, Estimate, cost_limit_error, estimate_cost
 from graphql_schema.cost_meter import OPERATION_METER, CostMeter
+from graphql_schema.errors import user_error
 from graphql_schema.event_cost import event_cost_error
+from models import InvalidOperation
 
 log = logging.getLogger("gateway.graphql")
+
+
+def refuse_creates_over_the_bound(found: Estimate, context: Context) -> None:
+    """An operation whose createTasks fields ask for more tasks together than one create may hold is refused
+    whole before any runs (each field alone is within the bound: a mutation of aliased creates would else make
+    the bound's worth of tasks once per alias, and the first ones would stand when a later one failed)."""
+    try:
+        context.limits.refuse_task_count(found.created, "the operation's createTasks together")
+    except InvalidOperation as error:
+        raise user_error(str(error)) from None
 
 
 class CostBudget(SchemaExtension):
@@ -63,6 +75,7 @@ class CostBudget(SchemaExtension):
                 counts = await context.store.job_task_counts(found.sized_jobs, context.max_traversal + 1)
                 found = estimate(Bounds(context.max_traversal, counts, context.max_history))
             if found is not None:
+                refuse_creates_over_the_bound(found, context)
                 if found.cost > limit:
                     log.info("GraphQL operation refused: estimated cost %d over %d", found.cost, limit)
                     raise (event_cost_error if per_event else cost_limit_error)(found.cost, limit)

@@ -210,6 +210,32 @@ async def test_the_task_limit_counts_nested_tasks(small_store, tmp_path, raw_db)
     assert await raw_db.tasks.count_documents({}) == 5
 
 
+async def test_the_task_limit_bounds_a_mutation_s_creates_together_before_any_runs(small_store, tmp_path, raw_db):
+    """Aliased createTasks each within the bound would else create the bound's worth once per alias (and the
+    first would stand when a later one failed): the operation is refused whole, nothing created."""
+    async with gateway(small_store, tmp_path, **SMALL_LIMITS) as client:
+        three_and_three = (
+            "mutation { a: createTasks(tasks: [{}, {}, {}]) { id } b: createTasks(tasks: [{}, {}, {}]) { id } }"
+        )
+        body = await gql(client, three_and_three)
+        assert body.get("data") is None  # refused before execution: no data at all
+        assert "the operation's createTasks together: more than 5 tasks" in body["errors"][0]["message"]
+        assert "TRACKING_MAX_TASKS_PER_CREATE" in body["errors"][0]["message"]
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        nested = {
+            "query": "mutation($t: [TaskInput!]!) "
+            "{ a: createTasks(tasks: $t) { id } b: createTasks(tasks: $t) { id } }",
+            "variables": {"t": [{}, {"nexts": [{}]}]},
+        }
+        assert "more than 5 tasks" in (await client.post("/graphql", json=nested)).json()["errors"][0]["message"]
+        assert await raw_db.tasks.count_documents({}) == 0
+        within = await gql(
+            client, "mutation { a: createTasks(tasks: [{}, {}]) { id } b: createTasks(tasks: [{}, {}, {}]) { id } }"
+        )
+        assert "errors" not in within and len(within["data"]["a"]) + len(within["data"]["b"]) == 5
+    assert await raw_db.tasks.count_documents({}) == 5
+
+
 async def test_ids_per_request_are_bounded(small_store, tmp_path, raw_db):
     async with gateway(small_store, tmp_path, **SMALL_LIMITS) as client:
         await client.post("/tracking/task", json={"tasks": [{"id": i} for i in range(1, 6)]})
