@@ -28,7 +28,9 @@ from models import events as stored
 class TaskEventType:
     kind: TaskEventKind
     task_id: strawberry.ID
-    task: TaskType | None = strawberry.field(description="The task after the change; null once deleted.")
+    task: TaskType | None = strawberry.field(
+        description="The task after the change; null once deleted, or moved to a job the caller may not see."
+    )
     cursor: str = strawberry.field(description="Subscribe with after: this to get every event after this one.")
     at: datetime = strawberry.field(description="When MongoDB recorded the change.")
     changed_fields: list[str] = strawberry.field(

@@ -8,6 +8,7 @@ followed from the oplog, which is what makes subscriptions resumable without a g
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import logging
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from pymongo.errors import OperationFailure
 from models.actors import actor_of, marks_deletion, wrote_changed_by
 from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, change_time, read_changes
 from models.errors import CursorExpired
+from models.scopes import JobScope, in_scope
 from models.stored_task import LINK_FIELDS, Collection, TaskDoc, as_task_id, readable_projected_task, readable_value
 from models.task import RESPONSE_FIELD_ORDER
 
@@ -83,6 +85,24 @@ class TaskEvent:
     derived: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
     """What a front end derives from this event once for all the subscriptions it reaches (their answer, its
     encoding), keyed by that front end: it lives as long as the event, which subscriptions' buffers share."""
+
+
+_LEFT_SCOPE = "left the scope"
+"""The key, in an event's `derived`, of the event as the callers of a scope see it once the task left it."""
+
+
+def seen_in_scope(event: TaskEvent, scope: JobScope) -> TaskEvent:
+    """The event as a caller limited to `scope` may see it. A change that took the task out of the scope reaches
+    that caller (it sees the task leave) without the task as it now is, which belongs to a job the caller may
+    not see (its job id included): its `task` is None, as for a deletion. Made once per event and scope, shared
+    by the subscriptions of that scope (their answers are derived from it once)."""
+    if event.task is None or in_scope(event.job_id, scope):
+        return event
+    key = (_LEFT_SCOPE, scope)
+    seen = event.derived.get(key)
+    if not isinstance(seen, TaskEvent):
+        seen = event.derived[key] = dataclasses.replace(event, task=None, job_id=None, derived={})
+    return seen
 
 
 def full_document_mode(keeps_images: bool) -> str:

@@ -22,7 +22,7 @@ import contextvars
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from opentelemetry.trace import Tracer
@@ -134,6 +134,7 @@ class LiveEvents:
         *,
         resume_within_s: float,
         visible: Visibility | None = None,
+        shown: Callable[[TaskEvent], TaskEvent] | None = None,
     ) -> AsyncGenerator[TaskEvent]:
         """Every event (of one job, if given) after the event whose cursor is `after` (then live), or from now.
         Raises TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX; while iterated, SubscriberTooSlow,
@@ -186,7 +187,7 @@ class LiveEvents:
                         await waiter
                     continue
                 SUBSCRIPTION_EVENTS_DELIVERED.inc()
-                yield event
+                yield event if shown is None else shown(event)
         finally:
             self._registered -= 1
             self.ended += 1

@@ -45,7 +45,7 @@ from models.defaults import (
 )
 from models.documents import TaskRecord
 from models.errors import TaskNotFound, TraversalTooLarge
-from models.events import TaskEvent, current_event_cursor, full_document_mode
+from models.events import TaskEvent, current_event_cursor, full_document_mode, seen_in_scope
 from models.fanout import LiveEvents, LiveLimits
 from models.history import prepare_history
 from models.history_reads import HistoryPage, read_history_pages
@@ -321,9 +321,11 @@ class GraphStore(JobQueries, ScopedViews):
         TooManySubscriptions past TRACKING_SUBSCRIPTIONS_MAX and, while iterated, CursorExpired for a cursor
         MongoDB cannot resume after, StorageUnavailable once the stream could not be resumed within
         `resume_within_s`, SubscriberTooSlow when the reader fell behind by more than its buffer."""
-        if visible is None and self.scope is not None:
-            visible = functools.partial(any_in_scope, scope=self.scope)
-        return self.live.subscribe(job_id, after, resume_within_s=resume_within_s, visible=visible)
+        shown = None
+        if self.scope is not None:
+            visible = visible or functools.partial(any_in_scope, scope=self.scope)
+            shown = functools.partial(seen_in_scope, scope=self.scope)  # a task seen leaving: not as it now is
+        return self.live.subscribe(job_id, after, resume_within_s=resume_within_s, visible=visible, shown=shown)
 
     @bounded
     async def walk(self, task: TaskDoc, direction: Direction, max_depth: int | None, bound: int) -> list[TaskDoc]:

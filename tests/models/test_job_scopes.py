@@ -191,7 +191,9 @@ async def test_subscriptions_deliver_only_the_scope_s_events(store, raw_db, tmp_
     app, settings = gateway_app(store, tmp_path)
     async with (
         served(app, settings) as port,
-        subscription(port, {}, secret, "kind task { id }", until_live=True) as ws,
+        subscription(
+            port, {}, secret, "kind taskId changedFields task { id jobId description }", until_live=True
+        ) as ws,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as writer,
     ):
         for task_id in (3, 4, 1):  # outside, without a job, inside: only the last one comes
@@ -199,9 +201,16 @@ async def test_subscriptions_deliver_only_the_scope_s_events(store, raw_db, tmp_
             assert changed.status_code == 200
         event = await next_event(ws)
         assert event["task"]["id"] == "1"
-        moved = await writer.put("/tracking/task/1", json={"job-id": "other-3"})  # seen leaving the scope
+        # Seen leaving the scope, but not as it now is: its new job and values are another scope's.
+        moved = await writer.put("/tracking/task/1", json={"job-id": "other-3", "description": "other's plan"})
         assert moved.status_code == 200
-        assert (await next_event(ws))["task"]["id"] == "1"
+        left = await next_event(ws)
+        assert left == {
+            "kind": "UPDATED",
+            "taskId": "1",
+            "changedFields": ["updateTimestamp", "jobId", "description"],
+            "task": None,
+        }
         assert (await writer.put("/tracking/task/1", json={"status": "DONE"})).status_code == 200  # gone: unseen
         assert (await writer.put("/tracking/task/2", json={"status": "DONE"})).status_code == 200
         assert (await next_event(ws))["task"]["id"] == "2"
