@@ -43,6 +43,16 @@ MAX_JOB_PREFIXES = 1000
 """The most job prefixes a token may carry: the job filter is one MongoDB condition per prefix."""
 
 
+MAX_SUBJECT = 255
+"""OpenID Connect Core: a subject is at most 255 ASCII characters. It names the caller in logs, metrics and the
+history's actors: a control character in it would let a caller forge log lines."""
+
+
+def is_subject(value: object) -> bool:
+    """Whether a `sub` claim is 1 to MAX_SUBJECT printable ASCII characters (space to tilde)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_SUBJECT and value.isascii() and value.isprintable()
+
+
 @dataclass(frozen=True)
 class OidcConfig:
     """The TRACKING_OIDC_* settings that verify a token."""
@@ -165,8 +175,12 @@ class OidcVerifier:
             raise InvalidToken(f"the token has no {error.claim!r} claim") from None
         except jwt.PyJWTError as error:
             raise InvalidToken(f"the token is not valid: {error}") from None
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise InvalidToken("the token's sub claim is not a non-empty string")
+        if not is_subject(claims.get("sub")):
+            raise InvalidToken(
+                f"the token's sub claim is not 1 to {MAX_SUBJECT} printable ASCII characters (OpenID Connect Core)"
+            )
+        if type(claims["exp"]) not in (int, float):  # PyJWT also takes a string of digits
+            raise InvalidToken("the token's exp claim is not a number (RFC 7519 NumericDate)")
         return claims
 
     def _access(self, claims: Mapping[str, Any]) -> Access:

@@ -154,6 +154,14 @@ def forged(issuer: Issuer) -> dict[str, str]:
         "no exp": issuer.token(exp=None),
         "no sub": issuer.token(sub=None),
         "empty sub": issuer.token(sub=""),
+        # A subject names the caller in log lines: a line break in it would forge one.
+        "sub with a line break": issuer.token(
+            sub='mallory\n2026-12-07 INFO uvicorn.access "DELETE /tracking/task/1" 204'
+        ),
+        "sub with a control character": issuer.token(sub="mallory\x1b[2J"),
+        "sub over 255 characters": issuer.token(sub="m" * 256),
+        "sub not ASCII": issuer.token(sub="mallöry"),
+        "exp a string": issuer.token(exp=str(now + 600)),
         "no aud": issuer.token(aud=None),
         "unknown key id": issuer.token(rsa_key("never-published")),
         "wrong key under a known key id": issuer.token(stranger),
@@ -189,6 +197,11 @@ async def test_every_forged_token_is_invalid(forgeries: dict[str, str], verifier
     assert refused.value.status == 401
     header = refused.value.headers()["WWW-Authenticate"]
     assert header.startswith('Bearer realm="tracking", error="invalid_token", error_description="'), header
+
+
+async def test_a_subject_of_255_printable_characters_names_its_caller(issuer: Issuer, verifier: OidcVerifier):
+    subject = "user@example.com " + "x" * 238
+    assert (await verifier.verify(issuer.token(sub=subject))).subject == subject
 
 
 async def test_leeway_admits_a_token_just_expired_only(issuer: Issuer, verifier: OidcVerifier):
