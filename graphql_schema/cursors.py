@@ -39,9 +39,17 @@ def read_job_cursor(cursor: str) -> tuple[JobPosition, tuple[int, int] | None]:
         last_update = None if updated is None else datetime.fromtimestamp(updated / 1000, tz=UTC)
         if not isinstance(job_id, str):
             raise TypeError(job_id)
-        return JobPosition(last_update, job_id), (int(snapshot[0]), int(snapshot[1])) if snapshot else None
+        return JobPosition(last_update, job_id), _cluster_time(snapshot) if snapshot else None
     except (KeyError, TypeError, ValueError, IndexError, OverflowError, OSError):
         raise user_error(f"after: {cursor!r} is not a cursor this field gave") from None
+
+
+def _cluster_time(snapshot: Any) -> tuple[int, int]:
+    """A snapshot as a listing gave it: a MongoDB timestamp's seconds and increment, each of 32 bits."""
+    seconds, increment = int(snapshot[0]), int(snapshot[1])
+    if not (0 <= seconds < 2**32 and 0 <= increment < 2**32):
+        raise ValueError(snapshot)
+    return seconds, increment
 
 
 def task_cursor(task_id: int) -> str:

@@ -12,7 +12,7 @@ from bson.timestamp import Timestamp
 from pymongo import ASCENDING
 from pymongo.errors import OperationFailure
 
-from models.errors import TraversalTooLarge
+from models.errors import InvalidOperation, TraversalTooLarge
 from models.graph import critical_path
 from models.jobs.levels import (
     LEVEL_FIELDS,
@@ -44,6 +44,8 @@ from models.stored_task import TaskDoc, readable_projected_tasks, readable_tasks
 from models.task import now_utc
 
 log = logging.getLogger(__name__)
+_INVALID_OPTIONS = 72
+"""MongoDB's answer to a snapshot read at a cluster time later than its own: no time a listing read at."""
 
 
 class JobReads:
@@ -62,6 +64,10 @@ class JobReads:
         try:
             return await self._jobs_page(first, after, job_filter, snapshot)
         except OperationFailure as error:
+            if snapshot is not None and error.code == _INVALID_OPTIONS:
+                raise InvalidOperation(
+                    "the cursor's snapshot is later than MongoDB's cluster time: not a cursor this listing gave"
+                ) from None
             if snapshot is None or not is_snapshot_too_old(error.code):
                 raise
             log.info("job listing snapshot %s is older than MongoDB keeps; going on over current data", snapshot)

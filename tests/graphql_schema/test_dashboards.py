@@ -3,7 +3,9 @@ filters, summaries, huge jobs, statusNot, what blocks what, and the critical pat
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,6 +152,16 @@ async def test_first_is_bounded_and_cursors_are_checked(http):
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     error = await gql_error(http, JOBS, {"after": "bm90IGEgY3Vyc29y"})
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "not a cursor" in error["message"]
+
+
+@pytest.mark.parametrize("snapshot", [[4_102_444_800, 1], [2**32, 0], [-1, 0], [1, 2**40]])
+async def test_a_cursor_whose_snapshot_no_listing_gave_is_refused(http, raw_db, snapshot):
+    """A snapshot later than MongoDB's cluster time, or no timestamp at all, is no cursor a listing gave: refused
+    naming the argument, not a failure of the gateway."""
+    await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "j1", "status": "NEW", "nexts": [], "previous": []})
+    forged = json.dumps({"u": 1_796_678_399_264, "j": "j1", "s": snapshot}).encode()
+    error = await gql_error(http, JOBS, {"first": 5, "after": base64.urlsafe_b64encode(forged).decode().rstrip("=")})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "not a cursor" in error["message"], error
 
 
 SUMMARY = """query($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
