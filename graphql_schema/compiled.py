@@ -20,10 +20,11 @@ answers' rows built from what was read).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError
@@ -32,7 +33,7 @@ from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from graphql_schema.compiled_jobs import root_value
-from graphql_schema.compiled_plan import NotCompiled, plan
+from graphql_schema.compiled_plan import Field, NotCompiled, plan
 from graphql_schema.context import Context
 from graphql_schema.cost_meter import OPERATION_METER
 from graphql_schema.errors import INTERNAL_MESSAGE
@@ -140,13 +141,34 @@ async def compiled_answer(
     spent = meter.spent if meter is not None else 0
     try:
         fields = plan(schema, document, operation_name, variables)
-        return {field.key: await root_value(field, context) for field in fields}
+        values = await _root_values(fields, context)
+        return {field.key: value for field, value in zip(fields, values, strict=True)}
     except StorageUnavailable:
         raise
     except (NotCompiled, GraphError, GraphQLError):  # GraphQLError: an argument refused (say, a bad cursor)
         if meter is not None:  # graphql-core meters the operation from its estimate again
             meter.spent = spent
         return None
+
+
+async def _root_values(fields: Sequence[Field], context: Context) -> list[Any]:
+    """Every root field's answer, resolved at once as graphql-core resolves a query's: their reads overlap, and
+    the DataLoaders they read through batch and share them (thirty aliases of one job's summary are one
+    aggregation). Should any fail, the others are cancelled and the error that decides the answer is raised:
+    MongoDB out of reach first, then one graphql-core must answer, then any other."""
+    if len(fields) == 1:
+        return [await root_value(fields[0], context)]
+    try:
+        async with asyncio.TaskGroup() as group:
+            answers = [group.create_task(root_value(field, context)) for field in fields]
+    except ExceptionGroup as failed:
+        errors = list(failed.exceptions)
+        for kind in (StorageUnavailable, NotCompiled | GraphError | GraphQLError):
+            decisive = next((error for error in errors if isinstance(error, kind)), None)
+            if decisive is not None:
+                raise decisive from None
+        raise errors[0] from None
+    return [answer.result() for answer in answers]
 
 
 def compiled_path_error() -> GraphQLError:

@@ -61,7 +61,7 @@ async def _job(job_id: str, fields: tuple[Field, ...], context: Context) -> dict
     elif not await store.job_exists(job_id):
         return None
     if summary is None and (counted or "summary" in names):
-        summary = (await store.job_summaries([job_id])).get(job_id)
+        summary = await context.job_summaries.load(job_id)  # shared by every alias of the job, as resolvers do
     answer: dict[str, Any] = {}
     for field in fields:
         if field.name == "roots":

@@ -153,3 +153,19 @@ async def test_walks_from_tasks_read_elsewhere_go_level_by_level(gateways, raw_d
     two, four = answers[0]["task"]["nexts"]
     assert [t["id"] for t in two["descendants"]] == ["3", "5", "4", "6", "8"]
     assert [t["id"] for t in four["ancestors"]] == ["1", "3", "2"]
+
+
+async def test_aliases_of_a_job_s_summary_share_one_aggregation_on_both_paths(gateways, raw_db) -> None:
+    """Thirty aliases of one job's counts and summary: the compiled path resolves root fields at once, as
+    graphql-core does, and both read the summary once through the request's DataLoader (its answers alike)."""
+    log, compiled, generic = gateways
+    await _seed(raw_db, 40)
+    query = "{ " + " ".join(f'a{n}: job(id: "{JOB}") {{ taskCount summary {{ doneCount }} }}' for n in range(30)) + " }"
+    answers = []
+    for client in (compiled, generic):
+        data, _ = await _reads(log, client, query)
+        summaries = [sent for sent in log.sent if sent.get("aggregate") == "tasks" and "$group" in str(sent)]
+        assert len(summaries) == 1, log.commands
+        answers.append(data)
+    assert answers[0] == answers[1]
+    assert answers[0]["a29"] == {"taskCount": 40, "summary": {"doneCount": 10}}
