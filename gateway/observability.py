@@ -128,6 +128,11 @@ _SECRET_PARAMETER = re.compile(
 """A query parameter whose name says it holds a credential (`?token=`, `access_token=`, `X-Auth-Token=`,
 `api_key=`, …): its value is never logged, even when it is no configured token (a mistyped one is still a
 secret)."""
+_NAMED_TOKEN_SHAPE = re.compile(r"(?<![\w-])(?=[\w-]*[A-Z])(?=[\w-]*[a-z])[A-Za-z0-9_-]{43}(?![\w-])")
+"""What a named token's secret looks like (models.tokens: 32 random bytes, base64url: 43 characters, both cases
+all but certainly among them): redacted wherever it appears, known to this process or not (the process keeps
+only the secrets' hashes; a revoked or mistyped one is still a secret). Both cases are required so that a
+43-character identifier in a message (snake_case, a hex digest) is left alone."""
 _secrets: list[str] = []
 _tokens: list[str] = []
 _PERCENT_ENCODED = re.compile(r"[^\s\"']*%[0-9A-Fa-f]{2}[^\s\"']*")
@@ -151,10 +156,11 @@ def _written_forms(token: str) -> set[str]:
 def redact(line: str) -> str:
     """`line` with every credential replaced by [redacted]."""
     line = _SECRET_PARAMETER.sub(rf"\1{REDACTED}", line)
+    line = _NAMED_TOKEN_SHAPE.sub(REDACTED, line)
     for secret in _secrets:
         if secret in line:
             line = line.replace(secret, REDACTED)
-    if "%" in line and _tokens:
+    if "%" in line:
         line = _PERCENT_ENCODED.sub(_redacted_run, line)
     return line
 
@@ -162,6 +168,7 @@ def redact(line: str) -> str:
 def without_tokens(text: str) -> str:
     """`text` (a request's path or query as a span shows it) with every configured token, in any of its written
     forms, replaced by [redacted]: the cheap part of `redact`, for attributes built on every request."""
+    text = _NAMED_TOKEN_SHAPE.sub(REDACTED, text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -171,11 +178,12 @@ def without_tokens(text: str) -> str:
 def _redacted_run(match: re.Match[str]) -> str:
     """A percent-encoded run, decoded and redacted when it holds a token however it was encoded (`%53eCret`)."""
     decoded = unquote(match.group(0))
-    if not any(token in decoded for token in _tokens):
+    redacted = _NAMED_TOKEN_SHAPE.sub(REDACTED, decoded)
+    if redacted == decoded and not any(token in decoded for token in _tokens):
         return match.group(0)
     for token in _tokens:
-        decoded = decoded.replace(token, REDACTED)
-    return decoded
+        redacted = redacted.replace(token, REDACTED)
+    return redacted
 
 
 class _RedactingHandler(logging.StreamHandler[TextIO]):

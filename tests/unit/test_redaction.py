@@ -3,9 +3,11 @@ percent-encoded any way, JSON-escaped, inside a query parameter named like a cre
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import quote
 
-from gateway.observability import REDACTED, never_log, redact
+from gateway.observability import REDACTED, never_log, redact, without_tokens
+from models.tokens import SECRET_BYTES
 
 TOKEN = 's3cr"3t-Tok/en'
 
@@ -35,3 +37,23 @@ def test_a_credential_parameter_is_redacted_even_when_it_is_no_configured_token(
 def test_a_line_without_a_token_is_left_as_it_is() -> None:
     line = "GET /tracking/task/1 200 %41 100%"
     assert redact(line) == line
+
+
+def test_a_named_token_s_secret_is_redacted_known_or_not() -> None:
+    """This process keeps only named tokens' hashes: their secrets are recognised by their shape (models.tokens
+    makes each from 32 random bytes, base64url), in a path, a query or percent-encoded."""
+    for _ in range(50):
+        secret = secrets.token_urlsafe(SECRET_BYTES)
+        encoded = "".join(f"%{ord(char):02X}" for char in secret[:4]) + secret[4:]
+        for written in (secret, encoded):
+            line = redact(f"GET /tracking/{written}/task/roots?q={written} 200 caller=team-a")
+            assert secret not in line and secret[4:] not in line, line
+            assert line.count(REDACTED) == 2, line
+        assert without_tokens(f"/tracking/{secret}/task/roots") == f"/tracking/{REDACTED}/task/roots"
+
+
+def test_words_of_a_secret_s_length_in_one_case_are_left_alone() -> None:
+    """A 43-character identifier or digest in a message is not taken for a secret: one needs both cases."""
+    for word in ("test_a_standby_writer_that_failed_is_ready_", "0123456789abcdef0123456789abcdef0123456789a"):
+        assert len(word) == 43
+        assert redact(f"in {word} at line 3") == f"in {word} at line 3"
