@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
+from pymongo.collation import Collation, CollationStrength
 from pymongo.errors import OperationFailure
 
 from models import defaults
@@ -38,6 +39,10 @@ MAX_PREFIXES = 32
 MAX_PREFIX_LENGTH = 256
 SECRET_BYTES = 32
 """256 random bits: the SHA-256 of such a secret reveals nothing useful, and no salt is needed."""
+
+
+_ANY_CASE = Collation("en", strength=CollationStrength.SECONDARY)
+"""Strings equal but for case (and nothing else: accents still differ)."""
 
 
 def secret_hash(secret: str) -> str:
@@ -65,7 +70,7 @@ def checked_name(name: str) -> str:
         raise InvalidOperation(
             f"token name {name!r}: 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
         )
-    if name.startswith(RESERVED_PREFIX):
+    if name.lower().startswith(RESERVED_PREFIX):  # `ENV-api-1` would pass for the environment's token too
         raise InvalidOperation(f"token name {name!r}: names starting with {RESERVED_PREFIX!r} are the environment's")
     return name
 
@@ -128,6 +133,7 @@ class NamedTokens:
         if rate is not None and not 0 < rate <= defaults.MAX_TOKEN_RATE:
             raise InvalidOperation(f"--rate: between 0 and {defaults.MAX_TOKEN_RATE:g} requests per second, not {rate}")
         await self.prepare()
+        await self._refuse_a_name_taken_in_any_case(name)
         secret = secrets.token_urlsafe(SECRET_BYTES)
         now = datetime.now(UTC)
         doc = {
@@ -147,6 +153,16 @@ class NamedTokens:
                 raise InvalidOperation(f"a token named {name!r} exists already: revoke it first") from None
             raise
         return secret
+
+    async def _refuse_a_name_taken_in_any_case(self, name: str) -> None:
+        """Names tell callers apart in logs, metrics and the history: `scopea` beside `scopeA` would pass for it.
+        The few tokens are read without the `_id` index (a case-insensitive collation); two creates racing with
+        names that differ by case are not told apart (the index refuses only an exact repeat)."""
+        taken = await self._tokens.find_one({"_id": name}, {"_id": 1}, collation=_ANY_CASE)
+        if taken is not None:
+            raise InvalidOperation(
+                f"a token named {taken['_id']!r} exists already (names are compared ignoring case): revoke it first"
+            )
 
     async def listed(self) -> list[dict[str, Any]]:
         """Every token as stored, by name, without its hash."""

@@ -53,7 +53,15 @@ async def test_only_the_hash_of_a_secret_is_stored(store, raw_db):
 
 @pytest.mark.parametrize(
     ("name", "fragment"),
-    [("env-api-1", "environment's"), ("", "1 to 64"), ("a b", "1 to 64"), ("-x", "1 to 64"), ("x" * 65, "1 to 64")],
+    [
+        ("env-api-1", "environment's"),
+        ("ENV-api-1", "environment's"),
+        ("Env-read-1", "environment's"),
+        ("", "1 to 64"),
+        ("a b", "1 to 64"),
+        ("-x", "1 to 64"),
+        ("x" * 65, "1 to 64"),
+    ],
 )
 async def test_names_that_could_be_mistaken_are_refused(store, raw_db, name, fragment):
     with pytest.raises(InvalidOperation, match=fragment):
@@ -66,6 +74,8 @@ async def test_a_name_is_taken_once_and_bad_prefixes_or_rates_are_refused(store,
     await tokens.create("ci", write=False)
     with pytest.raises(InvalidOperation, match="exists already"):
         await tokens.create("ci", write=True)
+    with pytest.raises(InvalidOperation, match=r"'ci' exists already \(names are compared ignoring case"):
+        await tokens.create("CI", write=True)  # would pass for `ci` in logs, metrics and the history
     with pytest.raises(InvalidOperation, match="--jobs"):
         await tokens.create("other", write=True, jobs=("",))
     with pytest.raises(InvalidOperation, match="--rate"):
