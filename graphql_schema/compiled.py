@@ -39,7 +39,7 @@ from graphql_schema.cost_meter import OPERATION_METER
 from graphql_schema.errors import INTERNAL_MESSAGE
 from graphql_schema.metrics import COMPILED
 from graphql_schema.rules import REQUESTED_OPERATION
-from models import GraphError, StorageUnavailable
+from models import GraphError, OperationDeadlinePassed, StorageUnavailable
 from models.deadline import KNOWN_UNAVAILABLE
 from models.tracing import set_current
 
@@ -108,6 +108,8 @@ class CompiledQueries(SchemaExtension):
                     execution.variables,
                     context,
                 )
+            except OperationDeadlinePassed:  # graphql-core reports it: its reads fail at once, the deadline passed
+                data = None
             except StorageUnavailable:  # graphql-core reports it, its reads failing at once (no second deadline)
                 data, unreachable = None, KNOWN_UNAVAILABLE.set(True)
             except Exception:  # a fault of the compiled path: an error, never the same work done twice

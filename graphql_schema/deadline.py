@@ -1,7 +1,8 @@
 """One deadline per GraphQL operation: every store call a query or mutation makes (its DataLoader batches, the
 compiled path's reads) shares TRACKING_MONGODB_TIMEOUT_MS, counted from when it starts to execute, rather than
 each call having the whole of it (a query of ten sequential reads could otherwise take ten deadlines). Past it,
-the fields still to read fail at once with UNAVAILABLE and the answer holds what was read before."""
+the fields still to read fail at once and the answer holds what was read before: DEADLINE_EXCEEDED when MongoDB
+answered all it was asked (the operation asks for too much), UNAVAILABLE once MongoDB failed one of its reads."""
 
 from __future__ import annotations
 

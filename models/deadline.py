@@ -9,6 +9,7 @@ import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import pymongo
@@ -24,7 +25,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from models.errors import InvalidOperation, StorageUnavailable
+from models.errors import InvalidOperation, OperationDeadlinePassed, StorageUnavailable
 from models.metrics import MONGODB_FAILURES
 from models.tracing import end_abandoned_command, set_current
 
@@ -90,33 +91,62 @@ class RequestDeadline:
 
 REQUEST_DEADLINE: ContextVar[RequestDeadline | None] = ContextVar("request_deadline", default=None)
 """The deadline of the bounded call running in this task, if any."""
-OPERATION_DEADLINE: ContextVar[float | None] = ContextVar("operation_deadline", default=None)
-"""When the operation this task serves must be over (the event loop's clock), if it has one deadline for all its
-store calls (a GraphQL operation: graphql_schema.deadline); None: each call has its own `timeout_s`. A context
-variable: the tasks the operation starts (DataLoader batches) share it, other requests never see it."""
+
+
+@dataclass
+class OperationDeadline:
+    """One deadline for every store call of an operation (a GraphQL query or mutation), and whether MongoDB
+    already failed one of them: a deadline that passes after that is MongoDB's doing (UNAVAILABLE), one that
+    passes while MongoDB answered everything is the operation's own length (OperationDeadlinePassed)."""
+
+    at: float
+    """When the operation must be over (the event loop's clock)."""
+    timeout_s: float
+    mongodb_failed: bool = False
+
+
+OPERATION_DEADLINE: ContextVar[OperationDeadline | None] = ContextVar("operation_deadline", default=None)
+"""The deadline of the operation this task serves, if it has one for all its store calls (graphql_schema.deadline);
+None: each call has its own `timeout_s`. A context variable: the tasks the operation starts (DataLoader batches)
+share it, other requests never see it."""
 
 
 @contextlib.contextmanager
 def operation_deadline(timeout_s: float) -> Iterator[None]:
     """Every bounded store call inside shares one deadline, `timeout_s` from now: a call started after it has
-    passed fails at once (StorageUnavailable), one started before gets only what is left."""
-    token = OPERATION_DEADLINE.set(asyncio.get_running_loop().time() + timeout_s)
+    passed fails at once, one started before gets only what is left."""
+    token = OPERATION_DEADLINE.set(OperationDeadline(asyncio.get_running_loop().time() + timeout_s, timeout_s))
     try:
         yield
     finally:
         OPERATION_DEADLINE.reset(token)
 
 
-def _time_left(own_timeout_s: float) -> float:
-    """The time a store call may take: its own timeout, or less if its operation's deadline comes first;
-    StorageUnavailable once that deadline has passed."""
-    deadline = OPERATION_DEADLINE.get()
-    if deadline is None:
-        return own_timeout_s
-    left = deadline - asyncio.get_running_loop().time()
+def _time_left(own_timeout_s: float) -> tuple[float, OperationDeadline | None]:
+    """The time a store call may take: its own timeout, or less if its operation's deadline comes first; and
+    that operation's deadline when it cut the call's own timeout by more than half (a timeout of the call is then
+    the operation's). Raises once that deadline has passed (`operation_out_of_time`)."""
+    operation = OPERATION_DEADLINE.get()
+    if operation is None:
+        return own_timeout_s, None
+    left = operation.at - asyncio.get_running_loop().time()
     if left <= 0:
-        raise unavailable("the operation's deadline has passed", TimeoutError())
-    return min(own_timeout_s, left)
+        raise operation_out_of_time(operation, TimeoutError())
+    return min(own_timeout_s, left), (operation if left < own_timeout_s / 2 else None)
+
+
+def operation_out_of_time(operation: OperationDeadline, error: BaseException) -> StorageUnavailable:
+    """The error of a read its operation's shared deadline cut: OperationDeadlinePassed, unless MongoDB failed
+    one of the operation's reads already (that is what used the time up)."""
+    if operation.mongodb_failed:
+        return unavailable("the operation's deadline has passed", error)
+    set_current("tracking.mongodb.deadline_exceeded", True)
+    log.info("an operation's deadline (%gs) passed before its reads were done", operation.timeout_s)
+    return OperationDeadlinePassed(
+        "the operation's deadline passed before its reads were done: a GraphQL operation has "
+        f"TRACKING_MONGODB_TIMEOUT_MS ({operation.timeout_s * 1000:g} ms) for all of them; ask for less in one "
+        "operation (fewer aliases or lists, smaller pages), or try again if MongoDB is busy"
+    )
 
 
 def unavailable(what: str, error: BaseException) -> StorageUnavailable:
@@ -166,6 +196,13 @@ def domain_error(error: PyMongoError | DocumentTooLarge) -> InvalidOperation | S
     return None
 
 
+def _mongodb_failed() -> None:
+    """MongoDB failed a read of the operation this task serves (if any): its deadline passing later is MongoDB's."""
+    operation = OPERATION_DEADLINE.get()
+    if operation is not None:
+        operation.mongodb_failed = True
+
+
 def bounded(
     method: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]],
 ) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
@@ -178,7 +215,7 @@ def bounded(
     async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if KNOWN_UNAVAILABLE.get():
             raise StorageUnavailable(UNAVAILABLE_MESSAGE)
-        timeout_s = _time_left(self.timeout_s)
+        timeout_s, cut_by = _time_left(self.timeout_s)
         set_current("tracking.mongodb.deadline_ms", round(timeout_s * 1000))  # whole ms: what is left, not 9992.99…
         try:
             async with asyncio.timeout(timeout_s + DEADLINE_GRACE_S) as timeout:
@@ -190,12 +227,20 @@ def bounded(
                     REQUEST_DEADLINE.reset(deadline)
         except TimeoutError as error:
             end_abandoned_command()
+            if cut_by is not None:
+                raise operation_out_of_time(cut_by, error) from None
+            _mongodb_failed()
             raise unavailable(f"no answer within {timeout_s:g}s", error) from None
         except asyncio.CancelledError:
             end_abandoned_command()
             raise
         except (PyMongoError, DocumentTooLarge) as error:
+            timed_out = isinstance(error, PyMongoError) and (error.timeout or isinstance(error, ExecutionTimeout))
+            if timed_out and cut_by is not None:
+                raise operation_out_of_time(cut_by, error) from None
             typed = domain_error(error)
+            if isinstance(typed, StorageUnavailable):
+                _mongodb_failed()
             if typed is None:
                 raise
             raise typed from None

@@ -41,6 +41,12 @@ class StorageUnavailable(GraphError):
     """MongoDB could not be reached or did not answer in time."""
 
 
+class OperationDeadlinePassed(StorageUnavailable):
+    """The deadline a whole operation shares (a GraphQL query or mutation: models.deadline.operation_deadline)
+    passed before this read was done: the operation asks for more than one deadline allows, or MongoDB is slow.
+    A StorageUnavailable (nothing of it was read), told apart so that a caller is not sent to look at MongoDB."""
+
+
 class TraversalTooLarge(GraphError):
     """An answer would hold more tasks than the traversal bound allows."""
 
