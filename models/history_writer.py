@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pymongo
 from bson.errors import BSONError
 from bson.int64 import Int64
 from opentelemetry.trace import Tracer
@@ -78,6 +79,8 @@ every third of that: when the holder dies, another gateway leads within one to o
 so that the history (and its lag) moves on within seconds; a holder whose event loop stalls longer than two
 thirds of it may lose the lease to another, which is harmless (it stops at its next renewal, and a change
 written by both is stored once)."""
+RELEASE_S = 1.0
+"""How long a stopping writer waits for MongoDB to take its lease back (a frozen MongoDB must not hold the stop)."""
 GIVE_UP_S = 30.0
 """How long a writer that keeps failing holds on before it says so (/readyz) and hands its lease over: longer
 than an election takes, so that one is ridden out rather than handed over."""
@@ -114,14 +117,16 @@ class HistoryWriter:
         self._tracer = tracer
         self._failing_since: float | None = None
         self._last_error: str | None = None
-        self._caught_up_at = time.monotonic()
+        self._caught_up_at: float | None = None
+        """When (monotonic) the history this writer wrote last held every change up to then; None while it has
+        not led since it last stood by (the history's lag is then another writer's)."""
 
     def lag_seconds(self) -> float:
         """How far behind the changes this writer's history is: seconds since it last had every change up to
-        then recorded, while it leads or keeps failing; else 0 (another writer's lag is its own)."""
-        if self.leading or self._failing_since is not None:
-            return time.monotonic() - self._caught_up_at
-        return 0.0
+        then recorded, while it leads or keeps failing after it led; else 0 (another writer's lag is its own)."""
+        if self._caught_up_at is None or not (self.leading or self._failing_since is not None):
+            return 0.0
+        return time.monotonic() - self._caught_up_at
 
     @property
     def failure(self) -> str | None:
@@ -131,29 +136,39 @@ class HistoryWriter:
         return f"task history writer failing for {time.monotonic() - self._failing_since:.0f}s: {self._last_error}"
 
     async def run(self) -> None:
-        """Until cancelled: wait for the lease, then write history while it is held."""
-        while True:
-            try:
-                if await self._take_lease():
-                    await self._write_while_leading()
-                    self.leading = False  # another writer took the lease over
-                    continue
-                self._standing_by()
-            except Exception as error:  # whatever it is: logged with its cause, never the end of the history
-                self._failed(error)
-                if self.failure is not None:
-                    await self._hand_over()
-                    await asyncio.sleep(self.lease_s)  # long enough for every other candidate to try
-                    continue
-            await asyncio.sleep(self.lease_s / 3)
+        """Until cancelled: wait for the lease, then write history while it is held; stopped, give it up."""
+        try:
+            while True:
+                await self._one_turn()
+        except asyncio.CancelledError:
+            await self._release()
+            raise
+
+    async def _one_turn(self) -> None:
+        try:
+            if await self._take_lease():
+                await self._write_while_leading()
+                self.leading = False  # another writer took the lease over
+                return
+            self._standing_by()
+        except Exception as error:  # whatever it is: logged with its cause, never the end of the history
+            self.leading = False  # not writing: it leads again once it takes the lease and reads again
+            self._failed(error)
+            if self.failure is not None:
+                await self._hand_over()
+                await asyncio.sleep(self.lease_s)  # long enough for every other candidate to try
+                return
+        await asyncio.sleep(self.lease_s / 3)
 
     def _standing_by(self) -> None:
         """MongoDB answered and another writer leads: whatever this one failed at before (reaching MongoDB, or
         writing while it led) is behind it, and it has no history of its own to lag behind."""
         if self._failing_since is not None:
             log.info("task history writer %s stands by: another writer leads", self.owner)
+        self.leading = False
         self._failing_since = None
         self._last_error = None
+        self._caught_up_at = None
 
     def _failed(self, error: Exception) -> None:
         self._failing_since = self._failing_since or time.monotonic()
@@ -162,6 +177,18 @@ class HistoryWriter:
             log.warning("task history writer %s: %s; trying again", self.owner, error)
         else:
             log.error("task history writer %s failed; trying again", self.owner, exc_info=error)
+
+    async def _release(self) -> None:
+        """On stop, give the lease up at once (within RELEASE_S) so that another gateway leads without waiting
+        for it to expire: a rolling restart would else add a lease's length to the history's lag each time."""
+        if not self.leading:
+            return
+        self.leading = False
+        with contextlib.suppress(PyMongoError), pymongo.timeout(RELEASE_S):
+            await self._leases.update_one(
+                {"_id": _LEASE_ID, "owner": self.owner}, {"$set": {"expires": datetime.now(UTC)}}
+            )
+        log.info("task history writer %s released the lease", self.owner)
 
     async def _hand_over(self) -> None:
         """Give the lease up so that another gateway, which may fare better, takes over."""
@@ -199,7 +226,7 @@ class HistoryWriter:
         token = (lease or {}).get("resumeToken")
         log.info("task history writer %s leads%s", self.owner, " (resuming)" if token else "")
         self.leading = True
-        if self._failing_since is None:  # a writer failing again keeps counting from its last success
+        if self._failing_since is None or self._caught_up_at is None:  # failing again: from its last success
             self._caught_up_at = time.monotonic()
         request = stream_request(self._tasks, None, HISTORY_FIELDS, self._full_document, int(self.flush_s * 1000))
         try:
@@ -226,6 +253,7 @@ class HistoryWriter:
                 if pending and (idle or len(pending) >= self.batch or now >= flush_at):
                     with root_span(self._tracer, "task history batch", {"tracking.history.entries": len(pending)}):
                         await self._write(pending)
+                    self._written_up_to(pending[-1].get("at"), now)
                     pending = []
                     flush_at = now + self.flush_s
                     renew_at = now  # save the token right after what it covers is written
@@ -237,6 +265,15 @@ class HistoryWriter:
                 if idle and not pending:
                     self._caught_up_at = now
                     self._failing_since = None
+
+    def _written_up_to(self, newest: object, now: float) -> None:
+        """A batch was stored, every change up to its newest (made at `newest`) with it: writing works again, and
+        the history is behind by that change's age (under steady changes no idle poll comes to say so)."""
+        age = 0.0
+        if isinstance(newest, datetime) and newest.tzinfo is not None:
+            age = (datetime.now(UTC) - newest).total_seconds()
+        self._caught_up_at = now - max(age, 0.0)
+        self._failing_since = None
 
     async def _record_gap(self, token: Any) -> None:
         now = datetime.now(UTC)
