@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     mongodb_uri: str | None = None
-    mongodb_db: str = Field(default="tracking", min_length=1, pattern=r"^[^/\\. \"$]+$")
+    mongodb_db: str = Field(default="tracking", min_length=1, max_length=63, pattern=r"^[^/\\. \"$]+$")
     data_dir: Path = Path("./var")
     api_tokens: Annotated[tuple[str, ...], NoDecode] = ()
     read_tokens: Annotated[tuple[str, ...], NoDecode] = ()

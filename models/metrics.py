@@ -15,6 +15,13 @@ LINK_QUEUE_WAIT = Histogram(
     "Time link additions waited for this process's queues of their tasks' jobs before their transaction.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+RETENTION_RUNS = Counter(
+    "tracking_retention_runs_total",
+    "TRACKING_RETENTION_DAYS purges this process ran, by outcome (a failed one gives its lease up).",
+    ["outcome"],  # "ok" or "failed"
+)
+for _outcome in ("ok", "failed"):
+    RETENTION_RUNS.labels(_outcome)  # both series from the start, at 0: an alert can take the rate of failures
 HISTORY_LAG = Gauge(
     "tracking_history_lag_seconds",
     "How far behind the changes the task history is, in seconds, on the gateway whose writer leads (0 elsewhere).",

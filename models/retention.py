@@ -10,15 +10,17 @@ interval across every instance; if its holder dies, another takes over once the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from models.history import LEASES
 from models.lifecycle import DEFAULT_PURGE_BATCH, Lifecycle
+from models.metrics import RETENTION_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +56,27 @@ class RetentionWorker:
         self.runs = 0
 
     async def run(self) -> None:
-        """Until cancelled. A failure is logged with its cause and the purge tried again at the next poll."""
+        """Until cancelled. A failure is logged with its cause and counted (/metrics), and the lease given up: this
+        candidate sits out its next poll, so that another gateway (whose archive directory, say, is usable)
+        runs the purge meanwhile instead of this one holding the lease and failing at every poll."""
+        poll_s = min(POLL_S, self.interval_s)
         while True:
             try:
                 if await self._take_if_due():
                     await self._purge()
+                    RETENTION_RUNS.labels("ok").inc()
             except Exception:
-                log.exception("retention purge by %s failed; trying again later", self.owner)
-            await asyncio.sleep(min(POLL_S, self.interval_s))
+                RETENTION_RUNS.labels("failed").inc()
+                log.exception("retention purge by %s failed; giving the lease up, trying again later", self.owner)
+                await self._release()
+                await asyncio.sleep(poll_s)  # another candidate's turn first
+            await asyncio.sleep(poll_s)
+
+    async def _release(self) -> None:
+        with contextlib.suppress(PyMongoError):
+            await self._leases.update_one(
+                {"_id": LEASE_ID, "owner": self.owner}, {"$set": {"expires": datetime.now(UTC)}}
+            )
 
     async def _take_if_due(self) -> bool:
         now = datetime.now(UTC)

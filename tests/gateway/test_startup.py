@@ -67,6 +67,7 @@ def test_settings_from_the_environment(monkeypatch):
         ("TRACKING_MAX_BODY_BYTES", "0"),
         ("TRACKING_MONGODB_URI", "http://localhost"),
         ("TRACKING_MONGODB_DB", "a/b"),
+        ("TRACKING_MONGODB_DB", "x" * 64),  # MongoDB's names are shorter: it would fail with a traceback
     ],
 )
 def test_invalid_settings_name_the_variable(monkeypatch, variable, value):

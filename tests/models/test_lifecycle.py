@@ -260,6 +260,40 @@ async def test_the_background_purge_runs_on_one_gateway_at_a_time(store, other_s
     assert lease["lastRun"] > datetime.now(UTC) - timedelta(minutes=1)
 
 
+async def test_a_gateway_whose_purge_fails_gives_the_lease_up_to_one_that_can(store, other_store, raw_db, tmp_path):
+    """One gateway's archive directory is unusable (a file stands where it should be): its purges fail. It must not
+    hold the lease and fail at every poll while the other, whose directory works, never runs."""
+    await store.create_tasks([task(id=1, job_id="old"), task(id=2, job_id="fresh")])
+    await make_old(raw_db, "old")
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file")
+    failing = RetentionWorker(store.lifecycle(), "failing", days=30, interval_s=0.2, archive_dir=blocked / "x")
+    running = asyncio.create_task(failing.run())
+    try:
+
+        async def failed() -> bool:
+            lease = await raw_db.task_history_lease.find_one({"_id": "retention"})
+            return lease is not None and lease["owner"] == "failing" and lease["expires"] <= datetime.now(UTC)
+
+        await eventually(failed, what="the failing purge giving its lease up")
+        working = RetentionWorker(other_store.lifecycle(), "working", days=30, interval_s=0.2, archive_dir=tmp_path)
+        running_too = asyncio.create_task(working.run())
+        try:
+
+            async def purged() -> bool:
+                return working.runs > 0 and await raw_db.tasks.count_documents({"_id": 1}) == 0
+
+            await eventually(purged, what="the working gateway purging")
+        finally:
+            running_too.cancel()
+            await asyncio.gather(running_too, return_exceptions=True)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert failing.runs == 0
+    assert [doc["_id"] async for doc in raw_db.tasks.find({})] == [2]
+
+
 async def test_a_gateway_with_retention_days_purges_and_archives(store, raw_db, mongo_uri, tmp_path):
     await store.create_tasks([task(id=1, job_id="old"), task(id=2, job_id="fresh")])
     await make_old(raw_db, "old")
