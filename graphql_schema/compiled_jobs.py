@@ -13,7 +13,6 @@ from graphql_schema.compiled_tasks import task_objects
 from graphql_schema.context import Context
 from graphql_schema.cost_meter import metered
 from graphql_schema.cursors import job_cursor, read_job_cursor, read_task_cursor, task_cursor
-from graphql_schema.jobs import levels_bound, stage_filter
 from graphql_schema.tasks import Selection
 from models import JobFilter, JobPosition, JobSummary, TaskDoc, parse_task_id
 
@@ -172,7 +171,7 @@ async def _task_page(job_id: str, field: Field, context: Context) -> dict[str, A
         arguments.get("statusNot"),
         arguments.get("type"),
         arguments.get("name"),
-        stage_filter(depth, context.max_traversal),
+        await context.stage(job_id, depth),
     )
     cursors = [task_cursor(doc["_id"]) for doc in docs]
     nodes = {id(node): await task_objects(docs, children(node), context) for node in _nodes(field)}
@@ -228,7 +227,7 @@ _LEVEL_NUMBERS = {"depth": "depth", "count": "count", "blockedCount": "blocked_c
 
 
 async def _levels(job_id: str, fields: tuple[Field, ...], context: Context) -> list[dict[str, Any]]:
-    levels = await context.store.job_levels(job_id, levels_bound(context.max_traversal))
+    levels = context.store.job_levels(await context.job_stages.load(job_id))
     answer = []
     for level in levels:
         shown: dict[str, Any] = {}

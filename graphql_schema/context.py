@@ -14,14 +14,17 @@ from strawberry.types.graphql import OperationType
 
 from models import (
     Direction,
+    GraphCycle,
     GraphStore,
     HistoryPage,
+    JobStages,
     JobSummary,
     TaskDoc,
     TooManySubscriptions,
     TraversalTooLarge,
     defaults,
 )
+from models.jobs import LEVELS_BOUND_FACTOR
 from models.metrics import SUBSCRIPTIONS_REFUSED
 from web.auth import Caller, Callers, Credential, RepeatedCredential
 from web.bearer import BearerRefused
@@ -37,6 +40,12 @@ job's transitive walks (T x T) or thirty aliases of a whole job do not."""
 MIN_DEFAULT_COST = 100_000
 """The default budget is never below this: a gateway with a small traversal bound still answers a few levels of
 nested links (each level multiplies the estimate by 10)."""
+
+
+def levels_bound(max_traversal: int) -> int:
+    """The most tasks Job.levels (and a taskPage by stage) reads: LEVELS_BOUND_FACTOR times
+    TRACKING_GRAPHQL_MAX_TRAVERSAL (links and statuses only, not whole tasks)."""
+    return LEVELS_BOUND_FACTOR * max_traversal
 
 
 def default_max_cost(max_traversal: int) -> int:
@@ -105,6 +114,7 @@ class Context(BaseContext):
         self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
         self.histories = DataLoader[HistoryKey, HistoryPage](load_fn=self._load_histories)
         self.walks = DataLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
+        self.job_stages = DataLoader[str, JobStages](load_fn=self._load_job_stages)
 
     def grant(self, caller: Caller | None) -> None:
         """Who is calling: nothing allowed without a caller, queries and subscriptions with any, mutations with
@@ -171,6 +181,22 @@ class Context(BaseContext):
             except TraversalTooLarge as error:
                 loaded.append(error)
         return loaded
+
+    async def _load_job_stages(self, job_ids: Sequence[str]) -> list[JobStages | BaseException]:
+        """Each job's tasks by stage, read once per request however many fields need them (Job.levels, a
+        taskPage by stage: aliases of them are one read); a job over the bound, or with a cycle, fails only the
+        fields that asked for it."""
+        loaded: list[JobStages | BaseException] = []
+        for job_id in job_ids:
+            try:
+                loaded.append(await self.store.job_stages(job_id, levels_bound(self.max_traversal)))
+            except (TraversalTooLarge, GraphCycle) as error:
+                loaded.append(error)
+        return loaded
+
+    async def stage(self, job_id: str, depth: int | None) -> list[int] | None:
+        """The ids of a job's tasks at stage `depth` (a taskPage's filter), None without a depth."""
+        return None if depth is None else (await self.job_stages.load(job_id)).ids_at(depth)
 
     async def _load_tasks(self, ids: Sequence[int]) -> list[TaskDoc | None]:
         """One MongoDB round trip for every task asked for in the same tick, e.g. one level of a traversal."""
@@ -247,7 +273,7 @@ class Context(BaseContext):
         an earlier operation's reads nor keep them all for as long as it stays open; and a context is in a
         reference cycle with its DataLoaders (their load functions are its methods), so what they hold would
         otherwise wait for a full garbage collection. A batch not dispatched yet is left to its operation."""
-        for loader in (self.tasks, self.job_summaries, self.job_tasks, self.histories, self.walks):
+        for loader in (self.tasks, self.job_summaries, self.job_tasks, self.histories, self.walks, self.job_stages):
             loader.clear_all()
             if loader.batch is not None and loader.batch.dispatched:
                 loader.batch = None

@@ -28,7 +28,6 @@ from graphql_schema.tasks import (
 from models import TaskDoc
 from models import jobs as stored
 from models.filters import NAME_FILTER_MAX
-from models.jobs import LEVELS_BOUND_FACTOR, StageFilter
 from models.task import now_utc
 
 NameFilter = Annotated[
@@ -197,7 +196,7 @@ class Job:
         size = page_size(first, info)
         if depth is not None and depth < 0:
             raise user_error("depth: must be 0 or more")
-        stage = stage_filter(depth, info.context.max_traversal)
+        stage = await info.context.stage(self.id, depth)
         docs, more = await store.task_page(self.id, size, after_id, status, status_not, type_, name, stage)
         info.context.remember(docs)
         edges = [TaskEdge(cursor=task_cursor(doc["_id"]), node=as_task(doc)) for doc in docs]
@@ -210,7 +209,7 @@ class Job:
         "naming a task on the cycle if the links hold one; null then, the job's other fields still answered."
     )
     async def levels(self, info: Info[Context, None]) -> list[JobLevelType] | None:
-        found = await info.context.store.job_levels(self.id, levels_bound(info.context.max_traversal))
+        found = info.context.store.job_levels(await info.context.job_stages.load(self.id))
         return [
             JobLevelType(
                 depth=level.depth,
@@ -229,18 +228,6 @@ class Job:
     )
     async def critical_path(self, info: Info[Context, None]) -> list[TaskType] | None:
         return as_tasks(await info.context.store.critical_path(self.id, info.context.max_traversal))
-
-
-def levels_bound(max_traversal: int) -> int:
-    """The most tasks Job.levels (and a taskPage by stage) counts: LEVELS_BOUND_FACTOR times
-    TRACKING_GRAPHQL_MAX_TRAVERSAL (it reads links and statuses only, not whole tasks)."""
-    return LEVELS_BOUND_FACTOR * max_traversal
-
-
-def stage_filter(depth: int | None, max_traversal: int) -> StageFilter | None:
-    """taskPage's `depth` as the store's stage filter, bounded as Job.levels is (`levels_bound`); None without a
-    depth. A negative depth is the caller's to refuse."""
-    return None if depth is None else StageFilter(depth, levels_bound(max_traversal))
 
 
 def _last_cursor(edges: list[TaskEdge] | list[JobEdge]) -> str | None:

@@ -48,7 +48,7 @@ from models.graph_store import GraphStore
 from models.history import TaskChange
 from models.history_reads import HistoryPage
 from models.history_writer import HistoryWriter
-from models.jobs import JobFilter, JobPosition, JobsPage, JobSummary, ProjectedJob, StageFilter
+from models.jobs import JobFilter, JobPosition, JobsPage, JobStages, JobSummary, ProjectedJob
 from models.limits import Limits
 from models.stored_task import TaskDoc
 from models.task import (
@@ -96,6 +96,7 @@ __all__ = [
     "JobFilter",
     "JobOutsideScope",
     "JobPosition",
+    "JobStages",
     "JobSummary",
     "JobsPage",
     "Limits",
@@ -104,7 +105,6 @@ __all__ = [
     "PreconditionFailed",
     "Preconditions",
     "ProjectedJob",
-    "StageFilter",
     "StorageUnavailable",
     "SubscriberTooSlow",
     "TaskAlreadyExists",

@@ -10,7 +10,7 @@
 The names the front ends and bench use are exported here.
 """
 
-from models.jobs.levels import LEVELS_BOUND_FACTOR, JobLevel, StageFilter
+from models.jobs.levels import LEVELS_BOUND_FACTOR, JobLevel, JobStages
 from models.jobs.listing import JOBS_INDEX, JobFilter, JobListing, JobPosition, JobsPage, jobs_pipeline
 from models.jobs.summaries import JobSummary, ProjectedJob, job_duration_ms, job_progress, summaries_pipeline
 
@@ -21,10 +21,10 @@ __all__ = [
     "JobLevel",
     "JobListing",
     "JobPosition",
+    "JobStages",
     "JobSummary",
     "JobsPage",
     "ProjectedJob",
-    "StageFilter",
     "job_duration_ms",
     "job_progress",
     "jobs_pipeline",

@@ -27,14 +27,6 @@ never counted as blocked. FAILED and ERROR are the statuses the live view shows 
 
 
 @dataclass(frozen=True)
-class StageFilter:
-    """Only the tasks at this stage (depth), found by reading every task's links: refused over `bound` tasks."""
-
-    depth: int
-    bound: int
-
-
-@dataclass(frozen=True)
 class JobLevel:
     """The tasks of one stage of a job (models.graph.stage_depths): how many, how many in each status (None: no
     status), and how many are blocked: waiting on a previous task of the job that is not done (its `blockedBy` is
@@ -120,10 +112,25 @@ def _clean_links(nexts: Any) -> bool:
     return type(nexts) is list and all(type(i) is Int64 and i > 0 for i in nexts) and len(set(nexts)) == len(nexts)
 
 
-def task_stages(links: JobLinks) -> list[int]:
-    """The stage of each task of `links`, by position (links to tasks outside them ignored); GraphCycle when
-    their links hold a cycle."""
-    return stage_depths(links.ids, _successor_positions(links))
+@dataclass(frozen=True)
+class JobStages:
+    """A job's tasks (their links and statuses) and the stage of each, by position: what Job.levels counts and a
+    page of tasks by stage keeps, read and computed once per request however many fields use them."""
+
+    links: JobLinks
+    successors: list[list[int]]
+    """For each task, the positions of its next tasks among the job's (links to other jobs left out)."""
+    depths: list[int]
+
+    @classmethod
+    def of(cls, links: JobLinks) -> JobStages:
+        """The stages of the tasks of `links`; GraphCycle when their links hold a cycle."""
+        successors = _successor_positions(links)
+        return cls(links, successors, stage_depths(links.ids, successors))
+
+    def ids_at(self, depth: int) -> list[int]:
+        """The ids of the tasks at stage `depth`, ascending."""
+        return sorted(task_id for task_id, found in zip(self.links.ids, self.depths, strict=True) if found == depth)
 
 
 def _successor_positions(links: JobLinks) -> list[list[int]]:
@@ -132,12 +139,10 @@ def _successor_positions(links: JobLinks) -> list[list[int]]:
     return [[position[i] for i in nexts if i in position] for nexts in links.nexts]
 
 
-def count_levels(links: JobLinks, done_statuses: Collection[str]) -> list[JobLevel]:
-    """The stages of the tasks in `links` (links to tasks outside them ignored), shallowest first, with counts
-    by status and of blocked tasks (JobLevel); GraphCycle when their links hold a cycle."""
-    successors = _successor_positions(links)
-    depths = stage_depths(links.ids, successors)
-    statuses = links.statuses
+def count_levels(stages: JobStages, done_statuses: Collection[str]) -> list[JobLevel]:
+    """The job's stages, shallowest first, with counts by status and of blocked tasks (JobLevel)."""
+    successors, depths = stages.successors, stages.depths
+    statuses = stages.links.statuses
     waiting = [False] * len(statuses)  # a previous task is not done
     for index, status in enumerate(statuses):
         if status not in done_statuses:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 
 from models.deadline import bounded
 from models.filters import name_filter, task_filter
-from models.jobs.levels import JobLevel, StageFilter
+from models.jobs.levels import JobLevel, JobLinks, JobStages, count_levels
 from models.jobs.listing import JobFilter, JobPosition, JobsPage
 from models.jobs.reads import JobReads
 from models.jobs.roots import previous_elsewhere, roots_seen, stored_roots
@@ -23,6 +23,7 @@ class JobQueries:
     _jobs: JobReads
     _storage: Storage
     timeout_s: float
+    done_statuses: frozenset[str]
 
     @property
     def scope(self) -> JobScope:
@@ -93,23 +94,28 @@ class JobQueries:
         statuses_not: Collection[str] | None = None,
         task_type: str | None = None,
         name_contains: str | None = None,
-        stage: StageFilter | None = None,
+        stage: Sequence[int] | None = None,
     ) -> tuple[list[TaskDoc], bool]:
-        """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters; `stage`: only those at
-        that depth, as `job_levels` finds them), and whether more follow; InvalidOperation for a name filter over
-        NAME_FILTER_MAX characters; with a stage, the errors of `job_levels`."""
+        """Up to `first` tasks of the job after `after_id`, by id, filtered (models.filters; `stage`: only these
+        ids, a stage's as `job_stages` finds them), and whether more follow; InvalidOperation for a name filter
+        over NAME_FILTER_MAX characters."""
         query = {**task_filter(statuses, task_type, statuses_not), **name_filter(name_contains)}
         if not in_scope(job_id, self.scope):
             return [], False
         return await self._jobs.task_page(job_id, first, after_id, query, stage)
 
     @bounded
-    async def job_levels(self, job_id: str, bound: int) -> list[JobLevel]:
-        """The job's tasks counted by stage (depth from the roots) and status, shallowest first;
+    async def job_stages(self, job_id: str, bound: int) -> JobStages:
+        """The job's tasks by stage (depth from the roots), reading their links and statuses only; read once per
+        request, they answer its levels (`job_levels`) and its pages by stage (`JobStages.ids_at`).
         TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
         if not in_scope(job_id, self.scope):
-            return []
-        return await self._jobs.levels(job_id, bound)
+            return JobStages.of(JobLinks())
+        return await self._jobs.stages(job_id, bound)
+
+    def job_levels(self, stages: JobStages) -> list[JobLevel]:
+        """The job's tasks counted by stage and status, shallowest first, with the blocked ones (JobLevel)."""
+        return count_levels(stages, self.done_statuses)
 
     @bounded
     async def critical_path(self, job_id: str, bound: int) -> list[TaskDoc]:

@@ -5,7 +5,7 @@ their critical path. A read of every task of a job is refused over a bound."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from bson.timestamp import Timestamp
@@ -19,12 +19,9 @@ from models.jobs.levels import (
     LEVELS_BOUND_FACTOR,
     LEVELS_CHUNK,
     TOO_LARGE_CODES,
-    JobLevel,
     JobLinks,
-    StageFilter,
-    count_levels,
+    JobStages,
     links_pipeline,
-    task_stages,
     unpack_links,
 )
 from models.jobs.listing import (
@@ -146,15 +143,15 @@ class JobReads:
         return count
 
     async def task_page(
-        self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any], stage: StageFilter | None
+        self, job_id: str, first: int, after_id: int | None, task_query: dict[str, Any], stage: Sequence[int] | None
     ) -> tuple[list[TaskDoc], bool]:
-        """Up to `first` tasks of the job matching `task_query` (and in `stage`, when given) after `after_id`, by
-        id, and whether more follow. Ids never change, so paging by id yields each task once however the job
-        changes meanwhile. A stage costs what `levels` costs (every task's links read), on every page."""
+        """Up to `first` tasks of the job matching `task_query` (and among the ids of `stage`, a stage's tasks as
+        `stages` finds them, when given) after `after_id`, by id, and whether more follow. Ids never change, so
+        paging by id yields each task once however the job changes meanwhile."""
         query: dict[str, Any] = {"job-id": job_id, **task_query}  # narrowed to the scope below
         ids: dict[str, Any] = {}
         if stage is not None:
-            ids["$in"] = await self.stage_ids(job_id, stage.depth, stage.bound)
+            ids["$in"] = list(stage)
         if after_id is not None:
             ids["$gt"] = after_id
         if ids:
@@ -165,15 +162,10 @@ class JobReads:
         docs = readable_tasks(await cursor.to_list(None))
         return docs[:first], len(docs) > first
 
-    async def levels(self, job_id: str, bound: int) -> list[JobLevel]:
-        """The job's tasks counted by stage and status (count_levels), reading only their links and status;
-        TraversalTooLarge over `bound` tasks, GraphCycle when the stored links hold a cycle."""
-        return count_levels(await self._links_and_statuses(job_id, bound), self._done_statuses)
-
-    async def stage_ids(self, job_id: str, depth: int, bound: int) -> list[int]:
-        """The ids of the job's tasks at stage `depth` (as `levels` counts them), ascending; errors as `levels`."""
-        links = await self._links_and_statuses(job_id, bound)
-        return sorted(task_id for task_id, found in zip(links.ids, task_stages(links), strict=True) if found == depth)
+    async def stages(self, job_id: str, bound: int) -> JobStages:
+        """The job's tasks by stage (JobStages), reading only their links and status; TraversalTooLarge over
+        `bound` tasks, GraphCycle when the stored links hold a cycle."""
+        return JobStages.of(await self._links_and_statuses(job_id, bound))
 
     async def _links_and_statuses(self, job_id: str, bound: int) -> JobLinks:
         """Every task's id, status and next tasks; TraversalTooLarge over `bound` tasks. Read as one aggregation

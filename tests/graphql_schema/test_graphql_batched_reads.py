@@ -169,3 +169,26 @@ async def test_aliases_of_a_job_s_summary_share_one_aggregation_on_both_paths(ga
         answers.append(data)
     assert answers[0] == answers[1]
     assert answers[0]["a29"] == {"taskCount": 40, "summary": {"doneCount": 10}}
+
+
+async def test_aliases_of_a_job_s_levels_and_pages_by_stage_read_its_links_once(gateways, raw_db) -> None:
+    """Levels and pages by stage read every task's links and statuses: aliases of them (any depths) read them
+    once per request, on both paths, and answer as one alias alone would."""
+    log, compiled, generic = gateways
+    await _seed(raw_db, 40)
+    aliases = [f'l{n}: job(id: "{JOB}") {{ levels {{ depth count blockedCount }} }}' for n in range(10)]
+    aliases += [
+        f'p{n}: job(id: "{JOB}") {{ taskPage(first: 2, depth: {n % 4}) {{ edges {{ node {{ id }} }} }} }}'
+        for n in range(10)
+    ]
+    query = "{ " + " ".join(aliases) + " }"
+    answers = []
+    for client in (compiled, generic):
+        data, _ = await _reads(log, client, query)
+        links = [sent for sent in log.sent if sent.get("aggregate") == "tasks" and "'statuses'" in str(sent)]
+        assert len(links) == 1, log.commands
+        answers.append(data)
+    assert answers[0] == answers[1]
+    assert answers[0]["l9"] == answers[0]["l0"]
+    assert answers[0]["p5"] == answers[0]["p1"]
+    assert answers[0]["p0"]["taskPage"]["edges"] == [{"node": {"id": "1"}}]
