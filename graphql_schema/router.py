@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.types import QueryParams
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -165,6 +166,28 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
             return orjson.dumps(data).decode()
         except TypeError:
             return super().encode_json(data)
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        """A GET request's `variables` and `extensions` are JSON objects in query parameters (GraphQL over HTTP):
+        one that is not is refused naming it (Strawberry's message speaks of a request body), within the limits
+        a body has."""
+        parsed: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            text = parsed.get(name)
+            if not text:
+                continue
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as error:
+                raise StrawberryHTTPException(400, f"the {name} query parameter is not JSON: {error}") from None
+            if not isinstance(value, dict):
+                raise StrawberryHTTPException(400, f"the {name} query parameter is not a JSON object")
+            try:
+                self.limits.refuse_oversized_document(value, name)
+            except InvalidOperation as error:
+                raise StrawberryHTTPException(400, error.message) from None
+            parsed[name] = value
+        return parsed
 
     def decode_json(self, data: str | bytes) -> object:
         """orjson refuses invalid UTF-8, lone surrogates and numbers beyond a double with a JSONDecodeError (the

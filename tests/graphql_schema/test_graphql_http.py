@@ -70,6 +70,15 @@ async def test_a_mutation_over_get_is_405_allowing_post(http, raw_db):
     }
 
 
+async def test_get_variables_that_are_no_json_object_are_refused_naming_the_parameter(http):
+    query = "query($id: ID!) { task(id: $id) { id } }"
+    for variables, says in (("{bad", "variables query parameter is not JSON"), ("[1]", "not a JSON object")):
+        response = await http.get("/graphql", params={"query": query, "variables": variables})
+        assert_request_error(response, 400, "BAD_REQUEST", says)
+    good = await http.get("/graphql", params={"query": query, "variables": '{"id": "1"}'})
+    assert good.json()["data"] == {"task": None}
+
+
 # ---- request errors ------------------------------------------------------------------------------------------------
 
 
