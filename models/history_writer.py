@@ -183,16 +183,17 @@ class HistoryWriter:
         for it to expire: a rolling restart would else add a lease's length to the history's lag each time."""
         if not self.leading:
             return
-        self.leading = False
-        with contextlib.suppress(PyMongoError), pymongo.timeout(RELEASE_S):
-            await self._leases.update_one(
-                {"_id": _LEASE_ID, "owner": self.owner}, {"$set": {"expires": datetime.now(UTC)}}
-            )
+        with pymongo.timeout(RELEASE_S):
+            await self._give_lease_up()
         log.info("task history writer %s released the lease", self.owner)
 
     async def _hand_over(self) -> None:
         """Give the lease up so that another gateway, which may fare better, takes over."""
         log.error("task history writer %s hands the lease over: %s", self.owner, self.failure)
+        await self._give_lease_up()
+
+    async def _give_lease_up(self) -> None:
+        """The lease expires now, if this writer holds it: any other candidate takes it at its next try."""
         self.leading = False
         with contextlib.suppress(PyMongoError):
             await self._leases.update_one(
