@@ -160,9 +160,8 @@ class NamedTokens:
         names that differ by case are not told apart (the index refuses only an exact repeat)."""
         taken = await self._tokens.find_one({"_id": name}, {"_id": 1}, collation=_ANY_CASE)
         if taken is not None:
-            raise InvalidOperation(
-                f"a token named {taken['_id']!r} exists already (names are compared ignoring case): revoke it first"
-            )
+            ignoring_case = "" if taken["_id"] == name else " (names are compared ignoring case)"
+            raise InvalidOperation(f"a token named {taken['_id']!r} exists already{ignoring_case}: revoke it first")
 
     async def listed(self) -> list[dict[str, Any]]:
         """Every token as stored, by name, without its hash."""
