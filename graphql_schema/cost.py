@@ -122,6 +122,24 @@ def _changed_links(arguments: Mapping[str, Any], _: Scope) -> int:
     return max(len(given) if isinstance(given, list) else 0, LINKS_ESTIMATE)
 
 
+def tasks_given(tasks: object) -> int:
+    """How many tasks a createTasks `tasks` argument (as sent) holds, those in `nexts` included. GraphQL's input
+    coercion makes a single object where a list is expected a list of one (`tasks: {…}`, `nexts: {…}`): counted
+    as such."""
+    count = 0
+    pending = [tasks]
+    while pending:
+        given = pending.pop()
+        listed = given if isinstance(given, list) else [given] if isinstance(given, dict) else []
+        count += len(listed)
+        pending.extend(task.get("nexts") for task in listed if isinstance(task, dict))
+    return count
+
+
+def _created(arguments: Mapping[str, Any], _: Scope) -> int:
+    return tasks_given(arguments.get("tasks"))
+
+
 @dataclass(frozen=True)
 class SizeEstimate:
     """How many objects a field is estimated to hold, and that rule in words (for the reference page)."""
@@ -176,7 +194,7 @@ FIELD_SIZES: dict[tuple[str, str], SizeEstimate] = {
     ("Task", "historyTruncated"): SizeEstimate(
         _history, "`last` (a scalar, but it reads the changes `history(last)` would: counted as those)"
     ),
-    ("Mutation", "createTasks"): SizeEstimate(_listed("tasks"), "the number of `tasks` given"),
+    ("Mutation", "createTasks"): SizeEstimate(_created, "the number of `tasks` given, nested ones included"),
     ("Mutation", "addNexts"): SizeEstimate(_changed_links, f"the number of ids given, at least {LINKS_ESTIMATE}"),
     ("Mutation", "addPrevious"): SizeEstimate(_changed_links, f"the number of ids given, at least {LINKS_ESTIMATE}"),
 }
@@ -300,18 +318,6 @@ class _Estimator:
         }
         defaults = {name: argument.default_value for name, argument in definition.args.items()}
         return {**defaults, **given}
-
-
-def tasks_given(tasks: object) -> int:
-    """How many tasks a createTasks `tasks` argument (as sent) holds, those in `nexts` included."""
-    count = 0
-    pending = [tasks]
-    while pending:
-        given = pending.pop()
-        if isinstance(given, list):
-            count += len(given)
-            pending.extend(task.get("nexts") for task in given if isinstance(task, dict))
-    return count
 
 
 def _job_of(parent: str, name: str, arguments: Mapping[str, Any]) -> str | None:

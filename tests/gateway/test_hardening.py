@@ -228,6 +228,10 @@ async def test_the_task_limit_bounds_a_mutation_s_creates_together_before_any_ru
             "variables": {"t": [{}, {"nexts": [{}]}]},
         }
         assert "more than 5 tasks" in (await client.post("/graphql", json=nested)).json()["errors"][0]["message"]
+        # GraphQL coerces one object where a list is expected into a list of one: `tasks: {…}`, `nexts: {…}`.
+        chain = "{nexts: {nexts: {}}}"
+        objects = f"mutation {{ a: createTasks(tasks: {chain}) {{ id }} b: createTasks(tasks: {chain}) {{ id }} }}"
+        assert "more than 5 tasks" in (await gql(client, objects))["errors"][0]["message"]
         assert await raw_db.tasks.count_documents({}) == 0
         within = await gql(
             client, "mutation { a: createTasks(tasks: [{}, {}]) { id } b: createTasks(tasks: [{}, {}, {}]) { id } }"
