@@ -136,8 +136,12 @@ def _time_left(own_timeout_s: float) -> tuple[float, OperationDeadline | None]:
 
 
 def operation_out_of_time(operation: OperationDeadline, error: BaseException) -> StorageUnavailable:
-    """The error of a read its operation's shared deadline cut: OperationDeadlinePassed, unless MongoDB failed
-    one of the operation's reads already (that is what used the time up)."""
+    """The error of a read its operation's shared deadline cut: one started after it passed, one MongoDB answered
+    with its time limit (MaxTimeMSExpired: MongoDB is there, the work is long), or one left less than half its
+    own time that got no answer in it. That is OperationDeadlinePassed, unless MongoDB failed one of the
+    operation's reads already (what used the time up). A read with its own time and no answer in it is MongoDB's
+    failure (UNAVAILABLE). (A MongoDB that stops answering just as a late read starts looks, from here, like a
+    read too long for what was left: that read says DEADLINE_EXCEEDED.)"""
     if operation.mongodb_failed:
         return unavailable("the operation's deadline has passed", error)
     set_current("tracking.mongodb.deadline_exceeded", True)
@@ -235,9 +239,9 @@ def bounded(
             end_abandoned_command()
             raise
         except (PyMongoError, DocumentTooLarge) as error:
-            timed_out = isinstance(error, PyMongoError) and (error.timeout or isinstance(error, ExecutionTimeout))
-            if timed_out and cut_by is not None:
-                raise operation_out_of_time(cut_by, error) from None
+            operation = OPERATION_DEADLINE.get() if isinstance(error, ExecutionTimeout) else cut_by
+            if operation is not None and isinstance(error, PyMongoError) and error.timeout:
+                raise operation_out_of_time(operation, error) from None
             typed = domain_error(error)
             if isinstance(typed, StorageUnavailable):
                 _mongodb_failed()
