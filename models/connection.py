@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
+import bson
 import pymongo
 from beanie import init_beanie
 from bson.codec_options import CodecOptions, DatetimeConversion
@@ -131,17 +132,44 @@ async def _install_validator(database: Database, name: str, validator: dict[str,
     except OperationFailure as error:
         if error.code != 48:  # NamespaceExists
             raise
+    current = await _collection_options(database, name)
+    if all(_same_bson(current.get(key), value) for key, value in options.items()):
+        return  # as wanted already (every start after the first): no collMod, which would wait for every transaction
     try:
-        await database.command("collMod", name, **options)
+        await database.command("collMod", name, **options, maxTimeMS=COLLMOD_WAIT_MS)
     except OperationFailure as error:
         log.warning("cannot install the validator on %s (%s): writes by other tools are not checked", name, error)
+
+
+COLLMOD_WAIT_MS = 2000
+"""How long a start's collMod may wait for its collection's lock: it waits behind every open transaction on the
+collection, and every other gateway's reads and writes of it queue behind the collMod meanwhile. Past this the
+gateway starts without the change (logged), rather than stall the fleet."""
+
+
+def _same_bson(stored: object, wanted: object) -> bool:
+    """Whether a value MongoDB lists is the one the gateway would send: compared as BSON (a date listed without
+    its time zone is the same instant; key order and number types count, as they do to MongoDB)."""
+    return bson.encode({"value": stored}) == bson.encode({"value": wanted})
+
+
+async def _collection_options(database: Database, name: str) -> dict[str, Any]:
+    """The options the collection was created or last modified with (validator, images), as MongoDB lists them."""
+    found = await (await database.list_collections(filter={"name": name})).to_list()
+    options = found[0].get("options") if found else None
+    return options if isinstance(options, dict) else {}
 
 
 async def _keep_images(database: Database) -> bool:
     """Change streams then carry each task as every change left it (replayed events show the state of their
     time) and a deleted task's last state (so job subscribers learn of its deletion)."""
+    images = {"enabled": True}
+    if (await _collection_options(database, TaskRecord.Settings.name)).get("changeStreamPreAndPostImages") == images:
+        return True
     try:
-        await database.command("collMod", TaskRecord.Settings.name, changeStreamPreAndPostImages={"enabled": True})
+        await database.command(
+            "collMod", TaskRecord.Settings.name, changeStreamPreAndPostImages=images, maxTimeMS=COLLMOD_WAIT_MS
+        )
     except OperationFailure as error:
         log.warning(
             "cannot enable change stream images on %s (%s): events show tasks as they are when read, and "
