@@ -112,7 +112,9 @@ class HistoryWriter:
         self.batch = batch
         self.written = 0
         self.give_up_s = give_up_s if give_up_s is not None else GIVE_UP_S
-        self.leading = False
+        self._leads = False
+        self._held_until = 0.0
+        """Until when (monotonic) the lease this writer last took or renewed is its own, by its own clock."""
         self._full_document = full_document
         self._tracer = tracer
         self._failing_since: float | None = None
@@ -120,6 +122,17 @@ class HistoryWriter:
         self._caught_up_at: float | None = None
         """When (monotonic) the history this writer wrote last held every change up to then; None while it has
         not led since it last stood by (the history's lag is then another writer's)."""
+
+    @property
+    def leading(self) -> bool:
+        """Whether this writer writes the history now: it leads, and the lease it last took or renewed has not
+        expired by its clock (a writer whose MongoDB stopped answering mid-read says no once its lease is over,
+        when another may lead: the fleet's `tracking_history_writer_leading` sums to at most one)."""
+        return self._leads and time.monotonic() < self._held_until
+
+    @leading.setter
+    def leading(self, leads: bool) -> None:
+        self._leads = leads
 
     def lag_seconds(self) -> float:
         """How far behind the changes this writer's history is: seconds since it last had every change up to
@@ -201,7 +214,7 @@ class HistoryWriter:
             )
 
     async def _take_lease(self) -> bool:
-        now = datetime.now(UTC)
+        now, sent = datetime.now(UTC), time.monotonic()
         try:
             await self._leases.find_one_and_update(
                 {"_id": _LEASE_ID, "$or": [{"owner": self.owner}, {"expires": {"$lt": now}}]},
@@ -211,16 +224,20 @@ class HistoryWriter:
             )
         except DuplicateKeyError:
             return False  # another writer holds it
+        self._held_until = sent + self.lease_s
         return True
 
     async def _renew(self, token: Any) -> bool:
         """Keep the lease and save how far the history goes; False once another writer took over."""
-        now = datetime.now(UTC)
+        now, sent = datetime.now(UTC), time.monotonic()
         renewed = await self._leases.update_one(
             {"_id": _LEASE_ID, "owner": self.owner},
             {"$set": {"expires": now + timedelta(seconds=self.lease_s), "resumeToken": token}},
         )
-        return renewed.matched_count == 1
+        if renewed.matched_count != 1:
+            return False
+        self._held_until = sent + self.lease_s  # from when it was asked: the lease's expiry is that time's
+        return True
 
     async def _write_while_leading(self) -> None:
         lease = await self._leases.find_one({"_id": _LEASE_ID})

@@ -11,7 +11,10 @@ from typing import Any
 from bson.int64 import Int64
 
 from models import HistoryWriter
+from tests.gateway.test_outages import doomed, frozen
 from tests.helpers import eventually, writing_history
+
+__all__ = ["doomed"]  # the fixture, used by name
 
 LEASE = "task_history_lease"
 
@@ -104,3 +107,29 @@ async def test_a_writer_stopped_gives_its_lease_up_at_once(raw_db, store):
         await asyncio.gather(running, return_exceptions=True)
     successor = HistoryWriter(store._database, "successor", lease_s=30.0)
     assert await successor._take_lease(), "the lease was still held: the stopped writer kept it for 30 s"
+
+
+async def test_a_leader_whose_mongodb_stops_answering_says_it_leads_no_longer_than_its_lease(doomed):
+    """mongod frozen (SIGSTOP): the leader's read hangs until the driver gives up (many seconds), while its lease
+    runs out and another gateway may take it; the leader says it leads only as long as the lease it last took
+    or renewed is its own by its clock."""
+    mongo, store = doomed
+    writer = HistoryWriter(store._database, "frozen-out", lease_s=1.0, flush_s=0.2)
+    running = asyncio.create_task(writer.run())
+    try:
+
+        async def leading() -> bool:
+            return writer.leading
+
+        await eventually(leading, what="the writer leading")
+        async with frozen(mongo):
+            frozen_at = asyncio.get_running_loop().time()
+
+            async def not_leading() -> bool:
+                return not writer.leading
+
+            await eventually(not_leading, timeout=10, what="the writer no longer saying it leads")
+            assert asyncio.get_running_loop().time() - frozen_at < 1.0 + 2.0  # its lease, and a margin for load
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
