@@ -46,8 +46,8 @@ def read_job_cursor(cursor: str) -> tuple[JobPosition, tuple[int, int] | None]:
 
 def _cluster_time(snapshot: Any) -> tuple[int, int]:
     """A snapshot as a listing gave it: a MongoDB timestamp's seconds and increment, each of 32 bits."""
-    seconds, increment = int(snapshot[0]), int(snapshot[1])
-    if not (0 <= seconds < 2**32 and 0 <= increment < 2**32):
+    seconds, increment = snapshot
+    if not all(type(part) is int and 0 <= part < 2**32 for part in (seconds, increment)):  # bool is no int here
         raise ValueError(snapshot)
     return seconds, increment
 

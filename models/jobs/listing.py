@@ -18,7 +18,7 @@ from typing import Any
 from models.scopes import prefix_range, within
 from models.stored_task import readable_date_expression
 
-_SNAPSHOT_TOO_OLD = 239
+_SNAPSHOT_GONE = frozenset({239, 246})
 JOBS_INDEX = "job-id_update-timestamp"
 
 
@@ -133,4 +133,6 @@ def jobs_page(rows: list[dict[str, Any]], first: int, snapshot: tuple[int, int] 
 
 
 def is_snapshot_too_old(code: int | None) -> bool:
-    return code == _SNAPSHOT_TOO_OLD
+    """Whether MongoDB cannot read at a listing's snapshot any more: older than it keeps (SnapshotTooOld), or
+    older than the collection's last catalog change (SnapshotUnavailable: a restore, a collMod, a restart)."""
+    return code in _SNAPSHOT_GONE

@@ -154,7 +154,7 @@ async def test_first_is_bounded_and_cursors_are_checked(http):
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "not a cursor" in error["message"]
 
 
-@pytest.mark.parametrize("snapshot", [[4_102_444_800, 1], [2**32, 0], [-1, 0], [1, 2**40]])
+@pytest.mark.parametrize("snapshot", [[4_102_444_800, 1], [2**32, 0], [-1, 0], [1, 2**40], [True, 1], [1.5, 1]])
 async def test_a_cursor_whose_snapshot_no_listing_gave_is_refused(http, raw_db, snapshot):
     """A snapshot later than MongoDB's cluster time, or no timestamp at all, is no cursor a listing gave: refused
     naming the argument, not a failure of the gateway."""
@@ -162,6 +162,15 @@ async def test_a_cursor_whose_snapshot_no_listing_gave_is_refused(http, raw_db, 
     forged = json.dumps({"u": 1_796_678_399_264, "j": "j1", "s": snapshot}).encode()
     error = await gql_error(http, JOBS, {"first": 5, "after": base64.urlsafe_b64encode(forged).decode().rstrip("=")})
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "not a cursor" in error["message"], error
+
+
+async def test_a_cursor_whose_snapshot_mongodb_no_longer_reads_at_goes_on_over_current_data(http, raw_db):
+    """A snapshot older than the collection's last catalog change (SnapshotUnavailable: a restart, a restore) is
+    read as one too old: the listing goes on after the cursor's position over current data."""
+    await raw_db.tasks.insert_one({"_id": Int64(1), "job-id": "j1", "status": "NEW", "nexts": [], "previous": []})
+    old = json.dumps({"u": 1, "j": "zzz", "s": [1, 1]}).encode()
+    page = await gql(http, JOBS, {"first": 5, "after": base64.urlsafe_b64encode(old).decode().rstrip("=")})
+    assert [edge["node"]["id"] for edge in page["jobs"]["edges"]] == ["j1"]
 
 
 SUMMARY = """query($id: String!) { job(id: $id) { id taskCount statusCounts { status count }
