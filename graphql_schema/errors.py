@@ -137,6 +137,14 @@ SUBSCRIPTION_OVER_HTTP_MESSAGE = (
 )
 
 
+def document_order(error: GraphQLError) -> tuple[int, int, str]:
+    """Where an error stands in the answer's order: by its place in the document, then its path. Fields that
+    fail together (aliases awaiting one shared read) fail in whatever order their waits end: sorted, an answer's
+    errors are the same from run to run and on both paths (graphql_schema.compiled)."""
+    line, column = (error.locations[0].line, error.locations[0].column) if error.locations else (0, 0)
+    return line, column, "/".join(str(part) for part in error.path or ())
+
+
 def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
     return GraphQLError(message, error.nodes, error.source, error.positions, error.path, None, {"code": code})
 
@@ -156,6 +164,7 @@ class CodedErrors(MaskErrors):
         # result (each event of each subscription): a result without errors skips it.
         if getattr(result, "errors", None):
             super()._process_result(result)
+            result.errors = sorted(result.errors, key=document_order)  # type: ignore[attr-defined]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """MaskErrors hands every error here (`should_mask_error` says yes to all); only the unexpected ones are

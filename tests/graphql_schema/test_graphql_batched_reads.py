@@ -192,3 +192,27 @@ async def test_aliases_of_a_job_s_levels_and_pages_by_stage_read_its_links_once(
     assert answers[0]["l9"] == answers[0]["l0"]
     assert answers[0]["p5"] == answers[0]["p1"]
     assert answers[0]["p0"]["taskPage"]["edges"] == [{"node": {"id": "1"}}]
+
+
+async def test_errors_of_fields_sharing_one_failed_read_come_in_document_order(gateways, raw_db) -> None:
+    """Aliases awaiting one read that fails (a cycle in the job's links) fail in whatever order their waits end:
+    the answer lists their errors by their place in the document, the same on every run and on both paths."""
+    _, compiled, generic = gateways
+    cycle = [(1001, 1002), (1002, 1003), (1003, 1001)]
+    await raw_db.tasks.insert_many(
+        [
+            {"_id": Int64(a), "job-id": "cyc", "nexts": [Int64(b)], "previous": [Int64(p) for p, n in cycle if n == a]}
+            for a, b in cycle
+        ]
+    )
+    query = (
+        '{ c1: job(id: "cyc") { levels { depth } } c2: job(id: "cyc") { levels { count } } '
+        'c3: job(id: "cyc") { taskPage(first: 2, depth: 0) { edges { node { id } } } } }'
+    )
+    bodies = set()
+    for client in (compiled, generic, compiled, generic, compiled, generic):
+        answer = await client.post("/graphql", json={"query": query})
+        body = answer.json()
+        assert [error["path"][0] for error in body["errors"]] == ["c1", "c2", "c3"], body
+        bodies.add(answer.text)
+    assert len(bodies) == 1, bodies
