@@ -174,7 +174,8 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         parsed: dict[str, Any] = dict(params)
         for name in ("variables", "extensions"):
             text = parsed.get(name)
-            if not text:
+            if not text or text == "null":  # null is no variables, as in a POST body
+                parsed.pop(name, None)
                 continue
             try:
                 value = orjson.loads(text)

@@ -94,14 +94,18 @@ _LEFT_SCOPE = "left the scope"
 def seen_in_scope(event: TaskEvent, scope: JobScope) -> TaskEvent:
     """The event as a caller limited to `scope` may see it. A change that took the task out of the scope reaches
     that caller (it sees the task leave) without the task as it now is, which belongs to a job the caller may
-    not see (its job id included): its `task` is None, as for a deletion. Made once per event and scope, shared
-    by the subscriptions of that scope (their answers are derived from it once)."""
+    not see (its job id included): its `task` is None, as for a deletion, and of the fields it changed only the
+    job is named. Made once per event and scope, shared by the subscriptions of that scope (their answers are
+    derived from it once)."""
     if event.task is None or in_scope(event.job_id, scope):
         return event
     key = (_LEFT_SCOPE, scope)
     seen = event.derived.get(key)
     if not isinstance(seen, TaskEvent):
-        seen = event.derived[key] = dataclasses.replace(event, task=None, job_id=None, derived={})
+        leaving = [name for name in event.changed_fields if name == "job-id"]  # what else changed is not its to know
+        seen = event.derived[key] = dataclasses.replace(
+            event, task=None, job_id=None, changed_fields=leaving, status=None, derived={}
+        )
     return seen
 
 

@@ -77,6 +77,8 @@ async def test_get_variables_that_are_no_json_object_are_refused_naming_the_para
         assert_request_error(response, 400, "BAD_REQUEST", says)
     good = await http.get("/graphql", params={"query": query, "variables": '{"id": "1"}'})
     assert good.json()["data"] == {"task": None}
+    none = await http.get("/graphql", params={"query": "{ __typename }", "variables": "null"})  # as a POST's null
+    assert none.json()["data"] == {"__typename": "Query"}
 
 
 # ---- request errors ------------------------------------------------------------------------------------------------
