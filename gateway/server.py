@@ -21,7 +21,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gateway.settings import Settings
 from gateway.websocket_protocol import AbortingWebSocketProtocol
 
-_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 _LINGER_S = 2.0
 """After refusing a request, read and drop what the client still sends for this long before closing: closing a
 socket with unread data makes the kernel reset it, and the client would lose the answer."""
@@ -128,8 +133,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def _head_too_slow(self) -> None:
         self._head_timer = None
         if self._reading_head and not self._refused and not self.transport.is_closing():
-            message = f"request head not complete within {self.head_timeout_s:g}s"
-            self._refuse(408, message, "TRACKING_HEADER_TIMEOUT_MS")
+            self._refuse(408, f"request head not complete within {self.head_timeout_s:g}s (TRACKING_HEADER_TIMEOUT_MS)")
 
     def _body_too_slow(self) -> None:
         """The body did not arrive in time: 408 if the answer has not started (the app, waiting for the body,
@@ -140,21 +144,36 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self.cycle.response_started:
             self.transport.close()
             return
+        self._refuse_before_the_body(
+            408, f"request body not complete within {self.body_timeout_s:g}s (TRACKING_BODY_TIMEOUT_MS)"
+        )
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping. A request whose body is still arriving is answered 503 at once: its app, waiting
+        for the body, would otherwise be cancelled at the end of the grace period and answered uvicorn's text
+        500 (with an error logged). Nothing of it was done (the app had not its body), so it may be sent again."""
+        if self._body_timer is not None and not self._refused and not self.cycle.response_started:
+            self._cancel_body_timer()
+            self._refuse_before_the_body(503, "the gateway is stopping before the request body arrived: send it again")
+            return
+        super().shutdown()
+
+    def _refuse_before_the_body(self, status: int, message: str) -> None:
         # The app, waiting for the body or still queued behind a pipelined request, sees the client gone.
         self.cycle.disconnected = True
         self.cycle.waiting_for_100_continue = False
         self.cycle.message_event.set()
-        self._refuse(408, f"request body not complete within {self.body_timeout_s:g}s", "TRACKING_BODY_TIMEOUT_MS")
+        self._refuse(status, message)
 
     def _refuse_long_line(self, limit: int) -> None:
         setting = "TRACKING_MAX_HEADER_BYTES" if limit == self.max_head_bytes else "the HTTP parser's limit"
-        self._refuse(414, f"request line longer than {limit} bytes", setting)
+        self._refuse(414, f"request line longer than {limit} bytes ({setting})")
 
     def _refuse_large_headers(self) -> None:
-        self._refuse(431, f"request headers larger than {self.max_head_bytes} bytes", "TRACKING_MAX_HEADER_BYTES")
+        self._refuse(431, f"request headers larger than {self.max_head_bytes} bytes (TRACKING_MAX_HEADER_BYTES)")
 
-    def _refuse(self, status: int, message: str, setting: str) -> None:
-        body = orjson.dumps({"code": status, "message": f"{message} ({setting})"})
+    def _refuse(self, status: int, message: str) -> None:
+        body = orjson.dumps({"code": status, "message": message})
         head = [
             b"HTTP/1.1 %d %s" % (status, _REASONS[status]),
             b"content-type: application/json",

@@ -192,3 +192,39 @@ async def test_a_request_refused_before_its_operation_is_answered_without_inviti
     finally:
         writer.close()
     assert answer.status == 403
+
+
+# ---- stopping ------------------------------------------------------------------------------------------------------
+
+
+async def test_a_request_whose_body_is_arriving_when_the_gateway_stops_is_answered_503_at_once(store, tmp_path, raw_db):
+    """Its operation waits for the body: at the end of the grace period uvicorn would cancel it and answer a text
+    500 (logging an error). It is answered the contract's 503 when stopping begins; nothing was done."""
+    app, settings = gateway_app(store, tmp_path, body_timeout_ms=60_000)
+    body = b'{"tasks":[{"name":"' + b"x" * 100 + b'"}]}'
+    async with served(app, settings) as port:
+        reader, writer = await connect(port)
+        json_type = "Content-Type: application/json"
+        writer.write(
+            request_head(
+                "POST",
+                "/tracking/task",
+                json_type,
+                "Expect: 100-continue",
+                f"Content-Length: {len(body)}",
+            )
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim  # the operation is waiting for the body
+        writer.write(body[:10])
+        await writer.drain()
+        stopping = time.monotonic()
+    try:
+        answer = await read_answer(reader)
+    finally:
+        writer.close()
+    assert answer.status == 503, answer
+    assert "send it again" in answer.error()["message"]
+    assert answer.headers["connection"] == "close"
+    assert time.monotonic() - stopping < settings.mongodb_timeout_ms / 1000  # before the grace period's end
+    assert await raw_db.tasks.count_documents({}) == 0
