@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import re
 import sys
 import time
@@ -21,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.actors import ACTING
+from models.tokens import SECRET_BYTES
 from web.auth import Caller
 from web.state import CALLER_NAME, request_caller
 
@@ -128,7 +130,11 @@ _SECRET_PARAMETER = re.compile(
 """A query parameter whose name says it holds a credential (`?token=`, `access_token=`, `X-Auth-Token=`,
 `api_key=`, …): its value is never logged, even when it is no configured token (a mistyped one is still a
 secret)."""
-_NAMED_TOKEN_SHAPE = re.compile(r"(?<![\w-])(?=[\w-]*[A-Z])(?=[\w-]*[a-z])[A-Za-z0-9_-]{43}(?![\w-])")
+_NAMED_SECRET_LENGTH = math.ceil(SECRET_BYTES * 4 / 3)
+"""A named token's secret, `SECRET_BYTES` random bytes in unpadded base64url: 43 characters."""
+_NAMED_TOKEN_SHAPE = re.compile(
+    rf"(?<![\w-])(?=[\w-]*[A-Z])(?=[\w-]*[a-z])[A-Za-z0-9_-]{{{_NAMED_SECRET_LENGTH}}}(?![\w-])"
+)
 """What a named token's secret looks like (models.tokens: 32 random bytes, base64url: 43 characters, both cases
 all but certainly among them): redacted wherever it appears, known to this process or not (the process keeps
 only the secrets' hashes; a revoked or mistyped one is still a secret). Both cases are required so that a
@@ -168,7 +174,8 @@ def redact(line: str) -> str:
 def without_tokens(text: str) -> str:
     """`text` (a request's path or query as a span shows it) with every configured token, in any of its written
     forms, replaced by [redacted]: the cheap part of `redact`, for attributes built on every request."""
-    text = _NAMED_TOKEN_SHAPE.sub(REDACTED, text)
+    if len(text) >= _NAMED_SECRET_LENGTH:  # a request's path is mostly shorter: no search at all
+        text = _NAMED_TOKEN_SHAPE.sub(REDACTED, text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
