@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +40,18 @@ MAX_SPAN_QUEUE = 100_000
 """Most spans OTEL_BSP_MAX_QUEUE_SIZE (and so OTEL_BSP_MAX_EXPORT_BATCH_SIZE) may hold waiting for export: at a
 few kilobytes each, a larger queue is memory the gateway does not have, and a larger batch a request body no
 collector takes (4 MB by default in the OpenTelemetry Collector)."""
+
+
+def unwritable_directory(path: Path) -> str | None:
+    """Why files cannot be written in directory `path` (created if missing), or None when they can: tried with a
+    file of its own, as permissions alone do not say (a read-only mount, a file in the way, root)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        return f"cannot be written ({error.strerror or error})"
+    return None
 
 
 class SettingsError(Exception):
@@ -335,6 +348,16 @@ class Settings(BaseSettings):
             http_timeout_ms=self.oidc_http_timeout_ms,
             client_id=self.oidc_client_id,
         )
+
+    @model_validator(mode="after")
+    def _archive_dir_is_writable(self) -> Settings:
+        """The background purge writes its archives there: a directory it cannot write is refused at start, not
+        found out at the first purge (every one would fail). Created if missing, as the purge would."""
+        if self.retention_days is not None and self.retention_archive_dir is not None:
+            problem = unwritable_directory(self.retention_archive_dir)
+            if problem is not None:
+                raise ValueError(f"TRACKING_RETENTION_ARCHIVE_DIR {self.retention_archive_dir}: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> Settings:

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import bson
 import pytest
@@ -324,15 +323,25 @@ async def test_a_gateway_with_retention_days_purges_and_archives(store, raw_db, 
     assert [doc["_id"] for doc in read_archive(archived).tasks] == [1]
 
 
-def test_retention_settings(monkeypatch):
+def test_retention_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("TRACKING_RETENTION_DAYS", "")
     assert load_settings().retention_days is None
     monkeypatch.setenv("TRACKING_RETENTION_DAYS", "90")
-    monkeypatch.setenv("TRACKING_RETENTION_ARCHIVE_DIR", "/srv/archives")
+    monkeypatch.setenv("TRACKING_RETENTION_ARCHIVE_DIR", str(tmp_path / "archives"))
     settings = load_settings()
-    assert (settings.retention_days, settings.retention_archive_dir) == (90, Path("/srv/archives"))
+    assert (settings.retention_days, settings.retention_archive_dir) == (90, tmp_path / "archives")
+    assert (tmp_path / "archives").is_dir() and not list((tmp_path / "archives").iterdir())  # checked, left empty
     monkeypatch.setenv("TRACKING_RETENTION_DAYS", "0")
     with pytest.raises(SettingsError, match="TRACKING_RETENTION_DAYS"):
+        load_settings()
+
+
+def test_an_archive_directory_the_purge_could_not_write_is_refused_at_start(monkeypatch, tmp_path):
+    """Found out at the first purge, it would fail every purge (a volume not mounted, a file in the way)."""
+    (tmp_path / "a-file").write_text("in the way")
+    monkeypatch.setenv("TRACKING_RETENTION_DAYS", "90")
+    monkeypatch.setenv("TRACKING_RETENTION_ARCHIVE_DIR", str(tmp_path / "a-file" / "archives"))
+    with pytest.raises(SettingsError, match=r"TRACKING_RETENTION_ARCHIVE_DIR .* cannot be written"):
         load_settings()
 
 
