@@ -288,12 +288,12 @@ class _Estimator:
         if is_leaf_type(named):  # a scalar costs nothing, but for what it reads (FIELD_SIZES)
             return estimate.rule(self._arguments(definition, node), Scope(self.bounds, job_id)) if estimate else 0
         arguments = self._arguments(definition, node)
-        if (parent.name, name) == ("Mutation", "createTasks"):
-            self.created += tasks_given(arguments.get("tasks"))
         if estimate is not None:
             size = estimate.rule(arguments, Scope(self.bounds, job_id))
             if estimate.rule is _job_size and job_id is not None:
                 self.sized_jobs.add(job_id)
+            if estimate.rule is _created:  # the tasks a createTasks asks for: counted once, for both
+                self.created += size
         else:
             size = SMALL_LIST if is_list_type(get_nullable_type(definition.type)) else 1
         assert isinstance(named, GraphQLObjectType | GraphQLInterfaceType)

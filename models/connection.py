@@ -164,7 +164,8 @@ async def _keep_images(database: Database) -> bool:
     """Change streams then carry each task as every change left it (replayed events show the state of their
     time) and a deleted task's last state (so job subscribers learn of its deletion)."""
     images = {"enabled": True}
-    if (await _collection_options(database, TaskRecord.Settings.name)).get("changeStreamPreAndPostImages") == images:
+    current = await _collection_options(database, TaskRecord.Settings.name)
+    if _same_bson(current.get("changeStreamPreAndPostImages"), images):
         return True
     try:
         await database.command(

@@ -7,19 +7,20 @@ The writer is models.history_writer, the reads models.history_reads. Entries exp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bson.int64 import Int64
 from pymongo import ASCENDING, IndexModel
-from pymongo.errors import OperationFailure
+from pymongo.errors import OperationFailure, PyMongoError
 
 from models.changes import Skipped
 from models.documents import HistoryEntry, Lease
 from models.events import TaskEvent
-from models.stored_task import Database, RawDocument
+from models.stored_task import Collection, Database, RawDocument
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,13 @@ LEASES = Lease.Settings.name
 _TTL_INDEX = "at_ttl"
 GAP = "GAP"
 SKIPPED = "SKIPPED"
+
+
+async def give_up_lease(leases: Collection, lease_id: str, owner: str) -> None:
+    """The lease `lease_id` (in LEASES: the history writer's, the retention purge's) expires now if `owner` holds
+    it, so that any other candidate takes it at its next try; when MongoDB does not answer, it expires in time."""
+    with contextlib.suppress(PyMongoError):
+        await leases.update_one({"_id": lease_id, "owner": owner}, {"$set": {"expires": datetime.now(UTC)}})
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from models.changes import Change, Idle, Skipped, StreamItem, StreamRequest, rea
 from models.connection import CODEC_OPTIONS
 from models.documents import TaskRecord
 from models.events import EXPIRED_CURSOR_CODES, HISTORY_FIELDS, HISTORY_LINKS, event_from_change, stream_request
-from models.history import GAP, HISTORY, LEASES, SKIPPED, entry_of, skipped_entry
+from models.history import GAP, HISTORY, LEASES, SKIPPED, entry_of, give_up_lease, skipped_entry
 from models.stored_task import Collection, Database, RawDocument
 from models.tracing import root_span
 
@@ -206,12 +206,8 @@ class HistoryWriter:
         await self._give_lease_up()
 
     async def _give_lease_up(self) -> None:
-        """The lease expires now, if this writer holds it: any other candidate takes it at its next try."""
         self.leading = False
-        with contextlib.suppress(PyMongoError):
-            await self._leases.update_one(
-                {"_id": _LEASE_ID, "owner": self.owner}, {"$set": {"expires": datetime.now(UTC)}}
-            )
+        await give_up_lease(self._leases, _LEASE_ID, self.owner)
 
     async def _take_lease(self) -> bool:
         now, sent = datetime.now(UTC), time.monotonic()
@@ -281,12 +277,12 @@ class HistoryWriter:
                         return
                     renew_at = now + self.lease_s / 3
                 if idle and not pending:
-                    self._caught_up_at = now
-                    self._failing_since = None
+                    self._written_up_to(None, now)  # every change so far is stored
 
     def _written_up_to(self, newest: object, now: float) -> None:
-        """A batch was stored, every change up to its newest (made at `newest`) with it: writing works again, and
-        the history is behind by that change's age (under steady changes no idle poll comes to say so)."""
+        """Every change up to the one made at `newest` is stored (None: every change so far, an idle poll said
+        so): writing works again, and the history is behind by that change's age (under steady changes no idle
+        poll comes to say so)."""
         age = 0.0
         if isinstance(newest, datetime) and newest.tzinfo is not None:
             age = (datetime.now(UTC) - newest).total_seconds()

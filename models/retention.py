@@ -10,15 +10,14 @@ interval across every instance; if its holder dies, another takes over once the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError
 
-from models.history import LEASES
+from models.history import LEASES, give_up_lease
 from models.lifecycle import DEFAULT_PURGE_BATCH, Lifecycle
 from models.metrics import RETENTION_RUNS
 
@@ -68,15 +67,9 @@ class RetentionWorker:
             except Exception:
                 RETENTION_RUNS.labels("failed").inc()
                 log.exception("retention purge by %s failed; giving the lease up, trying again later", self.owner)
-                await self._release()
+                await give_up_lease(self._leases, LEASE_ID, self.owner)
                 await asyncio.sleep(poll_s)  # another candidate's turn first
             await asyncio.sleep(poll_s)
-
-    async def _release(self) -> None:
-        with contextlib.suppress(PyMongoError):
-            await self._leases.update_one(
-                {"_id": LEASE_ID, "owner": self.owner}, {"$set": {"expires": datetime.now(UTC)}}
-            )
 
     async def _take_if_due(self) -> bool:
         now = datetime.now(UTC)
