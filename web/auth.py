@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from web.bearer import AUTHORIZATION_FIELD, BearerToken, challenge, parse_authorization
+from web.bearer import AUTHORIZATION_FIELD, BearerToken, InvalidToken, challenge, parse_authorization
 
 TOKEN_FILE_NAME = "api-token"  # noqa: S105 - a file name, not a secret
 VISIBLE_ASCII = frozenset(map(chr, range(0x21, 0x7F)))
@@ -230,10 +230,21 @@ class Callers:
         and for both at once (which one a proxy in front checked is unknowable)."""
         headers = list(headers)
         token = request_credential(headers)
-        bearer = request_bearer(headers) if self.bearer is not None else None
+        if self.bearer is None:
+            return token
+        try:
+            bearer = request_bearer(headers)
+        except InvalidToken:  # a malformed bearer beside a token is still two credentials: that refusal comes first
+            if token is not None:
+                raise _both_credentials() from None
+            raise
         if token is not None and bearer is not None:
-            raise RepeatedCredential(f"send either {TOKEN_FIELD} or {AUTHORIZATION_FIELD}: Bearer, not both")
+            raise _both_credentials()
         return bearer if bearer is not None else token
+
+
+def _both_credentials() -> RepeatedCredential:
+    return RepeatedCredential(f"send either {TOKEN_FIELD} or {AUTHORIZATION_FIELD}: Bearer, not both")
 
 
 def caller_identity(caller: Caller) -> str:

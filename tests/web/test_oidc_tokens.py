@@ -383,6 +383,12 @@ def test_the_bearer_credential_of_a_request():
     both = [(b"authorization", b"Bearer a"), (b"x-auth-token", b"t")]
     with pytest.raises(RepeatedCredential, match="not both"):
         Callers(TokenRegistry(["t"]), bearer=OidcVerifier(OidcConfig("https://issuer.example", "a"))).credential(both)
+    for malformed in (b"Bearer", b"Bearer a b"):
+        beside_a_token = [(b"authorization", malformed), (b"x-auth-token", b"t")]
+        with pytest.raises(RepeatedCredential, match="not both"):
+            Callers(TokenRegistry(["t"]), bearer=OidcVerifier(OidcConfig("https://issuer.example", "a"))).credential(
+                beside_a_token
+            )
     assert Callers(TokenRegistry(["t"])).credential(both) == "t", "without an issuer, Authorization is not ours"
     assert "a.b.c" not in repr(BearerToken("a.b.c")), "a token is never shown in a log or a traceback"
 
