@@ -51,7 +51,7 @@ from graphql_schema.errors import as_graphql_error
 from graphql_schema.event_delivery import DIRECT_OPERATION, ServedOperation
 from graphql_schema.event_payloads import next_frame
 from graphql_schema.metrics import OPERATION_FAILED
-from graphql_schema.websocket_messages import INVALID_MESSAGE_CLOSE_CODE, message_problem
+from graphql_schema.websocket_messages import INVALID_MESSAGE_CLOSE_CODE, message_problem, unknown_type_error
 from web.auth import TOKEN_FIELD
 
 log = logging.getLogger("gateway.graphql")
@@ -185,6 +185,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         if problem is not None:
             with contextlib.suppress(*PEER_GONE):
                 await self.websocket.close(code=INVALID_MESSAGE_CLOSE_CODE, reason=close_reason(problem))
+            return
+        unknown = unknown_type_error(cast("dict[str, object]", message))
+        if unknown is not None:
+            await send_json(self.websocket, unknown)
             return
         await super().handle_message(message)
 

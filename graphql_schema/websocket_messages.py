@@ -12,12 +12,14 @@ INVALID_MESSAGE_CLOSE_CODE = 4400
 _WITH_ID = {"graphql-transport-ws": frozenset({"subscribe", "complete"}), "graphql-ws": frozenset({"start", "stop"})}
 """The message types of each protocol that name an operation by `id`."""
 _STARTS = frozenset({"subscribe", "start"})
+GRAPHQL_WS_CLIENT_TYPES = ("connection_init", "start", "stop", "connection_terminate")
+"""What a graphql-ws client sends; the protocol answers any other type with an `error` message and goes on."""
 
 
 def message_problem(protocol: str, message: object) -> str | None:
     """Why `message` (decoded JSON) is no message of `protocol` the handler can read; None when it is one. Types
-    the protocol does not know are left to the handler (graphql-transport-ws closes with 4400, graphql-ws ignores
-    them)."""
+    the protocol does not know are left to the handler (graphql-transport-ws closes with 4400, graphql-ws answers
+    `unknown_type_error`)."""
     if not isinstance(message, dict):
         return "a message must be a JSON object"
     kind = message.get("type")
@@ -44,3 +46,18 @@ def _start_problem(kind: str, payload: object) -> str | None:
             shown = "an object" if expected is dict else "a string"
             return f"a {kind} message's `payload.{field}` must be {shown} or null"
     return None
+
+
+def unknown_type_error(message: dict[str, object]) -> dict[str, object] | None:
+    """The graphql-ws `error` message answering a message of a type its clients do not send (its reference server
+    answers one and keeps the connection), with the message's `id` when it has one; None for a known type."""
+    kind = message["type"]
+    if kind in GRAPHQL_WS_CLIENT_TYPES:
+        return None
+    error: dict[str, object] = {
+        "type": "error",
+        "payload": {"message": f"unknown message type {kind!r}: graphql-ws knows {', '.join(GRAPHQL_WS_CLIENT_TYPES)}"},
+    }
+    if isinstance(message.get("id"), str):
+        error["id"] = message["id"]
+    return error

@@ -55,3 +55,26 @@ async def test_a_message_past_the_websocket_bound_closes_the_connection_with_100
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
         await asyncio.wait_for(ws.wait_closed(), 30)
     assert ws.close_code == 1009, (ws.close_code, ws.close_reason)
+
+
+async def test_graphql_ws_answers_a_message_of_an_unknown_type_with_an_error_and_goes_on(
+    store: Any, tmp_path: Any
+) -> None:
+    """graphql-ws's reference server answers a type its clients do not send with an `error` message (with the
+    message's id) and keeps the connection; silence left a client waiting on an operation nobody would run."""
+    app, settings = gateway_app(store, tmp_path)
+    async with served(app, settings) as port, acknowledged(port, "graphql-ws") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "7", "payload": {"query": "{ doneStatuses }"}}))
+        error = await _next_not_keep_alive(ws)
+        await ws.send(json.dumps({"type": "start", "id": "8", "payload": {"query": "{ doneStatuses }"}}))
+        answer = await _next_not_keep_alive(ws)
+    assert error["type"] == "error" and error["id"] == "7", error
+    assert "unknown message type 'subscribe'" in error["payload"]["message"], error
+    assert answer["type"] == "data" and answer["id"] == "8" and "doneStatuses" in answer["payload"]["data"], answer
+
+
+async def _next_not_keep_alive(ws: Any) -> dict[str, Any]:
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if message["type"] != "ka":
+            return dict(message)
