@@ -6,6 +6,8 @@ import { byId } from "./dom.js";
 
 export class Unauthorized extends Error {}
 
+const REFUSED = 4403, EXPIRED = 4401; // the gateway's WebSocket close codes for a credential it does not admit
+
 /** The answer's `data` (any: its shape is the query's, which the tests validate against the schema); any
  *  error in it is thrown (Unauthorized for a refused token).
  *  @param {string} query @param {Record<string, unknown>} [variables] @returns {Promise<any>} */
@@ -42,9 +44,13 @@ function tokenHeader() {
  *  what it shows: Query.eventCursor), reconnects after a disconnect and resumes after the last event it
  *  delivered, so nothing is missed or repeated. When MongoDB no longer holds that point (CURSOR_EXPIRED) it
  *  takes a fresh cursor (`start.freshCursor()`), calls `start.onRestart()` to read the view again, and goes on
- *  from there. Returns a function that ends it. The header's "live" mark says whether it is connected.
+ *  from there. When the gateway refuses the credential (closes with 4403: unknown, revoked or without the
+ *  scope; or 4401, expired, once a sign-in cannot be renewed) it ends and calls `start.onRefused` with an
+ *  Unauthorized: trying again with the same credential would be refused again, for good.
+ *  Returns a function that ends it. The header's "live" mark says whether it is connected.
  *  @param {string} query @param {Record<string, unknown>} variables @param {(event: any) => void} onEvent
- *  @param {{ after: string | null, freshCursor(): Promise<string | null>, onRestart(): void }} start
+ *  @param {{ after: string | null, freshCursor(): Promise<string | null>, onRestart(): void,
+ *            onRefused(error: Unauthorized): void }} start
  *  @returns {() => void} */
 export function subscribe(query, variables, onEvent, start) {
   /** @type {WebSocket | null} */
@@ -88,13 +94,23 @@ export function subscribe(query, variables, onEvent, start) {
         opened.close();
       }
     };
-    opened.onclose = () => {
+    opened.onclose = (closed) => {
       show(false);
       if (ended) return;
+      if (closed.code === REFUSED) return refused(new Unauthorized(`the token was refused (${closed.reason || "unknown"})`));
       // A signed-in token is renewed first (the gateway ends a connection when its token expires).
-      setTimeout(() => ready.then(() => trackingSignIn.fresh()).then(connect, connect), retryMs);
+      setTimeout(() => ready.then(() => trackingSignIn.fresh()).then((held) => {
+        if (held || closed.code !== EXPIRED) return connect();
+        refused(new Unauthorized("your sign-in has expired: sign in again"));
+      }, connect), retryMs);
       retryMs = Math.min(retryMs * 2, 10000);
     };
+  };
+  /** @param {Unauthorized} error */
+  const refused = (error) => {
+    ended = true;
+    show(false);
+    start.onRefused(error);
   };
   show(false);
   connect();

@@ -58,7 +58,7 @@ export function showJob(main, jobId, failed) {
     page.firstLevels = levelsOf(jobId);
     reload();
     const onEvent = (/** @type {TaskEvent} */ event) => follow(page, event, reload, recount);
-    unsubscribe = subscribe(EVENTS, { job: jobId }, onEvent, { after, freshCursor, onRestart: reload });
+    unsubscribe = subscribe(EVENTS, { job: jobId }, onEvent, { after, freshCursor, onRestart: reload, onRefused: failed });
   }).catch(failed);
   return () => { page.closed = true; unsubscribe(); };
 }

@@ -13,6 +13,7 @@ import httpx
 from bench.browser import Browser
 from tests.conftest import PAGES_TOKEN
 from tests.graphql_schema.test_graphql_bounded_history import record_changes
+from tests.helpers import gateway_app, served
 from tests.ui.pages import GRAPH, HEADERS, click_task, create, texts_of
 
 
@@ -145,6 +146,28 @@ async def test_a_wrong_token_asks_again(base_url, small_job, tmp_path):
         assert "refused" in message
         assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
         assert await browser.evaluate("document.getElementById('forget').hidden"), "no Sign out before a token"
+
+
+async def test_a_token_revoked_while_a_job_is_watched_asks_for_another(store, small_job, tmp_path):
+    """The gateway closes a revoked token's subscription (4403): the page kept reconnecting with it, every few
+    seconds for as long as it stayed open, showing "reconnecting" to a person who could do nothing about it. It
+    now asks for a token, saying why, and opens no connection more."""
+    secret = await store.named_tokens().create("wallboard", write=False)
+    app, settings = gateway_app(store, tmp_path, api_tokens=PAGES_TOKEN, tokens_reload_ms=100)
+    async with served(app, settings) as port, Browser(tmp_path) as browser:
+        await browser.open(f"http://127.0.0.1:{port}/ui/#token={secret}&job=release-7")
+        await browser.wait_for("document.getElementById('live')?.classList.contains('on')")
+        await browser.evaluate(
+            "window.sockets = 0; { const Opened = WebSocket; window.WebSocket = class extends Opened {"
+            " constructor(...given) { super(...given); window.sockets += 1; } }; }"
+        )
+        await store.named_tokens().revoke("wallboard")
+        message = await browser.wait_for("document.querySelector('#login .error')?.textContent", timeout_s=30)
+        await browser.screenshot(tmp_path / "revoked.png")
+        assert "refused" in message and "revoked" in message, message
+        assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
+        assert await browser.evaluate("document.getElementById('live').hidden")
+        assert await browser.evaluate("window.sockets") == 0, "no connection tried again with the revoked token"
 
 
 async def test_sign_out_forgets_the_token_and_asks_for_one(base_url, small_job, tmp_path):
