@@ -11,10 +11,11 @@ from typing import Any
 from graphql_schema.compiled_objects import objects
 from graphql_schema.compiled_plan import TASK_FIELDS, Field, NotCompiled
 from graphql_schema.compiled_rows import column, history_rows
+from graphql_schema.conditions import json_etags
 from graphql_schema.context import Context
 from graphql_schema.cost_meter import metered
 from graphql_schema.tasks import Selection, history_size
-from models import Direction, HistoryPage, TaskDoc, TraversalTooLarge, etag_of
+from models import Direction, HistoryPage, TaskDoc, TraversalTooLarge
 
 
 async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: Context) -> list[dict[str, Any]]:
@@ -37,7 +38,9 @@ async def task_objects(docs: list[TaskDoc], fields: tuple[Field, ...], context: 
             columns.append([page.truncated for page in await history_pages(field)])
         elif field.fields is None:
             columns.append(
-                map(etag_of, docs) if field.name == "etag" else column(TASK_FIELDS.get(field.name, field.name))(docs)
+                await json_etags(docs, context)
+                if field.name == "etag"
+                else column(TASK_FIELDS.get(field.name, field.name))(docs)
             )
         elif field.name == "history":
             changes = [page.changes for page in await history_pages(field)]

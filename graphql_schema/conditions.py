@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from strawberry.types import Info
 
-from models import JSON_MEDIA_TYPE, Preconditions, TaskDoc, etag_of
+from graphql_schema.context import Context
+from models import JSON_MEDIA_TYPE, Preconditions, TaskDoc, etag_of, shown_next_ids
 from web.etags import parse_entity_tags
 
 IfMatch = Annotated[
@@ -30,5 +32,14 @@ def condition(if_match: str | None) -> Preconditions | None:
     return Preconditions(if_match=parse_entity_tags(if_match, "ifMatch")) if if_match is not None else None
 
 
-def task_etag(task: strawberry.Parent[TaskDoc]) -> str:
-    return etag_of(task, JSON_MEDIA_TYPE)
+async def task_etag(task: strawberry.Parent[TaskDoc], info: Info[Context, None]) -> str:
+    (etag,) = await json_etags([task], info.context)
+    return etag
+
+
+async def json_etags(docs: list[TaskDoc], context: Context) -> list[str]:
+    """Each task's `etag`: the ETag of its JSON representation, which for a navigable task shows its next tasks
+    (models.conditions.shown_next_ids), read with the request's other reads of tasks."""
+    wanted = sorted({next_id for doc in docs for next_id in shown_next_ids(doc)})
+    shown = dict(zip(wanted, await context.tasks.load_many(wanted), strict=True)) if wanted else {}
+    return [etag_of(doc, JSON_MEDIA_TYPE, shown) for doc in docs]

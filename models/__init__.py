@@ -15,9 +15,12 @@ from models.conditions import (
     EntityTagCondition,
     Outcome,
     Preconditions,
+    Shown,
     digest_of,
     etag_of,
+    etag_of_version,
     evaluate,
+    shown_next_ids,
 )
 from models.connection import initiate_single_node_replica_set
 from models.defaults import DONE_STATUSES as DEFAULT_DONE_STATUSES
@@ -105,6 +108,7 @@ __all__ = [
     "PreconditionFailed",
     "Preconditions",
     "ProjectedJob",
+    "Shown",
     "StorageUnavailable",
     "SubscriberTooSlow",
     "TaskAlreadyExists",
@@ -122,11 +126,13 @@ __all__ = [
     "describe_invalid_fields",
     "digest_of",
     "etag_of",
+    "etag_of_version",
     "evaluate",
     "format_datetime",
     "initiate_single_node_replica_set",
     "parse_datetime",
     "parse_task_id",
+    "shown_next_ids",
     "task_matches",
     "xml_safe",
 ]

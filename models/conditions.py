@@ -2,8 +2,9 @@
 grammar of the condition fields is HTTP's, read by the front ends (web.etags).
 
 A task's version is computed from the task as the gateway reads it: the BLAKE2b hash (16 bytes, hex) of the BSON
-encoding of its readable document (models.stored_task.readable_task). Every change of a field readers see, link changes
-and writes by ops tools included, changes it; nothing needs to maintain it. Each media type the task is served in
+encoding of its readable document (models.stored_task.readable_task), and of the next tasks a navigable task's
+representation shows in full (`shown_next_ids`). Every change of a field readers see, link changes and writes by
+ops tools included, changes it; nothing needs to maintain it. Each media type the task is served in
 has its own strong ETag, the version followed by that media type's suffix (REPRESENTATION_SUFFIXES): a strong
 validator names one representation (section 8.8.3), and JSON and XML answers differ.
 
@@ -27,6 +28,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from models.errors import PreconditionFailed, TaskNotFound
 from models.stored_task import Collection as MongoCollection
 from models.stored_task import TaskDoc, readable_task
+from models.task import NAVIGABLE_TYPES
 
 ETAG_DIGEST_BYTES = 16
 JSON_MEDIA_TYPE = "application/json"
@@ -44,22 +46,46 @@ def digest_of(*parts: bytes | memoryview) -> str:
     return digest.hexdigest()
 
 
-def version_of(doc: TaskDoc) -> str:
-    """The version of a task as read (a readable document): 32 hex digits, the same for every representation."""
-    return digest_of(bson.encode(doc))
+def shown_next_ids(doc: TaskDoc) -> list[int]:
+    """The next tasks a task's representation shows in full, in the order shown: a navigable task's direct next
+    tasks (NAVIGABLE_TYPES), by id; none for any other."""
+    if doc.get("type") not in NAVIGABLE_TYPES:
+        return []
+    return sorted(i for i in doc.get("nexts") or () if isinstance(i, int))
 
 
-def etag_of(doc: TaskDoc, media_type: str = JSON_MEDIA_TYPE) -> str:
-    """The strong ETag of the task's representation in `media_type` (one of REPRESENTATION_SUFFIXES):
-    `"<32 hex digits><suffix>"`."""
-    return f'"{version_of(doc)}{REPRESENTATION_SUFFIXES[media_type]}"'
+Shown = Mapping[int, TaskDoc | None]
+"""The tasks a representation shows beside the task itself (`shown_next_ids`), readable, by id; an id missing or
+None is a next task that does not exist, which no representation shows."""
 
 
-def etags_of(doc: TaskDoc) -> tuple[str, ...]:
+def version_of(doc: TaskDoc, shown: Shown) -> str:
+    """The version of a task as read (a readable document) with the next tasks its representation shows (a
+    navigable task's: a change of one changes what a reader gets): 32 hex digits, the same for every
+    representation."""
+    parts = [bson.encode(doc)]
+    for next_id in shown_next_ids(doc):
+        linked = shown.get(next_id)
+        if linked is not None:
+            parts.append(bson.encode(linked))
+    return digest_of(*parts)
+
+
+def etag_of(doc: TaskDoc, media_type: str, shown: Shown) -> str:
+    """The strong ETag of the task's representation in `media_type` (one of REPRESENTATION_SUFFIXES)."""
+    return etag_of_version(version_of(doc, shown), media_type)
+
+
+def etag_of_version(version: str, media_type: str) -> str:
+    """`"<32 hex digits><suffix>"`: the strong ETag of a task's `version` in `media_type`."""
+    return f'"{version}{REPRESENTATION_SUFFIXES[media_type]}"'
+
+
+def etags_of(doc: TaskDoc, shown: Shown) -> tuple[str, ...]:
     """The current ETag of every representation of the task: what a write's conditions are compared with, since
     a caller may read one format and write in another."""
-    version = version_of(doc)
-    return tuple(f'"{version}{suffix}"' for suffix in REPRESENTATION_SUFFIXES.values())
+    version = version_of(doc, shown)
+    return tuple(etag_of_version(version, media_type) for media_type in REPRESENTATION_SUFFIXES)
 
 
 class EntityTagCondition(Protocol):
@@ -134,7 +160,17 @@ async def require_preconditions(
     readable = readable_task(doc) if doc is not None else None
     if readable is None:
         raise TaskNotFound([task_id])
-    outcome = evaluate(conditions, etags_of(readable), safe=False)
+    shown = await _shown_in(tasks, readable, session)
+    outcome = evaluate(conditions, etags_of(readable, shown), safe=False)
     if outcome.failed:
-        raise PreconditionFailed(f"task {task_id}", outcome.value, readable)
+        raise PreconditionFailed(f"task {task_id}", outcome.value, version_of(readable, shown))
     return readable
+
+
+async def _shown_in(tasks: MongoCollection, doc: TaskDoc, session: AsyncClientSession) -> Shown:
+    """The next tasks `doc`'s representation shows, as this transaction reads them."""
+    wanted = shown_next_ids(doc)
+    if not wanted:
+        return {}
+    found = [readable_task(linked) async for linked in tasks.find({"_id": {"$in": wanted}}, session=session)]
+    return {linked["_id"]: linked for linked in found if linked is not None}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 
 class GraphError(Exception):
@@ -76,13 +76,14 @@ class TransactionsUnsupported(Exception):
 
 class PreconditionFailed(GraphError):
     """A request's precondition (RFC 9110 section 13.1) is false: If-Match named none of the current versions, or
-    If-None-Match named one (or `*`, and there is one). Nothing was changed. `current` is the task as the
-    evaluation read it (its ETag goes with the answer), when there is one."""
+    If-None-Match named one (or `*`, and there is one). Nothing was changed. `current_version` is the task's
+    version as the evaluation read it (models.conditions.version_of: its ETag goes with the answer), when there is
+    one."""
 
-    def __init__(self, subject: str, field: str = "If-Match", current: Mapping[str, object] | None = None) -> None:
+    def __init__(self, subject: str, field: str = "If-Match", current_version: str | None = None) -> None:
         self.subject = subject
         self.field = field
-        self.current = current
+        self.current_version = current_version
         if field == "If-Match":
             message = f"{subject} has changed: its current ETag is none of those given"
         else:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from models import NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime
+from models import NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime, shown_next_ids
 from rest.negotiation import BadRequest, Format
 from rest.xml import xml_document
 
@@ -27,14 +27,13 @@ def task_to_api(doc: TaskDoc, linked: Mapping[int, TaskDoc] | None = None) -> di
             continue
         out[name] = format_datetime(value) if isinstance(value, datetime) else value
     if linked is not None and doc.get("type") in NAVIGABLE_TYPES:
-        nexts = sorted(i for i in doc.get("nexts") or () if i in linked)
-        out["nexts"] = {"tasks": [task_to_api(linked[i]) for i in nexts]}
+        out["nexts"] = {"tasks": [task_to_api(linked[i]) for i in shown_next_ids(doc) if i in linked]}
     return out
 
 
 def navigable_next_ids(docs: Iterable[TaskDoc]) -> set[int]:
     """Ids a response must fetch to show the nexts of its navigable tasks."""
-    return {i for doc in docs if doc.get("type") in NAVIGABLE_TYPES for i in doc.get("nexts") or ()}
+    return {i for doc in docs for i in shown_next_ids(doc)}
 
 
 def encode(payload: dict[str, Any], fmt: Format) -> bytes:

@@ -26,7 +26,7 @@ from models import (
     TaskNotFound,
     TooManySubscriptions,
     TraversalTooLarge,
-    etag_of,
+    etag_of_version,
 )
 from rest.encoding import encode
 from rest.negotiation import BadRequest, UnsupportedMediaType, response_format_or_json
@@ -79,8 +79,8 @@ def graph_error_response(error: GraphError, accept: str | None) -> Response:
 def _headers_of(error: GraphError, accept: str | None) -> dict[str, str] | None:
     """A 412 carries the current ETag of the task's representation the caller negotiated (RFC 9110 section
     8.8.3: the answer's ETag is the selected representation's), so that it can look and try again."""
-    current = getattr(error, "current", None) if isinstance(error, PreconditionFailed) else None
-    return {"ETag": etag_of(current, response_format_or_json(accept).value)} if current is not None else None
+    version = error.current_version if isinstance(error, PreconditionFailed) else None
+    return {"ETag": etag_of_version(version, response_format_or_json(accept).value)} if version is not None else None
 
 
 def _describe_parameter_errors(error: RequestValidationError) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
@@ -115,8 +115,9 @@ async def _tasks_response(store: GraphStore, docs: list[TaskDoc], fmt: Format) -
     return await _respond_tasks([task_to_api(doc, linked) for doc in docs], fmt)
 
 
-async def task_response(store: GraphStore, doc: TaskDoc, fmt: Format) -> Response:
-    return _respond({"task": task_to_api(doc, await _linked(store, [doc]))}, fmt)
+def task_response(doc: TaskDoc, linked: Mapping[int, TaskDoc], fmt: Format) -> Response:
+    """A task object (`{"task": …}`) as an answer in `fmt`, a navigable task's next tasks from `linked`."""
+    return _respond({"task": task_to_api(doc, linked)}, fmt)
 
 
 async def _linked(store: GraphStore, docs: list[TaskDoc]) -> dict[int, TaskDoc]:
@@ -125,7 +126,10 @@ async def _linked(store: GraphStore, docs: list[TaskDoc]) -> dict[int, TaskDoc]:
     return await store.get_tasks(wanted) if wanted else {}
 
 
-async def _answer_of_change(answer: Awaitable[Response], subject: str) -> Response:
+_T = TypeVar("_T")
+
+
+async def _answer_of_change(answer: Awaitable[_T], subject: str) -> _T:
     """The answer of a change MongoDB committed: a read it needs failing after the commit is no refusal (503
     says nothing changed), but ChangeUnread (504) saying the change was made and what to read again."""
     try:
@@ -217,9 +221,10 @@ async def read_task(request: Request, store: GraphStore, task_id: int, fmt: Form
     representation in `fmt`, or the 304 or 412 the request's conditions call for."""
     conditions = preconditions(request)
     doc = await store.get_task(task_id)
-    etag = etag_of(doc, fmt.value)
+    linked = await _linked(store, [doc])
+    etag = etag_of(doc, fmt.value, linked)
     refused = refused_read(request, conditions, etag, f"task {task_id}")
-    return refused or tagged(await task_response(store, doc, fmt), etag)
+    return refused or tagged(task_response(doc, linked, fmt), etag)
 
 
 @router.get(
@@ -251,8 +256,8 @@ async def update_task(request: Request, taskId: TaskIdPath) -> Response:
     store = _store(request)
     fmt = _format(request)
     doc = await store.update_task(taskId, patch, preconditions(request))
-    answer = await _answer_of_change(task_response(store, doc, fmt), f"task {taskId}")
-    return tagged(answer, etag_of(doc, fmt.value))
+    linked = await _answer_of_change(_linked(store, [doc]), f"task {taskId}")
+    return tagged(task_response(doc, linked, fmt), etag_of(doc, fmt.value, linked))
 
 
 @router.delete(

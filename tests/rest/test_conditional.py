@@ -48,6 +48,31 @@ async def test_get_and_put_carry_the_etag_and_every_change_changes_it(http, raw_
     assert await etag(http, 1) != after_link
 
 
+async def test_a_navigable_tasks_etag_changes_with_the_next_tasks_it_shows(http, raw_db):
+    """A navigable task's answer shows its next tasks in full: its ETag kept the value of the task alone, so a
+    cache revalidating it got 304 and kept showing a next task's old status."""
+    parent = {"id": 1, "type": "navigable-execution-task", "nexts": {"tasks": [{"id": 2, "status": "OLD"}]}}
+    await create(http, parent)
+    first = await etag(http, 1)
+    assert (await http.put("/tracking/task/2", json={"status": "NEW"})).status_code == 200
+    second = await etag(http, 1)
+    assert second != first
+    for accept in ("application/json", "application/xml"):
+        revalidated = await http.get("/tracking/task/1", headers={"Accept": accept, "If-None-Match": first})
+        assert revalidated.status_code == 200 and "NEW" in revalidated.text, (accept, revalidated.status_code)
+    await raw_db.tasks.update_one({"_id": 2}, {"$set": {"name": "set by a tool"}})  # an ops tool's write
+    third = await etag(http, 1)
+    assert third != second
+    stale = await http.put("/tracking/task/1", json={"status": "RUNNING"}, headers={"If-Match": second})
+    assert stale.status_code == 412 and stale.headers["etag"] == third, stale.text
+    assert (await raw_db.tasks.find_one({"_id": 1})).get("status") is None, "a refused write changes nothing"
+    current = await http.put("/tracking/task/1", json={"status": "RUNNING"}, headers={"If-Match": third})
+    assert current.status_code == 200 and current.headers["etag"] == await etag(http, 1)
+    for query in ('{ task(id: "1") { etag } }', '{ task(id: "1") { etag @include(if: true) } }'):  # both paths
+        answer = (await http.post("/graphql", json={"query": query})).json()
+        assert answer["data"] == {"task": {"etag": current.headers["etag"]}}, query
+
+
 async def test_if_none_match_answers_304(http):
     await create(http, {"id": 1, "status": "READY"})
     tag = await etag(http, 1)

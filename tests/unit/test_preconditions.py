@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import bson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +18,9 @@ from models import (
     etag_of,
     evaluate,
 )
-from models.conditions import etags_of
+from models.conditions import digest_of, etags_of
 from models.stored_task import TaskDoc
+from models.task import NAVIGABLE_TYPES
 from web.etags import parse_entity_tags
 
 OPAQUE = st.sampled_from(['"a"', '"b"', '"c"', '"a-xml"', '""'])
@@ -108,13 +110,28 @@ def test_evaluate_follows_rfc_9110_section_13_2_2(if_match, if_none_match, curre
 
 def test_each_representation_has_its_own_strong_etag() -> None:
     doc: TaskDoc = {"_id": 1, "status": "READY"}
-    tags = {media_type: etag_of(doc, media_type) for media_type in REPRESENTATION_SUFFIXES}
+    tags = {media_type: etag_of(doc, media_type, {}) for media_type in REPRESENTATION_SUFFIXES}
     assert len(set(tags.values())) == len(REPRESENTATION_SUFFIXES)
-    assert tags[JSON_MEDIA_TYPE] == etag_of(doc)  # JSON keeps the ETag callers always had
-    assert set(etags_of(doc)) == set(tags.values())
+    assert tags[JSON_MEDIA_TYPE] == f'"{digest_of(bson.encode(doc))}"'  # JSON keeps the ETag callers always had
+    assert set(etags_of(doc, {})) == set(tags.values())
     for tag in tags.values():  # each is a valid strong entity tag
         assert parse_entity_tags(tag, "If-Match").tags == ((False, tag),)
-    assert etag_of({**doc, "status": "DONE"}) != tags[JSON_MEDIA_TYPE]
+    assert etag_of({**doc, "status": "DONE"}, JSON_MEDIA_TYPE, {}) != tags[JSON_MEDIA_TYPE]
+
+
+def test_a_navigable_tasks_etag_covers_the_next_tasks_it_shows() -> None:
+    """A navigable task's representation shows its next tasks in full: a change of one is a change of it."""
+    child: TaskDoc = {"_id": 2, "status": "OLD"}
+    other: TaskDoc = {"_id": 3, "status": "READY"}
+    for kind in NAVIGABLE_TYPES:
+        parent: TaskDoc = {"_id": 1, "type": kind, "nexts": [3, 2, 9]}
+        shown = {2: child, 3: other, 9: None}  # 9: a next task that does not exist, shown by no representation
+        tag = etag_of(parent, JSON_MEDIA_TYPE, shown)
+        assert etag_of(parent, JSON_MEDIA_TYPE, {**shown, 2: {**child, "status": "NEW"}}) != tag
+        assert etag_of(parent, JSON_MEDIA_TYPE, {2: child, 3: other}) == tag
+    plain: TaskDoc = {"_id": 1, "type": "execution-task", "nexts": [2]}
+    unchanged = etag_of(plain, JSON_MEDIA_TYPE, {2: child})
+    assert etag_of(plain, JSON_MEDIA_TYPE, {2: {**child, "status": "NEW"}}) == unchanged, "shows ids only"
 
 
 def test_every_served_format_has_a_representation_suffix() -> None:
