@@ -73,13 +73,15 @@ class IdAllocator:
             await self.raise_counter_past([highest["_id"]])
 
     async def refuse_taken(self, client_ids: Collection[int]) -> None:
-        """Move the counter past the ids a request gives; TaskAlreadyExists naming those already stored."""
+        """TaskAlreadyExists naming the ids a request gives that are already stored; else move the counter past
+        them. Checked first, so that a create refused for them leaves the counter as it was (one that another
+        create's server ids take meanwhile is still refused at its insert)."""
         if not client_ids:
             return
-        await self.raise_counter_past(client_ids)
         existing = await self._storage.existing_ids(client_ids)
         if existing:
             raise TaskAlreadyExists(existing)
+        await self.raise_counter_past(client_ids)
 
     async def insert(
         self,

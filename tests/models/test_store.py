@@ -52,6 +52,17 @@ async def test_client_ids_raise_the_counter_so_server_ids_never_collide(store, r
     assert counter["seq"] == 101
 
 
+async def test_a_create_refused_for_an_id_taken_leaves_the_counter_as_it_was(store, raw_db):
+    """A refusal changes nothing: a create naming a stored id beside a far larger one moved the counter past the
+    larger one (by billions, with requests that were all refused)."""
+    await store.create_tasks([task(id=2)])
+    before = await raw_db.counters.find_one({"_id": "tasks"})
+    with pytest.raises(TaskAlreadyExists):
+        await store.create_tasks([task(), task(id=4_000_000_000), task(id=2)])
+    assert await raw_db.counters.find_one({"_id": "tasks"}) == before
+    assert await raw_db.tasks.count_documents({}) == 1
+
+
 async def test_server_ids_skip_ids_written_directly_by_other_tools(store, raw_db):
     await store.create_tasks([task()])
     await raw_db.tasks.insert_one({"_id": Int64(2), "nexts": [], "previous": []})
