@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NotRequired
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
@@ -32,6 +32,11 @@ DEFAULT_TYPE = "task"
 NAVIGABLE_TYPES = frozenset({"navigable-execution-task", "navigable-execution-task-list"})
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_MILLISECONDS = re.compile(r"-?[0-9]+")
+"""Epoch milliseconds as text: ASCII digits only (str.isdigit takes every script's digits, which int() reads)."""
+
+
 def parse_datetime(value: Any) -> datetime:
     """Accept ISO 8601 (any offset; none means UTC) or integer epoch milliseconds; keep millisecond precision.
 
@@ -40,14 +45,13 @@ def parse_datetime(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("expected an ISO 8601 date-time or epoch milliseconds")
     if isinstance(value, int):
-        try:
-            parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
+        try:  # in whole milliseconds: a float division loses one far from 1970 (9999-12-31T23:59:59.999Z)
+            return _EPOCH + timedelta(milliseconds=value)
+        except OverflowError:
             raise ValueError("epoch milliseconds out of range") from None
-        return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
     elif isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit():
+        if _EPOCH_MILLISECONDS.fullmatch(text):
             return parse_datetime(int(text))
         try:
             parsed = datetime.fromisoformat(text)

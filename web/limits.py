@@ -44,7 +44,7 @@ class RequestLimits(Limits):
         if not tasks:
             raise InvalidOperation(f"{where}: at least one task is required")
         count = 0
-        pending: list[tuple[list[Any], int]] = [(tasks, 1)]
+        pending: list[tuple[list[Any], int]] = [(tasks, 0)]  # the `nexts` around each list: none around the top
         while pending:
             level_tasks, level = pending.pop()
             count += len(level_tasks)

@@ -150,18 +150,19 @@ def nested_xml(levels: int) -> bytes:
     return b"<tasks>" + b"<task><nexts>" * (levels - 1) + b"<task/>" + b"</nexts></task>" * (levels - 1) + b"</tasks>"
 
 
-@pytest.mark.parametrize("levels", [32, 330])
+@pytest.mark.parametrize("levels", [33, 34, 330])
 async def test_nested_nexts_are_bounded_in_json_and_xml(client, raw_db, levels):
+    """`levels` of tasks: `nexts` nested one fewer deep, at most TRACKING_MAX_NESTING (32 by default)."""
     for response in (
         await client.post("/tracking/task", content=nested_json(levels), headers=JSON),
         await client.post("/tracking/task", content=nested_xml(levels), headers=XML),
     ):
-        if levels <= 32:
+        if levels - 1 <= 32:
             assert response.status_code == 200, response.text
         else:
             assert response.status_code == 400, response.text
             assert "TRACKING_MAX_NESTING" in response.text
-    assert await raw_db.tasks.count_documents({}) == (2 * levels if levels <= 32 else 0)
+    assert await raw_db.tasks.count_documents({}) == (2 * levels if levels - 1 <= 32 else 0)
 
 
 async def test_deeply_nested_xml_is_refused_while_parsing(client):

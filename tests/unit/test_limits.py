@@ -9,6 +9,7 @@ from web.limits import RequestLimits
 
 
 def nested(levels: int) -> list[dict]:
+    """`levels` of tasks, so `nexts` nested `levels - 1` deep."""
     tasks: list[dict] = [{"name": "leaf"}]
     for _ in range(levels - 1):
         tasks = [{"nexts": {"tasks": tasks}}]
@@ -16,7 +17,8 @@ def nested(levels: int) -> list[dict]:
 
 
 def test_a_create_within_the_limits_passes():
-    RequestLimits(max_tasks_per_create=3, max_nesting=3).refuse_oversized_creation([*nested(3)])
+    RequestLimits(max_tasks_per_create=4, max_nesting=3).refuse_oversized_creation([*nested(4)])
+    RequestLimits(max_nesting=1).refuse_oversized_creation([*nested(2)])
 
 
 def test_too_many_tasks_nested_ones_included_are_refused():
@@ -25,8 +27,11 @@ def test_too_many_tasks_nested_ones_included_are_refused():
 
 
 def test_nexts_nested_too_deep_are_refused():
+    """Deeper than the setting says, and no sooner: `nexts` nested exactly 3 deep were refused as "more than 3"."""
     with pytest.raises(InvalidOperation, match=r"more than 3 levels deep \(TRACKING_MAX_NESTING\)"):
-        RequestLimits(max_nesting=3).refuse_oversized_creation(nested(4))
+        RequestLimits(max_nesting=3).refuse_oversized_creation(nested(5))
+    with pytest.raises(InvalidOperation, match=r"more than 1 levels deep \(TRACKING_MAX_NESTING\)"):
+        RequestLimits(max_nesting=1).refuse_oversized_creation(nested(3))
 
 
 def test_an_empty_create_is_refused():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pymongo import UpdateOne
 from pymongo.errors import (
     AutoReconnect,
@@ -22,6 +24,7 @@ from models.filters import task_filter, task_matches
 from models.links import link_updates, refuse_self_links
 from models.records import patch_update
 from models.stored_task import TaskDoc
+from models.task import parse_datetime
 from models.walks import next_level
 
 
@@ -138,3 +141,19 @@ async def test_a_bounded_operation_ends_at_its_deadline_with_storage_unavailable
         await _Slow().fail()
     with pytest.raises(InvalidOperation, match="16 MiB"):  # a bson error, no PyMongoError
         await _Slow().encode_too_large()
+
+
+@given(st.integers(min_value=-62135596800000, max_value=253402300799999))
+def test_epoch_milliseconds_are_read_exactly_as_number_and_as_text(milliseconds: int) -> None:
+    """Whole milliseconds, both ways: a float division lost one far from 1970 (9999-12-31T23:59:59.999Z, Java's
+    "end of time", came back .998)."""
+    parsed = parse_datetime(milliseconds)
+    assert (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1) == milliseconds
+    assert parse_datetime(str(milliseconds)) == parsed
+
+
+@pytest.mark.parametrize("text", ["\u0661\u0662\u0663", "\uff11\uff12\uff13", "--5", "-", "1_000"])
+def test_epoch_milliseconds_as_text_are_ascii_digits(text: str) -> None:
+    """str.isdigit takes every script's digits (and int() reads them): Arabic-Indic digits were stored as a date."""
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_datetime(text)
