@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +26,7 @@ from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
 from rest.guard import path_value
 from rest.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key
 from rest.negotiation import BadRequest, Format, request_charset, request_format
+from rest.parameters import refuse_repeated_parameters
 from rest.schemas import NOT_MODIFIED, Task, TaskList, answers, body_of
 from rest.xml import parse_xml, xml_task_fields, xml_task_list
 from web.limits import RequestLimits
@@ -54,7 +55,10 @@ OPERATION_IDS = {
 """The OpenAPI operationIds, which name the functions of generated clients."""
 
 router = APIRouter(
-    prefix="/tracking", tags=["Task"], generate_unique_id_function=lambda route: OPERATION_IDS[route.name]
+    prefix="/tracking",
+    tags=["Task"],
+    generate_unique_id_function=lambda route: OPERATION_IDS[route.name],
+    dependencies=[Depends(refuse_repeated_parameters)],
 )
 
 

@@ -219,3 +219,20 @@ async def test_checks_run_in_the_documented_order(small_limit_client):
     assert_error(await small_limit_client.post("/tracking/task", json=oversized), 413)
     response = await small_limit_client.get("/tracking/task/abc", headers={"Accept": "image/png"})
     assert_error(response, 406)
+
+
+async def test_a_parameter_taking_one_value_given_twice_is_refused_naming_it(client, raw_db):
+    """FastAPI kept the last `root` or `type` and dropped the others (a proxy in front may have read the first);
+    list parameters repeat as the legacy API documents."""
+    created = await client.post("/tracking/task", json={"tasks": [{"job-id": "j", "nexts": {"tasks": [{}]}}]})
+    assert created.status_code == 200, created.text
+    first = created.json()["tasks"][0]["id"]
+    for path in ("/tracking/j/task/roots?root=true&root=false", f"/tracking/task/{first}/next?type=x&type=y"):
+        for accept in ("application/json", "application/xml"):
+            refused = await client.get(path, headers={"Accept": accept})
+            assert refused.status_code == 400, (path, refused.text)
+            assert "given 2 times" in refused.text and accept in refused.headers["content-type"], refused.text
+    listed = await client.get("/tracking/j/task/roots?root=true")
+    assert listed.status_code == 200 and len(listed.json()["tasks"]) == 2
+    statuses = await client.get(f"/tracking/task/{first}/next?status=READY&status=a")  # a list parameter repeats
+    assert statuses.status_code == 200, statuses.text
