@@ -29,9 +29,9 @@ def response_media_type(accept: str | None) -> str:
     notice nothing). Otherwise the supported type with the higher q; on a tie the one named
     explicitly rather than by a wildcard, then the one named first; `*/*` or `application/*` alone gives
     application/json, what such clients have always got. Neither acceptable: NotAcceptable."""
-    if not accept or not accept.strip():
+    ranges = media_ranges(accept or "")
+    if not ranges:  # no Accept, an empty one, or one of empty list elements (`,`: RFC 9110 section 5.6.1)
         return JSON_TYPE
-    ranges = media_ranges(accept)
     modern, legacy = preference(ranges, GRAPHQL_RESPONSE_TYPE), preference(ranges, JSON_TYPE)
     if modern[0] == 0 and legacy[0] == 0:
         raise NotAcceptable(

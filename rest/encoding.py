@@ -13,19 +13,28 @@ from models import NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_dateti
 from rest.negotiation import BadRequest, Format
 from rest.xml import xml_document
 
-_API_FIELDS = frozenset(RESPONSE_FIELD_ORDER) - {"id"}
+_RANK = {name: rank for rank, name in enumerate(RESPONSE_FIELD_ORDER)}
+"""Each Task field's place in an answer (RESPONSE_FIELD_ORDER: the legacy guide's order)."""
 
 
 def task_to_api(doc: TaskDoc, linked: Mapping[int, TaskDoc] | None = None) -> dict[str, Any]:
-    """A stored task as the API shows it. A navigable task carries its next tasks one level deep, taken from
-    `linked` (their own nexts are not expanded)."""
+    """A stored task as the API shows it, its fields in RESPONSE_FIELD_ORDER whatever order they are stored in
+    (a create stores its defaults last, an update appends the fields it adds, a tool writes any order): one task
+    is the same bytes over its life, and an XML caller whose schema fixes the elements' order reads every one.
+    A navigable task carries its next tasks one level deep, last, taken from `linked` (their own nexts are not
+    expanded)."""
     out: dict[str, Any] = {"id": doc["_id"]}
-    # In stored order (the API's order for tasks the gateway wrote); walking the document rather than the
-    # thirty-odd field names matters on lists of thousands of tasks.
+    # Walking the document rather than the thirty-odd field names matters on lists of thousands of tasks; most
+    # are stored in order already, and only the others are sorted.
+    in_order, last = True, 0
     for name, value in doc.items():
-        if value is None or name not in _API_FIELDS:
+        rank = _RANK.get(name)
+        if value is None or not rank:  # not a Task field (id's rank is 0: `_id` stands for it)
             continue
+        in_order, last = in_order and rank > last, rank
         out[name] = format_datetime(value) if isinstance(value, datetime) else value
+    if not in_order:
+        out = dict(sorted(out.items(), key=lambda field: _RANK[field[0]]))
     if linked is not None and doc.get("type") in NAVIGABLE_TYPES:
         out["nexts"] = {"tasks": [task_to_api(linked[i]) for i in shown_next_ids(doc) if i in linked]}
     return out
@@ -45,8 +54,13 @@ def encode(payload: dict[str, Any], fmt: Format) -> bytes:
     return xml_document(root, body)
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def parse_json(body: bytes) -> Any:
     """A JSON request body as Python values; empty or malformed: BadRequest naming why."""
+    if body.startswith(_UTF8_BOM):  # RFC 8259 section 8.1: a parser may ignore one, as the XML reader does
+        body = body[len(_UTF8_BOM) :]
     if not body.strip():
         raise BadRequest("the request body is empty")
     try:

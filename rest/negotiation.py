@@ -43,12 +43,13 @@ _OFFERED = ((Format.JSON, (JSON_TYPE,)), (Format.XML, (XML_TYPE, TEXT_XML_TYPE))
 
 def response_format(accept: str | None) -> Format:
     """JSON or XML by the caller's Accept (RFC 9110): the format with the higher q, then the one named
-    earlier; no Accept, or a tie within one range (`*/*`), gives JSON. Neither acceptable: NotAcceptable (406).
+    earlier; no Accept (or one naming no media range), or a tie within one range (`*/*`), gives JSON. Neither
+    acceptable: NotAcceptable (406).
     XML is labelled text/xml when the caller gives text/xml a higher q than application/xml (`text/xml`,
     `text/*`)."""
-    if not accept or not accept.strip():
+    ranges = media_ranges(accept or "")
+    if not ranges:  # no Accept, an empty one, or one of empty list elements (`,`: RFC 9110 section 5.6.1)
         return Format.JSON
-    ranges = media_ranges(accept)
     best: tuple[float, int, Format] | None = None
     for fmt, media_types in _OFFERED:
         # A format is as wanted as the best of its media types; specificity does not count here, only q.

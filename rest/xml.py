@@ -263,6 +263,10 @@ def parse_xml(body: bytes, root: str, limits: RequestLimits, charset: str | None
     return document[root]
 
 
+_XS_BOOLEAN = {"true": True, "false": False, "1": True, "0": False}
+"""xs:boolean's lexical space (XML Schema 1.0 part 2, 3.2.2.1), which a schema-bound XML stack may write."""
+
+
 def _xml_scalar(name: str, value: Any, where: str) -> Any:
     """An element's text as the JSON value it stands for. Text fields keep their characters exactly; integers,
     booleans and dates are read by the field's type, around XML white space (XML Schema's `collapse`, which
@@ -276,9 +280,9 @@ def _xml_scalar(name: str, value: Any, where: str) -> Any:
         if not text:
             return None
         if name in BOOL_FIELDS:
-            if text not in ("true", "false"):
-                raise BadRequest(f"{where}: expected true or false, got {value!r}")
-            return text == "true"
+            if text not in _XS_BOOLEAN:
+                raise BadRequest(f"{where}: expected true or false (or 1 or 0), got {value!r}")
+            return _XS_BOOLEAN[text]
         if name in DATE_FIELDS:
             return text
         if not _INTEGER.match(text):

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 import xmltodict
+from bson.int64 import Int64
 
+from models.task import RESPONSE_FIELD_ORDER
 from tests.helpers import assert_link_invariant
 from tests.rest.api import assert_error, create, ids
 
@@ -351,3 +353,22 @@ async def test_concurrent_link_requests_on_one_task_lose_nothing(client, raw_db)
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
     edges = await assert_link_invariant(raw_db)
     assert edges == {(1, i) for i in range(2, 18)} | {(i, 1) for i in range(18, 33)}
+
+
+async def test_a_tasks_fields_come_in_the_guides_order_whatever_order_they_are_stored_in(client, raw_db):
+    """Answers followed the stored order: a create's defaults came last, an update's new fields after them, a
+    tool's document in its own order; one task changed shape over its life, and an XML schema fixing the
+    elements' order refused some answers."""
+    expected = ["id", "status", "creation-timestamp", "update-timestamp", "job-id", "root", "name", "description"]
+    created = await client.post("/tracking/task", json={"tasks": [{"name": "a", "job-id": "j1"}]})
+    task_id = created.json()["tasks"][0]["id"]
+    updated = await client.put(f"/tracking/task/{task_id}", json={"description": "d", "status": "S1"})
+    assert list(updated.json())[: len(expected)] == expected, list(updated.json())
+    await raw_db.tasks.insert_one(
+        {"type": "task", "name": "t", "status": "READY", "_id": Int64(900), "root": True, "nexts": [], "previous": []}
+    )
+    for task in (task_id, 900):
+        fields = list((await client.get(f"/tracking/task/{task}")).json())
+        assert fields == sorted(fields, key=RESPONSE_FIELD_ORDER.index), fields
+        xml = await client.get(f"/tracking/task/{task}", headers={"Accept": "application/xml"})
+        assert list(xmltodict.parse(xml.content)["task"]) == fields

@@ -236,3 +236,16 @@ async def test_a_parameter_taking_one_value_given_twice_is_refused_naming_it(cli
     assert listed.status_code == 200 and len(listed.json()["tasks"]) == 2
     statuses = await client.get(f"/tracking/task/{first}/next?status=READY&status=a")  # a list parameter repeats
     assert statuses.status_code == 200, statuses.text
+
+
+async def test_a_json_body_behind_a_utf8_byte_order_mark_is_read(client, raw_db):
+    """RFC 8259 section 8.1 lets a parser ignore a BOM, as the legacy API's Java stack does and as the XML reader
+    here does; some .NET and Windows tools write one. It was refused as malformed JSON."""
+    body = b'\xef\xbb\xbf{"tasks":[{"name":"behind a BOM"}]}'
+    response = await client.post("/tracking/task", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert await raw_db.tasks.count_documents({"name": "behind a BOM"}) == 1
+    only_a_bom = await client.post(
+        "/tracking/task", content=b"\xef\xbb\xbf", headers={"Content-Type": "application/json"}
+    )
+    assert only_a_bom.status_code == 400 and "empty" in only_a_bom.text

@@ -40,6 +40,8 @@ def test_the_most_specific_range_decides_and_the_first_of_equals_wins():
     [
         (None, Format.JSON),
         ("  ", Format.JSON),
+        (",", Format.JSON),  # empty list elements only (RFC 9110 section 5.6.1): no media range named
+        (" , ,", Format.JSON),
         ("*/*", Format.JSON),
         ("application/*", Format.JSON),
         ("application/xml", Format.XML),
@@ -76,6 +78,7 @@ def test_rest_reads_json_or_xml_bodies_and_their_charset():
     ("accept", "expected"),
     [
         (None, "application/json"),
+        (",", "application/json"),
         ("*/*", "application/json"),
         ("application/*", "application/json"),
         (GRAPHQL_RESPONSE_TYPE, GRAPHQL_RESPONSE_TYPE),

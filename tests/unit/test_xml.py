@@ -29,6 +29,13 @@ def test_a_jaxb_body_reads_as_the_json_body_would():
     ]
 
 
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("false", False), (" 1 ", True), ("0", False)])
+def test_a_boolean_is_read_in_xs_booleans_lexical_space(text: str, value: bool) -> None:
+    """xs:boolean is `true`, `false`, `1` or `0`: a schema-bound XML stack may write either; `1` was refused."""
+    body = f"<tasks><task><root>{text}</root></task></tasks>".encode()
+    assert xml_task_list(parse_xml(body, "tasks", LIMITS), "tasks") == [{"root": value}]
+
+
 def test_nil_is_not_empty():
     parsed = parse_xml(b'<task xmlns:xsi="x"><a xsi:nil="true"/><b/></task>', "task", LIMITS)
     assert parsed == {"a": XML_NIL, "b": None}
