@@ -12,6 +12,7 @@ from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse
 from starlette.background import BackgroundTask
+from starlette.datastructures import ImmutableMultiDict
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
@@ -46,11 +47,16 @@ from graphql_schema.websocket_handlers import TOKEN_REJECTION, LegacyWSHandler, 
 from models import InvalidOperation
 from web.auth import Caller, Credential, RepeatedCredential
 from web.bearer import BearerRefused
+from web.json_members import RepeatedMember, refuse_repeated_members
 from web.limits import RequestLimits
 from web.page_security import GRAPHIQL, page_response, signing_in
 from web.state import gateway_state, keep_caller, request_caller
 
 GRAPHQL_PATH = "/graphql"
+
+
+_REQUEST_PARAMETERS = ("query", "operationName", "variables", "extensions")
+"""A GraphQL-over-HTTP GET request's parameters."""
 
 
 class _RefusedJSON(json.JSONDecodeError):
@@ -170,8 +176,13 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
         """A GET request's `variables` and `extensions` are JSON objects in query parameters (GraphQL over HTTP):
         one that is not is refused naming it (Strawberry's message speaks of a request body), within the limits
-        a body has."""
+        a body has. Each parameter comes once: which of two a proxy in front read is unknowable."""
         parsed: dict[str, Any] = dict(params)
+        for name in _REQUEST_PARAMETERS:
+            # Starlette's query parameters (what the FastAPI adapter hands over) keep every value of a name.
+            count = len(params.getlist(name)) if isinstance(params, ImmutableMultiDict) else 1
+            if count > 1:
+                raise StrawberryHTTPException(400, f"the {name} query parameter is given {count} times: give it once")
         for name in ("variables", "extensions"):
             text = parsed.get(name)
             if not text or text == "null":  # null is no variables, as in a POST body
@@ -179,8 +190,11 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
                 continue
             try:
                 value = orjson.loads(text)
+                refuse_repeated_members(text)
             except orjson.JSONDecodeError as error:
                 raise StrawberryHTTPException(400, f"the {name} query parameter is not JSON: {error}") from None
+            except RepeatedMember as error:
+                raise StrawberryHTTPException(400, f"the {name} query parameter is ambiguous JSON: {error}") from None
             if not isinstance(value, dict):
                 raise StrawberryHTTPException(400, f"the {name} query parameter is not a JSON object")
             try:
@@ -196,6 +210,10 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         decoded = orjson.loads(data)
         if not isinstance(decoded, dict | list):  # a list is a batch, refused as such by Strawberry
             raise _RefusedJSON(f"a GraphQL request is a JSON object with a query, not {type(decoded).__name__}")
+        try:
+            refuse_repeated_members(data)
+        except RepeatedMember as error:
+            raise _RefusedJSON(f"ambiguous JSON: {error}") from None
         try:
             self.limits.refuse_oversized_document(decoded, "request")
         except InvalidOperation as error:

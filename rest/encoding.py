@@ -12,6 +12,7 @@ import orjson
 from models import NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime, shown_next_ids
 from rest.negotiation import BadRequest, Format
 from rest.xml import xml_document
+from web.json_members import RepeatedMember, refuse_repeated_members
 
 _RANK = {name: rank for rank, name in enumerate(RESPONSE_FIELD_ORDER)}
 """Each Task field's place in an answer (RESPONSE_FIELD_ORDER: the legacy guide's order)."""
@@ -64,6 +65,11 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("the request body is empty")
     try:
-        return orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"malformed JSON: {error}") from None
+    try:
+        refuse_repeated_members(body)
+    except RepeatedMember as error:
+        raise BadRequest(f"ambiguous JSON: {error}") from None
+    return parsed

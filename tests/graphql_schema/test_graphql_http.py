@@ -72,13 +72,25 @@ async def test_a_mutation_over_get_is_405_allowing_post(http, raw_db):
 
 async def test_get_variables_that_are_no_json_object_are_refused_naming_the_parameter(http):
     query = "query($id: ID!) { task(id: $id) { id } }"
-    for variables, says in (("{bad", "variables query parameter is not JSON"), ("[1]", "not a JSON object")):
+    for variables, says in (
+        ("{bad", "variables query parameter is not JSON"),
+        ("[1]", "not a JSON object"),
+        ('{"id": "1", "id": "2"}', "'id' appears more than once"),
+    ):
         response = await http.get("/graphql", params={"query": query, "variables": variables})
         assert_request_error(response, 400, "BAD_REQUEST", says)
     good = await http.get("/graphql", params={"query": query, "variables": '{"id": "1"}'})
     assert good.json()["data"] == {"task": None}
     none = await http.get("/graphql", params={"query": "{ __typename }", "variables": "null"})  # as a POST's null
     assert none.json()["data"] == {"__typename": "Query"}
+
+
+async def test_a_get_parameter_given_twice_is_refused_naming_it(http):
+    """Starlette keeps the last of two `query` parameters; a proxy or cache in front may have read the first."""
+    for name, values in (("query", ["{ __typename }", "{ doneStatuses }"]), ("variables", ["{}", "{}"])):
+        params = [("query", "{ __typename }")] if name != "query" else []
+        response = await http.get("/graphql", params=params + [(name, value) for value in values])
+        assert_request_error(response, 400, "BAD_REQUEST", f"the {name} query parameter is given 2 times")
 
 
 # ---- request errors ------------------------------------------------------------------------------------------------
@@ -95,8 +107,26 @@ async def test_get_variables_that_are_no_json_object_are_refused_naming_the_para
         (b"{ __typename }", "application/graphql", 415, "application/graphql"),
         (b'{"query": "{ __typename }"}', None, 415, "without Content-Type"),
         (b'{"query": "{ __typename }", "variables": {"v": ' + b"[" * 200 + b"]" * 200 + b"}}", None, 400, "NESTING"),
+        (
+            b'{"query": "{ doneStatuses }", "query": "mutation { deleteTask(id: \\"1\\") }"}',
+            "application/json",
+            400,
+            "'query' appears more than once",
+        ),
+        (b'{"query": "{ __typename }", "variables": {"a": 1, "a": 2}}', "application/json", 400, "'a' appears"),
     ],
-    ids=["truncated", "nonsense", "batch", "variables list", "query number", "graphql body", "no type", "nested"],
+    ids=[
+        "truncated",
+        "nonsense",
+        "batch",
+        "variables list",
+        "query number",
+        "graphql body",
+        "no type",
+        "nested",
+        "query twice",
+        "variable twice",
+    ],
 )
 @pytest.mark.parametrize("accept", ["application/json", MODERN, "*/*"])
 async def test_request_errors_answer_errors_with_a_code(http, content, content_type, status, fragment, accept):

@@ -249,3 +249,19 @@ async def test_a_json_body_behind_a_utf8_byte_order_mark_is_read(client, raw_db)
         "/tracking/task", content=b"\xef\xbb\xbf", headers={"Content-Type": "application/json"}
     )
     assert only_a_bom.status_code == 400 and "empty" in only_a_bom.text
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b'{"tasks":[{"name":"shown","name":"stored"}]}', "'name'"),
+        (b'{"tasks":[{"name":"a"}],"tasks":[{"name":"b"}]}', "'tasks'"),
+        (b'{"tasks":[{"nexts":{"tasks":[{"status":"A","status":null}]}}]}', "'status'"),
+    ],
+)
+async def test_a_json_object_naming_a_member_twice_is_refused_naming_it(client, raw_db, body, named):
+    """orjson kept the last value and dropped the others without a word; a proxy or firewall in front may read
+    the first (XML refuses a field given twice already)."""
+    response = await client.post("/tracking/task", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and f"{named} appears more than once" in response.text, response.text
+    assert await raw_db.tasks.count_documents({}) == 0
