@@ -82,7 +82,10 @@ def _depth(selections: SelectionSetNode, fragments: dict[str, FragmentDefinition
 def introspection_depth_rule(max_depth: int) -> type[ValidationRule]:
     """Strawberry's QueryDepthLimiter skips every `__` field, so a `__schema`/`__type` selection could nest as
     deep as the caller likes: bound it by `max_depth` too, and never below the standard introspection query's
-    depth, so GraphiQL and client generators keep working whatever TRACKING_GRAPHQL_MAX_DEPTH says."""
+    depth, so GraphiQL and client generators keep working whatever TRACKING_GRAPHQL_MAX_DEPTH says. And one
+    `__schema` per operation: it costs 1 in the cost estimate (it reads no data), yet each alias of it is the
+    whole schema computed again (a document of aliased `__schema`s within TRACKING_GRAPHQL_MAX_ALIASES held the
+    event loop for over a second); every standard introspection query selects it once."""
     bound = max(max_depth, INTROSPECTION_QUERY_DEPTH)
 
     class IntrospectionDepth(ValidationRule):
@@ -90,6 +93,18 @@ def introspection_depth_rule(max_depth: int) -> type[ValidationRule]:
             definitions = self.context.document.definitions
             fragments = {item.name.value: item for item in definitions if isinstance(item, FragmentDefinitionNode)}
             name = node.name.value if node.name else "anonymous"
+            schemas = {
+                (field.alias or field.name).value  # fields under one response key are merged, run once
+                for field, _ in _fields(node.selection_set, fragments, frozenset())
+                if field.name.value == "__schema"
+            }
+            if len(schemas) > 1:
+                self.report_error(
+                    GraphQLError(
+                        f"'{name}' selects __schema {len(schemas)} times, under aliases: each is the whole schema, "
+                        "computed again; select it once"
+                    )
+                )
             for field, seen in _fields(node.selection_set, fragments, frozenset()):
                 introspection = field.name.value.startswith("__")
                 if introspection and field.selection_set and _depth(field.selection_set, fragments, seen) > bound:

@@ -313,6 +313,20 @@ async def test_introspection_is_bounded_and_graphiqls_query_still_answers(store,
         )
 
 
+async def test_one_schema_per_operation_however_it_is_aliased(http):
+    """`__schema` costs 1 in the estimate (it reads no data), yet each alias is the whole schema computed again:
+    thirty of them, within the alias bound, held the event loop over a second for one request."""
+    whole = "{ types { name fields { name args { name } type { name ofType { name } } } } }"
+    aliased = "{ " + " ".join(f"s{i}: __schema {whole}" for i in range(30)) + " }"
+    refused = await post(http, aliased, MODERN)
+    assert_request_error(refused, 400, "GRAPHQL_VALIDATION_FAILED", "selects __schema 30 times")
+    through_a_fragment = await post(http, "{ __schema { queryType { name } } ...F } fragment F on Query { a: __schema"
+                                          " { queryType { name } } }", MODERN)  # fmt: skip
+    assert_request_error(through_a_fragment, 400, "GRAPHQL_VALIDATION_FAILED", "selects __schema 2 times")
+    merged = await post(http, "{ __schema { queryType { name } } __schema { queryType { name } } }", MODERN)
+    assert merged.status_code == 200 and merged.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
 async def test_the_standard_introspection_query_is_as_deep_as_the_bound_assumes(http):
     assert INTROSPECTION_QUERY_DEPTH == 14
     assert (await post(http, introspection_of_depth(14), MODERN)).status_code == 200
