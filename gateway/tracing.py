@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -34,6 +35,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from prometheus_client import Counter
 from requests import PreparedRequest, Response, Session
+from requests.exceptions import ReadTimeout, RequestException
 
 from gateway.otlp_encoding import encode_request
 from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
@@ -68,21 +70,66 @@ _ANSWER_CHUNK_BYTES = 16 * 1024
 class BoundedAnswers(Session):
     """The exporter's HTTP session (its `session`): an answer's body is read as a stream, at most
     MAX_COLLECTOR_ANSWER_BYTES of it, where requests would read a whole body, however large, into the export
-    thread's memory. A body read to its end leaves the connection to be used again; a longer one is closed."""
+    thread's memory, and within the time the exporter gave the request (requests' timeout bounds each read of
+    the socket, not the answer: a collector trickling a byte at a time would hold the export thread for as
+    long as it liked). A body read to its end leaves the connection to be used again; a longer one, or one
+    still coming at the deadline, is closed."""
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        timeout = kwargs.get("timeout")
+        deadline = time.monotonic() + timeout if isinstance(timeout, int | float) else None
         kwargs["stream"] = True
         response = super().send(request, **kwargs)
-        read = 0
-        for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
-            read += len(chunk)
-            if read > MAX_COLLECTOR_ANSWER_BYTES:
-                log.warning(
-                    "the collector's answer is longer than %d bytes: not read further", MAX_COLLECTOR_ANSWER_BYTES
-                )
-                break
-        response.close()  # read to its end: the connection goes back to the pool; else it is closed
+        cut = _AnswerCut(response, deadline)
+        try:
+            _read_bounded(response)
+        except RequestException:
+            if not cut.passed():
+                raise
+        finally:
+            cut.cancel()
+            response.close()  # read to its end: the connection goes back to the pool; else it is closed
+        if cut.passed():
+            raise ReadTimeout(f"the collector's answer did not end within {timeout}s", request=request)
         return response
+
+
+def _read_bounded(response: Response) -> None:
+    """Read an answer's body, at most MAX_COLLECTOR_ANSWER_BYTES of it."""
+    read = 0
+    for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
+        read += len(chunk)
+        if read > MAX_COLLECTOR_ANSWER_BYTES:
+            log.warning("the collector's answer is longer than %d bytes: not read further", MAX_COLLECTOR_ANSWER_BYTES)
+            return
+
+
+class _AnswerCut:
+    """Ends the reading of an answer at the export's deadline: a timer thread shuts the socket down for reading
+    (urllib3's `HTTPResponse.shutdown`, made for this), which ends a read blocked on the collector."""
+
+    def __init__(self, response: Response, deadline: float | None) -> None:
+        self._response = response
+        self._passed = threading.Event()
+        self._timer: threading.Timer | None = None
+        if deadline is not None:
+            self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._cut)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cut(self) -> None:
+        self._passed.set()
+        with contextlib.suppress(Exception):  # already closed or released: nothing left to cut
+            self._response.raw.shutdown()
+
+    def cancel(self) -> None:
+        """No cut from now on (one under way is waited for: the answer is closed after it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+
+    def passed(self) -> bool:
+        return self._passed.is_set()
 
 
 def traces_endpoint(settings: Settings) -> str | None:

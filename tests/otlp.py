@@ -50,6 +50,10 @@ class Receiver:
     """A body this long after the OTLP answer (whatever answers at the endpoint sending more than a collector)."""
     answer_bytes_sent: list[int] = field(default_factory=list)
     """Of each such answer, how much went out before the exporter closed the connection."""
+    trickle_s: float = 0.0
+    """With `answer_bytes`: the padding goes out one byte per this many seconds (a proxy trickling its answer)."""
+    retry_after: str | None = None
+    """A `Retry-After` header on a refusal (`status` other than 200)."""
     content_types: set[str] = field(default_factory=set)
     paths: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,6 +141,8 @@ def otlp_receiver() -> Iterator[Receiver]:
                 time.sleep(receiver.delay_s)
             if receiver.status != 200:
                 self.send_response(receiver.status)
+                if receiver.retry_after is not None:
+                    self.send_header("retry-after", receiver.retry_after)
                 self.send_header("content-length", "0")
                 self.end_headers()
                 return
@@ -153,11 +159,14 @@ def otlp_receiver() -> Iterator[Receiver]:
                 self._send_padding(receiver.answer_bytes)
 
         def _send_padding(self, length: int) -> None:
-            sent, chunk = 0, b"\0" * 65536
+            sent, chunk = 0, b"\0" * (1 if receiver.trickle_s else 65536)
             try:
                 while sent < length:
                     self.wfile.write(chunk[: length - sent])
+                    self.wfile.flush()
                     sent += min(len(chunk), length - sent)
+                    if receiver.trickle_s:
+                        time.sleep(receiver.trickle_s)
             except OSError:
                 pass  # the exporter closed the connection
             with receiver.lock:

@@ -257,6 +257,37 @@ async def test_a_collector_answering_with_a_huge_body_is_read_no_further_than_it
     assert _exported(metrics) > _exported(before) and dropped(metrics) == dropped(before)
 
 
+async def test_a_collector_trickling_its_answer_costs_the_export_no_more_than_its_timeout(
+    store, mongo_uri, data_dir, receiver, caplog
+):
+    """A collector (or a proxy) answering 200 with a long body it sends a byte at a time, each byte well within
+    a read's timeout: the export is cut at OTEL_EXPORTER_OTLP_TIMEOUT, counted as failed, logged, its
+    connection dropped, and the next batch is posted."""
+    receiver.answer_bytes, receiver.trickle_s = 100_000, 0.2
+    quick = {"otel_exporter_otlp_timeout": 1000, "otel_bsp_max_queue_size": 4, "otel_bsp_max_export_batch_size": 2}
+    async with (
+        traced_gateway(mongo_uri, data_dir, receiver.endpoint, **quick) as (app, _, _, _),
+        lifespan_client(app, AUTH) as http,
+    ):
+        before = (await http.get("/metrics")).text
+        assert (await http.get("/tracking/task/1")).status_code == 404
+
+        async def failed_then_posted_again() -> bool:
+            assert (await http.get("/tracking/task/1")).status_code == 404
+            metrics = (await http.get("/metrics")).text
+            with receiver.lock:
+                posted, cut = receiver.requests, len(receiver.answer_bytes_sent)
+            return _export_failed(metrics) > _export_failed(before) and posted >= 2 and cut >= 1
+
+        await eventually(failed_then_posted_again, what="an export cut at its timeout and the next one posted")
+    assert "Failed to export spans batch" in caplog.text
+
+
+def _export_failed(metrics_text: str) -> float:
+    prefix = 'tracking_trace_spans_dropped_total{reason="export_failed"} '
+    return float(next(line for line in metrics_text.splitlines() if line.startswith(prefix)).split()[1])
+
+
 def _exported(metrics_text: str) -> float:
     line = next(line for line in metrics_text.splitlines() if line.startswith("tracking_trace_spans_exported_total "))
     return float(line.split()[1])
