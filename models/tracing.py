@@ -119,7 +119,7 @@ class CommandSpans(monitoring.CommandListener):
             event.command_name,
             _collection_of(event),
             event.connection_id,
-            "txnNumber" in event.command,
+            _in_transaction(event),
         )
         named = self._kinds.get(kind)
         if named is None:
@@ -173,6 +173,12 @@ def _name_and_attributes(
     if transaction:
         attributes["tracking.mongodb.transaction"] = True
     return f"{name} {collection or database}", attributes
+
+
+def _in_transaction(event: monitoring.CommandStartedEvent) -> bool:
+    """Whether the command is part of a transaction: every command of one carries `autocommit: false` (the
+    drivers' transactions specification). Not `txnNumber`: PyMongo numbers every retryable write with it too."""
+    return event.command.get("autocommit") is False
 
 
 def _collection_of(event: monitoring.CommandStartedEvent) -> str | None:

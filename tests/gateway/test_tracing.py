@@ -142,6 +142,22 @@ async def test_a_link_transaction_shows_its_commit_queue_wait_and_deadline(trace
     assert {"find", "update", "commitTransaction"} <= {span.attributes["db.operation.name"] for span in in_transaction}
 
 
+async def test_only_commands_inside_a_transaction_say_so(traced):
+    """A create reserves its ids outside any transaction (the id counter's findAndModify, or its update when the
+    ids are given), then inserts in one: PyMongo numbers every retryable write (`txnNumber`), so only the
+    transaction's commands may carry tracking.mongodb.transaction."""
+    http, receiver = traced
+    trace_id, caller = new_trace()
+    tasks = {"tasks": [{"name": "a"}, {"id": 900, "name": "b"}]}
+    made = await http.post("/tracking/task", json=tasks, headers=traceparent(trace_id, caller))
+    assert made.status_code == 200, made.text
+    spans = await receiver.trace_of(trace_id, "POST /tracking/task", "insert tasks", "commitTransaction admin")
+    flagged = {span.name: span.attributes.get("tracking.mongodb.transaction", False) for span in mongodb_spans(spans)}
+    counters = {name: flag for name, flag in flagged.items() if name.endswith(" counters")}
+    assert counters and not any(counters.values()), flagged
+    assert flagged["insert tasks"] is True and flagged["commitTransaction admin"] is True, flagged
+
+
 async def test_graphql_operations_are_spans_named_by_operation_on_both_paths(traced):
     http, receiver = traced
     tasks = [{"id": 1, "name": SECRET_NAME, "job-id": "job-1"}, {"id": 2, "name": "b", "job-id": "job-1"}]
