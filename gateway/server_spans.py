@@ -9,7 +9,7 @@ attributes OpenTelemetry's HTTP server conventions require: `http.request.method
 `url.query` (names only, every value REDACTED), both without any configured token (a client may put one in
 a path or a parameter's name, as the logs redact it), and at the end `http.route` (the route template),
 `http.response.status_code` and, for a 5xx or an exception, `error.type`. Named `METHOD route`. A caller's
-`tracestate` is continued unless it holds a configured token or is longer than MAX_TRACESTATE."""
+`tracestate` is continued unless it holds a configured token, is longer than MAX_TRACESTATE or is malformed."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace.span import _TRACECONTEXT_MAXIMUM_TRACESTATE_KEYS as _MAX_TRACESTATE_MEMBERS
+from opentelemetry.trace.span import _member_pattern as _tracestate_member
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -108,11 +110,34 @@ class ServerSpans:
                 text = value.decode("latin-1")
                 carrier[key] = f"{carrier[key]},{text}" if key in carrier else text
         state = carrier.get("tracestate")
-        if state is not None and (len(state) > MAX_TRACESTATE or without_tokens(state) != state):
-            # Continued, a tracestate is on every span of the trace (a token in it would reach the collector),
-            # and the SDK logs a malformed one in full on every request.
+        if state is not None and not continued_tracestate(state):
             del carrier["tracestate"]
         return propagate.extract(carrier) if carrier else Context()
+
+
+def continued_tracestate(state: str) -> bool:
+    """Whether a caller's `tracestate` is continued: within MAX_TRACESTATE, holding no configured token (it is on
+    every span of the trace: a token would reach the collector) and well formed. A malformed one is discarded,
+    as W3C Trace Context says (the trace itself is continued), here rather than by the SDK, which logs each
+    malformed member in full: any client would write its text into the log, on every request."""
+    return len(state) <= MAX_TRACESTATE and well_formed_tracestate(state) and without_tokens(state) == state
+
+
+def well_formed_tracestate(state: str) -> bool:
+    """The SDK's own rules for a `tracestate` (`TraceState.from_header` and its constructor, whose pattern and
+    bound are used: private names of the pinned release, so there is one grammar, the SDK's): each member,
+    stripped of spaces and tabs, a `key=value` of the W3C grammar, no key twice, at most 32 members; empty
+    members allowed."""
+    keys: set[str] = set()
+    for member in state.split(","):
+        member = member.strip(" \t")
+        if not member:
+            continue
+        match = _tracestate_member.fullmatch(member)
+        if match is None or match.group(1) in keys:
+            return False
+        keys.add(match.group(1))
+    return len(keys) <= _MAX_TRACESTATE_MEMBERS
 
 
 def request_attributes(scope: Scope) -> dict[str, str]:
