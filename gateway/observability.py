@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterable
 from typing import TextIO
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode
 
 import orjson
 from opentelemetry import trace
@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphql_schema import GRAPHQL_PATH
 from models.actors import ACTING
 from models.tokens import SECRET_BYTES
 from web.auth import Caller
@@ -111,7 +112,7 @@ class _RequestIdFilter(logging.Filter):
         args = record.args
         if record.name == "uvicorn.access" and isinstance(args, tuple) and not str(record.msg).endswith(_CALLER_SUFFIX):
             record.msg = f"{record.msg}{_CALLER_SUFFIX}"  # who made the request answered (once per line)
-            record.args = (*args, caller)
+            record.args = (*_without_task_data(args), caller)
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             record.trace_id = trace.format_trace_id(span.trace_id)
@@ -119,6 +120,17 @@ class _RequestIdFilter(logging.Filter):
         else:
             record.trace_id = record.span_id = "-"
         return True
+
+
+def _without_task_data(access_args: tuple[object, ...]) -> tuple[object, ...]:
+    """uvicorn's access line arguments (client, method, path with query, version, status) with a GraphQL GET's
+    task data redacted (GRAPHQL_TASK_DATA), as its span's url.query has it."""
+    if len(access_args) < 3 or not isinstance(access_args[2], str):
+        return access_args
+    path, _, query = access_args[2].partition("?")
+    if path != GRAPHQL_PATH or not query:
+        return access_args
+    return (*access_args[:2], f"{path}?{redacted_query(query, GRAPHQL_TASK_DATA)}", *access_args[3:])
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(trace_id)s] %(message)s"
@@ -191,6 +203,26 @@ def _redacted_run(match: re.Match[str]) -> str:
     for token in _tokens:
         redacted = redacted.replace(token, REDACTED)
     return redacted
+
+
+REDACTED_VALUE = "REDACTED"
+"""What a query parameter's value shows where it is not shown (a span's url.query, as OpenTelemetry's HTTP
+conventions write it; the access log's GraphQL parameters)."""
+GRAPHQL_TASK_DATA = frozenset({"query", "variables", "extensions"})
+"""A GraphQL GET's parameters that carry task data (a document's literal arguments, its variables, an extension's
+payload): the access log shows their names only. `operationName` names code, not data: shown."""
+
+
+def redacted_query(query: str, names: frozenset[str] | None = None) -> str:
+    """A query string with the values of `names` (every value when None) replaced by REDACTED_VALUE, the names
+    kept (`query=REDACTED&variables=REDACTED`): a query string may carry a GraphQL document, its variables (task
+    data) or a credential."""
+    return urlencode(
+        [
+            (name, REDACTED_VALUE if names is None or name in names else value)
+            for name, value in parse_qsl(query, keep_blank_values=True)
+        ]
+    )
 
 
 class _RedactingHandler(logging.StreamHandler[TextIO]):

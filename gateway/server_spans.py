@@ -14,7 +14,6 @@ a path or a parameter's name, as the logs redact it), and at the end `http.route
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -25,9 +24,8 @@ from opentelemetry.trace.span import _member_pattern as _tracestate_member
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.observability import without_tokens
+from gateway.observability import redacted_query, without_tokens
 
-REDACTED = "REDACTED"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 """The methods the HTTP conventions name; any other is `_OTHER` (a span name must not grow unbounded)."""
 MAX_METHOD_ORIGINAL = 32
@@ -38,12 +36,6 @@ a client sends, and an attribute of every such span must not grow with it."""
 MAX_TRACESTATE = 512
 """Characters of a caller's `tracestate` the gateway continues: the W3C recommendation's minimum a platform must
 propagate; a longer one is not continued (the trace itself is)."""
-
-
-def redacted_query(query: str) -> str:
-    """A query string with every value replaced (`query=REDACTED&variables=REDACTED`): a query string may carry a
-    GraphQL document, its variables (task data) or a credential."""
-    return urlencode([(name, REDACTED) for name, _ in parse_qsl(query, keep_blank_values=True)])
 
 
 class ServerSpans:

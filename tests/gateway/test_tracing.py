@@ -26,7 +26,8 @@ from websockets.typing import Subprotocol
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.embedded import EmbeddedMongo
-from gateway.server_spans import MAX_METHOD_ORIGINAL, redacted_query
+from gateway.observability import redacted_query
+from gateway.server_spans import MAX_METHOD_ORIGINAL
 from gateway.settings import load_settings
 from gateway.tracing import start_tracing
 from models import GraphStore

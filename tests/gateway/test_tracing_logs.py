@@ -8,6 +8,7 @@ import json
 import httpx
 
 from tests.gateway.tracing_setup import (
+    SECRET_NAME,
     new_trace,
     served_with_logs,
     traced_gateway,
@@ -59,3 +60,25 @@ async def test_a_request_its_caller_did_not_sample_exports_nothing_yet_its_log_l
     lines = [json.loads(line) for line in streams["json"].getvalue().splitlines()]
     unsampled_lines = [line for line in lines if line["request_id"] == "req-unsampled-1"]
     assert unsampled_lines and all(line["trace_id"] == trace_id for line in unsampled_lines), unsampled_lines
+
+
+async def test_a_graphql_get_s_access_line_redacts_its_document_variables_and_extensions(
+    store, mongo_uri, data_dir, receiver, no_earlier_secrets
+):
+    """Its server span's url.query shows names only; the access line shows the same for the parameters that
+    carry task data (the document and its literals, the variables, the extensions), in both formats."""
+    query = f'query Probe($n: String) {{ tasks(name: "{SECRET_NAME}") {{ id }} }}'
+    params = {"query": query, "variables": json.dumps({"n": SECRET_NAME}), "extensions": "{}", "operationName": "Probe"}
+    async with (
+        traced_gateway(mongo_uri, data_dir, receiver.endpoint) as (app, settings, *_),
+        served_with_logs(app, settings) as (port, streams),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http,
+    ):
+        await http.get("/graphql", params=params, headers={"X-Request-ID": "req-graphql-get"})
+    shown = "/graphql?query=REDACTED&variables=REDACTED&extensions=REDACTED&operationName=Probe"
+    text = [line for line in streams["text"].getvalue().splitlines() if "uvicorn.access [req-graphql-get" in line]
+    lines = [json.loads(line) for line in streams["json"].getvalue().splitlines()]
+    access = [line["message"] for line in lines if line["name"] == "uvicorn.access"]
+    assert len(text) == 1 and len(access) == 1, (text, access)
+    for line in (text[0], access[0]):
+        assert shown in line and SECRET_NAME not in line, line
