@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.observability import REQUEST_ID
+from models.log_context import REQUEST_ID
 from rest import error_response
 
 log = logging.getLogger("gateway.requests")

@@ -3,7 +3,6 @@ each line carrying the id of the request being served)."""
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 import re
@@ -23,12 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphql_schema import GRAPHQL_PATH
 from models.actors import ACTING
+from models.log_context import REQUEST_ID
 from models.tokens import SECRET_BYTES
 from web.auth import Caller
 from web.state import CALLER_NAME, request_caller
-
-REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-"""The id of the request this task serves (set by RequestIdMiddleware), for every log line it writes."""
 
 HTTP_REQUESTS = Counter(
     "tracking_http_requests_total", "HTTP requests answered, by route template.", ["route", "method", "status"]

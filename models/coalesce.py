@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Tracer
 
+from models.log_context import fresh_context
 from models.stored_task import TaskDoc
 
 BATCH_MAX = 1000
@@ -68,8 +69,10 @@ class CoalescedReads:
         callers, self._callers = self._callers, []
         if not waiting:  # sent already, when it grew to BATCH_MAX
             return
-        # A fresh context: the query must not inherit a caller's deadline (pymongo.timeout) or request id.
-        fresh = contextvars.Context()
+        # A fresh context: the query must not inherit a caller's deadline (pymongo.timeout). Its log lines carry
+        # the request id of the caller whose read opened it (this runs in that caller's context, as the first
+        # caller scheduled it), the one whose trace the query is in: lines are written once, for all callers.
+        fresh = fresh_context()
         if self._tracer is not None and callers:
             fresh.run(_traced_in_first_caller, self._tracer, callers, len(waiting))
         task = loop.create_task(self._answer(waiting), context=fresh)

@@ -22,6 +22,8 @@ from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvid
 from opentelemetry.util.types import Attributes
 from pymongo import monitoring
 
+from models.log_context import fresh_context
+
 INSTRUMENTATION = "tracking-gateway.models"
 MAX_OPEN_COMMANDS = 10_000
 """Commands awaiting their answer whose spans are kept: a command cancelled mid-flight publishes no event that
@@ -217,9 +219,10 @@ class StreamSpan:
 
 
 def context_keeping_trace() -> contextvars.Context:
-    """A fresh context, none of the caller's context variables (its deadlines among them), but for its trace:
-    work that outlives the request (a transaction's commit or abort) still shows in the request's trace."""
+    """A fresh context, none of the caller's context variables (its deadlines among them), but for its trace and
+    request id: work that outlives the request (a transaction's commit or abort) still shows in the request's
+    trace, and its log lines name the request."""
     current = otel_context.get_current()
-    fresh = contextvars.Context()
+    fresh = fresh_context()
     fresh.run(otel_context.attach, current)
     return fresh

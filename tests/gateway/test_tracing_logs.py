@@ -14,7 +14,7 @@ from tests.gateway.tracing_setup import (
     traced_gateway,
     traceparent,
 )
-from tests.helpers import AUTH
+from tests.helpers import AUTH, eventually
 
 
 async def test_every_log_line_of_a_request_carries_its_trace_id_beside_its_request_id(
@@ -82,3 +82,27 @@ async def test_a_graphql_get_s_access_line_redacts_its_document_variables_and_ex
     assert len(text) == 1 and len(access) == 1, (text, access)
     for line in (text[0], access[0]):
         assert shown in line and SECRET_NAME not in line, line
+
+
+async def test_the_sdk_s_line_at_a_request_s_span_end_carries_its_request_id(
+    store, mongo_uri, data_dir, receiver, no_earlier_secrets
+):
+    """A span dropped at the end of a request's server span (the export queue full behind a slow collector):
+    the SDK's line says so within the request, and carries its request id."""
+    receiver.delay_s = 2.0
+    small = {"otel_bsp_max_queue_size": 1, "otel_bsp_max_export_batch_size": 1}
+    logged = ("uvicorn.access", "gateway", "opentelemetry.sdk")
+    async with (
+        traced_gateway(mongo_uri, data_dir, receiver.endpoint, **small) as (app, settings, *_),
+        served_with_logs(app, settings, logged) as (port, streams),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http,
+    ):
+
+        async def dropped_within_a_request() -> bool:
+            assert (await http.get("/tracking/task/46", headers={"X-Request-ID": "req-queue-full"})).status_code == 404
+            return "Queue full" in streams["json"].getvalue()
+
+        await eventually(dropped_within_a_request, what="a span dropped at a request's end")
+    lines = [json.loads(line) for line in streams["json"].getvalue().splitlines()]
+    full = [line for line in lines if "Queue full" in line["message"]]
+    assert full and all(line["request_id"] == "req-queue-full" for line in full), full
