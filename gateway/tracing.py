@@ -15,11 +15,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -34,9 +32,8 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from prometheus_client import Counter
-from requests import PreparedRequest, Response, Session
-from requests.exceptions import ReadTimeout, RequestException
 
+from gateway.collector_answers import BoundedAnswers
 from gateway.otlp_encoding import encode_request
 from gateway.recorded_spans import RecordedSpan, RecordingTracerProvider
 from gateway.settings import Settings
@@ -58,78 +55,6 @@ SPANS_DROPPED = Counter(
 )
 for _reason in ("queue_full", "export_failed"):
     SPANS_DROPPED.labels(_reason)  # both series exist from the start, at 0: alerts can take their rate
-
-
-MAX_COLLECTOR_ANSWER_BYTES = 64 * 1024
-"""How much of a collector's answer to an export is read. An OTLP answer is a few bytes (a partial success, a
-status message); whatever answers at the endpoint with more (a misconfigured proxy, a file server) has its
-connection closed past this, and the export's outcome is its status code as before."""
-_ANSWER_CHUNK_BYTES = 16 * 1024
-
-
-class BoundedAnswers(Session):
-    """The exporter's HTTP session (its `session`): an answer's body is read as a stream, at most
-    MAX_COLLECTOR_ANSWER_BYTES of it, where requests would read a whole body, however large, into the export
-    thread's memory, and within the time the exporter gave the request (requests' timeout bounds each read of
-    the socket, not the answer: a collector trickling a byte at a time would hold the export thread for as
-    long as it liked). A body read to its end leaves the connection to be used again; a longer one, or one
-    still coming at the deadline, is closed."""
-
-    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
-        timeout = kwargs.get("timeout")
-        deadline = time.monotonic() + timeout if isinstance(timeout, int | float) else None
-        kwargs["stream"] = True
-        response = super().send(request, **kwargs)
-        cut = _AnswerCut(response, deadline)
-        try:
-            _read_bounded(response)
-        except RequestException:
-            if not cut.passed():
-                raise
-        finally:
-            cut.cancel()
-            response.close()  # read to its end: the connection goes back to the pool; else it is closed
-        if cut.passed():
-            raise ReadTimeout(f"the collector's answer did not end within {timeout}s", request=request)
-        return response
-
-
-def _read_bounded(response: Response) -> None:
-    """Read an answer's body, at most MAX_COLLECTOR_ANSWER_BYTES of it."""
-    read = 0
-    for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
-        read += len(chunk)
-        if read > MAX_COLLECTOR_ANSWER_BYTES:
-            log.warning("the collector's answer is longer than %d bytes: not read further", MAX_COLLECTOR_ANSWER_BYTES)
-            return
-
-
-class _AnswerCut:
-    """Ends the reading of an answer at the export's deadline: a timer thread shuts the socket down for reading
-    (urllib3's `HTTPResponse.shutdown`, made for this), which ends a read blocked on the collector."""
-
-    def __init__(self, response: Response, deadline: float | None) -> None:
-        self._response = response
-        self._passed = threading.Event()
-        self._timer: threading.Timer | None = None
-        if deadline is not None:
-            self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._cut)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _cut(self) -> None:
-        self._passed.set()
-        with contextlib.suppress(Exception):  # already closed or released: nothing left to cut
-            self._response.raw.shutdown()
-
-    def cancel(self) -> None:
-        """No cut from now on (one under way is waited for: the answer is closed after it)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer.join()
-
-    def passed(self) -> bool:
-        return self._passed.is_set()
 
 
 def traces_endpoint(settings: Settings) -> str | None:
@@ -183,8 +108,14 @@ class DirectOTLPExporter(OTLPSpanExporter):
     exporter's own self-metrics (off unless OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED; /metrics counts exports,
     CountingExporter) and its 64 MiB request bound (a batch is at most MAX_SPAN_QUEUE spans of a few KB)."""
 
+    def __init__(self, endpoint: str, timeout: float, answers: BoundedAnswers | None = None) -> None:
+        super().__init__(endpoint=endpoint, timeout=timeout, session=answers)
+        self._answers = answers
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
+            return SpanExportResult.FAILURE
+        if self._answers is not None and self._answers.waiting():  # the collector's Retry-After
             return SpanExportResult.FAILURE
         try:
             body = encode_request(spans)
@@ -309,7 +240,7 @@ def start_tracing(settings: Settings) -> Tracing | None:
     exporter = DirectOTLPExporter(
         endpoint=endpoint,
         timeout=min(timeout_ms, settings.otel_bsp_export_timeout) / 1000,
-        session=BoundedAnswers(),
+        answers=BoundedAnswers(),
     )
     resource = service_resource(settings)
     processor = CountingSpanProcessor(CountingExporter(exporter, backlog), backlog, settings)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from opentelemetry import trace
 
+from gateway import collector_answers
 from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.embedded import free_port
@@ -281,6 +282,36 @@ async def test_a_collector_trickling_its_answer_costs_the_export_no_more_than_it
 
         await eventually(failed_then_posted_again, what="an export cut at its timeout and the next one posted")
     assert "Failed to export spans batch" in caplog.text
+
+
+async def test_a_collector_asking_to_retry_after_a_while_gets_no_post_until_then(
+    store, mongo_uri, data_dir, receiver, monkeypatch
+):
+    """A 429 with Retry-After: batches until then are dropped without a POST, counted as export_failed; a wait
+    longer than MAX_RETRY_AFTER_S is cut to it (a collector asking for a day must not silence tracing a day)."""
+    monkeypatch.setattr(collector_answers, "MAX_RETRY_AFTER_S", 3.0)
+    receiver.status, receiver.retry_after = 429, "86400"
+    small = {"otel_bsp_max_queue_size": 4, "otel_bsp_max_export_batch_size": 2, "otel_exporter_otlp_timeout": 500}
+    async with (
+        traced_gateway(mongo_uri, data_dir, receiver.endpoint, **small) as (app, _, _, _),
+        lifespan_client(app, AUTH) as http,
+    ):
+        before = _export_failed((await http.get("/metrics")).text)
+
+        async def batches_failed(count: int) -> bool:
+            assert (await http.get("/tracking/task/1")).status_code == 404
+            return _export_failed((await http.get("/metrics")).text) >= before + 2 * count
+
+        await eventually(partial(batches_failed, 3), what="three batches dropped")
+        with receiver.lock:
+            assert receiver.requests == 1, "batches were posted before the collector's Retry-After passed"
+        receiver.status = 200
+
+        async def posted_again() -> bool:
+            assert (await http.get("/tracking/task/1")).status_code == 404
+            return bool(receiver.named("GET /tracking/task/{taskId}"))
+
+        await eventually(posted_again, what="batches posted once the longest wait honoured passed")
 
 
 def _export_failed(metrics_text: str) -> float:
