@@ -15,6 +15,8 @@ from opentelemetry.exporter.otlp.common.http import _extract_retry_after, _is_re
 from requests import PreparedRequest, Response, Session
 from requests.exceptions import ReadTimeout, RequestException
 
+from gateway.observability import AtMostEvery
+
 log = logging.getLogger("gateway.tracing")
 MAX_RETRY_AFTER_S = 60.0
 """The longest wait a collector's `Retry-After` is honoured for: a collector asking for a day (or a proxy's
@@ -42,6 +44,8 @@ class BoundedAnswers(Session):
         super().__init__()
         self._not_before = 0.0
         """Until when (monotonic) the collector asked not to be sent to (its `Retry-After`, bounded)."""
+        self._long_answers = AtMostEvery()
+        self._waits = AtMostEvery()
 
     def waiting(self) -> bool:
         """Whether the collector asked not to be sent anything yet: an export now is dropped unsent."""
@@ -54,7 +58,11 @@ class BoundedAnswers(Session):
         response = super().send(request, **kwargs)
         cut = _AnswerCut(response, deadline)
         try:
-            _read_bounded(response)
+            if not _read_bounded(response) and self._long_answers.due():
+                log.warning(
+                    "the collector's answer is longer than %d bytes: not read further (said once a minute)",
+                    MAX_COLLECTOR_ANSWER_BYTES,
+                )
         except RequestException:
             if not cut.passed():
                 raise
@@ -76,19 +84,20 @@ class BoundedAnswers(Session):
             return
         wait_s = min(wait_s, MAX_RETRY_AFTER_S)
         self._not_before = max(self._not_before, time.monotonic() + wait_s)
-        log.warning(
-            "the collector answered %d, Retry-After: spans dropped unsent for %gs", response.status_code, wait_s
-        )
+        if self._waits.due():
+            log.warning(
+                "the collector answered %d with Retry-After: spans dropped unsent for %gs", response.status_code, wait_s
+            )
 
 
-def _read_bounded(response: Response) -> None:
-    """Read an answer's body, at most MAX_COLLECTOR_ANSWER_BYTES of it."""
+def _read_bounded(response: Response) -> bool:
+    """Read an answer's body, at most MAX_COLLECTOR_ANSWER_BYTES of it; False when it was longer."""
     read = 0
     for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
         read += len(chunk)
         if read > MAX_COLLECTOR_ANSWER_BYTES:
-            log.warning("the collector's answer is longer than %d bytes: not read further", MAX_COLLECTOR_ANSWER_BYTES)
-            return
+            return False
+    return True
 
 
 class _AnswerCut:

@@ -222,6 +222,27 @@ def redacted_query(query: str, names: frozenset[str] | None = None) -> str:
     )
 
 
+WARNING_INTERVAL_S = 60.0
+"""How often at most a warning with a steady cause (every export, every request) is written again."""
+
+
+class AtMostEvery:
+    """When a recurring warning is written: the first time, then at most once per `interval_s` (a cause that
+    persists would otherwise write a line per occurrence, burying every other; /metrics counts occurrences)."""
+
+    def __init__(self, interval_s: float = WARNING_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self._next: float | None = None
+
+    def due(self) -> bool:
+        """Whether the warning is to be written now (and then not again for `interval_s`)."""
+        now = time.monotonic()
+        if self._next is not None and now < self._next:
+            return False
+        self._next = now + self._interval_s
+        return True
+
+
 class _RedactingHandler(logging.StreamHandler[TextIO]):
     """Redacts the whole formatted line (message, arguments, stack trace), so no logger can leak a token."""
 

@@ -232,7 +232,7 @@ async def test_a_collector_in_trouble_costs_dropped_spans_never_time(store, mong
 
 
 async def test_a_collector_answering_with_a_huge_body_is_read_no_further_than_its_bound(
-    store, mongo_uri, data_dir, receiver
+    store, mongo_uri, data_dir, receiver, caplog
 ):
     """Whatever answers at the endpoint with far more than an OTLP answer (here 256 MiB after it) costs the export
     thread no more than MAX_COLLECTOR_ANSWER_BYTES of reading: the connection is closed past it, the export counts
@@ -243,7 +243,7 @@ async def test_a_collector_answering_with_a_huge_body_is_read_no_further_than_it
         lifespan_client(app, AUTH) as http,
     ):
         before = (await http.get("/metrics")).text
-        for answers in (1, 2):
+        for answers in (1, 2, 3):
             assert (await http.get("/tracking/task/1")).status_code == 404
 
             async def cut(answers: int = answers) -> bool:
@@ -256,6 +256,8 @@ async def test_a_collector_answering_with_a_huge_body_is_read_no_further_than_it
     assert all(sent < 32 * 1024 * 1024 for sent in receiver.answer_bytes_sent), receiver.answer_bytes_sent
     # The process's counters: what this gateway's exports added to them.
     assert _exported(metrics) > _exported(before) and dropped(metrics) == dropped(before)
+    warned = [record for record in caplog.records if "answer is longer than" in record.getMessage()]
+    assert len(warned) == 1, "the warning is written once a minute, not once an export"
 
 
 async def test_a_collector_trickling_its_answer_costs_the_export_no_more_than_its_timeout(
