@@ -16,6 +16,7 @@ import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+import pymongo.errors
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
@@ -32,6 +33,9 @@ ends its span. Its sender ends it where it hears of the cancellation (`end_aband
 MAX_COMMAND_KINDS = 1024
 """Kinds of command (database, command, collection, server, in a transaction or not) whose span name and
 attributes are kept: a gateway sends a few dozen; the store is emptied if ever full."""
+CANCELLED = "cancelled"
+"""`error.type` of a command whose wait was cut: by the gateway (its request or subscription cancelled) or by
+PyMongo (the operation cancelled on a connection it gave up on)."""
 _COLLECTION_KEYS = ("collection",)
 """Commands naming their collection in a field rather than as their own value (getMore)."""
 
@@ -98,7 +102,7 @@ def end_abandoned_command() -> None:
     spans, key = in_flight
     span = spans.pop(key, None)
     if span is not None:
-        span.set_attribute("error.type", "cancelled")
+        span.set_attribute("error.type", CANCELLED)
         span.set_status(StatusCode.ERROR)
         span.end()
 
@@ -149,12 +153,36 @@ class CommandSpans(monitoring.CommandListener):
             return
         failure = event.failure if isinstance(event.failure, Mapping) else {}
         code = failure.get("code")
-        error_type = failure.get("codeName") or failure.get("errtype") or (str(code) if code is not None else None)
-        span.set_attribute("error.type", str(error_type or "failed"))
+        span.set_attribute("error.type", _error_type(failure))
         if code is not None:
             span.set_attribute("db.response.status_code", str(code))
         span.set_status(StatusCode.ERROR)
         span.end()
+
+
+def _error_type(failure: Mapping[str, object]) -> str:
+    """A failed command's `error.type`: MongoDB's code name, else the driver's error (`errtype`, its class name)
+    as a stable public name, else the code, else `failed`."""
+    code_name, driver_error, code = failure.get("codeName"), failure.get("errtype"), failure.get("code")
+    if code_name:
+        return str(code_name)
+    if isinstance(driver_error, str) and driver_error:
+        return _public_driver_error(driver_error)
+    return str(code) if code is not None else "failed"
+
+
+def _public_driver_error(name: str) -> str:
+    """PyMongo publishes a failure under its error's class name, private ones included: the operation it
+    cancelled (`_OperationCancelled`, a MongoDB that hangs) is CANCELLED, as a command the gateway cut; another
+    private class is named by its nearest public base class in pymongo.errors."""
+    if name == "_OperationCancelled":
+        return CANCELLED
+    if not name.startswith("_"):
+        return name
+    error = getattr(pymongo.errors, name, None)
+    if not isinstance(error, type):
+        return "failed"
+    return next(base.__name__ for base in error.__mro__ if not base.__name__.startswith("_"))
 
 
 def _name_and_attributes(
