@@ -13,7 +13,7 @@ a path or a parameter's name, as the logs redact it), and at the end `http.route
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -21,7 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from opentelemetry.trace.span import _TRACECONTEXT_MAXIMUM_TRACESTATE_KEYS as _MAX_TRACESTATE_MEMBERS
 from opentelemetry.trace.span import _member_pattern as _tracestate_member
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability import redacted_query, without_tokens
@@ -149,20 +149,59 @@ def request_attributes(scope: Scope) -> dict[str, str]:
 def route_template(scope: Scope) -> str | None:
     """The template of the route that served the request: the router's own for the API's routes (FastAPI sets
     `scope["route"]` for those alone); for the app's other routes (`/metrics`, `/openapi.json`) and mounts
-    (`/static`: `/static/{path}`, as FastAPI's own telemetry names it), the one whose endpoint the router chose.
-    None when no route matched (a 404): the path is no template."""
+    (`/static`: `/static/{path}`, as FastAPI's own telemetry names it), the one whose endpoint the router chose;
+    for a request answered before the router saw it (a refused token, Accept or body size, a caller's rate), the
+    route its method and path were for. None when no route is (a 404 of an unknown path): the path is no
+    template."""
     route = scope.get("route")
     if route is not None:
         return getattr(route, "path", None)
-    endpoint, app = scope.get("endpoint"), scope.get("app")
-    if endpoint is None or app is None:
+    app = scope.get("app")
+    if app is None:
         return None
-    for candidate in app.router.routes:  # a handful of routes, for the few requests FastAPI does not name
+    endpoint = scope.get("endpoint")
+    routes = app.router.routes  # a few dozen, for the requests FastAPI does not name (not the API's served ones)
+    return _template_of_endpoint(routes, endpoint) if endpoint is not None else _template_matching(routes, scope)
+
+
+def _template_of_endpoint(routes: Iterable[BaseRoute], endpoint: object) -> str | None:
+    for candidate in routes:
         if isinstance(candidate, Mount) and candidate.app is endpoint:
-            return f"{candidate.path}/{{path}}"
+            return _mount_template(candidate)
         if isinstance(candidate, Route) and candidate.endpoint is endpoint:
             return candidate.path
     return None
+
+
+def _template_matching(routes: Iterable[BaseRoute], scope: Scope) -> str | None:
+    """The route the router would have chosen for the request's method and path (Starlette's own matching), or
+    one for its path alone when none takes its method."""
+    for_path: BaseRoute | None = None
+    for candidate in _each_route(routes):
+        match, _ = candidate.matches(scope)
+        if match is Match.FULL:
+            for_path = candidate
+            break
+        if match is Match.PARTIAL and for_path is None:
+            for_path = candidate
+    if for_path is None:
+        return None
+    return _mount_template(for_path) if isinstance(for_path, Mount) else getattr(for_path, "path", None)
+
+
+def _each_route(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The app's routes, an included router's among them: FastAPI keeps a router the app includes as one entry,
+    its routes under `original_router` (their paths whole: the gateway includes its routers without a prefix)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _each_route(included.routes)
+        else:
+            yield route
+
+
+def _mount_template(mount: Mount) -> str:
+    return f"{mount.path}/{{path}}"
 
 
 def end_server_span(span: Span, scope: Scope, status: int | None, failure: BaseException | None) -> None:
