@@ -316,8 +316,9 @@ async def test_a_token_a_client_puts_in_the_url_reaches_no_span(traced, path, sp
 
 def test_only_the_composition_root_uses_the_sdk():
     """models/, graphql_schema/, rest/ and web/ use OpenTelemetry's API only; the SDK and the exporter are
-    gateway/tracing.py's (with gateway/recorded_spans.py, the SDK's provider making its spans, and the encoder,
-    gateway/otlp_encoding.py, which reads the SDK's finished spans)."""
+    gateway/tracing.py's (with gateway/recorded_spans.py, the SDK's provider making its spans, the encoder,
+    gateway/otlp_encoding.py, which reads the SDK's finished spans, and gateway/collector_answers.py, the
+    exporter's HTTP session, which reads Retry-After as the exporter does)."""
     root = Path(__file__).parent.parent.parent
     users = set()
     for package in ("models", "graphql_schema", "rest", "web", "gateway", "ui"):
@@ -327,7 +328,12 @@ def test_only_the_composition_root_uses_the_sdk():
                 names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
                 if any(name.startswith(("opentelemetry.sdk", "opentelemetry.exporter")) for name in names):
                     users.add(module.relative_to(root).as_posix())
-    assert users == {"gateway/tracing.py", "gateway/recorded_spans.py", "gateway/otlp_encoding.py"}
+    assert users == {
+        "gateway/tracing.py",
+        "gateway/recorded_spans.py",
+        "gateway/otlp_encoding.py",
+        "gateway/collector_answers.py",
+    }
 
 
 async def test_two_traceparents_start_a_trace_of_their_own_and_repeated_tracestates_do_not_break_one(traced):
