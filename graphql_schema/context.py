@@ -4,7 +4,9 @@ MongoDB round trip. Both the resolvers and the compiled path read through them: 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+import asyncio
+from collections.abc import Awaitable, Hashable, Iterator, Sequence
+from typing import TypeVar
 
 from opentelemetry.trace import Tracer
 from strawberry.dataloader import DataLoader, DefaultCache
@@ -60,6 +62,22 @@ WalkKey = tuple[int, Direction, int | None]
 """A walk asked for: from which task, over which links, how many levels at most (None: all)."""
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class SharedLoader(DataLoader[_K, _V]):
+    """A DataLoader whose futures no one awaiter's cancellation reaches. Several fields await one cached future
+    (two aliases of a job's counts, a task every walk meets); graphql-core cancels the pending siblings of a field
+    whose error nulls their parent, and cancelling a task cancels the future it awaits: the other fields then got
+    CancelledError (a plain-text 500), and a batch whose futures were all cancelled before it was sent stayed the
+    loader's current batch, unsent, so any later load of the request (the field-by-field answer after the
+    compiled path's) waited forever. Each awaiter here awaits a shield of the shared future."""
+
+    def load(self, key: _K) -> Awaitable[_V]:
+        return asyncio.shield(super().load(key))
+
+
 class Context(BaseContext):
     def __init__(
         self,
@@ -109,12 +127,12 @@ class Context(BaseContext):
         self.tracer: Tracer | None = None
         """Where operation spans go (graphql_schema.tracing); None when the gateway traces nothing."""
         self._read_tasks = DefaultCache[int, TaskDoc | None]()
-        self.tasks = DataLoader[int, TaskDoc | None](load_fn=self._load_tasks, cache_map=self._read_tasks)
-        self.job_summaries = DataLoader[str, JobSummary | None](load_fn=self._load_summaries)
-        self.job_tasks = DataLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
-        self.histories = DataLoader[HistoryKey, HistoryPage](load_fn=self._load_histories)
-        self.walks = DataLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
-        self.job_stages = DataLoader[str, JobStages](load_fn=self._load_job_stages)
+        self.tasks = SharedLoader[int, TaskDoc | None](load_fn=self._load_tasks, cache_map=self._read_tasks)
+        self.job_summaries = SharedLoader[str, JobSummary | None](load_fn=self._load_summaries)
+        self.job_tasks = SharedLoader[str, list[TaskDoc]](load_fn=self._load_job_tasks)
+        self.histories = SharedLoader[HistoryKey, HistoryPage](load_fn=self._load_histories)
+        self.walks = SharedLoader[WalkKey, list[TaskDoc]](load_fn=self._load_walks)
+        self.job_stages = SharedLoader[str, JobStages](load_fn=self._load_job_stages)
 
     def grant(self, caller: Caller | None) -> None:
         """Who is calling: nothing allowed without a caller, queries and subscriptions with any, mutations with

@@ -12,6 +12,7 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from graphql_schema.error_positions import errors_in_answer
 from models import (
     ChangeUnread,
     CommitOutcomeUnknown,
@@ -164,7 +165,15 @@ class CodedErrors(MaskErrors):
         # result (each event of each subscription): a result without errors skips it.
         if getattr(result, "errors", None):
             super()._process_result(result)
-            result.errors = sorted(result.errors, key=document_order)  # type: ignore[attr-defined]
+            errors: list[GraphQLError] = result.errors  # type: ignore[attr-defined]
+            execution = self.execution_context
+            if execution.graphql_document is not None:
+                graphql_schema = execution.schema._schema  # the graphql-core schema Strawberry executes with
+                data = getattr(result, "data", None)
+                errors = errors_in_answer(
+                    errors, data, graphql_schema, execution.graphql_document, execution.operation_name
+                )
+            result.errors = sorted(errors, key=document_order)  # type: ignore[attr-defined]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         """MaskErrors hands every error here (`should_mask_error` says yes to all); only the unexpected ones are
