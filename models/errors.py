@@ -80,6 +80,8 @@ class PreconditionFailed(GraphError):
     version as the evaluation read it (models.conditions.version_of: its ETag goes with the answer), when there is
     one."""
 
+    current_version: str | None = None
+
     def __init__(self, subject: str, field: str = "If-Match", current_version: str | None = None) -> None:
         self.subject = subject
         self.field = field
