@@ -47,7 +47,7 @@ function tokenHeader() {
  *  from there. When the gateway refuses the credential (closes with 4403: unknown, revoked or without the
  *  scope; or 4401, expired, once a sign-in cannot be renewed) it ends and calls `start.onRefused` with an
  *  Unauthorized: trying again with the same credential would be refused again, for good.
- *  Returns a function that ends it. The header's "live" mark says whether it is connected.
+ *  Returns a function that ends it. The header's mark says whether events can flow (see `liveMark`).
  *  @param {string} query @param {Record<string, unknown>} variables @param {(event: any) => void} onEvent
  *  @param {{ after: string | null, freshCursor(): Promise<string | null>, onRestart(): void,
  *            onRefused(error: Unauthorized): void }} start
@@ -57,30 +57,43 @@ export function subscribe(query, variables, onEvent, start) {
   let socket = null; // the one open or opening now
   let after = start.after, retryMs = 500, ended = false;
   let ready = Promise.resolve(); // a reconnect waits for it: a fresh cursor being taken
-  const live = byId("live", HTMLElement);
-  /** @param {boolean} on */
-  const show = (on) => {
-    live.hidden = ended;
-    live.classList.toggle("on", on);
-    live.textContent = on ? "● live" : "○ reconnecting";
-  };
+  const mark = liveMark();
   const connect = () => {
     if (ended) return; // ended while a reconnect waited: it must not open a subscription for a page left
     const opened = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`,
       "graphql-transport-ws");
     socket = opened;
+    let acked = false, failed = false;
+    /** Live only once events can flow: the handshake needs no MongoDB, so an ack proves nothing; a MongoDB read
+     *  answered after the subscription started (or an event delivered) does. Only then is the back-off reset:
+     *  an ack followed at once by a failure must not make the page retry every 500 ms. */
+    const confirmed = () => {
+      if (opened !== socket || failed || ended) return;
+      mark.live();
+      retryMs = 500;
+    };
+    /** @param {string} reason */
+    const fail = (reason) => {
+      failed = true;
+      mark.down(reason);
+    };
     opened.onopen = () => opened.send(JSON.stringify({ type: "connection_init", payload: tokenHeader() }));
     opened.onmessage = (message) => {
       const data = JSON.parse(message.data);
       if (data.type === "connection_ack") {
-        show(true);
-        retryMs = 500;
+        acked = true;
         opened.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables: { ...variables, after } } }));
+        start.freshCursor().then(confirmed, (/** @type {Error} */ error) => {
+          if (opened !== socket || failed) return;
+          fail(error.message);
+          opened.close(); // it would fail the same way: tried again after the back-off
+        });
       } else if (data.type === "ping") {
         opened.send(JSON.stringify({ type: "pong" }));
       } else if (data.type === "next" && data.payload.data) {
         const event = data.payload.data.taskEvents;
         after = event.cursor;
+        confirmed();
         onEvent(event);
       } else if (data.type === "next" || data.type === "error") {
         /** @type {GraphQLError[]} */
@@ -88,6 +101,8 @@ export function subscribe(query, variables, onEvent, start) {
         if (errors.some((error) => error.extensions?.code === "CURSOR_EXPIRED")) {
           after = null; // without a fresh cursor (none could be taken), from whenever it subscribes again
           ready = start.freshCursor().then((cursor) => { after = cursor; }, () => {}).then(() => start.onRestart());
+        } else {
+          fail(errors.map((error) => error.message).join("; "));
         }
         opened.close();
       } else if (data.type === "complete") {
@@ -95,9 +110,9 @@ export function subscribe(query, variables, onEvent, start) {
       }
     };
     opened.onclose = (closed) => {
-      show(false);
       if (ended) return;
       if (closed.code === REFUSED) return refused(new Unauthorized(`the token was refused (${closed.reason || "unknown"})`));
+      if (!failed) fail(acked ? "the subscription ended" : "the gateway is not answering");
       // A signed-in token is renewed first (the gateway ends a connection when its token expires).
       setTimeout(() => ready.then(() => trackingSignIn.fresh()).then((held) => {
         if (held || closed.code !== EXPIRED) return connect();
@@ -109,12 +124,52 @@ export function subscribe(query, variables, onEvent, start) {
   /** @param {Unauthorized} error */
   const refused = (error) => {
     ended = true;
-    show(false);
+    mark.hide();
     start.onRefused(error);
   };
-  show(false);
   connect();
-  return () => { ended = true; socket?.close(); show(false); };
+  return () => { ended = true; socket?.close(); mark.hide(); };
+}
+
+/** The header's mark: "● live" while events can flow; otherwise since when they cannot and why (the page shows
+ *  what it read before then), so a person knows how old what they see may be.
+ *  @returns {{ live(): void, down(reason: string): void, hide(): void }} */
+function liveMark() {
+  const mark = byId("live", HTMLElement);
+  /** @type {Date | null} */
+  let since = null; // when it stopped being live; null while live (or before it ever was)
+  /** @param {"on" | "down" | ""} state @param {string} text @param {string} title */
+  const show = (state, text, title) => {
+    mark.hidden = false;
+    mark.classList.toggle("on", state === "on");
+    mark.classList.toggle("down", state === "down");
+    mark.textContent = text;
+    mark.title = title;
+  };
+  show("", "○ connecting", "connecting to the live updates");
+  return {
+    live() {
+      since = null;
+      show("on", "● live", "live updates from the subscription");
+    },
+    down(reason) {
+      since ??= new Date();
+      const time = since.toLocaleTimeString();
+      const text = reason.startsWith(MONGODB_UNAVAILABLE) ? `○ MongoDB unavailable since ${time}`
+        : `○ not live since ${time}: ${clip(reason, REASON_SHOWN)}`;
+      show("down", text, `no live updates since ${time}: what is shown was read before then; reconnecting (${reason})`);
+    },
+    hide() { mark.hidden = true; },
+  };
+}
+
+const MONGODB_UNAVAILABLE = "MongoDB unavailable"; // the start of the gateway's UNAVAILABLE message
+const REASON_SHOWN = 120; // characters of an error in the header (the whole of it is in the mark's title)
+
+/** `text` cut to `max` characters with "…" past that (one rule for every stored or foreign text shown).
+ *  @param {string} text @param {number} max */
+export function clip(text, max) {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** `action` (returning a promise) run after a call, at most once every `ms` and never two at a time: a call
