@@ -183,3 +183,44 @@ async def test_sign_out_forgets_the_token_and_asks_for_one(base_url, small_job, 
         assert await browser.wait_for("document.getElementById('forget')?.hidden && !!document.querySelector('#login')")
         assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
         await browser.screenshot(tmp_path / "signed-out.png")
+
+
+async def test_a_job_at_phone_width_is_one_column_with_a_usable_graph(base_url, small_job, tmp_path):
+    """At 390 x 844 CSS px (a phone): the page had no viewport tag and two columns, the graph's 13 px wide (its
+    canvas 0 px, its controls clipped). Now one column: the graph the screen's width, its controls in sight,
+    the details under it."""
+    build, _, _ = small_job
+    async with Browser(tmp_path) as browser:
+        await browser.call(
+            "Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True
+        )
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=release-7")
+        await browser.wait_for("document.querySelectorAll('.task').length === 3")
+        assert await browser.evaluate("document.documentElement.clientWidth") == 390, "laid out at the phone's width"
+        canvas = await browser.evaluate(
+            "(() => { const r = document.querySelector('#graph .graph-canvas').getBoundingClientRect();"
+            " return { left: r.left, right: r.right, height: r.height }; })()"
+        )
+        assert canvas["left"] >= 0 and canvas["right"] <= 390 and canvas["right"] - canvas["left"] > 300, canvas
+        assert canvas["height"] > 300, canvas
+        hidden = await browser.evaluate(
+            "[...document.querySelectorAll('#graph .tools button, #graph .tools input, #graph .tools select')]"
+            ".filter(c => { const r = c.getBoundingClientRect(); const at = document.elementFromPoint("
+            "r.left + r.width / 2, r.top + r.height / 2);"
+            " return !r.width || r.right > 390 || !(at === c || c.contains(at)); }).map(c => c.outerHTML)"
+        )
+        assert hidden == [], "every control of the graph in sight and not covered"
+        await click_task(browser, build)
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('build')")
+        below = await browser.evaluate(
+            "document.getElementById('details').getBoundingClientRect().top >="
+            " document.getElementById('graph').getBoundingClientRect().bottom"
+        )
+        assert below, "the details under the graph"
+        await browser.screenshot(tmp_path / "phone-job.png")
+        await browser.evaluate("document.getElementById('details').scrollIntoView()")
+        await browser.screenshot(tmp_path / "phone-details.png")
+        await browser.open(f"{base_url}/ui/#")
+        await browser.wait_for("document.querySelector('tr[data-job]') !== null")
+        assert await browser.evaluate("document.documentElement.scrollWidth") <= 390, "the jobs page no wider than the screen"
+        await browser.screenshot(tmp_path / "phone-jobs.png")
