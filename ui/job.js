@@ -30,7 +30,7 @@ export function showJob(main, jobId, failed) {
   // closed: the page was left; answers still on their way must not draw into the next one.
   /** @type {JobPage} */
   const page = { jobId, view: "graph", graph: null, table: null, hood: null, tasks: new Map(), selected: null,
-    noPath: null, loading: false, closed: false, select, firstLevels: null, failed,
+    noPath: null, loading: false, closed: false, hadTasks: false, select, firstLevels: null, failed,
     column: byId("graph", HTMLElement), tabs: element(main, ".tabs", HTMLElement) };
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
@@ -71,7 +71,8 @@ async function loadJob(page) {
   try {
     const job = await showHead(page, page.jobId);
     if (page.closed) return;
-    if (!job) { page.column.textContent = "No task has this job id (yet)."; return; }
+    if (!job) return showNoTask(page);
+    page.hadTasks = true;
     if (job.taskCount > GRAPH_LIMIT) {
       page.table ??= taskTable(page.jobId, job, page.select, page.failed, page.firstLevels);
       page.tabs.hidden = true; // no graph, no timeline: too many tasks to draw
@@ -80,7 +81,7 @@ async function loadJob(page) {
     }
     const { job: full, noPath } = await jobGraph(page.jobId);
     if (page.closed) return;
-    if (!full) { page.column.textContent = "No task has this job id (any more)."; return; }
+    if (!full) return showNoTask(page);
     page.noPath = noPath;
     page.table = null;
     page.tabs.hidden = false;
@@ -98,6 +99,18 @@ async function loadJob(page) {
   } finally {
     page.loading = false;
   }
+}
+
+/** A job without tasks: none yet, or none any more (every task deleted while the page was open); the graph, the
+ *  table and the hint that spoke of its tasks go. @param {JobPage} page */
+function showNoTask(page) {
+  page.column.textContent = page.hadTasks ? "No task has this job id any more: its tasks were deleted."
+    : "No task has this job id (yet).";
+  page.graph = null;
+  page.table = null;
+  page.tasks = new Map();
+  page.tabs.hidden = true; // nothing to show either way
+  byId("hint", HTMLElement).textContent = "";
 }
 
 /** What an event of the job changes on the page: a status repainted at once, the counts and the table's rows
@@ -135,9 +148,10 @@ async function showHead(page, jobId) {
   if (page.closed || asked < headShown) return job; // a later answer is on screen already: this one may be older
   headShown = asked;
   setDoneStatuses(done);
-  if (job) byId("head", HTMLElement).innerHTML = `<p><span id="task-count">${job.taskCount}</span> tasks ·
+  // No job: no task has its id (any more); counts left from before would contradict the line below them.
+  byId("head", HTMLElement).innerHTML = job ? `<p><span id="task-count">${job.taskCount}</span> tasks ·
     <span id="done-count">${job.summary.doneCount}</span> done (${Math.round(job.summary.progress * 100)}%) ·
-    ${statusChips(job.statusCounts)}</p>`;
+    ${statusChips(job.statusCounts)}</p>` : `<p><span id="task-count">0</span> tasks</p>`;
   return job;
 }
 

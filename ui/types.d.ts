@@ -307,6 +307,8 @@ declare global {
     noPath: string | null;
     loading: boolean;
     closed: boolean;
+    /** Whether the job had tasks since the page opened: "none any more" rather than "none yet". */
+    hadTasks: boolean;
     select: OnSelect;
   }
 

@@ -222,5 +222,32 @@ async def test_a_job_at_phone_width_is_one_column_with_a_usable_graph(base_url, 
         await browser.screenshot(tmp_path / "phone-details.png")
         await browser.open(f"{base_url}/ui/#")
         await browser.wait_for("document.querySelector('tr[data-job]') !== null")
-        assert await browser.evaluate("document.documentElement.scrollWidth") <= 390, "the jobs page no wider than the screen"
+        assert await browser.evaluate("document.documentElement.scrollWidth") <= 390, (
+            "the jobs page no wider than the screen"
+        )
         await browser.screenshot(tmp_path / "phone-jobs.png")
+
+
+async def test_a_job_whose_tasks_are_all_deleted_says_so_without_stale_counts(base_url, tmp_path):
+    """Every task of the open job deleted: the head kept "2 tasks · 1 done (50%)" above "No task has this job id
+    (yet)." Now the counts say 0 and the line says the tasks are gone; a task created again brings the graph back."""
+    await create(base_url, [{"job-id": "emptied", "status": "DONE", "nexts": {"tasks": [{"status": "RUNNING"}]}}])
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+        ids = [task["id"] for task in (await http.get("/tracking/emptied/task/roots")).json()["tasks"]]
+        async with Browser(tmp_path) as browser:
+            await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=emptied")
+            await browser.wait_for("document.querySelectorAll('.task').length === 2 && "
+                                   "document.getElementById('live').classList.contains('on')")  # fmt: skip
+            for task_id in ids:
+                assert (await http.delete(f"/tracking/task/{task_id}")).status_code == 204
+            gone = "document.getElementById('graph').textContent.includes('any more')"
+            column = await browser.wait_for(f"{gone} && document.getElementById('graph').textContent")
+            assert "No task has this job id any more" in column and "(yet)" not in column
+            head = await browser.wait_for("document.getElementById('head').textContent.includes('0 tasks') && "
+                                          "document.getElementById('head').textContent")  # fmt: skip
+            assert "done" not in head and "DONE" not in head, head
+            assert await browser.evaluate("document.getElementById('hint').textContent") == ""
+            await browser.screenshot(tmp_path / "emptied.png")
+            await create(base_url, [{"job-id": "emptied", "status": "READY"}])
+            await browser.wait_for("document.querySelectorAll('.task').length === 1")
+            assert "1 tasks" in await browser.evaluate("document.getElementById('head').textContent")
