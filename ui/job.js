@@ -114,13 +114,16 @@ function showNoTask(page) {
 }
 
 /** What an event of the job changes on the page: a status repainted at once, the counts and the table's rows
- *  recounted (throttled), anything else (tasks added, deleted, relinked) read again (`reload`, throttled).
+ *  recounted (throttled), anything else (tasks added, deleted, relinked, their times changed: the critical
+ *  path) read again (`reload`, throttled).
  *  @param {JobPage} page @param {TaskEvent} event @param {() => void} reload @param {() => void} recount */
 function follow(page, event, reload, recount) {
   // A page being fetched may have been read before this event: it is fetched once more when it is drawn.
   if (page.loading) reload();
   const known = page.tasks.get(event.taskId);
   const keepsLinks = event.changedFields.every((name) => name !== "nexts" && name !== "previous");
+  // A task's times decide the critical path (and whether there is one): a change of them reads it again.
+  const keepsPath = event.changedFields.every((name) => name !== "startTime" && name !== "finishTime");
   // its links are read again when it is reopened; an update's task is null when it was deleted since
   if (event.kind === "UPDATED" && event.task) page.hood?.paint(event.task);
   if (page.table) { // the page being read stays where it is; its rows, the counts and the stages follow
@@ -130,7 +133,7 @@ function follow(page, event, reload, recount) {
   } else if (event.kind === "UPDATED" && known && keepsLinks && page.graph) {
     Object.assign(known, event.task);
     page.graph?.paint(known);
-    recount();
+    if (keepsPath) recount(); else reload(); // throttled like any redraw; it reads the counts too
   } else {
     reload();
   }

@@ -309,3 +309,28 @@ async def test_the_neighbourhood_of_a_task_in_a_job_over_the_limit(base_url, raw
         await browser.click(".hood-close")
         await browser.wait_for("!document.querySelector('.hood')")
         assert await browser.evaluate("document.querySelectorAll('tr.task').length") > 0, "the table is still there"
+
+
+async def test_a_change_of_start_and_finish_times_redraws_the_critical_path(base_url, small_job, tmp_path):
+    """No task started, so no critical path and a hint saying so; then tasks get start and finish times through
+    REST. Such an update only repainted its box: the hint and the path stayed as first read until some other
+    change reloaded the job. Now a change of times reads them again (throttled, like any redraw)."""
+    build, test, _ = small_job
+    began = datetime.now(UTC) - timedelta(hours=1)
+    critical = f"{texts_of('button.task.critical')}.length"
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=release-7")
+        await browser.wait_for(f"{GRAPH}?.tasks === 3 && document.getElementById('live').classList.contains('on')")
+        assert "no task of this job has a start time yet" in await browser.evaluate(
+            "document.getElementById('hint').textContent"
+        )
+        assert await browser.evaluate(critical) == 0
+        async with httpx.AsyncClient(base_url=base_url, headers=HEADERS) as http:
+            for task_id, start, finish in ((build, 0, 10), (test, 10, 50)):
+                times = {"start-time": (began + timedelta(minutes=start)).isoformat(),
+                         "finish-time": (began + timedelta(minutes=finish)).isoformat()}  # fmt: skip
+                assert (await http.put(f"/tracking/task/{task_id}", json=times)).status_code == 200
+        hint = "document.getElementById('hint').textContent"
+        await browser.wait_for(f"{hint}.includes('the critical path (the longest chain by duration)')")
+        assert await browser.wait_for(f"{critical} === 3"), "the whole chain starred"
+        await browser.screenshot(tmp_path / "critical-after-times.png")
