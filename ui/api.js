@@ -156,7 +156,7 @@ function liveMark() {
       since ??= new Date();
       const time = since.toLocaleTimeString();
       const text = reason.startsWith(MONGODB_UNAVAILABLE) ? `○ MongoDB unavailable since ${time}`
-        : `○ not live since ${time}: ${clip(reason, REASON_SHOWN)}`;
+        : `○ not live since ${time}: ${clipped(reason, REASON_SHOWN)}`;
       show("down", text, `no live updates since ${time}: what is shown was read before then; reconnecting (${reason})`);
     },
     hide() { mark.hidden = true; },
@@ -165,12 +165,6 @@ function liveMark() {
 
 const MONGODB_UNAVAILABLE = "MongoDB unavailable"; // the start of the gateway's UNAVAILABLE message
 const REASON_SHOWN = 120; // characters of an error in the header (the whole of it is in the mark's title)
-
-/** `text` cut to `max` characters with "…" past that (one rule for every stored or foreign text shown).
- *  @param {string} text @param {number} max */
-export function clip(text, max) {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
 
 /** `action` (returning a promise) run after a call, at most once every `ms` and never two at a time: a call
  *  while it runs runs it once more when it is done, so the last call is always followed by a complete run.
@@ -199,4 +193,13 @@ export function throttled(action, ms) {
  *  @param {unknown} value */
 export function esc(value) {
   return String(value).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+
+/** The one rule for text shown bounded (names, statuses, errors): the first `most` characters of `text` (whole characters, never half an emoji), with "…" when it had more.
+ *  @param {unknown} value @param {number} most */
+export function clipped(value, most) {
+  const text = String(value);
+  if (text.length <= most) return text;
+  const chars = Array.from(text.slice(0, 2 * most)); // 2 * most code units hold at least `most` characters
+  return chars.length > most || text.length > 2 * most ? `${chars.slice(0, most).join("")}…` : text;
 }

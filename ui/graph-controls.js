@@ -4,6 +4,7 @@
 
 import { esc } from "./api.js";
 import { TIP_CHARS } from "./graph-looks.js";
+import { statusText } from "./status.js";
 import { clipped, isolated, named } from "./graph-text.js";
 
 /** The "Show" filter: offers every status the tasks have had since drawn (a status that appears by a live
@@ -19,7 +20,7 @@ export function statusFilter(select, tasks, kept) {
     if (offered.size === before && select.options.length) return;
     const chosen = select.value;
     select.innerHTML = `<option value="">every status</option>${[...offered].sort().map((s) =>
-      `<option value="=${esc(s)}">${esc(s || "none")}</option>`).join("")}`;
+      `<option value="=${esc(s)}">${esc(statusText(s || null))}</option>`).join("")}`;
     select.value = chosen;
   };
   offer();
@@ -67,7 +68,7 @@ export function hoverTip(canvas, tip, tasks, hitAt) {
     if (hit < 0) return;
     const task = tasks[hit];
     tip.replaceChildren(isolated(clipped(named(task.name) ?? "(no name)", TIP_CHARS)), " · ",
-      isolated(task.status ?? "none"), ` · id ${task.id}`);
+      isolated(statusText(task.status)), ` · id ${task.id}`);
     const wrap = canvas.getBoundingClientRect();
     const right = event.clientX - wrap.left + 14, below = event.clientY - wrap.top + 14;
     tip.style.left = `${right + tip.offsetWidth > wrap.width ? Math.max(0, right - 28 - tip.offsetWidth) : right}px`;

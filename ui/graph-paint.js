@@ -4,7 +4,7 @@
 
 import { BOX, CURVES, FONT, LABEL_CHARS, LINK, OUTLINE } from "./graph-looks.js";
 import { clipped, named, wrap } from "./graph-text.js";
-import { look } from "./status.js";
+import { look, statusText } from "./status.js";
 
 /** A canvas's 2D context (null only for a canvas already given another kind of context, which these never are).
  *  @param {HTMLCanvasElement} canvas @param {CanvasRenderingContext2DSettings} [options] */
@@ -130,7 +130,7 @@ export function drawLabels(ctx, tasks, layout, shown, dimmed, critical, timed, w
     ctx.globalAlpha = dimmed(i) ? 0.35 : 1;
     ctx.fillStyle = text;
     ctx.font = `600 ${FONT}`;
-    ctx.fillText(`${icon} ${task.status ?? "none"}`, left, top + 15);
+    ctx.fillText(oneLine(ctx, `${icon} ${statusText(task.status)}`, BOX.width - 34), left, top + 15); // room for ★
     if (timed && critical.has(i)) ctx.fillText("★", left + BOX.width - 26, top + 15);
     ctx.font = FONT;
     let lines = wrapped.get(i);

@@ -1,16 +1,18 @@
 // What the graph writes of a task: its name bounded (LABEL_CHARS, TIP_CHARS) and cut to fit a box, never half a
 // character, and isolated from the text around it. What tools store is text, never markup.
 
-import { esc } from "./api.js";
+import { clipped, esc } from "./api.js";
 import { LABEL_CHARS } from "./graph-looks.js";
-import { look } from "./status.js";
+import { look, statusText } from "./status.js";
+
+export { clipped };
 
 /** A task's button in the list (HTML): icon, name (the id when it has none) and status. Name and status are
  *  isolated (<bdi>): a right-to-left name, or one holding a direction override (U+202E), cannot reorder what
  *  follows it.
  *  @param {GraphTask} task */
 export function label(task) {
-  return `${look(task.status).icon} <bdi>${esc(named(task.name) ?? task.id)}</bdi> · <bdi>${esc(task.status ?? "none")}</bdi>`;
+  return `${look(task.status).icon} <bdi>${esc(named(task.name) ?? task.id)}</bdi> · <bdi>${esc(statusText(task.status))}</bdi>`;
 }
 
 /** The name, or null when it has none worth showing (absent, empty or only spaces).
@@ -57,13 +59,4 @@ export function cut(ctx, text, width) {
     if (ctx.measureText(`${chars.slice(0, middle).join("")}…`).width <= width) low = middle; else high = middle - 1;
   }
   return `${chars.slice(0, low).join("")}…`;
-}
-
-/** The first `most` characters of `text` (whole characters, never half an emoji), with "…" when it had more.
- *  @param {unknown} value @param {number} most */
-export function clipped(value, most) {
-  const text = String(value);
-  if (text.length <= most) return text;
-  const chars = Array.from(text.slice(0, 2 * most)); // 2 * most code units hold at least `most` characters
-  return chars.length > most || text.length > 2 * most ? `${chars.slice(0, most).join("")}…` : text;
 }

@@ -7,7 +7,7 @@ import { drawGraph } from "./graph.js";
 import { showNeighbourhood } from "./neighbourhood.js";
 import { CURSOR, DETAIL_FIELDS, DETAILS, EVENTS, JOB_GRAPH, JOB_HEAD, LEVELS, TASK_PAGE } from "./queries.js";
 import { drawTimeline, markTimeline } from "./timeline.js";
-import { chip, look, setDoneStatuses, shareBar, statusChips } from "./status.js";
+import { chip, look, setDoneStatuses, shareBar, statusChips, statusText } from "./status.js";
 
 export const GRAPH_LIMIT = 10_000; // jobs with more tasks show a filtered, paged task table instead of a graph
 const REDRAW_MS = 500; // the most often events redraw the counts, the graph or the table
@@ -329,7 +329,7 @@ function taskTable(jobId, job, select, failed, firstLevels) {
       if (statuses.size === before && choice.options.length) return;
       const chosen = choice.value;
       choice.innerHTML = `<option value="">any status</option>${[...statuses].sort().map((s) =>
-        `<option value="in:${esc(s)}">${esc(s)}</option><option value="not:${esc(s)}">not ${esc(s)}</option>`).join("")}`;
+        `<option value="in:${esc(s)}">${esc(statusText(s))}</option><option value="not:${esc(s)}">not ${esc(statusText(s))}</option>`).join("")}`;
       choice.value = chosen;
     },
     recountLevels: throttled(() => {
@@ -382,7 +382,7 @@ async function showLevels(target, answer) {
     ${level[what]}</button>` : `<span class="none">0</span>`;
   const rows = counted.slice(0, LEVELS_SHOWN).map((level) => {
     const parts = shareBar("stack", level.statusCounts.map(({ status, count }) => ({ fraction: count / level.count,
-      fill: look(status).fill, title: `${status ?? "none"} ${count}` })));
+      fill: look(status).fill, title: `${statusText(status)} ${count}` })));
     const alert = level.failed ? "failed" : level.blockedCount ? "blocked" : "";
     return `<tr class="${alert}"><td><button type="button" class="stage" data-stage="${level.depth}"
       title="show the stage's tasks">${level.depth}</button></td><td>${level.count}</td>

@@ -1,7 +1,7 @@
 // How a status looks: a fill from the Okabe-Ito palette (safe for the common colour-vision deficiencies), a
 // text colour readable on it, and an icon, so the colour is never the only cue.
 
-import { esc } from "./api.js";
+import { clipped, esc } from "./api.js";
 
 /** @type {Set<string | null | undefined>} */
 let doneStatuses = new Set(); // the gateway's TRACKING_DONE_STATUSES (Query.doneStatuses), read with every page
@@ -40,12 +40,24 @@ export function look(status) {
   return LOOKS.other;
 }
 
-/** A status as a chip (HTML): its look's colours, icon and text, and a count after it (null: none).
+/** Characters of a status shown (chips, choices, boxes, tips); a longer one is cut with "…". Statuses are
+ *  words (DONE, RUNNING), but a tool may store anything: one of 100,000 characters must not widen the page. */
+export const STATUS_CHARS = 40;
+
+/** A status as text, bounded: "none" when the task has none.
+ *  @param {string | null | undefined} status */
+export function statusText(status) {
+  return status === null || status === undefined ? "none" : clipped(status, STATUS_CHARS);
+}
+
+/** A status as a chip (HTML): its look's colours, icon and text, and a count after it (null: none). The status
+ *  is isolated (<bdi>): a right-to-left one, or one holding a direction override (U+202E), cannot reorder the
+ *  count after it.
  *  @param {string | null | undefined} status @param {number | null} [count] */
 export function chip(status, count = null) {
   const { name, icon, meaning } = look(status);
   return `<span class="chip look-${name}" title="${esc(meaning)}">${icon}
-    ${esc(status ?? "none")}${count === null ? "" : ` ${count}`}</span>`;
+    <bdi>${esc(statusText(status))}</bdi>${count === null ? "" : ` ${count}`}</span>`;
 }
 
 /** A bar of `shares` ([{ fraction, fill, title }], fractions of 1 side by side), drawn in SVG: its widths and

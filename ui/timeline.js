@@ -6,7 +6,7 @@
 
 import { esc } from "./api.js";
 import { closest, element } from "./dom.js";
-import { look } from "./status.js";
+import { look, statusText } from "./status.js";
 
 const ROW = 20, LABEL = 230, RIGHT = 12, OVERSCAN = 10, TICK_GAP = 110, UNTIMED_LISTED = 200;
 const GROW_MS = 1000; // how often a running task's bar is drawn again, to now
@@ -107,7 +107,7 @@ function createTimeline(container, onSelect) {
     const classes = `bar${critical ? " critical" : ""}${task.id === state.selected ? " selected" : ""}`;
     const bar = right < LABEL - 4 || left > width() ? "" // outside the window: only its label
       : `<rect x="${left}" y="${y + 3}" width="${Math.max(2, right - left)}" height="${ROW - 6}" fill="${fill}"/>`;
-    return `<g class="${classes}" data-id="${esc(task.id)}"><title>${esc(`${name} · ${task.status ?? "none"} · ` +
+    return `<g class="${classes}" data-id="${esc(task.id)}"><title>${esc(`${name} · ${statusText(task.status)} · ` +
       `${task.startTime} → ${task.finishTime ?? `running, ${duration(now - row.start)} so far`}`)}</title>
       <text x="8" y="${y + 14}">${esc(label)}</text>${bar}</g>`;
   };
@@ -235,7 +235,7 @@ function showUntimed(target, untimed, timedCount) {
   if (!untimed.length) { target.innerHTML = ""; return; }
   const sorted = untimed.slice().sort((a, b) => Number(a.id) - Number(b.id));
   const items = sorted.slice(0, UNTIMED_LISTED).map((task) => `<li><a href="#" data-task="${esc(task.id)}">` +
-    `${esc(task.name ?? `task ${task.id}`)}</a> <small>${esc(task.status ?? "no status")}</small></li>`).join("");
+    `${esc(task.name ?? `task ${task.id}`)}</a> <small>${esc(task.status === null ? "no status" : statusText(task.status))}</small></li>`).join("");
   const more = untimed.length > UNTIMED_LISTED ? `<li>and ${untimed.length - UNTIMED_LISTED} more</li>` : "";
   const what = `${untimed.length} task${untimed.length > 1 ? "s" : ""} without a start time`;
   target.innerHTML = timedCount

@@ -328,3 +328,42 @@ async def drag_to(browser: Browser, start: dict, dx: float, dy: float) -> None:
     for kind, step in (("mousePressed", 0), ("mouseMoved", 0.5), ("mouseMoved", 1), ("mouseReleased", 1)):
         await browser.call("Input.dispatchMouseEvent", type=kind, x=start["x"] + dx * step, y=start["y"] + dy * step,
                            button="left", buttons=1, clickCount=1)  # fmt: skip
+
+
+async def test_a_status_with_a_direction_override_or_100000_characters_stays_in_its_place(base_url, raw_db, tmp_path):
+    """12 tasks in status "OK" + U+202E: the count after the status was reversed ("◆ OK21"): the status is
+    isolated now. A status of 100,000 characters made the jobs page 761,771 px wide and the job's chip and "Show"
+    choice as wide as the page, its text running out of its box: it is cut with "…" (STATUS_CHARS, ui/status.js)."""
+    now = datetime.now(UTC)
+    docs = [task_doc(FIRST + i, "odd-status", now, status="OK\u202e") for i in range(12)]
+    docs.append(task_doc(FIRST + 12, "odd-status", now, status="S" * 100_000))
+    await raw_db.tasks.insert_many(docs)
+    # where, left to right, the "1" and the "2" of the count "12" are drawn in the chip holding it
+    count_digits = (
+        "(() => { const chip = [...document.querySelectorAll(SCOPE .chip')].find(c => c.textContent.includes('OK'));"
+        " const walker = document.createTreeWalker(chip, NodeFilter.SHOW_TEXT);"
+        " for (let node; (node = walker.nextNode());) { const at = node.data.indexOf('12'); if (at < 0) continue;"
+        " return [at, at + 1].map(i => { const range = document.createRange(); range.setStart(node, i);"
+        " range.setEnd(node, i + 1); return range.getBoundingClientRect().left; }); } return null; })()"
+    )
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}")
+        await browser.wait_for("document.querySelector('tr[data-job=\"odd-status\"]') !== null")
+        first, last = await browser.evaluate(count_digits.replace("SCOPE", '\'tr[data-job="odd-status"]'))
+        assert first < last, ("the jobs page's chip", first, last)
+        width = await browser.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert width[0] <= width[1], f"the jobs page no wider than the window: {width}"
+        await browser.screenshot(tmp_path / "odd-status-jobs.png")
+        await open_job(browser, base_url, "odd-status", 13)
+        first, last = await browser.evaluate(count_digits.replace("SCOPE", "'#head"))
+        assert first < last, ("the job's chip", first, last)
+        widest = await browser.evaluate(
+            "Math.max(...[...document.querySelectorAll('#head .chip, .dim-filter')].map(e => e.offsetWidth))"
+        )
+        assert widest < 500, f"a chip or the Show choice {widest} px wide"
+        options = await browser.evaluate("[...document.querySelectorAll('.dim-filter option')].map(o => o.text)")
+        assert "S" * 40 + "…" in options and max(map(len, options)) <= 41, [len(o) for o in options]
+        await browser.type(".goto input", str(FIRST + 12))  # centred at a readable zoom: statuses drawn
+        await browser.press("Enter")
+        await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('60000012')")
+        await browser.screenshot(tmp_path / "odd-status-job.png")
