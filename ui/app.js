@@ -24,7 +24,7 @@ function route() {
   if (!trackingToken.held()) return askForToken();
   byId("forget", HTMLButtonElement).hidden = false;
   const job = params.get("job");
-  view = job ? showJob(main, job, failed) : showJobs();
+  view = job ? showJob(main, job, failed, recovered) : showJobs();
 }
 
 /** The token form, with why it is asked for again (a refused token). */
@@ -54,13 +54,28 @@ async function offerSignIn() {
   };
 }
 
-/** An error shown above the page, or the token form again for a refused token. @param {Error} error */
+/** An error shown above the page, or the token form again for a refused token. One line, replaced by the next
+ *  error (a poll failing every 15 s must not pile lines up) and gone once a read succeeds (`recovered`); it says
+ *  when, as what is shown below it was read before then. @param {Error} error */
 function failed(error) {
   if (error instanceof Unauthorized) {
     trackingToken.forget();
     return askForToken(error.message);
   }
-  main.insertAdjacentHTML("afterbegin", `<p class="error">${esc(error.message)}</p>`);
+  let line = document.getElementById("page-error");
+  if (!line) {
+    line = document.createElement("p");
+    line.id = "page-error";
+    line.className = "error";
+    line.setAttribute("role", "alert");
+    main.prepend(line);
+  }
+  line.textContent = `${error.message} (at ${new Date().toLocaleTimeString()})`;
+}
+
+/** A read succeeded: the error line above the page goes. */
+function recovered() {
+  document.getElementById("page-error")?.remove();
 }
 
 byId("forget", HTMLButtonElement).onclick = () => {
@@ -97,6 +112,7 @@ function showJobs() {
     try {
       const { jobs, doneStatuses: done } = await gql(JOBS, { first: JOBS_PAGE, after: pages.at(-1), filter });
       if (left) return;
+      recovered();
       setDoneStatuses(done);
       byId("jobs", HTMLElement).innerHTML = jobsTable(jobs.edges.map((/** @type {{ node: JobRow }} */ edge) => edge.node)) +
         `<div class="pager"><button id="previous" ${pages.length > 1 ? "" : "disabled"}>Previous</button>

@@ -18,9 +18,11 @@ const FAILED = new Set(["FAILED", "ERROR"]); // the statuses status.js shows as 
 
 const REASON_SHOWN = 300; // characters of a refusal shown in the legend (a cycle's message lists every task on it)
 
-/** Shows job `jobId` in `main`; returns the page's teardown. `failed` shows an error (or asks for a token).
- *  @param {HTMLElement} main @param {string} jobId @param {(error: Error) => void} failed @returns {() => void} */
-export function showJob(main, jobId, failed) {
+/** Shows job `jobId` in `main`; returns the page's teardown. `failed` shows an error (or asks for a token),
+ *  `recovered` takes it away once the job's counts were read again.
+ *  @param {HTMLElement} main @param {string} jobId @param {(error: Error) => void} failed
+ *  @param {() => void} recovered @returns {() => void} */
+export function showJob(main, jobId, failed, recovered) {
   main.innerHTML = `<h2>Job ${esc(jobId)}</h2><div id="head"></div><p class="legend" id="hint"></p>
     <div class="tabs" role="group" aria-label="how to show the tasks"><button type="button" data-view="graph"
     aria-pressed="true">Graph</button><button type="button" data-view="timeline" aria-pressed="false">Timeline</button>
@@ -30,7 +32,7 @@ export function showJob(main, jobId, failed) {
   // closed: the page was left; answers still on their way must not draw into the next one.
   /** @type {JobPage} */
   const page = { jobId, view: "graph", graph: null, table: null, hood: null, tasks: new Map(), selected: null,
-    noPath: null, loading: false, closed: false, hadTasks: false, select, firstLevels: null, failed,
+    noPath: null, loading: false, closed: false, hadTasks: false, select, firstLevels: null, failed, recovered,
     column: byId("graph", HTMLElement), tabs: element(main, ".tabs", HTMLElement) };
   // Events are throttled, not debounced: under a steady stream the counts and the graph still follow (at most
   // every REDRAW_MS, and never later than REDRAW_MS plus one round trip after an event).
@@ -150,6 +152,7 @@ async function showHead(page, jobId) {
   const { job, doneStatuses: done } = await gql(JOB_HEAD, { id: jobId });
   if (page.closed || asked < headShown) return job; // a later answer is on screen already: this one may be older
   headShown = asked;
+  page.recovered();
   setDoneStatuses(done);
   // No job: no task has its id (any more); counts left from before would contradict the line below them.
   byId("head", HTMLElement).innerHTML = job ? `<p><span id="task-count">${job.taskCount}</span> tasks ·

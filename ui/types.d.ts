@@ -298,6 +298,8 @@ declare global {
     /** Job.levels asked for on opening the page, before the job's size is known; the table uses it once. */
     firstLevels: Promise<Level[] | Error> | null;
     failed(error: Error): void;
+    /** A read succeeded: the error shown by `failed` goes. */
+    recovered(): void;
     view: string;
     graph: GraphHandle | null;
     table: TaskTable | null;

@@ -251,3 +251,30 @@ async def test_a_job_whose_tasks_are_all_deleted_says_so_without_stale_counts(ba
             await create(base_url, [{"job-id": "emptied", "status": "READY"}])
             await browser.wait_for("document.querySelectorAll('.task').length === 1")
             assert "1 tasks" in await browser.evaluate("document.getElementById('head').textContent")
+
+
+async def test_failed_reads_of_the_jobs_list_show_one_error_line_gone_once_a_read_succeeds(
+    base_url, small_job, tmp_path
+):
+    """Each failed read of the jobs list (every 15 s while MongoDB is away) added a line "MongoDB unavailable",
+    and the lines stayed after it came back. Now one line, replaced, and gone after a read that succeeds."""
+    unavailable = json.dumps({"errors": [{"message": "MongoDB unavailable: try again later",
+                                          "extensions": {"code": "UNAVAILABLE"}}], "data": None})  # fmt: skip
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}")
+        await browser.wait_for("document.querySelector('tr[data-job]') !== null")
+        await browser.evaluate(
+            "window.realFetch = fetch; window.failedReads = 0; window.fetch = async () => { window.failedReads += 1;"
+            f" return new Response({json.dumps(unavailable)}, {{ status: 503,"
+            " headers: { 'Content-Type': 'application/json' } }); };"
+        )
+        for tries in (1, 2, 3):  # a read, as the poll makes it every 15 s
+            await browser.click("#filter button")
+            shown = "document.getElementById('page-error')?.textContent.includes('unavailable')"
+            await browser.wait_for(f"window.failedReads === {tries} && {shown}")
+        assert await browser.evaluate("document.querySelectorAll('.error').length") == 1, "one line, not three"
+        assert await browser.evaluate("document.getElementById('page-error').getAttribute('role')") == "alert"
+        await browser.screenshot(tmp_path / "jobs-unavailable.png")
+        await browser.evaluate("window.fetch = window.realFetch")
+        await browser.click("#filter button")
+        await browser.wait_for("document.querySelectorAll('.error').length === 0")
