@@ -45,6 +45,7 @@ export function showJob(main, jobId, failed, recovered) {
     const wanted = closest(event, "[data-view]")?.dataset.view;
     if (!wanted || wanted === page.view) return;
     page.view = wanted;
+    page.hood?.close(); // it lies over the column: the view asked for must show, not stay under it
     for (const tab of page.tabs.querySelectorAll("button")) tab.setAttribute("aria-pressed", String(tab === event.target));
     reload();
   };

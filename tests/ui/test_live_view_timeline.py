@@ -10,6 +10,7 @@ import httpx
 
 from bench.browser import Browser
 from tests.conftest import PAGES_TOKEN
+from tests.ui.pages import click_task
 
 HEADERS = {"X-Auth-Token": PAGES_TOKEN}
 GRAPH = "document.querySelector('#graph .graph-canvas')?.graphView"
@@ -43,3 +44,18 @@ async def test_a_job_without_start_times_shows_no_time_axis_until_a_task_starts(
         await browser.wait_for("document.querySelectorAll('.timeline .bar').length === 1")
         assert await browser.evaluate(SHOWN) == {"#timeline-axis": True, "#timeline-rows": True,
                                                  ".timeline-tools": True}  # fmt: skip
+
+
+async def test_the_timeline_tab_closes_the_neighbourhood_over_the_column(base_url, small_job, tmp_path):
+    """The neighbourhood lies over the graph's column: Timeline chosen while it was open drew the timeline under
+    it, out of sight. The tab now closes it."""
+    build, _, _ = small_job
+    async with Browser(tmp_path) as browser:
+        await browser.open(f"{base_url}/ui/#token={PAGES_TOKEN}&job=release-7")
+        await browser.wait_for(f"{GRAPH}?.tasks === 3 && document.getElementById('live').classList.contains('on')")
+        await click_task(browser, build)
+        await browser.click("#details .open-hood")
+        await browser.wait_for("document.querySelector('.hood .hood-head') !== null")
+        await browser.click("[data-view=timeline]")
+        await browser.wait_for("document.getElementById('timeline-rows') !== null && !document.querySelector('.hood')")
+        await browser.screenshot(tmp_path / "timeline-after-neighbourhood.png")
