@@ -3,7 +3,7 @@
 // (api.js: GraphQL and the subscription; status.js: how a status looks; job.js: a job; graph.js: its graph).
 
 import { Unauthorized, esc, gql } from "./api.js";
-import { byId } from "./dom.js";
+import { byId, element } from "./dom.js";
 import { showJob } from "./job.js";
 import { JOBS } from "./queries.js";
 import { setDoneStatuses, shareBar, statusChips } from "./status.js";
@@ -33,8 +33,11 @@ function askForToken(message = "") {
   main.innerHTML = `<form class="filter" id="login"><label>Token (X-Auth-Token; a read-only one is enough)
     <input name="token" type="password" autocomplete="off" required autofocus></label>
     <button>Open</button><button type="button" id="sign-in" hidden>Sign in</button>
-    <span class="error">${esc(message)}</span></form>`;
+    <span class="error" role="alert">${esc(message)}</span></form>`;
   const login = byId("login", HTMLFormElement);
+  // autofocus works only when a document loads: a form shown later (a token refused) is focused by hand, and
+  // the refusal is an alert, read out when it appears.
+  element(login, "input[name=token]", HTMLInputElement).focus();
   login.onsubmit = (event) => {
     event.preventDefault();
     trackingToken.set(String(new FormData(login).get("token")));

@@ -144,6 +144,7 @@ async def test_a_wrong_token_asks_again(base_url, small_job, tmp_path):
         await browser.open(f"{base_url}/ui/#token=wrong")
         message = await browser.wait_for("document.querySelector('#login .error')?.textContent")
         assert "refused" in message
+        assert await browser.evaluate("document.querySelector('#login .error').getAttribute('role')") == "alert"
         assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
         assert await browser.evaluate("document.getElementById('forget').hidden"), "no Sign out before a token"
 
@@ -155,14 +156,22 @@ async def test_a_token_revoked_while_a_job_is_watched_asks_for_another(store, sm
     secret = await store.named_tokens().create("wallboard", write=False)
     app, settings = gateway_app(store, tmp_path, api_tokens=PAGES_TOKEN, tokens_reload_ms=100)
     async with served(app, settings) as port, Browser(tmp_path) as browser:
-        await browser.open(f"http://127.0.0.1:{port}/ui/#token={secret}&job=release-7")
-        await browser.wait_for("document.getElementById('live')?.classList.contains('on')")
+        await browser.open(f"http://127.0.0.1:{port}/ui/#job=release-7")  # the token typed into the form
+        await browser.type("#login input", secret)
+        await browser.press("Enter")
+        await browser.wait_for("document.getElementById('live')?.classList.contains('on') && "
+                               "document.querySelector('.goto input') !== null")  # fmt: skip
         await browser.evaluate(
             "window.sockets = 0; { const Opened = WebSocket; window.WebSocket = class extends Opened {"
             " constructor(...given) { super(...given); window.sockets += 1; } }; }"
         )
+        await browser.evaluate("document.querySelector('.goto input').focus()")  # a person was working the page
         await store.named_tokens().revoke("wallboard")
         message = await browser.wait_for("document.querySelector('#login .error')?.textContent", timeout_s=30)
+        # autofocus is honoured once per document (the first form had it): this one is focused by hand, and its
+        # message is an alert
+        assert await browser.wait_for("document.activeElement?.name === 'token'"), "the token field focused"
+        assert await browser.evaluate("document.querySelector('#login .error').getAttribute('role')") == "alert"
         await browser.screenshot(tmp_path / "revoked.png")
         assert "refused" in message and "revoked" in message, message
         assert await browser.evaluate("sessionStorage.getItem('tracking-token')") is None
