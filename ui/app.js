@@ -24,6 +24,7 @@ function route() {
   if (!trackingToken.held()) return askForToken();
   byId("forget", HTMLButtonElement).hidden = false;
   const job = params.get("job");
+  document.title = job ? `${job} · Tracking gateway` : "Jobs · Tracking gateway"; // tabs of several jobs apart
   view = job ? showJob(main, job, failed, recovered) : showJobs();
 }
 

@@ -36,7 +36,7 @@ export function look(status) {
   if (doneStatuses.has(status)) return LOOKS.done;
   if (status === "RUNNING") return LOOKS.running;
   if (status === "FAILED" || status === "ERROR") return LOOKS.failed;
-  if (status === null || status === undefined || status === "READY") return LOOKS.waiting;
+  if (hasNone(status) || status === "READY") return LOOKS.waiting;
   return LOOKS.other;
 }
 
@@ -44,10 +44,16 @@ export function look(status) {
  *  words (DONE, RUNNING), but a tool may store anything: one of 100,000 characters must not widen the page. */
 export const STATUS_CHARS = 40;
 
-/** A status as text, bounded: "none" when the task has none.
+/** A status as text, bounded: "none" when the task has none (an empty one included: the "Show" choice and
+ *  the filters take it for none too, and a chip of an icon alone said nothing).
  *  @param {string | null | undefined} status */
 export function statusText(status) {
-  return status === null || status === undefined ? "none" : clipped(status, STATUS_CHARS);
+  return hasNone(status) ? "none" : clipped(status, STATUS_CHARS);
+}
+
+/** @param {string | null | undefined} status @returns {status is null | undefined | ""} */
+function hasNone(status) {
+  return status === null || status === undefined || status === "";
 }
 
 /** A status as a chip (HTML): its look's colours, icon and text, and a count after it (null: none). The status

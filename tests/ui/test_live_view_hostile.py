@@ -367,3 +367,15 @@ async def test_a_status_with_a_direction_override_or_100000_characters_stays_in_
         await browser.press("Enter")
         await browser.wait_for("document.querySelector('#details h3')?.textContent.includes('60000012')")
         await browser.screenshot(tmp_path / "odd-status-job.png")
+
+
+async def test_an_empty_status_reads_none_and_the_tab_names_its_job(base_url, raw_db, tmp_path):
+    """A status a tool stored as "" showed as a chip of an icon alone, while the Show choice called it none; and
+    every tab of the live view was titled alike, whatever job it showed."""
+    await raw_db.tasks.insert_one(task_doc(FIRST + 20, "blank-status", datetime.now(UTC), status=""))
+    async with Browser(tmp_path) as browser:
+        await open_job(browser, base_url, "blank-status", 1)
+        chip = await browser.wait_for("document.querySelector('#head .chip')?.textContent.trim()")
+        assert chip.endswith("none 1"), chip
+        assert await browser.evaluate("document.title") == "blank-status · Tracking gateway"
+        await browser.screenshot(tmp_path / "blank-status.png")
