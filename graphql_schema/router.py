@@ -190,17 +190,17 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
                 continue
             try:
                 value = orjson.loads(text)
-                refuse_repeated_members(text)
             except orjson.JSONDecodeError as error:
                 raise StrawberryHTTPException(400, f"the {name} query parameter is not JSON: {error}") from None
-            except RepeatedMember as error:
-                raise StrawberryHTTPException(400, f"the {name} query parameter is ambiguous JSON: {error}") from None
             if not isinstance(value, dict):
                 raise StrawberryHTTPException(400, f"the {name} query parameter is not a JSON object")
             try:
                 self.limits.refuse_oversized_document(value, name)
+                refuse_repeated_members(text)
             except InvalidOperation as error:
                 raise StrawberryHTTPException(400, error.message) from None
+            except RepeatedMember as error:
+                raise StrawberryHTTPException(400, f"the {name} query parameter is ambiguous JSON: {error}") from None
             parsed[name] = value
         return parsed
 
@@ -210,14 +210,14 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
         decoded = orjson.loads(data)
         if not isinstance(decoded, dict | list):  # a list is a batch, refused as such by Strawberry
             raise _RefusedJSON(f"a GraphQL request is a JSON object with a query, not {type(decoded).__name__}")
+        try:  # bounded before the members check reads it again
+            self.limits.refuse_oversized_document(decoded, "request")
+        except InvalidOperation as error:
+            raise _RefusedJSON(error.message) from None
         try:
             refuse_repeated_members(data)
         except RepeatedMember as error:
             raise _RefusedJSON(f"ambiguous JSON: {error}") from None
-        try:
-            self.limits.refuse_oversized_document(decoded, "request")
-        except InvalidOperation as error:
-            raise _RefusedJSON(error.message) from None
         return decoded
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

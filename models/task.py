@@ -35,6 +35,16 @@ NAVIGABLE_TYPES = frozenset({"navigable-execution-task", "navigable-execution-ta
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MILLISECONDS = re.compile(r"-?[0-9]+")
 """Epoch milliseconds as text: ASCII digits only (str.isdigit takes every script's digits, which int() reads)."""
+_MOST_EPOCH_DIGITS = 15
+"""Digits of the longest epoch milliseconds a date can be (year 9999 is 253402300799999)."""
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+"""The date-times taken as text: a calendar date, optionally a time (`T`, or a space as RFC 3339 allows) with
+seconds, a fraction and a UTC offset (`Z`, `+01:00`, `+0100`, `+01`)."""
+_JSON_SPACE = " \t\r\n"
+"""The white space around a value JSON and XML know (str.strip would also take Unicode's: a no-break space)."""
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -50,9 +60,13 @@ def parse_datetime(value: Any) -> datetime:
         except OverflowError:
             raise ValueError("epoch milliseconds out of range") from None
     elif isinstance(value, str):
-        text = value.strip()
+        text = value.strip(_JSON_SPACE)
         if _EPOCH_MILLISECONDS.fullmatch(text):
+            if len(text.lstrip("-").lstrip("0")) > _MOST_EPOCH_DIGITS:  # int() of thousands of digits is slow, then refused
+                raise ValueError("epoch milliseconds out of range")
             return parse_datetime(int(text))
+        if not _DATE_TIME.fullmatch(text):  # datetime.fromisoformat takes more: week dates, any separator
+            raise ValueError("expected an ISO 8601 date-time or epoch milliseconds")
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
@@ -115,11 +129,11 @@ def describe_invalid_fields(
 ) -> str:
     """`tasks[0].number-of-retries: Input should be a valid integer; …`, naming each offending field."""
     parts = []
-    for item in error.errors()[:limit]:
+    for item in error.errors(include_url=False, include_input=False)[:limit]:  # built once: there may be many
         message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"].removeprefix("Value error, ")
         parts.append(f"{_location(prefix + tuple(item['loc']), rename)}: {message}")
-    if len(error.errors()) > limit:
-        parts.append(f"and {len(error.errors()) - limit} more")
+    if error.error_count() > limit:
+        parts.append(f"and {error.error_count() - limit} more")
     return "; ".join(parts)
 
 
@@ -224,9 +238,40 @@ _CREATE_BODY: TypeAdapter[dict[str, Any]] = TypeAdapter(NestedTaskData)
 def created_tasks_of(body: Any) -> list[dict[str, Any]]:
     """The tasks of a create body (`{"tasks": [...]}`, JSON-shaped) validated in one pydantic-core call, as
     plain data under API names (nested `nexts` included; nulls and ignored fields still in); ValidationError
-    locates each problem as NestedTasks would (`tasks[0].name`)."""
+    locates each problem as NestedTasks would (`tasks[0].name`), InvalidOperation the fields no create takes
+    (`refuse_unknown_fields`)."""
+    refuse_unknown_fields(body)
     tasks: list[dict[str, Any]] = _CREATE_BODY.validate_python(body).get("tasks", [])
     return tasks
+
+
+_CREATE_FIELDS = frozenset(_CREATE_ITEMS)
+_NESTED_FIELDS = frozenset({"tasks"})
+
+
+def refuse_unknown_fields(body: Any, limit: int = 5) -> None:
+    """InvalidOperation naming the fields of a create body no create takes (`tasks[0].colour: unknown field`, as
+    validation words it), the first `limit` of them and how many more. Found first, a set difference per object:
+    pydantic builds an error object for every unknown member, seconds of CPU for a body of a million of them."""
+    found: list[str] = []
+    count = 0
+    pending: list[tuple[Any, frozenset[str], str]] = [(body, _NESTED_FIELDS, "")]
+    while pending:
+        item, known, where = pending.pop()
+        if not isinstance(item, dict):
+            continue  # a shape validation refuses, naming it
+        unknown = [name for name in item if name not in known] if len(item.keys() - known) else []
+        count += len(unknown)
+        found.extend(f"{where}.{name}" if where else str(name) for name in unknown[: max(limit - len(found), 0)])
+        children = item.get("tasks") if known is _NESTED_FIELDS else item.get("nexts")
+        if known is _NESTED_FIELDS and isinstance(children, list):
+            pending.extend((task, _CREATE_FIELDS, f"{where}{'.' if where else ''}tasks[{index}]")
+                           for index, task in reversed(list(enumerate(children))))  # fmt: skip
+        elif known is _CREATE_FIELDS:
+            pending.append((children, _NESTED_FIELDS, f"{where}.nexts"))
+    if count:
+        more = f"; and {count - len(found)} more" if count > len(found) else ""
+        raise InvalidOperation("; ".join(f"{place}: unknown field" for place in found) + more)
 
 
 class TaskPatch(TaskFields):

@@ -12,7 +12,7 @@ import orjson
 from models import NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime, shown_next_ids
 from rest.negotiation import BadRequest, Format
 from rest.xml import xml_document
-from web.json_members import RepeatedMember, refuse_repeated_members
+from web import json_members
 
 _RANK = {name: rank for rank, name in enumerate(RESPONSE_FIELD_ORDER)}
 """Each Task field's place in an answer (RESPONSE_FIELD_ORDER: the legacy guide's order)."""
@@ -59,17 +59,21 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def parse_json(body: bytes) -> Any:
-    """A JSON request body as Python values; empty or malformed: BadRequest naming why."""
+    """A JSON request body as Python values; empty or malformed: BadRequest naming why. Not yet bounded nor
+    checked for names given twice (`refuse_repeated_members`, once the body's size is bounded)."""
     if body.startswith(_UTF8_BOM):  # RFC 8259 section 8.1: a parser may ignore one, as the XML reader does
         body = body[len(_UTF8_BOM) :]
     if not body.strip():
         raise BadRequest("the request body is empty")
     try:
-        parsed = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"malformed JSON: {error}") from None
+
+
+def refuse_repeated_members(body: bytes) -> None:
+    """BadRequest naming a member a JSON body's object names twice (web.json_members)."""
     try:
-        refuse_repeated_members(body)
-    except RepeatedMember as error:
+        json_members.refuse_repeated_members(body.removeprefix(_UTF8_BOM))
+    except json_members.RepeatedMember as error:
         raise BadRequest(f"ambiguous JSON: {error}") from None
-    return parsed

@@ -22,7 +22,7 @@ from models import (
 )
 from models.task import INT64_MAX, created_tasks_of
 from rest.conditional import conditional_list, preconditions, refused_create, refused_read, tagged
-from rest.encoding import encode, navigable_next_ids, parse_json, task_to_api
+from rest.encoding import encode, navigable_next_ids, parse_json, refuse_repeated_members, task_to_api
 from rest.guard import path_value
 from rest.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_key
 from rest.negotiation import BadRequest, Format, request_charset, request_format
@@ -148,16 +148,28 @@ def _task_ids(request: Request, parameter: str, values: list[str] | None) -> lis
 
 
 async def _body_fields(request: Request, root: str) -> Any:
-    """The request body as JSON-shaped data, whatever its Content-Type (JSON or XML)."""
+    """The request body as JSON-shaped data, whatever its Content-Type (JSON or XML), within the limits: a
+    create's tasks counted (`tasks`), then a JSON body bounded before anything else reads it (the members check
+    reads it again, validation builds an error per member)."""
     content_type = request.headers.get("content-type")
     fmt = request_format(content_type)
     body = await request.body()
+    limits = _limits(request)
     if fmt is Format.JSON:
-        return parse_json(body)
-    limits, charset = _limits(request), request_charset(content_type)
+        data = parse_json(body)
+        if root == "tasks" and isinstance(data, dict):
+            limits.refuse_oversized_creation(data.get("tasks"))
+        limits.refuse_oversized_document(data, "body")
+        refuse_repeated_members(body)
+        return data
+    charset = request_charset(content_type)
     if len(body) <= _XML_INLINE_BYTES:
-        return _xml_fields(body, root, limits, charset)
-    return await run_in_threadpool(_xml_fields, body, root, limits, charset)
+        data = _xml_fields(body, root, limits, charset)
+    else:
+        data = await run_in_threadpool(_xml_fields, body, root, limits, charset)
+    if root == "tasks":
+        limits.refuse_oversized_creation(data.get("tasks"))
+    return data
 
 
 _XML_INLINE_BYTES = 64 * 1024
@@ -174,7 +186,6 @@ async def _created_tasks(request: Request) -> list[dict[str, Any]]:
     data = await _body_fields(request, "tasks")
     if not isinstance(data, dict):
         raise BadRequest('body: expected a tasks object, {"tasks": [...]}')
-    _limits(request).refuse_oversized_creation(data.get("tasks"))
     try:
         return created_tasks_of(data)
     except ValidationError as error:

@@ -67,13 +67,19 @@ class RequestLimits(Limits):
         return [parse_task_id(value, where) for value in values]
 
     def refuse_oversized_document(self, data: Any, where: str) -> None:
-        """Refuse JSON-shaped data (GraphQL variables) nested deeper than any request needs, or holding a list
-        longer than any argument takes, before anything walks it recursively or coerces it item by item."""
+        """Refuse JSON-shaped data (a request body, GraphQL variables) nested deeper than any request needs, or
+        holding a list longer than any argument takes or an object of more members than that, before anything
+        walks it recursively, coerces it item by item or validates it member by member."""
         longest = max(self.max_tasks_per_create, self.max_ids_per_request)
         pending: list[tuple[Any, int]] = [(data, 0)]
         while pending:
             item, depth = pending.pop()
             if isinstance(item, dict):
+                if len(item) > longest:
+                    raise InvalidOperation(
+                        f"{where}: an object of {len(item)} members, more than any request holds "
+                        "(TRACKING_MAX_TASKS_PER_CREATE, TRACKING_MAX_IDS_PER_REQUEST)"
+                    )
                 children: Any = item.values()
             elif isinstance(item, list):
                 if len(item) > longest:

@@ -265,3 +265,27 @@ async def test_a_json_object_naming_a_member_twice_is_refused_naming_it(client, 
     response = await client.post("/tracking/task", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and f"{named} appears more than once" in response.text, response.text
     assert await raw_db.tasks.count_documents({}) == 0
+
+
+async def test_a_body_of_more_members_than_any_request_holds_is_refused_before_it_is_read_again(client, raw_db):
+    """A body within the size limit held a million members (one object) or a million tasks' worth of unknown
+    fields: the members check and validation walked each, seconds of the event loop. The document bounds come
+    first now, and unknown fields are named without validating each."""
+    members = ",".join(f'"k{i}":0' for i in range(10_001))
+    wide = await client.post(
+        "/tracking/task", content=f'{{"tasks":[{{}}],{members}}}', headers={"Content-Type": "application/json"}
+    )
+    assert wide.status_code == 400 and "an object of 10002 members" in wide.text, wide.text
+    assert "TRACKING_MAX_TASKS_PER_CREATE" in wide.text
+    unknown = {"tasks": [{f"x{i}": 0 for i in range(50)}, {"nexts": {"tasks": [{"colour": 1}], "more": 2}}]}
+    refused = await client.post("/tracking/task", json=unknown)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["message"] == (
+        "tasks[0].x0: unknown field; tasks[0].x1: unknown field; tasks[0].x2: unknown field; "
+        "tasks[0].x3: unknown field; tasks[0].x4: unknown field; and 47 more"
+    )
+    nested = await client.post("/tracking/task", json={"tasks": [{"nexts": {"tasks": [{"colour": 1}], "more": 2}}]})
+    assert (
+        nested.json()["message"] == "tasks[0].nexts.more: unknown field; tasks[0].nexts.tasks[0].colour: unknown field"
+    )
+    assert await raw_db.tasks.count_documents({}) == 0

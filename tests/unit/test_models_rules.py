@@ -157,3 +157,26 @@ def test_epoch_milliseconds_as_text_are_ascii_digits(text: str) -> None:
     """str.isdigit takes every script's digits (and int() reads them): Arabic-Indic digits were stored as a date."""
     with pytest.raises(ValueError, match="ISO 8601"):
         parse_datetime(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("2026-01-01X00:00:00", "ISO 8601"),  # datetime.fromisoformat takes any separator
+        ("2026-W01-1", "ISO 8601"),  # and week dates
+        ("2026-01-01T00:00:00 Z", "ISO 8601"),
+        ("\u00a01700000000123", "ISO 8601"),  # str.strip takes a no-break space as white space
+        ("9" * 5000, "out of range"),  # int() said "Exceeds the limit (4300 digits) for integer string conversion"
+    ],
+)
+def test_a_date_as_text_is_a_date_time_or_epoch_milliseconds_and_nothing_else(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_datetime(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-01-01", "2026-01-01T10:00", "2026-01-01 10:00:00+0100", "2026-01-01T10:00:00.123456789+01:00"]
+)
+def test_the_date_times_callers_send_are_read(text: str) -> None:
+    assert parse_datetime(text).year == 2026
+    assert parse_datetime(" 0001700000000123\n") == parse_datetime(1700000000123)  # JSON's white space, zeros
