@@ -20,11 +20,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphql_schema import GRAPHQL_PATH
 from models.actors import ACTING
 from models.log_context import REQUEST_ID
 from models.tokens import SECRET_BYTES
 from web.auth import Caller
+from web.paths import GRAPHQL_PATH
 from web.state import CALLER_NAME, request_caller
 
 HTTP_REQUESTS = Counter(

@@ -4,8 +4,9 @@ from fastapi import FastAPI
 
 from graphql_schema.credentials import install_repeated_credential_refusal
 from graphql_schema.http import error_response, response_media_type_or_json
-from graphql_schema.router import GRAPHQL_PATH, graphql_router, install_token_refusal
+from graphql_schema.router import graphql_router, install_token_refusal
 from web.limits import RequestLimits
+from web.paths import GRAPHQL_PATH
 
 
 def install(

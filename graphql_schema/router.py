@@ -50,10 +50,8 @@ from web.bearer import BearerRefused
 from web.json_members import RepeatedMember, refuse_repeated_members
 from web.limits import RequestLimits
 from web.page_security import GRAPHIQL, page_response, signing_in
+from web.paths import GRAPHQL_PATH
 from web.state import gateway_state, keep_caller, request_caller
-
-GRAPHQL_PATH = "/graphql"
-
 
 _REQUEST_PARAMETERS = ("query", "operationName", "variables", "extensions")
 """A GraphQL-over-HTTP GET request's parameters."""

@@ -62,7 +62,8 @@ def parse_datetime(value: Any) -> datetime:
     elif isinstance(value, str):
         text = value.strip(_JSON_SPACE)
         if _EPOCH_MILLISECONDS.fullmatch(text):
-            if len(text.lstrip("-").lstrip("0")) > _MOST_EPOCH_DIGITS:  # int() of thousands of digits is slow, then refused
+            # int() of thousands of digits is slow, and then refused with CPython's own message
+            if len(text.lstrip("-").lstrip("0")) > _MOST_EPOCH_DIGITS:
                 raise ValueError("epoch milliseconds out of range")
             return parse_datetime(int(text))
         if not _DATE_TIME.fullmatch(text):  # datetime.fromisoformat takes more: week dates, any separator
