@@ -154,10 +154,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30, 
         interval = min(interval * 2, POLL_MAX_S)
 
 
+LIFESPAN_BOUND_S = 120.0
+
+
 @asynccontextmanager
 async def lifespan_client(app: FastAPI, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on `app` in this process, with the app's lifespan run around it (as a server runs it)."""
-    async with LifespanManager(app) as manager:
+    """An HTTP client on `app` in this process, with the app's lifespan run around it (as a server runs it). The
+    start and the stop take what they take (asgi-lifespan's 5 s each ran out on a loaded machine while the app
+    closed MongoDB); each is bounded by the gateway's own deadlines, and LIFESPAN_BOUND_S only catches a hang."""
+    async with LifespanManager(app, startup_timeout=LIFESPAN_BOUND_S, shutdown_timeout=LIFESPAN_BOUND_S) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://gw", headers=headers or {}, timeout=60
