@@ -47,7 +47,7 @@ from graphql_schema.websocket_handlers import TOKEN_REJECTION, LegacyWSHandler, 
 from models import InvalidOperation
 from web.auth import Caller, Credential, RepeatedCredential
 from web.bearer import BearerRefused
-from web.json_members import RepeatedMember, refuse_repeated_members
+from web.json_texts import RepeatedMember, refuse_repeated_members, without_byte_order_mark
 from web.limits import RequestLimits
 from web.page_security import GRAPHIQL, page_response, signing_in
 from web.paths import GRAPHQL_PATH
@@ -205,6 +205,7 @@ class TrackingGraphQLRouter(GraphQLRouter[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         """orjson refuses invalid UTF-8, lone surrogates and numbers beyond a double with a JSONDecodeError (the
         standard library raises UnicodeDecodeError, ValueError or RecursionError); the limits bound the rest."""
+        data = without_byte_order_mark(data)
         decoded = orjson.loads(data)
         if not isinstance(decoded, dict | list):  # a list is a batch, refused as such by Strawberry
             raise _RefusedJSON(f"a GraphQL request is a JSON object with a query, not {type(decoded).__name__}")

@@ -12,7 +12,7 @@ import orjson
 from models import NAVIGABLE_TYPES, RESPONSE_FIELD_ORDER, TaskDoc, format_datetime, shown_next_ids
 from rest.negotiation import BadRequest, Format
 from rest.xml import xml_document
-from web import json_members
+from web import json_texts
 
 _RANK = {name: rank for rank, name in enumerate(RESPONSE_FIELD_ORDER)}
 """Each Task field's place in an answer (RESPONSE_FIELD_ORDER: the legacy guide's order)."""
@@ -55,14 +55,10 @@ def encode(payload: dict[str, Any], fmt: Format) -> bytes:
     return xml_document(root, body)
 
 
-_UTF8_BOM = b"\xef\xbb\xbf"
-
-
 def parse_json(body: bytes) -> Any:
     """A JSON request body as Python values; empty or malformed: BadRequest naming why. Not yet bounded nor
     checked for names given twice (`refuse_repeated_members`, once the body's size is bounded)."""
-    if body.startswith(_UTF8_BOM):  # RFC 8259 section 8.1: a parser may ignore one, as the XML reader does
-        body = body[len(_UTF8_BOM) :]
+    body = json_texts.without_byte_order_mark(body)
     if not body.strip():
         raise BadRequest("the request body is empty")
     try:
@@ -72,8 +68,8 @@ def parse_json(body: bytes) -> Any:
 
 
 def refuse_repeated_members(body: bytes) -> None:
-    """BadRequest naming a member a JSON body's object names twice (web.json_members)."""
+    """BadRequest naming a member a JSON body's object names twice (web.json_texts)."""
     try:
-        json_members.refuse_repeated_members(body.removeprefix(_UTF8_BOM))
-    except json_members.RepeatedMember as error:
+        json_texts.refuse_repeated_members(json_texts.without_byte_order_mark(body))
+    except json_texts.RepeatedMember as error:
         raise BadRequest(f"ambiguous JSON: {error}") from None

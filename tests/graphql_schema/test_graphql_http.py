@@ -85,6 +85,13 @@ async def test_get_variables_that_are_no_json_object_are_refused_naming_the_para
     assert none.json()["data"] == {"__typename": "Query"}
 
 
+async def test_a_body_behind_a_utf8_byte_order_mark_is_read_as_rest_reads_it(http):
+    """RFC 8259 lets a parser ignore a byte order mark; REST skipped it and GraphQL refused it."""
+    body = b'\xef\xbb\xbf{"query": "{ __typename }"}'
+    response = await http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200 and response.json()["data"] == {"__typename": "Query"}, response.text
+
+
 async def test_a_get_parameter_given_twice_is_refused_naming_it(http):
     """Starlette keeps the last of two `query` parameters; a proxy or cache in front may have read the first."""
     for name, values in (("query", ["{ __typename }", "{ doneStatuses }"]), ("variables", ["{}", "{}"])):
