@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Hashable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry.trace import Tracer
 from strawberry.dataloader import DataLoader, DefaultCache
@@ -75,7 +75,17 @@ class SharedLoader(DataLoader[_K, _V]):
     compiled path's) waited forever. Each awaiter here awaits a shield of the shared future."""
 
     def load(self, key: _K) -> Awaitable[_V]:
-        return asyncio.shield(super().load(key))
+        shared = super().load(key)
+        if isinstance(shared, asyncio.Future) and not shared.done():
+            shared.add_done_callback(_retrieved)
+        return asyncio.shield(shared)
+
+
+def _retrieved(shared: asyncio.Future[Any]) -> None:
+    """A shared read's error is each awaiter's to raise (through its shield); a read whose awaiters were all
+    cancelled still ends (it is not cancelled with them), and its error is no unhandled one for asyncio to log."""
+    if not shared.cancelled():
+        shared.exception()
 
 
 class Context(BaseContext):
@@ -248,6 +258,10 @@ class Context(BaseContext):
             groups.setdefault((direction, max_depth), []).append(task_id)
         for (direction, max_depth), ids in groups.items():
             known = self.known_tasks()  # the resolvers remember a task before asking for its walk
+            if any(task_id not in known for task_id in ids):
+                # The operation has its answer and forgot its reads (forget_reads): no field waits for this one.
+                answers.update(((task_id, direction, max_depth), []) for task_id in ids)
+                continue
             walks = await self.walk_from_each([known[task_id] for task_id in ids], direction, max_depth)
             for task_id, found in zip(ids, walks, strict=True):
                 answers[task_id, direction, max_depth] = found

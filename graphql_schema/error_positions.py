@@ -36,8 +36,9 @@ def errors_in_answer(
     errors: list[GraphQLError], data: Any, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
 ) -> list[GraphQLError]:
     """`errors` but those whose null lands where the answer holds none (see the module's docstring). With one
-    error, or no data, every error explains the answer: nothing to drop."""
-    if len(errors) < 2 or not isinstance(data, dict):
+    error, it explains the answer: nothing to drop. With `data` null (a Non-Null root field failed), only the
+    errors whose null reaches the root do."""
+    if len(errors) < 2:
         return errors
     operation = get_operation_ast(document, operation_name)
     root = schema.get_root_type(operation.operation) if operation is not None else None
@@ -110,8 +111,12 @@ def _collected(
 
 def _holds_container_of(data: Any, landing: Path) -> bool:
     """Whether the answer holds the object (or list) a null at `landing` would be in: every step to it present and
-    not null. The root (`data`) holds every root field."""
+    not null. `data` holds every root field when it is not null itself; a null of `data` is always held."""
+    if not landing:
+        return True
     node = data
+    if not isinstance(node, dict):
+        return False
     for key in landing[:-1]:
         present = key in node if isinstance(node, dict) else isinstance(key, int) and 0 <= key < len(node)
         if not present:

@@ -89,3 +89,14 @@ async def test_an_error_inside_an_object_another_error_nulled_is_never_in_the_an
     for body in await answered(store, tmp_path, compiled, both):  # errors whose nulls the answer holds: all kept
         assert body["data"] == {"job": {"criticalPath": None}, "task": None}, body
         assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPH_CYCLE", "BAD_USER_INPUT"], body
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "field-by-field"])
+async def test_with_data_nulled_by_a_root_field_only_its_error_is_in_the_answer(store, tmp_path, raw_db, job, compiled):
+    """`jobs` is Non-Null: its refused cursor nulls `data`, and the cycle met by `a` beside it was in the answer
+    or not depending on the path."""
+    await raw_db.tasks.update_one({"_id": 2}, {"$addToSet": {"nexts": Int64(2), "previous": Int64(2)}})
+    query = '{ jobs(first: 2, after: "garbage") { edges { cursor } } a: job(id: "shared") { criticalPath { id } } }'
+    for body in await answered(store, tmp_path, compiled, query):
+        assert body["data"] is None, body
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["jobs"], "BAD_USER_INPUT")], body

@@ -51,3 +51,13 @@ def test_a_null_list_item_holds_its_error_and_a_fragments_fields_are_found() -> 
     assert kept(data, item, own) == [own]
     unknown: Path = ["nowhere", "at", "all"]  # a path the document does not explain: kept
     assert kept(data, own, unknown) == [own, unknown]
+
+
+def test_with_data_null_only_the_errors_whose_null_reaches_the_root_are_kept() -> None:
+    schema = build_schema("type Query { jobs: [Job!]!  job(id: String!): Job } type Job { critical: [Job!] }")
+    document = parse(
+        'query Q { jobs { critical { critical { __typename } } } a: job(id: "x") { critical { __typename } } }'
+    )
+    root_error = GraphQLError("x", path=["jobs"])  # Non-Null: its null is `data`'s
+    other = GraphQLError("y", path=["a", "critical"])  # nullable: its null would be in `data`, which is null
+    assert errors_in_answer([root_error, other], None, schema, document, "Q") == [root_error]
