@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Hashable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from opentelemetry.trace import Tracer
-from strawberry.dataloader import DataLoader, DefaultCache
+from strawberry.dataloader import Batch, DataLoader, DefaultCache
 from strawberry.extensions import SchemaExtension
 from strawberry.fastapi import BaseContext
 from strawberry.types.graphql import OperationType
@@ -67,25 +67,39 @@ _V = TypeVar("_V")
 
 
 class SharedLoader(DataLoader[_K, _V]):
-    """A DataLoader whose futures no one awaiter's cancellation reaches. Several fields await one cached future
-    (two aliases of a job's counts, a task every walk meets); graphql-core cancels the pending siblings of a field
-    whose error nulls their parent, and cancelling a task cancels the future it awaits: the other fields then got
-    CancelledError (a plain-text 500), and a batch whose futures were all cancelled before it was sent stayed the
-    loader's current batch, unsent, so any later load of the request (the field-by-field answer after the
-    compiled path's) waited forever. Each awaiter here awaits a shield of the shared future."""
+    """A DataLoader whose shared reads survive one awaiter's cancellation for the others. Several fields await one
+    read (two aliases of a job's counts, a task every walk meets); graphql-core cancels the pending siblings of a
+    field whose error nulls their parent, and cancelling a task cancels the future it awaits, shared: the other
+    fields got CancelledError (a plain-text 500). An awaiter whose read was cancelled by another's cancellation,
+    not its own, reads again. (The read itself is still cancelled with its awaiters, as the DataLoader does: a
+    MongoDB command cancelled unwinds, where one left running after its operation kept the driver's topology lock
+    and hung the client's close.) And a batch all of whose reads were cancelled before it was sent is not joined
+    again: it stayed the loader's current batch, never sent, and the field-by-field answer after the compiled
+    path's waited forever."""
 
     def load(self, key: _K) -> Awaitable[_V]:
-        shared = super().load(key)
-        if isinstance(shared, asyncio.Future) and not shared.done():
-            shared.add_done_callback(_retrieved)
-        return asyncio.shield(shared)
+        return self._awaited(key, self._load(key))
+
+    def _load(self, key: _K) -> Awaitable[_V]:
+        if self.batch is not None and _never_sent(self.batch):
+            self.batch = None
+        return super().load(key)
+
+    async def _awaited(self, key: _K, shared: Awaitable[_V]) -> _V:
+        while True:
+            try:
+                return await shared
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():  # this awaiter's own cancellation
+                    raise
+                shared = self._load(key)  # another awaiter's cancellation ended the read: read it again
 
 
-def _retrieved(shared: asyncio.Future[Any]) -> None:
-    """A shared read's error is each awaiter's to raise (through its shield); a read whose awaiters were all
-    cancelled still ends (it is not cancelled with them), and its error is no unhandled one for asyncio to log."""
-    if not shared.cancelled():
-        shared.exception()
+def _never_sent(batch: Batch[Any, Any]) -> bool:
+    """Whether a batch's reads were all cancelled before it was sent: its dispatch was cancelled with them, and
+    will never run."""
+    return not batch.dispatched and bool(batch.tasks) and all(task.future.cancelled() for task in batch.tasks)
 
 
 class Context(BaseContext):
