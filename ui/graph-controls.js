@@ -2,10 +2,10 @@
 // the hover tip, the list of tasks as buttons (the keyboard's and screen readers' way to each task), the pointer
 // hold a redraw waits for, and the keyboard focus kept across redraws.
 
-import { esc } from "./api.js";
+import { clipped, esc } from "./api.js";
 import { TIP_CHARS } from "./graph-looks.js";
 import { statusText } from "./status.js";
-import { clipped, isolated, named } from "./graph-text.js";
+import { isolated, named } from "./graph-text.js";
 
 /** The "Show" filter: offers every status the tasks have had since drawn (a status that appears by a live
  *  repaint joins the choices; the chosen one stays). Every choice but "every status" is "=" and the status

@@ -3,7 +3,8 @@
 // tasks blocking it and of the keyboard focus, and the labels (full from READABLE zoom, one line from COMPACT).
 
 import { BOX, CURVES, FONT, LABEL_CHARS, LINK, OUTLINE } from "./graph-looks.js";
-import { clipped, named, wrap } from "./graph-text.js";
+import { clipped } from "./api.js";
+import { named, wrap } from "./graph-text.js";
 import { look, statusText } from "./status.js";
 
 /** A canvas's 2D context (null only for a canvas already given another kind of context, which these never are).

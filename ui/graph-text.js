@@ -5,8 +5,6 @@ import { clipped, esc } from "./api.js";
 import { LABEL_CHARS } from "./graph-looks.js";
 import { look, statusText } from "./status.js";
 
-export { clipped };
-
 /** A task's button in the list (HTML): icon, name (the id when it has none) and status. Name and status are
  *  isolated (<bdi>): a right-to-left name, or one holding a direction override (U+202E), cannot reorder what
  *  follows it.
